@@ -1,0 +1,16 @@
+"""Collections tables. The service owns the PostgreSQL schema `collections`."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import DeclarativeBase
+
+from shared.db import service_metadata
+from shared.idempotency import idempotency_table
+
+SCHEMA = "collections"
+metadata = service_metadata(SCHEMA)
+idempotency_keys = idempotency_table(metadata)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata

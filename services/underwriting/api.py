@@ -1,0 +1,418 @@
+"""Underwriting routes: parse, authorise, call a use case, answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from sqlalchemy import exists, select
+
+from services.underwriting import rules
+from services.underwriting import service as uc
+from services.underwriting.models import CreditLimit, LimitAmount, LimitRequest, Sanction
+from services.underwriting.schemas import (
+    AssignmentCreate,
+    AssignmentRead,
+    BuyerCreate,
+    BuyerList,
+    BuyerRead,
+    CountryRiskRead,
+    CountryRiskSet,
+    CoverageBatchCreate,
+    CoverageCheckCreate,
+    CoverageRead,
+    DeclarationCreate,
+    DeclarationRead,
+    DecisionCreate,
+    ExposureList,
+    ExternalLimitCreate,
+    IndicatorsIn,
+    LimitChangeCreate,
+    LimitChangeRead,
+    LimitList,
+    LimitRead,
+    LimitRequestCreate,
+    LimitRequestList,
+    LimitRequestRead,
+    PolicyCreate,
+    PolicyRead,
+    PortfolioHealthRead,
+    PremiumRead,
+    SanctionCreate,
+    SanctionList,
+    SanctionRead,
+    SignalCreate,
+    SignalRead,
+)
+from shared.auth import Caller, require
+from shared.contracts import CountryCode
+from shared.db import SessionDep
+from shared.idempotency import CommandDep
+from shared.pagination import PageDep, fetch_page
+from shared.problems import invalid, not_found, problem_responses
+
+router = APIRouter(prefix="/v1", tags=["underwriting"])
+
+IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Underwriter = Annotated[Caller, Depends(require("underwriter"))]
+Staff = Annotated[Caller, Depends(require("underwriter", "claims_handler", "collector"))]
+PolicyReader = Annotated[
+    Caller, Depends(require("underwriter", "claims_handler", "collector", "policyholder", "bank"))
+]
+PolicyholderOrStaff = Annotated[
+    Caller, Depends(require("underwriter", "claims_handler", "collector", "policyholder"))
+]
+Policyholder = Annotated[Caller, Depends(require("policyholder"))]
+CoverageCaller = Annotated[
+    Caller, Depends(require("policyholder", "bank", "underwriter", "claims_handler"))
+]
+
+READ = problem_responses(401, 403, 404, 422)
+WRITE = problem_responses(401, 403, 404, 409, 422)
+
+
+def context(request: Request, session: SessionDep, caller: Caller) -> uc.Context:
+    settings = request.app.state.settings
+    return uc.Context(session=session, caller=caller, today=settings.today(), settings=settings)
+
+
+# ---------------------------------------------------------------- policies
+
+
+@router.post("/policies", status_code=201, response_model=PolicyRead, responses=WRITE)
+async def create_policy(
+    body: PolicyCreate, request: Request, session: SessionDep, caller: Underwriter,
+    cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Write a policy with every parameter of domain.md (defaults filled in)."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.create_policy(ctx, body), status_code=201,
+                         location=lambda p: f"/v1/policies/{p.id}")  # fmt: skip
+
+
+@router.get("/policies/{policy_id}", response_model=PolicyRead, responses=READ)
+async def get_policy(
+    policy_id: IdPath, request: Request, session: SessionDep, caller: PolicyReader
+) -> PolicyRead:
+    return await uc.get_policy(context(request, session, caller), policy_id)
+
+
+@router.post("/policies/{policy_id}/assignments", status_code=201,
+             response_model=AssignmentRead, responses=WRITE)  # fmt: skip
+async def assign_policy(
+    policy_id: IdPath, body: AssignmentCreate, request: Request, session: SessionDep,
+    caller: Underwriter, cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Make a bank loss payee of the policy: it may then check coverage under it."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.assign_policy(ctx, policy_id, body.bank_id), status_code=201,
+                         location=lambda a: f"/v1/policies/{policy_id}/assignments/{a.id}")  # fmt: skip
+
+
+# ---------------------------------------------------------------- buyers
+
+
+@router.post("/buyers", status_code=201, response_model=BuyerRead, responses=WRITE)
+async def register_buyer(
+    body: BuyerCreate, request: Request, session: SessionDep,
+    caller: Annotated[Caller, Depends(require("underwriter", "policyholder"))], cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Register a buyer (unique per country and registration number); it is graded at once."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.register_buyer(ctx, body), status_code=201,
+                         location=lambda b: f"/v1/buyers/{b.id}")  # fmt: skip
+
+
+@router.get("/buyers/{buyer_id}", response_model=BuyerRead, responses=READ)
+async def get_buyer(
+    buyer_id: IdPath, request: Request, session: SessionDep, caller: PolicyholderOrStaff
+) -> BuyerRead:
+    """A buyer with its grade; staff also see the factors behind it."""
+    return await uc.get_buyer(context(request, session, caller), buyer_id)
+
+
+@router.get("/buyers", response_model=BuyerList, responses=READ)
+async def find_buyers(
+    request: Request, session: SessionDep, caller: PolicyholderOrStaff, page: PageDep,
+    country: CountryCode | None = None,
+    registration_number: Annotated[str | None, Query(max_length=100)] = None,
+) -> BuyerList:  # fmt: skip
+    from services.underwriting.models import Buyer
+
+    statement = select(Buyer)
+    if country:
+        statement = statement.where(Buyer.country == country)
+    if registration_number:
+        statement = statement.where(Buyer.registration_number == registration_number)
+    rows, cursor = await fetch_page(session, statement, page, created_at=Buyer.created_at,
+                                    ident=Buyer.id)  # fmt: skip
+    return BuyerList(items=[uc.buyer_read(b, caller) for b in rows], next_cursor=cursor)
+
+
+@router.post("/buyers/{buyer_id}/indicators", response_model=BuyerRead, responses=WRITE)
+async def update_indicators(
+    buyer_id: IdPath, body: IndicatorsIn, request: Request, session: SessionDep,
+    caller: Annotated[Caller, Depends(require("underwriter", "policyholder"))], cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """A policyholder's indicators are kept as declared; an underwriter's are confirmed and
+    regrade the buyer."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.update_indicators(ctx, buyer_id, body))
+
+
+@router.post("/buyers/{buyer_id}/indicators/confirmation", response_model=BuyerRead,
+             responses=WRITE)  # fmt: skip
+async def confirm_indicators(
+    buyer_id: IdPath, request: Request, session: SessionDep, caller: Underwriter,
+    cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """An underwriter confirms the declared indicators: they now move the grade."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.confirm_indicators(ctx, buyer_id))
+
+
+@router.post("/buyers/{buyer_id}/signals", status_code=201, response_model=SignalRead,
+             responses=WRITE)  # fmt: skip
+async def record_signal(
+    buyer_id: IdPath, body: SignalCreate, request: Request, session: SessionDep,
+    caller: Underwriter, cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """A signal on a buyer: the new grade and every limit change it caused."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.record_signal(ctx, buyer_id, body), status_code=201,
+                         location=lambda s: f"/v1/buyers/{buyer_id}/signals/{s.id}")  # fmt: skip
+
+
+@router.put("/country-risks/{country}", response_model=CountryRiskRead, responses=WRITE)
+async def set_country_risk(
+    country: CountryCode, body: CountryRiskSet, request: Request, session: SessionDep,
+    caller: Underwriter, cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Set a country's risk level (1 low … 4 high)."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.set_country_risk(ctx, country, body.level))
+
+
+@router.get("/country-risks/{country}", response_model=CountryRiskRead, responses=READ)
+async def get_country_risk(
+    country: CountryCode, request: Request, session: SessionDep, caller: Staff
+) -> CountryRiskRead:
+    return await uc.get_country_risk(context(request, session, caller), country)
+
+
+@router.post("/sanctions", status_code=201, response_model=SanctionRead, responses=WRITE)
+async def add_sanction(
+    body: SanctionCreate, request: Request, session: SessionDep, caller: Underwriter,
+    cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Sanction a country or a buyer: never covered, never indemnified."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.add_sanction(ctx, body), status_code=201,
+                         location=lambda s: f"/v1/sanctions/{s.id}")  # fmt: skip
+
+
+@router.get("/sanctions", response_model=SanctionList, responses=READ)
+async def list_sanctions(session: SessionDep, caller: Staff, page: PageDep) -> SanctionList:
+    rows, cursor = await fetch_page(session, select(Sanction), page,
+                                    created_at=Sanction.created_at, ident=Sanction.id)  # fmt: skip
+    return SanctionList(items=[uc.sanction_read(s) for s in rows], next_cursor=cursor)
+
+
+@router.delete("/sanctions/{sanction_id}", response_model=SanctionRead, responses=WRITE)
+async def remove_sanction(
+    sanction_id: IdPath, request: Request, session: SessionDep, caller: Underwriter,
+    cmd: CommandDep,
+) -> Response:  # fmt: skip
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.remove_sanction(ctx, sanction_id))
+
+
+# ---------------------------------------------------------------- limit requests and limits
+
+
+@router.post("/policies/{policy_id}/limit-requests", status_code=201,
+             response_model=LimitRequestRead, responses=WRITE)  # fmt: skip
+async def request_limit(
+    policy_id: IdPath, body: LimitRequestCreate, request: Request, session: SessionDep,
+    caller: Policyholder, cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Ask for a credit limit on a buyer: approved, partially approved, refused or referred, at
+    once, with reason codes."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.request_limit(ctx, policy_id, body), status_code=201,
+                         location=lambda r: f"/v1/limit-requests/{r.id}")  # fmt: skip
+
+
+@router.get("/limit-requests", response_model=LimitRequestList, responses=READ)
+async def list_limit_requests(
+    session: SessionDep, caller: Underwriter, page: PageDep,
+    status: Annotated[str | None, Query(pattern="^(approved|partially_approved|refused|referred)$")]
+    = None,
+) -> LimitRequestList:  # fmt: skip
+    """The underwriters' review queue (`?status=referred`), oldest first."""
+    from services.underwriting.models import Policy
+
+    statement = select(LimitRequest)
+    if status:
+        statement = statement.where(LimitRequest.status == status)
+    rows, cursor = await fetch_page(session, statement, page, created_at=LimitRequest.created_at,
+                                    ident=LimitRequest.id)  # fmt: skip
+    currencies = dict(
+        (await session.execute(select(Policy.id, Policy.currency).where(
+            Policy.id.in_({r.policy_id for r in rows})))).tuples().all()
+    )  # fmt: skip
+    return LimitRequestList(
+        items=[uc.request_read(r, currencies[r.policy_id]) for r in rows], next_cursor=cursor
+    )
+
+
+@router.get("/limit-requests/{request_id}", response_model=LimitRequestRead, responses=READ)
+async def get_limit_request(
+    request_id: IdPath, request: Request, session: SessionDep, caller: PolicyholderOrStaff
+) -> LimitRequestRead:
+    ctx = context(request, session, caller)
+    found = await session.get(LimitRequest, request_id)
+    if found is None:
+        raise not_found("limit request", request_id)
+    policy, _ = await uc.visible_policy(ctx, found.policy_id)
+    return uc.request_read(found, policy.currency)
+
+
+@router.post("/limit-requests/{request_id}/decision", response_model=LimitRequestRead,
+             responses=WRITE)  # fmt: skip
+async def decide_limit_request(
+    request_id: IdPath, body: DecisionCreate, request: Request, session: SessionDep,
+    caller: Underwriter, cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """An underwriter's final decision on a referred request; a second decision is 409."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.decide_request(ctx, request_id, body))
+
+
+@router.post("/policies/{policy_id}/limits", status_code=201, response_model=LimitRead,
+             responses=WRITE)  # fmt: skip
+async def record_external_limit(
+    policy_id: IdPath, body: ExternalLimitCreate, request: Request, session: SessionDep,
+    caller: Underwriter, cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Record a limit granted outside the engine, possibly from a past date."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.record_external_limit(ctx, policy_id, body), status_code=201,
+                         location=lambda lim: f"/v1/limits/{lim.id}")  # fmt: skip
+
+
+def _limits_with_history(policy_id: str) -> Any:
+    return select(CreditLimit).where(
+        CreditLimit.policy_id == policy_id,
+        exists().where(LimitAmount.limit_id == CreditLimit.id),
+    )
+
+
+@router.get("/policies/{policy_id}/limits", response_model=LimitList, responses=READ)
+async def list_limits(
+    policy_id: IdPath, request: Request, session: SessionDep, caller: PolicyReader, page: PageDep
+) -> LimitList:
+    """One limit per buyer, with its history of amounts."""
+    ctx = context(request, session, caller)
+    policy, _ = await uc.visible_policy(ctx, policy_id)
+    rows, cursor = await fetch_page(session, _limits_with_history(policy_id), page,
+                                    created_at=CreditLimit.created_at, ident=CreditLimit.id)  # fmt: skip
+    return LimitList(items=await uc.limits_of_policy(ctx, policy, list(rows)), next_cursor=cursor)
+
+
+@router.get("/limits/{limit_id}", response_model=LimitRead, responses=READ)
+async def get_limit(
+    limit_id: IdPath, request: Request, session: SessionDep, caller: PolicyReader
+) -> LimitRead:
+    ctx = context(request, session, caller)
+    limit = await session.get(CreditLimit, limit_id)
+    if limit is None:
+        raise not_found("limit", limit_id)
+    policy, _ = await uc.visible_policy(ctx, limit.policy_id)
+    return await uc.limit_read(ctx, limit, policy.currency)
+
+
+@router.post("/limits/{limit_id}/changes", status_code=201, response_model=LimitChangeRead,
+             responses=WRITE)  # fmt: skip
+async def change_limit(
+    limit_id: IdPath, body: LimitChangeCreate, request: Request, session: SessionDep,
+    caller: Underwriter, cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Change a limit's amount (0 withdraws it). Reductions apply from tomorrow at the earliest."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.change_limit(ctx, limit_id, body), status_code=201,
+                         location=lambda _: f"/v1/limits/{limit_id}")  # fmt: skip
+
+
+# ---------------------------------------------------------------- declarations and health
+
+
+@router.post("/policies/{policy_id}/declarations", status_code=201,
+             response_model=DeclarationRead, responses=WRITE)  # fmt: skip
+async def declare_receivables(
+    policy_id: IdPath, body: DeclarationCreate, request: Request, session: SessionDep,
+    caller: Policyholder, cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Declare receivables; a known invoice number is updated."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.declare_receivables(ctx, policy_id, body), status_code=201,
+                         location=lambda _: f"/v1/policies/{policy_id}/exposure")  # fmt: skip
+
+
+@router.get("/policies/{policy_id}/premium", response_model=PremiumRead, responses=READ)
+async def premium(
+    policy_id: IdPath, request: Request, session: SessionDep, caller: PolicyholderOrStaff,
+    period_from: Annotated[dt.date | None, Query(alias="from")] = None,
+    period_to: Annotated[dt.date | None, Query(alias="to")] = None,
+) -> PremiumRead:  # fmt: skip
+    """Declared insured turnover in the period × the premium rate."""
+    return await uc.premium_for(context(request, session, caller), policy_id, period_from,
+                                period_to)  # fmt: skip
+
+
+@router.get("/policies/{policy_id}/exposure", response_model=ExposureList, responses=READ)
+async def exposure(
+    policy_id: IdPath, request: Request, session: SessionDep, caller: PolicyholderOrStaff,
+    page: PageDep,
+) -> ExposureList:  # fmt: skip
+    """Per buyer: limit in force, exposure and headroom."""
+    ctx = context(request, session, caller)
+    policy = await uc.owned_policy(ctx, policy_id)
+    rows, cursor = await fetch_page(session, _limits_with_history(policy_id), page,
+                                    created_at=CreditLimit.created_at, ident=CreditLimit.id)  # fmt: skip
+    return ExposureList(items=await uc.exposure_page(ctx, policy, list(rows)), next_cursor=cursor)
+
+
+@router.get("/policies/{policy_id}/portfolio-health", response_model=PortfolioHealthRead,
+            responses=READ)  # fmt: skip
+async def portfolio_health(
+    policy_id: IdPath, request: Request, session: SessionDep, caller: PolicyholderOrStaff
+) -> PortfolioHealthRead:
+    """DSO and its change, overdue ratio, ageing, concentration and warnings."""
+    return await uc.portfolio_health(context(request, session, caller), policy_id)
+
+
+# ---------------------------------------------------------------- coverage
+
+
+@router.post("/coverage-checks", response_model=CoverageRead, responses=READ)
+async def check_coverage(
+    body: CoverageCheckCreate, request: Request, session: SessionDep, caller: CoverageCaller
+) -> CoverageRead:
+    """Whether a receivable is covered, which conditions held, and for how much."""
+    return await uc.check_coverage(context(request, session, caller), body)
+
+
+@router.post("/coverage-checks/batch", responses=problem_responses(401, 403, 413, 422))
+async def check_coverage_batch(
+    body: CoverageBatchCreate, request: Request, session: SessionDep, caller: CoverageCaller
+) -> Response:
+    """Up to 10,000 checks, answered in order, each as the single check would answer it."""
+    import json
+
+    results = await uc.check_coverage_batch(context(request, session, caller), body.items)
+    return Response(json.dumps({"results": results}, separators=(",", ":")),
+                    media_type="application/json")  # fmt: skip
+
+

@@ -1,0 +1,32 @@
+"""Underwriting settings: the shared ones plus the decision table's thresholds."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import Field
+
+from services.underwriting.rules import DecisionTable
+from shared.settings import Settings
+
+
+class UnderwritingSettings(Settings):
+    refer_from_grade: int = Field(8, alias="TCI_UW_REFER_FROM_GRADE")
+    refer_country_level: int = Field(4, alias="TCI_UW_REFER_COUNTRY_LEVEL")
+    ceiling_grade_1_3: Decimal = Field(Decimal(1_000_000), alias="TCI_UW_CEILING_GRADE_1_3")
+    ceiling_grade_4_5: Decimal = Field(Decimal(250_000), alias="TCI_UW_CEILING_GRADE_4_5")
+    ceiling_grade_6_7: Decimal = Field(Decimal(50_000), alias="TCI_UW_CEILING_GRADE_6_7")
+    equity_share_pct: Decimal = Field(Decimal(10), alias="TCI_UW_EQUITY_SHARE_PCT")
+    default_country_risk_level: int = Field(2, alias="TCI_UW_DEFAULT_COUNTRY_RISK_LEVEL")
+
+    def decision_table(self) -> DecisionTable:
+        return DecisionTable(
+            refer_from_grade=self.refer_from_grade,
+            refer_country_level=self.refer_country_level,
+            ceilings=(
+                (3, self.ceiling_grade_1_3),
+                (5, self.ceiling_grade_4_5),
+                (7, self.ceiling_grade_6_7),
+            ),
+            equity_share_pct=self.equity_share_pct,
+        )

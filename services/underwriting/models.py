@@ -1,0 +1,204 @@
+"""Underwriting tables: policies, assignments, buyers, risk data, limit requests, limits and their
+history, signals, stop-shipments and declared receivables."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import Amount, Exact, UTCDateTime, service_metadata, utcnow
+from shared.idempotency import idempotency_table
+
+SCHEMA = "underwriting"
+metadata = service_metadata(SCHEMA)
+idempotency_keys = idempotency_table(metadata)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+class Timestamped:
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class Policy(Timestamped, Base):
+    __tablename__ = "policies"
+
+    policyholder_id: Mapped[str] = mapped_column(String(64), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date] = mapped_column(Date)
+    cover_type: Mapped[str] = mapped_column(String(20))
+    max_liability: Mapped[Decimal] = mapped_column(Amount())
+    premium_rate_pct: Mapped[Decimal] = mapped_column(Exact(12, 6))
+    indemnity_pct: Mapped[Decimal] = mapped_column(Exact(12, 6))
+    political_risk_cover: Mapped[bool] = mapped_column(Boolean)
+    political_indemnity_pct: Mapped[Decimal] = mapped_column(Exact(12, 6))
+    covered_countries: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    max_credit_period_days: Mapped[int] = mapped_column(Integer)
+    deductible: Mapped[Decimal] = mapped_column(Amount())
+    claim_threshold: Mapped[Decimal] = mapped_column(Amount())
+    discretionary_limit: Mapped[Decimal] = mapped_column(Amount())
+    single_buyer_cap: Mapped[Decimal | None] = mapped_column(Amount(), nullable=True)
+    claim_filing_days: Mapped[int] = mapped_column(Integer)
+    documents_grace_days: Mapped[int] = mapped_column(Integer)
+    overdue_notification_days: Mapped[int] = mapped_column(Integer)
+    max_extension_days: Mapped[int] = mapped_column(Integer)
+    protracted_default_wait_days: Mapped[int] = mapped_column(Integer)
+    reduction_notice_days: Mapped[int] = mapped_column(Integer)
+    claims_calendar_country: Mapped[str] = mapped_column(String(2))
+    collection_ladder: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class PolicyAssignment(Timestamped, Base):
+    """A bank made loss payee of a policy: it may check coverage under it."""
+
+    __tablename__ = "policy_assignments"
+    __table_args__ = (UniqueConstraint("policy_id", "bank_id"),)
+
+    policy_id: Mapped[str] = mapped_column(ForeignKey("policies.id"))
+    bank_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class Buyer(Timestamped, Base):
+    __tablename__ = "buyers"
+    __table_args__ = (UniqueConstraint("country", "registration_number"),)
+
+    name: Mapped[str] = mapped_column(String(300))
+    country: Mapped[str] = mapped_column(String(2))
+    registration_number: Mapped[str] = mapped_column(String(100))
+    legal_form: Mapped[str] = mapped_column(String(20))
+    # Indicators an underwriter confirmed (they move the grade) and those a policyholder declared.
+    indicators: Mapped[dict[str, Any]] = mapped_column(JSON)
+    declared_indicators: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    grade: Mapped[int] = mapped_column(Integer)
+    grade_factors: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    insolvent_since: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    registered_by: Mapped[str] = mapped_column(String(200))
+    graded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CountryRisk(Base):
+    """The risk level (1 low … 4 high) of a buyer country; a country not listed has the default."""
+
+    __tablename__ = "country_risks"
+
+    country: Mapped[str] = mapped_column(String(2), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class Sanction(Timestamped, Base):
+    """A sanctioned country or buyer: never covered, never indemnified."""
+
+    __tablename__ = "sanctions"
+
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True, index=True)
+    buyer_id: Mapped[str | None] = mapped_column(ForeignKey("buyers.id"), nullable=True, index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class BuyerSignal(Timestamped, Base):
+    __tablename__ = "buyer_signals"
+
+    buyer_id: Mapped[str] = mapped_column(ForeignKey("buyers.id"), index=True)
+    policy_id: Mapped[str | None] = mapped_column(ForeignKey("policies.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    observed_on: Mapped[dt.date] = mapped_column(Date)
+    details: Mapped[str] = mapped_column(Text)
+    points: Mapped[Decimal] = mapped_column(Exact(8, 2))
+    grade_before: Mapped[int] = mapped_column(Integer)
+    grade_after: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class LimitRequest(Timestamped, Base):
+    __tablename__ = "limit_requests"
+    __table_args__ = (Index("ix_limit_requests_status_created", "status", "created_at", "id"),)
+
+    policy_id: Mapped[str] = mapped_column(ForeignKey("policies.id"), index=True)
+    buyer_id: Mapped[str] = mapped_column(ForeignKey("buyers.id"))
+    requested_amount: Mapped[Decimal] = mapped_column(Amount())
+    decided_amount: Mapped[Decimal | None] = mapped_column(Amount(), nullable=True)
+    payment_terms_days: Mapped[int] = mapped_column(Integer)
+    related_to_policyholder: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(20))
+    reasons: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    grade: Mapped[int] = mapped_column(Integer)
+    limit_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class CreditLimit(Timestamped, Base):
+    """One limit per (policy, buyer). `decided_on` is the first insurer decision on the pair: from
+    that date on, the discretionary limit no longer applies."""
+
+    __tablename__ = "credit_limits"
+    __table_args__ = (UniqueConstraint("policy_id", "buyer_id"),)
+
+    policy_id: Mapped[str] = mapped_column(ForeignKey("policies.id"))
+    buyer_id: Mapped[str] = mapped_column(ForeignKey("buyers.id"), index=True)
+    payment_terms_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    decided_on: Mapped[dt.date] = mapped_column(Date)
+
+
+class LimitAmount(Timestamped, Base):
+    """One entry of a limit's history, in force on `[effective_from, effective_to)`."""
+
+    __tablename__ = "limit_amounts"
+    __table_args__ = (Index("ix_limit_amounts_limit_from", "limit_id", "effective_from"),)
+
+    limit_id: Mapped[str] = mapped_column(ForeignKey("credit_limits.id"))
+    amount: Mapped[Decimal] = mapped_column(Amount())
+    effective_from: Mapped[dt.date] = mapped_column(Date)
+    effective_to: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(20))
+    decided_by: Mapped[str] = mapped_column(String(200))
+    # A later change may replace an entry that had not yet started; it stays, marked, for audit.
+    superseded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class StopShipment(Timestamped, Base):
+    """Shipments after `notified_on` (and before `cleared_on`) are not covered."""
+
+    __tablename__ = "stop_shipments"
+    __table_args__ = (Index("ix_stop_shipments_policy_buyer", "policy_id", "buyer_id"),)
+
+    policy_id: Mapped[str] = mapped_column(ForeignKey("policies.id"))
+    buyer_id: Mapped[str] = mapped_column(ForeignKey("buyers.id"))
+    notified_on: Mapped[dt.date] = mapped_column(Date)
+    cleared_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+
+
+class Receivable(Timestamped, Base):
+    """A declared invoice: the exposure coverage checks subtract and the premium's turnover."""
+
+    __tablename__ = "receivables"
+    __table_args__ = (
+        UniqueConstraint("policy_id", "invoice_number"),
+        Index("ix_receivables_policy_buyer_shipment", "policy_id", "buyer_id", "shipment_date"),
+    )
+
+    policy_id: Mapped[str] = mapped_column(ForeignKey("policies.id"))
+    buyer_id: Mapped[str] = mapped_column(ForeignKey("buyers.id"))
+    invoice_number: Mapped[str] = mapped_column(String(100))
+    amount: Mapped[Decimal] = mapped_column(Amount())
+    shipment_date: Mapped[dt.date] = mapped_column(Date)
+    due_date: Mapped[dt.date] = mapped_column(Date)
+    paid_amount: Mapped[Decimal] = mapped_column(Amount())
+    paid_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

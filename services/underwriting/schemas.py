@@ -1,0 +1,414 @@
+"""Underwriting request and response models (api.md, Underwriting)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from shared.contracts import (
+    CountryCode,
+    CurrencyCode,
+    ExactDecimal,
+    Ident,
+    LongText,
+    MoneyModel,
+    Percent,
+    Schema,
+    ShortText,
+)
+
+Days = Annotated[int, Field(ge=0, le=3650)]
+CoverType = Literal["whole_turnover", "named_buyers"]
+LegalForm = Literal["company", "public_entity", "individual"]
+SignalKind = Literal[
+    "insolvency_filing",
+    "court_judgment",
+    "payment_delay",
+    "management_change",
+    "registry_change",
+    "overdue_notified",
+    "arrears_cleared",
+]
+
+
+class PolicyCreate(Schema):
+    policyholder_id: Ident
+    currency: CurrencyCode
+    start_date: dt.date
+    end_date: dt.date
+    cover_type: CoverType
+    max_liability: MoneyModel
+    premium_rate_pct: Percent
+    indemnity_pct: Percent = Decimal(90)
+    political_risk_cover: bool = False
+    political_indemnity_pct: Percent = Decimal(90)
+    covered_countries: list[CountryCode] | None = Field(None, max_length=300)
+    max_credit_period_days: Days = 180
+    deductible: MoneyModel | None = None
+    claim_threshold: MoneyModel | None = None
+    discretionary_limit: MoneyModel | None = None
+    single_buyer_cap: MoneyModel | None = None
+    claim_filing_days: Days = 30
+    documents_grace_days: Days = 30
+    overdue_notification_days: Days = 60
+    max_extension_days: Days = 60
+    protracted_default_wait_days: Days = 180
+    reduction_notice_days: Days = 30
+    claims_calendar_country: CountryCode = "CN"
+    collection_ladder: Literal["reminder_15_30_45", "legal_30_60_90"] = "reminder_15_30_45"
+
+    @model_validator(mode="after")
+    def _dates(self) -> PolicyCreate:
+        if self.end_date < self.start_date:
+            raise ValueError("end_date must not be before start_date")
+        return self
+
+
+class PolicyRead(Schema):
+    id: str
+    created_at: dt.datetime
+    policyholder_id: str
+    currency: str
+    start_date: dt.date
+    end_date: dt.date
+    cover_type: str
+    max_liability: MoneyModel
+    premium_rate_pct: Percent
+    indemnity_pct: Percent
+    political_risk_cover: bool
+    political_indemnity_pct: Percent
+    covered_countries: list[str] | None
+    max_credit_period_days: int
+    deductible: MoneyModel
+    claim_threshold: MoneyModel
+    discretionary_limit: MoneyModel
+    single_buyer_cap: MoneyModel | None
+    claim_filing_days: int
+    documents_grace_days: int
+    overdue_notification_days: int
+    max_extension_days: int
+    protracted_default_wait_days: int
+    reduction_notice_days: int
+    claims_calendar_country: str
+    collection_ladder: str
+    assigned_bank_ids: list[str]
+
+
+class AssignmentCreate(Schema):
+    bank_id: Ident
+
+
+class AssignmentRead(Schema):
+    id: str
+    created_at: dt.datetime
+    policy_id: str
+    bank_id: str
+
+
+class IndicatorsIn(Schema):
+    annual_revenue: MoneyModel | None = None
+    equity: MoneyModel | None = None
+    current_ratio: Annotated[ExactDecimal, Field(ge=0)] | None = None
+    dso_days: Annotated[ExactDecimal, Field(ge=0)] | None = None
+    dso_prior_year_days: Annotated[ExactDecimal, Field(ge=0)] | None = None
+    overdue_ratio: Annotated[ExactDecimal, Field(ge=0, le=1)] | None = None
+    litigation_count: Annotated[int, Field(ge=0)] | None = None
+    management_changes_12m: Annotated[int, Field(ge=0)] | None = None
+
+
+class BuyerCreate(Schema):
+    name: ShortText
+    country: CountryCode
+    registration_number: Annotated[str, Field(min_length=1, max_length=100,
+                                              pattern=r"^[^\x00]+$")]
+    legal_form: LegalForm = "company"
+    indicators: IndicatorsIn | None = None
+
+
+class GradeFactorRead(Schema):
+    factor: str
+    value: str | None
+    points: ExactDecimal
+    note: str
+
+
+class BuyerRead(Schema):
+    id: str
+    created_at: dt.datetime
+    name: str
+    country: str
+    registration_number: str
+    legal_form: str
+    grade: int
+    insolvent_since: dt.date | None = None
+    grade_factors: list[GradeFactorRead] | None = None
+    indicators: IndicatorsIn | None = None
+    declared_indicators: IndicatorsIn | None = None
+    indicators_confirmed: bool
+
+
+class BuyerList(Schema):
+    items: list[BuyerRead]
+    next_cursor: str | None
+
+
+class IndicatorsUpdate(Schema):
+    indicators: IndicatorsIn
+
+
+class SignalCreate(Schema):
+    kind: SignalKind
+    observed_on: dt.date
+    details: LongText = ""
+    policy_id: Ident | None = None
+
+
+class LimitChangeRead(Schema):
+    limit_id: str
+    policy_id: str
+    buyer_id: str
+    old_amount: MoneyModel | None
+    new_amount: MoneyModel
+    effective_from: dt.date
+    reason: str
+
+
+class SignalRead(Schema):
+    id: str
+    created_at: dt.datetime
+    buyer_id: str
+    kind: str
+    observed_on: dt.date
+    policy_id: str | None
+    details: str
+    points: ExactDecimal
+    grade_before: int
+    grade: int
+    limit_changes: list[LimitChangeRead]
+    stop_shipment: bool | None = None
+
+
+class ReasonRead(Schema):
+    code: str
+    message: str
+
+
+class LimitRequestCreate(Schema):
+    buyer_id: Ident
+    amount: MoneyModel
+    payment_terms_days: Annotated[int, Field(ge=1, le=3650)]
+    related_to_policyholder: bool = False
+
+
+class LimitRequestRead(Schema):
+    id: str
+    created_at: dt.datetime
+    policy_id: str
+    buyer_id: str
+    status: str
+    requested_amount: MoneyModel
+    decided_amount: MoneyModel | None
+    payment_terms_days: int
+    grade: int
+    reasons: list[ReasonRead]
+    message: str
+    limit_id: str | None
+    decided_by: str | None
+    decided_at: dt.datetime | None
+
+
+class LimitRequestList(Schema):
+    items: list[LimitRequestRead]
+    next_cursor: str | None
+
+
+class DecisionCreate(Schema):
+    decision: Literal["approve", "partially_approve", "refuse"]
+    amount: MoneyModel | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class ExternalLimitCreate(Schema):
+    buyer_id: Ident
+    amount: MoneyModel
+    effective_from: dt.date
+    payment_terms_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    reason: LongText = "limit granted outside the engine"
+
+
+class LimitChangeCreate(Schema):
+    new_amount: MoneyModel
+    effective_from: dt.date | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class HistoryRead(Schema):
+    amount: MoneyModel
+    effective_from: dt.date
+    effective_to: dt.date | None
+    reason: str
+    source: str
+    decided_by: str
+    recorded_at: dt.datetime
+
+
+class LimitRead(Schema):
+    id: str
+    created_at: dt.datetime
+    policy_id: str
+    buyer_id: str
+    payment_terms_days: int | None
+    amount_in_force: MoneyModel | None
+    history: list[HistoryRead]
+
+
+class LimitList(Schema):
+    items: list[LimitRead]
+    next_cursor: str | None
+
+
+class InvoiceDeclaration(Schema):
+    number: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]+$")]
+    buyer_id: Ident
+    amount: MoneyModel
+    shipment_date: dt.date
+    due_date: dt.date
+    paid_amount: MoneyModel | None = None
+    paid_on: dt.date | None = None
+
+
+class DeclarationCreate(Schema):
+    invoices: Annotated[list[InvoiceDeclaration], Field(min_length=1, max_length=10_000)]
+
+
+class DeclarationRead(Schema):
+    policy_id: str
+    created: int
+    updated: int
+
+
+class PremiumRead(Schema):
+    policy_id: str
+    period_from: dt.date
+    period_to: dt.date
+    insured_turnover: MoneyModel
+    premium_rate_pct: Percent
+    premium: MoneyModel
+    invoices_counted: int
+    invoices_excluded: int
+
+
+class CoverageCheckCreate(Schema):
+    policy_id: Ident
+    buyer_id: Ident
+    invoice_amount: MoneyModel
+    shipment_date: dt.date
+    due_date: dt.date
+    invoice_number: Annotated[str, Field(max_length=100, pattern=r"^[^\x00]*$")] | None = None
+
+
+class ConditionRead(Schema):
+    condition: str
+    held: bool
+
+
+class CoverageRead(Schema):
+    policy_id: str
+    buyer_id: str
+    covered: bool
+    fully_covered: bool
+    covered_amount: MoneyModel
+    insured_amount: MoneyModel
+    indemnity_pct: Percent
+    limit_in_force: MoneyModel | None
+    limit_source: str | None
+    exposure: MoneyModel
+    reasons: list[str]
+    conditions: list[ConditionRead]
+
+
+class CoverageBatchCreate(Schema):
+    items: Annotated[list[dict[str, object]], Field(min_length=1, max_length=10_000)]
+
+
+class ExposureRead(Schema):
+    buyer_id: str
+    limit_id: str
+    limit_in_force: MoneyModel
+    exposure: MoneyModel
+    headroom: MoneyModel
+
+
+class ExposureList(Schema):
+    items: list[ExposureRead]
+    next_cursor: str | None
+
+
+class AgeingBucket(Schema):
+    bucket: str
+    amount: MoneyModel
+
+
+class ConcentrationRead(Schema):
+    buyer_id: str
+    outstanding: MoneyModel
+    share: ExactDecimal
+
+
+class WarningRead(Schema):
+    code: str
+    figure: ExactDecimal
+    threshold: ExactDecimal
+    message: str
+
+
+class PortfolioHealthRead(Schema):
+    policy_id: str
+    as_of: dt.date
+    outstanding: MoneyModel
+    dso_days: ExactDecimal | None
+    dso_prior_year_days: ExactDecimal | None
+    dso_change: ExactDecimal | None
+    overdue_ratio: ExactDecimal | None
+    ageing: list[AgeingBucket]
+    concentration: list[ConcentrationRead]
+    top_buyers_share: ExactDecimal | None
+    warnings: list[WarningRead]
+
+
+class CountryRiskSet(Schema):
+    level: Annotated[int, Field(ge=1, le=4)]
+
+
+class CountryRiskRead(Schema):
+    country: str
+    level: int
+    listed: bool
+
+
+class SanctionCreate(Schema):
+    country: CountryCode | None = None
+    buyer_id: Ident | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SanctionCreate:
+        if (self.country is None) == (self.buyer_id is None):
+            raise ValueError("a sanction names either a country or a buyer_id")
+        return self
+
+
+class SanctionRead(Schema):
+    id: str
+    created_at: dt.datetime
+    country: str | None
+    buyer_id: str | None
+    reason: str
+
+
+class SanctionList(Schema):
+    items: list[SanctionRead]
+    next_cursor: str | None

@@ -1,0 +1,137 @@
+"""Who is calling: HS256 bearer tokens as api.md states them, and role checks as dependencies."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+
+from shared.problems import forbidden, not_found, unauthorized
+
+ROLES = frozenset({"policyholder", "underwriter", "claims_handler", "collector", "bank", "service"})
+PARTY_ROLES = frozenset({"policyholder", "bank"})
+STAFF_ROLES = frozenset({"underwriter", "claims_handler", "collector", "service"})
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated caller: subject, role and, for a policyholder or a bank, its party id."""
+
+    subject: str
+    role: str
+    party_id: str | None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+    @property
+    def scope(self) -> str:
+        """The identity idempotency keys are scoped to."""
+        return f"{self.role}:{self.subject}:{self.party_id or ''}"
+
+
+def decode_token(token: str, secret: str, *, leeway_seconds: int = 30) -> Caller:
+    """The caller a token names, or a 401 problem saying why it is refused."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise unauthorized("the bearer token is malformed") from None
+    if header.get("alg") != ALGORITHM:
+        raise unauthorized(f"only {ALGORITHM} tokens are accepted")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            leeway=leeway_seconds,
+            options={"require": ["exp", "sub"], "verify_aud": False},
+        )
+    except jwt.ExpiredSignatureError:
+        raise unauthorized("the bearer token has expired") from None
+    except jwt.InvalidSignatureError:
+        raise unauthorized("the bearer token's signature is not valid") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise unauthorized(f"the bearer token has no {exc.claim!r} claim") from None
+    except jwt.PyJWTError as exc:
+        raise unauthorized(f"the bearer token is not valid: {exc}") from None
+    subject, role, party_id = claims.get("sub"), claims.get("role"), claims.get("party_id")
+    if not isinstance(subject, str) or not subject:
+        raise unauthorized("the bearer token's 'sub' claim must be a non-empty string")
+    if role is None:
+        raise unauthorized("the bearer token has no 'role' claim")
+    if role not in ROLES:
+        raise unauthorized(f"unknown role {role!r}")
+    if party_id is not None and (not isinstance(party_id, str) or not party_id):
+        raise unauthorized("the bearer token's 'party_id' claim must be a non-empty string")
+    if role in PARTY_ROLES and party_id is None:
+        raise unauthorized(f"a {role} token must carry a 'party_id' claim")
+    return Caller(subject=subject, role=role, party_id=party_id)
+
+
+def mint_token(
+    secret: str,
+    *,
+    role: str,
+    party_id: str | None = None,
+    ttl_seconds: int = 3600,
+    subject: str | None = None,
+    now: float | None = None,
+) -> str:
+    """A signed development token."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; one of {sorted(ROLES)}")
+    if role in PARTY_ROLES and not party_id:
+        raise ValueError(f"a {role} token needs --party")
+    issued = int(now if now is not None else time.time())
+    claims: dict[str, Any] = {
+        "sub": subject or f"{role}-{uuid.uuid4().hex[:8]}",
+        "role": role,
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+    }
+    if party_id:
+        claims["party_id"] = party_id
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+async def authenticate(request: Request) -> Caller:
+    """The caller of this request, from its `Authorization: Bearer` header."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise unauthorized("an Authorization: Bearer token is required")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("the Authorization header must be 'Bearer <token>'")
+    settings = request.app.state.settings
+    return decode_token(
+        token.strip(), settings.jwt_secret, leeway_seconds=settings.jwt_leeway_seconds
+    )
+
+
+CallerDep = Annotated[Caller, Depends(authenticate)]
+
+
+def require(*roles: str) -> Callable[[Caller], Awaitable[Caller]]:
+    """A dependency admitting the given roles (and the `service` role, which may call anything)."""
+    allowed = frozenset(roles) | {"service"}
+
+    async def _check(caller: CallerDep) -> Caller:
+        if caller.role not in allowed:
+            raise forbidden(f"the {caller.role} role may not call this route")
+        return caller
+
+    return _check
+
+
+def ensure_party(caller: Caller, owner_id: str | None, what: str, ident: str) -> None:
+    """A policyholder or bank sees only what is its own; anything else is indistinguishable from
+    an id that does not exist (404)."""
+    if caller.role in PARTY_ROLES and caller.party_id != owner_id:
+        raise not_found(what, ident)

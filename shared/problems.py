@@ -1,0 +1,128 @@
+"""Errors as RFC 9457 problem+json: one exception type, mapped to HTTP in one place."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("tci.problems")
+
+
+class Problem(Exception):
+    """A failure the caller can act on: status, a `type` naming it, a sentence, and extra fields."""
+
+    def __init__(
+        self, status: int, type_: str, detail: str, *, title: str | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.type = type_
+        self.title = title or HTTPStatus(status).phrase
+        self.detail = detail
+        self.extra = extra
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        content: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            content["instance"] = instance
+        content.update(self.extra)
+        return content
+
+
+def not_found(what: str, ident: str) -> Problem:
+    return Problem(404, "not-found", f"{what} {ident!r} does not exist")
+
+
+def unauthorized(detail: str) -> Problem:
+    return Problem(401, "unauthorized", detail)
+
+
+def forbidden(detail: str) -> Problem:
+    return Problem(403, "forbidden", detail)
+
+
+def conflict(type_: str, detail: str, **extra: Any) -> Problem:
+    return Problem(409, type_, detail, **extra)
+
+
+def unprocessable(type_: str, detail: str, **extra: Any) -> Problem:
+    return Problem(422, type_, detail, **extra)
+
+
+def invalid(loc: list[str | int], msg: str) -> Problem:
+    """A 422 validation problem for one field, shaped like FastAPI's own validation errors."""
+    return Problem(422, "validation", msg, errors=[{"loc": loc, "msg": msg}])
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
+    instance = request.url.path if request is not None else None
+    return JSONResponse(
+        problem.body(instance), status_code=problem.status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, str | int | bool) or value is None:
+        return value
+    return str(value)
+
+
+def validation_problem(errors: list[dict[str, Any]] | Any) -> Problem:
+    items = [
+        {"loc": [_json_safe(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+        for e in errors
+    ]
+    first = items[0]["msg"] if items else "invalid input"
+    return Problem(422, "validation", f"invalid input: {first}", errors=items)
+
+
+_STATUS_TYPES = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Every error the app answers is problem+json; unexpected ones are handled by the middleware."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(validation_problem(exc.errors()), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        type_ = _STATUS_TYPES.get(exc.status_code, f"http-{exc.status_code}")
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return problem_response(Problem(exc.status_code, type_, detail), request)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries declaring the problem+json answers a route can give."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+        },
+        "required": ["type", "title", "status", "detail"],
+    }
+    return {
+        s: {"description": HTTPStatus(s).phrase, "content": {PROBLEM_JSON: {"schema": schema}}}
+        for s in statuses
+    }

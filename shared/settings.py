@@ -1,0 +1,69 @@
+"""Settings from the environment, read when an app or command is built, never at import."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_JWT_SECRET = "development-only-secret-do-not-use-in-production-0123456789"
+SERVICE_PORTS = {"underwriting": 8001, "claims": 8002, "collections": 8003}
+
+
+def default_database_url(service: str) -> str:
+    """The embedded default: one SQLite file per service under ./var/."""
+    return f"sqlite+aiosqlite:///./var/{service}.db"
+
+
+def async_database_url(url: str) -> str:
+    """A plain `postgresql://` or `sqlite://` URL with the async driver this project uses."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql+psycopg2://", "postgresql+asyncpg://"),
+        ("postgresql+psycopg://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+class Settings(BaseSettings):
+    """What every service reads from its environment."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    environment: str = Field("development", alias="TCI_ENV")
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    jwt_secret: str = Field(DEVELOPMENT_JWT_SECRET, alias="TCI_JWT_SECRET")
+    jwt_leeway_seconds: int = Field(30, alias="TCI_JWT_LEEWAY_SECONDS")
+    business_tz: str = Field("Asia/Shanghai", alias="TCI_BUSINESS_TZ")
+    underwriting_url: str = Field("http://127.0.0.1:8001", alias="TCI_UNDERWRITING_URL")
+    claims_url: str = Field("http://127.0.0.1:8002", alias="TCI_CLAIMS_URL")
+    collections_url: str = Field("http://127.0.0.1:8003", alias="TCI_COLLECTIONS_URL")
+    max_body_bytes: int = Field(16 * 1024 * 1024, alias="TCI_MAX_BODY_BYTES")
+    idempotency_retention_hours: int = Field(48, alias="TCI_IDEMPOTENCY_RETENTION_HOURS")
+    idempotency_wait_ms: int = Field(20, alias="TCI_IDEMPOTENCY_WAIT_MS")
+    http_timeout_seconds: float = Field(10.0, alias="TCI_HTTP_TIMEOUT_SECONDS")
+    log_level: str = Field("INFO", alias="TCI_LOG_LEVEL")
+    # Pins "today" for demonstrations and tests; unset in production.
+    fixed_today: dt.date | None = Field(None, alias="TCI_FIXED_TODAY")
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        if self.environment != "development" and self.jwt_secret == DEVELOPMENT_JWT_SECRET:
+            raise ValueError("TCI_JWT_SECRET must be set outside development")
+        if len(self.jwt_secret.encode()) < 32:
+            raise ValueError("TCI_JWT_SECRET must be at least 32 bytes for HS256")
+        return self
+
+    def today(self) -> dt.date:
+        """Today in the business time zone (or the pinned date)."""
+        from shared.calendar import today
+
+        return self.fixed_today or today(self.business_tz)
+
+    def database_url_for(self, service: str) -> str:
+        return async_database_url(self.database_url or default_database_url(service))
