@@ -50,8 +50,8 @@ def schemaless(metadata: MetaData) -> MetaData:
     return copy
 
 
-def configure_context(context: Any, connection: Connection, schema: str, metadata: MetaData) -> None:
-    """Configure Alembic's context for one service on an open connection."""
+def context_options(connection: Connection, schema: str, metadata: MetaData) -> dict[str, Any]:
+    """How Alembic sees one service: only its schema, its own version table, exact types."""
     sqlite = connection.dialect.name == "sqlite"
 
     def include_name(name: str | None, type_: str, _parents: dict[str, Any]) -> bool:
@@ -59,15 +59,14 @@ def configure_context(context: Any, connection: Connection, schema: str, metadat
             return sqlite or name == schema
         return True
 
-    context.configure(
-        connection=connection,
-        target_metadata=schemaless(metadata) if sqlite else metadata,
-        version_table_schema=None if sqlite else schema,
-        include_schemas=not sqlite,
-        include_name=include_name,
-        compare_type=True,
-        render_as_batch=sqlite,
-    )
+    return {
+        "target_metadata": schemaless(metadata) if sqlite else metadata,
+        "version_table_schema": None if sqlite else schema,
+        "include_schemas": not sqlite,
+        "include_name": include_name,
+        "compare_type": True,
+        "render_as_batch": sqlite,
+    }
 
 
 def run_environment(schema: str, metadata: MetaData) -> None:
@@ -100,7 +99,7 @@ def run_environment(schema: str, metadata: MetaData) -> None:
             connection.commit()
         else:
             connection = connection.execution_options(schema_translate_map={schema: None})
-        configure_context(context, connection, schema, metadata)
+        context.configure(connection=connection, **context_options(connection, schema, metadata))
         with context.begin_transaction():
             context.run_migrations()
 

@@ -1,0 +1,86 @@
+"""Builders for test data over the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import auth, unique
+
+
+def money(amount: str, currency: str = "EUR") -> dict[str, str]:
+    return {"amount": amount, "currency": currency}
+
+
+def assert_no_floats(value: Any, path: str = "$") -> None:
+    """Money and percentages travel as decimal strings: a float anywhere is a leak."""
+    assert not isinstance(value, float), f"float at {path}: {value!r}"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert_no_floats(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            assert_no_floats(item, f"{path}[{index}]")
+
+
+def ok(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert_no_floats(body)
+    return body  # type: ignore[no-any-return]
+
+
+async def make_policy(client: httpx.AsyncClient, holder: str | None = None, **overrides: Any
+                      ) -> dict[str, Any]:  # fmt: skip
+    body = {
+        "policyholder_id": holder or unique("ph"),
+        "currency": "EUR",
+        "start_date": "2026-01-01",
+        "end_date": "2027-12-31",
+        "cover_type": "whole_turnover",
+        "max_liability": money("5000000"),
+        "premium_rate_pct": "0.35",
+        **overrides,
+    }
+    return ok(await client.post("/v1/policies", json=body, headers=auth("underwriter")), 201)
+
+
+async def make_buyer(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    body = {
+        "name": "Buyer Co",
+        "country": "DE",
+        "registration_number": unique("HRB"),
+        "indicators": {
+            "current_ratio": "2.5",
+            "dso_days": "40",
+            "dso_prior_year_days": "40",
+            "overdue_ratio": "0.01",
+            "litigation_count": 0,
+            "management_changes_12m": 0,
+            "equity": money("50000000"),
+        },
+        **overrides,
+    }
+    return ok(await client.post("/v1/buyers", json=body, headers=auth("underwriter")), 201)
+
+
+async def request_limit(client: httpx.AsyncClient, policy: dict[str, Any], buyer_id: str,
+                        amount: str, terms: int = 90) -> dict[str, Any]:  # fmt: skip
+    response = await client.post(
+        f"/v1/policies/{policy['id']}/limit-requests",
+        json={"buyer_id": buyer_id, "amount": money(amount), "payment_terms_days": terms},
+        headers=auth("policyholder", policy["policyholder_id"]),
+    )
+    return ok(response, 201)
+
+
+async def check(client: httpx.AsyncClient, policy: dict[str, Any], buyer_id: str, amount: str,
+                shipment: str, due: str, headers: dict[str, str] | None = None,
+                **extra: Any) -> httpx.Response:  # fmt: skip
+    return await client.post(
+        "/v1/coverage-checks",
+        json={"policy_id": policy["id"], "buyer_id": buyer_id, "invoice_amount": money(amount),
+              "shipment_date": shipment, "due_date": due, **extra},
+        headers=headers or auth("policyholder", policy["policyholder_id"]),
+    )  # fmt: skip

@@ -1,0 +1,319 @@
+"""The test database and the three test tiers.
+
+- in-process API and repository tests: one transaction per test, rolled back at the end (the app's
+  commits become savepoints), on a database migrated once per session;
+- end-to-end tests: the three services as real processes on free loopback ports against a
+  committed database created once per session, unique ids per test;
+- migration tests: a scratch database each.
+
+The database is `TEST_DATABASE_URL` if set, else a testcontainers PostgreSQL when a Docker engine
+answers, else SQLite (and the header says so).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from shared.auth import mint_token
+from shared.db import build_engine, get_session
+from shared.migrations import upgrade
+from shared.settings import DEVELOPMENT_JWT_SECRET, async_database_url
+
+SERVICES = ("underwriting", "claims", "collections")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Backend:
+    kind: str  # "postgresql" or "sqlite"
+    how: str
+    base_url: str  # a plain URL for PostgreSQL, a directory for SQLite
+    container: Any = None
+
+    def url_for(self, database: str, service: str) -> str:
+        """The async URL of `database` for `service` (PostgreSQL: one database, a schema per
+        service; SQLite: a file per service)."""
+        if self.kind == "sqlite":
+            return f"sqlite+aiosqlite:///{self.base_url}/{database}_{service}.db"
+        url = make_url(self.base_url)
+        return async_database_url(url.set(database=database).render_as_string(False))
+
+    @property
+    def main_database(self) -> str:
+        return "main" if self.kind == "sqlite" else str(make_url(self.base_url).database)
+
+    def create_database(self, name: str) -> None:
+        if self.kind == "sqlite":
+            return
+        import psycopg
+
+        admin = make_url(self.base_url).set(drivername="postgresql", database="postgres")
+        with psycopg.connect(admin.render_as_string(False), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop_database(self, name: str) -> None:
+        if self.kind == "sqlite":
+            return
+        import psycopg
+
+        admin = make_url(self.base_url).set(drivername="postgresql", database="postgres")
+        with psycopg.connect(admin.render_as_string(False), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_BACKEND: Backend | None = None
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+def _choose_backend() -> Backend:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        plain = url.replace("postgresql+asyncpg://", "postgresql://")
+        if plain.startswith("sqlite"):
+            return Backend("sqlite", "TEST_DATABASE_URL (SQLite)", tempfile.mkdtemp(prefix="tci-"))
+        return Backend("postgresql", "TEST_DATABASE_URL", plain)
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16", driver=None).start()
+        return Backend("postgresql", "testcontainers", container.get_connection_url(), container)
+    return Backend("sqlite", "no TEST_DATABASE_URL and no Docker engine: SQLite fallback; "
+                   "PostgreSQL-only tests are skipped", tempfile.mkdtemp(prefix="tci-"))  # fmt: skip
+
+
+def backend() -> Backend:
+    global _BACKEND
+    if _BACKEND is None:
+        _BACKEND = _choose_backend()
+    return _BACKEND
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    b = backend()
+    where = make_url(b.base_url).render_as_string(True) if b.kind == "postgresql" else b.base_url
+    return f"database: {b.kind} ({b.how}) {where}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if backend().kind == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (locks, concurrency); running on SQLite")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _BACKEND is not None and _BACKEND.container is not None:
+        _BACKEND.container.stop()
+
+
+def migrate_all(b: Backend, database: str) -> None:
+    """Run every service's migrations (in a thread: Alembic's env runs its own event loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        for service in SERVICES:
+            pool.submit(upgrade, service, b.url_for(database, service)).result()
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def token(role: str, party: str | None = None, **kw: Any) -> str:
+    return mint_token(DEVELOPMENT_JWT_SECRET, role=role, party_id=party, **kw)
+
+
+def auth(role: str, party: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(role, party)}"}
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# ---------------------------------------------------------------- in-process tier
+
+
+@pytest.fixture(scope="session")
+def migrated_database() -> str:
+    b = backend()
+    migrate_all(b, b.main_database)
+    return b.main_database
+
+
+@pytest.fixture(scope="session")
+async def engines(migrated_database: str) -> AsyncIterator[dict[str, AsyncEngine]]:
+    b = backend()
+    built = {s: build_engine(b.url_for(migrated_database, s)) for s in SERVICES}
+    yield built
+    for engine in built.values():
+        await engine.dispose()
+
+
+AppFactory = Callable[[str], Any]
+
+
+@pytest.fixture
+async def api(engines: dict[str, AsyncEngine]) -> AsyncIterator[Callable[[str], httpx.AsyncClient]]:
+    """`api("underwriting")`: an in-process client whose requests all run in one transaction
+    that is rolled back when the test ends."""
+    from services.claims.main import create_app as claims_app
+    from services.collections.main import create_app as collections_app
+    from services.underwriting.main import create_app as underwriting_app
+
+    factories = {"underwriting": underwriting_app, "claims": claims_app,
+                 "collections": collections_app}  # fmt: skip
+    opened: list[Any] = []
+    clients: dict[str, httpx.AsyncClient] = {}
+
+    async def open_client(service: str) -> httpx.AsyncClient:
+        connection = await engines[service].connect()
+        transaction = await connection.begin()
+        session = AsyncSession(bind=connection, join_transaction_mode="create_savepoint",
+                               expire_on_commit=False, autoflush=False)  # fmt: skip
+        app = factories[service]()
+
+        async def override() -> AsyncIterator[AsyncSession]:
+            yield session
+
+        app.dependency_overrides[get_session] = override
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                   base_url=f"http://{service}")  # fmt: skip
+        opened.append((client, session, transaction, connection))
+        return client
+
+
+    def get(service: str) -> httpx.AsyncClient:
+        if service not in clients:
+            raise RuntimeError("call `await api.open(service)` first")
+        return clients[service]
+
+    async def open_service(service: str) -> httpx.AsyncClient:
+        if service not in clients:
+            clients[service] = await open_client(service)
+        return clients[service]
+
+    get.open = open_service  # type: ignore[attr-defined]
+    yield get
+    for client, session, transaction, connection in opened:
+        await client.aclose()
+        await session.close()
+        await transaction.rollback()
+        await connection.close()
+
+
+@pytest.fixture
+async def uw(api: Any) -> httpx.AsyncClient:
+    client: httpx.AsyncClient = await api.open("underwriting")
+    return client
+
+
+# ---------------------------------------------------------------- end-to-end tier
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Services:
+    urls: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    """The three services as real processes on free loopback ports, started once per session."""
+    b = backend()
+    database = f"{b.main_database}_e2e" if b.kind == "postgresql" else "e2e"
+    b.create_database(database)
+    migrate_all(b, database)
+    ports = {s: _free_port() for s in SERVICES}
+    urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
+    log_dir = Path(tempfile.mkdtemp(prefix="tci-e2e-"))
+    processes = []
+    for service, port in ports.items():
+        env = {
+            **os.environ,
+            "DATABASE_URL": b.url_for(database, service),
+            "TCI_JWT_SECRET": DEVELOPMENT_JWT_SECRET,
+            "TCI_UNDERWRITING_URL": urls["underwriting"],
+            "TCI_CLAIMS_URL": urls["claims"],
+            "TCI_COLLECTIONS_URL": urls["collections"],
+            "TCI_LOG_LEVEL": "WARNING",
+        }
+        log = open(log_dir / f"{service}.log", "wb")  # noqa: SIM115
+        processes.append((service, log, subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.main:create_app",
+             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        for service, url in urls.items():
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    logs = (log_dir / f"{service}.log").read_text(errors="replace")
+                    raise RuntimeError(f"{service} did not become ready:\n{logs[-3000:]}")
+                time.sleep(0.2)
+        yield Services(urls)
+    finally:
+        for _, log, process in processes:
+            process.terminate()
+        for _, log, process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+        b.drop_database(database)
+
+
+# ---------------------------------------------------------------- migration tier
+
+_scratch = itertools.count()
+
+
+@pytest.fixture
+def scratch_database() -> Iterator[Callable[[str], str]]:
+    """A fresh, empty database; the fixture gives the URL for each service."""
+    b = backend()
+    name = (
+        f"{b.main_database}_scratch_{next(_scratch)}_{os.getpid()}"
+        if b.kind == "postgresql"
+        else f"scratch{next(_scratch)}_{uuid.uuid4().hex[:6]}"
+    )
+    b.create_database(name)
+    yield lambda service: b.url_for(name, service)
+    b.drop_database(name)

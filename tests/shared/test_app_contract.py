@@ -1,0 +1,171 @@
+"""What every service answers the same way: problem+json errors, auth, request ids, metrics,
+idempotency, pagination, body caps and decimal strings."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import APIRouter
+
+from services.collections.models import metadata as collections_metadata
+from shared.app import create_app
+from shared.settings import Settings
+from tests.builders import assert_no_floats, make_policy, money
+from tests.conftest import auth, token
+
+PROBLEM = "application/problem+json"
+
+
+def problem(response: httpx.Response, status: int, type_: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert {"type", "title", "status", "detail"} <= body.keys()
+    assert body["status"] == status
+    if type_:
+        assert body["type"] == type_
+    return body  # type: ignore[no-any-return]
+
+
+def bare_app(settings: Settings | None = None) -> httpx.AsyncClient:
+    router = APIRouter()
+
+    @router.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    @router.get("/leak", response_model=None)
+    async def leak():  # type: ignore[no-untyped-def]  # undeclared: FastAPI's encoder decides
+        return {"amount": Decimal("1.10")}
+
+    app = create_app(service="collections", settings=settings or Settings(),
+                     metadata=collections_metadata, routers=[router], title="t",
+                     description="t")  # fmt: skip
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://t")
+
+
+async def test_an_unexpected_error_is_a_problem_500_without_the_traceback() -> None:
+    async with bare_app() as client:
+        response = await client.get("/boom", headers={"X-Request-ID": "req-42"})
+    body = problem(response, 500, "internal-error")
+    assert "secret internals" not in response.text and "Traceback" not in response.text
+    assert response.headers["x-request-id"] == "req-42"
+    assert "req-42" in body["detail"]
+
+
+async def test_a_decimal_in_a_plain_dict_leaks_as_a_float_and_the_guard_catches_it() -> None:
+    async with bare_app() as client:
+        body = (await client.get("/leak")).json()
+    with pytest.raises(AssertionError, match="float"):
+        assert_no_floats(body)
+
+
+async def test_unknown_route_and_method_are_problems() -> None:
+    async with bare_app() as client:
+        problem(await client.get("/nope"), 404, "not-found")
+        problem(await client.post("/healthz"), 405)
+
+
+async def test_metrics_count_requests_by_route_template() -> None:
+    async with bare_app() as client:
+        await client.get("/healthz")
+        text = (await client.get("/metrics")).text
+    assert 'http_requests_total{method="GET",route="/healthz",service="collections",status="200"}' \
+        in text  # fmt: skip
+    assert "http_request_duration_seconds_bucket" in text
+
+
+async def test_a_body_over_the_cap_is_413() -> None:
+    settings = Settings(TCI_MAX_BODY_BYTES=1000)
+    async with bare_app(settings) as client:
+        response = await client.post("/healthz", content=b"x" * 2000)
+    problem(response, 413, "payload-too-large")
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ({}, "required"),
+        ({"Authorization": "Basic abc"}, "Bearer"),
+        ({"Authorization": "Bearer nonsense"}, "malformed"),
+    ],
+)
+async def test_missing_or_bad_tokens_are_401(uw: httpx.AsyncClient, headers: dict[str, str],
+                                             why: str) -> None:  # fmt: skip
+    response = await uw.get("/v1/policies/pol_x", headers=headers)
+    assert why in problem(response, 401, "unauthorized")["detail"]
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_expired_token_is_401_and_a_wrong_role_403(uw: httpx.AsyncClient) -> None:
+    expired = {"Authorization": f"Bearer {token('underwriter', ttl_seconds=-60)}"}
+    problem(await uw.get("/v1/policies/pol_x", headers=expired), 401)
+    response = await uw.post("/v1/policies", json={}, headers=auth("policyholder", "ph"))
+    problem(response, 403, "forbidden")
+
+
+async def test_validation_errors_list_each_field(uw: httpx.AsyncClient) -> None:
+    body = {"policyholder_id": "ph", "currency": "ZZZ", "start_date": "2026-02-30",
+            "end_date": "2026-12-31", "cover_type": "whole_turnover",
+            "max_liability": money("1"), "premium_rate_pct": "0.3",
+            "covered_countries": ["XX"]}  # fmt: skip
+    response = await uw.post("/v1/policies", json=body, headers=auth("underwriter"))
+    errors = problem(response, 422, "validation")["errors"]
+    fields = {tuple(e["loc"][1:2]) for e in errors}
+    assert {("currency",), ("start_date",), ("covered_countries",)} <= fields
+
+
+async def test_nul_bytes_and_floats_are_refused(uw: httpx.AsyncClient) -> None:
+    nul = {"name": "Bad\u0000Co", "country": "DE", "registration_number": "1"}
+    problem(await uw.post("/v1/buyers", json=nul, headers=auth("underwriter")), 422, "validation")
+    floaty = {"policyholder_id": "ph", "currency": "EUR", "start_date": "2026-01-01",
+              "end_date": "2026-12-31", "cover_type": "whole_turnover",
+              "max_liability": {"amount": 1000.5, "currency": "EUR"},
+              "premium_rate_pct": "0.3"}  # fmt: skip
+    problem(await uw.post("/v1/policies", json=floaty, headers=auth("underwriter")), 422)
+    problem(await uw.post("/v1/policies", content=b"{not json", headers={
+        **auth("underwriter"), "content-type": "application/json"}), 422, "validation")
+
+
+async def test_an_idempotent_replay_returns_the_first_answer(uw: httpx.AsyncClient) -> None:
+    body = {"policyholder_id": "ph-idem", "currency": "EUR", "start_date": "2026-01-01",
+            "end_date": "2026-12-31", "cover_type": "whole_turnover",
+            "max_liability": money("100000"), "premium_rate_pct": "0.5"}  # fmt: skip
+    headers = {**auth("underwriter"), "Idempotency-Key": "k-1"}
+    first = await uw.post("/v1/policies", json=body, headers=headers)
+    again = await uw.post("/v1/policies", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert again.headers["location"] == first.headers["location"]
+    other = await uw.post("/v1/policies", json={**body, "premium_rate_pct": "0.6"},
+                          headers=headers)  # fmt: skip
+    problem(other, 422, "idempotency-key-reused")
+
+
+async def test_lists_page_with_an_opaque_cursor(uw: httpx.AsyncClient) -> None:
+    reader = auth("underwriter")
+    for n in range(3):
+        body = {"country": "NL", "name": f"B{n}", "registration_number": f"page-{n}"}
+        assert (await uw.post("/v1/buyers", json=body, headers=reader)).status_code == 201
+    first = (await uw.get("/v1/buyers?country=NL&limit=2", headers=reader)).json()
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    second = (await uw.get(f"/v1/buyers?country=NL&limit=2&cursor={first['next_cursor']}",
+                           headers=reader)).json()  # fmt: skip
+    assert [b["registration_number"] for b in first["items"] + second["items"]] == [
+        "page-0", "page-1", "page-2"]
+    assert second["next_cursor"] is None
+    problem(await uw.get("/v1/buyers?limit=0", headers=reader), 422)
+    problem(await uw.get("/v1/buyers?limit=501", headers=reader), 422)
+    problem(await uw.get("/v1/buyers?cursor=garbage", headers=reader), 422)
+
+
+async def test_readiness_checks_the_database(uw: httpx.AsyncClient) -> None:
+    assert (await uw.get("/readyz")).json() == {"status": "ready"}
+    assert (await uw.get("/healthz")).status_code == 200
+    policy = await make_policy(uw)
+    assert policy["indemnity_pct"] == "90"
