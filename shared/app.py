@@ -9,9 +9,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
 from fastapi import APIRouter, FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from sqlalchemy import MetaData, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -216,9 +222,7 @@ def _add_probes(app: FastAPI, metrics: Metrics) -> None:
         except Exception as exc:
             log.warning("readiness check failed: %s", exc)
             return Response(
-                json.dumps(
-                    Problem(503, "not-ready", "the database does not answer").body()
-                ),
+                json.dumps(Problem(503, "not-ready", "the database does not answer").body()),
                 status_code=503,
                 media_type=PROBLEM_JSON,
             )

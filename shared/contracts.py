@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from shared.countries import CountryError, country_code
-from shared.money import Money, MoneyError, decimals_of, is_currency, parse_amount
+from shared.money import Money, MoneyError, is_currency, parse_amount
 
 
 def _no_nul(value: str) -> str:

@@ -36,9 +36,7 @@ class ServiceClient:
         )
 
     def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
-        token = mint_token(
-            self._secret, role="service", subject=self._caller_name, ttl_seconds=300
-        )
+        token = mint_token(self._secret, role="service", subject=self._caller_name, ttl_seconds=300)
         headers = {"Authorization": f"Bearer {token}"}
         request_id = current_request_id()
         if request_id:

@@ -154,7 +154,9 @@ class Command:
             await self.session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
         if claimed is not None:
             return None
-        stored = (await self.session.execute(select(self.table).where(self._match(route, key)))).one()
+        stored = (
+            await self.session.execute(select(self.table).where(self._match(route, key)))
+        ).one()
         if stored.fingerprint != print_:
             raise unprocessable(
                 "idempotency-key-reused",

@@ -61,8 +61,8 @@ def decimals_of(amount: Decimal) -> int:
 
 def parse_amount(text: str | int | Decimal) -> Decimal:
     """A finite Decimal from a decimal string or integer; floats are refused."""
-    if isinstance(text, bool) or isinstance(text, float):
-        raise MoneyError("an amount is a decimal string such as \"125000.00\", never a float")
+    if isinstance(text, bool | float):
+        raise MoneyError('an amount is a decimal string such as "125000.00", never a float')
     try:
         value = Decimal(text) if isinstance(text, int | Decimal) else Decimal(text.strip())
     except (InvalidOperation, ValueError):

@@ -78,4 +78,4 @@ async def fetch_page(
     if len(rows) <= page.limit:
         return rows, None
     last = rows[page.limit - 1]
-    return rows[: page.limit], encode_cursor(getattr(last, "created_at"), getattr(last, "id"))
+    return rows[: page.limit], encode_cursor(last.created_at, last.id)

@@ -208,7 +208,6 @@ async def api(engines: dict[str, AsyncEngine]) -> AsyncIterator[Callable[[str], 
         opened.append((client, session, transaction, connection))
         return client
 
-
     def get(service: str) -> httpx.AsyncClient:
         if service not in clients:
             raise RuntimeError("call `await api.open(service)` first")
@@ -289,7 +288,7 @@ def services() -> Iterator[Services]:
                 time.sleep(0.2)
         yield Services(urls)
     finally:
-        for _, log, process in processes:
+        for _, _log, process in processes:
             process.terminate()
         for _, log, process in processes:
             try:

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import exists, select
 
-from services.underwriting import rules
 from services.underwriting import service as uc
 from services.underwriting.models import CreditLimit, LimitAmount, LimitRequest, Sanction
 from services.underwriting.schemas import (
@@ -22,9 +21,9 @@ from services.underwriting.schemas import (
     CoverageBatchCreate,
     CoverageCheckCreate,
     CoverageRead,
+    DecisionCreate,
     DeclarationCreate,
     DeclarationRead,
-    DecisionCreate,
     ExposureList,
     ExternalLimitCreate,
     IndicatorsIn,
@@ -50,7 +49,7 @@ from shared.contracts import CountryCode
 from shared.db import SessionDep
 from shared.idempotency import CommandDep
 from shared.pagination import PageDep, fetch_page
-from shared.problems import invalid, not_found, problem_responses
+from shared.problems import not_found, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["underwriting"])
 
@@ -260,7 +259,7 @@ async def list_limit_requests(
                                     ident=LimitRequest.id)  # fmt: skip
     currencies = dict(
         (await session.execute(select(Policy.id, Policy.currency).where(
-            Policy.id.in_({r.policy_id for r in rows})))).tuples().all()
+            Policy.id.in_({r.policy_id for r in rows})))).all()
     )  # fmt: skip
     return LimitRequestList(
         items=[uc.request_read(r, currencies[r.policy_id]) for r in rows], next_cursor=cursor
@@ -414,5 +413,3 @@ async def check_coverage_batch(
     results = await uc.check_coverage_batch(context(request, session, caller), body.items)
     return Response(json.dumps({"results": results}, separators=(",", ":")),
                     media_type="application/json")  # fmt: skip
-
-

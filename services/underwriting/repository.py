@@ -19,7 +19,6 @@ from services.underwriting.models import (
     CountryRisk,
     CreditLimit,
     LimitAmount,
-    LimitRequest,
     Policy,
     PolicyAssignment,
     Receivable,
@@ -42,7 +41,9 @@ async def bank_ids(session: AsyncSession, policy_id: str) -> list[str]:
     return list(rows.scalars())
 
 
-async def assignment(session: AsyncSession, policy_id: str, bank_id: str) -> PolicyAssignment | None:
+async def assignment(
+    session: AsyncSession, policy_id: str, bank_id: str
+) -> PolicyAssignment | None:
     return (
         await session.execute(
             select(PolicyAssignment).where(
@@ -77,9 +78,7 @@ async def country_risk(session: AsyncSession, country: str) -> CountryRisk | Non
 
 async def sanctioned(session: AsyncSession, buyer_id: str, country: str) -> bool:
     hit = await session.execute(
-        select(
-            exists().where(or_(Sanction.buyer_id == buyer_id, Sanction.country == country))
-        )
+        select(exists().where(or_(Sanction.buyer_id == buyer_id, Sanction.country == country)))
     )
     return bool(hit.scalar())
 
@@ -119,7 +118,7 @@ async def limits_on_buyer(session: AsyncSession, buyer_id: str) -> list[tuple[Cr
         .order_by(CreditLimit.created_at)
         .with_for_update(of=CreditLimit)
     )
-    return [(limit, pol) for limit, pol in rows.tuples()]
+    return [(limit, pol) for limit, pol in rows.all()]
 
 
 async def history(session: AsyncSession, limit_ids: Sequence[str]) -> dict[str, list[LimitAmount]]:
@@ -339,9 +338,7 @@ async def coverage_row(
     if row is None:
         return CoverageRow(None, None, False, False, False, None, None, None, None, Decimal(0))
     policy_part = {c.key: row[c.key] for c in _POLICY_COLUMNS}
-    buyer_part = (
-        {c.key: row[f"buyer_{c.key}"] for c in _BUYER_COLUMNS} if row["buyer_id"] else None
-    )
+    buyer_part = {c.key: row[f"buyer_{c.key}"] for c in _BUYER_COLUMNS} if row["buyer_id"] else None
     return CoverageRow(
         policy=policy_part,
         buyer=buyer_part,

@@ -66,7 +66,7 @@ class GradingTable:
         Factor("country_risk_level", True, (Band(_d("1"), ZERO), Band(_d("2"), _d("1")),
                Band(_d("3"), _d("2"))), _d("3")),
     )  # fmt: skip
-    unknown_points: Decimal = _d("0.5")
+    unknown_points: Decimal = Decimal("0.5")
     base_grade: int = 1
     max_grade: int = 9
     insolvent_grade: int = 10
@@ -151,7 +151,9 @@ def grade_buyer(
         else:
             points, note = factor.points(value), "scored"
         total += points
-        factors.append(GradeFactor(factor.name, None if value is None else str(value), points, note))
+        factors.append(
+            GradeFactor(factor.name, None if value is None else str(value), points, note)
+        )
     if signal_points:
         total += signal_points
         factors.append(GradeFactor("signals", str(signal_points), signal_points, "recent signals"))
@@ -244,23 +246,31 @@ def decide_limit_request(
     approved, by the first matching row of the decision table, with every reason that applied."""
     refusals: list[Reason] = []
     if facts.legal_form != "company":
-        refusals.append(Reason("buyer_not_insurable",
-                               f"a buyer of legal form {facts.legal_form} is not insurable"))
+        refusals.append(
+            Reason(
+                "buyer_not_insurable", f"a buyer of legal form {facts.legal_form} is not insurable"
+            )
+        )
     if facts.related_to_policyholder:
-        refusals.append(Reason("buyer_related",
-                               "a buyer related to the policyholder is not insurable"))
+        refusals.append(
+            Reason("buyer_related", "a buyer related to the policyholder is not insurable")
+        )
     if facts.grade >= table.insolvent_grade:
         refusals.append(Reason("buyer_insolvent", "the buyer is insolvent (grade 10)"))
     if facts.sanctioned:
         refusals.append(Reason("sanctioned", "the buyer or its country is sanctioned"))
     if facts.payment_terms_days > facts.max_credit_period_days:
-        refusals.append(Reason(
-            "payment_terms_exceeded",
-            f"payment terms of {facts.payment_terms_days} days exceed the policy's maximum credit "
-            f"period of {facts.max_credit_period_days} days"))
+        refusals.append(
+            Reason(
+                "payment_terms_exceeded",
+                f"payment terms of {facts.payment_terms_days} days exceed the policy's maximum credit "
+                f"period of {facts.max_credit_period_days} days",
+            )
+        )
     if not facts.country_covered:
-        refusals.append(Reason("country_not_covered",
-                               "the buyer's country is not covered by the policy"))
+        refusals.append(
+            Reason("country_not_covered", "the buyer's country is not covered by the policy")
+        )
     if not facts.policy_open:
         refusals.append(Reason("policy_inactive", "the policy has ended"))
     if refusals:
@@ -268,42 +278,72 @@ def decide_limit_request(
 
     referrals: list[Reason] = []
     if facts.grade >= table.refer_from_grade:
-        referrals.append(Reason("high_risk_grade",
-                                f"grade {facts.grade} is referred to an underwriter"))
+        referrals.append(
+            Reason("high_risk_grade", f"grade {facts.grade} is referred to an underwriter")
+        )
     if facts.country_risk_level >= table.refer_country_level:
-        referrals.append(Reason("high_country_risk",
-                                f"country risk level {facts.country_risk_level} is referred"))
+        referrals.append(
+            Reason(
+                "high_country_risk", f"country risk level {facts.country_risk_level} is referred"
+            )
+        )
     if referrals:
         return LimitDecision(REFERRED, None, tuple(referrals))
 
     ceiling = table.ceiling(facts.grade)
     if ceiling is not None and facts.amount.amount > ceiling:
-        return LimitDecision(REFERRED, None, (Reason(
-            "above_auto_approval_ceiling",
-            f"{facts.amount} is above the auto-approval ceiling of {ceiling} for grade "
-            f"{facts.grade}"),))
+        return LimitDecision(
+            REFERRED,
+            None,
+            (
+                Reason(
+                    "above_auto_approval_ceiling",
+                    f"{facts.amount} is above the auto-approval ceiling of {ceiling} for grade "
+                    f"{facts.grade}",
+                ),
+            ),
+        )
 
     caps: list[tuple[Money, Reason]] = []
     if facts.single_buyer_cap is not None and facts.amount > facts.single_buyer_cap:
-        caps.append((facts.single_buyer_cap, Reason(
-            "above_single_buyer_cap",
-            f"{facts.amount} is above the policy's single-buyer cap of {facts.single_buyer_cap}")))
+        caps.append(
+            (
+                facts.single_buyer_cap,
+                Reason(
+                    "above_single_buyer_cap",
+                    f"{facts.amount} is above the policy's single-buyer cap of {facts.single_buyer_cap}",
+                ),
+            )
+        )
     if facts.equity is not None:
         share = facts.equity.percent(table.equity_share_pct).rounded()
         if facts.amount > share:
-            caps.append((share, Reason(
-                "above_equity_share",
-                f"{facts.amount} is above {table.equity_share_pct}% of the buyer's equity "
-                f"({share})")))
+            caps.append(
+                (
+                    share,
+                    Reason(
+                        "above_equity_share",
+                        f"{facts.amount} is above {table.equity_share_pct}% of the buyer's equity "
+                        f"({share})",
+                    ),
+                )
+            )
     if caps:
         lowest = min_money(*(cap for cap, _ in caps))
         reasons = tuple(reason for _, reason in caps)
         if not lowest.is_positive():
             return LimitDecision(REFUSED, Money.zero(facts.amount.currency), reasons)
         return LimitDecision(PARTIAL, lowest, reasons)
-    return LimitDecision(APPROVED, facts.amount, (Reason(
-        "within_auto_approval", f"{facts.amount} is within the auto-approval ceiling for grade "
-        f"{facts.grade}"),))
+    return LimitDecision(
+        APPROVED,
+        facts.amount,
+        (
+            Reason(
+                "within_auto_approval",
+                f"{facts.amount} is within the auto-approval ceiling for grade {facts.grade}",
+            ),
+        ),
+    )
 
 
 # ---------------------------------------------------------------- limit changes
@@ -386,7 +426,9 @@ class Receivable:
 
 
 def unpaid_today(receivable: Receivable, today: dt.date) -> Decimal:
-    paid = receivable.paid_amount if receivable.paid_on is None or receivable.paid_on <= today else 0
+    paid = (
+        receivable.paid_amount if receivable.paid_on is None or receivable.paid_on <= today else 0
+    )
     return max(ZERO, receivable.amount - paid)
 
 
@@ -474,8 +516,11 @@ def assess_coverage(facts: CoverageFacts) -> CoverageAnswer:
             reasons.append(reason)
         return held
 
-    ok = check("policy_active", in_period(facts.shipment_date, facts.policy_start,
-                                          facts.policy_end), "policy_inactive")
+    ok = check(
+        "policy_active",
+        in_period(facts.shipment_date, facts.policy_start, facts.policy_end),
+        "policy_inactive",
+    )
     country_ok = facts.covered_countries is None or facts.buyer_country in facts.covered_countries
     ok &= check("country_covered", country_ok, "country_not_covered")
     ok &= check("buyer_insurable", insurable, "buyer_not_insurable")
@@ -615,10 +660,14 @@ def portfolio_health(
     current = dso(invoices, today, thresholds.sales_window_days)
     year_ago = today - dt.timedelta(days=365)
     prior = dso(invoices, year_ago, thresholds.sales_window_days)
-    change = None if current is None or not prior else ((current - prior) / prior).quantize(
-        Decimal("0.0001"))
-    buckets: dict[str, Decimal] = {"not_due": ZERO} | {name: ZERO for name, _, _ in
-                                                       thresholds.buckets}
+    change = (
+        None
+        if current is None or not prior
+        else ((current - prior) / prior).quantize(Decimal("0.0001"))
+    )
+    buckets: dict[str, Decimal] = {"not_due": ZERO} | {
+        name: ZERO for name, _, _ in thresholds.buckets
+    }
     overdue = ZERO
     per_buyer: dict[str, Decimal] = {}
     for invoice in invoices:
@@ -649,13 +698,25 @@ def portfolio_health(
     )
     warnings: list[Warning] = []
     if ratio is not None and ratio > thresholds.overdue_ratio_warning:
-        warnings.append(Warning("overdue_ratio_high", ratio, thresholds.overdue_ratio_warning,
-                                f"overdue ratio {ratio * 100:.2f}% is above "
-                                f"{thresholds.overdue_ratio_warning * 100:.0f}%"))
+        warnings.append(
+            Warning(
+                "overdue_ratio_high",
+                ratio,
+                thresholds.overdue_ratio_warning,
+                f"overdue ratio {ratio * 100:.2f}% is above "
+                f"{thresholds.overdue_ratio_warning * 100:.0f}%",
+            )
+        )
     if change is not None and change > thresholds.dso_increase_warning:
-        warnings.append(Warning("dso_increase", change, thresholds.dso_increase_warning,
-                                f"DSO rose {change * 100:.2f}% year on year, above "
-                                f"{thresholds.dso_increase_warning * 100:.0f}%"))
+        warnings.append(
+            Warning(
+                "dso_increase",
+                change,
+                thresholds.dso_increase_warning,
+                f"DSO rose {change * 100:.2f}% year on year, above "
+                f"{thresholds.dso_increase_warning * 100:.0f}%",
+            )
+        )
     return PortfolioHealth(
         outstanding=outstanding,
         dso_days=current,

@@ -122,8 +122,7 @@ class IndicatorsIn(Schema):
 class BuyerCreate(Schema):
     name: ShortText
     country: CountryCode
-    registration_number: Annotated[str, Field(min_length=1, max_length=100,
-                                              pattern=r"^[^\x00]+$")]
+    registration_number: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]+$")]
     legal_form: LegalForm = "company"
     indicators: IndicatorsIn | None = None
 

@@ -39,9 +39,9 @@ from services.underwriting.schemas import (
     CountryRiskRead,
     CoverageCheckCreate,
     CoverageRead,
+    DecisionCreate,
     DeclarationCreate,
     DeclarationRead,
-    DecisionCreate,
     ExposureRead,
     ExternalLimitCreate,
     GradeFactorRead,
@@ -328,7 +328,9 @@ async def register_buyer(ctx: Context, data: BuyerCreate) -> BuyerRead:
         async with ctx.session.begin_nested():
             await ctx.session.flush()
     except IntegrityError:
-        raced = await repo.buyer_by_registration(ctx.session, data.country, data.registration_number)
+        raced = await repo.buyer_by_registration(
+            ctx.session, data.country, data.registration_number
+        )
         raise _duplicate_buyer(raced.id if raced else "") from None
     return buyer_read(buyer, ctx.caller)
 
@@ -477,9 +479,7 @@ async def apply_limit_change(
     )
 
 
-async def _limit_for(
-    ctx: Context, policy_id: str, buyer_id: str, terms: int | None
-) -> CreditLimit:
+async def _limit_for(ctx: Context, policy_id: str, buyer_id: str, terms: int | None) -> CreditLimit:
     limit = await repo.credit_limit(ctx.session, policy_id, buyer_id, for_update=True)
     if limit is None:
         limit = CreditLimit(
@@ -604,7 +604,7 @@ async def decide_request(ctx: Context, request_id: str, data: DecisionCreate) ->
         raise conflict(
             "already-decided",
             f"limit request {request_id} was already decided: {request.status}",
-            status=request.status,
+            decided_status=request.status,
         )
     requested = Money(request.requested_amount, policy.currency)
     if data.decision == "refuse":
@@ -1013,7 +1013,9 @@ async def check_coverage_batch(ctx: Context, raw_items: list[dict[str, Any]]) ->
 
 def _batch_answer(ctx: Context, books: repo.BatchBooks, item: CoverageCheckCreate) -> CoverageRead:
     policy = books.policies.get(item.policy_id)
-    if policy is None or not _visible(ctx.caller, policy, item.policy_id in books.assigned_policies):
+    if policy is None or not _visible(
+        ctx.caller, policy, item.policy_id in books.assigned_policies
+    ):
         raise not_found("policy", item.policy_id)
     buyer = books.buyers.get(item.buyer_id)
     if buyer is None:
@@ -1049,7 +1051,9 @@ async def exposure_page(
         )
     items = []
     for lim in limits:
-        in_force = rules.amount_in_force(_entries(histories.get(lim.id, [])), ctx.today) or Decimal(0)
+        in_force = rules.amount_in_force(_entries(histories.get(lim.id, [])), ctx.today) or Decimal(
+            0
+        )
         used = rules.exposure(by_buyer.get(lim.buyer_id, []), shipment_date=dt.date.max,
                               today=ctx.today)  # fmt: skip
         c = policy.currency

@@ -127,8 +127,15 @@ async def test_nul_bytes_and_floats_are_refused(uw: httpx.AsyncClient) -> None:
               "max_liability": {"amount": 1000.5, "currency": "EUR"},
               "premium_rate_pct": "0.3"}  # fmt: skip
     problem(await uw.post("/v1/policies", json=floaty, headers=auth("underwriter")), 422)
-    problem(await uw.post("/v1/policies", content=b"{not json", headers={
-        **auth("underwriter"), "content-type": "application/json"}), 422, "validation")
+    problem(
+        await uw.post(
+            "/v1/policies",
+            content=b"{not json",
+            headers={**auth("underwriter"), "content-type": "application/json"},
+        ),
+        422,
+        "validation",
+    )
 
 
 async def test_an_idempotent_replay_returns_the_first_answer(uw: httpx.AsyncClient) -> None:
@@ -157,7 +164,10 @@ async def test_lists_page_with_an_opaque_cursor(uw: httpx.AsyncClient) -> None:
     second = (await uw.get(f"/v1/buyers?country=NL&limit=2&cursor={first['next_cursor']}",
                            headers=reader)).json()  # fmt: skip
     assert [b["registration_number"] for b in first["items"] + second["items"]] == [
-        "page-0", "page-1", "page-2"]
+        "page-0",
+        "page-1",
+        "page-2",
+    ]
     assert second["next_cursor"] is None
     problem(await uw.get("/v1/buyers?limit=0", headers=reader), 422)
     problem(await uw.get("/v1/buyers?limit=501", headers=reader), 422)

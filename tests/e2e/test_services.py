@@ -1,0 +1,90 @@
+"""The three services as real processes over loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.builders import assert_no_floats, money
+from tests.conftest import Services, auth, unique
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_three_services_answer_readyz(services: Services) -> None:
+    for url in services.urls.values():
+        response = httpx.get(f"{url}/readyz")
+        assert response.status_code == 200 and response.json() == {"status": "ready"}
+        assert response.headers["x-request-id"]
+
+
+def test_collections_publishes_both_ladders(services: Services) -> None:
+    ladders = httpx.get(f"{services.urls['collections']}/v1/ladders").json()["items"]
+    assert {ladder["name"] for ladder in ladders} >= {"reminder_15_30_45", "legal_30_60_90"}
+
+
+def test_a_limit_request_and_a_bank_coverage_check_over_http(services: Services) -> None:
+    base = services.urls["underwriting"]
+    uw, holder, bank = auth("underwriter"), unique("ph"), unique("bank")
+    with httpx.Client(base_url=base) as client:
+        policy = client.post("/v1/policies", headers=uw, json={
+            "policyholder_id": holder, "currency": "EUR", "start_date": "2027-01-01",
+            "end_date": "2027-12-31", "cover_type": "whole_turnover",
+            "max_liability": money("1000000"), "premium_rate_pct": "0.5"}).json()  # fmt: skip
+        buyer = client.post(
+            "/v1/buyers",
+            headers=uw,
+            json={
+                "name": "E2E GmbH",
+                "country": "DE",
+                "registration_number": unique("HRB"),
+                "indicators": {
+                    "current_ratio": "2.5",
+                    "dso_days": "30",
+                    "dso_prior_year_days": "30",
+                    "overdue_ratio": "0",
+                    "litigation_count": 0,
+                    "management_changes_12m": 0,
+                    "equity": money("9000000"),
+                },
+            },
+        ).json()
+        answer = client.post(
+            f"/v1/policies/{policy['id']}/limit-requests",
+            headers=auth("policyholder", holder),
+            json={"buyer_id": buyer["id"], "amount": money("50000"), "payment_terms_days": 60},
+        )
+        assert answer.status_code == 201 and answer.json()["status"] == "approved"
+        client.post(f"/v1/policies/{policy['id']}/assignments", headers=uw,
+                    json={"bank_id": bank})  # fmt: skip
+        covered = client.post("/v1/coverage-checks", headers=auth("bank", bank), json={
+            "policy_id": policy["id"], "buyer_id": buyer["id"], "invoice_amount": money("70000"),
+            "shipment_date": "2027-03-01", "due_date": "2027-04-30"})  # fmt: skip
+    body = covered.json()
+    assert_no_floats(body)
+    assert body["covered_amount"] == money("50000.00")
+    assert body["insured_amount"] == money("45000.00")
+    assert body["reasons"] == ["partially_covered"]
+
+
+@pytest.mark.postgres
+async def test_concurrent_twins_with_one_idempotency_key_create_one_buyer(
+    services: Services,
+) -> None:
+    headers = {**auth("underwriter"), "Idempotency-Key": unique("key")}
+    body = {"name": "Twin", "country": "FR", "registration_number": unique("RCS")}
+    async with httpx.AsyncClient(base_url=services.urls["underwriting"]) as client:
+        answers = await asyncio.gather(
+            *(client.post("/v1/buyers", json=body, headers=headers) for _ in range(8))
+        )
+        statuses = sorted(a.status_code for a in answers)
+        created = {a.json()["id"] for a in answers if a.status_code == 201}
+        found = await client.get(
+            f"/v1/buyers?country=FR&registration_number={body['registration_number']}",
+            headers=auth("underwriter"),
+        )
+    assert len(created) == 1, statuses
+    assert set(statuses) <= {201, 409}
+    assert len(found.json()["items"]) == 1
