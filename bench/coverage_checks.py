@@ -37,13 +37,22 @@ async def load(dsn: str, buyers: int) -> tuple[str, list[str]]:
     conn = await asyncpg.connect(dsn)
     now = dt.datetime.now(dt.UTC)
     policy_id = new_id("pol")
-    await conn.execute(
-        """INSERT INTO underwriting.policies VALUES ($1,$2,'bench-holder','EUR','2027-01-01',
-        '2027-12-31','whole_turnover',100000000,0.35,90,false,90,NULL,180,0,0,0,NULL,30,30,60,60,
-        180,30,'CN','reminder_15_30_45','bench')""".replace("$1,$2", "$2,$1"),
-        now,
-        policy_id,
-    )
+    policy = {
+        "id": policy_id, "created_at": now, "policyholder_id": "bench-holder", "currency": "EUR",
+        "start_date": dt.date(2027, 1, 1), "end_date": dt.date(2027, 12, 31),
+        "cover_type": "whole_turnover", "max_liability": Decimal(100_000_000),
+        "premium_rate_pct": Decimal("0.35"), "indemnity_pct": Decimal(90),
+        "political_risk_cover": False, "political_indemnity_pct": Decimal(90),
+        "covered_countries": None, "max_credit_period_days": 180, "deductible": Decimal(0),
+        "claim_threshold": Decimal(0), "discretionary_limit": Decimal(0),
+        "single_buyer_cap": None, "claim_filing_days": 30, "documents_grace_days": 30,
+        "overdue_notification_days": 60, "max_extension_days": 60,
+        "protracted_default_wait_days": 180, "reduction_notice_days": 30,
+        "claims_calendar_country": "CN", "collection_ladder": "reminder_15_30_45",
+        "created_by": "bench",
+    }  # fmt: skip
+    await conn.copy_records_to_table("policies", schema_name="underwriting",
+                                     columns=list(policy), records=[tuple(policy.values())])
     ids = [new_id("buy") for _ in range(buyers)]
     await conn.copy_records_to_table(
         "buyers", schema_name="underwriting",
