@@ -51,8 +51,12 @@ async def load(dsn: str, buyers: int) -> tuple[str, list[str]]:
         "claims_calendar_country": "CN", "collection_ladder": "reminder_15_30_45",
         "created_by": "bench",
     }  # fmt: skip
-    await conn.copy_records_to_table("policies", schema_name="underwriting",
-                                     columns=list(policy), records=[tuple(policy.values())])
+    await conn.copy_records_to_table(
+        "policies",
+        schema_name="underwriting",
+        columns=list(policy),
+        records=[tuple(policy.values())],
+    )
     ids = [new_id("buy") for _ in range(buyers)]
     await conn.copy_records_to_table(
         "buyers", schema_name="underwriting",
@@ -65,7 +69,7 @@ async def load(dsn: str, buyers: int) -> tuple[str, list[str]]:
     await conn.copy_records_to_table(
         "credit_limits", schema_name="underwriting",
         columns=["id", "created_at", "policy_id", "buyer_id", "payment_terms_days", "decided_on"],
-        records=[(lim, now, policy_id, b, 120, dt.date(2027, 1, 1)) for lim, b in zip(limits, ids)],
+        records=[(lim, now, policy_id, b, 120, dt.date(2027, 1, 1)) for lim, b in zip(limits, ids, strict=True)],
     )  # fmt: skip
     await conn.copy_records_to_table(
         "limit_amounts", schema_name="underwriting",
