@@ -21,7 +21,8 @@ from prometheus_client import (
 from sqlalchemy import MetaData, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.db import SessionDep, build_engine, build_sessionmaker
+from shared.auth import VerifiedTokens
+from shared.db import Reader, SessionDep, build_engine, build_sessionmaker
 from shared.logging import configure_logging, reset_request_id, set_request_id
 from shared.problems import PROBLEM_JSON, Problem, install_problem_handlers
 from shared.settings import Settings
@@ -175,9 +176,10 @@ def create_app(
 
     @asynccontextmanager
     async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = build_engine(settings.database_url_for(service))
+        engine = build_engine(settings.database_url_for(service), pool_size=settings.db_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = build_sessionmaker(engine)
+        app.state.reader = Reader(engine)
         try:
             if lifespan is not None:
                 async with lifespan(app):
@@ -190,6 +192,9 @@ def create_app(
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=_lifespan)
     app.state.settings = settings
     app.state.service = service
+    app.state.tokens = VerifiedTokens(
+        settings.jwt_secret, leeway_seconds=settings.jwt_leeway_seconds
+    )
     app.state.idempotency_table = metadata.tables[f"{metadata.schema}.idempotency_keys"]
     metrics = Metrics(service)
     app.add_middleware(

@@ -39,6 +39,11 @@ class Caller:
 
 def decode_token(token: str, secret: str, *, leeway_seconds: int = 30) -> Caller:
     """The caller a token names, or a 401 problem saying why it is refused."""
+    return _verify(token, secret, leeway_seconds)[0]
+
+
+def _verify(token: str, secret: str, leeway_seconds: int) -> tuple[Caller, float]:
+    """The caller a token names and when the token expires (epoch seconds)."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -72,7 +77,7 @@ def decode_token(token: str, secret: str, *, leeway_seconds: int = 30) -> Caller
         raise unauthorized("the bearer token's 'party_id' claim must be a non-empty string")
     if role in PARTY_ROLES and party_id is None:
         raise unauthorized(f"a {role} token must carry a 'party_id' claim")
-    return Caller(subject=subject, role=role, party_id=party_id)
+    return Caller(subject=subject, role=role, party_id=party_id), float(claims["exp"])
 
 
 def mint_token(
@@ -101,6 +106,33 @@ def mint_token(
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+class VerifiedTokens:
+    """Bearer tokens already verified, so that a client reusing its token (the usual case) is not
+    verified again on every request: signature and claims are checked once per token, its expiry
+    on every use. Refused tokens are never kept; the oldest entries go first when full."""
+
+    def __init__(self, secret: str, *, leeway_seconds: int = 30, size: int = 4096) -> None:
+        self.secret = secret
+        self.leeway_seconds = leeway_seconds
+        self.size = size
+        self._known: dict[str, tuple[Caller, float]] = {}
+
+    def caller(self, token: str) -> Caller:
+        known = self._known.get(token)
+        if known is not None:
+            caller, expires = known
+            if time.time() <= expires + self.leeway_seconds:
+                return caller
+            del self._known[token]
+            raise unauthorized("the bearer token has expired")
+        caller, expires = _verify(token, self.secret, self.leeway_seconds)
+        if len(self._known) >= self.size:
+            for stale in list(self._known)[: self.size // 4]:
+                del self._known[stale]
+        self._known[token] = (caller, expires)
+        return caller
+
+
 async def authenticate(request: Request) -> Caller:
     """The caller of this request, from its `Authorization: Bearer` header."""
     header = request.headers.get("authorization")
@@ -109,10 +141,8 @@ async def authenticate(request: Request) -> Caller:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("the Authorization header must be 'Bearer <token>'")
-    settings = request.app.state.settings
-    return decode_token(
-        token.strip(), settings.jwt_secret, leeway_seconds=settings.jwt_leeway_seconds
-    )
+    tokens: VerifiedTokens = request.app.state.tokens
+    return tokens.caller(token.strip())
 
 
 CallerDep = Annotated[Caller, Depends(authenticate)]

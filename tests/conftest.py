@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.auth import mint_token
-from shared.db import build_engine, get_session
+from shared.db import Reader, TransactionReader, build_engine, get_reader, get_session
 from shared.migrations import upgrade
 from shared.settings import DEVELOPMENT_JWT_SECRET, async_database_url
 
@@ -202,7 +202,11 @@ async def api(engines: dict[str, AsyncEngine]) -> AsyncIterator[Callable[[str], 
         async def override() -> AsyncIterator[AsyncSession]:
             yield session
 
+        async def reader_override() -> Reader:
+            return TransactionReader(await session.connection())
+
         app.dependency_overrides[get_session] = override
+        app.dependency_overrides[get_reader] = reader_override
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                    base_url=f"http://{service}")  # fmt: skip
         opened.append((client, session, transaction, connection))

@@ -46,7 +46,7 @@ from services.underwriting.schemas import (
 )
 from shared.auth import Caller, require
 from shared.contracts import CountryCode
-from shared.db import SessionDep
+from shared.db import ReaderDep, SessionDep
 from shared.idempotency import CommandDep
 from shared.pagination import PageDep, fetch_page
 from shared.problems import not_found, problem_responses
@@ -397,10 +397,10 @@ async def portfolio_health(
 
 @router.post("/coverage-checks", response_model=CoverageRead, responses=READ)
 async def check_coverage(
-    body: CoverageCheckCreate, request: Request, session: SessionDep, caller: CoverageCaller
+    body: CoverageCheckCreate, request: Request, reader: ReaderDep, caller: CoverageCaller
 ) -> CoverageRead:
     """Whether a receivable is covered, which conditions held, and for how much."""
-    return await uc.check_coverage(context(request, session, caller), body)
+    return await uc.check_coverage(reader, caller, request.app.state.settings.today(), body)
 
 
 @router.post("/coverage-checks/batch", responses=problem_responses(401, 403, 413, 422))

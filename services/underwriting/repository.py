@@ -9,7 +9,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, exists, func, literal, or_, select, type_coerce
+from sqlalchemy import (
+    Date,
+    String,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.underwriting import rules
@@ -25,7 +36,7 @@ from services.underwriting.models import (
     Sanction,
     StopShipment,
 )
-from shared.db import Amount
+from shared.db import Amount, Query, Reader
 
 
 async def policy(session: AsyncSession, policy_id: str) -> Policy | None:
@@ -242,15 +253,12 @@ _POLICY_COLUMNS = (
 _BUYER_COLUMNS = (Buyer.id, Buyer.country, Buyer.legal_form, Buyer.grade)
 
 
-def _coverage_statement(
-    policy_id: str,
-    buyer_id: str,
-    shipment_date: dt.date,
-    today: dt.date,
-    invoice_number: str | None,
-    bank_id: str | None,
-) -> Any:
-    ship = literal(shipment_date)
+def _coverage_statement() -> Any:
+    """Built once: every check runs the same compiled statement with its own parameters."""
+    policy_id = bindparam("policy_id", type_=String)
+    buyer_id = bindparam("buyer_id", type_=String)
+    ship = bindparam("shipment_date", type_=Date)
+    today = bindparam("today", type_=Date)
     limit = (
         select(CreditLimit.id, CreditLimit.payment_terms_days, CreditLimit.decided_on)
         .where(CreditLimit.policy_id == policy_id, CreditLimit.buyer_id == buyer_id)
@@ -273,16 +281,14 @@ def _coverage_statement(
         else_=literal(Decimal(0), Amount()),
     )
     unpaid = type_coerce(Receivable.amount, Amount()) - type_coerce(paid_by_today, Amount())
-    exposure_filter = [
-        Receivable.policy_id == policy_id,
-        Receivable.buyer_id == buyer_id,
-        Receivable.shipment_date <= ship,
-    ]
-    if invoice_number:
-        exposure_filter.append(Receivable.invoice_number != invoice_number)
     exposure = (
         select(type_coerce(func.coalesce(func.sum(unpaid), 0), Amount()))
-        .where(*exposure_filter)
+        .where(
+            Receivable.policy_id == policy_id,
+            Receivable.buyer_id == buyer_id,
+            Receivable.shipment_date <= ship,
+            Receivable.invoice_number.is_distinct_from(bindparam("invoice_number", type_=String)),
+        )
         .scalar_subquery()
     )
     sanctioned = exists().where(
@@ -294,10 +300,9 @@ def _coverage_statement(
         StopShipment.notified_on < ship,
         or_(StopShipment.cleared_on.is_(None), StopShipment.cleared_on > ship),
     )
-    assigned = (
-        exists().where(PolicyAssignment.policy_id == policy_id, PolicyAssignment.bank_id == bank_id)
-        if bank_id
-        else literal(False)
+    assigned = exists().where(
+        PolicyAssignment.policy_id == policy_id,
+        PolicyAssignment.bank_id == bindparam("bank_id", type_=String),
     )
     return (
         select(
@@ -319,8 +324,13 @@ def _coverage_statement(
     )
 
 
+_COVERAGE = Query(_coverage_statement())
+_POLICY_KEYS = tuple(c.key for c in _POLICY_COLUMNS)
+_BUYER_KEYS = tuple(c.key for c in _BUYER_COLUMNS)
+
+
 async def coverage_row(
-    session: AsyncSession,
+    reader: Reader,
     *,
     policy_id: str,
     buyer_id: str,
@@ -331,25 +341,31 @@ async def coverage_row(
 ) -> CoverageRow:
     """One statement: the policy, the buyer, the limit in force on the shipment date, the
     exposure, stop-shipment and sanctions of one receivable."""
-    statement = _coverage_statement(
-        policy_id, buyer_id, shipment_date, today, invoice_number, bank_id
-    )
-    row = (await session.execute(statement)).mappings().first()
-    if row is None:
+    values = await reader.first(
+        _COVERAGE,
+        {"policy_id": policy_id, "buyer_id": buyer_id, "shipment_date": shipment_date,
+         "today": today, "invoice_number": invoice_number, "bank_id": bank_id},
+    )  # fmt: skip
+    if values is None:
         return CoverageRow(None, None, False, False, False, None, None, None, None, Decimal(0))
-    policy_part = {c.key: row[c.key] for c in _POLICY_COLUMNS}
-    buyer_part = {c.key: row[f"buyer_{c.key}"] for c in _BUYER_COLUMNS} if row["buyer_id"] else None
+    n = len(_POLICY_KEYS)
+    policy_part = dict(zip(_POLICY_KEYS, values[:n], strict=True))
+    buyer_values = values[n : n + len(_BUYER_KEYS)]
+    buyer_part = dict(zip(_BUYER_KEYS, buyer_values, strict=True)) if buyer_values[0] else None
+    (assigned, sanctioned, stopped, limit_id, terms, decided_on, limit_amount, exposure) = values[
+        n + len(_BUYER_KEYS) :
+    ]
     return CoverageRow(
         policy=policy_part,
         buyer=buyer_part,
-        bank_assigned=bool(row["bank_assigned"]),
-        sanctioned=bool(row["sanctioned"]) if buyer_part else False,
-        stopped=bool(row["stopped"]),
-        limit_id=row["limit_id"],
-        limit_terms_days=row["limit_terms_days"],
-        decided_on=row["decided_on"],
-        limit_amount=row["limit_amount"],
-        exposure=row["exposure"] or Decimal(0),
+        bank_assigned=bool(assigned),
+        sanctioned=bool(sanctioned) if buyer_part else False,
+        stopped=bool(stopped),
+        limit_id=limit_id,
+        limit_terms_days=terms,
+        decided_on=decided_on,
+        limit_amount=limit_amount,
+        exposure=exposure or Decimal(0),
     )
 
 

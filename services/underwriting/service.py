@@ -65,7 +65,7 @@ from services.underwriting.schemas import (
 )
 from shared.auth import Caller, ensure_party
 from shared.contracts import MoneyModel
-from shared.db import new_id, utcnow
+from shared.db import Reader, new_id, utcnow
 from shared.money import Money
 from shared.problems import Problem, conflict, invalid, not_found, unprocessable, validation_problem
 
@@ -967,14 +967,17 @@ def _facts(
     )  # fmt: skip
 
 
-async def check_coverage(ctx: Context, item: CoverageCheckCreate) -> CoverageRead:
-    """Whether one receivable is covered, read from the books in one statement."""
+async def check_coverage(
+    reader: Reader, caller: Caller, today: dt.date, item: CoverageCheckCreate
+) -> CoverageRead:
+    """Whether one receivable is covered, read from the books in one statement (the hot path:
+    no session, no transaction, one round trip)."""
     row = await repo.coverage_row(
-        ctx.session, policy_id=item.policy_id, buyer_id=item.buyer_id,
-        shipment_date=item.shipment_date, today=ctx.today, invoice_number=item.invoice_number,
-        bank_id=ctx.caller.party_id if ctx.caller.role == "bank" else None,
+        reader, policy_id=item.policy_id, buyer_id=item.buyer_id,
+        shipment_date=item.shipment_date, today=today, invoice_number=item.invoice_number,
+        bank_id=caller.party_id if caller.role == "bank" else None,
     )  # fmt: skip
-    if row.policy is None or not _visible(ctx.caller, row.policy, row.bank_assigned):
+    if row.policy is None or not _visible(caller, row.policy, row.bank_assigned):
         raise not_found("policy", item.policy_id)
     if row.buyer is None:
         raise not_found("buyer", item.buyer_id)
