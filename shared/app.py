@@ -3,6 +3,7 @@ service; engines and clients are built in the lifespan, never at import."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -161,6 +162,18 @@ async def _send_problem(send: Send, problem: Problem) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _tune_garbage_collector(gen0_threshold: int) -> None:
+    """Everything built at startup (modules, models, compiled statements) is kept for the life of
+    the process: frozen out of the collector's sight, it is not traversed again on every full
+    collection. A higher first threshold lets a request that builds many objects (a 10,000-item
+    coverage batch) finish with a few collections instead of hundreds; reference counting still
+    frees all non-cyclic garbage at once."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gen0_threshold, 1), gen1, gen2)
+
+
 def create_app(
     *,
     service: str,
@@ -180,6 +193,7 @@ def create_app(
         app.state.engine = engine
         app.state.sessionmaker = build_sessionmaker(engine)
         app.state.reader = Reader(engine)
+        _tune_garbage_collector(settings.gc_gen0_threshold)
         try:
             if lifespan is not None:
                 async with lifespan(app):

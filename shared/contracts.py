@@ -98,7 +98,7 @@ class MoneyModel(Schema):
 
     @field_serializer("amount", when_used="json")
     def _amount(self, amount: Decimal) -> str:
-        return Money(amount, self.currency).rounded().formatted()
+        return Money(amount, self.currency).rounded_text()
 
     @model_validator(mode="after")
     def _minor_units(self) -> MoneyModel:
@@ -115,6 +115,11 @@ class MoneyModel(Schema):
     def of(cls, money: Money) -> MoneyModel:
         rounded = money.rounded()
         return cls.model_construct(amount=rounded.amount, currency=rounded.currency)
+
+
+def money_json(money: Money) -> dict[str, str]:
+    """Money exactly as a MoneyModel goes on the wire, for answers built without a model."""
+    return {"amount": money.rounded_text(), "currency": money.currency}
 
 
 def money_out(money: Money | None) -> MoneyModel | None:

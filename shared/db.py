@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -68,6 +69,11 @@ class Exact(TypeDecorator[Decimal]):
         if dialect.name == "sqlite":
             return int(scaled)
         return value
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.driver == "asyncpg":
+            return None  # asyncpg returns NUMERIC as Decimal: nothing to convert, row by row
+        return super().result_processor(dialect, coltype)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
@@ -209,16 +215,47 @@ class Reader:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.dialect = engine.dialect.name
         self.asyncpg = engine.dialect.driver == "asyncpg"
 
     async def first(self, query: Query, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        rows = await self._run(query, params, one=True)
+        return rows[0] if rows else None
+
+    async def all(self, query: Query, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return await self._run(query, params, one=False)
+
+    async def each(
+        self, query: Query, param_sets: Sequence[dict[str, Any]], *, parallel: int = 4
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """The rows of one run per parameter set, in order, each as soon as it is ready: up to
+        `parallel` runs at once on their own connections, so the caller works on one result
+        while the database computes the next ones."""
+        gate = asyncio.Semaphore(max(1, parallel))
+
+        async def run(params: dict[str, Any]) -> list[tuple[Any, ...]]:
+            async with gate:
+                return await self.all(query, params)
+
+        tasks = [asyncio.ensure_future(run(params)) for params in param_sets]
+        try:
+            for task in tasks:
+                yield await task
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(
+        self, query: Query, params: dict[str, Any], *, one: bool
+    ) -> list[tuple[Any, ...]]:
         if not self.asyncpg:
             async with self.autocommit.connect() as connection:
-                return await _first_via_core(connection, query, params)
+                return await _via_core(connection, query, params, one)
         raw = await self.engine.raw_connection()
         try:
-            return await _first_via_asyncpg(
-                raw.driver_connection, self.engine.dialect, query, params
+            return await _via_asyncpg(
+                raw.driver_connection, self.engine.dialect, query, params, one
             )
         except BaseException:
             raw.invalidate()
@@ -232,35 +269,45 @@ class TransactionReader(Reader):
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
+        self.dialect = connection.dialect.name
         self.asyncpg = connection.dialect.driver == "asyncpg"
 
-    async def first(self, query: Query, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    async def _run(
+        self, query: Query, params: dict[str, Any], *, one: bool
+    ) -> list[tuple[Any, ...]]:
         if not self.asyncpg:
-            return await _first_via_core(self.connection, query, params)
+            return await _via_core(self.connection, query, params, one)
         raw = await self.connection.get_raw_connection()
-        return await _first_via_asyncpg(
-            raw.driver_connection, self.connection.dialect, query, params
+        return await _via_asyncpg(
+            raw.driver_connection, self.connection.dialect, query, params, one
         )
 
 
-async def _first_via_core(
-    connection: AsyncConnection, query: Query, params: dict[str, Any]
-) -> tuple[Any, ...] | None:
-    row = (await connection.execute(query.statement, params)).first()
-    return None if row is None else tuple(row)
+async def _via_core(
+    connection: AsyncConnection, query: Query, params: dict[str, Any], one: bool
+) -> list[tuple[Any, ...]]:
+    result = await connection.execute(query.statement, params)
+    rows = [result.first()] if one else result.all()
+    return [tuple(row) for row in rows if row is not None]
 
 
-async def _first_via_asyncpg(
-    driver: Any, dialect: Dialect, query: Query, params: dict[str, Any]
-) -> tuple[Any, ...] | None:
+async def _via_asyncpg(
+    driver: Any, dialect: Dialect, query: Query, params: dict[str, Any], one: bool
+) -> list[tuple[Any, ...]]:
     sql, order, literals, processors = query.for_asyncpg(dialect)
-    record = await driver.fetchrow(sql, *[params[n] if n in params else literals[n] for n in order])
-    if record is None:
-        return None
-    return tuple(
-        value if process is None else process(value)
-        for value, process in zip(record, processors, strict=True)
-    )
+    args = [params[n] if n in params else literals[n] for n in order]
+    if one:
+        record = await driver.fetchrow(sql, *args)
+        records = [] if record is None else [record]
+    else:
+        records = await driver.fetch(sql, *args)
+    if not any(processors):
+        return [tuple(record) for record in records]
+    return [
+        tuple(value if process is None else process(value)
+              for value, process in zip(record, processors, strict=True))
+        for record in records
+    ]  # fmt: skip
 
 
 async def get_reader(request: Request) -> Reader:

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     underwriting_url: str = Field("http://127.0.0.1:8001", alias="TCI_UNDERWRITING_URL")
     claims_url: str = Field("http://127.0.0.1:8002", alias="TCI_CLAIMS_URL")
     collections_url: str = Field("http://127.0.0.1:8003", alias="TCI_COLLECTIONS_URL")
+    gc_gen0_threshold: int = Field(50_000, alias="TCI_GC_GEN0_THRESHOLD", ge=1)
     db_pool_size: int = Field(20, alias="TCI_DB_POOL_SIZE", ge=1)
     max_body_bytes: int = Field(16 * 1024 * 1024, alias="TCI_MAX_BODY_BYTES")
     idempotency_retention_hours: int = Field(48, alias="TCI_IDEMPOTENCY_RETENTION_HOURS")

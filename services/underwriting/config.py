@@ -18,6 +18,10 @@ class UnderwritingSettings(Settings):
     ceiling_grade_6_7: Decimal = Field(Decimal(50_000), alias="TCI_UW_CEILING_GRADE_6_7")
     equity_share_pct: Decimal = Field(Decimal(10), alias="TCI_UW_EQUITY_SHARE_PCT")
     default_country_risk_level: int = Field(2, alias="TCI_UW_DEFAULT_COUNTRY_RISK_LEVEL")
+    # Coverage batches: items per statement, and statements in flight at once (each on its own
+    # pooled connection, so keep it below TCI_DB_POOL_SIZE).
+    coverage_batch_chunk: int = Field(1000, alias="TCI_UW_COVERAGE_BATCH_CHUNK", ge=1)
+    coverage_batch_parallel: int = Field(4, alias="TCI_UW_COVERAGE_BATCH_PARALLEL", ge=1)
 
     def decision_table(self) -> DecisionTable:
         return DecisionTable(

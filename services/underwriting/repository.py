@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Date,
+    Integer,
     String,
+    and_,
     bindparam,
     case,
+    column,
     exists,
     func,
     literal,
     or_,
     select,
+    text,
     type_coerce,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.underwriting import rules
 from services.underwriting.models import (
     Buyer,
     BuyerSignal,
@@ -229,12 +233,24 @@ async def turnover(
 # ---------------------------------------------------------------- coverage reads
 
 
-@dataclass(frozen=True)
-class CoverageRow:
-    """The books as one coverage check reads them."""
+class CoverageRow(NamedTuple):
+    """The books as one coverage check reads them: one row of the coverage statement, in the
+    order of `_coverage_columns` (a tuple, since a batch reads 10,000 of them)."""
 
-    policy: dict[str, Any] | None
-    buyer: dict[str, Any] | None
+    policy_id: str | None
+    policyholder_id: str
+    currency: str
+    start_date: dt.date
+    end_date: dt.date
+    covered_countries: list[str] | None
+    max_credit_period_days: int
+    indemnity_pct: Decimal
+    cover_type: str
+    discretionary_limit: Decimal
+    buyer_id: str | None
+    buyer_country: str
+    buyer_legal_form: str
+    buyer_grade: int
     bank_assigned: bool
     sanctioned: bool
     stopped: bool
@@ -242,9 +258,10 @@ class CoverageRow:
     limit_terms_days: int | None
     decided_on: dt.date | None
     limit_amount: Decimal | None
-    exposure: Decimal
+    exposure: Decimal | None
 
 
+NO_BOOKS = CoverageRow._make([None] * len(CoverageRow._fields))
 _POLICY_COLUMNS = (
     Policy.id, Policy.policyholder_id, Policy.currency, Policy.start_date, Policy.end_date,
     Policy.covered_countries, Policy.max_credit_period_days, Policy.indemnity_pct,
@@ -253,21 +270,15 @@ _POLICY_COLUMNS = (
 _BUYER_COLUMNS = (Buyer.id, Buyer.country, Buyer.legal_form, Buyer.grade)
 
 
-def _coverage_statement() -> Any:
-    """Built once: every check runs the same compiled statement with its own parameters."""
-    policy_id = bindparam("policy_id", type_=String)
-    buyer_id = bindparam("buyer_id", type_=String)
-    ship = bindparam("shipment_date", type_=Date)
+def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: Any) -> list[Any]:
+    """What a check reads for one receivable, correlated to the expressions naming its policy,
+    buyer, shipment date and invoice: the single check passes parameters, the batch passes the
+    columns of its items. Expects `policies`, `buyers` and `credit_limits` in the FROM."""
     today = bindparam("today", type_=Date)
-    limit = (
-        select(CreditLimit.id, CreditLimit.payment_terms_days, CreditLimit.decided_on)
-        .where(CreditLimit.policy_id == policy_id, CreditLimit.buyer_id == buyer_id)
-        .subquery()
-    )
     amount = (
         select(LimitAmount.amount)
         .where(
-            LimitAmount.limit_id == limit.c.id,
+            LimitAmount.limit_id == CreditLimit.id,
             LimitAmount.superseded_at.is_(None),
             LimitAmount.effective_from <= ship,
             or_(LimitAmount.effective_to.is_(None), LimitAmount.effective_to > ship),
@@ -287,7 +298,7 @@ def _coverage_statement() -> Any:
             Receivable.policy_id == policy_id,
             Receivable.buyer_id == buyer_id,
             Receivable.shipment_date <= ship,
-            Receivable.invoice_number.is_distinct_from(bindparam("invoice_number", type_=String)),
+            Receivable.invoice_number.is_distinct_from(invoice_number),
         )
         .scalar_subquery()
     )
@@ -304,29 +315,85 @@ def _coverage_statement() -> Any:
         PolicyAssignment.policy_id == policy_id,
         PolicyAssignment.bank_id == bindparam("bank_id", type_=String),
     )
+    return [
+        *_POLICY_COLUMNS,
+        *(c.label(f"buyer_{c.key}") for c in _BUYER_COLUMNS),
+        assigned.label("bank_assigned"),
+        sanctioned.label("sanctioned"),
+        stopped.label("stopped"),
+        CreditLimit.id.label("limit_id"),
+        CreditLimit.payment_terms_days.label("limit_terms_days"),
+        CreditLimit.decided_on.label("decided_on"),
+        type_coerce(amount, Amount()).label("limit_amount"),
+        exposure.label("exposure"),
+    ]
+
+
+def _single_statement() -> Any:
+    """One receivable, named by parameters."""
+    policy_id = bindparam("policy_id", type_=String)
+    buyer_id = bindparam("buyer_id", type_=String)
+    columns = _coverage_columns(
+        policy_id,
+        buyer_id,
+        bindparam("shipment_date", type_=Date),
+        bindparam("invoice_number", type_=String),
+    )
     return (
-        select(
-            *_POLICY_COLUMNS,
-            *(c.label(f"buyer_{c.key}") for c in _BUYER_COLUMNS),
-            assigned.label("bank_assigned"),
-            sanctioned.label("sanctioned"),
-            stopped.label("stopped"),
-            limit.c.id.label("limit_id"),
-            limit.c.payment_terms_days.label("limit_terms_days"),
-            limit.c.decided_on.label("decided_on"),
-            type_coerce(amount, Amount()).label("limit_amount"),
-            exposure.label("exposure"),
-        )
+        select(*columns)
         .select_from(Policy)
         .outerjoin(Buyer, Buyer.id == buyer_id)
-        .outerjoin(limit, literal(True))
+        .outerjoin(
+            CreditLimit, and_(CreditLimit.policy_id == Policy.id, CreditLimit.buyer_id == buyer_id)
+        )
         .where(Policy.id == policy_id)
     )
 
 
-_COVERAGE = Query(_coverage_statement())
-_POLICY_KEYS = tuple(c.key for c in _POLICY_COLUMNS)
-_BUYER_KEYS = tuple(c.key for c in _BUYER_COLUMNS)
+# The items of a batch arrive as one JSON array parameter, unpacked by the database into rows:
+# {"i": index, "p": policy id, "b": buyer id, "s": shipment date, "n": invoice number or null}.
+_ITEM_ROWS = {
+    "postgresql": "SELECT (e->>'i')::int AS idx, e->>'p' AS policy_id, e->>'b' AS buyer_id, "
+    "(e->>'s')::date AS shipment_date, e->>'n' AS invoice_number "
+    "FROM jsonb_array_elements(CAST(:items AS text)::jsonb) AS e",
+    "sqlite": "SELECT json_extract(value, '$.i') AS idx, json_extract(value, '$.p') AS policy_id, "
+    "json_extract(value, '$.b') AS buyer_id, json_extract(value, '$.s') AS shipment_date, "
+    "json_extract(value, '$.n') AS invoice_number FROM json_each(:items)",
+}
+
+
+def _batch_statement(dialect: str) -> Any:
+    """Every item of a batch in one statement: one row per item, in order, each carrying exactly
+    the columns of the single check."""
+    items = (
+        text(_ITEM_ROWS[dialect])
+        .columns(
+            column("idx", Integer), column("policy_id", String), column("buyer_id", String),
+            column("shipment_date", Date), column("invoice_number", String),
+        )
+        .subquery("items")
+    )  # fmt: skip
+    columns = _coverage_columns(
+        items.c.policy_id, items.c.buyer_id, items.c.shipment_date, items.c.invoice_number
+    )
+    return (
+        select(items.c.idx, *columns)
+        .select_from(items)
+        .outerjoin(Policy, Policy.id == items.c.policy_id)
+        .outerjoin(Buyer, Buyer.id == items.c.buyer_id)
+        .outerjoin(
+            CreditLimit,
+            and_(
+                CreditLimit.policy_id == items.c.policy_id,
+                CreditLimit.buyer_id == items.c.buyer_id,
+            ),
+        )
+        .order_by(items.c.idx)
+    )
+
+
+_SINGLE = Query(_single_statement())
+_BATCH = {dialect: Query(_batch_statement(dialect)) for dialect in _ITEM_ROWS}
 
 
 async def coverage_row(
@@ -342,155 +409,44 @@ async def coverage_row(
     """One statement: the policy, the buyer, the limit in force on the shipment date, the
     exposure, stop-shipment and sanctions of one receivable."""
     values = await reader.first(
-        _COVERAGE,
+        _SINGLE,
         {"policy_id": policy_id, "buyer_id": buyer_id, "shipment_date": shipment_date,
          "today": today, "invoice_number": invoice_number, "bank_id": bank_id},
     )  # fmt: skip
-    if values is None:
-        return CoverageRow(None, None, False, False, False, None, None, None, None, Decimal(0))
-    n = len(_POLICY_KEYS)
-    policy_part = dict(zip(_POLICY_KEYS, values[:n], strict=True))
-    buyer_values = values[n : n + len(_BUYER_KEYS)]
-    buyer_part = dict(zip(_BUYER_KEYS, buyer_values, strict=True)) if buyer_values[0] else None
-    (assigned, sanctioned, stopped, limit_id, terms, decided_on, limit_amount, exposure) = values[
-        n + len(_BUYER_KEYS) :
-    ]
-    return CoverageRow(
-        policy=policy_part,
-        buyer=buyer_part,
-        bank_assigned=bool(assigned),
-        sanctioned=bool(sanctioned) if buyer_part else False,
-        stopped=bool(stopped),
-        limit_id=limit_id,
-        limit_terms_days=terms,
-        decided_on=decided_on,
-        limit_amount=limit_amount,
-        exposure=exposure or Decimal(0),
-    )
+    return NO_BOOKS if values is None else CoverageRow._make(values)
 
 
-@dataclass
-class BatchBooks:
-    """The books of every (policy, buyer) pair of a batch, read set-based."""
-
-    policies: dict[str, dict[str, Any]]
-    buyers: dict[str, dict[str, Any]]
-    assigned_policies: set[str]
-    sanctioned_buyers: set[str]
-    sanctioned_countries: set[str]
-    limits: dict[tuple[str, str], dict[str, Any]]
-    history: dict[str, list[rules.HistoryEntry]]
-    stops: dict[tuple[str, str], list[tuple[dt.date, dt.date | None]]]
-    receivables: dict[tuple[str, str], list[rules.Receivable]]
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    index: int
+    policy_id: str
+    buyer_id: str
+    shipment_date: dt.date
+    invoice_number: str | None
 
 
-def _chunks(values: Sequence[str], size: int = 5000) -> list[Sequence[str]]:
-    return [values[i : i + size] for i in range(0, len(values), size)] or [[]]
-
-
-async def batch_books(
-    session: AsyncSession,
+async def coverage_rows(
+    reader: Reader,
+    items: Sequence[BatchItem],
     *,
-    policy_ids: Sequence[str],
-    buyer_ids: Sequence[str],
     today: dt.date,
     bank_id: str | None,
-) -> BatchBooks:
-    """A handful of queries for a whole batch, however many items it has."""
-    pids = sorted(set(policy_ids))
-    bids = sorted(set(buyer_ids))
+    chunk: int = 1000,
+    parallel: int = 4,
+) -> AsyncIterator[list[tuple[int, CoverageRow]]]:
+    """The coverage rows of many receivables, `chunk` items per statement, several statements
+    in flight at once; yielded chunk by chunk, in order, as (item index, row)."""
+    param_sets = [
+        {"items": _items_json(items[start : start + chunk]), "today": today, "bank_id": bank_id}
+        for start in range(0, len(items), max(1, chunk))
+    ]
+    async for rows in reader.each(_BATCH[reader.dialect], param_sets, parallel=parallel):
+        yield [(row[0], CoverageRow._make(row[1:])) for row in rows]
 
-    async def rows(statement_for: Any, ids: Sequence[str]) -> list[Any]:
-        out: list[Any] = []
-        for chunk in _chunks(ids):
-            out.extend((await session.execute(statement_for(chunk))).all())
-        return out
 
-    policies = {
-        r.id: r._asdict()
-        for r in await rows(lambda c: select(*_POLICY_COLUMNS).where(Policy.id.in_(c)), pids)
-    }
-    buyers = {
-        r.id: r._asdict()
-        for r in await rows(lambda c: select(*_BUYER_COLUMNS).where(Buyer.id.in_(c)), bids)
-    }
-    assigned: set[str] = set()
-    if bank_id:
-        assigned = {
-            r.policy_id
-            for r in await rows(
-                lambda c: select(PolicyAssignment.policy_id).where(
-                    PolicyAssignment.policy_id.in_(c), PolicyAssignment.bank_id == bank_id
-                ),
-                pids,
-            )
-        }
-    sanction_rows = (await session.execute(select(Sanction.buyer_id, Sanction.country))).all()
-    limits: dict[tuple[str, str], dict[str, Any]] = {}
-    stops: dict[tuple[str, str], list[tuple[dt.date, dt.date | None]]] = defaultdict(list)
-    receivables: dict[tuple[str, str], list[rules.Receivable]] = defaultdict(list)
-    for pchunk in _chunks(pids):
-        for bchunk in _chunks(bids):
-            limit_rows = await session.execute(
-                select(
-                    CreditLimit.id, CreditLimit.policy_id, CreditLimit.buyer_id,
-                    CreditLimit.payment_terms_days, CreditLimit.decided_on,
-                ).where(CreditLimit.policy_id.in_(pchunk), CreditLimit.buyer_id.in_(bchunk))
-            )  # fmt: skip
-            for r in limit_rows.all():
-                limits[(r.policy_id, r.buyer_id)] = r._asdict()
-            stop_rows = await session.execute(
-                select(
-                    StopShipment.policy_id, StopShipment.buyer_id, StopShipment.notified_on,
-                    StopShipment.cleared_on,
-                ).where(StopShipment.policy_id.in_(pchunk), StopShipment.buyer_id.in_(bchunk))
-            )  # fmt: skip
-            for r in stop_rows.all():
-                stops[(r.policy_id, r.buyer_id)].append((r.notified_on, r.cleared_on))
-            receivable_rows = await session.execute(
-                select(
-                    Receivable.policy_id, Receivable.buyer_id, Receivable.invoice_number,
-                    Receivable.amount, Receivable.shipment_date, Receivable.paid_amount,
-                    Receivable.paid_on,
-                ).where(
-                    Receivable.policy_id.in_(pchunk),
-                    Receivable.buyer_id.in_(bchunk),
-                    or_(
-                        Receivable.paid_on.is_(None),
-                        Receivable.paid_on > today,
-                        Receivable.paid_amount < Receivable.amount,
-                    ),
-                )
-            )  # fmt: skip
-            for r in receivable_rows.all():
-                receivables[(r.policy_id, r.buyer_id)].append(
-                    rules.Receivable(r.invoice_number, r.amount, r.shipment_date,
-                                     r.paid_amount, r.paid_on)
-                )  # fmt: skip
-    limit_ids = [v["id"] for v in limits.values()]
-    history_map: dict[str, list[rules.HistoryEntry]] = defaultdict(list)
-    for chunk in _chunks(limit_ids):
-        if not chunk:
-            continue
-        entries = await session.execute(
-            select(
-                LimitAmount.limit_id, LimitAmount.amount, LimitAmount.effective_from,
-                LimitAmount.effective_to,
-            ).where(LimitAmount.limit_id.in_(chunk), LimitAmount.superseded_at.is_(None))
-            .order_by(LimitAmount.effective_from.desc())
-        )  # fmt: skip
-        for e in entries.all():
-            history_map[e.limit_id].append(
-                rules.HistoryEntry(e.amount, e.effective_from, e.effective_to)
-            )
-    return BatchBooks(
-        policies=policies,
-        buyers=buyers,
-        assigned_policies=assigned,
-        sanctioned_buyers={b for b, _ in sanction_rows if b},
-        sanctioned_countries={c for _, c in sanction_rows if c},
-        limits=limits,
-        history=history_map,
-        stops=stops,
-        receivables=receivables,
-    )
+def _items_json(items: Sequence[BatchItem]) -> str:
+    return json.dumps(
+        [{"i": it.index, "p": it.policy_id, "b": it.buyer_id, "s": it.shipment_date.isoformat(),
+          "n": it.invoice_number} for it in items],
+        separators=(",", ":"),
+    )  # fmt: skip

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
+from typing import NamedTuple
 
 from shared.calendar import days_after, in_history, in_period
 from shared.money import Money, min_money
@@ -451,9 +452,9 @@ def exposure(
     )
 
 
-@dataclass(frozen=True)
-class CoverageFacts:
-    """Everything a coverage check needs, read from the books for one receivable."""
+class CoverageFacts(NamedTuple):
+    """Everything a coverage check needs, read from the books for one receivable. (Tuples, not
+    dataclasses, for the facts and answers: a batch makes 10,000 of each.)"""
 
     amount: Money
     shipment_date: dt.date
@@ -478,14 +479,12 @@ class CoverageFacts:
     insolvent_grade: int = 10
 
 
-@dataclass(frozen=True)
-class Condition:
+class Condition(NamedTuple):
     name: str
     held: bool
 
 
-@dataclass(frozen=True)
-class CoverageAnswer:
+class CoverageAnswer(NamedTuple):
     covered: bool
     fully_covered: bool
     covered_amount: Money
@@ -495,7 +494,7 @@ class CoverageAnswer:
     limit_source: str | None
     exposure: Money
     reasons: tuple[str, ...]
-    conditions: tuple[Condition, ...] = field(default=())
+    conditions: tuple[Condition, ...] = ()
 
 
 def assess_coverage(facts: CoverageFacts) -> CoverageAnswer:
@@ -503,29 +502,24 @@ def assess_coverage(facts: CoverageFacts) -> CoverageAnswer:
     country is covered, the buyer is insurable and not sanctioned, no stop-shipment is in force,
     the credit period is within the policy's maximum and the limit's terms, and a limit (or the
     discretionary limit) is in force on the shipment date. Covered amount = min(amount,
-    max(0, limit − exposure)); insured amount = covered × indemnity percentage."""
+    max(0, limit − exposure)); insured amount = covered × indemnity percentage.
+
+    Every condition is reported with whether it held; each that failed adds its reason code."""
     currency = facts.amount.currency
-    credit_period = (facts.due_date - facts.shipment_date).days
-    insurable = facts.buyer_legal_form == "company"
+    amount = facts.amount.amount
     reasons: list[str] = []
-    conditions: list[Condition] = []
+    held = {
+        "policy_active": in_period(facts.shipment_date, facts.policy_start, facts.policy_end),
+        "country_covered": facts.covered_countries is None
+        or facts.buyer_country in facts.covered_countries,
+        "buyer_insurable": facts.buyer_legal_form == "company",
+        "not_sanctioned": not facts.sanctioned,
+        "no_stop_shipment": not facts.stopped,
+    }
 
-    def check(name: str, held: bool, reason: str) -> bool:
-        conditions.append(Condition(name, held))
-        if not held:
+    for name, reason in _BOOK_REASONS:
+        if not held[name]:
             reasons.append(reason)
-        return held
-
-    ok = check(
-        "policy_active",
-        in_period(facts.shipment_date, facts.policy_start, facts.policy_end),
-        "policy_inactive",
-    )
-    country_ok = facts.covered_countries is None or facts.buyer_country in facts.covered_countries
-    ok &= check("country_covered", country_ok, "country_not_covered")
-    ok &= check("buyer_insurable", insurable, "buyer_not_insurable")
-    ok &= check("not_sanctioned", not facts.sanctioned, "sanctioned")
-    ok &= check("no_stop_shipment", not facts.stopped, "stop_shipment")
 
     limit_amount: Decimal | None = None
     source: str | None = None
@@ -545,39 +539,48 @@ def assess_coverage(facts: CoverageFacts) -> CoverageAnswer:
             limit_amount, source = facts.discretionary_limit, "discretionary"
         elif discretionary_open and superseded:
             reasons.append("discretionary_superseded")
-    ok &= check("credit_period_within_terms", credit_period <= terms, "credit_period_exceeded")
-
+    held["credit_period_within_terms"] = (facts.due_date - facts.shipment_date).days <= terms
+    if not held["credit_period_within_terms"]:
+        reasons.append("credit_period_exceeded")
+    held["limit_in_force"] = limit_amount is not None and limit_amount > 0
     if limit_amount is None:
-        ok &= check("limit_in_force", False, "no_limit")
+        reasons.append("no_limit")
     elif limit_amount <= 0:
-        ok &= check("limit_in_force", False, "limit_withdrawn")
-    else:
-        conditions.append(Condition("limit_in_force", True))
+        reasons.append("limit_withdrawn")
 
     headroom = max(ZERO, (limit_amount or ZERO) - facts.exposure)
-    if ok and limit_amount is not None and limit_amount > 0:
-        covered = min(facts.amount.amount, headroom)
-        conditions.append(Condition("headroom_available", covered > 0))
+    covered = ZERO
+    if all(held.values()):
+        covered = min(amount, headroom)
+        held["headroom_available"] = covered > 0
         if covered <= 0:
             reasons.append("headroom_exhausted")
-        elif covered < facts.amount.amount:
+        elif covered < amount:
             reasons.append("partially_covered")
-    else:
-        covered = ZERO
     covered_money = Money(covered, currency).rounded()
-    insured = covered_money.percent(facts.indemnity_pct).rounded()
     return CoverageAnswer(
         covered=covered > 0,
-        fully_covered=covered > 0 and covered == facts.amount.amount,
+        fully_covered=covered > 0 and covered == amount,
         covered_amount=covered_money,
-        insured_amount=insured,
+        insured_amount=covered_money.percent(facts.indemnity_pct).rounded(),
         indemnity_pct=facts.indemnity_pct,
         limit_in_force=None if limit_amount is None else Money(limit_amount, currency).rounded(),
         limit_source=source,
         exposure=Money(facts.exposure, currency).rounded(),
         reasons=tuple(reasons),
-        conditions=tuple(conditions),
+        conditions=tuple(Condition(name, value) for name, value in held.items()),
     )
+
+
+# The conditions read straight from the books and the reason each gives when it fails, in the
+# order reasons are reported.
+_BOOK_REASONS = (
+    ("policy_active", "policy_inactive"),
+    ("country_covered", "country_not_covered"),
+    ("buyer_insurable", "buyer_not_insurable"),
+    ("not_sanctioned", "sanctioned"),
+    ("no_stop_shipment", "stop_shipment"),
+)
 
 
 # ---------------------------------------------------------------- premium and portfolio health

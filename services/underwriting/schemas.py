@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -330,7 +330,13 @@ class CoverageRead(Schema):
 
 
 class CoverageBatchCreate(Schema):
-    items: Annotated[list[dict[str, object]], Field(min_length=1, max_length=10_000)]
+    # Each item is validated on its own, so that a malformed item is answered with its own error
+    # and the others are still answered.
+    items: Annotated[
+        list[Any],
+        Field(min_length=1, max_length=10_000,
+              json_schema_extra={"items": {"$ref": "#/components/schemas/CoverageCheckCreate"}}),
+    ]  # fmt: skip
 
 
 class ExposureRead(Schema):
