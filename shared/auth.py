@@ -111,17 +111,28 @@ class VerifiedTokens:
     verified again on every request: signature and claims are checked once per token, its expiry
     on every use. Refused tokens are never kept; the oldest entries go first when full."""
 
-    def __init__(self, secret: str, *, leeway_seconds: int = 30, size: int = 4096) -> None:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        leeway_seconds: int = 30,
+        size: int = 4096,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.secret = secret
         self.leeway_seconds = leeway_seconds
         self.size = size
+        self.clock = clock
         self._known: dict[str, tuple[Caller, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._known)
 
     def caller(self, token: str) -> Caller:
         known = self._known.get(token)
         if known is not None:
             caller, expires = known
-            if time.time() <= expires + self.leeway_seconds:
+            if self.clock() <= expires + self.leeway_seconds:
                 return caller
             del self._known[token]
             raise unauthorized("the bearer token has expired")

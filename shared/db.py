@@ -272,6 +272,13 @@ class TransactionReader(Reader):
         self.dialect = connection.dialect.name
         self.asyncpg = connection.dialect.driver == "asyncpg"
 
+    async def each(
+        self, query: Query, param_sets: Sequence[dict[str, Any]], *, parallel: int = 4
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """One connection runs one statement at a time: the runs go in turn."""
+        for params in param_sets:
+            yield await self.all(query, params)
+
     async def _run(
         self, query: Query, params: dict[str, Any], *, one: bool
     ) -> list[tuple[Any, ...]]:

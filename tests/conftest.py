@@ -271,6 +271,8 @@ def services() -> Iterator[Services]:
             "TCI_CLAIMS_URL": urls["claims"],
             "TCI_COLLECTIONS_URL": urls["collections"],
             "TCI_LOG_LEVEL": "WARNING",
+            # Small chunks, so a batch runs as several statements in flight on pooled connections.
+            "TCI_UW_COVERAGE_BATCH_CHUNK": "3",
         }
         log = open(log_dir / f"{service}.log", "wb")  # noqa: SIM115
         processes.append((service, log, subprocess.Popen(

@@ -62,6 +62,29 @@ def test_a_limit_request_and_a_bank_coverage_check_over_http(services: Services)
         covered = client.post("/v1/coverage-checks", headers=auth("bank", bank), json={
             "policy_id": policy["id"], "buyer_id": buyer["id"], "invoice_amount": money("70000"),
             "shipment_date": "2027-03-01", "due_date": "2027-04-30"})  # fmt: skip
+        items = [
+            {"policy_id": policy["id"], "buyer_id": buyer["id"],
+             "invoice_amount": money(str(10000 * n)), "shipment_date": f"2027-0{n}-01",
+             "due_date": f"2027-0{n}-28"}
+            for n in range(1, 10)
+        ] + [{"policy_id": policy["id"], "buyer_id": "buy_unknown", "invoice_amount": money("1"),
+              "shipment_date": "2027-03-01", "due_date": "2027-04-30"}]  # fmt: skip
+        batch = client.post("/v1/coverage-checks/batch", headers=auth("bank", bank),
+                            json={"items": items})  # fmt: skip
+        assert batch.status_code == 200, batch.text
+        results = batch.json()["results"]
+        assert len(results) == len(items) and results[-1]["error"]["status"] == 404
+        for item, result in zip(items[:-1], results[:-1], strict=True):
+            single = client.post("/v1/coverage-checks", headers=auth("bank", bank), json=item)
+            assert result == single.json()
+        assert [r["covered_amount"]["amount"] for r in results[:6]] == [
+            "10000.00",
+            "20000.00",
+            "30000.00",
+            "40000.00",
+            "50000.00",
+            "50000.00",
+        ]
     body = covered.json()
     assert_no_floats(body)
     assert body["covered_amount"] == money("50000.00")

@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from shared.auth import decode_token, mint_token
+from shared.auth import VerifiedTokens, decode_token, mint_token
 from shared.problems import Problem
 from shared.settings import DEVELOPMENT_JWT_SECRET as SECRET
 
@@ -60,3 +60,38 @@ def test_a_token_without_exp_is_refused() -> None:
 
 def test_garbage_is_refused() -> None:
     refused("not-a-token")
+
+
+def test_a_verified_token_is_remembered_but_its_expiry_checked_on_every_use() -> None:
+    now = float(int(time.time()))  # tokens carry whole seconds
+    clock = [now]
+    tokens = VerifiedTokens(SECRET, leeway_seconds=30, clock=lambda: clock[0])
+    token = mint_token(SECRET, role="bank", party_id="bank-1", ttl_seconds=60, now=now)
+    first = tokens.caller(token)
+    assert first.party_id == "bank-1" and len(tokens) == 1
+    assert tokens.caller(token) is first  # remembered, not verified again
+    clock[0] = now + 60 + 30  # the last second of leeway
+    assert tokens.caller(token) is first
+    clock[0] = now + 60 + 31
+    with pytest.raises(Problem) as expired:
+        tokens.caller(token)
+    assert expired.value.status == 401 and "expired" in expired.value.detail
+    assert len(tokens) == 0
+
+
+def test_a_refused_token_is_never_remembered_and_the_memory_is_bounded() -> None:
+    tokens = VerifiedTokens(SECRET, size=8)
+    forged = mint_token("another-secret-that-is-long-enough-0123456789", role="service")
+    for _ in range(2):
+        assert "signature" in refused_by(tokens, forged)
+    assert len(tokens) == 0
+    for n in range(20):
+        tokens.caller(mint_token(SECRET, role="service", subject=f"svc-{n}"))
+    assert 0 < len(tokens) <= 8
+
+
+def refused_by(tokens: VerifiedTokens, token: str) -> str:
+    with pytest.raises(Problem) as caught:
+        tokens.caller(token)
+    assert caught.value.status == 401
+    return str(caught.value.detail)
