@@ -265,6 +265,10 @@ def main() -> None:
         asyncio.run(
             measure(base, policy_id, ids, args.seconds, args.concurrency, args.load_generator)
         )
+        status = Path(f"/proc/{server.pid}/status")
+        if status.exists():
+            memory = dict(line.split(":", 1) for line in status.read_text().splitlines())
+            print(f"server memory: peak {memory['VmHWM'].strip()}, now {memory['VmRSS'].strip()}")
     finally:
         server.terminate()
         server.wait()

@@ -212,7 +212,7 @@ def create_app(
     app.state.idempotency_table = metadata.tables[f"{metadata.schema}.idempotency_keys"]
     metrics = Metrics(service)
     app.add_middleware(
-        RequestContextMiddleware,  # type: ignore[arg-type]
+        RequestContextMiddleware,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
     )

@@ -106,9 +106,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):
-            value = dt.datetime.fromisoformat(value)
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        moment: dt.datetime = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+        return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
 def utcnow() -> dt.datetime:
@@ -145,9 +144,7 @@ def build_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncE
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         _sqlite_pragmas(engine)
-        return engine.execution_options(
-            schema_translate_map=dict.fromkeys(SERVICE_SCHEMAS)  # type: ignore[arg-type]
-        )
+        return engine.execution_options(schema_translate_map=dict.fromkeys(SERVICE_SCHEMAS))
     return create_async_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_pre_ping=False
     )

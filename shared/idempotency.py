@@ -117,7 +117,7 @@ class Command:
     async def _claim(self, route: str, key: str, print_: str) -> Response | None:
         """Claim the key, or return the stored answer of the request that claimed it first."""
         settings = self.request.app.state.settings
-        dialect = self.session.bind.dialect.name
+        dialect = self.session.get_bind().dialect.name
         values = {
             "caller": self.caller.scope,
             "route": route,
@@ -128,8 +128,9 @@ class Command:
             "created_at": utcnow(),
         }
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert(self.table).values(**values).on_conflict_do_nothing()
-        statement = statement.returning(self.table.c.key)
+        statement = (
+            insert(self.table).values(**values).on_conflict_do_nothing().returning(self.table.c.key)
+        )
         expired_before = utcnow() - dt.timedelta(hours=settings.idempotency_retention_hours)
         await self.session.execute(
             delete(self.table).where(

@@ -46,7 +46,7 @@ def schemaless(metadata: MetaData) -> MetaData:
     """A copy of a service's metadata without its schema, as the tables look on SQLite."""
     copy = MetaData(naming_convention=metadata.naming_convention)
     for table in metadata.sorted_tables:
-        table.to_metadata(copy, schema=None)
+        table.to_metadata(copy, schema=None)  # type: ignore[arg-type]  # None: no schema
     return copy
 
 
