@@ -3,6 +3,9 @@ service; engines and clients are built in the lifespan, never at import."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
 import gc
 import json
 import logging
@@ -24,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import VerifiedTokens
 from shared.db import Reader, SessionDep, build_engine, build_sessionmaker
+from shared.idempotency import purge_periodically
 from shared.logging import configure_logging, reset_request_id, set_request_id
 from shared.problems import PROBLEM_JSON, Problem, install_problem_handlers
 from shared.settings import Settings
@@ -194,6 +198,14 @@ def create_app(
         app.state.sessionmaker = build_sessionmaker(engine)
         app.state.reader = Reader(engine)
         _tune_garbage_collector(settings.gc_gen0_threshold)
+        purge = asyncio.create_task(
+            purge_periodically(
+                engine,
+                app.state.idempotency_table,
+                retention=dt.timedelta(hours=settings.idempotency_retention_hours),
+                every=dt.timedelta(minutes=settings.idempotency_purge_minutes),
+            )
+        )
         try:
             if lifespan is not None:
                 async with lifespan(app):
@@ -201,6 +213,9 @@ def create_app(
             else:
                 yield
         finally:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
             await engine.dispose()
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=_lifespan)

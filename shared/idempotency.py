@@ -7,8 +7,10 @@ response, a concurrent twin waits briefly on the uncommitted key and is then tol
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -18,11 +20,13 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, Text, and_, del
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.auth import Caller, CallerDep
 from shared.db import SessionDep, UTCDateTime, utcnow
 from shared.problems import conflict, invalid, unprocessable
+
+log = logging.getLogger("tci.idempotency")
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -43,6 +47,29 @@ def idempotency_table(metadata: MetaData) -> Table:
         Column("location", String(500), nullable=True),
         Column("created_at", UTCDateTime(), nullable=False),
     )
+
+
+async def purge_expired(engine: AsyncEngine, table: Table, *, older_than: dt.timedelta) -> int:
+    """Forget the keys claimed longer ago than the retention period; how many were forgotten."""
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            delete(table).where(table.c.created_at < utcnow() - older_than)
+        )
+    return int(result.rowcount or 0)
+
+
+async def purge_periodically(
+    engine: AsyncEngine, table: Table, *, retention: dt.timedelta, every: dt.timedelta
+) -> None:
+    """Run for the life of the app: purge expired keys now and then every `every`."""
+    while True:
+        try:
+            purged = await purge_expired(engine, table, older_than=retention)
+            if purged:
+                log.info("purged %d idempotency keys older than %s", purged, retention)
+        except Exception:  # a failed purge is retried next time; it must not stop the app
+            log.exception("purging expired idempotency keys failed")
+        await asyncio.sleep(every.total_seconds())
 
 
 def fingerprint(method: str, path: str, query: str, body: bytes) -> str:

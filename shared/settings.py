@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(20, alias="TCI_DB_POOL_SIZE", ge=1)
     max_body_bytes: int = Field(16 * 1024 * 1024, alias="TCI_MAX_BODY_BYTES")
     idempotency_retention_hours: int = Field(48, alias="TCI_IDEMPOTENCY_RETENTION_HOURS")
+    idempotency_purge_minutes: int = Field(60, alias="TCI_IDEMPOTENCY_PURGE_MINUTES", ge=1)
     idempotency_wait_ms: int = Field(20, alias="TCI_IDEMPOTENCY_WAIT_MS")
     http_timeout_seconds: float = Field(10.0, alias="TCI_HTTP_TIMEOUT_SECONDS")
     log_level: str = Field("INFO", alias="TCI_LOG_LEVEL")

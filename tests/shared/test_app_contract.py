@@ -3,18 +3,24 @@ idempotency, pagination, body caps and decimal strings."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import APIRouter
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.collections.models import metadata as collections_metadata
+from services.underwriting.models import metadata as underwriting_metadata
 from shared.app import create_app
+from shared.db import utcnow
+from shared.idempotency import purge_expired
 from shared.settings import Settings
 from tests.builders import assert_no_floats, make_policy, money
-from tests.conftest import auth, token
+from tests.conftest import auth, token, unique
 
 PROBLEM = "application/problem+json"
 
@@ -179,3 +185,24 @@ async def test_readiness_checks_the_database(uw: httpx.AsyncClient) -> None:
     assert (await uw.get("/healthz")).status_code == 200
     policy = await make_policy(uw)
     assert policy["indemnity_pct"] == "90"
+
+
+async def test_expired_idempotency_keys_are_purged_and_fresh_ones_kept(
+    engines: dict[str, AsyncEngine],
+) -> None:
+    engine = engines["underwriting"]
+    table = underwriting_metadata.tables["underwriting.idempotency_keys"]
+    caller = unique("purge-test")
+    now = utcnow()
+    rows = [{"caller": caller, "route": "POST /v1/buyers", "key": key, "fingerprint": "f",
+             "status_code": 201, "body": "{}", "location": None, "created_at": at}
+            for key, at in (("old", now - dt.timedelta(hours=49)),
+                            ("fresh", now - dt.timedelta(hours=47)))]  # fmt: skip
+    async with engine.begin() as connection:
+        await connection.execute(insert(table), rows)
+    purged = await purge_expired(engine, table, older_than=dt.timedelta(hours=48))
+    async with engine.connect() as connection:
+        kept = (await connection.execute(select(table.c.key).where(table.c.caller == caller))).all()
+        await connection.execute(delete(table).where(table.c.caller == caller))
+        await connection.commit()
+    assert purged >= 1 and [k for (k,) in kept] == ["fresh"]
