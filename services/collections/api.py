@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from pydantic import BaseModel
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from services.collections import service as uc
+from services.collections.models import Case
 from services.collections.rules import LADDERS
+from services.collections.schemas import (
+    ActivityCreate,
+    ActivityRead,
+    CaseCreate,
+    CaseList,
+    CaseRead,
+    EscalationResult,
+    EscalationRun,
+    PaymentCreate,
+    PaymentRead,
+)
+from shared.auth import Caller, require
+from shared.db import SessionDep
+from shared.idempotency import CommandDep
+from shared.pagination import PageDep, fetch_page
+from shared.problems import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["collections"])
 
@@ -34,3 +55,87 @@ async def list_ladders() -> LadderList:
             for name, rungs in LADDERS.items()
         ]
     )
+
+
+IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Collector = Annotated[Caller, Depends(require("collector"))]
+CaseOpener = Annotated[Caller, Depends(require("policyholder"))]
+CaseReader = Annotated[Caller, Depends(require("policyholder", "collector"))]
+READ = problem_responses(401, 403, 404, 422)
+WRITE = problem_responses(401, 403, 404, 409, 422)
+
+
+def context(request: Request, session: SessionDep, caller: Caller) -> uc.Context:
+    settings = request.app.state.settings
+    return uc.Context(session=session, caller=caller, today=settings.today(), settings=settings)
+
+
+@router.post("/cases", status_code=201, response_model=CaseRead, responses=WRITE)
+async def open_case(
+    body: CaseCreate, request: Request, session: SessionDep, caller: CaseOpener, cmd: CommandDep
+) -> Response:
+    """A policyholder's mandate (as creditor) or, from the claims service, a subrogation case."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.open_case(ctx, body), status_code=201,
+                         location=lambda c: f"/v1/cases/{c.id}")  # fmt: skip
+
+
+@router.get("/cases", response_model=CaseList, responses=READ)
+async def list_cases(
+    request: Request, session: SessionDep, caller: CaseReader, page: PageDep,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    claim_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> CaseList:  # fmt: skip
+    statement = select(Case)
+    if caller.role == "policyholder":
+        statement = statement.where(Case.creditor_id == caller.party_id)
+    if status:
+        statement = statement.where(Case.status == status)
+    if claim_id:
+        statement = statement.where(Case.claim_id == claim_id)
+    rows, cursor = await fetch_page(session, statement, page, created_at=Case.created_at,
+                                    ident=Case.id)  # fmt: skip
+    ctx = context(request, session, caller)
+    return CaseList(items=[await uc.read_case(ctx, case) for case in rows], next_cursor=cursor)
+
+
+@router.get("/cases/{case_id}", response_model=CaseRead, responses=READ)
+async def get_case(
+    case_id: IdPath, request: Request, session: SessionDep, caller: CaseReader
+) -> CaseRead:
+    ctx = context(request, session, caller)
+    return await uc.read_case(ctx, await uc.case_of(ctx, case_id))
+
+
+@router.post("/cases/{case_id}/activities", status_code=201, response_model=ActivityRead,
+             responses=WRITE)  # fmt: skip
+async def add_activity(
+    case_id: IdPath, body: ActivityCreate, request: Request, session: SessionDep,
+    caller: Collector, cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Log a letter, call, promise to pay, dispute (the case holds), legal step or note."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.add_activity(ctx, case_id, body), status_code=201,
+                         location=lambda a: f"/v1/cases/{case_id}/activities/{a.id}")  # fmt: skip
+
+
+@router.post("/cases/{case_id}/payments", status_code=201, response_model=PaymentRead,
+             responses=WRITE)  # fmt: skip
+async def record_payment(
+    case_id: IdPath, body: PaymentCreate, request: Request, session: SessionDep,
+    caller: Collector, cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Credit a recovery oldest invoice first and share it: fee, insurer, policyholder."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.record_payment(ctx, case_id, body), status_code=201,
+                         location=lambda p: f"/v1/cases/{case_id}/payments/{p.id}")  # fmt: skip
+
+
+@router.post("/escalations/run", response_model=EscalationResult, responses=WRITE)
+async def run_escalations(
+    body: EscalationRun, request: Request, session: SessionDep, caller: Collector,
+    cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Move the open cases up their ladders as of a date (a scheduler does this daily)."""
+    ctx = context(request, session, caller)
+    return await cmd.run(lambda: uc.run_escalations(ctx, body.as_of))

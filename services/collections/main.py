@@ -2,20 +2,63 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.collections import service as uc
 from services.collections.api import router
+from services.collections.config import CollectionsSettings
 from services.collections.models import metadata
 from shared.app import create_app as create_service_app
-from shared.settings import Settings
+from shared.auth import Caller
+
+log = logging.getLogger("tci.collections")
+SCHEDULER = Caller(subject="escalation-scheduler", role="service", party_id=None)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+async def escalate_daily(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: CollectionsSettings
+) -> None:
+    """The scheduler: run the ladder for today now and then every interval (it is idempotent: a
+    case already on its rung is not moved again)."""
+    while True:
+        try:
+            async with sessionmaker() as session:
+                ctx = uc.Context(session=session, caller=SCHEDULER, today=settings.today(),
+                                 settings=settings)  # fmt: skip
+                result = await uc.run_escalations(ctx, settings.today())
+                await session.commit()
+                if result.moved:
+                    log.info("escalated %d cases", len(result.moved))
+        except Exception:  # retried next time; the scheduler must not die
+            log.exception("the escalation run failed")
+        await asyncio.sleep(settings.escalation_interval_seconds)
+
+
+def create_app(settings: CollectionsSettings | None = None) -> FastAPI:
+    settings = settings or CollectionsSettings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(escalate_daily(app.state.sessionmaker, settings))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     return create_service_app(
         service="collections",
-        settings=settings or Settings(),
+        settings=settings,
         metadata=metadata,
         routers=[router],
         title="TCI collections",
         description="Debt-collection cases on escalation ladders, activities, recoveries.",
+        lifespan=lifespan,
     )

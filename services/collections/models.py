@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+import datetime as dt
+from decimal import Decimal
+from typing import Any
 
-from shared.db import service_metadata
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import Amount, Exact, UTCDateTime, service_metadata
 from shared.idempotency import idempotency_table
 
 SCHEMA = "collections"
@@ -14,3 +19,74 @@ idempotency_keys = idempotency_table(metadata)
 
 class Base(DeclarativeBase):
     metadata = metadata
+
+
+class Case(Base):
+    """A debt-collection case: a policyholder's mandate, or the recovery after a paid claim."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index(None, "creditor_id", "created_at"),
+        Index(None, "status", "stage"),
+        # A paid claim opens one subrogation case, never two.
+        Index("uq_cases_claim_id", "claim_id", unique=True,
+              postgresql_where=text("claim_id IS NOT NULL"),
+              sqlite_where=text("claim_id IS NOT NULL")),
+    )  # fmt: skip
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    creditor_id: Mapped[str] = mapped_column(String(64))
+    buyer_id: Mapped[str] = mapped_column(String(40))
+    debtor_country: Mapped[str] = mapped_column(String(2))
+    currency: Mapped[str] = mapped_column(String(3))
+    ladder: Mapped[str] = mapped_column(String(40))
+    stage: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))
+    claim_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    insurer_share_pct: Mapped[Decimal | None] = mapped_column(Exact(9, 4), nullable=True)
+    fee_pct: Mapped[Decimal] = mapped_column(Exact(9, 4))
+    opened_on: Mapped[dt.date] = mapped_column(Date)
+    closed_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class CaseInvoice(Base):
+    __tablename__ = "case_invoices"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    number: Mapped[str] = mapped_column(String(100))
+    amount: Mapped[Decimal] = mapped_column(Amount())
+    due_date: Mapped[dt.date] = mapped_column(Date)
+    paid: Mapped[Decimal] = mapped_column(Amount())
+
+
+class Activity(Base):
+    __tablename__ = "activities"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    occurred_on: Mapped[dt.date] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    promised_amount: Mapped[Decimal | None] = mapped_column(Amount(), nullable=True)
+    promised_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Amount())
+    received_on: Mapped[dt.date] = mapped_column(Date)
+    fee: Mapped[Decimal] = mapped_column(Amount())
+    insurer: Mapped[Decimal] = mapped_column(Amount())
+    policyholder: Mapped[Decimal] = mapped_column(Amount())
+    credited: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    recorded_by: Mapped[str] = mapped_column(String(200))

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import NamedTuple
+
+from shared.money import Money
 
 # A ladder is a list of (days past the oldest due date, stage), lowest first.
 LADDERS: Mapping[str, tuple[tuple[int, str], ...]] = {
@@ -19,3 +24,59 @@ def stage_on(ladder: tuple[tuple[int, str], ...], days_past_due: int) -> str:
         if days_past_due >= day:
             stage = name
     return stage
+
+
+def days_past_due(oldest_due: dt.date | None, as_of: dt.date) -> int:
+    """Days since the oldest unpaid due date (0 before it, or with nothing unpaid)."""
+    if oldest_due is None:
+        return 0
+    return max(0, (as_of - oldest_due).days)
+
+
+def rung_index(ladder: tuple[tuple[int, str], ...], stage: str) -> int:
+    """The position of a stage on its ladder (0 for `new`)."""
+    names = [FIRST_STAGE] + [name for _, name in ladder]
+    return names.index(stage)
+
+
+class OpenInvoice(NamedTuple):
+    number: str
+    due_date: dt.date
+    outstanding: Decimal
+
+
+def credit_oldest_first(
+    invoices: Sequence[OpenInvoice], amount: Decimal
+) -> list[tuple[str, Decimal]]:
+    """A payment is credited to the oldest unpaid invoice first (due date, then number)."""
+    credits: list[tuple[str, Decimal]] = []
+    left = amount
+    for invoice in sorted(invoices, key=lambda i: (i.due_date, i.number)):
+        if left <= 0:
+            break
+        taken = min(left, invoice.outstanding)
+        if taken > 0:
+            credits.append((invoice.number, taken))
+            left -= taken
+    return credits
+
+
+class Allocation(NamedTuple):
+    fee: Money
+    insurer: Money
+    policyholder: Money
+
+
+def allocate(payment: Money, *, fee_pct: Decimal, insurer_share_pct: Decimal | None) -> Allocation:
+    """What is recovered: the collection fee first, then, after a paid claim, shared between
+    insurer and policyholder in the proportion they bore the loss; before a claim the rest is the
+    policyholder's. Each part is rounded once; the policyholder's part takes the remainder, so the
+    three always add up to the payment."""
+    fee = payment.percent(fee_pct).rounded()
+    rest = payment - fee
+    insurer = (
+        rest.percent(insurer_share_pct).rounded()
+        if insurer_share_pct
+        else Money.zero(payment.currency)
+    )
+    return Allocation(fee=fee, insurer=insurer, policyholder=rest - insurer)

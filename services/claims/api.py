@@ -1,0 +1,217 @@
+"""Claims routes (api.md, Claims)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
+from sqlalchemy import select
+
+from services.claims import service as uc
+from services.claims.models import Claim, OverdueNotification
+from services.claims.schemas import (
+    ClaimCreate,
+    ClaimList,
+    ClaimRead,
+    DecisionCreate,
+    DisputeCreate,
+    DisputeRead,
+    DisputeResolve,
+    DocumentKind,
+    DocumentRead,
+    NotificationCreate,
+    NotificationRead,
+)
+from shared.auth import Caller, require
+from shared.db import SessionDep
+from shared.idempotency import CommandDep
+from shared.pagination import PageDep, fetch_page
+from shared.peers import PeersDep
+from shared.problems import Problem, not_found, problem_responses
+
+router = APIRouter(prefix="/v1", tags=["claims"])
+
+IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Policyholder = Annotated[Caller, Depends(require("policyholder"))]
+Handler = Annotated[Caller, Depends(require("claims_handler"))]
+HolderOrHandler = Annotated[Caller, Depends(require("policyholder", "claims_handler"))]
+READ = problem_responses(401, 403, 404, 422)
+WRITE = problem_responses(401, 403, 404, 409, 422, 502, 503)
+
+
+def context(request: Request, session: SessionDep, caller: Caller, peers: Any) -> uc.Context:
+    settings = request.app.state.settings
+    return uc.Context(session=session, caller=caller, today=settings.today(), settings=settings,
+                      peers=peers)  # fmt: skip
+
+
+# ---------------------------------------------------------------- overdue notifications
+
+
+@router.post("/overdue-notifications", status_code=201, response_model=NotificationRead,
+             responses=WRITE)  # fmt: skip
+async def notify_overdue(
+    body: NotificationCreate, request: Request, session: SessionDep, caller: Policyholder,
+    peers: PeersDep, cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Invoices unpaid past due (each in time or late), an extension request or a repayment plan;
+    an overdue starts stop-shipment in underwriting."""
+    ctx = context(request, session, caller, peers)
+    made: list[str] = []
+
+    async def handler() -> NotificationRead:
+        notification = await uc.notify_overdue(ctx, body)
+        made.append(notification.id)
+        return notification
+
+    response = await cmd.run(handler, status_code=201,
+                             location=lambda n: f"/v1/overdue-notifications/{n.id}")  # fmt: skip
+    for ident in made:
+        await uc.deliver_for(session, peers, ident)
+    return response
+
+
+@router.get("/overdue-notifications/{notification_id}", response_model=NotificationRead,
+            responses=READ)  # fmt: skip
+async def get_notification(
+    notification_id: IdPath, request: Request, session: SessionDep, caller: HolderOrHandler,
+    peers: PeersDep,
+) -> NotificationRead:  # fmt: skip
+    notification = await session.get(OverdueNotification, notification_id)
+    if notification is None or (
+        caller.role == "policyholder" and notification.policyholder_id != caller.party_id
+    ):
+        raise not_found("overdue notification", notification_id)
+    return await uc.read_notification(context(request, session, caller, peers), notification)
+
+
+# ---------------------------------------------------------------- claims
+
+
+@router.post("/claims", status_code=201, response_model=ClaimRead, responses=WRITE)
+async def file_claim(
+    body: ClaimCreate, request: Request, session: SessionDep, caller: Policyholder,
+    peers: PeersDep, cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """A claim within its filing window (else 422 `claim-time-barred` / `claim-too-early`)."""
+    ctx = context(request, session, caller, peers)
+    return await cmd.run(lambda: uc.file_claim(ctx, body), status_code=201,
+                         location=lambda c: f"/v1/claims/{c.id}")  # fmt: skip
+
+
+@router.get("/claims", response_model=ClaimList, responses=READ)
+async def list_claims(
+    request: Request, session: SessionDep, caller: HolderOrHandler, peers: PeersDep,
+    page: PageDep, status: Annotated[str | None, Query(max_length=30)] = None,
+    policy_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> ClaimList:  # fmt: skip
+    """A policyholder's own claims, or every claim for a claims handler; oldest first."""
+    statement = select(Claim)
+    if caller.role == "policyholder":
+        statement = statement.where(Claim.policyholder_id == caller.party_id)
+    if status:
+        statement = statement.where(Claim.status == status)
+    if policy_id:
+        statement = statement.where(Claim.policy_id == policy_id)
+    rows, cursor = await fetch_page(session, statement, page, created_at=Claim.created_at,
+                                    ident=Claim.id)  # fmt: skip
+    ctx = context(request, session, caller, peers)
+    return ClaimList(items=await uc.list_claims(ctx, list(rows)), next_cursor=cursor)
+
+
+@router.get("/claims/{claim_id}", response_model=ClaimRead, responses=READ)
+async def get_claim(
+    claim_id: IdPath, request: Request, session: SessionDep, caller: HolderOrHandler,
+    peers: PeersDep,
+) -> ClaimRead:  # fmt: skip
+    return await uc.get_claim(context(request, session, caller, peers), claim_id)
+
+
+@router.post("/claims/{claim_id}/documents", status_code=201, response_model=DocumentRead,
+             responses=problem_responses(401, 403, 404, 409, 413, 415, 422))  # fmt: skip
+async def add_document(
+    claim_id: IdPath, request: Request, session: SessionDep, caller: Policyholder,
+    peers: PeersDep, cmd: CommandDep, kind: Annotated[DocumentKind, Form()],
+    file: Annotated[UploadFile, File()],
+) -> Response:  # fmt: skip
+    """Attach a document (multipart `kind` + `file`); the last missing one moves the claim to
+    `under_review` with its decision date."""
+    settings = request.app.state.settings
+    content_type = (file.content_type or "").split(";")[0].strip().lower()
+    if content_type not in settings.document_types:
+        raise Problem(415, "unsupported-media-type",
+                      f"{content_type or 'no type'} is not accepted; send one of "
+                      f"{', '.join(sorted(settings.document_types))}")  # fmt: skip
+    content = await file.read(settings.max_document_bytes + 1)
+    if len(content) > settings.max_document_bytes:
+        raise Problem(413, "payload-too-large",
+                      f"a document may be at most {settings.max_document_bytes} bytes")  # fmt: skip
+    if not content:
+        raise Problem(422, "validation", "the file is empty",
+                      errors=[{"loc": ["body", "file"], "msg": "the file is empty"}])  # fmt: skip
+    ctx = context(request, session, caller, peers)
+    return await cmd.run(
+        lambda: uc.add_document(ctx, claim_id, kind, file.filename or "document", content_type,
+                                content),
+        status_code=201, location=lambda d: f"/v1/claims/{claim_id}/documents/{d.id}",
+    )  # fmt: skip
+
+
+@router.post("/claims/{claim_id}/disputes", status_code=201, response_model=DisputeRead,
+             responses=WRITE)  # fmt: skip
+async def raise_dispute(
+    claim_id: IdPath, body: DisputeCreate, request: Request, session: SessionDep,
+    caller: HolderOrHandler, peers: PeersDep, cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """The buyer disputes invoices: the claim holds (`on_hold`) until each dispute is settled."""
+    ctx = context(request, session, caller, peers)
+    return await cmd.run(lambda: uc.raise_dispute(ctx, claim_id, body), status_code=201,
+                         location=lambda d: f"/v1/claims/{claim_id}/disputes/{d.id}")  # fmt: skip
+
+
+@router.post("/claims/{claim_id}/disputes/{dispute_id}/resolution", response_model=DisputeRead,
+             responses=WRITE)  # fmt: skip
+async def resolve_dispute(
+    claim_id: IdPath, dispute_id: IdPath, body: DisputeResolve, request: Request,
+    session: SessionDep, caller: Handler, peers: PeersDep, cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Settled for the policyholder (the invoices count) or the buyer (they are excluded); the
+    claim resumes once no dispute is open."""
+    ctx = context(request, session, caller, peers)
+    return await cmd.run(lambda: uc.resolve_dispute(ctx, claim_id, dispute_id, body))
+
+
+@router.post("/claims/{claim_id}/assessment", response_model=ClaimRead, responses=WRITE)
+async def assess(
+    claim_id: IdPath, request: Request, session: SessionDep, caller: Handler, peers: PeersDep,
+    cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Coverage of each invoice on its shipment date, the exclusions, and the indemnity with
+    each step of the sum."""
+    ctx = context(request, session, caller, peers)
+    return await cmd.run(lambda: uc.assess(ctx, claim_id))
+
+
+@router.post("/claims/{claim_id}/decision", response_model=ClaimRead, responses=WRITE)
+async def decide(
+    claim_id: IdPath, body: DecisionCreate, request: Request, session: SessionDep,
+    caller: Handler, peers: PeersDep, cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Approve (an assessed claim) or reject; deciding twice is 409 `already-decided`."""
+    ctx = context(request, session, caller, peers)
+    return await cmd.run(lambda: uc.decide(ctx, claim_id, body))
+
+
+@router.post("/claims/{claim_id}/payment", response_model=ClaimRead, responses=WRITE)
+async def pay(
+    claim_id: IdPath, request: Request, session: SessionDep, caller: Handler, peers: PeersDep,
+    cmd: CommandDep,
+) -> Response:  # fmt: skip
+    """Pay the approved indemnity once (409 `already-paid`); the debt passes to collections."""
+    ctx = context(request, session, caller, peers)
+    response = await cmd.run(lambda: uc.pay(ctx, claim_id))
+    if response.status_code == 200 and response.headers.get("Idempotent-Replayed") is None:
+        await uc.deliver_for(session, peers, claim_id)
+        fresh = await uc.get_claim(ctx, claim_id)  # with the subrogation case, once opened
+        return Response(fresh.model_dump_json(), media_type="application/json")
+    return response

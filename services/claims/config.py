@@ -1,0 +1,23 @@
+"""Claims settings: the shared ones plus the claims desk's own."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import Settings
+
+
+class ClaimsSettings(Settings):
+    # The decision is due within this many working days of the file being complete (seed: 15).
+    decision_working_days: int = Field(15, alias="TCI_CLAIMS_DECISION_WORKING_DAYS", ge=1)
+    max_document_bytes: int = Field(10 * 1024 * 1024, alias="TCI_CLAIMS_MAX_DOCUMENT_BYTES", ge=1)
+    document_types: frozenset[str] = Field(
+        frozenset({
+            "application/pdf", "image/png", "image/jpeg", "image/tiff", "text/plain", "text/csv",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.ms-excel", "application/msword",
+        }),
+        alias="TCI_CLAIMS_DOCUMENT_TYPES",
+    )  # fmt: skip
+    outbox_interval_seconds: float = Field(5.0, alias="TCI_OUTBOX_INTERVAL_SECONDS", gt=0)

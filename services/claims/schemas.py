@@ -1,0 +1,214 @@
+"""Claims request and response models (api.md, Claims)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from shared.contracts import Ident, LongText, MoneyModel, Schema
+
+InvoiceNumber = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]+$")]
+Cause = Literal["insolvency", "protracted_default", "political"]
+DocumentKind = Literal[
+    "trade_contract", "proof_of_delivery", "invoice", "ageing_report", "statement_of_account",
+    "insolvency_proof", "collection_evidence",
+]  # fmt: skip
+ClaimStatus = Literal[
+    "documents_pending", "under_review", "on_hold", "assessed", "approved", "rejected", "paid",
+    "lapsed",
+]  # fmt: skip
+
+
+class InvoiceIn(Schema):
+    number: InvoiceNumber
+    amount: MoneyModel
+    shipment_date: dt.date
+    due_date: dt.date
+
+    @model_validator(mode="after")
+    def _dates(self) -> InvoiceIn:
+        if self.due_date < self.shipment_date:
+            raise ValueError("due_date must not be before shipment_date")
+        return self
+
+
+class Instalment(Schema):
+    due_date: dt.date
+    amount: MoneyModel
+
+
+class NotificationCreate(Schema):
+    policy_id: Ident
+    buyer_id: Ident
+    kind: Literal["overdue", "extension_request", "repayment_plan"]
+    invoices: Annotated[list[InvoiceIn], Field(min_length=1, max_length=1000)]
+    new_due_date: dt.date | None = None
+    instalments: Annotated[list[Instalment], Field(max_length=120)] | None = None
+    note: LongText | None = None
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> NotificationCreate:
+        if self.kind == "extension_request":
+            if self.new_due_date is None:
+                raise ValueError("an extension request needs new_due_date")
+            if len(self.invoices) != 1:
+                raise ValueError("an extension request names exactly one invoice")
+        if self.kind == "repayment_plan" and not self.instalments:
+            raise ValueError("a repayment plan needs its instalments")
+        if len({i.number for i in self.invoices}) != len(self.invoices):
+            raise ValueError("invoice numbers must be unique within a notification")
+        return self
+
+
+class NotifiedInvoiceRead(Schema):
+    number: str
+    amount: MoneyModel
+    shipment_date: dt.date
+    due_date: dt.date
+    notification_deadline: dt.date
+    late: bool
+
+
+class NotificationRead(Schema):
+    id: str
+    created_at: dt.datetime
+    policy_id: str
+    buyer_id: str
+    kind: str
+    notified_on: dt.date
+    new_due_date: dt.date | None
+    extension_accepted: bool | None
+    instalments: list[Instalment] | None
+    invoices: list[NotifiedInvoiceRead]
+    stop_shipment_signalled: bool
+
+
+class ClaimCreate(Schema):
+    policy_id: Ident
+    buyer_id: Ident
+    cause: Cause
+    event_date: dt.date | None = None
+    invoices: Annotated[list[InvoiceIn], Field(min_length=1, max_length=1000)]
+    credit_notes: MoneyModel | None = None
+    set_offs: MoneyModel | None = None
+    recovered: MoneyModel | None = None
+    war_related: bool = False
+    nuclear_related: bool = False
+
+    @model_validator(mode="after")
+    def _checks(self) -> ClaimCreate:
+        if self.cause != "protracted_default" and self.event_date is None:
+            raise ValueError(f"a {self.cause} claim needs event_date")
+        if len({i.number for i in self.invoices}) != len(self.invoices):
+            raise ValueError("invoice numbers must be unique within a claim")
+        return self
+
+
+class DocumentRead(Schema):
+    id: str
+    created_at: dt.datetime
+    kind: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class DisputeCreate(Schema):
+    raised_on: dt.date
+    description: Annotated[str, Field(min_length=1, max_length=4000)]
+    invoice_numbers: Annotated[list[InvoiceNumber], Field(min_length=1, max_length=1000)]
+
+
+class DisputeResolve(Schema):
+    outcome: Literal["policyholder", "buyer"]
+    resolved_on: dt.date | None = None
+    note: LongText | None = None
+
+
+class DisputeRead(Schema):
+    id: str
+    created_at: dt.datetime
+    claim_id: str
+    raised_on: dt.date
+    description: str
+    invoice_numbers: list[str]
+    outcome: str | None
+    resolved_on: dt.date | None
+    claim_status: str
+
+
+class DecisionCreate(Schema):
+    decision: Literal["approve", "reject"]
+    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class StepRead(Schema):
+    step: int
+    name: str
+    amount: MoneyModel
+    note: str
+
+
+class InvoiceAssessmentRead(Schema):
+    number: str
+    amount: MoneyModel
+    reduction: MoneyModel
+    unpaid: MoneyModel
+    covered_on_shipment_date: bool
+    coverage_reasons: list[str]
+    limit_in_force: MoneyModel
+    exclusions: list[str]
+    covered: MoneyModel
+
+
+class AssessmentRead(Schema):
+    assessed_on: dt.date
+    invoices: list[InvoiceAssessmentRead]
+    claim_exclusions: list[str]
+    steps: list[StepRead]
+    insured_loss: MoneyModel
+    indemnity: MoneyModel
+
+
+class ClaimInvoiceRead(Schema):
+    number: str
+    amount: MoneyModel
+    shipment_date: dt.date
+    due_date: dt.date
+
+
+class ClaimRead(Schema):
+    id: str
+    created_at: dt.datetime
+    policy_id: str
+    buyer_id: str
+    policyholder_id: str
+    cause: str
+    event_date: dt.date | None
+    loss_date: dt.date
+    filed_on: dt.date
+    status: ClaimStatus
+    filing_deadline: dt.date
+    required_documents: list[str]
+    missing_documents: list[str]
+    documents: list[DocumentRead]
+    documents_due: dt.date
+    decision_due: dt.date | None
+    invoices: list[ClaimInvoiceRead]
+    reductions: MoneyModel
+    disputes: list[DisputeRead]
+    assessment: AssessmentRead | None
+    indemnity: MoneyModel | None
+    decision: str | None
+    decision_reason: str | None
+    decided_by: str | None
+    paid_on: dt.date | None
+    collection_case_id: str | None
+
+
+class ClaimList(Schema):
+    items: list[ClaimRead]
+    next_cursor: str | None

@@ -1,0 +1,652 @@
+"""Claims use cases: overdue notifications, claims and their filing window, documents, disputes,
+assessment with underwriting's coverage, decision and payment with the subrogation case."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.claims import rules
+from services.claims.config import ClaimsSettings
+from services.claims.models import (
+    Claim,
+    ClaimDocument,
+    ClaimInvoice,
+    Dispute,
+    NotifiedInvoice,
+    OverdueNotification,
+    outbox,
+)
+from services.claims.schemas import (
+    AssessmentRead,
+    ClaimCreate,
+    ClaimInvoiceRead,
+    ClaimRead,
+    DecisionCreate,
+    DisputeCreate,
+    DisputeRead,
+    DisputeResolve,
+    DocumentRead,
+    InvoiceAssessmentRead,
+    InvoiceIn,
+    NotificationCreate,
+    NotificationRead,
+    NotifiedInvoiceRead,
+    StepRead,
+)
+from shared.auth import Caller
+from shared.contracts import MoneyModel
+from shared.db import new_id, utcnow
+from shared.http import ServiceClient
+from shared.money import Money
+from shared.outbox import deliver, enqueue
+from shared.peers import CoverageFacts, PolicyTerms, fetch_buyer, fetch_policy
+from shared.problems import Problem, conflict, invalid, not_found, unprocessable
+
+ZERO = Decimal(0)
+DECIDED = frozenset({"approved", "rejected", "paid"})
+
+
+@dataclass
+class Context:
+    session: AsyncSession
+    caller: Caller
+    today: dt.date
+    settings: ClaimsSettings
+    peers: Mapping[str, ServiceClient]
+
+
+def _money(amount: Decimal, currency: str) -> MoneyModel:
+    return MoneyModel.of(Money(amount, currency))
+
+
+def _in_currency(model: MoneyModel | None, currency: str, loc: list[str | int]) -> Decimal:
+    if model is None:
+        return ZERO
+    if model.currency != currency:
+        raise unprocessable(
+            "currency-mismatch",
+            f"{'.'.join(str(p) for p in loc)} is in {model.currency}; the policy is in {currency}",
+            loc=loc,
+        )
+    if model.amount < 0:
+        raise invalid(loc, "must not be negative")
+    return model.amount
+
+
+def _invoice_amounts(invoices: Sequence[InvoiceIn], currency: str) -> None:
+    for index, invoice in enumerate(invoices):
+        amount = _in_currency(invoice.amount, currency, ["body", "invoices", index, "amount"])
+        if amount <= 0:
+            raise invalid(["body", "invoices", index, "amount"], "must be greater than zero")
+
+
+async def _own_policy(ctx: Context, policy_id: str) -> PolicyTerms:
+    policy = await fetch_policy(ctx.peers, policy_id)
+    if ctx.caller.role == "policyholder" and ctx.caller.party_id != policy.policyholder_id:
+        raise not_found("policy", policy_id)
+    return policy
+
+
+# ---------------------------------------------------------------- overdue notifications
+
+
+async def notify_overdue(ctx: Context, data: NotificationCreate) -> NotificationRead:
+    """Record the notification; each invoice is in time or late; an overdue stops shipments on
+    that policy (underwriting hears of it through the outbox)."""
+    policy = await _own_policy(ctx, data.policy_id)
+    await fetch_buyer(ctx.peers, data.buyer_id)
+    _invoice_amounts(data.invoices, policy.currency)
+    for index, step in enumerate(data.instalments or []):
+        _in_currency(step.amount, policy.currency, ["body", "instalments", index, "amount"])
+    if data.kind == "overdue":
+        for index, invoice in enumerate(data.invoices):
+            if invoice.due_date >= ctx.today:
+                raise unprocessable("not-overdue", f"invoice {invoice.number} is not past due "
+                                    f"(due {invoice.due_date})",
+                                    loc=["body", "invoices", index, "due_date"])  # fmt: skip
+    if data.kind == "extension_request":
+        assert data.new_due_date is not None
+        invoice = data.invoices[0]
+        if not rules.extension_allowed(
+            invoice.due_date, data.new_due_date, policy.max_extension_days
+        ):
+            raise unprocessable(
+                "extension-too-long",
+                f"the policyholder may move a due date by at most {policy.max_extension_days} "
+                f"days on its own (to {invoice.due_date + dt.timedelta(policy.max_extension_days)})",
+                max_new_due_date=(invoice.due_date
+                                  + dt.timedelta(policy.max_extension_days)).isoformat(),
+            )  # fmt: skip
+    notification = OverdueNotification(
+        id=new_id("ovn"), created_at=utcnow(), policy_id=policy.id, buyer_id=data.buyer_id,
+        policyholder_id=policy.policyholder_id, currency=policy.currency, kind=data.kind,
+        notified_on=ctx.today, new_due_date=data.new_due_date,
+        instalments=[i.model_dump(mode="json") for i in data.instalments or []] or None,
+        note=data.note, created_by=ctx.caller.subject,
+    )  # fmt: skip
+    ctx.session.add(notification)
+    rows = []
+    for invoice in data.invoices:
+        deadline = rules.notification_deadline(invoice.due_date, policy.overdue_notification_days)
+        row = NotifiedInvoice(
+            id=new_id("nin"), notification_id=notification.id, policy_id=policy.id,
+            buyer_id=data.buyer_id, number=invoice.number, amount=invoice.amount.amount,
+            shipment_date=invoice.shipment_date, due_date=invoice.due_date,
+            notification_deadline=deadline,
+            late=rules.notified_late(invoice.due_date, ctx.today, policy.overdue_notification_days),
+        )  # fmt: skip
+        ctx.session.add(row)
+        rows.append(row)
+    past_due = any(i.due_date < ctx.today for i in data.invoices)
+    if past_due:
+        await enqueue(
+            ctx.session, outbox, aggregate_id=notification.id, target="underwriting",
+            path=f"/v1/buyers/{data.buyer_id}/signals",
+            body={"kind": "overdue_notified", "observed_on": ctx.today.isoformat(),
+                  "policy_id": policy.id,
+                  "details": f"overdue notification {notification.id} ({data.kind})"},
+            idempotency_key=f"claims:overdue:{notification.id}",
+        )  # fmt: skip
+    await ctx.session.flush()
+    return await read_notification(ctx, notification)
+
+
+async def read_notification(ctx: Context, notification: OverdueNotification) -> NotificationRead:
+    rows = (await ctx.session.execute(
+        select(NotifiedInvoice).where(NotifiedInvoice.notification_id == notification.id)
+        .order_by(NotifiedInvoice.due_date, NotifiedInvoice.number))).scalars().all()  # fmt: skip
+    c = notification.currency
+    return NotificationRead(
+        id=notification.id, created_at=notification.created_at,
+        policy_id=notification.policy_id, buyer_id=notification.buyer_id, kind=notification.kind,
+        notified_on=notification.notified_on, new_due_date=notification.new_due_date,
+        extension_accepted=True if notification.kind == "extension_request" else None,
+        instalments=notification.instalments,  # type: ignore[arg-type]
+        invoices=[NotifiedInvoiceRead(
+            number=r.number, amount=_money(r.amount, c), shipment_date=r.shipment_date,
+            due_date=r.due_date, notification_deadline=r.notification_deadline, late=r.late)
+            for r in rows],
+        stop_shipment_signalled=any(r.due_date < notification.notified_on for r in rows),
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- claims
+
+
+async def file_claim(ctx: Context, data: ClaimCreate) -> ClaimRead:
+    """A claim within its filing window; documents pending until the file is complete."""
+    policy = await _own_policy(ctx, data.policy_id)
+    await fetch_buyer(ctx.peers, data.buyer_id)
+    _invoice_amounts(data.invoices, policy.currency)
+    reductions = sum(
+        (_in_currency(getattr(data, name), policy.currency, ["body", name])
+         for name in ("credit_notes", "set_offs", "recovered")), ZERO)  # fmt: skip
+    if data.cause == "political" and not policy.political_risk_cover:
+        raise unprocessable("political-risk-not-covered",
+                            "the policy does not cover political risk")  # fmt: skip
+    oldest_due = min(i.due_date for i in data.invoices)
+    window = rules.filing_window(
+        data.cause, event_date=data.event_date, oldest_due_date=oldest_due,
+        filing_days=policy.claim_filing_days,
+        protracted_wait_days=policy.protracted_default_wait_days,
+    )  # fmt: skip
+    verdict = window.verdict(ctx.today)
+    if verdict == "too_early":
+        raise unprocessable(
+            "claim-too-early",
+            f"a {data.cause} claim may be filed from {window.opens.isoformat()}",
+            first_filing_date=window.opens.isoformat(),
+            filing_deadline=window.closes.isoformat(),
+        )
+    if verdict == "time_barred":
+        raise unprocessable(
+            "claim-time-barred",
+            f"the filing window closed on {window.closes.isoformat()}",
+            filing_deadline=window.closes.isoformat(),
+        )
+    claim = Claim(
+        id=new_id("clm"), created_at=utcnow(), policy_id=policy.id, buyer_id=data.buyer_id,
+        policyholder_id=policy.policyholder_id, currency=policy.currency, cause=data.cause,
+        event_date=data.event_date,
+        loss_date=window.opens if data.cause == "protracted_default" else data.event_date,
+        filed_on=ctx.today, filing_opens=window.opens, filing_deadline=window.closes,
+        status="documents_pending", held_status=None,
+        documents_due=rules.documents_due(ctx.today, policy.documents_grace_days),
+        reductions=reductions, war_related=data.war_related,
+        nuclear_related=data.nuclear_related, terms=policy.model_dump(mode="json"),
+        created_by=ctx.caller.subject, version=1,
+    )  # fmt: skip
+    ctx.session.add(claim)
+    for invoice in data.invoices:
+        ctx.session.add(ClaimInvoice(
+            id=new_id("cin"), claim_id=claim.id, number=invoice.number,
+            amount=invoice.amount.amount, shipment_date=invoice.shipment_date,
+            due_date=invoice.due_date))  # fmt: skip
+    await ctx.session.flush()
+    return await read_claim(ctx, claim)
+
+
+async def _claim(ctx: Context, claim_id: str, *, lock: bool = False) -> Claim:
+    query = select(Claim).where(Claim.id == claim_id)
+    if lock:
+        query = query.with_for_update()
+    claim = (await ctx.session.execute(query)).scalar_one_or_none()
+    if claim is None or (
+        ctx.caller.role == "policyholder" and claim.policyholder_id != ctx.caller.party_id
+    ):
+        raise not_found("claim", claim_id)
+    return claim
+
+
+async def _documents(ctx: Context, claim_id: str) -> list[ClaimDocument]:
+    rows = await ctx.session.execute(
+        select(ClaimDocument).where(ClaimDocument.claim_id == claim_id)
+        .order_by(ClaimDocument.created_at, ClaimDocument.id)
+    )  # fmt: skip
+    return list(rows.scalars())
+
+
+async def _refresh_lapse(ctx: Context, claim: Claim) -> None:
+    """Documents still missing after the grace period: the claim lapses (on the next look)."""
+    if claim.status == "documents_pending" or (
+        claim.status == "on_hold" and claim.held_status == "documents_pending"
+    ):
+        missing = rules.missing_documents(
+            claim.cause, [d.kind for d in await _documents(ctx, claim.id)]
+        )
+        if rules.lapsed(claim.documents_due, ctx.today, missing):
+            claim.status, claim.held_status = "lapsed", None
+
+
+async def get_claim(ctx: Context, claim_id: str) -> ClaimRead:
+    claim = await _claim(ctx, claim_id)
+    await _refresh_lapse(ctx, claim)
+    return await read_claim(ctx, claim)
+
+
+async def list_claims(ctx: Context, claims: Sequence[Claim]) -> list[ClaimRead]:
+    out = []
+    for claim in claims:
+        await _refresh_lapse(ctx, claim)
+        out.append(await read_claim(ctx, claim))
+    return out
+
+
+async def read_claim(ctx: Context, claim: Claim) -> ClaimRead:
+    documents = await _documents(ctx, claim.id)
+    invoices = (await ctx.session.execute(
+        select(ClaimInvoice).where(ClaimInvoice.claim_id == claim.id)
+        .order_by(ClaimInvoice.shipment_date, ClaimInvoice.due_date, ClaimInvoice.number)
+    )).scalars().all()  # fmt: skip
+    disputes = (await ctx.session.execute(
+        select(Dispute).where(Dispute.claim_id == claim.id)
+        .order_by(Dispute.created_at, Dispute.id))).scalars().all()  # fmt: skip
+    c = claim.currency
+    return ClaimRead(
+        id=claim.id, created_at=claim.created_at, policy_id=claim.policy_id,
+        buyer_id=claim.buyer_id, policyholder_id=claim.policyholder_id, cause=claim.cause,
+        event_date=claim.event_date, loss_date=claim.loss_date, filed_on=claim.filed_on,
+        status=claim.status,  # type: ignore[arg-type]
+        filing_deadline=claim.filing_deadline,
+        required_documents=list(rules.required_documents(claim.cause)),
+        missing_documents=rules.missing_documents(claim.cause, [d.kind for d in documents]),
+        documents=[_document_read(d) for d in documents], documents_due=claim.documents_due,
+        decision_due=claim.decision_due,
+        invoices=[ClaimInvoiceRead(number=i.number, amount=_money(i.amount, c),
+                                   shipment_date=i.shipment_date, due_date=i.due_date)
+                  for i in invoices],
+        reductions=_money(claim.reductions, c),
+        disputes=[_dispute_read(d, claim.status) for d in disputes],
+        assessment=AssessmentRead.model_validate(claim.assessment) if claim.assessment else None,
+        indemnity=None if claim.indemnity is None else _money(claim.indemnity, c),
+        decision=claim.decision, decision_reason=claim.decision_reason,
+        decided_by=claim.decided_by, paid_on=claim.paid_on,
+        collection_case_id=claim.collection_case_id,
+    )  # fmt: skip
+
+
+def _document_read(d: ClaimDocument) -> DocumentRead:
+    return DocumentRead(id=d.id, created_at=d.created_at, kind=d.kind, filename=d.filename,
+                        content_type=d.content_type, size=d.size, sha256=d.sha256)  # fmt: skip
+
+
+def _dispute_read(d: Dispute, claim_status: str) -> DisputeRead:
+    return DisputeRead(id=d.id, created_at=d.created_at, claim_id=d.claim_id,
+                       raised_on=d.raised_on, description=d.description,
+                       invoice_numbers=list(d.invoice_numbers), outcome=d.outcome,
+                       resolved_on=d.resolved_on, claim_status=claim_status)  # fmt: skip
+
+
+# ---------------------------------------------------------------- documents
+
+
+async def add_document(
+    ctx: Context, claim_id: str, kind: str, filename: str, content_type: str, content: bytes
+) -> DocumentRead:
+    """Attach a document; the last missing one completes the file: under review, with the
+    decision due within the working days of the claims calendar."""
+    claim = await _claim(ctx, claim_id, lock=True)
+    await _refresh_lapse(ctx, claim)
+    if claim.status == "lapsed":
+        raise unprocessable("claim-lapsed", f"documents were due by {claim.documents_due}; "
+                            "the claim has lapsed", documents_due=claim.documents_due.isoformat())  # fmt: skip
+    if claim.status in DECIDED:
+        raise conflict("already-decided", f"the claim is {claim.status}")
+    if kind not in rules.DOCUMENT_KINDS:
+        raise invalid(["body", "kind"], f"kind must be one of {sorted(rules.DOCUMENT_KINDS)}")
+    document = ClaimDocument(
+        id=new_id("doc"), created_at=utcnow(), claim_id=claim.id, kind=kind,
+        filename=filename[:255] or "document", content_type=content_type, size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(), content=content,
+        uploaded_by=ctx.caller.subject,
+    )  # fmt: skip
+    ctx.session.add(document)
+    await ctx.session.flush()
+    missing = rules.missing_documents(
+        claim.cause, [d.kind for d in await _documents(ctx, claim.id)]
+    )
+    pending = claim.status == "documents_pending" or claim.held_status == "documents_pending"
+    if pending and not missing:
+        claim.complete_on = ctx.today
+        claim.decision_due = rules.decision_due(
+            ctx.today, ctx.settings.decision_working_days, claim.terms["claims_calendar_country"]
+        )
+        if claim.status == "on_hold":
+            claim.held_status = "under_review"
+        else:
+            claim.status = "under_review"
+    await ctx.session.flush()
+    return _document_read(document)
+
+
+# ---------------------------------------------------------------- disputes
+
+
+async def raise_dispute(ctx: Context, claim_id: str, data: DisputeCreate) -> DisputeRead:
+    """The buyer disputes invoices: the claim holds until every dispute is settled."""
+    claim = await _claim(ctx, claim_id, lock=True)
+    await _refresh_lapse(ctx, claim)
+    if claim.status in DECIDED or claim.status == "lapsed":
+        raise conflict("already-decided", f"the claim is {claim.status}")
+    numbers = set((await ctx.session.execute(
+        select(ClaimInvoice.number).where(ClaimInvoice.claim_id == claim.id))).scalars())  # fmt: skip
+    unknown = [n for n in data.invoice_numbers if n not in numbers]
+    if unknown:
+        raise unprocessable("unknown-invoice", f"not in this claim: {', '.join(unknown)}",
+                            invoice_numbers=unknown)  # fmt: skip
+    dispute = Dispute(
+        id=new_id("dsp"), created_at=utcnow(), claim_id=claim.id, raised_on=data.raised_on,
+        description=data.description, invoice_numbers=list(dict.fromkeys(data.invoice_numbers)),
+        outcome=None, resolved_on=None, raised_by=ctx.caller.subject,
+    )  # fmt: skip
+    ctx.session.add(dispute)
+    if claim.status != "on_hold":
+        # An assessment made before the dispute no longer stands.
+        claim.held_status = "under_review" if claim.status == "assessed" else claim.status
+        claim.status = "on_hold"
+    await ctx.session.flush()
+    return _dispute_read(dispute, claim.status)
+
+
+async def resolve_dispute(
+    ctx: Context, claim_id: str, dispute_id: str, data: DisputeResolve
+) -> DisputeRead:
+    claim = await _claim(ctx, claim_id, lock=True)
+    dispute = await ctx.session.get(Dispute, dispute_id)
+    if dispute is None or dispute.claim_id != claim.id:
+        raise not_found("dispute", dispute_id)
+    if dispute.outcome is not None:
+        raise conflict("already-decided", f"the dispute was settled for the {dispute.outcome}")
+    dispute.outcome = data.outcome
+    dispute.resolved_on = data.resolved_on or ctx.today
+    dispute.resolution_note = data.note
+    dispute.resolved_by = ctx.caller.subject
+    await ctx.session.flush()
+    still_open = (await ctx.session.execute(
+        select(func.count()).select_from(Dispute)
+        .where(Dispute.claim_id == claim.id, Dispute.outcome.is_(None)))).scalar_one()  # fmt: skip
+    if not still_open and claim.status == "on_hold":
+        claim.status, claim.held_status = claim.held_status or "under_review", None
+        claim.assessment, claim.indemnity = None, None
+    await ctx.session.flush()
+    return _dispute_read(dispute, claim.status)
+
+
+# ---------------------------------------------------------------- assessment
+
+
+async def assess(ctx: Context, claim_id: str) -> ClaimRead:
+    """Per invoice: coverage on its shipment date (asked of underwriting) and the exclusions that
+    apply; then the indemnity with each step of domain.md's sum."""
+    claim = await _claim(ctx, claim_id, lock=True)
+    await _refresh_lapse(ctx, claim)
+    if claim.status in DECIDED:
+        raise conflict("already-decided", f"the claim is {claim.status}")
+    if claim.status == "on_hold":
+        raise conflict("claim-on-hold", "a dispute is open: the claim holds until it is settled")
+    if claim.status == "lapsed":
+        raise unprocessable("claim-lapsed", "the claim lapsed with documents missing")
+    if claim.status == "documents_pending":
+        missing = rules.missing_documents(
+            claim.cause, [d.kind for d in await _documents(ctx, claim.id)]
+        )
+        raise unprocessable("documents-missing", f"documents missing: {', '.join(missing)}",
+                            missing_documents=missing)  # fmt: skip
+    terms = PolicyTerms.model_validate(claim.terms)
+    invoices = (await ctx.session.execute(
+        select(ClaimInvoice).where(ClaimInvoice.claim_id == claim.id))).scalars().all()  # fmt: skip
+    coverage = await _coverage(ctx, claim, invoices)
+    notified = await _first_notifications(ctx, claim)
+    disputes = await _dispute_outcomes(ctx, claim.id)
+    facts = []
+    for invoice in invoices:
+        answer = coverage[invoice.number]
+        held = {c["condition"]: bool(c["held"]) for c in answer.conditions}
+        covered_on_shipment = all(v for k, v in held.items() if k != "headroom_available")
+        first = notified.get(invoice.number)
+        deadline = rules.notification_deadline(invoice.due_date, terms.overdue_notification_days)
+        late = first.late if first is not None else not (claim.filed_on <= deadline)
+        facts.append(rules.InvoiceFacts(
+            invoice=rules.ClaimInvoice(invoice.number, invoice.amount, invoice.shipment_date,
+                                       invoice.due_date),
+            covered_on_shipment=covered_on_shipment,
+            not_covered_reasons=tuple(r for r in answer.reasons if r != "headroom_exhausted"
+                                      and r != "partially_covered"),
+            limit_in_force=answer.limit_in_force.amount if answer.limit_in_force else ZERO,
+            sanctioned="sanctioned" in answer.reasons, notified_late=late,
+            dispute=disputes.get(invoice.number),
+        ))  # fmt: skip
+    claim_exclusions = []
+    if claim.nuclear_related:
+        claim_exclusions.append("nuclear_risk")
+    if claim.war_related and not terms.political_risk_cover:
+        claim_exclusions.append("war_without_political_cover")
+    if claim_exclusions:
+        facts = [replace(f, covered_on_shipment=False) for f in facts]
+    pct = terms.political_indemnity_pct if claim.cause == "political" else terms.indemnity_pct
+    year_start, year_end = rules.policy_year(terms.start_date, claim.loss_date)
+    paid_policy, paid_buyer = await _indemnities_in_year(ctx, claim, year_start, year_end)
+    result = rules.indemnity(
+        facts, reductions=claim.reductions, currency=claim.currency,
+        terms=rules.IndemnityTerms(
+            indemnity_pct=pct, deductible=terms.deductible.amount,
+            claim_threshold=terms.claim_threshold.amount,
+            single_buyer_cap_left=None if terms.single_buyer_cap is None
+            else terms.single_buyer_cap.amount - paid_buyer,
+            max_liability_left=terms.max_liability.amount - paid_policy,
+        ),
+    )  # fmt: skip
+    c = claim.currency
+    by_number = {f.invoice.number: f for f in facts}
+    assessment = AssessmentRead(
+        assessed_on=ctx.today,
+        invoices=[InvoiceAssessmentRead(
+            number=line.number, amount=_money(line.amount, c), reduction=_money(line.reduction, c),
+            unpaid=_money(line.unpaid, c),
+            covered_on_shipment_date=by_number[line.number].covered_on_shipment,
+            coverage_reasons=list(by_number[line.number].not_covered_reasons),
+            limit_in_force=_money(line.limit_in_force, c),
+            exclusions=list(line.exclusions) + claim_exclusions,
+            covered=_money(line.covered, c)) for line in result.lines],
+        claim_exclusions=claim_exclusions,
+        steps=[StepRead(step=s.step, name=s.name, amount=_money(s.amount, c), note=s.note)
+               for s in result.steps],
+        insured_loss=_money(result.insured_loss, c),
+        indemnity=MoneyModel.of(result.amount),
+    )  # fmt: skip
+    claim.assessment = assessment.model_dump(mode="json")
+    claim.indemnity = result.amount.amount
+    claim.assessed_by, claim.assessed_at = ctx.caller.subject, utcnow()
+    claim.status = "assessed"
+    await ctx.session.flush()
+    return await read_claim(ctx, claim)
+
+
+async def _coverage(
+    ctx: Context, claim: Claim, invoices: Sequence[ClaimInvoice]
+) -> dict[str, CoverageFacts]:
+    items = [{"policy_id": claim.policy_id, "buyer_id": claim.buyer_id,
+              "invoice_amount": {"amount": str(i.amount), "currency": claim.currency},
+              "shipment_date": i.shipment_date.isoformat(), "due_date": i.due_date.isoformat(),
+              "invoice_number": i.number} for i in invoices]  # fmt: skip
+    response = await ctx.peers["underwriting"].request(
+        "POST", "/v1/coverage-checks/batch", json={"items": items}
+    )
+    if response.status_code != 200:
+        raise Problem(502, "upstream-error", f"underwriting answered {response.status_code}",
+                      upstream_body=response.text[:1000])  # fmt: skip
+    out: dict[str, CoverageFacts] = {}
+    for invoice, result in zip(invoices, response.json()["results"], strict=True):
+        if "error" in result:
+            raise Problem(502, "upstream-error",
+                          f"underwriting could not check invoice {invoice.number}",
+                          upstream_error=result["error"])  # fmt: skip
+        out[invoice.number] = CoverageFacts.model_validate(result)
+    return out
+
+
+async def _first_notifications(ctx: Context, claim: Claim) -> dict[str, NotifiedInvoice]:
+    rows = (await ctx.session.execute(
+        select(NotifiedInvoice).join(OverdueNotification)
+        .where(NotifiedInvoice.policy_id == claim.policy_id,
+               NotifiedInvoice.buyer_id == claim.buyer_id)
+        .order_by(OverdueNotification.notified_on, OverdueNotification.created_at)
+    )).scalars().all()  # fmt: skip
+    first: dict[str, NotifiedInvoice] = {}
+    for row in rows:
+        first.setdefault(row.number, row)
+    return first
+
+
+async def _dispute_outcomes(ctx: Context, claim_id: str) -> dict[str, str]:
+    """Per disputed invoice: `open`, or the side it was settled for (the buyer wins over a later
+    settlement for the policyholder only if it is the last word)."""
+    rows = (await ctx.session.execute(
+        select(Dispute).where(Dispute.claim_id == claim_id)
+        .order_by(Dispute.created_at, Dispute.id))).scalars().all()  # fmt: skip
+    outcome: dict[str, str] = {}
+    for dispute in rows:
+        for number in dispute.invoice_numbers:
+            outcome[number] = dispute.outcome or "open"
+    return outcome
+
+
+async def _indemnities_in_year(
+    ctx: Context, claim: Claim, start: dt.date, end: dt.date
+) -> tuple[Decimal, Decimal]:
+    """Indemnities of approved and paid claims on the policy (and on its buyer) whose loss date
+    falls in the policy year, this claim excluded."""
+    base = select(func.coalesce(func.sum(Claim.indemnity), 0)).where(
+        Claim.policy_id == claim.policy_id, Claim.id != claim.id,
+        Claim.status.in_(("approved", "paid")), Claim.loss_date >= start, Claim.loss_date < end,
+    )  # fmt: skip
+    policy_total = (await ctx.session.execute(base)).scalar_one()
+    buyer_total = (await ctx.session.execute(base.where(Claim.buyer_id == claim.buyer_id))
+                   ).scalar_one()  # fmt: skip
+    return Decimal(policy_total), Decimal(buyer_total)
+
+
+# ---------------------------------------------------------------- decision and payment
+
+
+async def decide(ctx: Context, claim_id: str, data: DecisionCreate) -> ClaimRead:
+    claim = await _claim(ctx, claim_id, lock=True)
+    await _refresh_lapse(ctx, claim)
+    if claim.status in DECIDED:
+        raise conflict("already-decided", f"the claim is already {claim.status}",
+                       status_now=claim.status)  # fmt: skip
+    if claim.status == "lapsed":
+        raise unprocessable("claim-lapsed", "the claim lapsed with documents missing")
+    if data.decision == "approve" and claim.status != "assessed":
+        raise unprocessable("not-assessed", "a claim is approved only once it is assessed",
+                            status_now=claim.status)  # fmt: skip
+    claim.decision = data.decision
+    claim.status = "approved" if data.decision == "approve" else "rejected"
+    claim.decision_reason = data.reason
+    claim.decided_by, claim.decided_at = ctx.caller.subject, utcnow()
+    await ctx.session.flush()
+    return await read_claim(ctx, claim)
+
+
+async def pay(ctx: Context, claim_id: str) -> ClaimRead:
+    """Pay an approved claim once; the debt passes to collections as a subrogation case (an
+    outbox message with a stable Idempotency-Key, so the case is opened exactly once)."""
+    claim = await _claim(ctx, claim_id, lock=True)
+    if claim.status == "paid":
+        raise conflict("already-paid", f"the claim was paid on {claim.paid_on}")
+    if claim.status != "approved":
+        raise unprocessable("not-approved", "only an approved claim is paid",
+                            status_now=claim.status)  # fmt: skip
+    assert claim.indemnity is not None and claim.assessment is not None
+    buyer = await fetch_buyer(ctx.peers, claim.buyer_id)
+    lines = claim.assessment["invoices"]
+    invoices = (await ctx.session.execute(
+        select(ClaimInvoice).where(ClaimInvoice.claim_id == claim.id))).scalars().all()  # fmt: skip
+    due = {i.number: i.due_date for i in invoices}
+    unpaid_total = sum((Decimal(line["unpaid"]["amount"]) for line in lines), ZERO)
+    claim.status, claim.paid_on, claim.paid_by = "paid", ctx.today, ctx.caller.subject
+    await enqueue(
+        ctx.session, outbox, aggregate_id=claim.id, target="collections", path="/v1/cases",
+        body={
+            "creditor_id": claim.policyholder_id, "buyer_id": claim.buyer_id,
+            "debtor_country": buyer.country, "ladder": claim.terms["collection_ladder"],
+            "claim_id": claim.id, "currency": claim.currency,
+            "insurer_share_pct": str(rules.insurer_share_pct(claim.indemnity, unpaid_total)),
+            "invoices": [{"number": line["number"], "amount": line["unpaid"],
+                          "due_date": due[line["number"]].isoformat()}
+                         for line in lines if Decimal(line["unpaid"]["amount"]) > 0],
+        },
+        idempotency_key=f"claims:subrogation:{claim.id}",
+    )  # fmt: skip
+    await ctx.session.flush()
+    return await read_claim(ctx, claim)
+
+
+async def deliver_for(
+    session: AsyncSession, peers: Mapping[str, ServiceClient], aggregate_id: str
+) -> None:
+    """After a commit: send what the change put in the outbox (the background loop retries what
+    does not go through now)."""
+    for message in await deliver(session, outbox, peers, aggregate_id=aggregate_id):
+        await record_delivery(session, message)
+    await session.commit()
+
+
+async def record_delivery(session: AsyncSession, message: dict[str, Any]) -> None:
+    """What a delivered message tells the claim: the subrogation case's id."""
+    if message["target"] != "collections":
+        return
+    body = message.get("response_body") or {}
+    case_id = body.get("id") or body.get("case_id")
+    claim = await session.get(Claim, message["aggregate_id"])
+    if claim is not None and case_id and claim.collection_case_id is None:
+        claim.collection_case_id = case_id
+        await session.flush()

@@ -1,0 +1,18 @@
+"""Collections settings: the shared ones plus the collection fee and the escalation schedule."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import Field
+
+from shared.settings import Settings
+
+
+class CollectionsSettings(Settings):
+    # The collection fee taken from each recovery before it is shared (domain.md: default 10%).
+    fee_pct: Decimal = Field(Decimal(10), alias="TCI_COLLECTIONS_FEE_PCT", ge=0, le=100)
+    # How often the escalation ladder is run for today (the daily scheduler; it is idempotent).
+    escalation_interval_seconds: float = Field(
+        3600.0, alias="TCI_ESCALATION_INTERVAL_SECONDS", gt=0
+    )

@@ -1,0 +1,268 @@
+"""Collections use cases: cases on an escalation ladder, activities, payments credited oldest first
+and shared between insurer and policyholder, and the daily escalation run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.collections import rules
+from services.collections.config import CollectionsSettings
+from services.collections.models import Activity, Case, CaseInvoice, Payment
+from services.collections.schemas import (
+    ActivityCreate,
+    ActivityRead,
+    AllocationRead,
+    CaseCreate,
+    CaseInvoiceRead,
+    CaseMove,
+    CaseRead,
+    CreditRead,
+    EscalationResult,
+    PaymentCreate,
+    PaymentRead,
+)
+from shared.auth import Caller
+from shared.contracts import MoneyModel
+from shared.db import new_id, utcnow
+from shared.money import Money
+from shared.problems import conflict, invalid, not_found, unprocessable
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class Context:
+    session: AsyncSession
+    caller: Caller
+    today: dt.date
+    settings: CollectionsSettings
+
+
+def _money(amount: Decimal, currency: str) -> MoneyModel:
+    return MoneyModel.of(Money(amount, currency))
+
+
+async def open_case(ctx: Context, data: CaseCreate) -> CaseRead:
+    """A mandate from a policyholder (as creditor) or, from the claims service, the recovery of a
+    paid claim (one case per claim: a second is 409 `case-exists` naming the first)."""
+    if ctx.caller.role == "policyholder" and data.creditor_id != ctx.caller.party_id:
+        raise invalid(["body", "creditor_id"], "a policyholder opens cases as its own creditor")
+    if data.claim_id is not None and ctx.caller.role == "policyholder":
+        raise invalid(["body", "claim_id"], "a subrogation case is opened by the claims service")
+    currency = data.invoices[0].amount.currency
+    for index, invoice in enumerate(data.invoices):
+        if invoice.amount.currency != currency:
+            raise unprocessable("currency-mismatch", "all invoices of a case share one currency",
+                                loc=["body", "invoices", index, "amount"])  # fmt: skip
+        if invoice.amount.amount <= 0:
+            raise invalid(["body", "invoices", index, "amount"], "must be greater than zero")
+    if data.claim_id is not None:
+        existing = (await ctx.session.execute(
+            select(Case.id).where(Case.claim_id == data.claim_id))).scalar_one_or_none()  # fmt: skip
+        if existing is not None:
+            raise conflict("case-exists", f"claim {data.claim_id} already has case {existing}",
+                           case_id=existing)  # fmt: skip
+    ladder = rules.LADDERS[data.ladder]
+    oldest = min(i.due_date for i in data.invoices)
+    case = Case(
+        id=new_id("case"), created_at=utcnow(), creditor_id=data.creditor_id,
+        buyer_id=data.buyer_id, debtor_country=data.debtor_country, currency=currency,
+        ladder=data.ladder, stage=rules.stage_on(ladder, rules.days_past_due(oldest, ctx.today)),
+        status="open", claim_id=data.claim_id,
+        insurer_share_pct=data.insurer_share_pct if data.claim_id else None,
+        fee_pct=ctx.settings.fee_pct, opened_on=ctx.today, closed_on=None,
+        created_by=ctx.caller.subject,
+    )  # fmt: skip
+    ctx.session.add(case)
+    for invoice in data.invoices:
+        ctx.session.add(CaseInvoice(id=new_id("cinv"), case_id=case.id, number=invoice.number,
+                                    amount=invoice.amount.amount, due_date=invoice.due_date,
+                                    paid=ZERO))  # fmt: skip
+    try:
+        await ctx.session.flush()
+    except IntegrityError:  # a concurrent twin opened the claim's case first
+        raise conflict("case-exists", f"claim {data.claim_id} already has a case") from None
+    return await read_case(ctx, case)
+
+
+async def case_of(ctx: Context, case_id: str, *, lock: bool = False) -> Case:
+    query = select(Case).where(Case.id == case_id)
+    if lock:
+        query = query.with_for_update()
+    case = (await ctx.session.execute(query)).scalar_one_or_none()
+    if case is None or (ctx.caller.role == "policyholder"
+                        and case.creditor_id != ctx.caller.party_id):  # fmt: skip
+        raise not_found("case", case_id)
+    return case
+
+
+async def _invoices(ctx: Context, case_id: str) -> list[CaseInvoice]:
+    rows = await ctx.session.execute(
+        select(CaseInvoice).where(CaseInvoice.case_id == case_id)
+        .order_by(CaseInvoice.due_date, CaseInvoice.number))  # fmt: skip
+    return list(rows.scalars())
+
+
+async def read_case(ctx: Context, case: Case) -> CaseRead:
+    invoices = await _invoices(ctx, case.id)
+    activities = (await ctx.session.execute(
+        select(Activity).where(Activity.case_id == case.id)
+        .order_by(Activity.occurred_on, Activity.created_at, Activity.id))).scalars().all()  # fmt: skip
+    payments = (await ctx.session.execute(
+        select(Payment).where(Payment.case_id == case.id)
+        .order_by(Payment.received_on, Payment.created_at, Payment.id))).scalars().all()  # fmt: skip
+    c = case.currency
+    outstanding = sum((i.amount - i.paid for i in invoices), ZERO)
+    unpaid_dues = [i.due_date for i in invoices if i.amount > i.paid]
+    return CaseRead(
+        id=case.id, created_at=case.created_at, creditor_id=case.creditor_id,
+        buyer_id=case.buyer_id, debtor_country=case.debtor_country, currency=c,
+        ladder=case.ladder, stage=case.stage, status=case.status, claim_id=case.claim_id,
+        insurer_share_pct=case.insurer_share_pct, fee_pct=case.fee_pct,
+        opened_on=case.opened_on, closed_on=case.closed_on,
+        days_past_due=rules.days_past_due(min(unpaid_dues, default=None), ctx.today),
+        outstanding=_money(outstanding, c),
+        recovered=_money(sum((p.amount for p in payments), ZERO), c),
+        invoices=[CaseInvoiceRead(number=i.number, amount=_money(i.amount, c),
+                                  due_date=i.due_date, paid=_money(i.paid, c),
+                                  outstanding=_money(i.amount - i.paid, c)) for i in invoices],
+        activities=[_activity_read(a, case) for a in activities],
+        payments=[_payment_read(p, case, None) for p in payments],
+    )  # fmt: skip
+
+
+def _activity_read(a: Activity, case: Case) -> ActivityRead:
+    return ActivityRead(
+        id=a.id, created_at=a.created_at, case_id=a.case_id, kind=a.kind,
+        occurred_on=a.occurred_on, note=a.note,
+        promised_amount=None if a.promised_amount is None else _money(a.promised_amount,
+                                                                      case.currency),
+        promised_on=a.promised_on, recorded_by=a.recorded_by, case_status=case.status,
+    )  # fmt: skip
+
+
+def _payment_read(p: Payment, case: Case, outstanding_after: Decimal | None) -> PaymentRead:
+    c = case.currency
+    return PaymentRead(
+        id=p.id, created_at=p.created_at, case_id=p.case_id, amount=_money(p.amount, c),
+        received_on=p.received_on,
+        allocation=AllocationRead(fee=_money(p.fee, c), insurer=_money(p.insurer, c),
+                                  policyholder=_money(p.policyholder, c)),
+        credited=[CreditRead(invoice_number=x["invoice_number"],
+                             amount=_money(Decimal(x["amount"]), c)) for x in p.credited],
+        outstanding_after=_money(outstanding_after if outstanding_after is not None
+                                 else Decimal(p.credited[-1]["outstanding_after"])
+                                 if p.credited else ZERO, c),
+        case_status=case.status,
+    )  # fmt: skip
+
+
+async def add_activity(ctx: Context, case_id: str, data: ActivityCreate) -> ActivityRead:
+    """Log what was done; a dispute holds the case (it climbs no further) until it is resolved."""
+    case = await case_of(ctx, case_id, lock=True)
+    if case.status == "closed":
+        raise conflict("case-closed", f"case {case.id} was closed on {case.closed_on}")
+    promised = None
+    if data.promised_amount is not None:
+        if data.promised_amount.currency != case.currency:
+            raise unprocessable("currency-mismatch", f"the case is in {case.currency}",
+                                loc=["body", "promised_amount"])  # fmt: skip
+        promised = data.promised_amount.amount
+        if promised <= 0:
+            raise invalid(["body", "promised_amount", "amount"], "must be greater than zero")
+    if data.kind == "dispute":
+        case.status = "on_hold"
+    elif data.kind == "dispute_resolved":
+        if case.status != "on_hold":
+            raise unprocessable("no-open-dispute", "the case is not on hold")
+        case.status = "open"
+    activity = Activity(
+        id=new_id("act"), created_at=utcnow(), case_id=case.id, kind=data.kind,
+        occurred_on=data.occurred_on, note=data.note, promised_amount=promised,
+        promised_on=data.promised_on, details=None, recorded_by=ctx.caller.subject,
+    )  # fmt: skip
+    ctx.session.add(activity)
+    await ctx.session.flush()
+    return _activity_read(activity, case)
+
+
+async def record_payment(ctx: Context, case_id: str, data: PaymentCreate) -> PaymentRead:
+    """Credit the oldest unpaid invoice first; the fee, then the insurer's and the policyholder's
+    shares; more than is outstanding is 422 `overpayment`. Paid in full closes the case."""
+    case = await case_of(ctx, case_id, lock=True)
+    if case.status == "closed":
+        raise conflict("case-closed", f"case {case.id} was closed on {case.closed_on}")
+    if data.amount.currency != case.currency:
+        raise unprocessable("currency-mismatch", f"the case is in {case.currency}",
+                            loc=["body", "amount"])  # fmt: skip
+    amount = data.amount.amount
+    if amount <= 0:
+        raise invalid(["body", "amount", "amount"], "must be greater than zero")
+    invoices = await _invoices(ctx, case.id)
+    outstanding = sum((i.amount - i.paid for i in invoices), ZERO)
+    if amount > outstanding:
+        raise unprocessable(
+            "overpayment", f"{amount} exceeds the outstanding {outstanding} {case.currency}",
+            outstanding=_money(outstanding, case.currency).model_dump(mode="json"))  # fmt: skip
+    credits = rules.credit_oldest_first(
+        [rules.OpenInvoice(i.number, i.due_date, i.amount - i.paid) for i in invoices], amount
+    )
+    by_number = {i.number: i for i in invoices}
+    left = outstanding
+    credited = []
+    for number, part in credits:
+        by_number[number].paid += part
+        left -= part
+        credited.append({"invoice_number": number, "amount": str(part),
+                         "outstanding_after": str(left)})  # fmt: skip
+    share = rules.allocate(Money(amount, case.currency), fee_pct=case.fee_pct,
+                           insurer_share_pct=case.insurer_share_pct)  # fmt: skip
+    payment = Payment(
+        id=new_id("pay"), created_at=utcnow(), case_id=case.id, amount=amount,
+        received_on=data.received_on, fee=share.fee.amount, insurer=share.insurer.amount,
+        policyholder=share.policyholder.amount, credited=credited, recorded_by=ctx.caller.subject,
+    )  # fmt: skip
+    ctx.session.add(payment)
+    if left == 0:
+        case.status, case.closed_on = "closed", data.received_on
+    await ctx.session.flush()
+    return _payment_read(payment, case, left)
+
+
+async def run_escalations(ctx: Context, as_of: dt.date) -> EscalationResult:
+    """Move every open case up to the highest rung its days past due reach on `as_of` (never
+    down; a case on hold stays where it is); each move is logged on the case."""
+    cases = (await ctx.session.execute(
+        select(Case).where(Case.status == "open").order_by(Case.created_at, Case.id)
+        .with_for_update(skip_locked=True))).scalars().all()  # fmt: skip
+    moved = await _escalate(ctx, cases, as_of)
+    await ctx.session.flush()
+    return EscalationResult(as_of=as_of, moved=moved)
+
+
+async def _escalate(ctx: Context, cases: Sequence[Case], as_of: dt.date) -> list[CaseMove]:
+    moved: list[CaseMove] = []
+    for case in cases:
+        ladder = rules.LADDERS[case.ladder]
+        unpaid = [i.due_date for i in await _invoices(ctx, case.id) if i.amount > i.paid]
+        days = rules.days_past_due(min(unpaid, default=None), as_of)
+        target = rules.stage_on(ladder, days)
+        if rules.rung_index(ladder, target) <= rules.rung_index(ladder, case.stage):
+            continue
+        moved.append(CaseMove(case_id=case.id, from_stage=case.stage, to_stage=target,
+                              days_past_due=days))  # fmt: skip
+        ctx.session.add(Activity(
+            id=new_id("act"), created_at=utcnow(), case_id=case.id, kind="escalation",
+            occurred_on=as_of, note=f"{case.stage} → {target} at {days} days past due",
+            promised_amount=None, promised_on=None,
+            details={"from": case.stage, "to": target, "days_past_due": days},
+            recorded_by=ctx.caller.subject))  # fmt: skip
+        case.stage = target
+    return moved
