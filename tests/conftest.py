@@ -33,7 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.auth import mint_token
 from shared.db import Reader, TransactionReader, build_engine, get_reader, get_session
+from shared.http import ServiceClient
 from shared.migrations import upgrade
+from shared.peers import get_peers
 from shared.settings import DEVELOPMENT_JWT_SECRET, async_database_url
 
 SERVICES = ("underwriting", "claims", "collections")
@@ -190,6 +192,8 @@ async def api(engines: dict[str, AsyncEngine]) -> AsyncIterator[Callable[[str], 
     factories = {"underwriting": underwriting_app, "claims": claims_app,
                  "collections": collections_app}  # fmt: skip
     opened: list[Any] = []
+    opened_peers: list[ServiceClient] = []
+    apps: dict[str, Any] = {}
     clients: dict[str, httpx.AsyncClient] = {}
 
     async def open_client(service: str) -> httpx.AsyncClient:
@@ -207,6 +211,22 @@ async def api(engines: dict[str, AsyncEngine]) -> AsyncIterator[Callable[[str], 
 
         app.dependency_overrides[get_session] = override
         app.dependency_overrides[get_reader] = reader_override
+        apps[service] = app
+        if service != "underwriting":
+            # The other services, in-process too, each in its own rolled-back transaction.
+            peers: dict[str, ServiceClient] = {}
+            for peer in ("underwriting", "collections"):
+                if peer != service:
+                    await open_service(peer)
+                    peers[peer] = ServiceClient(
+                        f"http://{peer}", jwt_secret=DEVELOPMENT_JWT_SECRET, caller_name=service,
+                        transport=httpx.ASGITransport(app=apps[peer]))  # fmt: skip
+
+            async def peers_override() -> dict[str, ServiceClient]:
+                return peers
+
+            app.dependency_overrides[get_peers] = peers_override
+            opened_peers.extend(peers.values())
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                    base_url=f"http://{service}")  # fmt: skip
         opened.append((client, session, transaction, connection))
@@ -224,6 +244,8 @@ async def api(engines: dict[str, AsyncEngine]) -> AsyncIterator[Callable[[str], 
 
     get.open = open_service  # type: ignore[attr-defined]
     yield get
+    for peer_client in opened_peers:
+        await peer_client.aclose()
     for client, session, transaction, connection in opened:
         await client.aclose()
         await session.close()

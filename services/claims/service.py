@@ -133,6 +133,7 @@ async def notify_overdue(ctx: Context, data: NotificationCreate) -> Notification
         note=data.note, created_by=ctx.caller.subject,
     )  # fmt: skip
     ctx.session.add(notification)
+    await ctx.session.flush()
     rows = []
     for invoice in data.invoices:
         deadline = rules.notification_deadline(invoice.due_date, policy.overdue_notification_days)
@@ -225,6 +226,7 @@ async def file_claim(ctx: Context, data: ClaimCreate) -> ClaimRead:
         created_by=ctx.caller.subject, version=1,
     )  # fmt: skip
     ctx.session.add(claim)
+    await ctx.session.flush()
     for invoice in data.invoices:
         ctx.session.add(ClaimInvoice(
             id=new_id("cin"), claim_id=claim.id, number=invoice.number,

@@ -81,6 +81,7 @@ async def open_case(ctx: Context, data: CaseCreate) -> CaseRead:
         created_by=ctx.caller.subject,
     )  # fmt: skip
     ctx.session.add(case)
+    await ctx.session.flush()
     for invoice in data.invoices:
         ctx.session.add(CaseInvoice(id=new_id("cinv"), case_id=case.id, number=invoice.number,
                                     amount=invoice.amount.amount, due_date=invoice.due_date,

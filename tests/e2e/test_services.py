@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import httpx
 import pytest
 
+from shared.calendar import today as business_today
 from tests.builders import assert_no_floats, money
 from tests.conftest import Services, auth, unique
 
@@ -111,3 +113,66 @@ async def test_concurrent_twins_with_one_idempotency_key_create_one_buyer(
     assert len(created) == 1, statuses
     assert set(statuses) <= {201, 409}
     assert len(found.json()["items"]) == 1
+
+
+def test_a_claim_is_paid_and_its_debt_passes_to_collections_over_http(services: Services) -> None:
+    """Claims asks underwriting for the policy and for coverage, notifies it of the overdue, and
+    opens the subrogation case in collections: three processes, real HTTP."""
+    today = business_today("Asia/Shanghai")
+
+    def day(offset: int) -> str:
+        return (today + dt.timedelta(days=offset)).isoformat()
+
+    holder_id, uw = unique("ph"), auth("underwriter")
+    holder = auth("policyholder", holder_id)
+    with httpx.Client(base_url=services.urls["underwriting"]) as underwriting:
+        policy = underwriting.post("/v1/policies", headers=uw, json={
+            "policyholder_id": holder_id, "currency": "EUR", "start_date": day(-200),
+            "end_date": day(165), "cover_type": "whole_turnover",
+            "max_liability": money("1000000"), "premium_rate_pct": "0.5",
+            "deductible": money("5000")}).json()  # fmt: skip
+        buyer = underwriting.post("/v1/buyers", headers=uw, json={
+            "name": "Claim GmbH", "country": "DE", "registration_number": unique("HRB")}).json()  # fmt: skip
+        limit = underwriting.post(f"/v1/policies/{policy['id']}/limits", headers=uw, json={
+            "buyer_id": buyer["id"], "amount": money("100000"), "effective_from": day(-200),
+            "payment_terms_days": 90, "reason": "migrated"})  # fmt: skip
+        assert limit.status_code == 201, limit.text
+    invoices = [
+        {"number": "E2E-1", "amount": money("80000"), "shipment_date": day(-100), "due_date": day(-40)},
+        {"number": "E2E-2", "amount": money("40000"), "shipment_date": day(-90), "due_date": day(-30)},
+    ]  # fmt: skip
+    with httpx.Client(base_url=services.urls["claims"], timeout=30) as claims:
+        notified = claims.post("/v1/overdue-notifications", headers=holder, json={
+            "policy_id": policy["id"], "buyer_id": buyer["id"], "kind": "overdue",
+            "invoices": invoices})  # fmt: skip
+        assert notified.status_code == 201, notified.text
+        claim = claims.post("/v1/claims", headers=holder, json={
+            "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+            "event_date": day(-5), "invoices": invoices}).json()  # fmt: skip
+        for kind in claim["missing_documents"]:
+            uploaded = claims.post(f"/v1/claims/{claim['id']}/documents", headers=holder,
+                                   data={"kind": kind},
+                                   files={"file": ("scan.pdf", b"%PDF-1.4", "application/pdf")})  # fmt: skip
+            assert uploaded.status_code == 201, uploaded.text
+        handler = auth("claims_handler")
+        assessed = claims.post(f"/v1/claims/{claim['id']}/assessment", headers=handler)
+        assert assessed.status_code == 200, assessed.text
+        assert assessed.json()["indemnity"] == money("85000.00")
+        claims.post(f"/v1/claims/{claim['id']}/decision", headers=handler,
+                    json={"decision": "approve", "reason": "ok"})  # fmt: skip
+        paid = claims.post(f"/v1/claims/{claim['id']}/payment", headers=handler)
+        assert paid.status_code == 200, paid.text
+        case_id = paid.json()["collection_case_id"]
+        assert case_id
+        replay = claims.post(f"/v1/claims/{claim['id']}/payment", headers=handler)
+        assert replay.status_code == 409
+    with httpx.Client(base_url=services.urls["collections"]) as collections:
+        found = collections.get(f"/v1/cases?claim_id={claim['id']}", headers=auth("collector"))
+        [case] = found.json()["items"]
+        assert case["id"] == case_id and case["outstanding"] == money("120000.00")
+        assert case["insurer_share_pct"] == "70.8333"
+    with httpx.Client(base_url=services.urls["underwriting"]) as underwriting:
+        stopped = underwriting.post("/v1/coverage-checks", headers=holder, json={
+            "policy_id": policy["id"], "buyer_id": buyer["id"], "invoice_amount": money("10"),
+            "shipment_date": day(1), "due_date": day(30)})  # fmt: skip
+        assert "stop_shipment" in stopped.json()["reasons"]

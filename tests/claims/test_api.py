@@ -1,0 +1,254 @@
+"""The claims API with underwriting and collections in-process: notifications, the filing window,
+documents, disputes, assessment with coverage from underwriting, decision, payment and the
+subrogation case."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.builders import check, make_buyer, make_policy, money, ok
+from tests.conftest import auth
+
+TODAY = "2027-06-10"
+HANDLER = auth("claims_handler")
+UW = auth("underwriter")
+
+
+@pytest.fixture
+async def apis(api: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, httpx.AsyncClient]:
+    monkeypatch.setenv("TCI_FIXED_TODAY", TODAY)
+    monkeypatch.setenv("TCI_CLAIMS_MAX_DOCUMENT_BYTES", "2000")
+    return {"claims": await api.open("claims"), "underwriting": api("underwriting"),
+            "collections": api("collections")}  # fmt: skip
+
+
+async def insured(uw: httpx.AsyncClient, **policy: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A policy (deductible 5,000) and a buyer with a 100,000 limit on it since 1 January."""
+    p = await make_policy(uw, start_date="2027-01-01", end_date="2027-12-31",
+                          deductible=money("5000"), **policy)  # fmt: skip
+    buyer = await make_buyer(uw)
+    ok(await uw.post(f"/v1/policies/{p['id']}/limits", headers=UW, json={
+        "buyer_id": buyer["id"], "amount": money("100000"), "effective_from": "2027-01-01",
+        "payment_terms_days": 90, "reason": "book migrated from the previous system"}), 201)  # fmt: skip
+    return p, buyer
+
+
+def invoice(number: str, amount: str, shipped: str, due: str) -> dict[str, Any]:
+    return {"number": number, "amount": money(amount), "shipment_date": shipped, "due_date": due}
+
+
+INVOICES = [invoice("INV-1", "80000", "2027-03-01", "2027-04-30"),
+            invoice("INV-2", "40000", "2027-03-20", "2027-05-19")]  # fmt: skip
+
+
+async def upload(claims: httpx.AsyncClient, claim_id: str, kind: str, holder: dict[str, str],
+                 content: bytes = b"%PDF-1.4 scanned", content_type: str = "application/pdf",
+                 ) -> httpx.Response:  # fmt: skip
+    return await claims.post(f"/v1/claims/{claim_id}/documents", headers=holder,
+                             data={"kind": kind},
+                             files={"file": (f"{kind}.pdf", content, content_type)})  # fmt: skip
+
+
+async def complete(claims: httpx.AsyncClient, claim: dict[str, Any], holder: dict[str, str]
+                   ) -> dict[str, Any]:  # fmt: skip
+    for kind in claim["missing_documents"]:
+        ok(await upload(claims, claim["id"], kind, holder), 201)
+    return ok(await claims.get(f"/v1/claims/{claim['id']}", headers=holder), 200)
+
+
+async def test_an_insolvency_claim_from_notification_to_the_subrogation_case(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw, collections = apis["claims"], apis["underwriting"], apis["collections"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+
+    notified = ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "kind": "overdue",
+        "invoices": INVOICES}), 201)  # fmt: skip
+    assert [i["late"] for i in notified["invoices"]] == [False, False]
+    assert notified["invoices"][0]["notification_deadline"] == "2027-06-29"
+    # Underwriting heard of it: shipments after today are stopped on that policy.
+    stopped = ok(await check(uw, policy, buyer["id"], "1000", "2027-06-11", "2027-07-11"), 200)
+    assert "stop_shipment" in stopped["reasons"]
+
+    claim = ok(await claims.post("/v1/claims", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    assert claim["status"] == "documents_pending" and claim["filing_deadline"] == "2027-07-01"
+    assert claim["missing_documents"] == ["trade_contract", "proof_of_delivery", "invoice",
+                                          "ageing_report", "statement_of_account",
+                                          "insolvency_proof"]  # fmt: skip
+    assert claim["documents_due"] == "2027-07-10"
+    too_soon = await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER)
+    assert too_soon.status_code == 422 and too_soon.json()["type"] == "documents-missing"
+
+    claim = await complete(claims, claim, holder)
+    assert claim["status"] == "under_review" and claim["missing_documents"] == []
+    assert claim["decision_due"] == "2027-07-01"  # 15 working days on the CN calendar
+
+    assessed = ok(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER), 200)
+    assert assessed["status"] == "assessed"
+    steps = [(s["name"], s["amount"]["amount"]) for s in assessed["assessment"]["steps"]]
+    assert steps == [("reductions", "0.00"), ("insured_loss", "100000.00"),
+                     ("indemnity_percentage", "90000.00"), ("deductible_and_threshold", "85000.00"),
+                     ("caps", "85000.00"), ("rounding", "85000.00")]  # fmt: skip
+    assert assessed["indemnity"] == money("85000.00")
+    lines = {i["number"]: i for i in assessed["assessment"]["invoices"]}
+    assert lines["INV-2"]["covered"] == money("20000.00") and lines["INV-2"]["exclusions"] == []
+
+    approve = {"decision": "approve", "reason": "file complete, cover confirmed"}
+    ok(await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER, json=approve), 200)
+    twice = await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER, json=approve)
+    assert twice.status_code == 409 and twice.json()["type"] == "already-decided"
+
+    paid = ok(await claims.post(f"/v1/claims/{claim['id']}/payment", headers=HANDLER), 200)
+    assert paid["status"] == "paid" and paid["paid_on"] == TODAY and paid["collection_case_id"]
+    again = await claims.post(f"/v1/claims/{claim['id']}/payment", headers=HANDLER)
+    assert again.status_code == 409 and again.json()["type"] == "already-paid"
+
+    case = ok(await collections.get(f"/v1/cases/{paid['collection_case_id']}",
+                                    headers=auth("collector")), 200)  # fmt: skip
+    assert case["claim_id"] == claim["id"] and case["insurer_share_pct"] == "70.8333"
+    assert case["outstanding"] == money("120000.00") and case["ladder"] == "reminder_15_30_45"
+    listed = ok(await collections.get(f"/v1/cases?claim_id={claim['id']}",
+                                      headers=auth("collector")), 200)  # fmt: skip
+    assert len(listed["items"]) == 1  # opened exactly once
+
+
+async def test_the_filing_window_refuses_late_and_early_claims_with_their_dates(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    base = {"policy_id": policy["id"], "buyer_id": buyer["id"], "invoices": INVOICES[:1]}
+    late = await claims.post("/v1/claims", headers=holder, json={
+        **base, "cause": "insolvency", "event_date": "2027-05-10"})  # fmt: skip
+    assert late.status_code == 422 and late.json()["type"] == "claim-time-barred"
+    assert late.json()["filing_deadline"] == "2027-06-09"
+    on_the_day = await claims.post("/v1/claims", headers=holder, json={
+        **base, "cause": "insolvency", "event_date": "2027-05-11"})  # fmt: skip
+    assert on_the_day.status_code == 201
+    early = await claims.post("/v1/claims", headers=holder, json={
+        **base, "cause": "protracted_default"})  # fmt: skip
+    assert early.status_code == 422 and early.json()["type"] == "claim-too-early"
+    assert early.json()["first_filing_date"] == "2027-10-27"  # 30 April + 180
+    political = await claims.post("/v1/claims", headers=holder, json={
+        **base, "cause": "political", "event_date": "2027-06-01"})  # fmt: skip
+    assert political.status_code == 422 and political.json()["type"] == "political-risk-not-covered"
+    stranger = auth("policyholder", "someone-else")
+    foreign = await claims.post("/v1/claims", headers=stranger, json={
+        **base, "cause": "insolvency", "event_date": "2027-06-01"})  # fmt: skip
+    assert foreign.status_code == 404
+    other_currency = await claims.post("/v1/claims", headers=holder, json={
+        **base, "cause": "insolvency", "event_date": "2027-06-01",
+        "invoices": [invoice("X", "1", "2027-03-01", "2027-04-30") | {"amount": money("1", "USD")}]})  # fmt: skip
+    assert (
+        other_currency.status_code == 422 and other_currency.json()["type"] == "currency-mismatch"
+    )
+
+
+async def test_late_notification_and_a_dispute_settled_for_the_buyer_exclude_invoices(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    old = invoice("OLD", "30000", "2027-01-20", "2027-03-01")  # notified 101 days after due
+    notified = ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "kind": "overdue",
+        "invoices": [old, *INVOICES]}), 201)  # fmt: skip
+    assert [i["late"] for i in notified["invoices"]] == [True, False, False]
+    claim = ok(await claims.post("/v1/claims", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+        "event_date": "2027-06-01", "invoices": [old, *INVOICES],
+        "credit_notes": money("10000")}), 201)  # fmt: skip
+    claim = await complete(claims, claim, holder)
+
+    dispute = ok(await claims.post(f"/v1/claims/{claim['id']}/disputes", headers=holder, json={
+        "raised_on": "2027-06-05", "description": "quality complaint",
+        "invoice_numbers": ["INV-2"]}), 201)  # fmt: skip
+    assert dispute["claim_status"] == "on_hold"
+    held = await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER)
+    assert held.status_code == 409 and held.json()["type"] == "claim-on-hold"
+    unknown = await claims.post(f"/v1/claims/{claim['id']}/disputes", headers=holder, json={
+        "raised_on": "2027-06-05", "description": "x", "invoice_numbers": ["NOPE"]})  # fmt: skip
+    assert unknown.status_code == 422
+    resolved = ok(await claims.post(
+        f"/v1/claims/{claim['id']}/disputes/{dispute['id']}/resolution", headers=HANDLER,
+        json={"outcome": "buyer"}), 200)  # fmt: skip
+    assert resolved["claim_status"] == "under_review"
+
+    assessed = ok(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER), 200)
+    lines = {i["number"]: i for i in assessed["assessment"]["invoices"]}
+    assert lines["OLD"]["exclusions"] == ["notified_late"]
+    assert lines["OLD"]["reduction"] == money("10000.00")  # the oldest takes the credit note
+    assert lines["INV-2"]["exclusions"] == ["dispute_settled_for_buyer"]
+    assert lines["INV-1"]["covered"] == money("80000.00")
+    assert assessed["indemnity"] == money("67000.00")  # 80,000 × 90% − 5,000
+
+
+async def test_documents_types_sizes_owners_and_lapse(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    claim = ok(await claims.post("/v1/claims", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    exe = await upload(claims, claim["id"], "invoice", holder, b"MZ", "application/x-msdownload")
+    assert exe.status_code == 415
+    big = await upload(claims, claim["id"], "invoice", holder, b"x" * 2001)
+    assert big.status_code == 413
+    bad_kind = await upload(claims, claim["id"], "selfie", holder)
+    assert bad_kind.status_code == 422
+    stranger = auth("policyholder", "someone-else")
+    assert (await claims.get(f"/v1/claims/{claim['id']}", headers=stranger)).status_code == 404
+    assert (await upload(claims, claim["id"], "invoice", stranger)).status_code == 404
+    stored = ok(await upload(claims, claim["id"], "invoice", holder), 201)
+    assert stored["size"] == len(b"%PDF-1.4 scanned") and len(stored["sha256"]) == 64
+    mine = ok(await claims.get("/v1/claims", headers=holder), 200)
+    assert [c["id"] for c in mine["items"]] == [claim["id"]]
+    assert ok(await claims.get("/v1/claims", headers=stranger), 200)["items"] == []
+
+    # The grace period ends with documents still missing: the claim lapses.
+    settings = claims._transport.app.state.settings  # type: ignore[attr-defined]
+    settings.fixed_today = dt.date(2027, 7, 11)
+    lapsed = ok(await claims.get(f"/v1/claims/{claim['id']}", headers=holder), 200)
+    assert lapsed["status"] == "lapsed"
+    refused = await upload(claims, claim["id"], "trade_contract", holder)
+    assert refused.status_code == 422 and refused.json()["type"] == "claim-lapsed"
+
+
+async def test_an_extension_beyond_the_maximum_and_a_repayment_plan(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    base = {"policy_id": policy["id"], "buyer_id": buyer["id"]}
+    upcoming = invoice("UP", "5000", "2027-05-01", "2027-06-30")
+    accepted = ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
+        **base, "kind": "extension_request", "invoices": [upcoming],
+        "new_due_date": "2027-08-29"}), 201)  # fmt: skip
+    assert accepted["extension_accepted"] and not accepted["stop_shipment_signalled"]
+    refused = await claims.post("/v1/overdue-notifications", headers=holder, json={
+        **base, "kind": "extension_request", "invoices": [upcoming],
+        "new_due_date": "2027-08-30"})  # fmt: skip
+    assert refused.status_code == 422 and refused.json()["type"] == "extension-too-long"
+    not_due = await claims.post("/v1/overdue-notifications", headers=holder, json={
+        **base, "kind": "overdue", "invoices": [upcoming]})  # fmt: skip
+    assert not_due.status_code == 422 and not_due.json()["type"] == "not-overdue"
+    plan = ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
+        **base, "kind": "repayment_plan", "invoices": INVOICES[:1],
+        "instalments": [{"due_date": "2027-07-01", "amount": money("40000")},
+                        {"due_date": "2027-08-01", "amount": money("40000")}]}), 201)  # fmt: skip
+    assert len(plan["instalments"]) == 2 and plan["stop_shipment_signalled"]
+    again = ok(await claims.get(f"/v1/overdue-notifications/{plan['id']}", headers=holder), 200)
+    assert again == plan

@@ -1,0 +1,154 @@
+"""The claims rules as pure functions: deadlines on both sides of their edge, the filing window, the
+documents, exclusions and every step of the indemnity sum."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+import pytest
+
+from services.claims import rules
+
+DAY = dt.date
+
+
+def facts(
+    number: str, amount: str, shipped: dt.date, limit: str, **kw: object
+) -> rules.InvoiceFacts:
+    invoice = rules.ClaimInvoice(number, D(amount), shipped, shipped + dt.timedelta(days=60))
+    base: dict[str, object] = {"covered_on_shipment": True, "not_covered_reasons": (),
+                               "limit_in_force": D(limit), "sanctioned": False,
+                               "notified_late": False, "dispute": None}  # fmt: skip
+    return rules.InvoiceFacts(invoice=invoice, **{**base, **kw})  # type: ignore[arg-type]
+
+
+def terms(**kw: str | None) -> rules.IndemnityTerms:
+    values: dict[str, str | None] = {"indemnity_pct": "90", "deductible": "0",
+                                     "claim_threshold": "0", "single_buyer_cap_left": None,
+                                     "max_liability_left": "10000000", **kw}  # fmt: skip
+    return rules.IndemnityTerms(**{k: None if v is None else D(v) for k, v in values.items()})  # type: ignore[arg-type]
+
+
+def test_the_domain_example_pays_85000() -> None:
+    result = rules.indemnity(
+        [facts("A", "80000", DAY(2027, 1, 10), "100000"),
+         facts("B", "40000", DAY(2027, 2, 10), "100000")],
+        reductions=D(0), terms=terms(deductible="5000"), currency="EUR",
+    )  # fmt: skip
+    assert [line.covered for line in result.lines] == [D(80000), D(20000)]
+    assert [s.amount for s in result.steps] == [D(0), D(100000), D(90000), D(85000), D(85000),
+                                                D("85000.00")]  # fmt: skip
+    assert result.amount.amount == D("85000.00") and result.unpaid_total == D(120000)
+
+
+def test_reductions_go_to_the_oldest_invoice_first_and_excluded_ones_use_no_limit() -> None:
+    result = rules.indemnity(
+        [facts("LATE", "30000", DAY(2027, 1, 1), "50000", notified_late=True),
+         facts("OLD", "40000", DAY(2027, 1, 5), "50000"),
+         facts("NEW", "40000", DAY(2027, 2, 1), "50000")],
+        reductions=D(35000), terms=terms(), currency="EUR",
+    )  # fmt: skip
+    by = {line.number: line for line in result.lines}
+    assert (by["LATE"].reduction, by["OLD"].reduction, by["NEW"].reduction) == (
+        D(30000),
+        D(5000),
+        D(0),
+    )
+    assert by["LATE"].exclusions == ("notified_late",) and by["LATE"].covered == 0
+    assert (by["OLD"].covered, by["NEW"].covered) == (D(35000), D(15000))
+    assert result.insured_loss == D(50000)
+
+
+def test_each_invoice_uses_the_limit_of_its_own_shipment_date() -> None:
+    result = rules.indemnity(
+        [facts("A", "30000", DAY(2027, 2, 15), "100000"),
+         facts("B", "60000", DAY(2027, 3, 1), "40000")],
+        reductions=D(0), terms=terms(), currency="EUR",
+    )  # fmt: skip
+    assert [line.covered for line in result.lines] == [D(30000), D(10000)]
+
+
+@pytest.mark.parametrize(("threshold", "expected"), [("10000", "0.00"), ("9999.99", "9000.00")])
+def test_nothing_is_paid_at_or_below_the_claim_threshold(threshold: str, expected: str) -> None:
+    result = rules.indemnity([facts("A", "10000", DAY(2027, 1, 1), "50000")], reductions=D(0),
+                             terms=terms(claim_threshold=threshold), currency="EUR")  # fmt: skip
+    assert result.amount.amount == D(expected)
+
+
+def test_the_deductible_never_makes_it_negative_and_caps_apply_last() -> None:
+    small = rules.indemnity([facts("A", "1000", DAY(2027, 1, 1), "50000")], reductions=D(0),
+                            terms=terms(deductible="5000"), currency="EUR")  # fmt: skip
+    assert small.amount.amount == 0
+    capped = rules.indemnity([facts("A", "50000", DAY(2027, 1, 1), "50000")], reductions=D(0),
+                             terms=terms(single_buyer_cap_left="30000",
+                                         max_liability_left="20000.555"), currency="EUR")  # fmt: skip
+    assert capped.amount.amount == D("20000.56")  # capped, then rounded once, half-up
+    assert "maximum liability" in capped.steps[4].note
+
+
+def test_exclusions_are_named() -> None:
+    f = facts("A", "1", DAY(2027, 1, 1), "1", covered_on_shipment=False, sanctioned=True,
+              not_covered_reasons=("buyer_not_insurable", "sanctioned"), dispute="buyer",
+              currency_matches=False)  # fmt: skip
+    assert rules.exclusions_of(f) == ["exchange_rate_loss", "sanctioned_buyer",
+                                      "buyer_not_insurable", "not_covered_on_shipment_date",
+                                      "dispute_settled_for_buyer"]  # fmt: skip
+    assert rules.exclusions_of(facts("B", "1", DAY(2027, 1, 1), "1", dispute="policyholder")) == []
+
+
+def test_insolvency_window_is_knowledge_date_plus_30_inclusive() -> None:
+    window = rules.filing_window("insolvency", event_date=DAY(2027, 6, 1),
+                                 oldest_due_date=DAY(2027, 1, 1), filing_days=30,
+                                 protracted_wait_days=180)  # fmt: skip
+    assert (window.opens, window.closes) == (DAY(2027, 6, 1), DAY(2027, 7, 1))
+    assert window.verdict(DAY(2027, 7, 1)) == "open"
+    assert window.verdict(DAY(2027, 7, 2)) == "time_barred"
+    assert window.verdict(DAY(2027, 5, 31)) == "too_early"
+
+
+def test_protracted_default_opens_180_days_after_the_oldest_due_date() -> None:
+    window = rules.filing_window("protracted_default", event_date=None,
+                                 oldest_due_date=DAY(2027, 1, 1), filing_days=30,
+                                 protracted_wait_days=180)  # fmt: skip
+    assert window.opens == DAY(2027, 6, 30)
+    assert window.verdict(DAY(2027, 6, 29)) == "too_early"
+    assert window.verdict(DAY(2027, 6, 30)) == "open"
+    assert window.closes == DAY(2027, 7, 30) and window.verdict(DAY(2027, 7, 31)) == "time_barred"
+
+
+def test_notification_and_extension_edges() -> None:
+    due = DAY(2027, 1, 31)
+    assert not rules.notified_late(due, DAY(2027, 4, 1), 60)  # due + 60 = 1 April
+    assert rules.notified_late(due, DAY(2027, 4, 2), 60)
+    assert rules.extension_allowed(due, DAY(2027, 4, 1), 60)
+    assert not rules.extension_allowed(due, DAY(2027, 4, 2), 60)
+    assert not rules.extension_allowed(due, due, 60)
+
+
+def test_documents_lapse_and_the_decision_date() -> None:
+    assert rules.missing_documents("insolvency", ["invoice", "trade_contract"]) == [
+        "proof_of_delivery",
+        "ageing_report",
+        "statement_of_account",
+        "insolvency_proof",
+    ]
+    assert "collection_evidence" in rules.required_documents("protracted_default")
+    due = rules.documents_due(DAY(2027, 6, 1), 30)
+    assert not rules.lapsed(due, DAY(2027, 7, 1), ["invoice"])
+    assert rules.lapsed(due, DAY(2027, 7, 2), ["invoice"])
+    assert not rules.lapsed(due, DAY(2027, 7, 2), [])
+    assert rules.decision_due(DAY(2026, 9, 28), 15, "CN") == DAY(2026, 10, 23)
+
+
+def test_policy_years_and_the_insurer_share() -> None:
+    assert rules.policy_year(DAY(2026, 3, 1), DAY(2027, 2, 28)) == (
+        DAY(2026, 3, 1),
+        DAY(2027, 3, 1),
+    )
+    assert rules.policy_year(DAY(2024, 2, 29), DAY(2025, 3, 1)) == (
+        DAY(2025, 2, 28),
+        DAY(2026, 2, 28),
+    )
+    assert rules.insurer_share_pct(D(85000), D(120000)) == D("70.8333")
+    assert rules.insurer_share_pct(D(1), D(0)) == 0

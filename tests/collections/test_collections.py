@@ -1,0 +1,184 @@
+"""Collections: ladders as pure rules, cases climbing them, activities, payments credited oldest
+first and shared out, and one case per paid claim."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+from typing import Any
+
+import httpx
+import pytest
+
+from services.collections import rules
+from shared.money import Money
+from tests.builders import money, ok
+from tests.conftest import auth, unique
+
+COLLECTOR = auth("collector")
+SERVICE = auth("service")
+LADDER = rules.LADDERS["reminder_15_30_45"]
+
+
+@pytest.mark.parametrize(("days", "stage"), [(0, "new"), (14, "new"), (15, "reminder_letter"),
+                                             (29, "reminder_letter"), (30, "phone_collection"),
+                                             (44, "phone_collection"), (45, "legal"), (400, "legal")])  # fmt: skip
+def test_a_case_stands_on_the_highest_rung_its_days_reach(days: int, stage: str) -> None:
+    assert rules.stage_on(LADDER, days) == stage
+
+
+def test_the_other_ladder_and_days_past_due() -> None:
+    legal = rules.LADDERS["legal_30_60_90"]
+    assert [rules.stage_on(legal, d) for d in (29, 30, 60, 89, 90)] == [
+        "new",
+        "amicable",
+        "lawyer_letter",
+        "lawyer_letter",
+        "lawsuit",
+    ]
+    assert rules.days_past_due(dt.date(2027, 1, 31), dt.date(2027, 3, 2)) == 30
+    assert rules.days_past_due(dt.date(2027, 3, 31), dt.date(2027, 3, 2)) == 0
+    assert rules.days_past_due(None, dt.date(2027, 3, 2)) == 0
+
+
+def test_payments_credit_the_oldest_invoice_first() -> None:
+    invoices = [rules.OpenInvoice("B", dt.date(2027, 2, 1), D(500)),
+                rules.OpenInvoice("A", dt.date(2027, 1, 1), D(300)),
+                rules.OpenInvoice("C", dt.date(2027, 2, 1), D(100))]  # fmt: skip
+    assert rules.credit_oldest_first(invoices, D(700)) == [("A", D(300)), ("B", D(400))]
+
+
+@pytest.mark.parametrize("amount", ["1000.00", "0.01", "333.33", "12345.67"])
+def test_an_allocation_always_adds_up_to_the_payment(amount: str) -> None:
+    paid = Money(D(amount), "EUR")
+    share = rules.allocate(paid, fee_pct=D(10), insurer_share_pct=D("70.8333"))
+    assert share.fee + share.insurer + share.policyholder == paid
+    before_claim = rules.allocate(paid, fee_pct=D(10), insurer_share_pct=None)
+    assert before_claim.insurer.amount == 0
+    assert before_claim.fee + before_claim.policyholder == paid
+    if amount == "1000.00":
+        assert (share.fee.amount, share.insurer.amount, share.policyholder.amount) == (
+            D("100.00"),
+            D("637.50"),
+            D("262.50"),
+        )
+
+
+@pytest.fixture
+async def cases(api: Any, monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
+    monkeypatch.setenv("TCI_FIXED_TODAY", "2027-03-10")
+    client: httpx.AsyncClient = await api.open("collections")
+    return client
+
+
+def mandate(creditor: str, **extra: Any) -> dict[str, Any]:
+    return {"creditor_id": creditor, "buyer_id": unique("buy"), "debtor_country": "DE",
+            "invoices": [{"number": "N-2", "amount": money("600"), "due_date": "2027-02-20"},
+                         {"number": "N-1", "amount": money("400"), "due_date": "2027-02-15"}],
+            **extra}  # fmt: skip
+
+
+async def test_a_mandate_climbs_its_ladder_holds_on_a_dispute_and_closes_when_paid(
+    cases: httpx.AsyncClient,
+) -> None:
+    creditor = unique("ph")
+    holder = auth("policyholder", creditor)
+    case = ok(await cases.post("/v1/cases", headers=holder, json=mandate(creditor)), 201)
+    # 23 days past the oldest due date (15 February): it opens on the rung those days reach.
+    assert (case["stage"], case["status"], case["days_past_due"]) == ("reminder_letter", "open", 23)
+    same_day = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
+                                   json={"as_of": "2027-03-10"}), 200)  # fmt: skip
+    assert case["id"] not in [m["case_id"] for m in same_day["moved"]]
+    run = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
+                              json={"as_of": "2027-03-17"}), 200)  # fmt: skip
+    assert {
+        "case_id": case["id"],
+        "from_stage": "reminder_letter",
+        "to_stage": "phone_collection",
+        "days_past_due": 30,
+    } in run["moved"]
+
+    ok(await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
+        "kind": "promise_to_pay", "occurred_on": "2027-03-10", "promised_amount": money("300"),
+        "promised_on": "2027-03-20"}), 201)  # fmt: skip
+    held = ok(await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
+        "kind": "dispute", "occurred_on": "2027-03-11", "note": "buyer disputes N-2"}), 201)  # fmt: skip
+    assert held["case_status"] == "on_hold"
+    frozen = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
+                                 json={"as_of": "2027-04-30"}), 200)  # fmt: skip
+    assert case["id"] not in [m["case_id"] for m in frozen["moved"]]
+    ok(await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
+        "kind": "dispute_resolved", "occurred_on": "2027-04-30"}), 201)  # fmt: skip
+    legal = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
+                                json={"as_of": "2027-04-01"}), 200)  # fmt: skip
+    assert {
+        "case_id": case["id"],
+        "from_stage": "phone_collection",
+        "to_stage": "legal",
+        "days_past_due": 45,
+    } in legal["moved"]
+
+    first = ok(await cases.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
+                                json={"amount": money("500"), "received_on": "2027-04-02"}), 201)  # fmt: skip
+    assert [(c["invoice_number"], c["amount"]["amount"]) for c in first["credited"]] == [
+        ("N-1", "400.00"),
+        ("N-2", "100.00"),
+    ]
+    assert first["allocation"] == {"fee": money("50.00"), "insurer": money("0.00"),
+                                   "policyholder": money("450.00")}  # fmt: skip
+    too_much = await cases.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
+                                json={"amount": money("500.01"), "received_on": "2027-04-03"})  # fmt: skip
+    assert too_much.status_code == 422 and too_much.json()["type"] == "overpayment"
+    last = ok(await cases.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
+                               json={"amount": money("500"), "received_on": "2027-04-03"}), 201)  # fmt: skip
+    assert last["case_status"] == "closed" and last["outstanding_after"] == money("0.00")
+    seen = ok(await cases.get(f"/v1/cases/{case['id']}", headers=holder), 200)
+    assert seen["status"] == "closed" and seen["recovered"] == money("1000.00")
+    assert [a["kind"] for a in seen["activities"]] == [
+        "promise_to_pay",
+        "dispute",
+        "escalation",
+        "escalation",
+        "dispute_resolved",
+    ]
+    stranger = auth("policyholder", "someone-else")
+    assert (await cases.get(f"/v1/cases/{case['id']}", headers=stranger)).status_code == 404
+    assert (await cases.post(f"/v1/cases/{case['id']}/payments", headers=holder,
+                             json={"amount": money("1"), "received_on": "2027-04-03"})
+            ).status_code == 403  # fmt: skip
+
+
+async def test_a_paid_claim_opens_one_case_and_recoveries_are_shared(
+    cases: httpx.AsyncClient,
+) -> None:
+    claim_id = unique("clm")
+    body = mandate(unique("ph"), claim_id=claim_id, insurer_share_pct="70.8333",
+                   ladder="legal_30_60_90")  # fmt: skip
+    case = ok(await cases.post("/v1/cases", headers=SERVICE, json=body), 201)
+    assert case["stage"] == "new" and case["insurer_share_pct"] == "70.8333"
+    twice = await cases.post("/v1/cases", headers=SERVICE, json=body)
+    assert twice.status_code == 409 and twice.json()["case_id"] == case["id"]
+    paid = ok(await cases.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
+                               json={"amount": money("1000"), "received_on": "2027-03-10"}), 201)  # fmt: skip
+    allocation = paid["allocation"]
+    assert allocation == {"fee": money("100.00"), "insurer": money("637.50"),
+                          "policyholder": money("262.50")}  # fmt: skip
+
+
+async def test_bad_case_input_is_refused_precisely(cases: httpx.AsyncClient) -> None:
+    creditor = unique("ph")
+    holder = auth("policyholder", creditor)
+    other = await cases.post("/v1/cases", headers=holder, json=mandate("someone-else"))
+    assert other.status_code == 422
+    mixed = mandate(creditor)
+    mixed["invoices"][1]["amount"] = money("400", "USD")
+    assert (await cases.post("/v1/cases", headers=holder, json=mixed)).json()["type"] == (
+        "currency-mismatch"
+    )
+    bad_ladder = await cases.post("/v1/cases", headers=holder,
+                                  json=mandate(creditor, ladder="sue_at_once"))  # fmt: skip
+    assert bad_ladder.status_code == 422
+    promise = await cases.post("/v1/cases/case_missing/activities", headers=COLLECTOR,
+                               json={"kind": "promise_to_pay", "occurred_on": "2027-03-10"})  # fmt: skip
+    assert promise.status_code == 422  # a promise needs its amount and date
+    assert (await cases.get("/v1/cases/case_missing", headers=COLLECTOR)).status_code == 404
