@@ -9,7 +9,15 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from services.claims.models import outbox
+from services.claims.service import record_delivery
+from shared.db import get_session
+from shared.http import ServiceClient
+from shared.outbox import deliver
+from shared.peers import get_peers
+from shared.settings import DEVELOPMENT_JWT_SECRET
 from tests.builders import check, make_buyer, make_policy, money, ok
 from tests.conftest import auth
 
@@ -252,3 +260,49 @@ async def test_an_extension_beyond_the_maximum_and_a_repayment_plan(
     assert len(plan["instalments"]) == 2 and plan["stop_shipment_signalled"]
     again = ok(await claims.get(f"/v1/overdue-notifications/{plan['id']}", headers=holder), 200)
     assert again == plan
+
+
+async def test_a_payment_made_while_collections_is_down_is_handed_over_later_exactly_once(
+    apis: dict[str, httpx.AsyncClient],
+    api: Any,
+) -> None:
+    claims, uw, collections = apis["claims"], apis["underwriting"], apis["collections"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    claim = ok(await claims.post("/v1/claims", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    claim = await complete(claims, claim, holder)
+    ok(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER), 200)
+    ok(await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER,
+                         json={"decision": "approve", "reason": "ok"}), 200)  # fmt: skip
+
+    app = claims._transport.app  # type: ignore[attr-defined]
+    working = await app.dependency_overrides[get_peers]()
+    down = ServiceClient("http://collections", jwt_secret=DEVELOPMENT_JWT_SECRET,
+                         caller_name="claims", retries=0,
+                         transport=httpx.MockTransport(lambda _: httpx.Response(503)))  # fmt: skip
+
+    async def collections_down() -> dict[str, ServiceClient]:
+        return {**working, "collections": down}
+
+    app.dependency_overrides[get_peers] = collections_down
+    paid = ok(await claims.post(f"/v1/claims/{claim['id']}/payment", headers=HANDLER), 200)
+    assert paid["status"] == "paid" and paid["collection_case_id"] is None
+    session = app.dependency_overrides[get_session]
+    async for s in session():
+        pending = (await s.execute(select(outbox).where(outbox.c.aggregate_id == claim["id"]))
+                   ).mappings().one()  # fmt: skip
+        assert pending["delivered_at"] is None and pending["attempts"] == 1
+        assert pending["last_error"].startswith("503")
+        # Collections is back: the background loop's delivery opens the case, once.
+        for _ in range(2):
+            for message in await deliver(s, outbox, working):
+                await record_delivery(s, message)
+    await down.aclose()
+    app.dependency_overrides[get_peers] = lambda: working
+    after = ok(await claims.get(f"/v1/claims/{claim['id']}", headers=holder), 200)
+    assert after["collection_case_id"]
+    listed = ok(await collections.get(f"/v1/cases?claim_id={claim['id']}",
+                                      headers=auth("collector")), 200)  # fmt: skip
+    assert [c["id"] for c in listed["items"]] == [after["collection_case_id"]]
