@@ -95,8 +95,17 @@ async def file_claim(
 ) -> Response:  # fmt: skip
     """A claim within its filing window (else 422 `claim-time-barred` / `claim-too-early`)."""
     ctx = context(request, session, caller, peers)
-    return await cmd.run(lambda: uc.file_claim(ctx, body), status_code=201,
-                         location=lambda c: f"/v1/claims/{c.id}")  # fmt: skip
+    made: list[str] = []
+
+    async def handler() -> ClaimRead:
+        claim = await uc.file_claim(ctx, body)
+        made.append(claim.id)
+        return claim
+
+    response = await cmd.run(handler, status_code=201, location=lambda c: f"/v1/claims/{c.id}")
+    for ident in made:
+        await uc.deliver_for(session, peers, ident)
+    return response
 
 
 @router.get("/claims", response_model=ClaimList, responses=READ)
@@ -155,6 +164,32 @@ async def add_document(
                                 content),
         status_code=201, location=lambda d: f"/v1/claims/{claim_id}/documents/{d.id}",
     )  # fmt: skip
+
+
+@router.get("/claims/{claim_id}/documents/{document_id}",
+            responses={200: {"content": {"application/octet-stream": {}}}, **READ})  # fmt: skip
+async def download_document(
+    claim_id: IdPath, document_id: IdPath, request: Request, session: SessionDep,
+    caller: HolderOrHandler, peers: PeersDep,
+) -> Response:  # fmt: skip
+    """The document as it was uploaded (its SHA-256 in `ETag`)."""
+    found = await uc.document(context(request, session, caller, peers), claim_id, document_id)
+    return Response(found.content, media_type=found.content_type, headers={
+        "ETag": f'"{found.sha256}"',
+        "Content-Disposition": f'attachment; filename="{_safe_name(found.filename)}"'})  # fmt: skip
+
+
+def _safe_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._- " else "_" for ch in name)[:200] or "document"
+
+
+@router.get("/claims/{claim_id}/disputes/{dispute_id}", response_model=DisputeRead,
+            responses=READ)  # fmt: skip
+async def get_dispute(
+    claim_id: IdPath, dispute_id: IdPath, request: Request, session: SessionDep,
+    caller: HolderOrHandler, peers: PeersDep,
+) -> DisputeRead:  # fmt: skip
+    return await uc.dispute(context(request, session, caller, peers), claim_id, dispute_id)
 
 
 @router.post("/claims/{claim_id}/disputes", status_code=201, response_model=DisputeRead,

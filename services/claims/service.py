@@ -213,6 +213,17 @@ async def file_claim(ctx: Context, data: ClaimCreate) -> ClaimRead:
             f"the filing window closed on {window.closes.isoformat()}",
             filing_deadline=window.closes.isoformat(),
         )
+    claimed = (await ctx.session.execute(
+        select(ClaimInvoice.number, Claim.id).join(Claim, Claim.id == ClaimInvoice.claim_id)
+        .where(Claim.policy_id == policy.id, Claim.buyer_id == data.buyer_id,
+               Claim.status.not_in(("rejected", "lapsed")),
+               ClaimInvoice.number.in_([i.number for i in data.invoices])))).all()  # fmt: skip
+    if claimed:
+        raise conflict(
+            "invoice-already-claimed",
+            "already claimed: " + ", ".join(f"{n} (claim {c})" for n, c in claimed),
+            claims={n: c for n, c in claimed},
+        )
     claim = Claim(
         id=new_id("clm"), created_at=utcnow(), policy_id=policy.id, buyer_id=data.buyer_id,
         policyholder_id=policy.policyholder_id, currency=policy.currency, cause=data.cause,
@@ -232,8 +243,24 @@ async def file_claim(ctx: Context, data: ClaimCreate) -> ClaimRead:
             id=new_id("cin"), claim_id=claim.id, number=invoice.number,
             amount=invoice.amount.amount, shipment_date=invoice.shipment_date,
             due_date=invoice.due_date))  # fmt: skip
+    signal = _CLAIM_SIGNALS.get(data.cause)
+    if signal is not None:
+        # What the claim says of the buyer feeds its grade and limits in underwriting: an
+        # insolvency withdraws its limits, a protracted default counts as a payment delay.
+        observed = claim.event_date if data.cause == "insolvency" else ctx.today
+        assert observed is not None
+        await enqueue(
+            ctx.session, outbox, aggregate_id=claim.id, target="underwriting",
+            path=f"/v1/buyers/{claim.buyer_id}/signals",
+            body={"kind": signal, "observed_on": observed.isoformat(),
+                  "details": f"{data.cause} claim {claim.id} under policy {policy.id}"},
+            idempotency_key=f"claims:claim-signal:{claim.id}",
+        )  # fmt: skip
     await ctx.session.flush()
     return await read_claim(ctx, claim)
+
+
+_CLAIM_SIGNALS = {"insolvency": "insolvency_filing", "protracted_default": "payment_delay"}
 
 
 async def _claim(ctx: Context, claim_id: str, *, lock: bool = False) -> Claim:
@@ -590,12 +617,32 @@ async def decide(ctx: Context, claim_id: str, data: DecisionCreate) -> ClaimRead
     if data.decision == "approve" and claim.status != "assessed":
         raise unprocessable("not-assessed", "a claim is approved only once it is assessed",
                             status_now=claim.status)  # fmt: skip
+    if data.decision == "approve":
+        await _check_caps_still_hold(ctx, claim)
     claim.decision = data.decision
     claim.status = "approved" if data.decision == "approve" else "rejected"
     claim.decision_reason = data.reason
     claim.decided_by, claim.decided_at = ctx.caller.subject, utcnow()
     await ctx.session.flush()
     return await read_claim(ctx, claim)
+
+
+async def _check_caps_still_hold(ctx: Context, claim: Claim) -> None:
+    """Claims approved since this one was assessed use the same caps: if what is left of them
+    no longer covers the assessed indemnity, the claim must be assessed again."""
+    terms = PolicyTerms.model_validate(claim.terms)
+    start, end = rules.policy_year(terms.start_date, claim.loss_date)
+    paid_policy, paid_buyer = await _indemnities_in_year(ctx, claim, start, end)
+    left = terms.max_liability.amount - paid_policy
+    if terms.single_buyer_cap is not None:
+        left = min(left, terms.single_buyer_cap.amount - paid_buyer)
+    if claim.indemnity is not None and claim.indemnity > max(ZERO, left):
+        raise conflict(
+            "assessment-outdated",
+            "claims approved since the assessment leave less of the policy's caps than it "
+            "assessed; assess the claim again",
+            cap_left=_money(max(ZERO, left), claim.currency).model_dump(mode="json"),
+        )
 
 
 async def pay(ctx: Context, claim_id: str) -> ClaimRead:
@@ -652,3 +699,19 @@ async def record_delivery(session: AsyncSession, message: dict[str, Any]) -> Non
     if claim is not None and case_id and claim.collection_case_id is None:
         claim.collection_case_id = case_id
         await session.flush()
+
+
+async def document(ctx: Context, claim_id: str, document_id: str) -> ClaimDocument:
+    claim = await _claim(ctx, claim_id)
+    found = await ctx.session.get(ClaimDocument, document_id)
+    if found is None or found.claim_id != claim.id:
+        raise not_found("document", document_id)
+    return found
+
+
+async def dispute(ctx: Context, claim_id: str, dispute_id: str) -> DisputeRead:
+    claim = await _claim(ctx, claim_id)
+    found = await ctx.session.get(Dispute, dispute_id)
+    if found is None or found.claim_id != claim.id:
+        raise not_found("dispute", dispute_id)
+    return _dispute_read(found, claim.status)

@@ -131,6 +131,26 @@ async def record_payment(
                          location=lambda p: f"/v1/cases/{case_id}/payments/{p.id}")  # fmt: skip
 
 
+@router.get("/cases/{case_id}/activities/{activity_id}", response_model=ActivityRead,
+            responses=READ)  # fmt: skip
+async def get_activity(
+    case_id: IdPath, activity_id: IdPath, request: Request, session: SessionDep,
+    caller: CaseReader,
+) -> ActivityRead:  # fmt: skip
+    return await uc.activity(context(request, session, caller), case_id, activity_id)
+
+
+@router.get("/cases/{case_id}/payments/{payment_id}", response_model=PaymentRead, responses=READ)
+async def get_payment(
+    case_id: IdPath,
+    payment_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    caller: CaseReader,
+) -> PaymentRead:
+    return await uc.payment(context(request, session, caller), case_id, payment_id)
+
+
 @router.post("/escalations/run", response_model=EscalationResult, responses=WRITE)
 async def run_escalations(
     body: EscalationRun, request: Request, session: SessionDep, caller: Collector,

@@ -267,3 +267,19 @@ async def _escalate(ctx: Context, cases: Sequence[Case], as_of: dt.date) -> list
             recorded_by=ctx.caller.subject))  # fmt: skip
         case.stage = target
     return moved
+
+
+async def activity(ctx: Context, case_id: str, activity_id: str) -> ActivityRead:
+    case = await case_of(ctx, case_id)
+    found = await ctx.session.get(Activity, activity_id)
+    if found is None or found.case_id != case.id:
+        raise not_found("activity", activity_id)
+    return _activity_read(found, case)
+
+
+async def payment(ctx: Context, case_id: str, payment_id: str) -> PaymentRead:
+    case = await case_of(ctx, case_id)
+    found = await ctx.session.get(Payment, payment_id)
+    if found is None or found.case_id != case.id:
+        raise not_found("payment", payment_id)
+    return _payment_read(found, case, None)

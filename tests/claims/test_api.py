@@ -88,6 +88,12 @@ async def test_an_insolvency_claim_from_notification_to_the_subrogation_case(
         "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
         "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
     assert claim["status"] == "documents_pending" and claim["filing_deadline"] == "2027-07-01"
+    # Underwriting heard of the insolvency: the buyer is graded 10, its limit withdrawn from
+    # tomorrow, while the shipments already made keep their cover (the assessment below).
+    graded = ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=UW), 200)
+    assert graded["grade"] == 10
+    withdrawn = ok(await check(uw, policy, buyer["id"], "1000", "2027-06-11", "2027-07-11"), 200)
+    assert "limit_withdrawn" in withdrawn["reasons"]
     assert claim["missing_documents"] == ["trade_contract", "proof_of_delivery", "invoice",
                                           "ageing_report", "statement_of_account",
                                           "insolvency_proof"]  # fmt: skip
@@ -142,6 +148,9 @@ async def test_the_filing_window_refuses_late_and_early_claims_with_their_dates(
     on_the_day = await claims.post("/v1/claims", headers=holder, json={
         **base, "cause": "insolvency", "event_date": "2027-05-11"})  # fmt: skip
     assert on_the_day.status_code == 201
+    twice = await claims.post("/v1/claims", headers=holder, json={
+        **base, "cause": "insolvency", "event_date": "2027-05-12"})  # fmt: skip
+    assert twice.status_code == 409 and twice.json()["type"] == "invoice-already-claimed"
     early = await claims.post("/v1/claims", headers=holder, json={
         **base, "cause": "protracted_default"})  # fmt: skip
     assert early.status_code == 422 and early.json()["type"] == "claim-too-early"
@@ -219,8 +228,14 @@ async def test_documents_types_sizes_owners_and_lapse(
     stranger = auth("policyholder", "someone-else")
     assert (await claims.get(f"/v1/claims/{claim['id']}", headers=stranger)).status_code == 404
     assert (await upload(claims, claim["id"], "invoice", stranger)).status_code == 404
-    stored = ok(await upload(claims, claim["id"], "invoice", holder), 201)
+    uploaded = await upload(claims, claim["id"], "invoice", holder)
+    stored = ok(uploaded, 201)
     assert stored["size"] == len(b"%PDF-1.4 scanned") and len(stored["sha256"]) == 64
+    download = await claims.get(uploaded.headers["location"], headers=HANDLER)
+    assert download.status_code == 200 and download.content == b"%PDF-1.4 scanned"
+    assert download.headers["etag"] == f'"{stored["sha256"]}"'
+    assert download.headers["content-type"] == "application/pdf"
+    assert (await claims.get(uploaded.headers["location"], headers=stranger)).status_code == 404
     mine = ok(await claims.get("/v1/claims", headers=holder), 200)
     assert [c["id"] for c in mine["items"]] == [claim["id"]]
     assert ok(await claims.get("/v1/claims", headers=stranger), 200)["items"] == []
@@ -291,7 +306,8 @@ async def test_a_payment_made_while_collections_is_down_is_handed_over_later_exa
     assert paid["status"] == "paid" and paid["collection_case_id"] is None
     session = app.dependency_overrides[get_session]
     async for s in session():
-        pending = (await s.execute(select(outbox).where(outbox.c.aggregate_id == claim["id"]))
+        pending = (await s.execute(select(outbox).where(outbox.c.aggregate_id == claim["id"],
+                                  outbox.c.target == "collections"))
                    ).mappings().one()  # fmt: skip
         assert pending["delivered_at"] is None and pending["attempts"] == 1
         assert pending["last_error"].startswith("503")
@@ -306,3 +322,32 @@ async def test_a_payment_made_while_collections_is_down_is_handed_over_later_exa
     listed = ok(await collections.get(f"/v1/cases?claim_id={claim['id']}",
                                       headers=auth("collector")), 200)  # fmt: skip
     assert [c["id"] for c in listed["items"]] == [after["collection_case_id"]]
+
+
+async def test_an_approval_after_another_claim_used_the_caps_needs_a_new_assessment(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw, max_liability=money("100000"))
+    holder = auth("policyholder", policy["policyholder_id"])
+    filed = []
+    for number in ("A", "B"):
+        claim = ok(await claims.post("/v1/claims", headers=holder, json={
+            "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+            "event_date": "2027-06-01",
+            "invoices": [invoice(f"{number}-1", "80000", "2027-03-01", "2027-04-30"),
+                         invoice(f"{number}-2", "40000", "2027-03-20", "2027-05-19")]}), 201)  # fmt: skip
+        claim = await complete(claims, claim, holder)
+        assessed = ok(await claims.post(f"/v1/claims/{claim['id']}/assessment",
+                                        headers=HANDLER), 200)  # fmt: skip
+        assert assessed["indemnity"] == money("85000.00")
+        filed.append(claim["id"])
+    approve = {"decision": "approve", "reason": "ok"}
+    ok(await claims.post(f"/v1/claims/{filed[0]}/decision", headers=HANDLER, json=approve), 200)
+    stale = await claims.post(f"/v1/claims/{filed[1]}/decision", headers=HANDLER, json=approve)
+    assert stale.status_code == 409 and stale.json()["type"] == "assessment-outdated"
+    assert stale.json()["cap_left"] == money("15000.00")
+    again = ok(await claims.post(f"/v1/claims/{filed[1]}/assessment", headers=HANDLER), 200)
+    assert again["indemnity"] == money("15000.00")
+    assert "maximum liability" in again["assessment"]["steps"][4]["note"]
+    ok(await claims.post(f"/v1/claims/{filed[1]}/decision", headers=HANDLER, json=approve), 200)

@@ -118,8 +118,13 @@ async def test_a_mandate_climbs_its_ladder_holds_on_a_dispute_and_closes_when_pa
         "days_past_due": 45,
     } in legal["moved"]
 
-    first = ok(await cases.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
-                                json={"amount": money("500"), "received_on": "2027-04-02"}), 201)  # fmt: skip
+    posted = await cases.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
+                              json={"amount": money("500"), "received_on": "2027-04-02"})  # fmt: skip
+    first = ok(posted, 201)
+    assert (
+        ok(await cases.get(posted.headers["location"], headers=holder), 200)["credited"]
+        == (first["credited"])
+    )
     assert [(c["invoice_number"], c["amount"]["amount"]) for c in first["credited"]] == [
         ("N-1", "400.00"),
         ("N-2", "100.00"),
