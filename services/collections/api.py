@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from services.collections import service as uc
-from services.collections.models import Case
+from services.collections.models import Case, outbox
 from services.collections.rules import LADDERS
 from services.collections.schemas import (
     ActivityCreate,
@@ -25,7 +25,9 @@ from services.collections.schemas import (
 from shared.auth import Caller, require
 from shared.db import SessionDep
 from shared.idempotency import CommandDep
+from shared.outbox import deliver
 from shared.pagination import PageDep, fetch_page
+from shared.peers import PeersDep
 from shared.problems import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["collections"])
@@ -72,12 +74,27 @@ def context(request: Request, session: SessionDep, caller: Caller) -> uc.Context
 
 @router.post("/cases", status_code=201, response_model=CaseRead, responses=WRITE)
 async def open_case(
-    body: CaseCreate, request: Request, session: SessionDep, caller: CaseOpener, cmd: CommandDep
+    body: CaseCreate,
+    request: Request,
+    session: SessionDep,
+    caller: CaseOpener,
+    cmd: CommandDep,
+    peers: PeersDep,
 ) -> Response:
     """A policyholder's mandate (as creditor) or, from the claims service, a subrogation case."""
     ctx = context(request, session, caller)
-    return await cmd.run(lambda: uc.open_case(ctx, body), status_code=201,
-                         location=lambda c: f"/v1/cases/{c.id}")  # fmt: skip
+    ctx.peers = peers
+    made: list[str] = []
+
+    async def handler() -> CaseRead:
+        case = await uc.open_case(ctx, body)
+        made.append(case.id)
+        return case
+
+    response = await cmd.run(handler, status_code=201, location=lambda c: f"/v1/cases/{c.id}")
+    for ident in made:
+        await deliver(session, outbox, peers, aggregate_id=ident)
+    return response
 
 
 @router.get("/cases", response_model=CaseList, responses=READ)

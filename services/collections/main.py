@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 
@@ -13,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.collections import service as uc
 from services.collections.api import router
 from services.collections.config import CollectionsSettings
-from services.collections.models import metadata
+from services.collections.models import metadata, outbox
 from shared.app import create_app as create_service_app
 from shared.auth import Caller
+from shared.outbox import deliver_periodically
+from shared.peers import build_peers
 
 log = logging.getLogger("tci.collections")
 SCHEDULER = Caller(subject="escalation-scheduler", role="service", party_id=None)
@@ -45,13 +48,28 @@ def create_app(settings: CollectionsSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(escalate_daily(app.state.sessionmaker, settings))
+        app.state.peers = build_peers(settings, "collections")
+        tasks = [
+            asyncio.create_task(escalate_daily(app.state.sessionmaker, settings)),
+            asyncio.create_task(
+                deliver_periodically(
+                    app.state.sessionmaker,
+                    outbox,
+                    app.state.peers,
+                    every=dt.timedelta(seconds=settings.outbox_interval_seconds),
+                )
+            ),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            for client in app.state.peers.values():
+                await client.aclose()
 
     return create_service_app(
         service="collections",

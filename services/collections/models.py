@@ -11,10 +11,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import Amount, Exact, UTCDateTime, service_metadata
 from shared.idempotency import idempotency_table
+from shared.outbox import outbox_table
 
 SCHEMA = "collections"
 metadata = service_metadata(SCHEMA)
 idempotency_keys = idempotency_table(metadata)
+outbox = outbox_table(metadata)
 
 
 class Base(DeclarativeBase):

@@ -4,8 +4,8 @@ and shared between insurer and policyholder, and the daily escalation run."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.collections import rules
 from services.collections.config import CollectionsSettings
-from services.collections.models import Activity, Case, CaseInvoice, Payment
+from services.collections.models import Activity, Case, CaseInvoice, Payment, outbox
 from services.collections.schemas import (
     ActivityCreate,
     ActivityRead,
@@ -31,7 +31,10 @@ from services.collections.schemas import (
 from shared.auth import Caller
 from shared.contracts import MoneyModel
 from shared.db import new_id, utcnow
+from shared.http import ServiceClient
 from shared.money import Money
+from shared.outbox import enqueue
+from shared.peers import fetch_buyer
 from shared.problems import conflict, invalid, not_found, unprocessable
 
 ZERO = Decimal(0)
@@ -43,6 +46,7 @@ class Context:
     caller: Caller
     today: dt.date
     settings: CollectionsSettings
+    peers: Mapping[str, ServiceClient] = field(default_factory=dict)
 
 
 def _money(amount: Decimal, currency: str) -> MoneyModel:
@@ -56,6 +60,7 @@ async def open_case(ctx: Context, data: CaseCreate) -> CaseRead:
         raise invalid(["body", "creditor_id"], "a policyholder opens cases as its own creditor")
     if data.claim_id is not None and ctx.caller.role == "policyholder":
         raise invalid(["body", "claim_id"], "a subrogation case is opened by the claims service")
+    await fetch_buyer(ctx.peers, data.buyer_id)  # a buyer the insurer knows, else 404
     currency = data.invoices[0].amount.currency
     for index, invoice in enumerate(data.invoices):
         if invoice.amount.currency != currency:
@@ -90,6 +95,16 @@ async def open_case(ctx: Context, data: CaseCreate) -> CaseRead:
         await ctx.session.flush()
     except IntegrityError:  # a concurrent twin opened the claim's case first
         raise conflict("case-exists", f"claim {data.claim_id} already has a case") from None
+    if data.claim_id is None:
+        # A debt handed over for collection is a payment delay: underwriting grades it (a paid
+        # claim's case needs no signal: the claim itself sent one).
+        await enqueue(
+            ctx.session, outbox, aggregate_id=case.id, target="underwriting",
+            path=f"/v1/buyers/{case.buyer_id}/signals",
+            body={"kind": "payment_delay", "observed_on": ctx.today.isoformat(),
+                  "details": f"collection case {case.id} opened for {case.creditor_id}"},
+            idempotency_key=f"collections:mandate:{case.id}",
+        )  # fmt: skip
     return await read_case(ctx, case)
 
 

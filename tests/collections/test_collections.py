@@ -12,7 +12,7 @@ import pytest
 
 from services.collections import rules
 from shared.money import Money
-from tests.builders import money, ok
+from tests.builders import make_buyer, money, ok
 from tests.conftest import auth, unique
 
 COLLECTOR = auth("collector")
@@ -64,26 +64,34 @@ def test_an_allocation_always_adds_up_to_the_payment(amount: str) -> None:
         )
 
 
+BUYER: dict[str, str] = {}
+
+
 @pytest.fixture
 async def cases(api: Any, monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
     monkeypatch.setenv("TCI_FIXED_TODAY", "2027-03-10")
     client: httpx.AsyncClient = await api.open("collections")
+    BUYER["id"] = (await make_buyer(api("underwriting")))["id"]
     return client
 
 
 def mandate(creditor: str, **extra: Any) -> dict[str, Any]:
-    return {"creditor_id": creditor, "buyer_id": unique("buy"), "debtor_country": "DE",
+    return {"creditor_id": creditor, "buyer_id": BUYER["id"], "debtor_country": "DE",
             "invoices": [{"number": "N-2", "amount": money("600"), "due_date": "2027-02-20"},
                          {"number": "N-1", "amount": money("400"), "due_date": "2027-02-15"}],
             **extra}  # fmt: skip
 
 
 async def test_a_mandate_climbs_its_ladder_holds_on_a_dispute_and_closes_when_paid(
-    cases: httpx.AsyncClient,
+    cases: httpx.AsyncClient, api: Any
 ) -> None:
+    uw = api("underwriting")
     creditor = unique("ph")
     holder = auth("policyholder", creditor)
     case = ok(await cases.post("/v1/cases", headers=holder, json=mandate(creditor)), 201)
+    # Underwriting heard of the payment delay: the buyer's grade took the signal's point.
+    buyer = ok(await uw.get(f"/v1/buyers/{BUYER['id']}", headers=auth("underwriter")), 200)
+    assert buyer["grade"] == 3
     # 23 days past the oldest due date (15 February): it opens on the rung those days reach.
     assert (case["stage"], case["status"], case["days_past_due"]) == ("reminder_letter", "open", 23)
     same_day = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
@@ -187,3 +195,6 @@ async def test_bad_case_input_is_refused_precisely(cases: httpx.AsyncClient) -> 
                                json={"kind": "promise_to_pay", "occurred_on": "2027-03-10"})  # fmt: skip
     assert promise.status_code == 422  # a promise needs its amount and date
     assert (await cases.get("/v1/cases/case_missing", headers=COLLECTOR)).status_code == 404
+    unknown_buyer = await cases.post("/v1/cases", headers=holder,
+                                     json=mandate(creditor, buyer_id="buy_unknown"))  # fmt: skip
+    assert unknown_buyer.status_code == 404
