@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 
 import httpx
 import pytest
@@ -115,9 +116,9 @@ async def test_concurrent_twins_with_one_idempotency_key_create_one_buyer(
     assert len(found.json()["items"]) == 1
 
 
-def test_a_claim_is_paid_and_its_debt_passes_to_collections_over_http(services: Services) -> None:
-    """Claims asks underwriting for the policy and for coverage, notifies it of the overdue, and
-    opens the subrogation case in collections: three processes, real HTTP."""
+def approved_claim(services: Services) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Over HTTP: a policy with a 100,000 limit since long ago, two overdue invoices notified,
+    an insolvency claim with every document, assessed (85,000) and approved."""
     today = business_today("Asia/Shanghai")
 
     def day(offset: int) -> str:
@@ -158,21 +159,59 @@ def test_a_claim_is_paid_and_its_debt_passes_to_collections_over_http(services: 
         assessed = claims.post(f"/v1/claims/{claim['id']}/assessment", headers=handler)
         assert assessed.status_code == 200, assessed.text
         assert assessed.json()["indemnity"] == money("85000.00")
-        claims.post(f"/v1/claims/{claim['id']}/decision", headers=handler,
-                    json={"decision": "approve", "reason": "ok"})  # fmt: skip
-        paid = claims.post(f"/v1/claims/{claim['id']}/payment", headers=handler)
+        decided = claims.post(f"/v1/claims/{claim['id']}/decision", headers=handler,
+                              json={"decision": "approve", "reason": "ok"})  # fmt: skip
+        assert decided.status_code == 200, decided.text
+    return policy, buyer, claim["id"]
+
+
+def test_a_claim_is_paid_and_its_debt_passes_to_collections_over_http(services: Services) -> None:
+    """Claims asks underwriting for the policy and for coverage, notifies it of the overdue, and
+    opens the subrogation case in collections: three processes, real HTTP."""
+    policy, buyer, claim_id = approved_claim(services)
+    handler = auth("claims_handler")
+    with httpx.Client(base_url=services.urls["claims"], timeout=30) as claims:
+        paid = claims.post(f"/v1/claims/{claim_id}/payment", headers=handler)
         assert paid.status_code == 200, paid.text
         case_id = paid.json()["collection_case_id"]
         assert case_id
-        replay = claims.post(f"/v1/claims/{claim['id']}/payment", headers=handler)
+        replay = claims.post(f"/v1/claims/{claim_id}/payment", headers=handler)
         assert replay.status_code == 409
     with httpx.Client(base_url=services.urls["collections"]) as collections:
-        found = collections.get(f"/v1/cases?claim_id={claim['id']}", headers=auth("collector"))
+        found = collections.get(f"/v1/cases?claim_id={claim_id}", headers=auth("collector"))
         [case] = found.json()["items"]
         assert case["id"] == case_id and case["outstanding"] == money("120000.00")
         assert case["insurer_share_pct"] == "70.8333"
+    tomorrow = business_today("Asia/Shanghai") + dt.timedelta(days=1)
     with httpx.Client(base_url=services.urls["underwriting"]) as underwriting:
-        stopped = underwriting.post("/v1/coverage-checks", headers=holder, json={
+        stopped = underwriting.post("/v1/coverage-checks", headers=auth("service"), json={
             "policy_id": policy["id"], "buyer_id": buyer["id"], "invoice_amount": money("10"),
-            "shipment_date": day(1), "due_date": day(30)})  # fmt: skip
-        assert "stop_shipment" in stopped.json()["reasons"]
+            "shipment_date": tomorrow.isoformat(),
+            "due_date": (tomorrow + dt.timedelta(days=30)).isoformat()})  # fmt: skip
+        reasons = stopped.json()["reasons"]
+        assert "stop_shipment" in reasons and "limit_withdrawn" in reasons
+
+
+@pytest.mark.postgres
+async def test_concurrent_payments_pay_a_claim_once_and_open_one_case(services: Services) -> None:
+    _, _, claim_id = approved_claim(services)
+    async with httpx.AsyncClient(base_url=services.urls["claims"], timeout=30) as claims:
+        answers = await asyncio.gather(*(
+            claims.post(f"/v1/claims/{claim_id}/payment", headers=auth("claims_handler"))
+            for _ in range(6)))  # fmt: skip
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200, 409, 409, 409, 409, 409], statuses
+    assert {a.json()["type"] for a in answers if a.status_code == 409} == {"already-paid"}
+    async with httpx.AsyncClient(base_url=services.urls["collections"]) as collections:
+        found = await collections.get(f"/v1/cases?claim_id={claim_id}", headers=auth("collector"))
+        assert len(found.json()["items"]) == 1
+        # The claims service repeating itself (another key, or none) still opens no second case.
+        body = {"creditor_id": "ph", "buyer_id": found.json()["items"][0]["buyer_id"],
+                "debtor_country": "DE", "claim_id": claim_id,
+                "invoices": [{"number": "X", "amount": money("1"), "due_date": "2026-01-01"}]}  # fmt: skip
+        twins = await asyncio.gather(*(
+            collections.post("/v1/cases", json=body,
+                             headers={**auth("service"), "Idempotency-Key": unique("k")})
+            for _ in range(4)))  # fmt: skip
+        assert {t.status_code for t in twins} == {409}
+        assert {t.json()["case_id"] for t in twins} == {found.json()["items"][0]["id"]}
