@@ -351,3 +351,30 @@ async def test_an_approval_after_another_claim_used_the_caps_needs_a_new_assessm
     assert again["indemnity"] == money("15000.00")
     assert "maximum liability" in again["assessment"]["steps"][4]["note"]
     ok(await claims.post(f"/v1/claims/{filed[1]}/decision", headers=HANDLER, json=approve), 200)
+
+
+async def test_political_loss_is_paid_at_its_own_rate_and_war_or_nuclear_are_excluded(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+
+    async def assessed(policy_terms: dict[str, Any], **claim: Any) -> dict[str, Any]:
+        policy, buyer = await insured(uw, **policy_terms)
+        holder = auth("policyholder", policy["policyholder_id"])
+        filed = ok(await claims.post("/v1/claims", headers=holder, json={
+            "policy_id": policy["id"], "buyer_id": buyer["id"], "event_date": "2027-06-01",
+            "invoices": INVOICES, **claim}), 201)  # fmt: skip
+        filed = await complete(claims, filed, holder)
+        return ok(await claims.post(f"/v1/claims/{filed['id']}/assessment", headers=HANDLER), 200)
+
+    political = await assessed({"political_risk_cover": True, "political_indemnity_pct": "80"},
+                               cause="political", war_related=True)  # fmt: skip
+    assert political["indemnity"] == money("75000.00")  # 100,000 × 80% − 5,000
+    assert political["assessment"]["claim_exclusions"] == []
+    war = await assessed({}, cause="insolvency", war_related=True)
+    assert war["indemnity"] == money("0.00")
+    assert war["assessment"]["claim_exclusions"] == ["war_without_political_cover"]
+    nuclear = await assessed({"political_risk_cover": True}, cause="insolvency",
+                             nuclear_related=True)  # fmt: skip
+    assert nuclear["assessment"]["claim_exclusions"] == ["nuclear_risk"]
+    assert nuclear["indemnity"] == money("0.00")
