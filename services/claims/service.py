@@ -193,7 +193,15 @@ async def file_claim(ctx: Context, data: ClaimCreate) -> ClaimRead:
     if data.cause == "political" and not policy.political_risk_cover:
         raise unprocessable("political-risk-not-covered",
                             "the policy does not cover political risk")  # fmt: skip
-    oldest_due = min(i.due_date for i in data.invoices)
+    # The clocks run from the original due dates: an invoice notified earlier with an earlier due
+    # date (before an extension) keeps that date.
+    notified = (await ctx.session.execute(
+        select(NotifiedInvoice.number, func.min(NotifiedInvoice.due_date))
+        .where(NotifiedInvoice.policy_id == policy.id, NotifiedInvoice.buyer_id == data.buyer_id,
+               NotifiedInvoice.number.in_([i.number for i in data.invoices]))
+        .group_by(NotifiedInvoice.number))).all()  # fmt: skip
+    original = {number: due for number, due in notified}
+    oldest_due = min(min(i.due_date, original.get(i.number, i.due_date)) for i in data.invoices)
     window = rules.filing_window(
         data.cause, event_date=data.event_date, oldest_due_date=oldest_due,
         filing_days=policy.claim_filing_days,

@@ -378,3 +378,24 @@ async def test_political_loss_is_paid_at_its_own_rate_and_war_or_nuclear_are_exc
                              nuclear_related=True)  # fmt: skip
     assert nuclear["assessment"]["claim_exclusions"] == ["nuclear_risk"]
     assert nuclear["indemnity"] == money("0.00")
+
+
+async def test_the_waiting_period_runs_from_the_original_due_date_after_an_extension(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    first = invoice("EXT", "10000", "2026-11-01", "2026-12-10")
+    ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "kind": "overdue",
+        "invoices": [first]}), 201)  # fmt: skip
+    # Claimed with the due date moved to 31 January 2027, the window still opens 180 days after
+    # the original 10 December 2026: 8 June 2027, so the claim is in time on 10 June.
+    moved = {**first, "due_date": "2027-01-31"}
+    claim = await claims.post("/v1/claims", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "protracted_default",
+        "invoices": [moved]})  # fmt: skip
+    assert claim.status_code == 201, claim.text
+    assert claim.json()["loss_date"] == "2027-06-08"
+    assert claim.json()["filing_deadline"] == "2027-07-08"
