@@ -204,7 +204,11 @@ async def api(engines: dict[str, AsyncEngine]) -> AsyncIterator[Callable[[str], 
         app = factories[service]()
 
         async def override() -> AsyncIterator[AsyncSession]:
-            yield session
+            try:
+                yield session
+            except Exception:  # as in production: a failed request keeps nothing it changed
+                await session.rollback()
+                raise
 
         async def reader_override() -> Reader:
             return TransactionReader(await session.connection())

@@ -20,4 +20,7 @@ class ClaimsSettings(Settings):
         }),
         alias="TCI_CLAIMS_DOCUMENT_TYPES",
     )  # fmt: skip
+    lapse_sweep_interval_seconds: float = Field(
+        3600.0, alias="TCI_CLAIMS_LAPSE_SWEEP_INTERVAL_SECONDS", gt=0
+    )
     outbox_interval_seconds: float = Field(5.0, alias="TCI_OUTBOX_INTERVAL_SECONDS", gt=0)

@@ -5,17 +5,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.claims.api import router
 from services.claims.config import ClaimsSettings
 from services.claims.models import metadata, outbox
-from services.claims.service import record_delivery
+from services.claims.service import lapse_overdue, record_delivery
 from shared.app import create_app as create_service_app
 from shared.outbox import deliver_periodically
 from shared.peers import build_peers
+
+log = logging.getLogger("tci.claims")
+
+
+async def sweep_lapses(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: ClaimsSettings
+) -> None:
+    """Record the lapse of claims whose documents came too late, now and then every interval."""
+    while True:
+        try:
+            async with sessionmaker() as session:
+                lapsed = await lapse_overdue(session, settings.today())
+                await session.commit()
+                if lapsed:
+                    log.info("%d claims lapsed with documents missing", len(lapsed))
+        except Exception:  # retried next time; the sweep must not die
+            log.exception("the lapse sweep failed")
+        await asyncio.sleep(settings.lapse_sweep_interval_seconds)
 
 
 def create_app(settings: ClaimsSettings | None = None) -> FastAPI:
@@ -24,16 +44,21 @@ def create_app(settings: ClaimsSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.peers = build_peers(settings, "claims")
-        loop = asyncio.create_task(deliver_periodically(
-            app.state.sessionmaker, outbox, app.state.peers,
-            every=dt.timedelta(seconds=settings.outbox_interval_seconds),
-            on_delivered=record_delivery))  # fmt: skip
+        tasks = [
+            asyncio.create_task(deliver_periodically(
+                app.state.sessionmaker, outbox, app.state.peers,
+                every=dt.timedelta(seconds=settings.outbox_interval_seconds),
+                on_delivered=record_delivery)),
+            asyncio.create_task(sweep_lapses(app.state.sessionmaker, settings)),
+        ]  # fmt: skip
         try:
             yield
         finally:
-            loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             for client in app.state.peers.values():
                 await client.aclose()
 

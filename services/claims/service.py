@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.claims import rules
@@ -291,30 +291,49 @@ async def _documents(ctx: Context, claim_id: str) -> list[ClaimDocument]:
     return list(rows.scalars())
 
 
-async def _refresh_lapse(ctx: Context, claim: Claim) -> None:
-    """Documents still missing after the grace period: the claim lapses (on the next look)."""
+async def _lapsed_now(ctx: Context, claim: Claim) -> bool:
+    """Documents still missing after the grace period: the claim has lapsed."""
     if claim.status == "documents_pending" or (
         claim.status == "on_hold" and claim.held_status == "documents_pending"
     ):
         missing = rules.missing_documents(
             claim.cause, [d.kind for d in await _documents(ctx, claim.id)]
         )
-        if rules.lapsed(claim.documents_due, ctx.today, missing):
+        return rules.lapsed(claim.documents_due, ctx.today, missing)
+    return False
+
+
+async def _refresh_lapse(ctx: Context, claim: Claim) -> None:
+    """Before a change: a claim that has lapsed is recorded as lapsed."""
+    if await _lapsed_now(ctx, claim):
+        claim.status, claim.held_status = "lapsed", None
+
+
+async def lapse_overdue(session: AsyncSession, today: dt.date) -> list[str]:
+    """The sweep: every claim whose documents grace period has ended with documents still
+    missing lapses (reads already show it; this records it). Returns the lapsed claims' ids."""
+    waiting = (await session.execute(
+        select(Claim).where(Claim.documents_due < today, or_(
+            Claim.status == "documents_pending",
+            and_(Claim.status == "on_hold", Claim.held_status == "documents_pending")))
+        .with_for_update(skip_locked=True))).scalars().all()  # fmt: skip
+    lapsed = []
+    for claim in waiting:
+        kinds = (await session.execute(
+            select(ClaimDocument.kind).where(ClaimDocument.claim_id == claim.id))).scalars()  # fmt: skip
+        if rules.lapsed(claim.documents_due, today, rules.missing_documents(claim.cause, kinds)):
             claim.status, claim.held_status = "lapsed", None
+            lapsed.append(claim.id)
+    await session.flush()
+    return lapsed
 
 
 async def get_claim(ctx: Context, claim_id: str) -> ClaimRead:
-    claim = await _claim(ctx, claim_id)
-    await _refresh_lapse(ctx, claim)
-    return await read_claim(ctx, claim)
+    return await read_claim(ctx, await _claim(ctx, claim_id))
 
 
 async def list_claims(ctx: Context, claims: Sequence[Claim]) -> list[ClaimRead]:
-    out = []
-    for claim in claims:
-        await _refresh_lapse(ctx, claim)
-        out.append(await read_claim(ctx, claim))
-    return out
+    return [await read_claim(ctx, claim) for claim in claims]
 
 
 async def read_claim(ctx: Context, claim: Claim) -> ClaimRead:
@@ -331,7 +350,8 @@ async def read_claim(ctx: Context, claim: Claim) -> ClaimRead:
         id=claim.id, created_at=claim.created_at, policy_id=claim.policy_id,
         buyer_id=claim.buyer_id, policyholder_id=claim.policyholder_id, cause=claim.cause,
         event_date=claim.event_date, loss_date=claim.loss_date, filed_on=claim.filed_on,
-        status=claim.status,  # type: ignore[arg-type]
+        # A read shows a lapse at once; the sweep (or the next change) records it.
+        status="lapsed" if await _lapsed_now(ctx, claim) else claim.status,  # type: ignore[arg-type]
         filing_deadline=claim.filing_deadline,
         required_documents=list(rules.required_documents(claim.cause)),
         missing_documents=rules.missing_documents(claim.cause, [d.kind for d in documents]),

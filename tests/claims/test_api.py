@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from services.claims.models import outbox
-from services.claims.service import record_delivery
+from services.claims.service import lapse_overdue, record_delivery
 from shared.db import get_session
 from shared.http import ServiceClient
 from shared.outbox import deliver
@@ -247,6 +247,12 @@ async def test_documents_types_sizes_owners_and_lapse(
     assert lapsed["status"] == "lapsed"
     refused = await upload(claims, claim["id"], "trade_contract", holder)
     assert refused.status_code == 422 and refused.json()["type"] == "claim-lapsed"
+    session = claims._transport.app.dependency_overrides[get_session]  # type: ignore[attr-defined]
+    async for s in session():
+        assert await lapse_overdue(s, dt.date(2027, 7, 10)) == []  # the last day of grace
+        assert claim["id"] in await lapse_overdue(s, dt.date(2027, 7, 11))
+    recorded = ok(await claims.get("/v1/claims?status=lapsed", headers=holder), 200)
+    assert [c["id"] for c in recorded["items"]] == [claim["id"]]
 
 
 async def test_an_extension_beyond_the_maximum_and_a_repayment_plan(
