@@ -170,7 +170,7 @@ async def read_notification(ctx: Context, notification: OverdueNotification) -> 
         policy_id=notification.policy_id, buyer_id=notification.buyer_id, kind=notification.kind,
         notified_on=notification.notified_on, new_due_date=notification.new_due_date,
         extension_accepted=True if notification.kind == "extension_request" else None,
-        instalments=notification.instalments,  # type: ignore[arg-type]
+        instalments=notification.instalments,
         invoices=[NotifiedInvoiceRead(
             number=r.number, amount=_money(r.amount, c), shipment_date=r.shipment_date,
             due_date=r.due_date, notification_deadline=r.notification_deadline, late=r.late)
@@ -351,7 +351,7 @@ async def read_claim(ctx: Context, claim: Claim) -> ClaimRead:
         buyer_id=claim.buyer_id, policyholder_id=claim.policyholder_id, cause=claim.cause,
         event_date=claim.event_date, loss_date=claim.loss_date, filed_on=claim.filed_on,
         # A read shows a lapse at once; the sweep (or the next change) records it.
-        status="lapsed" if await _lapsed_now(ctx, claim) else claim.status,  # type: ignore[arg-type]
+        status="lapsed" if await _lapsed_now(ctx, claim) else claim.status,
         filing_deadline=claim.filing_deadline,
         required_documents=list(rules.required_documents(claim.cause)),
         missing_documents=rules.missing_documents(claim.cause, [d.kind for d in documents]),
@@ -628,7 +628,7 @@ async def _indemnities_in_year(
     policy_total = (await ctx.session.execute(base)).scalar_one()
     buyer_total = (await ctx.session.execute(base.where(Claim.buyer_id == claim.buyer_id))
                    ).scalar_one()  # fmt: skip
-    return Decimal(policy_total), Decimal(buyer_total)
+    return Decimal(policy_total or 0), Decimal(buyer_total or 0)
 
 
 # ---------------------------------------------------------------- decision and payment
