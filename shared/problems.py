@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -66,8 +67,12 @@ def invalid(loc: list[str | int], msg: str) -> Problem:
     return Problem(422, "validation", msg, errors=[{"loc": loc, "msg": msg}])
 
 
-def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
+def problem_response(
+    problem: Problem, request: Request | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    headers = dict(headers or {})
+    if problem.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     instance = request.url.path if request is not None else None
     return JSONResponse(
         problem.body(instance), status_code=problem.status, media_type=PROBLEM_JSON, headers=headers
@@ -105,9 +110,17 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # A body that cannot be read (not UTF-8, not JSON, broken multipart) is invalid input.
+            detail = exc.detail if isinstance(exc.detail, str) else "the body cannot be read"
+            return problem_response(
+                Problem(422, "validation", detail, errors=[{"loc": ["body"], "msg": detail}]),
+                request,
+            )
         type_ = _STATUS_TYPES.get(exc.status_code, f"http-{exc.status_code}")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return problem_response(Problem(exc.status_code, type_, detail), request)
+        # Keep what the exception says in its headers (a 405's `Allow`, for one).
+        return problem_response(Problem(exc.status_code, type_, detail), request, exc.headers)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import APIRouter
+from pydantic import BaseModel
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -36,12 +37,20 @@ def problem(response: httpx.Response, status: int, type_: str | None = None) -> 
     return body  # type: ignore[no-any-return]
 
 
+class Echoed(BaseModel):
+    name: str
+
+
 def bare_app(settings: Settings | None = None) -> httpx.AsyncClient:
     router = APIRouter()
 
     @router.get("/boom")
     async def boom() -> None:
         raise RuntimeError("secret internals")
+
+    @router.post("/boom-body")
+    async def echo(body: Echoed) -> Echoed:
+        return body
 
     @router.get("/leak", response_model=None)
     async def leak():  # type: ignore[no-untyped-def]  # undeclared: FastAPI's encoder decides
@@ -73,7 +82,16 @@ async def test_a_decimal_in_a_plain_dict_leaks_as_a_float_and_the_guard_catches_
 async def test_unknown_route_and_method_are_problems() -> None:
     async with bare_app() as client:
         problem(await client.get("/nope"), 404, "not-found")
-        problem(await client.post("/healthz"), 405)
+        not_allowed = await client.post("/healthz")
+        problem(not_allowed, 405)
+        assert not_allowed.headers["allow"] == "GET"
+
+
+async def test_an_unreadable_body_is_422() -> None:
+    async with bare_app() as client:
+        for body, kind in ((b"\xff\xfe{", "application/json"), (b"{not json", "application/json")):
+            answer = await client.post("/boom-body", content=body, headers={"content-type": kind})
+            assert problem(answer, 422, "validation")["errors"][0]["loc"][0] == "body"
 
 
 async def test_metrics_count_requests_by_route_template() -> None:
