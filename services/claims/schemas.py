@@ -42,7 +42,9 @@ class Instalment(Schema):
 class NotificationCreate(Schema):
     policy_id: Ident
     buyer_id: Ident
-    kind: Literal["overdue", "extension_request", "repayment_plan"]
+    # `arrears_cleared` (an addition to api.md's kinds): the buyer has paid the arrears, so the
+    # stop-shipment on this policy ends.
+    kind: Literal["overdue", "extension_request", "repayment_plan", "arrears_cleared"]
     invoices: Annotated[list[InvoiceIn], Field(min_length=1, max_length=1000)]
     new_due_date: dt.date | None = None
     instalments: Annotated[list[Instalment], Field(max_length=120)] | None = None
@@ -83,6 +85,7 @@ class NotificationRead(Schema):
     instalments: list[Instalment] | None
     invoices: list[NotifiedInvoiceRead]
     stop_shipment_signalled: bool
+    stop_shipment_cleared: bool
 
 
 class ClaimCreate(Schema):

@@ -142,22 +142,30 @@ async def notify_overdue(ctx: Context, data: NotificationCreate) -> Notification
             buyer_id=data.buyer_id, number=invoice.number, amount=invoice.amount.amount,
             shipment_date=invoice.shipment_date, due_date=invoice.due_date,
             notification_deadline=deadline,
-            late=rules.notified_late(invoice.due_date, ctx.today, policy.overdue_notification_days),
+            late=data.kind != "arrears_cleared"
+            and rules.notified_late(invoice.due_date, ctx.today, policy.overdue_notification_days),
         )  # fmt: skip
         ctx.session.add(row)
         rows.append(row)
-    past_due = any(i.due_date < ctx.today for i in data.invoices)
-    if past_due:
+    signal = _notification_signal(data.kind, [i.due_date for i in data.invoices], ctx.today)
+    if signal is not None:
         await enqueue(
             ctx.session, outbox, aggregate_id=notification.id, target="underwriting",
             path=f"/v1/buyers/{data.buyer_id}/signals",
-            body={"kind": "overdue_notified", "observed_on": ctx.today.isoformat(),
-                  "policy_id": policy.id,
+            body={"kind": signal, "observed_on": ctx.today.isoformat(), "policy_id": policy.id,
                   "details": f"overdue notification {notification.id} ({data.kind})"},
             idempotency_key=f"claims:overdue:{notification.id}",
         )  # fmt: skip
     await ctx.session.flush()
     return await read_notification(ctx, notification)
+
+
+def _notification_signal(kind: str, due_dates: Sequence[dt.date], today: dt.date) -> str | None:
+    """What underwriting hears of a notification: arrears paid end the stop-shipment; anything
+    past due starts it; an extension of a due date not yet reached says nothing."""
+    if kind == "arrears_cleared":
+        return "arrears_cleared"
+    return "overdue_notified" if any(due < today for due in due_dates) else None
 
 
 async def read_notification(ctx: Context, notification: OverdueNotification) -> NotificationRead:
@@ -175,7 +183,10 @@ async def read_notification(ctx: Context, notification: OverdueNotification) -> 
             number=r.number, amount=_money(r.amount, c), shipment_date=r.shipment_date,
             due_date=r.due_date, notification_deadline=r.notification_deadline, late=r.late)
             for r in rows],
-        stop_shipment_signalled=any(r.due_date < notification.notified_on for r in rows),
+        stop_shipment_signalled=_notification_signal(
+            notification.kind, [r.due_date for r in rows], notification.notified_on
+        ) == "overdue_notified",
+        stop_shipment_cleared=notification.kind == "arrears_cleared",
     )  # fmt: skip
 
 
@@ -594,7 +605,8 @@ async def _first_notifications(ctx: Context, claim: Claim) -> dict[str, Notified
     rows = (await ctx.session.execute(
         select(NotifiedInvoice).join(OverdueNotification)
         .where(NotifiedInvoice.policy_id == claim.policy_id,
-               NotifiedInvoice.buyer_id == claim.buyer_id)
+               NotifiedInvoice.buyer_id == claim.buyer_id,
+               OverdueNotification.kind != "arrears_cleared")
         .order_by(OverdueNotification.notified_on, OverdueNotification.created_at)
     )).scalars().all()  # fmt: skip
     first: dict[str, NotifiedInvoice] = {}

@@ -405,3 +405,20 @@ async def test_the_waiting_period_runs_from_the_original_due_date_after_an_exten
     assert claim.status_code == 201, claim.text
     assert claim.json()["loss_date"] == "2027-06-08"
     assert claim.json()["filing_deadline"] == "2027-07-08"
+
+
+async def test_arrears_paid_end_the_stop_shipment(apis: dict[str, httpx.AsyncClient]) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    base = {"policy_id": policy["id"], "buyer_id": buyer["id"], "invoices": INVOICES[:1]}
+    ok(await claims.post("/v1/overdue-notifications", headers=holder,
+                         json={**base, "kind": "overdue"}), 201)  # fmt: skip
+    stopped = ok(await check(uw, policy, buyer["id"], "1000", "2027-06-11", "2027-07-11"), 200)
+    assert "stop_shipment" in stopped["reasons"]
+    cleared = ok(await claims.post("/v1/overdue-notifications", headers=holder,
+                                   json={**base, "kind": "arrears_cleared"}), 201)  # fmt: skip
+    assert cleared["stop_shipment_cleared"] and not cleared["stop_shipment_signalled"]
+    assert [i["late"] for i in cleared["invoices"]] == [False]
+    again = ok(await check(uw, policy, buyer["id"], "1000", "2027-06-11", "2027-07-11"), 200)
+    assert "stop_shipment" not in again["reasons"] and again["covered"]
