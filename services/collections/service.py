@@ -74,6 +74,9 @@ async def open_case(ctx: Context, data: CaseCreate) -> CaseRead:
         if existing is not None:
             raise conflict("case-exists", f"claim {data.claim_id} already has case {existing}",
                            case_id=existing)  # fmt: skip
+        mandate = await _mandate_for(ctx, data)
+        if mandate is not None:
+            return await _take_over(ctx, mandate, data)
     ladder = rules.LADDERS[data.ladder]
     oldest = min(i.due_date for i in data.invoices)
     case = Case(
@@ -105,6 +108,45 @@ async def open_case(ctx: Context, data: CaseCreate) -> CaseRead:
                   "details": f"collection case {case.id} opened for {case.creditor_id}"},
             idempotency_key=f"collections:mandate:{case.id}",
         )  # fmt: skip
+    return await read_case(ctx, case)
+
+
+async def _mandate_for(ctx: Context, data: CaseCreate) -> Case | None:
+    """The open mandate collecting the same debt (same creditor and buyer, an invoice in common)
+    that a paid claim's recovery takes over, if any."""
+    numbers = [i.number for i in data.invoices]
+    return (await ctx.session.execute(
+        select(Case).join(CaseInvoice, CaseInvoice.case_id == Case.id)
+        .where(Case.claim_id.is_(None), Case.status != "closed",
+               Case.creditor_id == data.creditor_id, Case.buyer_id == data.buyer_id,
+               CaseInvoice.number.in_(numbers))
+        .order_by(Case.created_at).limit(1).with_for_update())).scalars().first()  # fmt: skip
+
+
+async def _take_over(ctx: Context, case: Case, data: CaseCreate) -> CaseRead:
+    """The claim is paid: the mandate becomes the subrogation case, and what it recovers from now
+    on is shared with the insurer. Invoices of the claim it did not have are added."""
+    currency = data.invoices[0].amount.currency
+    if currency != case.currency:
+        raise unprocessable("currency-mismatch", f"the mandate {case.id} is in {case.currency}")
+    case.claim_id = data.claim_id
+    case.insurer_share_pct = data.insurer_share_pct
+    have = {i.number for i in await _invoices(ctx, case.id)}
+    for invoice in data.invoices:
+        if invoice.number not in have:
+            ctx.session.add(CaseInvoice(id=new_id("cinv"), case_id=case.id,
+                                        number=invoice.number, amount=invoice.amount.amount,
+                                        due_date=invoice.due_date, paid=ZERO))  # fmt: skip
+    ctx.session.add(Activity(
+        id=new_id("act"), created_at=utcnow(), case_id=case.id, kind="subrogation",
+        occurred_on=ctx.today, note=f"claim {data.claim_id} paid: recoveries from now on are "
+        f"shared, {data.insurer_share_pct}% to the insurer", promised_amount=None,
+        promised_on=None, details={"claim_id": data.claim_id},
+        recorded_by=ctx.caller.subject))  # fmt: skip
+    try:
+        await ctx.session.flush()
+    except IntegrityError:
+        raise conflict("case-exists", f"claim {data.claim_id} already has a case") from None
     return await read_case(ctx, case)
 
 

@@ -198,3 +198,24 @@ async def test_bad_case_input_is_refused_precisely(cases: httpx.AsyncClient) -> 
     unknown_buyer = await cases.post("/v1/cases", headers=holder,
                                      json=mandate(creditor, buyer_id="buy_unknown"))  # fmt: skip
     assert unknown_buyer.status_code == 404
+
+
+async def test_a_paid_claim_takes_over_the_mandate_collecting_the_same_debt(
+    cases: httpx.AsyncClient,
+) -> None:
+    creditor = unique("ph")
+    mandate_case = ok(await cases.post("/v1/cases", headers=auth("policyholder", creditor),
+                                       json=mandate(creditor)), 201)  # fmt: skip
+    ok(await cases.post(f"/v1/cases/{mandate_case['id']}/payments", headers=COLLECTOR,
+                        json={"amount": money("100"), "received_on": "2027-03-10"}), 201)  # fmt: skip
+    claim_id = unique("clm")
+    body = mandate(creditor, claim_id=claim_id, insurer_share_pct="50")
+    body["invoices"].append({"number": "N-3", "amount": money("200"), "due_date": "2027-02-25"})
+    taken = ok(await cases.post("/v1/cases", headers=SERVICE, json=body), 201)
+    assert taken["id"] == mandate_case["id"] and taken["claim_id"] == claim_id
+    assert taken["outstanding"] == money("1100.00")  # 1,000 − 100 recovered + N-3's 200
+    assert taken["activities"][-1]["kind"] == "subrogation"
+    shared = ok(await cases.post(f"/v1/cases/{taken['id']}/payments", headers=COLLECTOR,
+                                 json={"amount": money("100"), "received_on": "2027-03-10"}), 201)  # fmt: skip
+    assert shared["allocation"] == {"fee": money("10.00"), "insurer": money("45.00"),
+                                    "policyholder": money("45.00")}  # fmt: skip
