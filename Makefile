@@ -29,6 +29,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict shared services/*/rules.py
+	$(BIN)/mypy services
 
 format: install
 	$(BIN)/ruff format .

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel
@@ -82,8 +82,7 @@ def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-Outcome = BaseModel
-Handler = Callable[[], Awaitable[Outcome]]
+Outcome = TypeVar("Outcome", bound=BaseModel)
 
 
 class Command:
@@ -98,7 +97,7 @@ class Command:
 
     async def run(
         self,
-        handler: Handler,
+        handler: Callable[[], Awaitable[Outcome]],
         *,
         status_code: int = 200,
         location: Callable[[Outcome], str] | None = None,

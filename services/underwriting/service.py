@@ -853,19 +853,19 @@ async def declare_receivables(
     created = updated = 0
     now = utcnow()
     for invoice in data.invoices:
-        paid = invoice.paid_amount.amount if invoice.paid_amount else Decimal(0)
+        settled = invoice.paid_amount.amount if invoice.paid_amount else Decimal(0)
         row = known.get(invoice.number)
         if row is None:
             ctx.session.add(Receivable(
                 id=new_id("rcv"), policy_id=policy.id, buyer_id=invoice.buyer_id,
                 invoice_number=invoice.number, amount=invoice.amount.amount,
                 shipment_date=invoice.shipment_date, due_date=invoice.due_date,
-                paid_amount=paid, paid_on=invoice.paid_on, created_at=now, updated_at=now))  # fmt: skip
+                paid_amount=settled, paid_on=invoice.paid_on, created_at=now, updated_at=now))  # fmt: skip
             created += 1
         else:
             row.buyer_id, row.amount = invoice.buyer_id, invoice.amount.amount
             row.shipment_date, row.due_date = invoice.shipment_date, invoice.due_date
-            row.paid_amount, row.paid_on, row.updated_at = paid, invoice.paid_on, now
+            row.paid_amount, row.paid_on, row.updated_at = settled, invoice.paid_on, now
             updated += 1
     await ctx.session.flush()
     return DeclarationRead(policy_id=policy.id, created=created, updated=updated)
