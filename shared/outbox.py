@@ -21,6 +21,10 @@ from shared.problems import Problem
 
 log = logging.getLogger("tci.outbox")
 
+# A message still refused after this many attempts is left for an operator (it stays in the table
+# with its last error) instead of being sent again forever.
+MAX_ATTEMPTS = 100
+
 
 def outbox_table(metadata: MetaData) -> Table:
     return Table(
@@ -71,11 +75,16 @@ async def deliver(
     *,
     aggregate_id: str | None = None,
     limit: int = 100,
+    max_attempts: int = MAX_ATTEMPTS,
 ) -> list[dict[str, Any]]:
     """Send the undelivered messages (of one aggregate, or the oldest `limit`), each with its
     Idempotency-Key; a 2xx or 409 answer marks it delivered. Commits after each message; returns
     the delivered ones with the receiver's answer."""
-    query = select(table).where(table.c.delivered_at.is_(None)).order_by(table.c.created_at)
+    query = (
+        select(table)
+        .where(table.c.delivered_at.is_(None), table.c.attempts < max_attempts)
+        .order_by(table.c.created_at)
+    )
     if aggregate_id is not None:
         query = query.where(table.c.aggregate_id == aggregate_id)
     if session.get_bind().dialect.name == "postgresql":
@@ -107,6 +116,9 @@ async def deliver(
         if error is None:
             values.update(delivered_at=utcnow(), response_status=status, response_body=body)
             delivered.append({**row, "response_status": status, "response_body": body})
+        elif values["attempts"] >= max_attempts:
+            log.error("outbox message %s to %s given up after %d attempts: %s", row["id"],
+                      row["target"], values["attempts"], error)  # fmt: skip
         else:
             log.warning("outbox message %s to %s not delivered: %s", row["id"], row["target"],
                         error)  # fmt: skip

@@ -317,6 +317,8 @@ async def test_a_payment_made_while_collections_is_down_is_handed_over_later_exa
                    ).mappings().one()  # fmt: skip
         assert pending["delivered_at"] is None and pending["attempts"] == 1
         assert pending["last_error"].startswith("503")
+        # Past the attempts allowed, a message is left for an operator, not sent again.
+        assert await deliver(s, outbox, working, aggregate_id=claim["id"], max_attempts=1) == []
         # Collections is back: the background loop's delivery opens the case, once.
         for _ in range(2):
             for message in await deliver(s, outbox, working):
