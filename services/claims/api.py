@@ -18,7 +18,7 @@ from services.claims.schemas import (
     DisputeRead,
     DisputeResolve,
     DocumentKind,
-    DocumentRead,
+    DocumentUploadRead,
     NotificationCreate,
     NotificationRead,
 )
@@ -136,7 +136,7 @@ async def get_claim(
     return await uc.get_claim(context(request, session, caller, peers), claim_id)
 
 
-@router.post("/claims/{claim_id}/documents", status_code=201, response_model=DocumentRead,
+@router.post("/claims/{claim_id}/documents", status_code=201, response_model=DocumentUploadRead,
              responses=problem_responses(401, 403, 404, 409, 413, 415, 422))  # fmt: skip
 async def add_document(
     claim_id: IdPath, request: Request, session: SessionDep, caller: Policyholder,

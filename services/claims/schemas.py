@@ -119,6 +119,15 @@ class DocumentRead(Schema):
     sha256: str
 
 
+class DocumentUploadRead(DocumentRead):
+    """The stored document and where the claim stands now."""
+
+    claim_id: str
+    claim_status: str
+    missing_documents: list[str]
+    decision_due: dt.date | None
+
+
 class DisputeCreate(Schema):
     raised_on: dt.date
     description: Annotated[str, Field(min_length=1, max_length=4000)]

@@ -34,6 +34,7 @@ from services.claims.schemas import (
     DisputeRead,
     DisputeResolve,
     DocumentRead,
+    DocumentUploadRead,
     InvoiceAssessmentRead,
     InvoiceIn,
     NotificationCreate,
@@ -398,7 +399,7 @@ def _dispute_read(d: Dispute, claim_status: str) -> DisputeRead:
 
 async def add_document(
     ctx: Context, claim_id: str, kind: str, filename: str, content_type: str, content: bytes
-) -> DocumentRead:
+) -> DocumentUploadRead:
     """Attach a document; the last missing one completes the file: under review, with the
     decision due within the working days of the claims calendar."""
     claim = await _claim(ctx, claim_id, lock=True)
@@ -432,7 +433,9 @@ async def add_document(
         else:
             claim.status = "under_review"
     await ctx.session.flush()
-    return _document_read(document)
+    return DocumentUploadRead(**_document_read(document).model_dump(), claim_id=claim.id,
+                              claim_status=claim.status, missing_documents=missing,
+                              decision_due=claim.decision_due)  # fmt: skip
 
 
 # ---------------------------------------------------------------- disputes

@@ -64,7 +64,9 @@ async def upload(claims: httpx.AsyncClient, claim_id: str, kind: str, holder: di
 async def complete(claims: httpx.AsyncClient, claim: dict[str, Any], holder: dict[str, str]
                    ) -> dict[str, Any]:  # fmt: skip
     for kind in claim["missing_documents"]:
-        ok(await upload(claims, claim["id"], kind, holder), 201)
+        stored = ok(await upload(claims, claim["id"], kind, holder), 201)
+        assert stored["kind"] == kind and kind not in stored["missing_documents"]
+    assert stored["claim_status"] in ("under_review", "on_hold") and stored["decision_due"]
     return ok(await claims.get(f"/v1/claims/{claim['id']}", headers=holder), 200)
 
 
