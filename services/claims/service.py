@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from services.claims import rules
 from services.claims.config import ClaimsSettings
@@ -296,23 +297,34 @@ async def _claim(ctx: Context, claim_id: str, *, lock: bool = False) -> Claim:
 
 
 async def _documents(ctx: Context, claim_id: str) -> list[ClaimDocument]:
+    return (await _documents_of(ctx, [claim_id])).get(claim_id, [])
+
+
+async def _documents_of(ctx: Context, claim_ids: Sequence[str]) -> dict[str, list[ClaimDocument]]:
+    """The documents of some claims, without their content (that is read only to download)."""
     rows = await ctx.session.execute(
-        select(ClaimDocument).where(ClaimDocument.claim_id == claim_id)
+        select(ClaimDocument).options(defer(ClaimDocument.content))
+        .where(ClaimDocument.claim_id.in_(claim_ids))
         .order_by(ClaimDocument.created_at, ClaimDocument.id)
     )  # fmt: skip
-    return list(rows.scalars())
+    out: dict[str, list[ClaimDocument]] = {}
+    for document in rows.scalars():
+        out.setdefault(document.claim_id, []).append(document)
+    return out
 
 
 async def _lapsed_now(ctx: Context, claim: Claim) -> bool:
     """Documents still missing after the grace period: the claim has lapsed."""
-    if claim.status == "documents_pending" or (
+    return _lapsed(claim, [d.kind for d in await _documents(ctx, claim.id)], ctx.today)
+
+
+def _lapsed(claim: Claim, kinds: Sequence[str], today: dt.date) -> bool:
+    waiting = claim.status == "documents_pending" or (
         claim.status == "on_hold" and claim.held_status == "documents_pending"
-    ):
-        missing = rules.missing_documents(
-            claim.cause, [d.kind for d in await _documents(ctx, claim.id)]
-        )
-        return rules.lapsed(claim.documents_due, ctx.today, missing)
-    return False
+    )
+    return waiting and rules.lapsed(
+        claim.documents_due, today, rules.missing_documents(claim.cause, kinds)
+    )
 
 
 async def _refresh_lapse(ctx: Context, claim: Claim) -> None:
@@ -345,35 +357,56 @@ async def get_claim(ctx: Context, claim_id: str) -> ClaimRead:
 
 
 async def list_claims(ctx: Context, claims: Sequence[Claim]) -> list[ClaimRead]:
-    return [await read_claim(ctx, claim) for claim in claims]
+    return await read_claims(ctx, claims)
 
 
 async def read_claim(ctx: Context, claim: Claim) -> ClaimRead:
-    documents = await _documents(ctx, claim.id)
-    invoices = (await ctx.session.execute(
-        select(ClaimInvoice).where(ClaimInvoice.claim_id == claim.id)
+    return (await read_claims(ctx, [claim]))[0]
+
+
+async def read_claims(ctx: Context, claims: Sequence[Claim]) -> list[ClaimRead]:
+    """Claims as the API shows them, their documents, invoices and disputes read in three
+    queries for the whole page."""
+    ids = [claim.id for claim in claims]
+    documents = await _documents_of(ctx, ids)
+    invoices: dict[str, list[ClaimInvoice]] = {}
+    for invoice in (await ctx.session.execute(
+        select(ClaimInvoice).where(ClaimInvoice.claim_id.in_(ids))
         .order_by(ClaimInvoice.shipment_date, ClaimInvoice.due_date, ClaimInvoice.number)
-    )).scalars().all()  # fmt: skip
-    disputes = (await ctx.session.execute(
-        select(Dispute).where(Dispute.claim_id == claim.id)
-        .order_by(Dispute.created_at, Dispute.id))).scalars().all()  # fmt: skip
+    )).scalars():  # fmt: skip
+        invoices.setdefault(invoice.claim_id, []).append(invoice)
+    disputes: dict[str, list[Dispute]] = {}
+    for found in (await ctx.session.execute(
+        select(Dispute).where(Dispute.claim_id.in_(ids))
+        .order_by(Dispute.created_at, Dispute.id))).scalars():  # fmt: skip
+        disputes.setdefault(found.claim_id, []).append(found)
+    return [_claim_read(ctx, claim, documents.get(claim.id, []), invoices.get(claim.id, []),
+                        disputes.get(claim.id, [])) for claim in claims]  # fmt: skip
+
+
+def _claim_read(
+    ctx: Context, claim: Claim, documents: Sequence[ClaimDocument],
+    invoices: Sequence[ClaimInvoice], disputes: Sequence[Dispute],
+) -> ClaimRead:  # fmt: skip
+    kinds = [d.kind for d in documents]
+    # A read shows a lapse at once; the sweep (or the next change) records it.
+    status = "lapsed" if _lapsed(claim, kinds, ctx.today) else claim.status
     c = claim.currency
     return ClaimRead(
         id=claim.id, created_at=claim.created_at, policy_id=claim.policy_id,
         buyer_id=claim.buyer_id, policyholder_id=claim.policyholder_id, cause=claim.cause,
         event_date=claim.event_date, loss_date=claim.loss_date, filed_on=claim.filed_on,
-        # A read shows a lapse at once; the sweep (or the next change) records it.
-        status="lapsed" if await _lapsed_now(ctx, claim) else claim.status,
+        status=status,
         filing_deadline=claim.filing_deadline,
         required_documents=list(rules.required_documents(claim.cause)),
-        missing_documents=rules.missing_documents(claim.cause, [d.kind for d in documents]),
+        missing_documents=rules.missing_documents(claim.cause, kinds),
         documents=[_document_read(d) for d in documents], documents_due=claim.documents_due,
         decision_due=claim.decision_due,
         invoices=[ClaimInvoiceRead(number=i.number, amount=_money(i.amount, c),
                                    shipment_date=i.shipment_date, due_date=i.due_date)
                   for i in invoices],
         reductions=_money(claim.reductions, c),
-        disputes=[_dispute_read(d, claim.status) for d in disputes],
+        disputes=[_dispute_read(d, status) for d in disputes],
         assessment=AssessmentRead.model_validate(claim.assessment) if claim.assessment else None,
         indemnity=None if claim.indemnity is None else _money(claim.indemnity, c),
         decision=claim.decision, decision_reason=claim.decision_reason,
