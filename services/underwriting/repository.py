@@ -193,6 +193,19 @@ async def receivables_of_policy(session: AsyncSession, policy_id: str) -> list[R
     return list(rows.scalars())
 
 
+async def current_ratios(session: AsyncSession, buyer_ids: Sequence[str]) -> dict[str, Decimal]:
+    """Each buyer's current ratio: the confirmed figure, else the one a policyholder declared."""
+    rows = await session.execute(
+        select(Buyer.id, Buyer.indicators, Buyer.declared_indicators).where(Buyer.id.in_(buyer_ids))
+    )
+    out: dict[str, Decimal] = {}
+    for ident, confirmed, declared in rows.all():
+        value = (confirmed or {}).get("current_ratio") or (declared or {}).get("current_ratio")
+        if value is not None:
+            out[ident] = Decimal(str(value))
+    return out
+
+
 async def turnover(
     session: AsyncSession, pol: Policy, period_from: dt.date, period_to: dt.date
 ) -> tuple[Decimal, int, int]:

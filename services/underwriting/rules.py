@@ -595,6 +595,7 @@ def premium(turnover: Money, rate_pct: Decimal) -> Money:
 class HealthThresholds:
     overdue_ratio_warning: Decimal = Decimal("0.15")
     dso_increase_warning: Decimal = Decimal("0.20")
+    current_ratio_warning: Decimal = Decimal("1.2")
     overdue_after_days: int = 30
     sales_window_days: int = 365
     top_buyers: int = 5
@@ -628,6 +629,7 @@ class Warning:
     figure: Decimal
     threshold: Decimal
     message: str
+    buyer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -655,10 +657,15 @@ def dso(invoices: Sequence[Invoice], day: dt.date, window_days: int) -> Decimal 
 
 
 def portfolio_health(
-    invoices: Sequence[Invoice], *, today: dt.date, thresholds: HealthThresholds = DEFAULT_HEALTH
+    invoices: Sequence[Invoice],
+    *,
+    today: dt.date,
+    thresholds: HealthThresholds = DEFAULT_HEALTH,
+    current_ratios: Mapping[str, Decimal] | None = None,
 ) -> PortfolioHealth:
     """DSO and its change year on year, overdue ratio, ageing buckets, concentration on the
-    largest buyers, and the warnings (overdue ratio above 15%, DSO up more than 20%)."""
+    largest buyers, and the warnings (overdue ratio above 15%, DSO up more than 20%, and per
+    buyer still owing, a current ratio below 1.2)."""
     outstanding = sum((i.outstanding_on(today) for i in invoices), ZERO)
     current = dso(invoices, today, thresholds.sales_window_days)
     year_ago = today - dt.timedelta(days=365)
@@ -720,6 +727,19 @@ def portfolio_health(
                 f"{thresholds.dso_increase_warning * 100:.0f}%",
             )
         )
+    for buyer, _ in sorted(per_buyer.items()):
+        current_ratio = (current_ratios or {}).get(buyer)
+        if current_ratio is not None and current_ratio < thresholds.current_ratio_warning:
+            warnings.append(
+                Warning(
+                    "buyer_current_ratio_low",
+                    current_ratio,
+                    thresholds.current_ratio_warning,
+                    f"buyer {buyer} has a current ratio of {current_ratio}, below "
+                    f"{thresholds.current_ratio_warning}",
+                    buyer_id=buyer,
+                )
+            )
     return PortfolioHealth(
         outstanding=outstanding,
         dso_days=current,

@@ -368,6 +368,7 @@ class WarningRead(Schema):
     figure: ExactDecimal
     threshold: ExactDecimal
     message: str
+    buyer_id: str | None = None
 
 
 class PortfolioHealthRead(Schema):

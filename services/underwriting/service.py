@@ -896,7 +896,10 @@ async def portfolio_health(ctx: Context, policy_id: str) -> PortfolioHealthRead:
         rules.Invoice(r.buyer_id, r.amount, r.shipment_date, r.due_date, r.paid_amount, r.paid_on)
         for r in rows
     ]
-    health = rules.portfolio_health(invoices, today=ctx.today)
+    ratios = await repo.current_ratios(ctx.session, sorted({i.buyer_id for i in invoices}))
+    health = rules.portfolio_health(invoices, today=ctx.today,
+                                    thresholds=ctx.settings.health_thresholds(),
+                                    current_ratios=ratios)  # fmt: skip
     c = policy.currency
 
     def m(amount: Decimal) -> MoneyModel:
@@ -911,7 +914,7 @@ async def portfolio_health(ctx: Context, policy_id: str) -> PortfolioHealthRead:
                        for b, a, s in health.concentration],
         top_buyers_share=health.top_buyers_share,
         warnings=[WarningRead(code=w.code, figure=w.figure, threshold=w.threshold,
-                              message=w.message) for w in health.warnings],
+                              message=w.message, buyer_id=w.buyer_id) for w in health.warnings],
     )  # fmt: skip
 
 

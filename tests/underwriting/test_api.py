@@ -262,7 +262,16 @@ async def test_premium_and_portfolio_health_come_from_the_declarations(
     assert again["updated"] == 1 and again["created"] == 0
     health = ok(await uw.get(f"/v1/policies/{policy['id']}/portfolio-health", headers=holder), 200)
     assert health["overdue_ratio"] == "1"
-    assert health["warnings"][0]["code"] == "overdue_ratio_high"
+    assert [w["code"] for w in health["warnings"]] == ["overdue_ratio_high"]
+    weak = await make_buyer(uw, indicators={"current_ratio": "1.1"})
+    ok(await uw.post(f"/v1/policies/{policy['id']}/declarations", headers=holder, json={
+        "invoices": [{"number": "W1", "buyer_id": weak["id"], "amount": money("500"),
+                      "shipment_date": "2026-03-01", "due_date": "2026-05-01"}]}), 201)  # fmt: skip
+    health = ok(await uw.get(f"/v1/policies/{policy['id']}/portfolio-health", headers=holder), 200)
+    low = [w for w in health["warnings"] if w["code"] == "buyer_current_ratio_low"]
+    assert [(w["buyer_id"], w["figure"], w["threshold"]) for w in low] == [
+        (weak["id"], "1.1", "1.2")
+    ]
     bad = await uw.post(
         f"/v1/policies/{policy['id']}/declarations",
         headers=holder,

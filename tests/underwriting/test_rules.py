@@ -238,3 +238,16 @@ def test_portfolio_health_warns_on_overdue_ratio_above_15_percent() -> None:
         [replace(invoices[0], amount=D(850)), replace(invoices[1], amount=D(150))], today=today
     )
     assert exactly.overdue_ratio == D("0.15") and exactly.warnings == ()
+
+
+def test_portfolio_health_warns_per_buyer_still_owing_with_a_current_ratio_below_1_2() -> None:
+    today = dt.date(2026, 11, 23)
+    owing = [rules.Invoice(b, D(100), today - dt.timedelta(days=20), today + dt.timedelta(days=40),
+                           D(0), None) for b in ("weak", "edge", "strong")]  # fmt: skip
+    paid = rules.Invoice("paid-up", D(100), today - dt.timedelta(days=90),
+                         today - dt.timedelta(days=30), D(100), today - dt.timedelta(days=31))  # fmt: skip
+    ratios = {"weak": D("1.19"), "edge": D("1.2"), "strong": D("2.5"), "paid-up": D("0.3")}
+    health = rules.portfolio_health([*owing, paid], today=today, current_ratios=ratios)
+    assert [(w.code, w.buyer_id, w.figure) for w in health.warnings] == [
+        ("buyer_current_ratio_low", "weak", D("1.19"))
+    ]
