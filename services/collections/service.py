@@ -4,11 +4,12 @@ and shared between insurer and policyholder, and the daily escalation run."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -296,34 +297,42 @@ async def record_payment(ctx: Context, case_id: str, data: PaymentCreate) -> Pay
 
 async def run_escalations(ctx: Context, as_of: dt.date) -> EscalationResult:
     """Move every open case up to the highest rung its days past due reach on `as_of` (never
-    down; a case on hold stays where it is); each move is logged on the case."""
-    cases = (await ctx.session.execute(
-        select(Case).where(Case.status == "open").order_by(Case.created_at, Case.id)
-        .with_for_update(skip_locked=True))).scalars().all()  # fmt: skip
-    moved = await _escalate(ctx, cases, as_of)
-    await ctx.session.flush()
-    return EscalationResult(as_of=as_of, moved=moved)
-
-
-async def _escalate(ctx: Context, cases: Sequence[Case], as_of: dt.date) -> list[CaseMove]:
+    down; a case on hold stays where it is); each move is logged on the case. Set-based: one read
+    of every open case with its oldest unpaid due date, one update and one insert of the moves."""
+    oldest_unpaid = (
+        select(CaseInvoice.case_id, func.min(CaseInvoice.due_date).label("oldest"))
+        .where(CaseInvoice.amount > CaseInvoice.paid)
+        .group_by(CaseInvoice.case_id)
+        .subquery()
+    )
+    rows = (await ctx.session.execute(
+        select(Case.id, Case.ladder, Case.stage, oldest_unpaid.c.oldest)
+        .outerjoin(oldest_unpaid, oldest_unpaid.c.case_id == Case.id)
+        .where(Case.status == "open").order_by(Case.created_at, Case.id)
+        .with_for_update(of=Case, skip_locked=True))).all()  # fmt: skip
     moved: list[CaseMove] = []
-    for case in cases:
-        ladder = rules.LADDERS[case.ladder]
-        unpaid = [i.due_date for i in await _invoices(ctx, case.id) if i.amount > i.paid]
-        days = rules.days_past_due(min(unpaid, default=None), as_of)
+    for case_id, ladder_name, stage, oldest in rows:
+        ladder = rules.LADDERS[ladder_name]
+        days = rules.days_past_due(oldest, as_of)
         target = rules.stage_on(ladder, days)
-        if rules.rung_index(ladder, target) <= rules.rung_index(ladder, case.stage):
-            continue
-        moved.append(CaseMove(case_id=case.id, from_stage=case.stage, to_stage=target,
-                              days_past_due=days))  # fmt: skip
-        ctx.session.add(Activity(
-            id=new_id("act"), created_at=utcnow(), case_id=case.id, kind="escalation",
-            occurred_on=as_of, note=f"{case.stage} → {target} at {days} days past due",
-            promised_amount=None, promised_on=None,
-            details={"from": case.stage, "to": target, "days_past_due": days},
-            recorded_by=ctx.caller.subject))  # fmt: skip
-        case.stage = target
-    return moved
+        if rules.rung_index(ladder, target) > rules.rung_index(ladder, stage):
+            moved.append(CaseMove.model_construct(case_id=case_id, from_stage=stage,
+                                                  to_stage=target, days_past_due=days))  # fmt: skip
+    if moved:
+        table, now = cast(Table, Case.__table__), utcnow()
+        await ctx.session.execute(
+            update(table).where(table.c.id == bindparam("moved_id"))
+            .values(stage=bindparam("new_stage")),
+            [{"moved_id": m.case_id, "new_stage": m.to_stage} for m in moved],
+        )  # fmt: skip
+        await ctx.session.execute(insert(cast(Table, Activity.__table__)), [
+            {"id": new_id("act"), "created_at": now, "case_id": m.case_id, "kind": "escalation",
+             "occurred_on": as_of, "recorded_by": ctx.caller.subject,
+             "note": f"{m.from_stage} → {m.to_stage} at {m.days_past_due} days past due",
+             "details": {"from": m.from_stage, "to": m.to_stage,
+                         "days_past_due": m.days_past_due}}
+            for m in moved])  # fmt: skip
+    return EscalationResult(as_of=as_of, moved=moved)
 
 
 async def activity(ctx: Context, case_id: str, activity_id: str) -> ActivityRead:
