@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from sqlalchemy import select
 
+from services.claims import rules
 from services.claims import service as uc
 from services.claims.models import Claim, OverdueNotification
 from services.claims.schemas import (
@@ -158,6 +159,9 @@ async def add_document(
     if not content:
         raise Problem(422, "validation", "the file is empty",
                       errors=[{"loc": ["body", "file"], "msg": "the file is empty"}])  # fmt: skip
+    if not rules.content_matches_type(content, content_type):
+        raise Problem(415, "unsupported-media-type",
+                      f"the file's content is not {content_type}")  # fmt: skip
     ctx = context(request, session, caller, peers)
     return await cmd.run(
         lambda: uc.add_document(ctx, claim_id, kind, file.filename or "document", content_type,

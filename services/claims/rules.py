@@ -284,3 +284,31 @@ def insurer_share_pct(indemnity_paid: Decimal, unpaid_debt: Decimal) -> Decimal:
     return min(Decimal(100), indemnity_paid * Decimal(100) / unpaid_debt).quantize(
         Decimal("0.0001")
     )
+
+
+# What a document's first bytes must be for the type it is declared as (an upload is refused when
+# its content does not match its declared type, so an executable cannot pass as a PDF).
+_SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "application/pdf": (b"%PDF-",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/tiff": (b"II*\x00", b"MM\x00*"),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (b"PK\x03\x04",),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": (b"PK\x03\x04",),
+    "application/vnd.ms-excel": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",),
+    "application/msword": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",),
+}
+_TEXT_TYPES = frozenset({"text/plain", "text/csv"})
+
+
+def content_matches_type(content: bytes, content_type: str) -> bool:
+    """Whether a document's bytes are what its declared type says: the type's signature, or for
+    text, UTF-8 without NUL bytes."""
+    if content_type in _TEXT_TYPES:
+        try:
+            content.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return b"\x00" not in content
+    signatures = _SIGNATURES.get(content_type)
+    return signatures is not None and content.startswith(signatures)

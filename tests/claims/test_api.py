@@ -223,6 +223,10 @@ async def test_documents_types_sizes_owners_and_lapse(
         "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
     exe = await upload(claims, claim["id"], "invoice", holder, b"MZ", "application/x-msdownload")
     assert exe.status_code == 415
+    disguised = await upload(
+        claims, claim["id"], "invoice", holder, b"MZ\x90\x00", "application/pdf"
+    )
+    assert disguised.status_code == 415 and "not application/pdf" in disguised.json()["detail"]
     big = await upload(claims, claim["id"], "invoice", holder, b"x" * 2001)
     assert big.status_code == 413
     bad_kind = await upload(claims, claim["id"], "selfie", holder)

@@ -152,3 +152,14 @@ def test_policy_years_and_the_insurer_share() -> None:
     )
     assert rules.insurer_share_pct(D(85000), D(120000)) == D("70.8333")
     assert rules.insurer_share_pct(D(1), D(0)) == 0
+
+
+@pytest.mark.parametrize(("content", "kind", "matches"), [
+    (b"%PDF-1.7 ...", "application/pdf", True), (b"MZ\x90", "application/pdf", False),
+    (b"\x89PNG\r\n\x1a\n...", "image/png", True), (b"\xff\xd8\xff\xe0", "image/jpeg", True),
+    (b"PK\x03\x04...", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", True),
+    (b"number;amount\nA;1", "text/csv", True), (b"a\x00b", "text/plain", False),
+    (b"\xff\xfe", "text/plain", False), (b"%PDF-", "application/x-msdownload", False),
+])  # fmt: skip
+def test_a_document_must_be_what_its_type_says(content: bytes, kind: str, matches: bool) -> None:
+    assert rules.content_matches_type(content, kind) is matches
