@@ -113,7 +113,7 @@ async def list_cases(
     rows, cursor = await fetch_page(session, statement, page, created_at=Case.created_at,
                                     ident=Case.id)  # fmt: skip
     ctx = context(request, session, caller)
-    return CaseList(items=[await uc.read_case(ctx, case) for case in rows], next_cursor=cursor)
+    return CaseList(items=await uc.read_cases(ctx, list(rows)), next_cursor=cursor)
 
 
 @router.get("/cases/{case_id}", response_model=CaseRead, responses=READ)

@@ -4,7 +4,7 @@ and shared between insurer and policyholder, and the daily escalation run."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import cast
@@ -170,13 +170,36 @@ async def _invoices(ctx: Context, case_id: str) -> list[CaseInvoice]:
 
 
 async def read_case(ctx: Context, case: Case) -> CaseRead:
-    invoices = await _invoices(ctx, case.id)
-    activities = (await ctx.session.execute(
-        select(Activity).where(Activity.case_id == case.id)
-        .order_by(Activity.occurred_on, Activity.created_at, Activity.id))).scalars().all()  # fmt: skip
-    payments = (await ctx.session.execute(
-        select(Payment).where(Payment.case_id == case.id)
-        .order_by(Payment.received_on, Payment.created_at, Payment.id))).scalars().all()  # fmt: skip
+    return (await read_cases(ctx, [case]))[0]
+
+
+async def read_cases(ctx: Context, cases: Sequence[Case]) -> list[CaseRead]:
+    """Cases as the API shows them, their invoices, activities and payments read in three
+    queries for the whole page."""
+    ids = [case.id for case in cases]
+    invoices: dict[str, list[CaseInvoice]] = {}
+    for invoice in (await ctx.session.execute(
+        select(CaseInvoice).where(CaseInvoice.case_id.in_(ids))
+        .order_by(CaseInvoice.due_date, CaseInvoice.number))).scalars():  # fmt: skip
+        invoices.setdefault(invoice.case_id, []).append(invoice)
+    activities: dict[str, list[Activity]] = {}
+    for activity in (await ctx.session.execute(
+        select(Activity).where(Activity.case_id.in_(ids))
+        .order_by(Activity.occurred_on, Activity.created_at, Activity.id))).scalars():  # fmt: skip
+        activities.setdefault(activity.case_id, []).append(activity)
+    payments: dict[str, list[Payment]] = {}
+    for payment in (await ctx.session.execute(
+        select(Payment).where(Payment.case_id.in_(ids))
+        .order_by(Payment.received_on, Payment.created_at, Payment.id))).scalars():  # fmt: skip
+        payments.setdefault(payment.case_id, []).append(payment)
+    return [_case_read(ctx, case, invoices.get(case.id, []), activities.get(case.id, []),
+                       payments.get(case.id, [])) for case in cases]  # fmt: skip
+
+
+def _case_read(
+    ctx: Context, case: Case, invoices: Sequence[CaseInvoice], activities: Sequence[Activity],
+    payments: Sequence[Payment],
+) -> CaseRead:  # fmt: skip
     c = case.currency
     outstanding = sum((i.amount - i.paid for i in invoices), ZERO)
     unpaid_dues = [i.due_date for i in invoices if i.amount > i.paid]
