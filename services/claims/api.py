@@ -58,18 +58,9 @@ async def notify_overdue(
     """Invoices unpaid past due (each in time or late), an extension request or a repayment plan;
     an overdue starts stop-shipment in underwriting."""
     ctx = context(request, session, caller, peers)
-    made: list[str] = []
-
-    async def handler() -> NotificationRead:
-        notification = await uc.notify_overdue(ctx, body)
-        made.append(notification.id)
-        return notification
-
-    response = await cmd.run(handler, status_code=201,
-                             location=lambda n: f"/v1/overdue-notifications/{n.id}")  # fmt: skip
-    for ident in made:
-        await uc.deliver_for(session, peers, ident)
-    return response
+    return await cmd.run(lambda: uc.notify_overdue(ctx, body), status_code=201,
+                         location=lambda n: f"/v1/overdue-notifications/{n.id}",
+                         after_commit=lambda n: uc.deliver_for(session, peers, n.id))  # fmt: skip
 
 
 @router.get("/overdue-notifications/{notification_id}", response_model=NotificationRead,
@@ -96,17 +87,9 @@ async def file_claim(
 ) -> Response:  # fmt: skip
     """A claim within its filing window (else 422 `claim-time-barred` / `claim-too-early`)."""
     ctx = context(request, session, caller, peers)
-    made: list[str] = []
-
-    async def handler() -> ClaimRead:
-        claim = await uc.file_claim(ctx, body)
-        made.append(claim.id)
-        return claim
-
-    response = await cmd.run(handler, status_code=201, location=lambda c: f"/v1/claims/{c.id}")
-    for ident in made:
-        await uc.deliver_for(session, peers, ident)
-    return response
+    return await cmd.run(lambda: uc.file_claim(ctx, body), status_code=201,
+                         location=lambda c: f"/v1/claims/{c.id}",
+                         after_commit=lambda c: uc.deliver_for(session, peers, c.id))  # fmt: skip
 
 
 @router.get("/claims", response_model=ClaimList, responses=READ)
@@ -248,9 +231,9 @@ async def pay(
 ) -> Response:  # fmt: skip
     """Pay the approved indemnity once (409 `already-paid`); the debt passes to collections."""
     ctx = context(request, session, caller, peers)
-    response = await cmd.run(lambda: uc.pay(ctx, claim_id))
-    if response.status_code == 200 and response.headers.get("Idempotent-Replayed") is None:
-        await uc.deliver_for(session, peers, claim_id)
+    response = await cmd.run(lambda: uc.pay(ctx, claim_id),
+                             after_commit=lambda c: uc.deliver_for(session, peers, c.id))  # fmt: skip
+    if response.headers.get("Idempotent-Replayed") is None:
         fresh = await uc.get_claim(ctx, claim_id)  # with the subrogation case, once opened
         return Response(fresh.model_dump_json(), media_type="application/json")
     return response

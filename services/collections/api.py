@@ -84,17 +84,13 @@ async def open_case(
     """A policyholder's mandate (as creditor) or, from the claims service, a subrogation case."""
     ctx = context(request, session, caller)
     ctx.peers = peers
-    made: list[str] = []
 
-    async def handler() -> CaseRead:
-        case = await uc.open_case(ctx, body)
-        made.append(case.id)
-        return case
+    async def send_signal(case: CaseRead) -> None:
+        await deliver(session, outbox, peers, aggregate_id=case.id)
 
-    response = await cmd.run(handler, status_code=201, location=lambda c: f"/v1/cases/{c.id}")
-    for ident in made:
-        await deliver(session, outbox, peers, aggregate_id=ident)
-    return response
+    return await cmd.run(lambda: uc.open_case(ctx, body), status_code=201,
+                         location=lambda c: f"/v1/cases/{c.id}",
+                         after_commit=send_signal)  # fmt: skip
 
 
 @router.get("/cases", response_model=CaseList, responses=READ)

@@ -9,16 +9,16 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.collections.models import metadata as collections_metadata
 from services.underwriting.models import metadata as underwriting_metadata
 from shared.app import create_app
-from shared.db import utcnow
-from shared.idempotency import purge_expired
+from shared.db import SessionDep, utcnow
+from shared.idempotency import CommandDep, purge_expired
 from shared.settings import Settings
 from tests.builders import assert_no_floats, make_policy, money
 from tests.conftest import auth, token, unique
@@ -224,3 +224,28 @@ async def test_expired_idempotency_keys_are_purged_and_fresh_ones_kept(
         await connection.execute(delete(table).where(table.c.caller == caller))
         await connection.commit()
     assert purged >= 1 and [k for (k,) in kept] == ["fresh"]
+
+
+async def test_a_failure_after_the_commit_leaves_the_committed_answer_standing(
+    uw: httpx.AsyncClient,
+) -> None:
+    app = uw._transport.app  # type: ignore[attr-defined]
+    ran: list[str] = []
+
+    async def committed(cmd: CommandDep, session: SessionDep) -> Response:
+        async def handler() -> Echoed:
+            await session.execute(text("SELECT 1"))
+            return Echoed(name="kept")
+
+        async def after(outcome: Echoed) -> None:
+            ran.append(outcome.name)
+            raise RuntimeError("the peer fell over")
+
+        return await cmd.run(handler, status_code=201, after_commit=after)
+
+    app.add_api_route("/v1/after-commit-probe", committed, methods=["POST"])
+    headers = {**auth("underwriter"), "Idempotency-Key": unique("k")}
+    first = await uw.post("/v1/after-commit-probe", headers=headers)
+    assert first.status_code == 201 and first.json() == {"name": "kept"} and ran == ["kept"]
+    replay = await uw.post("/v1/after-commit-probe", headers=headers)
+    assert replay.headers["idempotent-replayed"] == "true" and ran == ["kept"]  # not run again
