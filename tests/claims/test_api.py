@@ -407,12 +407,16 @@ async def test_the_waiting_period_runs_from_the_original_due_date_after_an_exten
     # Claimed with the due date moved to 31 January 2027, the window still opens 180 days after
     # the original 10 December 2026: 8 June 2027, so the claim is in time on 10 June.
     moved = {**first, "due_date": "2027-01-31"}
+    before = ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=UW), 200)["grade"]
     claim = await claims.post("/v1/claims", headers=holder, json={
         "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "protracted_default",
         "invoices": [moved]})  # fmt: skip
     assert claim.status_code == 201, claim.text
     assert claim.json()["loss_date"] == "2027-06-08"
     assert claim.json()["filing_deadline"] == "2027-07-08"
+    # A protracted default is a payment delay for underwriting: one more point on the grade.
+    after = ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=UW), 200)["grade"]
+    assert after == before + 1
 
 
 async def test_arrears_paid_end_the_stop_shipment(apis: dict[str, httpx.AsyncClient]) -> None:

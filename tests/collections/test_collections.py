@@ -43,9 +43,11 @@ def test_the_other_ladder_and_days_past_due() -> None:
 
 def test_payments_credit_the_oldest_invoice_first() -> None:
     invoices = [rules.OpenInvoice("B", dt.date(2027, 2, 1), D(500)),
-                rules.OpenInvoice("A", dt.date(2027, 1, 1), D(300)),
-                rules.OpenInvoice("C", dt.date(2027, 2, 1), D(100))]  # fmt: skip
-    assert rules.credit_oldest_first(invoices, D(700)) == [("A", D(300)), ("B", D(400))]
+                rules.OpenInvoice("Z", dt.date(2027, 1, 1), D(300)),
+                rules.OpenInvoice("A", dt.date(2027, 2, 1), D(100))]  # fmt: skip
+    # Oldest due date first (Z, though last by number), then number on the same date.
+    assert rules.credit_oldest_first(invoices, D(700)) == [("Z", D(300)), ("A", D(100)),
+                                                           ("B", D(300))]  # fmt: skip
 
 
 @pytest.mark.parametrize("amount", ["1000.00", "0.01", "333.33", "12345.67"])
@@ -219,3 +221,22 @@ async def test_a_paid_claim_takes_over_the_mandate_collecting_the_same_debt(
                                  json={"amount": money("100"), "received_on": "2027-03-10"}), 201)  # fmt: skip
     assert shared["allocation"] == {"fee": money("10.00"), "insurer": money("45.00"),
                                     "policyholder": money("45.00")}  # fmt: skip
+
+
+async def test_a_case_never_climbs_down_its_ladder(cases: httpx.AsyncClient) -> None:
+    creditor = unique("ph")
+    body = mandate(creditor)
+    body["invoices"] = [{"number": "OLD", "amount": money("100"), "due_date": "2027-01-20"},
+                        {"number": "NEW", "amount": money("100"), "due_date": "2027-03-01"}]  # fmt: skip
+    case = ok(await cases.post("/v1/cases", headers=auth("policyholder", creditor), json=body), 201)
+    assert case["stage"] == "legal"  # 49 days past the oldest due date
+    ok(await cases.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
+                        json={"amount": money("100"), "received_on": "2027-03-10"}), 201)  # fmt: skip
+    seen = ok(await cases.get(f"/v1/cases/{case['id']}", headers=COLLECTOR), 200)
+    assert seen["days_past_due"] == 9  # only NEW is left
+    run = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
+                              json={"as_of": "2027-03-10"}), 200)  # fmt: skip
+    assert case["id"] not in [m["case_id"] for m in run["moved"]]
+    assert (
+        ok(await cases.get(f"/v1/cases/{case['id']}", headers=COLLECTOR), 200)["stage"] == "legal"
+    )
