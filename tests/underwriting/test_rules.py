@@ -191,7 +191,11 @@ def test_covered_amount_is_the_amount_within_headroom_times_the_indemnity() -> N
     assert answer.covered_amount == Money.of("20000", "EUR")
     assert answer.insured_amount == Money.of("18000", "EUR")
     assert answer.reasons == ("partially_covered",) and not answer.fully_covered
-    assert cover(exposure=D(100000)).reasons == ("headroom_exhausted",)
+    exhausted = cover(exposure=D(100000))
+    assert exhausted.reasons == ("headroom_exhausted",) and not exhausted.covered
+    held = {c.name: c.held for c in exhausted.conditions}
+    assert held["headroom_available"] is False and held["limit_in_force"] is True
+    assert {c.name: c.held for c in answer.conditions}["headroom_available"] is True
 
 
 def test_the_policy_is_active_on_its_first_and_last_day_only() -> None:
@@ -251,3 +255,13 @@ def test_portfolio_health_warns_per_buyer_still_owing_with_a_current_ratio_below
     assert [(w.code, w.buyer_id, w.figure) for w in health.warnings] == [
         ("buyer_current_ratio_low", "weak", D("1.19"))
     ]
+
+
+def test_a_decision_supersedes_the_discretionary_limit_from_its_own_date() -> None:
+    def on(day: dt.date) -> rules.CoverageAnswer:
+        return cover(has_limit=False, limit_amount=None, discretionary_limit=D(20000),
+                     decided_on=dt.date(2027, 2, 15), shipment_date=day,
+                     due_date=day + dt.timedelta(days=60))  # fmt: skip
+
+    assert on(dt.date(2027, 2, 14)).limit_source == "discretionary"
+    assert on(dt.date(2027, 2, 15)).reasons == ("discretionary_superseded", "no_limit")
