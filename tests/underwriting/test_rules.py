@@ -265,3 +265,18 @@ def test_a_decision_supersedes_the_discretionary_limit_from_its_own_date() -> No
 
     assert on(dt.date(2027, 2, 14)).limit_source == "discretionary"
     assert on(dt.date(2027, 2, 15)).reasons == ("discretionary_superseded", "no_limit")
+
+
+def test_only_companies_are_insurable_and_grade_10_has_no_discretionary_cover() -> None:
+    for form in ("individual", "public_entity"):
+        answer = cover(buyer_legal_form=form)
+        assert "buyer_not_insurable" in answer.reasons and not answer.covered
+    assert cover(buyer_legal_form="company").covered
+
+    def discretionary(grade: int) -> rules.CoverageAnswer:
+        return cover(has_limit=False, limit_amount=None, decided_on=None,
+                     discretionary_limit=D(20000), buyer_grade=grade)  # fmt: skip
+
+    assert discretionary(9).limit_source == "discretionary" and discretionary(9).covered
+    assert discretionary(10).limit_source is None
+    assert discretionary(10).reasons == ("no_limit",)
