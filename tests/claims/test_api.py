@@ -434,3 +434,25 @@ async def test_arrears_paid_end_the_stop_shipment(apis: dict[str, httpx.AsyncCli
     assert [i["late"] for i in cleared["invoices"]] == [False]
     again = ok(await check(uw, policy, buyer["id"], "1000", "2027-06-11", "2027-07-11"), 200)
     assert "stop_shipment" not in again["reasons"] and again["covered"]
+
+
+async def test_declared_exposure_outside_the_claim_does_not_reduce_its_indemnity(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    # Declared and unpaid, not claimed: coverage checks see no headroom left on this buyer...
+    ok(await uw.post(f"/v1/policies/{policy['id']}/declarations", headers=holder, json={
+        "invoices": [{"number": "OTHER", "buyer_id": buyer["id"], "amount": money("100000"),
+                      "shipment_date": "2027-02-01", "due_date": "2027-04-01"}]}), 201)  # fmt: skip
+    seen = ok(await check(uw, policy, buyer["id"], "1000", "2027-03-01", "2027-04-30"), 200)
+    assert seen["reasons"] == ["headroom_exhausted"]
+    # ...but the indemnity counts the limit against the claim's own invoices only (step 2).
+    claim = ok(await claims.post("/v1/claims", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    claim = await complete(claims, claim, holder)
+    assessed = ok(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER), 200)
+    assert assessed["indemnity"] == money("85000.00")
+    assert all(line["exclusions"] == [] for line in assessed["assessment"]["invoices"])
