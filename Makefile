@@ -37,6 +37,7 @@ format: install
 
 bench: install
 	$(BIN)/python bench/coverage_checks.py
+	$(BIN)/python bench/escalations.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
