@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -134,7 +135,13 @@ class BuyerSignal(Timestamped, Base):
 
 class LimitRequest(Timestamped, Base):
     __tablename__ = "limit_requests"
-    __table_args__ = (Index("ix_limit_requests_status_created", "status", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_limit_requests_status_created", "status", "created_at", "id"),
+        # The few requests declaring the buyer an affiliate: coverage checks look them up.
+        Index("ix_limit_requests_related_buyer", "buyer_id",
+              postgresql_where=text("related_to_policyholder"),
+              sqlite_where=text("related_to_policyholder")),
+    )  # fmt: skip
 
     policy_id: Mapped[str] = mapped_column(ForeignKey("policies.id"), index=True)
     buyer_id: Mapped[str] = mapped_column(ForeignKey("buyers.id"))

@@ -27,6 +27,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from services.underwriting.models import (
     Buyer,
@@ -34,6 +35,7 @@ from services.underwriting.models import (
     CountryRisk,
     CreditLimit,
     LimitAmount,
+    LimitRequest,
     Policy,
     PolicyAssignment,
     Receivable,
@@ -267,6 +269,7 @@ class CoverageRow(NamedTuple):
     bank_assigned: bool
     sanctioned: bool
     stopped: bool
+    related: bool
     limit_id: str | None
     limit_terms_days: int | None
     decided_on: dt.date | None
@@ -318,6 +321,15 @@ def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: 
     sanctioned = exists().where(
         or_(Sanction.buyer_id == buyer_id, Sanction.country == Buyer.country)
     )
+    # A buyer the policyholder declared an affiliate (on a limit request under any of its
+    # policies) is not insurable under that policyholder's policies.
+    declaring_policy = aliased(Policy)
+    related = exists().where(
+        LimitRequest.buyer_id == buyer_id,
+        LimitRequest.related_to_policyholder.is_(True),
+        LimitRequest.policy_id == declaring_policy.id,
+        declaring_policy.policyholder_id == Policy.policyholder_id,
+    )
     stopped = exists().where(
         StopShipment.policy_id == policy_id,
         StopShipment.buyer_id == buyer_id,
@@ -334,6 +346,7 @@ def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: 
         assigned.label("bank_assigned"),
         sanctioned.label("sanctioned"),
         stopped.label("stopped"),
+        related.label("related"),
         CreditLimit.id.label("limit_id"),
         CreditLimit.payment_terms_days.label("limit_terms_days"),
         CreditLimit.decided_on.label("decided_on"),

@@ -477,6 +477,7 @@ class CoverageFacts(NamedTuple):
     limit_amount: Decimal | None
     exposure: Decimal
     insolvent_grade: int = 10
+    related_to_policyholder: bool = False
 
 
 class Condition(NamedTuple):
@@ -512,7 +513,9 @@ def assess_coverage(facts: CoverageFacts) -> CoverageAnswer:
         "policy_active": in_period(facts.shipment_date, facts.policy_start, facts.policy_end),
         "country_covered": facts.covered_countries is None
         or facts.buyer_country in facts.covered_countries,
-        "buyer_insurable": facts.buyer_legal_form == "company",
+        # Only companies are insurable, and not an affiliate of the policyholder.
+        "buyer_insurable": facts.buyer_legal_form == "company"
+        and not facts.related_to_policyholder,
         "not_sanctioned": not facts.sanctioned,
         "no_stop_shipment": not facts.stopped,
     }

@@ -1030,7 +1030,7 @@ def _coverage_answer(
         sanctioned=bool(row.sanctioned), stopped=bool(row.stopped),
         has_limit=row.limit_id is not None, decided_on=row.decided_on,
         limit_terms_days=row.limit_terms_days, limit_amount=row.limit_amount,
-        exposure=row.exposure or Decimal(0),
+        exposure=row.exposure or Decimal(0), related_to_policyholder=bool(row.related),
     )  # fmt: skip
     return _answer(item.policy_id, item.buyer_id, rules.assess_coverage(facts))
 

@@ -10,7 +10,7 @@ import pytest
 
 from services.underwriting.schemas import CoverageRead
 from tests.builders import check, make_buyer, make_policy, money, ok, request_limit
-from tests.conftest import auth
+from tests.conftest import auth, unique
 
 UW = auth("underwriter")
 TODAY = "2027-01-10"
@@ -175,3 +175,28 @@ async def test_a_batch_read_in_many_chunks_answers_every_item_in_order(
         CoverageRead.model_validate(single)  # the documented response model
     assert results[0]["covered_amount"] == money("10000.00")
     assert results[2]["fully_covered"] and results[7]["covered_amount"] == money("30000.00")
+
+
+async def test_a_buyer_declared_an_affiliate_is_not_insurable_under_any_of_the_holders_policies(
+    pinned: httpx.AsyncClient,
+) -> None:
+    uw = pinned
+    holder_id = unique("ph")
+    first = await make_policy(uw, holder=holder_id, discretionary_limit=money("20000"))
+    second = await make_policy(uw, holder=holder_id, discretionary_limit=money("20000"))
+    stranger_policy = await make_policy(uw, discretionary_limit=money("20000"))
+    buyer = await make_buyer(uw)
+    before = ok(await check(uw, second, buyer["id"], "1000", "2027-02-01", "2027-03-01"), 200)
+    assert before["covered"] and before["limit_source"] == "discretionary"
+    refused = ok(await uw.post(f"/v1/policies/{first['id']}/limit-requests",
+                               headers=auth("policyholder", holder_id),
+                               json={"buyer_id": buyer["id"], "amount": money("10000"),
+                                     "payment_terms_days": 60,
+                                     "related_to_policyholder": True}), 201)  # fmt: skip
+    assert refused["status"] == "refused"
+    after = ok(await check(uw, second, buyer["id"], "1000", "2027-02-01", "2027-03-01"), 200)
+    assert not after["covered"] and after["reasons"] == ["buyer_not_insurable"]
+    # Another policyholder's policy is not concerned.
+    other = ok(await check(uw, stranger_policy, buyer["id"], "1000", "2027-02-01", "2027-03-01"),
+               200)  # fmt: skip
+    assert other["covered"]

@@ -280,3 +280,9 @@ def test_only_companies_are_insurable_and_grade_10_has_no_discretionary_cover() 
     assert discretionary(9).limit_source == "discretionary" and discretionary(9).covered
     assert discretionary(10).limit_source is None
     assert discretionary(10).reasons == ("no_limit",)
+
+
+def test_an_affiliate_of_the_policyholder_is_not_insurable() -> None:
+    related = cover(related_to_policyholder=True)
+    assert not related.covered and related.reasons == ("buyer_not_insurable",)
+    assert {c.name: c.held for c in related.conditions}["buyer_insurable"] is False
