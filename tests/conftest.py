@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,19 +277,36 @@ class Services:
     urls: dict[str, str]
 
 
-@pytest.fixture(scope="session")
-def services() -> Iterator[Services]:
-    """The three services as real processes on free loopback ports, started once per session."""
+@dataclass
+class Running:
+    """Service processes started by a test or a fixture, stopped by `stop`."""
+
+    processes: list[tuple[str, Any, subprocess.Popen[bytes]]]
+    log_dir: Path
+
+    def stop(self, service: str | None = None) -> None:
+        for name, log, process in self.processes:
+            if service is None or name == service:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                log.close()
+        self.processes = [p for p in self.processes if service is not None and p[0] != service]
+
+
+def start_services(
+    database: str, urls: dict[str, str], only: Sequence[str] = SERVICES,
+    env: dict[str, str] | None = None, running: Running | None = None,
+) -> Running:  # fmt: skip
+    """Start services as uvicorn processes on the ports of `urls`, each knowing the others by
+    those URLs, and wait until each answers `/readyz`."""
     b = backend()
-    database = f"{b.main_database}_e2e" if b.kind == "postgresql" else "e2e"
-    b.create_database(database)
-    migrate_all(b, database)
-    ports = {s: _free_port() for s in SERVICES}
-    urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
-    log_dir = Path(tempfile.mkdtemp(prefix="tci-e2e-"))
-    processes = []
-    for service, port in ports.items():
-        env = {
+    running = running or Running([], Path(tempfile.mkdtemp(prefix="tci-e2e-")))
+    for service in only:
+        port = urls[service].rsplit(":", 1)[1]
+        process_env = {
             **os.environ,
             "DATABASE_URL": b.url_for(database, service),
             "TCI_JWT_SECRET": DEVELOPMENT_JWT_SECRET,
@@ -297,37 +314,47 @@ def services() -> Iterator[Services]:
             "TCI_CLAIMS_URL": urls["claims"],
             "TCI_COLLECTIONS_URL": urls["collections"],
             "TCI_LOG_LEVEL": "WARNING",
-            # Small chunks, so a batch runs as several statements in flight on pooled connections.
-            "TCI_UW_COVERAGE_BATCH_CHUNK": "3",
+            **(env or {}),
         }
-        log = open(log_dir / f"{service}.log", "wb")  # noqa: SIM115
-        processes.append((service, log, subprocess.Popen(
+        log = open(running.log_dir / f"{service}.log", "ab")  # noqa: SIM115
+        running.processes.append((service, log, subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.main:create_app",
-             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)))  # fmt: skip
+             "--host", "127.0.0.1", "--port", port, "--no-access-log"],
+            env=process_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)))  # fmt: skip
+    deadline = time.monotonic() + 60
+    for service in only:
+        while True:
+            try:
+                if httpx.get(f"{urls[service]}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                logs = (running.log_dir / f"{service}.log").read_text(errors="replace")
+                running.stop()
+                raise RuntimeError(f"{service} did not become ready:\n{logs[-3000:]}")
+            time.sleep(0.2)
+    return running
+
+
+def free_urls() -> dict[str, str]:
+    return {s: f"http://127.0.0.1:{_free_port()}" for s in SERVICES}
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    """The three services as real processes on free loopback ports, started once per session."""
+    b = backend()
+    database = f"{b.main_database}_e2e" if b.kind == "postgresql" else "e2e"
+    b.create_database(database)
+    migrate_all(b, database)
+    urls = free_urls()
+    # Small chunks, so a batch runs as several statements in flight on pooled connections.
+    running = start_services(database, urls, env={"TCI_UW_COVERAGE_BATCH_CHUNK": "3"})
     try:
-        deadline = time.monotonic() + 60
-        for service, url in urls.items():
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    logs = (log_dir / f"{service}.log").read_text(errors="replace")
-                    raise RuntimeError(f"{service} did not become ready:\n{logs[-3000:]}")
-                time.sleep(0.2)
         yield Services(urls)
     finally:
-        for _, _log, process in processes:
-            process.terminate()
-        for _, log, process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            log.close()
+        running.stop()
         b.drop_database(database)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from typing import Any
 
 import httpx
@@ -11,7 +12,15 @@ import pytest
 
 from shared.calendar import today as business_today
 from tests.builders import assert_no_floats, money
-from tests.conftest import Services, auth, unique
+from tests.conftest import (
+    Services,
+    auth,
+    backend,
+    free_urls,
+    migrate_all,
+    start_services,
+    unique,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -215,3 +224,37 @@ async def test_concurrent_payments_pay_a_claim_once_and_open_one_case(services: 
             for _ in range(4)))  # fmt: skip
         assert {t.status_code for t in twins} == {409}
         assert {t.json()["case_id"] for t in twins} == {found.json()["items"][0]["id"]}
+
+
+def test_a_payment_during_a_collections_outage_is_handed_over_once_it_is_back() -> None:
+    """Nothing is lost: the paid claim's case waits in the claims outbox while collections is
+    down, and the background loop opens it, once, when collections answers again."""
+    b = backend()
+    database = f"{b.main_database}_outage" if b.kind == "postgresql" else "outage"
+    b.create_database(database)
+    migrate_all(b, database)
+    urls = free_urls()
+    fast = {"TCI_OUTBOX_INTERVAL_SECONDS": "0.3"}
+    running = start_services(database, urls, only=["underwriting", "claims"], env=fast)
+    try:
+        _, _, claim_id = approved_claim(Services(urls))
+        handler = auth("claims_handler")
+        with httpx.Client(base_url=urls["claims"], timeout=30) as claims:
+            paid = claims.post(f"/v1/claims/{claim_id}/payment", headers=handler)
+            assert paid.status_code == 200 and paid.json()["status"] == "paid"
+            assert paid.json()["collection_case_id"] is None  # collections is down
+            start_services(database, urls, only=["collections"], env=fast, running=running)
+            deadline = time.monotonic() + 20
+            case_id = None
+            while case_id is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+                case_id = claims.get(f"/v1/claims/{claim_id}",
+                                     headers=handler).json()["collection_case_id"]  # fmt: skip
+        assert case_id, "the outbox did not deliver once collections was back"
+        time.sleep(1)  # a few more rounds of the loop: still one case
+        with httpx.Client(base_url=urls["collections"]) as collections:
+            found = collections.get(f"/v1/cases?claim_id={claim_id}", headers=auth("collector"))
+        assert [c["id"] for c in found.json()["items"]] == [case_id]
+    finally:
+        running.stop()
+        b.drop_database(database)
