@@ -72,6 +72,29 @@ async def purge_periodically(
         await asyncio.sleep(every.total_seconds())
 
 
+async def _canonical_body(request: Request) -> bytes:
+    """The body as a fingerprint should see it. A multipart body is re-sent with a new boundary on
+    every retry, so it is reduced to its fields (name, value; for a file its name, type and
+    content digest), in order; any other body is taken byte for byte."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await request.body()
+    form = await request.form()
+    digest = hashlib.sha256()
+    for name, value in sorted(form.multi_items(), key=lambda item: item[0]):
+        digest.update(len(name).to_bytes(4, "big") + name.encode())
+        if isinstance(value, str):
+            part = value.encode()
+        else:  # an uploaded file: read it whole for the digest, and rewind it for the handler
+            await value.seek(0)
+            content = await value.read()
+            await value.seek(0)
+            part = f"{value.filename}|{value.content_type}|".encode() + (
+                hashlib.sha256(content).digest()
+            )
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.digest()
+
+
 def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
     """What makes two requests the same request: method, path, query (order-free) and body."""
     digest = hashlib.sha256()
@@ -115,7 +138,7 @@ class Command:
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
             raise invalid(["header", HEADER], f"must be 1 to {MAX_KEY_LENGTH} printable characters")
         route = self._route()
-        body = await self.request.body()
+        body = await _canonical_body(self.request)
         print_ = fingerprint(
             self.request.method, self.request.url.path, self.request.url.query, body
         )

@@ -456,3 +456,38 @@ async def test_declared_exposure_outside_the_claim_does_not_reduce_its_indemnity
     assessed = ok(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER), 200)
     assert assessed["indemnity"] == money("85000.00")
     assert all(line["exclusions"] == [] for line in assessed["assessment"]["invoices"])
+
+
+async def test_an_upload_retried_with_its_idempotency_key_is_replayed_whatever_the_boundary(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    claim = ok(await claims.post("/v1/claims", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    keyed = {**holder, "Idempotency-Key": "upload-1"}
+
+    def multipart(boundary: str, content: bytes) -> tuple[bytes, dict[str, str]]:
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="kind"\r\n\r\n'
+            f'invoice\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="inv.pdf"\r\nContent-Type: application/pdf\r\n\r\n'
+        ).encode()
+        body += content + f"\r\n--{boundary}--\r\n".encode()
+        return body, {**keyed, "content-type": f"multipart/form-data; boundary={boundary}"}
+
+    url = f"/v1/claims/{claim['id']}/documents"
+    body, headers = multipart("first-boundary", b"%PDF-1.4 A")
+    first = await claims.post(url, content=body, headers=headers)
+    assert first.status_code == 201, first.text
+    body, headers = multipart("another-boundary-on-retry", b"%PDF-1.4 A")
+    retried = await claims.post(url, content=body, headers=headers)
+    assert retried.status_code == 201 and retried.headers["idempotent-replayed"] == "true"
+    assert retried.json()["id"] == first.json()["id"]
+    body, headers = multipart("third", b"%PDF-1.4 B")
+    other = await claims.post(url, content=body, headers=headers)
+    assert other.status_code == 422 and other.json()["type"] == "idempotency-key-reused"
+    documents = ok(await claims.get(f"/v1/claims/{claim['id']}", headers=holder), 200)["documents"]
+    assert len(documents) == 1 and documents[0]["size"] == len(b"%PDF-1.4 A")
