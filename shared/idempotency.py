@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -73,10 +74,17 @@ async def purge_periodically(
 
 
 async def _canonical_body(request: Request) -> bytes:
-    """The body as a fingerprint should see it. A multipart body is re-sent with a new boundary on
-    every retry, so it is reduced to its fields (name, value; for a file its name, type and
-    content digest), in order; any other body is taken byte for byte."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    """The body as a fingerprint should see it: a JSON document in a canonical form; a multipart
+    body (re-sent with a new boundary on every retry) reduced to its fields (name, value; for a
+    file its name, type and content digest); any other body byte for byte."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        raw = await request.body()
+        try:  # the same document, whatever its spacing or key order
+            return json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+        except ValueError:
+            return raw
+    if not content_type.startswith("multipart/form-data"):
         return await request.body()
     form = await request.form()
     digest = hashlib.sha256()

@@ -4,6 +4,7 @@ idempotency, pagination, body caps and decimal strings."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -176,6 +177,11 @@ async def test_an_idempotent_replay_returns_the_first_answer(uw: httpx.AsyncClie
     other = await uw.post("/v1/policies", json={**body, "premium_rate_pct": "0.6"},
                           headers=headers)  # fmt: skip
     problem(other, 422, "idempotency-key-reused")
+    # The same document sent with other spacing and key order is the same request.
+    respaced = json.dumps(dict(reversed(list(body.items()))), indent=2)
+    replay = await uw.post("/v1/policies", content=respaced,
+                           headers={**headers, "content-type": "application/json"})  # fmt: skip
+    assert replay.headers["idempotent-replayed"] == "true" and replay.json() == first.json()
 
 
 async def test_lists_page_with_an_opaque_cursor(uw: httpx.AsyncClient) -> None:
