@@ -124,3 +124,55 @@ def money_json(money: Money) -> dict[str, str]:
 
 def money_out(money: Money | None) -> MoneyModel | None:
     return None if money is None else MoneyModel.of(money)
+
+
+# ---------------------------------------------------------------- what one service reads of another
+# Unknown fields are ignored, so a service may add fields to its answers without breaking the others.
+
+
+class Peer(BaseModel):
+    """A model of another service's answer."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class PolicyTerms(Peer):
+    """A policy as underwriting answers it: the terms claims and collections apply."""
+
+    id: str
+    policyholder_id: str
+    currency: str
+    start_date: dt.date
+    end_date: dt.date
+    cover_type: str
+    max_liability: MoneyModel
+    indemnity_pct: Decimal
+    political_risk_cover: bool
+    political_indemnity_pct: Decimal
+    deductible: MoneyModel
+    claim_threshold: MoneyModel
+    single_buyer_cap: MoneyModel | None
+    claim_filing_days: int
+    documents_grace_days: int
+    overdue_notification_days: int
+    max_extension_days: int
+    protracted_default_wait_days: int
+    claims_calendar_country: str
+    collection_ladder: str
+
+
+class BuyerFacts(Peer):
+    id: str
+    country: str
+    legal_form: str
+    grade: int
+
+
+class CoverageFacts(Peer):
+    """A coverage check's answer, as claims reads it for each invoice."""
+
+    covered: bool
+    limit_in_force: MoneyModel | None
+    limit_source: str | None
+    reasons: list[str]
+    conditions: list[dict[str, Any]]

@@ -1,69 +1,19 @@
-"""What the services ask of each other over HTTP: the clients (one per peer, built in the app's
-lifespan, overridable in tests) and the cross-service models they read. Unknown fields are ignored,
-so a service may add fields to its answers without breaking the others."""
+"""What the services ask of each other over HTTP: one client per peer (built in the app's lifespan,
+overridable in tests) and the reads they make, typed with `shared.contracts`."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
-from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
-from pydantic import BaseModel, ConfigDict
 
-from shared.contracts import MoneyModel
+from shared.contracts import BuyerFacts, PolicyTerms
 from shared.http import ServiceClient
 from shared.problems import Problem, not_found
 from shared.settings import Settings
 
 PEER_NAMES = ("underwriting", "claims", "collections")
-
-
-class Peer(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class PolicyTerms(Peer):
-    """A policy as underwriting answers it: the terms claims and collections apply."""
-
-    id: str
-    policyholder_id: str
-    currency: str
-    start_date: dt.date
-    end_date: dt.date
-    cover_type: str
-    max_liability: MoneyModel
-    indemnity_pct: Decimal
-    political_risk_cover: bool
-    political_indemnity_pct: Decimal
-    deductible: MoneyModel
-    claim_threshold: MoneyModel
-    single_buyer_cap: MoneyModel | None
-    claim_filing_days: int
-    documents_grace_days: int
-    overdue_notification_days: int
-    max_extension_days: int
-    protracted_default_wait_days: int
-    claims_calendar_country: str
-    collection_ladder: str
-
-
-class BuyerFacts(Peer):
-    id: str
-    country: str
-    legal_form: str
-    grade: int
-
-
-class CoverageFacts(Peer):
-    """A coverage check's answer, as claims reads it for each invoice."""
-
-    covered: bool
-    limit_in_force: MoneyModel | None
-    limit_source: str | None
-    reasons: list[str]
-    conditions: list[dict[str, Any]]
 
 
 def build_peers(settings: Settings, caller_name: str) -> dict[str, ServiceClient]:

@@ -44,12 +44,12 @@ from services.claims.schemas import (
     StepRead,
 )
 from shared.auth import Caller
-from shared.contracts import MoneyModel
+from shared.contracts import CoverageFacts, MoneyModel, PolicyTerms
 from shared.db import new_id, utcnow
 from shared.http import ServiceClient
 from shared.money import Money
 from shared.outbox import deliver, enqueue
-from shared.peers import CoverageFacts, PolicyTerms, fetch_buyer, fetch_policy
+from shared.peers import fetch_buyer, fetch_policy
 from shared.problems import Problem, conflict, invalid, not_found, unprocessable
 
 ZERO = Decimal(0)
