@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
-from sqlalchemy import select
 
+from services.claims import repository as repo
 from services.claims import rules
 from services.claims import service as uc
 from services.claims.models import Claim, OverdueNotification
@@ -69,7 +69,7 @@ async def get_notification(
     notification_id: IdPath, request: Request, session: SessionDep, caller: HolderOrHandler,
     peers: PeersDep,
 ) -> NotificationRead:  # fmt: skip
-    notification = await session.get(OverdueNotification, notification_id)
+    notification = await repo.by_id(session, OverdueNotification, notification_id)
     if notification is None or (
         caller.role == "policyholder" and notification.policyholder_id != caller.party_id
     ):
@@ -99,13 +99,11 @@ async def list_claims(
     policy_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ClaimList:  # fmt: skip
     """A policyholder's own claims, or every claim for a claims handler; oldest first."""
-    statement = select(Claim)
-    if caller.role == "policyholder":
-        statement = statement.where(Claim.policyholder_id == caller.party_id)
-    if status:
-        statement = statement.where(Claim.status == status)
-    if policy_id:
-        statement = statement.where(Claim.policy_id == policy_id)
+    statement = repo.claims_listed(
+        policyholder_id=caller.party_id if caller.role == "policyholder" else None,
+        status=status,
+        policy_id=policy_id,
+    )
     rows, cursor = await fetch_page(session, statement, page, created_at=Claim.created_at,
                                     ident=Claim.id)  # fmt: skip
     ctx = context(request, session, caller, peers)

@@ -10,10 +10,9 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer
 
+from services.claims import repository as repo
 from services.claims import rules
 from services.claims.config import ClaimsSettings
 from services.claims.models import (
@@ -171,9 +170,7 @@ def _notification_signal(kind: str, due_dates: Sequence[dt.date], today: dt.date
 
 
 async def read_notification(ctx: Context, notification: OverdueNotification) -> NotificationRead:
-    rows = (await ctx.session.execute(
-        select(NotifiedInvoice).where(NotifiedInvoice.notification_id == notification.id)
-        .order_by(NotifiedInvoice.due_date, NotifiedInvoice.number))).scalars().all()  # fmt: skip
+    rows = await repo.notified_invoices(ctx.session, notification.id)
     c = notification.currency
     return NotificationRead(
         id=notification.id, created_at=notification.created_at,
@@ -208,12 +205,8 @@ async def file_claim(ctx: Context, data: ClaimCreate) -> ClaimRead:
                             "the policy does not cover political risk")  # fmt: skip
     # The clocks run from the original due dates: an invoice notified earlier with an earlier due
     # date (before an extension) keeps that date.
-    notified = (await ctx.session.execute(
-        select(NotifiedInvoice.number, func.min(NotifiedInvoice.due_date))
-        .where(NotifiedInvoice.policy_id == policy.id, NotifiedInvoice.buyer_id == data.buyer_id,
-               NotifiedInvoice.number.in_([i.number for i in data.invoices]))
-        .group_by(NotifiedInvoice.number))).all()  # fmt: skip
-    original = {number: due for number, due in notified}
+    numbers = [i.number for i in data.invoices]
+    original = await repo.original_due_dates(ctx.session, policy.id, data.buyer_id, numbers)
     oldest_due = min(min(i.due_date, original.get(i.number, i.due_date)) for i in data.invoices)
     window = rules.filing_window(
         data.cause, event_date=data.event_date, oldest_due_date=oldest_due,
@@ -234,11 +227,7 @@ async def file_claim(ctx: Context, data: ClaimCreate) -> ClaimRead:
             f"the filing window closed on {window.closes.isoformat()}",
             filing_deadline=window.closes.isoformat(),
         )
-    claimed = (await ctx.session.execute(
-        select(ClaimInvoice.number, Claim.id).join(Claim, Claim.id == ClaimInvoice.claim_id)
-        .where(Claim.policy_id == policy.id, Claim.buyer_id == data.buyer_id,
-               Claim.status.not_in(("rejected", "lapsed")),
-               ClaimInvoice.number.in_([i.number for i in data.invoices])))).all()  # fmt: skip
+    claimed = await repo.already_claimed(ctx.session, policy.id, data.buyer_id, numbers)
     if claimed:
         raise conflict(
             "invoice-already-claimed",
@@ -285,10 +274,7 @@ _CLAIM_SIGNALS = {"insolvency": "insolvency_filing", "protracted_default": "paym
 
 
 async def _claim(ctx: Context, claim_id: str, *, lock: bool = False) -> Claim:
-    query = select(Claim).where(Claim.id == claim_id)
-    if lock:
-        query = query.with_for_update()
-    claim = (await ctx.session.execute(query)).scalar_one_or_none()
+    claim = await repo.claim(ctx.session, claim_id, lock=lock)
     if claim is None or (
         ctx.caller.role == "policyholder" and claim.policyholder_id != ctx.caller.party_id
     ):
@@ -297,20 +283,7 @@ async def _claim(ctx: Context, claim_id: str, *, lock: bool = False) -> Claim:
 
 
 async def _documents(ctx: Context, claim_id: str) -> list[ClaimDocument]:
-    return (await _documents_of(ctx, [claim_id])).get(claim_id, [])
-
-
-async def _documents_of(ctx: Context, claim_ids: Sequence[str]) -> dict[str, list[ClaimDocument]]:
-    """The documents of some claims, without their content (that is read only to download)."""
-    rows = await ctx.session.execute(
-        select(ClaimDocument).options(defer(ClaimDocument.content))
-        .where(ClaimDocument.claim_id.in_(claim_ids))
-        .order_by(ClaimDocument.created_at, ClaimDocument.id)
-    )  # fmt: skip
-    out: dict[str, list[ClaimDocument]] = {}
-    for document in rows.scalars():
-        out.setdefault(document.claim_id, []).append(document)
-    return out
+    return (await repo.documents_of(ctx.session, [claim_id])).get(claim_id, [])
 
 
 async def _lapsed_now(ctx: Context, claim: Claim) -> bool:
@@ -336,15 +309,11 @@ async def _refresh_lapse(ctx: Context, claim: Claim) -> None:
 async def lapse_overdue(session: AsyncSession, today: dt.date) -> list[str]:
     """The sweep: every claim whose documents grace period has ended with documents still
     missing lapses (reads already show it; this records it). Returns the lapsed claims' ids."""
-    waiting = (await session.execute(
-        select(Claim).where(Claim.documents_due < today, or_(
-            Claim.status == "documents_pending",
-            and_(Claim.status == "on_hold", Claim.held_status == "documents_pending")))
-        .with_for_update(skip_locked=True))).scalars().all()  # fmt: skip
+    waiting = await repo.waiting_for_documents(session, today)
+    documents = await repo.documents_of(session, [claim.id for claim in waiting])
     lapsed = []
     for claim in waiting:
-        kinds = (await session.execute(
-            select(ClaimDocument.kind).where(ClaimDocument.claim_id == claim.id))).scalars()  # fmt: skip
+        kinds = [d.kind for d in documents.get(claim.id, [])]
         if rules.lapsed(claim.documents_due, today, rules.missing_documents(claim.cause, kinds)):
             claim.status, claim.held_status = "lapsed", None
             lapsed.append(claim.id)
@@ -368,18 +337,9 @@ async def read_claims(ctx: Context, claims: Sequence[Claim]) -> list[ClaimRead]:
     """Claims as the API shows them, their documents, invoices and disputes read in three
     queries for the whole page."""
     ids = [claim.id for claim in claims]
-    documents = await _documents_of(ctx, ids)
-    invoices: dict[str, list[ClaimInvoice]] = {}
-    for invoice in (await ctx.session.execute(
-        select(ClaimInvoice).where(ClaimInvoice.claim_id.in_(ids))
-        .order_by(ClaimInvoice.shipment_date, ClaimInvoice.due_date, ClaimInvoice.number)
-    )).scalars():  # fmt: skip
-        invoices.setdefault(invoice.claim_id, []).append(invoice)
-    disputes: dict[str, list[Dispute]] = {}
-    for found in (await ctx.session.execute(
-        select(Dispute).where(Dispute.claim_id.in_(ids))
-        .order_by(Dispute.created_at, Dispute.id))).scalars():  # fmt: skip
-        disputes.setdefault(found.claim_id, []).append(found)
+    documents = await repo.documents_of(ctx.session, ids)
+    invoices = await repo.invoices_of(ctx.session, ids)
+    disputes = await repo.disputes_of(ctx.session, ids)
     return [_claim_read(ctx, claim, documents.get(claim.id, []), invoices.get(claim.id, []),
                         disputes.get(claim.id, [])) for claim in claims]  # fmt: skip
 
@@ -480,8 +440,9 @@ async def raise_dispute(ctx: Context, claim_id: str, data: DisputeCreate) -> Dis
     await _refresh_lapse(ctx, claim)
     if claim.status in DECIDED or claim.status == "lapsed":
         raise conflict("already-decided", f"the claim is {claim.status}")
-    numbers = set((await ctx.session.execute(
-        select(ClaimInvoice.number).where(ClaimInvoice.claim_id == claim.id))).scalars())  # fmt: skip
+    numbers = {
+        i.number for i in (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
+    }
     unknown = [n for n in data.invoice_numbers if n not in numbers]
     if unknown:
         raise unprocessable("unknown-invoice", f"not in this claim: {', '.join(unknown)}",
@@ -504,7 +465,7 @@ async def resolve_dispute(
     ctx: Context, claim_id: str, dispute_id: str, data: DisputeResolve
 ) -> DisputeRead:
     claim = await _claim(ctx, claim_id, lock=True)
-    dispute = await ctx.session.get(Dispute, dispute_id)
+    dispute = await repo.by_id(ctx.session, Dispute, dispute_id)
     if dispute is None or dispute.claim_id != claim.id:
         raise not_found("dispute", dispute_id)
     if dispute.outcome is not None:
@@ -514,9 +475,7 @@ async def resolve_dispute(
     dispute.resolution_note = data.note
     dispute.resolved_by = ctx.caller.subject
     await ctx.session.flush()
-    still_open = (await ctx.session.execute(
-        select(func.count()).select_from(Dispute)
-        .where(Dispute.claim_id == claim.id, Dispute.outcome.is_(None)))).scalar_one()  # fmt: skip
+    still_open = await repo.open_disputes(ctx.session, claim.id)
     if not still_open and claim.status == "on_hold":
         claim.status, claim.held_status = claim.held_status or "under_review", None
         claim.assessment, claim.indemnity = None, None
@@ -545,11 +504,12 @@ async def assess(ctx: Context, claim_id: str) -> ClaimRead:
         raise unprocessable("documents-missing", f"documents missing: {', '.join(missing)}",
                             missing_documents=missing)  # fmt: skip
     terms = PolicyTerms.model_validate(claim.terms)
-    invoices = (await ctx.session.execute(
-        select(ClaimInvoice).where(ClaimInvoice.claim_id == claim.id))).scalars().all()  # fmt: skip
+    invoices = (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
     coverage = await _coverage(ctx, claim, invoices)
-    notified = await _first_notifications(ctx, claim)
-    disputes = await _dispute_outcomes(ctx, claim.id)
+    notified = await repo.first_notifications(ctx.session, claim.policy_id, claim.buyer_id)
+    disputes = _dispute_outcomes(
+        (await repo.disputes_of(ctx.session, [claim.id])).get(claim.id, [])
+    )
     facts = []
     for invoice in invoices:
         answer = coverage[invoice.number]
@@ -577,7 +537,9 @@ async def assess(ctx: Context, claim_id: str) -> ClaimRead:
         facts = [replace(f, covered_on_shipment=False) for f in facts]
     pct = terms.political_indemnity_pct if claim.cause == "political" else terms.indemnity_pct
     year_start, year_end = rules.policy_year(terms.start_date, claim.loss_date)
-    paid_policy, paid_buyer = await _indemnities_in_year(ctx, claim, year_start, year_end)
+    paid_policy, paid_buyer = await repo.indemnities_in_year(
+        ctx.session, claim, year_start, year_end
+    )
     result = rules.indemnity(
         facts, reductions=claim.reductions, currency=claim.currency,
         terms=rules.IndemnityTerms(
@@ -637,46 +599,13 @@ async def _coverage(
     return out
 
 
-async def _first_notifications(ctx: Context, claim: Claim) -> dict[str, NotifiedInvoice]:
-    rows = (await ctx.session.execute(
-        select(NotifiedInvoice).join(OverdueNotification)
-        .where(NotifiedInvoice.policy_id == claim.policy_id,
-               NotifiedInvoice.buyer_id == claim.buyer_id,
-               OverdueNotification.kind != "arrears_cleared")
-        .order_by(OverdueNotification.notified_on, OverdueNotification.created_at)
-    )).scalars().all()  # fmt: skip
-    first: dict[str, NotifiedInvoice] = {}
-    for row in rows:
-        first.setdefault(row.number, row)
-    return first
-
-
-async def _dispute_outcomes(ctx: Context, claim_id: str) -> dict[str, str]:
-    """Per disputed invoice: `open`, or the side it was settled for (the buyer wins over a later
-    settlement for the policyholder only if it is the last word)."""
-    rows = (await ctx.session.execute(
-        select(Dispute).where(Dispute.claim_id == claim_id)
-        .order_by(Dispute.created_at, Dispute.id))).scalars().all()  # fmt: skip
+def _dispute_outcomes(disputes: Sequence[Dispute]) -> dict[str, str]:
+    """Per disputed invoice: `open`, or the side the last dispute naming it was settled for."""
     outcome: dict[str, str] = {}
-    for dispute in rows:
+    for dispute in disputes:
         for number in dispute.invoice_numbers:
             outcome[number] = dispute.outcome or "open"
     return outcome
-
-
-async def _indemnities_in_year(
-    ctx: Context, claim: Claim, start: dt.date, end: dt.date
-) -> tuple[Decimal, Decimal]:
-    """Indemnities of approved and paid claims on the policy (and on its buyer) whose loss date
-    falls in the policy year, this claim excluded."""
-    base = select(func.coalesce(func.sum(Claim.indemnity), 0)).where(
-        Claim.policy_id == claim.policy_id, Claim.id != claim.id,
-        Claim.status.in_(("approved", "paid")), Claim.loss_date >= start, Claim.loss_date < end,
-    )  # fmt: skip
-    policy_total = (await ctx.session.execute(base)).scalar_one()
-    buyer_total = (await ctx.session.execute(base.where(Claim.buyer_id == claim.buyer_id))
-                   ).scalar_one()  # fmt: skip
-    return Decimal(policy_total or 0), Decimal(buyer_total or 0)
 
 
 # ---------------------------------------------------------------- decision and payment
@@ -708,7 +637,7 @@ async def _check_caps_still_hold(ctx: Context, claim: Claim) -> None:
     no longer covers the assessed indemnity, the claim must be assessed again."""
     terms = PolicyTerms.model_validate(claim.terms)
     start, end = rules.policy_year(terms.start_date, claim.loss_date)
-    paid_policy, paid_buyer = await _indemnities_in_year(ctx, claim, start, end)
+    paid_policy, paid_buyer = await repo.indemnities_in_year(ctx.session, claim, start, end)
     left = terms.max_liability.amount - paid_policy
     if terms.single_buyer_cap is not None:
         left = min(left, terms.single_buyer_cap.amount - paid_buyer)
@@ -733,8 +662,7 @@ async def pay(ctx: Context, claim_id: str) -> ClaimRead:
     assert claim.indemnity is not None and claim.assessment is not None
     buyer = await fetch_buyer(ctx.peers, claim.buyer_id)
     lines = claim.assessment["invoices"]
-    invoices = (await ctx.session.execute(
-        select(ClaimInvoice).where(ClaimInvoice.claim_id == claim.id))).scalars().all()  # fmt: skip
+    invoices = (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
     due = {i.number: i.due_date for i in invoices}
     unpaid_total = sum((Decimal(line["unpaid"]["amount"]) for line in lines), ZERO)
     claim.status, claim.paid_on, claim.paid_by = "paid", ctx.today, ctx.caller.subject
@@ -771,7 +699,7 @@ async def record_delivery(session: AsyncSession, message: dict[str, Any]) -> Non
         return
     body = message.get("response_body") or {}
     case_id = body.get("id") or body.get("case_id")
-    claim = await session.get(Claim, message["aggregate_id"])
+    claim = await repo.by_id(session, Claim, message["aggregate_id"])
     if claim is not None and case_id and claim.collection_case_id is None:
         claim.collection_case_id = case_id
         await session.flush()
@@ -779,7 +707,7 @@ async def record_delivery(session: AsyncSession, message: dict[str, Any]) -> Non
 
 async def document(ctx: Context, claim_id: str, document_id: str) -> ClaimDocument:
     claim = await _claim(ctx, claim_id)
-    found = await ctx.session.get(ClaimDocument, document_id)
+    found = await repo.by_id(ctx.session, ClaimDocument, document_id)
     if found is None or found.claim_id != claim.id:
         raise not_found("document", document_id)
     return found
@@ -787,7 +715,7 @@ async def document(ctx: Context, claim_id: str, document_id: str) -> ClaimDocume
 
 async def dispute(ctx: Context, claim_id: str, dispute_id: str) -> DisputeRead:
     claim = await _claim(ctx, claim_id)
-    found = await ctx.session.get(Dispute, dispute_id)
+    found = await repo.by_id(ctx.session, Dispute, dispute_id)
     if found is None or found.claim_id != claim.id:
         raise not_found("dispute", dispute_id)
     return _dispute_read(found, claim.status)
