@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import select
 
+from services.collections import repository as repo
 from services.collections import service as uc
 from services.collections.models import Case, outbox
 from services.collections.rules import LADDERS
@@ -99,13 +99,11 @@ async def list_cases(
     status: Annotated[str | None, Query(max_length=20)] = None,
     claim_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> CaseList:  # fmt: skip
-    statement = select(Case)
-    if caller.role == "policyholder":
-        statement = statement.where(Case.creditor_id == caller.party_id)
-    if status:
-        statement = statement.where(Case.status == status)
-    if claim_id:
-        statement = statement.where(Case.claim_id == claim_id)
+    statement = repo.cases_listed(
+        creditor_id=caller.party_id if caller.role == "policyholder" else None,
+        status=status,
+        claim_id=claim_id,
+    )
     rows, cursor = await fetch_page(session, statement, page, created_at=Case.created_at,
                                     ident=Case.id)  # fmt: skip
     ctx = context(request, session, caller)

@@ -7,12 +7,11 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.collections import repository as repo
 from services.collections import rules
 from services.collections.config import CollectionsSettings
 from services.collections.models import Activity, Case, CaseInvoice, Payment, outbox
@@ -70,8 +69,7 @@ async def open_case(ctx: Context, data: CaseCreate) -> CaseRead:
         if invoice.amount.amount <= 0:
             raise invalid(["body", "invoices", index, "amount"], "must be greater than zero")
     if data.claim_id is not None:
-        existing = (await ctx.session.execute(
-            select(Case.id).where(Case.claim_id == data.claim_id))).scalar_one_or_none()  # fmt: skip
+        existing = await repo.case_of_claim(ctx.session, data.claim_id)
         if existing is not None:
             raise conflict("case-exists", f"claim {data.claim_id} already has case {existing}",
                            case_id=existing)  # fmt: skip
@@ -116,12 +114,7 @@ async def _mandate_for(ctx: Context, data: CaseCreate) -> Case | None:
     """The open mandate collecting the same debt (same creditor and buyer, an invoice in common)
     that a paid claim's recovery takes over, if any."""
     numbers = [i.number for i in data.invoices]
-    return (await ctx.session.execute(
-        select(Case).join(CaseInvoice, CaseInvoice.case_id == Case.id)
-        .where(Case.claim_id.is_(None), Case.status != "closed",
-               Case.creditor_id == data.creditor_id, Case.buyer_id == data.buyer_id,
-               CaseInvoice.number.in_(numbers))
-        .order_by(Case.created_at).limit(1).with_for_update())).scalars().first()  # fmt: skip
+    return await repo.open_mandate(ctx.session, data.creditor_id, data.buyer_id, numbers)
 
 
 async def _take_over(ctx: Context, case: Case, data: CaseCreate) -> CaseRead:
@@ -152,10 +145,7 @@ async def _take_over(ctx: Context, case: Case, data: CaseCreate) -> CaseRead:
 
 
 async def case_of(ctx: Context, case_id: str, *, lock: bool = False) -> Case:
-    query = select(Case).where(Case.id == case_id)
-    if lock:
-        query = query.with_for_update()
-    case = (await ctx.session.execute(query)).scalar_one_or_none()
+    case = await repo.case(ctx.session, case_id, lock=lock)
     if case is None or (ctx.caller.role == "policyholder"
                         and case.creditor_id != ctx.caller.party_id):  # fmt: skip
         raise not_found("case", case_id)
@@ -163,10 +153,7 @@ async def case_of(ctx: Context, case_id: str, *, lock: bool = False) -> Case:
 
 
 async def _invoices(ctx: Context, case_id: str) -> list[CaseInvoice]:
-    rows = await ctx.session.execute(
-        select(CaseInvoice).where(CaseInvoice.case_id == case_id)
-        .order_by(CaseInvoice.due_date, CaseInvoice.number))  # fmt: skip
-    return list(rows.scalars())
+    return (await repo.invoices_of(ctx.session, [case_id])).get(case_id, [])
 
 
 async def read_case(ctx: Context, case: Case) -> CaseRead:
@@ -177,21 +164,9 @@ async def read_cases(ctx: Context, cases: Sequence[Case]) -> list[CaseRead]:
     """Cases as the API shows them, their invoices, activities and payments read in three
     queries for the whole page."""
     ids = [case.id for case in cases]
-    invoices: dict[str, list[CaseInvoice]] = {}
-    for invoice in (await ctx.session.execute(
-        select(CaseInvoice).where(CaseInvoice.case_id.in_(ids))
-        .order_by(CaseInvoice.due_date, CaseInvoice.number))).scalars():  # fmt: skip
-        invoices.setdefault(invoice.case_id, []).append(invoice)
-    activities: dict[str, list[Activity]] = {}
-    for activity in (await ctx.session.execute(
-        select(Activity).where(Activity.case_id.in_(ids))
-        .order_by(Activity.occurred_on, Activity.created_at, Activity.id))).scalars():  # fmt: skip
-        activities.setdefault(activity.case_id, []).append(activity)
-    payments: dict[str, list[Payment]] = {}
-    for payment in (await ctx.session.execute(
-        select(Payment).where(Payment.case_id.in_(ids))
-        .order_by(Payment.received_on, Payment.created_at, Payment.id))).scalars():  # fmt: skip
-        payments.setdefault(payment.case_id, []).append(payment)
+    invoices = await repo.invoices_of(ctx.session, ids)
+    activities = await repo.activities_of(ctx.session, ids)
+    payments = await repo.payments_of(ctx.session, ids)
     return [_case_read(ctx, case, invoices.get(case.id, []), activities.get(case.id, []),
                        payments.get(case.id, [])) for case in cases]  # fmt: skip
 
@@ -322,17 +297,7 @@ async def run_escalations(ctx: Context, as_of: dt.date) -> EscalationResult:
     """Move every open case up to the highest rung its days past due reach on `as_of` (never
     down; a case on hold stays where it is); each move is logged on the case. Set-based: one read
     of every open case with its oldest unpaid due date, one update and one insert of the moves."""
-    oldest_unpaid = (
-        select(CaseInvoice.case_id, func.min(CaseInvoice.due_date).label("oldest"))
-        .where(CaseInvoice.amount > CaseInvoice.paid)
-        .group_by(CaseInvoice.case_id)
-        .subquery()
-    )
-    rows = (await ctx.session.execute(
-        select(Case.id, Case.ladder, Case.stage, oldest_unpaid.c.oldest)
-        .outerjoin(oldest_unpaid, oldest_unpaid.c.case_id == Case.id)
-        .where(Case.status == "open").order_by(Case.created_at, Case.id)
-        .with_for_update(of=Case, skip_locked=True))).all()  # fmt: skip
+    rows = await repo.open_cases_with_oldest_due(ctx.session)
     moved: list[CaseMove] = []
     for case_id, ladder_name, stage, oldest in rows:
         ladder = rules.LADDERS[ladder_name]
@@ -342,13 +307,8 @@ async def run_escalations(ctx: Context, as_of: dt.date) -> EscalationResult:
             moved.append(CaseMove.model_construct(case_id=case_id, from_stage=stage,
                                                   to_stage=target, days_past_due=days))  # fmt: skip
     if moved:
-        table, now = cast(Table, Case.__table__), utcnow()
-        await ctx.session.execute(
-            update(table).where(table.c.id == bindparam("moved_id"))
-            .values(stage=bindparam("new_stage")),
-            [{"moved_id": m.case_id, "new_stage": m.to_stage} for m in moved],
-        )  # fmt: skip
-        await ctx.session.execute(insert(cast(Table, Activity.__table__)), [
+        now = utcnow()
+        await repo.move_stages(ctx.session, [(m.case_id, m.to_stage) for m in moved], [
             {"id": new_id("act"), "created_at": now, "case_id": m.case_id, "kind": "escalation",
              "occurred_on": as_of, "recorded_by": ctx.caller.subject,
              "note": f"{m.from_stage} → {m.to_stage} at {m.days_past_due} days past due",
@@ -360,7 +320,7 @@ async def run_escalations(ctx: Context, as_of: dt.date) -> EscalationResult:
 
 async def activity(ctx: Context, case_id: str, activity_id: str) -> ActivityRead:
     case = await case_of(ctx, case_id)
-    found = await ctx.session.get(Activity, activity_id)
+    found = await repo.by_id(ctx.session, Activity, activity_id)
     if found is None or found.case_id != case.id:
         raise not_found("activity", activity_id)
     return _activity_read(found, case)
@@ -368,7 +328,7 @@ async def activity(ctx: Context, case_id: str, activity_id: str) -> ActivityRead
 
 async def payment(ctx: Context, case_id: str, payment_id: str) -> PaymentRead:
     case = await case_of(ctx, case_id)
-    found = await ctx.session.get(Payment, payment_id)
+    found = await repo.by_id(ctx.session, Payment, payment_id)
     if found is None or found.case_id != case.id:
         raise not_found("payment", payment_id)
     return _payment_read(found, case, None)

@@ -1,0 +1,126 @@
+"""Every collections query."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Select, Table, bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.collections.models import Activity, Base, Case, CaseInvoice, Payment
+
+Row = TypeVar("Row", bound=Base)
+
+
+async def by_id(session: AsyncSession, model: type[Row], ident: str) -> Row | None:
+    return await session.get(model, ident)
+
+
+async def case(session: AsyncSession, case_id: str, *, lock: bool = False) -> Case | None:
+    query = select(Case).where(Case.id == case_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+def cases_listed(
+    *, creditor_id: str | None, status: str | None, claim_id: str | None
+) -> Select[Any]:
+    """The cases a list shows (a creditor's own, or all), to be paged."""
+    statement = select(Case)
+    if creditor_id is not None:
+        statement = statement.where(Case.creditor_id == creditor_id)
+    if status:
+        statement = statement.where(Case.status == status)
+    if claim_id:
+        statement = statement.where(Case.claim_id == claim_id)
+    return statement
+
+
+async def case_of_claim(session: AsyncSession, claim_id: str) -> str | None:
+    found = await session.execute(select(Case.id).where(Case.claim_id == claim_id))
+    return found.scalar_one_or_none()
+
+
+async def open_mandate(
+    session: AsyncSession, creditor_id: str, buyer_id: str, numbers: Sequence[str]
+) -> Case | None:
+    """The oldest open mandate (no claim yet) of the creditor on the buyer sharing an invoice
+    number with `numbers`, locked."""
+    found = await session.execute(
+        select(Case).join(CaseInvoice, CaseInvoice.case_id == Case.id)
+        .where(Case.claim_id.is_(None), Case.status != "closed", Case.creditor_id == creditor_id,
+               Case.buyer_id == buyer_id, CaseInvoice.number.in_(numbers))
+        .order_by(Case.created_at).limit(1).with_for_update()
+    )  # fmt: skip
+    return found.scalars().first()
+
+
+def _grouped(rows: Sequence[Any]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for row in rows:
+        out.setdefault(row.case_id, []).append(row)
+    return out
+
+
+async def invoices_of(
+    session: AsyncSession, case_ids: Sequence[str]
+) -> dict[str, list[CaseInvoice]]:
+    rows = await session.execute(
+        select(CaseInvoice).where(CaseInvoice.case_id.in_(case_ids))
+        .order_by(CaseInvoice.due_date, CaseInvoice.number)
+    )  # fmt: skip
+    return _grouped(rows.scalars().all())
+
+
+async def activities_of(
+    session: AsyncSession, case_ids: Sequence[str]
+) -> dict[str, list[Activity]]:
+    rows = await session.execute(
+        select(Activity).where(Activity.case_id.in_(case_ids))
+        .order_by(Activity.occurred_on, Activity.created_at, Activity.id)
+    )  # fmt: skip
+    return _grouped(rows.scalars().all())
+
+
+async def payments_of(session: AsyncSession, case_ids: Sequence[str]) -> dict[str, list[Payment]]:
+    rows = await session.execute(
+        select(Payment).where(Payment.case_id.in_(case_ids))
+        .order_by(Payment.received_on, Payment.created_at, Payment.id)
+    )  # fmt: skip
+    return _grouped(rows.scalars().all())
+
+
+async def open_cases_with_oldest_due(
+    session: AsyncSession,
+) -> list[tuple[str, str, str, dt.date | None]]:
+    """(id, ladder, stage, oldest unpaid due date) of every open case, in one statement, locking
+    the cases (skipping those another run holds)."""
+    oldest_unpaid = (
+        select(CaseInvoice.case_id, func.min(CaseInvoice.due_date).label("oldest"))
+        .where(CaseInvoice.amount > CaseInvoice.paid)
+        .group_by(CaseInvoice.case_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Case.id, Case.ladder, Case.stage, oldest_unpaid.c.oldest)
+        .outerjoin(oldest_unpaid, oldest_unpaid.c.case_id == Case.id)
+        .where(Case.status == "open").order_by(Case.created_at, Case.id)
+        .with_for_update(of=Case, skip_locked=True)
+    )  # fmt: skip
+    return [(r[0], r[1], r[2], r[3]) for r in rows.all()]
+
+
+async def move_stages(
+    session: AsyncSession, stages: Sequence[tuple[str, str]], activities: Sequence[dict[str, Any]]
+) -> None:
+    """Set many cases' stages (case id, new stage) and log the moves, two statements in all."""
+    table = cast(Table, Case.__table__)
+    await session.execute(
+        update(table).where(table.c.id == bindparam("moved_id")).values(
+            stage=bindparam("new_stage")),
+        [{"moved_id": case_id, "new_stage": stage} for case_id, stage in stages],
+    )  # fmt: skip
+    await session.execute(insert(cast(Table, Activity.__table__)), list(activities))
