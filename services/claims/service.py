@@ -99,25 +99,25 @@ async def _own_policy(ctx: Context, policy_id: str) -> PolicyTerms:
 # ---------------------------------------------------------------- overdue notifications
 
 
-async def notify_overdue(ctx: Context, data: NotificationCreate) -> NotificationRead:
+async def notify_overdue(ctx: Context, report: NotificationCreate) -> NotificationRead:
     """Record the notification; each invoice is in time or late; an overdue stops shipments on
     that policy (underwriting hears of it through the outbox)."""
-    policy = await _own_policy(ctx, data.policy_id)
-    await fetch_buyer(ctx.peers, data.buyer_id)
-    _invoice_amounts(data.invoices, policy.currency)
-    for index, step in enumerate(data.instalments or []):
+    policy = await _own_policy(ctx, report.policy_id)
+    await fetch_buyer(ctx.peers, report.buyer_id)
+    _invoice_amounts(report.invoices, policy.currency)
+    for index, step in enumerate(report.instalments or []):
         _in_currency(step.amount, policy.currency, ["body", "instalments", index, "amount"])
-    if data.kind == "overdue":
-        for index, invoice in enumerate(data.invoices):
+    if report.kind == "overdue":
+        for index, invoice in enumerate(report.invoices):
             if invoice.due_date >= ctx.today:
                 raise unprocessable("not-overdue", f"invoice {invoice.number} is not past due "
                                     f"(due {invoice.due_date})",
                                     loc=["body", "invoices", index, "due_date"])  # fmt: skip
-    if data.kind == "extension_request":
-        assert data.new_due_date is not None
-        invoice = data.invoices[0]
+    if report.kind == "extension_request":
+        assert report.new_due_date is not None
+        invoice = report.invoices[0]
         if not rules.extension_allowed(
-            invoice.due_date, data.new_due_date, policy.max_extension_days
+            invoice.due_date, report.new_due_date, policy.max_extension_days
         ):
             raise unprocessable(
                 "extension-too-long",
@@ -127,34 +127,34 @@ async def notify_overdue(ctx: Context, data: NotificationCreate) -> Notification
                                   + dt.timedelta(policy.max_extension_days)).isoformat(),
             )  # fmt: skip
     notification = OverdueNotification(
-        id=new_id("ovn"), created_at=utcnow(), policy_id=policy.id, buyer_id=data.buyer_id,
-        policyholder_id=policy.policyholder_id, currency=policy.currency, kind=data.kind,
-        notified_on=ctx.today, new_due_date=data.new_due_date,
-        instalments=[i.model_dump(mode="json") for i in data.instalments or []] or None,
-        note=data.note, created_by=ctx.caller.subject,
+        id=new_id("ovn"), created_at=utcnow(), policy_id=policy.id, buyer_id=report.buyer_id,
+        policyholder_id=policy.policyholder_id, currency=policy.currency, kind=report.kind,
+        notified_on=ctx.today, new_due_date=report.new_due_date,
+        instalments=[i.model_dump(mode="json") for i in report.instalments or []] or None,
+        note=report.note, created_by=ctx.caller.subject,
     )  # fmt: skip
     ctx.session.add(notification)
     await ctx.session.flush()
     rows = []
-    for invoice in data.invoices:
+    for invoice in report.invoices:
         deadline = rules.notification_deadline(invoice.due_date, policy.overdue_notification_days)
         row = NotifiedInvoice(
             id=new_id("nin"), notification_id=notification.id, policy_id=policy.id,
-            buyer_id=data.buyer_id, number=invoice.number, amount=invoice.amount.amount,
+            buyer_id=report.buyer_id, number=invoice.number, amount=invoice.amount.amount,
             shipment_date=invoice.shipment_date, due_date=invoice.due_date,
             notification_deadline=deadline,
-            late=data.kind != "arrears_cleared"
+            late=report.kind != "arrears_cleared"
             and rules.notified_late(invoice.due_date, ctx.today, policy.overdue_notification_days),
         )  # fmt: skip
         ctx.session.add(row)
         rows.append(row)
-    signal = _notification_signal(data.kind, [i.due_date for i in data.invoices], ctx.today)
+    signal = _notification_signal(report.kind, [i.due_date for i in report.invoices], ctx.today)
     if signal is not None:
         await enqueue(
             ctx.session, outbox, aggregate_id=notification.id, target="underwriting",
-            path=f"/v1/buyers/{data.buyer_id}/signals",
+            path=f"/v1/buyers/{report.buyer_id}/signals",
             body={"kind": signal, "observed_on": ctx.today.isoformat(), "policy_id": policy.id,
-                  "details": f"overdue notification {notification.id} ({data.kind})"},
+                  "details": f"overdue notification {notification.id} ({report.kind})"},
             idempotency_key=f"claims:overdue:{notification.id}",
         )  # fmt: skip
     await ctx.session.flush()
@@ -192,24 +192,24 @@ async def read_notification(ctx: Context, notification: OverdueNotification) -> 
 # ---------------------------------------------------------------- claims
 
 
-async def file_claim(ctx: Context, data: ClaimCreate) -> ClaimRead:
+async def file_claim(ctx: Context, filing: ClaimCreate) -> ClaimRead:
     """A claim within its filing window; documents pending until the file is complete."""
-    policy = await _own_policy(ctx, data.policy_id)
-    await fetch_buyer(ctx.peers, data.buyer_id)
-    _invoice_amounts(data.invoices, policy.currency)
+    policy = await _own_policy(ctx, filing.policy_id)
+    await fetch_buyer(ctx.peers, filing.buyer_id)
+    _invoice_amounts(filing.invoices, policy.currency)
     reductions = sum(
-        (_in_currency(getattr(data, name), policy.currency, ["body", name])
+        (_in_currency(getattr(filing, name), policy.currency, ["body", name])
          for name in ("credit_notes", "set_offs", "recovered")), ZERO)  # fmt: skip
-    if data.cause == "political" and not policy.political_risk_cover:
+    if filing.cause == "political" and not policy.political_risk_cover:
         raise unprocessable("political-risk-not-covered",
                             "the policy does not cover political risk")  # fmt: skip
     # The clocks run from the original due dates: an invoice notified earlier with an earlier due
     # date (before an extension) keeps that date.
-    numbers = [i.number for i in data.invoices]
-    original = await repo.original_due_dates(ctx.session, policy.id, data.buyer_id, numbers)
-    oldest_due = min(min(i.due_date, original.get(i.number, i.due_date)) for i in data.invoices)
+    numbers = [i.number for i in filing.invoices]
+    original = await repo.original_due_dates(ctx.session, policy.id, filing.buyer_id, numbers)
+    oldest_due = min(min(i.due_date, original.get(i.number, i.due_date)) for i in filing.invoices)
     window = rules.filing_window(
-        data.cause, event_date=data.event_date, oldest_due_date=oldest_due,
+        filing.cause, event_date=filing.event_date, oldest_due_date=oldest_due,
         filing_days=policy.claim_filing_days,
         protracted_wait_days=policy.protracted_default_wait_days,
     )  # fmt: skip
@@ -217,7 +217,7 @@ async def file_claim(ctx: Context, data: ClaimCreate) -> ClaimRead:
     if verdict == "too_early":
         raise unprocessable(
             "claim-too-early",
-            f"a {data.cause} claim may be filed from {window.opens.isoformat()}",
+            f"a {filing.cause} claim may be filed from {window.opens.isoformat()}",
             first_filing_date=window.opens.isoformat(),
             filing_deadline=window.closes.isoformat(),
         )
@@ -227,7 +227,7 @@ async def file_claim(ctx: Context, data: ClaimCreate) -> ClaimRead:
             f"the filing window closed on {window.closes.isoformat()}",
             filing_deadline=window.closes.isoformat(),
         )
-    claimed = await repo.already_claimed(ctx.session, policy.id, data.buyer_id, numbers)
+    claimed = await repo.already_claimed(ctx.session, policy.id, filing.buyer_id, numbers)
     if claimed:
         raise conflict(
             "invoice-already-claimed",
@@ -235,35 +235,35 @@ async def file_claim(ctx: Context, data: ClaimCreate) -> ClaimRead:
             claims={n: c for n, c in claimed},
         )
     claim = Claim(
-        id=new_id("clm"), created_at=utcnow(), policy_id=policy.id, buyer_id=data.buyer_id,
-        policyholder_id=policy.policyholder_id, currency=policy.currency, cause=data.cause,
-        event_date=data.event_date,
-        loss_date=window.opens if data.cause == "protracted_default" else data.event_date,
+        id=new_id("clm"), created_at=utcnow(), policy_id=policy.id, buyer_id=filing.buyer_id,
+        policyholder_id=policy.policyholder_id, currency=policy.currency, cause=filing.cause,
+        event_date=filing.event_date,
+        loss_date=window.opens if filing.cause == "protracted_default" else filing.event_date,
         filed_on=ctx.today, filing_opens=window.opens, filing_deadline=window.closes,
         status="documents_pending", held_status=None,
         documents_due=rules.documents_due(ctx.today, policy.documents_grace_days),
-        reductions=reductions, war_related=data.war_related,
-        nuclear_related=data.nuclear_related, terms=policy.model_dump(mode="json"),
+        reductions=reductions, war_related=filing.war_related,
+        nuclear_related=filing.nuclear_related, terms=policy.model_dump(mode="json"),
         created_by=ctx.caller.subject, version=1,
     )  # fmt: skip
     ctx.session.add(claim)
     await ctx.session.flush()
-    for invoice in data.invoices:
+    for invoice in filing.invoices:
         ctx.session.add(ClaimInvoice(
             id=new_id("cin"), claim_id=claim.id, number=invoice.number,
             amount=invoice.amount.amount, shipment_date=invoice.shipment_date,
             due_date=invoice.due_date))  # fmt: skip
-    signal = _CLAIM_SIGNALS.get(data.cause)
+    signal = _CLAIM_SIGNALS.get(filing.cause)
     if signal is not None:
         # What the claim says of the buyer feeds its grade and limits in underwriting: an
         # insolvency withdraws its limits, a protracted default counts as a payment delay.
-        observed = claim.event_date if data.cause == "insolvency" else ctx.today
+        observed = claim.event_date if filing.cause == "insolvency" else ctx.today
         assert observed is not None
         await enqueue(
             ctx.session, outbox, aggregate_id=claim.id, target="underwriting",
             path=f"/v1/buyers/{claim.buyer_id}/signals",
             body={"kind": signal, "observed_on": observed.isoformat(),
-                  "details": f"{data.cause} claim {claim.id} under policy {policy.id}"},
+                  "details": f"{filing.cause} claim {claim.id} under policy {policy.id}"},
             idempotency_key=f"claims:claim-signal:{claim.id}",
         )  # fmt: skip
     await ctx.session.flush()
@@ -434,7 +434,7 @@ async def add_document(
 # ---------------------------------------------------------------- disputes
 
 
-async def raise_dispute(ctx: Context, claim_id: str, data: DisputeCreate) -> DisputeRead:
+async def raise_dispute(ctx: Context, claim_id: str, raised: DisputeCreate) -> DisputeRead:
     """The buyer disputes invoices: the claim holds until every dispute is settled."""
     claim = await _claim(ctx, claim_id, lock=True)
     await _refresh_lapse(ctx, claim)
@@ -443,13 +443,13 @@ async def raise_dispute(ctx: Context, claim_id: str, data: DisputeCreate) -> Dis
     numbers = {
         i.number for i in (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
     }
-    unknown = [n for n in data.invoice_numbers if n not in numbers]
+    unknown = [n for n in raised.invoice_numbers if n not in numbers]
     if unknown:
         raise unprocessable("unknown-invoice", f"not in this claim: {', '.join(unknown)}",
                             invoice_numbers=unknown)  # fmt: skip
     dispute = Dispute(
-        id=new_id("dsp"), created_at=utcnow(), claim_id=claim.id, raised_on=data.raised_on,
-        description=data.description, invoice_numbers=list(dict.fromkeys(data.invoice_numbers)),
+        id=new_id("dsp"), created_at=utcnow(), claim_id=claim.id, raised_on=raised.raised_on,
+        description=raised.description, invoice_numbers=list(dict.fromkeys(raised.invoice_numbers)),
         outcome=None, resolved_on=None, raised_by=ctx.caller.subject,
     )  # fmt: skip
     ctx.session.add(dispute)
@@ -462,7 +462,7 @@ async def raise_dispute(ctx: Context, claim_id: str, data: DisputeCreate) -> Dis
 
 
 async def resolve_dispute(
-    ctx: Context, claim_id: str, dispute_id: str, data: DisputeResolve
+    ctx: Context, claim_id: str, dispute_id: str, settlement: DisputeResolve
 ) -> DisputeRead:
     claim = await _claim(ctx, claim_id, lock=True)
     dispute = await repo.by_id(ctx.session, Dispute, dispute_id)
@@ -470,9 +470,9 @@ async def resolve_dispute(
         raise not_found("dispute", dispute_id)
     if dispute.outcome is not None:
         raise conflict("already-decided", f"the dispute was settled for the {dispute.outcome}")
-    dispute.outcome = data.outcome
-    dispute.resolved_on = data.resolved_on or ctx.today
-    dispute.resolution_note = data.note
+    dispute.outcome = settlement.outcome
+    dispute.resolved_on = settlement.resolved_on or ctx.today
+    dispute.resolution_note = settlement.note
     dispute.resolved_by = ctx.caller.subject
     await ctx.session.flush()
     still_open = await repo.open_disputes(ctx.session, claim.id)
@@ -611,7 +611,7 @@ def _dispute_outcomes(disputes: Sequence[Dispute]) -> dict[str, str]:
 # ---------------------------------------------------------------- decision and payment
 
 
-async def decide(ctx: Context, claim_id: str, data: DecisionCreate) -> ClaimRead:
+async def decide(ctx: Context, claim_id: str, verdict: DecisionCreate) -> ClaimRead:
     claim = await _claim(ctx, claim_id, lock=True)
     await _refresh_lapse(ctx, claim)
     if claim.status in DECIDED:
@@ -619,14 +619,14 @@ async def decide(ctx: Context, claim_id: str, data: DecisionCreate) -> ClaimRead
                        status_now=claim.status)  # fmt: skip
     if claim.status == "lapsed":
         raise unprocessable("claim-lapsed", "the claim lapsed with documents missing")
-    if data.decision == "approve" and claim.status != "assessed":
+    if verdict.decision == "approve" and claim.status != "assessed":
         raise unprocessable("not-assessed", "a claim is approved only once it is assessed",
                             status_now=claim.status)  # fmt: skip
-    if data.decision == "approve":
+    if verdict.decision == "approve":
         await _check_caps_still_hold(ctx, claim)
-    claim.decision = data.decision
-    claim.status = "approved" if data.decision == "approve" else "rejected"
-    claim.decision_reason = data.reason
+    claim.decision = verdict.decision
+    claim.status = "approved" if verdict.decision == "approve" else "rejected"
+    claim.decision_reason = verdict.reason
     claim.decided_by, claim.decided_at = ctx.caller.subject, utcnow()
     await ctx.session.flush()
     return await read_claim(ctx, claim)

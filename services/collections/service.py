@@ -53,51 +53,51 @@ def _money(amount: Decimal, currency: str) -> MoneyModel:
     return MoneyModel.of(Money(amount, currency))
 
 
-async def open_case(ctx: Context, data: CaseCreate) -> CaseRead:
+async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
     """A mandate from a policyholder (as creditor) or, from the claims service, the recovery of a
     paid claim (one case per claim: a second is 409 `case-exists` naming the first)."""
-    if ctx.caller.role == "policyholder" and data.creditor_id != ctx.caller.party_id:
+    if ctx.caller.role == "policyholder" and opening.creditor_id != ctx.caller.party_id:
         raise invalid(["body", "creditor_id"], "a policyholder opens cases as its own creditor")
-    if data.claim_id is not None and ctx.caller.role == "policyholder":
+    if opening.claim_id is not None and ctx.caller.role == "policyholder":
         raise invalid(["body", "claim_id"], "a subrogation case is opened by the claims service")
-    await fetch_buyer(ctx.peers, data.buyer_id)  # a buyer the insurer knows, else 404
-    currency = data.invoices[0].amount.currency
-    for index, invoice in enumerate(data.invoices):
+    await fetch_buyer(ctx.peers, opening.buyer_id)  # a buyer the insurer knows, else 404
+    currency = opening.invoices[0].amount.currency
+    for index, invoice in enumerate(opening.invoices):
         if invoice.amount.currency != currency:
             raise unprocessable("currency-mismatch", "all invoices of a case share one currency",
                                 loc=["body", "invoices", index, "amount"])  # fmt: skip
         if invoice.amount.amount <= 0:
             raise invalid(["body", "invoices", index, "amount"], "must be greater than zero")
-    if data.claim_id is not None:
-        existing = await repo.case_of_claim(ctx.session, data.claim_id)
+    if opening.claim_id is not None:
+        existing = await repo.case_of_claim(ctx.session, opening.claim_id)
         if existing is not None:
-            raise conflict("case-exists", f"claim {data.claim_id} already has case {existing}",
+            raise conflict("case-exists", f"claim {opening.claim_id} already has case {existing}",
                            case_id=existing)  # fmt: skip
-        mandate = await _mandate_for(ctx, data)
+        mandate = await _mandate_for(ctx, opening)
         if mandate is not None:
-            return await _take_over(ctx, mandate, data)
-    ladder = rules.LADDERS[data.ladder]
-    oldest = min(i.due_date for i in data.invoices)
+            return await _take_over(ctx, mandate, opening)
+    ladder = rules.LADDERS[opening.ladder]
+    oldest = min(i.due_date for i in opening.invoices)
     case = Case(
-        id=new_id("case"), created_at=utcnow(), creditor_id=data.creditor_id,
-        buyer_id=data.buyer_id, debtor_country=data.debtor_country, currency=currency,
-        ladder=data.ladder, stage=rules.stage_on(ladder, rules.days_past_due(oldest, ctx.today)),
-        status="open", claim_id=data.claim_id,
-        insurer_share_pct=data.insurer_share_pct if data.claim_id else None,
+        id=new_id("case"), created_at=utcnow(), creditor_id=opening.creditor_id,
+        buyer_id=opening.buyer_id, debtor_country=opening.debtor_country, currency=currency,
+        ladder=opening.ladder, stage=rules.stage_on(ladder, rules.days_past_due(oldest, ctx.today)),
+        status="open", claim_id=opening.claim_id,
+        insurer_share_pct=opening.insurer_share_pct if opening.claim_id else None,
         fee_pct=ctx.settings.fee_pct, opened_on=ctx.today, closed_on=None,
         created_by=ctx.caller.subject,
     )  # fmt: skip
     ctx.session.add(case)
     await ctx.session.flush()
-    for invoice in data.invoices:
+    for invoice in opening.invoices:
         ctx.session.add(CaseInvoice(id=new_id("cinv"), case_id=case.id, number=invoice.number,
                                     amount=invoice.amount.amount, due_date=invoice.due_date,
                                     paid=ZERO))  # fmt: skip
     try:
         await ctx.session.flush()
     except IntegrityError:  # a concurrent twin opened the claim's case first
-        raise conflict("case-exists", f"claim {data.claim_id} already has a case") from None
-    if data.claim_id is None:
+        raise conflict("case-exists", f"claim {opening.claim_id} already has a case") from None
+    if opening.claim_id is None:
         # A debt handed over for collection is a payment delay: underwriting grades it (a paid
         # claim's case needs no signal: the claim itself sent one).
         await enqueue(
@@ -110,37 +110,37 @@ async def open_case(ctx: Context, data: CaseCreate) -> CaseRead:
     return await read_case(ctx, case)
 
 
-async def _mandate_for(ctx: Context, data: CaseCreate) -> Case | None:
+async def _mandate_for(ctx: Context, opening: CaseCreate) -> Case | None:
     """The open mandate collecting the same debt (same creditor and buyer, an invoice in common)
     that a paid claim's recovery takes over, if any."""
-    numbers = [i.number for i in data.invoices]
-    return await repo.open_mandate(ctx.session, data.creditor_id, data.buyer_id, numbers)
+    numbers = [i.number for i in opening.invoices]
+    return await repo.open_mandate(ctx.session, opening.creditor_id, opening.buyer_id, numbers)
 
 
-async def _take_over(ctx: Context, case: Case, data: CaseCreate) -> CaseRead:
+async def _take_over(ctx: Context, case: Case, opening: CaseCreate) -> CaseRead:
     """The claim is paid: the mandate becomes the subrogation case, and what it recovers from now
     on is shared with the insurer. Invoices of the claim it did not have are added."""
-    currency = data.invoices[0].amount.currency
+    currency = opening.invoices[0].amount.currency
     if currency != case.currency:
         raise unprocessable("currency-mismatch", f"the mandate {case.id} is in {case.currency}")
-    case.claim_id = data.claim_id
-    case.insurer_share_pct = data.insurer_share_pct
+    case.claim_id = opening.claim_id
+    case.insurer_share_pct = opening.insurer_share_pct
     have = {i.number for i in await _invoices(ctx, case.id)}
-    for invoice in data.invoices:
+    for invoice in opening.invoices:
         if invoice.number not in have:
             ctx.session.add(CaseInvoice(id=new_id("cinv"), case_id=case.id,
                                         number=invoice.number, amount=invoice.amount.amount,
                                         due_date=invoice.due_date, paid=ZERO))  # fmt: skip
     ctx.session.add(Activity(
         id=new_id("act"), created_at=utcnow(), case_id=case.id, kind="subrogation",
-        occurred_on=ctx.today, note=f"claim {data.claim_id} paid: recoveries from now on are "
-        f"shared, {data.insurer_share_pct}% to the insurer", promised_amount=None,
-        promised_on=None, details={"claim_id": data.claim_id},
+        occurred_on=ctx.today, note=f"claim {opening.claim_id} paid: recoveries from now on are "
+        f"shared, {opening.insurer_share_pct}% to the insurer", promised_amount=None,
+        promised_on=None, details={"claim_id": opening.claim_id},
         recorded_by=ctx.caller.subject))  # fmt: skip
     try:
         await ctx.session.flush()
     except IntegrityError:
-        raise conflict("case-exists", f"claim {data.claim_id} already has a case") from None
+        raise conflict("case-exists", f"claim {opening.claim_id} already has a case") from None
     return await read_case(ctx, case)
 
 
@@ -221,45 +221,45 @@ def _payment_read(p: Payment, case: Case, outstanding_after: Decimal | None) -> 
     )  # fmt: skip
 
 
-async def add_activity(ctx: Context, case_id: str, data: ActivityCreate) -> ActivityRead:
+async def add_activity(ctx: Context, case_id: str, done: ActivityCreate) -> ActivityRead:
     """Log what was done; a dispute holds the case (it climbs no further) until it is resolved."""
     case = await case_of(ctx, case_id, lock=True)
     if case.status == "closed":
         raise conflict("case-closed", f"case {case.id} was closed on {case.closed_on}")
     promised = None
-    if data.promised_amount is not None:
-        if data.promised_amount.currency != case.currency:
+    if done.promised_amount is not None:
+        if done.promised_amount.currency != case.currency:
             raise unprocessable("currency-mismatch", f"the case is in {case.currency}",
                                 loc=["body", "promised_amount"])  # fmt: skip
-        promised = data.promised_amount.amount
+        promised = done.promised_amount.amount
         if promised <= 0:
             raise invalid(["body", "promised_amount", "amount"], "must be greater than zero")
-    if data.kind == "dispute":
+    if done.kind == "dispute":
         case.status = "on_hold"
-    elif data.kind == "dispute_resolved":
+    elif done.kind == "dispute_resolved":
         if case.status != "on_hold":
             raise unprocessable("no-open-dispute", "the case is not on hold")
         case.status = "open"
     activity = Activity(
-        id=new_id("act"), created_at=utcnow(), case_id=case.id, kind=data.kind,
-        occurred_on=data.occurred_on, note=data.note, promised_amount=promised,
-        promised_on=data.promised_on, details=None, recorded_by=ctx.caller.subject,
+        id=new_id("act"), created_at=utcnow(), case_id=case.id, kind=done.kind,
+        occurred_on=done.occurred_on, note=done.note, promised_amount=promised,
+        promised_on=done.promised_on, details=None, recorded_by=ctx.caller.subject,
     )  # fmt: skip
     ctx.session.add(activity)
     await ctx.session.flush()
     return _activity_read(activity, case)
 
 
-async def record_payment(ctx: Context, case_id: str, data: PaymentCreate) -> PaymentRead:
+async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) -> PaymentRead:
     """Credit the oldest unpaid invoice first; the fee, then the insurer's and the policyholder's
     shares; more than is outstanding is 422 `overpayment`. Paid in full closes the case."""
     case = await case_of(ctx, case_id, lock=True)
     if case.status == "closed":
         raise conflict("case-closed", f"case {case.id} was closed on {case.closed_on}")
-    if data.amount.currency != case.currency:
+    if received.amount.currency != case.currency:
         raise unprocessable("currency-mismatch", f"the case is in {case.currency}",
                             loc=["body", "amount"])  # fmt: skip
-    amount = data.amount.amount
+    amount = received.amount.amount
     if amount <= 0:
         raise invalid(["body", "amount", "amount"], "must be greater than zero")
     invoices = await _invoices(ctx, case.id)
@@ -283,12 +283,12 @@ async def record_payment(ctx: Context, case_id: str, data: PaymentCreate) -> Pay
                            insurer_share_pct=case.insurer_share_pct)  # fmt: skip
     payment = Payment(
         id=new_id("pay"), created_at=utcnow(), case_id=case.id, amount=amount,
-        received_on=data.received_on, fee=share.fee.amount, insurer=share.insurer.amount,
+        received_on=received.received_on, fee=share.fee.amount, insurer=share.insurer.amount,
         policyholder=share.policyholder.amount, credited=credited, recorded_by=ctx.caller.subject,
     )  # fmt: skip
     ctx.session.add(payment)
     if left == 0:
-        case.status, case.closed_on = "closed", data.received_on
+        case.status, case.closed_on = "closed", received.received_on
     await ctx.session.flush()
     return _payment_read(payment, case, left)
 
