@@ -105,8 +105,21 @@ async def notify_overdue(ctx: Context, report: NotificationCreate) -> Notificati
     policy = await _own_policy(ctx, report.policy_id)
     await fetch_buyer(ctx.peers, report.buyer_id)
     _invoice_amounts(report.invoices, policy.currency)
+    planned = ZERO
     for index, step in enumerate(report.instalments or []):
-        _in_currency(step.amount, policy.currency, ["body", "instalments", index, "amount"])
+        loc: list[str | int] = ["body", "instalments", index]
+        planned += _in_currency(step.amount, policy.currency, [*loc, "amount"])
+        if step.amount.amount <= 0:
+            raise invalid([*loc, "amount"], "must be greater than zero")
+        if step.due_date < ctx.today:
+            raise invalid(
+                [*loc, "due_date"], "an instalment of a plan agreed now is not in the past"
+            )
+    owed = sum((i.amount.amount for i in report.invoices), ZERO)
+    if planned > owed:
+        raise unprocessable("plan-exceeds-debt",
+                            f"the instalments add up to {planned}, more than the {owed} owed",
+                            loc=["body", "instalments"])  # fmt: skip
     if report.kind == "overdue":
         for index, invoice in enumerate(report.invoices):
             if invoice.due_date >= ctx.today:

@@ -285,6 +285,14 @@ async def test_an_extension_beyond_the_maximum_and_a_repayment_plan(
         "instalments": [{"due_date": "2027-07-01", "amount": money("40000")},
                         {"due_date": "2027-08-01", "amount": money("40000")}]}), 201)  # fmt: skip
     assert len(plan["instalments"]) == 2 and plan["stop_shipment_signalled"]
+    too_much = await claims.post("/v1/overdue-notifications", headers=holder, json={
+        **base, "kind": "repayment_plan", "invoices": INVOICES[:1],
+        "instalments": [{"due_date": "2027-07-01", "amount": money("80000.01")}]})  # fmt: skip
+    assert too_much.status_code == 422 and too_much.json()["type"] == "plan-exceeds-debt"
+    past = await claims.post("/v1/overdue-notifications", headers=holder, json={
+        **base, "kind": "repayment_plan", "invoices": INVOICES[:1],
+        "instalments": [{"due_date": "2027-06-09", "amount": money("100")}]})  # fmt: skip
+    assert past.status_code == 422 and past.json()["errors"][0]["loc"][-1] == "due_date"
     again = ok(await claims.get(f"/v1/overdue-notifications/{plan['id']}", headers=holder), 200)
     assert again == plan
 
