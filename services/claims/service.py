@@ -213,6 +213,14 @@ async def file_claim(ctx: Context, filing: ClaimCreate) -> ClaimRead:
     reductions = sum(
         (_in_currency(getattr(filing, name), policy.currency, ["body", name])
          for name in ("credit_notes", "set_offs", "recovered")), ZERO)  # fmt: skip
+    if filing.event_date is not None and filing.event_date > ctx.today:
+        raise invalid(
+            ["body", "event_date"], "the date the event became known is not in the future"
+        )
+    for index, invoice in enumerate(filing.invoices):
+        if invoice.shipment_date > ctx.today:
+            raise invalid(["body", "invoices", index, "shipment_date"],
+                          "a claimed invoice was shipped, so not after today")  # fmt: skip
     if filing.cause == "political" and not policy.political_risk_cover:
         raise unprocessable("political-risk-not-covered",
                             "the policy does not cover political risk")  # fmt: skip

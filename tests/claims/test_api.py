@@ -157,6 +157,9 @@ async def test_the_filing_window_refuses_late_and_early_claims_with_their_dates(
         **base, "cause": "protracted_default"})  # fmt: skip
     assert early.status_code == 422 and early.json()["type"] == "claim-too-early"
     assert early.json()["first_filing_date"] == "2027-10-27"  # 30 April + 180
+    future = await claims.post("/v1/claims", headers=holder, json={
+        **base, "cause": "insolvency", "event_date": "2027-06-11"})  # fmt: skip
+    assert future.status_code == 422 and future.json()["errors"][0]["loc"] == ["body", "event_date"]
     political = await claims.post("/v1/claims", headers=holder, json={
         **base, "cause": "political", "event_date": "2027-06-01"})  # fmt: skip
     assert political.status_code == 422 and political.json()["type"] == "political-risk-not-covered"
