@@ -226,6 +226,10 @@ async def add_activity(ctx: Context, case_id: str, done: ActivityCreate) -> Acti
     case = await case_of(ctx, case_id, lock=True)
     if case.status == "closed":
         raise conflict("case-closed", f"case {case.id} was closed on {case.closed_on}")
+    if done.occurred_on > ctx.today:
+        raise invalid(["body", "occurred_on"], "what was done did not happen after today")
+    if done.promised_on is not None and done.promised_on < done.occurred_on:
+        raise invalid(["body", "promised_on"], "a payment is promised for a date after the promise")
     promised = None
     if done.promised_amount is not None:
         if done.promised_amount.currency != case.currency:
@@ -262,6 +266,8 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
     amount = received.amount.amount
     if amount <= 0:
         raise invalid(["body", "amount", "amount"], "must be greater than zero")
+    if received.received_on > ctx.today:
+        raise invalid(["body", "received_on"], "a payment is recorded once received, not ahead")
     invoices = await _invoices(ctx, case.id)
     outstanding = sum((i.amount - i.paid for i in invoices), ZERO)
     if amount > outstanding:

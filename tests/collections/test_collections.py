@@ -69,6 +69,12 @@ def test_an_allocation_always_adds_up_to_the_payment(amount: str) -> None:
 BUYER: dict[str, str] = {}
 
 
+def today(client: httpx.AsyncClient, day: str) -> None:
+    """Time passes: the in-process service's pinned today moves on."""
+    settings = client._transport.app.state.settings  # type: ignore[attr-defined]
+    settings.fixed_today = dt.date.fromisoformat(day)
+
+
 @pytest.fixture
 async def cases(api: Any, monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
     monkeypatch.setenv("TCI_FIXED_TODAY", "2027-03-10")
@@ -111,12 +117,14 @@ async def test_a_mandate_climbs_its_ladder_holds_on_a_dispute_and_closes_when_pa
     ok(await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
         "kind": "promise_to_pay", "occurred_on": "2027-03-10", "promised_amount": money("300"),
         "promised_on": "2027-03-20"}), 201)  # fmt: skip
+    today(cases, "2027-03-11")
     held = ok(await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
         "kind": "dispute", "occurred_on": "2027-03-11", "note": "buyer disputes N-2"}), 201)  # fmt: skip
     assert held["case_status"] == "on_hold"
     frozen = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
                                  json={"as_of": "2027-04-30"}), 200)  # fmt: skip
     assert case["id"] not in [m["case_id"] for m in frozen["moved"]]
+    today(cases, "2027-04-30")
     ok(await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
         "kind": "dispute_resolved", "occurred_on": "2027-04-30"}), 201)  # fmt: skip
     legal = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
@@ -197,6 +205,16 @@ async def test_bad_case_input_is_refused_precisely(cases: httpx.AsyncClient) -> 
                                json={"kind": "promise_to_pay", "occurred_on": "2027-03-10"})  # fmt: skip
     assert promise.status_code == 422  # a promise needs its amount and date
     assert (await cases.get("/v1/cases/case_missing", headers=COLLECTOR)).status_code == 404
+    case = ok(await cases.post("/v1/cases", headers=holder, json=mandate(creditor)), 201)
+    ahead = await cases.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
+                             json={"amount": money("1"), "received_on": "2027-03-11"})  # fmt: skip
+    assert ahead.status_code == 422 and ahead.json()["errors"][0]["loc"][-1] == "received_on"
+    backwards = await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
+        "kind": "promise_to_pay", "occurred_on": "2027-03-10", "promised_amount": money("1"),
+        "promised_on": "2027-03-09"})  # fmt: skip
+    assert (
+        backwards.status_code == 422 and backwards.json()["errors"][0]["loc"][-1] == "promised_on"
+    )
     unknown_buyer = await cases.post("/v1/cases", headers=holder,
                                      json=mandate(creditor, buyer_id="buy_unknown"))  # fmt: skip
     assert unknown_buyer.status_code == 404
