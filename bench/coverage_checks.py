@@ -75,15 +75,24 @@ async def load(dsn: str, buyers: int) -> tuple[str, list[str]]:
     limits = [new_id("lim") for _ in ids]
     await conn.copy_records_to_table(
         "credit_limits", schema_name="underwriting",
-        columns=["id", "created_at", "policy_id", "buyer_id", "payment_terms_days", "decided_on"],
-        records=[(lim, now, policy_id, b, 120, dt.date(2027, 1, 1)) for lim, b in zip(limits, ids, strict=True)],
+        columns=["id", "created_at", "policy_id", "buyer_id", "decided_on"],
+        records=[(lim, now, policy_id, b, dt.date(2027, 1, 1)) for lim, b in zip(limits, ids, strict=True)],
     )  # fmt: skip
     await conn.copy_records_to_table(
         "limit_amounts", schema_name="underwriting",
-        columns=["id", "created_at", "limit_id", "amount", "effective_from", "reason", "source",
-                 "decided_by"],
-        records=[(new_id("lam"), now, lim, Decimal(100000), dt.date(2027, 1, 1), "bench",
+        columns=["id", "created_at", "limit_id", "amount", "payment_terms_days", "effective_from",
+                 "reason", "source", "decided_by"],
+        records=[(new_id("lam"), now, lim, Decimal(100000), 120, dt.date(2027, 1, 1), "bench",
                   "external", "bench") for lim in limits],
+    )  # fmt: skip
+    # Two entries of grade history per buyer: registration, then a regrade in spring.
+    await conn.copy_records_to_table(
+        "buyer_grades", schema_name="underwriting",
+        columns=["id", "created_at", "buyer_id", "graded_on", "grade", "factors", "indicators",
+                 "country_risk_level", "cause", "created_by"],
+        records=[(new_id("grd"), now, b, day, grade, "[]", "{}", 2, cause, "bench")
+                 for b in ids for day, grade, cause in ((dt.date(2026, 12, 1), 2, "registration"),
+                                                        (dt.date(2027, 4, 1), 3, "indicators"))],
     )  # fmt: skip
     receivables = []
     for i, b in enumerate(ids):
@@ -249,7 +258,9 @@ def main() -> None:
     else:
         print(f"reusing {len(books[1]):,} buyers and limits in tci_bench")
     policy_id, ids = books
-    env = {**os.environ, "DATABASE_URL": dsn, "TCI_LOG_LEVEL": "WARNING"}
+    # Today in mid-year: checks of past shipments read the grade history, later ones today's grade.
+    env = {**os.environ, "DATABASE_URL": dsn, "TCI_LOG_LEVEL": "WARNING",
+           "TCI_FIXED_TODAY": "2027-07-01"}  # fmt: skip
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "services.underwriting.main:create_app",
          "--port", str(args.port), "--no-access-log", "--log-level", "warning"],

@@ -70,6 +70,12 @@ CoverageCaller = Annotated[
 
 READ = problem_responses(401, 403, 404, 422)
 WRITE = problem_responses(401, 403, 404, 409, 422)
+# A policy of the same policyholder and currency whose dates overlap an existing one.
+POLICY_WRITE = {
+    **WRITE,
+    409: {**WRITE[409], "description": "Conflict: `policy-overlap`, naming the policy it overlaps "
+          "in `existing_policy_id`"},
+}  # fmt: skip
 
 
 def context(request: Request, session: SessionDep, caller: Caller) -> uc.Context:
@@ -80,7 +86,7 @@ def context(request: Request, session: SessionDep, caller: Caller) -> uc.Context
 # ---------------------------------------------------------------- policies
 
 
-@router.post("/policies", status_code=201, response_model=PolicyRead, responses=WRITE)
+@router.post("/policies", status_code=201, response_model=PolicyRead, responses=POLICY_WRITE)
 async def create_policy(
     body: PolicyCreate, request: Request, session: SessionDep, caller: Underwriter,
     cmd: CommandDep,

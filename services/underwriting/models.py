@@ -97,6 +97,27 @@ class Buyer(Timestamped, Base):
     graded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class BuyerGrade(Timestamped, Base):
+    """One entry of a buyer's grade history, in force from `graded_on` until the next entry's
+    `graded_on` (on one date, the entry recorded last). Entries are never changed: a signal learnt
+    late adds, for each later date of the history, an entry graded again with it. `graded_on` is
+    the date the grade describes: a signal's `observed_on`, else the day it was recorded. The
+    first entry (the registration) also answers for dates before any entry."""
+
+    __tablename__ = "buyer_grades"
+    __table_args__ = (Index("ix_buyer_grades_buyer_graded", "buyer_id", "graded_on", "created_at"),)
+
+    buyer_id: Mapped[str] = mapped_column(ForeignKey("buyers.id"))
+    graded_on: Mapped[dt.date] = mapped_column(Date)
+    grade: Mapped[int] = mapped_column(Integer)
+    factors: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # What the grade was computed from, so that a signal learnt later can grade that date again.
+    indicators: Mapped[dict[str, Any]] = mapped_column(JSON)
+    country_risk_level: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cause: Mapped[str] = mapped_column(String(20))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
 class CountryRisk(Base):
     """The risk level (1 low … 4 high) of a buyer country; a country not listed has the default."""
 
@@ -168,18 +189,19 @@ class CreditLimit(Timestamped, Base):
 
     policy_id: Mapped[str] = mapped_column(ForeignKey("policies.id"))
     buyer_id: Mapped[str] = mapped_column(ForeignKey("buyers.id"), index=True)
-    payment_terms_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     decided_on: Mapped[dt.date] = mapped_column(Date)
 
 
 class LimitAmount(Timestamped, Base):
-    """One entry of a limit's history, in force on `[effective_from, effective_to)`."""
+    """One entry of a limit's history, in force on `[effective_from, effective_to)`, with the
+    payment terms it was granted for (None: the policy's maximum credit period)."""
 
     __tablename__ = "limit_amounts"
     __table_args__ = (Index("ix_limit_amounts_limit_from", "limit_id", "effective_from"),)
 
     limit_id: Mapped[str] = mapped_column(ForeignKey("credit_limits.id"))
     amount: Mapped[Decimal] = mapped_column(Amount())
+    payment_terms_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     effective_from: Mapped[dt.date] = mapped_column(Date)
     effective_to: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     reason: Mapped[str] = mapped_column(Text)

@@ -20,17 +20,23 @@ from sqlalchemy import (
     column,
     exists,
     func,
+    inspect,
     literal,
     or_,
     select,
     text,
     type_coerce,
+    update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.underwriting.models import (
     Buyer,
+    BuyerGrade,
     BuyerSignal,
     CountryRisk,
     CreditLimit,
@@ -42,7 +48,7 @@ from services.underwriting.models import (
     Sanction,
     StopShipment,
 )
-from shared.db import Amount, Query, Reader
+from shared.db import Amount, Query, Reader, utcnow
 
 
 async def policy(session: AsyncSession, policy_id: str) -> Policy | None:
@@ -105,6 +111,50 @@ async def signals_of(session: AsyncSession, buyer_id: str) -> list[tuple[str, dt
         select(BuyerSignal.kind, BuyerSignal.observed_on).where(BuyerSignal.buyer_id == buyer_id)
     )
     return [(kind, on) for kind, on in rows.all()]
+
+
+async def grade_entries_after(
+    session: AsyncSession, buyer_id: str, day: dt.date
+) -> list[BuyerGrade]:
+    """The entries of a buyer's grade history dated after `day`, in the order they apply."""
+    rows = await session.execute(
+        select(BuyerGrade)
+        .where(BuyerGrade.buyer_id == buyer_id, BuyerGrade.graded_on > day)
+        .order_by(BuyerGrade.graded_on, BuyerGrade.created_at, BuyerGrade.id)
+    )
+    return list(rows.scalars())
+
+
+async def grade_history(session: AsyncSession, buyer_id: str) -> list[BuyerGrade]:
+    """A buyer's grade history, in the order the entries apply."""
+    return await grade_entries_after(session, buyer_id, dt.date.min)
+
+
+async def buyers_of_country(session: AsyncSession, country: str) -> list[Buyer]:
+    rows = await session.execute(
+        select(Buyer).where(Buyer.country == country).order_by(Buyer.id).with_for_update()
+    )
+    return list(rows.scalars())
+
+
+async def add_credit_limit_if_absent(
+    session: AsyncSession, *, limit_id: str, policy_id: str, buyer_id: str, decided_on: dt.date
+) -> None:
+    """Create the limit of a (policy, buyer) unless it exists, waiting for a concurrent creator
+    to finish rather than failing on the unique constraint."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(CreditLimit)
+        .values(
+            id=limit_id,
+            policy_id=policy_id,
+            buyer_id=buyer_id,
+            decided_on=decided_on,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["policy_id", "buyer_id"])
+    )
 
 
 async def credit_limit(
@@ -208,41 +258,151 @@ async def current_ratios(session: AsyncSession, buyer_ids: Sequence[str]) -> dic
     return out
 
 
+class BuyerTurnover(NamedTuple):
+    """The turnover declared on one buyer in a period, and what decides whether it bears premium."""
+
+    amount: Decimal
+    invoices: int
+    legal_form: str
+    country: str
+    sanctioned: bool
+    related_to_policyholder: bool
+
+
 async def turnover(
     session: AsyncSession, pol: Policy, period_from: dt.date, period_to: dt.date
-) -> tuple[Decimal, int, int]:
-    """Declared turnover shipped in the period to insurable, unsanctioned buyers in covered
-    countries, with the number of invoices counted and excluded."""
+) -> list[BuyerTurnover]:
+    """Per buyer, the turnover declared under the policy and shipped in the period, with what
+    decides whether it bears premium: legal form, country, sanctions, and whether the
+    policyholder declared the buyer its affiliate (on a limit request under any of its
+    policies, as coverage checks read it)."""
+    sanctioned = exists().where(
+        or_(Sanction.buyer_id == Buyer.id, Sanction.country == Buyer.country)
+    )
+    declaring_policy = aliased(Policy)
+    related = exists().where(
+        LimitRequest.buyer_id == Buyer.id,
+        LimitRequest.related_to_policyholder.is_(True),
+        LimitRequest.policy_id == declaring_policy.id,
+        declaring_policy.policyholder_id == pol.policyholder_id,
+    )
     rows = await session.execute(
-        select(Receivable.amount, Buyer.legal_form, Buyer.country, Buyer.id)
+        select(
+            type_coerce(func.sum(Receivable.amount), Amount()),
+            func.count(),
+            Buyer.legal_form,
+            Buyer.country,
+            sanctioned.label("sanctioned"),
+            related.label("related"),
+        )
         .join(Buyer, Buyer.id == Receivable.buyer_id)
         .where(
             Receivable.policy_id == pol.id,
             Receivable.shipment_date >= period_from,
             Receivable.shipment_date <= period_to,
         )
+        .group_by(Buyer.id, Buyer.legal_form, Buyer.country)
+        .order_by(Buyer.id)
     )
-    sanctioned_rows = await session.execute(select(Sanction.buyer_id, Sanction.country))
-    sanctioned_buyers, sanctioned_countries = set(), set()
-    for b, c in sanctioned_rows.all():
-        if b:
-            sanctioned_buyers.add(b)
-        if c:
-            sanctioned_countries.add(c)
-    total, counted, excluded = Decimal(0), 0, 0
-    for amount, legal_form, country, buyer_id in rows.all():
-        insured = (
-            legal_form == "company"
-            and (pol.covered_countries is None or country in pol.covered_countries)
-            and buyer_id not in sanctioned_buyers
-            and country not in sanctioned_countries
+    return [
+        BuyerTurnover(amount, invoices, legal_form, country, bool(is_sanctioned), bool(is_related))
+        for amount, invoices, legal_form, country, is_sanctioned, is_related in rows.all()
+    ]
+
+
+# ---------------------------------------------------------------- writes that may race
+# Concurrent requests may write the same unique row at once; each of these ends in the rules'
+# answer (inserted, or already there) instead of a unique violation.
+
+
+def _dialect_insert(session: AsyncSession) -> Any:
+    dialect = session.get_bind().dialect.name
+    return postgresql_insert if dialect == "postgresql" else sqlite_insert
+
+
+async def add_unless_taken(session: AsyncSession, row: Any, *unique: str) -> bool:
+    """Insert a new ORM row unless a row with the same values of the `unique` columns exists
+    (on PostgreSQL, one a concurrent transaction is inserting is waited for: if it commits, this
+    one is not inserted); the row inserted becomes persistent in the session. Whether it was."""
+    state = inspect(row)
+    table = state.mapper.local_table
+    values = {c.key: state.dict[c.key] for c in table.columns if c.key in state.dict}
+    statement = (
+        _dialect_insert(session)(table)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=list(unique))
+        .returning(*table.columns)
+    )
+    inserted = (await session.execute(statement)).mappings().first()
+    if inserted is None:
+        return False
+    make_transient_to_detached(row)
+    session.add(row)
+    for c in table.columns:  # what the database filled in (its defaults) is known, not expired
+        if c.key not in values:
+            set_committed_value(row, c.key, inserted[c])
+    return True
+
+
+async def add_receivables_unless_known(
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> set[str]:
+    """Insert the declared invoices whose number the policy does not know yet; the numbers
+    inserted. A number known (or inserted by a concurrent declaration, waited for) is left to be
+    updated. In number order, so that concurrent declarations wait on each other in one order."""
+    ordered = sorted(rows, key=lambda row: str(row["invoice_number"]))
+    created: set[str] = set()
+    for start in range(0, len(ordered), 500):
+        statement = (
+            _dialect_insert(session)(Receivable.__table__)
+            .values(ordered[start : start + 500])
+            .on_conflict_do_nothing(index_elements=["policy_id", "invoice_number"])
+            .returning(Receivable.__table__.c.invoice_number)
         )
-        if insured:
-            total += amount
-            counted += 1
-        else:
-            excluded += 1
-    return total, counted, excluded
+        created.update((await session.execute(statement)).scalars())
+    return created
+
+
+async def serialise_policies_of(session: AsyncSession, policyholder_id: str, currency: str) -> None:
+    """Until the transaction ends, no other transaction writes a policy of this policyholder in
+    this currency: PostgreSQL takes an advisory lock on the pair; SQLite has a single writer, and
+    a write (touching only that pair's policies) makes this transaction it, so that the reads that
+    follow see every policy committed before."""
+    if session.get_bind().dialect.name == "postgresql":
+        pair = f"{policyholder_id}\x1f{currency}"
+        await session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtext(_POLICY_LOCKS), func.hashtext(pair)))
+        )
+        return
+    await session.execute(
+        update(Policy)
+        .where(Policy.policyholder_id == policyholder_id, Policy.currency == currency)
+        .values(policyholder_id=Policy.policyholder_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+_POLICY_LOCKS = "underwriting.policies: policyholder and currency"
+
+
+async def overlapping_policy(
+    session: AsyncSession, policyholder_id: str, currency: str, start: dt.date, end: dt.date
+) -> str | None:
+    """The oldest policy of the policyholder in the currency whose dates (both inclusive) share
+    a day with [start, end]."""
+    return (
+        await session.execute(
+            select(Policy.id)
+            .where(
+                Policy.policyholder_id == policyholder_id,
+                Policy.currency == currency,
+                Policy.start_date <= end,
+                Policy.end_date >= start,
+            )
+            .order_by(Policy.created_at, Policy.id)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
 
 
 # ---------------------------------------------------------------- coverage reads
@@ -262,6 +422,7 @@ class CoverageRow(NamedTuple):
     indemnity_pct: Decimal
     cover_type: str
     discretionary_limit: Decimal
+    single_buyer_cap: Decimal | None
     buyer_id: str | None
     buyer_country: str
     buyer_legal_form: str
@@ -281,9 +442,9 @@ NO_BOOKS = CoverageRow._make([None] * len(CoverageRow._fields))
 _POLICY_COLUMNS = (
     Policy.id, Policy.policyholder_id, Policy.currency, Policy.start_date, Policy.end_date,
     Policy.covered_countries, Policy.max_credit_period_days, Policy.indemnity_pct,
-    Policy.cover_type, Policy.discretionary_limit,
+    Policy.cover_type, Policy.discretionary_limit, Policy.single_buyer_cap,
 )  # fmt: skip
-_BUYER_COLUMNS = (Buyer.id, Buyer.country, Buyer.legal_form, Buyer.grade)
+_BUYER_COLUMNS = (Buyer.id, Buyer.country, Buyer.legal_form)
 
 
 def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: Any) -> list[Any]:
@@ -291,17 +452,40 @@ def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: 
     buyer, shipment date and invoice: the single check passes parameters, the batch passes the
     columns of its items. Expects `policies`, `buyers` and `credit_limits` in the FROM."""
     today = bindparam("today", type_=Date)
-    amount = (
-        select(LimitAmount.amount)
-        .where(
-            LimitAmount.limit_id == CreditLimit.id,
-            LimitAmount.superseded_at.is_(None),
-            LimitAmount.effective_from <= ship,
-            or_(LimitAmount.effective_to.is_(None), LimitAmount.effective_to > ship),
+
+    def in_force(value: Any) -> Any:
+        return (
+            select(value)
+            .where(
+                LimitAmount.limit_id == CreditLimit.id,
+                LimitAmount.superseded_at.is_(None),
+                LimitAmount.effective_from <= ship,
+                or_(LimitAmount.effective_to.is_(None), LimitAmount.effective_to > ship),
+            )
+            .order_by(LimitAmount.effective_from.desc())
+            .limit(1)
+            .scalar_subquery()
         )
-        .order_by(LimitAmount.effective_from.desc())
+
+    # The grade in force on the shipment date: the last entry of the history dated on or before
+    # it; before any entry, the first recorded (the registration); from today on, today's grade.
+    graded_then = (
+        select(BuyerGrade.grade)
+        .where(BuyerGrade.buyer_id == buyer_id, BuyerGrade.graded_on <= ship)
+        .order_by(BuyerGrade.graded_on.desc(), BuyerGrade.created_at.desc())
         .limit(1)
         .scalar_subquery()
+    )
+    graded_first = (
+        select(BuyerGrade.grade)
+        .where(BuyerGrade.buyer_id == buyer_id)
+        .order_by(BuyerGrade.created_at, BuyerGrade.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    grade = case(
+        (ship >= today, Buyer.grade),
+        else_=func.coalesce(graded_then, graded_first, Buyer.grade),
     )
     paid_by_today = case(
         (or_(Receivable.paid_on.is_(None), Receivable.paid_on <= today), Receivable.paid_amount),
@@ -343,14 +527,15 @@ def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: 
     return [
         *_POLICY_COLUMNS,
         *(c.label(f"buyer_{c.key}") for c in _BUYER_COLUMNS),
+        grade.label("buyer_grade"),
         assigned.label("bank_assigned"),
         sanctioned.label("sanctioned"),
         stopped.label("stopped"),
         related.label("related"),
         CreditLimit.id.label("limit_id"),
-        CreditLimit.payment_terms_days.label("limit_terms_days"),
+        in_force(LimitAmount.payment_terms_days).label("limit_terms_days"),
         CreditLimit.decided_on.label("decided_on"),
-        type_coerce(amount, Amount()).label("limit_amount"),
+        type_coerce(in_force(LimitAmount.amount), Amount()).label("limit_amount"),
         exposure.label("exposure"),
     ]
 

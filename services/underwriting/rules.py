@@ -181,6 +181,31 @@ def recent_signal_points(
     return sum((points.get(kind, ZERO) for kind, on in signals if on > since), ZERO)
 
 
+def grade_on(
+    indicators: Indicators,
+    *,
+    day: dt.date,
+    country_risk_level: int,
+    signals: Iterable[tuple[str, dt.date]],
+    insolvent_since: dt.date | None,
+    table: GradingTable = DEFAULT_GRADING,
+    points: Mapping[str, Decimal] = DEFAULT_SIGNAL_POINTS,
+    memory_days: int = SIGNAL_MEMORY_DAYS,
+) -> Grade:
+    """The grade in force on `day`: only the signals observed on or before it (and within the
+    memory before it) count, and the buyer is insolvent from the day its insolvency was observed."""
+    known = [(kind, on) for kind, on in signals if on <= day]
+    return grade_buyer(
+        indicators,
+        country_risk_level=country_risk_level,
+        signal_points=recent_signal_points(
+            known, today=day, points=points, memory_days=memory_days
+        ),
+        insolvent=insolvent_since is not None and insolvent_since <= day,
+        table=table,
+    )
+
+
 # ---------------------------------------------------------------- limit requests
 
 APPROVED, PARTIAL, REFUSED, REFERRED = "approved", "partially_approved", "refused", "referred"
@@ -350,6 +375,17 @@ def decide_limit_request(
 # ---------------------------------------------------------------- limit changes
 
 
+def exceeds_single_buyer_cap(amount: Decimal, cap: Decimal | None) -> bool:
+    """A limit a person grants, records or changes may not be above the policy's single-buyer
+    cap (none: no cap)."""
+    return cap is not None and amount > cap
+
+
+def within_single_buyer_cap(amount: Decimal, cap: Decimal | None) -> Decimal:
+    """The limit that counts: never more than the single-buyer cap, whenever it was granted."""
+    return amount if cap is None else min(amount, cap)
+
+
 @dataclass(frozen=True)
 class HistoryEntry:
     amount: Decimal
@@ -387,6 +423,27 @@ def change_effective_from(
     if reduction:
         return requested, requested >= earliest_reduction_date(today)
     return requested, requested >= today
+
+
+def grant_effective_from(
+    *,
+    current: Decimal | None,
+    current_terms: int | None,
+    amount: Decimal,
+    terms: int | None,
+    today: dt.date,
+) -> dt.date | None:
+    """When a granted amount (with its payment terms) takes effect: today, unless it takes cover
+    away — a lower amount or shorter terms apply only from tomorrow; None when it changes
+    nothing. Terms of None are the policy's maximum credit period, the longest."""
+    if current is None:
+        return today
+    if amount == current and terms == current_terms:
+        return None
+    shorter = terms is not None and (current_terms is None or terms < current_terms)
+    if amount < current or shorter:
+        return earliest_reduction_date(today)
+    return today
 
 
 def insolvency_withdrawal_date(observed_on: dt.date, today: dt.date) -> dt.date:
@@ -478,6 +535,7 @@ class CoverageFacts(NamedTuple):
     exposure: Decimal
     insolvent_grade: int = 10
     related_to_policyholder: bool = False
+    single_buyer_cap: Decimal | None = None
 
 
 class Condition(NamedTuple):
@@ -502,8 +560,10 @@ def assess_coverage(facts: CoverageFacts) -> CoverageAnswer:
     """Whether a receivable is covered: the policy is active on the shipment date, the buyer's
     country is covered, the buyer is insurable and not sanctioned, no stop-shipment is in force,
     the credit period is within the policy's maximum and the limit's terms, and a limit (or the
-    discretionary limit) is in force on the shipment date. Covered amount = min(amount,
-    max(0, limit − exposure)); insured amount = covered × indemnity percentage.
+    discretionary limit) is in force on the shipment date. The limit's terms are those of the
+    amount in force on the shipment date, the grade that opens the discretionary limit is the
+    one in force on it, and no limit counts for more than the single-buyer cap. Covered amount =
+    min(amount, max(0, limit − exposure)); insured amount = covered × indemnity percentage.
 
     Every condition is reported with whether it held; each that failed adds its reason code."""
     currency = facts.amount.currency
@@ -542,6 +602,8 @@ def assess_coverage(facts: CoverageFacts) -> CoverageAnswer:
             limit_amount, source = facts.discretionary_limit, "discretionary"
         elif discretionary_open and superseded:
             reasons.append("discretionary_superseded")
+    if limit_amount is not None:
+        limit_amount = within_single_buyer_cap(limit_amount, facts.single_buyer_cap)
     held["credit_period_within_terms"] = (facts.due_date - facts.shipment_date).days <= terms
     if not held["credit_period_within_terms"]:
         reasons.append("credit_period_exceeded")
@@ -592,6 +654,25 @@ _BOOK_REASONS = (
 def premium(turnover: Money, rate_pct: Decimal) -> Money:
     """Premium = insured turnover × premium rate, rounded once."""
     return turnover.percent(rate_pct).rounded()
+
+
+def bears_premium(
+    *,
+    legal_form: str,
+    country: str,
+    covered_countries: Sequence[str] | None,
+    sanctioned: bool,
+    related_to_policyholder: bool,
+) -> bool:
+    """Turnover bears premium when it is shipped to an insurable buyer in a covered country:
+    only companies are insurable, and neither an affiliate of the policyholder nor a sanctioned
+    buyer (or one in a sanctioned country) is."""
+    return (
+        legal_form == "company"
+        and not related_to_policyholder
+        and not sanctioned
+        and (covered_countries is None or country in covered_countries)
+    )
 
 
 @dataclass(frozen=True)

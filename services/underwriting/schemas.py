@@ -246,6 +246,8 @@ class LimitChangeCreate(Schema):
 
 class HistoryRead(Schema):
     amount: MoneyModel
+    # The payment terms this amount was granted for (null: the policy's maximum credit period).
+    payment_terms_days: int | None = None
     effective_from: dt.date
     effective_to: dt.date | None
     reason: str

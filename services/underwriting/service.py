@@ -10,7 +10,6 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.underwriting import repository as repo
@@ -18,6 +17,7 @@ from services.underwriting import rules
 from services.underwriting.config import UnderwritingSettings
 from services.underwriting.models import (
     Buyer,
+    BuyerGrade,
     BuyerSignal,
     CountryRisk,
     CreditLimit,
@@ -25,7 +25,6 @@ from services.underwriting.models import (
     LimitRequest,
     Policy,
     PolicyAssignment,
-    Receivable,
     Sanction,
     StopShipment,
 )
@@ -45,6 +44,7 @@ from services.underwriting.schemas import (
     GradeFactorRead,
     HistoryRead,
     IndicatorsIn,
+    InvoiceDeclaration,
     LimitChangeCreate,
     LimitChangeRead,
     LimitRead,
@@ -119,6 +119,19 @@ async def create_policy(ctx: Context, data: PolicyCreate) -> PolicyRead:
         amounts[name] = money.amount
     if data.premium_rate_pct <= 0:
         raise invalid(["body", "premium_rate_pct"], "must be greater than zero")
+    # One policy per policyholder, currency and period: the check and the insert are one step for
+    # concurrent creations of the pair (the lock lasts until the commit).
+    await repo.serialise_policies_of(ctx.session, data.policyholder_id, currency)
+    existing = await repo.overlapping_policy(
+        ctx.session, data.policyholder_id, currency, data.start_date, data.end_date
+    )
+    if existing is not None:
+        raise conflict(
+            "policy-overlap",
+            f"policyholder {data.policyholder_id!r} already has a policy in {currency} whose "
+            "dates overlap these",
+            existing_policy_id=existing,
+        )
     policy = Policy(
         id=new_id("pol"),
         policyholder_id=data.policyholder_id,
@@ -216,15 +229,12 @@ async def assign_policy(ctx: Context, policy_id: str, bank_id: str) -> Assignmen
     policy = await repo.policy(ctx.session, policy_id)
     if policy is None:
         raise not_found("policy", policy_id)
-    existing = await repo.assignment(ctx.session, policy_id, bank_id)
-    if existing is not None:
-        raise conflict("already-assigned", f"bank {bank_id!r} is already assigned to this policy")
     assignment = PolicyAssignment(
         id=new_id("asg"), policy_id=policy_id, bank_id=bank_id, created_by=ctx.caller.subject,
         created_at=utcnow(),
     )  # fmt: skip
-    ctx.session.add(assignment)
-    await ctx.session.flush()
+    if not await repo.add_unless_taken(ctx.session, assignment, "policy_id", "bank_id"):
+        raise conflict("already-assigned", f"bank {bank_id!r} is already assigned to this policy")
     return AssignmentRead(
         id=assignment.id, created_at=assignment.created_at, policy_id=policy_id, bank_id=bank_id
     )
@@ -261,8 +271,15 @@ async def country_level(ctx: Context, country: str) -> int:
     return risk.level if risk is not None else ctx.settings.default_country_risk_level
 
 
-async def regrade(ctx: Context, buyer: Buyer) -> rules.Grade:
-    """Recompute a buyer's grade from its confirmed indicators, country and recent signals."""
+def _factors(grade: rules.Grade) -> list[dict[str, Any]]:
+    return [
+        {"factor": f.factor, "value": f.value, "points": str(f.points), "note": f.note}
+        for f in grade.factors
+    ]
+
+
+async def _grade_today(ctx: Context, buyer: Buyer) -> rules.Grade:
+    """Today's grade of a buyer from its confirmed indicators, country and recent signals."""
     signals = await repo.signals_of(ctx.session, buyer.id)
     grade = rules.grade_buyer(
         _indicators(buyer.indicators),
@@ -271,12 +288,51 @@ async def regrade(ctx: Context, buyer: Buyer) -> rules.Grade:
         insolvent=buyer.insolvent_since is not None,
     )
     buyer.grade = grade.grade
-    buyer.grade_factors = [
-        {"factor": f.factor, "value": f.value, "points": str(f.points), "note": f.note}
-        for f in grade.factors
-    ]
+    buyer.grade_factors = _factors(grade)
     buyer.graded_at = utcnow()
     return grade
+
+
+async def regrade(
+    ctx: Context, buyer: Buyer, *, cause: str, graded_on: dt.date | None = None
+) -> rules.Grade:
+    """Recompute a buyer's grade and keep it in its grade history from `graded_on` on (today,
+    or for a signal the day it was observed)."""
+    grade = await _grade_today(ctx, buyer)
+    await _record_grade(ctx, buyer, cause=cause, graded_on=graded_on or ctx.today)
+    return grade
+
+
+async def _record_grade(ctx: Context, buyer: Buyer, *, cause: str, graded_on: dt.date) -> None:
+    """An entry of the grade history: the grade in force from `graded_on`. A grade dated before
+    today (a signal observed earlier) is graded as of that date, and every later date of the
+    history is graded again with it (a new entry, from what was known on that date), so that a
+    past shipment reads what was true on its date."""
+    level = await country_level(ctx, buyer.country)
+    signals = await repo.signals_of(ctx.session, buyer.id)
+    later = await repo.grade_entries_after(ctx.session, buyer.id, graded_on)
+    if graded_on >= ctx.today:
+        grade, factors = buyer.grade, buyer.grade_factors
+    else:
+        then = rules.grade_on(_indicators(buyer.indicators), day=graded_on,
+                              country_risk_level=level, signals=signals,
+                              insolvent_since=buyer.insolvent_since)  # fmt: skip
+        grade, factors = then.grade, _factors(then)
+    entries = [(graded_on, grade, factors, buyer.indicators, level)]
+    last_of_day = {entry.graded_on: entry for entry in later}
+    for day, entry in sorted(last_of_day.items()):
+        again = rules.grade_on(_indicators(entry.indicators), day=day,
+                               country_risk_level=entry.country_risk_level or level,
+                               signals=signals, insolvent_since=buyer.insolvent_since)  # fmt: skip
+        if again.grade != entry.grade or _factors(again) != entry.factors:
+            entries.append((day, again.grade, _factors(again), entry.indicators,
+                            entry.country_risk_level or level))  # fmt: skip
+    for day, grade, factors, indicators, country_level_then in entries:
+        ctx.session.add(BuyerGrade(
+            id=new_id("grd"), buyer_id=buyer.id, graded_on=day, grade=grade, factors=factors,
+            indicators=indicators, country_risk_level=country_level_then, cause=cause,
+            created_by=ctx.caller.subject, created_at=utcnow()))  # fmt: skip
+    await ctx.session.flush()
 
 
 def buyer_read(buyer: Buyer, caller: Caller) -> BuyerRead:
@@ -320,16 +376,13 @@ async def register_buyer(ctx: Context, data: BuyerCreate) -> BuyerRead:
         registered_by=ctx.caller.party_id or ctx.caller.subject,
         created_at=utcnow(),
     )
-    await regrade(ctx, buyer)
-    ctx.session.add(buyer)
-    try:
-        async with ctx.session.begin_nested():
-            await ctx.session.flush()
-    except IntegrityError:
+    await _grade_today(ctx, buyer)
+    if not await repo.add_unless_taken(ctx.session, buyer, "country", "registration_number"):
         raced = await repo.buyer_by_registration(
             ctx.session, data.country, data.registration_number
         )
-        raise _duplicate_buyer(raced.id if raced else "") from None
+        raise _duplicate_buyer(raced.id if raced else "")
+    await _record_grade(ctx, buyer, cause="registration", graded_on=ctx.today)
     return buyer_read(buyer, ctx.caller)
 
 
@@ -360,7 +413,7 @@ async def update_indicators(ctx: Context, buyer_id: str, data: IndicatorsIn) -> 
     else:
         buyer.indicators = {**buyer.indicators, **values}
         buyer.declared_indicators = None
-        await regrade(ctx, buyer)
+        await regrade(ctx, buyer, cause="indicators")
     await ctx.session.flush()
     return buyer_read(buyer, ctx.caller)
 
@@ -372,12 +425,14 @@ async def confirm_indicators(ctx: Context, buyer_id: str) -> BuyerRead:
     if buyer.declared_indicators:
         buyer.indicators = {**buyer.indicators, **buyer.declared_indicators}
         buyer.declared_indicators = None
-    await regrade(ctx, buyer)
+    await regrade(ctx, buyer, cause="indicators")
     await ctx.session.flush()
     return buyer_read(buyer, ctx.caller)
 
 
 async def set_country_risk(ctx: Context, country: str, level: int) -> CountryRiskRead:
+    """A country's risk level changes: every buyer of that country is graded again (an entry of
+    its grade history), and its limits follow the new grade as after any other grade change."""
     risk = await repo.country_risk(ctx.session, country)
     if risk is None:
         ctx.session.add(CountryRisk(country=country, level=level, updated_by=ctx.caller.subject,
@@ -385,7 +440,21 @@ async def set_country_risk(ctx: Context, country: str, level: int) -> CountryRis
     else:
         risk.level, risk.updated_by, risk.updated_at = level, ctx.caller.subject, utcnow()
     await ctx.session.flush()
+    for buyer in await repo.buyers_of_country(ctx.session, country):
+        grade_before = buyer.grade
+        grade = await regrade(ctx, buyer, cause="country_risk")
+        if _reached_reduction_grade(ctx, grade_before, grade.grade):
+            await _halve_all(ctx, buyer, grade.grade)
+    await ctx.session.flush()
     return CountryRiskRead(country=country, level=level, listed=True)
+
+
+def _reached_reduction_grade(ctx: Context, before: int, after: int) -> bool:
+    """A buyer newly at grade 8–9 (not insolvent) has its limits halved after the notice period."""
+    return (
+        ctx.settings.refer_from_grade <= after < rules.DEFAULT_GRADING.insolvent_grade
+        and before < ctx.settings.refer_from_grade
+    )
 
 
 async def get_country_risk(ctx: Context, country: str) -> CountryRiskRead:
@@ -439,6 +508,27 @@ def _entries(history: list[LimitAmount]) -> list[rules.HistoryEntry]:
     ]
 
 
+def _terms_on(history: list[LimitAmount], day: dt.date) -> int | None:
+    """The payment terms of the amount in force on `day` (else of the last one before it, else
+    of the first one)."""
+    ordered = sorted(history, key=lambda e: e.effective_from)
+    started = [e for e in ordered if e.effective_from <= day]
+    if started:
+        return started[-1].payment_terms_days
+    return ordered[0].payment_terms_days if ordered else None
+
+
+def _refuse_above_cap(policy: Policy, amount: Money) -> None:
+    """A person may not grant, record or change a limit above the single-buyer cap."""
+    if rules.exceeds_single_buyer_cap(amount.amount, policy.single_buyer_cap):
+        cap = Money(policy.single_buyer_cap or Decimal(0), policy.currency)
+        raise unprocessable(
+            "single-buyer-cap-exceeded",
+            f"{amount} is above the policy's single-buyer cap of {cap}",
+            single_buyer_cap=money_json(cap),
+        )
+
+
 async def apply_limit_change(
     ctx: Context,
     limit: CreditLimit,
@@ -447,11 +537,15 @@ async def apply_limit_change(
     effective_from: dt.date,
     reason: str,
     source: str,
+    payment_terms_days: int | None = None,
 ) -> LimitChangeRead:
     """Record a new amount in force from `effective_from` on: the entry running on that date ends
-    there, and entries that had not started by then are superseded (kept for audit)."""
+    there, and entries that had not started by then are superseded (kept for audit). The amount
+    carries the payment terms given, else those of the amount it replaces."""
     history = await _history_of(ctx, limit.id)
     old = rules.amount_in_force(_entries(history), effective_from)
+    terms = payment_terms_days if payment_terms_days is not None else _terms_on(
+        history, effective_from)  # fmt: skip
     now = utcnow()
     for entry in history:
         if entry.effective_from >= effective_from:
@@ -461,7 +555,7 @@ async def apply_limit_change(
     ctx.session.add(
         LimitAmount(
             id=new_id("lam"), limit_id=limit.id, amount=new_amount.amount,
-            effective_from=effective_from, effective_to=None, reason=reason, source=source,
+            payment_terms_days=terms, effective_from=effective_from, effective_to=None, reason=reason, source=source,
             decided_by=ctx.caller.subject, created_at=now,
         )
     )  # fmt: skip
@@ -477,38 +571,39 @@ async def apply_limit_change(
     )
 
 
-async def _limit_for(ctx: Context, policy_id: str, buyer_id: str, terms: int | None) -> CreditLimit:
+async def _limit_for(ctx: Context, policy_id: str, buyer_id: str) -> CreditLimit:
+    """The limit of a (policy, buyer), created on the first decision, locked until the commit:
+    concurrent first decisions on one pair create it once and then take their turns."""
+    await repo.add_credit_limit_if_absent(
+        ctx.session, limit_id=new_id("lim"), policy_id=policy_id, buyer_id=buyer_id,
+        decided_on=ctx.today,
+    )  # fmt: skip
     limit = await repo.credit_limit(ctx.session, policy_id, buyer_id, for_update=True)
-    if limit is None:
-        limit = CreditLimit(
-            id=new_id("lim"), policy_id=policy_id, buyer_id=buyer_id, payment_terms_days=terms,
-            decided_on=ctx.today, created_at=utcnow(),
-        )  # fmt: skip
-        ctx.session.add(limit)
-        await ctx.session.flush()
-    elif terms is not None:
-        limit.payment_terms_days = terms
+    assert limit is not None
     return limit
 
 
 async def _grant(
     ctx: Context, request: LimitRequest, amount: Money, reason: str
 ) -> LimitChangeRead | None:
-    """Put a decided amount in force: an increase today, a reduction from tomorrow."""
+    """Put a decided amount, on the request's payment terms, in force: from today, or from
+    tomorrow when it takes cover away (a lower amount or shorter terms)."""
+    limit = await _limit_for(ctx, request.policy_id, request.buyer_id)
     if not amount.is_positive():
-        await _limit_for(ctx, request.policy_id, request.buyer_id, None)
         return None
-    limit = await _limit_for(ctx, request.policy_id, request.buyer_id, request.payment_terms_days)
     request.limit_id = limit.id
-    current = rules.amount_in_force(_entries(await _history_of(ctx, limit.id)), ctx.today)
-    effective = ctx.today
-    if current is not None and amount.amount < current:
-        effective = rules.earliest_reduction_date(ctx.today)
-    if current is not None and amount.amount == current:
+    history = await _history_of(ctx, limit.id)
+    current = rules.amount_in_force(_entries(history), ctx.today)
+    effective = rules.grant_effective_from(
+        current=current, current_terms=_terms_on(history, ctx.today), amount=amount.amount,
+        terms=request.payment_terms_days, today=ctx.today,
+    )  # fmt: skip
+    if effective is None:
         return None
     return await apply_limit_change(
-        ctx, limit, new_amount=amount, effective_from=effective, reason=reason, source="request"
-    )
+        ctx, limit, new_amount=amount, effective_from=effective, reason=reason, source="request",
+        payment_terms_days=request.payment_terms_days,
+    )  # fmt: skip
 
 
 def request_read(r: LimitRequest, currency: str) -> LimitRequestRead:
@@ -621,6 +716,7 @@ async def decide_request(ctx: Context, request_id: str, data: DecisionCreate) ->
             raise invalid(["body", "amount"], "must not exceed the requested amount")
         if data.decision == "partially_approve" and decided == requested:
             raise invalid(["body", "amount"], "a partial approval is below the requested amount")
+        _refuse_above_cap(policy, decided)
         status = rules.APPROVED if decided == requested else rules.PARTIAL
         code = "underwriter_approved" if status == rules.APPROVED else "underwriter_partial"
     request.status = status
@@ -648,10 +744,12 @@ async def record_external_limit(
     if data.payment_terms_days and data.payment_terms_days > policy.max_credit_period_days:
         raise invalid(["body", "payment_terms_days"],
                       "must not exceed the policy's maximum credit period")  # fmt: skip
-    limit = await _limit_for(ctx, policy_id, data.buyer_id, data.payment_terms_days)
+    _refuse_above_cap(policy, amount)
+    limit = await _limit_for(ctx, policy_id, data.buyer_id)
     limit.decided_on = min(limit.decided_on, data.effective_from)
     await apply_limit_change(ctx, limit, new_amount=amount, effective_from=data.effective_from,
-                             reason=data.reason, source="external")  # fmt: skip
+                             reason=data.reason, source="external",
+                             payment_terms_days=data.payment_terms_days)  # fmt: skip
     return await limit_read(ctx, limit, policy.currency)
 
 
@@ -666,6 +764,7 @@ async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> 
     new_amount = _in_currency(data.new_amount, policy.currency, "new_amount")
     if new_amount.amount < 0:
         raise invalid(["body", "new_amount", "amount"], "must not be negative")
+    _refuse_above_cap(policy, new_amount)
     history = _entries(await _history_of(ctx, limit.id))
     current = rules.amount_in_force(history, ctx.today)
     effective, allowed = rules.change_effective_from(
@@ -698,11 +797,12 @@ def _limit_read(
         created_at=limit.created_at,
         policy_id=limit.policy_id,
         buyer_id=limit.buyer_id,
-        payment_terms_days=limit.payment_terms_days,
+        payment_terms_days=_terms_on(history, today),
         amount_in_force=_money(rules.amount_in_force(_entries(history), today), currency),
         history=[
             HistoryRead(
                 amount=MoneyModel.of(Money(e.amount, currency)),
+                payment_terms_days=e.payment_terms_days,
                 effective_from=e.effective_from,
                 effective_to=e.effective_to,
                 reason=e.reason,
@@ -731,6 +831,8 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
     """A signal on a buyer: recorded, the grade recomputed, and the limits changed as the rules
     say (insolvency withdraws them from the next day; reaching grade 8–9 halves them after the
     notice period; an overdue notified stops shipments on that policy until cleared)."""
+    if data.observed_on > ctx.today:  # domain.md: a signal cannot be observed after today
+        raise invalid(["body", "observed_on"], f"must not be after today ({ctx.today})")
     buyer = await repo.buyer(ctx.session, buyer_id, for_update=True)
     if buyer is None:
         raise not_found("buyer", buyer_id)
@@ -756,7 +858,7 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
     )  # fmt: skip
     ctx.session.add(signal)
     await ctx.session.flush()
-    grade = await regrade(ctx, buyer)
+    grade = await regrade(ctx, buyer, cause="signal", graded_on=data.observed_on)
     signal.grade_after = grade.grade
     changes_made: list[LimitChangeRead] = []
     stop: bool | None = None
@@ -849,26 +951,35 @@ async def declare_receivables(
     )
     if missing:
         raise not_found("buyer", sorted(missing)[0])
-    known = await repo.receivables_by_number(ctx.session, policy.id, numbers)
-    created = updated = 0
     now = utcnow()
+
+    def settled(invoice: InvoiceDeclaration) -> Decimal:
+        return invoice.paid_amount.amount if invoice.paid_amount else Decimal(0)
+
+    # New numbers are inserted unless known (or being declared by a concurrent request): those
+    # not inserted are updated, so concurrent declarations of one new number create it once.
+    created = await repo.add_receivables_unless_known(ctx.session, [
+        {"id": new_id("rcv"), "policy_id": policy.id, "buyer_id": invoice.buyer_id,
+         "invoice_number": invoice.number, "amount": invoice.amount.amount,
+         "shipment_date": invoice.shipment_date, "due_date": invoice.due_date,
+         "paid_amount": settled(invoice), "paid_on": invoice.paid_on, "created_at": now,
+         "updated_at": now}
+        for invoice in data.invoices
+    ])  # fmt: skip
+    known = await repo.receivables_by_number(
+        ctx.session, policy.id, [n for n in numbers if n not in created]
+    )
     for invoice in data.invoices:
-        settled = invoice.paid_amount.amount if invoice.paid_amount else Decimal(0)
-        row = known.get(invoice.number)
-        if row is None:
-            ctx.session.add(Receivable(
-                id=new_id("rcv"), policy_id=policy.id, buyer_id=invoice.buyer_id,
-                invoice_number=invoice.number, amount=invoice.amount.amount,
-                shipment_date=invoice.shipment_date, due_date=invoice.due_date,
-                paid_amount=settled, paid_on=invoice.paid_on, created_at=now, updated_at=now))  # fmt: skip
-            created += 1
-        else:
-            row.buyer_id, row.amount = invoice.buyer_id, invoice.amount.amount
-            row.shipment_date, row.due_date = invoice.shipment_date, invoice.due_date
-            row.paid_amount, row.paid_on, row.updated_at = settled, invoice.paid_on, now
-            updated += 1
+        if invoice.number in created:
+            continue
+        row = known[invoice.number]
+        row.buyer_id, row.amount = invoice.buyer_id, invoice.amount.amount
+        row.shipment_date, row.due_date = invoice.shipment_date, invoice.due_date
+        row.paid_amount, row.paid_on, row.updated_at = settled(invoice), invoice.paid_on, now
     await ctx.session.flush()
-    return DeclarationRead(policy_id=policy.id, created=created, updated=updated)
+    return DeclarationRead(
+        policy_id=policy.id, created=len(created), updated=len(data.invoices) - len(created)
+    )
 
 
 async def premium_for(
@@ -879,7 +990,16 @@ async def premium_for(
     end = period_to or policy.end_date
     if end < start:
         raise invalid(["query", "to"], "must not be before 'from'")
-    total, counted, excluded = await repo.turnover(ctx.session, policy, start, end)
+    total, counted, excluded = Decimal(0), 0, 0
+    for line in await repo.turnover(ctx.session, policy, start, end):
+        if rules.bears_premium(
+            legal_form=line.legal_form, country=line.country,
+            covered_countries=policy.covered_countries, sanctioned=line.sanctioned,
+            related_to_policyholder=line.related_to_policyholder,
+        ):  # fmt: skip
+            total, counted = total + line.amount, counted + line.invoices
+        else:
+            excluded += line.invoices
     turnover = Money(total, policy.currency)
     return PremiumRead(
         policy_id=policy.id, period_from=start, period_to=end,
@@ -1031,6 +1151,7 @@ def _coverage_answer(
         has_limit=row.limit_id is not None, decided_on=row.decided_on,
         limit_terms_days=row.limit_terms_days, limit_amount=row.limit_amount,
         exposure=row.exposure or Decimal(0), related_to_policyholder=bool(row.related),
+        single_buyer_cap=row.single_buyer_cap,
     )  # fmt: skip
     return _answer(item.policy_id, item.buyer_id, rules.assess_coverage(facts))
 

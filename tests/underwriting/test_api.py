@@ -3,9 +3,11 @@ coverage checks, declarations, signals, and who may see what."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.builders import check, make_buyer, make_policy, money, ok, request_limit
 from tests.conftest import auth, unique
@@ -68,6 +70,20 @@ async def test_a_known_registration_is_409_with_the_existing_buyer(uw: httpx.Asy
     assert again.status_code == 409 and again.json()["existing_buyer_id"] == buyer["id"]
 
 
+@pytest.fixture
+def on_day(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str], Awaitable[httpx.AsyncClient]]:
+    """The underwriting API with today pinned to a given day (a signal cannot be observed later)."""
+
+    async def open_on(day: str) -> httpx.AsyncClient:
+        monkeypatch.setenv("TCI_FIXED_TODAY", day)
+        client: httpx.AsyncClient = await api.open("underwriting")
+        return client
+
+    return open_on
+
+
 async def limited(uw: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any], str]:
     policy = await make_policy(uw, start_date="2027-01-01", end_date="2027-12-31")
     buyer = await make_buyer(uw)
@@ -120,7 +136,10 @@ async def test_a_reduction_from_today_is_retroactive_and_refused(uw: httpx.Async
     assert refused.status_code == 422 and refused.json()["type"] == "retroactive-reduction"
 
 
-async def test_an_insolvency_signal_withdraws_the_limits(uw: httpx.AsyncClient) -> None:
+async def test_an_insolvency_signal_withdraws_the_limits(
+    on_day: Callable[[str], Awaitable[httpx.AsyncClient]],
+) -> None:
+    uw = await on_day("2027-02-01")
     policy, buyer, limit_id = await limited(uw)
     signal = ok(
         await uw.post(
@@ -145,8 +164,9 @@ async def test_an_insolvency_signal_withdraws_the_limits(uw: httpx.AsyncClient) 
 
 
 async def test_an_overdue_notified_stops_shipments_on_that_policy_until_cleared(
-    uw: httpx.AsyncClient,
+    on_day: Callable[[str], Awaitable[httpx.AsyncClient]],
 ) -> None:
+    uw = await on_day("2027-03-10")
     policy, buyer, _ = await limited(uw)
     signal = {"kind": "overdue_notified", "observed_on": "2027-03-10", "policy_id": policy["id"]}
     ok(await uw.post(f"/v1/buyers/{buyer['id']}/signals", json=signal, headers=UW), 201)

@@ -182,7 +182,9 @@ async def test_a_buyer_declared_an_affiliate_is_not_insurable_under_any_of_the_h
 ) -> None:
     uw = pinned
     holder_id = unique("ph")
-    first = await make_policy(uw, holder=holder_id, discretionary_limit=money("20000"))
+    # Last year's policy: one policyholder has one policy per currency and period.
+    first = await make_policy(uw, holder=holder_id, start_date="2025-01-01",
+                              end_date="2025-12-31", discretionary_limit=money("20000"))  # fmt: skip
     second = await make_policy(uw, holder=holder_id, discretionary_limit=money("20000"))
     stranger_policy = await make_policy(uw, discretionary_limit=money("20000"))
     buyer = await make_buyer(uw)

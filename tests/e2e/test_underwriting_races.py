@@ -1,0 +1,159 @@
+"""Races on the underwriting service over real HTTP: fifty requests fired at once each end in the
+rules' answer (never a 500), and the database holds what the rules allow."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.builders import money
+from tests.conftest import Services, auth, backend, unique
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+AT_ONCE = 50
+UW = auth("underwriter")
+
+
+def committed(sql: str, *params: Any) -> int:
+    """A count read from the end-to-end database, as committed by the service processes."""
+    b = backend()
+    url = make_url(b.base_url).set(drivername="postgresql", database=f"{b.main_database}_e2e")
+    with psycopg.connect(url.render_as_string(False)) as conn:
+        row = conn.execute(sql, params).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    body: dict[str, Any]
+
+
+async def fire(services: Services, path: str, bodies: list[dict[str, Any]],
+               headers: dict[str, str]) -> list[Answer]:  # fmt: skip
+    """Every request at once: one connection each is opened first, then every request is
+    written in one go, so that they reach the service together rather than one client call
+    after another (the service's pool of database connections is opened beforehand, so that
+    no request waits for a connection while an earlier one runs alone to its commit)."""
+    url = httpx.URL(services.urls["underwriting"])
+    async with httpx.AsyncClient(base_url=str(url)) as client:
+        warm = [client.get("/v1/policies/pol_none", headers=UW) for _ in bodies]
+        assert {r.status_code for r in await asyncio.gather(*warm)} == {404}
+    streams = [await asyncio.open_connection(url.host, url.port) for _ in bodies]
+    for (_, writer), body in zip(streams, bodies, strict=True):
+        payload = json.dumps(body).encode()
+        head = [f"POST {path} HTTP/1.1", f"Host: {url.host}:{url.port}",
+                "Content-Type: application/json", f"Content-Length: {len(payload)}",
+                "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]  # fmt: skip
+        writer.write("\r\n".join(head).encode() + b"\r\n\r\n" + payload)
+    answers = []
+    for reader, writer in streams:
+        raw = await asyncio.wait_for(reader.read(), timeout=60)
+        writer.close()
+        status_line, _, rest = raw.partition(b"\r\n")
+        answers.append(
+            Answer(int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2]))
+        )
+    return answers
+
+
+def policy_body(holder: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "policyholder_id": holder, "currency": "EUR", "start_date": "2027-01-01",
+        "end_date": "2027-12-31", "cover_type": "whole_turnover",
+        "max_liability": money("1000000"), "premium_rate_pct": "0.5", **overrides,
+    }  # fmt: skip
+
+
+async def setup(services: Services, holder: str) -> tuple[str, str]:
+    """A policy of `holder` and a buyer, over HTTP: their ids."""
+    async with httpx.AsyncClient(base_url=services.urls["underwriting"]) as client:
+        policy = await client.post("/v1/policies", json=policy_body(holder), headers=UW)
+        assert policy.status_code == 201, policy.text
+        buyer = await client.post("/v1/buyers", headers=UW, json={
+            "name": "Declared SA", "country": "FR", "registration_number": unique("RCS")})  # fmt: skip
+        assert buyer.status_code == 201, buyer.text
+    return policy.json()["id"], buyer.json()["id"]
+
+
+async def test_fifty_registrations_of_one_buyer_at_once_register_it_once_and_name_it_to_the_rest(
+    services: Services,
+) -> None:
+    registration = unique("HRB")
+    body = {"name": "Raced GmbH", "country": "DE", "registration_number": registration}
+    answers = await fire(services, "/v1/buyers", [body] * AT_ONCE, UW)
+    statuses = Counter(a.status_code for a in answers)
+    assert statuses == {201: 1, 409: AT_ONCE - 1}, statuses
+    [winner] = [a.body["id"] for a in answers if a.status_code == 201]
+    for loser in (a.body for a in answers if a.status_code == 409):
+        assert loser["type"].endswith("buyer-exists") and loser["existing_buyer_id"] == winner
+    assert committed("SELECT count(*) FROM underwriting.buyers WHERE country = 'DE' "
+                     "AND registration_number = %s", registration) == 1  # fmt: skip
+
+
+async def test_fifty_assignments_of_one_bank_at_once_assign_it_once_and_answer_already_assigned(
+    services: Services,
+) -> None:
+    policy_id, _ = await setup(services, unique("ph"))
+    bank = unique("bank")
+    answers = await fire(services, f"/v1/policies/{policy_id}/assignments",
+                         [{"bank_id": bank}] * AT_ONCE, UW)  # fmt: skip
+    statuses = Counter(a.status_code for a in answers)
+    assert statuses == {201: 1, 409: AT_ONCE - 1}, statuses
+    assert all(a.body["type"].endswith("already-assigned")
+               for a in answers if a.status_code == 409)  # fmt: skip
+    async with httpx.AsyncClient(base_url=services.urls["underwriting"]) as client:
+        policy = (await client.get(f"/v1/policies/{policy_id}", headers=UW)).json()
+    assert policy["assigned_bank_ids"] == [bank]
+    assert committed("SELECT count(*) FROM underwriting.policy_assignments WHERE policy_id = %s",
+                     policy_id) == 1  # fmt: skip
+
+
+async def test_fifty_declarations_of_one_new_invoice_at_once_create_it_once_and_update_it_after(
+    services: Services,
+) -> None:
+    """Each declaration carries the shared new number RACE-1 and a number of its own."""
+    holder = unique("ph")
+    policy_id, buyer_id = await setup(services, holder)
+
+    def invoice(number: str, amount: str) -> dict[str, Any]:
+        return {"number": number, "buyer_id": buyer_id, "amount": money(amount),
+                "shipment_date": "2027-03-01", "due_date": "2027-04-30"}  # fmt: skip
+
+    bodies = [
+        {"invoices": [invoice(f"OWN-{n:02d}", "10.00"), invoice("RACE-1", f"{1000 + n}.00")]}
+        for n in range(AT_ONCE)
+    ]
+    answers = await fire(services, f"/v1/policies/{policy_id}/declarations", bodies,
+                         auth("policyholder", holder))  # fmt: skip
+    assert Counter(a.status_code for a in answers) == {201: AT_ONCE}, answers
+    counts = Counter((a.body["created"], a.body["updated"]) for a in answers)
+    assert counts == {(2, 0): 1, (1, 1): AT_ONCE - 1}  # RACE-1 created once, updated 49 times
+    rows = "SELECT count(*) FROM underwriting.receivables WHERE policy_id = %s"
+    assert committed(rows, policy_id) == AT_ONCE + 1
+    assert committed(rows + " AND invoice_number = 'RACE-1'", policy_id) == 1
+
+
+async def test_fifty_overlapping_policies_of_one_holder_at_once_create_one_and_refuse_the_rest(
+    services: Services,
+) -> None:
+    holder = unique("ph")
+    bodies = [policy_body(holder, start_date=f"2027-{1 + n % 12:02d}-01") for n in range(AT_ONCE)]
+    answers = await fire(services, "/v1/policies", bodies, UW)
+    statuses = Counter(a.status_code for a in answers)
+    assert statuses == {201: 1, 409: AT_ONCE - 1}, statuses
+    [winner] = [a.body["id"] for a in answers if a.status_code == 201]
+    for loser in (a.body for a in answers if a.status_code == 409):
+        assert loser["type"].endswith("policy-overlap") and loser["existing_policy_id"] == winner
+    assert committed("SELECT count(*) FROM underwriting.policies WHERE policyholder_id = %s",
+                     holder) == 1  # fmt: skip
