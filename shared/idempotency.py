@@ -1,8 +1,15 @@
 """Idempotency keys and the one way a state-changing request is committed.
 
-The key is claimed with INSERT … ON CONFLICT DO NOTHING in the same transaction as the change it
-guards, and the response is stored with it before the single commit: a replay finds the stored
-response, a concurrent twin waits briefly on the uncommitted key and is then told the key is in use.
+The key is claimed with INSERT … ON CONFLICT DO NOTHING and the response is stored with it before
+the change commits: a replay finds the stored response, a twin sent while the first is still running
+is told the key is in use (409).
+
+- PostgreSQL: the claim is made in the same transaction as the change; a twin waits briefly
+  (`TCI_IDEMPOTENCY_WAIT_MS`) on the uncommitted key and is then told it is in use.
+- SQLite has a single writer, so a twin would wait on the file lock until the first commits: the
+  key is claimed first in a transaction of its own (status 0: running) and the twin reads that
+  committed claim without writing. A request that fails releases its claim; one that dies holds it
+  for `TCI_IDEMPOTENCY_CLAIM_SECONDS` at most, after which a retry takes the key over.
 """
 
 from __future__ import annotations
@@ -13,11 +20,23 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, and_, delete, select, text
+from sqlalchemy import (
+    Column,
+    CursorResult,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -25,11 +44,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.auth import Caller, CallerDep
 from shared.db import SessionDep, UTCDateTime, utcnow
-from shared.problems import conflict, invalid, unprocessable
+from shared.problems import Problem, conflict, invalid, unprocessable
 
 log = logging.getLogger("tci.idempotency")
 
 HEADER = "Idempotency-Key"
+RUNNING = 0  # the status_code of a key whose request has not finished
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
 
@@ -150,21 +170,30 @@ class Command:
         print_ = fingerprint(
             self.request.method, self.request.url.path, self.request.url.query, body
         )
-        replay = await self._claim(route, key, print_)
-        if replay is not None:
-            return replay
-        outcome = await handler()
-        response = self._respond(outcome, status_code, location)
-        await self.session.execute(
-            self.table.update()
-            .where(self._match(route, key))
-            .values(
-                status_code=response.status_code,
-                body=bytes(response.body).decode(),
-                location=response.headers.get("location"),
+        apart = self.session.get_bind().dialect.name != "postgresql"
+        claim = await (self._claim_apart if apart else self._claim)(route, key, print_)
+        if isinstance(claim, Response):
+            return claim
+        try:
+            outcome = await handler()
+            response = self._respond(outcome, status_code, location)
+            stored = await self.session.execute(
+                self.table.update()
+                .where(self._running(route, key, claim))
+                .values(
+                    status_code=response.status_code,
+                    body=bytes(response.body).decode(),
+                    location=response.headers.get("location"),
+                )
             )
-        )
-        await self.session.commit()
+            if not isinstance(stored, CursorResult) or stored.rowcount != 1:
+                # Our claim outlived its period and a retry took the key over: that one answers.
+                raise _in_use()
+            await self.session.commit()
+        except BaseException:
+            if apart:
+                await self._release(route, key, claim)
+            raise
         await self._after(after_commit, outcome)
         return response
 
@@ -188,60 +217,141 @@ class Command:
         t = self.table
         return and_(t.c.caller == self.caller.scope, t.c.route == route, t.c.key == key)
 
-    async def _claim(self, route: str, key: str, print_: str) -> Response | None:
-        """Claim the key, or return the stored answer of the request that claimed it first."""
-        settings = self.request.app.state.settings
-        dialect = self.session.get_bind().dialect.name
-        values = {
+    def _running(self, route: str, key: str, claimed_at: dt.datetime):  # type: ignore[no-untyped-def]
+        """The key as this request claimed it, still running (its claim time is its token)."""
+        t = self.table
+        return and_(
+            self._match(route, key), t.c.status_code == RUNNING, t.c.created_at == claimed_at
+        )
+
+    def _values(self, route: str, key: str, print_: str, claimed_at: dt.datetime) -> dict[str, Any]:
+        return {
             "caller": self.caller.scope,
             "route": route,
             "key": key,
             "fingerprint": print_,
-            "status_code": 0,
+            "status_code": RUNNING,
             "body": "",
-            "created_at": utcnow(),
+            "created_at": claimed_at,
         }
+
+    def _insert(self, values: dict[str, Any]) -> Any:
+        dialect = self.session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = (
+        return (
             insert(self.table).values(**values).on_conflict_do_nothing().returning(self.table.c.key)
         )
-        expired_before = utcnow() - dt.timedelta(hours=settings.idempotency_retention_hours)
+
+    async def _claim(self, route: str, key: str, print_: str) -> Response | dt.datetime:
+        """PostgreSQL: claim the key in the request's own transaction, or return the stored
+        answer of the request that claimed it first; the claim time when it is ours."""
+        settings = self.request.app.state.settings
+        claimed_at = utcnow()
+        statement = self._insert(self._values(route, key, print_, claimed_at))
+        expired_before = claimed_at - dt.timedelta(hours=settings.idempotency_retention_hours)
         await self.session.execute(
             delete(self.table).where(
                 self._match(route, key), self.table.c.created_at < expired_before
             )
         )
-        if dialect == "postgresql":
-            # A twin still running holds the uncommitted key: wait only briefly for it.
-            await self.session.execute(
-                text(f"SET LOCAL lock_timeout = '{int(settings.idempotency_wait_ms)}ms'")
-            )
+        # A twin still running holds the uncommitted key: wait only briefly for it.
+        await self.session.execute(
+            text(f"SET LOCAL lock_timeout = '{int(settings.idempotency_wait_ms)}ms'")
+        )
         try:
             claimed = (await self.session.execute(statement)).first()
         except DBAPIError as exc:
             if "lock" in str(exc.orig).lower() or "55P03" in str(exc.orig):
-                raise conflict(
-                    "idempotency-key-in-use",
-                    "a request with this Idempotency-Key is still being processed; retry later",
-                ) from None
+                raise _in_use() from None
             raise
-        if dialect == "postgresql":
-            await self.session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
+        await self.session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
         if claimed is not None:
-            return None
-        stored = (
+            return claimed_at
+        return self._answer(await self._stored(route, key), print_)
+
+    async def _claim_apart(self, route: str, key: str, print_: str) -> Response | dt.datetime:
+        """SQLite (one writer): read the committed key without writing, then claim it in a
+        transaction of its own, so that a twin sees the claim while the first still runs instead
+        of waiting for the file lock. The claim time when it is ours, else the stored answer."""
+        settings = self.request.app.state.settings
+        fail_fast = True
+        for _ in range(5):
+            stored = await self._stored(route, key)
+            now = utcnow()
+            if stored is not None:
+                retention = dt.timedelta(hours=settings.idempotency_retention_hours)
+                abandoned = stored.status_code == RUNNING and stored.created_at < now - (
+                    dt.timedelta(seconds=settings.idempotency_claim_seconds)
+                )
+                if not (abandoned or stored.created_at < now - retention):
+                    return self._answer(stored, print_)
+                # A key past its retention, or held by a request that died: take it over.
+                await self.session.execute(
+                    delete(self.table).where(
+                        self._match(route, key), self.table.c.created_at == stored.created_at
+                    )
+                )
+            claimed_at = utcnow()
+            statement = self._insert(self._values(route, key, print_, claimed_at))
+            if fail_fast:
+                claimed, locked = await self._insert_or_locked(statement, settings)
+            else:
+                claimed, locked = (await self.session.execute(statement)).first(), False
+            if claimed is not None:
+                await self.session.commit()
+                return claimed_at
+            await self.session.rollback()
+            # Locked: a twin may be claiming the key right now, or another request is writing;
+            # either way read again (the twin's claim answers 409) and then wait as usual.
+            fail_fast = fail_fast and not locked
+        raise _in_use()
+
+    async def _insert_or_locked(self, statement: Any, settings: Any) -> tuple[Any, bool]:
+        """Insert with a short busy timeout: the row claimed, or whether the file was locked."""
+        previous = (await self.session.execute(text("PRAGMA busy_timeout"))).scalar()
+        await self.session.execute(
+            text(f"PRAGMA busy_timeout = {int(settings.idempotency_wait_ms)}")
+        )
+        try:
+            return (await self.session.execute(statement)).first(), False
+        except DBAPIError as exc:
+            if "locked" not in str(exc.orig).lower():
+                raise
+            return None, True
+        finally:  # the connection goes back to the pool: it must wait as usual again
+            await self.session.execute(text(f"PRAGMA busy_timeout = {int(previous or 0)}"))
+
+    async def _release(self, route: str, key: str, claimed_at: dt.datetime) -> None:
+        """A request that failed frees its key at once, so that a retry runs anew (one that died
+        frees it when its claim period ends)."""
+        try:
+            await self.session.rollback()
+            await self.session.execute(
+                delete(self.table).where(self._running(route, key, claimed_at))
+            )
+            await self.session.commit()
+        except Exception:
+            log.exception(
+                "releasing an Idempotency-Key failed; it is free again after the claim period"
+            )
+
+    async def _stored(self, route: str, key: str) -> Any:
+        return (
             await self.session.execute(select(self.table).where(self._match(route, key)))
-        ).one()
+        ).one_or_none()
+
+    def _answer(self, stored: Any, print_: str) -> Response:
+        """The answer to a key already claimed: reused with another request, still running, or
+        the first answer replayed."""
+        if stored is None:  # released between the claim attempt and this read
+            raise _in_use()
         if stored.fingerprint != print_:
             raise unprocessable(
                 "idempotency-key-reused",
                 "this Idempotency-Key was used with a different request; use a new key",
             )
-        if stored.status_code == 0:
-            raise conflict(
-                "idempotency-key-in-use",
-                "a request with this Idempotency-Key is still being processed; retry later",
-            )
+        if stored.status_code == RUNNING:
+            raise _in_use()
         headers = {REPLAYED_HEADER: "true"}
         if stored.location:
             headers["Location"] = stored.location
@@ -263,6 +373,13 @@ class Command:
             media_type="application/json",
             headers=headers,
         )
+
+
+def _in_use() -> Problem:
+    return conflict(
+        "idempotency-key-in-use",
+        "a request with this Idempotency-Key is still being processed; retry later",
+    )
 
 
 async def get_command(request: Request, session: SessionDep, caller: CallerDep) -> Command:

@@ -12,18 +12,20 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, Text, select, update
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, Text, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import UTCDateTime, new_id, utcnow
 from shared.http import ServiceClient
 from shared.problems import Problem
+from shared.settings import DEFAULT_OUTBOX_LEASE_SECONDS
 
 log = logging.getLogger("tci.outbox")
 
 # A message still refused after this many attempts is left for an operator (it stays in the table
 # with its last error) instead of being sent again forever.
 MAX_ATTEMPTS = 100
+DEFAULT_LEASE = dt.timedelta(seconds=DEFAULT_OUTBOX_LEASE_SECONDS)
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -43,6 +45,9 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("delivered_at", UTCDateTime(), nullable=True),
         Column("response_status", Integer, nullable=True),
         Column("response_body", JSON, nullable=True),
+        # Which delivery run holds the message, and until when (a lease, not a row lock).
+        Column("lease_owner", String(40), nullable=True),
+        Column("lease_until", UTCDateTime(), nullable=True),
     )
 
 
@@ -76,55 +81,124 @@ async def deliver(
     aggregate_id: str | None = None,
     limit: int = 100,
     max_attempts: int = MAX_ATTEMPTS,
+    lease: dt.timedelta = DEFAULT_LEASE,
 ) -> list[dict[str, Any]]:
     """Send the undelivered messages (of one aggregate, or the oldest `limit`), each with its
-    Idempotency-Key; a 2xx or 409 answer marks it delivered. Commits after each message; returns
-    the delivered ones with the receiver's answer."""
-    query = (
-        select(table)
-        .where(table.c.delivered_at.is_(None), table.c.attempts < max_attempts)
-        .order_by(table.c.created_at)
+    Idempotency-Key; a 2xx or 409 answer marks it delivered. Returns the delivered ones with the
+    receiver's answer.
+
+    The batch is claimed first with a lease (owner and until) in one committed statement over
+    messages whose lease is free or expired, so that another replica's run skips them until each
+    is marked; each mark commits, releases that message and renews the lease on the rest; what is
+    left unmarked (a failure half-way) is released at the end."""
+    owner = new_id("lease")
+    claimed = await _lease(session, table, owner, lease, aggregate_id, limit, max_attempts)
+    delivered: list[dict[str, Any]] = []
+    unmarked = len(claimed)
+    try:
+        for row in claimed:
+            client = clients.get(row["target"])
+            if client is None:
+                continue
+            values = await _send(client, row, max_attempts)
+            held = await session.execute(
+                update(table)
+                .where(table.c.id == row["id"], table.c.lease_owner == owner)
+                .values(**values, lease_owner=None, lease_until=None)
+            )
+            if unmarked > 1:  # the rest stay ours for another lease period
+                await session.execute(
+                    update(table)
+                    .where(table.c.lease_owner == owner)
+                    .values(lease_until=utcnow() + lease)
+                )
+            await session.commit()
+            unmarked -= 1
+            if getattr(held, "rowcount", 1) != 1:
+                log.warning("outbox message %s: its lease ran out before it was marked", row["id"])
+            elif values.get("delivered_at") is not None:
+                delivered.append({**row, "response_status": values["response_status"],
+                                  "response_body": values["response_body"]})  # fmt: skip
+    finally:
+        if unmarked:
+            await _release(session, table, owner)
+    return delivered
+
+
+async def _lease(
+    session: AsyncSession, table: Table, owner: str, lease: dt.timedelta,
+    aggregate_id: str | None, limit: int, max_attempts: int,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Take up to `limit` pending messages whose lease is free or expired, oldest first, in one
+    committed statement; the rows taken, oldest first."""
+    now = utcnow()
+    pending = (
+        select(table.c.id)
+        .where(
+            table.c.delivered_at.is_(None),
+            table.c.attempts < max_attempts,
+            or_(table.c.lease_until.is_(None), table.c.lease_until < now),
+        )
+        .order_by(table.c.created_at, table.c.id)
+        .limit(limit)
     )
     if aggregate_id is not None:
-        query = query.where(table.c.aggregate_id == aggregate_id)
+        pending = pending.where(table.c.aggregate_id == aggregate_id)
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    rows = (await session.execute(query.limit(limit))).mappings().all()
-    delivered: list[dict[str, Any]] = []
-    for row in rows:
-        client = clients.get(row["target"])
-        if client is None:
-            continue
-        status: int | None = None
-        body: Any = None
-        error: str | None = None
+        pending = pending.with_for_update(skip_locked=True)
+    result = await session.execute(
+        update(table)
+        .where(table.c.id.in_(pending.scalar_subquery()))
+        .values(lease_owner=owner, lease_until=now + lease)
+        .returning(*table.c)
+    )
+    rows = [dict(row) for row in result.mappings().all()]
+    await session.commit()
+    return sorted(rows, key=lambda row: (row["created_at"], row["id"]))
+
+
+async def _send(client: ServiceClient, row: Mapping[str, Any], max_attempts: int) -> dict[str, Any]:
+    """Send one message; the values that mark it (attempts, error, or delivery and answer)."""
+    status: int | None = None
+    body: Any = None
+    error: str | None = None
+    try:
+        response = await client.request(
+            row["method"], row["path"], json=row["body"],
+            headers={"Idempotency-Key": row["idempotency_key"]},
+        )  # fmt: skip
+        status = response.status_code
         try:
-            response = await client.request(
-                row["method"], row["path"], json=row["body"],
-                headers={"Idempotency-Key": row["idempotency_key"]},
-            )  # fmt: skip
-            status = response.status_code
-            try:
-                body = response.json()
-            except ValueError:
-                body = {"text": response.text[:2000]}
-            if not (200 <= status < 300 or status == 409):
-                error = f"{status}: {json.dumps(body)[:2000]}"
-        except Problem as exc:
-            error = f"{exc.status}: {exc.detail}"
-        values: dict[str, Any] = {"attempts": row["attempts"] + 1, "last_error": error}
-        if error is None:
-            values.update(delivered_at=utcnow(), response_status=status, response_body=body)
-            delivered.append({**row, "response_status": status, "response_body": body})
-        elif values["attempts"] >= max_attempts:
-            log.error("outbox message %s to %s given up after %d attempts: %s", row["id"],
-                      row["target"], values["attempts"], error)  # fmt: skip
-        else:
-            log.warning("outbox message %s to %s not delivered: %s", row["id"], row["target"],
-                        error)  # fmt: skip
-        await session.execute(update(table).where(table.c.id == row["id"]).values(**values))
+            body = response.json()
+        except ValueError:
+            body = {"text": response.text[:2000]}
+        if not (200 <= status < 300 or status == 409):
+            error = f"{status}: {json.dumps(body)[:2000]}"
+    except Problem as exc:
+        error = f"{exc.status}: {exc.detail}"
+    values: dict[str, Any] = {"attempts": row["attempts"] + 1, "last_error": error}
+    if error is None:
+        values.update(delivered_at=utcnow(), response_status=status, response_body=body)
+    elif values["attempts"] >= max_attempts:
+        log.error("outbox message %s to %s given up after %d attempts: %s", row["id"],
+                  row["target"], values["attempts"], error)  # fmt: skip
+    else:
+        log.warning("outbox message %s to %s not delivered: %s", row["id"], row["target"],
+                    error)  # fmt: skip
+    return values
+
+
+async def _release(session: AsyncSession, table: Table, owner: str) -> None:
+    """Give back what a run took and did not mark (skipped, or left by a failure)."""
+    try:
+        await session.rollback()
+        await session.execute(
+            update(table).where(table.c.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+        )  # fmt: skip
         await session.commit()
-    return delivered
+    except Exception:  # the lease runs out on its own
+        log.exception("releasing the outbox lease %s failed", owner)
 
 
 OnDelivered = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
@@ -137,13 +211,14 @@ async def deliver_periodically(
     *,
     every: dt.timedelta,
     on_delivered: OnDelivered | None = None,
+    lease: dt.timedelta = DEFAULT_LEASE,
 ) -> None:
     """Run for the life of the app: deliver what is still pending, then again every `every`;
     `on_delivered` records what each answer tells the sender (in its own transaction)."""
     while True:
         try:
             async with sessionmaker() as session:
-                for message in await deliver(session, table, clients):
+                for message in await deliver(session, table, clients, lease=lease):
                     if on_delivered is not None:
                         await on_delivered(session, message)
                         await session.commit()

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_JWT_SECRET = "development-only-secret-do-not-use-in-production-0123456789"
+DEFAULT_OUTBOX_LEASE_SECONDS = 60.0
 SERVICE_PORTS = {"underwriting": 8001, "claims": 8002, "collections": 8003}
 
 
@@ -49,6 +50,14 @@ class Settings(BaseSettings):
     idempotency_retention_hours: int = Field(48, alias="TCI_IDEMPOTENCY_RETENTION_HOURS")
     idempotency_purge_minutes: int = Field(60, alias="TCI_IDEMPOTENCY_PURGE_MINUTES", ge=1)
     idempotency_wait_ms: int = Field(20, alias="TCI_IDEMPOTENCY_WAIT_MS")
+    # SQLite: how long a claimed key whose request has not finished answers its twins 409; the
+    # key of a request that died is free again after this (longer than any request takes).
+    idempotency_claim_seconds: float = Field(60.0, alias="TCI_IDEMPOTENCY_CLAIM_SECONDS", gt=0)
+    # How long a delivery run holds the outbox messages it took (renewed after each message): a
+    # replica that dies mid-batch leaves them to the others after this.
+    outbox_lease_seconds: float = Field(
+        DEFAULT_OUTBOX_LEASE_SECONDS, alias="TCI_OUTBOX_LEASE_SECONDS", gt=0
+    )
     http_timeout_seconds: float = Field(10.0, alias="TCI_HTTP_TIMEOUT_SECONDS")
     log_level: str = Field("INFO", alias="TCI_LOG_LEVEL")
     # Pins "today" for demonstrations and tests; unset in production.

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.claims.api import router
+from services.claims.calendar_api import router as calendar_router
 from services.claims.config import ClaimsSettings
 from services.claims.models import metadata, outbox
 from services.claims.service import lapse_overdue, record_delivery
@@ -48,6 +49,7 @@ def create_app(settings: ClaimsSettings | None = None) -> FastAPI:
             asyncio.create_task(deliver_periodically(
                 app.state.sessionmaker, outbox, app.state.peers,
                 every=dt.timedelta(seconds=settings.outbox_interval_seconds),
+                lease=dt.timedelta(seconds=settings.outbox_lease_seconds),
                 on_delivered=record_delivery)),
             asyncio.create_task(sweep_lapses(app.state.sessionmaker, settings)),
         ]  # fmt: skip
@@ -66,7 +68,7 @@ def create_app(settings: ClaimsSettings | None = None) -> FastAPI:
         service="claims",
         settings=settings,
         metadata=metadata,
-        routers=[router],
+        routers=[router, calendar_router],
         title="TCI claims",
         description="Overdue notifications, claims, documents, exclusions, indemnity, payment.",
         lifespan=lifespan,

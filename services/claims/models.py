@@ -139,3 +139,42 @@ class Dispute(Base):
     resolution_note: Mapped[str | None] = mapped_column(Text, nullable=True)
     raised_by: Mapped[str] = mapped_column(String(200))
     resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class ClaimedInvoice(Base):
+    """An invoice held by a live claim: one row per (policy, buyer, invoice number), so a second
+    live claim on it cannot be written however many filings arrive at once. A claim that is
+    rejected or lapses deletes its rows, which frees its invoices."""
+
+    __tablename__ = "claimed_invoices"
+
+    policy_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    number: Mapped[str] = mapped_column(String(100), primary_key=True)
+    claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
+
+
+class PolicyCaps(Base):
+    """One row per policy that approvals and payments write first (an upsert, which locks the row
+    on PostgreSQL and takes the write lock on SQLite) before they add up what the policy's caps
+    already carry: approvals and payments of one policy run one after another."""
+
+    __tablename__ = "policy_caps"
+
+    policy_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    changes: Mapped[int] = mapped_column(Integer)
+
+
+class CalendarDay(Base):
+    """A day of a country's working calendar as staff corrected it (a holiday the `holidays`
+    package does not know, a weekend working day, or a day it has wrong): it overrides the
+    package for every working-day deadline."""
+
+    __tablename__ = "calendar_days"
+
+    country: Mapped[str] = mapped_column(String(2), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    working: Mapped[bool]
+    reason: Mapped[str] = mapped_column(Text)
+    set_by: Mapped[str] = mapped_column(String(200))
+    set_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

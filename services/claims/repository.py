@@ -7,18 +7,23 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from services.claims.models import (
     Base,
+    CalendarDay,
     Claim,
     ClaimDocument,
+    ClaimedInvoice,
     ClaimInvoice,
     Dispute,
     NotifiedInvoice,
     OverdueNotification,
+    PolicyCaps,
 )
 
 Row = TypeVar("Row", bound=Base)
@@ -131,16 +136,53 @@ async def first_notifications(
     return first
 
 
-async def already_claimed(
+def _insert(session: AsyncSession) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+async def holders_of(
     session: AsyncSession, policy_id: str, buyer_id: str, numbers: Sequence[str]
 ) -> list[tuple[str, str]]:
-    """(invoice number, claim id) of the invoices already in a live claim on the pair."""
+    """(invoice number, claim id) of the invoices a live claim on the pair holds."""
     rows = await session.execute(
-        select(ClaimInvoice.number, Claim.id).join(Claim, Claim.id == ClaimInvoice.claim_id)
-        .where(Claim.policy_id == policy_id, Claim.buyer_id == buyer_id,
-               Claim.status.not_in(("rejected", "lapsed")), ClaimInvoice.number.in_(numbers))
+        select(ClaimedInvoice.number, ClaimedInvoice.claim_id)
+        .where(ClaimedInvoice.policy_id == policy_id, ClaimedInvoice.buyer_id == buyer_id,
+               ClaimedInvoice.number.in_(numbers))
+        .order_by(ClaimedInvoice.number)
     )  # fmt: skip
     return [(number, claim_id) for number, claim_id in rows.all()]
+
+
+async def hold_invoices(session: AsyncSession, claim: Claim, numbers: Sequence[str]) -> set[str]:
+    """Write the claim's hold on its invoices; the numbers it got (one another live claim holds
+    are left out). The rows go in sorted, so two filings never wait on each other in a circle;
+    on PostgreSQL a filing waits for a concurrent one holding a number to commit or roll back."""
+    insert = _insert(session)
+    statement = (
+        insert(ClaimedInvoice)
+        .values([{"policy_id": claim.policy_id, "buyer_id": claim.buyer_id, "number": number,
+                  "claim_id": claim.id} for number in sorted(set(numbers))])
+        .on_conflict_do_nothing()
+        .returning(ClaimedInvoice.number)
+    )  # fmt: skip
+    return set((await session.execute(statement)).scalars())
+
+
+async def release_invoices(session: AsyncSession, claim_id: str) -> None:
+    """A rejected or lapsed claim frees its invoices."""
+    await session.execute(delete(ClaimedInvoice).where(ClaimedInvoice.claim_id == claim_id))
+
+
+async def lock_policy_caps(session: AsyncSession, policy_id: str) -> None:
+    """Take the policy's caps for this transaction: an upsert of its row, which waits for any
+    other approval or payment of the policy to commit (a row lock on PostgreSQL, the database's
+    write lock on SQLite). Sums read after it see every approval committed before."""
+    insert = _insert(session)
+    statement = insert(PolicyCaps).values(policy_id=policy_id, changes=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=[PolicyCaps.policy_id], set_={"changes": PolicyCaps.changes + 1}
+    )
+    await session.execute(statement)
 
 
 async def waiting_for_documents(session: AsyncSession, before: dt.date) -> list[Claim]:
@@ -167,3 +209,57 @@ async def indemnities_in_year(
     policy_total = (await session.execute(base)).scalar_one()
     buyer_total = (await session.execute(base.where(Claim.buyer_id == claim.buyer_id))).scalar_one()
     return Decimal(policy_total or 0), Decimal(buyer_total or 0)
+
+
+# ---------------------------------------------------------------- calendars
+
+
+async def calendar_corrections(
+    session: AsyncSession, country: str, since: dt.date
+) -> dict[dt.date, bool]:
+    """The days of `country` staff corrected from `since` on: date → working."""
+    rows = await session.execute(
+        select(CalendarDay.day, CalendarDay.working).where(
+            CalendarDay.country == country, CalendarDay.day >= since
+        )
+    )
+    return {day: working for day, working in rows.all()}
+
+
+async def calendar_days_in(
+    session: AsyncSession, country: str, first: dt.date, last: dt.date
+) -> list[CalendarDay]:
+    """The corrections of `country` from `first` to `last`, by date."""
+    query = (
+        select(CalendarDay)
+        .where(CalendarDay.country == country, CalendarDay.day.between(first, last))
+        .order_by(CalendarDay.day)
+    )
+    return list((await session.execute(query)).scalars().all())
+
+
+async def add_calendar_day(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Write a correction unless that day already has one (INSERT … ON CONFLICT DO NOTHING):
+    whether it was written."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    written = await session.execute(
+        insert(CalendarDay).values(**values).on_conflict_do_nothing().returning(CalendarDay.day)
+    )
+    return written.first() is not None
+
+
+async def change_calendar_day(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(
+        update(CalendarDay)
+        .where(CalendarDay.country == values["country"], CalendarDay.day == values["day"])
+        .values(**values)
+    )
+
+
+async def remove_calendar_day(session: AsyncSession, country: str, day: dt.date) -> bool:
+    """Delete a correction: whether there was one."""
+    removed = await session.execute(
+        delete(CalendarDay).where(CalendarDay.country == country, CalendarDay.day == day)
+    )
+    return bool(getattr(removed, "rowcount", 0))

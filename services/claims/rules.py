@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
 
-from shared.calendar import add_working_days, days_after, in_time
+from shared.calendar import Corrections, add_working_days, days_after, in_time
 from shared.money import Money
 
 ZERO = Decimal(0)
@@ -97,9 +97,13 @@ def lapsed(documents_due_on: dt.date, today: dt.date, missing: Sequence[str]) ->
     return bool(missing) and not in_time(today, documents_due_on)
 
 
-def decision_due(complete_on: dt.date, working_days: int, country: str) -> dt.date:
-    """The decision is due within N working days of the file being complete."""
-    return add_working_days(complete_on, working_days, country)
+def decision_due(
+    complete_on: dt.date, working_days: int, country: str,
+    corrections: Corrections | None = None,
+) -> dt.date:  # fmt: skip
+    """The decision is due within N working days of the file being complete, on the country's
+    calendar as staff corrected it."""
+    return add_working_days(complete_on, working_days, country, corrections)
 
 
 # ---------------------------------------------------------------- exclusions and indemnity
@@ -274,6 +278,22 @@ def _add_years(day: dt.date, years: int) -> dt.date:
         return day.replace(year=day.year + years)
     except ValueError:  # 29 February into a common year
         return day.replace(year=day.year + years, day=28)
+
+
+def caps_left(
+    *,
+    max_liability: Decimal,
+    single_buyer_cap: Decimal | None,
+    used_on_policy: Decimal,
+    used_on_buyer: Decimal,
+) -> Decimal:
+    """What the caps still leave for one more claim: the maximum liability for the policy year
+    less what approved and paid claims of that year carry, and no more than the single-buyer cap
+    (if any) less what the buyer's approved and paid claims carry; never below zero."""
+    left = max_liability - used_on_policy
+    if single_buyer_cap is not None:
+        left = min(left, single_buyer_cap - used_on_buyer)
+    return max(ZERO, left)
 
 
 def insurer_share_pct(indemnity_paid: Decimal, unpaid_debt: Decimal) -> Decimal:

@@ -224,3 +224,36 @@ class ClaimRead(Schema):
 class ClaimList(Schema):
     items: list[ClaimRead]
     next_cursor: str | None
+
+
+# ---------------------------------------------------------------- calendars
+
+CalendarSource = Literal["holidays", "staff"]
+
+
+class CalendarDayWrite(Schema):
+    """A correction of one day: working or not, and why."""
+
+    working: bool
+    reason: Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]+$")]
+
+
+class CalendarDayRead(Schema):
+    """A day as the calendar has it in force: from the `holidays` package, or as staff set it."""
+
+    country: str
+    date: dt.date
+    working: bool
+    source: CalendarSource
+    name: str | None = Field(None, description="the package's name of the day, if it has one")
+    reason: str | None = None
+    set_by: str | None = None
+    set_at: dt.datetime | None = None
+
+
+class CalendarDaysRead(Schema):
+    """The holidays and weekend working days of a country's year in force, by date."""
+
+    country: str
+    year: int
+    items: list[CalendarDayRead]

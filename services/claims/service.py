@@ -16,6 +16,7 @@ from services.claims import repository as repo
 from services.claims import rules
 from services.claims.config import ClaimsSettings
 from services.claims.models import (
+    CalendarDay,
     Claim,
     ClaimDocument,
     ClaimInvoice,
@@ -26,6 +27,9 @@ from services.claims.models import (
 )
 from services.claims.schemas import (
     AssessmentRead,
+    CalendarDayRead,
+    CalendarDaysRead,
+    CalendarDayWrite,
     ClaimCreate,
     ClaimInvoiceRead,
     ClaimRead,
@@ -43,7 +47,9 @@ from services.claims.schemas import (
     StepRead,
 )
 from shared.auth import Caller
+from shared.calendar import CalendarError, check_year, is_working_day, package_days
 from shared.contracts import CoverageFacts, MoneyModel, PolicyTerms
+from shared.countries import CountryError, country_code
 from shared.db import new_id, utcnow
 from shared.http import ServiceClient
 from shared.money import Money
@@ -248,13 +254,13 @@ async def file_claim(ctx: Context, filing: ClaimCreate) -> ClaimRead:
             f"the filing window closed on {window.closes.isoformat()}",
             filing_deadline=window.closes.isoformat(),
         )
-    claimed = await repo.already_claimed(ctx.session, policy.id, filing.buyer_id, numbers)
-    if claimed:
-        raise conflict(
-            "invoice-already-claimed",
-            "already claimed: " + ", ".join(f"{n} (claim {c})" for n, c in claimed),
-            claims={n: c for n, c in claimed},
-        )
+    # A claim that has lapsed without the lapse being recorded yet still holds its invoices:
+    # record it now, which frees them.
+    holders = await repo.holders_of(ctx.session, policy.id, filing.buyer_id, numbers)
+    for holder_id in sorted({claim_id for _, claim_id in holders}):
+        holder = await repo.claim(ctx.session, holder_id, lock=True)
+        if holder is not None:
+            await _refresh_lapse(ctx, holder)
     claim = Claim(
         id=new_id("clm"), created_at=utcnow(), policy_id=policy.id, buyer_id=filing.buyer_id,
         policyholder_id=policy.policyholder_id, currency=policy.currency, cause=filing.cause,
@@ -269,6 +275,17 @@ async def file_claim(ctx: Context, filing: ClaimCreate) -> ClaimRead:
     )  # fmt: skip
     ctx.session.add(claim)
     await ctx.session.flush()
+    # The database holds each invoice for one live claim: of concurrent filings, one gets it.
+    held = await repo.hold_invoices(ctx.session, claim, numbers)
+    if len(held) < len(set(numbers)):
+        claimed = await repo.holders_of(
+            ctx.session, policy.id, filing.buyer_id, [n for n in numbers if n not in held]
+        )
+        raise conflict(
+            "invoice-already-claimed",
+            "already claimed: " + ", ".join(f"{n} (claim {c})" for n, c in claimed),
+            claims={n: c for n, c in claimed},
+        )
     for invoice in filing.invoices:
         ctx.session.add(ClaimInvoice(
             id=new_id("cin"), claim_id=claim.id, number=invoice.number,
@@ -322,9 +339,10 @@ def _lapsed(claim: Claim, kinds: Sequence[str], today: dt.date) -> bool:
 
 
 async def _refresh_lapse(ctx: Context, claim: Claim) -> None:
-    """Before a change: a claim that has lapsed is recorded as lapsed."""
+    """Before a change: a claim that has lapsed is recorded as lapsed, and frees its invoices."""
     if await _lapsed_now(ctx, claim):
         claim.status, claim.held_status = "lapsed", None
+        await repo.release_invoices(ctx.session, claim.id)
 
 
 async def lapse_overdue(session: AsyncSession, today: dt.date) -> list[str]:
@@ -337,6 +355,7 @@ async def lapse_overdue(session: AsyncSession, today: dt.date) -> list[str]:
         kinds = [d.kind for d in documents.get(claim.id, [])]
         if rules.lapsed(claim.documents_due, today, rules.missing_documents(claim.cause, kinds)):
             claim.status, claim.held_status = "lapsed", None
+            await repo.release_invoices(session, claim.id)
             lapsed.append(claim.id)
     await session.flush()
     return lapsed
@@ -439,9 +458,11 @@ async def add_document(
     pending = claim.status == "documents_pending" or claim.held_status == "documents_pending"
     if pending and not missing:
         claim.complete_on = ctx.today
+        country = claim.terms["claims_calendar_country"]
         claim.decision_due = rules.decision_due(
-            ctx.today, ctx.settings.decision_working_days, claim.terms["claims_calendar_country"]
-        )
+            ctx.today, ctx.settings.decision_working_days, country,
+            await repo.calendar_corrections(ctx.session, country, ctx.today),
+        )  # fmt: skip
         if claim.status == "on_hold":
             claim.held_status = "under_review"
         else:
@@ -633,7 +654,7 @@ def _dispute_outcomes(disputes: Sequence[Dispute]) -> dict[str, str]:
 
 
 async def decide(ctx: Context, claim_id: str, verdict: DecisionCreate) -> ClaimRead:
-    claim = await _claim(ctx, claim_id, lock=True)
+    claim = await _lock_with_policy_caps(ctx, claim_id)
     await _refresh_lapse(ctx, claim)
     if claim.status in DECIDED:
         raise conflict("already-decided", f"the claim is already {claim.status}",
@@ -645,6 +666,8 @@ async def decide(ctx: Context, claim_id: str, verdict: DecisionCreate) -> ClaimR
                             status_now=claim.status)  # fmt: skip
     if verdict.decision == "approve":
         await _check_caps_still_hold(ctx, claim)
+    else:
+        await repo.release_invoices(ctx.session, claim.id)
     claim.decision = verdict.decision
     claim.status = "approved" if verdict.decision == "approve" else "rejected"
     claim.decision_reason = verdict.reason
@@ -653,39 +676,58 @@ async def decide(ctx: Context, claim_id: str, verdict: DecisionCreate) -> ClaimR
     return await read_claim(ctx, claim)
 
 
-async def _check_caps_still_hold(ctx: Context, claim: Claim) -> None:
-    """Claims approved since this one was assessed use the same caps: if what is left of them
-    no longer covers the assessed indemnity, the claim must be assessed again."""
+async def _lock_with_policy_caps(ctx: Context, claim_id: str) -> Claim:
+    """The claim, locked, with its policy's caps taken for the transaction (always in that
+    order): approvals and payments of one policy then run one at a time, and the claim is read
+    again once they are taken (on SQLite the write lock is what serialises)."""
+    claim = await _claim(ctx, claim_id, lock=True)
+    await repo.lock_policy_caps(ctx.session, claim.policy_id)
+    await ctx.session.refresh(claim)
+    return claim
+
+
+async def _check_caps_still_hold(ctx: Context, claim: Claim, *, paying: bool = False) -> None:
+    """Claims approved or paid since this one was assessed use the same caps: if what is left of
+    them no longer covers the assessed indemnity, the claim is not approved (it must be assessed
+    again) nor paid. The caller holds the policy's caps (`_lock_with_policy_caps`)."""
     terms = PolicyTerms.model_validate(claim.terms)
     start, end = rules.policy_year(terms.start_date, claim.loss_date)
-    paid_policy, paid_buyer = await repo.indemnities_in_year(ctx.session, claim, start, end)
-    left = terms.max_liability.amount - paid_policy
-    if terms.single_buyer_cap is not None:
-        left = min(left, terms.single_buyer_cap.amount - paid_buyer)
-    if claim.indemnity is not None and claim.indemnity > max(ZERO, left):
-        raise conflict(
-            "assessment-outdated",
-            "claims approved since the assessment leave less of the policy's caps than it "
-            "assessed; assess the claim again",
-            cap_left=_money(max(ZERO, left), claim.currency).model_dump(mode="json"),
-        )
+    used_policy, used_buyer = await repo.indemnities_in_year(ctx.session, claim, start, end)
+    left = rules.caps_left(
+        max_liability=terms.max_liability.amount,
+        single_buyer_cap=None if terms.single_buyer_cap is None else terms.single_buyer_cap.amount,
+        used_on_policy=used_policy, used_on_buyer=used_buyer,
+    )  # fmt: skip
+    if claim.indemnity is None or claim.indemnity <= left:
+        return
+    cap_left = _money(left, claim.currency).model_dump(mode="json")
+    if paying:
+        raise conflict("caps-exceeded", "claims approved or paid on the policy leave less of its "
+                       "caps than this claim's indemnity", cap_left=cap_left)  # fmt: skip
+    raise conflict(
+        "assessment-outdated",
+        "claims approved since the assessment leave less of the policy's caps than it "
+        "assessed; assess the claim again",
+        cap_left=cap_left,
+    )
 
 
 async def pay(ctx: Context, claim_id: str) -> ClaimRead:
-    """Pay an approved claim once; the debt passes to collections as a subrogation case (an
-    outbox message with a stable Idempotency-Key, so the case is opened exactly once)."""
-    claim = await _claim(ctx, claim_id, lock=True)
+    """Pay an approved claim once, if the caps still hold with it; the debt passes to collections
+    as a subrogation case (an outbox message with a stable Idempotency-Key, so the case is opened
+    exactly once) with the indemnity paid, from which collections shares recoveries exactly."""
+    claim = await _lock_with_policy_caps(ctx, claim_id)
     if claim.status == "paid":
         raise conflict("already-paid", f"the claim was paid on {claim.paid_on}")
     if claim.status != "approved":
         raise unprocessable("not-approved", "only an approved claim is paid",
                             status_now=claim.status)  # fmt: skip
     assert claim.indemnity is not None and claim.assessment is not None
+    await _check_caps_still_hold(ctx, claim, paying=True)
     buyer = await fetch_buyer(ctx.peers, claim.buyer_id)
     lines = claim.assessment["invoices"]
     invoices = (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
     due = {i.number: i.due_date for i in invoices}
-    unpaid_total = sum((Decimal(line["unpaid"]["amount"]) for line in lines), ZERO)
     claim.status, claim.paid_on, claim.paid_by = "paid", ctx.today, ctx.caller.subject
     await enqueue(
         ctx.session, outbox, aggregate_id=claim.id, target="collections", path="/v1/cases",
@@ -693,7 +735,7 @@ async def pay(ctx: Context, claim_id: str) -> ClaimRead:
             "creditor_id": claim.policyholder_id, "buyer_id": claim.buyer_id,
             "debtor_country": buyer.country, "ladder": claim.terms["collection_ladder"],
             "claim_id": claim.id, "currency": claim.currency,
-            "insurer_share_pct": str(rules.insurer_share_pct(claim.indemnity, unpaid_total)),
+            "indemnity_paid": _money(claim.indemnity, claim.currency).model_dump(mode="json"),
             "invoices": [{"number": line["number"], "amount": line["unpaid"],
                           "due_date": due[line["number"]].isoformat()}
                          for line in lines if Decimal(line["unpaid"]["amount"]) > 0],
@@ -740,3 +782,78 @@ async def dispute(ctx: Context, claim_id: str, dispute_id: str) -> DisputeRead:
     if found is None or found.claim_id != claim.id:
         raise not_found("dispute", dispute_id)
     return _dispute_read(found, claim.status)
+
+
+# ---------------------------------------------------------------- calendars
+
+
+def _calendar_country(country: str) -> str:
+    try:
+        return country_code(country)
+    except CountryError as exc:
+        raise invalid(["path", "country"], str(exc)) from None
+
+
+def _calendar_year(year: int, loc: list[str | int]) -> int:
+    try:
+        return check_year(year)
+    except CalendarError as exc:
+        raise invalid(loc, str(exc)) from None
+
+
+def _staff_day(day: CalendarDay, name: str | None) -> CalendarDayRead:
+    return CalendarDayRead(country=day.country, date=day.day, working=day.working, source="staff",
+                           name=name, reason=day.reason, set_by=day.set_by,
+                           set_at=day.set_at)  # fmt: skip
+
+
+async def calendar_days(session: AsyncSession, country: str, year: int) -> CalendarDaysRead:
+    """The holidays and weekend working days of a country's year in force: the `holidays`
+    package's, with the days staff corrected in their place."""
+    country = _calendar_country(country)
+    year = _calendar_year(year, ["query", "year"])
+    days = {d.day: CalendarDayRead(country=country, date=d.day, working=d.working,
+                                   source="holidays", name=d.name)
+            for d in package_days(country, year)}  # fmt: skip
+    corrected = await repo.calendar_days_in(
+        session, country, dt.date(year, 1, 1), dt.date(year, 12, 31)
+    )
+    for day in corrected:
+        known = days.get(day.day)
+        days[day.day] = _staff_day(day, known.name if known else None)
+    return CalendarDaysRead(country=country, year=year, items=[days[d] for d in sorted(days)])
+
+
+async def calendar_day(session: AsyncSession, country: str, day: dt.date) -> CalendarDayRead:
+    """One day as the calendar has it in force."""
+    country = _calendar_country(country)
+    _calendar_year(day.year, ["path", "date"])
+    for read in (await calendar_days(session, country, day.year)).items:
+        if read.date == day:
+            return read
+    return CalendarDayRead(country=country, date=day, working=is_working_day(day, country),
+                           source="holidays")  # fmt: skip
+
+
+async def set_calendar_day(
+    ctx: Context, country: str, day: dt.date, change: CalendarDayWrite
+) -> tuple[CalendarDayRead, bool]:
+    """Staff correct one day of a country's calendar (working or not, and why): the day as it now
+    stands, and whether the correction is new (a second one for the day replaces the first)."""
+    country = _calendar_country(country)
+    _calendar_year(day.year, ["path", "date"])
+    values = {"country": country, "day": day, "working": change.working, "reason": change.reason,
+              "set_by": ctx.caller.subject, "set_at": utcnow()}  # fmt: skip
+    created = await repo.add_calendar_day(ctx.session, values)
+    if not created:
+        await repo.change_calendar_day(ctx.session, values)
+    names = {d.day: d.name for d in package_days(country, day.year)}
+    return _staff_day(CalendarDay(**values), names.get(day)), created
+
+
+async def remove_calendar_day(ctx: Context, country: str, day: dt.date) -> None:
+    """Withdraw a correction: the `holidays` package's calendar holds for that day again."""
+    country = _calendar_country(country)
+    _calendar_year(day.year, ["path", "date"])
+    if not await repo.remove_calendar_day(ctx.session, country, day):
+        raise not_found("calendar correction", f"{country}/{day.isoformat()}")

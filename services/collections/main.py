@@ -57,6 +57,7 @@ def create_app(settings: CollectionsSettings | None = None) -> FastAPI:
                     outbox,
                     app.state.peers,
                     every=dt.timedelta(seconds=settings.outbox_interval_seconds),
+                    lease=dt.timedelta(seconds=settings.outbox_lease_seconds),
                 )
             ),
         ]

@@ -46,7 +46,10 @@ class Case(Base):
     stage: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(20))
     claim_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    insurer_share_pct: Mapped[Decimal | None] = mapped_column(Exact(9, 4), nullable=True)
+    # The insurer's share of recoveries as an exact fraction (decimal strings: no scale, no
+    # rounding): the indemnity paid over the claim's unpaid invoices, or a percentage over 100.
+    insurer_share_numerator: Mapped[str | None] = mapped_column(Text, nullable=True)
+    insurer_share_denominator: Mapped[str | None] = mapped_column(Text, nullable=True)
     fee_pct: Mapped[Decimal] = mapped_column(Exact(9, 4))
     opened_on: Mapped[dt.date] = mapped_column(Date)
     closed_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)

@@ -30,6 +30,9 @@ class CaseCreate(Schema):
     invoices: Annotated[list[CaseInvoiceIn], Field(min_length=1, max_length=1000)]
     ladder: LadderName = "reminder_15_30_45"
     claim_id: Ident | None = None
+    # The insurer's share of recoveries: `indemnity_paid` / the invoices' total, exactly; or a
+    # percentage with any number of decimals.
+    indemnity_paid: MoneyModel | None = None
     insurer_share_pct: Percent | None = None
     currency: str | None = None  # informative: the invoices' currency rules
 
@@ -37,8 +40,14 @@ class CaseCreate(Schema):
     def _checks(self) -> CaseCreate:
         if len({i.number for i in self.invoices}) != len(self.invoices):
             raise ValueError("invoice numbers must be unique within a case")
-        if self.insurer_share_pct is not None and self.claim_id is None:
-            raise ValueError("insurer_share_pct is only for a case opened by a paid claim")
+        if self.indemnity_paid is not None and self.insurer_share_pct is not None:
+            raise ValueError("give indemnity_paid or insurer_share_pct, not both")
+        if (self.insurer_share_pct is not None or self.indemnity_paid is not None) and (
+            self.claim_id is None
+        ):
+            raise ValueError(
+                "indemnity_paid and insurer_share_pct are only for a case opened by a paid claim"
+            )
         return self
 
 

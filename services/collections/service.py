@@ -38,6 +38,8 @@ from shared.peers import fetch_buyer
 from shared.problems import conflict, invalid, not_found, unprocessable
 
 ZERO = Decimal(0)
+# How many decimals a case shows of the insurer's share (a display: splits use the exact share).
+SHARE_PCT_SHOWN_PLACES = 4
 
 
 @dataclass
@@ -68,6 +70,7 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
                                 loc=["body", "invoices", index, "amount"])  # fmt: skip
         if invoice.amount.amount <= 0:
             raise invalid(["body", "invoices", index, "amount"], "must be greater than zero")
+    share = _share_given(opening, currency)  # given only with a claim (the schema checks)
     if opening.claim_id is not None:
         existing = await repo.case_of_claim(ctx.session, opening.claim_id)
         if existing is not None:
@@ -75,7 +78,7 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
                            case_id=existing)  # fmt: skip
         mandate = await _mandate_for(ctx, opening)
         if mandate is not None:
-            return await _take_over(ctx, mandate, opening)
+            return await _take_over(ctx, mandate, opening, share)
     ladder = rules.LADDERS[opening.ladder]
     oldest = min(i.due_date for i in opening.invoices)
     case = Case(
@@ -83,7 +86,8 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
         buyer_id=opening.buyer_id, debtor_country=opening.debtor_country, currency=currency,
         ladder=opening.ladder, stage=rules.stage_on(ladder, rules.days_past_due(oldest, ctx.today)),
         status="open", claim_id=opening.claim_id,
-        insurer_share_pct=opening.insurer_share_pct if opening.claim_id else None,
+        insurer_share_numerator=None if share is None else str(share.paid),
+        insurer_share_denominator=None if share is None else str(share.of),
         fee_pct=ctx.settings.fee_pct, opened_on=ctx.today, closed_on=None,
         created_by=ctx.caller.subject,
     )  # fmt: skip
@@ -110,6 +114,32 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
     return await read_case(ctx, case)
 
 
+def _share_given(opening: CaseCreate, currency: str) -> rules.InsurerShare | None:
+    """The insurer's share a paid claim hands over, exactly: the indemnity paid over the total of
+    the claim's unpaid invoices, or the percentage given (none given: no share)."""
+    if opening.insurer_share_pct is not None:
+        return rules.InsurerShare.from_pct(opening.insurer_share_pct)
+    if opening.indemnity_paid is None:
+        return None
+    paid = opening.indemnity_paid
+    if paid.currency != currency:
+        raise unprocessable("currency-mismatch", f"the invoices are in {currency}",
+                            loc=["body", "indemnity_paid"])  # fmt: skip
+    total = sum((i.amount.amount for i in opening.invoices), ZERO)
+    if not ZERO <= paid.amount <= total:
+        raise invalid(["body", "indemnity_paid", "amount"],
+                      f"must be between 0 and the invoices' total of {total}")  # fmt: skip
+    return rules.InsurerShare(paid.amount, total)
+
+
+def _share_of(case: Case) -> rules.InsurerShare | None:
+    if case.insurer_share_numerator is None or case.insurer_share_denominator is None:
+        return None
+    return rules.InsurerShare(
+        Decimal(case.insurer_share_numerator), Decimal(case.insurer_share_denominator)
+    )
+
+
 async def _mandate_for(ctx: Context, opening: CaseCreate) -> Case | None:
     """The open mandate collecting the same debt (same creditor and buyer, an invoice in common)
     that a paid claim's recovery takes over, if any."""
@@ -117,14 +147,18 @@ async def _mandate_for(ctx: Context, opening: CaseCreate) -> Case | None:
     return await repo.open_mandate(ctx.session, opening.creditor_id, opening.buyer_id, numbers)
 
 
-async def _take_over(ctx: Context, case: Case, opening: CaseCreate) -> CaseRead:
+async def _take_over(
+    ctx: Context, case: Case, opening: CaseCreate, share: rules.InsurerShare | None
+) -> CaseRead:
     """The claim is paid: the mandate becomes the subrogation case, and what it recovers from now
     on is shared with the insurer. Invoices of the claim it did not have are added."""
     currency = opening.invoices[0].amount.currency
     if currency != case.currency:
         raise unprocessable("currency-mismatch", f"the mandate {case.id} is in {case.currency}")
     case.claim_id = opening.claim_id
-    case.insurer_share_pct = opening.insurer_share_pct
+    case.insurer_share_numerator = None if share is None else str(share.paid)
+    case.insurer_share_denominator = None if share is None else str(share.of)
+    shown = ZERO if share is None else share.pct(SHARE_PCT_SHOWN_PLACES)
     have = {i.number for i in await _invoices(ctx, case.id)}
     for invoice in opening.invoices:
         if invoice.number not in have:
@@ -134,7 +168,7 @@ async def _take_over(ctx: Context, case: Case, opening: CaseCreate) -> CaseRead:
     ctx.session.add(Activity(
         id=new_id("act"), created_at=utcnow(), case_id=case.id, kind="subrogation",
         occurred_on=ctx.today, note=f"claim {opening.claim_id} paid: recoveries from now on are "
-        f"shared, {opening.insurer_share_pct}% to the insurer", promised_amount=None,
+        f"shared, {shown}% to the insurer", promised_amount=None,
         promised_on=None, details={"claim_id": opening.claim_id},
         recorded_by=ctx.caller.subject))  # fmt: skip
     try:
@@ -176,13 +210,15 @@ def _case_read(
     payments: Sequence[Payment],
 ) -> CaseRead:  # fmt: skip
     c = case.currency
+    share = _share_of(case)
     outstanding = sum((i.amount - i.paid for i in invoices), ZERO)
     unpaid_dues = [i.due_date for i in invoices if i.amount > i.paid]
     return CaseRead(
         id=case.id, created_at=case.created_at, creditor_id=case.creditor_id,
         buyer_id=case.buyer_id, debtor_country=case.debtor_country, currency=c,
         ladder=case.ladder, stage=case.stage, status=case.status, claim_id=case.claim_id,
-        insurer_share_pct=case.insurer_share_pct, fee_pct=case.fee_pct,
+        insurer_share_pct=None if share is None else share.pct(SHARE_PCT_SHOWN_PLACES),
+        fee_pct=case.fee_pct,
         opened_on=case.opened_on, closed_on=case.closed_on,
         days_past_due=rules.days_past_due(min(unpaid_dues, default=None), ctx.today),
         outstanding=_money(outstanding, c),
@@ -285,8 +321,8 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
         left -= part
         credited.append({"invoice_number": number, "amount": str(part),
                          "outstanding_after": str(left)})  # fmt: skip
-    share = rules.allocate(Money(amount, case.currency), fee_pct=case.fee_pct,
-                           insurer_share_pct=case.insurer_share_pct)  # fmt: skip
+    share = rules.share_recovery(Money(amount, case.currency), fee_pct=case.fee_pct,
+                                 share=_share_of(case))  # fmt: skip
     payment = Payment(
         id=new_id("pay"), created_at=utcnow(), case_id=case.id, amount=amount,
         received_on=received.received_on, fee=share.fee.amount, insurer=share.insurer.amount,

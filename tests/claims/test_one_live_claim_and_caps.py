@@ -1,0 +1,105 @@
+"""An invoice belongs to one live claim at most (a rejected or lapsed claim frees it), and the caps
+hold at payment as at approval: in-process, on both engines. The same rules under concurrent
+requests are proved over real processes in tests/e2e/test_money_under_concurrency.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from services.claims.models import Claim
+from shared.db import get_session
+from tests.builders import money, ok
+from tests.claims.test_api import INVOICES, complete, insured, invoice
+from tests.conftest import auth
+
+HANDLER = auth("claims_handler")
+
+
+@pytest.fixture
+async def apis(api: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, httpx.AsyncClient]:
+    monkeypatch.setenv("TCI_FIXED_TODAY", "2027-06-10")
+    return {"claims": await api.open("claims"), "underwriting": api("underwriting")}
+
+
+def filing(policy: dict[str, Any], buyer: dict[str, Any], invoices: list[Any]) -> dict[str, Any]:
+    return {"policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+            "event_date": "2027-06-01", "invoices": invoices}  # fmt: skip
+
+
+async def test_an_invoice_in_a_live_claim_cannot_be_claimed_again_until_the_claim_is_rejected(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims = apis["claims"]
+    policy, buyer = await insured(apis["underwriting"])
+    holder = auth("policyholder", policy["policyholder_id"])
+    first = ok(await claims.post("/v1/claims", headers=holder,
+                                 json=filing(policy, buyer, INVOICES)), 201)  # fmt: skip
+    # One invoice in common is enough.
+    again = await claims.post("/v1/claims", headers=holder, json=filing(
+        policy, buyer, [INVOICES[1], invoice("INV-3", "1000", "2027-03-20", "2027-05-19")]))  # fmt: skip
+    assert again.status_code == 409 and again.json()["type"] == "invoice-already-claimed"
+    assert again.json()["claims"] == {"INV-2": first["id"]}
+    ok(await claims.post(f"/v1/claims/{first['id']}/decision", headers=HANDLER,
+                         json={"decision": "reject", "reason": "not our risk"}), 200)  # fmt: skip
+    refiled = ok(await claims.post("/v1/claims", headers=holder,
+                                   json=filing(policy, buyer, INVOICES)), 201)  # fmt: skip
+    assert refiled["id"] != first["id"] and refiled["status"] == "documents_pending"
+
+
+async def test_a_claim_that_lapsed_frees_its_invoices_even_before_the_lapse_is_recorded(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims = apis["claims"]
+    policy, buyer = await insured(apis["underwriting"], documents_grace_days=5,
+                                  claim_filing_days=60)  # fmt: skip
+    holder = auth("policyholder", policy["policyholder_id"])
+    first = ok(await claims.post("/v1/claims", headers=holder,
+                                 json=filing(policy, buyer, INVOICES)), 201)  # fmt: skip
+    assert first["documents_due"] == "2027-06-15"
+    settings = claims._transport.app.state.settings  # type: ignore[attr-defined]
+    settings.fixed_today = dt.date(2027, 6, 16)  # the grace has run out, nothing was sent
+    refiled = ok(await claims.post("/v1/claims", headers=holder,
+                                   json=filing(policy, buyer, INVOICES)), 201)  # fmt: skip
+    assert refiled["id"] != first["id"]
+    lapsed = ok(await claims.get(f"/v1/claims/{first['id']}", headers=holder), 200)
+    assert lapsed["status"] == "lapsed"
+    recorded = ok(await claims.get(f"/v1/claims?status=lapsed&policy_id={policy['id']}",
+                                   headers=HANDLER), 200)  # fmt: skip
+    assert [c["id"] for c in recorded["items"]] == [first["id"]]
+
+
+async def test_a_payment_the_caps_no_longer_leave_room_for_is_refused(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    """Payment checks the caps again: an approved claim (here one recorded approved before the
+    caps were serialised) is not paid past the maximum liability."""
+    claims = apis["claims"]
+    policy, buyer = await insured(apis["underwriting"], max_liability=money("100000"))
+    holder = auth("policyholder", policy["policyholder_id"])
+    filed = []
+    for number in ("A", "B"):
+        claim = ok(await claims.post("/v1/claims", headers=holder, json=filing(policy, buyer, [
+            invoice(f"{number}-1", "80000", "2027-03-01", "2027-04-30"),
+            invoice(f"{number}-2", "40000", "2027-03-20", "2027-05-19")])), 201)  # fmt: skip
+        claim = await complete(claims, claim, holder)
+        assessed = ok(await claims.post(f"/v1/claims/{claim['id']}/assessment",
+                                        headers=HANDLER), 200)  # fmt: skip
+        assert assessed["indemnity"] == money("85000.00")
+        filed.append(claim["id"])
+    ok(await claims.post(f"/v1/claims/{filed[0]}/decision", headers=HANDLER,
+                         json={"decision": "approve", "reason": "ok"}), 200)  # fmt: skip
+    ok(await claims.post(f"/v1/claims/{filed[0]}/payment", headers=HANDLER), 200)
+    session = claims._transport.app.dependency_overrides[get_session]  # type: ignore[attr-defined]
+    async for s in session():
+        await s.execute(update(Claim).where(Claim.id == filed[1]).values(status="approved"))
+        await s.commit()
+    refused = await claims.post(f"/v1/claims/{filed[1]}/payment", headers=HANDLER)
+    assert refused.status_code == 409 and refused.json()["type"] == "caps-exceeded"
+    assert refused.json()["cap_left"] == money("15000.00")
+    still = ok(await claims.get(f"/v1/claims/{filed[1]}", headers=HANDLER), 200)
+    assert still["status"] == "approved" and still["paid_on"] is None

@@ -1,0 +1,168 @@
+"""Recoveries after a paid claim are shared exactly: the fee rounded once, the insurer's part the
+exact proportion it bore the loss (never a rounded percentage) rounded once, the policyholder's
+part the rest, so the parts add up to the payment."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from fractions import Fraction
+from typing import Any
+
+import httpx
+import pytest
+
+from services.collections import rules
+from shared.money import Money
+from tests.builders import make_buyer, money, ok
+from tests.claims.test_api import INVOICES, complete, insured
+from tests.conftest import auth, unique
+
+FEE = D(10)
+COLLECTOR = auth("collector")
+
+
+def split(amount: str, share: rules.InsurerShare | None) -> tuple[str, str, str]:
+    parts = rules.share_recovery(Money(D(amount), "EUR"), fee_pct=FEE, share=share)
+    assert parts.fee + parts.insurer + parts.policyholder == Money(D(amount), "EUR")
+    return (str(parts.fee.amount), str(parts.insurer.amount), str(parts.policyholder.amount))
+
+
+def test_the_domain_example_shares_a_recovery_to_the_cent() -> None:
+    """85,000 paid against 120,000 unpaid, a recovery of 33,333.33: fee 3,333.33, insurer
+    21,250.00, policyholder 8,750.00 (a share rounded to 70.8333% gave 21,249.99 / 8,750.01)."""
+    share = rules.InsurerShare(D("85000.00"), D("120000.00"))
+    assert split("33333.33", share) == ("3333.33", "21250.00", "8750.00")
+
+
+@pytest.mark.parametrize(
+    ("recovery", "fee", "insurer", "policyholder"),
+    [
+        ("100.00", "10.00", "30.00", "60.00"),
+        ("33.33", "3.33", "10.00", "20.00"),
+        ("0.05", "0.01", "0.01", "0.03"),  # fee 0.005 rounds half-up
+        ("0.25", "0.03", "0.07", "0.15"),
+        ("20.45", "2.05", "6.13", "12.27"),  # fee 2.045 rounds half-up
+        ("1000.01", "100.00", "300.00", "600.01"),
+        ("99999.99", "10000.00", "30000.00", "59999.99"),
+        ("0.01", "0.00", "0.00", "0.01"),
+    ],
+)
+def test_a_third_borne_by_the_insurer_is_a_third_of_each_recovery_after_the_fee(
+    recovery: str, fee: str, insurer: str, policyholder: str
+) -> None:
+    """100,000 paid against 300,000 unpaid: the insurer bore exactly one third."""
+    share = rules.InsurerShare(D("100000.00"), D("300000.00"))
+    assert split(recovery, share) == (fee, insurer, policyholder)
+
+
+def test_each_part_is_the_exact_amount_rounded_once_and_the_parts_always_add_up() -> None:
+    share = rules.InsurerShare(D("100000.00"), D("300000.00"))
+    for cents in [*range(1, 400), 3333333, 123456789, 99999999, 100000001]:
+        amount = D(cents).scaleb(-2)
+        fee, insurer, policyholder = (D(x) for x in split(str(amount), share))
+        exact_fee = Fraction(amount) / 10
+        exact_insurer = (Fraction(amount) - Fraction(fee)) / 3
+        assert abs(Fraction(fee) - exact_fee) <= Fraction(1, 200)
+        assert abs(Fraction(insurer) - exact_insurer) <= Fraction(1, 200)
+        assert fee + insurer + policyholder == amount
+
+
+def test_a_percentage_with_any_number_of_decimals_is_taken_exactly() -> None:
+    third = rules.InsurerShare.from_pct(D("33.33333333333333333333333333333333"))
+    assert split("20.45", third) == ("2.05", "6.13", "12.27")
+    assert rules.allocate(Money(D("33333.33"), "EUR"), fee_pct=FEE,
+                          insurer_share_pct=D("50")).insurer == Money(D("15000.00"), "EUR")  # fmt: skip
+
+
+def test_before_a_claim_the_recovery_after_the_fee_is_the_policyholders() -> None:
+    assert split("33333.33", None) == ("3333.33", "0.00", "30000.00")
+
+
+# ---------------------------------------------------------------- over the API
+
+
+@pytest.fixture
+async def cases(api: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[httpx.AsyncClient, str]:
+    monkeypatch.setenv("TCI_FIXED_TODAY", "2027-06-10")
+    client: httpx.AsyncClient = await api.open("collections")
+    buyer = await make_buyer(api("underwriting"))
+    return client, buyer["id"]
+
+
+def subrogation(buyer_id: str, **share: Any) -> dict[str, Any]:
+    return {"creditor_id": unique("ph"), "buyer_id": buyer_id, "debtor_country": "DE",
+            "claim_id": unique("clm"),
+            "invoices": [{"number": "INV-1", "amount": money("80000"), "due_date": "2027-04-30"},
+                         {"number": "INV-2", "amount": money("40000"), "due_date": "2027-05-19"}],
+            **share}  # fmt: skip
+
+
+async def test_a_case_opened_with_the_indemnity_paid_shares_recoveries_exactly(
+    cases: tuple[httpx.AsyncClient, str],
+) -> None:
+    client, buyer_id = cases
+    case = ok(await client.post("/v1/cases", headers=auth("service"), json=subrogation(
+        buyer_id, indemnity_paid=money("85000.00"))), 201)  # fmt: skip
+    assert case["insurer_share_pct"] == "70.8333"  # shown rounded; shared exactly
+    paid = ok(await client.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
+                                json={"amount": money("33333.33"),
+                                      "received_on": "2027-06-10"}), 201)  # fmt: skip
+    assert paid["allocation"] == {"fee": money("3333.33"), "insurer": money("21250.00"),
+                                  "policyholder": money("8750.00")}  # fmt: skip
+
+
+async def test_a_case_opened_with_a_percentage_of_many_decimals_keeps_it_exactly(
+    cases: tuple[httpx.AsyncClient, str],
+) -> None:
+    client, buyer_id = cases
+    case = ok(await client.post("/v1/cases", headers=auth("service"), json=subrogation(
+        buyer_id, insurer_share_pct="33.333333333333333333333333333333333333")), 201)  # fmt: skip
+    paid = ok(await client.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
+                                json={"amount": money("20.45"), "received_on": "2027-06-10"}),
+              201)  # fmt: skip
+    assert paid["allocation"] == {"fee": money("2.05"), "insurer": money("6.13"),
+                                  "policyholder": money("12.27")}  # fmt: skip
+
+
+async def test_an_indemnity_paid_beyond_the_invoices_or_in_another_currency_is_refused(
+    cases: tuple[httpx.AsyncClient, str],
+) -> None:
+    client, buyer_id = cases
+    service = auth("service")
+    beyond = await client.post("/v1/cases", headers=service,
+                               json=subrogation(buyer_id, indemnity_paid=money("120000.01")))  # fmt: skip
+    assert beyond.status_code == 422, beyond.text
+    other = await client.post("/v1/cases", headers=service,
+                              json=subrogation(buyer_id, indemnity_paid=money("10", "USD")))  # fmt: skip
+    assert other.status_code == 422 and other.json()["type"] == "currency-mismatch"
+    both = await client.post("/v1/cases", headers=service, json=subrogation(
+        buyer_id, indemnity_paid=money("10"), insurer_share_pct="10"))  # fmt: skip
+    assert both.status_code == 422
+
+
+async def test_a_claim_paid_in_process_hands_collections_the_indemnity_and_its_case_splits_right(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claims sends the indemnity paid (85,000 against 120,000 unpaid), not a rounded share."""
+    monkeypatch.setenv("TCI_FIXED_TODAY", "2027-06-10")
+    claims = await api.open("claims")
+    uw, collections = api("underwriting"), api("collections")
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    handler = auth("claims_handler")
+    claim = ok(await claims.post("/v1/claims", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    claim = await complete(claims, claim, holder)
+    assessed = ok(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=handler), 200)
+    assert assessed["indemnity"] == money("85000.00")
+    ok(await claims.post(f"/v1/claims/{claim['id']}/decision", headers=handler,
+                         json={"decision": "approve", "reason": "ok"}), 200)  # fmt: skip
+    paid = ok(await claims.post(f"/v1/claims/{claim['id']}/payment", headers=handler), 200)
+    case_id = paid["collection_case_id"]
+    assert case_id
+    recovered = ok(await collections.post(f"/v1/cases/{case_id}/payments", headers=COLLECTOR,
+                                          json={"amount": money("33333.33"),
+                                                "received_on": "2027-06-10"}), 201)  # fmt: skip
+    assert recovered["allocation"] == {"fee": money("3333.33"), "insurer": money("21250.00"),
+                                       "policyholder": money("8750.00")}  # fmt: skip
