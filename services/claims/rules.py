@@ -296,16 +296,6 @@ def caps_left(
     return max(ZERO, left)
 
 
-def insurer_share_pct(indemnity_paid: Decimal, unpaid_debt: Decimal) -> Decimal:
-    """The share of the loss the insurer bore: what it paid over the whole unpaid debt, in percent
-    (recoveries are shared in that proportion)."""
-    if unpaid_debt <= 0:
-        return ZERO
-    return min(Decimal(100), indemnity_paid * Decimal(100) / unpaid_debt).quantize(
-        Decimal("0.0001")
-    )
-
-
 # What a document's first bytes must be for the type it is declared as (an upload is refused when
 # its content does not match its declared type, so an executable cannot pass as a PDF).
 _SIGNATURES: dict[str, tuple[bytes, ...]] = {

@@ -64,18 +64,6 @@ async def bank_ids(session: AsyncSession, policy_id: str) -> list[str]:
     return list(rows.scalars())
 
 
-async def assignment(
-    session: AsyncSession, policy_id: str, bank_id: str
-) -> PolicyAssignment | None:
-    return (
-        await session.execute(
-            select(PolicyAssignment).where(
-                PolicyAssignment.policy_id == policy_id, PolicyAssignment.bank_id == bank_id
-            )
-        )
-    ).scalar_one_or_none()
-
-
 async def buyer(session: AsyncSession, buyer_id: str, *, for_update: bool = False) -> Buyer | None:
     statement = select(Buyer).where(Buyer.id == buyer_id)
     if for_update:

@@ -1169,8 +1169,9 @@ async def exposure_page(
         )
     items = []
     for lim in limits:
-        in_force = rules.amount_in_force(_entries(histories.get(lim.id, [])), ctx.today) or Decimal(
-            0
+        in_force = rules.within_single_buyer_cap(
+            rules.amount_in_force(_entries(histories.get(lim.id, [])), ctx.today) or Decimal(0),
+            policy.single_buyer_cap,
         )
         used = rules.exposure(by_buyer.get(lim.buyer_id, []), shipment_date=dt.date.max,
                               today=ctx.today)  # fmt: skip

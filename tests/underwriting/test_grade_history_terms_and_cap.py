@@ -321,6 +321,25 @@ async def test_coverage_never_answers_more_than_the_single_buyer_cap(
         assert answer["insured_amount"] == money("108000.00")
 
 
+async def test_a_policys_exposure_shows_no_limit_above_the_single_buyer_cap(
+    uw: httpx.AsyncClient,
+) -> None:
+    policy = await make_policy(uw, start_date="2026-01-01", end_date="2026-12-31",
+                               single_buyer_cap=money("500000"))  # fmt: skip
+    buyer = await make_buyer(uw)
+    ok(await uw.post(f"/v1/policies/{policy['id']}/limits", headers=UW, json={
+        "buyer_id": buyer["id"], "amount": money("400000"), "effective_from": "2026-01-01"}), 201)  # fmt: skip
+    session = uw._transport.app.dependency_overrides[get_session]  # type: ignore[attr-defined]
+    async for s in session():
+        await s.execute(
+            update(Policy).where(Policy.id == policy["id"]).values(single_buyer_cap=Decimal(150000))
+        )
+    page = ok(await uw.get(f"/v1/policies/{policy['id']}/exposure", headers=UW), 200)
+    assert [(i["limit_in_force"], i["headroom"]) for i in page["items"]] == [
+        (money("150000.00"), money("150000.00"))
+    ]
+
+
 # ---------------------------------------------------------------- the migration
 
 
