@@ -286,20 +286,27 @@ async def test_a_recorded_limit_or_a_change_above_the_single_buyer_cap_is_refuse
         "new_amount": money("150000"), "reason": "less business"}), 201)  # fmt: skip
 
 
-async def test_coverage_never_answers_more_than_the_single_buyer_cap(
-    uw: httpx.AsyncClient,
-) -> None:
-    # A limit recorded before the cap was lowered.
-    policy = await make_policy(uw, start_date="2027-01-01", end_date="2027-12-31",
+async def _limit_of_400000_under_a_cap_lowered_to_150000(
+    uw: httpx.AsyncClient, *, year: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A limit recorded for the whole `year` before the policy's single-buyer cap was lowered."""
+    policy = await make_policy(uw, start_date=f"{year}-01-01", end_date=f"{year}-12-31",
                                single_buyer_cap=money("500000"))  # fmt: skip
     buyer = await make_buyer(uw)
     ok(await uw.post(f"/v1/policies/{policy['id']}/limits", headers=UW, json={
-        "buyer_id": buyer["id"], "amount": money("400000"), "effective_from": "2027-01-01"}), 201)  # fmt: skip
+        "buyer_id": buyer["id"], "amount": money("400000"), "effective_from": f"{year}-01-01"}), 201)  # fmt: skip
     session = uw._transport.app.dependency_overrides[get_session]  # type: ignore[attr-defined]
     async for s in session():
         await s.execute(
             update(Policy).where(Policy.id == policy["id"]).values(single_buyer_cap=Decimal(150000))
         )
+    return policy, buyer
+
+
+async def test_coverage_never_answers_more_than_the_single_buyer_cap(
+    uw: httpx.AsyncClient,
+) -> None:
+    policy, buyer = await _limit_of_400000_under_a_cap_lowered_to_150000(uw, year=2027)
     capped = ok(await check(uw, policy, buyer["id"], "300000", "2027-03-01", "2027-04-30"), 200)
     assert capped["limit_in_force"] == money("150000.00")
     assert capped["covered_amount"] == money("150000.00")
@@ -324,16 +331,7 @@ async def test_coverage_never_answers_more_than_the_single_buyer_cap(
 async def test_a_policys_exposure_shows_no_limit_above_the_single_buyer_cap(
     uw: httpx.AsyncClient,
 ) -> None:
-    policy = await make_policy(uw, start_date="2026-01-01", end_date="2026-12-31",
-                               single_buyer_cap=money("500000"))  # fmt: skip
-    buyer = await make_buyer(uw)
-    ok(await uw.post(f"/v1/policies/{policy['id']}/limits", headers=UW, json={
-        "buyer_id": buyer["id"], "amount": money("400000"), "effective_from": "2026-01-01"}), 201)  # fmt: skip
-    session = uw._transport.app.dependency_overrides[get_session]  # type: ignore[attr-defined]
-    async for s in session():
-        await s.execute(
-            update(Policy).where(Policy.id == policy["id"]).values(single_buyer_cap=Decimal(150000))
-        )
+    policy, _ = await _limit_of_400000_under_a_cap_lowered_to_150000(uw, year=2026)
     page = ok(await uw.get(f"/v1/policies/{policy['id']}/exposure", headers=UW), 200)
     assert [(i["limit_in_force"], i["headroom"]) for i in page["items"]] == [
         (money("150000.00"), money("150000.00"))
