@@ -5,42 +5,90 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import datetime as dt
 import gc
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Response
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
+    start_http_server,
 )
 from sqlalchemy import MetaData, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import VerifiedTokens
-from shared.db import Reader, SessionDep, build_engine, build_sessionmaker
+from shared.auth import VerifiedTokens, require
+from shared.contracts import refuse_unstorable_parameters
+from shared.db import Reader, SessionDep, build_engine, build_sessionmaker, is_unavailable
 from shared.idempotency import purge_periodically
 from shared.logging import configure_logging, reset_request_id, set_request_id
-from shared.problems import PROBLEM_JSON, Problem, install_problem_handlers
+from shared.problems import PROBLEM_JSON, Problem, install_problem_handlers, problem_responses
 from shared.settings import Settings
 
 log = logging.getLogger("tci.app")
 REQUEST_ID_HEADER = b"x-request-id"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Probes answer whoever asks (an orchestrator, a load balancer) and are never rate limited.
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
+# Every answer: never sniffed, never stored by a cache, no referrer, nothing loaded or run.
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+)
+# The interactive docs (Swagger UI, ReDoc) load their script and styles from a CDN and run an
+# inline script: they get a policy allowing exactly that, nothing else.
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_CSP = (
+    b"default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    b"font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
+    b"https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
+)
+JSON_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 class BodyTooLarge(Exception):
     """The request body exceeds the configured cap."""
+
+
+class DuplicateKey(Exception):
+    """A JSON body names one key twice in one object."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicates(pairs: list[tuple[str, object]]) -> None:
+    """`object_pairs_hook` that only checks: the parsed value is thrown away (FastAPI parses the
+    body itself), so nothing is built."""
+    if len(pairs) > 1:
+        keys = {key for key, _ in pairs}
+        if len(keys) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    raise DuplicateKey(key)
+                seen.add(key)
 
 
 class Metrics:
@@ -63,13 +111,23 @@ class Metrics:
 
 
 class RequestContextMiddleware:
-    """Pure ASGI: a request id for every request (in logs and the response header), the body cap,
-    metrics per route template, and a problem+json 500 for anything unexpected."""
+    """Pure ASGI: a request id for every request (in logs and the response header), security
+    headers on every answer, the body cap (declared or chunked: 413), duplicate keys in a JSON
+    body refused (422), metrics per route template, 503 with Retry-After when the database or a
+    peer cannot be reached, and a problem+json 500 for anything else unexpected."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_body_bytes: int,
+        retry_after_seconds: int = 5,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.retry_after = str(retry_after_seconds).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,41 +141,84 @@ class RequestContextMiddleware:
         status = 500
         response_started = False
         encoded_id = request_id.encode()
+        csp = DOCS_CSP if scope.get("path") in DOCS_PATHS else None
+        refusal: list[Exception] = []  # why the body was refused while the app read it
 
-        async def send_with_id(message: Message) -> None:
+        async def emit(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, encoded_id)]
+                headers = [*message.get("headers", []), (REQUEST_ID_HEADER, encoded_id)]
+                present = {key.lower() for key, _ in headers}
+                for key, value in SECURITY_HEADERS:
+                    if key not in present:
+                        if csp is not None and key == b"content-security-policy":
+                            value = csp
+                        headers.append((key, value))
+                if status == 503 and b"retry-after" not in present:
+                    headers.append((b"retry-after", self.retry_after))
+                message["headers"] = headers
             await send(message)
+
+        async def app_send(message: Message) -> None:
+            # A body refused while the app read it (over the cap, a duplicate key) makes the app
+            # answer a parse error: the precise answer (413, 422) replaces it.
+            if refusal and not response_started:
+                return
+            await emit(message)
 
         try:
             declared = _header(scope, b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 raise BodyTooLarge
-            await self.app(scope, self._capped(receive), send_with_id)
+            checked = self._capped(receive, refusal)
+            if scope.get("method") in JSON_BODY_METHODS and _is_json(scope):
+                checked = _checked_json(checked, refusal)
+            await self.app(scope, checked, app_send)
+            if refusal:
+                raise refusal[0]
         except BodyTooLarge:
             if not response_started:
                 await _send_problem(
-                    send_with_id,
+                    emit,
                     Problem(
                         413,
                         "payload-too-large",
                         f"the request body exceeds {self.max_body_bytes} bytes",
                     ),
                 )
-        except Exception:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+        except DuplicateKey as exc:
+            msg = f"the JSON body names the key {exc.key!r} more than once"
             if not response_started:
                 await _send_problem(
-                    send_with_id,
+                    emit,
                     Problem(
-                        500,
-                        "internal-error",
-                        f"an unexpected error occurred; quote request id {request_id}",
+                        422, "validation", msg, errors=[{"loc": ["body", exc.key], "msg": msg}]
                     ),
                 )
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning(
+                    "unavailable on %s %s: %s",
+                    scope.get("method"),
+                    scope.get("path"),
+                    type(exc).__name__,
+                )
+                problem = Problem(
+                    503,
+                    "service-unavailable",
+                    "the service cannot reach its database or a peer service; retry later",
+                )
+            else:
+                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+                problem = Problem(
+                    500,
+                    "internal-error",
+                    f"an unexpected error occurred; quote request id {request_id}",
+                )
+            if not response_started:
+                await _send_problem(emit, problem)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
@@ -128,7 +229,7 @@ class RequestContextMiddleware:
             self.metrics.latency.labels(service, method, template).observe(elapsed)
             reset_request_id(token)
 
-    def _capped(self, receive: Receive) -> Receive:
+    def _capped(self, receive: Receive, refusal: list[Exception]) -> Receive:
         seen = 0
         cap = self.max_body_bytes
 
@@ -138,10 +239,141 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > cap:
-                    raise BodyTooLarge
+                    refusal.append(BodyTooLarge())
+                    raise refusal[-1]
             return message
 
         return capped_receive
+
+
+def _is_json(scope: Scope) -> bool:
+    content_type = _header(scope, b"content-type")
+    if content_type is None:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def _checked_json(receive: Receive, refusal: list[Exception]) -> Receive:
+    """The body as the app reads it, checked on the first read: the whole JSON body is read,
+    duplicate keys in any object are refused (DuplicateKey, recorded in `refusal`), and the app
+    gets the same body. A body that is not JSON at all is left to the app's own 422. Nothing is
+    read before the app asks (a rate-limited request's body is never parsed)."""
+    pending: list[Message] | None = None
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending is None:
+            pending = []
+            chunks: list[bytes] = []
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    pending.append(message)
+                    break
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+            body = b"".join(chunks)
+            if body:
+                try:
+                    json.loads(body, object_pairs_hook=_refuse_duplicates)
+                except DuplicateKey as exc:
+                    refusal.append(exc)
+                    raise
+                except (ValueError, RecursionError):
+                    pass
+            pending.insert(0, {"type": "http.request", "body": body, "more_body": False})
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
+
+
+class RateLimits:
+    """Requests per caller in fixed windows (the `limits` package): in this process's memory,
+    or in Redis when a URL is given, so that every replica of a service counts against one
+    budget. Three tiers, each a list of rates: `caller` (a token's subject), `anonymous` (the
+    client address when there is no valid token) and `service` (our own services)."""
+
+    def __init__(
+        self, service: str, *, caller: str, anonymous: str, service_tier: str,
+        redis_url: str | None = None,
+    ) -> None:  # fmt: skip
+        storage: Storage
+        if redis_url:
+            url = redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
+            storage = RedisStorage(url, implementation="redispy", key_prefix="tci")
+        else:
+            storage = MemoryStorage()
+        self.storage = storage
+        self.limiter = FixedWindowRateLimiter(storage)
+        self.service = service
+        self.tiers: dict[str, list[RateLimitItem]] = {
+            "caller": parse_many(caller) if caller.strip() else [],
+            "anonymous": parse_many(anonymous) if anonymous.strip() else [],
+            "service": parse_many(service_tier) if service_tier.strip() else [],
+        }
+        self._warned = 0.0
+
+    async def retry_after(self, tier: str, key: str) -> int | None:
+        """Count one request; None if it is within every rate, else the seconds until the
+        window that refused it ends. A storage that fails (Redis down) admits the request."""
+        try:
+            for item in self.tiers[tier]:
+                if not await self.limiter.hit(item, self.service, tier, key):
+                    stats = await self.limiter.get_window_stats(item, self.service, tier, key)
+                    return max(1, math.ceil(stats.reset_time - time.time()))
+        except Exception as exc:  # the limiter's storage is down: serve rather than refuse
+            now = time.monotonic()
+            if now - self._warned > 60:
+                self._warned = now
+                log.warning("rate limit storage unavailable, not limiting: %s", exc)
+        return None
+
+
+class RateLimitMiddleware:
+    """Pure ASGI: 429 `rate-limited` with Retry-After for a caller past its rate. The caller is
+    the bearer token's subject, read through the app's verified-token cache (the route reads the
+    same entry: a token is decoded once); without a valid token, the client's address."""
+
+    def __init__(self, app: ASGIApp, *, limits: RateLimits, tokens: VerifiedTokens) -> None:
+        self.app = app
+        self.limits = limits
+        self.tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        tier, key = self._caller(scope)
+        if self.limits.tiers[tier]:
+            wait = await self.limits.retry_after(tier, key)
+            if wait is not None:
+                await _send_problem(
+                    send,
+                    Problem(429, "rate-limited", f"too many requests; retry in {wait} s"),
+                    headers=[(b"retry-after", str(wait).encode())],
+                )
+                return
+        await self.app(scope, receive, send)
+
+    def _caller(self, scope: Scope) -> tuple[str, str]:
+        header = _header(scope, b"authorization")
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                try:
+                    caller = self.tokens.caller(token.strip())
+                except Problem:
+                    pass  # refused by the route too (401); counted against the address
+                else:
+                    if caller.role == "service":
+                        return "service", caller.subject
+                    return "caller", caller.subject
+        client = scope.get("client")
+        return "anonymous", str(client[0]) if client else "unknown"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -151,7 +383,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _send_problem(send: Send, problem: Problem) -> None:
+async def _send_problem(
+    send: Send, problem: Problem, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     body = json.dumps(problem.body()).encode()
     await send(
         {
@@ -160,6 +394,7 @@ async def _send_problem(send: Send, problem: Problem) -> None:
             "headers": [
                 (b"content-type", PROBLEM_JSON.encode()),
                 (b"content-length", str(len(body)).encode()),
+                *headers,
             ],
         }
     )
@@ -198,6 +433,9 @@ def create_app(
         app.state.sessionmaker = build_sessionmaker(engine)
         app.state.reader = Reader(engine)
         _tune_garbage_collector(settings.gc_gen0_threshold)
+        metrics_server = None
+        if settings.metrics_port is not None:
+            metrics_server, _ = start_http_server(settings.metrics_port, registry=metrics.registry)
         purge = asyncio.create_task(
             purge_periodically(
                 engine,
@@ -217,25 +455,69 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
             await engine.dispose()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=_lifespan)
+    metrics = Metrics(service)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=_lifespan,
+        dependencies=[Depends(refuse_unstorable_parameters)],
+    )
     app.state.settings = settings
     app.state.service = service
     app.state.tokens = VerifiedTokens(
-        settings.jwt_secret, leeway_seconds=settings.jwt_leeway_seconds
+        settings.jwt_secret,
+        leeway_seconds=settings.jwt_leeway_seconds,
+        max_ttl_seconds=settings.max_token_ttl_seconds,
     )
     app.state.idempotency_table = metadata.tables[f"{metadata.schema}.idempotency_keys"]
-    metrics = Metrics(service)
+    rate_limits = RateLimits(
+        service,
+        caller=settings.rate_limit,
+        anonymous=settings.rate_limit_anonymous,
+        service_tier=settings.rate_limit_service,
+        redis_url=settings.redis_url,
+    )
+    app.state.rate_limits = rate_limits
+    # Added first, so it runs inside RequestContextMiddleware: a 429 carries the request id and
+    # the security headers, and is counted in the metrics.
+    app.add_middleware(RateLimitMiddleware, limits=rate_limits, tokens=app.state.tokens)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
+        retry_after_seconds=settings.unavailable_retry_after_seconds,
     )
     install_problem_handlers(app)
     for router in routers:
         app.include_router(router)
     _add_probes(app, metrics)
+    _declare_everywhere(app, 429, 503)
     return app
+
+
+def _declare_everywhere(app: FastAPI, *statuses: int) -> None:
+    """Declare answers any route can give (429 from the rate limit, 503 when the database or a
+    peer is unreachable) in every operation's OpenAPI responses, as problem+json: added to the
+    generated document once, where a route has not declared them itself."""
+    declared = problem_responses(*statuses)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    if isinstance(operation, dict) and "responses" in operation:
+                        for status, answer in declared.items():
+                            operation["responses"].setdefault(str(status), copy.deepcopy(answer))
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_probes(app: FastAPI, metrics: Metrics) -> None:
@@ -247,22 +529,26 @@ def _add_probes(app: FastAPI, metrics: Metrics) -> None:
     @app.get(
         "/readyz",
         tags=["operations"],
-        responses={503: {"description": "the database does not answer"}},
+        responses=problem_responses(503),
     )
     async def readyz(session: SessionDep) -> Response:
         """The database answers."""
         try:
             await session.execute(text("SELECT 1"))
         except Exception as exc:
-            log.warning("readiness check failed: %s", exc)
-            return Response(
-                json.dumps(Problem(503, "not-ready", "the database does not answer").body()),
-                status_code=503,
-                media_type=PROBLEM_JSON,
-            )
+            log.warning("readiness check failed: %s", type(exc).__name__)
+            problem = Problem(503, "service-unavailable", "the database does not answer")
+            return Response(json.dumps(problem.body()), status_code=503, media_type=PROBLEM_JSON)
         return Response(b'{"status":"ready"}', media_type="application/json")
 
-    @app.get("/metrics", tags=["operations"], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        dependencies=[Depends(require())],
+        responses=problem_responses(401, 403),
+    )
     async def prometheus_metrics() -> Response:
-        """Request counts and latency histograms in the Prometheus text format."""
+        """Request counts and latency histograms in the Prometheus text format; only for a
+        `service` token (and without one on `TCI_METRICS_PORT`, when that is set)."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

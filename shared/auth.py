@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ ROLES = frozenset({"policyholder", "underwriter", "claims_handler", "collector",
 PARTY_ROLES = frozenset({"policyholder", "bank"})
 STAFF_ROLES = frozenset({"underwriter", "claims_handler", "collector", "service"})
 ALGORITHM = "HS256"
+DEFAULT_MAX_TTL_SECONDS = 86_400  # TCI_MAX_TOKEN_TTL_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +39,28 @@ class Caller:
         return f"{self.role}:{self.subject}:{self.party_id or ''}"
 
 
-def decode_token(token: str, secret: str, *, leeway_seconds: int = 30) -> Caller:
+def decode_token(
+    token: str,
+    secret: str,
+    *,
+    leeway_seconds: int = 30,
+    max_ttl_seconds: int = DEFAULT_MAX_TTL_SECONDS,
+    now: float | None = None,
+) -> Caller:
     """The caller a token names, or a 401 problem saying why it is refused."""
-    return _verify(token, secret, leeway_seconds)[0]
+    return _verify(token, secret, leeway_seconds, max_ttl_seconds, now)[0]
 
 
-def _verify(token: str, secret: str, leeway_seconds: int) -> tuple[Caller, float]:
-    """The caller a token names and when the token expires (epoch seconds)."""
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _verify(
+    token: str, secret: str, leeway_seconds: int, max_ttl_seconds: int, now: float | None = None
+) -> tuple[Caller, float]:
+    """The caller a token names and when the token expires (epoch seconds). Every claim is
+    checked for its type: `exp` (and `iat`, `nbf`) a number, `sub`, `role`, `party_id` strings;
+    a token whose `exp` lies further ahead than `max_ttl_seconds` is refused."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -56,28 +73,45 @@ def _verify(token: str, secret: str, leeway_seconds: int) -> tuple[Caller, float
             secret,
             algorithms=[ALGORITHM],
             leeway=leeway_seconds,
-            options={"require": ["exp", "sub"], "verify_aud": False},
-        )
-    except jwt.ExpiredSignatureError:
-        raise unauthorized("the bearer token has expired") from None
+            options={"require": ["exp", "sub"], "verify_aud": False, "verify_exp": False,
+                     "verify_iat": False, "verify_nbf": False},
+        )  # fmt: skip
     except jwt.InvalidSignatureError:
         raise unauthorized("the bearer token's signature is not valid") from None
     except jwt.MissingRequiredClaimError as exc:
         raise unauthorized(f"the bearer token has no {exc.claim!r} claim") from None
-    except jwt.PyJWTError as exc:
-        raise unauthorized(f"the bearer token is not valid: {exc}") from None
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError, RecursionError):
+        raise unauthorized("the bearer token is not valid") from None
+    if not isinstance(claims, dict):
+        raise unauthorized("the bearer token is not valid")
+    for name in ("exp", "iat", "nbf"):
+        if name in claims and not _is_number(claims[name]):
+            raise unauthorized(f"the bearer token's {name!r} claim must be a number")
+    current = time.time() if now is None else now
+    expires = float(claims["exp"])
+    if expires + leeway_seconds < current:
+        raise unauthorized("the bearer token has expired")
+    if expires - current > max_ttl_seconds + leeway_seconds:
+        raise unauthorized(
+            f"the bearer token expires more than {max_ttl_seconds} seconds ahead; "
+            "ask for a shorter-lived token"
+        )
+    if "nbf" in claims and float(claims["nbf"]) - leeway_seconds > current:
+        raise unauthorized("the bearer token is not valid yet")
     subject, role, party_id = claims.get("sub"), claims.get("role"), claims.get("party_id")
     if not isinstance(subject, str) or not subject:
         raise unauthorized("the bearer token's 'sub' claim must be a non-empty string")
     if role is None:
         raise unauthorized("the bearer token has no 'role' claim")
-    if role not in ROLES:
-        raise unauthorized(f"unknown role {role!r}")
+    if not isinstance(role, str) or role not in ROLES:
+        raise unauthorized(
+            f"the bearer token's 'role' claim must be one of {', '.join(sorted(ROLES))}"
+        )
     if party_id is not None and (not isinstance(party_id, str) or not party_id):
         raise unauthorized("the bearer token's 'party_id' claim must be a non-empty string")
     if role in PARTY_ROLES and party_id is None:
         raise unauthorized(f"a {role} token must carry a 'party_id' claim")
-    return Caller(subject=subject, role=role, party_id=party_id), float(claims["exp"])
+    return Caller(subject=subject, role=role, party_id=party_id), expires
 
 
 def mint_token(
@@ -116,11 +150,13 @@ class VerifiedTokens:
         secret: str,
         *,
         leeway_seconds: int = 30,
+        max_ttl_seconds: int = DEFAULT_MAX_TTL_SECONDS,
         size: int = 4096,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.secret = secret
         self.leeway_seconds = leeway_seconds
+        self.max_ttl_seconds = max_ttl_seconds
         self.size = size
         self.clock = clock
         self._known: dict[str, tuple[Caller, float]] = {}
@@ -136,7 +172,9 @@ class VerifiedTokens:
                 return caller
             del self._known[token]
             raise unauthorized("the bearer token has expired")
-        caller, expires = _verify(token, self.secret, self.leeway_seconds)
+        caller, expires = _verify(
+            token, self.secret, self.leeway_seconds, self.max_ttl_seconds, self.clock()
+        )
         if len(self._known) >= self.size:
             for stale in list(self._known)[: self.size // 4]:
                 del self._known[stale]

@@ -14,9 +14,26 @@ from shared.settings import SERVICE_PORTS, Settings, default_database_url
 
 
 def _token(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from shared.auth import mint_token
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        reasons = "; ".join(
+            str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors()
+        )
+        print(f"tci token: the settings are not valid: {reasons}", file=sys.stderr)
+        return 2
+    if args.ttl > settings.max_token_ttl_seconds:
+        print(f"tci token: --ttl may be at most {settings.max_token_ttl_seconds} seconds "
+              "(TCI_MAX_TOKEN_TTL_SECONDS); the services refuse longer-lived tokens",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if args.ttl < 1:
+        print("tci token: --ttl must be at least 1 second", file=sys.stderr)
+        return 2
     try:
         print(mint_token(settings.jwt_secret, role=args.role, party_id=args.party,
                          ttl_seconds=args.ttl, subject=args.sub))  # fmt: skip
@@ -52,7 +69,7 @@ def _up(args: argparse.Namespace) -> int:
         env = {**os.environ, "DATABASE_URL": url}
         command = [
             sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.main:create_app",
-            "--host", args.host, "--port", str(port), "--no-access-log",
+            "--host", args.host, "--port", str(port), "--no-access-log", "--no-server-header",
         ]  # fmt: skip
         children.append(subprocess.Popen(command, env=env))
         print(f"{service}: http://{args.host}:{port}  (database {url})", flush=True)

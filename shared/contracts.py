@@ -1,11 +1,26 @@
-"""Pydantic types and models that cross a service boundary: money, countries, dates, text."""
+"""Pydantic types and models that cross a service boundary: money, countries, dates, text.
+
+What the database can hold is one rule for every request, kept here:
+- text: no NUL character and no lone surrogate (neither can be stored as UTF-8), checked for every
+  string of every `Schema` model, and by `refuse_unstorable_parameters` for every query and path
+  parameter and every multipart field and file name;
+- decimals (`ExactDecimal`, `Percent`, money amounts): finite, less than 10^14 in absolute value
+  (an `Amount` column holds 16 integer digits on PostgreSQL, and about 9.2 × 10^14 as a scaled
+  64-bit integer on SQLite: room left for sums), at most `MAX_DECIMAL_PLACES` decimals;
+- integers: within a 64-bit column for every model, and `Count` within a 32-bit INTEGER column;
+- business dates (`Date`): from `MIN_DATE` to `MAX_DATE`, so that deadlines computed from them
+  (a due date + 180 days, say) are still dates.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
+from fastapi import Request
+from fastapi.params import Form
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -13,29 +28,107 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationError,
     field_serializer,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from starlette.datastructures import UploadFile
 
 from shared.countries import CountryError, country_code
 from shared.money import Money, MoneyError, is_currency, parse_amount
+from shared.problems import Problem
+
+MAX_INTEGER_DIGITS = 14  # decimals on the wire are less than 10^14 in absolute value
+MAX_DECIMAL_PLACES = 12  # and carry at most 12 decimals (trailing zeros aside)
+MAX_SHARE_DECIMAL_PLACES = 200  # an exact share: "any number of decimals", within reason
+MAX_BIG_INTEGER = 2**63 - 1  # what a BIGINT (and SQLite's INTEGER) holds
+MAX_COUNT = 2**31 - 1  # what an INTEGER column holds
+MIN_DATE = dt.date(1900, 1, 1)  # business dates: invoices, shipments, events, payments …
+MAX_DATE = dt.date(2999, 12, 31)
+MAX_FILENAME_LENGTH = 255
+
+
+def unstorable_text(value: str) -> str | None:
+    """Why `value` cannot be stored as text (a NUL, a lone surrogate), or None if it can."""
+    if "\x00" in value:
+        return "text must not contain NUL characters"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "text must be valid Unicode (no lone surrogate characters)"
+    return None
 
 
 def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("text must not contain NUL characters")
+    reason = unstorable_text(value)
+    if reason is not None:
+        raise ValueError(reason)
     return value
 
 
-def _decimal_input(value: Any) -> Any:
+def _unstorable(value: Any, loc: tuple[str | int, ...]) -> Iterator[InitErrorDetails]:
+    """The strings and integers in a request value (lists walked; nested models check their own
+    fields) that no column can hold."""
+    if isinstance(value, str):
+        reason = unstorable_text(value)
+        if reason is not None:
+            yield InitErrorDetails(
+                type=PydanticCustomError("unstorable_text", reason), loc=loc, input=""
+            )
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -MAX_BIG_INTEGER <= value <= MAX_BIG_INTEGER:
+            msg = "the number is out of range (at most 2^63 - 1 in absolute value)"
+            yield InitErrorDetails(
+                type=PydanticCustomError("number_out_of_range", msg), loc=loc, input=""
+            )
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _unstorable(item, (*loc, index))
+
+
+def _storable_date(value: dt.date) -> dt.date:
+    if not MIN_DATE <= value <= MAX_DATE:
+        raise ValueError(
+            f"a date from {MIN_DATE.isoformat()} to {MAX_DATE.isoformat()} is expected"
+        )
+    return value
+
+
+def _bounded_decimal(value: Decimal, places: int = MAX_DECIMAL_PLACES) -> Decimal:
+    """A decimal the columns and the arithmetic can hold (see the module's docstring)."""
+    if not value.is_finite():
+        raise ValueError("a finite decimal is expected")
+    if value.is_zero():
+        return value
+    if value.adjusted() >= MAX_INTEGER_DIGITS:
+        raise ValueError(f"the amount must be less than 10^{MAX_INTEGER_DIGITS} in absolute value")
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    if -(exponent + trailing) > places:
+        raise ValueError(f"at most {places} decimals are accepted")
+    return value
+
+
+def _decimal_input(value: Any, places: int = MAX_DECIMAL_PLACES) -> Any:
     if isinstance(value, float):
         raise ValueError('a decimal is sent as a string such as "0.35", never as a float')
     if isinstance(value, str | int) and not isinstance(value, bool):
         try:
-            return parse_amount(value)
+            return _bounded_decimal(parse_amount(value), places)
         except MoneyError as exc:
             raise ValueError(str(exc)) from None
+    if isinstance(value, Decimal):
+        return _bounded_decimal(value, places)
     return value
+
+
+def _exact_share_input(value: Any) -> Any:
+    """A share kept as an exact fraction (stored as text, never rounded) takes any number of
+    decimals, up to a length no real proportion needs."""
+    return _decimal_input(value, MAX_SHARE_DECIMAL_PLACES)
 
 
 def plain_decimal(value: Decimal) -> str:
@@ -46,7 +139,7 @@ def plain_decimal(value: Decimal) -> str:
 
 def _currency(value: str) -> str:
     if not is_currency(value):
-        raise ValueError(f"{value!r} is not an ISO 4217 currency code")
+        raise ValueError(f"{value[:10]} is not an ISO 4217 currency code")
     return value
 
 
@@ -77,13 +170,106 @@ Percent = Annotated[
     Field(ge=0, le=100, json_schema_extra={"type": "string", "format": "decimal"}),
     PlainSerializer(plain_decimal, return_type=str, when_used="json"),
 ]
-Date = dt.date
+# A percentage that is kept exactly (the insurer's share of recoveries): any number of decimals.
+ExactPercent = Annotated[
+    Decimal,
+    BeforeValidator(_exact_share_input),
+    Field(ge=0, le=100, json_schema_extra={"type": "string", "format": "decimal"}),
+    PlainSerializer(plain_decimal, return_type=str, when_used="json"),
+]
+Date = Annotated[dt.date, AfterValidator(_storable_date)]
+
+
+def at_most_decimals(places: int) -> AfterValidator:
+    """A decimal with at most `places` decimals (an `Exact(…, places)` column's scale)."""
+
+    def check(value: Decimal) -> Decimal:
+        _, digits, exponent = value.as_tuple()
+        assert isinstance(exponent, int)
+        trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+        if -(exponent + trailing) > places:
+            raise ValueError(f"at most {places} decimals are accepted")
+        return value
+
+    return AfterValidator(check)
+
+
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class Schema(BaseModel):
-    """Request and response models: unknown fields are refused, strings are checked for NUL."""
+    """Request and response models: unknown fields are refused; every string must be storable
+    text and every integer must fit a 64-bit column (each refusal names its field)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            errors = [e for k, v in data.items() for e in _unstorable(v, (str(k),))]
+            if errors:
+                raise ValidationError.from_exception_data(cls.__name__, errors)
+        return data
+
+
+def _parameter_problem(loc: list[str | int], msg: str) -> Problem:
+    return Problem(422, "validation", msg, errors=[{"loc": loc, "msg": msg, "type": "value_error"}])
+
+
+def _check_parameter(where: str, name: str, value: str, dates: frozenset[str]) -> None:
+    reason = unstorable_text(value)
+    if reason is None and name in dates:
+        try:
+            _storable_date(dt.date.fromisoformat(value))
+        except ValueError as exc:  # a malformed date is left to the route's own validation
+            reason = str(exc) if "is expected" in str(exc) else None
+    if reason is not None:
+        raise _parameter_problem([where, name], reason)
+
+
+def _date_parameters(route: Any) -> frozenset[str]:
+    """The names (aliases) of a route's query and path parameters that are dates."""
+    names: set[str] = set()
+    pending = [getattr(route, "dependant", None)]
+    while pending:
+        dependant = pending.pop()
+        if dependant is None:
+            continue
+        for field in (*dependant.query_params, *dependant.path_params):
+            annotation = field.field_info.annotation
+            if dt.date in (annotation, *get_args(annotation)):
+                names.add(field.alias)
+        pending.extend(dependant.dependencies)
+    return frozenset(names)
+
+
+async def refuse_unstorable_parameters(request: Request) -> None:
+    """The one check of what reaches a route outside a JSON body: query and path parameters,
+    multipart fields and uploaded files' names must be storable text, date-shaped parameters
+    business dates, file names at most `MAX_FILENAME_LENGTH` characters (a 422 naming each)."""
+    route = request.scope.get("route")
+    has_parameters = bool(request.query_params) or bool(request.path_params)
+    dates = _date_parameters(route) if has_parameters else frozenset()
+    for name, value in request.query_params.multi_items():
+        _check_parameter("query", name, value, dates)
+    for name, value in request.path_params.items():
+        if isinstance(value, str):
+            _check_parameter("path", name, value, dates)
+    body_field = getattr(route, "body_field", None)
+    if body_field is None or not isinstance(body_field.field_info, Form):
+        return
+    form = await request.form()  # already read (and kept) by FastAPI for this route
+    for name, item in form.multi_items():
+        if isinstance(item, UploadFile):
+            filename = item.filename or ""
+            reason = unstorable_text(filename)
+            if reason is None and len(filename) > MAX_FILENAME_LENGTH:
+                reason = f"a file name has at most {MAX_FILENAME_LENGTH} characters"
+            if reason is not None:
+                raise _parameter_problem(["body", name, "filename"], reason)
+        else:
+            _check_parameter("body", name, item, frozenset())
 
 
 class MoneyModel(Schema):

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import BigInteger, DateTime, Dialect, MetaData, Numeric, Select, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -136,17 +137,28 @@ def build_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncE
 
     On PostgreSQL the pool holds `pool_size` connections and opens no overflow: a request beyond
     them waits for one to come back, rather than paying a fresh connection (TLS negotiation,
-    statement preparation) that is thrown away again at once."""
+    statement preparation) that is thrown away again at once.
+
+    Bound parameters are never rendered into an error's text (`hide_parameters`): a failed
+    statement's log line names the statement, not the row it carried."""
     url = async_database_url(url)
     if is_sqlite(url):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, echo=echo, hide_parameters=True, connect_args={"timeout": 30}
+        )
         _sqlite_pragmas(engine)
         return engine.execution_options(schema_translate_map=dict.fromkeys(SERVICE_SCHEMAS))
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_pre_ping=False
+        url,
+        echo=echo,
+        hide_parameters=True,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=30,
+        pool_pre_ping=False,
     )
 
 
@@ -321,3 +333,50 @@ async def get_reader(request: Request) -> Reader:
 
 
 ReaderDep = Annotated[Reader, Depends(get_reader)]
+
+
+# SQLSTATE classes that say the database cannot be reached or is going away: connection
+# exceptions (08), operator intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot
+# connect now), too many connections.
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether an error means the database (or another service) cannot be reached right now, so
+    that the answer is 503 with Retry-After rather than 500: a refused or dropped connection, a
+    terminated backend, a connection SQLAlchemy invalidated, a pool that timed out, an error
+    while connecting (a database not accepting connections), a socket error. The one place
+    where such errors are recognised, whatever the driver (asyncpg, psycopg, aiosqlite)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen or len(seen) > 16:
+            continue
+        seen.add(id(current))
+        if isinstance(current, sa_exc.TimeoutError | OSError):
+            return True  # the pool's wait, or a socket (refused, reset, unreachable, timed out)
+        if isinstance(current, sa_exc.DBAPIError):
+            if current.connection_invalidated or current.statement is None:
+                return True  # a dropped connection, or a failure to connect at all
+            if isinstance(current, sa_exc.OperationalError | sa_exc.InterfaceError):
+                return True
+            pending.append(current.orig)
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        kind = type(current)
+        module = kind.__module__
+        if (
+            module.startswith("asyncpg")
+            and kind.__name__ == "InterfaceError"
+            and "closed" in str(current)
+        ):
+            return True  # "connection is closed": the connection was lost before
+        if module.startswith("psycopg") and kind.__name__ == "OperationalError":
+            return True
+        if any(k.__name__ == "TransportError" and k.__module__.startswith("httpx")
+               for k in kind.__mro__):  # fmt: skip
+            return True  # a peer service did not answer
+        pending.extend((current.__cause__, current.__context__))
+    return False

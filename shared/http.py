@@ -67,7 +67,10 @@ class ServiceClient:
                 )
             except httpx.TransportError:
                 if attempt + 1 >= attempts:
-                    raise Problem(503, "upstream-unavailable", f"{path} did not answer") from None
+                    # Answered 503 `service-unavailable` with Retry-After (shared.app adds it).
+                    raise Problem(
+                        503, "service-unavailable", f"a peer service did not answer {path}"
+                    ) from None
             else:
                 if response.status_code not in RETRYABLE or attempt + 1 >= attempts:
                     return response

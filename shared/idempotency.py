@@ -104,6 +104,8 @@ async def _canonical_body(request: Request) -> bytes:
             return json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
         except ValueError:
             return raw
+        except RecursionError:  # nested deeper than any request of this API
+            raise invalid(["body"], "the JSON document is nested too deeply") from None
     if not content_type.startswith("multipart/form-data"):
         return await request.body()
     form = await request.form()

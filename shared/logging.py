@@ -41,6 +41,13 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     handler._tci = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # Access lines only when uvicorn was asked for them: `--no-access-log` leaves its access
+    # logger without handlers (uvicorn then checks `hasHandlers()`, which would find ours
+    # through propagation and print every request anyway).
+    access = logging.getLogger("uvicorn.access")
+    if access.handlers:
+        access.handlers.clear()
+        access.propagate = True

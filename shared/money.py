@@ -57,7 +57,7 @@ def minor_units(currency: str) -> int:
     if units is None:
         if not isinstance(currency, str) or currency not in _iso_codes():
             raise MoneyError(
-                f"unknown currency {currency!r}: expected an ISO 4217 code such as EUR"
+                f"unknown currency {shown(currency, 10)}: expected an ISO 4217 code such as EUR"
             )
         units = _UNITS[currency] = _MINOR_UNITS_EXCEPTIONS.get(currency, 2)
     return units
@@ -70,6 +70,13 @@ def decimals_of(amount: Decimal) -> int:
     return max(0, -exponent)
 
 
+def shown(value: object, width: int = 40) -> str:
+    """A value as a message quotes it: plain (`10.001`, never `Decimal('10.001')`), and short."""
+    text = format(value, "f") if isinstance(value, Decimal) and value.is_finite() else str(value)
+    text = text.strip()
+    return f'"{text}"' if len(text) <= width else f'"{text[:width]}…"'
+
+
 def parse_amount(text: str | int | Decimal) -> Decimal:
     """A finite Decimal from a decimal string or integer; floats are refused."""
     if isinstance(text, bool | float):
@@ -77,9 +84,9 @@ def parse_amount(text: str | int | Decimal) -> Decimal:
     try:
         value = Decimal(text) if isinstance(text, int | Decimal) else Decimal(text.strip())
     except (InvalidOperation, ValueError):
-        raise MoneyError(f"{text!r} is not a decimal amount") from None
+        raise MoneyError(f"{shown(text)} is not a decimal amount") from None
     if not value.is_finite():
-        raise MoneyError(f"{text!r} is not a finite amount")
+        raise MoneyError(f"{shown(text)} is not a finite amount")
     return value
 
 
@@ -102,7 +109,7 @@ class Money:
         value = parse_amount(amount)
         if decimals_of(value) > minor_units(currency):
             raise MoneyError(
-                f"{currency} amounts carry at most {minor_units(currency)} decimals, got {amount!r}"
+                f"{currency} amounts carry at most {minor_units(currency)} decimals, got {shown(amount)}"
             )
         return cls(value, currency)
 

@@ -15,6 +15,7 @@ from sqlalchemy import Select, literal, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from shared.contracts import unstorable_text
 from shared.problems import invalid
 
 DEFAULT_LIMIT = 50
@@ -38,15 +39,16 @@ def encode_cursor(created_at: dt.datetime, ident: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
-    """The position a cursor names, or a 422 for a cursor this API did not issue."""
+    """The position a cursor names, or a 422 for a cursor this API did not issue: a timezone-aware
+    moment that still is one in UTC, and an id that is storable text."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created_at, ident = json.loads(base64.urlsafe_b64decode(padded.encode()))
         moment = dt.datetime.fromisoformat(created_at)
-        if moment.tzinfo is None or not isinstance(ident, str):
+        if moment.tzinfo is None or not isinstance(ident, str) or unstorable_text(ident):
             raise ValueError
-        return moment, ident
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        return moment.astimezone(dt.UTC), ident
+    except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error):
         raise invalid(["query", "cursor"], "not a cursor issued by this API") from None
 
 

@@ -54,4 +54,15 @@ async def fetch_buyer(peers: Mapping[str, ServiceClient], buyer_id: str) -> Buye
 
 def _raise_for_upstream(status: int, peer: str, text: str) -> None:
     if status >= 300:
-        raise Problem(502, "upstream-error", f"{peer} answered {status}", upstream_body=text[:1000])
+        raise upstream_problem(status, peer, text)
+
+
+def upstream_problem(status: int, peer: str, text: str) -> Problem:
+    """What a caller is told when a peer did not answer as it should: a peer that cannot serve
+    now (503, 504, 429) leaves this service unable to answer now too (503, to be retried); any
+    other answer is a bad gateway (502)."""
+    if status in (429, 503, 504):
+        return Problem(
+            503, "service-unavailable", f"{peer} cannot answer now ({status}); retry later"
+        )
+    return Problem(502, "upstream-error", f"{peer} answered {status}", upstream_body=text[:1000])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -64,7 +65,7 @@ def unprocessable(type_: str, detail: str, **extra: Any) -> Problem:
 
 def invalid(loc: list[str | int], msg: str) -> Problem:
     """A 422 validation problem for one field, shaped like FastAPI's own validation errors."""
-    return Problem(422, "validation", msg, errors=[{"loc": loc, "msg": msg}])
+    return Problem(422, "validation", msg, errors=[{"loc": loc, "msg": msg, "type": "value_error"}])
 
 
 def problem_response(
@@ -79,15 +80,30 @@ def problem_response(
     )
 
 
+_REPR = re.compile(r"""\bDecimal\((['"])([^()'"]*)\1\)""")
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, str | int | bool) or value is None:
         return value
     return str(value)
 
 
+def plain_message(msg: Any) -> str:
+    """A validation message as a caller reads it: no Python repr (`Decimal('10.001')` is shown
+    as 10.001), no "Value error, " prefix."""
+    text = str(msg).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return _REPR.sub(lambda m: m.group(2), text)
+
+
 def validation_problem(errors: list[dict[str, Any]] | Any) -> Problem:
+    """A 422 problem from validation errors: each item only `loc`, `msg` (plain) and `type`."""
     items = [
-        {"loc": [_json_safe(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+        {
+            "loc": [_json_safe(p) for p in e.get("loc", ())],
+            "msg": plain_message(e.get("msg", "")),
+            "type": str(e.get("type", "value_error")),
+        }
         for e in errors
     ]
     first = items[0]["msg"] if items else "invalid input"
@@ -139,3 +155,9 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         s: {"description": HTTPStatus(s).phrase, "content": {PROBLEM_JSON: {"schema": schema}}}
         for s in statuses
     }
+
+
+def created_responses(description: str = "Created") -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entry for a 201 that names the new resource in `Location`."""
+    location = {"description": "the new resource's path", "schema": {"type": "string"}}
+    return {201: {"description": description, "headers": {"Location": location}}}

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, alias="DATABASE_URL")
     jwt_secret: str = Field(DEVELOPMENT_JWT_SECRET, alias="TCI_JWT_SECRET")
     jwt_leeway_seconds: int = Field(30, alias="TCI_JWT_LEEWAY_SECONDS")
+    # A token whose `exp` lies further ahead than this is refused (401); `tci token` mints no more.
+    max_token_ttl_seconds: int = Field(86_400, alias="TCI_MAX_TOKEN_TTL_SECONDS", ge=1)
     business_tz: str = Field("Asia/Shanghai", alias="TCI_BUSINESS_TZ")
     underwriting_url: str = Field("http://127.0.0.1:8001", alias="TCI_UNDERWRITING_URL")
     claims_url: str = Field("http://127.0.0.1:8002", alias="TCI_CLAIMS_URL")
@@ -60,6 +62,21 @@ class Settings(BaseSettings):
     )
     http_timeout_seconds: float = Field(10.0, alias="TCI_HTTP_TIMEOUT_SECONDS")
     log_level: str = Field("INFO", alias="TCI_LOG_LEVEL")
+    # Rate limits per caller (a token's subject; the client address without a valid token), in
+    # the `limits` notation ("100/second;3000/minute"); an empty string switches a tier off. Our
+    # own services' calls (the `service` role) have their own tier, off by default. Counted per
+    # process, or across every replica in Redis when TCI_REDIS_URL is set.
+    rate_limit: str = Field("100/second;3000/minute", alias="TCI_RATE_LIMIT")
+    rate_limit_anonymous: str = Field("50/second;1000/minute", alias="TCI_RATE_LIMIT_ANONYMOUS")
+    rate_limit_service: str = Field("", alias="TCI_RATE_LIMIT_SERVICE")
+    redis_url: str | None = Field(None, alias="TCI_REDIS_URL")
+    # Retry-After (seconds) on a 503 when the database or a peer service cannot be reached.
+    unavailable_retry_after_seconds: int = Field(
+        5, alias="TCI_UNAVAILABLE_RETRY_AFTER_SECONDS", ge=1
+    )
+    # When set, /metrics is also served on this port (no token: keep the port inside the
+    # cluster); on the service's own port it always needs a `service` token.
+    metrics_port: int | None = Field(None, alias="TCI_METRICS_PORT", ge=1, le=65535)
     # Pins "today" for demonstrations and tests; unset in production.
     fixed_today: dt.date | None = Field(None, alias="TCI_FIXED_TODAY")
 

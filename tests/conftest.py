@@ -314,12 +314,17 @@ def start_services(
             "TCI_CLAIMS_URL": urls["claims"],
             "TCI_COLLECTIONS_URL": urls["collections"],
             "TCI_LOG_LEVEL": "WARNING",
+            # These tests fire dozens of requests at once to prove the rules; the rate limits
+            # have tests of their own (tests/shared/test_rate_limits.py).
+            "TCI_RATE_LIMIT": "",
+            "TCI_RATE_LIMIT_ANONYMOUS": "",
             **(env or {}),
         }
         log = open(running.log_dir / f"{service}.log", "ab")  # noqa: SIM115
         running.processes.append((service, log, subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.main:create_app",
-             "--host", "127.0.0.1", "--port", port, "--no-access-log"],
+             "--host", "127.0.0.1", "--port", port, "--no-access-log",
+             "--no-server-header"],
             env=process_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)))  # fmt: skip
     deadline = time.monotonic() + 60
     for service in only:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Respon
 from services.claims import repository as repo
 from services.claims import rules
 from services.claims import service as uc
+from services.claims.config import ClaimsSettings
 from services.claims.models import Claim, OverdueNotification
 from services.claims.schemas import (
     ClaimCreate,
@@ -28,7 +29,7 @@ from shared.db import SessionDep
 from shared.idempotency import CommandDep
 from shared.pagination import PageDep, fetch_page
 from shared.peers import PeersDep
-from shared.problems import Problem, not_found, problem_responses
+from shared.problems import Problem, created_responses, not_found, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["claims"])
 
@@ -38,6 +39,7 @@ Handler = Annotated[Caller, Depends(require("claims_handler"))]
 HolderOrHandler = Annotated[Caller, Depends(require("policyholder", "claims_handler"))]
 READ = problem_responses(401, 403, 404, 422)
 WRITE = problem_responses(401, 403, 404, 409, 422, 502, 503)
+CREATE = {**WRITE, **created_responses()}  # a 201 names the new resource in Location
 
 
 def context(request: Request, session: SessionDep, caller: Caller, peers: Any) -> uc.Context:
@@ -50,7 +52,7 @@ def context(request: Request, session: SessionDep, caller: Caller, peers: Any) -
 
 
 @router.post("/overdue-notifications", status_code=201, response_model=NotificationRead,
-             responses=WRITE)  # fmt: skip
+             responses=CREATE)  # fmt: skip
 async def notify_overdue(
     body: NotificationCreate, request: Request, session: SessionDep, caller: Policyholder,
     peers: PeersDep, cmd: CommandDep,
@@ -80,7 +82,7 @@ async def get_notification(
 # ---------------------------------------------------------------- claims
 
 
-@router.post("/claims", status_code=201, response_model=ClaimRead, responses=WRITE)
+@router.post("/claims", status_code=201, response_model=ClaimRead, responses=CREATE)
 async def file_claim(
     body: ClaimCreate, request: Request, session: SessionDep, caller: Policyholder,
     peers: PeersDep, cmd: CommandDep,
@@ -119,7 +121,8 @@ async def get_claim(
 
 
 @router.post("/claims/{claim_id}/documents", status_code=201, response_model=DocumentUploadRead,
-             responses=problem_responses(401, 403, 404, 409, 413, 415, 422))  # fmt: skip
+             responses={**problem_responses(401, 403, 404, 409, 413, 415, 422),
+                        **created_responses()})  # fmt: skip
 async def add_document(
     claim_id: IdPath, request: Request, session: SessionDep, caller: Policyholder,
     peers: PeersDep, cmd: CommandDep, kind: Annotated[DocumentKind, Form()],
@@ -151,16 +154,33 @@ async def add_document(
     )  # fmt: skip
 
 
-@router.get("/claims/{claim_id}/documents/{document_id}",
-            responses={200: {"content": {"application/octet-stream": {}}}, **READ})  # fmt: skip
+# A document answers in the type it was uploaded with: one of the accepted types (the defaults of
+# `TCI_CLAIMS_DOCUMENT_TYPES` are declared; a deployment that accepts more serves those too).
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+DOCUMENT: dict[str, Any] = {
+    "description": "the document as uploaded",
+    "content": dict.fromkeys(
+        sorted(ClaimsSettings.model_fields["document_types"].default), _BINARY
+    ),
+    "headers": {
+        "ETag": {"description": "the content's SHA-256", "schema": {"type": "string"}},
+        "Content-Disposition": {"description": "an attachment", "schema": {"type": "string"}},
+    },
+}
+
+
+@router.get("/claims/{claim_id}/documents/{document_id}", response_class=Response,
+            responses={200: DOCUMENT, **READ})  # fmt: skip
 async def download_document(
     claim_id: IdPath, document_id: IdPath, request: Request, session: SessionDep,
     caller: HolderOrHandler, peers: PeersDep,
 ) -> Response:  # fmt: skip
     """The document as it was uploaded (its SHA-256 in `ETag`)."""
     found = await uc.document(context(request, session, caller, peers), claim_id, document_id)
+    # Never rendered by a browser: an attachment, not sniffed (nosniff and a `default-src
+    # 'none'` policy come from the middleware), cached by the caller alone.
     return Response(found.content, media_type=found.content_type, headers={
-        "ETag": f'"{found.sha256}"',
+        "ETag": f'"{found.sha256}"', "Cache-Control": "private",
         "Content-Disposition": f'attachment; filename="{_safe_name(found.filename)}"'})  # fmt: skip
 
 
@@ -178,7 +198,7 @@ async def get_dispute(
 
 
 @router.post("/claims/{claim_id}/disputes", status_code=201, response_model=DisputeRead,
-             responses=WRITE)  # fmt: skip
+             responses=CREATE)  # fmt: skip
 async def raise_dispute(
     claim_id: IdPath, body: DisputeCreate, request: Request, session: SessionDep,
     caller: HolderOrHandler, peers: PeersDep, cmd: CommandDep,

@@ -14,7 +14,7 @@ from services.claims.schemas import CalendarDayRead, CalendarDaysRead, CalendarD
 from shared.auth import Caller, CallerDep, require
 from shared.calendar import FIRST_YEAR, LAST_YEAR
 from shared.db import SessionDep
-from shared.problems import problem_responses
+from shared.problems import created_responses, problem_responses
 
 router = APIRouter(prefix="/v1/calendars", tags=["calendars"])
 
@@ -58,7 +58,10 @@ async def get_day(
     response_model=CalendarDayRead,
     responses={
         **WRITE,
-        201: {"model": CalendarDayRead, "description": "the day had no correction: created"},
+        201: {
+            **created_responses("the day had no correction: created")[201],
+            "model": CalendarDayRead,
+        },
     },
 )
 async def set_day(

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from shared.contracts import Ident, LongText, MoneyModel, Schema
+from shared.contracts import Date, Ident, LongText, MoneyModel, Schema
 
-InvoiceNumber = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]+$")]
+InvoiceNumber = Annotated[str, Field(min_length=1, max_length=100)]
 Cause = Literal["insolvency", "protracted_default", "political"]
 DocumentKind = Literal[
     "trade_contract", "proof_of_delivery", "invoice", "ageing_report", "statement_of_account",
@@ -24,8 +24,8 @@ ClaimStatus = Literal[
 class InvoiceIn(Schema):
     number: InvoiceNumber
     amount: MoneyModel
-    shipment_date: dt.date
-    due_date: dt.date
+    shipment_date: Date
+    due_date: Date
 
     @model_validator(mode="after")
     def _dates(self) -> InvoiceIn:
@@ -35,7 +35,7 @@ class InvoiceIn(Schema):
 
 
 class Instalment(Schema):
-    due_date: dt.date
+    due_date: Date
     amount: MoneyModel
 
 
@@ -46,7 +46,7 @@ class NotificationCreate(Schema):
     # stop-shipment on this policy ends.
     kind: Literal["overdue", "extension_request", "repayment_plan", "arrears_cleared"]
     invoices: Annotated[list[InvoiceIn], Field(min_length=1, max_length=1000)]
-    new_due_date: dt.date | None = None
+    new_due_date: Date | None = None
     instalments: Annotated[list[Instalment], Field(max_length=120)] | None = None
     note: LongText | None = None
 
@@ -92,7 +92,7 @@ class ClaimCreate(Schema):
     policy_id: Ident
     buyer_id: Ident
     cause: Cause
-    event_date: dt.date | None = None
+    event_date: Date | None = None
     invoices: Annotated[list[InvoiceIn], Field(min_length=1, max_length=1000)]
     credit_notes: MoneyModel | None = None
     set_offs: MoneyModel | None = None
@@ -129,14 +129,14 @@ class DocumentUploadRead(DocumentRead):
 
 
 class DisputeCreate(Schema):
-    raised_on: dt.date
+    raised_on: Date
     description: Annotated[str, Field(min_length=1, max_length=4000)]
     invoice_numbers: Annotated[list[InvoiceNumber], Field(min_length=1, max_length=1000)]
 
 
 class DisputeResolve(Schema):
     outcome: Literal["policyholder", "buyer"]
-    resolved_on: dt.date | None = None
+    resolved_on: Date | None = None
     note: LongText | None = None
 
 
@@ -235,7 +235,7 @@ class CalendarDayWrite(Schema):
     """A correction of one day: working or not, and why."""
 
     working: bool
-    reason: Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]+$")]
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
 class CalendarDayRead(Schema):

@@ -54,7 +54,7 @@ from shared.db import new_id, utcnow
 from shared.http import ServiceClient
 from shared.money import Money
 from shared.outbox import deliver, enqueue
-from shared.peers import fetch_buyer, fetch_policy
+from shared.peers import fetch_buyer, fetch_policy, upstream_problem
 from shared.problems import Problem, conflict, invalid, not_found, unprocessable
 
 ZERO = Decimal(0)
@@ -629,8 +629,7 @@ async def _coverage(
         "POST", "/v1/coverage-checks/batch", json={"items": items}
     )
     if response.status_code != 200:
-        raise Problem(502, "upstream-error", f"underwriting answered {response.status_code}",
-                      upstream_body=response.text[:1000])  # fmt: skip
+        raise upstream_problem(response.status_code, "underwriting", response.text)
     out: dict[str, CoverageFacts] = {}
     for invoice, result in zip(invoices, response.json()["results"], strict=True):
         if "error" in result:

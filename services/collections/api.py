@@ -22,13 +22,13 @@ from services.collections.schemas import (
     PaymentCreate,
     PaymentRead,
 )
-from shared.auth import Caller, require
+from shared.auth import Caller, CallerDep, require
 from shared.db import SessionDep
 from shared.idempotency import CommandDep
 from shared.outbox import deliver
 from shared.pagination import PageDep, fetch_page
 from shared.peers import PeersDep
-from shared.problems import problem_responses
+from shared.problems import created_responses, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["collections"])
 
@@ -48,9 +48,9 @@ class LadderList(BaseModel):
     next_cursor: str | None = None
 
 
-@router.get("/ladders", response_model=LadderList)
-async def list_ladders() -> LadderList:
-    """The escalation ladders a policy or a case can climb."""
+@router.get("/ladders", response_model=LadderList, responses=problem_responses(401))
+async def list_ladders(caller: CallerDep) -> LadderList:
+    """The escalation ladders a policy or a case can climb (any token)."""
     return LadderList(
         items=[
             Ladder(name=name, rungs=[Rung(days_past_due=d, stage=s) for d, s in rungs])
@@ -65,6 +65,7 @@ CaseOpener = Annotated[Caller, Depends(require("policyholder"))]
 CaseReader = Annotated[Caller, Depends(require("policyholder", "collector"))]
 READ = problem_responses(401, 403, 404, 422)
 WRITE = problem_responses(401, 403, 404, 409, 422)
+CREATE = {**WRITE, **created_responses()}  # a 201 names the new resource in Location
 
 
 def context(request: Request, session: SessionDep, caller: Caller) -> uc.Context:
@@ -72,7 +73,7 @@ def context(request: Request, session: SessionDep, caller: Caller) -> uc.Context
     return uc.Context(session=session, caller=caller, today=settings.today(), settings=settings)
 
 
-@router.post("/cases", status_code=201, response_model=CaseRead, responses=WRITE)
+@router.post("/cases", status_code=201, response_model=CaseRead, responses=CREATE)
 async def open_case(
     body: CaseCreate,
     request: Request,
@@ -119,7 +120,7 @@ async def get_case(
 
 
 @router.post("/cases/{case_id}/activities", status_code=201, response_model=ActivityRead,
-             responses=WRITE)  # fmt: skip
+             responses=CREATE)  # fmt: skip
 async def add_activity(
     case_id: IdPath, body: ActivityCreate, request: Request, session: SessionDep,
     caller: Collector, cmd: CommandDep,
@@ -131,7 +132,7 @@ async def add_activity(
 
 
 @router.post("/cases/{case_id}/payments", status_code=201, response_model=PaymentRead,
-             responses=WRITE)  # fmt: skip
+             responses=CREATE)  # fmt: skip
 async def record_payment(
     case_id: IdPath, body: PaymentCreate, request: Request, session: SessionDep,
     caller: Collector, cmd: CommandDep,

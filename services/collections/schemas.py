@@ -8,7 +8,16 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from services.collections.rules import LADDERS
-from shared.contracts import CountryCode, Ident, LongText, MoneyModel, Percent, Schema
+from shared.contracts import (
+    CountryCode,
+    Date,
+    ExactPercent,
+    Ident,
+    LongText,
+    MoneyModel,
+    Percent,
+    Schema,
+)
 
 LadderName = Literal["reminder_15_30_45", "legal_30_60_90"]
 ActivityKind = Literal[
@@ -18,9 +27,9 @@ assert set(LadderName.__args__) == set(LADDERS)  # type: ignore[attr-defined]
 
 
 class CaseInvoiceIn(Schema):
-    number: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]+$")]
+    number: Annotated[str, Field(min_length=1, max_length=100)]
     amount: MoneyModel
-    due_date: dt.date
+    due_date: Date
 
 
 class CaseCreate(Schema):
@@ -33,7 +42,7 @@ class CaseCreate(Schema):
     # The insurer's share of recoveries: `indemnity_paid` / the invoices' total, exactly; or a
     # percentage with any number of decimals.
     indemnity_paid: MoneyModel | None = None
-    insurer_share_pct: Percent | None = None
+    insurer_share_pct: ExactPercent | None = None
     currency: str | None = None  # informative: the invoices' currency rules
 
     @model_validator(mode="after")
@@ -61,10 +70,10 @@ class CaseInvoiceRead(Schema):
 
 class ActivityCreate(Schema):
     kind: ActivityKind
-    occurred_on: dt.date
+    occurred_on: Date
     note: LongText | None = None
     promised_amount: MoneyModel | None = None
-    promised_on: dt.date | None = None
+    promised_on: Date | None = None
 
     @model_validator(mode="after")
     def _promise(self) -> ActivityCreate:
@@ -89,7 +98,7 @@ class ActivityRead(Schema):
 
 class PaymentCreate(Schema):
     amount: MoneyModel
-    received_on: dt.date
+    received_on: Date
 
 
 class AllocationRead(Schema):
@@ -144,7 +153,7 @@ class CaseList(Schema):
 
 
 class EscalationRun(Schema):
-    as_of: dt.date
+    as_of: Date
 
 
 class CaseMove(Schema):

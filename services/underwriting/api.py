@@ -9,8 +9,9 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import exists, select
 
+from services.underwriting import repository as repo
 from services.underwriting import service as uc
-from services.underwriting.models import CreditLimit, LimitAmount, LimitRequest, Sanction
+from services.underwriting.models import CreditLimit, LimitAmount, LimitRequest, Policy, Sanction
 from services.underwriting.schemas import (
     AssignmentCreate,
     AssignmentRead,
@@ -49,8 +50,8 @@ from shared.auth import Caller, require
 from shared.contracts import CountryCode
 from shared.db import ReaderDep, SessionDep
 from shared.idempotency import CommandDep
-from shared.pagination import PageDep, fetch_page
-from shared.problems import not_found, problem_responses
+from shared.pagination import Page, PageDep, fetch_page
+from shared.problems import created_responses, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["underwriting"])
 
@@ -70,12 +71,14 @@ CoverageCaller = Annotated[
 
 READ = problem_responses(401, 403, 404, 422)
 WRITE = problem_responses(401, 403, 404, 409, 422)
+CREATE = {**WRITE, **created_responses()}  # a 201 names the new resource in Location
 # A policy of the same policyholder and currency whose dates overlap an existing one.
 POLICY_WRITE = {
     **WRITE,
     409: {**WRITE[409], "description": "Conflict: `policy-overlap`, naming the policy it overlaps "
           "in `existing_policy_id`"},
 }  # fmt: skip
+POLICY_CREATE = {**POLICY_WRITE, **created_responses()}
 
 
 def context(request: Request, session: SessionDep, caller: Caller) -> uc.Context:
@@ -86,7 +89,7 @@ def context(request: Request, session: SessionDep, caller: Caller) -> uc.Context
 # ---------------------------------------------------------------- policies
 
 
-@router.post("/policies", status_code=201, response_model=PolicyRead, responses=POLICY_WRITE)
+@router.post("/policies", status_code=201, response_model=PolicyRead, responses=POLICY_CREATE)
 async def create_policy(
     body: PolicyCreate, request: Request, session: SessionDep, caller: Underwriter,
     cmd: CommandDep,
@@ -97,6 +100,19 @@ async def create_policy(
                          location=lambda p: f"/v1/policies/{p.id}")  # fmt: skip
 
 
+@router.get("/policies", response_model=Page[PolicyRead], responses=READ)
+async def list_policies(
+    request: Request, session: SessionDep, caller: PolicyReader, page: PageDep,
+    policyholder_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+) -> Page[PolicyRead]:  # fmt: skip
+    """Staff: every policy (`?policyholder_id=` for one policyholder's); a policyholder its own;
+    a bank those assigned to it."""
+    ctx = context(request, session, caller)
+    rows, cursor = await fetch_page(session, uc.policies_listed(ctx, policyholder_id), page,
+                                    created_at=Policy.created_at, ident=Policy.id)  # fmt: skip
+    return Page[PolicyRead](items=await uc.read_policies(ctx, list(rows)), next_cursor=cursor)
+
+
 @router.get("/policies/{policy_id}", response_model=PolicyRead, responses=READ)
 async def get_policy(
     policy_id: IdPath, request: Request, session: SessionDep, caller: PolicyReader
@@ -105,7 +121,7 @@ async def get_policy(
 
 
 @router.post("/policies/{policy_id}/assignments", status_code=201,
-             response_model=AssignmentRead, responses=WRITE)  # fmt: skip
+             response_model=AssignmentRead, responses=CREATE)  # fmt: skip
 async def assign_policy(
     policy_id: IdPath, body: AssignmentCreate, request: Request, session: SessionDep,
     caller: Underwriter, cmd: CommandDep,
@@ -119,7 +135,7 @@ async def assign_policy(
 # ---------------------------------------------------------------- buyers
 
 
-@router.post("/buyers", status_code=201, response_model=BuyerRead, responses=WRITE)
+@router.post("/buyers", status_code=201, response_model=BuyerRead, responses=CREATE)
 async def register_buyer(
     body: BuyerCreate, request: Request, session: SessionDep,
     caller: Annotated[Caller, Depends(require("underwriter", "policyholder"))], cmd: CommandDep,
@@ -144,13 +160,11 @@ async def find_buyers(
     country: CountryCode | None = None,
     registration_number: Annotated[str | None, Query(max_length=100)] = None,
 ) -> BuyerList:  # fmt: skip
+    """Staff: every buyer. A policyholder: the buyers it registered or holds a limit or a limit
+    request on, or any buyer looked up by its exact `country` and `registration_number`."""
     from services.underwriting.models import Buyer
 
-    statement = select(Buyer)
-    if country:
-        statement = statement.where(Buyer.country == country)
-    if registration_number:
-        statement = statement.where(Buyer.registration_number == registration_number)
+    statement = uc.buyers_listed(context(request, session, caller), country, registration_number)
     rows, cursor = await fetch_page(session, statement, page, created_at=Buyer.created_at,
                                     ident=Buyer.id)  # fmt: skip
     return BuyerList(items=[uc.buyer_read(b, caller) for b in rows], next_cursor=cursor)
@@ -179,7 +193,7 @@ async def confirm_indicators(
 
 
 @router.post("/buyers/{buyer_id}/signals", status_code=201, response_model=SignalRead,
-             responses=WRITE)  # fmt: skip
+             responses=CREATE)  # fmt: skip
 async def record_signal(
     buyer_id: IdPath, body: SignalCreate, request: Request, session: SessionDep,
     caller: Underwriter, cmd: CommandDep,
@@ -207,7 +221,7 @@ async def get_country_risk(
     return await uc.get_country_risk(context(request, session, caller), country)
 
 
-@router.post("/sanctions", status_code=201, response_model=SanctionRead, responses=WRITE)
+@router.post("/sanctions", status_code=201, response_model=SanctionRead, responses=CREATE)
 async def add_sanction(
     body: SanctionCreate, request: Request, session: SessionDep, caller: Underwriter,
     cmd: CommandDep,
@@ -238,7 +252,7 @@ async def remove_sanction(
 
 
 @router.post("/policies/{policy_id}/limit-requests", status_code=201,
-             response_model=LimitRequestRead, responses=WRITE)  # fmt: skip
+             response_model=LimitRequestRead, responses=CREATE)  # fmt: skip
 async def request_limit(
     policy_id: IdPath, body: LimitRequestCreate, request: Request, session: SessionDep,
     caller: Policyholder, cmd: CommandDep,
@@ -252,37 +266,25 @@ async def request_limit(
 
 @router.get("/limit-requests", response_model=LimitRequestList, responses=READ)
 async def list_limit_requests(
-    session: SessionDep, caller: Underwriter, page: PageDep,
+    request: Request, session: SessionDep, caller: Staff, page: PageDep,
     status: Annotated[str | None, Query(pattern="^(approved|partially_approved|refused|referred)$")]
     = None,
 ) -> LimitRequestList:  # fmt: skip
-    """The underwriters' review queue (`?status=referred`), oldest first."""
-    from services.underwriting.models import Policy
-
-    statement = select(LimitRequest)
-    if status:
-        statement = statement.where(LimitRequest.status == status)
-    rows, cursor = await fetch_page(session, statement, page, created_at=LimitRequest.created_at,
+    """The underwriters' review queue (`?status=referred`), oldest first; staff may read it."""
+    rows, cursor = await fetch_page(session, repo.limit_requests_listed(status=status), page,
+                                    created_at=LimitRequest.created_at,
                                     ident=LimitRequest.id)  # fmt: skip
-    currencies = dict(
-        (await session.execute(select(Policy.id, Policy.currency).where(
-            Policy.id.in_({r.policy_id for r in rows})))).all()
-    )  # fmt: skip
-    return LimitRequestList(
-        items=[uc.request_read(r, currencies[r.policy_id]) for r in rows], next_cursor=cursor
-    )
+    ctx = context(request, session, caller)
+    return LimitRequestList(items=await uc.list_limit_requests(ctx, list(rows)),
+                            next_cursor=cursor)  # fmt: skip
 
 
 @router.get("/limit-requests/{request_id}", response_model=LimitRequestRead, responses=READ)
 async def get_limit_request(
     request_id: IdPath, request: Request, session: SessionDep, caller: PolicyholderOrStaff
 ) -> LimitRequestRead:
-    ctx = context(request, session, caller)
-    found = await session.get(LimitRequest, request_id)
-    if found is None:
-        raise not_found("limit request", request_id)
-    policy, _ = await uc.visible_policy(ctx, found.policy_id)
-    return uc.request_read(found, policy.currency)
+    """A limit request: staff, or the policyholder of its policy."""
+    return await uc.get_limit_request(context(request, session, caller), request_id)
 
 
 @router.post("/limit-requests/{request_id}/decision", response_model=LimitRequestRead,
@@ -297,7 +299,7 @@ async def decide_limit_request(
 
 
 @router.post("/policies/{policy_id}/limits", status_code=201, response_model=LimitRead,
-             responses=WRITE)  # fmt: skip
+             responses=CREATE)  # fmt: skip
 async def record_external_limit(
     policy_id: IdPath, body: ExternalLimitCreate, request: Request, session: SessionDep,
     caller: Underwriter, cmd: CommandDep,
@@ -331,16 +333,12 @@ async def list_limits(
 async def get_limit(
     limit_id: IdPath, request: Request, session: SessionDep, caller: PolicyReader
 ) -> LimitRead:
-    ctx = context(request, session, caller)
-    limit = await session.get(CreditLimit, limit_id)
-    if limit is None:
-        raise not_found("limit", limit_id)
-    policy, _ = await uc.visible_policy(ctx, limit.policy_id)
-    return await uc.limit_read(ctx, limit, policy.currency)
+    """A limit with its history: staff, the policyholder of its policy, or an assigned bank."""
+    return await uc.get_limit(context(request, session, caller), limit_id)
 
 
 @router.post("/limits/{limit_id}/changes", status_code=201, response_model=LimitChangeRead,
-             responses=WRITE)  # fmt: skip
+             responses=CREATE)  # fmt: skip
 async def change_limit(
     limit_id: IdPath, body: LimitChangeCreate, request: Request, session: SessionDep,
     caller: Underwriter, cmd: CommandDep,
@@ -355,7 +353,7 @@ async def change_limit(
 
 
 @router.post("/policies/{policy_id}/declarations", status_code=201,
-             response_model=DeclarationRead, responses=WRITE)  # fmt: skip
+             response_model=DeclarationRead, responses=CREATE)  # fmt: skip
 async def declare_receivables(
     policy_id: IdPath, body: DeclarationCreate, request: Request, session: SessionDep,
     caller: Policyholder, cmd: CommandDep,

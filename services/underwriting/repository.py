@@ -649,3 +649,94 @@ def _items_json(items: Sequence[BatchItem]) -> str:
           "n": it.invoice_number} for it in items],
         separators=(",", ":"),
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------- who may read what
+
+
+def _party_holds_buyer(party_id: str) -> Any:
+    """A buyer is a policyholder's when it registered it, or holds a limit or a limit request on
+    it under one of its policies."""
+    return or_(
+        Buyer.registered_by == party_id,
+        exists().where(
+            CreditLimit.buyer_id == Buyer.id,
+            Policy.id == CreditLimit.policy_id,
+            Policy.policyholder_id == party_id,
+        ),
+        exists().where(
+            LimitRequest.buyer_id == Buyer.id,
+            Policy.id == LimitRequest.policy_id,
+            Policy.policyholder_id == party_id,
+        ),
+    )
+
+
+def buyers_listed(
+    *, country: str | None, registration_number: str | None, party_id: str | None
+) -> Any:
+    """The buyers a list shows: every buyer for staff; for a policyholder (`party_id`) its own,
+    or any buyer looked up by its exact country and registration number (both given)."""
+    statement = select(Buyer)
+    if country:
+        statement = statement.where(Buyer.country == country)
+    if registration_number:
+        statement = statement.where(Buyer.registration_number == registration_number)
+    if party_id is not None and not (country and registration_number):
+        statement = statement.where(_party_holds_buyer(party_id))
+    return statement
+
+
+async def party_holds_buyer(session: AsyncSession, party_id: str, buyer_id: str) -> bool:
+    hit = await session.execute(
+        select(exists().where(Buyer.id == buyer_id, _party_holds_buyer(party_id)))
+    )
+    return bool(hit.scalar())
+
+
+def policies_listed(*, policyholder_id: str | None, bank_id: str | None) -> Any:
+    """The policies a list shows: every policy (optionally one policyholder's), or those a bank
+    is assigned to."""
+    statement = select(Policy)
+    if policyholder_id is not None:
+        statement = statement.where(Policy.policyholder_id == policyholder_id)
+    if bank_id is not None:
+        statement = statement.where(
+            exists().where(
+                PolicyAssignment.policy_id == Policy.id, PolicyAssignment.bank_id == bank_id
+            )
+        )
+    return statement
+
+
+async def bank_ids_of(session: AsyncSession, policy_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The banks assigned to each policy, in the order they were assigned."""
+    found: dict[str, list[str]] = defaultdict(list)
+    if not policy_ids:
+        return found
+    rows = await session.execute(
+        select(PolicyAssignment.policy_id, PolicyAssignment.bank_id)
+        .where(PolicyAssignment.policy_id.in_(set(policy_ids)))
+        .order_by(PolicyAssignment.created_at, PolicyAssignment.id)
+    )
+    for policy_id, bank_id in rows.all():
+        found[policy_id].append(bank_id)
+    return found
+
+
+async def limit_request(session: AsyncSession, request_id: str) -> LimitRequest | None:
+    return await session.get(LimitRequest, request_id)
+
+
+def limit_requests_listed(*, status: str | None) -> Any:
+    statement = select(LimitRequest)
+    if status:
+        statement = statement.where(LimitRequest.status == status)
+    return statement
+
+
+async def policy_currencies(session: AsyncSession, policy_ids: Sequence[str]) -> dict[str, str]:
+    rows = await session.execute(
+        select(Policy.id, Policy.currency).where(Policy.id.in_(set(policy_ids)))
+    )
+    return {policy_id: currency for policy_id, currency in rows.all()}

@@ -9,8 +9,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from shared.contracts import (
+    Count,
     CountryCode,
     CurrencyCode,
+    Date,
     ExactDecimal,
     Ident,
     LongText,
@@ -18,9 +20,11 @@ from shared.contracts import (
     Percent,
     Schema,
     ShortText,
+    at_most_decimals,
 )
 
 Days = Annotated[int, Field(ge=0, le=3650)]
+PolicyPercent = Annotated[Percent, at_most_decimals(6)]  # a policy's Exact(12, 6) columns
 CoverType = Literal["whole_turnover", "named_buyers"]
 LegalForm = Literal["company", "public_entity", "individual"]
 SignalKind = Literal[
@@ -37,14 +41,14 @@ SignalKind = Literal[
 class PolicyCreate(Schema):
     policyholder_id: Ident
     currency: CurrencyCode
-    start_date: dt.date
-    end_date: dt.date
+    start_date: Date
+    end_date: Date
     cover_type: CoverType
     max_liability: MoneyModel
-    premium_rate_pct: Percent
-    indemnity_pct: Percent = Decimal(90)
+    premium_rate_pct: PolicyPercent
+    indemnity_pct: PolicyPercent = Decimal(90)
     political_risk_cover: bool = False
-    political_indemnity_pct: Percent = Decimal(90)
+    political_indemnity_pct: PolicyPercent = Decimal(90)
     covered_countries: list[CountryCode] | None = Field(None, max_length=300)
     max_credit_period_days: Days = 180
     deductible: MoneyModel | None = None
@@ -115,14 +119,14 @@ class IndicatorsIn(Schema):
     dso_days: Annotated[ExactDecimal, Field(ge=0)] | None = None
     dso_prior_year_days: Annotated[ExactDecimal, Field(ge=0)] | None = None
     overdue_ratio: Annotated[ExactDecimal, Field(ge=0, le=1)] | None = None
-    litigation_count: Annotated[int, Field(ge=0)] | None = None
-    management_changes_12m: Annotated[int, Field(ge=0)] | None = None
+    litigation_count: Count | None = None
+    management_changes_12m: Count | None = None
 
 
 class BuyerCreate(Schema):
     name: ShortText
     country: CountryCode
-    registration_number: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]+$")]
+    registration_number: Annotated[str, Field(min_length=1, max_length=100)]
     legal_form: LegalForm = "company"
     indicators: IndicatorsIn | None = None
 
@@ -160,7 +164,7 @@ class IndicatorsUpdate(Schema):
 
 class SignalCreate(Schema):
     kind: SignalKind
-    observed_on: dt.date
+    observed_on: Date
     details: LongText = ""
     policy_id: Ident | None = None
 
@@ -233,14 +237,14 @@ class DecisionCreate(Schema):
 class ExternalLimitCreate(Schema):
     buyer_id: Ident
     amount: MoneyModel
-    effective_from: dt.date
+    effective_from: Date
     payment_terms_days: Annotated[int, Field(ge=1, le=3650)] | None = None
     reason: LongText = "limit granted outside the engine"
 
 
 class LimitChangeCreate(Schema):
     new_amount: MoneyModel
-    effective_from: dt.date | None = None
+    effective_from: Date | None = None
     reason: Annotated[str, Field(min_length=1, max_length=4000)]
 
 
@@ -272,13 +276,13 @@ class LimitList(Schema):
 
 
 class InvoiceDeclaration(Schema):
-    number: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]+$")]
+    number: Annotated[str, Field(min_length=1, max_length=100)]
     buyer_id: Ident
     amount: MoneyModel
-    shipment_date: dt.date
-    due_date: dt.date
+    shipment_date: Date
+    due_date: Date
     paid_amount: MoneyModel | None = None
-    paid_on: dt.date | None = None
+    paid_on: Date | None = None
 
 
 class DeclarationCreate(Schema):
@@ -306,9 +310,9 @@ class CoverageCheckCreate(Schema):
     policy_id: Ident
     buyer_id: Ident
     invoice_amount: MoneyModel
-    shipment_date: dt.date
-    due_date: dt.date
-    invoice_number: Annotated[str, Field(max_length=100, pattern=r"^[^\x00]*$")] | None = None
+    shipment_date: Date
+    due_date: Date
+    invoice_number: Annotated[str, Field(max_length=100)] | None = None
 
 
 class ConditionRead(Schema):

@@ -222,7 +222,29 @@ async def owned_policy(ctx: Context, policy_id: str) -> Policy:
 
 async def get_policy(ctx: Context, policy_id: str) -> PolicyRead:
     policy, banks = await visible_policy(ctx, policy_id)
-    return policy_read(policy, banks)
+    return policy_read(policy, _banks_shown(ctx, banks))
+
+
+def _banks_shown(ctx: Context, banks: list[str]) -> list[str]:
+    """A bank sees itself among a policy's loss payees, not the other banks."""
+    return [b for b in banks if b == ctx.caller.party_id] if ctx.caller.role == "bank" else banks
+
+
+def policies_listed(ctx: Context, policyholder_id: str | None) -> Any:
+    """The policies a list shows the caller: staff every policy (or one policyholder's); a
+    policyholder its own; a bank those assigned to it."""
+    if ctx.caller.role == "policyholder":
+        if policyholder_id is not None and policyholder_id != ctx.caller.party_id:
+            policyholder_id = ""  # another party's: nothing to show, as if it had none
+        else:
+            policyholder_id = ctx.caller.party_id or ""
+    bank_id = ctx.caller.party_id or "" if ctx.caller.role == "bank" else None
+    return repo.policies_listed(policyholder_id=policyholder_id, bank_id=bank_id)
+
+
+async def read_policies(ctx: Context, policies: list[Policy]) -> list[PolicyRead]:
+    banks = await repo.bank_ids_of(ctx.session, [p.id for p in policies])
+    return [policy_read(p, _banks_shown(ctx, banks.get(p.id, []))) for p in policies]
 
 
 async def assign_policy(ctx: Context, policy_id: str, bank_id: str) -> AssignmentRead:
@@ -394,19 +416,38 @@ def _duplicate_buyer(buyer_id: str) -> Problem:
     )
 
 
-async def get_buyer(ctx: Context, buyer_id: str) -> BuyerRead:
-    buyer = await repo.buyer(ctx.session, buyer_id)
+async def visible_buyer(ctx: Context, buyer_id: str, *, for_update: bool = False) -> Buyer:
+    """The buyer if the caller may see it: staff any; a policyholder those it registered or holds
+    a limit or a limit request on. Anything else is a 404, as if it did not exist."""
+    buyer = await repo.buyer(ctx.session, buyer_id, for_update=for_update)
     if buyer is None:
         raise not_found("buyer", buyer_id)
-    return buyer_read(buyer, ctx.caller)
+    if ctx.caller.role == "policyholder" and not await repo.party_holds_buyer(
+        ctx.session, ctx.caller.party_id or "", buyer_id
+    ):
+        raise not_found("buyer", buyer_id)
+    if ctx.caller.role == "bank":  # not a reader of buyers (the route refuses it first)
+        raise not_found("buyer", buyer_id)
+    return buyer
+
+
+async def get_buyer(ctx: Context, buyer_id: str) -> BuyerRead:
+    return buyer_read(await visible_buyer(ctx, buyer_id), ctx.caller)
+
+
+def buyers_listed(ctx: Context, country: str | None, registration_number: str | None) -> Any:
+    """The buyers a list shows the caller: staff every buyer; a policyholder its own, or any
+    buyer looked up by its exact country and registration number."""
+    return repo.buyers_listed(
+        country=country, registration_number=registration_number,
+        party_id=ctx.caller.party_id or "" if ctx.caller.role == "policyholder" else None,
+    )  # fmt: skip
 
 
 async def update_indicators(ctx: Context, buyer_id: str, data: IndicatorsIn) -> BuyerRead:
-    """A policyholder declares indicators (kept, not graded); an underwriter's are confirmed and
-    regrade the buyer."""
-    buyer = await repo.buyer(ctx.session, buyer_id, for_update=True)
-    if buyer is None:
-        raise not_found("buyer", buyer_id)
+    """A policyholder declares indicators (kept, not graded) on its own buyers only; an
+    underwriter's are confirmed and regrade the buyer."""
+    buyer = await visible_buyer(ctx, buyer_id, for_update=True)
     values = _stored_indicators(data)
     if ctx.caller.role == "policyholder":
         buyer.declared_indicators = {**(buyer.declared_indicators or {}), **values}
@@ -604,6 +645,43 @@ async def _grant(
         ctx, limit, new_amount=amount, effective_from=effective, reason=reason, source="request",
         payment_terms_days=request.payment_terms_days,
     )  # fmt: skip
+
+
+async def get_limit_request(ctx: Context, request_id: str) -> LimitRequestRead:
+    """A limit request for staff or the policyholder of its policy; another party's is a 404
+    naming only the id asked for, as for one that does not exist."""
+    found = await repo.limit_request(ctx.session, request_id)
+    if found is None:
+        raise not_found("limit request", request_id)
+    policy = await _policy_seen_through(ctx, found.policy_id, "limit request", request_id)
+    return request_read(found, policy.currency)
+
+
+async def list_limit_requests(ctx: Context, requests: list[LimitRequest]) -> list[LimitRequestRead]:
+    currencies = await repo.policy_currencies(ctx.session, [r.policy_id for r in requests])
+    return [request_read(r, currencies[r.policy_id]) for r in requests]
+
+
+async def get_limit(ctx: Context, limit_id: str) -> LimitRead:
+    """A limit for staff, the policyholder of its policy or a bank assigned to it; anything else
+    is a 404 naming only the id asked for."""
+    limit = await repo.credit_limit_by_id(ctx.session, limit_id)
+    if limit is None:
+        raise not_found("limit", limit_id)
+    policy = await _policy_seen_through(ctx, limit.policy_id, "limit", limit_id)
+    return await limit_read(ctx, limit, policy.currency)
+
+
+async def _policy_seen_through(ctx: Context, policy_id: str, what: str, ident: str) -> Policy:
+    """The policy of an object the caller asked for by the object's id: when the caller may not
+    see the policy, the object does not exist for it (the 404 names the object, not the policy)."""
+    try:
+        policy, _ = await visible_policy(ctx, policy_id)
+    except Problem as problem:
+        if problem.status == 404:
+            raise not_found(what, ident) from None
+        raise
+    return policy
 
 
 def request_read(r: LimitRequest, currency: str) -> LimitRequestRead:

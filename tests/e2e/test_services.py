@@ -33,7 +33,9 @@ def test_the_three_services_answer_readyz(services: Services) -> None:
 
 
 def test_collections_publishes_both_ladders(services: Services) -> None:
-    ladders = httpx.get(f"{services.urls['collections']}/v1/ladders").json()["items"]
+    url = f"{services.urls['collections']}/v1/ladders"
+    assert httpx.get(url).status_code == 401  # like every /v1 route, it needs a token
+    ladders = httpx.get(url, headers=auth("policyholder", "ph-1")).json()["items"]
     assert {ladder["name"] for ladder in ladders} >= {"reminder_15_30_45", "legal_30_60_90"}
 
 

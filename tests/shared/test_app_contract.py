@@ -98,7 +98,7 @@ async def test_an_unreadable_body_is_422() -> None:
 async def test_metrics_count_requests_by_route_template() -> None:
     async with bare_app() as client:
         await client.get("/healthz")
-        text = (await client.get("/metrics")).text
+        text = (await client.get("/metrics", headers=auth("service"))).text
     assert 'http_requests_total{method="GET",route="/healthz",service="collections",status="200"}' \
         in text  # fmt: skip
     assert "http_request_duration_seconds_bucket" in text

@@ -55,8 +55,9 @@ async def test_a_grade_9_buyer_is_referred_then_decided_once_by_an_underwriter(
 
 
 async def test_a_policyholder_sees_the_grade_but_not_its_factors(uw: httpx.AsyncClient) -> None:
-    buyer = await make_buyer(uw)
-    seen = ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=auth("policyholder", "ph")), 200)
+    buyer, holder = await make_buyer(uw), unique("ph")  # a buyer it asked a limit on
+    await request_limit(uw, await make_policy(uw, holder), buyer["id"], "10000")
+    seen = ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=auth("policyholder", holder)), 200)
     assert seen["grade"] == buyer["grade"] and seen["grade_factors"] is None
 
 

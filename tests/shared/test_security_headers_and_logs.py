@@ -1,0 +1,248 @@
+"""Nothing leaked in headers or logs, and bodies refused precisely (api.md, 2026-11-23): security
+headers on every answer, documents as attachments, no `Server`, no access lines with
+`--no-access-log`, no bound parameters in a failed statement's text, /metrics for `service`
+tokens only, 429/503 declared everywhere, 413 for a chunked body over the cap, 422 for duplicate
+JSON keys, and nothing stored when a body is refused."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from services.claims.main import create_app as claims_app
+from services.collections.main import create_app as collections_app
+from services.collections.models import metadata as collections_metadata
+from services.underwriting.main import create_app as underwriting_app
+from shared.app import create_app
+from shared.db import build_engine
+from shared.settings import Settings
+from tests.builders import money
+from tests.claims.test_api import INVOICES, apis, insured, upload  # noqa: F401
+from tests.conftest import auth, backend, free_urls, migrate_all, start_services, unique
+
+HARDENED = {
+    "x-content-type-options": "nosniff",
+    "cache-control": "no-store",
+    "referrer-policy": "no-referrer",
+}
+
+
+class Body(BaseModel):
+    name: str
+    amount: int = 0
+
+
+def bare_app(**env: Any) -> httpx.AsyncClient:
+    router = APIRouter()
+
+    @router.post("/v1/echo")
+    async def echo(body: Body) -> Body:
+        return body
+
+    @router.get("/v1/boom")
+    async def boom() -> None:
+        raise RuntimeError("internals")
+
+    app = create_app(service="collections", settings=Settings(**env),
+                     metadata=collections_metadata, routers=[router], title="t",
+                     description="t")  # fmt: skip
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://t")
+
+
+def assert_hardened(response: httpx.Response, cache: str = "no-store") -> None:
+    for name, value in {**HARDENED, "cache-control": cache}.items():
+        assert response.headers.get(name) == value, (name, response.status_code)
+    csp = response.headers["content-security-policy"]
+    assert csp.startswith("default-src 'none'") and "script-src" not in csp
+
+
+async def test_every_answer_carries_the_security_headers() -> None:
+    async with bare_app(TCI_MAX_BODY_BYTES="100", TCI_RATE_LIMIT="3/minute") as client:
+        answers = [
+            await client.get("/healthz"),  # 200 JSON
+            await client.get("/v1/nowhere"),  # 404
+            await client.delete("/healthz"),  # 405
+            await client.post("/v1/echo", json={"name": "x" * 200}),  # 413
+            await client.post("/v1/echo", json={}),  # 422
+            await client.get("/v1/boom"),  # 500
+            await client.get("/metrics"),  # 401
+            await client.get("/openapi.json"),
+        ]
+        assert [a.status_code for a in answers] == [200, 404, 405, 413, 422, 500, 401, 200]
+        headers = auth("underwriter")
+        for _ in range(3):
+            await client.post("/v1/echo", json={"name": "a"}, headers=headers)
+        answers.append(await client.post("/v1/echo", json={"name": "a"}, headers=headers))
+        assert answers[-1].status_code == 429
+    for answer in answers:
+        assert_hardened(answer)
+
+
+async def test_the_docs_page_renders_under_a_policy_that_lets_swagger_ui_run() -> None:
+    async with bare_app() as client:
+        docs = await client.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui" in docs.text
+    csp = docs.headers["content-security-policy"]
+    assert "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net" in csp
+    assert docs.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_a_document_is_served_as_a_private_attachment_never_rendered(
+    apis: dict[str, httpx.AsyncClient],  # noqa: F811
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    created = await claims.post("/v1/claims", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+        "event_date": "2027-06-01", "invoices": INVOICES})  # fmt: skip
+    assert created.status_code == 201, created.text
+    uploaded = await claims.post(
+        f"/v1/claims/{created.json()['id']}/documents", headers=holder, data={"kind": "invoice"},
+        files={"file": ('x"; y=<script>.pdf', b"%PDF-1.4 scanned", "application/pdf")},
+    )  # fmt: skip
+    assert uploaded.status_code == 201, uploaded.text
+    download = await claims.get(uploaded.headers["location"], headers=auth("claims_handler"))
+    assert download.status_code == 200
+    assert_hardened(download, cache="private")
+    disposition = download.headers["content-disposition"]
+    assert disposition.startswith('attachment; filename="') and disposition.count('"') == 2
+    assert "<" not in disposition and ";" not in disposition.split("filename=")[1]
+
+
+async def test_metrics_answer_only_a_service_token_and_the_probes_stay_open(
+    uw: httpx.AsyncClient,
+) -> None:
+    assert (await uw.get("/metrics")).status_code == 401
+    assert (await uw.get("/metrics", headers=auth("underwriter"))).status_code == 403
+    scraped = await uw.get("/metrics", headers=auth("service"))
+    assert scraped.status_code == 200 and "http_requests_total" in scraped.text
+    for path in ("/healthz", "/readyz", "/docs", "/openapi.json"):
+        assert (await uw.get(path)).status_code == 200, path
+
+
+def test_429_and_503_are_declared_on_every_route_of_every_service() -> None:
+    missing = []
+    for factory in (underwriting_app, claims_app, collections_app):
+        spec = factory().openapi()
+        for path, operations in spec["paths"].items():
+            for method, operation in operations.items():
+                for status in ("429", "503"):
+                    declared = operation["responses"].get(status)
+                    if declared is None or "application/problem+json" not in declared.get(
+                        "content", {}
+                    ):
+                        missing.append(f"{method.upper()} {path} {status}")
+    assert missing == []
+
+
+async def test_a_chunked_body_over_the_cap_is_413_not_422() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"name": "'
+        for _ in range(17):
+            yield b"x" * (1024 * 1024)
+        yield b'"}'
+
+    async with bare_app() as client:
+        response = await client.post("/v1/echo", content=chunks(),
+                                     headers={"content-type": "application/json"})  # fmt: skip
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413 and response.json()["type"] == "payload-too-large"
+
+
+async def test_duplicate_json_keys_are_refused_naming_the_key() -> None:
+    async with bare_app() as client:
+        top = await client.post("/v1/echo", content=b'{"name": "a", "amount": 1, "amount": 2}',
+                                headers={"content-type": "application/json"})  # fmt: skip
+        nested = await client.post(
+            "/v1/echo", content=b'{"name": "a", "x": [{"k": 1, "k": 1}]}',
+            headers={"content-type": "application/json"})  # fmt: skip
+        fine = await client.post("/v1/echo", content=b'{"name": "a", "x": [{"k": 1}, {"k": 2}]}',
+                                 headers={"content-type": "application/json"})  # fmt: skip
+    assert top.status_code == 422 and "'amount'" in top.json()["detail"]
+    assert top.json()["errors"] == [{"loc": ["body", "amount"], "msg": top.json()["detail"]}]
+    assert nested.status_code == 422 and "'k'" in nested.json()["detail"]
+    assert fine.status_code == 200
+
+
+async def test_a_refused_body_stores_nothing(uw: httpx.AsyncClient) -> None:
+    holder = unique("ph")
+    fields = json.dumps({"policyholder_id": holder, "currency": "EUR",
+                         "start_date": "2026-01-01", "end_date": "2026-12-31",
+                         "cover_type": "whole_turnover", "max_liability": money("5000000"),
+                         "premium_rate_pct": "0.35"})  # fmt: skip
+    body = (fields[:-1] + ', "premium_rate_pct": "0.35"}').encode()
+    headers = {**auth("underwriter"), "content-type": "application/json"}
+    duplicate = await uw.post("/v1/policies", content=body, headers=headers)
+    assert duplicate.status_code == 422
+
+    async def huge() -> AsyncIterator[bytes]:
+        yield body[:-1] + b', "notes": "'
+        for _ in range(17):
+            yield b"x" * (1024 * 1024)
+        yield b'"}'
+
+    too_big = await uw.post("/v1/policies", content=huge(), headers=headers)
+    assert too_big.status_code == 413
+    listed = await uw.get("/v1/policies", params={"policyholder_id": holder},
+                          headers=auth("service"))  # fmt: skip
+    assert listed.json()["items"] == []
+    # The same body without the duplicate is stored: the count above could have been 1.
+    fixed = fields.encode()
+    assert (await uw.post("/v1/policies", content=fixed, headers=headers)).status_code == 201
+    listed = await uw.get("/v1/policies", params={"policyholder_id": holder},
+                          headers=auth("service"))  # fmt: skip
+    assert len(listed.json()["items"]) == 1
+
+
+async def test_a_failed_statement_does_not_carry_its_bound_parameters() -> None:
+    b = backend()
+    engine = build_engine(b.url_for(b.main_database, "underwriting"))
+    try:
+        async with engine.connect() as connection:
+            with pytest.raises(Exception) as failed:
+                await connection.execute(text("INSERT INTO no_such_table (x) VALUES (:v)"),
+                                         {"v": "secret-buyer-row"})  # fmt: skip
+    finally:
+        await engine.dispose()
+    assert "no_such_table" in str(failed.value)
+    assert "secret-buyer-row" not in str(failed.value)
+
+
+@pytest.mark.e2e
+def test_a_running_service_sends_no_server_header_no_access_lines_and_metrics_on_its_port(
+) -> None:  # fmt: skip
+    b = backend()
+    database = f"{b.main_database}_headers"
+    b.create_database(database)
+    migrate_all(b, database)
+    urls = free_urls()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        metrics_port = s.getsockname()[1]
+    running = start_services(database, urls, only=["collections"], env={
+        "TCI_LOG_LEVEL": "INFO", "TCI_METRICS_PORT": str(metrics_port)})  # fmt: skip
+    try:
+        base = urls["collections"]
+        for _ in range(3):
+            answer = httpx.get(f"{base}/healthz")
+            assert answer.status_code == 200
+            assert "server" not in answer.headers
+        assert httpx.get(f"{base}/metrics").status_code == 401
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert scraped.status_code == 200 and "http_requests_total" in scraped.text
+    finally:
+        running.stop()
+        b.drop_database(database)
+    logs = (running.log_dir / "collections.log").read_text(errors="replace")
+    assert "Application startup complete" in logs  # INFO lines are printed...
+    assert '"GET /healthz HTTP/1.1" 200' not in logs  # ...but no access line
