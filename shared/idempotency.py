@@ -14,7 +14,6 @@ is told the key is in use (409).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -44,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.auth import Caller, CallerDep
 from shared.db import SessionDep, UTCDateTime, utcnow
+from shared.periodic import run_periodically
 from shared.problems import Problem, conflict, invalid, unprocessable
 
 log = logging.getLogger("tci.idempotency")
@@ -83,14 +83,13 @@ async def purge_periodically(
     engine: AsyncEngine, table: Table, *, retention: dt.timedelta, every: dt.timedelta
 ) -> None:
     """Run for the life of the app: purge expired keys now and then every `every`."""
-    while True:
-        try:
-            purged = await purge_expired(engine, table, older_than=retention)
-            if purged:
-                log.info("purged %d idempotency keys older than %s", purged, retention)
-        except Exception:  # a failed purge is retried next time; it must not stop the app
-            log.exception("purging expired idempotency keys failed")
-        await asyncio.sleep(every.total_seconds())
+
+    async def purge() -> None:
+        purged = await purge_expired(engine, table, older_than=retention)
+        if purged:
+            log.info("purged %d idempotency keys older than %s", purged, retention)
+
+    await run_periodically("purging expired idempotency keys", purge, every=every.total_seconds())
 
 
 async def _canonical_body(request: Request) -> bytes:

@@ -5,7 +5,6 @@ and nothing is done twice (each message carries an Idempotency-Key the receiver 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import UTCDateTime, new_id, utcnow
 from shared.http import ServiceClient
+from shared.periodic import run_periodically
 from shared.problems import Problem
 from shared.settings import DEFAULT_OUTBOX_LEASE_SECONDS
 
@@ -215,13 +215,12 @@ async def deliver_periodically(
 ) -> None:
     """Run for the life of the app: deliver what is still pending, then again every `every`;
     `on_delivered` records what each answer tells the sender (in its own transaction)."""
-    while True:
-        try:
-            async with sessionmaker() as session:
-                for message in await deliver(session, table, clients, lease=lease):
-                    if on_delivered is not None:
-                        await on_delivered(session, message)
-                        await session.commit()
-        except Exception:  # retried next time; the loop must not die
-            log.exception("delivering the outbox failed")
-        await asyncio.sleep(every.total_seconds())
+
+    async def deliver_pending() -> None:
+        async with sessionmaker() as session:
+            for message in await deliver(session, table, clients, lease=lease):
+                if on_delivered is not None:
+                    await on_delivered(session, message)
+                    await session.commit()
+
+    await run_periodically("delivering the outbox", deliver_pending, every=every.total_seconds())
