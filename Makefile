@@ -1,11 +1,12 @@
 # Two commands set everything up on a fresh machine with Python 3.11+:
 #   make up    install, migrate and run the three services on SQLite (./var/), Ctrl-C stops them
 #   make test  install and run the whole test suite
+#   make fuzz  schemathesis against the three services' OpenAPI (about three minutes)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test install lint format bench clean
+.PHONY: up test install lint format bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -35,9 +36,23 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Contract fuzzing (tests/fuzz/run.py): schemathesis in its own virtualenv, pinned, so that its
+# dependencies never meet the project's; the services are started and stopped by the script.
+SCHEMATHESIS_VERSION := 4.32.5
+FUZZ_VENV := .venv-fuzz
+
+$(FUZZ_VENV)/.installed-$(SCHEMATHESIS_VERSION):
+	$(PYTHON) -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FUZZ_VENV)/bin/python -m pip install --quiet 'schemathesis==$(SCHEMATHESIS_VERSION)'
+	touch $@
+
+fuzz: install $(FUZZ_VENV)/.installed-$(SCHEMATHESIS_VERSION)
+	$(BIN)/python tests/fuzz/run.py --st $(FUZZ_VENV)/bin/st
+
 bench: install
 	$(BIN)/python bench/coverage_checks.py
 	$(BIN)/python bench/escalations.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(FUZZ_VENV) var .pytest_cache .ruff_cache
