@@ -29,7 +29,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict shared services/*/rules.py
+	$(BIN)/mypy --strict shared services/*/rules.py services/underwriting/rules/*.py
 	$(BIN)/mypy services
 
 format: install

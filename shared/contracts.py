@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import Request
 from fastapi.params import Form
@@ -354,11 +354,90 @@ class BuyerFacts(Peer):
     grade: int
 
 
-class CoverageFacts(Peer):
-    """A coverage check's answer, as claims reads it for each invoice."""
+class CoverageReply(Peer):
+    """A coverage check's answer, as claims reads it for each invoice (underwriting's rules have
+    their own `CoverageInputs`: what the check is decided from)."""
 
     covered: bool
     limit_in_force: MoneyModel | None
     limit_source: str | None
     reasons: list[str]
     conditions: list[dict[str, Any]]
+
+
+# ---------------------------------------------------------------- messages between services
+# One model per message, used by the sender to write it and by the receiver (its request schema
+# subclasses the model, keeping its own name in OpenAPI) to read it.
+
+# What underwriting hears of a buyer (claims sends `overdue_notified`, `arrears_cleared`,
+# `insolvency_filing` and `payment_delay`).
+SignalKind = Literal[
+    "insolvency_filing",
+    "court_judgment",
+    "payment_delay",
+    "management_change",
+    "registry_change",
+    "overdue_notified",
+    "arrears_cleared",
+]
+# The escalation ladders a collection case climbs (collections holds their rungs).
+LadderName = Literal["reminder_15_30_45", "legal_30_60_90"]
+DEFAULT_LADDER: LadderName = "reminder_15_30_45"
+
+
+class BuyerSignal(Schema):
+    """A signal about a buyer: `POST /v1/buyers/{buyer_id}/signals` to underwriting."""
+
+    kind: SignalKind
+    observed_on: Date
+    details: LongText = ""
+    policy_id: Ident | None = None
+
+
+class CoverageCheck(Schema):
+    """One invoice to check for cover: `POST /v1/coverage-checks` (or an item of the batch) to
+    underwriting."""
+
+    policy_id: Ident
+    buyer_id: Ident
+    invoice_amount: MoneyModel
+    shipment_date: Date
+    due_date: Date
+    invoice_number: Annotated[str, Field(max_length=100)] | None = None
+
+
+class CaseInvoice(Schema):
+    number: Annotated[str, Field(min_length=1, max_length=100)]
+    amount: MoneyModel
+    due_date: Date
+
+
+class CaseOpening(Schema):
+    """A debt-collection case to open: `POST /v1/cases` to collections (claims opens a
+    subrogation case for each claim it pays, naming the claim and the indemnity paid)."""
+
+    creditor_id: Ident
+    buyer_id: Ident
+    debtor_country: CountryCode
+    invoices: Annotated[list[CaseInvoice], Field(min_length=1, max_length=1000)]
+    ladder: LadderName = DEFAULT_LADDER
+    claim_id: Ident | None = None
+    # The insurer's share of recoveries: `indemnity_paid` / the invoices' total, exactly; or a
+    # percentage with any number of decimals.
+    indemnity_paid: MoneyModel | None = None
+    insurer_share_pct: ExactPercent | None = None
+    currency: str | None = None  # informative: the invoices' currency rules
+
+    @model_validator(mode="after")
+    def _checks(self) -> CaseOpening:
+        if len({i.number for i in self.invoices}) != len(self.invoices):
+            raise ValueError("invoice numbers must be unique within a case")
+        if self.indemnity_paid is not None and self.insurer_share_pct is not None:
+            raise ValueError("give indemnity_paid or insurer_share_pct, not both")
+        if (self.insurer_share_pct is not None or self.indemnity_paid is not None) and (
+            self.claim_id is None
+        ):
+            raise ValueError(
+                "indemnity_paid and insurer_share_pct are only for a case opened by a paid claim"
+            )
+        return self

@@ -153,16 +153,17 @@ class Command:
         *,
         status_code: int = 200,
         location: Callable[[Outcome], str] | None = None,
-        after_commit: Callable[[Outcome], Awaitable[None]] | None = None,
+        after_commit: Callable[[Outcome], Awaitable[Outcome | None]] | None = None,
     ) -> Response:
         """Run the handler, store its answer with the key, commit once. `after_commit` runs
         once the change is committed (not on a replay): sending what the change put in an outbox,
-        say. It cannot undo the change, so a failure there is logged and the answer stands."""
+        say; the answer it returns, if any, is answered instead (what the delivery told it). It
+        cannot undo the change, so a failure there is logged and the answer stands."""
         key = self.request.headers.get(HEADER)
         if key is None:
             outcome = await handler()
             await self.session.commit()
-            await self._after(after_commit, outcome)
+            outcome = await self._after(after_commit, outcome)
             return self._respond(outcome, status_code, location)
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
             raise invalid(["header", HEADER], f"must be 1 to {MAX_KEY_LENGTH} printable characters")
@@ -195,19 +196,20 @@ class Command:
             if apart:
                 await self._release(route, key, claim)
             raise
-        await self._after(after_commit, outcome)
-        return response
+        after = await self._after(after_commit, outcome)
+        return response if after is outcome else self._respond(after, status_code, location)
 
     async def _after(
-        self, after_commit: Callable[[Outcome], Awaitable[None]] | None, outcome: Outcome
-    ) -> None:
+        self, after_commit: Callable[[Outcome], Awaitable[Outcome | None]] | None, outcome: Outcome
+    ) -> Outcome:
         if after_commit is None:
-            return
+            return outcome
         try:
-            await after_commit(outcome)
+            return await after_commit(outcome) or outcome
         except Exception:
             log.exception("after the commit of %s %s", self.request.method, self.request.url.path)
             await self.session.rollback()
+            return outcome
 
     def _route(self) -> str:
         route = self.request.scope.get("route")

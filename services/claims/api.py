@@ -6,11 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 
-from services.claims import repository as repo
-from services.claims import rules
+from services.claims import notifications
 from services.claims import service as uc
 from services.claims.config import ClaimsSettings
-from services.claims.models import Claim, OverdueNotification
 from services.claims.schemas import (
     ClaimCreate,
     ClaimList,
@@ -27,9 +25,9 @@ from services.claims.schemas import (
 from shared.auth import Caller, require
 from shared.db import SessionDep
 from shared.idempotency import CommandDep
-from shared.pagination import PageDep, fetch_page
+from shared.pagination import PageDep
 from shared.peers import PeersDep
-from shared.problems import Problem, created_responses, not_found, problem_responses
+from shared.problems import created_responses, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["claims"])
 
@@ -43,7 +41,7 @@ CREATE = {**WRITE, **created_responses()}  # a 201 names the new resource in Loc
 
 
 def context(request: Request, session: SessionDep, caller: Caller, peers: Any) -> uc.Context:
-    settings = request.app.state.settings
+    settings: ClaimsSettings = request.app.state.settings
     return uc.Context(session=session, caller=caller, today=settings.today(), settings=settings,
                       peers=peers)  # fmt: skip
 
@@ -60,9 +58,9 @@ async def notify_overdue(
     """Invoices unpaid past due (each in time or late), an extension request or a repayment plan;
     an overdue starts stop-shipment in underwriting."""
     ctx = context(request, session, caller, peers)
-    return await cmd.run(lambda: uc.notify_overdue(ctx, body), status_code=201,
+    return await cmd.run(lambda: notifications.notify_overdue(ctx, body), status_code=201,
                          location=lambda n: f"/v1/overdue-notifications/{n.id}",
-                         after_commit=lambda n: uc.deliver_for(session, peers, n.id))  # fmt: skip
+                         after_commit=lambda n: uc.deliver_for(ctx, n))  # fmt: skip
 
 
 @router.get("/overdue-notifications/{notification_id}", response_model=NotificationRead,
@@ -71,12 +69,9 @@ async def get_notification(
     notification_id: IdPath, request: Request, session: SessionDep, caller: HolderOrHandler,
     peers: PeersDep,
 ) -> NotificationRead:  # fmt: skip
-    notification = await repo.by_id(session, OverdueNotification, notification_id)
-    if notification is None or (
-        caller.role == "policyholder" and notification.policyholder_id != caller.party_id
-    ):
-        raise not_found("overdue notification", notification_id)
-    return await uc.read_notification(context(request, session, caller, peers), notification)
+    return await notifications.get_notification(
+        context(request, session, caller, peers), notification_id
+    )
 
 
 # ---------------------------------------------------------------- claims
@@ -91,7 +86,7 @@ async def file_claim(
     ctx = context(request, session, caller, peers)
     return await cmd.run(lambda: uc.file_claim(ctx, body), status_code=201,
                          location=lambda c: f"/v1/claims/{c.id}",
-                         after_commit=lambda c: uc.deliver_for(session, peers, c.id))  # fmt: skip
+                         after_commit=lambda c: uc.deliver_for(ctx, c))  # fmt: skip
 
 
 @router.get("/claims", response_model=ClaimList, responses=READ)
@@ -101,15 +96,8 @@ async def list_claims(
     policy_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ClaimList:  # fmt: skip
     """A policyholder's own claims, or every claim for a claims handler; oldest first."""
-    statement = repo.claims_listed(
-        policyholder_id=caller.party_id if caller.role == "policyholder" else None,
-        status=status,
-        policy_id=policy_id,
-    )
-    rows, cursor = await fetch_page(session, statement, page, created_at=Claim.created_at,
-                                    ident=Claim.id)  # fmt: skip
     ctx = context(request, session, caller, peers)
-    return ClaimList(items=await uc.list_claims(ctx, list(rows)), next_cursor=cursor)
+    return await uc.list_claims(ctx, page, status=status, policy_id=policy_id)
 
 
 @router.get("/claims/{claim_id}", response_model=ClaimRead, responses=READ)
@@ -130,23 +118,10 @@ async def add_document(
 ) -> Response:  # fmt: skip
     """Attach a document (multipart `kind` + `file`); the last missing one moves the claim to
     `under_review` with its decision date."""
-    settings = request.app.state.settings
-    content_type = (file.content_type or "").split(";")[0].strip().lower()
-    if content_type not in settings.document_types:
-        raise Problem(415, "unsupported-media-type",
-                      f"{content_type or 'no type'} is not accepted; send one of "
-                      f"{', '.join(sorted(settings.document_types))}")  # fmt: skip
-    content = await file.read(settings.max_document_bytes + 1)
-    if len(content) > settings.max_document_bytes:
-        raise Problem(413, "payload-too-large",
-                      f"a document may be at most {settings.max_document_bytes} bytes")  # fmt: skip
-    if not content:
-        raise Problem(422, "validation", "the file is empty",
-                      errors=[{"loc": ["body", "file"], "msg": "the file is empty"}])  # fmt: skip
-    if not rules.content_matches_type(content, content_type):
-        raise Problem(415, "unsupported-media-type",
-                      f"the file's content is not {content_type}")  # fmt: skip
     ctx = context(request, session, caller, peers)
+    content_type = (file.content_type or "").split(";")[0].strip().lower()
+    # Read one byte more than a document may have, so that the use case can tell it is too large.
+    content = await file.read(ctx.settings.max_document_bytes + 1)
     return await cmd.run(
         lambda: uc.add_document(ctx, claim_id, kind, file.filename or "document", content_type,
                                 content),
@@ -249,9 +224,6 @@ async def pay(
 ) -> Response:  # fmt: skip
     """Pay the approved indemnity once (409 `already-paid`); the debt passes to collections."""
     ctx = context(request, session, caller, peers)
-    response = await cmd.run(lambda: uc.pay(ctx, claim_id),
-                             after_commit=lambda c: uc.deliver_for(session, peers, c.id))  # fmt: skip
-    if response.headers.get("Idempotent-Replayed") is None:
-        fresh = await uc.get_claim(ctx, claim_id)  # with the subrogation case, once opened
-        return Response(fresh.model_dump_json(), media_type="application/json")
-    return response
+    # The answer names the subrogation case when collections opened it at once.
+    return await cmd.run(lambda: uc.pay(ctx, claim_id),
+                         after_commit=lambda c: uc.deliver_for(ctx, c))  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from services.claims import service as uc
+from services.claims import calendars as uc
 from services.claims.api import context
 from services.claims.schemas import CalendarDayRead, CalendarDaysRead, CalendarDayWrite
 from shared.auth import Caller, CallerDep, require
@@ -40,17 +40,15 @@ async def list_days(
 ) -> CalendarDaysRead:  # fmt: skip
     """The holidays and weekend working days in force in a year (default: this year), each marked
     as from the `holidays` package or set by staff."""
-    return await uc.calendar_days(
-        session, country, year if year is not None else request.app.state.settings.today().year
-    )
+    return await uc.calendar_days(context(request, session, caller, {}), country, year)
 
 
 @router.get("/{country}/days/{date}", response_model=CalendarDayRead, responses=READ)
 async def get_day(
-    country: CountryPath, date: DatePath, session: SessionDep, caller: CallerDep
+    country: CountryPath, date: DatePath, request: Request, session: SessionDep, caller: CallerDep
 ) -> CalendarDayRead:
     """One day as the calendar has it in force (a plain day: working on weekdays)."""
-    return await uc.calendar_day(session, country, date)
+    return await uc.calendar_day(context(request, session, caller, {}), country, date)
 
 
 @router.put(
@@ -71,9 +69,8 @@ async def set_day(
     """Correct one day (staff): working or not, and why. 201 with `Location` when the day had no
     correction yet, 200 when one is replaced. Every working-day deadline computed from now on
     reads it."""
-    ctx = context(request, session, caller, {})
-    day, created = await uc.set_calendar_day(ctx, country, date, body)
-    await session.commit()
+    day, created = await uc.set_calendar_day(context(request, session, caller, {}), country, date,
+                                             body)  # fmt: skip
     if created:
         return Response(day.model_dump_json(), status_code=201, media_type="application/json",
                         headers={"Location": _day_url(day)})  # fmt: skip
@@ -92,5 +89,4 @@ async def delete_day(
     """Withdraw a day's correction (staff): the `holidays` package holds for it again; 404 when
     the day has none."""
     await uc.remove_calendar_day(context(request, session, caller, {}), country, date)
-    await session.commit()
     return Response(status_code=204)

@@ -19,6 +19,7 @@ from services.claims.service import lapse_overdue, record_delivery
 from shared.app import create_app as create_service_app
 from shared.outbox import deliver_periodically
 from shared.peers import build_peers
+from shared.periodic import run_periodically
 
 log = logging.getLogger("tci.claims")
 
@@ -27,16 +28,15 @@ async def sweep_lapses(
     sessionmaker: async_sessionmaker[AsyncSession], settings: ClaimsSettings
 ) -> None:
     """Record the lapse of claims whose documents came too late, now and then every interval."""
-    while True:
-        try:
-            async with sessionmaker() as session:
-                lapsed = await lapse_overdue(session, settings.today())
-                await session.commit()
-                if lapsed:
-                    log.info("%d claims lapsed with documents missing", len(lapsed))
-        except Exception:  # retried next time; the sweep must not die
-            log.exception("the lapse sweep failed")
-        await asyncio.sleep(settings.lapse_sweep_interval_seconds)
+
+    async def sweep() -> None:
+        async with sessionmaker() as session:
+            lapsed = await lapse_overdue(session, settings.today())
+            await session.commit()
+            if lapsed:
+                log.info("%d claims lapsed with documents missing", len(lapsed))
+
+    await run_periodically("the lapse sweep", sweep, every=settings.lapse_sweep_interval_seconds)
 
 
 def create_app(settings: ClaimsSettings | None = None) -> FastAPI:

@@ -25,6 +25,7 @@ from services.claims.models import (
     OverdueNotification,
     PolicyCaps,
 )
+from services.claims.rules import COUNTS_AGAINST_CAPS, ClaimStatus
 
 Row = TypeVar("Row", bound=Base)
 
@@ -190,8 +191,9 @@ async def waiting_for_documents(session: AsyncSession, before: dt.date) -> list[
     those another worker holds)."""
     rows = await session.execute(
         select(Claim).where(Claim.documents_due < before, or_(
-            Claim.status == "documents_pending",
-            and_(Claim.status == "on_hold", Claim.held_status == "documents_pending")))
+            Claim.status == ClaimStatus.DOCUMENTS_PENDING,
+            and_(Claim.status == ClaimStatus.ON_HOLD,
+                 Claim.held_status == ClaimStatus.DOCUMENTS_PENDING)))
         .with_for_update(skip_locked=True)
     )  # fmt: skip
     return list(rows.scalars())
@@ -204,7 +206,8 @@ async def indemnities_in_year(
     falls in [start, end), this claim excluded."""
     base = select(func.coalesce(func.sum(Claim.indemnity), 0)).where(
         Claim.policy_id == claim.policy_id, Claim.id != claim.id,
-        Claim.status.in_(("approved", "paid")), Claim.loss_date >= start, Claim.loss_date < end,
+        Claim.status.in_(sorted(COUNTS_AGAINST_CAPS)), Claim.loss_date >= start,
+        Claim.loss_date < end,
     )  # fmt: skip
     policy_total = (await session.execute(base)).scalar_one()
     buyer_total = (await session.execute(base.where(Claim.buyer_id == claim.buyer_id))).scalar_one()

@@ -1,12 +1,15 @@
-"""Claims rules as pure functions: notification deadlines, the filing window, the documents a claim
-needs, exclusions, and the indemnity sum with each of its steps. No I/O, no framework."""
+"""Claims rules as pure functions: a claim's lifecycle (its statuses and which act moves which status
+where), notification deadlines and the signals they send, the filing window, the documents a claim
+needs, lapse, exclusions, the indemnity sum with each of its steps, the caps re-checked at approval
+and payment, and what payment hands to collections. No I/O, no framework."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 from typing import NamedTuple
 
 from shared.calendar import Corrections, add_working_days, days_after, in_time
@@ -25,6 +28,150 @@ CAUSE_DOCUMENTS = {
 DOCUMENT_KINDS = frozenset(BASE_DOCUMENTS) | {"insolvency_proof", "collection_evidence"}
 
 
+# ---------------------------------------------------------------- the claim's lifecycle
+
+
+class ClaimStatus(StrEnum):
+    DOCUMENTS_PENDING = "documents_pending"
+    UNDER_REVIEW = "under_review"
+    ON_HOLD = "on_hold"
+    ASSESSED = "assessed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    PAID = "paid"
+    LAPSED = "lapsed"
+
+
+S = ClaimStatus
+# Decided: no document, dispute or assessment changes the claim any more.
+DECIDED = frozenset({S.APPROVED, S.REJECTED, S.PAID})
+# Live: the claim holds its invoices (a rejected or lapsed claim frees them for another claim).
+LIVE = frozenset(S) - {S.REJECTED, S.LAPSED}
+# Counts against the caps: the indemnities of approved and paid claims use the policy year's
+# maximum liability and the single-buyer cap.
+COUNTS_AGAINST_CAPS = frozenset({S.APPROVED, S.PAID})
+
+
+class Act(StrEnum):
+    """What is done to a claim."""
+
+    ADD_DOCUMENT = "add_document"
+    COMPLETE_FILE = "complete_file"  # the last missing document arrives
+    RAISE_DISPUTE = "raise_dispute"
+    SETTLE_DISPUTES = "settle_disputes"  # the last open dispute is settled
+    ASSESS = "assess"
+    APPROVE = "approve"
+    REJECT = "reject"
+    PAY = "pay"
+    LAPSE = "lapse"
+
+
+class Refusal(StrEnum):
+    """Why an act is refused, named as the problem type the API answers."""
+
+    ALREADY_DECIDED = "already-decided"
+    ALREADY_PAID = "already-paid"
+    CLAIM_LAPSED = "claim-lapsed"
+    CLAIM_ON_HOLD = "claim-on-hold"
+    DOCUMENTS_MISSING = "documents-missing"
+    NOT_ASSESSED = "not-assessed"
+    NOT_APPROVED = "not-approved"
+    ASSESSMENT_OUTDATED = "assessment-outdated"
+    CAPS_EXCEEDED = "caps-exceeded"
+
+
+# Which act moves which status where. While a claim is on hold, the status it holds (`held`)
+# moves instead for the acts that complete its file; a settlement returns the claim to it.
+TRANSITIONS: Mapping[Act, Mapping[ClaimStatus, ClaimStatus]] = {
+    Act.COMPLETE_FILE: {S.DOCUMENTS_PENDING: S.UNDER_REVIEW},
+    Act.RAISE_DISPUTE: {s: S.ON_HOLD for s in (S.DOCUMENTS_PENDING, S.UNDER_REVIEW, S.ASSESSED)},
+    Act.ASSESS: {S.UNDER_REVIEW: S.ASSESSED, S.ASSESSED: S.ASSESSED},
+    Act.APPROVE: {S.ASSESSED: S.APPROVED},
+    Act.REJECT: {s: S.REJECTED for s in (S.DOCUMENTS_PENDING, S.UNDER_REVIEW, S.ON_HOLD,
+                                         S.ASSESSED)},
+    Act.PAY: {S.APPROVED: S.PAID},
+    Act.LAPSE: {S.DOCUMENTS_PENDING: S.LAPSED},
+}  # fmt: skip
+
+# The refusals of each act, the first whose statuses hold the claim's status answering.
+_OTHERS_THAN_ASSESSED = frozenset(S) - DECIDED - {S.LAPSED, S.ASSESSED}
+REFUSALS: Mapping[Act, tuple[tuple[frozenset[ClaimStatus], Refusal], ...]] = {
+    Act.ADD_DOCUMENT: ((frozenset({S.LAPSED}), Refusal.CLAIM_LAPSED),
+                       (DECIDED, Refusal.ALREADY_DECIDED)),
+    Act.RAISE_DISPUTE: ((DECIDED | {S.LAPSED}, Refusal.ALREADY_DECIDED),),
+    Act.ASSESS: ((DECIDED, Refusal.ALREADY_DECIDED), (frozenset({S.ON_HOLD}), Refusal.CLAIM_ON_HOLD),
+                 (frozenset({S.LAPSED}), Refusal.CLAIM_LAPSED),
+                 (frozenset({S.DOCUMENTS_PENDING}), Refusal.DOCUMENTS_MISSING)),
+    Act.APPROVE: ((DECIDED, Refusal.ALREADY_DECIDED), (frozenset({S.LAPSED}), Refusal.CLAIM_LAPSED),
+                  (_OTHERS_THAN_ASSESSED, Refusal.NOT_ASSESSED)),
+    Act.REJECT: ((DECIDED, Refusal.ALREADY_DECIDED), (frozenset({S.LAPSED}), Refusal.CLAIM_LAPSED)),
+    Act.PAY: ((frozenset({S.PAID}), Refusal.ALREADY_PAID),
+              (frozenset(S) - {S.PAID, S.APPROVED}, Refusal.NOT_APPROVED)),
+}  # fmt: skip
+
+
+class Refused(Exception):
+    """An act the claim's status does not allow, with the refusal's name."""
+
+    def __init__(self, refusal: Refusal, status: ClaimStatus) -> None:
+        super().__init__(f"{refusal}: the claim is {status}")
+        self.refusal, self.status = refusal, status
+
+
+@dataclass(frozen=True)
+class ClaimState:
+    """A claim's status, and the status it holds while it is on hold."""
+
+    status: ClaimStatus
+    held: ClaimStatus | None = None
+
+    def awaits_documents(self) -> bool:
+        """Documents pending, or on hold with documents pending."""
+        return S.DOCUMENTS_PENDING in (self.status, self.held if self.status == S.ON_HOLD else None)
+
+
+def refusal_of(act: Act, status: ClaimStatus) -> Refusal | None:
+    """The refusal the claim's status gives the act, or None when the act is allowed."""
+    for statuses, refusal in REFUSALS.get(act, ()):
+        if status in statuses:
+            return refusal
+    return None
+
+
+def after(state: ClaimState, act: Act) -> ClaimState:
+    """Where an act leaves a claim (`Refused` if its status refuses the act). An act a status
+    neither moves nor refuses leaves the claim where it is (a document added under review).
+    - a dispute puts the claim on hold, holding its status (an assessment made before the
+      dispute no longer stands: an assessed claim holds `under_review`);
+    - settling the last open dispute returns the claim to the status it held;
+    - the last missing document moves the status the claim holds when it is on hold;
+    - a claim awaiting documents lapses, on hold or not."""
+    refusal = refusal_of(act, state.status)
+    if refusal is not None:
+        raise Refused(refusal, state.status)
+    moves = TRANSITIONS.get(act, {})
+    if act is Act.RAISE_DISPUTE and state.status in moves:
+        held = S.UNDER_REVIEW if state.status == S.ASSESSED else state.status
+        return ClaimState(S.ON_HOLD, held)
+    if act is Act.SETTLE_DISPUTES and state.status == S.ON_HOLD:
+        return ClaimState(state.held or S.UNDER_REVIEW, None)
+    if act is Act.LAPSE and state.awaits_documents():
+        return ClaimState(S.LAPSED, None)
+    if act is Act.COMPLETE_FILE and state.status == S.ON_HOLD:
+        pending = state.held
+        if pending is None or pending not in moves:
+            return state
+        return ClaimState(S.ON_HOLD, moves[pending])
+    if state.status in moves:
+        return ClaimState(moves[state.status], state.held)
+    return state
+
+
+def frees_invoices(status: ClaimStatus) -> bool:
+    """A claim no longer live (rejected or lapsed) frees its invoices for another claim."""
+    return status not in LIVE
+
+
 # ---------------------------------------------------------------- overdue notifications
 
 
@@ -35,6 +182,47 @@ def notification_deadline(due_date: dt.date, notification_days: int) -> dt.date:
 
 def notified_late(due_date: dt.date, notified_on: dt.date, notification_days: int) -> bool:
     return not in_time(notified_on, notification_deadline(due_date, notification_days))
+
+
+SIGNAL_OVERDUE = "overdue_notified"
+SIGNAL_ARREARS_CLEARED = "arrears_cleared"
+# What a claim says of its buyer to underwriting: an insolvency withdraws its limits, a protracted
+# default counts as a payment delay (a political loss says nothing of the buyer).
+CLAIM_SIGNALS: Mapping[str, str] = {
+    "insolvency": "insolvency_filing",
+    "protracted_default": "payment_delay",
+}
+
+
+def notification_signal(kind: str, due_dates: Sequence[dt.date], today: dt.date) -> str | None:
+    """What underwriting hears of a notification: arrears paid end the stop-shipment; anything
+    past due starts it; an extension of a due date not yet reached says nothing."""
+    if kind == "arrears_cleared":
+        return SIGNAL_ARREARS_CLEARED
+    return SIGNAL_OVERDUE if any(due < today for due in due_dates) else None
+
+
+def claim_signal(
+    cause: str, event_date: dt.date | None, filed_on: dt.date
+) -> tuple[str, dt.date] | None:
+    """The signal a filed claim sends about its buyer, and the day it was observed: the day the
+    insolvency became known, else the filing day; None for a cause that says nothing of it."""
+    kind = CLAIM_SIGNALS.get(cause)
+    if kind is None:
+        return None
+    observed = event_date if cause == "insolvency" and event_date is not None else filed_on
+    return kind, observed
+
+
+def counts_as_late(
+    first_notified_late: bool | None, filed_on: dt.date, due_date: dt.date, notification_days: int
+) -> bool:
+    """An invoice of a claim was notified late if its first overdue notification was late; one
+    never notified before the claim is late unless the claim came within its notification
+    period."""
+    if first_notified_late is not None:
+        return first_notified_late
+    return not (filed_on <= notification_deadline(due_date, notification_days))
 
 
 def extension_allowed(due_date: dt.date, new_due_date: dt.date, max_extension_days: int) -> bool:
@@ -79,6 +267,14 @@ def filing_window(
     return FilingWindow(opens=opens, closes=days_after(opens, filing_days))
 
 
+def loss_date(cause: str, window: FilingWindow, event_date: dt.date | None) -> dt.date:
+    """The date of loss: for a protracted default the day its waiting period has run (the window
+    opens), else the date the event became known."""
+    if cause == "protracted_default" or event_date is None:
+        return window.opens
+    return event_date
+
+
 def required_documents(cause: str) -> tuple[str, ...]:
     return BASE_DOCUMENTS + CAUSE_DOCUMENTS[cause]
 
@@ -95,6 +291,17 @@ def documents_due(filed_on: dt.date, grace_days: int) -> dt.date:
 def lapsed(documents_due_on: dt.date, today: dt.date, missing: Sequence[str]) -> bool:
     """Documents still missing once the grace period has ended: the claim lapses."""
     return bool(missing) and not in_time(today, documents_due_on)
+
+
+def lapsed_now(
+    state: ClaimState, documents_due_on: dt.date, today: dt.date, cause: str,
+    received: Iterable[str],
+) -> bool:  # fmt: skip
+    """A claim awaiting documents (on hold or not) whose grace period has ended with documents
+    still missing has lapsed."""
+    return state.awaits_documents() and lapsed(
+        documents_due_on, today, missing_documents(cause, received)
+    )
 
 
 def decision_due(
@@ -150,6 +357,51 @@ def exclusions_of(facts: InvoiceFacts) -> list[str]:
     return found
 
 
+def claim_exclusions(
+    *, nuclear_related: bool, war_related: bool, political_risk_cover: bool
+) -> list[str]:
+    """The exclusions of a whole claim: nuclear risk, and war without political risk cover
+    (either makes every invoice not covered)."""
+    found = []
+    if nuclear_related:
+        found.append("nuclear_risk")
+    if war_related and not political_risk_cover:
+        found.append("war_without_political_cover")
+    return found
+
+
+# A coverage check's condition and reasons that say nothing of cover on the shipment date: the
+# headroom left today, and being covered for only part of the amount.
+_HEADROOM_CONDITION = "headroom_available"
+_TODAYS_REASONS = frozenset({"headroom_exhausted", "partially_covered"})
+
+
+def covered_on_shipment(conditions: Mapping[str, bool]) -> bool:
+    """Every coverage condition but today's headroom held on the invoice's shipment date."""
+    return all(held for name, held in conditions.items() if name != _HEADROOM_CONDITION)
+
+
+def shipment_reasons(reasons: Sequence[str]) -> tuple[str, ...]:
+    """The reasons a coverage check gives that concern the shipment date (not today's
+    headroom)."""
+    return tuple(r for r in reasons if r not in _TODAYS_REASONS)
+
+
+def dispute_outcomes(disputes: Iterable[tuple[Sequence[str], str | None]]) -> dict[str, str]:
+    """Per disputed invoice (disputes oldest first, each its invoice numbers and outcome):
+    `open`, or the side the last dispute naming it was settled for."""
+    outcome: dict[str, str] = {}
+    for numbers, settled_for in disputes:
+        for number in numbers:
+            outcome[number] = settled_for or "open"
+    return outcome
+
+
+def indemnity_pct_for(cause: str, indemnity_pct: Decimal, political_pct: Decimal) -> Decimal:
+    """A political loss is indemnified at the political percentage, any other at the policy's."""
+    return political_pct if cause == "political" else indemnity_pct
+
+
 @dataclass(frozen=True)
 class IndemnityTerms:
     indemnity_pct: Decimal
@@ -197,6 +449,20 @@ def _shipment_order(invoice: ClaimInvoice) -> tuple[dt.date, dt.date, str]:
     return (invoice.shipment_date, invoice.due_date, invoice.number)
 
 
+def _reduced_oldest_first(
+    facts: Sequence[InvoiceFacts], reductions: Decimal
+) -> tuple[dict[str, Decimal], Decimal]:
+    """Credit notes, set-offs and recoveries before payment reduce the unpaid invoices, oldest
+    first: what each invoice is reduced by, and what is left of the reductions."""
+    left = reductions
+    reduced: dict[str, Decimal] = {}
+    for f in sorted(facts, key=lambda f: _oldest_first(f.invoice)):
+        taken = min(left, f.invoice.amount)
+        reduced[f.invoice.number] = taken
+        left -= taken
+    return reduced, left
+
+
 def indemnity(
     facts: Sequence[InvoiceFacts], *, reductions: Decimal, terms: IndemnityTerms, currency: str
 ) -> Indemnity:
@@ -208,12 +474,7 @@ def indemnity(
     4. − the deductible, not below zero; nothing if the insured loss is at or below the threshold;
     5. capped by what is left of the single-buyer cap and of the maximum liability;
     6. rounded once, half-up, to the currency's minor unit."""
-    left = reductions
-    reduced: dict[str, Decimal] = {}
-    for f in sorted(facts, key=lambda f: _oldest_first(f.invoice)):
-        taken = min(left, f.invoice.amount)
-        reduced[f.invoice.number] = taken
-        left -= taken
+    reduced, left = _reduced_oldest_first(facts, reductions)
     unpaid_total = sum((f.invoice.amount - reduced[f.invoice.number] for f in facts), ZERO)
     steps = [Step(1, "reductions", reductions - left,
                   f"credit notes, set-offs and recoveries of {reductions} applied oldest first; "
@@ -294,6 +555,30 @@ def caps_left(
     if single_buyer_cap is not None:
         left = min(left, single_buyer_cap - used_on_buyer)
     return max(ZERO, left)
+
+
+def caps_refusal(indemnity: Decimal | None, left: Decimal, *, paying: bool) -> Refusal | None:
+    """Claims approved or paid since this one was assessed use the same caps: if what is left of
+    them no longer covers the assessed indemnity, the claim is not approved (its assessment is
+    outdated: assess it again) nor paid (the caps are exceeded)."""
+    if indemnity is None or indemnity <= left:
+        return None
+    return Refusal.CAPS_EXCEEDED if paying else Refusal.ASSESSMENT_OUTDATED
+
+
+class SubrogatedInvoice(NamedTuple):
+    number: str
+    unpaid: Decimal
+    due_date: dt.date
+
+
+def subrogated_invoices(
+    unpaid: Mapping[str, Decimal], due_dates: Mapping[str, dt.date]
+) -> list[SubrogatedInvoice]:
+    """What payment hands to collections: each invoice of the claim still unpaid after the
+    reductions (in the assessment's order), with its due date; invoices paid in full stay."""
+    return [SubrogatedInvoice(number, amount, due_dates[number])
+            for number, amount in unpaid.items() if amount > 0]  # fmt: skip
 
 
 # What a document's first bytes must be for the type it is declared as (an upload is refused when

@@ -5,12 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel
 
-from services.collections import repository as repo
 from services.collections import service as uc
-from services.collections.models import Case, outbox
-from services.collections.rules import LADDERS
 from services.collections.schemas import (
     ActivityCreate,
     ActivityRead,
@@ -19,44 +15,24 @@ from services.collections.schemas import (
     CaseRead,
     EscalationResult,
     EscalationRun,
+    LadderList,
     PaymentCreate,
     PaymentRead,
 )
 from shared.auth import Caller, CallerDep, require
 from shared.db import SessionDep
 from shared.idempotency import CommandDep
-from shared.outbox import deliver
-from shared.pagination import PageDep, fetch_page
+from shared.pagination import PageDep
 from shared.peers import PeersDep
 from shared.problems import created_responses, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["collections"])
 
 
-class Rung(BaseModel):
-    days_past_due: int
-    stage: str
-
-
-class Ladder(BaseModel):
-    name: str
-    rungs: list[Rung]
-
-
-class LadderList(BaseModel):
-    items: list[Ladder]
-    next_cursor: str | None = None
-
-
 @router.get("/ladders", response_model=LadderList, responses=problem_responses(401))
-async def list_ladders(caller: CallerDep) -> LadderList:
+async def list_ladders(request: Request, session: SessionDep, caller: CallerDep) -> LadderList:
     """The escalation ladders a policy or a case can climb (any token)."""
-    return LadderList(
-        items=[
-            Ladder(name=name, rungs=[Rung(days_past_due=d, stage=s) for d, s in rungs])
-            for name, rungs in LADDERS.items()
-        ]
-    )
+    return await uc.ladders(context(request, session, caller))
 
 
 IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -68,9 +44,12 @@ WRITE = problem_responses(401, 403, 404, 409, 422)
 CREATE = {**WRITE, **created_responses()}  # a 201 names the new resource in Location
 
 
-def context(request: Request, session: SessionDep, caller: Caller) -> uc.Context:
+def context(
+    request: Request, session: SessionDep, caller: Caller, peers: PeersDep | None = None
+) -> uc.Context:
     settings = request.app.state.settings
-    return uc.Context(session=session, caller=caller, today=settings.today(), settings=settings)
+    return uc.Context(session=session, caller=caller, today=settings.today(), settings=settings,
+                      peers=peers or {})  # fmt: skip
 
 
 @router.post("/cases", status_code=201, response_model=CaseRead, responses=CREATE)
@@ -83,15 +62,10 @@ async def open_case(
     peers: PeersDep,
 ) -> Response:
     """A policyholder's mandate (as creditor) or, from the claims service, a subrogation case."""
-    ctx = context(request, session, caller)
-    ctx.peers = peers
-
-    async def send_signal(case: CaseRead) -> None:
-        await deliver(session, outbox, peers, aggregate_id=case.id)
-
+    ctx = context(request, session, caller, peers)
     return await cmd.run(lambda: uc.open_case(ctx, body), status_code=201,
                          location=lambda c: f"/v1/cases/{c.id}",
-                         after_commit=send_signal)  # fmt: skip
+                         after_commit=lambda c: uc.deliver_for(ctx, c.id))  # fmt: skip
 
 
 @router.get("/cases", response_model=CaseList, responses=READ)
@@ -100,23 +74,15 @@ async def list_cases(
     status: Annotated[str | None, Query(max_length=20)] = None,
     claim_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> CaseList:  # fmt: skip
-    statement = repo.cases_listed(
-        creditor_id=caller.party_id if caller.role == "policyholder" else None,
-        status=status,
-        claim_id=claim_id,
-    )
-    rows, cursor = await fetch_page(session, statement, page, created_at=Case.created_at,
-                                    ident=Case.id)  # fmt: skip
     ctx = context(request, session, caller)
-    return CaseList(items=await uc.read_cases(ctx, list(rows)), next_cursor=cursor)
+    return await uc.list_cases(ctx, page, status=status, claim_id=claim_id)
 
 
 @router.get("/cases/{case_id}", response_model=CaseRead, responses=READ)
 async def get_case(
     case_id: IdPath, request: Request, session: SessionDep, caller: CaseReader
 ) -> CaseRead:
-    ctx = context(request, session, caller)
-    return await uc.read_case(ctx, await uc.case_of(ctx, case_id))
+    return await uc.get_case(context(request, session, caller), case_id)
 
 
 @router.post("/cases/{case_id}/activities", status_code=201, response_model=ActivityRead,

@@ -19,6 +19,7 @@ from shared.app import create_app as create_service_app
 from shared.auth import Caller
 from shared.outbox import deliver_periodically
 from shared.peers import build_peers
+from shared.periodic import run_periodically
 
 log = logging.getLogger("tci.collections")
 SCHEDULER = Caller(subject="escalation-scheduler", role="service", party_id=None)
@@ -28,19 +29,19 @@ async def escalate_daily(
     sessionmaker: async_sessionmaker[AsyncSession], settings: CollectionsSettings
 ) -> None:
     """The scheduler: run the ladder for today now and then every interval (it is idempotent: a
-    case already on its rung is not moved again)."""
-    while True:
-        try:
-            async with sessionmaker() as session:
-                ctx = uc.Context(session=session, caller=SCHEDULER, today=settings.today(),
-                                 settings=settings)  # fmt: skip
-                result = await uc.run_escalations(ctx, settings.today())
-                await session.commit()
-                if result.moved:
-                    log.info("escalated %d cases", len(result.moved))
-        except Exception:  # retried next time; the scheduler must not die
-            log.exception("the escalation run failed")
-        await asyncio.sleep(settings.escalation_interval_seconds)
+    case already on its rung is not moved again; a failed run is retried at the next)."""
+
+    async def escalate_today() -> None:
+        async with sessionmaker() as session:
+            ctx = uc.Context(session=session, caller=SCHEDULER, today=settings.today(),
+                             settings=settings)  # fmt: skip
+            result = await uc.run_escalations(ctx, settings.today())
+            await session.commit()
+            if result.moved:
+                log.info("escalated %d cases", len(result.moved))
+
+    await run_periodically("the escalation run", escalate_today,
+                           every=settings.escalation_interval_seconds)  # fmt: skip
 
 
 def create_app(settings: CollectionsSettings | None = None) -> FastAPI:

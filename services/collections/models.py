@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import Amount, Exact, UTCDateTime, service_metadata
@@ -95,3 +95,16 @@ class Payment(Base):
     policyholder: Mapped[Decimal] = mapped_column(Amount())
     credited: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     recorded_by: Mapped[str] = mapped_column(String(200))
+
+
+class LadderRung(Base):
+    """A rung of an escalation ladder: from `days_past_due` past the oldest due date a case on
+    ladder `name` stands on `stage`. A ladder is data, chosen per policy or case (seeded with two
+    ladders by the migration co0006)."""
+
+    __tablename__ = "ladders"
+    __table_args__ = (UniqueConstraint("name", "stage"),)
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    days_past_due: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(40))

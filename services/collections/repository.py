@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.collections.models import Activity, Base, Case, CaseInvoice, Payment
+from services.collections.models import Activity, Base, Case, CaseInvoice, LadderRung, Payment
+from services.collections.rules import CLIMBING, LIVE, Rung, StandingCase
+from shared.pagination import PageRequest, fetch_page
 
 Row = TypeVar("Row", bound=Base)
 
@@ -25,7 +26,7 @@ async def case(session: AsyncSession, case_id: str, *, lock: bool = False) -> Ca
     return (await session.execute(query)).scalar_one_or_none()
 
 
-def cases_listed(
+def _cases_listed(
     *, creditor_id: str | None, status: str | None, claim_id: str | None
 ) -> Select[Any]:
     """The cases a list shows (a creditor's own, or all), to be paged."""
@@ -37,6 +38,37 @@ def cases_listed(
     if claim_id:
         statement = statement.where(Case.claim_id == claim_id)
     return statement
+
+
+async def cases_page(
+    session: AsyncSession, page: PageRequest, *, creditor_id: str | None, status: str | None,
+    claim_id: str | None,
+) -> tuple[Sequence[Case], str | None]:  # fmt: skip
+    """One page of the cases a list shows, oldest first, and the next page's cursor."""
+    statement = _cases_listed(creditor_id=creditor_id, status=status, claim_id=claim_id)
+    return await fetch_page(session, statement, page, created_at=Case.created_at, ident=Case.id)
+
+
+async def ladders(session: AsyncSession) -> dict[str, list[Rung]]:
+    """Every escalation ladder by name, each with its rungs lowest first."""
+    rows = await session.execute(
+        select(LadderRung.name, LadderRung.days_past_due, LadderRung.stage)
+        .order_by(LadderRung.name, LadderRung.days_past_due)
+    )  # fmt: skip
+    found: dict[str, list[Rung]] = {}
+    for name, days, stage in rows.all():
+        found.setdefault(name, []).append(Rung(days, stage))
+    return found
+
+
+async def ladder(session: AsyncSession, name: str) -> list[Rung] | None:
+    """One ladder's rungs, lowest first (None: there is no such ladder)."""
+    rows = await session.execute(
+        select(LadderRung.days_past_due, LadderRung.stage).where(LadderRung.name == name)
+        .order_by(LadderRung.days_past_due)
+    )  # fmt: skip
+    rungs = [Rung(days, stage) for days, stage in rows.all()]
+    return rungs or None
 
 
 async def case_of_claim(session: AsyncSession, claim_id: str) -> str | None:
@@ -51,7 +83,7 @@ async def open_mandate(
     number with `numbers`, locked."""
     found = await session.execute(
         select(Case).join(CaseInvoice, CaseInvoice.case_id == Case.id)
-        .where(Case.claim_id.is_(None), Case.status != "closed", Case.creditor_id == creditor_id,
+        .where(Case.claim_id.is_(None), Case.status.in_(LIVE), Case.creditor_id == creditor_id,
                Case.buyer_id == buyer_id, CaseInvoice.number.in_(numbers))
         .order_by(Case.created_at).limit(1).with_for_update()
     )  # fmt: skip
@@ -93,10 +125,8 @@ async def payments_of(session: AsyncSession, case_ids: Sequence[str]) -> dict[st
     return _grouped(rows.scalars().all())
 
 
-async def open_cases_with_oldest_due(
-    session: AsyncSession,
-) -> list[tuple[str, str, str, dt.date | None]]:
-    """(id, ladder, stage, oldest unpaid due date) of every open case, in one statement, locking
+async def climbing_cases(session: AsyncSession) -> list[StandingCase]:
+    """Every case climbing its ladder with its oldest unpaid due date, in one statement, locking
     the cases (skipping those another run holds)."""
     oldest_unpaid = (
         select(CaseInvoice.case_id, func.min(CaseInvoice.due_date).label("oldest"))
@@ -107,10 +137,10 @@ async def open_cases_with_oldest_due(
     rows = await session.execute(
         select(Case.id, Case.ladder, Case.stage, oldest_unpaid.c.oldest)
         .outerjoin(oldest_unpaid, oldest_unpaid.c.case_id == Case.id)
-        .where(Case.status == "open").order_by(Case.created_at, Case.id)
+        .where(Case.status.in_(CLIMBING)).order_by(Case.created_at, Case.id)
         .with_for_update(of=Case, skip_locked=True)
     )  # fmt: skip
-    return [(r[0], r[1], r[2], r[3]) for r in rows.all()]
+    return [StandingCase(r[0], r[1], r[2], r[3]) for r in rows.all()]
 
 
 async def move_stages(

@@ -1,27 +1,131 @@
-"""Collection rules: the escalation ladders as data, the rung a case stands on, payments credited
-oldest first, and recoveries shared exactly between fee, insurer and policyholder."""
+"""Collection rules: a case's status and its acts, the rung a case stands on and climbs to (never
+down), payments credited oldest first, and recoveries shared exactly between fee, insurer and
+policyholder. The ladders themselves are data (the table `collections.ladders`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from fractions import Fraction
-from typing import NamedTuple
+from typing import Final, Literal, NamedTuple
 
 from shared.money import Money, minor_units
 
-# A ladder is a list of (days past the oldest due date, stage), lowest first.
-LADDERS: Mapping[str, tuple[tuple[int, str], ...]] = {
-    "reminder_15_30_45": ((15, "reminder_letter"), (30, "phone_collection"), (45, "legal")),
-    "legal_30_60_90": ((30, "amicable"), (60, "lawyer_letter"), (90, "lawsuit")),
-}
+ZERO = Decimal(0)
+
+
+# ---------------------------------------------------------------- the case's status
+
+
+class CaseStatus(StrEnum):
+    OPEN = "open"  # climbing its ladder
+    ON_HOLD = "on_hold"  # a dispute was raised: it climbs no further until it is resolved
+    CLOSED = "closed"  # nothing is outstanding
+
+
+# The cases still collecting (a paid claim takes over such a mandate) and the ones the daily run
+# moves up their ladders.
+LIVE = frozenset({CaseStatus.OPEN, CaseStatus.ON_HOLD})
+CLIMBING = frozenset({CaseStatus.OPEN})
+
+
+class CaseAct(StrEnum):
+    LOG = "log"  # a letter, a call, a promise, a legal step, a note
+    RAISE_DISPUTE = "raise_dispute"
+    RESOLVE_DISPUTE = "resolve_dispute"
+    CREDIT_PAYMENT = "credit_payment"  # something is still outstanding after it
+    PAY_IN_FULL = "pay_in_full"  # nothing is outstanding after it
+
+
+# Which act moves a case from which status to which; an act from a status not listed is refused.
+TRANSITIONS: Mapping[CaseAct, Mapping[CaseStatus, CaseStatus]] = {
+    CaseAct.LOG: {CaseStatus.OPEN: CaseStatus.OPEN, CaseStatus.ON_HOLD: CaseStatus.ON_HOLD},
+    CaseAct.RAISE_DISPUTE: {CaseStatus.OPEN: CaseStatus.ON_HOLD,
+                            CaseStatus.ON_HOLD: CaseStatus.ON_HOLD},
+    CaseAct.RESOLVE_DISPUTE: {CaseStatus.ON_HOLD: CaseStatus.OPEN},
+    CaseAct.CREDIT_PAYMENT: {CaseStatus.OPEN: CaseStatus.OPEN,
+                             CaseStatus.ON_HOLD: CaseStatus.ON_HOLD},
+    CaseAct.PAY_IN_FULL: {CaseStatus.OPEN: CaseStatus.CLOSED, CaseStatus.ON_HOLD: CaseStatus.CLOSED},
+}  # fmt: skip
+
+# The problem types of the refusals: a closed case takes no act (409); only a held case has a
+# dispute to resolve (422).
+CASE_CLOSED = "case-closed"
+NO_OPEN_DISPUTE = "no-open-dispute"
+
+
+class ActRefused(Exception):
+    """An act the case's status does not allow; `problem` names the refusal."""
+
+    def __init__(self, problem: str, status: CaseStatus, act: CaseAct) -> None:
+        super().__init__(f"{act} refused on a case {status}")
+        self.problem, self.status, self.act = problem, status, act
+
+
+def status_after(status: str, act: CaseAct) -> CaseStatus:
+    """The status a case has after an act, by the transition table: a closed case takes no more
+    activities or payments (`case-closed`); a dispute holds the case; only a held case's dispute
+    is resolved (`no-open-dispute`), which opens it again; paid in full closes it."""
+    current = CaseStatus(status)
+    after = TRANSITIONS[act].get(current)
+    if after is None:
+        problem = CASE_CLOSED if current is CaseStatus.CLOSED else NO_OPEN_DISPUTE
+        raise ActRefused(problem, current, act)
+    return after
+
+
+def takes_acts(status: str) -> bool:
+    """A case takes activities and payments until it is closed."""
+    return CaseStatus(status) is not CaseStatus.CLOSED
+
+
+def act_of_activity(kind: str) -> CaseAct:
+    """What an activity does to the case: a dispute raised holds it, a dispute resolved opens it
+    again, anything else is only logged."""
+    if kind == "dispute":
+        return CaseAct.RAISE_DISPUTE
+    if kind == "dispute_resolved":
+        return CaseAct.RESOLVE_DISPUTE
+    return CaseAct.LOG
+
+
+def act_of_payment(outstanding_after: Decimal) -> CaseAct:
+    """A payment that leaves nothing outstanding pays the case in full (and closes it)."""
+    return CaseAct.PAY_IN_FULL if outstanding_after == 0 else CaseAct.CREDIT_PAYMENT
+
+
+# What a new mandate tells underwriting: a debt handed over for collection is a payment delay (a
+# paid claim's case sends none: the claim itself sent one).
+MANDATE_SIGNAL: Final = "payment_delay"
+
+
+def signal_on_opening(claim_id: str | None) -> Literal["payment_delay"] | None:
+    """The buyer signal a case sends when it opens: a mandate (no claim) is a payment delay; a
+    paid claim's recovery sends none."""
+    return MANDATE_SIGNAL if claim_id is None else None
+
+
+# ---------------------------------------------------------------- ladders and stages
+
 FIRST_STAGE = "new"
 
 
-def stage_on(ladder: tuple[tuple[int, str], ...], days_past_due: int) -> str:
+class Rung(NamedTuple):
+    """A rung of a ladder: from this many days past the oldest due date the case is on `stage`."""
+
+    days_past_due: int
+    stage: str
+
+
+# A ladder: its rungs, lowest first (as the table `collections.ladders` holds them).
+Rungs = Sequence[tuple[int, str]]
+
+
+def stage_on(ladder: Rungs, days_past_due: int) -> str:
     """The highest rung the days past due reach (on the rung's day the case is on it)."""
     stage = FIRST_STAGE
     for day, name in ladder:
@@ -37,16 +141,66 @@ def days_past_due(oldest_due: dt.date | None, as_of: dt.date) -> int:
     return max(0, (as_of - oldest_due).days)
 
 
-def rung_index(ladder: tuple[tuple[int, str], ...], stage: str) -> int:
+def rung_index(ladder: Rungs, stage: str) -> int:
     """The position of a stage on its ladder (0 for `new`)."""
     names = [FIRST_STAGE] + [name for _, name in ladder]
     return names.index(stage)
+
+
+def climb(ladder: Rungs, stage: str, days_past_due: int) -> str | None:
+    """The stage a case moves up to: the highest rung its days past due reach, if that is above
+    where it stands; a case never climbs down (None: it stays)."""
+    target = stage_on(ladder, days_past_due)
+    return target if rung_index(ladder, target) > rung_index(ladder, stage) else None
+
+
+class StandingCase(NamedTuple):
+    """A case the daily run looks at: its ladder, its stage and its oldest unpaid due date."""
+
+    case_id: str
+    ladder: str
+    stage: str
+    oldest_due: dt.date | None
+
+
+class Move(NamedTuple):
+    case_id: str
+    from_stage: str
+    to_stage: str
+    days_past_due: int
+
+
+def escalations(
+    cases: Iterable[StandingCase], ladders: Mapping[str, Rungs], as_of: dt.date
+) -> list[Move]:
+    """The daily run: every climbing case moves up to the highest rung its days past due reach on
+    `as_of` (never down), on the ladder it was opened on."""
+    moves: list[Move] = []
+    for case_id, ladder_name, stage, oldest in cases:
+        days = days_past_due(oldest, as_of)
+        target = climb(ladders[ladder_name], stage, days)
+        if target is not None:
+            moves.append(Move(case_id, stage, target, days))
+    return moves
+
+
+# ---------------------------------------------------------------- payments
 
 
 class OpenInvoice(NamedTuple):
     number: str
     due_date: dt.date
     outstanding: Decimal
+
+
+def outstanding(invoices: Iterable[OpenInvoice]) -> Decimal:
+    """What is outstanding on a case: the sum of its invoices' unpaid amounts."""
+    return sum((i.outstanding for i in invoices), ZERO)
+
+
+def oldest_unpaid_due(invoices: Iterable[OpenInvoice]) -> dt.date | None:
+    """The due date a case's days past due count from: its oldest invoice not paid in full."""
+    return min((i.due_date for i in invoices if i.outstanding > 0), default=None)
 
 
 def credit_oldest_first(
@@ -63,6 +217,36 @@ def credit_oldest_first(
             credits.append((invoice.number, taken))
             left -= taken
     return credits
+
+
+class Credit(NamedTuple):
+    invoice_number: str
+    amount: Decimal
+    outstanding_after: Decimal  # on the whole case, once this credit is made
+
+
+class Overpayment(Exception):
+    """More than is outstanding was paid."""
+
+    def __init__(self, amount: Decimal, outstanding: Decimal) -> None:
+        super().__init__(f"{amount} exceeds the outstanding {outstanding}")
+        self.amount, self.outstanding = amount, outstanding
+
+
+def book_payment(invoices: Sequence[OpenInvoice], amount: Decimal) -> list[Credit]:
+    """A payment's bookkeeping: credited oldest invoice first, each credit with what the case
+    still owes after it; more than is outstanding is refused (`Overpayment`)."""
+    owed = outstanding(invoices)
+    if amount > owed:
+        raise Overpayment(amount, owed)
+    credits: list[Credit] = []
+    for number, part in credit_oldest_first(invoices, amount):
+        owed -= part
+        credits.append(Credit(number, part, owed))
+    return credits
+
+
+# ---------------------------------------------------------------- recoveries shared
 
 
 class Allocation(NamedTuple):
@@ -83,11 +267,26 @@ class InsurerShare:
     def from_pct(cls, pct: Decimal) -> InsurerShare:
         return cls(pct, Decimal(100))
 
+    @classmethod
+    def stored(cls, numerator: str | None, denominator: str | None) -> InsurerShare | None:
+        """The share as a case keeps it (two decimal strings), or none before a claim."""
+        if numerator is None or denominator is None:
+            return None
+        return cls(Decimal(numerator), Decimal(denominator))
+
     def pct(self, places: int) -> Decimal:
         """The share as a percentage rounded half-up to `places` decimals: for display only,
         a split never uses it."""
         exact = Fraction(self.paid) * 100 / Fraction(self.of)
         return _round_half_up(exact, Decimal(1).scaleb(-places))
+
+
+def indemnity_share(paid: Decimal, invoices_total: Decimal) -> InsurerShare | None:
+    """The insurer's share after a paid claim: the indemnity paid over the whole unpaid debt
+    (the claim's invoices), exactly; none when the indemnity is not between 0 and that debt."""
+    if not ZERO <= paid <= invoices_total:
+        return None
+    return InsurerShare(paid, invoices_total)
 
 
 def _round_half_up(value: Fraction, quantum: Decimal) -> Decimal:

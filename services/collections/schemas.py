@@ -3,61 +3,47 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, model_validator
 
-from services.collections.rules import LADDERS
 from shared.contracts import (
-    CountryCode,
+    CaseInvoice,
+    CaseOpening,
     Date,
-    ExactPercent,
-    Ident,
     LongText,
     MoneyModel,
     Percent,
     Schema,
 )
 
-LadderName = Literal["reminder_15_30_45", "legal_30_60_90"]
 ActivityKind = Literal[
     "letter", "call", "promise_to_pay", "dispute", "dispute_resolved", "legal_filing", "note",
 ]  # fmt: skip
-assert set(LadderName.__args__) == set(LADDERS)  # type: ignore[attr-defined]
 
 
-class CaseInvoiceIn(Schema):
-    number: Annotated[str, Field(min_length=1, max_length=100)]
-    amount: MoneyModel
-    due_date: Date
+class Rung(BaseModel):
+    days_past_due: int
+    stage: str
 
 
-class CaseCreate(Schema):
-    creditor_id: Ident
-    buyer_id: Ident
-    debtor_country: CountryCode
-    invoices: Annotated[list[CaseInvoiceIn], Field(min_length=1, max_length=1000)]
-    ladder: LadderName = "reminder_15_30_45"
-    claim_id: Ident | None = None
-    # The insurer's share of recoveries: `indemnity_paid` / the invoices' total, exactly; or a
-    # percentage with any number of decimals.
-    indemnity_paid: MoneyModel | None = None
-    insurer_share_pct: ExactPercent | None = None
-    currency: str | None = None  # informative: the invoices' currency rules
+class Ladder(BaseModel):
+    name: str
+    rungs: list[Rung]
 
-    @model_validator(mode="after")
-    def _checks(self) -> CaseCreate:
-        if len({i.number for i in self.invoices}) != len(self.invoices):
-            raise ValueError("invoice numbers must be unique within a case")
-        if self.indemnity_paid is not None and self.insurer_share_pct is not None:
-            raise ValueError("give indemnity_paid or insurer_share_pct, not both")
-        if (self.insurer_share_pct is not None or self.indemnity_paid is not None) and (
-            self.claim_id is None
-        ):
-            raise ValueError(
-                "indemnity_paid and insurer_share_pct are only for a case opened by a paid claim"
-            )
-        return self
+
+class LadderList(BaseModel):
+    items: list[Ladder]
+    next_cursor: str | None = None
+
+
+class CaseInvoiceIn(CaseInvoice):
+    """An invoice of a case to open (`shared.contracts.CaseInvoice`)."""
+
+
+class CaseCreate(CaseOpening):
+    """A case to open (the model claims sends for a subrogation case,
+    `shared.contracts.CaseOpening`)."""
 
 
 class CaseInvoiceRead(Schema):

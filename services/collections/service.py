@@ -4,55 +4,51 @@ and shared between insurer and policyholder, and the daily escalation run."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.collections import repository as repo
-from services.collections import rules
+from services.collections import rules, views
 from services.collections.config import CollectionsSettings
 from services.collections.models import Activity, Case, CaseInvoice, Payment, outbox
+from services.collections.rules import CaseStatus
 from services.collections.schemas import (
     ActivityCreate,
     ActivityRead,
-    AllocationRead,
     CaseCreate,
-    CaseInvoiceRead,
+    CaseList,
     CaseMove,
     CaseRead,
-    CreditRead,
     EscalationResult,
+    LadderList,
     PaymentCreate,
     PaymentRead,
 )
-from shared.auth import Caller
-from shared.contracts import MoneyModel
+from shared.contracts import BuyerSignal
 from shared.db import new_id, utcnow
-from shared.http import ServiceClient
 from shared.money import Money
-from shared.outbox import enqueue
+from shared.outbox import deliver, enqueue
+from shared.pagination import PageRequest
 from shared.peers import fetch_buyer
 from shared.problems import conflict, invalid, not_found, unprocessable
+from shared.usecase import Context as BaseContext
+from shared.usecase import amount_in, money_read, positive_amount_in
 
-ZERO = Decimal(0)
-# How many decimals a case shows of the insurer's share (a display: splits use the exact share).
-SHARE_PCT_SHOWN_PLACES = 4
-
-
-@dataclass
-class Context:
-    session: AsyncSession
-    caller: Caller
-    today: dt.date
-    settings: CollectionsSettings
-    peers: Mapping[str, ServiceClient] = field(default_factory=dict)
+Context = BaseContext[CollectionsSettings]
+ZERO = rules.ZERO
 
 
-def _money(amount: Decimal, currency: str) -> MoneyModel:
-    return MoneyModel.of(Money(amount, currency))
+async def ladders(ctx: Context) -> LadderList:
+    """The escalation ladders a policy or a case can climb."""
+    return views.ladder_list(await repo.ladders(ctx.session))
+
+
+async def _ladder(ctx: Context, name: str) -> list[rules.Rung]:
+    rungs = await repo.ladder(ctx.session, name)
+    if rungs is None:
+        raise invalid(["body", "ladder"], f"there is no ladder {name!r} (GET /v1/ladders)")
+    return rungs
 
 
 async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
@@ -62,14 +58,12 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
         raise invalid(["body", "creditor_id"], "a policyholder opens cases as its own creditor")
     if opening.claim_id is not None and ctx.caller.role == "policyholder":
         raise invalid(["body", "claim_id"], "a subrogation case is opened by the claims service")
+    ladder = await _ladder(ctx, opening.ladder)
     await fetch_buyer(ctx.peers, opening.buyer_id)  # a buyer the insurer knows, else 404
     currency = opening.invoices[0].amount.currency
     for index, invoice in enumerate(opening.invoices):
-        if invoice.amount.currency != currency:
-            raise unprocessable("currency-mismatch", "all invoices of a case share one currency",
-                                loc=["body", "invoices", index, "amount"])  # fmt: skip
-        if invoice.amount.amount <= 0:
-            raise invalid(["body", "invoices", index, "amount"], "must be greater than zero")
+        positive_amount_in(invoice.amount, currency, ["body", "invoices", index, "amount"],
+                           whose="the case's first invoice")  # fmt: skip
     share = _share_given(opening, currency)  # given only with a claim (the schema checks)
     if opening.claim_id is not None:
         existing = await repo.case_of_claim(ctx.session, opening.claim_id)
@@ -79,13 +73,12 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
         mandate = await _mandate_for(ctx, opening)
         if mandate is not None:
             return await _take_over(ctx, mandate, opening, share)
-    ladder = rules.LADDERS[opening.ladder]
     oldest = min(i.due_date for i in opening.invoices)
     case = Case(
         id=new_id("case"), created_at=utcnow(), creditor_id=opening.creditor_id,
         buyer_id=opening.buyer_id, debtor_country=opening.debtor_country, currency=currency,
         ladder=opening.ladder, stage=rules.stage_on(ladder, rules.days_past_due(oldest, ctx.today)),
-        status="open", claim_id=opening.claim_id,
+        status=CaseStatus.OPEN, claim_id=opening.claim_id,
         insurer_share_numerator=None if share is None else str(share.paid),
         insurer_share_denominator=None if share is None else str(share.of),
         fee_pct=ctx.settings.fee_pct, opened_on=ctx.today, closed_on=None,
@@ -93,25 +86,43 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
     )  # fmt: skip
     ctx.session.add(case)
     await ctx.session.flush()
-    for invoice in opening.invoices:
-        ctx.session.add(CaseInvoice(id=new_id("cinv"), case_id=case.id, number=invoice.number,
-                                    amount=invoice.amount.amount, due_date=invoice.due_date,
-                                    paid=ZERO))  # fmt: skip
+    _add_invoices(ctx, case, opening, have=set())
     try:
         await ctx.session.flush()
     except IntegrityError:  # a concurrent twin opened the claim's case first
         raise conflict("case-exists", f"claim {opening.claim_id} already has a case") from None
-    if opening.claim_id is None:
-        # A debt handed over for collection is a payment delay: underwriting grades it (a paid
-        # claim's case needs no signal: the claim itself sent one).
-        await enqueue(
-            ctx.session, outbox, aggregate_id=case.id, target="underwriting",
-            path=f"/v1/buyers/{case.buyer_id}/signals",
-            body={"kind": "payment_delay", "observed_on": ctx.today.isoformat(),
-                  "details": f"collection case {case.id} opened for {case.creditor_id}"},
-            idempotency_key=f"collections:mandate:{case.id}",
-        )  # fmt: skip
+    await _signal_opening(ctx, case)
     return await read_case(ctx, case)
+
+
+def _add_invoices(ctx: Context, case: Case, opening: CaseCreate, *, have: set[str]) -> None:
+    """The opening's invoices the case does not have yet, nothing paid on them."""
+    for invoice in opening.invoices:
+        if invoice.number not in have:
+            ctx.session.add(CaseInvoice(id=new_id("cinv"), case_id=case.id,
+                                        number=invoice.number, amount=invoice.amount.amount,
+                                        due_date=invoice.due_date, paid=ZERO))  # fmt: skip
+
+
+async def _signal_opening(ctx: Context, case: Case) -> None:
+    """Tell underwriting what the new case says of the buyer (a mandate: a payment delay)."""
+    kind = rules.signal_on_opening(case.claim_id)
+    if kind is None:
+        return
+    signal = BuyerSignal(kind=kind, observed_on=ctx.today,
+                         details=f"collection case {case.id} opened for {case.creditor_id}")  # fmt: skip
+    await enqueue(
+        ctx.session, outbox, aggregate_id=case.id, target="underwriting",
+        path=f"/v1/buyers/{case.buyer_id}/signals",
+        body=signal.model_dump(mode="json", exclude_none=True),
+        idempotency_key=f"collections:mandate:{case.id}",
+    )  # fmt: skip
+
+
+async def deliver_for(ctx: Context, aggregate_id: str) -> None:
+    """After a commit: send what the change put in the outbox (the background loop retries what
+    does not go through now)."""
+    await deliver(ctx.session, outbox, ctx.peers, aggregate_id=aggregate_id)
 
 
 def _share_given(opening: CaseCreate, currency: str) -> rules.InsurerShare | None:
@@ -121,23 +132,14 @@ def _share_given(opening: CaseCreate, currency: str) -> rules.InsurerShare | Non
         return rules.InsurerShare.from_pct(opening.insurer_share_pct)
     if opening.indemnity_paid is None:
         return None
-    paid = opening.indemnity_paid
-    if paid.currency != currency:
-        raise unprocessable("currency-mismatch", f"the invoices are in {currency}",
-                            loc=["body", "indemnity_paid"])  # fmt: skip
+    paid = amount_in(opening.indemnity_paid, currency, ["body", "indemnity_paid"],
+                     whose="the case's invoices")  # fmt: skip
     total = sum((i.amount.amount for i in opening.invoices), ZERO)
-    if not ZERO <= paid.amount <= total:
+    share = rules.indemnity_share(paid, total)
+    if share is None:
         raise invalid(["body", "indemnity_paid", "amount"],
                       f"must be between 0 and the invoices' total of {total}")  # fmt: skip
-    return rules.InsurerShare(paid.amount, total)
-
-
-def _share_of(case: Case) -> rules.InsurerShare | None:
-    if case.insurer_share_numerator is None or case.insurer_share_denominator is None:
-        return None
-    return rules.InsurerShare(
-        Decimal(case.insurer_share_numerator), Decimal(case.insurer_share_denominator)
-    )
+    return share
 
 
 async def _mandate_for(ctx: Context, opening: CaseCreate) -> Case | None:
@@ -158,13 +160,8 @@ async def _take_over(
     case.claim_id = opening.claim_id
     case.insurer_share_numerator = None if share is None else str(share.paid)
     case.insurer_share_denominator = None if share is None else str(share.of)
-    shown = ZERO if share is None else share.pct(SHARE_PCT_SHOWN_PLACES)
-    have = {i.number for i in await _invoices(ctx, case.id)}
-    for invoice in opening.invoices:
-        if invoice.number not in have:
-            ctx.session.add(CaseInvoice(id=new_id("cinv"), case_id=case.id,
-                                        number=invoice.number, amount=invoice.amount.amount,
-                                        due_date=invoice.due_date, paid=ZERO))  # fmt: skip
+    shown = ZERO if share is None else share.pct(views.SHARE_PCT_SHOWN_PLACES)
+    _add_invoices(ctx, case, opening, have={i.number for i in await _invoices(ctx, case.id)})
     ctx.session.add(Activity(
         id=new_id("act"), created_at=utcnow(), case_id=case.id, kind="subrogation",
         occurred_on=ctx.today, note=f"claim {opening.claim_id} paid: recoveries from now on are "
@@ -190,6 +187,20 @@ async def _invoices(ctx: Context, case_id: str) -> list[CaseInvoice]:
     return (await repo.invoices_of(ctx.session, [case_id])).get(case_id, [])
 
 
+async def get_case(ctx: Context, case_id: str) -> CaseRead:
+    return await read_case(ctx, await case_of(ctx, case_id))
+
+
+async def list_cases(
+    ctx: Context, page: PageRequest, *, status: str | None, claim_id: str | None
+) -> CaseList:
+    """A page of the cases the caller may see (a policyholder: its own, as creditor)."""
+    creditor_id = ctx.caller.party_id if ctx.caller.role == "policyholder" else None
+    rows, cursor = await repo.cases_page(ctx.session, page, creditor_id=creditor_id,
+                                         status=status, claim_id=claim_id)  # fmt: skip
+    return CaseList(items=await read_cases(ctx, rows), next_cursor=cursor)
+
+
 async def read_case(ctx: Context, case: Case) -> CaseRead:
     return (await read_cases(ctx, [case]))[0]
 
@@ -201,85 +212,39 @@ async def read_cases(ctx: Context, cases: Sequence[Case]) -> list[CaseRead]:
     invoices = await repo.invoices_of(ctx.session, ids)
     activities = await repo.activities_of(ctx.session, ids)
     payments = await repo.payments_of(ctx.session, ids)
-    return [_case_read(ctx, case, invoices.get(case.id, []), activities.get(case.id, []),
-                       payments.get(case.id, [])) for case in cases]  # fmt: skip
+    return [views.case_read(case, invoices.get(case.id, []), activities.get(case.id, []),
+                            payments.get(case.id, []), ctx.today) for case in cases]  # fmt: skip
 
 
-def _case_read(
-    ctx: Context, case: Case, invoices: Sequence[CaseInvoice], activities: Sequence[Activity],
-    payments: Sequence[Payment],
-) -> CaseRead:  # fmt: skip
-    c = case.currency
-    share = _share_of(case)
-    outstanding = sum((i.amount - i.paid for i in invoices), ZERO)
-    unpaid_dues = [i.due_date for i in invoices if i.amount > i.paid]
-    return CaseRead(
-        id=case.id, created_at=case.created_at, creditor_id=case.creditor_id,
-        buyer_id=case.buyer_id, debtor_country=case.debtor_country, currency=c,
-        ladder=case.ladder, stage=case.stage, status=case.status, claim_id=case.claim_id,
-        insurer_share_pct=None if share is None else share.pct(SHARE_PCT_SHOWN_PLACES),
-        fee_pct=case.fee_pct,
-        opened_on=case.opened_on, closed_on=case.closed_on,
-        days_past_due=rules.days_past_due(min(unpaid_dues, default=None), ctx.today),
-        outstanding=_money(outstanding, c),
-        recovered=_money(sum((p.amount for p in payments), ZERO), c),
-        invoices=[CaseInvoiceRead(number=i.number, amount=_money(i.amount, c),
-                                  due_date=i.due_date, paid=_money(i.paid, c),
-                                  outstanding=_money(i.amount - i.paid, c)) for i in invoices],
-        activities=[_activity_read(a, case) for a in activities],
-        payments=[_payment_read(p, case, None) for p in payments],
-    )  # fmt: skip
+def _refuse_if_closed(case: Case) -> None:
+    if not rules.takes_acts(case.status):
+        raise conflict(rules.CASE_CLOSED, f"case {case.id} was closed on {case.closed_on}")
 
 
-def _activity_read(a: Activity, case: Case) -> ActivityRead:
-    return ActivityRead(
-        id=a.id, created_at=a.created_at, case_id=a.case_id, kind=a.kind,
-        occurred_on=a.occurred_on, note=a.note,
-        promised_amount=None if a.promised_amount is None else _money(a.promised_amount,
-                                                                      case.currency),
-        promised_on=a.promised_on, recorded_by=a.recorded_by, case_status=case.status,
-    )  # fmt: skip
-
-
-def _payment_read(p: Payment, case: Case, outstanding_after: Decimal | None) -> PaymentRead:
-    c = case.currency
-    return PaymentRead(
-        id=p.id, created_at=p.created_at, case_id=p.case_id, amount=_money(p.amount, c),
-        received_on=p.received_on,
-        allocation=AllocationRead(fee=_money(p.fee, c), insurer=_money(p.insurer, c),
-                                  policyholder=_money(p.policyholder, c)),
-        credited=[CreditRead(invoice_number=x["invoice_number"],
-                             amount=_money(Decimal(x["amount"]), c)) for x in p.credited],
-        outstanding_after=_money(outstanding_after if outstanding_after is not None
-                                 else Decimal(p.credited[-1]["outstanding_after"])
-                                 if p.credited else ZERO, c),
-        case_status=case.status,
-    )  # fmt: skip
+def _status_after(case: Case, act: rules.CaseAct) -> CaseStatus:
+    """The case's status after the act, or the refusal the transition table names."""
+    try:
+        return rules.status_after(case.status, act)
+    except rules.ActRefused as refused:
+        if refused.problem == rules.CASE_CLOSED:
+            detail = f"case {case.id} was closed on {case.closed_on}"
+            raise conflict(refused.problem, detail) from None
+        raise unprocessable(refused.problem, "the case is not on hold") from None
 
 
 async def add_activity(ctx: Context, case_id: str, done: ActivityCreate) -> ActivityRead:
     """Log what was done; a dispute holds the case (it climbs no further) until it is resolved."""
     case = await case_of(ctx, case_id, lock=True)
-    if case.status == "closed":
-        raise conflict("case-closed", f"case {case.id} was closed on {case.closed_on}")
+    _refuse_if_closed(case)
     if done.occurred_on > ctx.today:
         raise invalid(["body", "occurred_on"], "what was done did not happen after today")
     if done.promised_on is not None and done.promised_on < done.occurred_on:
         raise invalid(["body", "promised_on"], "a payment is promised for a date after the promise")
     promised = None
     if done.promised_amount is not None:
-        if done.promised_amount.currency != case.currency:
-            raise unprocessable("currency-mismatch", f"the case is in {case.currency}",
-                                loc=["body", "promised_amount"])  # fmt: skip
-        promised = done.promised_amount.amount
-        if promised <= 0:
-            raise invalid(["body", "promised_amount", "amount"], "must be greater than zero")
-    if done.kind == "dispute":
-        case.status = "on_hold"
-    elif done.kind == "dispute_resolved":
-        if case.status != "on_hold":
-            raise unprocessable("no-open-dispute", "the case is not on hold")
-        case.status = "open"
+        promised = positive_amount_in(done.promised_amount, case.currency,
+                                      ["body", "promised_amount"], whose="the case")  # fmt: skip
+    case.status = _status_after(case, rules.act_of_activity(done.kind))
     activity = Activity(
         id=new_id("act"), created_at=utcnow(), case_id=case.id, kind=done.kind,
         occurred_on=done.occurred_on, note=done.note, promised_amount=promised,
@@ -287,76 +252,67 @@ async def add_activity(ctx: Context, case_id: str, done: ActivityCreate) -> Acti
     )  # fmt: skip
     ctx.session.add(activity)
     await ctx.session.flush()
-    return _activity_read(activity, case)
+    return views.activity_read(activity, case)
 
 
 async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) -> PaymentRead:
     """Credit the oldest unpaid invoice first; the fee, then the insurer's and the policyholder's
     shares; more than is outstanding is 422 `overpayment`. Paid in full closes the case."""
     case = await case_of(ctx, case_id, lock=True)
-    if case.status == "closed":
-        raise conflict("case-closed", f"case {case.id} was closed on {case.closed_on}")
-    if received.amount.currency != case.currency:
-        raise unprocessable("currency-mismatch", f"the case is in {case.currency}",
-                            loc=["body", "amount"])  # fmt: skip
-    amount = received.amount.amount
-    if amount <= 0:
-        raise invalid(["body", "amount", "amount"], "must be greater than zero")
+    _refuse_if_closed(case)
+    amount = positive_amount_in(received.amount, case.currency, ["body", "amount"],
+                                whose="the case")  # fmt: skip
     if received.received_on > ctx.today:
         raise invalid(["body", "received_on"], "a payment is recorded once received, not ahead")
     invoices = await _invoices(ctx, case.id)
-    outstanding = sum((i.amount - i.paid for i in invoices), ZERO)
-    if amount > outstanding:
+    try:
+        credits = rules.book_payment(views.open_invoices(invoices), amount)
+    except rules.Overpayment as over:
         raise unprocessable(
-            "overpayment", f"{amount} exceeds the outstanding {outstanding} {case.currency}",
-            outstanding=_money(outstanding, case.currency).model_dump(mode="json"))  # fmt: skip
-    credits = rules.credit_oldest_first(
-        [rules.OpenInvoice(i.number, i.due_date, i.amount - i.paid) for i in invoices], amount
-    )
+            "overpayment",
+            f"{amount} exceeds the outstanding {over.outstanding} {case.currency}",
+            outstanding=money_read(over.outstanding, case.currency).model_dump(mode="json"),
+        ) from None
     by_number = {i.number: i for i in invoices}
-    left = outstanding
-    credited = []
-    for number, part in credits:
-        by_number[number].paid += part
-        left -= part
-        credited.append({"invoice_number": number, "amount": str(part),
-                         "outstanding_after": str(left)})  # fmt: skip
+    for credit in credits:
+        by_number[credit.invoice_number].paid += credit.amount
+    left = credits[-1].outstanding_after  # a payment above zero credits at least one invoice
     share = rules.share_recovery(Money(amount, case.currency), fee_pct=case.fee_pct,
-                                 share=_share_of(case))  # fmt: skip
+                                 share=views.share_of(case))  # fmt: skip
     payment = Payment(
         id=new_id("pay"), created_at=utcnow(), case_id=case.id, amount=amount,
         received_on=received.received_on, fee=share.fee.amount, insurer=share.insurer.amount,
-        policyholder=share.policyholder.amount, credited=credited, recorded_by=ctx.caller.subject,
+        policyholder=share.policyholder.amount, recorded_by=ctx.caller.subject,
+        credited=[{"invoice_number": c.invoice_number, "amount": str(c.amount),
+                   "outstanding_after": str(c.outstanding_after)} for c in credits],
     )  # fmt: skip
     ctx.session.add(payment)
-    if left == 0:
-        case.status, case.closed_on = "closed", received.received_on
+    case.status = _status_after(case, rules.act_of_payment(left))
+    if case.status == CaseStatus.CLOSED:
+        case.closed_on = received.received_on
     await ctx.session.flush()
-    return _payment_read(payment, case, left)
+    return views.payment_read(payment, case, left)
 
 
 async def run_escalations(ctx: Context, as_of: dt.date) -> EscalationResult:
     """Move every open case up to the highest rung its days past due reach on `as_of` (never
     down; a case on hold stays where it is); each move is logged on the case. Set-based: one read
-    of every open case with its oldest unpaid due date, one update and one insert of the moves."""
-    rows = await repo.open_cases_with_oldest_due(ctx.session)
-    moved: list[CaseMove] = []
-    for case_id, ladder_name, stage, oldest in rows:
-        ladder = rules.LADDERS[ladder_name]
-        days = rules.days_past_due(oldest, as_of)
-        target = rules.stage_on(ladder, days)
-        if rules.rung_index(ladder, target) > rules.rung_index(ladder, stage):
-            moved.append(CaseMove.model_construct(case_id=case_id, from_stage=stage,
-                                                  to_stage=target, days_past_due=days))  # fmt: skip
-    if moved:
+    of the ladders, one of every open case with its oldest unpaid due date, one update and one
+    insert of the moves."""
+    ladders = await repo.ladders(ctx.session)
+    moves = rules.escalations(await repo.climbing_cases(ctx.session), ladders, as_of)
+    if moves:
         now = utcnow()
-        await repo.move_stages(ctx.session, [(m.case_id, m.to_stage) for m in moved], [
+        await repo.move_stages(ctx.session, [(m.case_id, m.to_stage) for m in moves], [
             {"id": new_id("act"), "created_at": now, "case_id": m.case_id, "kind": "escalation",
              "occurred_on": as_of, "recorded_by": ctx.caller.subject,
              "note": f"{m.from_stage} → {m.to_stage} at {m.days_past_due} days past due",
              "details": {"from": m.from_stage, "to": m.to_stage,
                          "days_past_due": m.days_past_due}}
-            for m in moved])  # fmt: skip
+            for m in moves])  # fmt: skip
+    moved = [CaseMove.model_construct(case_id=m.case_id, from_stage=m.from_stage,
+                                      to_stage=m.to_stage, days_past_due=m.days_past_due)
+             for m in moves]  # fmt: skip
     return EscalationResult(as_of=as_of, moved=moved)
 
 
@@ -365,7 +321,7 @@ async def activity(ctx: Context, case_id: str, activity_id: str) -> ActivityRead
     found = await repo.by_id(ctx.session, Activity, activity_id)
     if found is None or found.case_id != case.id:
         raise not_found("activity", activity_id)
-    return _activity_read(found, case)
+    return views.activity_read(found, case)
 
 
 async def payment(ctx: Context, case_id: str, payment_id: str) -> PaymentRead:
@@ -373,4 +329,4 @@ async def payment(ctx: Context, case_id: str, payment_id: str) -> PaymentRead:
     found = await repo.by_id(ctx.session, Payment, payment_id)
     if found is None or found.case_id != case.id:
         raise not_found("payment", payment_id)
-    return _payment_read(found, case, None)
+    return views.payment_read(found, case)

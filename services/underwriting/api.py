@@ -7,11 +7,10 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from sqlalchemy import exists, select
 
-from services.underwriting import repository as repo
+from services.underwriting import coverage as cov
+from services.underwriting import limits as lim
 from services.underwriting import service as uc
-from services.underwriting.models import CreditLimit, LimitAmount, LimitRequest, Policy, Sanction
 from services.underwriting.schemas import (
     AssignmentCreate,
     AssignmentRead,
@@ -50,7 +49,7 @@ from shared.auth import Caller, require
 from shared.contracts import CountryCode
 from shared.db import ReaderDep, SessionDep
 from shared.idempotency import CommandDep
-from shared.pagination import Page, PageDep, fetch_page
+from shared.pagination import Page, PageDep
 from shared.problems import created_responses, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["underwriting"])
@@ -107,10 +106,7 @@ async def list_policies(
 ) -> Page[PolicyRead]:  # fmt: skip
     """Staff: every policy (`?policyholder_id=` for one policyholder's); a policyholder its own;
     a bank those assigned to it."""
-    ctx = context(request, session, caller)
-    rows, cursor = await fetch_page(session, uc.policies_listed(ctx, policyholder_id), page,
-                                    created_at=Policy.created_at, ident=Policy.id)  # fmt: skip
-    return Page[PolicyRead](items=await uc.read_policies(ctx, list(rows)), next_cursor=cursor)
+    return await uc.list_policies(context(request, session, caller), policyholder_id, page)
 
 
 @router.get("/policies/{policy_id}", response_model=PolicyRead, responses=READ)
@@ -162,12 +158,8 @@ async def find_buyers(
 ) -> BuyerList:  # fmt: skip
     """Staff: every buyer. A policyholder: the buyers it registered or holds a limit or a limit
     request on, or any buyer looked up by its exact `country` and `registration_number`."""
-    from services.underwriting.models import Buyer
-
-    statement = uc.buyers_listed(context(request, session, caller), country, registration_number)
-    rows, cursor = await fetch_page(session, statement, page, created_at=Buyer.created_at,
-                                    ident=Buyer.id)  # fmt: skip
-    return BuyerList(items=[uc.buyer_read(b, caller) for b in rows], next_cursor=cursor)
+    ctx = context(request, session, caller)
+    return await uc.list_buyers(ctx, country, registration_number, page)
 
 
 @router.post("/buyers/{buyer_id}/indicators", response_model=BuyerRead, responses=WRITE)
@@ -200,7 +192,7 @@ async def record_signal(
 ) -> Response:  # fmt: skip
     """A signal on a buyer: the new grade and every limit change it caused."""
     ctx = context(request, session, caller)
-    return await cmd.run(lambda: uc.record_signal(ctx, buyer_id, body), status_code=201,
+    return await cmd.run(lambda: lim.record_signal(ctx, buyer_id, body), status_code=201,
                          location=lambda s: f"/v1/buyers/{buyer_id}/signals/{s.id}")  # fmt: skip
 
 
@@ -211,7 +203,7 @@ async def set_country_risk(
 ) -> Response:  # fmt: skip
     """Set a country's risk level (1 low … 4 high)."""
     ctx = context(request, session, caller)
-    return await cmd.run(lambda: uc.set_country_risk(ctx, country, body.level))
+    return await cmd.run(lambda: lim.set_country_risk(ctx, country, body.level))
 
 
 @router.get("/country-risks/{country}", response_model=CountryRiskRead, responses=READ)
@@ -233,10 +225,10 @@ async def add_sanction(
 
 
 @router.get("/sanctions", response_model=SanctionList, responses=READ)
-async def list_sanctions(session: SessionDep, caller: Staff, page: PageDep) -> SanctionList:
-    rows, cursor = await fetch_page(session, select(Sanction), page,
-                                    created_at=Sanction.created_at, ident=Sanction.id)  # fmt: skip
-    return SanctionList(items=[uc.sanction_read(s) for s in rows], next_cursor=cursor)
+async def list_sanctions(
+    request: Request, session: SessionDep, caller: Staff, page: PageDep
+) -> SanctionList:
+    return await uc.list_sanctions(context(request, session, caller), page)
 
 
 @router.delete("/sanctions/{sanction_id}", response_model=SanctionRead, responses=WRITE)
@@ -260,7 +252,7 @@ async def request_limit(
     """Ask for a credit limit on a buyer: approved, partially approved, refused or referred, at
     once, with reason codes."""
     ctx = context(request, session, caller)
-    return await cmd.run(lambda: uc.request_limit(ctx, policy_id, body), status_code=201,
+    return await cmd.run(lambda: lim.request_limit(ctx, policy_id, body), status_code=201,
                          location=lambda r: f"/v1/limit-requests/{r.id}")  # fmt: skip
 
 
@@ -271,12 +263,7 @@ async def list_limit_requests(
     = None,
 ) -> LimitRequestList:  # fmt: skip
     """The underwriters' review queue (`?status=referred`), oldest first; staff may read it."""
-    rows, cursor = await fetch_page(session, repo.limit_requests_listed(status=status), page,
-                                    created_at=LimitRequest.created_at,
-                                    ident=LimitRequest.id)  # fmt: skip
-    ctx = context(request, session, caller)
-    return LimitRequestList(items=await uc.list_limit_requests(ctx, list(rows)),
-                            next_cursor=cursor)  # fmt: skip
+    return await lim.list_limit_requests(context(request, session, caller), status, page)
 
 
 @router.get("/limit-requests/{request_id}", response_model=LimitRequestRead, responses=READ)
@@ -284,7 +271,7 @@ async def get_limit_request(
     request_id: IdPath, request: Request, session: SessionDep, caller: PolicyholderOrStaff
 ) -> LimitRequestRead:
     """A limit request: staff, or the policyholder of its policy."""
-    return await uc.get_limit_request(context(request, session, caller), request_id)
+    return await lim.get_limit_request(context(request, session, caller), request_id)
 
 
 @router.post("/limit-requests/{request_id}/decision", response_model=LimitRequestRead,
@@ -295,7 +282,7 @@ async def decide_limit_request(
 ) -> Response:  # fmt: skip
     """An underwriter's final decision on a referred request; a second decision is 409."""
     ctx = context(request, session, caller)
-    return await cmd.run(lambda: uc.decide_request(ctx, request_id, body))
+    return await cmd.run(lambda: lim.decide_request(ctx, request_id, body))
 
 
 @router.post("/policies/{policy_id}/limits", status_code=201, response_model=LimitRead,
@@ -306,15 +293,8 @@ async def record_external_limit(
 ) -> Response:  # fmt: skip
     """Record a limit granted outside the engine, possibly from a past date."""
     ctx = context(request, session, caller)
-    return await cmd.run(lambda: uc.record_external_limit(ctx, policy_id, body), status_code=201,
+    return await cmd.run(lambda: lim.record_external_limit(ctx, policy_id, body), status_code=201,
                          location=lambda lim: f"/v1/limits/{lim.id}")  # fmt: skip
-
-
-def _limits_with_history(policy_id: str) -> Any:
-    return select(CreditLimit).where(
-        CreditLimit.policy_id == policy_id,
-        exists().where(LimitAmount.limit_id == CreditLimit.id),
-    )
 
 
 @router.get("/policies/{policy_id}/limits", response_model=LimitList, responses=READ)
@@ -322,11 +302,7 @@ async def list_limits(
     policy_id: IdPath, request: Request, session: SessionDep, caller: PolicyReader, page: PageDep
 ) -> LimitList:
     """One limit per buyer, with its history of amounts."""
-    ctx = context(request, session, caller)
-    policy, _ = await uc.visible_policy(ctx, policy_id)
-    rows, cursor = await fetch_page(session, _limits_with_history(policy_id), page,
-                                    created_at=CreditLimit.created_at, ident=CreditLimit.id)  # fmt: skip
-    return LimitList(items=await uc.limits_of_policy(ctx, policy, list(rows)), next_cursor=cursor)
+    return await lim.list_limits(context(request, session, caller), policy_id, page)
 
 
 @router.get("/limits/{limit_id}", response_model=LimitRead, responses=READ)
@@ -334,7 +310,7 @@ async def get_limit(
     limit_id: IdPath, request: Request, session: SessionDep, caller: PolicyReader
 ) -> LimitRead:
     """A limit with its history: staff, the policyholder of its policy, or an assigned bank."""
-    return await uc.get_limit(context(request, session, caller), limit_id)
+    return await lim.get_limit(context(request, session, caller), limit_id)
 
 
 @router.post("/limits/{limit_id}/changes", status_code=201, response_model=LimitChangeRead,
@@ -345,7 +321,7 @@ async def change_limit(
 ) -> Response:  # fmt: skip
     """Change a limit's amount (0 withdraws it). Reductions apply from tomorrow at the earliest."""
     ctx = context(request, session, caller)
-    return await cmd.run(lambda: uc.change_limit(ctx, limit_id, body), status_code=201,
+    return await cmd.run(lambda: lim.change_limit(ctx, limit_id, body), status_code=201,
                          location=lambda _: f"/v1/limits/{limit_id}")  # fmt: skip
 
 
@@ -381,11 +357,7 @@ async def exposure(
     page: PageDep,
 ) -> ExposureList:  # fmt: skip
     """Per buyer: limit in force, exposure and headroom."""
-    ctx = context(request, session, caller)
-    policy = await uc.owned_policy(ctx, policy_id)
-    rows, cursor = await fetch_page(session, _limits_with_history(policy_id), page,
-                                    created_at=CreditLimit.created_at, ident=CreditLimit.id)  # fmt: skip
-    return ExposureList(items=await uc.exposure_page(ctx, policy, list(rows)), next_cursor=cursor)
+    return await cov.exposure_page(context(request, session, caller), policy_id, page)
 
 
 @router.get("/policies/{policy_id}/portfolio-health", response_model=PortfolioHealthRead,
@@ -409,7 +381,7 @@ async def check_coverage(
     body: CoverageCheckCreate, request: Request, reader: ReaderDep, caller: CoverageCaller
 ) -> Response:
     """Whether a receivable is covered, which conditions held, and for how much."""
-    answer = await uc.check_coverage(reader, caller, request.app.state.settings.today(), body)
+    answer = await cov.check_coverage(reader, caller, request.app.state.settings.today(), body)
     return Response(_json(answer), media_type="application/json")
 
 
@@ -419,7 +391,7 @@ async def check_coverage_batch(
 ) -> Response:
     """Up to 10,000 checks, answered in order, each as the single check would answer it."""
     settings = request.app.state.settings
-    results = await uc.check_coverage_batch(reader, caller, settings.today(), body.items, settings)
+    results = await cov.check_coverage_batch(reader, caller, settings.today(), body.items, settings)
     return Response(_json({"results": results}), media_type="application/json")
 
 

@@ -1,4 +1,5 @@
-"""Underwriting settings: the shared ones plus the decision table's thresholds."""
+"""Underwriting settings: the shared ones plus the decision table's thresholds. Every default is
+the rules' own (`rules.DEFAULT_*`), written once there."""
 
 from __future__ import annotations
 
@@ -6,29 +7,48 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from services.underwriting.rules import DecisionTable, HealthThresholds
+from services.underwriting.rules import (
+    DEFAULT_DECISION_TABLE,
+    DEFAULT_HALVE_FROM_GRADE,
+    DEFAULT_HEALTH,
+    DecisionTable,
+    HealthThresholds,
+)
 from shared.settings import Settings
+
+_TABLE = DEFAULT_DECISION_TABLE
+
+
+def _ceiling(highest_grade: int) -> Decimal:
+    ceiling = _TABLE.ceiling(highest_grade)
+    assert ceiling is not None
+    return ceiling
 
 
 class UnderwritingSettings(Settings):
-    refer_from_grade: int = Field(8, alias="TCI_UW_REFER_FROM_GRADE")
-    refer_country_level: int = Field(4, alias="TCI_UW_REFER_COUNTRY_LEVEL")
-    ceiling_grade_1_3: Decimal = Field(Decimal(1_000_000), alias="TCI_UW_CEILING_GRADE_1_3")
-    ceiling_grade_4_5: Decimal = Field(Decimal(250_000), alias="TCI_UW_CEILING_GRADE_4_5")
-    ceiling_grade_6_7: Decimal = Field(Decimal(50_000), alias="TCI_UW_CEILING_GRADE_6_7")
-    equity_share_pct: Decimal = Field(Decimal(10), alias="TCI_UW_EQUITY_SHARE_PCT")
+    refer_from_grade: int = Field(_TABLE.refer_from_grade, alias="TCI_UW_REFER_FROM_GRADE")
+    refer_country_level: int = Field(_TABLE.refer_country_level, alias="TCI_UW_REFER_COUNTRY_LEVEL")
+    ceiling_grade_1_3: Decimal = Field(_ceiling(3), alias="TCI_UW_CEILING_GRADE_1_3")
+    ceiling_grade_4_5: Decimal = Field(_ceiling(5), alias="TCI_UW_CEILING_GRADE_4_5")
+    ceiling_grade_6_7: Decimal = Field(_ceiling(7), alias="TCI_UW_CEILING_GRADE_6_7")
+    equity_share_pct: Decimal = Field(_TABLE.equity_share_pct, alias="TCI_UW_EQUITY_SHARE_PCT")
+    # A buyer newly at this grade or worse has its limits halved (domain.md, Limit changes): its
+    # own knob, not the decision table's referral grade.
+    halve_from_grade: int = Field(DEFAULT_HALVE_FROM_GRADE, alias="TCI_UW_HALVE_FROM_GRADE")
     default_country_risk_level: int = Field(2, alias="TCI_UW_DEFAULT_COUNTRY_RISK_LEVEL")
     # Portfolio-health warnings (domain.md, Cash-flow indicators; seed figures).
     health_overdue_ratio_warning: Decimal = Field(
-        Decimal("0.15"), alias="TCI_UW_HEALTH_OVERDUE_RATIO_WARNING"
+        DEFAULT_HEALTH.overdue_ratio_warning, alias="TCI_UW_HEALTH_OVERDUE_RATIO_WARNING"
     )
     health_dso_increase_warning: Decimal = Field(
-        Decimal("0.20"), alias="TCI_UW_HEALTH_DSO_INCREASE_WARNING"
+        DEFAULT_HEALTH.dso_increase_warning, alias="TCI_UW_HEALTH_DSO_INCREASE_WARNING"
     )
     health_current_ratio_warning: Decimal = Field(
-        Decimal("1.2"), alias="TCI_UW_HEALTH_CURRENT_RATIO_WARNING"
+        DEFAULT_HEALTH.current_ratio_warning, alias="TCI_UW_HEALTH_CURRENT_RATIO_WARNING"
     )
-    health_overdue_after_days: int = Field(30, alias="TCI_UW_HEALTH_OVERDUE_AFTER_DAYS", ge=0)
+    health_overdue_after_days: int = Field(
+        DEFAULT_HEALTH.overdue_after_days, alias="TCI_UW_HEALTH_OVERDUE_AFTER_DAYS", ge=0
+    )
     # Coverage batches: items per statement, and statements in flight at once (each on its own
     # pooled connection, so keep it below TCI_DB_POOL_SIZE).
     coverage_batch_chunk: int = Field(1000, alias="TCI_UW_COVERAGE_BATCH_CHUNK", ge=1)

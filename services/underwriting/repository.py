@@ -48,6 +48,7 @@ from services.underwriting.models import (
     Sanction,
     StopShipment,
 )
+from services.underwriting.rules import TurnoverLine
 from shared.db import Amount, Query, Reader, utcnow
 
 
@@ -233,33 +234,19 @@ async def receivables_of_policy(session: AsyncSession, policy_id: str) -> list[R
     return list(rows.scalars())
 
 
-async def current_ratios(session: AsyncSession, buyer_ids: Sequence[str]) -> dict[str, Decimal]:
-    """Each buyer's current ratio: the confirmed figure, else the one a policyholder declared."""
+async def indicators_of(
+    session: AsyncSession, buyer_ids: Sequence[str]
+) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+    """Each buyer's confirmed and declared indicators."""
     rows = await session.execute(
         select(Buyer.id, Buyer.indicators, Buyer.declared_indicators).where(Buyer.id.in_(buyer_ids))
     )
-    out: dict[str, Decimal] = {}
-    for ident, confirmed, declared in rows.all():
-        value = (confirmed or {}).get("current_ratio") or (declared or {}).get("current_ratio")
-        if value is not None:
-            out[ident] = Decimal(str(value))
-    return out
-
-
-class BuyerTurnover(NamedTuple):
-    """The turnover declared on one buyer in a period, and what decides whether it bears premium."""
-
-    amount: Decimal
-    invoices: int
-    legal_form: str
-    country: str
-    sanctioned: bool
-    related_to_policyholder: bool
+    return {ident: (confirmed, declared) for ident, confirmed, declared in rows.all()}
 
 
 async def turnover(
     session: AsyncSession, pol: Policy, period_from: dt.date, period_to: dt.date
-) -> list[BuyerTurnover]:
+) -> list[TurnoverLine]:
     """Per buyer, the turnover declared under the policy and shipped in the period, with what
     decides whether it bears premium: legal form, country, sanctions, and whether the
     policyholder declared the buyer its affiliate (on a limit request under any of its
@@ -293,7 +280,7 @@ async def turnover(
         .order_by(Buyer.id)
     )
     return [
-        BuyerTurnover(amount, invoices, legal_form, country, bool(is_sanctioned), bool(is_related))
+        TurnoverLine(amount, invoices, legal_form, country, bool(is_sanctioned), bool(is_related))
         for amount, invoices, legal_form, country, is_sanctioned, is_related in rows.all()
     ]
 
@@ -441,7 +428,10 @@ def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: 
     columns of its items. Expects `policies`, `buyers` and `credit_limits` in the FROM."""
     today = bindparam("today", type_=Date)
 
-    def in_force(value: Any) -> Any:
+    # Each piece is named after the rule it states (`rules.<name>`); the parity test
+    # (tests/underwriting/test_coverage_parity.py) runs the edge cases through both.
+
+    def limit_in_force(value: Any) -> Any:  # rules.amount_in_force (half-open entries)
         return (
             select(value)
             .where(
@@ -471,17 +461,17 @@ def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: 
         .limit(1)
         .scalar_subquery()
     )
-    grade = case(
+    grade_on_shipment = case(  # rules.grade_on
         (ship >= today, Buyer.grade),
         else_=func.coalesce(graded_then, graded_first, Buyer.grade),
     )
-    paid_by_today = case(
+    paid_by_today = case(  # rules.unpaid_today
         (or_(Receivable.paid_on.is_(None), Receivable.paid_on <= today), Receivable.paid_amount),
         else_=literal(Decimal(0), Amount()),
     )
-    unpaid = type_coerce(Receivable.amount, Amount()) - type_coerce(paid_by_today, Amount())
-    exposure = (
-        select(type_coerce(func.coalesce(func.sum(unpaid), 0), Amount()))
+    unpaid_today = type_coerce(Receivable.amount, Amount()) - type_coerce(paid_by_today, Amount())
+    exposure = (  # rules.exposure: the receivable itself excluded
+        select(type_coerce(func.coalesce(func.sum(unpaid_today), 0), Amount()))
         .where(
             Receivable.policy_id == policy_id,
             Receivable.buyer_id == buyer_id,
@@ -496,13 +486,13 @@ def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: 
     # A buyer the policyholder declared an affiliate (on a limit request under any of its
     # policies) is not insurable under that policyholder's policies.
     declaring_policy = aliased(Policy)
-    related = exists().where(
+    affiliate = exists().where(
         LimitRequest.buyer_id == buyer_id,
         LimitRequest.related_to_policyholder.is_(True),
         LimitRequest.policy_id == declaring_policy.id,
         declaring_policy.policyholder_id == Policy.policyholder_id,
     )
-    stopped = exists().where(
+    stopped_on = exists().where(  # rules.stopped_on
         StopShipment.policy_id == policy_id,
         StopShipment.buyer_id == buyer_id,
         StopShipment.notified_on < ship,
@@ -515,15 +505,15 @@ def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: 
     return [
         *_POLICY_COLUMNS,
         *(c.label(f"buyer_{c.key}") for c in _BUYER_COLUMNS),
-        grade.label("buyer_grade"),
+        grade_on_shipment.label("buyer_grade"),
         assigned.label("bank_assigned"),
         sanctioned.label("sanctioned"),
-        stopped.label("stopped"),
-        related.label("related"),
+        stopped_on.label("stopped"),
+        affiliate.label("related"),
         CreditLimit.id.label("limit_id"),
-        in_force(LimitAmount.payment_terms_days).label("limit_terms_days"),
+        limit_in_force(LimitAmount.payment_terms_days).label("limit_terms_days"),
         CreditLimit.decided_on.label("decided_on"),
-        type_coerce(in_force(LimitAmount.amount), Amount()).label("limit_amount"),
+        type_coerce(limit_in_force(LimitAmount.amount), Amount()).label("limit_amount"),
         exposure.label("exposure"),
     ]
 
@@ -724,8 +714,13 @@ async def bank_ids_of(session: AsyncSession, policy_ids: Sequence[str]) -> dict[
     return found
 
 
-async def limit_request(session: AsyncSession, request_id: str) -> LimitRequest | None:
-    return await session.get(LimitRequest, request_id)
+async def limit_request(
+    session: AsyncSession, request_id: str, *, for_update: bool = False
+) -> LimitRequest | None:
+    if not for_update:
+        return await session.get(LimitRequest, request_id)
+    statement = select(LimitRequest).where(LimitRequest.id == request_id).with_for_update()
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
 def limit_requests_listed(*, status: str | None) -> Any:
@@ -740,3 +735,24 @@ async def policy_currencies(session: AsyncSession, policy_ids: Sequence[str]) ->
         select(Policy.id, Policy.currency).where(Policy.id.in_(set(policy_ids)))
     )
     return {policy_id: currency for policy_id, currency in rows.all()}
+
+
+def limits_with_history(policy_id: str) -> Any:
+    """The limits of a policy that have an amount (one per buyer)."""
+    return select(CreditLimit).where(
+        CreditLimit.policy_id == policy_id,
+        exists().where(LimitAmount.limit_id == CreditLimit.id),
+    )
+
+
+def sanctions_listed() -> Any:
+    return select(Sanction)
+
+
+async def sanction(session: AsyncSession, sanction_id: str) -> Sanction | None:
+    return await session.get(Sanction, sanction_id)
+
+
+async def delete(session: AsyncSession, row: Any) -> None:
+    await session.delete(row)
+    await session.flush()

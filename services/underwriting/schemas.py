@@ -9,12 +9,16 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from shared.contracts import (
+    DEFAULT_LADDER,
+    BuyerSignal,
     Count,
     CountryCode,
+    CoverageCheck,
     CurrencyCode,
     Date,
     ExactDecimal,
     Ident,
+    LadderName,
     LongText,
     MoneyModel,
     Percent,
@@ -27,15 +31,6 @@ Days = Annotated[int, Field(ge=0, le=3650)]
 PolicyPercent = Annotated[Percent, at_most_decimals(6)]  # a policy's Exact(12, 6) columns
 CoverType = Literal["whole_turnover", "named_buyers"]
 LegalForm = Literal["company", "public_entity", "individual"]
-SignalKind = Literal[
-    "insolvency_filing",
-    "court_judgment",
-    "payment_delay",
-    "management_change",
-    "registry_change",
-    "overdue_notified",
-    "arrears_cleared",
-]
 
 
 class PolicyCreate(Schema):
@@ -62,7 +57,7 @@ class PolicyCreate(Schema):
     protracted_default_wait_days: Days = 180
     reduction_notice_days: Days = 30
     claims_calendar_country: CountryCode = "CN"
-    collection_ladder: Literal["reminder_15_30_45", "legal_30_60_90"] = "reminder_15_30_45"
+    collection_ladder: LadderName = DEFAULT_LADDER
 
     @model_validator(mode="after")
     def _dates(self) -> PolicyCreate:
@@ -162,11 +157,8 @@ class IndicatorsUpdate(Schema):
     indicators: IndicatorsIn
 
 
-class SignalCreate(Schema):
-    kind: SignalKind
-    observed_on: Date
-    details: LongText = ""
-    policy_id: Ident | None = None
+class SignalCreate(BuyerSignal):
+    """A signal about a buyer (the model claims sends, `shared.contracts.BuyerSignal`)."""
 
 
 class LimitChangeRead(Schema):
@@ -306,13 +298,8 @@ class PremiumRead(Schema):
     invoices_excluded: int
 
 
-class CoverageCheckCreate(Schema):
-    policy_id: Ident
-    buyer_id: Ident
-    invoice_amount: MoneyModel
-    shipment_date: Date
-    due_date: Date
-    invoice_number: Annotated[str, Field(max_length=100)] | None = None
+class CoverageCheckCreate(CoverageCheck):
+    """One invoice to check (the model claims sends, `shared.contracts.CoverageCheck`)."""
 
 
 class ConditionRead(Schema):

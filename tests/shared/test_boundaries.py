@@ -33,7 +33,8 @@ def test_no_service_imports_another() -> None:
 
 
 def test_rules_and_pure_shared_modules_import_no_framework() -> None:
-    pure = [*ROOT.glob("services/*/rules.py"), ROOT / "shared/money.py",
+    pure = [*ROOT.glob("services/*/rules.py"), *ROOT.glob("services/*/rules/*.py"),
+            ROOT / "shared/money.py",
             ROOT / "shared/calendar.py", ROOT / "shared/countries.py"]  # fmt: skip
     assert len(pure) >= 5
     for path in pure:
@@ -41,3 +42,29 @@ def test_rules_and_pure_shared_modules_import_no_framework() -> None:
             assert name.split(".")[0] in PURE_ALLOWED, f"{path} imports {name}"
             if name.startswith("shared."):
                 assert name in {"shared.money", "shared.calendar", "shared.countries"}, name
+
+
+def _persistence_imports(path: Path, service: str) -> set[str]:
+    """What a routes module imports of persistence or rules: SQLAlchemy, or its service's
+    `models`, `repository` or `rules` (`import x`, `from x import y` and `from pkg import x`)."""
+    forbidden = {f"services.{service}.{name}" for name in ("models", "repository", "rules")}
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        for module in modules:
+            if module.split(".")[0] == "sqlalchemy" or module in forbidden:
+                found.add(module)
+    return found
+
+
+def test_routes_parse_authorise_call_one_use_case_and_import_no_persistence() -> None:
+    routes = sorted([*ROOT.glob("services/*/api.py"), *ROOT.glob("services/*/calendar_api.py")])
+    assert len(routes) >= 4
+    reaching = {str(path.relative_to(ROOT)): sorted(found) for path in routes
+                if (found := _persistence_imports(path, path.parent.name))}  # fmt: skip
+    assert reaching == {}

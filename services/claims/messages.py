@@ -1,0 +1,65 @@
+"""What claims tells the other services, as the models of `shared.contracts` their receivers read:
+signals about a buyer to underwriting, the coverage checks of a claim's invoices, and the
+subrogation case a paid claim opens in collections. Pure: rows in, messages out."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from services.claims import rules
+from services.claims.models import Claim, ClaimInvoice
+from services.claims.schemas import AssessmentRead
+from shared.contracts import (
+    BuyerSignal,
+    CaseInvoice,
+    CaseOpening,
+    CoverageCheck,
+    LadderName,
+)
+from shared.usecase import money_read
+
+SIGNALS_PATH = "/v1/buyers/{buyer_id}/signals"
+COVERAGE_BATCH_PATH = "/v1/coverage-checks/batch"
+CASES_PATH = "/v1/cases"
+
+
+def signal(
+    kind: str, observed_on: dt.date, details: str, policy_id: str | None = None
+) -> BuyerSignal:
+    """A signal about a buyer, for underwriting (of the kinds `shared.contracts.SignalKind`)."""
+    return BuyerSignal.model_validate(
+        {"kind": kind, "observed_on": observed_on, "details": details, "policy_id": policy_id}
+    )
+
+
+def coverage_checks(claim: Claim, invoices: Sequence[ClaimInvoice]) -> list[CoverageCheck]:
+    """Each invoice of a claim, to be checked for cover on its shipment date."""
+    return [CoverageCheck(policy_id=claim.policy_id, buyer_id=claim.buyer_id,
+                          invoice_amount=money_read(i.amount, claim.currency),
+                          shipment_date=i.shipment_date, due_date=i.due_date,
+                          invoice_number=i.number) for i in invoices]  # fmt: skip
+
+
+def subrogation_case(
+    claim: Claim, assessment: AssessmentRead, invoices: Sequence[ClaimInvoice],
+    debtor_country: str,
+) -> CaseOpening | None:  # fmt: skip
+    """The case a paid claim opens: the insurer recovers, from the buyer, the invoices still unpaid
+    after the reductions, with the indemnity it paid (collections shares recoveries by it); none
+    when nothing is left unpaid."""
+    assert claim.indemnity is not None
+    owed = rules.subrogated_invoices(
+        {line.number: line.unpaid.amount for line in assessment.invoices},
+        {i.number: i.due_date for i in invoices},
+    )
+    if not owed:
+        return None
+    ladder: LadderName = claim.terms["collection_ladder"]
+    return CaseOpening(
+        creditor_id=claim.policyholder_id, buyer_id=claim.buyer_id, debtor_country=debtor_country,
+        ladder=ladder, claim_id=claim.id, currency=claim.currency,
+        indemnity_paid=money_read(claim.indemnity, claim.currency),
+        invoices=[CaseInvoice(number=o.number, amount=money_read(o.unpaid, claim.currency),
+                              due_date=o.due_date) for o in owed],
+    )  # fmt: skip

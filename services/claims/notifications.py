@@ -1,0 +1,103 @@
+"""Overdue notifications: each invoice in time or late, extension requests and repayment plans; an
+overdue stops shipments in underwriting (told through the outbox), paid arrears end the stop."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from services.claims import messages, rules, views
+from services.claims import repository as repo
+from services.claims.models import NotifiedInvoice, OverdueNotification
+from services.claims.schemas import NotificationCreate, NotificationRead
+from services.claims.service import (
+    ZERO,
+    Context,
+    invoice_amounts,
+    own_policy,
+    signal_underwriting,
+)
+from shared.contracts import PolicyTerms
+from shared.db import new_id, utcnow
+from shared.peers import fetch_buyer
+from shared.problems import invalid, not_found, unprocessable
+from shared.usecase import positive_amount_in
+
+
+def _check_notification(ctx: Context, report: NotificationCreate, policy: PolicyTerms) -> None:
+    """A plan is in the policy's currency, agreed from today on, and no more than the debt; an
+    overdue is past due; an extension is within what the policyholder may grant alone."""
+    owed = invoice_amounts(report.invoices, policy.currency)
+    planned = ZERO
+    for index, step in enumerate(report.instalments or []):
+        loc: list[str | int] = ["body", "instalments", index]
+        planned += positive_amount_in(step.amount, policy.currency, [*loc, "amount"])
+        if step.due_date < ctx.today:
+            raise invalid(
+                [*loc, "due_date"], "an instalment of a plan agreed now is not in the past"
+            )
+    if planned > owed:
+        raise unprocessable("plan-exceeds-debt",
+                            f"the instalments add up to {planned}, more than the {owed} owed",
+                            loc=["body", "instalments"])  # fmt: skip
+    if report.kind == "overdue":
+        for index, invoice in enumerate(report.invoices):
+            if invoice.due_date >= ctx.today:
+                raise unprocessable("not-overdue", f"invoice {invoice.number} is not past due "
+                                    f"(due {invoice.due_date})",
+                                    loc=["body", "invoices", index, "due_date"])  # fmt: skip
+    if report.kind == "extension_request":
+        assert report.new_due_date is not None
+        invoice, days = report.invoices[0], policy.max_extension_days
+        if not rules.extension_allowed(invoice.due_date, report.new_due_date, days):
+            latest = invoice.due_date + dt.timedelta(days)
+            raise unprocessable(
+                "extension-too-long",
+                f"the policyholder may move a due date by at most {days} days on its own "
+                f"(to {latest})",
+                max_new_due_date=latest.isoformat(),
+            )
+
+
+async def notify_overdue(ctx: Context, report: NotificationCreate) -> NotificationRead:
+    """Record the notification; each invoice is in time or late; an overdue stops shipments on
+    that policy (underwriting hears of it through the outbox)."""
+    policy = await own_policy(ctx, report.policy_id)
+    await fetch_buyer(ctx.peers, report.buyer_id)
+    _check_notification(ctx, report, policy)
+    notification = OverdueNotification(
+        id=new_id("ovn"), created_at=utcnow(), policy_id=policy.id, buyer_id=report.buyer_id,
+        policyholder_id=policy.policyholder_id, currency=policy.currency, kind=report.kind,
+        notified_on=ctx.today, new_due_date=report.new_due_date,
+        instalments=[i.model_dump(mode="json") for i in report.instalments or []] or None,
+        note=report.note, created_by=ctx.caller.subject,
+    )  # fmt: skip
+    ctx.session.add(notification)
+    await ctx.session.flush()
+    days = policy.overdue_notification_days
+    rows = [NotifiedInvoice(
+        id=new_id("nin"), notification_id=notification.id, policy_id=policy.id,
+        buyer_id=report.buyer_id, number=invoice.number, amount=invoice.amount.amount,
+        shipment_date=invoice.shipment_date, due_date=invoice.due_date,
+        notification_deadline=rules.notification_deadline(invoice.due_date, days),
+        late=report.kind != "arrears_cleared"
+        and rules.notified_late(invoice.due_date, ctx.today, days),
+    ) for invoice in report.invoices]  # fmt: skip
+    ctx.session.add_all(rows)
+    kind = rules.notification_signal(report.kind, [i.due_date for i in report.invoices], ctx.today)
+    if kind is not None:
+        details = f"overdue notification {notification.id} ({report.kind})"
+        await signal_underwriting(ctx, notification.id, report.buyer_id,
+                      messages.signal(kind, ctx.today, details, policy.id),
+                      f"claims:overdue:{notification.id}")  # fmt: skip
+    await ctx.session.flush()
+    return views.notification_read(notification, rows)
+
+
+async def get_notification(ctx: Context, notification_id: str) -> NotificationRead:
+    notification = await repo.by_id(ctx.session, OverdueNotification, notification_id)
+    if notification is None or (
+        ctx.caller.role == "policyholder" and notification.policyholder_id != ctx.caller.party_id
+    ):
+        raise not_found("overdue notification", notification_id)
+    rows = await repo.notified_invoices(ctx.session, notification.id)
+    return views.notification_read(notification, rows)

@@ -1,0 +1,98 @@
+"""Collections read models: cases, activities, payments and ladders as the API shows them (pure:
+rows in, `*Read` models out)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+
+from services.collections import rules
+from services.collections.models import Activity, Case, CaseInvoice, Payment
+from services.collections.schemas import (
+    ActivityRead,
+    AllocationRead,
+    CaseInvoiceRead,
+    CaseRead,
+    CreditRead,
+    Ladder,
+    LadderList,
+    PaymentRead,
+    Rung,
+)
+from shared.usecase import money_read
+
+ZERO = Decimal(0)
+# How many decimals a case shows of the insurer's share (a display: splits use the exact share).
+SHARE_PCT_SHOWN_PLACES = 4
+
+
+def share_of(case: Case) -> rules.InsurerShare | None:
+    """The insurer's share a case keeps (none before a claim)."""
+    return rules.InsurerShare.stored(case.insurer_share_numerator, case.insurer_share_denominator)
+
+
+def open_invoices(invoices: Sequence[CaseInvoice]) -> list[rules.OpenInvoice]:
+    return [rules.OpenInvoice(i.number, i.due_date, i.amount - i.paid) for i in invoices]
+
+
+def case_read(
+    case: Case, invoices: Sequence[CaseInvoice], activities: Sequence[Activity],
+    payments: Sequence[Payment], today: dt.date,
+) -> CaseRead:  # fmt: skip
+    c = case.currency
+    share = share_of(case)
+    unpaid = open_invoices(invoices)
+    return CaseRead(
+        id=case.id, created_at=case.created_at, creditor_id=case.creditor_id,
+        buyer_id=case.buyer_id, debtor_country=case.debtor_country, currency=c,
+        ladder=case.ladder, stage=case.stage, status=case.status, claim_id=case.claim_id,
+        insurer_share_pct=None if share is None else share.pct(SHARE_PCT_SHOWN_PLACES),
+        fee_pct=case.fee_pct,
+        opened_on=case.opened_on, closed_on=case.closed_on,
+        days_past_due=rules.days_past_due(rules.oldest_unpaid_due(unpaid), today),
+        outstanding=money_read(rules.outstanding(unpaid), c),
+        recovered=money_read(sum((p.amount for p in payments), ZERO), c),
+        invoices=[CaseInvoiceRead(number=i.number, amount=money_read(i.amount, c),
+                                  due_date=i.due_date, paid=money_read(i.paid, c),
+                                  outstanding=money_read(i.amount - i.paid, c)) for i in invoices],
+        activities=[activity_read(a, case) for a in activities],
+        payments=[payment_read(p, case) for p in payments],
+    )  # fmt: skip
+
+
+def activity_read(a: Activity, case: Case) -> ActivityRead:
+    return ActivityRead(
+        id=a.id, created_at=a.created_at, case_id=a.case_id, kind=a.kind,
+        occurred_on=a.occurred_on, note=a.note,
+        promised_amount=None if a.promised_amount is None else money_read(a.promised_amount,
+                                                                          case.currency),
+        promised_on=a.promised_on, recorded_by=a.recorded_by, case_status=case.status,
+    )  # fmt: skip
+
+
+def payment_read(p: Payment, case: Case, outstanding_after: Decimal | None = None) -> PaymentRead:
+    """A payment as recorded; what the case still owes after it is the last credit's (or, just
+    recorded, the amount given)."""
+    c = case.currency
+    if outstanding_after is None:
+        outstanding_after = Decimal(p.credited[-1]["outstanding_after"]) if p.credited else ZERO
+    return PaymentRead(
+        id=p.id, created_at=p.created_at, case_id=p.case_id, amount=money_read(p.amount, c),
+        received_on=p.received_on,
+        allocation=AllocationRead(fee=money_read(p.fee, c), insurer=money_read(p.insurer, c),
+                                  policyholder=money_read(p.policyholder, c)),
+        credited=[CreditRead(invoice_number=x["invoice_number"],
+                             amount=money_read(Decimal(x["amount"]), c)) for x in p.credited],
+        outstanding_after=money_read(outstanding_after, c),
+        case_status=case.status,
+    )  # fmt: skip
+
+
+def ladder_list(ladders: Mapping[str, Sequence[rules.Rung]]) -> LadderList:
+    """The ladders, quickest to escalate first (by their first rung's day, then name)."""
+    ordered = sorted(ladders.items(), key=lambda item: (item[1][0].days_past_due, item[0]))
+    return LadderList(items=[
+        Ladder(name=name, rungs=[Rung(days_past_due=r.days_past_due, stage=r.stage) for r in rungs])
+        for name, rungs in ordered
+    ])  # fmt: skip

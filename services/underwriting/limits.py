@@ -1,0 +1,463 @@
+"""Underwriting use cases on credit limits: requests and the decision table, an underwriter's
+decision, recorded limits and changes, and what signals and country risk do to limits. They read
+through the repository, decide with the rules, and leave the single commit to the request's
+command."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from services.underwriting import repository as repo
+from services.underwriting import rules, views
+from services.underwriting.models import (
+    Buyer,
+    BuyerSignal,
+    CountryRisk,
+    CreditLimit,
+    LimitAmount,
+    LimitRequest,
+    Policy,
+    StopShipment,
+)
+from services.underwriting.schemas import (
+    CountryRiskRead,
+    DecisionCreate,
+    ExternalLimitCreate,
+    LimitChangeCreate,
+    LimitChangeRead,
+    LimitList,
+    LimitRead,
+    LimitRequestCreate,
+    LimitRequestList,
+    LimitRequestRead,
+    SignalCreate,
+    SignalRead,
+)
+from services.underwriting.service import (
+    Context,
+    buyer_indicators,
+    country_level,
+    owned_policy,
+    regrade,
+    visible_policy,
+)
+from shared.contracts import money_json
+from shared.db import new_id, utcnow
+from shared.money import Money
+from shared.pagination import PageRequest, fetch_page
+from shared.problems import Problem, conflict, invalid, not_found, unprocessable
+from shared.usecase import amount_in, non_negative_amount_in, positive_amount_in
+
+# ---------------------------------------------------------------- limits
+
+
+async def _history_of(ctx: Context, limit_id: str) -> list[LimitAmount]:
+    return (await repo.history(ctx.session, [limit_id])).get(limit_id, [])
+
+
+def _refuse_above_cap(policy: Policy, amount: Money) -> None:
+    """A person may not grant, record or change a limit above the single-buyer cap."""
+    if rules.exceeds_single_buyer_cap(amount.amount, policy.single_buyer_cap):
+        cap = Money(policy.single_buyer_cap or Decimal(0), policy.currency)
+        raise unprocessable(
+            "single-buyer-cap-exceeded",
+            f"{amount} is above the policy's single-buyer cap of {cap}",
+            single_buyer_cap=money_json(cap),
+        )
+
+
+async def apply_limit_change(
+    ctx: Context,
+    limit: CreditLimit,
+    *,
+    new_amount: Money,
+    effective_from: dt.date,
+    reason: str,
+    source: str,
+    payment_terms_days: int | None = None,
+) -> LimitChangeRead:
+    """Record a new amount in force from `effective_from` on: the entry running on that date ends
+    there, and entries that had not started by then are superseded (kept for audit). The amount
+    carries the payment terms given, else those of the amount it replaces."""
+    history = await _history_of(ctx, limit.id)
+    entries = views.history_entries(history)
+    old = rules.amount_in_force(entries, effective_from)
+    terms = payment_terms_days if payment_terms_days is not None else rules.terms_on(
+        entries, effective_from)  # fmt: skip
+    now = utcnow()
+    for entry in history:
+        superseded, entry.effective_to = rules.entry_after_change(
+            entry.effective_from, entry.effective_to, effective_from)  # fmt: skip
+        if superseded:
+            entry.superseded_at = now
+    ctx.session.add(
+        LimitAmount(
+            id=new_id("lam"), limit_id=limit.id, amount=new_amount.amount,
+            payment_terms_days=terms, effective_from=effective_from, effective_to=None,
+            reason=reason, source=source, decided_by=ctx.caller.subject, created_at=now,
+        )
+    )  # fmt: skip
+    await ctx.session.flush()
+    return views.limit_change_read(limit, old, new_amount, effective_from, reason)
+
+
+async def _limit_for(ctx: Context, policy_id: str, buyer_id: str) -> CreditLimit:
+    """The limit of a (policy, buyer), created on the first decision, locked until the commit:
+    concurrent first decisions on one pair create it once and then take their turns."""
+    await repo.add_credit_limit_if_absent(
+        ctx.session, limit_id=new_id("lim"), policy_id=policy_id, buyer_id=buyer_id,
+        decided_on=ctx.today,
+    )  # fmt: skip
+    limit = await repo.credit_limit(ctx.session, policy_id, buyer_id, for_update=True)
+    assert limit is not None
+    return limit
+
+
+async def _grant(
+    ctx: Context, request: LimitRequest, amount: Money, reason: str
+) -> LimitChangeRead | None:
+    """Put a decided amount, on the request's payment terms, in force: from today, or from
+    tomorrow when it takes cover away (a lower amount or shorter terms)."""
+    limit = await _limit_for(ctx, request.policy_id, request.buyer_id)
+    if not amount.is_positive():
+        return None
+    request.limit_id = limit.id
+    entries = views.history_entries(await _history_of(ctx, limit.id))
+    effective = rules.grant_effective_from(
+        current=rules.amount_in_force(entries, ctx.today),
+        current_terms=rules.terms_on(entries, ctx.today), amount=amount.amount,
+        terms=request.payment_terms_days, today=ctx.today,
+    )  # fmt: skip
+    if effective is None:
+        return None
+    return await apply_limit_change(
+        ctx, limit, new_amount=amount, effective_from=effective, reason=reason, source="request",
+        payment_terms_days=request.payment_terms_days,
+    )  # fmt: skip
+
+
+async def get_limit_request(ctx: Context, request_id: str) -> LimitRequestRead:
+    """A limit request for staff or the policyholder of its policy; another party's is a 404
+    naming only the id asked for, as for one that does not exist."""
+    found = await repo.limit_request(ctx.session, request_id)
+    if found is None:
+        raise not_found("limit request", request_id)
+    policy = await _policy_seen_through(ctx, found.policy_id, "limit request", request_id)
+    return views.request_read(found, policy.currency)
+
+
+async def list_limit_requests(
+    ctx: Context, status: str | None, page: PageRequest
+) -> LimitRequestList:
+    """The underwriters' review queue, oldest first."""
+    rows, cursor = await fetch_page(ctx.session, repo.limit_requests_listed(status=status), page,
+                                    created_at=LimitRequest.created_at,
+                                    ident=LimitRequest.id)  # fmt: skip
+    currencies = await repo.policy_currencies(ctx.session, [r.policy_id for r in rows])
+    items = [views.request_read(r, currencies[r.policy_id]) for r in rows]
+    return LimitRequestList(items=items, next_cursor=cursor)
+
+
+async def get_limit(ctx: Context, limit_id: str) -> LimitRead:
+    """A limit for staff, the policyholder of its policy or a bank assigned to it; anything else
+    is a 404 naming only the id asked for."""
+    limit = await repo.credit_limit_by_id(ctx.session, limit_id)
+    if limit is None:
+        raise not_found("limit", limit_id)
+    policy = await _policy_seen_through(ctx, limit.policy_id, "limit", limit_id)
+    return await limit_read(ctx, limit, policy.currency)
+
+
+async def _policy_seen_through(ctx: Context, policy_id: str, what: str, ident: str) -> Policy:
+    """The policy of an object the caller asked for by the object's id: when the caller may not
+    see the policy, the object does not exist for it (the 404 names the object, not the policy)."""
+    try:
+        policy, _ = await visible_policy(ctx, policy_id)
+    except Problem as problem:
+        if problem.status == 404:
+            raise not_found(what, ident) from None
+        raise
+    return policy
+
+
+async def request_limit(ctx: Context, policy_id: str, data: LimitRequestCreate) -> LimitRequestRead:
+    """A policyholder asks for a limit on a buyer; the decision table answers at once."""
+    policy = await owned_policy(ctx, policy_id)
+    buyer = await repo.buyer(ctx.session, data.buyer_id)
+    if buyer is None:
+        raise not_found("buyer", data.buyer_id)
+    c = policy.currency
+    amount = Money(positive_amount_in(data.amount, c, ["body", "amount", "amount"]), c)
+    equity = buyer.indicators.get("equity") or {}
+    facts = rules.RequestFacts(
+        amount=amount, payment_terms_days=data.payment_terms_days,
+        max_credit_period_days=policy.max_credit_period_days, legal_form=buyer.legal_form,
+        related_to_policyholder=data.related_to_policyholder, grade=buyer.grade,
+        sanctioned=await repo.sanctioned(ctx.session, buyer.id, buyer.country),
+        country_risk_level=await country_level(ctx, buyer.country),
+        country_covered=rules.country_covered(buyer.country, policy.covered_countries),
+        policy_open=rules.policy_open(ctx.today, policy.end_date),
+        single_buyer_cap=None if policy.single_buyer_cap is None
+        else Money(policy.single_buyer_cap, c),
+        equity=rules.equity_that_counts(buyer_indicators(buyer.indicators).equity,
+                                        equity.get("currency"), c),
+    )  # fmt: skip
+    decision = rules.decide_limit_request(facts, ctx.settings.decision_table())
+    now = utcnow()
+    decided = decision.status != rules.REFERRED
+    request = LimitRequest(
+        id=new_id("lrq"), policy_id=policy.id, buyer_id=buyer.id, requested_amount=amount.amount,
+        decided_amount=None if decision.decided_amount is None else decision.decided_amount.amount,
+        payment_terms_days=data.payment_terms_days,
+        related_to_policyholder=data.related_to_policyholder, status=decision.status,
+        reasons=[{"code": r.code, "message": r.message} for r in decision.reasons],
+        grade=buyer.grade, requested_by=ctx.caller.subject,
+        decided_by="engine" if decided else None, decided_at=now if decided else None,
+        created_at=now,
+    )  # fmt: skip
+    ctx.session.add(request)
+    await ctx.session.flush()
+    if decision.decided_amount is not None:
+        await _grant(ctx, request, decision.decided_amount,
+                     f"limit request {request.id}: {decision.status}")  # fmt: skip
+    await ctx.session.flush()
+    return views.request_read(request, policy.currency)
+
+
+async def decide_request(ctx: Context, request_id: str, data: DecisionCreate) -> LimitRequestRead:
+    """An underwriter's final decision on a referred request; deciding twice is a conflict."""
+    request = await repo.limit_request(ctx.session, request_id, for_update=True)
+    if request is None:
+        raise not_found("limit request", request_id)
+    policy = await repo.policy(ctx.session, request.policy_id)
+    assert policy is not None
+    if request.status != rules.REFERRED:
+        raise conflict(
+            "already-decided",
+            f"limit request {request_id} was already decided: {request.status}",
+            decided_status=request.status,
+        )
+    c = policy.currency
+    given = None
+    if data.decision != "refuse" and data.amount is not None:
+        given = amount_in(data.amount, c, ["body", "amount", "amount"])
+    try:
+        answer = rules.underwriter_decision(
+            data.decision, requested=request.requested_amount, amount=given
+        )
+    except rules.DecisionRefused as refused:
+        raise invalid(["body", *refused.loc], refused.message) from None
+    decided = Money(answer.decided, c)
+    if answer.status != rules.REFUSED:
+        _refuse_above_cap(policy, decided)
+    request.status, request.decided_amount = answer.status, decided.amount
+    request.decided_by, request.decided_at = ctx.caller.subject, utcnow()
+    request.decision_reason = data.reason
+    request.reasons = [*request.reasons, {"code": answer.code, "message": data.reason}]
+    await _grant(ctx, request, decided, f"underwriter decision on {request.id}: {data.reason}")
+    await ctx.session.flush()
+    return views.request_read(request, policy.currency)
+
+
+async def record_external_limit(
+    ctx: Context, policy_id: str, data: ExternalLimitCreate
+) -> LimitRead:
+    """A limit granted outside the engine (a migrated book), possibly from a past date."""
+    policy = await repo.policy(ctx.session, policy_id)
+    if policy is None:
+        raise not_found("policy", policy_id)
+    if await repo.buyer(ctx.session, data.buyer_id) is None:
+        raise not_found("buyer", data.buyer_id)
+    c = policy.currency
+    amount = Money(positive_amount_in(data.amount, c, ["body", "amount", "amount"]), c)
+    if data.payment_terms_days and data.payment_terms_days > policy.max_credit_period_days:
+        raise invalid(["body", "payment_terms_days"],
+                      "must not exceed the policy's maximum credit period")  # fmt: skip
+    _refuse_above_cap(policy, amount)
+    limit = await _limit_for(ctx, policy_id, data.buyer_id)
+    limit.decided_on = min(limit.decided_on, data.effective_from)
+    await apply_limit_change(ctx, limit, new_amount=amount, effective_from=data.effective_from,
+                             reason=data.reason, source="external",
+                             payment_terms_days=data.payment_terms_days)  # fmt: skip
+    return await limit_read(ctx, limit, policy.currency)
+
+
+async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> LimitChangeRead:
+    """An underwriter changes a limit: an increase may apply today; a reduction or withdrawal
+    only to shipments from tomorrow on (by default after the notice period)."""
+    limit = await repo.credit_limit_by_id(ctx.session, limit_id, for_update=True)
+    if limit is None:
+        raise not_found("limit", limit_id)
+    policy = await repo.policy(ctx.session, limit.policy_id)
+    assert policy is not None
+    c = policy.currency
+    new_amount = Money(
+        non_negative_amount_in(data.new_amount, c, ["body", "new_amount", "amount"]), c
+    )
+    _refuse_above_cap(policy, new_amount)
+    current = rules.amount_in_force(views.history_entries(await _history_of(ctx, limit.id)),
+                                    ctx.today)  # fmt: skip
+    effective, allowed = rules.change_effective_from(
+        current=current, new_amount=new_amount.amount, requested=data.effective_from,
+        today=ctx.today, notice_days=policy.reduction_notice_days,
+    )  # fmt: skip
+    if not allowed and rules.is_reduction(current, new_amount.amount):
+        raise unprocessable(
+            "retroactive-reduction",
+            "a reduction or withdrawal applies only to shipments from tomorrow on",
+            earliest_effective_from=rules.earliest_reduction_date(ctx.today).isoformat(),
+        )
+    if not allowed:
+        raise invalid(["body", "effective_from"], "must not be in the past")
+    return await apply_limit_change(ctx, limit, new_amount=new_amount, effective_from=effective,
+                                    reason=data.reason, source="change")  # fmt: skip
+
+
+async def limit_read(ctx: Context, limit: CreditLimit, currency: str) -> LimitRead:
+    history = (await repo.history(ctx.session, [limit.id])).get(limit.id, [])
+    return views.limit_read(limit, history, currency, ctx.today)
+
+
+async def list_limits(ctx: Context, policy_id: str, page: PageRequest) -> LimitList:
+    """One limit per buyer of a policy the caller may see, with its history of amounts."""
+    policy, _ = await visible_policy(ctx, policy_id)
+    limits, cursor = await limits_page(ctx, policy_id, page)
+    histories = await repo.history(ctx.session, [lim.id for lim in limits])
+    items = [views.limit_read(lim, histories.get(lim.id, []), policy.currency, ctx.today)
+             for lim in limits]  # fmt: skip
+    return LimitList(items=items, next_cursor=cursor)
+
+
+async def limits_page(
+    ctx: Context, policy_id: str, page: PageRequest
+) -> tuple[list[CreditLimit], str | None]:
+    rows, cursor = await fetch_page(ctx.session, repo.limits_with_history(policy_id), page,
+                                    created_at=CreditLimit.created_at, ident=CreditLimit.id)  # fmt: skip
+    return list(rows), cursor
+
+
+# ---------------------------------------------------------------- signals
+
+
+async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> SignalRead:
+    """A signal on a buyer: recorded, the grade recomputed, and the limits and shipments changed
+    as `rules.signal_effect` says."""
+    if data.observed_on > ctx.today:  # domain.md: a signal cannot be observed after today
+        raise invalid(["body", "observed_on"], f"must not be after today ({ctx.today})")
+    buyer = await repo.buyer(ctx.session, buyer_id, for_update=True)
+    if buyer is None:
+        raise not_found("buyer", buyer_id)
+    policy: Policy | None = None
+    if data.kind in rules.POLICY_SIGNALS and data.policy_id is None:
+        raise invalid(["body", "policy_id"], f"a {data.kind} signal needs a policy_id")
+    if data.policy_id is not None:
+        policy = await repo.policy(ctx.session, data.policy_id)
+        if policy is None:
+            raise not_found("policy", data.policy_id)
+    grade_before = buyer.grade
+    indicators = rules.indicators_after_signal(data.kind, buyer.indicators)
+    if indicators != buyer.indicators:
+        buyer.indicators = indicators
+    buyer.insolvent_since = rules.insolvent_since_after_signal(
+        data.kind, data.observed_on, buyer.insolvent_since)  # fmt: skip
+    signal = BuyerSignal(
+        id=new_id("sig"), buyer_id=buyer.id, policy_id=data.policy_id, kind=data.kind,
+        observed_on=data.observed_on, details=data.details,
+        points=rules.signal_points(data.kind), grade_before=grade_before,
+        grade_after=grade_before, created_by=ctx.caller.subject, created_at=utcnow(),
+    )  # fmt: skip
+    ctx.session.add(signal)
+    await ctx.session.flush()
+    grade = await regrade(ctx, buyer, cause="signal", graded_on=data.observed_on)
+    signal.grade_after = grade.grade
+    effect = rules.signal_effect(data.kind, grade_before=grade_before, grade_after=grade.grade,
+                                 halve_from_grade=ctx.settings.halve_from_grade)  # fmt: skip
+    changes_made: list[LimitChangeRead] = []
+    if effect.limits == rules.LimitAction.WITHDRAW:
+        changes_made = await _withdraw_all(ctx, buyer, data.observed_on)
+    elif effect.limits == rules.LimitAction.HALVE:
+        changes_made = await _halve_all(ctx, buyer, grade.grade)
+    stop = None if policy is None else effect.stop_shipment
+    if stop is not None and policy is not None:
+        await _stop_or_clear(ctx, policy, buyer, stop, data.observed_on)
+    await ctx.session.flush()
+    return SignalRead(
+        id=signal.id, created_at=signal.created_at, buyer_id=buyer.id, kind=data.kind,
+        observed_on=data.observed_on, policy_id=data.policy_id, details=data.details,
+        points=signal.points, grade_before=grade_before, grade=grade.grade,
+        limit_changes=changes_made, stop_shipment=stop,
+    )  # fmt: skip
+
+
+async def _stop_or_clear(
+    ctx: Context, policy: Policy, buyer: Buyer, stop: bool, observed_on: dt.date
+) -> None:
+    """An overdue notified stops shipments to the buyer under the policy (once); arrears cleared
+    end every open stop."""
+    open_stops = await repo.open_stops(ctx.session, policy.id, buyer.id)
+    if stop and not open_stops:
+        ctx.session.add(StopShipment(
+            id=new_id("stp"), policy_id=policy.id, buyer_id=buyer.id, notified_on=observed_on,
+            cleared_on=None, created_at=utcnow()))  # fmt: skip
+    if not stop:
+        for open_stop in open_stops:
+            open_stop.cleared_on = rules.stop_cleared_on(observed_on, open_stop.notified_on)
+
+
+async def _withdraw_all(ctx: Context, buyer: Buyer, observed_on: dt.date) -> list[LimitChangeRead]:
+    effective = rules.insolvency_withdrawal_date(observed_on, ctx.today)
+    changes: list[LimitChangeRead] = []
+    for limit, policy in await repo.limits_on_buyer(ctx.session, buyer.id):
+        current = await _amount_on(ctx, limit, effective)
+        if current is None or current == 0:
+            continue
+        changes.append(await apply_limit_change(
+            ctx, limit, new_amount=Money.zero(policy.currency), effective_from=effective,
+            reason=f"buyer insolvency observed on {observed_on.isoformat()}: limit withdrawn",
+            source="signal"))  # fmt: skip
+    return changes
+
+
+async def _halve_all(ctx: Context, buyer: Buyer, grade: int) -> list[LimitChangeRead]:
+    changes: list[LimitChangeRead] = []
+    for limit, policy in await repo.limits_on_buyer(ctx.session, buyer.id):
+        effective = rules.halving_effective_from(ctx.today, policy.reduction_notice_days)
+        current = await _amount_on(ctx, limit, effective)
+        if current is None or current == 0:
+            continue
+        changes.append(await apply_limit_change(
+            ctx, limit, new_amount=rules.halved(current, policy.currency),
+            effective_from=effective,
+            reason=f"buyer downgraded to grade {grade}: limit halved after the "
+                   f"{policy.reduction_notice_days}-day notice period",
+            source="signal"))  # fmt: skip
+    return changes
+
+
+async def _amount_on(ctx: Context, limit: CreditLimit, day: dt.date) -> Decimal | None:
+    return rules.amount_in_force(views.history_entries(await _history_of(ctx, limit.id)), day)
+
+
+# ---------------------------------------------------------------- country risk
+
+
+async def set_country_risk(ctx: Context, country: str, level: int) -> CountryRiskRead:
+    """A country's risk level changes: every buyer of that country is graded again (an entry of
+    its grade history), and its limits follow the new grade as after any other grade change."""
+    risk = await repo.country_risk(ctx.session, country)
+    if risk is None:
+        ctx.session.add(CountryRisk(country=country, level=level, updated_by=ctx.caller.subject,
+                                    updated_at=utcnow()))  # fmt: skip
+    else:
+        risk.level, risk.updated_by, risk.updated_at = level, ctx.caller.subject, utcnow()
+    await ctx.session.flush()
+    for buyer in await repo.buyers_of_country(ctx.session, country):
+        grade_before = buyer.grade
+        grade = await regrade(ctx, buyer, cause="country_risk")
+        if rules.reaches_halving_grade(
+            grade_before, grade.grade, halve_from_grade=ctx.settings.halve_from_grade
+        ):
+            await _halve_all(ctx, buyer, grade.grade)
+    await ctx.session.flush()
+    return CountryRiskRead(country=country, level=level, listed=True)

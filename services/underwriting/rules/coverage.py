@@ -1,0 +1,215 @@
+"""Discretionary limit, stop-shipment, sanctions and coverage (domain.md, Underwriting): whether a
+receivable is covered and for how much.
+
+The live check reads its books in one SQL statement (`repository._coverage_columns`, whose pieces
+are named after the rules below: `limit_in_force`, `stopped_on`, `exposure`, ...); the Python
+rules here state the same rules for the exposure page and the limit changes, and
+`tests/underwriting/test_coverage_parity.py` runs the edge cases through both."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import NamedTuple
+
+from services.underwriting.rules.credit_limit import within_single_buyer_cap
+from services.underwriting.rules.grade import DEFAULT_GRADING
+from services.underwriting.rules.policy import country_covered, insurable
+from shared.calendar import in_period
+from shared.money import Money
+
+ZERO = Decimal(0)
+
+
+def stopped_on(stops: Iterable[tuple[dt.date, dt.date | None]], shipment_date: dt.date) -> bool:
+    """Stop-shipment: a shipment after an overdue's notification date, before the arrears are
+    cleared, is not covered."""
+    return any(
+        shipment_date > notified and (cleared is None or shipment_date < cleared)
+        for notified, cleared in stops
+    )
+
+
+COVERAGE_REASONS = (
+    "policy_inactive", "country_not_covered", "buyer_not_insurable", "sanctioned", "stop_shipment",
+    "credit_period_exceeded", "no_limit", "limit_withdrawn", "headroom_exhausted",
+    "partially_covered", "discretionary_superseded",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Receivable:
+    invoice_number: str
+    amount: Decimal
+    shipment_date: dt.date
+    paid_amount: Decimal
+    paid_on: dt.date | None
+
+
+def unpaid_today(receivable: Receivable, today: dt.date) -> Decimal:
+    paid = (
+        receivable.paid_amount if receivable.paid_on is None or receivable.paid_on <= today else 0
+    )
+    return max(ZERO, receivable.amount - paid)
+
+
+def exposure(
+    receivables: Iterable[Receivable],
+    *,
+    shipment_date: dt.date,
+    today: dt.date,
+    excluding: str | None = None,
+) -> Decimal:
+    """Declared receivables shipped on or before the shipment date and unpaid today, the
+    receivable being checked excluded."""
+    return sum(
+        (
+            unpaid_today(r, today)
+            for r in receivables
+            if r.shipment_date <= shipment_date and r.invoice_number != excluding
+        ),
+        ZERO,
+    )
+
+
+class CoverageFacts(NamedTuple):
+    """Everything a coverage check needs, read from the books for one receivable. (Tuples, not
+    dataclasses, for the facts and answers: a batch makes 10,000 of each.)"""
+
+    amount: Money
+    shipment_date: dt.date
+    due_date: dt.date
+    policy_start: dt.date
+    policy_end: dt.date
+    covered_countries: Sequence[str] | None
+    max_credit_period_days: int
+    indemnity_pct: Decimal
+    whole_turnover: bool
+    discretionary_limit: Decimal
+    buyer_country: str
+    buyer_legal_form: str
+    buyer_grade: int
+    sanctioned: bool
+    stopped: bool
+    has_limit: bool
+    decided_on: dt.date | None
+    limit_terms_days: int | None
+    limit_amount: Decimal | None
+    exposure: Decimal
+    insolvent_grade: int = DEFAULT_GRADING.insolvent_grade
+    related_to_policyholder: bool = False
+    single_buyer_cap: Decimal | None = None
+
+
+class Condition(NamedTuple):
+    name: str
+    held: bool
+
+
+class CoverageAnswer(NamedTuple):
+    covered: bool
+    fully_covered: bool
+    covered_amount: Money
+    insured_amount: Money
+    indemnity_pct: Decimal
+    limit_in_force: Money | None
+    limit_source: str | None
+    exposure: Money
+    reasons: tuple[str, ...]
+    conditions: tuple[Condition, ...] = ()
+
+
+def assess_coverage(facts: CoverageFacts) -> CoverageAnswer:
+    """Whether a receivable is covered: the policy is active on the shipment date, the buyer's
+    country is covered, the buyer is insurable and not sanctioned, no stop-shipment is in force,
+    the credit period is within the policy's maximum and the limit's terms, and a limit (or the
+    discretionary limit) is in force on the shipment date. The limit's terms are those of the
+    amount in force on the shipment date, the grade that opens the discretionary limit is the
+    one in force on it, and no limit counts for more than the single-buyer cap. Covered amount =
+    min(amount, max(0, limit − exposure)); insured amount = covered × indemnity percentage.
+
+    Every condition is reported with whether it held; each that failed adds its reason code."""
+    currency = facts.amount.currency
+    amount = facts.amount.amount
+    reasons: list[str] = []
+    held = {
+        "policy_active": in_period(facts.shipment_date, facts.policy_start, facts.policy_end),
+        "country_covered": country_covered(facts.buyer_country, facts.covered_countries),
+        "buyer_insurable": insurable(facts.buyer_legal_form, facts.related_to_policyholder),
+        "not_sanctioned": not facts.sanctioned,
+        "no_stop_shipment": not facts.stopped,
+    }
+
+    for name, reason in _BOOK_REASONS:
+        if not held[name]:
+            reasons.append(reason)
+
+    limit_amount: Decimal | None = None
+    source: str | None = None
+    terms = facts.max_credit_period_days
+    if facts.has_limit and facts.limit_amount is not None:
+        limit_amount, source = facts.limit_amount, "credit_limit"
+        if facts.limit_terms_days is not None:
+            terms = min(terms, facts.limit_terms_days)
+    else:
+        superseded = facts.decided_on is not None and facts.shipment_date >= facts.decided_on
+        discretionary_open = (
+            facts.whole_turnover
+            and facts.discretionary_limit > 0
+            and facts.buyer_grade < facts.insolvent_grade
+        )
+        if discretionary_open and not superseded:
+            limit_amount, source = facts.discretionary_limit, "discretionary"
+        elif discretionary_open and superseded:
+            reasons.append("discretionary_superseded")
+    if limit_amount is not None:
+        limit_amount = within_single_buyer_cap(limit_amount, facts.single_buyer_cap)
+    held["credit_period_within_terms"] = (facts.due_date - facts.shipment_date).days <= terms
+    if not held["credit_period_within_terms"]:
+        reasons.append("credit_period_exceeded")
+    held["limit_in_force"] = limit_amount is not None and limit_amount > 0
+    if limit_amount is None:
+        reasons.append("no_limit")
+    elif limit_amount <= 0:
+        reasons.append("limit_withdrawn")
+
+    headroom = max(ZERO, (limit_amount or ZERO) - facts.exposure)
+    covered = ZERO
+    if all(held.values()):
+        covered = min(amount, headroom)
+        held["headroom_available"] = covered > 0
+        if covered <= 0:
+            reasons.append("headroom_exhausted")
+        elif covered < amount:
+            reasons.append("partially_covered")
+    covered_money = Money(covered, currency).rounded()
+    return CoverageAnswer(
+        covered=covered > 0,
+        fully_covered=covered > 0 and covered == amount,
+        covered_amount=covered_money,
+        insured_amount=covered_money.percent(facts.indemnity_pct).rounded(),
+        indemnity_pct=facts.indemnity_pct,
+        limit_in_force=None if limit_amount is None else Money(limit_amount, currency).rounded(),
+        limit_source=source,
+        exposure=Money(facts.exposure, currency).rounded(),
+        reasons=tuple(reasons),
+        conditions=tuple(Condition(name, value) for name, value in held.items()),
+    )
+
+
+# The conditions read straight from the books and the reason each gives when it fails, in the
+# order reasons are reported.
+_BOOK_REASONS = (
+    ("policy_active", "policy_inactive"),
+    ("country_covered", "country_not_covered"),
+    ("buyer_insurable", "buyer_not_insurable"),
+    ("not_sanctioned", "sanctioned"),
+    ("no_stop_shipment", "stop_shipment"),
+)
+
+
+def stop_cleared_on(observed_on: dt.date, notified_on: dt.date) -> dt.date:
+    """Arrears cleared end a stop-shipment on the day observed, never before its notification."""
+    return max(observed_on, notified_on)

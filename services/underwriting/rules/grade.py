@@ -1,0 +1,223 @@
+"""Grade (domain.md, Underwriting: Grade): the scoring table, signals and the grade in force on a
+day."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Band:
+    """A value within `bound` scores `points` (`≤ bound` when higher is worse, `≥ bound` when
+    lower is worse; strict when not `inclusive`)."""
+
+    bound: Decimal
+    points: Decimal
+    inclusive: bool = True
+
+
+@dataclass(frozen=True)
+class Factor:
+    name: str
+    higher_is_worse: bool
+    bands: tuple[Band, ...]
+    otherwise: Decimal
+
+    def points(self, value: Decimal) -> Decimal:
+        for band in self.bands:
+            if self.higher_is_worse:
+                within = value <= band.bound if band.inclusive else value < band.bound
+            else:
+                within = value >= band.bound if band.inclusive else value > band.bound
+            if within:
+                return band.points
+        return self.otherwise
+
+
+def _d(text: str) -> Decimal:
+    return Decimal(text)
+
+
+@dataclass(frozen=True)
+class GradingTable:
+    """domain.md's default scoring: points add up, grade = min(max_grade, floor(1 + points)),
+    and the insolvent grade only on insolvency."""
+
+    factors: tuple[Factor, ...] = (
+        Factor("current_ratio", False, (Band(_d("2.0"), ZERO), Band(_d("1.2"), _d("1")),
+               Band(_d("0.8"), _d("2"))), _d("3")),
+        Factor("dso_change", True, (Band(_d("0.10"), ZERO), Band(_d("0.20"), _d("1"))), _d("2")),
+        Factor("overdue_ratio", True, (Band(_d("0.05"), ZERO), Band(_d("0.15"), _d("1")),
+               Band(_d("0.30"), _d("2"))), _d("3")),
+        Factor("litigation_count", True, (Band(ZERO, ZERO), Band(_d("2"), _d("1"))), _d("2")),
+        Factor("management_changes_12m", True, (Band(_d("1"), ZERO),), _d("1")),
+        Factor("equity", False, (Band(ZERO, ZERO, inclusive=False),), _d("2")),
+        Factor("country_risk_level", True, (Band(_d("1"), ZERO), Band(_d("2"), _d("1")),
+               Band(_d("3"), _d("2"))), _d("3")),
+    )  # fmt: skip
+    unknown_points: Decimal = Decimal("0.5")
+    base_grade: int = 1
+    max_grade: int = 9
+    insolvent_grade: int = 10
+
+
+DEFAULT_GRADING = GradingTable()
+
+# Points a signal adds to the grade while it is recent (observed within `SIGNAL_MEMORY_DAYS`).
+DEFAULT_SIGNAL_POINTS: Mapping[str, Decimal] = {
+    "insolvency_filing": ZERO,
+    "court_judgment": _d("1"),
+    "payment_delay": _d("1"),
+    "management_change": ZERO,
+    "registry_change": _d("0.5"),
+    "overdue_notified": _d("1"),
+    "arrears_cleared": ZERO,
+}
+SIGNAL_MEMORY_DAYS = 365
+SIGNAL_KINDS = frozenset(DEFAULT_SIGNAL_POINTS)
+POLICY_SIGNALS = frozenset({"overdue_notified", "arrears_cleared"})
+
+
+@dataclass(frozen=True)
+class Indicators:
+    """A buyer's financial indicators; None means not known."""
+
+    current_ratio: Decimal | None = None
+    dso_days: Decimal | None = None
+    dso_prior_year_days: Decimal | None = None
+    overdue_ratio: Decimal | None = None
+    litigation_count: int | None = None
+    management_changes_12m: int | None = None
+    equity: Decimal | None = None
+
+    @property
+    def dso_change(self) -> Decimal | None:
+        if self.dso_days is None or not self.dso_prior_year_days:
+            return None
+        return (self.dso_days - self.dso_prior_year_days) / self.dso_prior_year_days
+
+
+@dataclass(frozen=True)
+class GradeFactor:
+    factor: str
+    value: str | None
+    points: Decimal
+    note: str
+
+
+@dataclass(frozen=True)
+class Grade:
+    grade: int
+    points: Decimal
+    factors: tuple[GradeFactor, ...]
+
+
+def grade_buyer(
+    indicators: Indicators,
+    *,
+    country_risk_level: int,
+    signal_points: Decimal = ZERO,
+    insolvent: bool = False,
+    table: GradingTable = DEFAULT_GRADING,
+) -> Grade:
+    """A buyer's grade from 1 (best) to 9 from its indicators, its country's risk and recent
+    signals; the insolvent grade (10) when it is insolvent. Each factor says what it added."""
+    values: dict[str, Decimal | None] = {
+        "current_ratio": indicators.current_ratio,
+        "dso_change": indicators.dso_change,
+        "overdue_ratio": indicators.overdue_ratio,
+        "litigation_count": _opt(indicators.litigation_count),
+        "management_changes_12m": _opt(indicators.management_changes_12m),
+        "equity": indicators.equity,
+        "country_risk_level": Decimal(country_risk_level),
+    }
+    factors: list[GradeFactor] = []
+    total = ZERO
+    for factor in table.factors:
+        value = values[factor.name]
+        if value is None:
+            points, note = table.unknown_points, "not known"
+        else:
+            points, note = factor.points(value), "scored"
+        total += points
+        factors.append(
+            GradeFactor(factor.name, None if value is None else str(value), points, note)
+        )
+    if signal_points:
+        total += signal_points
+        factors.append(GradeFactor("signals", str(signal_points), signal_points, "recent signals"))
+    if insolvent:
+        factors.append(GradeFactor("insolvency", "true", ZERO, "insolvency signal: grade 10"))
+        return Grade(table.insolvent_grade, total, tuple(factors))
+    grade = min(table.max_grade, int((table.base_grade + total).to_integral_value(ROUND_FLOOR)))
+    return Grade(grade, total, tuple(factors))
+
+
+def _opt(value: int | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def recent_signal_points(
+    signals: Iterable[tuple[str, dt.date]],
+    *,
+    today: dt.date,
+    points: Mapping[str, Decimal] = DEFAULT_SIGNAL_POINTS,
+    memory_days: int = SIGNAL_MEMORY_DAYS,
+) -> Decimal:
+    """The points of the signals observed within the last `memory_days` days."""
+    since = today - dt.timedelta(days=memory_days)
+    return sum((points.get(kind, ZERO) for kind, on in signals if on > since), ZERO)
+
+
+def grade_on(
+    indicators: Indicators,
+    *,
+    day: dt.date,
+    country_risk_level: int,
+    signals: Iterable[tuple[str, dt.date]],
+    insolvent_since: dt.date | None,
+    table: GradingTable = DEFAULT_GRADING,
+    points: Mapping[str, Decimal] = DEFAULT_SIGNAL_POINTS,
+    memory_days: int = SIGNAL_MEMORY_DAYS,
+) -> Grade:
+    """The grade in force on `day`: only the signals observed on or before it (and within the
+    memory before it) count, and the buyer is insolvent from the day its insolvency was observed."""
+    known = [(kind, on) for kind, on in signals if on <= day]
+    return grade_buyer(
+        indicators,
+        country_risk_level=country_risk_level,
+        signal_points=recent_signal_points(
+            known, today=day, points=points, memory_days=memory_days
+        ),
+        insolvent=insolvent_since is not None and insolvent_since <= day,
+        table=table,
+    )
+
+
+def signal_points(kind: str, points: Mapping[str, Decimal] = DEFAULT_SIGNAL_POINTS) -> Decimal:
+    """The points a signal of `kind` adds to the grade while it is recent (none if unknown)."""
+    return points.get(kind, ZERO)
+
+
+def indicators_after_signal(kind: str, indicators: Mapping[str, Any]) -> dict[str, Any]:
+    """A management change counts as one more management change in the last 12 months; other
+    signals leave the indicators as they are."""
+    if kind != "management_change":
+        return dict(indicators)
+    changes = indicators.get("management_changes_12m") or 0
+    return {**indicators, "management_changes_12m": changes + 1}
+
+
+def insolvent_since_after_signal(
+    kind: str, observed_on: dt.date, insolvent_since: dt.date | None
+) -> dt.date | None:
+    """A buyer is insolvent from the day its first insolvency filing was observed."""
+    if kind == "insolvency_filing" and insolvent_since is None:
+        return observed_on
+    return insolvent_since

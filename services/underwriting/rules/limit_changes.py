@@ -1,0 +1,126 @@
+"""Limit changes (domain.md, Underwriting: Limit changes): when an increase, a reduction or a
+withdrawal takes effect, and what a signal does to a buyer's limits and shipments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from services.underwriting.rules.grade import DEFAULT_GRADING
+from shared.calendar import days_after
+from shared.money import Money
+
+# A buyer newly at this grade or worse (but not insolvent) has its limits halved after the notice
+# period. Its own knob: the decision table's referral grade has the same default, not the same role.
+DEFAULT_HALVE_FROM_GRADE = 8
+
+
+def is_reduction(current: Decimal | None, new_amount: Decimal) -> bool:
+    """A change is a reduction (or a withdrawal) when it lowers the amount in force."""
+    return current is not None and new_amount < current
+
+
+def earliest_reduction_date(today: dt.date) -> dt.date:
+    """A reduction or withdrawal never applies to shipments before tomorrow."""
+    return today + dt.timedelta(days=1)
+
+
+def change_effective_from(
+    *,
+    current: Decimal | None,
+    new_amount: Decimal,
+    requested: dt.date | None,
+    today: dt.date,
+    notice_days: int,
+) -> tuple[dt.date, bool]:
+    """When a change takes effect, and whether that date is allowed. An increase may take
+    effect today; a reduction or withdrawal only on or after tomorrow, by default after the
+    reduction notice period."""
+    reduction = is_reduction(current, new_amount)
+    if requested is None:
+        return (days_after(today, notice_days) if reduction else today), True
+    if reduction:
+        return requested, requested >= earliest_reduction_date(today)
+    return requested, requested >= today
+
+
+def insolvency_withdrawal_date(observed_on: dt.date, today: dt.date) -> dt.date:
+    """Insolvency withdraws limits from the day after it was observed, or after today if later."""
+    return max(observed_on, today) + dt.timedelta(days=1)
+
+
+def halved(amount: Decimal, currency: str) -> Money:
+    """Half of a limit, rounded half-up to the minor unit."""
+    return Money(amount / 2, currency).rounded()
+
+
+def halving_effective_from(today: dt.date, notice_days: int) -> dt.date:
+    """A downgrade halves a limit after the policy's reduction notice period, and never before
+    tomorrow."""
+    return max(today + dt.timedelta(days=notice_days), earliest_reduction_date(today))
+
+
+def reaches_halving_grade(
+    before: int,
+    after: int,
+    *,
+    halve_from_grade: int = DEFAULT_HALVE_FROM_GRADE,
+    insolvent_grade: int = DEFAULT_GRADING.insolvent_grade,
+) -> bool:
+    """A buyer newly at grade 8–9 (from below 8, and not insolvent) has its limits halved; one
+    already there is not halved again."""
+    return halve_from_grade <= after < insolvent_grade and before < halve_from_grade
+
+
+def entry_after_change(
+    effective_from: dt.date, effective_to: dt.date | None, change_from: dt.date
+) -> tuple[bool, dt.date | None]:
+    """What a new amount from `change_from` does to an entry of the history: an entry that had
+    not started by then is superseded (True; kept for audit), one running on that date ends
+    there; (superseded, its effective_to)."""
+    if effective_from >= change_from:
+        return True, effective_to
+    if effective_to is None or effective_to > change_from:
+        return False, change_from
+    return False, effective_to
+
+
+class LimitAction(StrEnum):
+    """What a signal does to every limit on its buyer."""
+
+    NONE = "none"
+    WITHDRAW = "withdraw"
+    HALVE = "halve"
+
+
+@dataclass(frozen=True)
+class SignalEffect:
+    limits: LimitAction
+    # True: shipments under the signal's policy stop; False: the stops are cleared; None: neither.
+    stop_shipment: bool | None
+
+
+def signal_effect(
+    kind: str,
+    *,
+    grade_before: int,
+    grade_after: int,
+    halve_from_grade: int = DEFAULT_HALVE_FROM_GRADE,
+    insolvent_grade: int = DEFAULT_GRADING.insolvent_grade,
+) -> SignalEffect:
+    """What a signal does: an insolvency filing withdraws every limit on the buyer; any signal
+    that brings the buyer newly to grade 8–9 halves them; an overdue notified stops shipments
+    under its policy until the arrears are cleared."""
+    if kind == "insolvency_filing":
+        limits = LimitAction.WITHDRAW
+    elif reaches_halving_grade(
+        grade_before, grade_after, halve_from_grade=halve_from_grade,
+        insolvent_grade=insolvent_grade,
+    ):  # fmt: skip
+        limits = LimitAction.HALVE
+    else:
+        limits = LimitAction.NONE
+    stop = {"overdue_notified": True, "arrears_cleared": False}.get(kind)
+    return SignalEffect(limits, stop)

@@ -1,0 +1,245 @@
+"""Underwriting views: rows of the books (and the rules' answers) as the API's read models. Pure:
+no session, no clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from services.underwriting import rules
+from services.underwriting.models import (
+    Buyer,
+    CreditLimit,
+    LimitAmount,
+    LimitRequest,
+    Policy,
+    PolicyAssignment,
+    Sanction,
+)
+from services.underwriting.schemas import (
+    AgeingBucket,
+    AssignmentRead,
+    BuyerRead,
+    ConcentrationRead,
+    ExposureRead,
+    GradeFactorRead,
+    HistoryRead,
+    IndicatorsIn,
+    LimitChangeRead,
+    LimitRead,
+    LimitRequestRead,
+    PolicyRead,
+    PortfolioHealthRead,
+    PremiumRead,
+    ReasonRead,
+    SanctionRead,
+    WarningRead,
+)
+from shared.auth import Caller
+from shared.contracts import MoneyModel, money_json, plain_decimal
+from shared.money import Money
+from shared.usecase import money_read
+
+
+def money_or_none(amount: Decimal | None, currency: str) -> MoneyModel | None:
+    return None if amount is None else money_read(amount, currency)
+
+
+def policy_read(policy: Policy, banks: list[str]) -> PolicyRead:
+    c = policy.currency
+    zero = MoneyModel.of(Money.zero(c))
+    return PolicyRead(
+        id=policy.id,
+        created_at=policy.created_at,
+        policyholder_id=policy.policyholder_id,
+        currency=c,
+        start_date=policy.start_date,
+        end_date=policy.end_date,
+        cover_type=policy.cover_type,
+        max_liability=money_or_none(policy.max_liability, c) or zero,
+        premium_rate_pct=policy.premium_rate_pct.normalize(),
+        indemnity_pct=policy.indemnity_pct.normalize(),
+        political_risk_cover=policy.political_risk_cover,
+        political_indemnity_pct=policy.political_indemnity_pct.normalize(),
+        covered_countries=policy.covered_countries,
+        max_credit_period_days=policy.max_credit_period_days,
+        deductible=money_or_none(policy.deductible, c) or zero,
+        claim_threshold=money_or_none(policy.claim_threshold, c) or zero,
+        discretionary_limit=money_or_none(policy.discretionary_limit, c) or zero,
+        single_buyer_cap=money_or_none(policy.single_buyer_cap, c),
+        claim_filing_days=policy.claim_filing_days,
+        documents_grace_days=policy.documents_grace_days,
+        overdue_notification_days=policy.overdue_notification_days,
+        max_extension_days=policy.max_extension_days,
+        protracted_default_wait_days=policy.protracted_default_wait_days,
+        reduction_notice_days=policy.reduction_notice_days,
+        claims_calendar_country=policy.claims_calendar_country,
+        collection_ladder=policy.collection_ladder,
+        assigned_bank_ids=banks,
+    )
+
+
+def assignment_read(a: PolicyAssignment) -> AssignmentRead:
+    return AssignmentRead(
+        id=a.id, created_at=a.created_at, policy_id=a.policy_id, bank_id=a.bank_id
+    )
+
+
+def factors_json(grade: rules.Grade) -> list[dict[str, Any]]:
+    """A grade's factors as they are kept with the buyer and in its grade history."""
+    return [
+        {"factor": f.factor, "value": f.value, "points": str(f.points), "note": f.note}
+        for f in grade.factors
+    ]
+
+
+def buyer_read(buyer: Buyer, caller: Caller) -> BuyerRead:
+    """A buyer with its grade; staff also see the factors and the indicators behind it."""
+    staff = caller.is_staff
+    return BuyerRead(
+        id=buyer.id,
+        created_at=buyer.created_at,
+        name=buyer.name,
+        country=buyer.country,
+        registration_number=buyer.registration_number,
+        legal_form=buyer.legal_form,
+        grade=buyer.grade,
+        insolvent_since=buyer.insolvent_since,
+        grade_factors=[GradeFactorRead(**f) for f in buyer.grade_factors] if staff else None,
+        indicators=IndicatorsIn(**buyer.indicators) if staff and buyer.indicators else None,
+        declared_indicators=IndicatorsIn(**buyer.declared_indicators)
+        if staff and buyer.declared_indicators
+        else None,
+        indicators_confirmed=not buyer.declared_indicators,
+    )
+
+
+def sanction_read(s: Sanction) -> SanctionRead:
+    return SanctionRead(
+        id=s.id, created_at=s.created_at, country=s.country, buyer_id=s.buyer_id, reason=s.reason
+    )
+
+
+def request_read(r: LimitRequest, currency: str) -> LimitRequestRead:
+    reasons = [ReasonRead(**x) for x in r.reasons]
+    return LimitRequestRead(
+        id=r.id,
+        created_at=r.created_at,
+        policy_id=r.policy_id,
+        buyer_id=r.buyer_id,
+        status=r.status,
+        requested_amount=money_read(r.requested_amount, currency),
+        decided_amount=money_or_none(r.decided_amount, currency),
+        payment_terms_days=r.payment_terms_days,
+        grade=r.grade,
+        reasons=reasons,
+        message=" ".join(x.message.rstrip(".") + "." for x in reasons),
+        limit_id=r.limit_id,
+        decided_by=r.decided_by,
+        decided_at=r.decided_at,
+    )
+
+
+def history_entries(history: Sequence[LimitAmount]) -> list[rules.HistoryEntry]:
+    """A limit's history as the rules read it, newest first."""
+    return [
+        rules.HistoryEntry(e.amount, e.effective_from, e.effective_to, e.payment_terms_days)
+        for e in sorted(history, key=lambda e: e.effective_from, reverse=True)
+    ]
+
+
+def limit_read(
+    limit: CreditLimit, history: list[LimitAmount], currency: str, today: dt.date
+) -> LimitRead:
+    entries = history_entries(history)
+    return LimitRead(
+        id=limit.id,
+        created_at=limit.created_at,
+        policy_id=limit.policy_id,
+        buyer_id=limit.buyer_id,
+        payment_terms_days=rules.terms_on(entries, today),
+        amount_in_force=money_or_none(rules.amount_in_force(entries, today), currency),
+        history=[
+            HistoryRead(
+                amount=money_read(e.amount, currency),
+                payment_terms_days=e.payment_terms_days,
+                effective_from=e.effective_from,
+                effective_to=e.effective_to,
+                reason=e.reason,
+                source=e.source,
+                decided_by=e.decided_by,
+                recorded_at=e.created_at,
+            )
+            for e in history
+        ],
+    )
+
+
+def limit_change_read(
+    limit: CreditLimit, old: Decimal | None, new_amount: Money, effective_from: dt.date, reason: str
+) -> LimitChangeRead:
+    return LimitChangeRead(
+        limit_id=limit.id,
+        policy_id=limit.policy_id,
+        buyer_id=limit.buyer_id,
+        old_amount=money_or_none(old, new_amount.currency),
+        new_amount=MoneyModel.of(new_amount),
+        effective_from=effective_from,
+        reason=reason,
+    )
+
+
+def exposure_read(
+    limit: CreditLimit, in_force: Decimal, used: Decimal, currency: str
+) -> ExposureRead:
+    return ExposureRead(
+        buyer_id=limit.buyer_id, limit_id=limit.id,
+        limit_in_force=money_read(in_force, currency), exposure=money_read(used, currency),
+        headroom=money_read(max(Decimal(0), in_force - used), currency),
+    )  # fmt: skip
+
+
+def premium_read(
+    policy: Policy, start: dt.date, end: dt.date, turnover: rules.InsurableTurnover
+) -> PremiumRead:
+    insured = Money(turnover.amount, policy.currency)
+    return PremiumRead(
+        policy_id=policy.id, period_from=start, period_to=end,
+        insured_turnover=MoneyModel.of(insured), premium_rate_pct=policy.premium_rate_pct,
+        premium=MoneyModel.of(rules.premium(insured, policy.premium_rate_pct)),
+        invoices_counted=turnover.invoices_counted, invoices_excluded=turnover.invoices_excluded,
+    )  # fmt: skip
+
+
+def portfolio_health_read(
+    policy: Policy, today: dt.date, health: rules.PortfolioHealth
+) -> PortfolioHealthRead:
+    c = policy.currency
+    return PortfolioHealthRead(
+        policy_id=policy.id, as_of=today, outstanding=money_read(health.outstanding, c),
+        dso_days=health.dso_days, dso_prior_year_days=health.dso_prior_year_days,
+        dso_change=health.dso_change, overdue_ratio=health.overdue_ratio,
+        ageing=[AgeingBucket(bucket=name, amount=money_read(a, c)) for name, a in health.ageing],
+        concentration=[ConcentrationRead(buyer_id=b, outstanding=money_read(a, c), share=s)
+                       for b, a, s in health.concentration],
+        top_buyers_share=health.top_buyers_share,
+        warnings=[WarningRead(code=w.code, figure=w.figure, threshold=w.threshold,
+                              message=w.message, buyer_id=w.buyer_id) for w in health.warnings],
+    )  # fmt: skip
+
+
+def coverage_json(policy_id: str, buyer_id: str, a: rules.CoverageAnswer) -> dict[str, Any]:
+    """The answer as it goes on the wire (the shape of `CoverageRead`), built as plain data: a
+    batch builds 10,000 of these per request, and model instances would cost most of its time."""
+    return {
+        "policy_id": policy_id, "buyer_id": buyer_id, "covered": a.covered,
+        "fully_covered": a.fully_covered, "covered_amount": money_json(a.covered_amount),
+        "insured_amount": money_json(a.insured_amount),
+        "indemnity_pct": plain_decimal(a.indemnity_pct),
+        "limit_in_force": None if a.limit_in_force is None else money_json(a.limit_in_force),
+        "limit_source": a.limit_source, "exposure": money_json(a.exposure),
+        "reasons": list(a.reasons),
+        "conditions": [{"condition": c.name, "held": c.held} for c in a.conditions],
+    }  # fmt: skip

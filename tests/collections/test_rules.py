@@ -1,0 +1,117 @@
+"""Collections rules, pure: the case's status and the acts that move it, climbing a ladder never
+down, a payment's bookkeeping, and what an opening case signals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+import pytest
+
+from services.collections import rules
+from services.collections.rules import CaseAct, CaseStatus
+
+LADDER = ((15, "reminder_letter"), (30, "phone_collection"), (45, "legal"))
+AS_OF = dt.date(2027, 3, 10)
+
+
+def test_a_case_never_climbs_down_its_ladder() -> None:
+    # 49 days past due opened it on `legal`; paid down to 9 days, it stays there.
+    assert rules.climb(LADDER, "legal", 9) is None
+    assert rules.climb(LADDER, "phone_collection", 30) is None  # already on the rung
+    assert rules.climb(LADDER, "reminder_letter", 30) == "phone_collection"
+    assert rules.climb(LADDER, "new", 400) == "legal"  # straight to the highest rung reached
+
+
+def test_the_daily_run_moves_each_case_up_its_own_ladder_only_when_a_higher_rung_is_reached() -> (
+    None
+):
+    ladders = {"reminder": list(LADDER), "legal": [(30, "amicable"), (60, "lawyer_letter")]}
+    standing = [
+        rules.StandingCase("up", "reminder", "new", AS_OF - dt.timedelta(days=30)),
+        rules.StandingCase("stays", "reminder", "legal", AS_OF - dt.timedelta(days=20)),
+        rules.StandingCase("paid", "reminder", "new", None),
+        rules.StandingCase("other", "legal", "amicable", AS_OF - dt.timedelta(days=60)),
+    ]
+    assert rules.escalations(standing, ladders, AS_OF) == [
+        rules.Move("up", "new", "phone_collection", 30),
+        rules.Move("other", "amicable", "lawyer_letter", 60),
+    ]
+
+
+def test_a_dispute_holds_the_case_and_its_resolution_opens_it_again() -> None:
+    held = rules.status_after("open", rules.act_of_activity("dispute"))
+    assert held is CaseStatus.ON_HOLD
+    assert rules.status_after(held, rules.act_of_activity("dispute")) is CaseStatus.ON_HOLD
+    assert rules.status_after(held, rules.act_of_activity("dispute_resolved")) is CaseStatus.OPEN
+    assert rules.status_after(held, rules.act_of_activity("call")) is CaseStatus.ON_HOLD
+
+
+def test_only_a_held_case_has_a_dispute_to_resolve() -> None:
+    with pytest.raises(rules.ActRefused) as refused:
+        rules.status_after("open", CaseAct.RESOLVE_DISPUTE)
+    assert refused.value.problem == rules.NO_OPEN_DISPUTE == "no-open-dispute"
+
+
+@pytest.mark.parametrize("act", list(CaseAct))
+def test_a_closed_case_takes_no_more_activities_or_payments(act: CaseAct) -> None:
+    with pytest.raises(rules.ActRefused) as refused:
+        rules.status_after("closed", act)
+    assert refused.value.problem == rules.CASE_CLOSED == "case-closed"
+    assert not rules.takes_acts("closed") and rules.takes_acts("on_hold")
+
+
+@pytest.mark.parametrize("status", ["open", "on_hold"])
+def test_a_payment_leaving_nothing_outstanding_closes_the_case_even_on_hold(status: str) -> None:
+    assert rules.status_after(status, rules.act_of_payment(D("0.00"))) is CaseStatus.CLOSED
+    assert rules.status_after(status, rules.act_of_payment(D("0.01"))) == status
+
+
+def test_only_paying_in_full_closes_a_case_and_only_open_cases_climb() -> None:
+    closing = {act for act, moves in rules.TRANSITIONS.items()
+               if CaseStatus.CLOSED in moves.values()}  # fmt: skip
+    assert closing == {CaseAct.PAY_IN_FULL}
+    assert {CaseStatus.OPEN} == rules.CLIMBING
+    assert {CaseStatus.OPEN, CaseStatus.ON_HOLD} == rules.LIVE
+
+
+def test_a_payment_is_booked_oldest_first_with_what_the_case_still_owes_after_each_credit() -> None:
+    invoices = [rules.OpenInvoice("N-2", dt.date(2027, 2, 20), D(600)),
+                rules.OpenInvoice("N-1", dt.date(2027, 2, 15), D(400)),
+                rules.OpenInvoice("N-0", dt.date(2027, 2, 1), D(0))]  # fmt: skip
+    assert rules.book_payment(invoices, D(500)) == [
+        rules.Credit("N-1", D(400), D(600)),
+        rules.Credit("N-2", D(100), D(500)),
+    ]
+    assert rules.book_payment(invoices, D(1000))[-1].outstanding_after == 0
+
+
+def test_more_than_is_outstanding_is_an_overpayment() -> None:
+    invoices = [rules.OpenInvoice("N-1", dt.date(2027, 2, 15), D("400.00"))]
+    with pytest.raises(rules.Overpayment) as over:
+        rules.book_payment(invoices, D("400.01"))
+    assert over.value.outstanding == D("400.00")
+
+
+def test_days_past_due_count_from_the_oldest_invoice_not_paid_in_full() -> None:
+    invoices = [rules.OpenInvoice("OLD", dt.date(2027, 1, 20), D(0)),
+                rules.OpenInvoice("NEW", dt.date(2027, 3, 1), D(100))]  # fmt: skip
+    assert rules.oldest_unpaid_due(invoices) == dt.date(2027, 3, 1)
+    assert rules.days_past_due(rules.oldest_unpaid_due(invoices), AS_OF) == 9
+    assert rules.outstanding(invoices) == D(100)
+    assert rules.oldest_unpaid_due([rules.OpenInvoice("PAID", dt.date(2027, 1, 1), D(0))]) is None
+
+
+def test_a_mandate_signals_a_payment_delay_and_a_paid_claims_case_signals_nothing() -> None:
+    assert rules.signal_on_opening(None) == "payment_delay"
+    assert rules.signal_on_opening("clm_1") is None
+
+
+def test_the_insurer_share_is_the_indemnity_paid_over_the_whole_unpaid_debt_exactly() -> None:
+    share = rules.indemnity_share(D("85000.00"), D("120000.00"))
+    assert share == rules.InsurerShare(D("85000.00"), D("120000.00"))
+    assert share is not None and share.pct(4) == D("70.8333")
+    assert rules.indemnity_share(D("120000.01"), D("120000.00")) is None
+    assert rules.indemnity_share(D("-1"), D("120000.00")) is None
+    assert rules.InsurerShare.stored("85000.00", "120000.00") == share
+    assert rules.InsurerShare.stored(None, None) is None
