@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 
@@ -156,11 +157,20 @@ async def download_document(
     # 'none'` policy come from the middleware), cached by the caller alone.
     return Response(found.content, media_type=found.content_type, headers={
         "ETag": f'"{found.sha256}"', "Cache-Control": "private",
-        "Content-Disposition": f'attachment; filename="{_safe_name(found.filename)}"'})  # fmt: skip
+        "Content-Disposition": attachment(found.filename)})  # fmt: skip
 
 
-def _safe_name(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "._- " else "_" for ch in name)[:200] or "document"
+def attachment(filename: str) -> str:
+    """`Content-Disposition` of a download (RFC 6266): the name as uploaded in `filename*`
+    (UTF-8, percent-encoded: a Chinese name survives), and an ASCII fallback in `filename` for
+    clients that know no better; nothing that could end the header or the parameter."""
+    ascii_name = "".join(
+        ch if ch.isascii() and (ch.isalnum() or ch in "._- ") else "_" for ch in filename
+    )[:200]
+    return (
+        f'attachment; filename="{ascii_name or "document"}"; '
+        f"filename*=UTF-8''{quote(filename[:200], safe='')}"
+    )
 
 
 @router.get("/claims/{claim_id}/disputes/{dispute_id}", response_model=DisputeRead,

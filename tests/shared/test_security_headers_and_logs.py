@@ -115,8 +115,35 @@ async def test_a_document_is_served_as_a_private_attachment_never_rendered(
     assert download.status_code == 200
     assert_hardened(download, cache="private")
     disposition = download.headers["content-disposition"]
-    assert disposition.startswith('attachment; filename="') and disposition.count('"') == 2
-    assert "<" not in disposition and ";" not in disposition.split("filename=")[1]
+    # httpx sends the quote of the name as %22: the name stored is `x%22; y=<script>.pdf`.
+    assert disposition == (
+        'attachment; filename="x_22_ y__script_.pdf"; '
+        "filename*=UTF-8''x%2522%3B%20y%3D%3Cscript%3E.pdf"
+    )
+
+
+async def test_a_document_named_in_chinese_downloads_under_its_name(
+    apis: dict[str, httpx.AsyncClient],  # noqa: F811
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    created = await claims.post("/v1/claims", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+        "event_date": "2027-06-01", "invoices": INVOICES})  # fmt: skip
+    assert created.status_code == 201, created.text
+    uploaded = await claims.post(
+        f"/v1/claims/{created.json()['id']}/documents", headers=holder,
+        data={"kind": "trade_contract"},
+        files={"file": ("贸易合同.pdf", b"%PDF-1.4 contract", "application/pdf")},
+    )  # fmt: skip
+    assert uploaded.status_code == 201, uploaded.text
+    download = await claims.get(uploaded.headers["location"], headers=holder)
+    assert download.status_code == 200, download.text
+    disposition = download.headers["content-disposition"]
+    assert disposition == (
+        "attachment; filename=\"____.pdf\"; filename*=UTF-8''%E8%B4%B8%E6%98%93%E5%90%88%E5%90%8C.pdf"
+    )
 
 
 async def test_metrics_answer_only_a_service_token_and_the_probes_stay_open(
