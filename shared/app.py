@@ -37,7 +37,18 @@ from shared.contracts import refuse_unstorable_parameters
 from shared.db import Reader, SessionDep, build_engine, build_sessionmaker, is_unavailable
 from shared.idempotency import purge_periodically
 from shared.logging import configure_logging, reset_request_id, set_request_id
-from shared.problems import PROBLEM_JSON, Problem, install_problem_handlers, problem_responses
+from shared.problems import (
+    INTERNAL_ERROR,
+    PAYLOAD_TOO_LARGE,
+    PROBLEM_JSON,
+    RATE_LIMITED,
+    SERVICE_UNAVAILABLE,
+    VALIDATION,
+    Problem,
+    describe_problems,
+    install_problem_handlers,
+    problem_responses,
+)
 from shared.settings import Settings
 
 log = logging.getLogger("tci.app")
@@ -183,8 +194,7 @@ class RequestContextMiddleware:
                 await _send_problem(
                     emit,
                     Problem(
-                        413,
-                        "payload-too-large",
+                        PAYLOAD_TOO_LARGE,
                         f"the request body exceeds {self.max_body_bytes} bytes",
                     ),
                 )
@@ -193,9 +203,7 @@ class RequestContextMiddleware:
             if not response_started:
                 await _send_problem(
                     emit,
-                    Problem(
-                        422, "validation", msg, errors=[{"loc": ["body", exc.key], "msg": msg}]
-                    ),
+                    Problem(VALIDATION, msg, errors=[{"loc": ["body", exc.key], "msg": msg}]),
                 )
         except Exception as exc:
             if is_unavailable(exc):
@@ -206,15 +214,13 @@ class RequestContextMiddleware:
                     type(exc).__name__,
                 )
                 problem = Problem(
-                    503,
-                    "service-unavailable",
+                    SERVICE_UNAVAILABLE,
                     "the service cannot reach its database or a peer service; retry later",
                 )
             else:
                 log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
                 problem = Problem(
-                    500,
-                    "internal-error",
+                    INTERNAL_ERROR,
                     f"an unexpected error occurred; quote request id {request_id}",
                 )
             if not response_started:
@@ -353,7 +359,7 @@ class RateLimitMiddleware:
             if wait is not None:
                 await _send_problem(
                     send,
-                    Problem(429, "rate-limited", f"too many requests; retry in {wait} s"),
+                    Problem(RATE_LIMITED, f"too many requests; retry in {wait} s"),
                     headers=[(b"retry-after", str(wait).encode())],
                 )
                 return
@@ -496,15 +502,16 @@ def create_app(
     for router in routers:
         app.include_router(router)
     _add_probes(app, metrics)
-    _declare_everywhere(app, 429, 503)
+    _declare_everywhere(app, service, 429, 503)
     return app
 
 
-def _declare_everywhere(app: FastAPI, *statuses: int) -> None:
+def _declare_everywhere(app: FastAPI, service: str, *statuses: int) -> None:
     """Declare answers any route can give (429 from the rate limit, 503 when the database or a
     peer is unreachable) in every operation's OpenAPI responses, as problem+json: added to the
-    generated document once, where a route has not declared them itself."""
-    declared = problem_responses(*statuses)
+    generated document once, where a route has not declared them itself; then every
+    problem+json answer lists the problem types of the catalogue its status carries here."""
+    declared = problem_responses(*statuses, service=service)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -515,6 +522,7 @@ def _declare_everywhere(app: FastAPI, *statuses: int) -> None:
                     if isinstance(operation, dict) and "responses" in operation:
                         for status, answer in declared.items():
                             operation["responses"].setdefault(str(status), copy.deepcopy(answer))
+            describe_problems(schema, service)
         return app.openapi_schema or generate()
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -537,7 +545,7 @@ def _add_probes(app: FastAPI, metrics: Metrics) -> None:
             await session.execute(text("SELECT 1"))
         except Exception as exc:
             log.warning("readiness check failed: %s", type(exc).__name__)
-            problem = Problem(503, "service-unavailable", "the database does not answer")
+            problem = Problem(SERVICE_UNAVAILABLE, "the database does not answer")
             return Response(json.dumps(problem.body()), status_code=503, media_type=PROBLEM_JSON)
         return Response(b'{"status":"ready"}', media_type="application/json")
 

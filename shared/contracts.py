@@ -37,7 +37,7 @@ from starlette.datastructures import UploadFile
 
 from shared.countries import CountryError, country_code
 from shared.money import Money, MoneyError, is_currency, parse_amount
-from shared.problems import Problem
+from shared.problems import invalid
 
 MAX_INTEGER_DIGITS = 14  # decimals on the wire are less than 10^14 in absolute value
 MAX_DECIMAL_PLACES = 12  # and carry at most 12 decimals (trailing zeros aside)
@@ -213,10 +213,6 @@ class Schema(BaseModel):
         return data
 
 
-def _parameter_problem(loc: list[str | int], msg: str) -> Problem:
-    return Problem(422, "validation", msg, errors=[{"loc": loc, "msg": msg, "type": "value_error"}])
-
-
 def _check_parameter(where: str, name: str, value: str, dates: frozenset[str]) -> None:
     reason = unstorable_text(value)
     if reason is None and name in dates:
@@ -225,7 +221,7 @@ def _check_parameter(where: str, name: str, value: str, dates: frozenset[str]) -
         except ValueError as exc:  # a malformed date is left to the route's own validation
             reason = str(exc) if "is expected" in str(exc) else None
     if reason is not None:
-        raise _parameter_problem([where, name], reason)
+        raise invalid([where, name], reason)
 
 
 def _date_parameters(route: Any) -> frozenset[str]:
@@ -267,7 +263,7 @@ async def refuse_unstorable_parameters(request: Request) -> None:
             if reason is None and len(filename) > MAX_FILENAME_LENGTH:
                 reason = f"a file name has at most {MAX_FILENAME_LENGTH} characters"
             if reason is not None:
-                raise _parameter_problem(["body", name, "filename"], reason)
+                raise invalid(["body", name, "filename"], reason)
         else:
             _check_parameter("body", name, item, frozenset())
 

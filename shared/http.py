@@ -10,7 +10,7 @@ import httpx
 
 from shared.auth import mint_token
 from shared.logging import current_request_id
-from shared.problems import Problem
+from shared.problems import SERVICE_UNAVAILABLE, Problem
 
 RETRYABLE = frozenset({502, 503, 504})
 
@@ -69,7 +69,7 @@ class ServiceClient:
                 if attempt + 1 >= attempts:
                     # Answered 503 `service-unavailable` with Retry-After (shared.app adds it).
                     raise Problem(
-                        503, "service-unavailable", f"a peer service did not answer {path}"
+                        SERVICE_UNAVAILABLE, f"a peer service did not answer {path}"
                     ) from None
             else:
                 if response.status_code not in RETRYABLE or attempt + 1 >= attempts:

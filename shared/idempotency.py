@@ -44,7 +44,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from shared.auth import Caller, CallerDep
 from shared.db import SessionDep, UTCDateTime, utcnow
 from shared.periodic import run_periodically
-from shared.problems import Problem, conflict, invalid, unprocessable
+from shared.problems import (
+    IDEMPOTENCY_KEY_IN_USE,
+    IDEMPOTENCY_KEY_REUSED,
+    Problem,
+    conflict,
+    invalid,
+    unprocessable,
+)
 
 log = logging.getLogger("tci.idempotency")
 
@@ -350,7 +357,7 @@ class Command:
             raise _in_use()
         if stored.fingerprint != print_:
             raise unprocessable(
-                "idempotency-key-reused",
+                IDEMPOTENCY_KEY_REUSED,
                 "this Idempotency-Key was used with a different request; use a new key",
             )
         if stored.status_code == RUNNING:
@@ -380,7 +387,7 @@ class Command:
 
 def _in_use() -> Problem:
     return conflict(
-        "idempotency-key-in-use",
+        IDEMPOTENCY_KEY_IN_USE,
         "a request with this Idempotency-Key is still being processed; retry later",
     )
 

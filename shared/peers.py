@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 
 from shared.contracts import BuyerFacts, PolicyTerms
 from shared.http import ServiceClient
-from shared.problems import Problem, not_found
+from shared.problems import SERVICE_UNAVAILABLE, UPSTREAM_ERROR, Problem, not_found
 from shared.settings import Settings
 
 PEER_NAMES = ("underwriting", "claims", "collections")
@@ -62,7 +62,5 @@ def upstream_problem(status: int, peer: str, text: str) -> Problem:
     now (503, 504, 429) leaves this service unable to answer now too (503, to be retried); any
     other answer is a bad gateway (502)."""
     if status in (429, 503, 504):
-        return Problem(
-            503, "service-unavailable", f"{peer} cannot answer now ({status}); retry later"
-        )
-    return Problem(502, "upstream-error", f"{peer} answered {status}", upstream_body=text[:1000])
+        return Problem(SERVICE_UNAVAILABLE, f"{peer} cannot answer now ({status}); retry later")
+    return Problem(UPSTREAM_ERROR, f"{peer} answered {status}", upstream_body=text[:1000])

@@ -1,10 +1,13 @@
-"""Errors as RFC 9457 problem+json: one exception type, mapped to HTTP in one place."""
+"""Errors as RFC 9457 problem+json: one exception type, one catalogue of the problem types the
+services answer (each with its status and when it is answered), mapped to HTTP in one place and
+described in OpenAPI from the same catalogue."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -16,17 +19,175 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("tci.problems")
 
+SERVICES = frozenset({"underwriting", "claims", "collections"})
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    """One problem type: the `type` string a caller branches on, the HTTP status it comes with,
+    a short title and one sentence saying when it is answered. `services` names the services
+    that answer it (empty: any service, the shared plumbing raises it)."""
+
+    slug: str
+    status: int
+    title: str
+    description: str
+    services: frozenset[str] = frozenset()
+
+    def answered_by(self, service: str | None) -> bool:
+        return service is None or not self.services or service in self.services
+
+
+CATALOGUE: dict[str, ProblemType] = {}
+
+
+def _entry(slug: str, status: int, title: str, description: str, *services: str) -> ProblemType:
+    """Register one problem type in the catalogue (each slug once)."""
+    assert slug not in CATALOGUE, f"problem type {slug!r} is catalogued twice"
+    assert set(services) <= SERVICES, services
+    kind = ProblemType(slug, status, title, description, frozenset(services))
+    CATALOGUE[slug] = kind
+    return kind
+
+
+# ------------------------------------------------------------- any service (shared plumbing)
+VALIDATION = _entry("validation", 422, "Invalid input",
+                    "the request does not parse or a field breaks its rule; `errors` names each "
+                    "field (`loc`) and why (`msg`)")  # fmt: skip
+NOT_FOUND = _entry("not-found", 404, "Not found",
+                   "the resource named in the path (or a record the request names) does not "
+                   "exist, or the caller may not see it")  # fmt: skip
+UNAUTHORIZED = _entry("unauthorized", 401, "Unauthorized",
+                      "the request carries no bearer token, or one that is malformed, badly "
+                      "signed, expired or not valid yet")  # fmt: skip
+FORBIDDEN = _entry("forbidden", 403, "Forbidden",
+                   "the caller's role may not call this route")  # fmt: skip
+METHOD_NOT_ALLOWED = _entry("method-not-allowed", 405, "Method not allowed",
+                            "the path exists but not with this method; `Allow` lists the "
+                            "methods it takes")  # fmt: skip
+PAYLOAD_TOO_LARGE = _entry("payload-too-large", 413, "Payload too large",
+                           "the request body (or an uploaded document) is larger than the "
+                           "service accepts")  # fmt: skip
+RATE_LIMITED = _entry("rate-limited", 429, "Rate limited",
+                      "the caller sent more requests than its tier allows; retry after "
+                      "`Retry-After` seconds")  # fmt: skip
+SERVICE_UNAVAILABLE = _entry("service-unavailable", 503, "Service unavailable",
+                             "the database or a peer service cannot be reached now; retry after "
+                             "`Retry-After` seconds")  # fmt: skip
+INTERNAL_ERROR = _entry("internal-error", 500, "Internal error",
+                        "an unexpected error; the detail quotes the request id to report")  # fmt: skip
+UPSTREAM_ERROR = _entry("upstream-error", 502, "Upstream error",
+                        "a peer service answered what it should not; `upstream_body` or "
+                        "`upstream_error` says what it answered")  # fmt: skip
+HTTP_ERROR = _entry("http-error", 400, "HTTP error",
+                    "any other HTTP error the web framework raises, with its own status (none "
+                    "is expected)")  # fmt: skip
+IDEMPOTENCY_KEY_REUSED = _entry("idempotency-key-reused", 422, "Idempotency key reused",
+                                "the Idempotency-Key was already used with a different "
+                                "request")  # fmt: skip
+IDEMPOTENCY_KEY_IN_USE = _entry("idempotency-key-in-use", 409, "Idempotency key in use",
+                                "a request with this Idempotency-Key is still being processed; "
+                                "retry later")  # fmt: skip
+CURRENCY_MISMATCH = _entry("currency-mismatch", 422, "Currency mismatch",
+                           "an amount is given in another currency than the policy's (or the "
+                           "case's): there is no conversion; `loc` names the field")  # fmt: skip
+
+# ------------------------------------------------------------------------- underwriting
+ALREADY_DECIDED = _entry("already-decided", 409, "Already decided",
+                         "the limit request, claim or dispute was already decided: it takes no "
+                         "other decision", "underwriting", "claims")  # fmt: skip
+ALREADY_ASSIGNED = _entry("already-assigned", 409, "Already assigned",
+                          "the bank is already assigned to this policy",
+                          "underwriting")  # fmt: skip
+BUYER_EXISTS = _entry("buyer-exists", 409, "Buyer exists",
+                      "a buyer with this country and registration number is already registered; "
+                      "`existing_buyer_id` names it", "underwriting")  # fmt: skip
+POLICY_OVERLAP = _entry("policy-overlap", 409, "Policy overlap",
+                        "the policyholder already has a policy in this currency whose dates "
+                        "overlap; `existing_policy_id` names it", "underwriting")  # fmt: skip
+DUE_BEFORE_SHIPMENT = _entry("due-before-shipment", 422, "Due before shipment",
+                             "an invoice's due date is before its shipment date",
+                             "underwriting")  # fmt: skip
+SINGLE_BUYER_CAP_EXCEEDED = _entry("single-buyer-cap-exceeded", 422,
+                                   "Single-buyer cap exceeded",
+                                   "a limit granted, recorded or changed by a person is above "
+                                   "the policy's single-buyer cap", "underwriting")  # fmt: skip
+RETROACTIVE_REDUCTION = _entry("retroactive-reduction", 422, "Retroactive reduction",
+                               "a reduction or withdrawal of a limit applies only to shipments "
+                               "from tomorrow on", "underwriting")  # fmt: skip
+
+# ------------------------------------------------------------------------------- claims
+POLITICAL_RISK_NOT_COVERED = _entry("political-risk-not-covered", 422,
+                                    "Political risk not covered",
+                                    "a political claim on a policy without political risk "
+                                    "cover", "claims")  # fmt: skip
+CLAIM_TOO_EARLY = _entry("claim-too-early", 422, "Claim too early",
+                         "the claim's filing window has not opened yet; `first_filing_date` "
+                         "says when it does", "claims")  # fmt: skip
+CLAIM_TIME_BARRED = _entry("claim-time-barred", 422, "Claim time-barred",
+                           "the claim's filing window has closed (`filing_deadline`)",
+                           "claims")  # fmt: skip
+INVOICE_ALREADY_CLAIMED = _entry("invoice-already-claimed", 409, "Invoice already claimed",
+                                 "an invoice is held by another live claim; `claims` names "
+                                 "them", "claims")  # fmt: skip
+UNSUPPORTED_MEDIA_TYPE = _entry("unsupported-media-type", 415, "Unsupported media type",
+                                "a document's type is not one the claims service accepts, or "
+                                "its content is not of the type declared", "claims")  # fmt: skip
+UNKNOWN_INVOICE = _entry("unknown-invoice", 422, "Unknown invoice",
+                         "a dispute names an invoice that is not in the claim", "claims")  # fmt: skip
+ALREADY_PAID = _entry("already-paid", 409, "Already paid",
+                      "the claim was paid: it is paid once", "claims")  # fmt: skip
+CLAIM_ON_HOLD = _entry("claim-on-hold", 409, "Claim on hold",
+                       "a dispute is open: the claim holds until it is settled", "claims")  # fmt: skip
+CLAIM_LAPSED = _entry("claim-lapsed", 422, "Claim lapsed",
+                      "the documents were not all given by their due date: the claim has lapsed",
+                      "claims")  # fmt: skip
+DOCUMENTS_MISSING = _entry("documents-missing", 422, "Documents missing",
+                           "the claim is assessed only once its documents are complete; "
+                           "`missing_documents` names them", "claims")  # fmt: skip
+NOT_ASSESSED = _entry("not-assessed", 422, "Not assessed",
+                      "a claim is approved only once it is assessed", "claims")  # fmt: skip
+NOT_APPROVED = _entry("not-approved", 422, "Not approved",
+                      "only an approved claim is paid", "claims")  # fmt: skip
+CAPS_EXCEEDED = _entry("caps-exceeded", 409, "Caps exceeded",
+                       "claims approved or paid on the policy leave less of its caps than this "
+                       "claim's indemnity; `cap_left` says how much", "claims")  # fmt: skip
+ASSESSMENT_OUTDATED = _entry("assessment-outdated", 409, "Assessment outdated",
+                             "claims approved since the assessment leave less of the policy's "
+                             "caps than it assessed: assess the claim again", "claims")  # fmt: skip
+PLAN_EXCEEDS_DEBT = _entry("plan-exceeds-debt", 422, "Plan exceeds debt",
+                           "the instalments of a payment plan add up to more than is owed",
+                           "claims")  # fmt: skip
+NOT_OVERDUE = _entry("not-overdue", 422, "Not overdue",
+                     "an overdue notification names an invoice that is not past due", "claims")  # fmt: skip
+EXTENSION_TOO_LONG = _entry("extension-too-long", 422, "Extension too long",
+                            "the policyholder moves a due date on its own by at most the "
+                            "policy's maximum extension", "claims")  # fmt: skip
+
+# -------------------------------------------------------------------------- collections
+CASE_EXISTS = _entry("case-exists", 409, "Case exists",
+                     "the claim already has a collection case", "collections")  # fmt: skip
+CASE_CLOSED = _entry("case-closed", 409, "Case closed",
+                     "a closed case takes no more activities or payments", "collections")  # fmt: skip
+NO_OPEN_DISPUTE = _entry("no-open-dispute", 422, "No open dispute",
+                         "only a case on hold has a dispute to resolve", "collections")  # fmt: skip
+OVERPAYMENT = _entry("overpayment", 422, "Overpayment",
+                     "a payment is more than the case has outstanding; `outstanding` says how "
+                     "much", "collections")  # fmt: skip
+
 
 class Problem(Exception):
-    """A failure the caller can act on: status, a `type` naming it, a sentence, and extra fields."""
+    """A failure the caller can act on: a catalogued problem type (its `type` and status), a
+    sentence, and extra fields. `status` overrides the type's only for `HTTP_ERROR`."""
 
     def __init__(
-        self, status: int, type_: str, detail: str, *, title: str | None = None, **extra: Any
+        self, kind: ProblemType, detail: str, *, status: int | None = None, **extra: Any
     ) -> None:
         super().__init__(detail)
-        self.status = status
-        self.type = type_
-        self.title = title or HTTPStatus(status).phrase
+        self.kind = kind
+        self.status = status or kind.status
+        self.type = kind.slug
+        self.title = HTTPStatus(self.status).phrase
         self.detail = detail
         self.extra = extra
 
@@ -44,28 +205,30 @@ class Problem(Exception):
 
 
 def not_found(what: str, ident: str) -> Problem:
-    return Problem(404, "not-found", f"{what} {ident!r} does not exist")
+    return Problem(NOT_FOUND, f"{what} {ident!r} does not exist")
 
 
 def unauthorized(detail: str) -> Problem:
-    return Problem(401, "unauthorized", detail)
+    return Problem(UNAUTHORIZED, detail)
 
 
 def forbidden(detail: str) -> Problem:
-    return Problem(403, "forbidden", detail)
+    return Problem(FORBIDDEN, detail)
 
 
-def conflict(type_: str, detail: str, **extra: Any) -> Problem:
-    return Problem(409, type_, detail, **extra)
+def conflict(kind: ProblemType, detail: str, **extra: Any) -> Problem:
+    """A 409 problem (`kind` is a catalogued 409 type)."""
+    return Problem(kind, detail, **extra)
 
 
-def unprocessable(type_: str, detail: str, **extra: Any) -> Problem:
-    return Problem(422, type_, detail, **extra)
+def unprocessable(kind: ProblemType, detail: str, **extra: Any) -> Problem:
+    """A 422 problem (`kind` is a catalogued 422 type)."""
+    return Problem(kind, detail, **extra)
 
 
 def invalid(loc: list[str | int], msg: str) -> Problem:
     """A 422 validation problem for one field, shaped like FastAPI's own validation errors."""
-    return Problem(422, "validation", msg, errors=[{"loc": loc, "msg": msg, "type": "value_error"}])
+    return Problem(VALIDATION, msg, errors=[{"loc": loc, "msg": msg, "type": "value_error"}])
 
 
 def problem_response(
@@ -107,10 +270,10 @@ def validation_problem(errors: list[dict[str, Any]] | Any) -> Problem:
         for e in errors
     ]
     first = items[0]["msg"] if items else "invalid input"
-    return Problem(422, "validation", f"invalid input: {first}", errors=items)
+    return Problem(VALIDATION, f"invalid input: {first}", errors=items)
 
 
-_STATUS_TYPES = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
+_STATUS_TYPES = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: PAYLOAD_TOO_LARGE}
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -130,31 +293,67 @@ def install_problem_handlers(app: FastAPI) -> None:
             # A body that cannot be read (not UTF-8, not JSON, broken multipart) is invalid input.
             detail = exc.detail if isinstance(exc.detail, str) else "the body cannot be read"
             return problem_response(
-                Problem(422, "validation", detail, errors=[{"loc": ["body"], "msg": detail}]),
+                Problem(VALIDATION, detail, errors=[{"loc": ["body"], "msg": detail}]),
                 request,
             )
-        type_ = _STATUS_TYPES.get(exc.status_code, f"http-{exc.status_code}")
+        kind = _STATUS_TYPES.get(exc.status_code, HTTP_ERROR)
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        problem = Problem(kind, detail, status=exc.status_code)
         # Keep what the exception says in its headers (a 405's `Allow`, for one).
-        return problem_response(Problem(exc.status_code, type_, detail), request, exc.headers)
+        return problem_response(problem, request, exc.headers)
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries declaring the problem+json answers a route can give."""
+def answered_with(status: int, service: str | None = None) -> list[ProblemType]:
+    """The catalogued problem types a status carries (those `service` answers, if named)."""
+    return [k for k in CATALOGUE.values() if k.status == status and k.answered_by(service)]
+
+
+def problem_answer(status: int, service: str | None = None) -> dict[str, Any]:
+    """The OpenAPI response for one problem+json status: the problem types it can carry, each
+    with when it is answered, in the description and as the `type` property's `enum`."""
+    kinds = answered_with(status, service)
+    type_schema: dict[str, Any] = {"type": "string"}
+    description = HTTPStatus(status).phrase
+    if kinds:
+        type_schema["enum"] = [k.slug for k in kinds]
+        description += ", one of these problem types:\n" + "".join(
+            f"\n- `{k.slug}`: {k.description}." for k in kinds
+        )
     schema = {
         "type": "object",
         "properties": {
-            "type": {"type": "string"},
+            "type": type_schema,
             "title": {"type": "string"},
             "status": {"type": "integer"},
             "detail": {"type": "string"},
         },
         "required": ["type", "title", "status", "detail"],
     }
-    return {
-        s: {"description": HTTPStatus(s).phrase, "content": {PROBLEM_JSON: {"schema": schema}}}
-        for s in statuses
-    }
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": schema}}}
+
+
+def problem_responses(
+    *statuses: int, service: str | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries declaring the problem+json answers a route can give, each
+    listing the catalogue's problem types of its status (`describe_problems` narrows them to
+    the service's own once the app is built)."""
+    return {s: problem_answer(s, service) for s in statuses}
+
+
+def describe_problems(openapi: Mapping[str, Any], service: str) -> None:
+    """Rewrite every problem+json response of an OpenAPI document (in place) to list the
+    problem types its status carries in `service`."""
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for status, answer in operation.get("responses", {}).items():
+                content = answer.get("content", {})
+                if str(status).isdigit() and PROBLEM_JSON in content:
+                    described = problem_answer(int(status), service)
+                    answer["description"] = described["description"]
+                    content[PROBLEM_JSON] = described["content"][PROBLEM_JSON]
 
 
 def created_responses(description: str = "Created") -> dict[int | str, dict[str, Any]]:

@@ -15,7 +15,7 @@ from shared.auth import Caller
 from shared.contracts import MoneyModel
 from shared.http import ServiceClient
 from shared.money import Money
-from shared.problems import invalid, unprocessable
+from shared.problems import CURRENCY_MISMATCH, invalid, unprocessable
 
 SettingsT = TypeVar("SettingsT")
 Loc = list[str | int]
@@ -44,7 +44,7 @@ def amount_in(model: MoneyModel, currency: str, loc: Loc, *, whose: str = "the p
     if model.currency != currency:
         field_name = ".".join(str(part) for part in loc)
         raise unprocessable(
-            "currency-mismatch",
+            CURRENCY_MISMATCH,
             f"{field_name} is in {model.currency}; {whose} is in {currency}",
             loc=loc,
             expected_currency=currency,

@@ -19,7 +19,14 @@ from services.claims.service import (
 from shared.contracts import PolicyTerms
 from shared.db import new_id, utcnow
 from shared.peers import fetch_buyer
-from shared.problems import invalid, not_found, unprocessable
+from shared.problems import (
+    EXTENSION_TOO_LONG,
+    NOT_OVERDUE,
+    PLAN_EXCEEDS_DEBT,
+    invalid,
+    not_found,
+    unprocessable,
+)
 from shared.usecase import positive_amount_in
 
 
@@ -36,13 +43,13 @@ def _check_notification(ctx: Context, report: NotificationCreate, policy: Policy
                 [*loc, "due_date"], "an instalment of a plan agreed now is not in the past"
             )
     if planned > owed:
-        raise unprocessable("plan-exceeds-debt",
+        raise unprocessable(PLAN_EXCEEDS_DEBT,
                             f"the instalments add up to {planned}, more than the {owed} owed",
                             loc=["body", "instalments"])  # fmt: skip
     if report.kind == "overdue":
         for index, invoice in enumerate(report.invoices):
             if invoice.due_date >= ctx.today:
-                raise unprocessable("not-overdue", f"invoice {invoice.number} is not past due "
+                raise unprocessable(NOT_OVERDUE, f"invoice {invoice.number} is not past due "
                                     f"(due {invoice.due_date})",
                                     loc=["body", "invoices", index, "due_date"])  # fmt: skip
     if report.kind == "extension_request":
@@ -51,7 +58,7 @@ def _check_notification(ctx: Context, report: NotificationCreate, policy: Policy
         if not rules.extension_allowed(invoice.due_date, report.new_due_date, days):
             latest = invoice.due_date + dt.timedelta(days)
             raise unprocessable(
-                "extension-too-long",
+                EXTENSION_TOO_LONG,
                 f"the policyholder may move a due date by at most {days} days on its own "
                 f"(to {latest})",
                 max_new_due_date=latest.isoformat(),

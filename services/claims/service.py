@@ -17,13 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.claims import messages, rules, views
 from services.claims import repository as repo
 from services.claims.config import ClaimsSettings
-from services.claims.models import (
-    Claim,
-    ClaimDocument,
-    ClaimInvoice,
-    Dispute,
-    outbox,
-)
+from services.claims.models import Claim, ClaimDocument, ClaimInvoice, Dispute, outbox
 from services.claims.schemas import (
     ClaimCreate,
     ClaimList,
@@ -35,6 +29,7 @@ from services.claims.schemas import (
     DocumentUploadRead,
     InvoiceIn,
 )
+from shared import problems
 from shared.contracts import CoverageReply, PolicyTerms
 from shared.db import new_id, utcnow
 from shared.outbox import deliver, enqueue
@@ -42,11 +37,7 @@ from shared.pagination import PageRequest, fetch_page
 from shared.peers import fetch_buyer, fetch_policy, upstream_problem
 from shared.problems import Problem, conflict, invalid, not_found, unprocessable
 from shared.usecase import Context as UseCaseContext
-from shared.usecase import (
-    money_read,
-    non_negative_amount_in,
-    positive_amount_in,
-)
+from shared.usecase import money_read, non_negative_amount_in, positive_amount_in
 
 ZERO = Decimal(0)
 Context = UseCaseContext[ClaimsSettings]
@@ -95,7 +86,7 @@ async def _filing_window(
             raise invalid(["body", "invoices", index, "shipment_date"],
                           "a claimed invoice was shipped, so not after today")  # fmt: skip
     if filing.cause == "political" and not policy.political_risk_cover:
-        raise unprocessable("political-risk-not-covered",
+        raise unprocessable(problems.POLITICAL_RISK_NOT_COVERED,
                             "the policy does not cover political risk")  # fmt: skip
     numbers = [i.number for i in filing.invoices]
     original = await repo.original_due_dates(ctx.session, policy.id, filing.buyer_id, numbers)
@@ -108,14 +99,14 @@ async def _filing_window(
     verdict = window.verdict(ctx.today)
     if verdict == "too_early":
         raise unprocessable(
-            "claim-too-early",
+            problems.CLAIM_TOO_EARLY,
             f"a {filing.cause} claim may be filed from {window.opens.isoformat()}",
             first_filing_date=window.opens.isoformat(),
             filing_deadline=window.closes.isoformat(),
         )
     if verdict == "time_barred":
         raise unprocessable(
-            "claim-time-barred",
+            problems.CLAIM_TIME_BARRED,
             f"the filing window closed on {window.closes.isoformat()}",
             filing_deadline=window.closes.isoformat(),
         )
@@ -137,7 +128,7 @@ async def _hold_invoices(ctx: Context, claim: Claim, numbers: Sequence[str]) -> 
             ctx.session, claim.policy_id, claim.buyer_id, [n for n in numbers if n not in held]
         )
         raise conflict(
-            "invoice-already-claimed",
+            problems.INVOICE_ALREADY_CLAIMED,
             "already claimed: " + ", ".join(f"{n} (claim {c})" for n, c in claimed),
             claims={n: c for n, c in claimed},
         )
@@ -298,17 +289,17 @@ def _check_upload(settings: ClaimsSettings, content_type: str, content: bytes) -
     """A document of an accepted type, within the size allowed, not empty, and whose bytes are
     what its type says."""
     if content_type not in settings.document_types:
-        raise Problem(415, "unsupported-media-type",
+        raise Problem(problems.UNSUPPORTED_MEDIA_TYPE,
                       f"{content_type or 'no type'} is not accepted; send one of "
                       f"{', '.join(sorted(settings.document_types))}")  # fmt: skip
     if len(content) > settings.max_document_bytes:
-        raise Problem(413, "payload-too-large",
+        raise Problem(problems.PAYLOAD_TOO_LARGE,
                       f"a document may be at most {settings.max_document_bytes} bytes")  # fmt: skip
     if not content:
-        raise Problem(422, "validation", "the file is empty",
+        raise Problem(problems.VALIDATION, "the file is empty",
                       errors=[{"loc": ["body", "file"], "msg": "the file is empty"}])  # fmt: skip
     if not rules.content_matches_type(content, content_type):
-        raise Problem(415, "unsupported-media-type",
+        raise Problem(problems.UNSUPPORTED_MEDIA_TYPE,
                       f"the file's content is not {content_type}")  # fmt: skip
 
 
@@ -357,7 +348,7 @@ async def raise_dispute(ctx: Context, claim_id: str, raised: DisputeCreate) -> D
     }
     unknown = [n for n in raised.invoice_numbers if n not in numbers]
     if unknown:
-        raise unprocessable("unknown-invoice", f"not in this claim: {', '.join(unknown)}",
+        raise unprocessable(problems.UNKNOWN_INVOICE, f"not in this claim: {', '.join(unknown)}",
                             invoice_numbers=unknown)  # fmt: skip
     dispute = Dispute(
         id=new_id("dsp"), created_at=utcnow(), claim_id=claim.id, raised_on=raised.raised_on,
@@ -379,7 +370,9 @@ async def resolve_dispute(
     if dispute is None or dispute.claim_id != claim.id:
         raise not_found("dispute", dispute_id)
     if dispute.outcome is not None:
-        raise conflict("already-decided", f"the dispute was settled for the {dispute.outcome}")
+        raise conflict(
+            problems.ALREADY_DECIDED, f"the dispute was settled for the {dispute.outcome}"
+        )
     dispute.outcome = settlement.outcome
     dispute.resolved_on = settlement.resolved_on or ctx.today
     dispute.resolution_note = settlement.note
@@ -477,7 +470,7 @@ async def _coverage(
     out: dict[str, CoverageReply] = {}
     for invoice, result in zip(invoices, response.json()["results"], strict=True):
         if "error" in result:
-            raise Problem(502, "upstream-error",
+            raise Problem(problems.UPSTREAM_ERROR,
                           f"underwriting could not check invoice {invoice.number}",
                           upstream_error=result["error"])  # fmt: skip
         out[invoice.number] = CoverageReply.model_validate(result)
@@ -528,10 +521,11 @@ async def _check_caps_still_hold(ctx: Context, claim: Claim, *, paying: bool) ->
         return
     cap_left = money_read(left, claim.currency).model_dump(mode="json")
     if refusal is rules.Refusal.CAPS_EXCEEDED:
-        raise conflict(refusal, "claims approved or paid on the policy leave less of its caps "
-                       "than this claim's indemnity", cap_left=cap_left)  # fmt: skip
-    raise conflict(refusal, "claims approved since the assessment leave less of the policy's "
-                   "caps than it assessed; assess the claim again", cap_left=cap_left)  # fmt: skip
+        raise conflict(problems.CAPS_EXCEEDED, "claims approved or paid on the policy leave less of its "
+                       "caps than this claim's indemnity", cap_left=cap_left)  # fmt: skip
+    raise conflict(problems.ASSESSMENT_OUTDATED, "claims approved since the assessment leave less of the "
+                   "policy's caps than it assessed; assess the claim again",
+                   cap_left=cap_left)  # fmt: skip
 
 
 async def pay(ctx: Context, claim_id: str) -> ClaimRead:

@@ -31,7 +31,18 @@ from services.claims.schemas import (
     StepRead,
 )
 from shared.contracts import MoneyModel
-from shared.problems import Problem, conflict, unprocessable
+from shared.problems import (
+    ALREADY_DECIDED,
+    ALREADY_PAID,
+    CLAIM_LAPSED,
+    CLAIM_ON_HOLD,
+    DOCUMENTS_MISSING,
+    NOT_APPROVED,
+    NOT_ASSESSED,
+    Problem,
+    conflict,
+    unprocessable,
+)
 from shared.usecase import money_read
 
 
@@ -161,19 +172,19 @@ def refusal_problem(refused: rules.Refused, claim: Claim, missing: Sequence[str]
     """A refused act as the problem the API answers."""
     r, status = rules.Refusal, refused.status
     if refused.refusal is r.ALREADY_DECIDED:
-        return conflict(r.ALREADY_DECIDED, f"the claim is already {status}", status_now=status)
+        return conflict(ALREADY_DECIDED, f"the claim is already {status}", status_now=status)
     if refused.refusal is r.ALREADY_PAID:
-        return conflict(r.ALREADY_PAID, f"the claim was paid on {claim.paid_on}")
+        return conflict(ALREADY_PAID, f"the claim was paid on {claim.paid_on}")
     if refused.refusal is r.CLAIM_ON_HOLD:
-        return conflict(r.CLAIM_ON_HOLD, "a dispute is open: the claim holds until it is settled")
+        return conflict(CLAIM_ON_HOLD, "a dispute is open: the claim holds until it is settled")
     if refused.refusal is r.CLAIM_LAPSED:
-        return unprocessable(r.CLAIM_LAPSED, f"documents were due by {claim.documents_due}; the "
+        return unprocessable(CLAIM_LAPSED, f"documents were due by {claim.documents_due}; the "
                              "claim has lapsed with documents missing",
                              documents_due=claim.documents_due.isoformat())  # fmt: skip
     if refused.refusal is r.DOCUMENTS_MISSING:
-        return unprocessable(r.DOCUMENTS_MISSING, f"documents missing: {', '.join(missing)}",
+        return unprocessable(DOCUMENTS_MISSING, f"documents missing: {', '.join(missing)}",
                              missing_documents=list(missing))  # fmt: skip
     if refused.refusal is r.NOT_ASSESSED:
-        return unprocessable(r.NOT_ASSESSED, "a claim is approved only once it is assessed",
+        return unprocessable(NOT_ASSESSED, "a claim is approved only once it is assessed",
                              status_now=status)  # fmt: skip
-    return unprocessable(r.NOT_APPROVED, "only an approved claim is paid", status_now=status)
+    return unprocessable(NOT_APPROVED, "only an approved claim is paid", status_now=status)

@@ -31,7 +31,17 @@ from shared.money import Money
 from shared.outbox import deliver, enqueue
 from shared.pagination import PageRequest
 from shared.peers import fetch_buyer
-from shared.problems import conflict, invalid, not_found, unprocessable
+from shared.problems import (
+    CASE_CLOSED,
+    CASE_EXISTS,
+    CURRENCY_MISMATCH,
+    NO_OPEN_DISPUTE,
+    OVERPAYMENT,
+    conflict,
+    invalid,
+    not_found,
+    unprocessable,
+)
 from shared.usecase import Context as BaseContext
 from shared.usecase import amount_in, money_read, positive_amount_in
 
@@ -68,7 +78,7 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
     if opening.claim_id is not None:
         existing = await repo.case_of_claim(ctx.session, opening.claim_id)
         if existing is not None:
-            raise conflict("case-exists", f"claim {opening.claim_id} already has case {existing}",
+            raise conflict(CASE_EXISTS, f"claim {opening.claim_id} already has case {existing}",
                            case_id=existing)  # fmt: skip
         mandate = await _mandate_for(ctx, opening)
         if mandate is not None:
@@ -90,7 +100,7 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
     try:
         await ctx.session.flush()
     except IntegrityError:  # a concurrent twin opened the claim's case first
-        raise conflict("case-exists", f"claim {opening.claim_id} already has a case") from None
+        raise conflict(CASE_EXISTS, f"claim {opening.claim_id} already has a case") from None
     await _signal_opening(ctx, case)
     return await read_case(ctx, case)
 
@@ -156,7 +166,7 @@ async def _take_over(
     on is shared with the insurer. Invoices of the claim it did not have are added."""
     currency = opening.invoices[0].amount.currency
     if currency != case.currency:
-        raise unprocessable("currency-mismatch", f"the mandate {case.id} is in {case.currency}")
+        raise unprocessable(CURRENCY_MISMATCH, f"the mandate {case.id} is in {case.currency}")
     case.claim_id = opening.claim_id
     case.insurer_share_numerator = None if share is None else str(share.paid)
     case.insurer_share_denominator = None if share is None else str(share.of)
@@ -171,7 +181,7 @@ async def _take_over(
     try:
         await ctx.session.flush()
     except IntegrityError:
-        raise conflict("case-exists", f"claim {opening.claim_id} already has a case") from None
+        raise conflict(CASE_EXISTS, f"claim {opening.claim_id} already has a case") from None
     return await read_case(ctx, case)
 
 
@@ -218,7 +228,7 @@ async def read_cases(ctx: Context, cases: Sequence[Case]) -> list[CaseRead]:
 
 def _refuse_if_closed(case: Case) -> None:
     if not rules.takes_acts(case.status):
-        raise conflict(rules.CASE_CLOSED, f"case {case.id} was closed on {case.closed_on}")
+        raise conflict(CASE_CLOSED, f"case {case.id} was closed on {case.closed_on}")
 
 
 def _status_after(case: Case, act: rules.CaseAct) -> CaseStatus:
@@ -228,8 +238,8 @@ def _status_after(case: Case, act: rules.CaseAct) -> CaseStatus:
     except rules.ActRefused as refused:
         if refused.problem == rules.CASE_CLOSED:
             detail = f"case {case.id} was closed on {case.closed_on}"
-            raise conflict(refused.problem, detail) from None
-        raise unprocessable(refused.problem, "the case is not on hold") from None
+            raise conflict(CASE_CLOSED, detail) from None
+        raise unprocessable(NO_OPEN_DISPUTE, "the case is not on hold") from None
 
 
 async def add_activity(ctx: Context, case_id: str, done: ActivityCreate) -> ActivityRead:
@@ -269,7 +279,7 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
         credits = rules.book_payment(views.open_invoices(invoices), amount)
     except rules.Overpayment as over:
         raise unprocessable(
-            "overpayment",
+            OVERPAYMENT,
             f"{amount} exceeds the outstanding {over.outstanding} {case.currency}",
             outstanding=money_read(over.outstanding, case.currency).model_dump(mode="json"),
         ) from None

@@ -35,6 +35,7 @@ from services.underwriting.schemas import (
     LimitRequestCreate,
     LimitRequestList,
     LimitRequestRead,
+    LimitRequestStatus,
     PolicyCreate,
     PolicyRead,
     PortfolioHealthRead,
@@ -259,8 +260,7 @@ async def request_limit(
 @router.get("/limit-requests", response_model=LimitRequestList, responses=READ)
 async def list_limit_requests(
     request: Request, session: SessionDep, caller: Staff, page: PageDep,
-    status: Annotated[str | None, Query(pattern="^(approved|partially_approved|refused|referred)$")]
-    = None,
+    status: Annotated[LimitRequestStatus | None, Query()] = None,
 ) -> LimitRequestList:  # fmt: skip
     """The underwriters' review queue (`?status=referred`), oldest first; staff may read it."""
     return await lim.list_limit_requests(context(request, session, caller), status, page)

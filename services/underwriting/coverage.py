@@ -25,7 +25,13 @@ from shared.auth import Caller
 from shared.db import Reader
 from shared.money import Money
 from shared.pagination import PageRequest
-from shared.problems import Problem, not_found, unprocessable, validation_problem
+from shared.problems import (
+    DUE_BEFORE_SHIPMENT,
+    Problem,
+    not_found,
+    unprocessable,
+    validation_problem,
+)
 from shared.usecase import positive_amount_in
 
 # ---------------------------------------------------------------- coverage
@@ -33,7 +39,7 @@ from shared.usecase import positive_amount_in
 
 def _validate_item(item: CoverageCheckCreate, currency: str) -> Money:
     if item.due_date < item.shipment_date:
-        raise unprocessable("due-before-shipment", "the due date is before the shipment date")
+        raise unprocessable(DUE_BEFORE_SHIPMENT, "the due date is before the shipment date")
     amount = positive_amount_in(item.invoice_amount, currency, ["body", "invoice_amount", "amount"])
     return Money(amount, currency)
 

@@ -46,7 +46,16 @@ from shared.contracts import money_json
 from shared.db import new_id, utcnow
 from shared.money import Money
 from shared.pagination import PageRequest, fetch_page
-from shared.problems import Problem, conflict, invalid, not_found, unprocessable
+from shared.problems import (
+    ALREADY_DECIDED,
+    RETROACTIVE_REDUCTION,
+    SINGLE_BUYER_CAP_EXCEEDED,
+    Problem,
+    conflict,
+    invalid,
+    not_found,
+    unprocessable,
+)
 from shared.usecase import amount_in, non_negative_amount_in, positive_amount_in
 
 # ---------------------------------------------------------------- limits
@@ -61,7 +70,7 @@ def _refuse_above_cap(policy: Policy, amount: Money) -> None:
     if rules.exceeds_single_buyer_cap(amount.amount, policy.single_buyer_cap):
         cap = Money(policy.single_buyer_cap or Decimal(0), policy.currency)
         raise unprocessable(
-            "single-buyer-cap-exceeded",
+            SINGLE_BUYER_CAP_EXCEEDED,
             f"{amount} is above the policy's single-buyer cap of {cap}",
             single_buyer_cap=money_json(cap),
         )
@@ -148,7 +157,7 @@ async def get_limit_request(ctx: Context, request_id: str) -> LimitRequestRead:
 
 
 async def list_limit_requests(
-    ctx: Context, status: str | None, page: PageRequest
+    ctx: Context, status: rules.LimitRequestStatus | None, page: PageRequest
 ) -> LimitRequestList:
     """The underwriters' review queue, oldest first."""
     rows, cursor = await fetch_page(ctx.session, repo.limit_requests_listed(status=status), page,
@@ -205,7 +214,7 @@ async def request_limit(ctx: Context, policy_id: str, data: LimitRequestCreate) 
     )  # fmt: skip
     decision = rules.decide_limit_request(facts, ctx.settings.decision_table())
     now = utcnow()
-    decided = decision.status != rules.REFERRED
+    decided = not rules.awaits_decision(decision.status)
     request = LimitRequest(
         id=new_id("lrq"), policy_id=policy.id, buyer_id=buyer.id, requested_amount=amount.amount,
         decided_amount=None if decision.decided_amount is None else decision.decided_amount.amount,
@@ -232,9 +241,9 @@ async def decide_request(ctx: Context, request_id: str, data: DecisionCreate) ->
         raise not_found("limit request", request_id)
     policy = await repo.policy(ctx.session, request.policy_id)
     assert policy is not None
-    if request.status != rules.REFERRED:
+    if not rules.awaits_decision(request.status):
         raise conflict(
-            "already-decided",
+            ALREADY_DECIDED,
             f"limit request {request_id} was already decided: {request.status}",
             decided_status=request.status,
         )
@@ -304,7 +313,7 @@ async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> 
     )  # fmt: skip
     if not allowed and rules.is_reduction(current, new_amount.amount):
         raise unprocessable(
-            "retroactive-reduction",
+            RETROACTIVE_REDUCTION,
             "a reduction or withdrawal applies only to shipments from tomorrow on",
             earliest_effective_from=rules.earliest_reduction_date(ctx.today).isoformat(),
         )

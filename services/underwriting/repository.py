@@ -48,7 +48,7 @@ from services.underwriting.models import (
     Sanction,
     StopShipment,
 )
-from services.underwriting.rules import TurnoverLine
+from services.underwriting.rules import LimitRequestStatus, TurnoverLine
 from shared.db import Amount, Query, Reader, utcnow
 
 
@@ -425,28 +425,48 @@ _BUYER_COLUMNS = (Buyer.id, Buyer.country, Buyer.legal_form)
 def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: Any) -> list[Any]:
     """What a check reads for one receivable, correlated to the expressions naming its policy,
     buyer, shipment date and invoice: the single check passes parameters, the batch passes the
-    columns of its items. Expects `policies`, `buyers` and `credit_limits` in the FROM."""
+    columns of its items. Expects `policies`, `buyers` and `credit_limits` in the FROM.
+
+    Each piece is named after the rule it states (`rules.<name>`); the parity test
+    (tests/underwriting/test_coverage_parity.py) runs the edge cases through both."""
     today = bindparam("today", type_=Date)
+    return [
+        *_POLICY_COLUMNS,
+        *(c.label(f"buyer_{c.key}") for c in _BUYER_COLUMNS),
+        _grade_on(buyer_id, ship, today).label("buyer_grade"),
+        _bank_assigned(policy_id).label("bank_assigned"),
+        _sanctioned(buyer_id).label("sanctioned"),
+        _stopped_on(policy_id, buyer_id, ship).label("stopped"),
+        _affiliate(buyer_id).label("related"),
+        CreditLimit.id.label("limit_id"),
+        _limit_in_force(LimitAmount.payment_terms_days, ship).label("limit_terms_days"),
+        CreditLimit.decided_on.label("decided_on"),
+        type_coerce(_limit_in_force(LimitAmount.amount, ship), Amount()).label("limit_amount"),
+        _exposure(policy_id, buyer_id, ship, invoice_number, today).label("exposure"),
+    ]
 
-    # Each piece is named after the rule it states (`rules.<name>`); the parity test
-    # (tests/underwriting/test_coverage_parity.py) runs the edge cases through both.
 
-    def limit_in_force(value: Any) -> Any:  # rules.amount_in_force (half-open entries)
-        return (
-            select(value)
-            .where(
-                LimitAmount.limit_id == CreditLimit.id,
-                LimitAmount.superseded_at.is_(None),
-                LimitAmount.effective_from <= ship,
-                or_(LimitAmount.effective_to.is_(None), LimitAmount.effective_to > ship),
-            )
-            .order_by(LimitAmount.effective_from.desc())
-            .limit(1)
-            .scalar_subquery()
+def _limit_in_force(value: Any, ship: Any) -> Any:
+    """rules.amount_in_force: the entry of the limit's history in force on the shipment date
+    (half-open entries, superseded ones left out); `value` is the column read from it."""
+    return (
+        select(value)
+        .where(
+            LimitAmount.limit_id == CreditLimit.id,
+            LimitAmount.superseded_at.is_(None),
+            LimitAmount.effective_from <= ship,
+            or_(LimitAmount.effective_to.is_(None), LimitAmount.effective_to > ship),
         )
+        .order_by(LimitAmount.effective_from.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
-    # The grade in force on the shipment date: the last entry of the history dated on or before
-    # it; before any entry, the first recorded (the registration); from today on, today's grade.
+
+def _grade_on(buyer_id: Any, ship: Any, today: Any) -> Any:
+    """rules.grade_on: the grade in force on the shipment date, the last entry of the history
+    dated on or before it; before any entry, the first recorded (the registration); from today
+    on, today's grade."""
     graded_then = (
         select(BuyerGrade.grade)
         .where(BuyerGrade.buyer_id == buyer_id, BuyerGrade.graded_on <= ship)
@@ -461,17 +481,26 @@ def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: 
         .limit(1)
         .scalar_subquery()
     )
-    grade_on_shipment = case(  # rules.grade_on
+    return case(
         (ship >= today, Buyer.grade),
         else_=func.coalesce(graded_then, graded_first, Buyer.grade),
     )
-    paid_by_today = case(  # rules.unpaid_today
+
+
+def _unpaid_today(today: Any) -> Any:
+    """rules.unpaid_today: a receivable's amount less what was paid by today."""
+    paid_by_today = case(
         (or_(Receivable.paid_on.is_(None), Receivable.paid_on <= today), Receivable.paid_amount),
         else_=literal(Decimal(0), Amount()),
     )
-    unpaid_today = type_coerce(Receivable.amount, Amount()) - type_coerce(paid_by_today, Amount())
-    exposure = (  # rules.exposure: the receivable itself excluded
-        select(type_coerce(func.coalesce(func.sum(unpaid_today), 0), Amount()))
+    return type_coerce(Receivable.amount, Amount()) - type_coerce(paid_by_today, Amount())
+
+
+def _exposure(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: Any, today: Any) -> Any:
+    """rules.exposure: the buyer's receivables under the policy shipped on or before the
+    shipment date and unpaid today, the receivable itself excluded."""
+    return (
+        select(type_coerce(func.coalesce(func.sum(_unpaid_today(today)), 0), Amount()))
         .where(
             Receivable.policy_id == policy_id,
             Receivable.buyer_id == buyer_id,
@@ -480,42 +509,43 @@ def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: 
         )
         .scalar_subquery()
     )
-    sanctioned = exists().where(
-        or_(Sanction.buyer_id == buyer_id, Sanction.country == Buyer.country)
-    )
-    # A buyer the policyholder declared an affiliate (on a limit request under any of its
-    # policies) is not insurable under that policyholder's policies.
+
+
+def _sanctioned(buyer_id: Any) -> Any:
+    """Sanctions: the buyer, or its country, is sanctioned."""
+    return exists().where(or_(Sanction.buyer_id == buyer_id, Sanction.country == Buyer.country))
+
+
+def _affiliate(buyer_id: Any) -> Any:
+    """rules.insurable (related to the policyholder): a buyer the policyholder declared an
+    affiliate (on a limit request under any of its policies) is not insurable under that
+    policyholder's policies."""
     declaring_policy = aliased(Policy)
-    affiliate = exists().where(
+    return exists().where(
         LimitRequest.buyer_id == buyer_id,
         LimitRequest.related_to_policyholder.is_(True),
         LimitRequest.policy_id == declaring_policy.id,
         declaring_policy.policyholder_id == Policy.policyholder_id,
     )
-    stopped_on = exists().where(  # rules.stopped_on
+
+
+def _stopped_on(policy_id: Any, buyer_id: Any, ship: Any) -> Any:
+    """rules.stopped_on: a stop-shipment notified before the shipment date and not cleared by
+    it."""
+    return exists().where(
         StopShipment.policy_id == policy_id,
         StopShipment.buyer_id == buyer_id,
         StopShipment.notified_on < ship,
         or_(StopShipment.cleared_on.is_(None), StopShipment.cleared_on > ship),
     )
-    assigned = exists().where(
+
+
+def _bank_assigned(policy_id: Any) -> Any:
+    """Whether the calling bank (parameter `bank_id`) holds an assignment of the policy."""
+    return exists().where(
         PolicyAssignment.policy_id == policy_id,
         PolicyAssignment.bank_id == bindparam("bank_id", type_=String),
     )
-    return [
-        *_POLICY_COLUMNS,
-        *(c.label(f"buyer_{c.key}") for c in _BUYER_COLUMNS),
-        grade_on_shipment.label("buyer_grade"),
-        assigned.label("bank_assigned"),
-        sanctioned.label("sanctioned"),
-        stopped_on.label("stopped"),
-        affiliate.label("related"),
-        CreditLimit.id.label("limit_id"),
-        limit_in_force(LimitAmount.payment_terms_days).label("limit_terms_days"),
-        CreditLimit.decided_on.label("decided_on"),
-        type_coerce(limit_in_force(LimitAmount.amount), Amount()).label("limit_amount"),
-        exposure.label("exposure"),
-    ]
 
 
 def _single_statement() -> Any:
@@ -723,7 +753,7 @@ async def limit_request(
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-def limit_requests_listed(*, status: str | None) -> Any:
+def limit_requests_listed(*, status: LimitRequestStatus | None) -> Any:
     statement = select(LimitRequest)
     if status:
         statement = statement.where(LimitRequest.status == status)

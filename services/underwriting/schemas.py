@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from services.underwriting.rules.credit_limit import LimitRequestStatus as LimitRequestStatus
+from services.underwriting.rules.credit_limit import UnderwriterAct
 from shared.contracts import (
     DEFAULT_LADDER,
     BuyerSignal,
@@ -203,7 +205,7 @@ class LimitRequestRead(Schema):
     created_at: dt.datetime
     policy_id: str
     buyer_id: str
-    status: str
+    status: LimitRequestStatus
     requested_amount: MoneyModel
     decided_amount: MoneyModel | None
     payment_terms_days: int
@@ -221,7 +223,7 @@ class LimitRequestList(Schema):
 
 
 class DecisionCreate(Schema):
-    decision: Literal["approve", "partially_approve", "refuse"]
+    decision: UnderwriterAct
     amount: MoneyModel | None = None
     reason: Annotated[str, Field(min_length=1, max_length=4000)]
 

@@ -39,7 +39,17 @@ from shared.auth import ensure_party
 from shared.contracts import MoneyModel
 from shared.db import new_id, utcnow
 from shared.pagination import Page, PageRequest, fetch_page
-from shared.problems import Problem, conflict, invalid, not_found, unprocessable
+from shared.problems import (
+    ALREADY_ASSIGNED,
+    BUYER_EXISTS,
+    DUE_BEFORE_SHIPMENT,
+    POLICY_OVERLAP,
+    Problem,
+    conflict,
+    invalid,
+    not_found,
+    unprocessable,
+)
 from shared.usecase import Context as UseCaseContext
 from shared.usecase import amount_in, non_negative_amount_in, positive_amount_in
 
@@ -72,7 +82,7 @@ async def create_policy(ctx: Context, data: PolicyCreate) -> PolicyRead:
     )
     if existing is not None:
         raise conflict(
-            "policy-overlap",
+            POLICY_OVERLAP,
             f"policyholder {data.policyholder_id!r} already has a policy in {currency} whose "
             "dates overlap these",
             existing_policy_id=existing,
@@ -169,7 +179,7 @@ async def assign_policy(ctx: Context, policy_id: str, bank_id: str) -> Assignmen
         created_at=utcnow(),
     )  # fmt: skip
     if not await repo.add_unless_taken(ctx.session, assignment, "policy_id", "bank_id"):
-        raise conflict("already-assigned", f"bank {bank_id!r} is already assigned to this policy")
+        raise conflict(ALREADY_ASSIGNED, f"bank {bank_id!r} is already assigned to this policy")
     return views.assignment_read(assignment)
 
 
@@ -294,7 +304,7 @@ async def register_buyer(ctx: Context, data: BuyerCreate) -> BuyerRead:
 
 def _duplicate_buyer(buyer_id: str) -> Problem:
     return conflict(
-        "buyer-exists",
+        BUYER_EXISTS,
         "a buyer with this country and registration number is already registered",
         existing_buyer_id=buyer_id,
     )
@@ -413,7 +423,7 @@ async def declare_receivables(
         seen.add(invoice.number)
         amount = positive_amount_in(invoice.amount, policy.currency, [*loc, "amount", "amount"])
         if invoice.due_date < invoice.shipment_date:
-            raise unprocessable("due-before-shipment",
+            raise unprocessable(DUE_BEFORE_SHIPMENT,
                                 f"invoice {invoice.number}: due date is before the shipment date",
                                 errors=[{"loc": [*loc, "due_date"],
                                          "msg": "before the shipment date"}])  # fmt: skip

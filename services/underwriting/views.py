@@ -47,36 +47,35 @@ def money_or_none(amount: Decimal | None, currency: str) -> MoneyModel | None:
     return None if amount is None else money_read(amount, currency)
 
 
+def same_named(row: object, names: Sequence[str]) -> dict[str, Any]:
+    """The attributes of a row that a read model carries as they are kept, under their names."""
+    return {name: getattr(row, name) for name in names}
+
+
+# What a policy's read model carries as the policy keeps it (its money and percentages are
+# written out below).
+_POLICY_AS_KEPT = (
+    "id", "created_at", "policyholder_id", "currency", "start_date", "end_date", "cover_type",
+    "political_risk_cover", "covered_countries", "max_credit_period_days", "claim_filing_days",
+    "documents_grace_days", "overdue_notification_days", "max_extension_days",
+    "protracted_default_wait_days", "reduction_notice_days", "claims_calendar_country",
+    "collection_ladder",
+)  # fmt: skip
+
+
 def policy_read(policy: Policy, banks: list[str]) -> PolicyRead:
     c = policy.currency
     zero = MoneyModel.of(Money.zero(c))
     return PolicyRead(
-        id=policy.id,
-        created_at=policy.created_at,
-        policyholder_id=policy.policyholder_id,
-        currency=c,
-        start_date=policy.start_date,
-        end_date=policy.end_date,
-        cover_type=policy.cover_type,
+        **same_named(policy, _POLICY_AS_KEPT),
         max_liability=money_or_none(policy.max_liability, c) or zero,
         premium_rate_pct=policy.premium_rate_pct.normalize(),
         indemnity_pct=policy.indemnity_pct.normalize(),
-        political_risk_cover=policy.political_risk_cover,
         political_indemnity_pct=policy.political_indemnity_pct.normalize(),
-        covered_countries=policy.covered_countries,
-        max_credit_period_days=policy.max_credit_period_days,
         deductible=money_or_none(policy.deductible, c) or zero,
         claim_threshold=money_or_none(policy.claim_threshold, c) or zero,
         discretionary_limit=money_or_none(policy.discretionary_limit, c) or zero,
         single_buyer_cap=money_or_none(policy.single_buyer_cap, c),
-        claim_filing_days=policy.claim_filing_days,
-        documents_grace_days=policy.documents_grace_days,
-        overdue_notification_days=policy.overdue_notification_days,
-        max_extension_days=policy.max_extension_days,
-        protracted_default_wait_days=policy.protracted_default_wait_days,
-        reduction_notice_days=policy.reduction_notice_days,
-        claims_calendar_country=policy.claims_calendar_country,
-        collection_ladder=policy.collection_ladder,
         assigned_bank_ids=banks,
     )
 
@@ -129,7 +128,7 @@ def request_read(r: LimitRequest, currency: str) -> LimitRequestRead:
         created_at=r.created_at,
         policy_id=r.policy_id,
         buyer_id=r.buyer_id,
-        status=r.status,
+        status=rules.LimitRequestStatus(r.status),
         requested_amount=money_read(r.requested_amount, currency),
         decided_amount=money_or_none(r.decided_amount, currency),
         payment_terms_days=r.payment_terms_days,
@@ -150,6 +149,12 @@ def history_entries(history: Sequence[LimitAmount]) -> list[rules.HistoryEntry]:
     ]
 
 
+# What an entry of a limit's history carries as it is kept.
+_HISTORY_AS_KEPT = (
+    "payment_terms_days", "effective_from", "effective_to", "reason", "source", "decided_by",
+)  # fmt: skip
+
+
 def limit_read(
     limit: CreditLimit, history: list[LimitAmount], currency: str, today: dt.date
 ) -> LimitRead:
@@ -163,13 +168,8 @@ def limit_read(
         amount_in_force=money_or_none(rules.amount_in_force(entries, today), currency),
         history=[
             HistoryRead(
+                **same_named(e, _HISTORY_AS_KEPT),
                 amount=money_read(e.amount, currency),
-                payment_terms_days=e.payment_terms_days,
-                effective_from=e.effective_from,
-                effective_to=e.effective_to,
-                reason=e.reason,
-                source=e.source,
-                decided_by=e.decided_by,
                 recorded_at=e.created_at,
             )
             for e in history

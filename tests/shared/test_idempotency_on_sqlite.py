@@ -24,7 +24,7 @@ from shared.auth import CallerDep
 from shared.db import SessionDep, utcnow
 from shared.idempotency import RUNNING, CommandDep, fingerprint
 from shared.migrations import upgrade
-from shared.problems import unprocessable
+from shared.problems import ProblemType, unprocessable
 from tests.conftest import token
 
 SLOW = "/test-only/slow"
@@ -52,6 +52,10 @@ class Gate:
     fail: bool = False
 
 
+# A problem type of this test only (not in the catalogue: no service answers it).
+TEST_FAILURE = ProblemType("test-failure", 422, "Test failure", "the test's first attempt fails")
+
+
 def add_slow_route(app: FastAPI, gate: Gate) -> None:
     async def slow(session: SessionDep, caller: CallerDep, cmd: CommandDep, body: Note) -> Response:
         async def handler() -> Done:
@@ -63,7 +67,7 @@ def add_slow_route(app: FastAPI, gate: Gate) -> None:
             gate.started.set()
             await gate.release.wait()
             if gate.fail:
-                raise unprocessable("test-failure", "the first attempt fails")
+                raise unprocessable(TEST_FAILURE, "the first attempt fails")
             return Done(id=uuid.uuid4().hex, note=body.note)
 
         return await cmd.run(handler, status_code=201)

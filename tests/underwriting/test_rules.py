@@ -173,7 +173,7 @@ def test_stop_shipment_covers_shipments_after_the_notification_until_cleared() -
     assert not rules.stopped_on(stops, dt.date(2027, 4, 1))
 
 
-def cover(**overrides: object) -> rules.CoverageAnswer:
+def cover_facts(**overrides: object) -> rules.CoverageFacts:
     base = dict(amount=Money.of("30000", "EUR"), shipment_date=dt.date(2027, 2, 15),
                 due_date=dt.date(2027, 5, 15), policy_start=dt.date(2027, 1, 1),
                 policy_end=dt.date(2027, 12, 31), covered_countries=None,
@@ -183,7 +183,11 @@ def cover(**overrides: object) -> rules.CoverageAnswer:
                 decided_on=dt.date(2027, 1, 1), limit_terms_days=90, limit_amount=D(100000),
                 exposure=D(0))  # fmt: skip
     base.update(overrides)
-    return rules.assess_coverage(rules.CoverageFacts(**base))  # type: ignore[arg-type]
+    return rules.CoverageFacts(**base)  # type: ignore[arg-type]
+
+
+def cover(**overrides: object) -> rules.CoverageAnswer:
+    return rules.assess_coverage(cover_facts(**overrides))
 
 
 def test_covered_amount_is_the_amount_within_headroom_times_the_indemnity() -> None:

@@ -4,7 +4,7 @@ concentration and the warnings of a policyholder's portfolio."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -89,89 +89,132 @@ def portfolio_health(
     buyer still owing, a current ratio below 1.2)."""
     outstanding = sum((i.outstanding_on(today) for i in invoices), ZERO)
     current = dso(invoices, today, thresholds.sales_window_days)
-    year_ago = today - dt.timedelta(days=365)
-    prior = dso(invoices, year_ago, thresholds.sales_window_days)
-    change = (
-        None
-        if current is None or not prior
-        else ((current - prior) / prior).quantize(Decimal("0.0001"))
-    )
-    buckets: dict[str, Decimal] = {"not_due": ZERO} | {
-        name: ZERO for name, _, _ in thresholds.buckets
-    }
-    overdue = ZERO
-    per_buyer: dict[str, Decimal] = {}
-    for invoice in invoices:
-        left = invoice.outstanding_on(today)
-        if left <= 0:
-            continue
-        per_buyer[invoice.buyer_id] = per_buyer.get(invoice.buyer_id, ZERO) + left
-        late = (today - invoice.due_date).days
-        if late > thresholds.overdue_after_days:
-            overdue += left
-        if late <= 0:
-            buckets["not_due"] += left
-            continue
-        for name, low, high in thresholds.buckets:
-            if late >= low and (high is None or late <= high):
-                buckets[name] += left
-                break
-    ratio = (overdue / outstanding).quantize(Decimal("0.0001")) if outstanding > 0 else None
-    ranked = sorted(per_buyer.items(), key=lambda kv: (-kv[1], kv[0]))[: thresholds.top_buyers]
-    concentration = tuple(
-        (buyer, amount, (amount / outstanding).quantize(Decimal("0.0001")))
-        for buyer, amount in ranked
-    )
-    top_share = (
-        (sum((a for _, a in ranked), ZERO) / outstanding).quantize(Decimal("0.0001"))
-        if outstanding > 0
-        else None
-    )
-    warnings: list[Warning] = []
-    if ratio is not None and ratio > thresholds.overdue_ratio_warning:
-        warnings.append(
-            Warning(
-                "overdue_ratio_high",
-                ratio,
-                thresholds.overdue_ratio_warning,
-                f"overdue ratio {ratio * 100:.2f}% is above "
-                f"{thresholds.overdue_ratio_warning * 100:.0f}%",
-            )
-        )
-    if change is not None and change > thresholds.dso_increase_warning:
-        warnings.append(
-            Warning(
-                "dso_increase",
-                change,
-                thresholds.dso_increase_warning,
-                f"DSO rose {change * 100:.2f}% year on year, above "
-                f"{thresholds.dso_increase_warning * 100:.0f}%",
-            )
-        )
-    for buyer, _ in sorted(per_buyer.items()):
-        current_ratio = (current_ratios or {}).get(buyer)
-        if current_ratio is not None and current_ratio < thresholds.current_ratio_warning:
-            warnings.append(
-                Warning(
-                    "buyer_current_ratio_low",
-                    current_ratio,
-                    thresholds.current_ratio_warning,
-                    f"buyer {buyer} has a current ratio of {current_ratio}, below "
-                    f"{thresholds.current_ratio_warning}",
-                    buyer_id=buyer,
-                )
-            )
+    prior = dso(invoices, today - dt.timedelta(days=365), thresholds.sales_window_days)
+    change = dso_change(current, prior)
+    per_buyer = outstanding_per_buyer(invoices, today)
+    ratio = overdue_ratio(invoices, today, outstanding, thresholds.overdue_after_days)
+    largest, top_share = concentration(per_buyer, outstanding, thresholds.top_buyers)
     return PortfolioHealth(
         outstanding=outstanding,
         dso_days=current,
         dso_prior_year_days=prior,
         dso_change=change,
         overdue_ratio=ratio,
-        ageing=tuple(buckets.items()),
-        concentration=concentration,
+        ageing=ageing(invoices, today, thresholds.buckets),
+        concentration=largest,
         top_buyers_share=top_share,
-        warnings=tuple(warnings),
+        warnings=(
+            *portfolio_warnings(ratio, change, thresholds),
+            *current_ratio_warnings(sorted(per_buyer), current_ratios or {}, thresholds),
+        ),
     )
+
+
+def _share(part: Decimal, whole: Decimal) -> Decimal:
+    return (part / whole).quantize(Decimal("0.0001"))
+
+
+def dso_change(current: Decimal | None, prior: Decimal | None) -> Decimal | None:
+    """DSO's change year on year: (DSO today − DSO a year ago) / DSO a year ago; none without
+    both (or with a prior DSO of zero)."""
+    return None if current is None or not prior else _share(current - prior, prior)
+
+
+def outstanding_per_buyer(invoices: Sequence[Invoice], day: dt.date) -> dict[str, Decimal]:
+    """What each buyer still owes on `day` (buyers owing nothing left out)."""
+    per_buyer: dict[str, Decimal] = {}
+    for invoice in invoices:
+        left = invoice.outstanding_on(day)
+        if left > 0:
+            per_buyer[invoice.buyer_id] = per_buyer.get(invoice.buyer_id, ZERO) + left
+    return per_buyer
+
+
+def concentration(
+    per_buyer: Mapping[str, Decimal], outstanding: Decimal, top_buyers: int
+) -> tuple[tuple[tuple[str, Decimal, Decimal], ...], Decimal | None]:
+    """Concentration: the `top_buyers` buyers owing most (ties by buyer id), each with what it
+    owes and its share of all that is outstanding, and their share together (none when nothing
+    is outstanding)."""
+    ranked = sorted(per_buyer.items(), key=lambda kv: (-kv[1], kv[0]))[:top_buyers]
+    largest = tuple((buyer, amount, _share(amount, outstanding)) for buyer, amount in ranked)
+    if outstanding <= 0:
+        return largest, None
+    return largest, _share(sum((amount for _, amount in ranked), ZERO), outstanding)
+
+
+def overdue_ratio(
+    invoices: Sequence[Invoice], day: dt.date, outstanding: Decimal, overdue_after_days: int
+) -> Decimal | None:
+    """Overdue ratio = receivables more than `overdue_after_days` past due / receivables
+    outstanding; none when nothing is outstanding."""
+    if outstanding <= 0:
+        return None
+    overdue = sum(
+        (
+            left
+            for i in invoices
+            if (day - i.due_date).days > overdue_after_days and (left := i.outstanding_on(day)) > 0
+        ),
+        ZERO,
+    )
+    return _share(overdue, outstanding)
+
+
+def ageing(
+    invoices: Sequence[Invoice], day: dt.date, buckets: Sequence[tuple[str, int, int | None]]
+) -> tuple[tuple[str, Decimal], ...]:
+    """What is outstanding on `day`, not yet due or by days past due in the ageing buckets
+    (each from its first to its last day, the last open-ended)."""
+    aged: dict[str, Decimal] = {"not_due": ZERO} | {name: ZERO for name, _, _ in buckets}
+    for invoice in invoices:
+        left = invoice.outstanding_on(day)
+        if left <= 0:
+            continue
+        late = (day - invoice.due_date).days
+        if late <= 0:
+            aged["not_due"] += left
+            continue
+        for name, low, high in buckets:
+            if late >= low and (high is None or late <= high):
+                aged[name] += left
+                break
+    return tuple(aged.items())
+
+
+def portfolio_warnings(
+    ratio: Decimal | None, change: Decimal | None, thresholds: HealthThresholds
+) -> list[Warning]:
+    """The portfolio's warnings: an overdue ratio above its threshold, a DSO risen year on year
+    by more than its threshold."""
+    warnings: list[Warning] = []
+    if ratio is not None and ratio > thresholds.overdue_ratio_warning:
+        limit = thresholds.overdue_ratio_warning
+        message = f"overdue ratio {ratio * 100:.2f}% is above {limit * 100:.0f}%"
+        warnings.append(Warning("overdue_ratio_high", ratio, limit, message))
+    if change is not None and change > thresholds.dso_increase_warning:
+        limit = thresholds.dso_increase_warning
+        message = f"DSO rose {change * 100:.2f}% year on year, above {limit * 100:.0f}%"
+        warnings.append(Warning("dso_increase", change, limit, message))
+    return warnings
+
+
+def current_ratio_warnings(
+    owing: Iterable[str], current_ratios: Mapping[str, Decimal], thresholds: HealthThresholds
+) -> list[Warning]:
+    """A warning for each buyer still owing whose current ratio is below its threshold."""
+    limit = thresholds.current_ratio_warning
+    return [
+        Warning(
+            "buyer_current_ratio_low",
+            ratio,
+            limit,
+            f"buyer {buyer} has a current ratio of {ratio}, below {limit}",
+            buyer_id=buyer,
+        )
+        for buyer in owing
+        if (ratio := current_ratios.get(buyer)) is not None and ratio < limit
+    ]
 
 
 def current_ratio_that_counts(

@@ -2,8 +2,9 @@
 receivable is covered and for how much.
 
 The live check reads its books in one SQL statement (`repository._coverage_columns`, whose pieces
-are named after the rules below: `limit_in_force`, `stopped_on`, `exposure`, ...); the Python
-rules here state the same rules for the exposure page and the limit changes, and
+are small functions named after the rules they state: `_limit_in_force`, `_grade_on`,
+`_stopped_on`, `_exposure`, `_unpaid_today`, `_sanctioned`, `_affiliate`); the Python rules here
+state the same rules for the exposure page and the limit changes, and
 `tests/underwriting/test_coverage_parity.py` runs the edge cases through both."""
 
 from __future__ import annotations
@@ -133,39 +134,11 @@ def assess_coverage(facts: CoverageFacts) -> CoverageAnswer:
     Every condition is reported with whether it held; each that failed adds its reason code."""
     currency = facts.amount.currency
     amount = facts.amount.amount
-    reasons: list[str] = []
-    held = {
-        "policy_active": in_period(facts.shipment_date, facts.policy_start, facts.policy_end),
-        "country_covered": country_covered(facts.buyer_country, facts.covered_countries),
-        "buyer_insurable": insurable(facts.buyer_legal_form, facts.related_to_policyholder),
-        "not_sanctioned": not facts.sanctioned,
-        "no_stop_shipment": not facts.stopped,
-    }
-
-    for name, reason in _BOOK_REASONS:
-        if not held[name]:
-            reasons.append(reason)
-
-    limit_amount: Decimal | None = None
-    source: str | None = None
-    terms = facts.max_credit_period_days
-    if facts.has_limit and facts.limit_amount is not None:
-        limit_amount, source = facts.limit_amount, "credit_limit"
-        if facts.limit_terms_days is not None:
-            terms = min(terms, facts.limit_terms_days)
-    else:
-        superseded = facts.decided_on is not None and facts.shipment_date >= facts.decided_on
-        discretionary_open = (
-            facts.whole_turnover
-            and facts.discretionary_limit > 0
-            and facts.buyer_grade < facts.insolvent_grade
-        )
-        if discretionary_open and not superseded:
-            limit_amount, source = facts.discretionary_limit, "discretionary"
-        elif discretionary_open and superseded:
-            reasons.append("discretionary_superseded")
-    if limit_amount is not None:
-        limit_amount = within_single_buyer_cap(limit_amount, facts.single_buyer_cap)
+    held = book_conditions(facts)
+    reasons = [reason for name, reason in _BOOK_REASONS if not held[name]]
+    limit_amount, source, terms, superseded = limit_that_counts(facts)
+    if superseded:
+        reasons.append("discretionary_superseded")
     held["credit_period_within_terms"] = (facts.due_date - facts.shipment_date).days <= terms
     if not held["credit_period_within_terms"]:
         reasons.append("credit_period_exceeded")
@@ -174,11 +147,9 @@ def assess_coverage(facts: CoverageFacts) -> CoverageAnswer:
         reasons.append("no_limit")
     elif limit_amount <= 0:
         reasons.append("limit_withdrawn")
-
-    headroom = max(ZERO, (limit_amount or ZERO) - facts.exposure)
     covered = ZERO
     if all(held.values()):
-        covered = min(amount, headroom)
+        covered = covered_amount(amount, limit_amount or ZERO, facts.exposure)
         held["headroom_available"] = covered > 0
         if covered <= 0:
             reasons.append("headroom_exhausted")
@@ -195,8 +166,59 @@ def assess_coverage(facts: CoverageFacts) -> CoverageAnswer:
         limit_source=source,
         exposure=Money(facts.exposure, currency).rounded(),
         reasons=tuple(reasons),
-        conditions=tuple(Condition(name, value) for name, value in held.items()),
+        conditions=tuple(map(Condition._make, held.items())),
     )
+
+
+def book_conditions(facts: CoverageFacts) -> dict[str, bool]:
+    """The conditions read straight from the books: the policy is active on the shipment date,
+    the buyer's country is covered, the buyer is insurable and not sanctioned, and no
+    stop-shipment is in force on the shipment date."""
+    return {
+        "policy_active": in_period(facts.shipment_date, facts.policy_start, facts.policy_end),
+        "country_covered": country_covered(facts.buyer_country, facts.covered_countries),
+        "buyer_insurable": insurable(facts.buyer_legal_form, facts.related_to_policyholder),
+        "not_sanctioned": not facts.sanctioned,
+        "no_stop_shipment": not facts.stopped,
+    }
+
+
+class LimitThatCounts(NamedTuple):
+    amount: Decimal | None  # None: no limit
+    source: str | None  # "credit_limit" or "discretionary"
+    terms: int  # the longest credit period the limit allows, in days
+    superseded: bool  # the discretionary limit would open, but a limit was decided
+
+
+def limit_that_counts(facts: CoverageFacts) -> LimitThatCounts:
+    """The limit a receivable is checked against: the credit limit's amount in force on the
+    shipment date, whose payment terms (when shorter) bound the policy's maximum credit period;
+    without one, the discretionary limit — open under whole-turnover cover, when it is above
+    zero, to a buyer graded below insolvency — unless a limit was decided for the buyer on or
+    before the shipment date (it is superseded). No limit counts for more than the single-buyer
+    cap."""
+    terms = facts.max_credit_period_days
+    if facts.has_limit and facts.limit_amount is not None:
+        if facts.limit_terms_days is not None:
+            terms = min(terms, facts.limit_terms_days)
+        capped = within_single_buyer_cap(facts.limit_amount, facts.single_buyer_cap)
+        return LimitThatCounts(capped, "credit_limit", terms, False)
+    superseded = facts.decided_on is not None and facts.shipment_date >= facts.decided_on
+    discretionary_open = (
+        facts.whole_turnover
+        and facts.discretionary_limit > 0
+        and facts.buyer_grade < facts.insolvent_grade
+    )
+    if discretionary_open and not superseded:
+        capped = within_single_buyer_cap(facts.discretionary_limit, facts.single_buyer_cap)
+        return LimitThatCounts(capped, "discretionary", terms, False)
+    return LimitThatCounts(None, None, terms, discretionary_open and superseded)
+
+
+def covered_amount(amount: Decimal, limit: Decimal, exposure: Decimal) -> Decimal:
+    """Covered amount = min(amount, max(0, limit − exposure)): the receivable, up to the
+    headroom the limit leaves above the exposure."""
+    return min(amount, max(ZERO, limit - exposure))
 
 
 # The conditions read straight from the books and the reason each gives when it fails, in the

@@ -5,16 +5,55 @@ amounts, each with its payment terms."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 
 from services.underwriting.rules.grade import DEFAULT_GRADING
 from services.underwriting.rules.limit_changes import earliest_reduction_date
 from shared.calendar import in_history
 from shared.money import Money, min_money
 
-APPROVED, PARTIAL, REFUSED, REFERRED = "approved", "partially_approved", "refused", "referred"
+
+class LimitRequestStatus(StrEnum):
+    """Where a credit-limit request stands: the engine decides it at once, or refers it to an
+    underwriter, who decides it once."""
+
+    APPROVED = "approved"
+    PARTIALLY_APPROVED = "partially_approved"
+    REFUSED = "refused"
+    REFERRED = "referred"
+
+
+S = LimitRequestStatus
+# The names the rules and their tests have used for the statuses.
+APPROVED, PARTIAL, REFUSED, REFERRED = S.APPROVED, S.PARTIALLY_APPROVED, S.REFUSED, S.REFERRED
+
+
+class UnderwriterAct(StrEnum):
+    """An underwriter's final decision on a referred request (`DecisionCreate.decision`)."""
+
+    APPROVE = "approve"
+    PARTIALLY_APPROVE = "partially_approve"
+    REFUSE = "refuse"
+
+
+# Which act moves a request from which status to which: only a referred request is decided, and
+# once. A status no act moves was already decided (by the engine or an underwriter): any
+# decision on it is refused as `already-decided`.
+TRANSITIONS: Mapping[UnderwriterAct, Mapping[LimitRequestStatus, LimitRequestStatus]] = {
+    UnderwriterAct.APPROVE: {S.REFERRED: S.APPROVED},
+    UnderwriterAct.PARTIALLY_APPROVE: {S.REFERRED: S.PARTIALLY_APPROVED},
+    UnderwriterAct.REFUSE: {S.REFERRED: S.REFUSED},
+}
+AWAITING_DECISION = frozenset(status for moves in TRANSITIONS.values() for status in moves)
+
+
+def awaits_decision(status: str) -> bool:
+    """A request takes an underwriter's decision while it is referred; any other status was
+    already decided and takes no further decision (`already-decided`)."""
+    return S(status) in AWAITING_DECISION
 
 
 @dataclass(frozen=True)
@@ -66,7 +105,7 @@ class RequestFacts:
 
 @dataclass(frozen=True)
 class LimitDecision:
-    status: str
+    status: LimitRequestStatus
     decided_amount: Money | None
     reasons: tuple[Reason, ...]
 
@@ -76,106 +115,92 @@ def decide_limit_request(
 ) -> LimitDecision:
     """The engine's answer to a credit-limit request: refused, referred, partially approved or
     approved, by the first matching row of the decision table, with every reason that applied."""
-    refusals: list[Reason] = []
-    if facts.legal_form != "company":
-        refusals.append(
-            Reason(
-                "buyer_not_insurable", f"a buyer of legal form {facts.legal_form} is not insurable"
-            )
-        )
-    if facts.related_to_policyholder:
-        refusals.append(
-            Reason("buyer_related", "a buyer related to the policyholder is not insurable")
-        )
-    if facts.grade >= table.insolvent_grade:
-        refusals.append(Reason("buyer_insolvent", "the buyer is insolvent (grade 10)"))
-    if facts.sanctioned:
-        refusals.append(Reason("sanctioned", "the buyer or its country is sanctioned"))
-    if facts.payment_terms_days > facts.max_credit_period_days:
-        refusals.append(
-            Reason(
-                "payment_terms_exceeded",
-                f"payment terms of {facts.payment_terms_days} days exceed the policy's maximum credit "
-                f"period of {facts.max_credit_period_days} days",
-            )
-        )
-    if not facts.country_covered:
-        refusals.append(
-            Reason("country_not_covered", "the buyer's country is not covered by the policy")
-        )
-    if not facts.policy_open:
-        refusals.append(Reason("policy_inactive", "the policy has ended"))
+    zero = Money.zero(facts.amount.currency)
+    refusals = refusal_reasons(facts, table)
     if refusals:
-        return LimitDecision(REFUSED, Money.zero(facts.amount.currency), tuple(refusals))
-
-    referrals: list[Reason] = []
-    if facts.grade >= table.refer_from_grade:
-        referrals.append(
-            Reason("high_risk_grade", f"grade {facts.grade} is referred to an underwriter")
-        )
-    if facts.country_risk_level >= table.refer_country_level:
-        referrals.append(
-            Reason(
-                "high_country_risk", f"country risk level {facts.country_risk_level} is referred"
-            )
-        )
+        return LimitDecision(S.REFUSED, zero, refusals)
+    referrals = referral_reasons(facts, table)
     if referrals:
-        return LimitDecision(REFERRED, None, tuple(referrals))
-
-    ceiling = table.ceiling(facts.grade)
-    if ceiling is not None and facts.amount.amount > ceiling:
-        return LimitDecision(
-            REFERRED,
-            None,
-            (
-                Reason(
-                    "above_auto_approval_ceiling",
-                    f"{facts.amount} is above the auto-approval ceiling of {ceiling} for grade "
-                    f"{facts.grade}",
-                ),
-            ),
-        )
-
-    caps: list[tuple[Money, Reason]] = []
-    if facts.single_buyer_cap is not None and facts.amount > facts.single_buyer_cap:
-        caps.append(
-            (
-                facts.single_buyer_cap,
-                Reason(
-                    "above_single_buyer_cap",
-                    f"{facts.amount} is above the policy's single-buyer cap of {facts.single_buyer_cap}",
-                ),
-            )
-        )
-    if facts.equity is not None:
-        share = facts.equity.percent(table.equity_share_pct).rounded()
-        if facts.amount > share:
-            caps.append(
-                (
-                    share,
-                    Reason(
-                        "above_equity_share",
-                        f"{facts.amount} is above {table.equity_share_pct}% of the buyer's equity "
-                        f"({share})",
-                    ),
-                )
-            )
+        return LimitDecision(S.REFERRED, None, referrals)
+    above_ceiling = above_auto_approval_ceiling(facts, table)
+    if above_ceiling is not None:
+        return LimitDecision(S.REFERRED, None, (above_ceiling,))
+    caps = caps_below_amount(facts, table)
     if caps:
         lowest = min_money(*(cap for cap, _ in caps))
         reasons = tuple(reason for _, reason in caps)
         if not lowest.is_positive():
-            return LimitDecision(REFUSED, Money.zero(facts.amount.currency), reasons)
-        return LimitDecision(PARTIAL, lowest, reasons)
-    return LimitDecision(
-        APPROVED,
-        facts.amount,
-        (
-            Reason(
-                "within_auto_approval",
-                f"{facts.amount} is within the auto-approval ceiling for grade {facts.grade}",
-            ),
-        ),
+            return LimitDecision(S.REFUSED, zero, reasons)
+        return LimitDecision(S.PARTIALLY_APPROVED, lowest, reasons)
+    within = Reason(
+        "within_auto_approval",
+        f"{facts.amount} is within the auto-approval ceiling for grade {facts.grade}",
     )
+    return LimitDecision(S.APPROVED, facts.amount, (within,))
+
+
+def refusal_reasons(facts: RequestFacts, table: DecisionTable) -> tuple[Reason, ...]:
+    """The refusal rows of the decision table, every one that applies: a buyer not a company,
+    related to the policyholder, insolvent or sanctioned; payment terms beyond the policy's
+    maximum credit period; a country the policy does not cover; a policy that has ended."""
+    terms, most = facts.payment_terms_days, facts.max_credit_period_days
+    rows = (
+        (facts.legal_form != "company", "buyer_not_insurable",
+         f"a buyer of legal form {facts.legal_form} is not insurable"),
+        (facts.related_to_policyholder, "buyer_related",
+         "a buyer related to the policyholder is not insurable"),
+        (facts.grade >= table.insolvent_grade, "buyer_insolvent", "the buyer is insolvent (grade 10)"),
+        (facts.sanctioned, "sanctioned", "the buyer or its country is sanctioned"),
+        (terms > most, "payment_terms_exceeded",
+         f"payment terms of {terms} days exceed the policy's maximum credit period of {most} days"),
+        (not facts.country_covered, "country_not_covered",
+         "the buyer's country is not covered by the policy"),
+        (not facts.policy_open, "policy_inactive", "the policy has ended"),
+    )  # fmt: skip
+    return tuple(Reason(code, message) for applies, code, message in rows if applies)
+
+
+def referral_reasons(facts: RequestFacts, table: DecisionTable) -> tuple[Reason, ...]:
+    """The referral rows of the decision table, every one that applies: a grade from the
+    referral grade on, a country risk level from the referral level on."""
+    level = facts.country_risk_level
+    rows = (
+        (facts.grade >= table.refer_from_grade, "high_risk_grade",
+         f"grade {facts.grade} is referred to an underwriter"),
+        (level >= table.refer_country_level, "high_country_risk",
+         f"country risk level {level} is referred"),
+    )  # fmt: skip
+    return tuple(Reason(code, message) for applies, code, message in rows if applies)
+
+
+def above_auto_approval_ceiling(facts: RequestFacts, table: DecisionTable) -> Reason | None:
+    """The ceiling row of the decision table: an amount above the auto-approval ceiling of the
+    buyer's grade band is referred (no band, no ceiling)."""
+    ceiling = table.ceiling(facts.grade)
+    if ceiling is None or facts.amount.amount <= ceiling:
+        return None
+    return Reason(
+        "above_auto_approval_ceiling",
+        f"{facts.amount} is above the auto-approval ceiling of {ceiling} for grade {facts.grade}",
+    )
+
+
+def caps_below_amount(facts: RequestFacts, table: DecisionTable) -> list[tuple[Money, Reason]]:
+    """The caps the amount is above, each with its reason: the policy's single-buyer cap and the
+    share of the buyer's equity (when known). The lowest is what can be approved."""
+    caps: list[tuple[Money, Reason]] = []
+    cap = facts.single_buyer_cap
+    if cap is not None and facts.amount > cap:
+        message = f"{facts.amount} is above the policy's single-buyer cap of {cap}"
+        caps.append((cap, Reason("above_single_buyer_cap", message)))
+    if facts.equity is not None:
+        share = facts.equity.percent(table.equity_share_pct).rounded()
+        if facts.amount > share:
+            message = (
+                f"{facts.amount} is above {table.equity_share_pct}% of the buyer's equity ({share})"
+            )
+            caps.append((share, Reason("above_equity_share", message)))
+    return caps
 
 
 def exceeds_single_buyer_cap(amount: Decimal, cap: Decimal | None) -> bool:
@@ -257,7 +282,7 @@ class DecisionRefused(ValueError):
 
 @dataclass(frozen=True)
 class UnderwriterDecision:
-    status: str
+    status: LimitRequestStatus
     decided: Decimal
     code: str
 
@@ -266,19 +291,22 @@ def underwriter_decision(
     decision: str, *, requested: Decimal, amount: Decimal | None
 ) -> UnderwriterDecision:
     """An underwriter's final decision on a referred request: a refusal decides nothing; an
-    approval grants the requested amount or less, and a partial approval needs an amount below
-    the requested one. (The single-buyer cap is checked on the amount decided.)"""
-    if decision == "refuse":
-        return UnderwriterDecision(REFUSED, Decimal(0), "underwriter_refused")
-    if amount is None and decision == "partially_approve":
+    approval grants the requested amount or less (less is a partial approval), and a partial
+    approval needs an amount below the requested one. The status it leaves is the transition
+    table's. (The single-buyer cap is checked on the amount decided.)"""
+    act = UnderwriterAct(decision)
+    if act is UnderwriterAct.REFUSE:
+        return UnderwriterDecision(TRANSITIONS[act][S.REFERRED], Decimal(0), "underwriter_refused")
+    if amount is None and act is UnderwriterAct.PARTIALLY_APPROVE:
         raise DecisionRefused("a partial approval needs an amount")
     decided = requested if amount is None else amount
     if decided <= 0:
         raise DecisionRefused("must be greater than zero", ("amount", "amount"))
     if decided > requested:
         raise DecisionRefused("must not exceed the requested amount")
-    if decision == "partially_approve" and decided == requested:
+    if act is UnderwriterAct.PARTIALLY_APPROVE and decided == requested:
         raise DecisionRefused("a partial approval is below the requested amount")
     if decided == requested:
-        return UnderwriterDecision(APPROVED, decided, "underwriter_approved")
-    return UnderwriterDecision(PARTIAL, decided, "underwriter_partial")
+        return UnderwriterDecision(TRANSITIONS[act][S.REFERRED], decided, "underwriter_approved")
+    partial = TRANSITIONS[UnderwriterAct.PARTIALLY_APPROVE][S.REFERRED]
+    return UnderwriterDecision(partial, decided, "underwriter_partial")

@@ -1,0 +1,97 @@
+"""A credit-limit request's lifecycle as a table: the engine decides a request at once or refers
+it; an underwriter decides a referred request once (approve, partially approve, refuse); any
+other decision is `already-decided`. The statuses keep their wire strings."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from services.underwriting import rules
+from services.underwriting.main import create_app
+from services.underwriting.rules.credit_limit import TRANSITIONS
+from shared.money import Money
+from tests.builders import make_buyer, make_policy, money, ok, request_limit
+from tests.conftest import auth
+
+S, Act = rules.LimitRequestStatus, rules.UnderwriterAct
+UW = auth("underwriter")
+
+
+def test_the_statuses_keep_their_wire_strings() -> None:
+    assert [s.value for s in S] == ["approved", "partially_approved", "refused", "referred"]
+    assert (rules.APPROVED, rules.PARTIAL, rules.REFUSED, rules.REFERRED) == (
+        "approved", "partially_approved", "refused", "referred",
+    )  # fmt: skip
+
+
+def test_a_referred_request_is_the_only_one_that_awaits_a_decision() -> None:
+    assert set(rules.AWAITING_DECISION) == {S.REFERRED}
+    assert rules.awaits_decision("referred")
+    for decided in (S.APPROVED, S.PARTIALLY_APPROVED, S.REFUSED):
+        assert not rules.awaits_decision(decided)
+        assert all(decided not in moves for moves in TRANSITIONS.values())
+
+
+def test_each_act_moves_a_referred_request_to_its_own_decided_status() -> None:
+    assert {act: moves[S.REFERRED] for act, moves in TRANSITIONS.items()} == {
+        Act.APPROVE: S.APPROVED,
+        Act.PARTIALLY_APPROVE: S.PARTIALLY_APPROVED,
+        Act.REFUSE: S.REFUSED,
+    }
+    assert all(not rules.awaits_decision(to) for moves in TRANSITIONS.values()
+               for to in moves.values())  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("act", "amount", "status"),
+    [("approve", None, S.APPROVED), ("approve", Decimal(100), S.APPROVED),
+     ("approve", Decimal(99), S.PARTIALLY_APPROVED),
+     ("partially_approve", Decimal(99), S.PARTIALLY_APPROVED), ("refuse", None, S.REFUSED),
+     ("refuse", Decimal(100), S.REFUSED)],
+)  # fmt: skip
+def test_an_underwriters_decision_lands_on_the_status_of_the_transition_table(
+    act: str, amount: Decimal | None, status: rules.LimitRequestStatus
+) -> None:
+    decision = rules.underwriter_decision(act, requested=Decimal(100), amount=amount)
+    assert decision.status is status
+
+
+def test_the_engine_answers_with_a_status_of_the_lifecycle() -> None:
+    facts = rules.RequestFacts(
+        amount=Money.of("100000", "EUR"),
+        payment_terms_days=90, max_credit_period_days=180, legal_form="company",
+        related_to_policyholder=False, grade=2, sanctioned=False, country_risk_level=2,
+        country_covered=True, policy_open=True, single_buyer_cap=None, equity=None,
+    )  # fmt: skip
+    assert isinstance(rules.decide_limit_request(facts).status, S)
+
+
+def test_the_review_queues_status_filter_is_the_lifecycles_enum_in_the_openapi() -> None:
+    spec: dict[str, Any] = create_app().openapi()
+    params = spec["paths"]["/v1/limit-requests"]["get"]["parameters"]
+    status = next(p for p in params if p["name"] == "status")
+    enum_schema = status["schema"]["anyOf"][0]
+    resolved = spec["components"]["schemas"][enum_schema["$ref"].rsplit("/", 1)[1]]
+    assert resolved["enum"] == ["approved", "partially_approved", "refused", "referred"]
+
+
+async def test_a_request_the_engine_decided_takes_no_underwriters_decision(
+    uw: httpx.AsyncClient,
+) -> None:
+    policy = await make_policy(uw)
+    approved = await request_limit(uw, policy, (await make_buyer(uw))["id"], "10000")
+    assert approved["status"] == "approved"
+    for decision in ("approve", "partially_approve", "refuse"):
+        body = {"decision": decision, "amount": money("5000"), "reason": "second look"}
+        again = await uw.post(f"/v1/limit-requests/{approved['id']}/decision", json=body,
+                              headers=UW)  # fmt: skip
+        assert again.status_code == 409 and again.json()["type"] == "already-decided"
+    queue = ok(await uw.get("/v1/limit-requests?status=approved", headers=UW), 200)
+    assert approved["id"] in [r["id"] for r in queue["items"]]
+    assert all(r["status"] == "approved" for r in queue["items"])
+    unknown = await uw.get("/v1/limit-requests?status=pending", headers=UW)
+    assert unknown.status_code == 422
