@@ -12,10 +12,13 @@ from typing import Annotated, Any
 import jwt
 from fastapi import Depends, Request
 
+from shared.contracts import unstorable_text
 from shared.problems import forbidden, not_found, unauthorized
 
 ROLES = frozenset({"policyholder", "underwriter", "claims_handler", "collector", "bank", "service"})
 PARTY_ROLES = frozenset({"policyholder", "bank"})
+MAX_SUBJECT_LENGTH = 200  # the `created_by` columns
+MAX_PARTY_ID_LENGTH = 64  # the `policyholder_id`, `bank_id` and `creditor_id` columns
 STAFF_ROLES = frozenset({"underwriter", "claims_handler", "collector", "service"})
 ALGORITHM = "HS256"
 DEFAULT_MAX_TTL_SECONDS = 86_400  # TCI_MAX_TOKEN_TTL_SECONDS
@@ -111,6 +114,14 @@ def _verify(
         raise unauthorized("the bearer token's 'party_id' claim must be a non-empty string")
     if role in PARTY_ROLES and party_id is None:
         raise unauthorized(f"a {role} token must carry a 'party_id' claim")
+    for name, value, longest in (("sub", subject, MAX_SUBJECT_LENGTH),
+                                 ("party_id", party_id, MAX_PARTY_ID_LENGTH)):  # fmt: skip
+        # Who the caller is gets written down (created_by, ownership): text the columns hold.
+        if value is not None and (len(value) > longest or unstorable_text(value)):
+            raise unauthorized(
+                f"the bearer token's {name!r} claim must be text of at most {longest} characters, "
+                "without NUL or lone surrogates"
+            )
     return Caller(subject=subject, role=role, party_id=party_id), expires
 
 

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Text,
     and_,
     delete,
+    false,
     select,
     text,
 )
@@ -168,6 +169,7 @@ class Command:
         cannot undo the change, so a failure there is logged and the answer stands."""
         key = self.request.headers.get(HEADER)
         if key is None:
+            await self._one_writer_at_a_time()
             outcome = await handler()
             await self.session.commit()
             outcome = await self._after(after_commit, outcome)
@@ -184,6 +186,7 @@ class Command:
         if isinstance(claim, Response):
             return claim
         try:
+            await self._one_writer_at_a_time()
             outcome = await handler()
             response = self._respond(outcome, status_code, location)
             stored = await self.session.execute(
@@ -205,6 +208,15 @@ class Command:
             raise
         after = await self._after(after_commit, outcome)
         return response if after is outcome else self._respond(after, status_code, location)
+
+    async def _one_writer_at_a_time(self) -> None:
+        """SQLite ignores `FOR UPDATE` and reads outside a write transaction, so a use case that
+        reads and then writes (a payment against what a case still owes, a decision on a request
+        still referred) would decide on what a concurrent one is changing. There, the database's
+        one write lock is taken before the use case reads anything (a write that matches no row),
+        so each change sees the one before it. PostgreSQL locks the rows themselves."""
+        if self.session.get_bind().dialect.name == "sqlite":
+            await self.session.execute(delete(self.table).where(false()))
 
     async def _after(
         self, after_commit: Callable[[Outcome], Awaitable[Outcome | None]] | None, outcome: Outcome

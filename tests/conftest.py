@@ -299,16 +299,18 @@ class Running:
 def start_services(
     database: str, urls: dict[str, str], only: Sequence[str] = SERVICES,
     env: dict[str, str] | None = None, running: Running | None = None,
+    database_urls: dict[str, str] | None = None,
 ) -> Running:  # fmt: skip
     """Start services as uvicorn processes on the ports of `urls`, each knowing the others by
-    those URLs, and wait until each answers `/readyz`."""
+    those URLs, and wait until each answers `/readyz`. Each service's database is `database` on
+    the test backend, or the URL `database_urls` gives it."""
     b = backend()
     running = running or Running([], Path(tempfile.mkdtemp(prefix="tci-e2e-")))
     for service in only:
         port = urls[service].rsplit(":", 1)[1]
         process_env = {
             **os.environ,
-            "DATABASE_URL": b.url_for(database, service),
+            "DATABASE_URL": (database_urls or {}).get(service) or b.url_for(database, service),
             "TCI_JWT_SECRET": DEVELOPMENT_JWT_SECRET,
             "TCI_UNDERWRITING_URL": urls["underwriting"],
             "TCI_CLAIMS_URL": urls["claims"],

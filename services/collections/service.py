@@ -94,10 +94,10 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
         fee_pct=ctx.settings.fee_pct, opened_on=ctx.today, closed_on=None,
         created_by=ctx.caller.subject,
     )  # fmt: skip
-    ctx.session.add(case)
-    await ctx.session.flush()
-    _add_invoices(ctx, case, opening, have=set())
     try:
+        ctx.session.add(case)
+        await ctx.session.flush()
+        _add_invoices(ctx, case, opening, have=set())
         await ctx.session.flush()
     except IntegrityError:  # a concurrent twin opened the claim's case first
         raise conflict(CASE_EXISTS, f"claim {opening.claim_id} already has a case") from None

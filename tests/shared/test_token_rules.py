@@ -42,6 +42,11 @@ BAD_CLAIMS = {
     "a party_id that is a number": {"role": "policyholder", "party_id": 7},
     "an exp further ahead than the maximum lifetime": {"exp": int(time.time()) + 10 * 86_400},
     "an exp in the year 3000": {"exp": 32_503_680_000},
+    "a sub with a NUL": {"sub": "a\x00b"},
+    "a sub with a lone surrogate": {"sub": "a\ud800"},
+    "a sub longer than its column": {"sub": "s" * 201},
+    "a party_id with a NUL": {"role": "policyholder", "party_id": "p\x00q"},
+    "a party_id longer than its column": {"role": "bank", "party_id": "b" * 65},
 }
 
 
