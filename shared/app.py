@@ -125,6 +125,51 @@ class Metrics:
         self.service = service
 
 
+def _request_id(scope: Scope) -> str:
+    """The caller's request id if it is a sane one, else a new one."""
+    request_id = _header(scope, REQUEST_ID_HEADER)
+    if request_id is None or len(request_id) > 128 or not request_id.isprintable():
+        return uuid.uuid4().hex
+    return request_id
+
+
+class _Answer:
+    """What is sent back: the request id, the security headers (the docs' own policy on the docs)
+    and `Retry-After` on a 503 added to the answer's start; its status remembered."""
+
+    def __init__(self, send: Send, request_id: bytes, csp: bytes | None, retry_after: bytes):
+        self.send, self.request_id, self.csp, self.retry_after = send, request_id, csp, retry_after
+        self.status = 500
+        self.started = False
+
+    async def emit(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = message["status"]
+            headers = [*message.get("headers", []), (REQUEST_ID_HEADER, self.request_id)]
+            present = {key.lower() for key, _ in headers}
+            for key, value in SECURITY_HEADERS:
+                if key not in present:
+                    if self.csp is not None and key == b"content-security-policy":
+                        value = self.csp
+                    headers.append((key, value))
+            if self.status == 503 and b"retry-after" not in present:
+                headers.append((b"retry-after", self.retry_after))
+            message["headers"] = headers
+        await self.send(message)
+
+    def unless(self, refusal: list[Exception]) -> Send:
+        """The app's `send`: a body refused while the app read it (over the cap, a duplicate key)
+        makes the app answer a parse error, which the precise answer (413, 422) replaces."""
+
+        async def app_send(message: Message) -> None:
+            if refusal and not self.started:
+                return
+            await self.emit(message)
+
+        return app_send
+
+
 class RequestContextMiddleware:
     """Pure ASGI: a request id for every request (in logs and the response header), security
     headers on every answer, the body cap (declared or chunked: 413), duplicate keys in a JSON
@@ -148,96 +193,62 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, REQUEST_ID_HEADER) or uuid.uuid4().hex
-        if len(request_id) > 128 or not request_id.isprintable():
-            request_id = uuid.uuid4().hex
+        request_id = _request_id(scope)
         token = set_request_id(request_id)
         started = time.perf_counter()
-        status = 500
-        response_started = False
-        encoded_id = request_id.encode()
         csp = DOCS_CSP if scope.get("path") in DOCS_PATHS else None
+        answer = _Answer(send, request_id.encode(), csp, self.retry_after)
         refusal: list[Exception] = []  # why the body was refused while the app read it
-
-        async def emit(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-                status = message["status"]
-                headers = [*message.get("headers", []), (REQUEST_ID_HEADER, encoded_id)]
-                present = {key.lower() for key, _ in headers}
-                for key, value in SECURITY_HEADERS:
-                    if key not in present:
-                        if csp is not None and key == b"content-security-policy":
-                            value = csp
-                        headers.append((key, value))
-                if status == 503 and b"retry-after" not in present:
-                    headers.append((b"retry-after", self.retry_after))
-                message["headers"] = headers
-            await send(message)
-
-        async def app_send(message: Message) -> None:
-            # A body refused while the app read it (over the cap, a duplicate key) makes the app
-            # answer a parse error: the precise answer (413, 422) replaces it.
-            if refusal and not response_started:
-                return
-            await emit(message)
-
         try:
-            declared = _header(scope, b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-                raise BodyTooLarge
-            checked = self._capped(receive, refusal)
-            if scope.get("method") in JSON_BODY_METHODS and _is_json(scope):
-                checked = _checked_json(checked, refusal)
-            await self.app(scope, checked, app_send)
+            await self.app(scope, self._checked(scope, receive, refusal), answer.unless(refusal))
             if refusal:
                 raise refusal[0]
-        except BodyTooLarge:
-            if not response_started:
-                await _send_problem(
-                    emit,
-                    Problem(
-                        PAYLOAD_TOO_LARGE,
-                        f"the request body exceeds {self.max_body_bytes} bytes",
-                    ),
-                )
-        except DuplicateKey as exc:
-            msg = f"the JSON body names the key {exc.key!r} more than once"
-            if not response_started:
-                await _send_problem(
-                    emit,
-                    Problem(VALIDATION, msg, errors=[{"loc": ["body", exc.key], "msg": msg}]),
-                )
         except Exception as exc:
-            if is_unavailable(exc):
-                log.warning(
-                    "unavailable on %s %s: %s",
-                    scope.get("method"),
-                    scope.get("path"),
-                    type(exc).__name__,
-                )
-                problem = Problem(
-                    SERVICE_UNAVAILABLE,
-                    "the service cannot reach its database or a peer service; retry later",
-                )
-            else:
-                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-                problem = Problem(
-                    INTERNAL_ERROR,
-                    f"an unexpected error occurred; quote request id {request_id}",
-                )
-            if not response_started:
-                await _send_problem(emit, problem)
+            if not answer.started:
+                await _send_problem(answer.emit, self._problem_for(exc, scope, request_id))
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "")
-            elapsed = time.perf_counter() - started
-            service = self.metrics.service
-            self.metrics.requests.labels(service, method, template, str(status)).inc()
-            self.metrics.latency.labels(service, method, template).observe(elapsed)
+            self._count(scope, answer.status, started)
             reset_request_id(token)
+
+    def _checked(self, scope: Scope, receive: Receive, refusal: list[Exception]) -> Receive:
+        """The body as the app may read it: within the cap (declared or chunked), and for JSON
+        without a key named twice."""
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise BodyTooLarge
+        checked = self._capped(receive, refusal)
+        if scope.get("method") in JSON_BODY_METHODS and _is_json(scope):
+            checked = _checked_json(checked, refusal)
+        return checked
+
+    def _problem_for(self, exc: Exception, scope: Scope, request_id: str) -> Problem:
+        """The answer to a request that failed: 413, 422, 503, or a 500 quoting the request id."""
+        if isinstance(exc, BodyTooLarge):
+            return Problem(
+                PAYLOAD_TOO_LARGE, f"the request body exceeds {self.max_body_bytes} bytes"
+            )
+        if isinstance(exc, DuplicateKey):
+            msg = f"the JSON body names the key {exc.key!r} more than once"
+            return Problem(VALIDATION, msg, errors=[{"loc": ["body", exc.key], "msg": msg}])
+        method, path = scope.get("method"), scope.get("path")
+        if is_unavailable(exc):
+            log.warning("unavailable on %s %s: %s", method, path, type(exc).__name__)
+            return Problem(SERVICE_UNAVAILABLE,
+                           "the service cannot reach its database or a peer service; retry later")  # fmt: skip
+        log.exception("unhandled error on %s %s", method, path)
+        return Problem(
+            INTERNAL_ERROR, f"an unexpected error occurred; quote request id {request_id}"
+        )
+
+    def _count(self, scope: Scope, status: int, started: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope.get("method", "")
+        service = self.metrics.service
+        self.metrics.requests.labels(service, method, template, str(status)).inc()
+        self.metrics.latency.labels(service, method, template).observe(
+            time.perf_counter() - started
+        )
 
     def _capped(self, receive: Receive, refusal: list[Exception]) -> Receive:
         seen = 0
@@ -435,6 +446,43 @@ def create_app(
 ) -> FastAPI:
     """A service app: its routers behind the shared middleware, error mapping and probes."""
     configure_logging(service, settings.log_level)
+    metrics = Metrics(service)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=_lifespan_of(service, settings, metrics, lifespan),
+        dependencies=[Depends(refuse_unstorable_parameters)],
+        docs_url=None,
+        redoc_url=None,
+        # Short, stable operation ids (the use case's name: `create_policy`), so a generated
+        # client's methods read as the business does and do not change with a path.
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.service = service
+    app.state.tokens = VerifiedTokens(
+        settings.jwt_secret,
+        leeway_seconds=settings.jwt_leeway_seconds,
+        max_ttl_seconds=settings.max_token_ttl_seconds,
+    )
+    app.state.idempotency_table = metadata.tables[f"{metadata.schema}.idempotency_keys"]
+    _add_middleware(app, service, settings, metrics)
+    install_problem_handlers(app)
+    for router in routers:
+        app.include_router(router)
+    _add_probes(app, metrics)
+    _add_docs(app, title)
+    _declare_everywhere(app, service, 429, 503)
+    return app
+
+
+def _lifespan_of(
+    service: str, settings: Settings, metrics: Metrics, lifespan: Lifespan | None
+) -> Lifespan:
+    """What the app opens when it starts and closes when it stops: the engine, the sessions, the
+    hot-path reader, the metrics port (if set), the purge of old idempotency keys, and the
+    service's own lifespan inside them."""
 
     @asynccontextmanager
     async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -469,27 +517,11 @@ def create_app(
                 metrics_server.shutdown()
                 metrics_server.server_close()
 
-    metrics = Metrics(service)
-    app = FastAPI(
-        title=title,
-        description=description,
-        version="1.0.0",
-        lifespan=_lifespan,
-        dependencies=[Depends(refuse_unstorable_parameters)],
-        docs_url=None,
-        redoc_url=None,
-        # Short, stable operation ids (the use case's name: `create_policy`), so a generated
-        # client's methods read as the business does and do not change with a path.
-        generate_unique_id_function=_operation_id,
-    )
-    app.state.settings = settings
-    app.state.service = service
-    app.state.tokens = VerifiedTokens(
-        settings.jwt_secret,
-        leeway_seconds=settings.jwt_leeway_seconds,
-        max_ttl_seconds=settings.max_token_ttl_seconds,
-    )
-    app.state.idempotency_table = metadata.tables[f"{metadata.schema}.idempotency_keys"]
+    return _lifespan
+
+
+def _add_middleware(app: FastAPI, service: str, settings: Settings, metrics: Metrics) -> None:
+    """The rate limits inside the request context (ids, headers, body checks, error mapping)."""
     rate_limits = RateLimits(
         service,
         caller=settings.rate_limit,
@@ -507,13 +539,6 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         retry_after_seconds=settings.unavailable_retry_after_seconds,
     )
-    install_problem_handlers(app)
-    for router in routers:
-        app.include_router(router)
-    _add_probes(app, metrics)
-    _add_docs(app, title)
-    _declare_everywhere(app, service, 429, 503)
-    return app
 
 
 def _add_docs(app: FastAPI, title: str) -> None:

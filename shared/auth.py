@@ -101,6 +101,12 @@ def _verify(
         )
     if "nbf" in claims and float(claims["nbf"]) - leeway_seconds > current:
         raise unauthorized("the bearer token is not valid yet")
+    return _caller_of(claims), expires
+
+
+def _caller_of(claims: dict[str, Any]) -> Caller:
+    """Who a verified token names: `sub` and `role` strings (a known role), `party_id` a string
+    for a policyholder or a bank; each as text its column holds."""
     subject, role, party_id = claims.get("sub"), claims.get("role"), claims.get("party_id")
     if not isinstance(subject, str) or not subject:
         raise unauthorized("the bearer token's 'sub' claim must be a non-empty string")
@@ -122,7 +128,7 @@ def _verify(
                 f"the bearer token's {name!r} claim must be text of at most {longest} characters, "
                 "without NUL or lone surrogates"
             )
-    return Caller(subject=subject, role=role, party_id=party_id), expires
+    return Caller(subject=subject, role=role, party_id=party_id)
 
 
 def mint_token(

@@ -106,9 +106,11 @@ async def test_the_docs_page_is_served_whole_from_the_service_under_a_policy_tha
     assert docs.headers["x-content-type-options"] == "nosniff"
 
 
-async def test_a_document_is_served_as_a_private_attachment_never_rendered(
+async def _download(
     apis: dict[str, httpx.AsyncClient],  # noqa: F811
-) -> None:
+    filename: str,
+) -> httpx.Response:
+    """A document uploaded to a new claim under `filename`, then downloaded by a handler."""
     claims, uw = apis["claims"], apis["underwriting"]
     policy, buyer = await insured(uw)
     holder = auth("policyholder", policy["policyholder_id"])
@@ -118,15 +120,21 @@ async def test_a_document_is_served_as_a_private_attachment_never_rendered(
     assert created.status_code == 201, created.text
     uploaded = await claims.post(
         f"/v1/claims/{created.json()['id']}/documents", headers=holder, data={"kind": "invoice"},
-        files={"file": ('x"; y=<script>.pdf', b"%PDF-1.4 scanned", "application/pdf")},
+        files={"file": (filename, b"%PDF-1.4 scanned", "application/pdf")},
     )  # fmt: skip
     assert uploaded.status_code == 201, uploaded.text
     download = await claims.get(uploaded.headers["location"], headers=auth("claims_handler"))
-    assert download.status_code == 200
+    assert download.status_code == 200, download.text
+    return download
+
+
+async def test_a_document_is_served_as_a_private_attachment_never_rendered(
+    apis: dict[str, httpx.AsyncClient],  # noqa: F811
+) -> None:
+    download = await _download(apis, 'x"; y=<script>.pdf')
     assert_hardened(download, cache="private")
-    disposition = download.headers["content-disposition"]
     # httpx sends the quote of the name as %22: the name stored is `x%22; y=<script>.pdf`.
-    assert disposition == (
+    assert download.headers["content-disposition"] == (
         'attachment; filename="x_22_ y__script_.pdf"; '
         "filename*=UTF-8''x%2522%3B%20y%3D%3Cscript%3E.pdf"
     )
@@ -135,23 +143,8 @@ async def test_a_document_is_served_as_a_private_attachment_never_rendered(
 async def test_a_document_named_in_chinese_downloads_under_its_name(
     apis: dict[str, httpx.AsyncClient],  # noqa: F811
 ) -> None:
-    claims, uw = apis["claims"], apis["underwriting"]
-    policy, buyer = await insured(uw)
-    holder = auth("policyholder", policy["policyholder_id"])
-    created = await claims.post("/v1/claims", headers=holder, json={
-        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
-        "event_date": "2027-06-01", "invoices": INVOICES})  # fmt: skip
-    assert created.status_code == 201, created.text
-    uploaded = await claims.post(
-        f"/v1/claims/{created.json()['id']}/documents", headers=holder,
-        data={"kind": "trade_contract"},
-        files={"file": ("贸易合同.pdf", b"%PDF-1.4 contract", "application/pdf")},
-    )  # fmt: skip
-    assert uploaded.status_code == 201, uploaded.text
-    download = await claims.get(uploaded.headers["location"], headers=holder)
-    assert download.status_code == 200, download.text
-    disposition = download.headers["content-disposition"]
-    assert disposition == (
+    download = await _download(apis, "贸易合同.pdf")
+    assert download.headers["content-disposition"] == (
         "attachment; filename=\"____.pdf\"; filename*=UTF-8''%E8%B4%B8%E6%98%93%E5%90%88%E5%90%8C.pdf"
     )
 
