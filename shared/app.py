@@ -40,7 +40,8 @@ from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 from shared.auth import VerifiedTokens, require
 from shared.contracts import refuse_unstorable_parameters
 from shared.db import Reader, SessionDep, build_engine, build_sessionmaker, is_unavailable
-from shared.idempotency import purge_periodically
+from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
+from shared.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER, purge_periodically
 from shared.logging import configure_logging, reset_request_id, set_request_id
 from shared.problems import (
     INTERNAL_ERROR,
@@ -602,9 +603,41 @@ def _declare_everywhere(app: FastAPI, service: str, *statuses: int) -> None:
                             operation["responses"].setdefault(str(status), copy.deepcopy(answer))
             describe_problems(schema, service)
             _declare_bearer_tokens(schema)
+            _declare_headers(schema)
         return app.openapi_schema or generate()
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# The checks answer without changing anything: they take no Idempotency-Key (api.md).
+NOT_COMMANDS = frozenset({"check_coverage", "check_coverage_batch"})
+
+
+def _declare_headers(schema: dict[str, Any]) -> None:
+    """The headers every answer carries (`X-Request-ID`; `Retry-After` on 429 and 503) and, on a
+    state-changing POST, the optional `Idempotency-Key` and the `Idempotent-Replayed` of a
+    replayed answer, so a generated client can read and send them."""
+    text = {"type": "string"}
+    for operations in schema.get("paths", {}).values():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict):
+                continue
+            command = method == "post" and operation.get("operationId") not in NOT_COMMANDS
+            if command:
+                operation.setdefault("parameters", []).append({
+                    "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
+                    "schema": {**text, "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+                    "description": "a retry with the same key, caller and body returns the "
+                    "first answer (kept at least 24 hours)"})  # fmt: skip
+            for status, answer in operation.get("responses", {}).items():
+                headers = answer.setdefault("headers", {})
+                headers["X-Request-ID"] = {"schema": text, "description": "quote it to support"}
+                if status in ("429", "503"):
+                    headers["Retry-After"] = {"schema": {"type": "integer"},
+                                              "description": "seconds to wait"}  # fmt: skip
+                if command and status.startswith("2"):
+                    headers[REPLAYED_HEADER] = {"schema": {"type": "string", "enum": ["true"]},
+                                                "description": "the answer is a replay"}  # fmt: skip
 
 
 def _add_probes(app: FastAPI, metrics: Metrics) -> None:

@@ -36,3 +36,19 @@ def test_every_v1_operation_declares_the_bearer_token_and_the_probes_do_not(serv
     for path, method, operation in _operations(schema):
         needs_token = path.startswith("/v1/") or path == "/metrics"
         assert (operation.get("security") == [{"bearerAuth": []}]) == needs_token, (method, path)
+
+
+@pytest.mark.parametrize("service", APPS)
+def test_every_answer_declares_its_request_id_and_a_command_its_idempotency_headers(
+    service: str,
+) -> None:
+    for path, method, operation in _operations(APPS[service]().openapi()):
+        command = method == "post" and not path.startswith("/v1/coverage-checks")
+        sent = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+        assert ("Idempotency-Key" in sent) == command, (method, path)
+        for status, answer in operation["responses"].items():
+            headers = answer.get("headers", {})
+            assert "X-Request-ID" in headers, (method, path, status)
+            assert ("Retry-After" in headers) == (status in ("429", "503")), (method, path, status)
+            replayed = command and status.startswith("2")
+            assert ("Idempotent-Replayed" in headers) == replayed, (method, path, status)
