@@ -27,7 +27,7 @@ from shared.db import Reader, TransactionReader, get_reader, get_session
 from shared.http import ServiceClient
 from shared.peers import get_peers
 from shared.settings import DEVELOPMENT_JWT_SECRET
-from tests.builders import money, ok
+from tests.builders import make_buyer, money, ok
 from tests.conftest import SERVICES, token, unique
 
 TODAY = "2027-06-10"
@@ -373,27 +373,7 @@ async def _build(w: World) -> None:
         ),
         201,
     )
-    buyer = ok(
-        await uw.post(
-            "/v1/buyers",
-            headers=UW,
-            json={
-                "name": "Matrix Buyer",
-                "country": "DE",
-                "registration_number": "HRB-MATRIX",
-                "indicators": {
-                    "current_ratio": "2.5",
-                    "dso_days": "40",
-                    "dso_prior_year_days": "40",
-                    "overdue_ratio": "0.01",
-                    "litigation_count": 0,
-                    "management_changes_12m": 0,
-                    "equity": money("50000000"),
-                },
-            },
-        ),
-        201,
-    )
+    buyer = await make_buyer(uw, name="Matrix Buyer", registration_number="HRB-MATRIX")
     limit = ok(
         await uw.post(
             f"/v1/policies/{policy['id']}/limits",
@@ -408,24 +388,9 @@ async def _build(w: World) -> None:
         ),
         201,
     )
-    weak = ok(
-        await uw.post(
-            "/v1/buyers",
-            headers=UW,
-            json={
-                "name": "Weak Buyer",
-                "country": "RU",
-                "registration_number": "OGRN-MATRIX",
-                "indicators": {
-                    "current_ratio": "0.5",
-                    "overdue_ratio": "0.4",
-                    "litigation_count": 5,
-                    "equity": money("-10"),
-                },
-            },
-        ),
-        201,
-    )
+    weak = await make_buyer(uw, name="Weak Buyer", country="RU", registration_number="OGRN-MATRIX",
+                            indicators={"current_ratio": "0.5", "overdue_ratio": "0.4",
+                                        "litigation_count": 5, "equity": money("-10")})  # fmt: skip
     request = ok(
         await uw.post(
             f"/v1/policies/{policy['id']}/limit-requests",
