@@ -2,11 +2,12 @@
 #   make up    install, migrate and run the three services on SQLite (./var/), Ctrl-C stops them
 #   make test  install and run the whole test suite
 #   make fuzz  schemathesis against the three services' OpenAPI (about three minutes)
+#   make openapi  write the OpenAPI documents published in openapi/
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test install lint format bench fuzz clean
+.PHONY: up test install lint format bench fuzz openapi clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -31,6 +32,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict shared services/*/rules.py services/underwriting/rules/*.py
 	$(BIN)/mypy services
+
+# The OpenAPI documents published for partners (openapi/<service>.json; a test keeps them current).
+openapi: install
+	$(BIN)/tci openapi
 
 format: install
 	$(BIN)/ruff format .

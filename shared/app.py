@@ -38,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from shared.auth import VerifiedTokens, require
-from shared.contracts import refuse_unstorable_parameters
+from shared.contracts import refer_to_components, refuse_unstorable_parameters
 from shared.db import Reader, SessionDep, build_engine, build_sessionmaker, is_unavailable
 from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shared.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER, purge_periodically
@@ -53,6 +53,7 @@ from shared.problems import (
     Problem,
     describe_problems,
     install_problem_handlers,
+    problem_components,
     problem_responses,
 )
 from shared.settings import Settings
@@ -459,6 +460,8 @@ def create_app(
         # Short, stable operation ids (the use case's name: `create_policy`), so a generated
         # client's methods read as the business does and do not change with a path.
         generate_unique_id_function=_operation_id,
+        # One schema per model for requests and answers alike (no `-Input`/`-Output` twins).
+        separate_input_output_schemas=False,
     )
     app.state.settings = settings
     app.state.service = service
@@ -604,9 +607,26 @@ def _declare_everywhere(app: FastAPI, service: str, *statuses: int) -> None:
             describe_problems(schema, service)
             _declare_bearer_tokens(schema)
             _declare_headers(schema)
+            _declare_components(schema)
         return app.openapi_schema or generate()
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _declare_components(schema: dict[str, Any]) -> None:
+    """The named schemas the document refers to but pydantic does not emit (the problem shapes,
+    the enums marked by `shared.contracts.named_enum`, countries and currencies), and uploads
+    declared as `format: binary`."""
+    named = refer_to_components(schema)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(named)
+    components.update(problem_components())
+    for component in components.values():
+        for prop in component.get("properties", {}).values():
+            for variant in (prop, *prop.get("anyOf", ()), prop.get("items", {})):
+                if variant.get("contentMediaType") == "application/octet-stream":
+                    del variant["contentMediaType"]
+                    variant["format"] = "binary"
 
 
 # The checks answer without changing anything: they take no Idempotency-Key (api.md).

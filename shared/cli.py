@@ -1,4 +1,5 @@
-"""`tci`: mint development tokens, migrate, and run the three services in the foreground."""
+"""`tci`: mint development tokens, migrate, run the three services in the foreground, and publish
+their OpenAPI documents."""
 
 from __future__ import annotations
 
@@ -99,6 +100,24 @@ def _up(args: argparse.Namespace) -> int:
     return 1 if failed and not stopping else 0
 
 
+def _openapi(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from shared.openapi_files import stale, write
+
+    directory = Path(args.directory)
+    if args.check:
+        outdated = stale(directory)
+        for service in outdated:
+            print(
+                f"{directory}/{service}.json differs from what {service} serves: run `tci openapi`"
+            )
+        return 1 if outdated else 0
+    for path in write(directory):
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tci", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     up = sub.add_parser("up", help="migrate and run the three services in the foreground")
     up.add_argument("--host", default="127.0.0.1")
     up.set_defaults(run=_up)
+    spec = sub.add_parser("openapi", help="write each service's OpenAPI document to a file")
+    spec.add_argument("--directory", default="openapi", help="where (default: openapi/)")
+    spec.add_argument("--check", action="store_true", help="fail if a file is out of date")
+    spec.set_defaults(run=_openapi)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

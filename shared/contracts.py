@@ -29,14 +29,16 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    WithJsonSchema,
     field_serializer,
+    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from starlette.datastructures import UploadFile
 
-from shared.countries import CountryError, country_code
-from shared.money import Money, MoneyError, is_currency, parse_amount
+from shared.countries import CountryError, country_code, country_codes
+from shared.money import Money, MoneyError, currency_codes, is_currency, parse_amount
 from shared.problems import invalid
 
 MAX_INTEGER_DIGITS = 14  # decimals on the wire are less than 10^14 in absolute value
@@ -154,30 +156,130 @@ Text = Annotated[str, AfterValidator(_no_nul)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 LongText = Annotated[str, Field(max_length=4000), AfterValidator(_no_nul)]
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-CurrencyCode = Annotated[
-    str, Field(min_length=3, max_length=3, examples=["EUR"]), AfterValidator(_currency)
-]
-CountryCode = Annotated[str, Field(examples=["CN"]), AfterValidator(_country)]
+# How these types are published in OpenAPI: one string schema each, the same for requests and
+# answers (a generated client sends and reads strings, never floats); the country and currency
+# lists are named components (`CountryCode`, `CurrencyCode`) so that a client has one enum each.
+_DIGITS = rf"-?[0-9]{{1,{MAX_INTEGER_DIGITS}}}"
+DECIMAL_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "format": "decimal",
+    "pattern": rf"^{_DIGITS}(\.[0-9]{{1,{MAX_DECIMAL_PLACES}}})?$",
+    "examples": ["0.35"],
+}
+# Money: at most 4 decimals (the most any ISO 4217 minor unit has; each currency's own is checked).
+MINOR_UNITS_AT_MOST = 4
+_FRACTION = rf"(\.[0-9]{{1,{MINOR_UNITS_AT_MOST}}})?"
+AMOUNT_SCHEMA: dict[str, Any] = {
+    **DECIMAL_SCHEMA,
+    "pattern": rf"^{_DIGITS}{_FRACTION}$",
+    "description": "a decimal string with at most the currency's minor-unit decimals",
+    "examples": ["125000.00"],
+}
+POSITIVE_AMOUNT_SCHEMA: dict[str, Any] = {
+    **AMOUNT_SCHEMA,
+    "pattern": rf"^([1-9][0-9]{{0,{MAX_INTEGER_DIGITS - 1}}}{_FRACTION}"
+    rf"|0\.[0-9]{{0,{MINOR_UNITS_AT_MOST - 1}}}[1-9])$",
+    "description": "a decimal string above zero, with at most the currency's minor-unit decimals",
+}
+NON_NEGATIVE_AMOUNT_SCHEMA: dict[str, Any] = {
+    **AMOUNT_SCHEMA,
+    "pattern": rf"^[0-9]{{1,{MAX_INTEGER_DIGITS}}}{_FRACTION}$",
+    "description": "a decimal string, zero or more, with at most the currency's minor-unit "
+    "decimals",
+}
+
+
+def _percent_schema(places: int) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "format": "decimal",
+        "pattern": rf"^(100(\.0{{1,{places}}})?|[0-9]{{1,2}}(\.[0-9]{{1,{places}}})?)$",
+        "description": "a percentage from 0 to 100, as a decimal string",
+        "examples": ["90"],
+    }
+
+
+# Dates as the columns hold them: from MIN_DATE to MAX_DATE (years 1900 to 2999).
+DATE_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "format": "date",
+    "pattern": r"^(19[0-9]{2}|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+}
+
+
+COMPONENT_MARK = "x-component"
+
+
+def _ref(component: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema published once, as the named component `component`, and referred to wherever it
+    is used (pydantic resolves every `$ref` it meets, so the schema carries a mark here and
+    `refer_to_components` turns it into a reference once the document is built)."""
+    return {**schema, "title": component, COMPONENT_MARK: component}
+
+
+def component_ref(component: str) -> WithJsonSchema:
+    """A field published as a reference to a component the app adds to the document itself
+    (`Problem`, say: see `shared.problems.problem_components`)."""
+    return WithJsonSchema({"type": "object", COMPONENT_MARK: component})
+
+
+def named_enum(component: str, values: Any, description: str = "") -> WithJsonSchema:
+    """A string field published as the named enum `component`: `values` a `Literal` or a
+    sequence of strings (the field's own validation is unchanged)."""
+    choices = list(get_args(values)) if get_args(values) else list(values)
+    schema: dict[str, Any] = {"type": "string", "enum": choices}
+    if description:
+        schema["description"] = description
+    return WithJsonSchema(_ref(component, schema))
+
+
+def refer_to_components(node: Any, found: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Swap every marked schema of the OpenAPI document (in place) for a `$ref` to its named
+    component; answer the components found, to be added to the document."""
+    found = {} if found is None else found
+    if isinstance(node, dict):
+        component = node.get(COMPONENT_MARK)
+        if isinstance(component, str):
+            found[component] = {k: v for k, v in node.items() if k != COMPONENT_MARK}
+            node.clear()
+            node["$ref"] = f"#/components/schemas/{component}"
+        else:
+            for value in node.values():
+                refer_to_components(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            refer_to_components(value, found)
+    return found
+
+
+_COUNTRY = _ref("CountryCode", {"type": "string", "enum": sorted(country_codes()),
+                                "description": "an ISO 3166-1 alpha-2 country code"})  # fmt: skip
+_CURRENCY = _ref("CurrencyCode", {"type": "string", "enum": sorted(currency_codes()),
+                                  "description": "an ISO 4217 currency code"})  # fmt: skip
+CurrencyCode = Annotated[str, AfterValidator(_currency), WithJsonSchema(_CURRENCY)]
+CountryCode = Annotated[str, AfterValidator(_country), WithJsonSchema(_COUNTRY)]
 ExactDecimal = Annotated[
     Decimal,
     BeforeValidator(_decimal_input),
     PlainSerializer(plain_decimal, return_type=str, when_used="json"),
-    Field(json_schema_extra={"type": "string", "format": "decimal"}),
+    WithJsonSchema(DECIMAL_SCHEMA),
 ]
 Percent = Annotated[
     Decimal,
     BeforeValidator(_decimal_input),
-    Field(ge=0, le=100, json_schema_extra={"type": "string", "format": "decimal"}),
+    Field(ge=0, le=100),
     PlainSerializer(plain_decimal, return_type=str, when_used="json"),
+    WithJsonSchema(_percent_schema(MAX_DECIMAL_PLACES)),
 ]
 # A percentage that is kept exactly (the insurer's share of recoveries): any number of decimals.
 ExactPercent = Annotated[
     Decimal,
     BeforeValidator(_exact_share_input),
-    Field(ge=0, le=100, json_schema_extra={"type": "string", "format": "decimal"}),
+    Field(ge=0, le=100),
     PlainSerializer(plain_decimal, return_type=str, when_used="json"),
+    WithJsonSchema(_percent_schema(MAX_SHARE_DECIMAL_PLACES)),
 ]
-Date = Annotated[dt.date, AfterValidator(_storable_date)]
+Date = Annotated[dt.date, AfterValidator(_storable_date), WithJsonSchema(DATE_SCHEMA)]
 
 
 def at_most_decimals(places: int) -> AfterValidator:
@@ -271,11 +373,7 @@ async def refuse_unstorable_parameters(request: Request) -> None:
 class MoneyModel(Schema):
     """Money on the wire: `{"amount": "125000.00", "currency": "EUR"}`."""
 
-    amount: Annotated[
-        Decimal,
-        BeforeValidator(_decimal_input),
-        Field(json_schema_extra={"type": "string", "format": "decimal"}, examples=["125000.00"]),
-    ]
+    amount: Annotated[Decimal, BeforeValidator(_decimal_input), WithJsonSchema(AMOUNT_SCHEMA)]
     currency: CurrencyCode
 
     @field_serializer("amount", when_used="json")
@@ -302,6 +400,46 @@ class MoneyModel(Schema):
 def money_json(money: Money) -> dict[str, str]:
     """Money exactly as a MoneyModel goes on the wire, for answers built without a model."""
     return {"amount": money.rounded_text(), "currency": money.currency}
+
+
+class _BoundedMoney(MoneyModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _from_money(cls, data: Any) -> Any:
+        """Accept plain `MoneyModel` (a sender builds its messages from money read back)."""
+        if isinstance(data, MoneyModel) and not isinstance(data, cls):
+            return {"amount": data.amount, "currency": data.currency}
+        return data
+
+
+class PositiveMoney(_BoundedMoney):
+    """Money that must be more than zero (an invoice, a limit, a payment)."""
+
+    amount: Annotated[
+        Decimal, BeforeValidator(_decimal_input), WithJsonSchema(POSITIVE_AMOUNT_SCHEMA)
+    ]
+
+    @field_validator("amount")
+    @classmethod
+    def _positive(cls, amount: Decimal) -> Decimal:
+        if amount <= 0:
+            raise ValueError("must be greater than zero")
+        return amount
+
+
+class NonNegativeMoney(_BoundedMoney):
+    """Money that may be zero but never less (a deductible, a credit note, a new limit of 0)."""
+
+    amount: Annotated[
+        Decimal, BeforeValidator(_decimal_input), WithJsonSchema(NON_NEGATIVE_AMOUNT_SCHEMA)
+    ]
+
+    @field_validator("amount")
+    @classmethod
+    def _not_negative(cls, amount: Decimal) -> Decimal:
+        if amount < 0:
+            raise ValueError("must not be negative")
+        return amount
 
 
 def money_out(money: Money | None) -> MoneyModel | None:
@@ -341,6 +479,8 @@ class PolicyTerms(Peer):
     protracted_default_wait_days: int
     claims_calendar_country: str
     collection_ladder: str
+    # The banks assigned to the policy when it was read (they hear of its claims' events).
+    assigned_bank_ids: list[str] = Field(default_factory=list)
 
 
 class BuyerFacts(Peer):
@@ -379,12 +519,15 @@ SignalKind = Literal[
 # The escalation ladders a collection case climbs (collections holds their rungs).
 LadderName = Literal["reminder_15_30_45", "legal_30_60_90"]
 DEFAULT_LADDER: LadderName = "reminder_15_30_45"
+# The same, as fields published once each as a named enum.
+SignalKindField = Annotated[SignalKind, named_enum("SignalKind", SignalKind)]
+LadderField = Annotated[LadderName, named_enum("LadderName", LadderName)]
 
 
 class BuyerSignal(Schema):
     """A signal about a buyer: `POST /v1/buyers/{buyer_id}/signals` to underwriting."""
 
-    kind: SignalKind
+    kind: SignalKindField
     observed_on: Date
     details: LongText = ""
     policy_id: Ident | None = None
@@ -396,7 +539,7 @@ class CoverageCheck(Schema):
 
     policy_id: Ident
     buyer_id: Ident
-    invoice_amount: MoneyModel
+    invoice_amount: PositiveMoney
     shipment_date: Date
     due_date: Date
     invoice_number: Annotated[str, Field(max_length=100)] | None = None
@@ -404,7 +547,7 @@ class CoverageCheck(Schema):
 
 class CaseInvoice(Schema):
     number: Annotated[str, Field(min_length=1, max_length=100)]
-    amount: MoneyModel
+    amount: PositiveMoney
     due_date: Date
 
 
@@ -416,11 +559,11 @@ class CaseOpening(Schema):
     buyer_id: Ident
     debtor_country: CountryCode
     invoices: Annotated[list[CaseInvoice], Field(min_length=1, max_length=1000)]
-    ladder: LadderName = DEFAULT_LADDER
+    ladder: LadderField = DEFAULT_LADDER
     claim_id: Ident | None = None
     # The insurer's share of recoveries: `indemnity_paid` / the invoices' total, exactly; or a
     # percentage with any number of decimals.
-    indemnity_paid: MoneyModel | None = None
+    indemnity_paid: PositiveMoney | None = None
     insurer_share_pct: ExactPercent | None = None
     currency: str | None = None  # informative: the invoices' currency rules
 

@@ -16,6 +16,11 @@ def _alpha_2() -> frozenset[str]:
     return frozenset(c.alpha_2 for c in pycountry.countries)
 
 
+def country_codes() -> frozenset[str]:
+    """Every ISO 3166-1 alpha-2 code."""
+    return _alpha_2()
+
+
 def is_country(code: str) -> bool:
     return code in _alpha_2()
 

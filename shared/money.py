@@ -41,6 +41,11 @@ def _iso_codes() -> frozenset[str]:
     return _ISO_4217
 
 
+def currency_codes() -> frozenset[str]:
+    """Every ISO 4217 code that money can be written in."""
+    return _iso_codes()
+
+
 def is_currency(code: str) -> bool:
     """True if `code` is an ISO 4217 currency that money can be written in."""
     return code in _UNITS or code in _iso_codes()

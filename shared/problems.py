@@ -147,8 +147,9 @@ DOCUMENTS_MISSING = _entry("documents-missing", 422, "Documents missing",
                            "`missing_documents` names them", "claims")  # fmt: skip
 NOT_ASSESSED = _entry("not-assessed", 422, "Not assessed",
                       "a claim is approved only once it is assessed", "claims")  # fmt: skip
-NOT_APPROVED = _entry("not-approved", 422, "Not approved",
-                      "only an approved claim is paid", "claims")  # fmt: skip
+NOT_APPROVED = _entry("not-approved", 409, "Not approved",
+                      "only an approved claim is paid (a state conflict: the claim is not "
+                      "approved yet, or was rejected); `status_now` names its status", "claims")  # fmt: skip
 CAPS_EXCEEDED = _entry("caps-exceeded", 409, "Caps exceeded",
                        "claims approved or paid on the policy leave less of its caps than this "
                        "claim's indemnity; `cap_left` says how much", "claims")  # fmt: skip
@@ -308,28 +309,104 @@ def answered_with(status: int, service: str | None = None) -> list[ProblemType]:
     return [k for k in CATALOGUE.values() if k.status == status and k.answered_by(service)]
 
 
+PROBLEM_COMPONENT = "Problem"
+VALIDATION_PROBLEM_COMPONENT = "ValidationProblem"
+
+
+def problem_components() -> dict[str, dict[str, Any]]:
+    """The named problem+json schemas every error answer refers to: `Problem`, and
+    `ValidationProblem` (a 422: a problem that may name each field in `errors`), with the
+    extension members the services add, typed."""
+    text = {"type": "string"}
+    date = {"type": "string", "format": "date"}
+    money = {"$ref": "#/components/schemas/MoneyModel"}
+    catalogue = "".join(
+        f"\n- `{k.slug}` ({k.status}): {k.description}." for k in CATALOGUE.values()
+    )
+    members: dict[str, Any] = {
+        "type": {**text, "description": "the problem type a caller branches on:" + catalogue},
+        "title": text,
+        "status": {"type": "integer"},
+        "detail": text,
+        "instance": {**text, "description": "the request's path"},
+        "existing_policy_id": {**text, "description": "`policy-overlap`: the policy it overlaps"},
+        "existing_buyer_id": {**text, "description": "`buyer-exists`: the buyer already known"},
+        "filing_deadline": {**date, "description": "the last day a claim may be filed"},
+        "first_filing_date": {**date, "description": "`claim-too-early`: the first day"},
+        "status_now": {**text, "description": "the status the resource is in now"},
+        "upstream_body": {**text, "description": "`upstream-error`: what the peer answered"},
+        "upstream_error": {"type": "object", "description": "`upstream-error`: the peer's problem"},
+        "decided_status": {**text, "description": "`already-decided`: the decision taken"},
+        "missing_documents": {"type": "array", "items": text,
+                              "description": "`documents-missing`: the kinds still missing"},
+        "documents_due": {**date, "description": "`claim-lapsed`: when documents were due"},
+        "earliest_effective_from": {**date, "description": "`retroactive-reduction`: the "
+                                    "first day a reduction may take effect"},
+        "single_buyer_cap": {**money, "description": "`single-buyer-cap-exceeded`: the cap"},
+        "cap_left": {**money, "description": "what the policy's caps leave"},
+        "outstanding": {**money, "description": "`overpayment`: what is outstanding"},
+        "claims": {"type": "object", "additionalProperties": text,
+                   "description": "`invoice-already-claimed`: each invoice's claim"},
+        "invoice_numbers": {"type": "array", "items": text,
+                            "description": "the invoice numbers the refusal is about"},
+        "case_id": {**text, "description": "`case-exists`: the case already open"},
+        "loc": {"type": "array", "items": {"anyOf": [text, {"type": "integer"}]},
+                "description": "`currency-mismatch`: the field in the other currency"},
+        "expected_currency": {**text, "description": "`currency-mismatch`: the currency "
+                              "expected"},
+        "max_new_due_date": {**date, "description": "`extension-too-long`: the latest due "
+                             "date the policyholder may set on its own"},
+    }  # fmt: skip
+    field_error = {
+        "type": "object",
+        "title": "FieldError",
+        "properties": {
+            "loc": {"type": "array", "items": {"anyOf": [text, {"type": "integer"}]}},
+            "msg": text,
+            "type": text,
+        },
+        "required": ["loc", "msg"],
+    }
+    required = ["type", "title", "status", "detail"]
+    return {
+        PROBLEM_COMPONENT: {
+            "type": "object",
+            "title": PROBLEM_COMPONENT,
+            "description": "An error, as RFC 9457 problem+json.",
+            "properties": members,
+            "required": required,
+        },
+        "FieldError": field_error,
+        VALIDATION_PROBLEM_COMPONENT: {
+            "type": "object",
+            "title": VALIDATION_PROBLEM_COMPONENT,
+            "description": "Invalid input or a business rule refused (422): `errors` names each "
+            "field that broke its rule (absent when a rule refused the request as a whole).",
+            "properties": {
+                **members,
+                "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
+            },
+            "required": required,
+        },
+    }
+
+
 def problem_answer(status: int, service: str | None = None) -> dict[str, Any]:
-    """The OpenAPI response for one problem+json status: the problem types it can carry, each
-    with when it is answered, in the description and as the `type` property's `enum`."""
+    """The OpenAPI response for one problem+json status: the named problem schema, and the
+    problem types it can carry, each with when it is answered, in the description and listed in
+    `x-problem-types`."""
     kinds = answered_with(status, service)
-    type_schema: dict[str, Any] = {"type": "string"}
     description = HTTPStatus(status).phrase
     if kinds:
-        type_schema["enum"] = [k.slug for k in kinds]
         description += ", one of these problem types:\n" + "".join(
             f"\n- `{k.slug}`: {k.description}." for k in kinds
         )
-    schema = {
-        "type": "object",
-        "properties": {
-            "type": type_schema,
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-        },
-        "required": ["type", "title", "status", "detail"],
+    component = VALIDATION_PROBLEM_COMPONENT if status == 422 else PROBLEM_COMPONENT
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{component}"}}},
+        "x-problem-types": [k.slug for k in kinds],
     }
-    return {"description": description, "content": {PROBLEM_JSON: {"schema": schema}}}
 
 
 def problem_responses(
@@ -351,9 +428,7 @@ def describe_problems(openapi: Mapping[str, Any], service: str) -> None:
             for status, answer in operation.get("responses", {}).items():
                 content = answer.get("content", {})
                 if str(status).isdigit() and PROBLEM_JSON in content:
-                    described = problem_answer(int(status), service)
-                    answer["description"] = described["description"]
-                    content[PROBLEM_JSON] = described["content"][PROBLEM_JSON]
+                    answer.update(problem_answer(int(status), service))
 
 
 def created_responses(description: str = "Created") -> dict[int | str, dict[str, Any]]:

@@ -14,6 +14,7 @@ from services.claims.schemas import (
     ClaimCreate,
     ClaimList,
     ClaimRead,
+    ClaimStatus,
     DecisionCreate,
     DisputeCreate,
     DisputeRead,
@@ -93,7 +94,7 @@ async def file_claim(
 @router.get("/claims", response_model=ClaimList, responses=READ)
 async def list_claims(
     request: Request, session: SessionDep, caller: HolderOrHandler, peers: PeersDep,
-    page: PageDep, status: Annotated[str | None, Query(max_length=30)] = None,
+    page: PageDep, status: Annotated[ClaimStatus | None, Query()] = None,
     policy_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ClaimList:  # fmt: skip
     """A policyholder's own claims, or every claim for a claims handler; oldest first."""
@@ -135,9 +136,11 @@ async def add_document(
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 DOCUMENT: dict[str, Any] = {
     "description": "the document as uploaded",
-    "content": dict.fromkeys(
-        sorted(ClaimsSettings.model_fields["document_types"].default), _BINARY
-    ),
+    # `application/octet-stream` first: a generated client reads the first type it knows.
+    "content": {
+        "application/octet-stream": _BINARY,
+        **dict.fromkeys(sorted(ClaimsSettings.model_fields["document_types"].default), _BINARY),
+    },
     "headers": {
         "ETag": {"description": "the content's SHA-256", "schema": {"type": "string"}},
         "Content-Disposition": {"description": "an attachment", "schema": {"type": "string"}},

@@ -3,7 +3,6 @@ working-day deadline reads, as the `holidays` package has them and as staff corr
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -13,6 +12,7 @@ from services.claims.api import context
 from services.claims.schemas import CalendarDayRead, CalendarDaysRead, CalendarDayWrite
 from shared.auth import Caller, CallerDep, require
 from shared.calendar import FIRST_YEAR, LAST_YEAR
+from shared.contracts import CountryCode, Date
 from shared.db import SessionDep
 from shared.problems import created_responses, problem_responses
 
@@ -20,11 +20,9 @@ router = APIRouter(prefix="/v1/calendars", tags=["calendars"])
 
 Staff = Annotated[Caller, Depends(require("underwriter", "claims_handler", "collector"))]
 CountryPath = Annotated[
-    str,
-    Path(min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$", examples=["CN"],
-         description="ISO 3166-1 alpha-2"),
-]  # fmt: skip
-DatePath = Annotated[dt.date, Path(examples=["2027-02-20"])]
+    CountryCode, Path(min_length=2, max_length=2, examples=["CN"], description="ISO 3166-1 alpha-2")
+]
+DatePath = Annotated[Date, Path(examples=["2027-02-20"])]
 READ = problem_responses(401, 422)
 WRITE = problem_responses(401, 403, 422)
 

@@ -7,23 +7,43 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from shared.contracts import Date, Ident, LongText, MoneyModel, Schema
+from shared.contracts import (
+    CountryCode,
+    Date,
+    Ident,
+    LongText,
+    MoneyModel,
+    NonNegativeMoney,
+    PositiveMoney,
+    Schema,
+    named_enum,
+)
 
 InvoiceNumber = Annotated[str, Field(min_length=1, max_length=100)]
-Cause = Literal["insolvency", "protracted_default", "political"]
-DocumentKind = Literal[
+_Cause = Literal["insolvency", "protracted_default", "political"]
+_DocumentKind = Literal[
     "trade_contract", "proof_of_delivery", "invoice", "ageing_report", "statement_of_account",
     "insolvency_proof", "collection_evidence",
 ]  # fmt: skip
-ClaimStatus = Literal[
+_ClaimStatus = Literal[
     "documents_pending", "under_review", "on_hold", "assessed", "approved", "rejected", "paid",
     "lapsed",
 ]  # fmt: skip
+_NotificationKind = Literal["overdue", "extension_request", "repayment_plan", "arrears_cleared"]
+_Decision = Literal["approve", "reject"]
+_DisputeOutcome = Literal["policyholder", "buyer"]
+# Each published once, as a named enum, for requests and answers alike.
+Cause = Annotated[_Cause, named_enum("ClaimCause", _Cause)]
+DocumentKind = Annotated[_DocumentKind, named_enum("DocumentKind", _DocumentKind)]
+ClaimStatus = Annotated[_ClaimStatus, named_enum("ClaimStatus", _ClaimStatus)]
+NotificationKind = Annotated[_NotificationKind, named_enum("NotificationKind", _NotificationKind)]
+Decision = Annotated[_Decision, named_enum("ClaimDecision", _Decision)]
+DisputeOutcome = Annotated[_DisputeOutcome, named_enum("DisputeOutcome", _DisputeOutcome)]
 
 
 class InvoiceIn(Schema):
     number: InvoiceNumber
-    amount: MoneyModel
+    amount: PositiveMoney
     shipment_date: Date
     due_date: Date
 
@@ -36,7 +56,7 @@ class InvoiceIn(Schema):
 
 class Instalment(Schema):
     due_date: Date
-    amount: MoneyModel
+    amount: PositiveMoney
 
 
 class NotificationCreate(Schema):
@@ -44,7 +64,7 @@ class NotificationCreate(Schema):
     buyer_id: Ident
     # `arrears_cleared` (an addition to api.md's kinds): the buyer has paid the arrears, so the
     # stop-shipment on this policy ends.
-    kind: Literal["overdue", "extension_request", "repayment_plan", "arrears_cleared"]
+    kind: NotificationKind
     invoices: Annotated[list[InvoiceIn], Field(min_length=1, max_length=1000)]
     new_due_date: Date | None = None
     instalments: Annotated[list[Instalment], Field(max_length=120)] | None = None
@@ -78,7 +98,7 @@ class NotificationRead(Schema):
     created_at: dt.datetime
     policy_id: str
     buyer_id: str
-    kind: str
+    kind: NotificationKind
     notified_on: dt.date
     new_due_date: dt.date | None
     extension_accepted: bool | None
@@ -94,9 +114,9 @@ class ClaimCreate(Schema):
     cause: Cause
     event_date: Date | None = None
     invoices: Annotated[list[InvoiceIn], Field(min_length=1, max_length=1000)]
-    credit_notes: MoneyModel | None = None
-    set_offs: MoneyModel | None = None
-    recovered: MoneyModel | None = None
+    credit_notes: NonNegativeMoney | None = None
+    set_offs: NonNegativeMoney | None = None
+    recovered: NonNegativeMoney | None = None
     war_related: bool = False
     nuclear_related: bool = False
 
@@ -112,7 +132,7 @@ class ClaimCreate(Schema):
 class DocumentRead(Schema):
     id: str
     created_at: dt.datetime
-    kind: str
+    kind: DocumentKind
     filename: str
     content_type: str
     size: int
@@ -123,8 +143,8 @@ class DocumentUploadRead(DocumentRead):
     """The stored document and where the claim stands now."""
 
     claim_id: str
-    claim_status: str
-    missing_documents: list[str]
+    claim_status: ClaimStatus
+    missing_documents: list[DocumentKind]
     decision_due: dt.date | None
 
 
@@ -135,7 +155,7 @@ class DisputeCreate(Schema):
 
 
 class DisputeResolve(Schema):
-    outcome: Literal["policyholder", "buyer"]
+    outcome: DisputeOutcome
     resolved_on: Date | None = None
     note: LongText | None = None
 
@@ -147,13 +167,13 @@ class DisputeRead(Schema):
     raised_on: dt.date
     description: str
     invoice_numbers: list[str]
-    outcome: str | None
+    outcome: DisputeOutcome | None
     resolved_on: dt.date | None
-    claim_status: str
+    claim_status: ClaimStatus
 
 
 class DecisionCreate(Schema):
-    decision: Literal["approve", "reject"]
+    decision: Decision
     reason: Annotated[str, Field(min_length=1, max_length=4000)]
 
 
@@ -198,14 +218,14 @@ class ClaimRead(Schema):
     policy_id: str
     buyer_id: str
     policyholder_id: str
-    cause: str
+    cause: Cause
     event_date: dt.date | None
     loss_date: dt.date
     filed_on: dt.date
     status: ClaimStatus
     filing_deadline: dt.date
-    required_documents: list[str]
-    missing_documents: list[str]
+    required_documents: list[DocumentKind]
+    missing_documents: list[DocumentKind]
     documents: list[DocumentRead]
     documents_due: dt.date
     decision_due: dt.date | None
@@ -214,7 +234,7 @@ class ClaimRead(Schema):
     disputes: list[DisputeRead]
     assessment: AssessmentRead | None
     indemnity: MoneyModel | None
-    decision: str | None
+    decision: Decision | None
     decision_reason: str | None
     decided_by: str | None
     paid_on: dt.date | None
@@ -228,7 +248,8 @@ class ClaimList(Schema):
 
 # ---------------------------------------------------------------- calendars
 
-CalendarSource = Literal["holidays", "staff"]
+_CalendarSource = Literal["holidays", "staff"]
+CalendarSource = Annotated[_CalendarSource, named_enum("CalendarSource", _CalendarSource)]
 
 
 class CalendarDayWrite(Schema):
@@ -241,7 +262,7 @@ class CalendarDayWrite(Schema):
 class CalendarDayRead(Schema):
     """A day as the calendar has it in force: from the `holidays` package, or as staff set it."""
 
-    country: str
+    country: CountryCode
     date: dt.date
     working: bool
     source: CalendarSource
@@ -254,6 +275,6 @@ class CalendarDayRead(Schema):
 class CalendarDaysRead(Schema):
     """The holidays and weekend working days of a country's year in force, by date."""
 
-    country: str
+    country: CountryCode
     year: int
     items: list[CalendarDayRead]

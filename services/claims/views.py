@@ -187,4 +187,4 @@ def refusal_problem(refused: rules.Refused, claim: Claim, missing: Sequence[str]
     if refused.refusal is r.NOT_ASSESSED:
         return unprocessable(NOT_ASSESSED, "a claim is approved only once it is assessed",
                              status_now=status)  # fmt: skip
-    return unprocessable(NOT_APPROVED, "only an approved claim is paid", status_now=status)
+    return conflict(NOT_APPROVED, "only an approved claim is paid", status_now=status)

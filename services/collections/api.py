@@ -13,6 +13,7 @@ from services.collections.schemas import (
     CaseCreate,
     CaseList,
     CaseRead,
+    CaseStatusName,
     EscalationResult,
     EscalationRun,
     LadderList,
@@ -71,7 +72,7 @@ async def open_case(
 @router.get("/cases", response_model=CaseList, responses=READ)
 async def list_cases(
     request: Request, session: SessionDep, caller: CaseReader, page: PageDep,
-    status: Annotated[str | None, Query(max_length=20)] = None,
+    status: Annotated[CaseStatusName | None, Query(max_length=20)] = None,
     claim_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> CaseList:  # fmt: skip
     ctx = context(request, session, caller)

@@ -3,32 +3,50 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, model_validator
 
+from services.collections.rules import CaseStatus
 from shared.contracts import (
     CaseInvoice,
     CaseOpening,
+    CountryCode,
+    CurrencyCode,
     Date,
+    LadderField,
     LongText,
     MoneyModel,
     Percent,
+    PositiveMoney,
     Schema,
+    named_enum,
 )
 
-ActivityKind = Literal[
+_ActivityKind = Literal[
     "letter", "call", "promise_to_pay", "dispute", "dispute_resolved", "legal_filing", "note",
+]  # fmt: skip
+ActivityKind = Annotated[_ActivityKind, named_enum("ActivityKind", _ActivityKind)]
+# What an answer lists: a collector's activities and those the service records itself.
+RecordedActivityKind = Annotated[
+    str, named_enum("RecordedActivityKind", (*_ActivityKind.__args__, "escalation", "subrogation"))
+]
+CaseStatusName = Annotated[str, named_enum("CaseStatus", [s.value for s in CaseStatus])]
+# The stages of the seeded ladders (api.md), below the first rung `new`.
+Stage = Annotated[
+    str,
+    named_enum("CaseStage", ("new", "reminder_letter", "phone_collection", "legal", "amicable",
+                             "lawyer_letter", "lawsuit")),
 ]  # fmt: skip
 
 
 class Rung(BaseModel):
     days_past_due: int
-    stage: str
+    stage: Stage
 
 
 class Ladder(BaseModel):
-    name: str
+    name: LadderField
     rungs: list[Rung]
 
 
@@ -58,7 +76,7 @@ class ActivityCreate(Schema):
     kind: ActivityKind
     occurred_on: Date
     note: LongText | None = None
-    promised_amount: MoneyModel | None = None
+    promised_amount: PositiveMoney | None = None
     promised_on: Date | None = None
 
     @model_validator(mode="after")
@@ -73,17 +91,17 @@ class ActivityRead(Schema):
     id: str
     created_at: dt.datetime
     case_id: str
-    kind: str
+    kind: RecordedActivityKind
     occurred_on: dt.date
     note: str | None
     promised_amount: MoneyModel | None
     promised_on: dt.date | None
     recorded_by: str
-    case_status: str
+    case_status: CaseStatusName
 
 
 class PaymentCreate(Schema):
-    amount: MoneyModel
+    amount: PositiveMoney
     received_on: Date
 
 
@@ -107,7 +125,7 @@ class PaymentRead(Schema):
     allocation: AllocationRead
     credited: list[CreditRead]
     outstanding_after: MoneyModel
-    case_status: str
+    case_status: CaseStatusName
 
 
 class CaseRead(Schema):
@@ -115,11 +133,11 @@ class CaseRead(Schema):
     created_at: dt.datetime
     creditor_id: str
     buyer_id: str
-    debtor_country: str
-    currency: str
-    ladder: str
-    stage: str
-    status: str
+    debtor_country: CountryCode
+    currency: CurrencyCode
+    ladder: LadderField
+    stage: Stage
+    status: CaseStatusName
     claim_id: str | None
     insurer_share_pct: Percent | None
     fee_pct: Percent
@@ -144,8 +162,8 @@ class EscalationRun(Schema):
 
 class CaseMove(Schema):
     case_id: str
-    from_stage: str
-    to_stage: str
+    from_stage: Stage
+    to_stage: Stage
     days_past_due: int
 
 

@@ -20,6 +20,7 @@ from services.underwriting.schemas import (
     CountryRiskRead,
     CountryRiskSet,
     CoverageBatchCreate,
+    CoverageBatchRead,
     CoverageCheckCreate,
     CoverageRead,
     DecisionCreate,
@@ -385,7 +386,12 @@ async def check_coverage(
     return Response(_json(answer), media_type="application/json")
 
 
-@coverage_router.post("/coverage-checks/batch", responses=problem_responses(401, 403, 413, 422))
+@coverage_router.post(
+    "/coverage-checks/batch",
+    response_model=None,
+    responses={200: {"model": CoverageBatchRead, "description": "each item's answer, in order"},
+               **problem_responses(401, 403, 413, 422)},
+)  # fmt: skip
 async def check_coverage_batch(
     body: CoverageBatchCreate, request: Request, reader: ReaderDep, caller: CoverageCaller
 ) -> Response:

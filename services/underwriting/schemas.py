@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from services.underwriting.rules.coverage import COVERAGE_REASONS
 from services.underwriting.rules.credit_limit import LimitRequestStatus as LimitRequestStatus
 from services.underwriting.rules.credit_limit import UnderwriterAct
 from shared.contracts import (
@@ -20,19 +21,32 @@ from shared.contracts import (
     Date,
     ExactDecimal,
     Ident,
-    LadderName,
+    LadderField,
     LongText,
     MoneyModel,
+    NonNegativeMoney,
     Percent,
+    PositiveMoney,
     Schema,
     ShortText,
+    SignalKindField,
     at_most_decimals,
+    component_ref,
+    named_enum,
 )
 
 Days = Annotated[int, Field(ge=0, le=3650)]
 PolicyPercent = Annotated[Percent, at_most_decimals(6)]  # a policy's Exact(12, 6) columns
-CoverType = Literal["whole_turnover", "named_buyers"]
-LegalForm = Literal["company", "public_entity", "individual"]
+CoverType = Annotated[
+    Literal["whole_turnover", "named_buyers"],
+    named_enum("CoverType", ("whole_turnover", "named_buyers")),
+]
+LegalForm = Annotated[
+    Literal["company", "public_entity", "individual"],
+    named_enum("LegalForm", ("company", "public_entity", "individual")),
+]
+LimitSource = Annotated[str, named_enum("LimitSource", ("credit_limit", "discretionary"))]
+CoverageReason = Annotated[str, named_enum("CoverageReason", COVERAGE_REASONS)]
 
 
 class PolicyCreate(Schema):
@@ -41,17 +55,17 @@ class PolicyCreate(Schema):
     start_date: Date
     end_date: Date
     cover_type: CoverType
-    max_liability: MoneyModel
+    max_liability: PositiveMoney
     premium_rate_pct: PolicyPercent
     indemnity_pct: PolicyPercent = Decimal(90)
     political_risk_cover: bool = False
     political_indemnity_pct: PolicyPercent = Decimal(90)
     covered_countries: list[CountryCode] | None = Field(None, max_length=300)
     max_credit_period_days: Days = 180
-    deductible: MoneyModel | None = None
-    claim_threshold: MoneyModel | None = None
-    discretionary_limit: MoneyModel | None = None
-    single_buyer_cap: MoneyModel | None = None
+    deductible: NonNegativeMoney | None = None
+    claim_threshold: NonNegativeMoney | None = None
+    discretionary_limit: NonNegativeMoney | None = None
+    single_buyer_cap: PositiveMoney | None = None
     claim_filing_days: Days = 30
     documents_grace_days: Days = 30
     overdue_notification_days: Days = 60
@@ -59,7 +73,7 @@ class PolicyCreate(Schema):
     protracted_default_wait_days: Days = 180
     reduction_notice_days: Days = 30
     claims_calendar_country: CountryCode = "CN"
-    collection_ladder: LadderName = DEFAULT_LADDER
+    collection_ladder: LadderField = DEFAULT_LADDER
 
     @model_validator(mode="after")
     def _dates(self) -> PolicyCreate:
@@ -72,10 +86,10 @@ class PolicyRead(Schema):
     id: str
     created_at: dt.datetime
     policyholder_id: str
-    currency: str
+    currency: CurrencyCode
     start_date: dt.date
     end_date: dt.date
-    cover_type: str
+    cover_type: CoverType
     max_liability: MoneyModel
     premium_rate_pct: Percent
     indemnity_pct: Percent
@@ -93,8 +107,8 @@ class PolicyRead(Schema):
     max_extension_days: int
     protracted_default_wait_days: int
     reduction_notice_days: int
-    claims_calendar_country: str
-    collection_ladder: str
+    claims_calendar_country: CountryCode
+    collection_ladder: LadderField
     assigned_bank_ids: list[str]
 
 
@@ -139,9 +153,9 @@ class BuyerRead(Schema):
     id: str
     created_at: dt.datetime
     name: str
-    country: str
+    country: CountryCode
     registration_number: str
-    legal_form: str
+    legal_form: LegalForm
     grade: int
     insolvent_since: dt.date | None = None
     grade_factors: list[GradeFactorRead] | None = None
@@ -177,7 +191,7 @@ class SignalRead(Schema):
     id: str
     created_at: dt.datetime
     buyer_id: str
-    kind: str
+    kind: SignalKindField
     observed_on: dt.date
     policy_id: str | None
     details: str
@@ -195,7 +209,7 @@ class ReasonRead(Schema):
 
 class LimitRequestCreate(Schema):
     buyer_id: Ident
-    amount: MoneyModel
+    amount: PositiveMoney
     payment_terms_days: Annotated[int, Field(ge=1, le=3650)]
     related_to_policyholder: bool = False
 
@@ -230,14 +244,14 @@ class DecisionCreate(Schema):
 
 class ExternalLimitCreate(Schema):
     buyer_id: Ident
-    amount: MoneyModel
+    amount: PositiveMoney
     effective_from: Date
     payment_terms_days: Annotated[int, Field(ge=1, le=3650)] | None = None
     reason: LongText = "limit granted outside the engine"
 
 
 class LimitChangeCreate(Schema):
-    new_amount: MoneyModel
+    new_amount: NonNegativeMoney
     effective_from: Date | None = None
     reason: Annotated[str, Field(min_length=1, max_length=4000)]
 
@@ -272,10 +286,10 @@ class LimitList(Schema):
 class InvoiceDeclaration(Schema):
     number: Annotated[str, Field(min_length=1, max_length=100)]
     buyer_id: Ident
-    amount: MoneyModel
+    amount: PositiveMoney
     shipment_date: Date
     due_date: Date
-    paid_amount: MoneyModel | None = None
+    paid_amount: NonNegativeMoney | None = None
     paid_on: Date | None = None
 
 
@@ -318,9 +332,9 @@ class CoverageRead(Schema):
     insured_amount: MoneyModel
     indemnity_pct: Percent
     limit_in_force: MoneyModel | None
-    limit_source: str | None
+    limit_source: LimitSource | None
     exposure: MoneyModel
-    reasons: list[str]
+    reasons: list[CoverageReason]
     conditions: list[ConditionRead]
 
 
@@ -332,6 +346,19 @@ class CoverageBatchCreate(Schema):
         Field(min_length=1, max_length=10_000,
               json_schema_extra={"items": {"$ref": "#/components/schemas/CoverageCheckCreate"}}),
     ]  # fmt: skip
+
+
+class CoverageItemError(Schema):
+    """A batch item answered with the problem the single check would have answered."""
+
+    index: int
+    error: Annotated[dict[str, Any], component_ref("Problem")]
+
+
+class CoverageBatchRead(Schema):
+    """The batch's answers, in the order of its items."""
+
+    results: list[CoverageRead | CoverageItemError]
 
 
 class ExposureRead(Schema):
@@ -385,12 +412,14 @@ class CountryRiskSet(Schema):
 
 
 class CountryRiskRead(Schema):
-    country: str
+    country: CountryCode
     level: int
     listed: bool
 
 
 class SanctionCreate(Schema):
+    """A country or a buyer (exactly one of the two) put under sanctions."""
+
     country: CountryCode | None = None
     buyer_id: Ident | None = None
     reason: Annotated[str, Field(min_length=1, max_length=4000)]
@@ -405,7 +434,7 @@ class SanctionCreate(Schema):
 class SanctionRead(Schema):
     id: str
     created_at: dt.datetime
-    country: str | None
+    country: CountryCode | None
     buyer_id: str | None
     reason: str
 

@@ -16,8 +16,8 @@ processes; exits non-zero on any failure. `make fuzz` runs it; CI runs `make fuz
   stateful phase is left out: its request chains grow with the run and it adds no new check here),
   one fixed seed (`--seed`, or `FUZZ_SEED`) so that CI is reproducible, `--workers 2`, and a hard
   timeout per run (`--timeout`). With the defaults the whole run takes about three minutes on two
-  cores. A failure prints schemathesis' curl reproduction; the reports (JUnit, NDJSON) are kept in
-  `var/fuzz/`.
+  cores. Schemathesis' own output goes to `var/fuzz/<run>.log` and is printed only for a run that
+  failed (with its curl reproduction); the reports (JUnit, NDJSON) are kept beside it.
 """
 
 from __future__ import annotations
@@ -253,6 +253,7 @@ def run_schemathesis(
     name = f"{service}-{run.name}"
     ndjson = report_dir / f"{name}.ndjson"
     config = report_dir / f"{name}.toml"
+    log = report_dir / f"{name}.log"
     pinned = "".join(f'"path.{k}" = "{v}"\n' for k, v in sorted(run.pinned.items()))
     config.write_text(f"[parameters]\n{pinned}" if pinned else "")
     command = [
@@ -275,7 +276,10 @@ def run_schemathesis(
           f"{' with ' + config.name if pinned else ''}", flush=True)  # fmt: skip
     started = time.monotonic()
     try:
-        result = subprocess.run(command, cwd=report_dir, timeout=args.timeout, check=False)
+        with log.open("wb") as out:
+            result = subprocess.run(
+                command, cwd=report_dir, timeout=args.timeout, check=False, stdout=out, stderr=out
+            )
         code = result.returncode
     except subprocess.TimeoutExpired:
         print(f"fuzz: {name}: timed out after {args.timeout} s", flush=True)
@@ -284,6 +288,8 @@ def run_schemathesis(
     if code != 0 and not failures:
         failures = {f"schemathesis exit status {code}": 1}
     took = time.monotonic() - started
+    if failures:
+        print(log.read_text(errors="replace"), flush=True)
     print(f"fuzz: {name}: {cases} cases, failures {failures or 0}, {took:.0f} s", flush=True)
     return cases, failures
 

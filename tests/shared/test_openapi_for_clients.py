@@ -52,3 +52,111 @@ def test_every_answer_declares_its_request_id_and_a_command_its_idempotency_head
             assert ("Retry-After" in headers) == (status in ("429", "503")), (method, path, status)
             replayed = command and status.startswith("2")
             assert ("Idempotent-Replayed" in headers) == replayed, (method, path, status)
+
+
+def _walk(node: Any) -> Any:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+@pytest.mark.parametrize("service", APPS)
+def test_one_schema_per_model_and_no_number_for_money_or_percentages(service: str) -> None:
+    schema = APPS[service]().openapi()
+    names = schema["components"]["schemas"]
+    assert not [n for n in names if n.endswith(("-Input", "-Output"))]
+    # no schema anywhere accepts a JSON number where a decimal string is meant
+    for node in _walk(schema):
+        assert node.get("type") != "number", node
+        assert "ge" not in node and "le" not in node, node
+    for name in ("MoneyModel", "PositiveMoney", "NonNegativeMoney"):
+        if name in names:
+            amount = names[name]["properties"]["amount"]
+            assert amount["type"] == "string" and amount["format"] == "decimal", name
+            assert re.fullmatch(amount["pattern"], "125000.00")
+            assert not re.fullmatch(amount["pattern"], "1e5")
+    assert names["MoneyModel"]["properties"]["currency"] == {
+        "$ref": "#/components/schemas/CurrencyCode"
+    }
+    assert "EUR" in names["CurrencyCode"]["enum"] and "CN" not in names["CurrencyCode"]["enum"]
+
+
+@pytest.mark.parametrize("service", APPS)
+def test_every_error_answer_is_the_named_problem_listing_its_types(service: str) -> None:
+    schema = APPS[service]().openapi()
+    names = schema["components"]["schemas"]
+    assert {"Problem", "ValidationProblem", "FieldError"} <= names.keys()
+    assert names["ValidationProblem"]["properties"]["errors"]["items"] == {
+        "$ref": "#/components/schemas/FieldError"
+    }
+    for path, method, operation in _operations(schema):
+        for status, answer in operation["responses"].items():
+            problem = answer.get("content", {}).get("application/problem+json")
+            if int(status) >= 400:
+                assert problem is not None, (method, path, status)
+                named = "ValidationProblem" if status == "422" else "Problem"
+                assert problem["schema"] == {"$ref": f"#/components/schemas/{named}"}
+                assert answer["x-problem-types"], (method, path, status)
+
+
+def test_status_and_kind_fields_in_answers_are_named_enums() -> None:
+    named = {
+        "underwriting": {("PolicyRead", "cover_type"): "CoverType",
+                         ("BuyerRead", "legal_form"): "LegalForm",
+                         ("SignalRead", "kind"): "SignalKind",
+                         ("LimitRequestRead", "status"): "LimitRequestStatus"},
+        "claims": {("ClaimRead", "status"): "ClaimStatus", ("ClaimRead", "cause"): "ClaimCause",
+                   ("DocumentRead", "kind"): "DocumentKind",
+                   ("NotificationRead", "kind"): "NotificationKind"},
+        "collections": {("CaseRead", "stage"): "CaseStage", ("CaseRead", "status"): "CaseStatus",
+                        ("CaseRead", "ladder"): "LadderName"},
+    }  # fmt: skip
+    for service, fields in named.items():
+        schemas = APPS[service]().openapi()["components"]["schemas"]
+        for (model, field), enum in fields.items():
+            assert schemas[model]["properties"][field] == {"$ref": f"#/components/schemas/{enum}"}
+            assert schemas[enum]["enum"], enum
+
+
+def test_uploads_are_binary_and_the_batch_answer_is_typed() -> None:
+    claims = claims_app().openapi()
+    upload = claims["paths"]["/v1/claims/{claim_id}/documents"]["post"]["requestBody"]
+    body = upload["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert claims["components"]["schemas"][body]["properties"]["file"]["format"] == "binary"
+    underwriting = underwriting_app().openapi()
+    batch = underwriting["paths"]["/v1/coverage-checks/batch"]["post"]["responses"]["200"]
+    assert batch["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CoverageBatchRead"
+    }
+    results = underwriting["components"]["schemas"]["CoverageBatchRead"]["properties"]["results"]
+    assert results["items"]["anyOf"] == [
+        {"$ref": "#/components/schemas/CoverageRead"},
+        {"$ref": "#/components/schemas/CoverageItemError"},
+    ]
+
+
+def test_every_member_a_problem_is_raised_with_is_declared_in_the_problem_schema() -> None:
+    import ast
+    from pathlib import Path
+
+    from shared.problems import problem_components
+
+    declared = problem_components()["ValidationProblem"]["properties"].keys()
+    root = Path(__file__).resolve().parents[2]
+    sent: dict[str, str] = {}
+    for path in [*root.glob("services/**/*.py"), *root.glob("shared/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and (node.func.id in ("Problem", "conflict", "unprocessable"))
+            ):
+                for keyword in node.keywords:
+                    if keyword.arg not in (None, "status"):
+                        sent[keyword.arg] = f"{path.relative_to(root)}:{node.lineno}"
+    assert len(sent) >= 10
+    assert {k: v for k, v in sent.items() if k not in declared} == {}

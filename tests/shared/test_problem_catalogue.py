@@ -133,7 +133,9 @@ def _openapi(service: str) -> dict[str, Any]:
 def _types(spec: dict[str, Any], path: str, method: str, status: int) -> list[str]:
     answer = spec["paths"][path][method]["responses"][str(status)]
     schema = answer["content"][PROBLEM_JSON]["schema"]
-    listed: list[str] = schema["properties"]["type"]["enum"]
+    named = "ValidationProblem" if status == 422 else "Problem"
+    assert schema == {"$ref": f"#/components/schemas/{named}"}
+    listed: list[str] = answer["x-problem-types"]
     for slug in listed:
         assert f"`{slug}`" in answer["description"]
     return listed
@@ -148,7 +150,7 @@ def _types(spec: dict[str, Any], path: str, method: str, status: int) -> list[st
          {"validation", "currency-mismatch", "idempotency-key-reused"}),
         ("claims", "/v1/claims/{claim_id}/decision", "post", 409,
          {"already-decided", "claim-on-hold", "caps-exceeded", "assessment-outdated"}),
-        ("claims", "/v1/claims/{claim_id}/payment", "post", 422, {"not-approved"}),
+        ("claims", "/v1/claims/{claim_id}/payment", "post", 409, {"not-approved"}),
         ("claims", "/v1/claims/{claim_id}/payment", "post", 502, {"upstream-error"}),
         ("claims", "/v1/claims/{claim_id}/documents", "post", 415, {"unsupported-media-type"}),
         ("collections", "/v1/cases/{case_id}/payments", "post", 422,

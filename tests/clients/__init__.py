@@ -1,0 +1,1 @@
+"""Partner flows through clients generated from the services' OpenAPI documents."""
