@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import WithJsonSchema
 
 from services.claims import calendars as uc
 from services.claims.api import context
@@ -22,7 +23,14 @@ Staff = Annotated[Caller, Depends(require("underwriter", "claims_handler", "coll
 CountryPath = Annotated[
     CountryCode, Path(min_length=2, max_length=2, examples=["CN"], description="ISO 3166-1 alpha-2")
 ]
-DatePath = Annotated[Date, Path(examples=["2027-02-20"])]
+# A day of a calendar, its year within those calendars are kept for (published as the rule).
+_YEARS = "|".join(str(year) for year in range(FIRST_YEAR, LAST_YEAR + 1))
+DatePath = Annotated[
+    Date,
+    Path(examples=["2027-02-20"]),
+    WithJsonSchema({"type": "string", "format": "date",
+                    "pattern": rf"^({_YEARS})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"}),
+]  # fmt: skip
 READ = problem_responses(401, 422)
 WRITE = problem_responses(401, 403, 422)
 
