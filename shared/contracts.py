@@ -565,6 +565,9 @@ class CaseOpening(Schema):
     # percentage with any number of decimals.
     indemnity_paid: PositiveMoney | None = None
     insurer_share_pct: ExactPercent | None = None
+    # The banks assigned to the claim's policy (its loss payees): they hear of the subrogation
+    # case's events, as of the claim's (api.md: a bank receives those of its policies).
+    loss_payee_ids: Annotated[list[Ident], Field(max_length=50)] = Field(default_factory=list)
     currency: str | None = None  # informative: the invoices' currency rules
 
     @model_validator(mode="after")
@@ -579,4 +582,6 @@ class CaseOpening(Schema):
             raise ValueError(
                 "indemnity_paid and insurer_share_pct are only for a case opened by a paid claim"
             )
+        if self.loss_payee_ids and self.claim_id is None:
+            raise ValueError("loss_payee_ids are only for a case opened by a paid claim")
         return self

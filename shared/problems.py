@@ -175,6 +175,11 @@ NO_OPEN_DISPUTE = _entry("no-open-dispute", 422, "No open dispute",
 OVERPAYMENT = _entry("overpayment", 422, "Overpayment",
                      "a payment is more than the case has outstanding; `outstanding` says how "
                      "much", "collections")  # fmt: skip
+WEBHOOK_URL_REFUSED = _entry("webhook-url-refused", 422, "Webhook URL refused",
+                             "a webhook endpoint's URL is not https, names a user or password, "
+                             "or its host resolves to a private, loopback, link-local, "
+                             "multicast, reserved or unspecified address (development allows "
+                             "http and loopback)")  # fmt: skip
 
 
 class Problem(Exception):

@@ -36,22 +36,78 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
-    environment: str = Field("development", alias="TCI_ENV")
-    database_url: str | None = Field(None, alias="DATABASE_URL")
-    jwt_secret: str = Field(DEVELOPMENT_JWT_SECRET, alias="TCI_JWT_SECRET")
-    jwt_leeway_seconds: int = Field(30, alias="TCI_JWT_LEEWAY_SECONDS")
+    environment: str = Field(
+        "development",
+        alias="TCI_ENV",
+        description="`development` or anything else (e.g. `production`): outside development the placeholder JWT secret is refused",
+    )
+    database_url: str | None = Field(
+        None,
+        alias="DATABASE_URL",
+        description="the service's database (`postgresql://…` or `sqlite:///…`); unset: `sqlite:///./var/<service>.db`",
+    )
+    jwt_secret: str = Field(
+        DEVELOPMENT_JWT_SECRET,
+        alias="TCI_JWT_SECRET",
+        description="the HS256 secret bearer tokens are signed with, at least 32 bytes; the default is for development only",
+    )
+    jwt_leeway_seconds: int = Field(
+        30,
+        alias="TCI_JWT_LEEWAY_SECONDS",
+        description="clock skew allowed when checking a token's `exp`, `iat` and `nbf`",
+    )
     # A token whose `exp` lies further ahead than this is refused (401); `tci token` mints no more.
     max_token_ttl_seconds: int = Field(86_400, alias="TCI_MAX_TOKEN_TTL_SECONDS", ge=1)
-    business_tz: str = Field("Asia/Shanghai", alias="TCI_BUSINESS_TZ")
-    underwriting_url: str = Field("http://127.0.0.1:8001", alias="TCI_UNDERWRITING_URL")
-    claims_url: str = Field("http://127.0.0.1:8002", alias="TCI_CLAIMS_URL")
-    collections_url: str = Field("http://127.0.0.1:8003", alias="TCI_COLLECTIONS_URL")
-    gc_gen0_threshold: int = Field(50_000, alias="TCI_GC_GEN0_THRESHOLD", ge=1)
-    db_pool_size: int = Field(20, alias="TCI_DB_POOL_SIZE", ge=1)
-    max_body_bytes: int = Field(16 * 1024 * 1024, alias="TCI_MAX_BODY_BYTES")
-    idempotency_retention_hours: int = Field(48, alias="TCI_IDEMPOTENCY_RETENTION_HOURS")
-    idempotency_purge_minutes: int = Field(60, alias="TCI_IDEMPOTENCY_PURGE_MINUTES", ge=1)
-    idempotency_wait_ms: int = Field(20, alias="TCI_IDEMPOTENCY_WAIT_MS")
+    business_tz: str = Field(
+        "Asia/Shanghai",
+        alias="TCI_BUSINESS_TZ",
+        description='the business time zone: what day "today" is (deadlines, lapses, escalations)',
+    )
+    underwriting_url: str = Field(
+        "http://127.0.0.1:8001",
+        alias="TCI_UNDERWRITING_URL",
+        description="where the other services reach underwriting",
+    )
+    claims_url: str = Field(
+        "http://127.0.0.1:8002",
+        alias="TCI_CLAIMS_URL",
+        description="where the other services reach claims",
+    )
+    collections_url: str = Field(
+        "http://127.0.0.1:8003",
+        alias="TCI_COLLECTIONS_URL",
+        description="where the other services reach collections",
+    )
+    gc_gen0_threshold: int = Field(
+        50_000,
+        alias="TCI_GC_GEN0_THRESHOLD",
+        description="the garbage collector's first-generation threshold (higher: fewer collections in large requests)",
+        ge=1,
+    )
+    db_pool_size: int = Field(
+        20, alias="TCI_DB_POOL_SIZE", description="database connections pooled per process", ge=1
+    )
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024,
+        alias="TCI_MAX_BODY_BYTES",
+        description="the largest request body accepted (413 above)",
+    )
+    idempotency_retention_hours: int = Field(
+        48,
+        alias="TCI_IDEMPOTENCY_RETENTION_HOURS",
+        description="how long an `Idempotency-Key` and its answer are kept",
+    )
+    idempotency_purge_minutes: int = Field(
+        60,
+        alias="TCI_IDEMPOTENCY_PURGE_MINUTES",
+        description="how often expired idempotency keys are purged",
+        ge=1,
+    )
+    idempotency_wait_ms: int = Field(
+        20,
+        alias="TCI_IDEMPOTENCY_WAIT_MS",
+        description="how long a retry waits for the first request with the same key to finish before answering 409",
+    )
     # SQLite: how long a claimed key whose request has not finished answers its twins 409; the
     # key of a request that died is free again after this (longer than any request takes).
     idempotency_claim_seconds: float = Field(60.0, alias="TCI_IDEMPOTENCY_CLAIM_SECONDS", gt=0)
@@ -60,16 +116,34 @@ class Settings(BaseSettings):
     outbox_lease_seconds: float = Field(
         DEFAULT_OUTBOX_LEASE_SECONDS, alias="TCI_OUTBOX_LEASE_SECONDS", gt=0
     )
-    http_timeout_seconds: float = Field(10.0, alias="TCI_HTTP_TIMEOUT_SECONDS")
-    log_level: str = Field("INFO", alias="TCI_LOG_LEVEL")
+    http_timeout_seconds: float = Field(
+        10.0, alias="TCI_HTTP_TIMEOUT_SECONDS", description="timeout of a call to another service"
+    )
+    log_level: str = Field(
+        "INFO",
+        alias="TCI_LOG_LEVEL",
+        description="the log level (`DEBUG`, `INFO`, `WARNING`, `ERROR`)",
+    )
     # Rate limits per caller (a token's subject; the client address without a valid token), in
     # the `limits` notation ("100/second;3000/minute"); an empty string switches a tier off. Our
     # own services' calls (the `service` role) have their own tier, off by default. Counted per
     # process, or across every replica in Redis when TCI_REDIS_URL is set.
     rate_limit: str = Field("100/second;3000/minute", alias="TCI_RATE_LIMIT")
-    rate_limit_anonymous: str = Field("50/second;1000/minute", alias="TCI_RATE_LIMIT_ANONYMOUS")
-    rate_limit_service: str = Field("", alias="TCI_RATE_LIMIT_SERVICE")
-    redis_url: str | None = Field(None, alias="TCI_REDIS_URL")
+    rate_limit_anonymous: str = Field(
+        "50/second;1000/minute",
+        alias="TCI_RATE_LIMIT_ANONYMOUS",
+        description="rate limits per client address for requests without a valid token (empty: off)",
+    )
+    rate_limit_service: str = Field(
+        "",
+        alias="TCI_RATE_LIMIT_SERVICE",
+        description="rate limits for our own services' calls (the `service` role; empty: off)",
+    )
+    redis_url: str | None = Field(
+        None,
+        alias="TCI_REDIS_URL",
+        description="Redis for the rate-limit counters shared by every replica; unset: counted per process",
+    )
     # Retry-After (seconds) on a 503 when the database or a peer service cannot be reached.
     unavailable_retry_after_seconds: int = Field(
         5, alias="TCI_UNAVAILABLE_RETRY_AFTER_SECONDS", ge=1
@@ -79,6 +153,32 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, alias="TCI_METRICS_PORT", ge=1, le=65535)
     # Pins "today" for demonstrations and tests; unset in production.
     fixed_today: dt.date | None = Field(None, alias="TCI_FIXED_TODAY")
+    # Webhooks (api.md, "Events and webhooks"). A failed delivery is retried after about
+    # base × 2^(attempt-1) seconds (with jitter, at most the max backoff) until the retry span has
+    # passed since the head event first failed; then the endpoint is marked `failing`. The span's
+    # default keeps trying for three days (at least 24 hours, api.md).
+    webhook_retry_base_seconds: float = Field(5.0, alias="TCI_WEBHOOK_RETRY_BASE_SECONDS", gt=0)
+    webhook_max_backoff_seconds: float = Field(
+        3600.0,
+        alias="TCI_WEBHOOK_MAX_BACKOFF_SECONDS",
+        description="the longest wait between two delivery attempts to a webhook endpoint",
+        gt=0,
+    )
+    webhook_retry_span_seconds: float = Field(
+        3 * 86_400.0,
+        alias="TCI_WEBHOOK_RETRY_SPAN_SECONDS",
+        description="how long a failing webhook delivery is retried before the endpoint is marked `failing`",
+        gt=0,
+    )
+    # One POST to a receiver: connect, send and read its answer within this.
+    webhook_timeout_seconds: float = Field(10.0, alias="TCI_WEBHOOK_TIMEOUT_SECONDS", gt=0)
+    # How long a dispatcher holds an endpoint it claimed (renewed after each event): a replica
+    # that dies leaves the endpoint to the others after this. Longer than one POST may take.
+    webhook_lease_seconds: float = Field(60.0, alias="TCI_WEBHOOK_LEASE_SECONDS", gt=0)
+    # Endpoints one dispatcher run claims (and serves side by side), and events read at a time.
+    webhook_batch_size: int = Field(10, alias="TCI_WEBHOOK_BATCH_SIZE", ge=1, le=1000)
+    # How often a dispatcher looks for endpoints with events to deliver.
+    webhook_poll_seconds: float = Field(1.0, alias="TCI_WEBHOOK_POLL_SECONDS", gt=0)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
@@ -86,6 +186,10 @@ class Settings(BaseSettings):
             raise ValueError("TCI_JWT_SECRET must be set outside development")
         if len(self.jwt_secret.encode()) < 32:
             raise ValueError("TCI_JWT_SECRET must be at least 32 bytes for HS256")
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError(
+                "TCI_WEBHOOK_LEASE_SECONDS must be longer than TCI_WEBHOOK_TIMEOUT_SECONDS"
+            )
         return self
 
     def today(self) -> dt.date:

@@ -61,6 +61,9 @@ class Entry:
     body: Body | None = None
     listed: str | None = None
     batch: bool = False
+    # The world's object that stands for the owner's when the caller is that party role (a
+    # webhook endpoint belongs to one party: the bank's own is another endpoint).
+    per_party: dict[str, str] = field(default_factory=dict)
 
 
 def _invoice(number: str, amount: str = "1000", shipped: str = "2027-03-01",
@@ -80,6 +83,30 @@ NEW_BUYER = {"name": "Matrix New Buyer", "country": "NL", "registration_number":
 DOCUMENT = {"data": {"kind": "trade_contract"},
             "files": {"file": ("contract.pdf", b"%PDF-1.4 signed", "application/pdf")}}  # fmt: skip
 OWNED_POLICY = {"path": {"policy_id": "policy"}, "owning": ("policy",)}
+
+
+def _webhooks(service: str, event_type: str) -> dict[tuple[str, str], Entry]:
+    """The six webhook-endpoint routes every service has (api.md, Events and webhooks): a party
+    registers its own endpoints, staff any party's (naming it); each party sees only its own."""
+    own = f"{service}_endpoint"
+    mine = {"path": {"endpoint_id": own}, "owning": (own,), "per_party": {"bank": f"{own}_bank"}}
+
+    def create(ids: dict[str, str]) -> dict[str, Any]:
+        named = {} if ids["caller_party"] else {"party_id": OWNER}
+        return {"url": "http://127.0.0.1:9/hook", "event_types": [event_type], **named}
+
+    return {
+        ("POST", "/v1/webhook-endpoints"): Entry(ANY, 201, body=create),
+        ("GET", "/v1/webhook-endpoints"): Entry(ANY, 200, PARTIES, listed=own,
+                                                per_party=mine["per_party"]),
+        ("GET", "/v1/webhook-endpoints/{endpoint_id}"): Entry(ANY, 200, PARTIES, **mine),
+        ("DELETE", "/v1/webhook-endpoints/{endpoint_id}"): Entry(ANY, 204, PARTIES, **mine),
+        ("GET", "/v1/webhook-endpoints/{endpoint_id}/deliveries"): Entry(
+            ANY, 200, PARTIES, **mine),
+        # Answers the attempt (200) whether the receiver took it or not.
+        ("POST", "/v1/webhook-endpoints/{endpoint_id}/test"): Entry(ANY, 200, PARTIES, **mine),
+    }  # fmt: skip
+
 
 UNDERWRITING: dict[tuple[str, str], Entry] = {
     ("GET", "/v1/policies"): Entry(ANY, 200, PARTIES, listed="policy"),
@@ -145,6 +172,10 @@ UNDERWRITING: dict[tuple[str, str], Entry] = {
     ("POST", "/v1/coverage-checks/batch"): Entry(
         frozenset({"policyholder", "bank", "underwriter", "claims_handler"}), 200, PARTIES,
         owning=("policy",), body=lambda ids: {"items": [_check(ids)]}, batch=True),
+    # Any token; a party sees the events naming it (the owner's limit: its policyholder and the
+    # bank assigned to its policy), staff every event.
+    ("GET", "/v1/events"): Entry(ANY, 200, PARTIES, listed="limit_event"),
+    **_webhooks("underwriting", "limit.changed"),
 }  # fmt: skip
 
 HOLDER = frozenset({"policyholder"})
@@ -197,6 +228,8 @@ CLAIMS: dict[tuple[str, str], Entry] = {
         body=lambda _: {"working": False, "reason": "bridge day"}),
     ("DELETE", "/v1/calendars/{country}/days/{date}"): Entry(
         STAFF, 204, path={"country": "country", "date": "corrected_day"}),
+    ("GET", "/v1/events"): Entry(ANY, 200, PARTIES, listed="claim_event"),
+    **_webhooks("claims", "claim.paid"),
 }  # fmt: skip
 
 COLLECTOR = frozenset({"collector"})
@@ -222,6 +255,10 @@ COLLECTIONS: dict[tuple[str, str], Entry] = {
     ("GET", "/v1/cases/{case_id}/payments/{payment_id}"): Entry(
         CASE_READERS, 200, HOLDER, {"case_id": "case", "payment_id": "payment"}, ("case",)),
     ("POST", "/v1/escalations/run"): Entry(COLLECTOR, 200, body=lambda _: {"as_of": TODAY}),
+    # A case's events reach its creditor only, so a bank's list holds none of the owner's: who
+    # sees which is proven in tests/collections/test_events.py; here, who may call it.
+    ("GET", "/v1/events"): Entry(ANY, 200),
+    **_webhooks("collections", "case.closed"),
 }  # fmt: skip
 
 MATRIX = {"underwriting": UNDERWRITING, "claims": CLAIMS, "collections": COLLECTIONS}
@@ -511,6 +548,8 @@ async def _build(w: World) -> None:
         ),
         201,
     )
+    w.ids.update(await _owners_events(w, holder))
+    w.ids.update(await _endpoints(w, holder))
     w.ids.update(
         policy=policy["id"], buyer=buyer["id"], limit=limit["id"], request=request["id"],
         sanction=sanction["id"], notification=notification["id"], claim_pending=pending["id"],
@@ -518,6 +557,31 @@ async def _build(w: World) -> None:
         document=document, dispute=dispute["id"], case=case["id"], activity=activity["id"],
         payment=payment["id"], country="CN", corrected_day="2027-09-14",
     )  # fmt: skip
+
+
+async def _owners_events(w: World, holder: dict[str, str]) -> dict[str, str]:
+    """An event of each service the owner hears of: its limit's, its first claim's, its case's."""
+    found = {}
+    for service, name, kind in (("underwriting", "limit_event", "limit.changed"),
+                                ("claims", "claim_event", "claim.status_changed"),
+                                ("collections", "case_event", "case.stage_changed")):  # fmt: skip
+        page = ok(await w.clients[service].get("/v1/events", headers=holder,
+                                               params={"types": kind}), 200)  # fmt: skip
+        found[name] = page["items"][0]["id"]
+    return found
+
+
+async def _endpoints(w: World, holder: dict[str, str]) -> dict[str, str]:
+    """A webhook endpoint of the owner and one of its bank on each service."""
+    found = {}
+    for service, kind in (("underwriting", "limit.changed"), ("claims", "claim.paid"),
+                          ("collections", "case.closed")):  # fmt: skip
+        for suffix, headers in (("", holder), ("_bank", auth("bank", BANK))):
+            body = {"url": "http://127.0.0.1:9/hook", "event_types": [kind]}
+            made = ok(await w.clients[service].post("/v1/webhook-endpoints", headers=headers,
+                                                    json=body), 201)  # fmt: skip
+            found[f"{service}_endpoint{suffix}"] = made["id"]
+    return found
 
 
 def _missing(ident: str) -> str:
@@ -535,6 +599,17 @@ class Answer:
     content: bytes
     headers: dict[str, str]
     counts_changed: dict[str, tuple[int, int]]
+
+
+def _ids_for(world_ids: dict[str, str], entry: Entry, role: str | None) -> dict[str, str]:
+    """The world's ids as a caller of `role` names them: its own stand-in for a per-party
+    object, and `caller_party` (empty for staff) for a body that depends on who sends it."""
+    ids = dict(world_ids)
+    for name in (*entry.owning, entry.listed):
+        if name is not None and role in entry.per_party:
+            ids[name] = world_ids[entry.per_party[role]]
+    ids["caller_party"] = "yes" if role in PARTIES else ""
+    return ids
 
 
 def _token_for(role: str | None, variant: str) -> dict[str, str]:
@@ -565,7 +640,7 @@ def expected(entry: Entry, role: str | None, variant: str) -> int:
 
 async def _call(w: World, service: str, method: str, path: str, entry: Entry,
                 role: str | None, variant: str) -> Answer:  # fmt: skip
-    ids = dict(w.ids)
+    ids = _ids_for(w.ids, entry, role)
     if variant == "missing":
         ids.update({name: _missing(ids[name]) for name in entry.owning})
     url = path.format(**{param: ids[name] for param, name in entry.path.items()})
@@ -643,14 +718,15 @@ async def test_every_role_gets_api_mds_answer_and_a_strangers_404_is_a_missing_i
             if answer.counts_changed:
                 wrong.append(f"{role}/{variant}: refused, yet wrote {answer.counts_changed}")
             if entry.listed and answer.status == 200:
-                seen = world.ids[entry.listed].encode() in answer.content
+                seen = _ids_for(world.ids, entry, role)[entry.listed].encode() in answer.content
                 if seen == (variant == "stranger" and role in entry.owned_by):
                     wrong.append(f"{role}/{variant}: the owner's object is "
                                  f"{'shown' if seen else 'not shown'} in the list")  # fmt: skip
         # A party the route admits, on another party's object: the answer to a missing id.
         if "missing" in answers and role in entry.owned_by and role in entry.admits:
-            stranger = _comparable(answers["stranger"], world.ids, entry)
-            missing = _comparable(answers["missing"], world.ids, entry)
+            ids = _ids_for(world.ids, entry, role)
+            stranger = _comparable(answers["stranger"], ids, entry)
+            missing = _comparable(answers["missing"], ids, entry)
             compared += 1
             if stranger != missing:
                 wrong.append(f"{role}: a stranger's answer {stranger!r} differs from a "

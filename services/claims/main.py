@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,24 +14,31 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.claims.api import router
 from services.claims.calendar_api import router as calendar_router
 from services.claims.config import ClaimsSettings
-from services.claims.models import metadata, outbox
+from services.claims.events import EVENT_TYPES
+from services.claims.events import router as events_router
+from services.claims.models import events, metadata, outbox, webhooks
 from services.claims.service import lapse_overdue, record_delivery
 from shared.app import create_app as create_service_app
+from shared.http import ServiceClient
 from shared.outbox import deliver_periodically
 from shared.peers import build_peers
 from shared.periodic import run_periodically
+from shared.webhooks import Webhooks
+from shared.webhooks_api import webhook_router
 
 log = logging.getLogger("tci.claims")
+hooks = Webhooks("claims", webhooks, events, EVENT_TYPES)
 
 
 async def sweep_lapses(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: ClaimsSettings
-) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], settings: ClaimsSettings,
+    peers: Mapping[str, ServiceClient] | None = None,
+) -> None:  # fmt: skip
     """Record the lapse of claims whose documents came too late, now and then every interval."""
 
     async def sweep() -> None:
         async with sessionmaker() as session:
-            lapsed = await lapse_overdue(session, settings.today())
+            lapsed = await lapse_overdue(session, settings.today(), peers)
             await session.commit()
             if lapsed:
                 log.info("%d claims lapsed with documents missing", len(lapsed))
@@ -51,7 +58,8 @@ def create_app(settings: ClaimsSettings | None = None) -> FastAPI:
                 every=dt.timedelta(seconds=settings.outbox_interval_seconds),
                 lease=dt.timedelta(seconds=settings.outbox_lease_seconds),
                 on_delivered=record_delivery)),
-            asyncio.create_task(sweep_lapses(app.state.sessionmaker, settings)),
+            asyncio.create_task(sweep_lapses(app.state.sessionmaker, settings, app.state.peers)),
+            asyncio.create_task(hooks.dispatch_periodically(app.state.sessionmaker, settings)),
         ]  # fmt: skip
         try:
             yield
@@ -68,7 +76,7 @@ def create_app(settings: ClaimsSettings | None = None) -> FastAPI:
         service="claims",
         settings=settings,
         metadata=metadata,
-        routers=[router, calendar_router],
+        routers=[router, calendar_router, events_router, webhook_router(hooks)],
         title="TCI claims",
         description="Overdue notifications, claims, documents, exclusions, indemnity, payment.",
         lifespan=lifespan,

@@ -60,6 +60,7 @@ def subrogation_case(
         creditor_id=claim.policyholder_id, buyer_id=claim.buyer_id, debtor_country=debtor_country,
         ladder=ladder, claim_id=claim.id, currency=claim.currency,
         indemnity_paid=money_read(claim.indemnity, claim.currency),
+        loss_payee_ids=list(claim.terms.get("assigned_bank_ids") or []),
         invoices=[CaseInvoice(number=o.number, amount=money_read(o.unpaid, claim.currency),
                               due_date=o.due_date) for o in owed],
     )  # fmt: skip

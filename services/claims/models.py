@@ -10,12 +10,16 @@ from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, LargeBinary, Stri
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import Amount, UTCDateTime, service_metadata
+from shared.events import event_tables
 from shared.idempotency import idempotency_table
 from shared.outbox import outbox_table
+from shared.webhooks import webhook_tables
 
 SCHEMA = "claims"
 metadata = service_metadata(SCHEMA)
 idempotency_keys = idempotency_table(metadata)
+events = event_tables(metadata)
+webhooks = webhook_tables(metadata)
 outbox = outbox_table(metadata)
 
 

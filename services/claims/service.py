@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.claims import messages, rules, views
 from services.claims import repository as repo
 from services.claims.config import ClaimsSettings
-from services.claims.models import Claim, ClaimDocument, ClaimInvoice, Dispute, outbox
+from services.claims.events import ClaimPaid, ClaimStatusChanged
+from services.claims.models import Claim, ClaimDocument, ClaimInvoice, Dispute, events, outbox
 from services.claims.schemas import (
     ClaimCreate,
     ClaimList,
@@ -32,6 +33,8 @@ from services.claims.schemas import (
 from shared import problems
 from shared.contracts import CoverageReply, PolicyTerms
 from shared.db import new_id, utcnow
+from shared.events import announce
+from shared.http import ServiceClient
 from shared.outbox import deliver, enqueue
 from shared.pagination import PageRequest, fetch_page
 from shared.peers import fetch_buyer, fetch_policy, upstream_problem
@@ -162,6 +165,7 @@ async def file_claim(ctx: Context, filing: ClaimCreate) -> ClaimRead:
         id=new_id("cin"), claim_id=claim.id, number=invoice.number,
         amount=invoice.amount.amount, shipment_date=invoice.shipment_date,
         due_date=invoice.due_date) for invoice in filing.invoices])  # fmt: skip
+    await _announce_status(ctx, claim, None, parties=_parties_of(claim, policy.assigned_bank_ids))
     said = rules.claim_signal(filing.cause, claim.event_date, ctx.today)
     if said is not None:
         kind, observed = said
@@ -200,24 +204,85 @@ async def _next(ctx: Context, claim: Claim, act: rules.Act) -> rules.ClaimState:
         raise views.refusal_problem(refused, claim, missing) from None
 
 
-async def _enter(session: AsyncSession, claim: Claim, state: rules.ClaimState) -> None:
-    """Write the claim's new place in its lifecycle; a claim no longer live frees its invoices."""
-    was_live = not rules.frees_invoices(rules.ClaimStatus(claim.status))
+class Changing(Protocol):
+    """Where a claim changes: a use case's context, or the lapse sweep's."""
+
+    @property
+    def session(self) -> AsyncSession: ...
+    @property
+    def today(self) -> dt.date: ...
+    @property
+    def peers(self) -> Mapping[str, ServiceClient]: ...
+
+
+@dataclass(frozen=True)
+class Sweep:
+    session: AsyncSession
+    today: dt.date
+    peers: Mapping[str, ServiceClient]
+
+
+def _parties_of(claim: Claim, bank_ids: Sequence[str]) -> list[str]:
+    return [claim.policyholder_id, *bank_ids]
+
+
+async def _parties(where: Changing, claim: Claim) -> list[str]:
+    """Who hears of a claim's events: its policyholder and the banks assigned to its policy when
+    the claim was filed (kept with its terms: a change of status never waits on underwriting)."""
+    return _parties_of(claim, claim.terms.get("assigned_bank_ids") or [])
+
+
+async def _announce_status(
+    where: Changing, claim: Claim, previous: rules.ClaimStatus | None, *,
+    reason: str | None = None, parties: Sequence[str] | None = None,
+) -> None:  # fmt: skip
+    """The claim's parties hear that its status changed (`claim.status_changed`)."""
+    changed = ClaimStatusChanged(
+        claim_id=claim.id, policy_id=claim.policy_id, buyer_id=claim.buyer_id, cause=claim.cause,
+        previous_status=previous, status=Status(claim.status),
+        held_status=None if claim.held_status is None else Status(claim.held_status),
+        changed_on=where.today, reason=reason,
+        indemnity=None if claim.indemnity is None else money_read(claim.indemnity, claim.currency),
+        decision_due=claim.decision_due, documents_due=claim.documents_due,
+    )  # fmt: skip
+    await announce(where.session, events, changed, subject_id=claim.id,
+                   parties=parties if parties is not None else await _parties(where, claim))  # fmt: skip
+
+
+async def _enter(
+    where: Changing, claim: Claim, state: rules.ClaimState, *, reason: str | None = None,
+    parties: Sequence[str] | None = None,
+) -> None:  # fmt: skip
+    """Write the claim's new place in its lifecycle; a claim no longer live frees its invoices.
+    A new status is announced to the claim's parties (`parties`, when the caller knows them)."""
+    previous = Status(claim.status)
+    was_live = not rules.frees_invoices(previous)
     claim.status, claim.held_status = state.status, state.held
     if was_live and rules.frees_invoices(state.status):
-        await repo.release_invoices(session, claim.id)
+        await repo.release_invoices(where.session, claim.id)
+    if state.status != previous:
+        await _announce_status(where, claim, previous, reason=reason, parties=parties)
+
+
+def _lapse_reason(claim: Claim) -> str:
+    return f"documents still missing when the grace period ended on {claim.documents_due}"
 
 
 async def _refresh_lapse(ctx: Context, claim: Claim) -> None:
     """Before a change: a claim that has lapsed is recorded as lapsed, and frees its invoices."""
     if rules.lapsed_now(views.state_of(claim), claim.documents_due, ctx.today, claim.cause,
                         await _kinds(ctx.session, claim.id)):  # fmt: skip
-        await _enter(ctx.session, claim, rules.after(views.state_of(claim), Act.LAPSE))
+        await _enter(ctx, claim, rules.after(views.state_of(claim), Act.LAPSE),
+                     reason=_lapse_reason(claim))  # fmt: skip
 
 
-async def lapse_overdue(session: AsyncSession, today: dt.date) -> list[str]:
+async def lapse_overdue(
+    session: AsyncSession, today: dt.date, peers: Mapping[str, ServiceClient] | None = None
+) -> list[str]:
     """The sweep: every claim whose documents grace period has ended with documents still
-    missing lapses (reads already show it; this records it). Returns the lapsed claims' ids."""
+    missing lapses (reads already show it; this records it). Returns the lapsed claims' ids.
+    `peers` reaches underwriting for the banks that hear of each lapse."""
+    where = Sweep(session, today, peers or {})
     waiting = await repo.waiting_for_documents(session, today)
     documents = await repo.documents_of(session, [claim.id for claim in waiting])
     lapsed = []
@@ -225,7 +290,7 @@ async def lapse_overdue(session: AsyncSession, today: dt.date) -> list[str]:
         kinds = [d.kind for d in documents.get(claim.id, [])]
         state = views.state_of(claim)
         if rules.lapsed_now(state, claim.documents_due, today, claim.cause, kinds):
-            await _enter(session, claim, rules.after(state, Act.LAPSE))
+            await _enter(where, claim, rules.after(state, Act.LAPSE), reason=_lapse_reason(claim))
             lapsed.append(claim.id)
     await session.flush()
     return lapsed
@@ -330,7 +395,7 @@ async def add_document(
             ctx.today, ctx.settings.decision_working_days, country,
             await repo.calendar_corrections(ctx.session, country, ctx.today),
         )  # fmt: skip
-        await _enter(ctx.session, claim, await _next(ctx, claim, Act.COMPLETE_FILE))
+        await _enter(ctx, claim, await _next(ctx, claim, Act.COMPLETE_FILE))
     await ctx.session.flush()
     return views.document_upload_read(document, claim, missing)
 
@@ -356,7 +421,7 @@ async def raise_dispute(ctx: Context, claim_id: str, raised: DisputeCreate) -> D
         outcome=None, resolved_on=None, raised_by=ctx.caller.subject,
     )  # fmt: skip
     ctx.session.add(dispute)
-    await _enter(ctx.session, claim, held)
+    await _enter(ctx, claim, held, reason=f"dispute {dispute.id} raised")
     await ctx.session.flush()
     return views.dispute_read(dispute, claim.status)
 
@@ -380,8 +445,9 @@ async def resolve_dispute(
     await ctx.session.flush()
     still_open = await repo.open_disputes(ctx.session, claim.id)
     if not still_open and claim.status == Status.ON_HOLD:
-        await _enter(ctx.session, claim, await _next(ctx, claim, Act.SETTLE_DISPUTES))
+        resumed = await _next(ctx, claim, Act.SETTLE_DISPUTES)
         claim.assessment, claim.indemnity = None, None
+        await _enter(ctx, claim, resumed, reason="every dispute settled")
     await ctx.session.flush()
     return views.dispute_read(dispute, claim.status)
 
@@ -453,7 +519,7 @@ async def assess(ctx: Context, claim_id: str) -> ClaimRead:
     claim.assessment = views.stored_assessment_json(assessment)
     claim.indemnity = result.amount.amount
     claim.assessed_by, claim.assessed_at = ctx.caller.subject, utcnow()
-    await _enter(ctx.session, claim, assessed)
+    await _enter(ctx, claim, assessed)
     await ctx.session.flush()
     return await read_claim(ctx, claim)
 
@@ -487,7 +553,7 @@ async def decide(ctx: Context, claim_id: str, verdict: DecisionCreate) -> ClaimR
     decided = await _next(ctx, claim, Act.APPROVE if approve else Act.REJECT)
     if approve:
         await _check_caps_still_hold(ctx, claim, paying=False)
-    await _enter(ctx.session, claim, decided)
+    await _enter(ctx, claim, decided, reason=verdict.reason)
     claim.decision = verdict.decision
     claim.decision_reason = verdict.reason
     claim.decided_by, claim.decided_at = ctx.caller.subject, utcnow()
@@ -539,8 +605,13 @@ async def pay(ctx: Context, claim_id: str) -> ClaimRead:
     await _check_caps_still_hold(ctx, claim, paying=True)
     buyer = await fetch_buyer(ctx.peers, claim.buyer_id)
     invoices = (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
-    await _enter(ctx.session, claim, paid)
     claim.paid_on, claim.paid_by = ctx.today, ctx.caller.subject
+    parties = await _parties(ctx, claim)
+    await _enter(ctx, claim, paid, parties=parties)
+    await announce(ctx.session, events, ClaimPaid(
+        claim_id=claim.id, policy_id=claim.policy_id, buyer_id=claim.buyer_id,
+        amount=money_read(claim.indemnity, claim.currency), paid_on=ctx.today,
+    ), subject_id=claim.id, parties=parties)  # fmt: skip
     case = messages.subrogation_case(claim, assessment, invoices, buyer.country)
     if case is not None:
         await enqueue(ctx.session, outbox, aggregate_id=claim.id, target="collections",

@@ -14,15 +14,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.collections import service as uc
 from services.collections.api import router
 from services.collections.config import CollectionsSettings
-from services.collections.models import metadata, outbox
+from services.collections.events import EVENT_TYPES
+from services.collections.events import router as events_router
+from services.collections.models import events, metadata, outbox, webhooks
 from shared.app import create_app as create_service_app
 from shared.auth import Caller
 from shared.outbox import deliver_periodically
 from shared.peers import build_peers
 from shared.periodic import run_periodically
+from shared.webhooks import Webhooks
+from shared.webhooks_api import webhook_router
 
 log = logging.getLogger("tci.collections")
 SCHEDULER = Caller(subject="escalation-scheduler", role="service", party_id=None)
+hooks = Webhooks("collections", webhooks, events, EVENT_TYPES)
 
 
 async def escalate_daily(
@@ -52,6 +57,7 @@ def create_app(settings: CollectionsSettings | None = None) -> FastAPI:
         app.state.peers = build_peers(settings, "collections")
         tasks = [
             asyncio.create_task(escalate_daily(app.state.sessionmaker, settings)),
+            asyncio.create_task(hooks.dispatch_periodically(app.state.sessionmaker, settings)),
             asyncio.create_task(
                 deliver_periodically(
                     app.state.sessionmaker,
@@ -77,7 +83,7 @@ def create_app(settings: CollectionsSettings | None = None) -> FastAPI:
         service="collections",
         settings=settings,
         metadata=metadata,
-        routers=[router],
+        routers=[router, events_router, webhook_router(hooks)],
         title="TCI collections",
         description="Debt-collection cases on escalation ladders, activities, recoveries.",
         lifespan=lifespan,

@@ -10,12 +10,16 @@ from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, Uni
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import Amount, Exact, UTCDateTime, service_metadata
+from shared.events import event_tables
 from shared.idempotency import idempotency_table
 from shared.outbox import outbox_table
+from shared.webhooks import webhook_tables
 
 SCHEMA = "collections"
 metadata = service_metadata(SCHEMA)
 idempotency_keys = idempotency_table(metadata)
+events = event_tables(metadata)
+webhooks = webhook_tables(metadata)
 outbox = outbox_table(metadata)
 
 
@@ -46,6 +50,8 @@ class Case(Base):
     stage: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(20))
     claim_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # The banks of the claim's policy (a subrogation case): they hear of the case's events.
+    loss_payee_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     # The insurer's share of recoveries as an exact fraction (decimal strings: no scale, no
     # rounding): the indemnity paid over the claim's unpaid invoices, or a percentage over 100.
     insurer_share_numerator: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -154,3 +154,17 @@ async def move_stages(
         [{"moved_id": case_id, "new_stage": stage} for case_id, stage in stages],
     )  # fmt: skip
     await session.execute(insert(cast(Table, Activity.__table__)), list(activities))
+
+
+async def cases_heard_of(session: AsyncSession, case_ids: Sequence[str]) -> dict[str, Any]:
+    """What an event tells of each case (its creditor, loss payees, buyer, claim, ladder, status):
+    a statement per thousand cases (a statement's parameters are bounded)."""
+    found: dict[str, Any] = {}
+    unique = sorted(set(case_ids))
+    for start in range(0, len(unique), 1000):
+        rows = await session.execute(
+            select(Case.id, Case.creditor_id, Case.loss_payee_ids, Case.buyer_id, Case.claim_id,
+                   Case.ladder, Case.status).where(Case.id.in_(unique[start : start + 1000]))
+        )  # fmt: skip
+        found.update({row.id: row for row in rows.all()})
+    return found

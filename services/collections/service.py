@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 
 from services.collections import repository as repo
 from services.collections import rules, views
 from services.collections.config import CollectionsSettings
-from services.collections.models import Activity, Case, CaseInvoice, Payment, outbox
+from services.collections.events import (
+    CaseClosed,
+    CasePaymentRecorded,
+    CaseStageChanged,
+    RecoveryShares,
+)
+from services.collections.models import Activity, Case, CaseInvoice, Payment, events, outbox
 from services.collections.rules import CaseStatus
 from services.collections.schemas import (
     ActivityCreate,
@@ -27,6 +34,7 @@ from services.collections.schemas import (
 )
 from shared.contracts import BuyerSignal
 from shared.db import new_id, utcnow
+from shared.events import announce
 from shared.money import Money
 from shared.outbox import deliver, enqueue
 from shared.pagination import PageRequest
@@ -89,6 +97,7 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
         buyer_id=opening.buyer_id, debtor_country=opening.debtor_country, currency=currency,
         ladder=opening.ladder, stage=rules.stage_on(ladder, rules.days_past_due(oldest, ctx.today)),
         status=CaseStatus.OPEN, claim_id=opening.claim_id,
+        loss_payee_ids=list(opening.loss_payee_ids),
         insurer_share_numerator=None if share is None else str(share.paid),
         insurer_share_denominator=None if share is None else str(share.of),
         fee_pct=ctx.settings.fee_pct, opened_on=ctx.today, closed_on=None,
@@ -101,8 +110,32 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
         await ctx.session.flush()
     except IntegrityError:  # a concurrent twin opened the claim's case first
         raise conflict(CASE_EXISTS, f"claim {opening.claim_id} already has a case") from None
+    await _announce_stage(ctx, case, previous=None, days_past_due=rules.days_past_due(
+        oldest, ctx.today), reason="case opened")  # fmt: skip
     await _signal_opening(ctx, case)
     return await read_case(ctx, case)
+
+
+def _parties(case: Case) -> list[str]:
+    """Who hears of a case's events: its creditor and, for a subrogation case, the banks of the
+    claim's policy."""
+    return [case.creditor_id, *(case.loss_payee_ids or [])]
+
+
+async def _announce_stage(
+    ctx: Context, case: Case, *, previous: tuple[str, CaseStatus] | None,
+    days_past_due: int | None, reason: str,
+) -> None:  # fmt: skip
+    """The case's creditor hears that its stage or status changed (`case.stage_changed`);
+    `previous` is the (stage, status) it left, None for a case just opened."""
+    await announce(ctx.session, events, CaseStageChanged(
+        case_id=case.id, claim_id=case.claim_id, creditor_id=case.creditor_id,
+        buyer_id=case.buyer_id, ladder=case.ladder,
+        previous_stage=None if previous is None else previous[0], stage=case.stage,
+        previous_status=None if previous is None else previous[1],
+        status=CaseStatus(case.status), days_past_due=days_past_due, changed_on=ctx.today,
+        reason=reason,
+    ), subject_id=case.id, parties=_parties(case))  # fmt: skip
 
 
 def _add_invoices(ctx: Context, case: Case, opening: CaseCreate, *, have: set[str]) -> None:
@@ -168,6 +201,7 @@ async def _take_over(
     if currency != case.currency:
         raise unprocessable(CURRENCY_MISMATCH, f"the mandate {case.id} is in {case.currency}")
     case.claim_id = opening.claim_id
+    case.loss_payee_ids = list(opening.loss_payee_ids)
     case.insurer_share_numerator = None if share is None else str(share.paid)
     case.insurer_share_denominator = None if share is None else str(share.of)
     shown = ZERO if share is None else share.pct(views.SHARE_PCT_SHOWN_PLACES)
@@ -254,7 +288,11 @@ async def add_activity(ctx: Context, case_id: str, done: ActivityCreate) -> Acti
     if done.promised_amount is not None:
         promised = positive_amount_in(done.promised_amount, case.currency,
                                       ["body", "promised_amount"], whose="the case")  # fmt: skip
+    before = (case.stage, CaseStatus(case.status))
     case.status = _status_after(case, rules.act_of_activity(done.kind))
+    if case.status != before[1]:
+        await _announce_stage(ctx, case, previous=before, days_past_due=None,
+                              reason=f"{done.kind.replace('_', ' ')} logged")  # fmt: skip
     activity = Activity(
         id=new_id("act"), created_at=utcnow(), case_id=case.id, kind=done.kind,
         occurred_on=done.occurred_on, note=done.note, promised_amount=promised,
@@ -301,7 +339,32 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
     if case.status == CaseStatus.CLOSED:
         case.closed_on = received.received_on
     await ctx.session.flush()
+    await _announce_payment(
+        ctx, case, payment, left, recovered=sum((i.paid for i in invoices), ZERO)
+    )
     return views.payment_read(payment, case, left)
+
+
+async def _announce_payment(
+    ctx: Context, case: Case, payment: Payment, left: Decimal, *, recovered: Decimal
+) -> None:
+    """The case's creditor hears of the payment (`case.payment_recorded`) and, when it paid the
+    case in full, that the case is closed (`case.closed`)."""
+    c = case.currency
+    await announce(ctx.session, events, CasePaymentRecorded(
+        case_id=case.id, claim_id=case.claim_id, creditor_id=case.creditor_id,
+        payment_id=payment.id, amount=money_read(payment.amount, c),
+        received_on=payment.received_on,
+        allocation=RecoveryShares(fee=money_read(payment.fee, c),
+                                  insurer=money_read(payment.insurer, c),
+                                  policyholder=money_read(payment.policyholder, c)),
+        outstanding_after=money_read(left, c),
+    ), subject_id=case.id, parties=_parties(case))  # fmt: skip
+    if case.closed_on is not None and case.status == CaseStatus.CLOSED:
+        await announce(ctx.session, events, CaseClosed(
+            case_id=case.id, claim_id=case.claim_id, creditor_id=case.creditor_id,
+            closed_on=case.closed_on, reason="paid_in_full", recovered=money_read(recovered, c),
+        ), subject_id=case.id, parties=_parties(case))  # fmt: skip
 
 
 async def run_escalations(ctx: Context, as_of: dt.date) -> EscalationResult:
@@ -320,10 +383,27 @@ async def run_escalations(ctx: Context, as_of: dt.date) -> EscalationResult:
              "details": {"from": m.from_stage, "to": m.to_stage,
                          "days_past_due": m.days_past_due}}
             for m in moves])  # fmt: skip
+        await _announce_moves(ctx, moves, as_of)
     moved = [CaseMove.model_construct(case_id=m.case_id, from_stage=m.from_stage,
                                       to_stage=m.to_stage, days_past_due=m.days_past_due)
              for m in moves]  # fmt: skip
     return EscalationResult(as_of=as_of, moved=moved)
+
+
+async def _announce_moves(ctx: Context, moves: Sequence[rules.Move], as_of: dt.date) -> None:
+    """Each moved case's creditor hears of its new rung (`case.stage_changed`). The payloads are
+    built from the books as they are (the whole book may move at once: no validation)."""
+    cases = await repo.cases_heard_of(ctx.session, [m.case_id for m in moves])
+    for m in moves:
+        case = cases[m.case_id]
+        status = CaseStatus(case.status)
+        await announce(ctx.session, events, CaseStageChanged.model_construct(
+            case_id=m.case_id, claim_id=case.claim_id, creditor_id=case.creditor_id,
+            buyer_id=case.buyer_id, ladder=case.ladder, previous_stage=m.from_stage,
+            stage=m.to_stage, previous_status=status, status=status,
+            days_past_due=m.days_past_due, changed_on=as_of,
+            reason=f"{m.days_past_due} days past due: escalated to {m.to_stage}",
+        ), subject_id=m.case_id, parties=_parties(case))  # fmt: skip
 
 
 async def activity(ctx: Context, case_id: str, activity_id: str) -> ActivityRead:

@@ -10,6 +10,15 @@ from decimal import Decimal
 
 from services.underwriting import repository as repo
 from services.underwriting import rules, views
+from services.underwriting.events import (
+    DecisionReason,
+    LimitChanged,
+    LimitRequestDecided,
+    LimitSource,
+    StopShipmentCleared,
+    StopShipmentStarted,
+    limit_change_kind,
+)
 from services.underwriting.models import (
     Buyer,
     BuyerSignal,
@@ -19,6 +28,7 @@ from services.underwriting.models import (
     LimitRequest,
     Policy,
     StopShipment,
+    events,
 )
 from services.underwriting.schemas import (
     CountryRiskRead,
@@ -44,6 +54,7 @@ from services.underwriting.service import (
 )
 from shared.contracts import money_json
 from shared.db import new_id, utcnow
+from shared.events import announce
 from shared.money import Money
 from shared.pagination import PageRequest, fetch_page
 from shared.problems import (
@@ -56,7 +67,7 @@ from shared.problems import (
     not_found,
     unprocessable,
 )
-from shared.usecase import amount_in, non_negative_amount_in, positive_amount_in
+from shared.usecase import amount_in, money_read, non_negative_amount_in, positive_amount_in
 
 # ---------------------------------------------------------------- limits
 
@@ -83,12 +94,14 @@ async def apply_limit_change(
     new_amount: Money,
     effective_from: dt.date,
     reason: str,
-    source: str,
+    source: LimitSource,
     payment_terms_days: int | None = None,
+    halving: bool = False,
 ) -> LimitChangeRead:
     """Record a new amount in force from `effective_from` on: the entry running on that date ends
     there, and entries that had not started by then are superseded (kept for audit). The amount
-    carries the payment terms given, else those of the amount it replaces."""
+    carries the payment terms given, else those of the amount it replaces. The policy's parties
+    hear of it (`limit.changed`)."""
     history = await _history_of(ctx, limit.id)
     entries = views.history_entries(history)
     old = rules.amount_in_force(entries, effective_from)
@@ -108,6 +121,16 @@ async def apply_limit_change(
         )
     )  # fmt: skip
     await ctx.session.flush()
+    currency = new_amount.currency
+    changed = LimitChanged(
+        limit_id=limit.id, policy_id=limit.policy_id, buyer_id=limit.buyer_id,
+        change=limit_change_kind(old, new_amount.amount, halving=halving),
+        previous_amount=None if old is None else money_read(old, currency),
+        new_amount=money_read(new_amount.amount, currency), effective_from=effective_from,
+        payment_terms_days=terms, reason=reason, source=source,
+    )  # fmt: skip
+    await announce(ctx.session, events, changed, subject_id=limit.id,
+                   parties=await repo.parties_of_policy(ctx.session, limit.policy_id))  # fmt: skip
     return views.limit_change_read(limit, old, new_amount, effective_from, reason)
 
 
@@ -126,12 +149,15 @@ async def _limit_for(ctx: Context, policy_id: str, buyer_id: str) -> CreditLimit
 async def _grant(
     ctx: Context, request: LimitRequest, amount: Money, reason: str
 ) -> LimitChangeRead | None:
-    """Put a decided amount, on the request's payment terms, in force: from today, or from
-    tomorrow when it takes cover away (a lower amount or shorter terms)."""
+    """Announce a request's decision, then put the decided amount, on the request's payment
+    terms, in force: from today, or from tomorrow when it takes cover away (a lower amount or
+    shorter terms)."""
     limit = await _limit_for(ctx, request.policy_id, request.buyer_id)
+    if amount.is_positive():
+        request.limit_id = limit.id
+    await _announce_decision(ctx, request, amount.currency)
     if not amount.is_positive():
         return None
-    request.limit_id = limit.id
     entries = views.history_entries(await _history_of(ctx, limit.id))
     effective = rules.grant_effective_from(
         current=rules.amount_in_force(entries, ctx.today),
@@ -144,6 +170,24 @@ async def _grant(
         ctx, limit, new_amount=amount, effective_from=effective, reason=reason, source="request",
         payment_terms_days=request.payment_terms_days,
     )  # fmt: skip
+
+
+async def _announce_decision(ctx: Context, request: LimitRequest, currency: str) -> None:
+    """The policy's parties hear of a request's decision (`limit_request.decided`)."""
+    assert request.decided_at is not None
+    decided = LimitRequestDecided(
+        request_id=request.id, policy_id=request.policy_id, buyer_id=request.buyer_id,
+        status=rules.LimitRequestStatus(request.status),
+        requested_amount=money_read(request.requested_amount, currency),
+        decided_amount=None if request.decided_amount is None
+        else money_read(request.decided_amount, currency),
+        payment_terms_days=request.payment_terms_days,
+        reasons=[DecisionReason(code=r["code"], message=r["message"]) for r in request.reasons],
+        decided_by="engine" if request.decided_by == "engine" else "underwriter",
+        decided_at=request.decided_at, limit_id=request.limit_id,
+    )  # fmt: skip
+    await announce(ctx.session, events, decided, subject_id=request.id,
+                   parties=await repo.parties_of_policy(ctx.session, request.policy_id))  # fmt: skip
 
 
 async def get_limit_request(ctx: Context, request_id: str) -> LimitRequestRead:
@@ -403,15 +447,25 @@ async def _stop_or_clear(
     ctx: Context, policy: Policy, buyer: Buyer, stop: bool, observed_on: dt.date
 ) -> None:
     """An overdue notified stops shipments to the buyer under the policy (once); arrears cleared
-    end every open stop."""
+    end every open stop. The policy's parties hear of each start and end."""
     open_stops = await repo.open_stops(ctx.session, policy.id, buyer.id)
+    parties = await repo.parties_of_policy(ctx.session, policy.id)
     if stop and not open_stops:
-        ctx.session.add(StopShipment(
+        started = StopShipment(
             id=new_id("stp"), policy_id=policy.id, buyer_id=buyer.id, notified_on=observed_on,
-            cleared_on=None, created_at=utcnow()))  # fmt: skip
+            cleared_on=None, created_at=utcnow())  # fmt: skip
+        ctx.session.add(started)
+        await announce(ctx.session, events, StopShipmentStarted(
+            stop_shipment_id=started.id, policy_id=policy.id, buyer_id=buyer.id,
+            notified_on=observed_on), subject_id=started.id, parties=parties)  # fmt: skip
     if not stop:
         for open_stop in open_stops:
-            open_stop.cleared_on = rules.stop_cleared_on(observed_on, open_stop.notified_on)
+            cleared_on = rules.stop_cleared_on(observed_on, open_stop.notified_on)
+            open_stop.cleared_on = cleared_on
+            await announce(ctx.session, events, StopShipmentCleared(
+                stop_shipment_id=open_stop.id, policy_id=policy.id, buyer_id=buyer.id,
+                notified_on=open_stop.notified_on, cleared_on=cleared_on,
+            ), subject_id=open_stop.id, parties=parties)  # fmt: skip
 
 
 async def _withdraw_all(ctx: Context, buyer: Buyer, observed_on: dt.date) -> list[LimitChangeRead]:
@@ -440,7 +494,7 @@ async def _halve_all(ctx: Context, buyer: Buyer, grade: int) -> list[LimitChange
             effective_from=effective,
             reason=f"buyer downgraded to grade {grade}: limit halved after the "
                    f"{policy.reduction_notice_days}-day notice period",
-            source="signal"))  # fmt: skip
+            source="signal", halving=True))  # fmt: skip
     return changes
 
 

@@ -22,11 +22,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import Amount, Exact, UTCDateTime, service_metadata, utcnow
+from shared.events import event_tables
 from shared.idempotency import idempotency_table
+from shared.webhooks import webhook_tables
 
 SCHEMA = "underwriting"
 metadata = service_metadata(SCHEMA)
 idempotency_keys = idempotency_table(metadata)
+events = event_tables(metadata)
+webhooks = webhook_tables(metadata)
 
 
 class Base(DeclarativeBase):

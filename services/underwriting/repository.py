@@ -786,3 +786,29 @@ async def sanction(session: AsyncSession, sanction_id: str) -> Sanction | None:
 async def delete(session: AsyncSession, row: Any) -> None:
     await session.delete(row)
     await session.flush()
+
+
+# ---------------------------------------------------------------- who hears of an event
+
+
+async def parties_of_policy(session: AsyncSession, policy_id: str) -> list[str]:
+    """The parties that hear of a policy's events: its policyholder and the banks assigned to
+    it now."""
+    rows = await session.execute(
+        select(Policy.policyholder_id).where(Policy.id == policy_id).union(
+            select(PolicyAssignment.bank_id).where(PolicyAssignment.policy_id == policy_id))
+    )  # fmt: skip
+    return sorted(rows.scalars())
+
+
+async def parties_on_buyer(session: AsyncSession, buyer_id: str) -> list[str]:
+    """The parties that hear of a buyer's grade: the policyholders holding a limit or a limit
+    request on it, and the banks assigned to those policies."""
+    held = select(CreditLimit.policy_id).where(CreditLimit.buyer_id == buyer_id).union(
+        select(LimitRequest.policy_id).where(LimitRequest.buyer_id == buyer_id)).subquery()  # fmt: skip
+    rows = await session.execute(
+        select(Policy.policyholder_id).where(Policy.id.in_(select(held.c.policy_id))).union(
+            select(PolicyAssignment.bank_id).where(
+                PolicyAssignment.policy_id.in_(select(held.c.policy_id))))
+    )  # fmt: skip
+    return sorted(rows.scalars())

@@ -10,12 +10,14 @@ from typing import Any
 from services.underwriting import repository as repo
 from services.underwriting import rules, views
 from services.underwriting.config import UnderwritingSettings
+from services.underwriting.events import BuyerGradeChanged, GradeCause
 from services.underwriting.models import (
     Buyer,
     BuyerGrade,
     Policy,
     PolicyAssignment,
     Sanction,
+    events,
 )
 from services.underwriting.schemas import (
     AssignmentRead,
@@ -38,6 +40,7 @@ from services.underwriting.schemas import (
 from shared.auth import ensure_party
 from shared.contracts import MoneyModel
 from shared.db import new_id, utcnow
+from shared.events import announce
 from shared.pagination import Page, PageRequest, fetch_page
 from shared.problems import (
     ALREADY_ASSIGNED,
@@ -230,12 +233,19 @@ async def _grade_today(ctx: Context, buyer: Buyer) -> rules.Grade:
 
 
 async def regrade(
-    ctx: Context, buyer: Buyer, *, cause: str, graded_on: dt.date | None = None
+    ctx: Context, buyer: Buyer, *, cause: GradeCause, graded_on: dt.date | None = None
 ) -> rules.Grade:
     """Recompute a buyer's grade and keep it in its grade history from `graded_on` on (today,
-    or for a signal the day it was observed)."""
+    or for a signal the day it was observed). A grade that changed is heard of by the parties
+    holding a limit or a limit request on the buyer (`buyer.grade_changed`, without factors)."""
+    before = buyer.grade
     grade = await _grade_today(ctx, buyer)
     await _record_grade(ctx, buyer, cause=cause, graded_on=graded_on or ctx.today)
+    if grade.grade != before:
+        changed = BuyerGradeChanged(buyer_id=buyer.id, previous_grade=before, grade=grade.grade,
+                                    graded_on=graded_on or ctx.today, cause=cause)  # fmt: skip
+        await announce(ctx.session, events, changed, subject_id=buyer.id,
+                       parties=await repo.parties_on_buyer(ctx.session, buyer.id))  # fmt: skip
     return grade
 
 

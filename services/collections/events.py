@@ -1,0 +1,98 @@
+"""The events collections announces (api.md, "Events and webhooks"): their typed payloads, the feed's
+page of them as OpenAPI publishes it, and the feed's route."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from services.collections.models import events as tables
+from services.collections.rules import CaseStatus
+from shared.contracts import MoneyModel, Schema
+from shared.events import Event, EventData
+from shared.events_api import events_router
+
+
+class CaseStageChanged(EventData):
+    """A case's place in its collection changed: opened on its first rung (`previous_stage`
+    null), moved up its escalation ladder, held by a dispute or opened again when it is
+    resolved (the stage stays, the status moves)."""
+
+    event_type = "case.stage_changed"
+    case_id: str
+    claim_id: str | None
+    creditor_id: str
+    buyer_id: str
+    ladder: str
+    previous_stage: str | None
+    stage: str
+    previous_status: CaseStatus | None
+    status: CaseStatus
+    days_past_due: int | None = Field(description="the days past due that moved it up a rung")
+    changed_on: dt.date
+    reason: str
+
+
+class RecoveryShares(Schema):
+    fee: MoneyModel
+    insurer: MoneyModel
+    policyholder: MoneyModel
+
+
+class CasePaymentRecorded(EventData):
+    """The debtor paid: the payment, credited oldest invoice first, shared between the collection
+    fee, the insurer (a paid claim's case) and the policyholder."""
+
+    event_type = "case.payment_recorded"
+    case_id: str
+    claim_id: str | None
+    creditor_id: str
+    payment_id: str
+    amount: MoneyModel
+    received_on: dt.date
+    allocation: RecoveryShares
+    outstanding_after: MoneyModel
+
+
+class CaseClosed(EventData):
+    """The case was closed: nothing is outstanding."""
+
+    event_type = "case.closed"
+    case_id: str
+    claim_id: str | None
+    creditor_id: str
+    closed_on: dt.date
+    reason: Literal["paid_in_full"]
+    recovered: MoneyModel
+
+
+class CaseStageChangedEvent(Event):
+    type: Literal["case.stage_changed"]
+    data: CaseStageChanged
+
+
+class CasePaymentRecordedEvent(Event):
+    type: Literal["case.payment_recorded"]
+    data: CasePaymentRecorded
+
+
+class CaseClosedEvent(Event):
+    type: Literal["case.closed"]
+    data: CaseClosed
+
+
+CollectionsEvent = Annotated[
+    CaseStageChangedEvent | CasePaymentRecordedEvent | CaseClosedEvent,
+    Field(discriminator="type"),
+]
+EVENT_TYPES = (CaseStageChanged.event_type, CasePaymentRecorded.event_type, CaseClosed.event_type)
+
+
+class CollectionsEventList(Schema):
+    items: list[CollectionsEvent]
+    next_cursor: str | None
+
+
+router = events_router(tables, CollectionsEventList, EVENT_TYPES)

@@ -1,0 +1,201 @@
+"""Events: facts written in the same transaction as the change they announce (api.md, "Events and
+webhooks"). Each has a stable id (`evt_…`, the Standard Webhooks `webhook-id`), a type, when it
+happened and a typed payload, and names the parties that may hear of it (a policyholder, the banks
+assigned to its policy). The feed (`GET /v1/events`) and the webhook dispatcher read these tables.
+
+Order: `seq` is the order events are read in, by the feed (`after=`) and by the dispatcher (per
+endpoint). A reader that has seen `seq` n must never later find an event with a smaller `seq`
+committed after it, so the writers of one service take a transaction-level lock on PostgreSQL
+before numbering an event: events commit in `seq` order (SQLite has one writer at a time anyway).
+
+When: a use case records its events as it makes its changes (`record_event`, `announce`); they are
+kept with the session and written when it commits, after every other change of the transaction has
+been flushed. The lock is thus the last one the transaction takes and is held only for the inserts
+and the commit: a transaction holding it never waits for a row another one holds while waiting for
+it (no deadlock), and concurrent writers queue for it only briefly. A transaction that rolls back
+(or a session closed without a commit) drops its events: nothing rolled back is announced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import Field
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    event,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+
+from shared.contracts import Schema
+from shared.db import UTCDateTime, new_id, utcnow
+
+# SQLite numbers rows only in an INTEGER PRIMARY KEY; PostgreSQL takes a BIGINT (BIGSERIAL).
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
+# One lock key per service schema (pg_advisory_xact_lock's key space is shared by the database).
+_LOCK_KEYS = {"underwriting": 7_411_001, "claims": 7_411_002, "collections": 7_411_003}
+# Where a session keeps the events recorded in its transaction until it commits.
+_PENDING = "tci.pending_events"
+
+
+@dataclass(frozen=True)
+class EventTables:
+    events: Table
+    parties: Table
+
+
+def event_tables(metadata: MetaData) -> EventTables:
+    """The `events` table and `event_parties` (who may hear of each event) of one service."""
+    events = Table(
+        "events",
+        metadata,
+        Column("seq", SEQ, primary_key=True, autoincrement=True),
+        Column("id", String(40), nullable=False, unique=True),
+        Column("type", String(64), nullable=False, index=True),
+        Column("occurred_at", UTCDateTime(), nullable=False),
+        Column("subject_id", String(64), nullable=False, index=True),
+        Column("data", JSON, nullable=False),
+    )
+    parties = Table(
+        "event_parties",
+        metadata,
+        Column("party_id", String(200), primary_key=True),
+        Column(
+            "event_seq",
+            SEQ,
+            # By name, not by column: the schemaless copy SQLite's comparison uses keeps it.
+            ForeignKey("events.seq", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+    )
+    return EventTables(events, parties)
+
+
+@dataclass
+class _Pending:
+    """An event recorded in a transaction, written when it commits."""
+
+    tables: EventTables
+    row: dict[str, Any]
+    parties: list[str] = field(default_factory=list)
+
+
+async def record_event(
+    session: AsyncSession,
+    tables: EventTables,
+    *,
+    type: str,
+    subject_id: str,
+    data: Mapping[str, Any],
+    parties: Collection[str],
+    occurred_at: dt.datetime | None = None,
+) -> str:
+    """Record one event (and who may hear of it) in the caller's transaction; it is written and
+    announced once that transaction commits, and never if it rolls back. `data` is the payload as
+    JSON (dump the event's model with `mode="json"`, or use `announce`). Returns the event id."""
+    if not session.in_transaction():
+        await session.connection()  # the transaction has begun: its end drops what it recorded
+    ident = new_id("evt")
+    row = {
+        "id": ident,
+        "type": type,
+        "occurred_at": occurred_at or utcnow(),
+        "subject_id": subject_id,
+        "data": dict(data),
+    }
+    pending: list[_Pending] = session.sync_session.info.setdefault(_PENDING, [])
+    pending.append(_Pending(tables, row, sorted({p for p in parties if p})))
+    return ident
+
+
+def pending_events(session: AsyncSession) -> list[dict[str, Any]]:
+    """The events recorded in the session's transaction and not written yet (oldest first)."""
+    return [dict(p.row, parties=p.parties) for p in session.sync_session.info.get(_PENDING, [])]
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    """Write the transaction's events as the last thing it does before it commits: its other
+    changes flushed first (their row locks taken), then the service's event lock, then the
+    events in the order they were recorded."""
+    pending: list[_Pending] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    session.flush()
+    for tables in {id(p.tables): p.tables for p in pending}.values():
+        _insert(session, tables, [p for p in pending if p.tables is tables])
+
+
+def _insert(session: Session, tables: EventTables, pending: Sequence[_Pending]) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        key = _LOCK_KEYS.get(tables.events.schema or "", 7_411_000)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    statement = tables.events.insert().returning(tables.events.c.seq, sort_by_parameter_order=True)
+    seqs = session.execute(statement, [p.row for p in pending]).scalars().all()
+    heard = [{"party_id": party, "event_seq": seq}
+             for p, seq in zip(pending, seqs, strict=True) for party in p.parties]  # fmt: skip
+    if heard:
+        session.execute(tables.parties.insert(), heard)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_pending(session: Session, transaction: SessionTransaction) -> None:
+    """A transaction that ended without writing its events (rolled back, or closed) drops them."""
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+# ---------------------------------------------------------------- the typed payloads
+
+
+class EventData(Schema):
+    """The payload of one event type (`event_type` names it), as the feed and webhooks carry it
+    in `data`: what a partner needs to act on without another call, and nothing the parties
+    that hear of it may not see."""
+
+    event_type: ClassVar[str]
+
+
+class Event(Schema):
+    """An event as the feed lists it and a webhook delivers it: `{"id", "type", "occurred_at",
+    "data"}`. Each type's model adds its `type` (a literal) and its `data`."""
+
+    id: str = Field(description="the event's stable id, also the webhook's `webhook-id`",
+                    examples=["evt_01jd2c3v4w5x6y7z8a9b0c1d2e"])  # fmt: skip
+    occurred_at: dt.datetime
+
+
+async def announce(
+    session: AsyncSession,
+    tables: EventTables,
+    data: EventData,
+    *,
+    subject_id: str,
+    parties: Collection[str],
+) -> str:
+    """Record the event `data` is the payload of (see `record_event`)."""
+    return await record_event(session, tables, type=data.event_type, subject_id=subject_id,
+                              data=data.model_dump(mode="json"), parties=parties)  # fmt: skip
+
+
+def event_json(row: Any) -> dict[str, Any]:
+    """An `events` row as the feed lists it and a webhook delivers it."""
+    occurred: dt.datetime = row.occurred_at
+    return {
+        "id": row.id,
+        "type": row.type,
+        "occurred_at": occurred.isoformat().replace("+00:00", "Z"),
+        "data": row.data,
+    }
