@@ -43,6 +43,7 @@ from shared.db import Reader, SessionDep, build_engine, build_sessionmaker, is_u
 from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shared.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER, purge_periodically
 from shared.logging import configure_logging, reset_request_id, set_request_id
+from shared.migrations import refusal_in_one_line, refuse_unmigrated
 from shared.problems import (
     INTERNAL_ERROR,
     PAYLOAD_TOO_LARGE,
@@ -478,6 +479,7 @@ def create_app(
     _add_probes(app, metrics)
     _add_docs(app, title)
     _declare_everywhere(app, service, 429, 503)
+    refusal_in_one_line(app)
     return app
 
 
@@ -490,6 +492,7 @@ def _lifespan_of(
 
     @asynccontextmanager
     async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await refuse_unmigrated(service, settings.database_url_for(service))
         engine = build_engine(settings.database_url_for(service), pool_size=settings.db_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = build_sessionmaker(engine)

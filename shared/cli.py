@@ -1,5 +1,6 @@
-"""`tci`: mint development tokens, migrate, run the three services in the foreground, and publish
-their OpenAPI documents."""
+"""`tci`: mint development tokens, migrate, run the three services in the foreground, publish
+their OpenAPI documents, and write the settings reference. Bad input is answered with one line on
+stderr and exit code 2."""
 
 from __future__ import annotations
 
@@ -10,8 +11,41 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from typing import NoReturn
 
 from shared.settings import SERVICE_PORTS, Settings, default_database_url
+
+# `tci up --port-base N` serves each service on N + (its documented port - DOCUMENTED_BASE).
+DOCUMENTED_BASE = 8000
+# How long `tci up` waits for the services to finish their shutdown before killing them.
+UP_STOP_SECONDS = 15.0
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (`tci migrate: unknown service 'x'`), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _service_names(value: str) -> str:
+    if value not in SERVICE_PORTS:
+        raise argparse.ArgumentTypeError(
+            f"unknown service {value!r}; one of {', '.join(SERVICE_PORTS)}"
+        )
+    return value
+
+
+def _port_base(value: str) -> int:
+    try:
+        base = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    highest = base + max(SERVICE_PORTS.values()) - DOCUMENTED_BASE
+    if base < 0 or highest > 65535:
+        raise argparse.ArgumentTypeError(f"{base} puts a port outside 1-65535")
+    return base
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -50,30 +84,25 @@ def _database_url(service: str) -> str:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    """Each service in turn; any number of runs may start at once (they take turns on a lock)."""
     from shared.migrations import upgrade
 
     for service in args.services or list(SERVICE_PORTS):
-        upgrade(service, _database_url(service))
-        print(f"{service}: migrated to head")
+        try:
+            upgrade(service, _database_url(service))
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"tci migrate: {service}: cannot migrate: {reason}", file=sys.stderr)
+            return 1
+        print(f"{service}: migrated to head", flush=True)
     return 0
 
 
 def _up(args: argparse.Namespace) -> int:
-    """Migrate and start the three services; Ctrl-C (or SIGTERM) stops all three."""
+    """Migrate and start the three services; Ctrl-C (or SIGTERM) stops all three. Each runs in
+    its own session, so that a Ctrl-C reaches only this process, which asks each service once to
+    stop (SIGTERM): each finishes its shutdown instead of being interrupted twice."""
     from shared.migrations import upgrade
-
-    os.makedirs("var", exist_ok=True)
-    children: list[subprocess.Popen[bytes]] = []
-    for service, port in SERVICE_PORTS.items():
-        url = _database_url(service)
-        upgrade(service, url)
-        env = {**os.environ, "DATABASE_URL": url}
-        command = [
-            sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.main:create_app",
-            "--host", args.host, "--port", str(port), "--no-access-log", "--no-server-header",
-        ]  # fmt: skip
-        children.append(subprocess.Popen(command, env=env))
-        print(f"{service}: http://{args.host}:{port}  (database {url})", flush=True)
 
     stopping = False
 
@@ -83,21 +112,42 @@ def _up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    try:
-        while not stopping and all(child.poll() is None for child in children):
-            time.sleep(0.2)
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + 10
-        for child in children:
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-    failed = [c.returncode for c in children if c.returncode not in (0, -2, -15, None)]
-    return 1 if failed and not stopping else 0
+    os.makedirs("var", exist_ok=True)
+    ports = {s: args.port_base + p - DOCUMENTED_BASE for s, p in SERVICE_PORTS.items()}
+    peer_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    peers = {f"TCI_{s.upper()}_URL": f"http://{peer_host}:{p}" for s, p in ports.items()}
+    children: list[subprocess.Popen[bytes]] = []
+    for service, port in ports.items():
+        url = _database_url(service)
+        upgrade(service, url)
+        if stopping:
+            break
+        env = {**os.environ, **peers, "DATABASE_URL": url}
+        command = [
+            sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.main:create_app",
+            "--host", args.host, "--port", str(port), "--no-access-log", "--no-server-header",
+        ]  # fmt: skip
+        children.append(subprocess.Popen(command, env=env, start_new_session=True))
+        print(f"{service}: http://{args.host}:{port}  (database {url})", flush=True)
+    while not stopping and all(child.poll() is None for child in children):
+        time.sleep(0.2)
+    _stop_children(children)
+    failed = [c.returncode for c in children if c.returncode not in (0, -signal.SIGTERM)]
+    return 1 if failed else 0
+
+
+def _stop_children(children: Sequence[subprocess.Popen[bytes]]) -> None:
+    """One SIGTERM each (uvicorn's graceful stop), then a kill for whoever is still running."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + UP_STOP_SECONDS
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def _openapi(args: argparse.Namespace) -> int:
@@ -118,27 +168,58 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tci", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _settings(args: argparse.Namespace) -> int:
+    from shared.settings_reference import stale, write
+
+    if args.check:
+        outdated = stale()
+        for path in outdated:
+            print(f"{path} differs from what the settings classes say: run `tci settings`")
+        return 1 if outdated else 0
+    for path in write():
+        print(f"wrote {path}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    tci = Parser(prog="tci", description=__doc__)
+    sub = tci.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     token = sub.add_parser("token", help="mint a development token")
     token.add_argument("--role", required=True)
     token.add_argument("--party", default=None, help="party_id (policyholder or bank)")
     token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
     token.add_argument("--sub", default=None, help="subject (default: generated)")
     token.set_defaults(run=_token)
-    migrate = sub.add_parser("migrate", help="migrate the services' databases to head")
-    migrate.add_argument("services", nargs="*", help="underwriting, claims, collections")
+    migrate = sub.add_parser(
+        "migrate", help="migrate the services' databases to head (safe to run several at once)"
+    )
+    migrate.add_argument("services", nargs="*", type=_service_names,
+                         help="underwriting, claims, collections (default: all three)")  # fmt: skip
     migrate.set_defaults(run=_migrate)
     up = sub.add_parser("up", help="migrate and run the three services in the foreground")
     up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port-base", type=_port_base, default=DOCUMENTED_BASE,
+                    help=f"serve on BASE+1..BASE+3 (default {DOCUMENTED_BASE}: 8001-8003)")  # fmt: skip
     up.set_defaults(run=_up)
     spec = sub.add_parser("openapi", help="write each service's OpenAPI document to a file")
     spec.add_argument("--directory", default="openapi", help="where (default: openapi/)")
     spec.add_argument("--check", action="store_true", help="fail if a file is out of date")
     spec.set_defaults(run=_openapi)
-    args = parser.parse_args(argv)
-    return int(args.run(args))
+    reference = sub.add_parser(
+        "settings", help="write docs/settings.md and .env.example from the settings classes"
+    )
+    reference.add_argument("--check", action="store_true", help="fail if a file is out of date")
+    reference.set_defaults(run=_settings)
+    return tci
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        print(f"tci {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,24 +1,41 @@
 """Alembic, one environment per service: each migrates only its own schema, with its own version
-table in it (SQLite: one file per service, schemas mapped away)."""
+table in it (SQLite: one file per service, schemas mapped away). Any number of migration runs may
+start at once: they take turns (a PostgreSQL advisory lock; on SQLite a lock file beside the
+database). A service starts only on a database at its head revision."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import Column, MetaData, String, Table, inspect, select, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+from starlette.applications import Starlette
+from starlette.types import Message, Receive, Scope, Send
 
-from shared.db import is_sqlite
+from shared.db import is_sqlite, is_unavailable
 from shared.settings import async_database_url, default_database_url
 
+log = logging.getLogger("tci.migrations")
 LOCK_TIMEOUT = "5s"
+# The key of the session-level advisory lock every migration run holds, whatever the service: one
+# run at a time per PostgreSQL database ("tci-mig" in ASCII, so it is recognisable in pg_locks).
+MIGRATION_LOCK_KEY = 0x7463692D6D6967
+
+
+class NotMigrated(Exception):
+    """The service's database is not at the head revision of its migrations."""
 
 
 def migrations_dir() -> Path:
@@ -94,6 +111,10 @@ def run_environment(schema: str, metadata: MetaData) -> None:
 
     def migrate(connection: Connection) -> None:
         if connection.dialect.name == "postgresql":
+            # Before anything else: two runs creating the same schema or version table at once
+            # collide in the catalogue (a unique violation on pg_namespace or pg_type). Released
+            # when the connection closes, whatever happens.
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
             connection.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
             connection.commit()
@@ -104,8 +125,6 @@ def run_environment(schema: str, metadata: MetaData) -> None:
             context.run_migrations()
 
     async def online() -> None:
-        if is_sqlite(url):
-            Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, poolclass=NullPool)
         try:
             async with engine.connect() as connection:
@@ -114,4 +133,86 @@ def run_environment(schema: str, metadata: MetaData) -> None:
         finally:
             await engine.dispose()
 
-    asyncio.run(online())
+    with _sqlite_writer(url):
+        asyncio.run(online())
+
+
+@contextlib.contextmanager
+def _sqlite_writer(url: str) -> Iterator[None]:
+    """On a SQLite file, one migration run at a time: an exclusive lock on a file beside the
+    database (SQLite creates tables outside a transaction, so two runs would both create them)."""
+    if not is_sqlite(url) or "///" not in url or url.endswith(("///", ":memory:")):
+        yield
+        return
+    import fcntl
+
+    database = Path(url.split("///", 1)[1].split("?", 1)[0])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{database}.migration-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+async def current_revision(service: str, url: str) -> str | None:
+    """The revision the service's database is at (None: no migration has run)."""
+    engine = create_async_engine(async_database_url(url), poolclass=NullPool)
+    try:
+        return await _revision_in(engine, service)
+    finally:
+        await engine.dispose()
+
+
+async def _revision_in(engine: AsyncEngine, schema: str) -> str | None:
+    def read(connection: Connection) -> str | None:
+        version = Table("alembic_version", MetaData(), Column("version_num", String),
+                        schema=None if connection.dialect.name == "sqlite" else schema)  # fmt: skip
+        if not inspect(connection).has_table(version.name, schema=version.schema):
+            return None
+        return connection.execute(select(version.c.version_num)).scalar()
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(read)
+
+
+async def refuse_unmigrated(service: str, url: str) -> None:
+    """Raise NotMigrated when the service's database is empty or behind its head. A revision this
+    code does not know is newer (a rolling upgrade migrated first): the service starts. A
+    database that cannot be reached is left to the readiness probe (`/readyz` answers 503)."""
+    script = ScriptDirectory.from_config(alembic_config(service, url))
+    head = script.get_current_head()
+    try:
+        current = await current_revision(service, url)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        log.warning("%s: cannot read the database's revision at start (%s); starting, not ready",
+                    service, type(exc).__name__)  # fmt: skip
+        return
+    if current == head:
+        return
+    known = current is None or any(r.revision == current for r in script.walk_revisions())
+    if known:
+        raise NotMigrated(
+            f"{service}: the database is not migrated (at {current or 'base'}, head is {head}): "
+            "run `tci migrate`"
+        )
+
+
+def refusal_in_one_line(app: Starlette) -> None:
+    """A start-up refused for want of migrations is reported as its one line: Starlette hands the
+    server the traceback of whatever failed the lifespan, which here says nothing more."""
+    lifespan = app.router.lifespan
+
+    async def one_line(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_message(message: Message) -> None:
+            failure = sys.exc_info()[1]  # sent from Starlette's `except` around the lifespan
+            if message["type"] == "lifespan.startup.failed" and isinstance(failure, NotMigrated):
+                message = {**message, "message": str(failure)}
+            await send(message)
+
+        await lifespan(scope, receive, send_message)
+
+    app.router.lifespan = one_line  # type: ignore[method-assign]

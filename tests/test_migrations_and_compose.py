@@ -1,8 +1,10 @@
 """Migrations: one head per service, upgrade from empty, models and migrations agree, downgrade
-to base; docker-compose.yml parses and runs the three services against PostgreSQL."""
+to base; docker-compose.yml runs two replicas of each service behind the proxy, after the
+migration step (its schema, the image and the entry point: tests/test_deploy_files.py)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
@@ -18,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from shared.db import build_engine
 from shared.migrations import alembic_config, context_options, downgrade, upgrade
+from shared.settings import SERVICE_PORTS
 from tests.conftest import ROOT, SERVICES
 
 pytestmark = pytest.mark.parametrize("service", SERVICES)
@@ -69,10 +72,56 @@ async def test_downgrade_to_base_removes_every_table(service: str, scratch_datab
     in_thread(upgrade, service, url)
 
 
-def test_compose_runs_postgres_and_the_service(service: str) -> None:
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    assert "postgres" in compose["services"]
-    entry = compose["services"][service]
-    assert entry["environment"]["SERVICE"] == service
+def compose_file() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def test_compose_runs_two_replicas_of_the_service_without_host_ports(service: str) -> None:
+    compose = compose_file()["services"]
+    entry = compose[service]
+    assert entry["environment"]["TCI_SERVICE"] == service
+    assert entry["deploy"]["replicas"] == 2
+    assert "ports" not in entry, "a fixed host port blocks a second replica and --scale"
+    assert entry["restart"] == "unless-stopped"
+    assert entry["healthcheck"]["test"][-2:] == ["healthcheck", "/readyz"]
+    # One image for the services and the migration step, built once.
+    assert (entry["image"], entry["build"]) == (
+        compose["migrate"]["image"],
+        compose["migrate"]["build"],
+    )
     assert entry["environment"]["DATABASE_URL"].startswith("postgresql://")
-    assert "alembic --name ${SERVICE} upgrade head" in (ROOT / "Dockerfile").read_text()
+    assert entry["environment"]["TCI_REDIS_URL"].startswith("redis://redis:")
+
+
+def test_compose_starts_the_service_after_the_migration_step_succeeded(service: str) -> None:
+    compose = compose_file()["services"]
+    assert compose[service]["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+        "migrate": {"condition": "service_completed_successfully"},
+    }
+    migrate = compose["migrate"]
+    assert migrate["command"] == ["migrate"]
+    assert migrate["restart"] == "no", "a finished migration must not start again"
+    assert "deploy" not in migrate, "one migration run, not one per replica"
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+
+
+def test_the_proxy_publishes_the_documented_port_and_balances_the_replicas(service: str) -> None:
+    port = SERVICE_PORTS[service]
+    proxy = compose_file()["services"]["proxy"]
+    assert proxy["image"].startswith("caddy:")  # the official image
+    assert f"{port}:{port}" in proxy["ports"]
+    assert proxy["depends_on"][service] == {"condition": "service_healthy"}
+    mount = next(v for v in proxy["volumes"] if v.endswith(":/etc/caddy/Caddyfile:ro"))
+    caddyfile = (ROOT / mount.split(":")[0]).read_text()
+    site = re.search(rf"^:{port} {{(.*?)^}}", caddyfile, re.MULTILINE | re.DOTALL)
+    assert site, f"the Caddyfile serves no :{port}"
+    # Every replica: the service's name resolved to all its containers' addresses.
+    assert re.search(rf"dynamic a {service} {port}\b", site.group(1))
+    assert "import balanced" in site.group(1)
+    assert (
+        f"http://proxy:{port}"
+        == compose_file()["services"][service]["environment"][f"TCI_{service.upper()}_URL"]
+    )

