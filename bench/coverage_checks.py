@@ -8,8 +8,11 @@ prints single checks per second with p50/p99 latency, and the time of one batch 
 The single checks are driven by `wrk` (a C load generator; `apt-get install wrk`) when it is on
 PATH, each request a random buyer and shipment date; else by an httpx client in this process,
 which costs the server much of its CPU on a 2-core machine and so understates the figure.
-Needs PostgreSQL at BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres,
-where it creates `tci_bench`; `--reuse` keeps the books already loaded there). Not a test.
+Needs PostgreSQL at BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres, or
+a socket URL: postgresql://postgres@/postgres?host=/var/run/postgresql), where it creates
+`--database` (default `tci_bench`) when absent and never drops it; `--reuse` keeps the books
+already loaded there. After each batch it runs the batch's own statements bare on asyncpg and
+prints the service's time as a multiple of theirs (target: 1.5x at most). Not a test.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from sqlalchemy.engine import make_url
 
 from shared.auth import mint_token
 from shared.db import new_id
@@ -38,6 +42,8 @@ from shared.migrations import upgrade
 from shared.settings import DEVELOPMENT_JWT_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
+TODAY = "2027-07-01"
+BATCH_CHUNK, BATCH_PARALLEL = 1000, 4  # the service's defaults (TCI_UW_COVERAGE_BATCH_*)
 
 
 async def load(dsn: str, buyers: int) -> tuple[str, list[str]]:
@@ -185,7 +191,13 @@ async def measure_with_httpx(
 
 
 async def measure(
-    base: str, policy_id: str, ids: list[str], seconds: float, workers: int, generator: str
+    dsn: str,
+    base: str,
+    policy_id: str,
+    ids: list[str],
+    seconds: float,
+    workers: int,
+    generator: str,
 ) -> None:
     token = mint_token(DEVELOPMENT_JWT_SECRET, role="service", subject="bench", ttl_seconds=3600)
     headers = {"Authorization": f"Bearer {token}"}
@@ -201,6 +213,7 @@ async def measure(
         else:
             await measure_with_httpx(client, policy_id, ids, seconds, workers)
         batch = {"items": [item(policy_id, b) for b in random.sample(ids, min(10_000, len(ids)))]}
+        service_times = []
         for attempt in range(3):
             started = time.perf_counter()
             response = await client.post("/v1/coverage-checks/batch", json=batch)
@@ -210,6 +223,40 @@ async def measure(
             covered = sum(1 for a in answers if a.get("covered"))
             print(f"batch of {len(batch['items']):,} (run {attempt + 1}): {took * 1000:.0f} ms "
                   f"({covered:,} covered)")  # fmt: skip
+            service_times.append(took)
+            bare = await bare_batch(dsn, batch["items"], BATCH_CHUNK, BATCH_PARALLEL)
+            print(f"  its statements bare on asyncpg: {bare * 1000:.0f} ms, the service takes "
+                  f"{took / bare:.2f}x (target <= 1.5x)")  # fmt: skip
+
+
+async def bare_batch(dsn: str, batch: list[dict[str, object]], chunk: int, parallel: int) -> float:
+    """The batch's own statements run bare on asyncpg: the same SQL as the service's, the same
+    chunks on as many connections at once, the rows fetched and nothing else. Seconds taken."""
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+
+    from services.underwriting import repository as repo
+
+    today = dt.date.fromisoformat(TODAY)
+    items = [repo.BatchItem(i, str(it["policy_id"]), str(it["buyer_id"]),
+                            dt.date.fromisoformat(str(it["shipment_date"])), None)
+             for i, it in enumerate(batch)]  # fmt: skip
+    sql, order, literals, _ = repo._BATCH["postgresql"].for_asyncpg(asyncpg_dialect())
+    pool = await asyncpg.create_pool(dsn, min_size=parallel, max_size=parallel)
+    gate = asyncio.Semaphore(parallel)
+
+    async def run(part: list[repo.BatchItem]) -> int:
+        params = {"items": repo._items_json(part), "today": today, "bank_id": None}
+        async with gate, pool.acquire() as conn:
+            return len(await conn.fetch(sql, *[params.get(n, literals.get(n)) for n in order]))
+
+    chunks = [items[start : start + chunk] for start in range(0, len(items), chunk)]
+    await asyncio.gather(*(run(part) for part in chunks))  # prepares the statement everywhere
+    started = time.perf_counter()
+    rows = sum(await asyncio.gather(*(run(part) for part in chunks)))
+    took = time.perf_counter() - started
+    await pool.close()
+    assert rows == len(items)
+    return took
 
 
 async def loaded_books(dsn: str) -> tuple[str, list[str]] | None:
@@ -234,33 +281,38 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--port", type=int, default=18001)
+    parser.add_argument("--database", default="tci_bench", help="created if absent, never dropped")
     parser.add_argument("--reuse", action="store_true", help="keep the books of an earlier run")
     parser.add_argument("--load-generator", choices=["wrk", "httpx"],
                         default="wrk" if shutil.which("wrk") else "httpx")  # fmt: skip
     args = parser.parse_args()
     admin = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    dsn = admin.rsplit("/", 1)[0] + "/tci_bench"
+    dsn = make_url(admin).set(database=args.database).render_as_string(False)
 
-    async def recreate() -> None:
+    async def create() -> None:
+        """A database of the benchmark's own: created when absent, never dropped."""
         conn = await asyncpg.connect(admin)
-        await conn.execute("DROP DATABASE IF EXISTS tci_bench WITH (FORCE)")
-        await conn.execute("CREATE DATABASE tci_bench")
-        await conn.close()
+        try:
+            if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", args.database):
+                sys.exit(f"{args.database} exists: --reuse its books, or name another --database")
+            await conn.execute(f'CREATE DATABASE "{args.database}"')
+        finally:
+            await conn.close()
 
     books = asyncio.run(loaded_books(dsn)) if args.reuse else None
     if books is None:
-        asyncio.run(recreate())
+        asyncio.run(create())
         upgrade("underwriting", dsn)
         started = time.perf_counter()
         books = asyncio.run(load(dsn, args.buyers))
         print(f"loaded {len(books[1]):,} buyers and limits, {len(books[1]) * 5:,} receivables "
               f"in {time.perf_counter() - started:.1f}s")  # fmt: skip
     else:
-        print(f"reusing {len(books[1]):,} buyers and limits in tci_bench")
+        print(f"reusing {len(books[1]):,} buyers and limits in {args.database}")
     policy_id, ids = books
     # Today in mid-year: checks of past shipments read the grade history, later ones today's grade.
     env = {**os.environ, "DATABASE_URL": dsn, "TCI_LOG_LEVEL": "WARNING",
-           "TCI_FIXED_TODAY": "2027-07-01"}  # fmt: skip
+           "TCI_FIXED_TODAY": TODAY}  # fmt: skip
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "services.underwriting.main:create_app",
          "--port", str(args.port), "--no-access-log", "--log-level", "warning"],
@@ -274,7 +326,7 @@ def main() -> None:
             except httpx.TransportError:
                 time.sleep(0.1)
         asyncio.run(
-            measure(base, policy_id, ids, args.seconds, args.concurrency, args.load_generator)
+            measure(dsn, base, policy_id, ids, args.seconds, args.concurrency, args.load_generator)
         )
         status = Path(f"/proc/{server.pid}/status")
         if status.exists():

@@ -515,6 +515,13 @@ SignalKind = Literal[
     "registry_change",
     "overdue_notified",
     "arrears_cleared",
+    # The closed loop (domain.md, Collections: a buyer's payment behaviour in collections and
+    # claims feeds its grade): claims sends the first two when it pays a claim, collections the
+    # last two when a case goes to law or is paid in full.
+    "claim_paid",
+    "protracted_default",
+    "collection_legal",
+    "collection_paid",
 ]
 # The escalation ladders a collection case climbs (collections holds their rungs).
 LadderName = Literal["reminder_15_30_45", "legal_30_60_90"]

@@ -187,6 +187,20 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+async def get_read_session(session: SessionDep) -> AsyncSession:
+    """The session of a route that only reads: on PostgreSQL its statements run outside a
+    transaction (no BEGIN and no ROLLBACK round trip), which sees what a transaction would at
+    READ COMMITTED, where each statement takes its own snapshot anyway. Nothing may be written
+    through it. A session bound to a connection (a test's transaction) reads in that one."""
+    bind = session.bind
+    if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+
+
 class Query:
     """A Core SELECT built once, for a hot read path: compiled once per dialect and, on
     PostgreSQL, run straight on the asyncpg connection (which prepares it once per connection),

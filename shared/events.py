@@ -28,12 +28,19 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    CompoundSelect,
     ForeignKey,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
+    cast,
     event,
+    func,
+    literal,
+    literal_column,
+    select,
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -120,9 +127,43 @@ async def record_event(
     return ident
 
 
+@dataclass
+class _PendingSelected:
+    """Events of one type written set-based when the transaction commits: one per row of
+    `rows` (columns `subject_id`, `data`), heard by the parties `parties` names (columns
+    `subject_id`, `party_id`)."""
+
+    tables: EventTables
+    type: str
+    rows: Select[Any]
+    parties: Select[Any] | CompoundSelect[Any] | None
+    occurred_at: dt.datetime
+
+
+async def record_events_from(
+    session: AsyncSession,
+    tables: EventTables,
+    *,
+    type: str,
+    rows: Select[Any],
+    parties: Select[Any] | CompoundSelect[Any] | None,
+) -> None:
+    """Record, set-based, one event of `type` per row of `rows` (a statement selecting
+    `subject_id` and `data`, the payload as a JSON expression), each heard by the parties of its
+    subject in `parties` (selecting `subject_id` and `party_id`). They are written like
+    `record_event`'s, when the transaction commits and after its event lock, by `INSERT …
+    SELECT`: the statements must still read the same rows then (temporary tables live until the
+    commit). Within the batch, events are numbered in the order of their subject ids."""
+    if not session.in_transaction():
+        await session.connection()
+    pending: list[Any] = session.sync_session.info.setdefault(_PENDING, [])
+    pending.append(_PendingSelected(tables, type, rows, parties, utcnow()))
+
+
 def pending_events(session: AsyncSession) -> list[dict[str, Any]]:
     """The events recorded in the session's transaction and not written yet (oldest first)."""
-    return [dict(p.row, parties=p.parties) for p in session.sync_session.info.get(_PENDING, [])]
+    return [dict(p.row, parties=p.parties) for p in session.sync_session.info.get(_PENDING, [])
+            if isinstance(p, _Pending)]  # fmt: skip
 
 
 @event.listens_for(Session, "before_commit")
@@ -130,7 +171,7 @@ def _write_pending(session: Session) -> None:
     """Write the transaction's events as the last thing it does before it commits: its other
     changes flushed first (their row locks taken), then the service's event lock, then the
     events in the order they were recorded."""
-    pending: list[_Pending] = session.info.pop(_PENDING, [])
+    pending: list[_Pending | _PendingSelected] = session.info.pop(_PENDING, [])
     if not pending:
         return
     session.flush()
@@ -138,16 +179,70 @@ def _write_pending(session: Session) -> None:
         _insert(session, tables, [p for p in pending if p.tables is tables])
 
 
-def _insert(session: Session, tables: EventTables, pending: Sequence[_Pending]) -> None:
+def _insert(
+    session: Session, tables: EventTables, pending: Sequence[_Pending | _PendingSelected]
+) -> None:
     if session.get_bind().dialect.name == "postgresql":
         key = _LOCK_KEYS.get(tables.events.schema or "", 7_411_000)
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    rows: list[_Pending] = []
+    for item in pending:  # in the order they were recorded
+        if isinstance(item, _Pending):
+            rows.append(item)
+            continue
+        _insert_rows(session, tables, rows)
+        rows = []
+        _insert_selected(session, tables, item)
+    _insert_rows(session, tables, rows)
+
+
+def _insert_rows(session: Session, tables: EventTables, pending: Sequence[_Pending]) -> None:
+    if not pending:
+        return
     statement = tables.events.insert().returning(tables.events.c.seq, sort_by_parameter_order=True)
     seqs = session.execute(statement, [p.row for p in pending]).scalars().all()
     heard = [{"party_id": party, "event_seq": seq}
              for p, seq in zip(pending, seqs, strict=True) for party in p.parties]  # fmt: skip
     if heard:
         session.execute(tables.parties.insert(), heard)
+
+
+def _random_hex16(dialect: str, salt: Any) -> Any:
+    """16 random hexadecimal digits per row, in SQL (the id's random part)."""
+    if dialect == "postgresql":
+        return func.upper(func.substr(func.md5(
+            func.concat(cast(func.random(), String), salt)), 1, 16))  # fmt: skip
+    return func.hex(func.randomblob(8))
+
+
+def _insert_selected(session: Session, tables: EventTables, item: _PendingSelected) -> None:
+    """`INSERT INTO events … SELECT` and `INSERT INTO event_parties … SELECT`: the new events are
+    those numbered after the highest `seq` before the insert (the lock is held)."""
+    events, heard = tables.events, tables.parties
+    dialect = session.get_bind().dialect.name
+    before = session.execute(select(func.coalesce(func.max(events.c.seq), 0))).scalar_one()
+    rows = item.rows.subquery()
+    # Time-ordered like `new_id`: its prefix (the timestamp), then random digits per row.
+    prefix = new_id("evt")[:14]
+    occurred: Any = literal(item.occurred_at, events.c.occurred_at.type)
+    if dialect == "postgresql":
+        occurred = cast(occurred, events.c.occurred_at.type)
+    session.execute(events.insert().from_select(
+        ["id", "type", "occurred_at", "subject_id", "data"],
+        select(literal_column(f"'{prefix}'", String) + _random_hex16(dialect, rows.c.subject_id),
+               literal_column(f"'{item.type}'", String), occurred, rows.c.subject_id, rows.c.data)
+        .order_by(rows.c.subject_id),
+    ))  # fmt: skip
+    if item.parties is None:
+        return
+    parties = item.parties.subquery()
+    session.execute(heard.insert().from_select(
+        ["party_id", "event_seq"],
+        select(parties.c.party_id, events.c.seq)
+        .join(parties, parties.c.subject_id == events.c.subject_id)
+        .where(events.c.seq > before, events.c.type == item.type)
+        .distinct(),
+    ))  # fmt: skip
 
 
 @event.listens_for(Session, "after_transaction_end")

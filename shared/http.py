@@ -4,6 +4,7 @@ only where the call is idempotent, and a service identity."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -13,6 +14,11 @@ from shared.logging import current_request_id
 from shared.problems import SERVICE_UNAVAILABLE, Problem
 
 RETRYABLE = frozenset({502, 503, 504})
+TOKEN_TTL_SECONDS = 300
+# A token is reused for this share of its life, then a fresh one is minted: the peer verifies a
+# token once and then knows it (shared.auth.VerifiedTokens), so one token per request would cost
+# a signature here and a verification there on every call.
+TOKEN_REUSE_SHARE = 0.5
 
 
 class ServiceClient:
@@ -27,17 +33,33 @@ class ServiceClient:
         timeout_seconds: float = 10.0,
         retries: int = 2,
         transport: httpx.AsyncBaseTransport | None = None,
+        one_at_a_time: bool | None = None,
     ) -> None:
         self._secret = jwt_secret
         self._caller_name = caller_name
         self._retries = retries
+        self._token = ""
+        self._token_renewal = 0.0  # monotonic time after which a fresh token is minted
         self._client = httpx.AsyncClient(
             base_url=base_url, timeout=httpx.Timeout(timeout_seconds), transport=transport
         )
+        # A transport of its own is an app in-process (tests), which may serve every request
+        # from one session: its requests go one at a time unless told otherwise. Over the
+        # network they go at once.
+        serial = transport is not None if one_at_a_time is None else one_at_a_time
+        self._one_at_a_time = asyncio.Lock() if serial else None
+
+    def _bearer(self) -> str:
+        """This service's token, minted again once half its life has passed."""
+        now = time.monotonic()
+        if now >= self._token_renewal:
+            self._token = mint_token(self._secret, role="service", subject=self._caller_name,
+                                     ttl_seconds=TOKEN_TTL_SECONDS)  # fmt: skip
+            self._token_renewal = now + TOKEN_TTL_SECONDS * TOKEN_REUSE_SHARE
+        return self._token
 
     def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
-        token = mint_token(self._secret, role="service", subject=self._caller_name, ttl_seconds=300)
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {self._bearer()}"}
         request_id = current_request_id()
         if request_id:
             headers["X-Request-ID"] = request_id
@@ -62,9 +84,7 @@ class ServiceClient:
         attempts = 1 + (self._retries if idempotent else 0)
         for attempt in range(attempts):
             try:
-                response = await self._client.request(
-                    method, path, json=json, params=params, headers=all_headers
-                )
+                response = await self._send(method, path, json, params, all_headers)
             except httpx.TransportError:
                 if attempt + 1 >= attempts:
                     # Answered 503 `service-unavailable` with Retry-After (shared.app adds it).
@@ -76,6 +96,19 @@ class ServiceClient:
                     return response
             await asyncio.sleep(0.1 * 2**attempt)
         raise AssertionError("unreachable")
+
+    async def _send(
+        self, method: str, path: str, json: Any, params: dict[str, Any] | None,
+        headers: dict[str, str],
+    ) -> httpx.Response:  # fmt: skip
+        if self._one_at_a_time is None:
+            return await self._client.request(
+                method, path, json=json, params=params, headers=headers
+            )
+        async with self._one_at_a_time:
+            return await self._client.request(
+                method, path, json=json, params=params, headers=headers
+            )
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -3,7 +3,8 @@ overridable in tests) and the reads they make, typed with `shared.contracts`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -50,6 +51,28 @@ async def fetch_buyer(peers: Mapping[str, ServiceClient], buyer_id: str) -> Buye
         raise not_found("buyer", buyer_id)
     _raise_for_upstream(response.status_code, "underwriting", response.text)
     return BuyerFacts.model_validate(response.json())
+
+
+async def fetch_policy_and_buyer(
+    peers: Mapping[str, ServiceClient],
+    policy_id: str,
+    buyer_id: str,
+    check_policy: Callable[[PolicyTerms], object] | None = None,
+) -> tuple[PolicyTerms, BuyerFacts]:
+    """The policy and the buyer, asked for at once (never cached: a cancelled policy or a
+    sanctioned buyer is seen on the next request). Each read waits for the other, and the
+    policy's refusal (404, 502, 503, or `check_policy`'s: not the caller's) is raised before the
+    buyer's, as when they were read in turn."""
+    policy, buyer = await asyncio.gather(
+        fetch_policy(peers, policy_id), fetch_buyer(peers, buyer_id), return_exceptions=True
+    )
+    if isinstance(policy, BaseException):
+        raise policy
+    if check_policy is not None:
+        check_policy(policy)
+    if isinstance(buyer, BaseException):
+        raise buyer
+    return policy, buyer
 
 
 def _raise_for_upstream(status: int, peer: str, text: str) -> None:

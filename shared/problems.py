@@ -164,6 +164,9 @@ NOT_OVERDUE = _entry("not-overdue", 422, "Not overdue",
 EXTENSION_TOO_LONG = _entry("extension-too-long", 422, "Extension too long",
                             "the policyholder moves a due date on its own by at most the "
                             "policy's maximum extension", "claims")  # fmt: skip
+BUYER_SANCTIONED = _entry("buyer-sanctioned", 422, "Buyer sanctioned",
+                          "the claim's buyer, or its country, is sanctioned: no indemnity is paid "
+                          "on it, even on a claim approved before the listing", "claims")  # fmt: skip
 
 # -------------------------------------------------------------------------- collections
 CASE_EXISTS = _entry("case-exists", 409, "Case exists",
@@ -355,6 +358,7 @@ def problem_components() -> dict[str, dict[str, Any]]:
         "invoice_numbers": {"type": "array", "items": text,
                             "description": "the invoice numbers the refusal is about"},
         "case_id": {**text, "description": "`case-exists`: the case already open"},
+        "buyer_id": {**text, "description": "`buyer-sanctioned`: the buyer under sanctions"},
         "loc": {"type": "array", "items": {"anyOf": [text, {"type": "integer"}]},
                 "description": "`currency-mismatch`: the field in the other currency"},
         "expected_currency": {**text, "description": "`currency-mismatch`: the currency "

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Depends,
+    File,
+    Form,
+    Path,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+)
 
 from services.claims import notifications
 from services.claims import service as uc
@@ -48,6 +60,11 @@ def context(request: Request, session: SessionDep, caller: Caller, peers: Any) -
                       peers=peers)  # fmt: skip
 
 
+async def later(tasks: BackgroundTasks, job: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """An `after_commit` that runs `job` once the answer has been sent (the answer stands)."""
+    tasks.add_task(job, *args)
+
+
 # ---------------------------------------------------------------- overdue notifications
 
 
@@ -55,14 +72,18 @@ def context(request: Request, session: SessionDep, caller: Caller, peers: Any) -
              responses=CREATE)  # fmt: skip
 async def notify_overdue(
     body: NotificationCreate, request: Request, session: SessionDep, caller: Policyholder,
-    peers: PeersDep, cmd: CommandDep,
+    peers: PeersDep, cmd: CommandDep, tasks: BackgroundTasks,
 ) -> Response:  # fmt: skip
     """Invoices unpaid past due (each in time or late), an extension request or a repayment plan;
     an overdue starts stop-shipment in underwriting."""
     ctx = context(request, session, caller, peers)
-    return await cmd.run(lambda: notifications.notify_overdue(ctx, body), status_code=201,
-                         location=lambda n: f"/v1/overdue-notifications/{n.id}",
-                         after_commit=lambda n: uc.deliver_for(ctx, n))  # fmt: skip
+    # What underwriting is told goes out once the answer is sent (the answer says what was
+    # signalled, not what underwriting answered).
+    return await cmd.run(
+        lambda: notifications.notify_overdue(ctx, body), status_code=201,
+        location=lambda n: f"/v1/overdue-notifications/{n.id}",
+        after_commit=lambda n: later(tasks, uc.deliver_after_answer, ctx, n),
+    )  # fmt: skip
 
 
 @router.get("/overdue-notifications/{notification_id}", response_model=NotificationRead,
@@ -82,13 +103,16 @@ async def get_notification(
 @router.post("/claims", status_code=201, response_model=ClaimRead, responses=CREATE)
 async def file_claim(
     body: ClaimCreate, request: Request, session: SessionDep, caller: Policyholder,
-    peers: PeersDep, cmd: CommandDep,
+    peers: PeersDep, cmd: CommandDep, tasks: BackgroundTasks,
 ) -> Response:  # fmt: skip
     """A claim within its filing window (else 422 `claim-time-barred` / `claim-too-early`)."""
     ctx = context(request, session, caller, peers)
-    return await cmd.run(lambda: uc.file_claim(ctx, body), status_code=201,
-                         location=lambda c: f"/v1/claims/{c.id}",
-                         after_commit=lambda c: uc.deliver_for(ctx, c))  # fmt: skip
+    # What the filing tells underwriting goes out once the answer is sent (nothing in the
+    # answer depends on it).
+    return await cmd.run(
+        lambda: uc.file_claim(ctx, body), status_code=201, location=lambda c: f"/v1/claims/{c.id}",
+        after_commit=lambda c: later(tasks, uc.deliver_after_answer, ctx, c),
+    )  # fmt: skip
 
 
 @router.get("/claims", response_model=ClaimList, responses=READ)

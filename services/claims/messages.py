@@ -1,11 +1,12 @@
 """What claims tells the other services, as the models of `shared.contracts` their receivers read:
-signals about a buyer to underwriting, the coverage checks of a claim's invoices, and the
-subrogation case a paid claim opens in collections. Pure: rows in, messages out."""
+signals about a buyer to underwriting (a paid claim's among them), the coverage checks of a
+claim's invoices, and the subrogation case a paid claim opens in collections. Pure: rows in,
+messages out."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from services.claims import rules
 from services.claims.models import Claim, ClaimInvoice
@@ -16,6 +17,7 @@ from shared.contracts import (
     CaseOpening,
     CoverageCheck,
     LadderName,
+    SignalKind,
 )
 from shared.usecase import money_read
 
@@ -31,6 +33,25 @@ def signal(
     return BuyerSignal.model_validate(
         {"kind": kind, "observed_on": observed_on, "details": details, "policy_id": policy_id}
     )
+
+
+# What a paid claim says of its buyer: the insurer bore a loss on it (an insolvency), or a
+# protracted default is confirmed (the claim survived its exclusions and disputes, which a filing
+# alone does not show); a political loss says nothing of the buyer.
+PAID_CLAIM_SIGNALS: Mapping[str, SignalKind] = {
+    "insolvency": "claim_paid",
+    "protracted_default": "protracted_default",
+}
+
+
+def paid_claim_signal(claim: Claim) -> BuyerSignal | None:
+    """The signal a paid claim sends about its buyer, observed on the day it was paid, with its
+    policy; none for a cause that says nothing of the buyer."""
+    kind = PAID_CLAIM_SIGNALS.get(claim.cause)
+    if kind is None or claim.paid_on is None:
+        return None
+    details = f"{claim.cause} claim {claim.id} paid under policy {claim.policy_id}"
+    return signal(kind, claim.paid_on, details, claim.policy_id)
 
 
 def coverage_checks(claim: Claim, invoices: Sequence[ClaimInvoice]) -> list[CoverageCheck]:

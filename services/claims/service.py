@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -31,17 +32,18 @@ from services.claims.schemas import (
     InvoiceIn,
 )
 from shared import problems
-from shared.contracts import CoverageReply, PolicyTerms
+from shared.contracts import BuyerFacts, CoverageReply, PolicyTerms
 from shared.db import new_id, utcnow
 from shared.events import announce
 from shared.http import ServiceClient
 from shared.outbox import deliver, enqueue
 from shared.pagination import PageRequest, fetch_page
-from shared.peers import fetch_buyer, fetch_policy, upstream_problem
+from shared.peers import fetch_buyer, fetch_policy, fetch_policy_and_buyer, upstream_problem
 from shared.problems import Problem, conflict, invalid, not_found, unprocessable
 from shared.usecase import Context as UseCaseContext
 from shared.usecase import money_read, non_negative_amount_in, positive_amount_in
 
+log = logging.getLogger("tci.claims")
 ZERO = Decimal(0)
 Context = UseCaseContext[ClaimsSettings]
 Act = rules.Act
@@ -55,9 +57,22 @@ def invoice_amounts(invoices: Sequence[InvoiceIn], currency: str) -> Decimal:
 
 
 async def own_policy(ctx: Context, policy_id: str) -> PolicyTerms:
-    policy = await fetch_policy(ctx.peers, policy_id)
+    return _own(ctx, await fetch_policy(ctx.peers, policy_id))
+
+
+async def own_policy_and_buyer(
+    ctx: Context, policy_id: str, buyer_id: str
+) -> tuple[PolicyTerms, BuyerFacts]:
+    """The caller's policy and the buyer, read from underwriting at once (404 for either)."""
+    return await fetch_policy_and_buyer(
+        ctx.peers, policy_id, buyer_id, lambda policy: _own(ctx, policy)
+    )
+
+
+def _own(ctx: Context, policy: PolicyTerms) -> PolicyTerms:
+    """The policy, when the caller may see it (a policyholder its own); else 404."""
     if ctx.caller.role == "policyholder" and ctx.caller.party_id != policy.policyholder_id:
-        raise not_found("policy", policy_id)
+        raise not_found("policy", policy.id)
     return policy
 
 
@@ -139,8 +154,7 @@ async def _hold_invoices(ctx: Context, claim: Claim, numbers: Sequence[str]) -> 
 
 async def file_claim(ctx: Context, filing: ClaimCreate) -> ClaimRead:
     """A claim within its filing window; documents pending until the file is complete."""
-    policy = await own_policy(ctx, filing.policy_id)
-    await fetch_buyer(ctx.peers, filing.buyer_id)
+    policy, _ = await own_policy_and_buyer(ctx, filing.policy_id, filing.buyer_id)
     invoice_amounts(filing.invoices, policy.currency)
     reductions = sum(
         (non_negative_amount_in(getattr(filing, name), policy.currency, ["body", name])
@@ -603,8 +617,15 @@ async def pay(ctx: Context, claim_id: str) -> ClaimRead:
     assessment = views.stored_assessment(claim)
     assert claim.indemnity is not None and assessment is not None
     await _check_caps_still_hold(ctx, claim, paying=True)
-    buyer = await fetch_buyer(ctx.peers, claim.buyer_id)
     invoices = (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
+    # No indemnity on a sanctioned buyer or country (domain.md), even on a claim approved before
+    # the listing: underwriting's coverage batch answers the sanctions of today.
+    coverage = await _coverage(ctx, claim, invoices) if invoices else {}
+    if any("sanctioned" in answer.reasons for answer in coverage.values()):
+        raise unprocessable(problems.BUYER_SANCTIONED,
+                            f"buyer {claim.buyer_id} (or its country) is sanctioned: claim "
+                            f"{claim.id} is not paid", buyer_id=claim.buyer_id)  # fmt: skip
+    buyer = await fetch_buyer(ctx.peers, claim.buyer_id)
     claim.paid_on, claim.paid_by = ctx.today, ctx.caller.subject
     parties = await _parties(ctx, claim)
     await _enter(ctx, claim, paid, parties=parties)
@@ -612,6 +633,10 @@ async def pay(ctx: Context, claim_id: str) -> ClaimRead:
         claim_id=claim.id, policy_id=claim.policy_id, buyer_id=claim.buyer_id,
         amount=money_read(claim.indemnity, claim.currency), paid_on=ctx.today,
     ), subject_id=claim.id, parties=parties)  # fmt: skip
+    said = messages.paid_claim_signal(claim)
+    if said is not None:  # the closed loop: the loss reaches the buyer's grade
+        await signal_underwriting(ctx, claim.id, claim.buyer_id, said,
+                                  f"claims:claim-paid:{claim.id}")  # fmt: skip
     case = messages.subrogation_case(claim, assessment, invoices, buyer.country)
     if case is not None:
         await enqueue(ctx.session, outbox, aggregate_id=claim.id, target="collections",
@@ -639,6 +664,19 @@ async def deliver_for(ctx: Context, answer: Answer) -> Answer:
     if case_id is not None and isinstance(answer, ClaimRead):
         return answer.model_copy(update={"collection_case_id": case_id})
     return answer
+
+
+async def deliver_after_answer(ctx: Context, answer: BaseModel) -> None:
+    """Once the answer is sent (a background task of the request): send what the change to
+    `answer` put in the outbox, then give the request's session back. Nothing waits for it: a
+    failure is logged and the periodic loop of any replica sends what is left (the lease keeps
+    one sender at a time, the receiver's Idempotency-Key makes it happen once)."""
+    try:
+        await deliver_for(ctx, answer)
+    except Exception:
+        log.exception("delivering the outbox of %s after its answer", getattr(answer, "id", "?"))
+    finally:
+        await ctx.session.close()
 
 
 async def record_delivery(session: AsyncSession, message: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from services.collections.schemas import (
     PaymentRead,
 )
 from shared.auth import Caller, CallerDep, require
-from shared.db import SessionDep
+from shared.db import ReadSessionDep, SessionDep
 from shared.idempotency import CommandDep
 from shared.pagination import PageDep
 from shared.peers import PeersDep
@@ -71,7 +71,7 @@ async def open_case(
 
 @router.get("/cases", response_model=CaseList, responses=READ)
 async def list_cases(
-    request: Request, session: SessionDep, caller: CaseReader, page: PageDep,
+    request: Request, session: ReadSessionDep, caller: CaseReader, page: PageDep,
     status: Annotated[CaseStatusName | None, Query(max_length=20)] = None,
     claim_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> CaseList:  # fmt: skip

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 
+from services.collections import messages, rules, views
 from services.collections import repository as repo
-from services.collections import rules, views
 from services.collections.config import CollectionsSettings
 from services.collections.events import (
     CaseClosed,
@@ -154,11 +154,17 @@ async def _signal_opening(ctx: Context, case: Case) -> None:
         return
     signal = BuyerSignal(kind=kind, observed_on=ctx.today,
                          details=f"collection case {case.id} opened for {case.creditor_id}")  # fmt: skip
+    await _signal_underwriting(ctx, case, signal, f"collections:mandate:{case.id}")
+
+
+async def _signal_underwriting(ctx: Context, case: Case, signal: BuyerSignal, key: str) -> None:
+    """Tell underwriting of the case's buyer through the outbox, in the change's transaction; the
+    key (one per case and kind of signal) makes underwriting record it once however often it is
+    sent."""
     await enqueue(
         ctx.session, outbox, aggregate_id=case.id, target="underwriting",
-        path=f"/v1/buyers/{case.buyer_id}/signals",
-        body=signal.model_dump(mode="json", exclude_none=True),
-        idempotency_key=f"collections:mandate:{case.id}",
+        path=messages.SIGNALS_PATH.format(buyer_id=case.buyer_id),
+        body=signal.model_dump(mode="json", exclude_none=True), idempotency_key=key,
     )  # fmt: skip
 
 
@@ -298,9 +304,21 @@ async def add_activity(ctx: Context, case_id: str, done: ActivityCreate) -> Acti
         occurred_on=done.occurred_on, note=done.note, promised_amount=promised,
         promised_on=done.promised_on, details=None, recorded_by=ctx.caller.subject,
     )  # fmt: skip
+    await _signal_legal_step(ctx, case, done)
     ctx.session.add(activity)
     await ctx.session.flush()
     return views.activity_read(activity, case)
+
+
+async def _signal_legal_step(ctx: Context, case: Case, done: ActivityCreate) -> None:
+    """The case's first legal step tells underwriting the buyer would not pay amicably."""
+    if done.kind != messages.LEGAL_ACTIVITY:
+        return
+    earlier = (await repo.activities_of(ctx.session, [case.id])).get(case.id, [])
+    signal = messages.legal_step_signal(case.id, done.kind, [a.kind for a in earlier],
+                                        done.occurred_on)  # fmt: skip
+    if signal is not None:
+        await _signal_underwriting(ctx, case, signal, f"collections:legal:{case.id}")
 
 
 async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) -> PaymentRead:
@@ -342,6 +360,10 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
     await _announce_payment(
         ctx, case, payment, left, recovered=sum((i.paid for i in invoices), ZERO)
     )
+    paid_in_full = messages.paid_in_full_signal(case.id, case.status == CaseStatus.CLOSED,
+                                                received.received_on)  # fmt: skip
+    if paid_in_full is not None:  # a case closes once: one signal
+        await _signal_underwriting(ctx, case, paid_in_full, f"collections:paid:{case.id}")
     return views.payment_read(payment, case, left)
 
 

@@ -49,7 +49,7 @@ from services.underwriting.schemas import (
 )
 from shared.auth import Caller, require
 from shared.contracts import CountryCode
-from shared.db import ReaderDep, SessionDep
+from shared.db import ReaderDep, ReadSessionDep, SessionDep
 from shared.idempotency import CommandDep
 from shared.pagination import Page, PageDep
 from shared.problems import created_responses, problem_responses
@@ -113,7 +113,7 @@ async def list_policies(
 
 @router.get("/policies/{policy_id}", response_model=PolicyRead, responses=READ)
 async def get_policy(
-    policy_id: IdPath, request: Request, session: SessionDep, caller: PolicyReader
+    policy_id: IdPath, request: Request, session: ReadSessionDep, caller: PolicyReader
 ) -> PolicyRead:
     return await uc.get_policy(context(request, session, caller), policy_id)
 
@@ -146,7 +146,7 @@ async def register_buyer(
 
 @router.get("/buyers/{buyer_id}", response_model=BuyerRead, responses=READ)
 async def get_buyer(
-    buyer_id: IdPath, request: Request, session: SessionDep, caller: PolicyholderOrStaff
+    buyer_id: IdPath, request: Request, session: ReadSessionDep, caller: PolicyholderOrStaff
 ) -> BuyerRead:
     """A buyer with its grade; staff also see the factors behind it."""
     return await uc.get_buyer(context(request, session, caller), buyer_id)

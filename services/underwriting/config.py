@@ -3,17 +3,22 @@ the rules' own (`rules.DEFAULT_*`), written once there."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import get_args
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from services.underwriting.rules import (
     DEFAULT_DECISION_TABLE,
     DEFAULT_HALVE_FROM_GRADE,
     DEFAULT_HEALTH,
+    DEFAULT_SIGNAL_POINTS,
+    SIGNAL_MEMORY_DAYS,
     DecisionTable,
     HealthThresholds,
 )
+from shared.contracts import SignalKind
 from shared.settings import Settings
 
 _TABLE = DEFAULT_DECISION_TABLE
@@ -95,6 +100,30 @@ class UnderwritingSettings(Settings):
         description="statements of one coverage batch in flight at once (keep below TCI_DB_POOL_SIZE)",
         ge=1,
     )
+
+    # The points each kind of signal adds to the grade while it is recent (domain.md, Grade:
+    # signals add points too), as JSON: `{"claim_paid": "3"}` overrides that kind only.
+    signal_points: dict[str, Decimal] = Field(
+        default_factory=lambda: dict(DEFAULT_SIGNAL_POINTS), alias="TCI_UW_SIGNAL_POINTS"
+    )
+    signal_memory_days: int = Field(
+        SIGNAL_MEMORY_DAYS,
+        alias="TCI_UW_SIGNAL_MEMORY_DAYS",
+        ge=1,
+        description="how many days a signal about a buyer weighs on its grade",
+    )
+
+    @field_validator("signal_points")
+    @classmethod
+    def _known_signal_kinds(cls, points: dict[str, Decimal]) -> dict[str, Decimal]:
+        unknown = sorted(set(points) - set(get_args(SignalKind)))
+        if unknown:
+            raise ValueError(f"no such signal kind: {', '.join(unknown)}")
+        return {**DEFAULT_SIGNAL_POINTS, **points}
+
+    def signal_weights(self) -> Mapping[str, Decimal]:
+        """The points of every kind of signal: the defaults, with the settings' overrides."""
+        return self.signal_points
 
     def health_thresholds(self) -> HealthThresholds:
         return HealthThresholds(

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from services.underwriting import repository as repo
 from services.underwriting import rules, views
+from services.underwriting import whole_book as book
 from services.underwriting.events import (
     DecisionReason,
     LimitChanged,
@@ -48,6 +49,7 @@ from services.underwriting.service import (
     Context,
     buyer_indicators,
     country_level,
+    grade_profile,
     owned_policy,
     regrade,
     visible_policy,
@@ -55,7 +57,7 @@ from services.underwriting.service import (
 from shared.contracts import money_json
 from shared.db import new_id, utcnow
 from shared.events import announce
-from shared.money import Money
+from shared.money import Money, minor_units
 from shared.pagination import PageRequest, fetch_page
 from shared.problems import (
     ALREADY_DECIDED,
@@ -68,6 +70,9 @@ from shared.problems import (
     unprocessable,
 )
 from shared.usecase import amount_in, money_read, non_negative_amount_in, positive_amount_in
+
+# Distinct grading profiles graded per round trip of the whole-book re-grade (fixed memory).
+_PROFILE_CHUNK = 1000
 
 # ---------------------------------------------------------------- limits
 
@@ -417,7 +422,8 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
     signal = BuyerSignal(
         id=new_id("sig"), buyer_id=buyer.id, policy_id=data.policy_id, kind=data.kind,
         observed_on=data.observed_on, details=data.details,
-        points=rules.signal_points(data.kind), grade_before=grade_before,
+        points=rules.signal_points(data.kind, ctx.settings.signal_weights()),
+        grade_before=grade_before,
         grade_after=grade_before, created_by=ctx.caller.subject, created_at=utcnow(),
     )  # fmt: skip
     ctx.session.add(signal)
@@ -491,11 +497,15 @@ async def _halve_all(ctx: Context, buyer: Buyer, grade: int) -> list[LimitChange
             continue
         changes.append(await apply_limit_change(
             ctx, limit, new_amount=rules.halved(current, policy.currency),
-            effective_from=effective,
-            reason=f"buyer downgraded to grade {grade}: limit halved after the "
-                   f"{policy.reduction_notice_days}-day notice period",
+            effective_from=effective, reason=_halving_reason(grade, policy.reduction_notice_days),
             source="signal", halving=True))  # fmt: skip
     return changes
+
+
+def _halving_reason(grade: int, notice_days: int) -> str:
+    return (
+        f"buyer downgraded to grade {grade}: limit halved after the {notice_days}-day notice period"
+    )
 
 
 async def _amount_on(ctx: Context, limit: CreditLimit, day: dt.date) -> Decimal | None:
@@ -507,20 +517,65 @@ async def _amount_on(ctx: Context, limit: CreditLimit, day: dt.date) -> Decimal 
 
 async def set_country_risk(ctx: Context, country: str, level: int) -> CountryRiskRead:
     """A country's risk level changes: every buyer of that country is graded again (an entry of
-    its grade history), and its limits follow the new grade as after any other grade change."""
+    its grade history), and its limits follow the new grade as after any other grade change,
+    set-based over the whole book (`whole_book`). The same level again changes nothing."""
     risk = await repo.country_risk(ctx.session, country)
+    before = ctx.settings.default_country_risk_level if risk is None else risk.level
     if risk is None:
         ctx.session.add(CountryRisk(country=country, level=level, updated_by=ctx.caller.subject,
                                     updated_at=utcnow()))  # fmt: skip
     else:
         risk.level, risk.updated_by, risk.updated_at = level, ctx.caller.subject, utcnow()
     await ctx.session.flush()
-    for buyer in await repo.buyers_of_country(ctx.session, country):
-        grade_before = buyer.grade
-        grade = await regrade(ctx, buyer, cause="country_risk")
-        if rules.reaches_halving_grade(
-            grade_before, grade.grade, halve_from_grade=ctx.settings.halve_from_grade
-        ):
-            await _halve_all(ctx, buyer, grade.grade)
-    await ctx.session.flush()
-    return CountryRiskRead(country=country, level=level, listed=True)
+    regraded = changed = 0
+    if level != before:
+        regraded = await _regrade_country(ctx, country, level)
+        changed = await _halve_book(ctx)
+    return CountryRiskRead(country=country, level=level, listed=True, buyers_regraded=regraded,
+                           limits_changed=changed)  # fmt: skip
+
+
+async def _regrade_country(ctx: Context, country: str, level: int) -> int:
+    """Grade each distinct profile of the country's buyers once through the rule, a chunk at a
+    time, then give every buyer its profile's grade, a grade history entry and, if the grade
+    moved, a `buyer.grade_changed`; how many buyers."""
+    session = ctx.session
+    await book.start(session)
+    await book.collect_profiles(session, country)
+    last = 0
+    while chunk := await book.profiles_after(session, last, _PROFILE_CHUNK):
+        graded = []
+        for profile in chunk:
+            grade = grade_profile(ctx, profile.indicators, level=level, signals=profile.signals,
+                                  insolvent=profile.insolvent)  # fmt: skip
+            graded.append({"pid": profile.id, "grade": grade.grade,
+                           "factors": views.factors_json(grade)})  # fmt: skip
+        await book.grade_profiles(session, graded)
+        last = chunk[-1].id
+    regraded = await book.mark_regraded(session, country)
+    await book.apply_grades(session, today=ctx.today, level=level, by=ctx.caller.subject,
+                            now=utcnow())  # fmt: skip
+    await book.announce_grades(session, today=ctx.today)
+    return regraded
+
+
+async def _halve_book(ctx: Context) -> int:
+    """The limits of the re-graded buyers newly at the halving grade are halved after their
+    policy's notice period (`rules.reaches_halving_grade`, asked once per distinct move and
+    notice period), each announced (`limit.changed`); how many limits."""
+    session = ctx.session
+    notices = [
+        {"grade_before": before, "grade_after": after, "notice_days": days,
+         "effective_from": rules.halving_effective_from(ctx.today, days),
+         "reason": _halving_reason(after, days)}
+        for before, after, days in await book.grade_moves(session)
+        if rules.reaches_halving_grade(before, after,
+                                       halve_from_grade=ctx.settings.halve_from_grade)
+    ]  # fmt: skip
+    await book.add_notices(session, notices)
+    units = {c: minor_units(c) for c in await book.policy_currencies(session)}
+    halved = await book.collect_halvings(session, minor_units=units)
+    if halved:
+        await book.halve(session, by=ctx.caller.subject, now=utcnow())
+        await book.announce_halvings(session, minor_units=units)
+    return halved

@@ -22,6 +22,8 @@ from sqlalchemy import (
     func,
     inspect,
     literal,
+    literal_column,
+    not_,
     or_,
     select,
     text,
@@ -49,6 +51,7 @@ from services.underwriting.models import (
     StopShipment,
 )
 from services.underwriting.rules import LimitRequestStatus, TurnoverLine
+from services.underwriting.rules.cash_flow import HealthThresholds, HealthTotals
 from shared.db import Amount, Query, Reader, utcnow
 
 
@@ -319,23 +322,144 @@ async def add_unless_taken(session: AsyncSession, row: Any, *unique: str) -> boo
     return True
 
 
-async def add_receivables_unless_known(
-    session: AsyncSession, rows: Sequence[dict[str, Any]]
-) -> set[str]:
-    """Insert the declared invoices whose number the policy does not know yet; the numbers
-    inserted. A number known (or inserted by a concurrent declaration, waited for) is left to be
-    updated. In number order, so that concurrent declarations wait on each other in one order."""
+_DECLARED = ("buyer_id", "amount", "shipment_date", "due_date", "paid_amount", "paid_on",
+             "updated_at")  # fmt: skip
+
+
+def declaration_upsert_statement(
+    rows: Sequence[dict[str, Any]] | None = None, dialect: str = "postgresql"
+) -> Any:
+    """INSERT … ON CONFLICT (policy, invoice number) DO UPDATE of declared invoices, returning
+    each row's id (the id proposed when inserted, the known row's when updated); with `rows`, as
+    one multi-row statement (the benchmark runs it bare), else for executemany."""
+    table = Receivable.__table__
+    insert: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(table)
+    if rows is not None:
+        statement = statement.values(list(rows))
+    return statement.on_conflict_do_update(
+        index_elements=["policy_id", "invoice_number"],
+        set_={name: statement.excluded[name] for name in _DECLARED},
+    ).returning(table.c.id)
+
+
+async def upsert_receivables(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert the declared invoices, or update those whose number the policy knows (one
+    declared by a concurrent request is waited for, then updated), set-based: a few multi-row
+    statements, no ORM objects. In number order, so that concurrent declarations wait on each
+    other in one order. How many were inserted."""
     ordered = sorted(rows, key=lambda row: str(row["invoice_number"]))
-    created: set[str] = set()
-    for start in range(0, len(ordered), 500):
-        statement = (
-            _dialect_insert(session)(Receivable.__table__)
-            .values(ordered[start : start + 500])
-            .on_conflict_do_nothing(index_elements=["policy_id", "invoice_number"])
-            .returning(Receivable.__table__.c.invoice_number)
-        )
-        created.update((await session.execute(statement)).scalars())
-    return created
+    statement = declaration_upsert_statement(dialect=session.get_bind().dialect.name)
+    proposed = {str(row["id"]) for row in ordered}
+    returned = await session.execute(statement, ordered)
+    return sum(1 for ident in returned.scalars() if ident in proposed)
+
+
+def _outstanding_on(day: dt.date, dialect: str) -> Any:
+    """rules.Invoice.outstanding_on: nothing before shipment, else the amount less what was paid
+    by `day`, never below zero."""
+    paid = case((Receivable.paid_on <= day, Receivable.paid_amount), else_=literal_column("0"))
+    left = Receivable.amount - paid
+    floor = (func.greatest if dialect == "postgresql" else func.max)(left, literal_column("0"))
+    return case((Receivable.shipment_date > day, literal_column("0")), else_=floor)
+
+
+def _aged(due: Any, today: dt.date, buckets: Sequence[tuple[str, int, int | None]]) -> list[Any]:
+    """rules.ageing's test of each bucket on the due date (the first bucket matching wins)."""
+    tests: list[Any] = [due >= today]
+    for _name, low, high in buckets:
+        days_late = [due <= today - dt.timedelta(days=low)]
+        if high is not None:
+            days_late.append(due >= today - dt.timedelta(days=high))
+        tests.append(and_(*days_late, *(not_(earlier) for earlier in tests)))
+    return tests
+
+
+def _summed(expression: Any, label: str) -> Any:
+    return type_coerce(func.coalesce(func.sum(expression), literal_column("0")), Amount()).label(
+        label
+    )
+
+
+def portfolio_health_statements(
+    policy_id: str, today: dt.date, thresholds: HealthThresholds, dialect: str = "postgresql"
+) -> tuple[Any, Any]:
+    """rules.health_totals in SQL: one aggregate of the policy's receivables (outstanding today
+    and a year ago, the sales windows, overdue, ageing), and the buyers still owing, ranked by
+    what they owe (ties by id), each with its indicators: the `top_buyers` first, then those
+    with a current ratio (the rules' warnings read it)."""
+    prior = today - dt.timedelta(days=365)
+    window = dt.timedelta(days=thresholds.sales_window_days)
+    now, then = _outstanding_on(today, dialect), _outstanding_on(prior, dialect)
+    ship, due = Receivable.shipment_date, Receivable.due_date
+    late = today - dt.timedelta(days=thresholds.overdue_after_days)
+    aged = _aged(due, today, thresholds.buckets)
+    totals = select(
+        _summed(now, "outstanding"), _summed(then, "outstanding_prior_year"),
+        _summed(case((and_(ship > today - window, ship <= today), Receivable.amount)), "sales"),
+        _summed(case((and_(ship > prior - window, ship <= prior), Receivable.amount)),
+                "sales_prior_year"),
+        _summed(case((due < late, now)), "overdue"),
+        *(_summed(case((test, now)), f"aged_{i}") for i, test in enumerate(aged)),
+    ).where(Receivable.policy_id == policy_id)  # fmt: skip
+    owed = type_coerce(func.sum(now), Amount())
+    order_id = Receivable.buyer_id.collate("C") if dialect == "postgresql" else Receivable.buyer_id
+    per_buyer = (
+        select(Receivable.buyer_id.label("buyer_id"), owed.label("owed"),
+               func.row_number().over(order_by=(owed.desc(), order_id)).label("place"))
+        .where(Receivable.policy_id == policy_id)
+        .group_by(Receivable.buyer_id)
+        .having(func.sum(now) > literal_column("0"))
+        .subquery("per_buyer")
+    )  # fmt: skip
+    has_ratio = or_(
+        Buyer.indicators["current_ratio"].as_string().is_not(None),
+        Buyer.declared_indicators["current_ratio"].as_string().is_not(None),
+    )
+    buyers = (
+        select(per_buyer.c.buyer_id, type_coerce(per_buyer.c.owed, Amount()), per_buyer.c.place,
+               Buyer.indicators, Buyer.declared_indicators)
+        .join(Buyer, Buyer.id == per_buyer.c.buyer_id)
+        .where(or_(per_buyer.c.place <= thresholds.top_buyers, has_ratio))
+        .order_by(per_buyer.c.place)
+    )  # fmt: skip
+    return totals, buyers
+
+
+@dataclass(frozen=True)
+class HealthFigures:
+    """What portfolio health reads: the sums, and the indicators of the buyers still owing
+    that have a current ratio (confirmed and declared)."""
+
+    totals: HealthTotals
+    indicators: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]
+
+
+async def portfolio_health_figures(
+    session: AsyncSession, policy_id: str, today: dt.date, thresholds: HealthThresholds
+) -> HealthFigures:
+    dialect = session.get_bind().dialect.name
+    totals, buyers = portfolio_health_statements(policy_id, today, thresholds, dialect)
+    sums = (await session.execute(totals)).one()
+    names = ["not_due", *(name for name, _, _ in thresholds.buckets)]
+    largest: dict[str, Decimal] = {}
+    indicators: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {}
+    for buyer_id, owed, place, confirmed, declared in (await session.execute(buyers)).all():
+        if place <= thresholds.top_buyers:
+            largest[buyer_id] = owed
+        indicators[buyer_id] = (confirmed, declared)
+    return HealthFigures(
+        totals=HealthTotals(
+            outstanding=sums.outstanding,
+            outstanding_prior_year=sums.outstanding_prior_year,
+            sales=sums.sales,
+            sales_prior_year=sums.sales_prior_year,
+            overdue=sums.overdue,
+            ageing=tuple((name, sums[5 + i]) for i, name in enumerate(names)),
+            largest_buyers=largest,
+        ),
+        indicators=indicators,
+    )
 
 
 async def serialise_policies_of(session: AsyncSession, policyholder_id: str, currency: str) -> None:

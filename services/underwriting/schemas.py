@@ -294,7 +294,8 @@ class InvoiceDeclaration(Schema):
 
 
 class DeclarationCreate(Schema):
-    invoices: Annotated[list[InvoiceDeclaration], Field(min_length=1, max_length=10_000)]
+    # A month's invoices of a large exporter in one request (bench/book.py: 50,000).
+    invoices: Annotated[list[InvoiceDeclaration], Field(min_length=1, max_length=50_000)]
 
 
 class DeclarationRead(Schema):
@@ -415,6 +416,12 @@ class CountryRiskRead(Schema):
     country: CountryCode
     level: int
     listed: bool
+    buyers_regraded: int = Field(
+        0, description="buyers graded again (none when the level in force did not change)"
+    )
+    limits_changed: int = Field(
+        0, description="limits halved because their buyer newly reached the halving grade"
+    )
 
 
 class SanctionCreate(Schema):
@@ -437,6 +444,12 @@ class SanctionRead(Schema):
     country: CountryCode | None
     buyer_id: str | None
     reason: str
+    buyers_affected: int | None = Field(
+        None, description="on creation: the buyers it names (one, or those of the country)"
+    )
+    limits_affected: int | None = Field(
+        None, description="on creation: the limits those buyers hold, no longer covering"
+    )
 
 
 class SanctionList(Schema):

@@ -4,11 +4,12 @@ the single commit to the request's command."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from services.underwriting import repository as repo
-from services.underwriting import rules, views
+from services.underwriting import rules, views, whole_book
 from services.underwriting.config import UnderwritingSettings
 from services.underwriting.events import BuyerGradeChanged, GradeCause
 from services.underwriting.models import (
@@ -19,6 +20,7 @@ from services.underwriting.models import (
     Sanction,
     events,
 )
+from services.underwriting.rules.cash_flow import health_from_totals
 from services.underwriting.schemas import (
     AssignmentRead,
     BuyerCreate,
@@ -217,15 +219,33 @@ async def country_level(ctx: Context, country: str) -> int:
     return risk.level if risk is not None else ctx.settings.default_country_risk_level
 
 
+def grade_profile(
+    ctx: Context,
+    indicators: dict[str, Any] | None,
+    *,
+    level: int,
+    signals: Sequence[tuple[str, dt.date]],
+    insolvent: bool,
+) -> rules.Grade:
+    """Today's grade of a buyer with these confirmed indicators, country risk level, signals and
+    insolvency: the one way every re-grade of today applies the rule (one buyer, or the whole
+    book one distinct profile at a time)."""
+    return rules.grade_buyer(
+        buyer_indicators(indicators),
+        country_risk_level=level,
+        signal_points=rules.recent_signal_points(
+            signals, today=ctx.today, points=ctx.settings.signal_weights(),
+            memory_days=ctx.settings.signal_memory_days,
+        ),
+        insolvent=insolvent,
+    )  # fmt: skip
+
+
 async def _grade_today(ctx: Context, buyer: Buyer) -> rules.Grade:
     """Today's grade of a buyer from its confirmed indicators, country and recent signals."""
     signals = await repo.signals_of(ctx.session, buyer.id)
-    grade = rules.grade_buyer(
-        buyer_indicators(buyer.indicators),
-        country_risk_level=await country_level(ctx, buyer.country),
-        signal_points=rules.recent_signal_points(signals, today=ctx.today),
-        insolvent=buyer.insolvent_since is not None,
-    )
+    grade = grade_profile(ctx, buyer.indicators, level=await country_level(ctx, buyer.country),
+                          signals=signals, insolvent=buyer.insolvent_since is not None)  # fmt: skip
     buyer.grade = grade.grade
     buyer.grade_factors = views.factors_json(grade)
     buyer.graded_at = utcnow()
@@ -262,14 +282,18 @@ async def _record_grade(ctx: Context, buyer: Buyer, *, cause: str, graded_on: dt
     else:
         then = rules.grade_on(buyer_indicators(buyer.indicators), day=graded_on,
                               country_risk_level=level, signals=signals,
-                              insolvent_since=buyer.insolvent_since)  # fmt: skip
+                              insolvent_since=buyer.insolvent_since,
+                              points=ctx.settings.signal_weights(),
+                              memory_days=ctx.settings.signal_memory_days)  # fmt: skip
         grade, factors = then.grade, views.factors_json(then)
     entries = [(graded_on, grade, factors, buyer.indicators, level)]
     last_of_day = {entry.graded_on: entry for entry in later}
     for day, entry in sorted(last_of_day.items()):
         again = rules.grade_on(buyer_indicators(entry.indicators), day=day,
                                country_risk_level=entry.country_risk_level or level,
-                               signals=signals, insolvent_since=buyer.insolvent_since)  # fmt: skip
+                               signals=signals, insolvent_since=buyer.insolvent_since,
+                               points=ctx.settings.signal_weights(),
+                               memory_days=ctx.settings.signal_memory_days)  # fmt: skip
         if again.grade != entry.grade or views.factors_json(again) != entry.factors:
             entries.append((day, again.grade, views.factors_json(again), entry.indicators,
                             entry.country_risk_level or level))  # fmt: skip
@@ -398,7 +422,11 @@ async def add_sanction(ctx: Context, data: SanctionCreate) -> SanctionRead:
     )  # fmt: skip
     ctx.session.add(sanction)
     await ctx.session.flush()
-    return views.sanction_read(sanction)
+    buyers, limits = await whole_book.sanctioned_book(ctx.session, country=data.country,
+                                                      buyer_id=data.buyer_id)  # fmt: skip
+    return views.sanction_read(sanction).model_copy(
+        update={"buyers_affected": buyers, "limits_affected": limits}
+    )
 
 
 async def list_sanctions(ctx: Context, page: PageRequest) -> SanctionList:
@@ -424,7 +452,6 @@ async def declare_receivables(
 ) -> DeclarationRead:
     """The policyholder declares its receivables; a known invoice number is updated."""
     policy = await owned_policy(ctx, policy_id)
-    numbers = [i.number for i in data.invoices]
     seen: set[str] = set()
     for index, invoice in enumerate(data.invoices):
         loc: list[str | int] = ["body", "invoices", index]
@@ -453,9 +480,9 @@ async def declare_receivables(
     def settled(invoice: InvoiceDeclaration) -> Decimal:
         return invoice.paid_amount.amount if invoice.paid_amount else Decimal(0)
 
-    # New numbers are inserted unless known (or being declared by a concurrent request): those
-    # not inserted are updated, so concurrent declarations of one new number create it once.
-    created = await repo.add_receivables_unless_known(ctx.session, [
+    # One upsert by invoice number: a new number is inserted, a known one (or one a concurrent
+    # request is declaring, waited for) updated, so concurrent declarations create it once.
+    created = await repo.upsert_receivables(ctx.session, [
         {"id": new_id("rcv"), "policy_id": policy.id, "buyer_id": invoice.buyer_id,
          "invoice_number": invoice.number, "amount": invoice.amount.amount,
          "shipment_date": invoice.shipment_date, "due_date": invoice.due_date,
@@ -463,19 +490,8 @@ async def declare_receivables(
          "updated_at": now}
         for invoice in data.invoices
     ])  # fmt: skip
-    known = await repo.receivables_by_number(
-        ctx.session, policy.id, [n for n in numbers if n not in created]
-    )
-    for invoice in data.invoices:
-        if invoice.number in created:
-            continue
-        row = known[invoice.number]
-        row.buyer_id, row.amount = invoice.buyer_id, invoice.amount.amount
-        row.shipment_date, row.due_date = invoice.shipment_date, invoice.due_date
-        row.paid_amount, row.paid_on, row.updated_at = settled(invoice), invoice.paid_on, now
-    await ctx.session.flush()
     return DeclarationRead(
-        policy_id=policy.id, created=len(created), updated=len(data.invoices) - len(created)
+        policy_id=policy.id, created=created, updated=len(data.invoices) - created
     )
 
 
@@ -494,15 +510,10 @@ async def premium_for(
 
 async def portfolio_health(ctx: Context, policy_id: str) -> PortfolioHealthRead:
     policy = await owned_policy(ctx, policy_id)
-    rows = await repo.receivables_of_policy(ctx.session, policy.id)
-    invoices = [
-        rules.Invoice(r.buyer_id, r.amount, r.shipment_date, r.due_date, r.paid_amount, r.paid_on)
-        for r in rows
-    ]
-    indicators = await repo.indicators_of(ctx.session, sorted({i.buyer_id for i in invoices}))
-    ratios = {buyer_id: ratio for buyer_id, (confirmed, declared) in indicators.items()
+    thresholds = ctx.settings.health_thresholds()
+    # The sums come from SQL aggregates (rules.health_totals' twin); the rule computes the rest.
+    figures = await repo.portfolio_health_figures(ctx.session, policy.id, ctx.today, thresholds)
+    ratios = {buyer_id: ratio for buyer_id, (confirmed, declared) in figures.indicators.items()
               if (ratio := rules.current_ratio_that_counts(confirmed, declared)) is not None}  # fmt: skip
-    health = rules.portfolio_health(invoices, today=ctx.today,
-                                    thresholds=ctx.settings.health_thresholds(),
-                                    current_ratios=ratios)  # fmt: skip
+    health = health_from_totals(figures.totals, thresholds=thresholds, current_ratios=ratios)
     return views.portfolio_health_read(policy, ctx.today, health)

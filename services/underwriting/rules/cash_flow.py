@@ -66,15 +66,61 @@ class PortfolioHealth:
     warnings: tuple[Warning, ...]
 
 
+@dataclass(frozen=True)
+class HealthTotals:
+    """The sums portfolio health is computed from, whether added up here (`health_totals`) or
+    by the database (`repository.portfolio_health_statements`): what is outstanding today and a
+    year ago, the credit sales of the window ending on each day, what is overdue, the ageing
+    buckets, and what each of (at least) the `top_buyers` buyers owing most owes."""
+
+    outstanding: Decimal
+    outstanding_prior_year: Decimal
+    sales: Decimal
+    sales_prior_year: Decimal
+    overdue: Decimal
+    ageing: tuple[tuple[str, Decimal], ...]
+    largest_buyers: Mapping[str, Decimal]
+
+
+def dso_of(outstanding: Decimal, sales: Decimal, window_days: int) -> Decimal | None:
+    """DSO = receivables outstanding / credit sales of the window × its days; None without
+    sales in the window."""
+    if sales <= 0:
+        return None
+    return (outstanding / sales * window_days).quantize(Decimal("0.1"))
+
+
+def sales_in_window(invoices: Sequence[Invoice], day: dt.date, window_days: int) -> Decimal:
+    """Credit sales shipped in the `window_days` ending on `day` (that day included)."""
+    since = day - dt.timedelta(days=window_days)
+    return sum((i.amount for i in invoices if since < i.shipment_date <= day), ZERO)
+
+
 def dso(invoices: Sequence[Invoice], day: dt.date, window_days: int) -> Decimal | None:
     """DSO = receivables outstanding on `day` / credit sales of the last `window_days` × days;
     None without sales in the window."""
-    since = day - dt.timedelta(days=window_days)
-    sales = sum((i.amount for i in invoices if since < i.shipment_date <= day), ZERO)
-    if sales <= 0:
-        return None
     outstanding = sum((i.outstanding_on(day) for i in invoices), ZERO)
-    return (outstanding / sales * window_days).quantize(Decimal("0.1"))
+    return dso_of(outstanding, sales_in_window(invoices, day, window_days), window_days)
+
+
+def health_totals(
+    invoices: Sequence[Invoice], *, today: dt.date, thresholds: HealthThresholds = DEFAULT_HEALTH
+) -> HealthTotals:
+    """The sums of portfolio health, added up from the invoices."""
+    prior = today - dt.timedelta(days=365)
+    window = thresholds.sales_window_days
+    late = thresholds.overdue_after_days
+    return HealthTotals(
+        outstanding=sum((i.outstanding_on(today) for i in invoices), ZERO),
+        outstanding_prior_year=sum((i.outstanding_on(prior) for i in invoices), ZERO),
+        sales=sales_in_window(invoices, today, window),
+        sales_prior_year=sales_in_window(invoices, prior, window),
+        overdue=sum(
+            (i.outstanding_on(today) for i in invoices if (today - i.due_date).days > late), ZERO
+        ),
+        ageing=ageing(invoices, today, thresholds.buckets),
+        largest_buyers=outstanding_per_buyer(invoices, today),
+    )
 
 
 def portfolio_health(
@@ -87,25 +133,40 @@ def portfolio_health(
     """DSO and its change year on year, overdue ratio, ageing buckets, concentration on the
     largest buyers, and the warnings (overdue ratio above 15%, DSO up more than 20%, and per
     buyer still owing, a current ratio below 1.2)."""
-    outstanding = sum((i.outstanding_on(today) for i in invoices), ZERO)
-    current = dso(invoices, today, thresholds.sales_window_days)
-    prior = dso(invoices, today - dt.timedelta(days=365), thresholds.sales_window_days)
+    totals = health_totals(invoices, today=today, thresholds=thresholds)
+    owing = {buyer: ratio for buyer, ratio in (current_ratios or {}).items()
+             if buyer in totals.largest_buyers}  # fmt: skip
+    return health_from_totals(totals, thresholds=thresholds, current_ratios=owing)
+
+
+def health_from_totals(
+    totals: HealthTotals,
+    *,
+    thresholds: HealthThresholds = DEFAULT_HEALTH,
+    current_ratios: Mapping[str, Decimal] | None = None,
+) -> PortfolioHealth:
+    """Portfolio health from its sums; `current_ratios` are those of the buyers still owing."""
+    window = thresholds.sales_window_days
+    current = dso_of(totals.outstanding, totals.sales, window)
+    prior = dso_of(totals.outstanding_prior_year, totals.sales_prior_year, window)
     change = dso_change(current, prior)
-    per_buyer = outstanding_per_buyer(invoices, today)
-    ratio = overdue_ratio(invoices, today, outstanding, thresholds.overdue_after_days)
-    largest, top_share = concentration(per_buyer, outstanding, thresholds.top_buyers)
+    ratio = None if totals.outstanding <= 0 else _share(totals.overdue, totals.outstanding)
+    largest, top_share = concentration(
+        totals.largest_buyers, totals.outstanding, thresholds.top_buyers
+    )
+    ratios = current_ratios or {}
     return PortfolioHealth(
-        outstanding=outstanding,
+        outstanding=totals.outstanding,
         dso_days=current,
         dso_prior_year_days=prior,
         dso_change=change,
         overdue_ratio=ratio,
-        ageing=ageing(invoices, today, thresholds.buckets),
+        ageing=totals.ageing,
         concentration=largest,
         top_buyers_share=top_share,
         warnings=(
             *portfolio_warnings(ratio, change, thresholds),
-            *current_ratio_warnings(sorted(per_buyer), current_ratios or {}, thresholds),
+            *current_ratio_warnings(sorted(ratios), ratios, thresholds),
         ),
     )
 

@@ -78,6 +78,14 @@ DEFAULT_SIGNAL_POINTS: Mapping[str, Decimal] = {
     "registry_change": _d("0.5"),
     "overdue_notified": _d("1"),
     "arrears_cleared": ZERO,
+    # The closed loop: a loss the insurer paid on the buyer, a protracted default it paid (the
+    # default confirmed: the claim survived its exclusions and disputes), a collection case that
+    # had to go to law, and one the buyer paid in full (which cancels the payment delay its
+    # mandate signalled: favourable signals only offset adverse ones, see `recent_signal_points`).
+    "claim_paid": _d("2"),
+    "protracted_default": _d("2"),
+    "collection_legal": _d("1"),
+    "collection_paid": _d("-1"),
 }
 SIGNAL_MEMORY_DAYS = 365
 SIGNAL_KINDS = frozenset(DEFAULT_SIGNAL_POINTS)
@@ -170,9 +178,12 @@ def recent_signal_points(
     points: Mapping[str, Decimal] = DEFAULT_SIGNAL_POINTS,
     memory_days: int = SIGNAL_MEMORY_DAYS,
 ) -> Decimal:
-    """The points of the signals observed within the last `memory_days` days."""
+    """The points of the signals observed within the last `memory_days` days, never below zero:
+    a favourable signal (a case paid in full) offsets adverse ones, but never makes a buyer
+    better than its indicators and country make it."""
     since = today - dt.timedelta(days=memory_days)
-    return sum((points.get(kind, ZERO) for kind, on in signals if on > since), ZERO)
+    total = sum((points.get(kind, ZERO) for kind, on in signals if on > since), ZERO)
+    return max(total, ZERO)
 
 
 def grade_on(

@@ -1,0 +1,486 @@
+"""The whole book's queries, set-based: a country's risk level re-grades every buyer of it and
+its limits follow, in a few statements over temporary tables whatever the size of the book.
+
+The grade stays the one Python rule (`rules.grade_buyer`): buyers are grouped by what the rule
+reads (confirmed indicators, insolvency, signals), each distinct profile is graded once, in chunks
+read by key (fixed memory), and the grades go back to the buyers by a join. Likewise the halving
+rule is asked once per distinct (grade before, grade after, notice period). Only the halved amount
+(`rules.halved`) has a SQL twin, on both engines (PostgreSQL NUMERIC, SQLite scaled integers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from services.underwriting.models import (
+    Buyer,
+    BuyerGrade,
+    BuyerSignal,
+    CreditLimit,
+    LimitAmount,
+    LimitRequest,
+    Policy,
+    PolicyAssignment,
+    events,
+)
+from shared.db import Amount, UTCDateTime, new_id
+from shared.events import record_events_from
+
+_temp = MetaData()
+
+
+def _temporary(name: str, *columns: Column[Any]) -> Table:
+    # Dropped at the commit on PostgreSQL; on SQLite (no ON COMMIT) at the start of the next run.
+    return Table(name, _temp, *columns, prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+
+
+profiles = _temporary(
+    "book_profiles",
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("indicators", Text, nullable=False),
+    Column("insolvent", Boolean, nullable=False),
+    Column("signals", Text, nullable=False),
+    Column("grade", Integer),
+    Column("factors", JSON),
+)
+regraded = _temporary(
+    "book_regraded",
+    Column("buyer_id", String(40), primary_key=True),
+    Column("grade_before", Integer, nullable=False),
+    Column("grade_after", Integer, nullable=False),
+    Column("profile_id", Integer, nullable=False),
+)
+notices = _temporary(
+    "book_notices",
+    Column("grade_before", Integer, primary_key=True),
+    Column("grade_after", Integer, primary_key=True),
+    Column("notice_days", Integer, primary_key=True),
+    Column("effective_from", Date, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+halvings = _temporary(
+    "book_halvings",
+    Column("limit_id", String(40), primary_key=True),
+    Column("policy_id", String(40), nullable=False),
+    Column("buyer_id", String(40), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_before", Amount(), nullable=False),
+    Column("amount_after", Amount()),
+    Column("payment_terms_days", Integer),
+    Column("effective_from", Date, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+_TABLES = (profiles, regraded, notices, halvings)
+
+
+class Profile(NamedTuple):
+    id: int
+    indicators: dict[str, Any]
+    insolvent: bool
+    signals: list[tuple[str, dt.date]]
+
+
+def _create_temporary_tables(sync: Connection) -> None:
+    for table in _TABLES:
+        table.drop(sync, checkfirst=True)
+        table.create(sync)
+
+
+async def _connection(session: AsyncSession) -> AsyncConnection:
+    return await session.connection()
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+async def start(session: AsyncSession) -> None:
+    """Fresh temporary tables for this transaction (and, on PostgreSQL, more memory for its
+    joins: they run over the whole book)."""
+    conn = await _connection(session)
+    await conn.run_sync(_create_temporary_tables)
+    if _dialect(session) == "postgresql":
+        await session.execute(select(func.set_config("work_mem", "256MB", True)))
+
+
+def _signals_of_buyers(dialect: str, country: str) -> Any:
+    """Per buyer of the country with signals, every signal as `kind@date`, `;`-separated."""
+    item = BuyerSignal.kind + "@" + cast(BuyerSignal.observed_on, String)
+    of_country = select(Buyer.id).where(Buyer.country == country)
+    aggregate = (
+        func.string_agg(item, literal(";", String))
+        if dialect == "postgresql"
+        else func.group_concat(item, ";")
+    )
+    return (
+        select(BuyerSignal.buyer_id, aggregate.label("signals"))
+        .where(BuyerSignal.buyer_id.in_(of_country))
+        .group_by(BuyerSignal.buyer_id)
+        .subquery()
+    )
+
+
+def _book_of(dialect: str, country: str) -> tuple[Any, Any, Any, Any]:
+    """The buyers of the country with what the grade rule reads: (signals, indicators text,
+    insolvent, signals text) columns over `Buyer` outer-joined to its signals."""
+    signals = _signals_of_buyers(dialect, country)
+    indicators = cast(Buyer.indicators, Text)
+    insolvent = Buyer.insolvent_since.is_not(None)
+    return signals, indicators, insolvent, func.coalesce(signals.c.signals, "")
+
+
+async def collect_profiles(session: AsyncSession, country: str) -> None:
+    """Every distinct (indicators, insolvency, signals) among the buyers of the country."""
+    signals, indicators, insolvent, signals_text = _book_of(_dialect(session), country)
+    distinct = (
+        select(indicators, insolvent, signals_text)
+        .select_from(Buyer)
+        .outerjoin(signals, signals.c.buyer_id == Buyer.id)
+        .where(Buyer.country == country)
+        .distinct()
+    )
+    await session.execute(
+        insert(profiles).from_select(["indicators", "insolvent", "signals"], distinct)
+    )
+
+
+async def profiles_after(session: AsyncSession, last_id: int, chunk: int) -> list[Profile]:
+    """The next `chunk` profiles by id: the caller grades them and asks for the next ones."""
+    rows = await session.execute(
+        select(profiles.c.id, profiles.c.indicators, profiles.c.insolvent, profiles.c.signals)
+        .where(profiles.c.id > last_id)
+        .order_by(profiles.c.id)
+        .limit(chunk)
+    )
+    return [
+        Profile(ident, json.loads(raw) or {}, bool(insolvent), _parsed_signals(signals))
+        for ident, raw, insolvent, signals in rows.all()
+    ]
+
+
+def _parsed_signals(text: str) -> list[tuple[str, dt.date]]:
+    found = []
+    for item in filter(None, text.split(";")):
+        kind, _, on = item.partition("@")
+        found.append((kind, dt.date.fromisoformat(on)))
+    return found
+
+
+async def grade_profiles(session: AsyncSession, graded: Sequence[Mapping[str, Any]]) -> None:
+    """Each profile's grade and factors: `{"pid", "grade", "factors"}`."""
+    if graded:
+        statement = (
+            update(profiles)
+            .where(profiles.c.id == bindparam("pid"))
+            .values(grade=bindparam("grade"), factors=bindparam("factors"))
+        )
+        await (await _connection(session)).execute(statement, list(graded))
+
+
+async def mark_regraded(session: AsyncSession, country: str) -> int:
+    """The buyers of the country, each with its grade before and after (its profile's), locked
+    until the commit on PostgreSQL; how many."""
+    signals, indicators, insolvent, signals_text = _book_of(_dialect(session), country)
+    statement = (
+        select(Buyer.id, Buyer.grade, profiles.c.grade, profiles.c.id)
+        .select_from(Buyer)
+        .outerjoin(signals, signals.c.buyer_id == Buyer.id)
+        .join(profiles, and_(profiles.c.indicators == indicators,
+                             profiles.c.insolvent == insolvent,
+                             profiles.c.signals == signals_text))
+        .where(Buyer.country == country)
+    )  # fmt: skip
+    if _dialect(session) == "postgresql":
+        statement = statement.with_for_update(of=Buyer)
+    await session.execute(insert(regraded).from_select(
+        ["buyer_id", "grade_before", "grade_after", "profile_id"], statement))  # fmt: skip
+    return int((await session.execute(select(func.count()).select_from(regraded))).scalar_one())
+
+
+def _typed(session: AsyncSession, value: Any, type_: Any) -> Any:
+    """A value bound in a SELECT list: PostgreSQL needs its type spelled out."""
+    bound = literal(value, type_)
+    return cast(bound, type_) if _dialect(session) == "postgresql" else bound
+
+
+def _new_ids(session: AsyncSession, prefix: str, salt: Any) -> Any:
+    """A time-ordered id per row (like `new_id`): this moment's prefix, then 16 random digits."""
+    start = literal_column(f"'{new_id(prefix)[: len(prefix) + 11]}'", String)
+    if _dialect(session) == "postgresql":
+        return start + func.upper(func.substr(
+            func.md5(func.concat(cast(func.random(), String), salt)), 1, 16))  # fmt: skip
+    return start + func.hex(func.randomblob(8))
+
+
+async def apply_grades(
+    session: AsyncSession, *, today: dt.date, level: int, by: str, now: dt.datetime
+) -> None:
+    """Each re-graded buyer takes its new grade and factors, and its grade history an entry."""
+    await session.execute(
+        update(Buyer)
+        .where(Buyer.id == regraded.c.buyer_id, profiles.c.id == regraded.c.profile_id)
+        .values(grade=regraded.c.grade_after, grade_factors=profiles.c.factors, graded_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    entries = (
+        select(_new_ids(session, "grd", regraded.c.buyer_id), regraded.c.buyer_id,
+               _typed(session, today, Date()), regraded.c.grade_after, profiles.c.factors,
+               Buyer.indicators, _typed(session, level, Integer()),
+               literal_column("'country_risk'", String), _typed(session, by, String()),
+               _typed(session, now, UTCDateTime()))
+        .join(profiles, profiles.c.id == regraded.c.profile_id)
+        .join(Buyer, Buyer.id == regraded.c.buyer_id)
+    )  # fmt: skip
+    await session.execute(insert(BuyerGrade).from_select(
+        ["id", "buyer_id", "graded_on", "grade", "factors", "indicators", "country_risk_level",
+         "cause", "created_by", "created_at"], entries))  # fmt: skip
+
+
+async def grade_moves(session: AsyncSession) -> list[tuple[int, int, int]]:
+    """Each distinct (grade before, grade after, the policy's reduction notice days) of the
+    re-graded buyers holding a limit."""
+    rows = await session.execute(
+        select(regraded.c.grade_before, regraded.c.grade_after, Policy.reduction_notice_days)
+        .join(CreditLimit, CreditLimit.buyer_id == regraded.c.buyer_id)
+        .join(Policy, Policy.id == CreditLimit.policy_id)
+        .where(regraded.c.grade_before != regraded.c.grade_after)
+        .distinct()
+    )
+    return [(before, after, days) for before, after, days in rows.all()]
+
+
+async def add_notices(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """The moves that halve limits: `{"grade_before", "grade_after", "notice_days",
+    "effective_from", "reason"}`."""
+    if rows:
+        await (await _connection(session)).execute(insert(notices), list(rows))
+
+
+def _halved(dialect: str, amount: Any, units: _Units) -> Any:
+    """SQL twin of `rules.halved`: half, rounded half-up to the currency's minor unit."""
+    if dialect == "postgresql":
+        return func.round(amount / 2, units.minor)
+    scaled = type_coerce(amount, Integer)  # SQLite: integers scaled by `_SCALE`, floor division
+    return type_coerce((scaled + units.quantum) // (2 * units.quantum) * units.quantum, Amount())
+
+
+def _amount_text(dialect: str, amount: Any, units: _Units) -> Any:
+    """An amount as `Money.rounded_text` writes it ("1250.50", "1250" for a currency without
+    minor unit), from a value already at the minor unit."""
+    if dialect == "postgresql":
+        return cast(func.round(amount, units.minor), String)
+    scaled = type_coerce(amount, Integer)
+    whole, fraction = scaled // 10**_SCALE, scaled % 10**_SCALE // units.quantum
+    return case(
+        (units.minor == 0, func.printf("%d", whole)),
+        else_=func.printf(literal("%d.%0", String) + cast(units.minor, String) + "d", whole,
+                          fraction),
+    )  # fmt: skip
+
+
+_SCALE = Amount().scale  # SQLite keeps amounts as integers scaled by it
+
+
+class _Units(NamedTuple):
+    """A currency column's minor unit (decimals) and, on SQLite, its quantum in scaled units."""
+
+    minor: Any
+    quantum: Any
+
+
+def _units(minor_units: Mapping[str, int], currency: Any) -> _Units:
+    if not minor_units:  # no currency known (no policy): nothing will be halved
+        return _Units(literal(2, Integer()), literal(10 ** (_SCALE - 2), Integer()))
+    return _Units(
+        case(dict(minor_units), value=currency, else_=2),
+        case({c: 10 ** (_SCALE - m) for c, m in minor_units.items()}, value=currency,
+             else_=10 ** (_SCALE - 2)),
+    )  # fmt: skip
+
+
+async def collect_halvings(session: AsyncSession, *, minor_units: Mapping[str, int]) -> int:
+    """The limits of buyers whose move halves them, with the amount in force on the halving's
+    effective date (none or zero: nothing to halve) and its half (`minor_units`: of every
+    currency of a policy); how many."""
+    n = notices
+    in_force = LimitAmount
+    half = _halved(_dialect(session), in_force.amount, _units(minor_units, Policy.currency))
+    statement = (
+        select(CreditLimit.id, CreditLimit.policy_id, CreditLimit.buyer_id, Policy.currency,
+               in_force.amount, half, in_force.payment_terms_days, n.c.effective_from,
+               n.c.reason)
+        .select_from(regraded)
+        .join(CreditLimit, CreditLimit.buyer_id == regraded.c.buyer_id)
+        .join(Policy, Policy.id == CreditLimit.policy_id)
+        .join(n, and_(n.c.grade_before == regraded.c.grade_before,
+                      n.c.grade_after == regraded.c.grade_after,
+                      n.c.notice_days == Policy.reduction_notice_days))
+        .join(in_force, and_(in_force.limit_id == CreditLimit.id,
+                             in_force.superseded_at.is_(None),
+                             in_force.effective_from <= n.c.effective_from,
+                             or_(in_force.effective_to.is_(None),
+                                 in_force.effective_to > n.c.effective_from)))
+        .where(in_force.amount > literal(0, Amount()))
+    )  # fmt: skip
+    await session.execute(insert(halvings).from_select(
+        ["limit_id", "policy_id", "buyer_id", "currency", "amount_before", "amount_after",
+         "payment_terms_days", "effective_from", "reason"], statement))  # fmt: skip
+    return int((await session.execute(select(func.count()).select_from(halvings))).scalar_one())
+
+
+async def policy_currencies(session: AsyncSession) -> list[str]:
+    """Every currency a policy is in (a few: read before the halvings, which are halved as they
+    are collected)."""
+    rows = await session.execute(select(Policy.currency).distinct())
+    return list(rows.scalars())
+
+
+async def halve(session: AsyncSession, *, by: str, now: dt.datetime) -> None:
+    """Each limit to halve takes half its amount from the effective date, as
+    `limits.apply_limit_change` does one by one: entries not started by then are superseded,
+    the one running then ends there, and the new amount keeps the terms of the one it
+    replaces."""
+    h = halvings
+    await session.execute(
+        update(LimitAmount)
+        .where(LimitAmount.superseded_at.is_(None),
+               exists().where(h.c.limit_id == LimitAmount.limit_id,
+                              LimitAmount.effective_from >= h.c.effective_from))
+        .values(superseded_at=now)
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+    await session.execute(
+        update(LimitAmount)
+        .where(h.c.limit_id == LimitAmount.limit_id, LimitAmount.superseded_at.is_(None),
+               LimitAmount.effective_from < h.c.effective_from,
+               or_(LimitAmount.effective_to.is_(None),
+                   LimitAmount.effective_to > h.c.effective_from))
+        .values(effective_to=h.c.effective_from)
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+    entries = select(
+        _new_ids(session, "lam", h.c.limit_id), h.c.limit_id, h.c.amount_after,
+        h.c.payment_terms_days, h.c.effective_from, h.c.reason,
+        literal_column("'signal'", String), _typed(session, by, String()),
+        _typed(session, now, UTCDateTime()))  # fmt: skip
+    await session.execute(insert(LimitAmount).from_select(
+        ["id", "limit_id", "amount", "payment_terms_days", "effective_from", "reason", "source",
+         "decided_by", "created_at"], entries))  # fmt: skip
+
+
+def _json_object(dialect: str, pairs: Mapping[str, Any]) -> Any:
+    args: list[Any] = []
+    for key, value in pairs.items():
+        args += [literal_column(f"'{key}'", String), value]
+    return func.json_build_object(*args) if dialect == "postgresql" else func.json_object(*args)
+
+
+def _const(value: str) -> Any:
+    return literal_column(f"'{value}'", String)
+
+
+async def announce_grades(session: AsyncSession, *, today: dt.date) -> None:
+    """`buyer.grade_changed` for each buyer whose grade moved, heard by the parties holding a
+    limit or a limit request on it (as `repository.parties_on_buyer`)."""
+    dialect = _dialect(session)
+    moved = regraded.c.grade_before != regraded.c.grade_after
+    data = _json_object(dialect, {
+        "buyer_id": regraded.c.buyer_id, "previous_grade": regraded.c.grade_before,
+        "grade": regraded.c.grade_after, "graded_on": _typed(session, today, Date()),
+        "cause": _const("country_risk")})  # fmt: skip
+    rows = select(regraded.c.buyer_id.label("subject_id"), data.label("data")).where(moved)
+    held = (
+        select(CreditLimit.buyer_id, CreditLimit.policy_id)
+        .union(select(LimitRequest.buyer_id, LimitRequest.policy_id))
+        .subquery()
+    )
+    of_moved = select(regraded.c.buyer_id).where(moved)
+    holders = (
+        select(held.c.buyer_id.label("subject_id"), Policy.policyholder_id.label("party_id"))
+        .join(Policy, Policy.id == held.c.policy_id)
+        .where(held.c.buyer_id.in_(of_moved))
+    )
+    banks = (
+        select(held.c.buyer_id.label("subject_id"), PolicyAssignment.bank_id.label("party_id"))
+        .join(PolicyAssignment, PolicyAssignment.policy_id == held.c.policy_id)
+        .where(held.c.buyer_id.in_(of_moved))
+    )
+    await record_events_from(session, events, type="buyer.grade_changed", rows=rows,
+                             parties=holders.union(banks))  # fmt: skip
+
+
+async def announce_halvings(session: AsyncSession, *, minor_units: Mapping[str, int]) -> None:
+    """`limit.changed` (a halving) for each limit halved, heard by its policy's parties (as
+    `repository.parties_of_policy`)."""
+    dialect = _dialect(session)
+    h = halvings
+    units = _units(minor_units, h.c.currency)
+
+    def money(amount: Any) -> Any:
+        return _json_object(dialect, {"amount": _amount_text(dialect, amount, units),
+                                      "currency": h.c.currency})  # fmt: skip
+
+    change = case((h.c.amount_after == literal(0, Amount()), _const("withdrawal")),
+                  (h.c.amount_after < h.c.amount_before, _const("halving")),
+                  else_=_const("terms"))  # fmt: skip
+    data = _json_object(dialect, {
+        "limit_id": h.c.limit_id, "policy_id": h.c.policy_id, "buyer_id": h.c.buyer_id,
+        "change": change, "previous_amount": money(h.c.amount_before),
+        "new_amount": money(h.c.amount_after), "effective_from": h.c.effective_from,
+        "payment_terms_days": h.c.payment_terms_days, "reason": h.c.reason,
+        "source": _const("signal")})  # fmt: skip
+    rows = select(h.c.limit_id.label("subject_id"), data.label("data"))
+    holders = select(h.c.limit_id.label("subject_id"), Policy.policyholder_id.label("party_id")
+                     ).join(Policy, Policy.id == h.c.policy_id)  # fmt: skip
+    banks = select(h.c.limit_id.label("subject_id"), PolicyAssignment.bank_id.label("party_id")
+                   ).join(PolicyAssignment, PolicyAssignment.policy_id == h.c.policy_id)  # fmt: skip
+    await record_events_from(session, events, type="limit.changed", rows=rows,
+                             parties=holders.union(banks))  # fmt: skip
+
+
+async def sanctioned_book(
+    session: AsyncSession, *, country: str | None, buyer_id: str | None
+) -> tuple[int, int]:
+    """How many buyers a sanction names (one, or every buyer of the country) and how many limits
+    they hold: coverage checks and claims read the sanctions at once, nothing is rewritten."""
+    named = Buyer.id == buyer_id if buyer_id is not None else Buyer.country == country
+    buyers = select(func.count()).select_from(Buyer).where(named)
+    limits = (
+        select(func.count())
+        .select_from(CreditLimit)
+        .where(CreditLimit.buyer_id.in_(select(Buyer.id).where(named)))
+    )
+    return (
+        int((await session.execute(buyers)).scalar_one()),
+        int((await session.execute(limits)).scalar_one()),
+    )

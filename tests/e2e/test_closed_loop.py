@@ -1,0 +1,237 @@
+"""The closed loop over real HTTP (domain.md, Collections: a buyer's payment behaviour in collections
+and claims feeds its grade): a paid claim and a collection case's payment behaviour reach the
+buyer's grade in underwriting through each sender's outbox, once, however often they are sent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from shared.calendar import today as business_today
+from tests.builders import money
+from tests.conftest import auth, backend, free_urls, migrate_all, start_services, token, unique
+
+pytestmark = pytest.mark.e2e
+
+UW, HANDLER, COLLECTOR = auth("underwriter"), auth("claims_handler"), auth("collector")
+GOOD_INDICATORS = {
+    "current_ratio": "2.5", "dso_days": "40", "dso_prior_year_days": "40", "overdue_ratio": "0.01",
+    "litigation_count": 0, "management_changes_12m": 0, "equity": money("50000000"),
+}  # fmt: skip
+
+
+@dataclass
+class Loop:
+    urls: dict[str, str]
+    engines: dict[str, Engine]
+
+    def rows(self, service: str, table: str, where: str, **params: Any) -> list[Any]:
+        """Rows of a service's table, read straight from its database."""
+        schema = f"{service}." if backend().kind == "postgresql" else ""
+        with self.engines[service].connect() as connection:
+            query = text(f"SELECT * FROM {schema}{table} WHERE {where} ORDER BY created_at")
+            return list(connection.execute(query, params).mappings())
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[Loop]:
+    """The three services on a database of their own, the outbox loops turning every 0.3 s."""
+    b = backend()
+    database = f"{b.main_database}_loop" if b.kind == "postgresql" else "loop"
+    b.create_database(database)
+    migrate_all(b, database)
+    urls = free_urls()
+    running = start_services(database, urls, env={"TCI_OUTBOX_INTERVAL_SECONDS": "0.3"})
+    driver = "postgresql+psycopg" if b.kind == "postgresql" else "sqlite"
+    engines = {s: create_engine(make_url(b.url_for(database, s)).set(drivername=driver))
+               for s in ("underwriting", "claims", "collections")}  # fmt: skip
+    try:
+        yield Loop(urls, engines)
+    finally:
+        running.stop()
+        for engine in engines.values():
+            engine.dispose()
+        b.drop_database(database)
+
+
+def day(offset: int) -> str:
+    return (business_today("Asia/Shanghai") + dt.timedelta(days=offset)).isoformat()
+
+
+def a_buyer(loop: Loop) -> dict[str, Any]:
+    with httpx.Client(base_url=loop.urls["underwriting"]) as underwriting:
+        created = underwriting.post("/v1/buyers", headers=UW, json={
+            "name": "Loop GmbH", "country": "DE", "registration_number": unique("HRB"),
+            "indicators": GOOD_INDICATORS})  # fmt: skip
+        assert created.status_code == 201, created.text
+        return created.json()  # type: ignore[no-any-return]
+
+
+def buyer_now(loop: Loop, buyer_id: str) -> dict[str, Any]:
+    with httpx.Client(base_url=loop.urls["underwriting"]) as underwriting:
+        return underwriting.get(f"/v1/buyers/{buyer_id}", headers=UW).json()  # type: ignore[no-any-return]
+
+
+def wait_for(read: Callable[[], Any], until: Callable[[Any], bool], seconds: float = 20) -> Any:
+    deadline = time.monotonic() + seconds
+    value = read()
+    while not until(value) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = read()
+    return value
+
+
+def signals_factor(buyer: dict[str, Any]) -> str | None:
+    return next((f["value"] for f in buyer["grade_factors"] if f["factor"] == "signals"), None)
+
+
+def kinds_recorded(loop: Loop, buyer_id: str) -> list[str]:
+    return [r["kind"] for r in loop.rows("underwriting", "buyer_signals", "buyer_id = :b",
+                                         b=buyer_id)]  # fmt: skip
+
+
+# ---------------------------------------------------------------- a paid claim
+
+
+def paid_protracted_default_claim(loop: Loop, buyer_id: str) -> tuple[dict[str, Any], str]:
+    """Over HTTP: a policy whose protracted-default waiting period is 30 days, a 100,000 limit,
+    two invoices 40 and 35 days overdue notified, a protracted-default claim filed with every
+    document, assessed, approved and paid."""
+    holder_id = unique("ph")
+    holder = auth("policyholder", holder_id)
+    with httpx.Client(base_url=loop.urls["underwriting"]) as underwriting:
+        policy = underwriting.post("/v1/policies", headers=UW, json={
+            "policyholder_id": holder_id, "currency": "EUR", "start_date": day(-250),
+            "end_date": day(114), "cover_type": "whole_turnover",
+            "max_liability": money("1000000"), "premium_rate_pct": "0.5",
+            "protracted_default_wait_days": 30}).json()  # fmt: skip
+        limit = underwriting.post(f"/v1/policies/{policy['id']}/limits", headers=UW, json={
+            "buyer_id": buyer_id, "amount": money("100000"), "effective_from": day(-200),
+            "payment_terms_days": 90, "reason": "migrated"})  # fmt: skip
+        assert limit.status_code == 201, limit.text
+    invoices = [
+        {"number": "LOOP-1", "amount": money("30000"), "shipment_date": day(-100), "due_date": day(-40)},
+        {"number": "LOOP-2", "amount": money("20000"), "shipment_date": day(-95), "due_date": day(-35)},
+    ]  # fmt: skip
+    with httpx.Client(base_url=loop.urls["claims"], timeout=30) as claims:
+        notified = claims.post("/v1/overdue-notifications", headers=holder, json={
+            "policy_id": policy["id"], "buyer_id": buyer_id, "kind": "overdue",
+            "invoices": invoices})  # fmt: skip
+        assert notified.status_code == 201, notified.text
+        filed = claims.post("/v1/claims", headers=holder, json={
+            "policy_id": policy["id"], "buyer_id": buyer_id, "cause": "protracted_default",
+            "invoices": invoices})  # fmt: skip
+        assert filed.status_code == 201, filed.text
+        claim = filed.json()
+        for kind in claim["missing_documents"]:
+            uploaded = claims.post(f"/v1/claims/{claim['id']}/documents", headers=holder,
+                                   data={"kind": kind},
+                                   files={"file": ("scan.pdf", b"%PDF-1.4", "application/pdf")})  # fmt: skip
+            assert uploaded.status_code == 201, uploaded.text
+        for step, body in (("assessment", None), ("decision", {"decision": "approve", "reason": "ok"}),
+                           ("payment", None)):  # fmt: skip
+            done = claims.post(f"/v1/claims/{claim['id']}/{step}", headers=HANDLER, json=body)
+            assert done.status_code == 200, (step, done.text)
+        assert done.json()["status"] == "paid"
+    return policy, claim["id"]
+
+
+def test_a_paid_protracted_default_claim_moves_the_buyers_grade_and_its_history_shows_it(
+    loop: Loop,
+) -> None:
+    buyer = a_buyer(loop)
+    policy, claim_id = paid_protracted_default_claim(loop, buyer["id"])
+    # overdue notified (+1), protracted default filed: a payment delay (+1), paid: confirmed (+2)
+    now = wait_for(lambda: buyer_now(loop, buyer["id"]), lambda b: signals_factor(b) == "4")
+    assert signals_factor(now) == "4" and now["grade"] == buyer["grade"] + 4
+    assert kinds_recorded(loop, buyer["id"]) == [
+        "overdue_notified", "payment_delay", "protracted_default"]  # fmt: skip
+    [paid] = loop.rows("underwriting", "buyer_signals", "buyer_id = :b AND kind = :k",
+                       b=buyer["id"], k="protracted_default")  # fmt: skip
+    assert paid["policy_id"] == policy["id"] and claim_id in paid["details"]
+    assert str(paid["observed_on"]) == day(0)
+    history = loop.rows("underwriting", "buyer_grades", "buyer_id = :b", b=buyer["id"])
+    last = history[-1]
+    assert (last["cause"], last["grade"], str(last["graded_on"])) == (
+        "signal",
+        now["grade"],
+        day(0),
+    )
+    assert [g["grade"] for g in history] == [buyer["grade"] + n for n in range(5) if n != 3]
+
+
+def test_a_paid_claims_signal_sent_again_is_recorded_once(loop: Loop) -> None:
+    """The claim's payment replayed is refused; the outbox message delivered again (as a retry
+    after a lost answer would) is answered from the receiver's idempotency record."""
+    buyer = a_buyer(loop)
+    _, claim_id = paid_protracted_default_claim(loop, buyer["id"])
+    with httpx.Client(base_url=loop.urls["claims"], timeout=30) as claims:
+        assert claims.post(f"/v1/claims/{claim_id}/payment", headers=HANDLER).status_code == 409
+    [message] = loop.rows("claims", "outbox", "idempotency_key = :k",
+                          k=f"claims:claim-paid:{claim_id}")  # fmt: skip
+    assert message["delivered_at"] is not None and message["response_status"] == 201
+    body = message["body"] if isinstance(message["body"], dict) else json.loads(message["body"])
+    service = {"Authorization": f"Bearer {token('service', subject='claims')}",
+               "Idempotency-Key": message["idempotency_key"]}  # fmt: skip
+    with httpx.Client(base_url=loop.urls["underwriting"]) as underwriting:
+        again = underwriting.post(message["path"], headers=service, json=body)
+    assert again.status_code == 201 and again.headers.get("idempotent-replayed") == "true"
+    assert kinds_recorded(loop, buyer["id"]).count("protracted_default") == 1
+    assert signals_factor(buyer_now(loop, buyer["id"])) == "4"
+
+
+# ---------------------------------------------------------------- a collection case
+
+
+def test_a_collection_cases_legal_step_and_payment_in_full_reach_the_buyers_grade_once(
+    loop: Loop,
+) -> None:
+    buyer = a_buyer(loop)
+    holder_id = unique("ph")
+    with httpx.Client(base_url=loop.urls["collections"], timeout=30) as collections:
+        opened = collections.post("/v1/cases", headers=auth("policyholder", holder_id), json={
+            "creditor_id": holder_id, "buyer_id": buyer["id"], "debtor_country": "DE",
+            "invoices": [{"number": "C-1", "amount": money("12000"), "due_date": day(-50)}]})  # fmt: skip
+        assert opened.status_code == 201, opened.text
+        case_id = opened.json()["id"]
+        # The mandate: a payment delay (+1).
+        now = wait_for(lambda: buyer_now(loop, buyer["id"]), lambda b: signals_factor(b) == "1")
+        assert now["grade"] == buyer["grade"] + 1
+        for note in ("lawsuit filed", "hearing set"):  # the first legal step signals, once (+1)
+            logged = collections.post(f"/v1/cases/{case_id}/activities", headers=COLLECTOR,
+                                      json={"kind": "legal_filing", "occurred_on": day(0),
+                                            "note": note})  # fmt: skip
+            assert logged.status_code == 201, logged.text
+        now = wait_for(lambda: buyer_now(loop, buyer["id"]), lambda b: signals_factor(b) == "2")
+        assert now["grade"] == buyer["grade"] + 2
+        key = {**COLLECTOR, "Idempotency-Key": unique("pay")}
+        payments = [collections.post(f"/v1/cases/{case_id}/payments", headers=key, json={
+            "amount": money("12000"), "received_on": day(0)}) for _ in range(2)]  # fmt: skip
+        assert [p.status_code for p in payments] == [201, 201]
+        assert payments[1].headers.get("idempotent-replayed") == "true"
+        assert (
+            collections.get(f"/v1/cases/{case_id}", headers=COLLECTOR).json()["status"] == "closed"
+        )
+    # Paid in full (−1): the delay that opened the case is offset, the legal step stays.
+    now = wait_for(lambda: buyer_now(loop, buyer["id"]), lambda b: signals_factor(b) == "1")
+    assert now["grade"] == buyer["grade"] + 1
+    time.sleep(1)  # a few more rounds of the outbox loop: nothing is sent twice
+    assert kinds_recorded(loop, buyer["id"]) == [
+        "payment_delay",
+        "collection_legal",
+        "collection_paid",
+    ]
+    keys = [m["idempotency_key"] for m in loop.rows("collections", "outbox", "aggregate_id = :c",
+                                                     c=case_id)]  # fmt: skip
+    assert sorted(keys) == sorted(
+        f"collections:{k}:{case_id}" for k in ("mandate", "legal", "paid")
+    )
