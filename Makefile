@@ -33,6 +33,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict shared services/*/rules.py services/underwriting/rules/*.py
 	$(BIN)/mypy services
+	$(BIN)/mypy --strict console
 
 # The OpenAPI documents published for partners (openapi/<service>.json; a test keeps them current).
 openapi: install
@@ -42,6 +43,10 @@ openapi: install
 # keeps them current).
 settings: install
 	$(BIN)/tci settings
+
+# A small realistic book loaded through the services' APIs (run `make up` first).
+demo: install
+	$(BIN)/python -m console.demo
 
 format: install
 	$(BIN)/ruff format .

@@ -99,9 +99,10 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    """Migrate and start the three services; Ctrl-C (or SIGTERM) stops all three. Each runs in
-    its own session, so that a Ctrl-C reaches only this process, which asks each service once to
-    stop (SIGTERM): each finishes its shutdown instead of being interrupted twice."""
+    """Migrate and start the three services and the console (on the base port); Ctrl-C (or
+    SIGTERM) stops them. Each runs in its own session, so that a Ctrl-C reaches only this process,
+    which asks each once to stop (SIGTERM): each finishes its shutdown instead of being
+    interrupted twice."""
     from shared.migrations import upgrade
 
     stopping = False
@@ -129,6 +130,16 @@ def _up(args: argparse.Namespace) -> int:
         ]  # fmt: skip
         children.append(subprocess.Popen(command, env=env, start_new_session=True))
         print(f"{service}: http://{args.host}:{port}  (database {url})", flush=True)
+    if not stopping:  # the staff console, calling the three services over HTTP
+        console_port = args.port_base
+        command = [
+            sys.executable, "-m", "uvicorn", "--factory", "console.main:create_app",
+            "--host", args.host, "--port", str(console_port), "--no-access-log",
+            "--no-server-header",
+        ]  # fmt: skip
+        env = {**os.environ, **peers, "TCI_CONSOLE_PORT": str(console_port)}
+        children.append(subprocess.Popen(command, env=env, start_new_session=True))
+        print(f"console: http://{args.host}:{console_port}  (make demo loads a book)", flush=True)
     while not stopping and all(child.poll() is None for child in children):
         time.sleep(0.2)
     _stop_children(children)

@@ -74,6 +74,9 @@ def settings_classes() -> dict[str, type[Settings]]:
     for service in SERVICE_PORTS:
         module = import_module(f"services.{service}.config")
         classes[service] = getattr(module, f"{service.capitalize()}Settings")
+    from console.settings import ConsoleSettings
+
+    classes["console"] = ConsoleSettings
     return classes
 
 
@@ -211,12 +214,12 @@ def _table(entries: list[Entry], *, with_setting: bool = True) -> list[str]:
 
 def reference_markdown() -> str:
     settings = settings_entries()
-    everywhere = [e for e in settings if len(e.services) == len(SERVICE_PORTS)]
+    everywhere = [e for e in settings if set(SERVICE_PORTS) <= set(e.services)]
     lines = ["# Settings reference", "", HEADER, "",
              "Each service reads its settings from the environment when it starts (pydantic-settings;"
              " nothing is read from a `.env` file, which only docker compose reads).", "",
              "## Every service", "", *_table(everywhere), ""]  # fmt: skip
-    for service in SERVICE_PORTS:
+    for service in (*SERVICE_PORTS, "console"):
         own = [e for e in settings if service in e.services and e not in everywhere]
         if own:
             lines += [f"## {service.capitalize()}, besides those of every service", "",
@@ -254,10 +257,10 @@ def env_example() -> str:
              "the services read only their environment.", ""]  # fmt: skip
     sections = [
         ("docker compose", _compose_entries()),
-        ("every service", [e for e in settings_entries() if len(e.services) == 3]),
+        ("every service", [e for e in settings_entries() if set(SERVICE_PORTS) <= set(e.services)]),
         *((f"{s} only", [e for e in settings_entries() if e.services == [s]])
-          for s in SERVICE_PORTS),
-        ("several services", [e for e in settings_entries() if 1 < len(e.services) < 3]),
+          for s in (*SERVICE_PORTS, "console")),
+        ("several services", [e for e in settings_entries() if len(e.services) > 1]),
         ("the image's entry point", entrypoint_entries()),
         ("tci migrate / tci up", [Entry(v, "", "", d) for v, d in CLI_VARIABLES.items()]),
     ]  # fmt: skip

@@ -1,0 +1,1 @@
+"""The console's message catalogues, one Python dict per language, keyed alike."""

@@ -1,0 +1,142 @@
+"""The claims handler's pages: claims by status with the decision due in working days, a claim
+with its documents, disputes and assessment, and the acts on it (assess, approve or reject, pay)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import Response
+
+from console.session import CsrfDep, HandlerDep
+from console.underwriting import buyers_by_id
+from console.upstream import Upstream, UpstreamDep, UpstreamRefused, gather_all
+from console.web import redirect, render, today
+from shared.calendar import is_working_day
+
+router = APIRouter(prefix="/claims")
+STATUSES = ("documents_pending", "under_review", "on_hold", "assessed", "approved", "rejected",
+            "paid", "lapsed")  # fmt: skip
+DECIDED_NOTICE = {"approve": "claim-approved", "reject": "claim-rejected"}
+DOWNLOAD_HEADERS = ("content-type", "content-disposition", "content-length")
+
+
+def working_days_left(on: dt.date, due: dt.date, country: str,
+                      corrections: dict[dt.date, bool]) -> int:  # fmt: skip
+    """Working days from `on` to `due` (the due day counts, today does not); negative once
+    overdue, counting the working days since."""
+    step, sign = (dt.timedelta(days=1), 1) if due >= on else (dt.timedelta(days=-1), -1)
+    count, day = 0, on
+    while day != due:
+        day += step
+        if is_working_day(day, country, corrections):
+            count += 1
+    return sign * count
+
+
+async def calendar_of(upstream: Upstream, country: str, years: set[int]) -> dict[dt.date, bool]:
+    """The working calendar the claims service keeps (its package days and staff corrections)."""
+    corrections: dict[dt.date, bool] = {}
+    for year in sorted(years):
+        try:
+            days = await upstream.get("claims", f"/v1/calendars/{country}/days", year=year)
+        except UpstreamRefused:
+            continue
+        corrections.update({dt.date.fromisoformat(d["date"]): d["working"] for d in days["items"]})
+    return corrections
+
+
+async def days_left_of(upstream: Upstream, claims: list[dict[str, Any]], on: dt.date
+                       ) -> dict[str, int]:  # fmt: skip
+    """Working days left to each claim's decision, on its policy's claims calendar."""
+    due = [c for c in claims if c.get("decision_due")]
+    policy_ids = sorted({c["policy_id"] for c in due})
+    policies = await gather_all(*(upstream.get("underwriting", f"/v1/policies/{p}")
+                                  for p in policy_ids))  # fmt: skip
+    country_of = {p["id"]: p["claims_calendar_country"] for p in policies}
+    years: dict[str, set[int]] = {}
+    for claim in due:
+        end = dt.date.fromisoformat(claim["decision_due"])
+        years.setdefault(country_of[claim["policy_id"]], set()).update(
+            range(min(on, end).year, max(on, end).year + 1)
+        )
+    calendars = dict(zip(years, await gather_all(*(calendar_of(upstream, c, y)
+                                                   for c, y in years.items())), strict=True))  # fmt: skip
+    left: dict[str, int] = {}
+    for claim in due:
+        country = country_of[claim["policy_id"]]
+        left[claim["id"]] = working_days_left(
+            on, dt.date.fromisoformat(claim["decision_due"]), country, calendars[country]
+        )
+    return left
+
+
+@router.get("")
+async def claims_list(request: Request, _: HandlerDep, upstream: UpstreamDep,
+                      status: str = "under_review") -> Response:  # fmt: skip
+    """Claims of one status (tabs for each, with counts), the decision soonest due first."""
+    limit = request.app.state.settings.console_list_limit
+    every = await upstream.every("claims", "/v1/claims", limit)
+    counts = {s: sum(1 for c in every if c["status"] == s) for s in STATUSES}
+    shown = [c for c in every if status == "all" or c["status"] == status]
+    shown.sort(key=lambda c: (c.get("decision_due") or "9999-12-31", c["created_at"]))
+    on = today(request)
+    left, buyers = await gather_all(
+        days_left_of(upstream, shown, on),
+        buyers_by_id(upstream, {c["buyer_id"] for c in shown}),
+    )
+    return render(request, "claims/list.html", claims=shown, counts=counts, statuses=STATUSES,
+                  current=status, days_left=left, buyers=buyers, total=len(every))  # fmt: skip
+
+
+@router.get("/{claim_id}")
+async def claim_page(claim_id: str, request: Request, _: HandlerDep,
+                     upstream: UpstreamDep) -> Response:  # fmt: skip
+    claim = await upstream.get("claims", f"/v1/claims/{claim_id}")
+    buyers = await buyers_by_id(upstream, {claim["buyer_id"]})
+    left = await days_left_of(upstream, [claim], today(request))
+    return render(request, "claims/claim.html", claim=claim, buyer=buyers.get(claim["buyer_id"]),
+                  days_left=left.get(claim["id"]))  # fmt: skip
+
+
+@router.get("/{claim_id}/documents/{document_id}")
+async def download(claim_id: str, document_id: str, _: HandlerDep,
+                   upstream: UpstreamDep) -> Response:  # fmt: skip
+    """A document as the claims service keeps it, downloaded as an attachment."""
+    answer = await upstream.raw("claims", "GET", f"/v1/claims/{claim_id}/documents/{document_id}")
+    headers = {name: answer.headers[name] for name in DOWNLOAD_HEADERS if name in answer.headers}
+    headers.setdefault("content-disposition", "attachment")
+    headers["Cache-Control"] = "private, no-store"
+    return Response(answer.content, headers=headers)
+
+
+async def _act(upstream: Upstream, claim_id: str, path: str, body: Any, done: str) -> Response:
+    page = f"/claims/{claim_id}"
+    try:
+        await upstream.post("claims", f"/v1/claims/{claim_id}/{path}", body)
+    except UpstreamRefused as refused:
+        if refused.status in (401, 404, 503):
+            raise
+        return redirect(page, error=refused.slug)
+    return redirect(page, notice=done)
+
+
+@router.post("/{claim_id}/assessment", dependencies=[CsrfDep])
+async def assess(claim_id: str, _: HandlerDep, upstream: UpstreamDep) -> Response:
+    return await _act(upstream, claim_id, "assessment", None, "assessed")
+
+
+@router.post("/{claim_id}/decision", dependencies=[CsrfDep])
+async def decide(claim_id: str, _: HandlerDep, upstream: UpstreamDep,
+                 decision: Annotated[str, Form()],
+                 reason: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+    if decision not in DECIDED_NOTICE or not reason.strip():
+        return redirect(f"/claims/{claim_id}", error="decision-incomplete")
+    body = {"decision": decision, "reason": reason.strip()}
+    return await _act(upstream, claim_id, "decision", body, DECIDED_NOTICE[decision])
+
+
+@router.post("/{claim_id}/payment", dependencies=[CsrfDep])
+async def pay(claim_id: str, _: HandlerDep, upstream: UpstreamDep) -> Response:
+    return await _act(upstream, claim_id, "payment", None, "paid")

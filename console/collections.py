@@ -1,0 +1,119 @@
+"""The collector's pages: cases by stage and days past due, a case with its invoices, activities
+and payments, and recording an activity or a payment (with its allocation shown)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import Response
+
+from console.session import CollectorDep, CsrfDep
+from console.underwriting import buyers_by_id
+from console.upstream import Upstream, UpstreamDep, UpstreamRefused
+from console.web import redirect, render, today
+
+router = APIRouter(prefix="/cases")
+STAGES = ("new", "reminder_letter", "phone_collection", "legal", "amicable", "lawyer_letter",
+          "lawsuit")  # fmt: skip
+ACTIVITY_KINDS = (
+    "letter",
+    "call",
+    "promise_to_pay",
+    "dispute",
+    "dispute_resolved",
+    "legal_filing",
+    "note",
+)
+CASE_STATUSES = ("open", "on_hold", "closed")
+
+
+@router.get("")
+async def cases_list(request: Request, _: CollectorDep, upstream: UpstreamDep,
+                     status: str = "open") -> Response:  # fmt: skip
+    """Cases of one status grouped by stage, the most days past due first."""
+    limit = request.app.state.settings.console_list_limit
+    every = await upstream.every("collections", "/v1/cases", limit)
+    counts = {s: sum(1 for c in every if c["status"] == s) for s in CASE_STATUSES}
+    shown = [c for c in every if status == "all" or c["status"] == status]
+    order = {stage: index for index, stage in enumerate(STAGES)}
+    shown.sort(key=lambda c: (-order.get(c["stage"], 0), -c["days_past_due"], c["created_at"]))
+    groups = [(stage, [c for c in shown if c["stage"] == stage]) for stage in reversed(STAGES)]
+    buyers = await buyers_by_id(upstream, {c["buyer_id"] for c in shown})
+    return render(request, "collections/list.html", groups=[g for g in groups if g[1]],
+                  counts=counts, statuses=CASE_STATUSES, current=status, buyers=buyers)  # fmt: skip
+
+
+@router.get("/{case_id}")
+async def case_page(case_id: str, request: Request, _: CollectorDep,
+                    upstream: UpstreamDep) -> Response:  # fmt: skip
+    case = await upstream.get("collections", f"/v1/cases/{case_id}")
+    buyers = await buyers_by_id(upstream, {case["buyer_id"]})
+    highlighted = request.query_params.get("payment")
+    return render(request, "collections/case.html", case=case, buyer=buyers.get(case["buyer_id"]),
+                  activity_kinds=ACTIVITY_KINDS, highlighted=highlighted,
+                  today=today(request).isoformat())  # fmt: skip
+
+
+def _amount(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text.strip().replace(",", ""))
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() and value > 0 else None
+
+
+def _date(text: str) -> str | None:
+    try:
+        return dt.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        return None
+
+
+async def _record(upstream: Upstream, case_id: str, path: str, body: dict[str, Any],
+                  notice: str) -> Response:  # fmt: skip
+    page = f"/cases/{case_id}"
+    try:
+        created = await upstream.post("collections", f"/v1/cases/{case_id}/{path}", body)
+    except UpstreamRefused as refused:
+        if refused.status in (401, 404, 503):
+            raise
+        return redirect(page, error=refused.slug)
+    return redirect(page, notice=notice, payment=created["id"] if path == "payments" else None)
+
+
+@router.post("/{case_id}/payments", dependencies=[CsrfDep])
+async def record_payment(
+    case_id: str, _: CollectorDep, upstream: UpstreamDep, amount: Annotated[str, Form()],
+    currency: Annotated[str, Form()], received_on: Annotated[str, Form()],
+) -> Response:  # fmt: skip
+    """A payment received from the debtor; the case page then shows how it was allocated."""
+    value, day = _amount(amount), _date(received_on)
+    if value is None or day is None:
+        return redirect(f"/cases/{case_id}", error="payment-incomplete")
+    body = {"amount": {"amount": str(value), "currency": currency}, "received_on": day}
+    return await _record(upstream, case_id, "payments", body, "payment-recorded")
+
+
+@router.post("/{case_id}/activities", dependencies=[CsrfDep])
+async def record_activity(
+    case_id: str, _: CollectorDep, upstream: UpstreamDep, kind: Annotated[str, Form()],
+    occurred_on: Annotated[str, Form()], currency: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "", promised_amount: Annotated[str, Form()] = "",
+    promised_on: Annotated[str, Form()] = "",
+) -> Response:  # fmt: skip
+    day = _date(occurred_on)
+    if kind not in ACTIVITY_KINDS or day is None:
+        return redirect(f"/cases/{case_id}", error="activity-incomplete")
+    body: dict[str, Any] = {"kind": kind, "occurred_on": day}
+    if note.strip():
+        body["note"] = note.strip()
+    if kind == "promise_to_pay":
+        value, promised_day = _amount(promised_amount), _date(promised_on)
+        if value is None or promised_day is None:
+            return redirect(f"/cases/{case_id}", error="activity-incomplete")
+        body["promised_amount"] = {"amount": str(value), "currency": currency}
+        body["promised_on"] = promised_day
+    return await _record(upstream, case_id, "activities", body, "activity-recorded")

@@ -1,0 +1,112 @@
+"""The console's calls to the three services, made with the signed-in person's token through the
+services' own client base (`shared.http.ServiceClient`); an answer that is not a success becomes
+an `UpstreamRefused` carrying the problem's type, for the page to explain."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Request
+
+from console.settings import ConsoleSettings
+from shared.http import ServiceClient
+from shared.problems import Problem
+
+SERVICE_NAMES = ("underwriting", "claims", "collections")
+T = TypeVar("T")
+
+
+class UpstreamRefused(Exception):
+    """A service answered with a problem: its HTTP status and its type's slug."""
+
+    def __init__(self, status: int, slug: str, detail: str = "") -> None:
+        super().__init__(f"{status} {slug}: {detail}")
+        self.status, self.slug, self.detail = status, slug, detail
+
+
+def build_clients(settings: ConsoleSettings) -> dict[str, ServiceClient]:
+    urls = {"underwriting": settings.underwriting_url, "claims": settings.claims_url,
+            "collections": settings.collections_url}  # fmt: skip
+    return {
+        name: ServiceClient(url, jwt_secret=settings.jwt_secret, caller_name="console",
+                            timeout_seconds=settings.http_timeout_seconds)
+        for name, url in urls.items()
+    }  # fmt: skip
+
+
+def _slug_of(body: Any, status: int) -> str:
+    kind = body.get("type") if isinstance(body, dict) else None
+    if isinstance(kind, str) and kind:
+        return kind.rstrip("/").rsplit("/", 1)[-1]
+    return {401: "unauthorized", 403: "forbidden", 404: "not-found"}.get(status, "upstream-error")
+
+
+@dataclass
+class Upstream:
+    """The services as the signed-in person sees them."""
+
+    clients: Mapping[str, ServiceClient]
+    token: str
+
+    async def send(self, service: str, method: str, path: str, *, json: Any = None,
+                   params: dict[str, Any] | None = None) -> Any:  # fmt: skip
+        """The JSON a service answers, or `UpstreamRefused`."""
+        response = await self.raw(service, method, path, json=json, params=params)
+        return response.json() if response.content else None
+
+    async def raw(self, service: str, method: str, path: str, *, json: Any = None,
+                  params: dict[str, Any] | None = None) -> Any:  # fmt: skip
+        try:
+            response = await self.clients[service].request(
+                method, path, json=json, params=params,
+                headers={"Authorization": f"Bearer {self.token}"},
+            )  # fmt: skip
+        except Problem:
+            raise UpstreamRefused(503, "service-unavailable") from None
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            detail = body.get("detail", "") if isinstance(body, dict) else ""
+            raise UpstreamRefused(response.status_code, _slug_of(body, response.status_code),
+                                  str(detail))  # fmt: skip
+        return response
+
+    async def get(self, service: str, path: str, **params: Any) -> Any:
+        return await self.send(service, "GET", path, params=params or None)
+
+    async def post(self, service: str, path: str, body: Any = None) -> Any:
+        return await self.send(service, "POST", path, json=body)
+
+    async def every(self, service: str, path: str, limit: int, **params: Any) -> list[Any]:
+        """The items of a paginated list, page after page, at most `limit` of them."""
+        items: list[Any] = []
+        cursor: str | None = None
+        while len(items) < limit:
+            query = {**params, "limit": min(500, limit - len(items))}
+            if cursor:
+                query["cursor"] = cursor
+            page = await self.get(service, path, **query)
+            items.extend(page["items"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return items
+
+
+async def gather_all(*calls: Awaitable[T]) -> list[T]:
+    return list(await asyncio.gather(*calls))
+
+
+def get_upstream(request: Request) -> Upstream:
+    from console.session import require_caller
+
+    _, token = require_caller(request)
+    return Upstream(request.app.state.clients, token)
+
+
+UpstreamDep = Annotated[Upstream, Depends(get_upstream)]

@@ -1,0 +1,128 @@
+"""Every text of the console is in both catalogues: each key used by a template or the code,
+each code the services answer (their OpenAPI enums, the problem catalogue, the engine's reason
+codes, grade factors, indemnity steps and exclusions), with the same placeholders."""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+
+import pytest
+
+from console.catalogue import en, zh_cn
+from console.i18n import LOCALES, Translator, negotiate
+from services.underwriting.rules import grade
+from shared.problems import CATALOGUE
+from tests.conftest import ROOT
+
+CONSOLE = ROOT / "console"
+# The OpenAPI enums whose values the console shows in words, and the catalogue group of each.
+ENUM_GROUPS = {
+    ("underwriting", "LimitRequestStatus"): "request_status",
+    ("underwriting", "UnderwriterAct"): "decision",
+    ("underwriting", "CoverageReason"): "reason",
+    ("underwriting", "LadderName"): "ladder",
+    ("claims", "ClaimStatus"): "claim_status",
+    ("claims", "ClaimCause"): "cause",
+    ("claims", "ClaimDecision"): "claim_decision",
+    ("claims", "DocumentKind"): "document",
+    ("claims", "DisputeOutcome"): "dispute_outcome",
+    ("collections", "CaseStatus"): "case_status",
+    ("collections", "CaseStage"): "stage",
+    ("collections", "RecordedActivityKind"): "activity",
+}
+LITERAL_KEY = re.compile(r"""\bt\(\s*["']([a-z_]+\.[a-z0-9_.-]+)["']""")
+
+
+def used_keys() -> set[str]:
+    found: set[str] = set()
+    for path in [*CONSOLE.rglob("*.html"), *CONSOLE.glob("*.py")]:
+        found |= set(LITERAL_KEY.findall(path.read_text()))
+    return found
+
+
+def enum_values(service: str, name: str) -> list[str]:
+    document = json.loads((ROOT / "openapi" / f"{service}.json").read_text())
+    values: list[str] = document["components"]["schemas"][name]["enum"]
+    return values
+
+
+def service_codes() -> set[str]:
+    codes = {f"problem.{slug}" for slug in CATALOGUE}
+    for (service, name), group in ENUM_GROUPS.items():
+        codes |= {f"{group}.{value}" for value in enum_values(service, name)}
+    codes |= {f"factor.{f.name}" for f in grade.DEFAULT_GRADING.factors}
+    codes |= {"factor.signals", "factor.insolvency"}
+    engine = (ROOT / "services/underwriting/rules/credit_limit.py").read_text()
+    codes |= {f"reason.{c}" for c in re.findall(r'"([a-z_]+)",\s*\n?\s*f?"', engine)
+              if c not in {"amount", "company"}}  # fmt: skip
+    claims_rules_text = (ROOT / "services/claims/rules.py").read_text()
+    steps = re.findall(r'Step\(\d, "([a-z_]+)"', claims_rules_text)
+    codes |= {f"step.{name}" for name in steps}
+    exclusions = re.findall(r'found\.append\("([a-z_]+)"\)', claims_rules_text)
+    codes |= {f"exclusion.{name}" for name in exclusions}
+    return codes
+
+
+def placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def test_both_catalogues_hold_the_same_keys_each_with_a_text() -> None:
+    assert set(en.MESSAGES) == set(zh_cn.MESSAGES), set(en.MESSAGES) ^ set(zh_cn.MESSAGES)
+    for catalogue in (en.MESSAGES, zh_cn.MESSAGES):
+        assert all(text.strip() for text in catalogue.values())
+
+
+def test_every_key_a_template_or_the_code_uses_is_translated() -> None:
+    keys = used_keys()
+    assert len(keys) > 100  # the scan finds the templates' texts
+    for locale, catalogue in LOCALES.items():
+        assert keys - set(catalogue) == set(), locale
+
+
+def test_every_code_the_services_answer_has_words_in_both_languages() -> None:
+    codes = service_codes()
+    assert {"step.insured_loss", "exclusion.notified_late", "reason.high_risk_grade",
+            "problem.already-decided", "stage.lawsuit"} <= codes  # fmt: skip
+    for locale, catalogue in LOCALES.items():
+        assert codes - set(catalogue) == set(), locale
+
+
+def test_a_translation_keeps_the_placeholders_of_the_english_text() -> None:
+    for key, text in en.MESSAGES.items():
+        assert placeholders(zh_cn.MESSAGES[key]) == placeholders(text), key
+
+
+def test_the_chinese_catalogue_is_chinese_not_a_copy_of_the_english() -> None:
+    copied = [k for k, text in zh_cn.MESSAGES.items() if text == en.MESSAGES[k]]
+    assert copied == []
+
+
+@pytest.mark.parametrize(("header", "chosen", "locale"), [
+    ("zh-CN,zh;q=0.9,en;q=0.8", None, "zh-CN"),
+    ("zh-TW", None, "zh-CN"),
+    ("en-US,en;q=0.9,zh-CN;q=0.8", None, "en"),
+    ("fr-FR,fr;q=0.9,zh;q=0.5", None, "zh-CN"),
+    ("de-DE", None, "en"),
+    (None, None, "en"),
+    ("zh-CN", "en", "en"),
+    ("en", "zh-CN", "zh-CN"),
+    ("en;q=0,zh;q=0.1", "xx", "zh-CN"),
+])  # fmt: skip
+def test_the_language_comes_from_the_switch_then_accept_language_then_english(
+    header: str | None, chosen: str | None, locale: str
+) -> None:
+    assert negotiate(header, chosen) == locale
+
+
+def test_babel_writes_amounts_and_dates_as_each_locale_does() -> None:
+    english, chinese = Translator("en"), Translator("zh-CN")
+    amount = {"amount": "1234567.50", "currency": "EUR"}
+    assert english.money(amount) == "€1,234,567.50"
+    assert chinese.money(amount) == "€1,234,567.50"
+    assert chinese.money({"amount": "9000000.00", "currency": "CNY"}) == "¥9,000,000.00"
+    assert english.date("2026-11-24") == "24 Nov 2026"
+    assert chinese.date("2026-11-24") == "2026年11月24日"
+    assert chinese.percent("70.8333") == "70.83%"
