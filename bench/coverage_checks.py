@@ -144,8 +144,14 @@ end
 
 
 def measure_with_wrk(
-    base: str, token: str, policy_id: str, ids: list[str], seconds: float, connections: int
-) -> None:
+    base: str,
+    token: str,
+    policy_id: str,
+    ids: list[str],
+    seconds: float,
+    connections: int,
+    label: str = "single checks",
+) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         ids_file = Path(tmp, "ids.txt")
         ids_file.write_text("\n".join(ids))
@@ -160,9 +166,10 @@ def measure_with_wrk(
     p99 = re.search(r"99%\s+(\S+)", out)[1]  # type: ignore[index]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    print(f"single checks (wrk, 1 thread): {rate:,.0f}/s over {seconds:.0f}s, {connections} "
+    print(f"{label} (wrk, 1 thread): {rate:,.0f}/s over {seconds:.0f}s, {connections} "
           f"connections, p50 {p50}, p99 {p99}, non-200 {bad[1] if bad else 0}"
           f"{', socket errors ' + errors[1] if errors else ''}")  # fmt: skip
+    return rate
 
 
 async def measure_with_httpx(
@@ -209,7 +216,10 @@ async def measure(
                                          json=item(policy_id, random.choice(ids)))  # fmt: skip
             assert response.status_code == 200, response.text[:500]
         if generator == "wrk":
-            measure_with_wrk(base, token, policy_id, ids, seconds, workers)
+            rate = measure_with_wrk(base, token, policy_id, ids, seconds, workers)
+            floor = bare_single_rate(dsn, token, policy_id, ids, seconds, workers)
+            print(f"  the service answers {rate / floor:.0%} of the bare app's rate "
+                  f"(bench/bare_coverage.py: the same SQL on asyncpg, no framework)")  # fmt: skip
         else:
             await measure_with_httpx(client, policy_id, ids, seconds, workers)
         batch = {"items": [item(policy_id, b) for b in random.sample(ids, min(10_000, len(ids)))]}
@@ -227,6 +237,40 @@ async def measure(
             bare = await bare_batch(dsn, batch["items"], BATCH_CHUNK, BATCH_PARALLEL)
             print(f"  its statements bare on asyncpg: {bare * 1000:.0f} ms, the service takes "
                   f"{took / bare:.2f}x (target <= 1.5x)")  # fmt: skip
+
+
+def bare_single_rate(
+    dsn: str, token: str, policy_id: str, ids: list[str], seconds: float, connections: int
+) -> float:
+    """The floor of the single check: bench/bare_coverage.py under uvicorn, the same load."""
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": dsn, "TCI_FIXED_TODAY": TODAY}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "bench.bare_coverage:create_app",
+         "--port", str(port), "--no-access-log", "--log-level", "warning"],
+        env=env, cwd=ROOT)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                probe = httpx.post(f"{base}/v1/coverage-checks", json=item(policy_id, ids[0]))
+                if probe.status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        return measure_with_wrk(base, token, policy_id, ids, seconds, connections,
+                                label="  the same checks bare")  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 async def bare_batch(dsn: str, batch: list[dict[str, object]], chunk: int, parallel: int) -> float:
