@@ -11,6 +11,7 @@ import gc
 import json
 import logging
 import math
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -31,6 +32,7 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
     start_http_server,
 )
 from sqlalchemy import MetaData, text
@@ -61,6 +63,9 @@ from shared.settings import Settings
 
 log = logging.getLogger("tci.app")
 REQUEST_ID_HEADER = b"x-request-id"
+# Set (to an empty directory) when several worker processes serve one service: each writes its
+# figures there and a scrape sums them (prometheus_client's multiprocess mode).
+MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # Probes answer whoever asks (an orchestrator, a load balancer) and are never rate limited.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
@@ -126,6 +131,32 @@ class Metrics:
             registry=self.registry,
         )
         self.service = service
+
+    def exposed(self) -> CollectorRegistry:
+        """What a scrape reads: this process's registry, or, with several worker processes
+        (`PROMETHEUS_MULTIPROC_DIR` set, as the image's entry point does), every worker's values
+        summed from their files."""
+        directory = os.environ.get(MULTIPROCESS_DIRECTORY)
+        if not directory:
+            return self.registry
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        return registry
+
+
+def _serve_metrics_port(port: int | None, metrics: Metrics) -> Any:
+    """`/metrics` on its own port when `TCI_METRICS_PORT` is set. With several workers the first
+    to bind it serves every worker's figures (multiprocess mode); the others leave it to it."""
+    if port is None:
+        return None
+    try:
+        server, _ = start_http_server(port, registry=metrics.exposed())
+    except OSError as exc:
+        if not os.environ.get(MULTIPROCESS_DIRECTORY):
+            raise
+        log.info("metrics port %s already served by another worker (%s)", port, exc.strerror)
+        return None
+    return server
 
 
 def _request_id(scope: Scope) -> str:
@@ -498,9 +529,7 @@ def _lifespan_of(
         app.state.sessionmaker = build_sessionmaker(engine)
         app.state.reader = Reader(engine)
         _tune_garbage_collector(settings.gc_gen0_threshold)
-        metrics_server = None
-        if settings.metrics_port is not None:
-            metrics_server, _ = start_http_server(settings.metrics_port, registry=metrics.registry)
+        metrics_server = _serve_metrics_port(settings.metrics_port, metrics)
         purge = asyncio.create_task(
             purge_periodically(
                 engine,
@@ -694,4 +723,4 @@ def _add_probes(app: FastAPI, metrics: Metrics) -> None:
     async def prometheus_metrics() -> Response:
         """Request counts and latency histograms in the Prometheus text format; only for a
         `service` token (and without one on `TCI_METRICS_PORT`, when that is set)."""
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.exposed()), media_type=CONTENT_TYPE_LATEST)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, MutableMapping, Sequence
@@ -150,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if isinstance(command, int):
         return command
+    if "--workers" in command and int(command[command.index("--workers") + 1]) > 1:
+        # Several workers: prometheus_client's multiprocess mode, so that a scrape sums them all.
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="tci-metrics-"))
     try:
         os.execvp(command[0], command)
     except OSError as exc:
