@@ -60,6 +60,7 @@ from shared.problems import (
     problem_responses,
 )
 from shared.settings import Settings
+from shared.tracing import start_tracing, stop_tracing, trace_engine
 
 log = logging.getLogger("tci.app")
 REQUEST_ID_HEADER = b"x-request-id"
@@ -479,7 +480,7 @@ def create_app(
     lifespan: Lifespan | None = None,
 ) -> FastAPI:
     """A service app: its routers behind the shared middleware, error mapping and probes."""
-    configure_logging(service, settings.log_level)
+    configure_logging(service, settings.log_level, settings.log_format)
     metrics = Metrics(service)
     app = FastAPI(
         title=title,
@@ -504,6 +505,7 @@ def create_app(
     )
     app.state.idempotency_table = metadata.tables[f"{metadata.schema}.idempotency_keys"]
     _add_middleware(app, service, settings, metrics)
+    start_tracing(app, service, settings)
     install_problem_handlers(app)
     for router in routers:
         app.include_router(router)
@@ -526,6 +528,7 @@ def _lifespan_of(
         await refuse_unmigrated(service, settings.database_url_for(service))
         engine = build_engine(settings.database_url_for(service), pool_size=settings.db_pool_size)
         app.state.engine = engine
+        trace_engine(app, engine)
         app.state.sessionmaker = build_sessionmaker(engine)
         app.state.reader = Reader(engine)
         _tune_garbage_collector(settings.gc_gen0_threshold)
@@ -549,6 +552,7 @@ def _lifespan_of(
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
             await engine.dispose()
+            await stop_tracing(app)
             if metrics_server is not None:
                 metrics_server.shutdown()
                 metrics_server.server_close()

@@ -12,6 +12,7 @@ import httpx
 from shared.auth import mint_token
 from shared.logging import current_request_id
 from shared.problems import SERVICE_UNAVAILABLE, Problem
+from shared.tracing import trace_peer_calls
 
 RETRYABLE = frozenset({502, 503, 504})
 TOKEN_TTL_SECONDS = 300
@@ -43,6 +44,7 @@ class ServiceClient:
         self._client = httpx.AsyncClient(
             base_url=base_url, timeout=httpx.Timeout(timeout_seconds), transport=transport
         )
+        trace_peer_calls(self._client)
         # A transport of its own is an app in-process (tests), which may serve every request
         # from one session: its requests go one at a time unless told otherwise. Over the
         # network they go at once.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -123,6 +124,21 @@ class Settings(BaseSettings):
         "INFO",
         alias="TCI_LOG_LEVEL",
         description="the log level (`DEBUG`, `INFO`, `WARNING`, `ERROR`)",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        alias="TCI_LOG_FORMAT",
+        description="`text` (one readable line) or `json` (one object a line: time, level, service, request id, trace and span ids, message)",
+    )
+    otel_endpoint: str = Field(
+        "",
+        alias="TCI_OTEL_ENDPOINT",
+        description="the OTLP/HTTP traces URL spans are exported to (e.g. `http://collector:4318/v1/traces`); empty: tracing off",
+    )
+    otel_service_name: str = Field(
+        "",
+        alias="TCI_OTEL_SERVICE_NAME",
+        description="the `service.name` of this service's spans; empty: the service's own name",
     )
     # Rate limits per caller (a token's subject; the client address without a valid token), in
     # the `limits` notation ("100/second;3000/minute"); an empty string switches a tier off. Our
