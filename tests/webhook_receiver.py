@@ -154,6 +154,10 @@ class Receiver:
             self._refuse(path, ident, f"configured status {status}", status)
         return status
 
+    def record_incomplete(self, path: str, ident: str) -> None:
+        """A message cut off before its end: nothing to verify, nothing answered."""
+        self._refuse(path, ident, "incomplete body (the sender stopped mid-message)", 0)
+
     def _refuse(self, path: str, ident: str, why: str, status: int) -> int:
         os.write(self.refused, f"{path}\t{ident}\t{why}\n".encode())
         return status
@@ -166,8 +170,13 @@ def serve(port: int, directory: Path) -> None:
         protocol_version = "HTTP/1.1"  # keep-alive: the dispatcher reuses its connection
 
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
+            if len(body) < length:  # the sender died mid-message (a killed dispatcher)
+                receiver.record_incomplete(self.path, headers.get("webhook-id", ""))
+                self.close_connection = True
+                return
             status = receiver.answer(self.path, headers, body)
             answer = receiver.body(self.path)
             self.send_response(status)
