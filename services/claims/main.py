@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,7 +19,6 @@ from services.claims.events import router as events_router
 from services.claims.models import events, metadata, outbox, webhooks
 from services.claims.service import lapse_overdue, record_delivery
 from shared.app import create_app as create_service_app
-from shared.http import ServiceClient
 from shared.outbox import deliver_periodically
 from shared.peers import build_peers
 from shared.periodic import run_periodically
@@ -31,14 +30,13 @@ hooks = Webhooks("claims", webhooks, events, EVENT_TYPES)
 
 
 async def sweep_lapses(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: ClaimsSettings,
-    peers: Mapping[str, ServiceClient] | None = None,
-) -> None:  # fmt: skip
+    sessionmaker: async_sessionmaker[AsyncSession], settings: ClaimsSettings
+) -> None:
     """Record the lapse of claims whose documents came too late, now and then every interval."""
 
     async def sweep() -> None:
         async with sessionmaker() as session:
-            lapsed = await lapse_overdue(session, settings.today(), peers)
+            lapsed = await lapse_overdue(session, settings.today())
             await session.commit()
             if lapsed:
                 log.info("%d claims lapsed with documents missing", len(lapsed))
@@ -58,7 +56,7 @@ def create_app(settings: ClaimsSettings | None = None) -> FastAPI:
                 every=dt.timedelta(seconds=settings.outbox_interval_seconds),
                 lease=dt.timedelta(seconds=settings.outbox_lease_seconds),
                 on_delivered=record_delivery)),
-            asyncio.create_task(sweep_lapses(app.state.sessionmaker, settings, app.state.peers)),
+            asyncio.create_task(sweep_lapses(app.state.sessionmaker, settings)),
             asyncio.create_task(hooks.dispatch_periodically(app.state.sessionmaker, settings)),
         ]  # fmt: skip
         try:

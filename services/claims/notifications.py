@@ -13,12 +13,11 @@ from services.claims.service import (
     ZERO,
     Context,
     invoice_amounts,
-    own_policy,
+    own_policy_and_buyer,
     signal_underwriting,
 )
 from shared.contracts import PolicyTerms
 from shared.db import new_id, utcnow
-from shared.peers import fetch_buyer
 from shared.problems import (
     EXTENSION_TOO_LONG,
     NOT_OVERDUE,
@@ -68,8 +67,7 @@ def _check_notification(ctx: Context, report: NotificationCreate, policy: Policy
 async def notify_overdue(ctx: Context, report: NotificationCreate) -> NotificationRead:
     """Record the notification; each invoice is in time or late; an overdue stops shipments on
     that policy (underwriting hears of it through the outbox)."""
-    policy = await own_policy(ctx, report.policy_id)
-    await fetch_buyer(ctx.peers, report.buyer_id)
+    policy, _ = await own_policy_and_buyer(ctx, report.policy_id, report.buyer_id)
     _check_notification(ctx, report, policy)
     notification = OverdueNotification(
         id=new_id("ovn"), created_at=utcnow(), policy_id=policy.id, buyer_id=report.buyer_id,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
@@ -35,7 +35,6 @@ from shared import problems
 from shared.contracts import BuyerFacts, CoverageReply, PolicyTerms
 from shared.db import new_id, utcnow
 from shared.events import announce
-from shared.http import ServiceClient
 from shared.outbox import deliver, enqueue
 from shared.pagination import PageRequest, fetch_page
 from shared.peers import fetch_buyer, fetch_policy, fetch_policy_and_buyer, upstream_problem
@@ -225,22 +224,19 @@ class Changing(Protocol):
     def session(self) -> AsyncSession: ...
     @property
     def today(self) -> dt.date: ...
-    @property
-    def peers(self) -> Mapping[str, ServiceClient]: ...
 
 
 @dataclass(frozen=True)
 class Sweep:
     session: AsyncSession
     today: dt.date
-    peers: Mapping[str, ServiceClient]
 
 
 def _parties_of(claim: Claim, bank_ids: Sequence[str]) -> list[str]:
     return [claim.policyholder_id, *bank_ids]
 
 
-async def _parties(where: Changing, claim: Claim) -> list[str]:
+def _parties(claim: Claim) -> list[str]:
     """Who hears of a claim's events: its policyholder and the banks assigned to its policy when
     the claim was filed (kept with its terms: a change of status never waits on underwriting)."""
     return _parties_of(claim, claim.terms.get("assigned_bank_ids") or [])
@@ -260,7 +256,7 @@ async def _announce_status(
         decision_due=claim.decision_due, documents_due=claim.documents_due,
     )  # fmt: skip
     await announce(where.session, events, changed, subject_id=claim.id,
-                   parties=parties if parties is not None else await _parties(where, claim))  # fmt: skip
+                   parties=parties if parties is not None else _parties(claim))  # fmt: skip
 
 
 async def _enter(
@@ -290,13 +286,10 @@ async def _refresh_lapse(ctx: Context, claim: Claim) -> None:
                      reason=_lapse_reason(claim))  # fmt: skip
 
 
-async def lapse_overdue(
-    session: AsyncSession, today: dt.date, peers: Mapping[str, ServiceClient] | None = None
-) -> list[str]:
+async def lapse_overdue(session: AsyncSession, today: dt.date) -> list[str]:
     """The sweep: every claim whose documents grace period has ended with documents still
-    missing lapses (reads already show it; this records it). Returns the lapsed claims' ids.
-    `peers` reaches underwriting for the banks that hear of each lapse."""
-    where = Sweep(session, today, peers or {})
+    missing lapses (reads already show it; this records it). Returns the lapsed claims' ids."""
+    where = Sweep(session, today)
     waiting = await repo.waiting_for_documents(session, today)
     documents = await repo.documents_of(session, [claim.id for claim in waiting])
     lapsed = []
@@ -627,7 +620,7 @@ async def pay(ctx: Context, claim_id: str) -> ClaimRead:
                             f"{claim.id} is not paid", buyer_id=claim.buyer_id)  # fmt: skip
     buyer = await fetch_buyer(ctx.peers, claim.buyer_id)
     claim.paid_on, claim.paid_by = ctx.today, ctx.caller.subject
-    parties = await _parties(ctx, claim)
+    parties = _parties(claim)
     await _enter(ctx, claim, paid, parties=parties)
     await announce(ctx.session, events, ClaimPaid(
         claim_id=claim.id, policy_id=claim.policy_id, buyer_id=claim.buyer_id,

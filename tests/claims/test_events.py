@@ -13,7 +13,6 @@ import pytest
 
 from services.claims.service import lapse_overdue
 from shared.db import get_session
-from shared.peers import get_peers
 from tests.builders import money, ok
 from tests.claims.test_api import INVOICES, complete, insured
 from tests.conftest import auth, unique
@@ -146,11 +145,10 @@ async def test_the_lapse_sweep_announces_each_lapse_to_the_claims_parties(
     bank = await assign(uw, policy)
     claim = await file(claims, policy, buyer, holder)
     app = claims._transport.app  # type: ignore[attr-defined]
-    peers = await app.dependency_overrides[get_peers]()
     async for session in app.dependency_overrides[get_session]():
         # (other tests' claims may lapse too where their rollback does not reach, on SQLite)
-        assert claim["id"] not in await lapse_overdue(session, dt.date(2027, 7, 10), peers)
-        assert claim["id"] in await lapse_overdue(session, dt.date(2027, 7, 11), peers)
+        assert claim["id"] not in await lapse_overdue(session, dt.date(2027, 7, 10))
+        assert claim["id"] in await lapse_overdue(session, dt.date(2027, 7, 11))
         await session.commit()
     _filed, lapsed = await read_feed(claims, auth("bank", bank))
     assert (lapsed["data"]["previous_status"], lapsed["data"]["status"]) == (
