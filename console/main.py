@@ -10,9 +10,11 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
 from console import claims, collections, signin, underwriting
+from console.oidc import OIDC_FLOW_COOKIE, OIDC_FLOW_SECONDS, Provider, flow_cookie_secret, origin
 from console.session import CSRF_COOKIE, SESSION_COOKIE, SignInRequired, set_cookie
 from console.settings import ConsoleSettings
 from console.upstream import UpstreamRefused, build_clients
@@ -26,10 +28,21 @@ CONTENT_SECURITY_POLICY = (
 CSRF_COOKIE_SECONDS = 12 * 3600
 
 
+def content_security_policy(request: Request) -> str:
+    """The policy; with OpenID Connect sign-in, the sign-out form may lead on to the provider's
+    end-session endpoint (browsers hold a form's redirects to `form-action` too)."""
+    provider: Provider | None = getattr(request.app.state, "oidc", None)
+    if provider is None:
+        return CONTENT_SECURITY_POLICY
+    sources = {origin(provider.issuer), origin(provider.known_end_session_endpoint() or "")}
+    extra = "".join(f" {source}" for source in sorted(s for s in sources if s))
+    return CONTENT_SECURITY_POLICY.replace("form-action 'self'", f"form-action 'self'{extra}")
+
+
 async def security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
     response = await call_next(request)
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("Content-Security-Policy", content_security_policy(request))
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "no-referrer"
     headers["X-Frame-Options"] = "DENY"
@@ -84,7 +97,13 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     app = FastAPI(title="TCI console", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)  # fmt: skip
     app.state.settings = settings
+    app.state.oidc = Provider(settings) if settings.oidc_configured else None
     app.add_middleware(BaseHTTPMiddleware, dispatch=security_headers)
+    if app.state.oidc is not None:
+        # A sign-in's state, nonce and PKCE verifier, signed, while the person is at the provider.
+        app.add_middleware(SessionMiddleware, secret_key=flow_cookie_secret(settings),
+                           session_cookie=OIDC_FLOW_COOKIE, max_age=OIDC_FLOW_SECONDS,
+                           same_site="lax", https_only=settings.secure_cookies)  # fmt: skip
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_exception_handler(UpstreamRefused, upstream_refused)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -88,11 +88,15 @@ async def test_a_forged_or_expired_session_is_no_session(client: httpx.AsyncClie
 
 async def test_outside_development_there_is_no_role_picker_and_cookies_are_secure() -> None:
     async with console("production") as client:
-        missing = await client.get("/sign-in")
-        assert missing.status_code == 404
-        assert "Secure" in set_cookie_header(missing, CSRF_COOKIE)
+        # No identity provider configured: the page says signing in is not set up (test_oidc.py).
+        page = await client.get("/sign-in")
+        assert page.status_code == 503 and 'name="role"' not in page.text
+        assert "Secure" in set_cookie_header(page, CSRF_COOKIE)
+        posted = await client.post("/sign-in", data={"role": "underwriter",
+                                                     "csrf": csrf_of(page.text)})  # fmt: skip
+        assert posted.status_code == 404 and SESSION_COOKIE not in client.cookies
         chosen = await client.post("/language", data={"locale": "zh-CN", "next": "/",
-                                                      "csrf": csrf_of(missing.text)})  # fmt: skip
+                                                      "csrf": csrf_of(page.text)})  # fmt: skip
         assert chosen.status_code == 303
         assert "Secure" in set_cookie_header(chosen, LANGUAGE_COOKIE)
 
