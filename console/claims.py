@@ -1,9 +1,11 @@
 """The claims handler's pages: claims by status with the decision due in working days, a claim
-with its documents, disputes and assessment, and the acts on it (assess, approve or reject, pay)."""
+with its documents, disputes and assessment, and the acts on it (assess, approve or reject, pay,
+settle a dispute)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -19,6 +21,7 @@ router = APIRouter(prefix="/claims")
 STATUSES = ("documents_pending", "under_review", "on_hold", "assessed", "approved", "rejected",
             "paid", "lapsed")  # fmt: skip
 DECIDED_NOTICE = {"approve": "claim-approved", "reject": "claim-rejected"}
+DISPUTE_OUTCOMES = ("policyholder", "buyer")
 DOWNLOAD_HEADERS = ("content-type", "content-disposition", "content-length")
 
 
@@ -90,14 +93,32 @@ async def claims_list(request: Request, _: HandlerDep, upstream: UpstreamDep,
                   current=status, days_left=left, buyers=buyers, total=len(every))  # fmt: skip
 
 
+def disputed_amounts(claim: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per dispute, the claim's invoices it names (each with its amount) and their sum, in the
+    API's money form (an invoice the claim does not list is named without an amount)."""
+    invoices = {i["number"]: i["amount"] for i in claim["invoices"]}
+    found: dict[str, dict[str, Any]] = {}
+    for dispute in claim["disputes"]:
+        named = [(number, invoices.get(number)) for number in dispute["invoice_numbers"]]
+        amounts = [amount for _, amount in named if amount]
+        total = None
+        if amounts:
+            total = {"amount": str(sum((Decimal(a["amount"]) for a in amounts), Decimal(0))),
+                     "currency": amounts[0]["currency"]}  # fmt: skip
+        found[dispute["id"]] = {"invoices": named, "total": total}
+    return found
+
+
 @router.get("/{claim_id}")
 async def claim_page(claim_id: str, request: Request, _: HandlerDep,
                      upstream: UpstreamDep) -> Response:  # fmt: skip
     claim = await upstream.get("claims", f"/v1/claims/{claim_id}")
     buyers = await buyers_by_id(upstream, {claim["buyer_id"]})
-    left = await days_left_of(upstream, [claim], today(request))
+    on = today(request)
+    left = await days_left_of(upstream, [claim], on)
     return render(request, "claims/claim.html", claim=claim, buyer=buyers.get(claim["buyer_id"]),
-                  days_left=left.get(claim["id"]))  # fmt: skip
+                  days_left=left.get(claim["id"]), disputed=disputed_amounts(claim),
+                  outcomes=DISPUTE_OUTCOMES, today=on.isoformat())  # fmt: skip
 
 
 @router.get("/{claim_id}/documents/{document_id}")
@@ -140,3 +161,32 @@ async def decide(claim_id: str, _: HandlerDep, upstream: UpstreamDep,
 @router.post("/{claim_id}/payment", dependencies=[CsrfDep])
 async def pay(claim_id: str, _: HandlerDep, upstream: UpstreamDep) -> Response:
     return await _act(upstream, claim_id, "payment", None, "paid")
+
+
+@router.post("/{claim_id}/disputes/{dispute_id}/resolution", dependencies=[CsrfDep])
+async def resolve_dispute(claim_id: str, dispute_id: str, _: HandlerDep, upstream: UpstreamDep,
+                          outcome: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "",
+                          resolved_on: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+    """Settle an open dispute for the policyholder or the buyer, with the reason; the claim
+    resumes once no dispute is open. A dispute settled meanwhile is explained, never twice."""
+    page = f"/claims/{claim_id}"
+    day = _date(resolved_on) if resolved_on.strip() else ""
+    if outcome not in DISPUTE_OUTCOMES or not note.strip() or day is None:
+        return redirect(page, error="dispute-incomplete")
+    body = {"outcome": outcome, "note": note.strip(), **({"resolved_on": day} if day else {})}
+    try:
+        await upstream.post("claims", f"/v1/claims/{claim_id}/disputes/{dispute_id}/resolution",
+                            body)  # fmt: skip
+    except UpstreamRefused as refused:
+        if refused.status in (401, 404, 503):
+            raise
+        already = refused.slug == "already-decided"
+        return redirect(page, error="dispute-already-resolved" if already else refused.slug)
+    return redirect(page, notice="dispute-resolved")
+
+
+def _date(text: str) -> str | None:
+    try:
+        return dt.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        return None

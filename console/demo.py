@@ -169,7 +169,25 @@ CLAIMS = (  # the status each demo claim is left in, its buyer, and the acts tha
     ("approved", "Porto Calçado Lda", "PT", ("assessment", "approve")),
     ("paid", "Antwerp Diamonds NV", "BE", ("assessment", "approve", "payment")),
     ("rejected", "Madrid Ceramics SL", "ES", ("reject",)),
+    ("on_hold", "Lille Jouets SAS", "FR", ("disputes",)),
 )
+
+
+def dispute(loader: Loader, claim: dict[str, Any]) -> None:
+    """The buyer disputes each invoice in turn: the first dispute is resolved for the
+    policyholder, the second is open (the claim holds)."""
+    holder = claim["policyholder_id"]
+    first, second = (i["number"] for i in claim["invoices"])
+    settled = loader.call("claims", "POST", f"/v1/claims/{claim['id']}/disputes", "policyholder",
+        holder, json={"raised_on": loader.day(-20), "invoice_numbers": [first],
+                      "description": "Buyer says 200 of the 1,500 units arrived damaged"})  # fmt: skip
+    loader.call("claims", "POST", f"/v1/claims/{claim['id']}/disputes/{settled['id']}/resolution",
+                "claims_handler", expect=200,
+                json={"outcome": "policyholder", "resolved_on": loader.day(0),
+                      "note": "Surveyor: packed correctly; damaged in the buyer's warehouse"})  # fmt: skip
+    loader.call("claims", "POST", f"/v1/claims/{claim['id']}/disputes", "policyholder", holder,
+                json={"raised_on": loader.day(-2), "invoice_numbers": [second],
+                      "description": "Buyer disputes the quantity: 1,200 of 1,500 units counted"})  # fmt: skip
 
 
 def load_claims(loader: Loader, book: Book) -> None:
@@ -182,6 +200,8 @@ def load_claims(loader: Loader, book: Book) -> None:
                 loader.call("claims", "POST", f"/v1/claims/{claim['id']}/decision",
                             "claims_handler", expect=200,
                             json={"decision": act, "reason": "demo: file checked"})  # fmt: skip
+            elif act == "disputes":
+                dispute(loader, claim)
             else:
                 loader.call("claims", "POST", f"/v1/claims/{claim['id']}/{act}",
                             "claims_handler", expect=200)  # fmt: skip

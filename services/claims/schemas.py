@@ -165,10 +165,13 @@ class DisputeRead(Schema):
     created_at: dt.datetime
     claim_id: str
     raised_on: dt.date
+    raised_by: str = Field(description="who recorded the dispute (the caller's subject)")
     description: str
     invoice_numbers: list[str]
     outcome: DisputeOutcome | None
     resolved_on: dt.date | None
+    resolved_by: str | None = Field(description="who settled it (the caller's subject)")
+    note: str | None = Field(description="the reason given when it was settled")
     claim_status: ClaimStatus
 
 

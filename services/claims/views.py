@@ -132,9 +132,10 @@ def document_upload_read(
 
 def dispute_read(d: Dispute, claim_status: str) -> DisputeRead:
     return DisputeRead(id=d.id, created_at=d.created_at, claim_id=d.claim_id,
-                       raised_on=d.raised_on, description=d.description,
+                       raised_on=d.raised_on, raised_by=d.raised_by, description=d.description,
                        invoice_numbers=list(d.invoice_numbers), outcome=d.outcome,
-                       resolved_on=d.resolved_on, claim_status=claim_status)  # fmt: skip
+                       resolved_on=d.resolved_on, resolved_by=d.resolved_by,
+                       note=d.resolution_note, claim_status=claim_status)  # fmt: skip
 
 
 def assessment_read(

@@ -19,7 +19,7 @@ from shared.outbox import deliver
 from shared.peers import get_peers
 from shared.settings import DEVELOPMENT_JWT_SECRET
 from tests.builders import check, make_buyer, make_policy, money, ok
-from tests.conftest import auth
+from tests.conftest import auth, token
 
 TODAY = "2027-06-10"
 HANDLER = auth("claims_handler")
@@ -213,6 +213,41 @@ async def test_late_notification_and_a_dispute_settled_for_the_buyer_exclude_inv
     assert lines["INV-2"]["exclusions"] == ["dispute_settled_for_buyer"]
     assert lines["INV-1"]["covered"] == money("80000.00")
     assert assessed["indemnity"] == money("67000.00")  # 80,000 × 90% − 5,000
+
+
+async def test_a_dispute_shows_who_raised_and_settled_it_and_is_settled_once(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = {"Authorization": "Bearer " + token("policyholder", policy["policyholder_id"],
+                                                 subject="Ms Holder")}  # fmt: skip
+    handler = {"Authorization": "Bearer " + token("claims_handler", subject="Wang Fang")}
+    claim = ok(await claims.post("/v1/claims", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    claim = await complete(claims, claim, holder)
+    raised = ok(await claims.post(f"/v1/claims/{claim['id']}/disputes", headers=holder, json={
+        "raised_on": "2027-06-05", "description": "short delivery",
+        "invoice_numbers": ["INV-2"]}), 201)  # fmt: skip
+    assert (raised["raised_by"], raised["resolved_by"], raised["note"]) == ("Ms Holder", None, None)
+    path = f"/v1/claims/{claim['id']}/disputes/{raised['id']}"
+    settled = ok(await claims.post(f"{path}/resolution", headers=handler, json={
+        "outcome": "policyholder", "note": "the carrier's receipt shows full delivery"}), 200)  # fmt: skip
+    assert settled["outcome"] == "policyholder" and settled["resolved_on"] == TODAY
+    assert (settled["resolved_by"], settled["note"]) == (
+        "Wang Fang",
+        "the carrier's receipt shows full delivery",
+    )
+    again = await claims.post(f"{path}/resolution", headers=handler, json={"outcome": "buyer"})
+    assert again.status_code == 409 and again.json()["type"] == "already-decided"
+    [listed] = ok(await claims.get(f"/v1/claims/{claim['id']}", headers=holder), 200)["disputes"]
+    assert listed == ok(await claims.get(path, headers=handler), 200)
+    assert (listed["raised_by"], listed["outcome"], listed["claim_status"]) == (
+        "Ms Holder",
+        "policyholder",
+        "under_review",
+    )
 
 
 async def test_documents_types_sizes_owners_and_lapse(
