@@ -30,6 +30,7 @@ class Book:
     policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     buyers: dict[str, dict[str, Any]] = field(default_factory=dict)
     referred: list[dict[str, Any]] = field(default_factory=list)
+    limits: dict[str, str] = field(default_factory=dict)  # buyer key → limit id
     claims: dict[str, str] = field(default_factory=dict)  # status → claim id
     cases: dict[str, str] = field(default_factory=dict)  # stage → case id
 
@@ -118,6 +119,11 @@ def load_underwriting(loader: Loader, book: Book) -> None:
     loader.call("underwriting", "POST", f"/v1/limits/{limit['id']}/changes", "underwriter",
                 json={"new_amount": money("650000"), "effective_from": loader.day(31),
                       "reason": "DSO lengthening; notice given"})  # fmt: skip
+    book.limits["mueller"] = limit["id"]
+    declare_receivables(loader, eur, buyers)
+    loader.call("underwriting", "POST", f"/v1/buyers/{buyers['milano']['id']}/signals",
+                "underwriter", json={"kind": "payment_delay", "observed_on": loader.day(-20),
+                "details": "two invoices paid 45 days late (trade register)"})  # fmt: skip
     for policy, holder, key, amount in (
         (eur, holder_eur, "mueller", "2500000"),
         (eur, holder_eur, "milano", "300000"),
@@ -129,6 +135,29 @@ def load_underwriting(loader: Loader, book: Book) -> None:
                               "payment_terms_days": 90})  # fmt: skip
         if request["status"] == "referred":
             book.referred.append(request)
+
+
+def declare_receivables(loader: Loader, policy: dict[str, Any],
+                        buyers: dict[str, dict[str, Any]]) -> None:  # fmt: skip
+    """The EUR policyholder's receivables, in every ageing bucket, so that its portfolio health
+    has figures and warnings (a high overdue ratio, a buyer with a weak current ratio)."""
+    rows = (  # buyer, amount, shipped, due (days from today), paid on
+        ("mueller", "300000", -40, 20, None),
+        ("mueller", "250000", -200, -140, -135),
+        ("rotterdam", "180000", -70, -10, None),
+        ("lyon", "90000", -100, -40, None),
+        ("milano", "120000", -140, -75, None),
+        ("milano", "60000", -200, -120, None),
+    )
+    invoices = [
+        {"number": f"D-{loader.tag}-{n}", "buyer_id": buyers[key]["id"], "amount": money(amount),
+         "shipment_date": loader.day(shipped), "due_date": loader.day(due),
+         **({"paid_amount": money(amount), "paid_on": loader.day(paid)}
+            if paid is not None else {})}
+        for n, (key, amount, shipped, due, paid) in enumerate(rows)
+    ]  # fmt: skip
+    loader.call("underwriting", "POST", f"/v1/policies/{policy['id']}/declarations",
+                "policyholder", policy["policyholder_id"], json={"invoices": invoices})  # fmt: skip
 
 
 def file_claim(loader: Loader, policy: dict[str, Any], name: str, country: str,

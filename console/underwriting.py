@@ -1,21 +1,30 @@
 """The underwriter's pages: the referral queue, a request with everything behind the engine's
-answer, and the decision on it."""
+answer and the decision on it; a buyer with its grade history and signals (and recording one);
+a policy's limits with their history and its portfolio health; reducing or withdrawing a limit;
+a country's risk level."""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
+from babel import Locale
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
+from console.i18n import Translator
 from console.session import CsrfDep, UnderwriterDep
 from console.upstream import Upstream, UpstreamDep, UpstreamRefused, gather_all
-from console.web import redirect, render, today
+from console.web import redirect, render, today, translator
+from shared.contracts import SignalKind
+from shared.countries import country_codes
 
 router = APIRouter(prefix="/underwriting")
 DECISIONS = ("approve", "partially_approve", "refuse")
+SIGNAL_KINDS: tuple[str, ...] = get_args(SignalKind)
+LIMIT_CHANGES = ("reduce", "withdraw")
+COUNTRY_RISK_LEVELS = (1, 2, 3, 4)  # the API's CountryRiskSet accepts these
 
 
 async def buyers_by_id(upstream: Upstream, ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -115,3 +124,249 @@ async def decide(
             raise
         return redirect(page, error=refused.slug)
     return redirect(page, notice="decided")
+
+
+# ---------------------------------------------------------------- form values
+
+
+def _amount(text: str, *, zero_allowed: bool = False) -> Decimal | None:
+    """A decimal typed into a form (thousands separators allowed): positive, or zero when
+    allowed; None when it is not one."""
+    try:
+        value = Decimal(text.strip().replace(",", ""))
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or value < 0 or (value == 0 and not zero_allowed):
+        return None
+    return value
+
+
+def _date(text: str) -> str | None:
+    try:
+        return dt.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        return None
+
+
+def _count(text: str | None) -> int | None:
+    """A count carried in a page's address after a form (shown only when it is one)."""
+    return int(text) if text and text.isdecimal() else None
+
+
+# ---------------------------------------------------------------- a buyer
+
+
+@router.get("/buyers/{buyer_id}")
+async def buyer_page(buyer_id: str, request: Request, _: UnderwriterDep,
+                     upstream: UpstreamDep) -> Response:  # fmt: skip
+    """A buyer: its grade and the factors behind it, the grade history (newest first), its
+    signals, and the form to record one."""
+    limit = request.app.state.settings.console_list_limit
+    path = f"/v1/buyers/{buyer_id}"
+    buyer, grades, signals = await gather_all(
+        upstream.get("underwriting", path),
+        upstream.every("underwriting", f"{path}/grades", limit),
+        upstream.every("underwriting", f"{path}/signals", limit),
+    )
+    country_risk = await upstream.get("underwriting", f"/v1/country-risks/{buyer['country']}")
+    factors = buyer.get("grade_factors") or []
+    return render(request, "underwriting/buyer.html", buyer=buyer, grades=grades,
+                  signals=signals, country_risk=country_risk,
+                  country_name=country_names(translator(request)).get(buyer["country"], ""),
+                  total_points=sum((Decimal(f["points"]) for f in factors), Decimal(0)),
+                  signal_kinds=SIGNAL_KINDS, today=today(request).isoformat(),
+                  highlighted=request.query_params.get("signal"),
+                  limits_changed=_count(request.query_params.get("limits_changed")))  # fmt: skip
+
+
+@router.post("/buyers/{buyer_id}/signals", dependencies=[CsrfDep])
+async def record_signal(
+    buyer_id: str, _: UnderwriterDep, upstream: UpstreamDep, kind: Annotated[str, Form()],
+    observed_on: Annotated[str, Form()], details: Annotated[str, Form()] = "",
+    policy_id: Annotated[str, Form()] = "",
+) -> Response:  # fmt: skip
+    """A signal on the buyer; its page then shows it with the grade before and after, and how
+    many limits it changed."""
+    page = f"/underwriting/buyers/{buyer_id}"
+    day = _date(observed_on)
+    if kind not in SIGNAL_KINDS or day is None:
+        return redirect(page, error="signal-incomplete")
+    body: dict[str, Any] = {"kind": kind, "observed_on": day, "details": details.strip()}
+    if policy_id.strip():
+        body["policy_id"] = policy_id.strip()
+    try:
+        recorded = await upstream.post("underwriting", f"/v1/buyers/{buyer_id}/signals", body)
+    except UpstreamRefused as refused:
+        if refused.status == 404 and "policy_id" in body:  # the buyer was read: the policy
+            return redirect(page, error="signal-policy-unknown")
+        if refused.status in (401, 404, 503):
+            raise
+        return redirect(page, error=refused.slug)
+    return redirect(page, notice="signal-recorded", signal=recorded["id"],
+                    limits_changed=str(len(recorded["limit_changes"])))  # fmt: skip
+
+
+# ---------------------------------------------------------------- a policy
+
+
+def ageing_chart(ageing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ageing buckets as bars of a chart drawn on the server: each bucket's share of the
+    largest one (0 to 1), in the order the API answers them."""
+    amounts = [Decimal(bucket["amount"]["amount"]) for bucket in ageing]
+    largest = max(amounts, default=Decimal(0))
+    return [{"bucket": bucket["bucket"], "amount": bucket["amount"],
+             "share": float(amount / largest) if largest > 0 else 0.0}
+            for bucket, amount in zip(ageing, amounts, strict=True)]  # fmt: skip
+
+
+def warning_text(t: Translator, warning: dict[str, Any], names: dict[str, dict[str, Any]]
+                 ) -> str:  # fmt: skip
+    """A portfolio-health warning in the reader's language, its figures formatted for it (the
+    API's own sentence for a warning the catalogue does not know)."""
+    code = warning["code"]
+    if not t.has(f"health_warning.{code}"):
+        return str(warning["message"])
+    buyer = names.get(warning.get("buyer_id") or "", {}).get("name", warning.get("buyer_id"))
+    as_ratio = code != "buyer_current_ratio_low"
+    figure, threshold = ((t.percent(warning[k], fraction=True) if as_ratio else
+                          t.number(warning[k])) for k in ("figure", "threshold"))  # fmt: skip
+    return t(f"health_warning.{code}", figure=figure, threshold=threshold, buyer=buyer)
+
+
+@router.get("/policies/{policy_id}")
+async def policy_page(policy_id: str, request: Request, _: UnderwriterDep,
+                      upstream: UpstreamDep) -> Response:  # fmt: skip
+    """A policy: its limits with the amount in force, exposure, headroom and history; its
+    portfolio health with the warnings and a chart of the ageing buckets."""
+    limit = request.app.state.settings.console_list_limit
+    policy, health, limits = await gather_all(
+        upstream.get("underwriting", f"/v1/policies/{policy_id}"),
+        upstream.get("underwriting", f"/v1/policies/{policy_id}/portfolio-health"),
+        limits_with_exposure(upstream, policy_id, limit),
+    )
+    named = ({row["limit"]["buyer_id"] for row in limits}
+             | {row["buyer_id"] for row in health["concentration"]}
+             | {w["buyer_id"] for w in health["warnings"] if w.get("buyer_id")})  # fmt: skip
+    names = await buyers_by_id(upstream, named)
+    t = translator(request)
+    warnings = [{**w, "text": warning_text(t, w, names)} for w in health["warnings"]]
+    return render(request, "underwriting/policy.html", policy=policy, health=health,
+                  warnings=warnings, chart=ageing_chart(health["ageing"]), limits=limits,
+                  buyers=names, highlighted=request.query_params.get("limit"))  # fmt: skip
+
+
+# ---------------------------------------------------------------- a limit's change
+
+
+@router.get("/limits/{limit_id}/change")
+async def limit_change_page(limit_id: str, request: Request, _: UnderwriterDep,
+                            upstream: UpstreamDep) -> Response:  # fmt: skip
+    """The form to reduce or withdraw a limit, with the rule on when a reduction applies."""
+    credit_limit = await upstream.get("underwriting", f"/v1/limits/{limit_id}")
+    policy = await upstream.get("underwriting", f"/v1/policies/{credit_limit['policy_id']}")
+    names = await buyers_by_id(upstream, {credit_limit["buyer_id"]})
+    on = today(request)
+    return render(request, "underwriting/limit_change.html", limit=credit_limit, policy=policy,
+                  buyer=names.get(credit_limit["buyer_id"]), changes=LIMIT_CHANGES,
+                  today=on.isoformat(), earliest=(on + dt.timedelta(days=1)).isoformat(),
+                  notice_ends=(on + dt.timedelta(days=policy["reduction_notice_days"])
+                               ).isoformat())  # fmt: skip
+
+
+def limit_change_body(change: str, amount: str, currency: str, effective_from: str,
+                      reason: str) -> dict[str, Any] | None:  # fmt: skip
+    """What the API is sent, or None when the form is not complete: a reduction names its new
+    amount, a withdrawal sets it to zero; the date is the API's default when left empty."""
+    if change not in LIMIT_CHANGES or not reason.strip():
+        return None
+    value = Decimal(0) if change == "withdraw" else _amount(amount, zero_allowed=True)
+    if value is None:
+        return None
+    body: dict[str, Any] = {"new_amount": {"amount": str(value), "currency": currency},
+                            "reason": reason.strip()}  # fmt: skip
+    if effective_from.strip():
+        day = _date(effective_from)
+        if day is None:
+            return None
+        body["effective_from"] = day
+    return body
+
+
+@router.post("/limits/{limit_id}/change", dependencies=[CsrfDep])
+async def change_limit(
+    limit_id: str, _: UnderwriterDep, upstream: UpstreamDep, change: Annotated[str, Form()],
+    currency: Annotated[str, Form()], policy_id: Annotated[str, Form()],
+    amount: Annotated[str, Form()] = "", effective_from: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:  # fmt: skip
+    """Reduce or withdraw; a refusal (a retroactive reduction, above the single-buyer cap) is
+    explained on the form, a change recorded is shown in the policy's limit history."""
+    form = f"/underwriting/limits/{limit_id}/change"
+    body = limit_change_body(change, amount, currency, effective_from, reason)
+    if body is None:
+        return redirect(form, error="limit-change-incomplete")
+    try:
+        await upstream.post("underwriting", f"/v1/limits/{limit_id}/changes", body)
+    except UpstreamRefused as refused:
+        if refused.status in (401, 404, 503):
+            raise
+        return redirect(form, error=refused.slug)
+    return redirect(f"/underwriting/policies/{policy_id}", notice="limit-changed", limit=limit_id)
+
+
+# ---------------------------------------------------------------- country risk
+
+
+def country_names(t: Translator) -> dict[str, str]:
+    """Every country's name in the reader's language (from Babel's locale data)."""
+    territories = Locale.parse(t.babel_locale).territories
+    return {code: territories.get(code, code) for code in country_codes()}
+
+
+@router.get("/countries")
+async def countries_page(request: Request, _: UnderwriterDep, upstream: UpstreamDep,
+                         country: str = "") -> Response:  # fmt: skip
+    """A country's risk level and the form to change it; after a change, how many buyers were
+    graded again and limits changed, and the country's buyers with their grades now."""
+    names = country_names(translator(request))
+    chosen = country.strip().upper() if country.strip().upper() in names else None
+    risk: dict[str, Any] | None = None
+    buyers: list[dict[str, Any]] = []
+    if chosen:
+        limit = request.app.state.settings.console_list_limit
+        risk, buyers = await gather_all(
+            upstream.get("underwriting", f"/v1/country-risks/{chosen}"),
+            upstream.every("underwriting", "/v1/buyers", limit, country=chosen),
+        )
+    query = request.query_params
+    outcome = None
+    if query.get("notice") == "country-risk-set" and chosen:
+        outcome = {"level": _count(query.get("level")), "regraded": _count(query.get("regraded")),
+                   "changed": _count(query.get("changed"))}  # fmt: skip
+    return render(request, "underwriting/countries.html", countries=sorted(
+                      names.items(), key=lambda pair: pair[1]), chosen=chosen, risk=risk,
+                  buyers=buyers, levels=COUNTRY_RISK_LEVELS, outcome=outcome,
+                  country_name=names.get(chosen or "", ""))  # fmt: skip
+
+
+@router.post("/countries", dependencies=[CsrfDep])
+async def set_country_risk(
+    request: Request, _: UnderwriterDep, upstream: UpstreamDep,
+    country: Annotated[str, Form()], level: Annotated[str, Form()] = "",
+) -> Response:  # fmt: skip
+    """Set a country's risk level; the page then says what the API re-evaluated."""
+    code = country.strip().upper()
+    known_level = level.isdecimal() and int(level) in COUNTRY_RISK_LEVELS
+    if code not in country_codes() or not known_level:
+        return redirect("/underwriting/countries", country=code or None,
+                        error="country-risk-incomplete")  # fmt: skip
+    try:
+        answer = await upstream.send("underwriting", "PUT", f"/v1/country-risks/{code}",
+                                     json={"level": int(level)})  # fmt: skip
+    except UpstreamRefused as refused:
+        if refused.status in (401, 503):
+            raise
+        return redirect("/underwriting/countries", country=code, error=refused.slug)
+    return redirect("/underwriting/countries", country=code, notice="country-risk-set",
+                    level=str(answer["level"]), regraded=str(answer["buyers_regraded"]),
+                    changed=str(answer["limits_changed"]))  # fmt: skip

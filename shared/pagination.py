@@ -69,13 +69,17 @@ async def fetch_page(
     *,
     created_at: InstrumentedAttribute[dt.datetime],
     ident: InstrumentedAttribute[str],
+    newest_first: bool = False,
 ) -> tuple[Sequence[Any], str | None]:
-    """One page of `statement`'s rows and the cursor of the next page (None on the last)."""
+    """One page of `statement`'s rows and the cursor of the next page (None on the last); a
+    history is read `newest_first`, the same cursor then moving back in time."""
     if page.after is not None:
         moment, after_id = page.after
         position = tuple_(literal(moment, created_at.type), literal(after_id, ident.type))
-        statement = statement.where(tuple_(created_at, ident) > position)
-    statement = statement.order_by(created_at, ident).limit(page.limit + 1)
+        key = tuple_(created_at, ident)
+        statement = statement.where(key < position if newest_first else key > position)
+    order = (created_at.desc(), ident.desc()) if newest_first else (created_at, ident)
+    statement = statement.order_by(*order).limit(page.limit + 1)
     rows = (await session.execute(statement)).scalars().all()
     if len(rows) <= page.limit:
         return rows, None

@@ -121,6 +121,12 @@ UNDERWRITING: dict[tuple[str, str], Entry] = {
     ("GET", "/v1/buyers/{buyer_id}"): Entry(
         STAFF | {"policyholder"}, 200, frozenset({"policyholder"}), {"buyer_id": "buyer"},
         ("buyer",)),
+    ("GET", "/v1/buyers/{buyer_id}/grades"): Entry(
+        STAFF | {"policyholder"}, 200, frozenset({"policyholder"}), {"buyer_id": "buyer"},
+        ("buyer",)),
+    ("GET", "/v1/buyers/{buyer_id}/signals"): Entry(
+        STAFF | {"policyholder"}, 200, frozenset({"policyholder"}), {"buyer_id": "buyer"},
+        ("buyer",)),
     ("POST", "/v1/buyers/{buyer_id}/indicators"): Entry(
         frozenset({"underwriter", "policyholder"}), 200, frozenset({"policyholder"}),
         {"buyer_id": "buyer"}, ("buyer",), lambda _: {"current_ratio": "0.9"}),

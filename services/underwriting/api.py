@@ -17,6 +17,7 @@ from services.underwriting.schemas import (
     BuyerCreate,
     BuyerList,
     BuyerRead,
+    BuyerSignalList,
     CountryRiskRead,
     CountryRiskSet,
     CoverageBatchCreate,
@@ -28,6 +29,7 @@ from services.underwriting.schemas import (
     DeclarationRead,
     ExposureList,
     ExternalLimitCreate,
+    GradeHistoryList,
     IndicatorsIn,
     LimitChangeCreate,
     LimitChangeRead,
@@ -150,6 +152,26 @@ async def get_buyer(
 ) -> BuyerRead:
     """A buyer with its grade; staff also see the factors behind it."""
     return await uc.get_buyer(context(request, session, caller), buyer_id)
+
+
+@router.get("/buyers/{buyer_id}/grades", response_model=GradeHistoryList, responses=READ)
+async def list_buyer_grades(
+    buyer_id: IdPath, request: Request, session: ReadSessionDep, caller: PolicyholderOrStaff,
+    page: PageDep,
+) -> GradeHistoryList:  # fmt: skip
+    """A buyer's grade history, newest recorded first: each grade with the date it describes,
+    its cause and country risk level; staff also see the factors."""
+    return await uc.grade_history(context(request, session, caller), buyer_id, page)
+
+
+@router.get("/buyers/{buyer_id}/signals", response_model=BuyerSignalList, responses=READ)
+async def list_buyer_signals(
+    buyer_id: IdPath, request: Request, session: ReadSessionDep, caller: PolicyholderOrStaff,
+    page: PageDep,
+) -> BuyerSignalList:  # fmt: skip
+    """A buyer's signals, newest recorded first, each with its points and the grade before and
+    after: staff every one; a policyholder those recorded under its own policies."""
+    return await uc.buyer_signals(context(request, session, caller), buyer_id, page)
 
 
 @router.get("/buyers", response_model=BuyerList, responses=READ)

@@ -838,6 +838,21 @@ async def party_holds_buyer(session: AsyncSession, party_id: str, buyer_id: str)
     return bool(hit.scalar())
 
 
+def grade_history_listed(buyer_id: str) -> Any:
+    return select(BuyerGrade).where(BuyerGrade.buyer_id == buyer_id)
+
+
+def signals_listed(buyer_id: str, *, party_id: str | None) -> Any:
+    """A buyer's signals; for a policyholder (`party_id`) only those recorded under its own
+    policies."""
+    statement = select(BuyerSignal).where(BuyerSignal.buyer_id == buyer_id)
+    if party_id is not None:
+        statement = statement.where(
+            BuyerSignal.policy_id.in_(select(Policy.id).where(Policy.policyholder_id == party_id))
+        )
+    return statement
+
+
 def policies_listed(*, policyholder_id: str | None, bank_id: str | None) -> Any:
     """The policies a list shows: every policy (optionally one policyholder's), or those a bank
     is assigned to."""

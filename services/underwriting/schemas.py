@@ -46,6 +46,9 @@ LegalForm = Annotated[
     named_enum("LegalForm", ("company", "public_entity", "individual")),
 ]
 LimitSource = Annotated[str, named_enum("LimitSource", ("credit_limit", "discretionary"))]
+# Why an entry of a buyer's grade history was recorded.
+GRADE_CAUSES = ("registration", "indicators", "signal", "country_risk")
+GradeEntryCause = Annotated[str, named_enum("GradeEntryCause", GRADE_CAUSES)]
 CoverageReason = Annotated[str, named_enum("CoverageReason", COVERAGE_REASONS)]
 
 
@@ -166,6 +169,47 @@ class BuyerRead(Schema):
 
 class BuyerList(Schema):
     items: list[BuyerRead]
+    next_cursor: str | None
+
+
+class GradeEntryRead(Schema):
+    """An entry of a buyer's grade history: the grade in force from `graded_on` (until the next
+    entry's date), why it was recorded, and (staff only) the factors behind it."""
+
+    id: str
+    created_at: dt.datetime
+    buyer_id: str
+    graded_on: dt.date
+    grade: int
+    cause: GradeEntryCause
+    country_risk_level: int | None
+    factors: list[GradeFactorRead] | None = None
+    recorded_by: str | None = Field(None, description="staff only: who recorded it")
+
+
+class GradeHistoryList(Schema):
+    items: list[GradeEntryRead]
+    next_cursor: str | None
+
+
+class BuyerSignalRead(Schema):
+    """A signal recorded on a buyer, with the points it added and the grade before and after."""
+
+    id: str
+    created_at: dt.datetime
+    buyer_id: str
+    kind: SignalKindField
+    observed_on: dt.date
+    policy_id: str | None
+    details: str
+    points: ExactDecimal
+    grade_before: int
+    grade: int
+    recorded_by: str | None = Field(None, description="staff only: who recorded it")
+
+
+class BuyerSignalList(Schema):
+    items: list[BuyerSignalRead]
     next_cursor: str | None
 
 

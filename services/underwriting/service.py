@@ -15,6 +15,7 @@ from services.underwriting.events import BuyerGradeChanged, GradeCause
 from services.underwriting.models import (
     Buyer,
     BuyerGrade,
+    BuyerSignal,
     Policy,
     PolicyAssignment,
     Sanction,
@@ -26,9 +27,11 @@ from services.underwriting.schemas import (
     BuyerCreate,
     BuyerList,
     BuyerRead,
+    BuyerSignalList,
     CountryRiskRead,
     DeclarationCreate,
     DeclarationRead,
+    GradeHistoryList,
     IndicatorsIn,
     InvoiceDeclaration,
     PolicyCreate,
@@ -361,6 +364,29 @@ async def visible_buyer(ctx: Context, buyer_id: str, *, for_update: bool = False
 
 async def get_buyer(ctx: Context, buyer_id: str) -> BuyerRead:
     return views.buyer_read(await visible_buyer(ctx, buyer_id), ctx.caller)
+
+
+async def grade_history(ctx: Context, buyer_id: str, page: PageRequest) -> GradeHistoryList:
+    """A buyer's grade history, newest recorded first, for whoever may see the buyer (factors
+    for staff only)."""
+    await visible_buyer(ctx, buyer_id)
+    rows, cursor = await fetch_page(ctx.session, repo.grade_history_listed(buyer_id), page,
+                                    created_at=BuyerGrade.created_at, ident=BuyerGrade.id,
+                                    newest_first=True)  # fmt: skip
+    items = [views.grade_entry_read(entry, ctx.caller) for entry in rows]
+    return GradeHistoryList(items=items, next_cursor=cursor)
+
+
+async def buyer_signals(ctx: Context, buyer_id: str, page: PageRequest) -> BuyerSignalList:
+    """A buyer's signals, newest recorded first: staff every one; a policyholder that may see
+    the buyer those recorded under its own policies."""
+    await visible_buyer(ctx, buyer_id)
+    party = ctx.caller.party_id or "" if ctx.caller.role == "policyholder" else None
+    rows, cursor = await fetch_page(ctx.session, repo.signals_listed(buyer_id, party_id=party),
+                                    page, created_at=BuyerSignal.created_at, ident=BuyerSignal.id,
+                                    newest_first=True)  # fmt: skip
+    items = [views.signal_entry_read(signal, ctx.caller) for signal in rows]
+    return BuyerSignalList(items=items, next_cursor=cursor)
 
 
 async def list_buyers(

@@ -11,6 +11,8 @@ from typing import Any
 from services.underwriting import rules
 from services.underwriting.models import (
     Buyer,
+    BuyerGrade,
+    BuyerSignal,
     CreditLimit,
     LimitAmount,
     LimitRequest,
@@ -22,8 +24,10 @@ from services.underwriting.schemas import (
     AgeingBucket,
     AssignmentRead,
     BuyerRead,
+    BuyerSignalRead,
     ConcentrationRead,
     ExposureRead,
+    GradeEntryRead,
     GradeFactorRead,
     HistoryRead,
     IndicatorsIn,
@@ -113,6 +117,27 @@ def buyer_read(buyer: Buyer, caller: Caller) -> BuyerRead:
         else None,
         indicators_confirmed=not buyer.declared_indicators,
     )
+
+
+def grade_entry_read(entry: BuyerGrade, caller: Caller) -> GradeEntryRead:
+    """An entry of a buyer's grade history; as with the buyer, only staff see its factors."""
+    staff = caller.is_staff
+    return GradeEntryRead(
+        id=entry.id, created_at=entry.created_at, buyer_id=entry.buyer_id,
+        graded_on=entry.graded_on, grade=entry.grade, cause=entry.cause,
+        country_risk_level=entry.country_risk_level,
+        factors=[GradeFactorRead(**f) for f in entry.factors] if staff else None,
+        recorded_by=entry.created_by if staff else None,
+    )  # fmt: skip
+
+
+def signal_entry_read(signal: BuyerSignal, caller: Caller) -> BuyerSignalRead:
+    return BuyerSignalRead(
+        id=signal.id, created_at=signal.created_at, buyer_id=signal.buyer_id, kind=signal.kind,
+        observed_on=signal.observed_on, policy_id=signal.policy_id, details=signal.details,
+        points=signal.points, grade_before=signal.grade_before, grade=signal.grade_after,
+        recorded_by=signal.created_by if caller.is_staff else None,
+    )  # fmt: skip
 
 
 def sanction_read(s: Sanction) -> SanctionRead:

@@ -23,6 +23,8 @@ ENUM_GROUPS = {
     ("underwriting", "UnderwriterAct"): "decision",
     ("underwriting", "CoverageReason"): "reason",
     ("underwriting", "LadderName"): "ladder",
+    ("underwriting", "SignalKind"): "signal_kind",
+    ("underwriting", "GradeEntryCause"): "grade_cause",
     ("claims", "ClaimStatus"): "claim_status",
     ("claims", "ClaimCause"): "cause",
     ("claims", "ClaimDecision"): "claim_decision",
