@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.db import UTCDateTime, new_id, utcnow
 from shared.http import ServiceClient
 from shared.periodic import run_periodically
-from shared.problems import Problem
+from shared.problems import IDEMPOTENCY_KEY_IN_USE, Problem
 from shared.settings import DEFAULT_OUTBOX_LEASE_SECONDS
 
 log = logging.getLogger("tci.outbox")
@@ -84,8 +84,8 @@ async def deliver(
     lease: dt.timedelta = DEFAULT_LEASE,
 ) -> list[dict[str, Any]]:
     """Send the undelivered messages (of one aggregate, or the oldest `limit`), each with its
-    Idempotency-Key; a 2xx or 409 answer marks it delivered. Returns the delivered ones with the
-    receiver's answer.
+    Idempotency-Key; a 2xx or 409 answer marks it delivered (not a 409 `idempotency-key-in-use`:
+    see `_delivered`). Returns the delivered ones with the receiver's answer.
 
     The batch is claimed first with a lease (owner and until) in one committed statement over
     messages whose lease is free or expired, so that another replica's run skips them until each
@@ -157,6 +157,17 @@ async def _lease(
     return sorted(rows, key=lambda row: (row["created_at"], row["id"]))
 
 
+def _delivered(status: int, body: Any) -> bool:
+    """Whether an answer ends a message's delivery: a 2xx, or a 409 saying the receiver has it
+    already (a case opened for that claim, say). A 409 `idempotency-key-in-use` does not: the
+    twin holding the key (a replica that died mid-request, whose transaction PostgreSQL has not
+    rolled back yet) may still fail, and then nothing would have been done."""
+    if 200 <= status < 300:
+        return True
+    in_use = isinstance(body, dict) and body.get("type") == IDEMPOTENCY_KEY_IN_USE.slug
+    return status == 409 and not in_use
+
+
 async def _send(client: ServiceClient, row: Mapping[str, Any], max_attempts: int) -> dict[str, Any]:
     """Send one message; the values that mark it (attempts, error, or delivery and answer)."""
     status: int | None = None
@@ -172,7 +183,7 @@ async def _send(client: ServiceClient, row: Mapping[str, Any], max_attempts: int
             body = response.json()
         except ValueError:
             body = {"text": response.text[:2000]}
-        if not (200 <= status < 300 or status == 409):
+        if not _delivered(status, body):
             error = f"{status}: {json.dumps(body)[:2000]}"
     except Problem as exc:
         error = f"{exc.status}: {exc.detail}"

@@ -651,7 +651,8 @@ async def deliver_for(ctx: Context, answer: Answer) -> Answer:
     claim's subrogation case)."""
     ident = getattr(answer, "id")  # noqa: B009  # every answer delivered for names its aggregate
     case_id = None
-    for message in await deliver(ctx.session, outbox, ctx.peers, aggregate_id=ident):
+    lease = dt.timedelta(seconds=ctx.settings.outbox_lease_seconds)
+    for message in await deliver(ctx.session, outbox, ctx.peers, aggregate_id=ident, lease=lease):
         case_id = await _record_case(ctx.session, message) or case_id
     await ctx.session.commit()
     if case_id is not None and isinstance(answer, ClaimRead):

@@ -171,7 +171,8 @@ async def _signal_underwriting(ctx: Context, case: Case, signal: BuyerSignal, ke
 async def deliver_for(ctx: Context, aggregate_id: str) -> None:
     """After a commit: send what the change put in the outbox (the background loop retries what
     does not go through now)."""
-    await deliver(ctx.session, outbox, ctx.peers, aggregate_id=aggregate_id)
+    lease = dt.timedelta(seconds=ctx.settings.outbox_lease_seconds)
+    await deliver(ctx.session, outbox, ctx.peers, aggregate_id=aggregate_id, lease=lease)
 
 
 def _share_given(opening: CaseCreate, currency: str) -> rules.InsurerShare | None:
