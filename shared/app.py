@@ -11,7 +11,6 @@ import gc
 import json
 import logging
 import math
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -26,15 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-    start_http_server,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
@@ -45,7 +36,9 @@ from shared.db import Reader, SessionDep, build_engine, build_sessionmaker, is_u
 from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shared.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER, purge_periodically
 from shared.logging import configure_logging, reset_request_id, set_request_id
+from shared.metrics import Metrics, forget_worker, read_when_scraped, serve_metrics_port
 from shared.migrations import refusal_in_one_line, refuse_unmigrated
+from shared.outbox import MAX_ATTEMPTS as OUTBOX_MAX_ATTEMPTS
 from shared.problems import (
     INTERNAL_ERROR,
     PAYLOAD_TOO_LARGE,
@@ -64,10 +57,6 @@ from shared.tracing import start_tracing, stop_tracing, trace_engine
 
 log = logging.getLogger("tci.app")
 REQUEST_ID_HEADER = b"x-request-id"
-# Set (to an empty directory) when several worker processes serve one service: each writes its
-# figures there and a scrape sums them (prometheus_client's multiprocess mode).
-MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # Probes answer whoever asks (an orchestrator, a load balancer) and are never rate limited.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
 # Every answer: never sniffed, never stored by a cache, no referrer, nothing loaded or run.
@@ -113,51 +102,6 @@ def _refuse_duplicates(pairs: list[tuple[str, object]]) -> None:
                 if key in seen:
                     raise DuplicateKey(key)
                 seen.add(key)
-
-
-class Metrics:
-    def __init__(self, service: str) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "http_requests_total",
-            "HTTP requests answered",
-            ["service", "method", "route", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "http_request_duration_seconds",
-            "Time to answer an HTTP request",
-            ["service", "method", "route"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.service = service
-
-    def exposed(self) -> CollectorRegistry:
-        """What a scrape reads: this process's registry, or, with several worker processes
-        (`PROMETHEUS_MULTIPROC_DIR` set, as the image's entry point does), every worker's values
-        summed from their files."""
-        directory = os.environ.get(MULTIPROCESS_DIRECTORY)
-        if not directory:
-            return self.registry
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-        return registry
-
-
-def _serve_metrics_port(port: int | None, metrics: Metrics) -> Any:
-    """`/metrics` on its own port when `TCI_METRICS_PORT` is set. With several workers the first
-    to bind it serves every worker's figures (multiprocess mode); the others leave it to it."""
-    if port is None:
-        return None
-    try:
-        server, _ = start_http_server(port, registry=metrics.exposed())
-    except OSError as exc:
-        if not os.environ.get(MULTIPROCESS_DIRECTORY):
-            raise
-        log.info("metrics port %s already served by another worker (%s)", port, exc.strerror)
-        return None
-    return server
 
 
 def _request_id(scope: Scope) -> str:
@@ -486,7 +430,7 @@ def create_app(
         title=title,
         description=description,
         version="1.0.0",
-        lifespan=_lifespan_of(service, settings, metrics, lifespan),
+        lifespan=_lifespan_of(service, settings, metadata, metrics, lifespan),
         dependencies=[Depends(refuse_unstorable_parameters)],
         docs_url=None,
         redoc_url=None,
@@ -517,11 +461,12 @@ def create_app(
 
 
 def _lifespan_of(
-    service: str, settings: Settings, metrics: Metrics, lifespan: Lifespan | None
-) -> Lifespan:
+    service: str, settings: Settings, metadata: MetaData, metrics: Metrics,
+    lifespan: Lifespan | None,
+) -> Lifespan:  # fmt: skip
     """What the app opens when it starts and closes when it stops: the engine, the sessions, the
-    hot-path reader, the metrics port (if set), the purge of old idempotency keys, and the
-    service's own lifespan inside them."""
+    hot-path reader, the figures read when scraped, the metrics port (if set), the purge of old
+    idempotency keys, and the service's own lifespan inside them."""
 
     @asynccontextmanager
     async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -532,7 +477,12 @@ def _lifespan_of(
         app.state.sessionmaker = build_sessionmaker(engine)
         app.state.reader = Reader(engine)
         _tune_garbage_collector(settings.gc_gen0_threshold)
-        metrics_server = _serve_metrics_port(settings.metrics_port, metrics)
+        tables, schema = metadata.tables, metadata.schema
+        scraped = read_when_scraped(
+            metrics, engine, outbox=tables.get(f"{schema}.outbox"),
+            dead_after=OUTBOX_MAX_ATTEMPTS, endpoints=tables.get(f"{schema}.webhook_endpoints"),
+        )  # fmt: skip
+        metrics_server = serve_metrics_port(settings.metrics_port, metrics)
         purge = asyncio.create_task(
             purge_periodically(
                 engine,
@@ -551,11 +501,14 @@ def _lifespan_of(
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
-            await engine.dispose()
-            await stop_tracing(app)
             if metrics_server is not None:
                 metrics_server.shutdown()
                 metrics_server.server_close()
+            for collector in scraped:
+                metrics.forget(collector)
+            forget_worker()
+            await engine.dispose()
+            await stop_tracing(app)
 
     return _lifespan
 
@@ -725,6 +678,9 @@ def _add_probes(app: FastAPI, metrics: Metrics) -> None:
         responses=problem_responses(401, 403),
     )
     async def prometheus_metrics() -> Response:
-        """Request counts and latency histograms in the Prometheus text format; only for a
+        """Request counts and latency, business counters, outbox and webhook deliveries and
+        backlog, the connection pool and the process, in the Prometheus text format; only for a
         `service` token (and without one on `TCI_METRICS_PORT`, when that is set)."""
-        return Response(generate_latest(metrics.exposed()), media_type=CONTENT_TYPE_LATEST)
+        # Rendered off the event loop: the figures read from the database run on the loop.
+        body = await asyncio.to_thread(generate_latest, metrics.exposed())
+        return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -19,7 +19,8 @@ it (no deadlock), and concurrent writers queue for it only briefly. A transactio
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping, Sequence
+import logging
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -55,6 +56,10 @@ SEQ = BigInteger().with_variant(Integer(), "sqlite")
 _LOCK_KEYS = {"underwriting": 7_411_001, "claims": 7_411_002, "collections": 7_411_003}
 # Where a session keeps the events recorded in its transaction until it commits.
 _PENDING = "tci.pending_events"
+# Where it keeps the events written by its commit until the commit has succeeded.
+_WRITTEN = "tci.written_events"
+
+log = logging.getLogger("tci.events")
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,8 @@ def _insert_rows(session: Session, tables: EventTables, pending: Sequence[_Pendi
              for p, seq in zip(pending, seqs, strict=True) for party in p.parties]  # fmt: skip
     if heard:
         session.execute(tables.parties.insert(), heard)
+    service = tables.events.schema or ""
+    _committed(session, [Committed(service, p.row["type"], p.row["data"]) for p in pending])
 
 
 def _random_hex16(dialect: str, salt: Any) -> Any:
@@ -227,12 +234,15 @@ def _insert_selected(session: Session, tables: EventTables, item: _PendingSelect
     occurred: Any = literal(item.occurred_at, events.c.occurred_at.type)
     if dialect == "postgresql":
         occurred = cast(occurred, events.c.occurred_at.type)
-    session.execute(events.insert().from_select(
+    written = session.execute(events.insert().from_select(
         ["id", "type", "occurred_at", "subject_id", "data"],
         select(literal_column(f"'{prefix}'", String) + _random_hex16(dialect, rows.c.subject_id),
                literal_column(f"'{item.type}'", String), occurred, rows.c.subject_id, rows.c.data)
         .order_by(rows.c.subject_id),
     ))  # fmt: skip
+    count = getattr(written, "rowcount", 0)
+    if count > 0:
+        _committed(session, [Committed(events.schema or "", item.type, None, count)])
     if item.parties is None:
         return
     parties = item.parties.subquery()
@@ -247,9 +257,48 @@ def _insert_selected(session: Session, tables: EventTables, item: _PendingSelect
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget_pending(session: Session, transaction: SessionTransaction) -> None:
-    """A transaction that ended without writing its events (rolled back, or closed) drops them."""
+    """A transaction that ended without writing its events (rolled back, or closed) drops them,
+    and one whose commit failed after they were written announces none."""
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
+        session.info.pop(_WRITTEN, None)
+
+
+@dataclass(frozen=True)
+class Committed:
+    """Events of one type a transaction wrote and committed: the service (its schema), the type,
+    the payload (None for events written set-based, `count` of them at once)."""
+
+    service: str
+    type: str
+    data: Mapping[str, Any] | None
+    count: int = 1
+
+
+_observers: list[Callable[[Sequence[Committed]], None]] = []
+
+
+def observe_commits(observer: Callable[[Sequence[Committed]], None]) -> None:
+    """Call `observer` with the events of each transaction once it has committed (the business
+    metrics count them there: an event is exactly what was committed). An observer must be
+    quick and must not touch the session; what it raises is logged, never the caller's."""
+    if observer not in _observers:
+        _observers.append(observer)
+
+
+def _committed(session: Session, written: list[Committed]) -> None:
+    if written and _observers:
+        session.info.setdefault(_WRITTEN, []).extend(written)
+
+
+@event.listens_for(Session, "after_commit")
+def _tell_observers(session: Session) -> None:
+    written: list[Committed] = session.info.pop(_WRITTEN, [])
+    for observer in _observers if written else ():
+        try:
+            observer(written)
+        except Exception:  # an observer's failure never fails a commit that has happened
+            log.exception("an observer of committed events failed")
 
 
 # ---------------------------------------------------------------- the typed payloads

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import UTCDateTime, new_id, utcnow
 from shared.http import ServiceClient
+from shared.metrics import count_outbox_attempt
 from shared.periodic import run_periodically
 from shared.problems import IDEMPOTENCY_KEY_IN_USE, Problem
 from shared.settings import DEFAULT_OUTBOX_LEASE_SECONDS
@@ -116,7 +117,9 @@ async def deliver(
             unmarked -= 1
             if getattr(held, "rowcount", 1) != 1:
                 log.warning("outbox message %s: its lease ran out before it was marked", row["id"])
-            elif values.get("delivered_at") is not None:
+                continue
+            count_outbox_attempt(table.schema or "", row["target"], _outcome(values, max_attempts))
+            if values.get("delivered_at") is not None:
                 delivered.append({**row, "response_status": values["response_status"],
                                   "response_body": values["response_body"]})  # fmt: skip
     finally:
@@ -197,6 +200,13 @@ async def _send(client: ServiceClient, row: Mapping[str, Any], max_attempts: int
         log.warning("outbox message %s to %s not delivered: %s", row["id"], row["target"],
                     error)  # fmt: skip
     return values
+
+
+def _outcome(values: Mapping[str, Any], max_attempts: int) -> str:
+    """What an attempt marked: delivered, failed (to be retried) or given up (the last allowed)."""
+    if values.get("delivered_at") is not None:
+        return "delivered"
+    return "given_up" if values["attempts"] >= max_attempts else "failed"
 
 
 async def _release(session: AsyncSession, table: Table, owner: str) -> None:

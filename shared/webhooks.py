@@ -60,6 +60,7 @@ from shared.auth import Caller
 from shared.contracts import Ident, Schema
 from shared.db import UTCDateTime, new_id, utcnow
 from shared.events import SEQ, EventTables, event_json
+from shared.metrics import count_webhook_attempt
 from shared.pagination import Page, PageRequest, encode_cursor
 from shared.periodic import run_periodically
 from shared.problems import WEBHOOK_URL_REFUSED, invalid, not_found, unprocessable
@@ -733,6 +734,7 @@ class _Run:
                         endpoint["id"], event["id"], outcome.status_code)  # fmt: skip
             self.held = False
             return False
+        count_webhook_attempt(self.hooks.service, _attempt_outcome(outcome, values))
         if go_on:
             self.progress = max(self.progress, event["seq"])
             self.lease_ends = renewed_at + self.settings.webhook_lease_seconds
@@ -823,6 +825,14 @@ def _party_of(caller: Caller, named: str | None) -> str:
                       f"a {caller.role} registers endpoints for itself: leave party_id out")  # fmt: skip
     assert caller.party_id is not None  # a party token always names its party
     return caller.party_id
+
+
+def _attempt_outcome(outcome: Outcome, values: Mapping[str, Any]) -> str:
+    """An attempt as counted: delivered, failed (retried later), given_up (the endpoint is now
+    `failing`) or gone (410: the endpoint is disabled)."""
+    if outcome.delivered:
+        return "delivered"
+    return {"failing": "given_up", "disabled": "gone"}.get(values.get("status", ""), "failed")
 
 
 def _attempt_row(

@@ -23,6 +23,7 @@ from services.underwriting.service import (
 )
 from shared.auth import Caller
 from shared.db import Reader
+from shared.metrics import count_coverage
 from shared.money import Money
 from shared.pagination import PageRequest
 from shared.problems import (
@@ -54,7 +55,9 @@ async def check_coverage(
         shipment_date=item.shipment_date, today=today, invoice_number=item.invoice_number,
         bank_id=caller.party_id if caller.role == "bank" else None,
     )  # fmt: skip
-    return _coverage_answer(caller, item, row)
+    answer = _coverage_answer(caller, item, row)
+    count_coverage("single", (answer,))
+    return answer
 
 
 async def check_coverage_batch(
@@ -100,6 +103,7 @@ async def check_coverage_batch(
     missing = [index for index, result in enumerate(results) if result is None]
     if missing:  # every item has its row; anything else is a bug, not an answer
         raise RuntimeError(f"no coverage row for batch items {missing[:10]}")
+    count_coverage("batch", results)  # type: ignore[arg-type]
     return results  # type: ignore[return-value]
 
 

@@ -57,6 +57,7 @@ from services.underwriting.service import (
 from shared.contracts import money_json
 from shared.db import new_id, utcnow
 from shared.events import announce
+from shared.metrics import LIMIT_DECISIONS, count_at_commit
 from shared.money import Money, minor_units
 from shared.pagination import PageRequest, fetch_page
 from shared.problems import (
@@ -276,6 +277,8 @@ async def request_limit(ctx: Context, policy_id: str, data: LimitRequestCreate) 
     )  # fmt: skip
     ctx.session.add(request)
     await ctx.session.flush()
+    if not decided:  # a referral announces nothing (no event), but is counted
+        count_at_commit(ctx.session, LIMIT_DECISIONS.labels(decision.status, "engine"))
     if decision.decided_amount is not None:
         await _grant(ctx, request, decision.decided_amount,
                      f"limit request {request.id}: {decision.status}")  # fmt: skip
