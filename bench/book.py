@@ -185,9 +185,14 @@ async def bare_declaration(dsn: str, policy_id: str, body: list[dict[str, Any]])
              "created_at": now, "updated_at": now} for i in body]  # fmt: skip
     if not hasattr(repo, "declaration_upsert_statement"):  # the tree before the set-based upsert
         return float("nan")
-    # In pages of 1,000 rows, as SQLAlchemy's executemany ("insertmanyvalues") sends them.
-    pages = [compiled(repo.declaration_upsert_statement(rows[start : start + 1000]))
-             for start in range(0, len(rows), 1000)]  # fmt: skip
+    # The service's statement: one over arrays (`unnest`) where the tree has it, else in pages of
+    # 1,000 rows, as SQLAlchemy's executemany ("insertmanyvalues") sent them.
+    rows.sort(key=lambda row: str(row["invoice_number"]))
+    if "_DECLARED_ARRAYS" in vars(repo):
+        pages = [compiled(repo.declaration_upsert_statement(rows))]
+    else:
+        pages = [compiled(repo.declaration_upsert_statement(rows[start : start + 1000]))
+                 for start in range(0, len(rows), 1000)]  # fmt: skip
     conn = await asyncpg.connect(dsn)
     try:
         transaction = conn.transaction()

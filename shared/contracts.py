@@ -15,7 +15,7 @@ What the database can hold is one rule for every request, kept here:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
@@ -38,7 +38,15 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from starlette.datastructures import UploadFile
 
 from shared.countries import CountryError, country_code, country_codes
-from shared.money import Money, MoneyError, currency_codes, is_currency, parse_amount
+from shared.money import (
+    Money,
+    MoneyError,
+    currency_codes,
+    decimals_of,
+    is_currency,
+    minor_units,
+    parse_amount,
+)
 from shared.problems import invalid
 
 MAX_INTEGER_DIGITS = 14  # decimals on the wire are less than 10^14 in absolute value
@@ -106,10 +114,9 @@ def _bounded_decimal(value: Decimal, places: int = MAX_DECIMAL_PLACES) -> Decima
         return value
     if value.adjusted() >= MAX_INTEGER_DIGITS:
         raise ValueError(f"the amount must be less than 10^{MAX_INTEGER_DIGITS} in absolute value")
-    _, digits, exponent = value.as_tuple()
+    exponent = value.as_tuple().exponent
     assert isinstance(exponent, int)
-    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
-    if -(exponent + trailing) > places:
+    if -exponent > places and decimals_of(value) > places:  # trailing zeros do not count
         raise ValueError(f"at most {places} decimals are accepted")
     return value
 
@@ -308,11 +315,31 @@ class Schema(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _storable(cls, data: Any) -> Any:
-        if isinstance(data, dict):
+        if isinstance(data, dict) and not _plainly_storable(data.values()):
             errors = [e for k, v in data.items() for e in _unstorable(v, (str(k),))]
             if errors:
                 raise ValidationError.from_exception_data(cls.__name__, errors)
         return data
+
+
+def _plainly_storable(values: Iterable[Any]) -> bool:
+    """True when every value is plainly storable (ASCII text with no NUL, an integer in range,
+    anything else left to its own model), the quick test run on every request model; False
+    sends the values to `_unstorable`, which says exactly what is wrong, if anything."""
+    for value in values:
+        kind = type(value)
+        if kind is str:
+            if "\x00" in value or not value.isascii():
+                return False
+        elif kind is int:
+            if not -MAX_BIG_INTEGER <= value <= MAX_BIG_INTEGER:
+                return False
+        elif kind is list or kind is tuple:
+            if not _plainly_storable(value):
+                return False
+        elif isinstance(value, str | int | list | tuple) and kind is not bool:
+            return False  # a subclass: the thorough walk decides
+    return True
 
 
 def _check_parameter(where: str, name: str, value: str, dates: frozenset[str]) -> None:
@@ -382,6 +409,9 @@ class MoneyModel(Schema):
 
     @model_validator(mode="after")
     def _minor_units(self) -> MoneyModel:
+        exponent = self.amount.as_tuple().exponent
+        if isinstance(exponent, int) and -exponent <= minor_units(self.currency):
+            return self  # no more decimals than the currency's minor unit, even with zeros
         try:
             Money.of(self.amount, self.currency)
         except MoneyError as exc:

@@ -12,7 +12,19 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import BigInteger, DateTime, Dialect, MetaData, Numeric, Select, event
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    MetaData,
+    Numeric,
+    Select,
+    String,
+    cast,
+    event,
+    func,
+    literal_column,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -126,6 +138,16 @@ def new_id(prefix: str) -> str:
         chars.append(_ALPHABET[value & 31])
         value >>= 5
     return f"{prefix}_{''.join(reversed(chars))}"
+
+
+def new_ids_sql(dialect: str, prefix: str, salt: Any) -> Any:
+    """`new_id` in SQL, an id per row of an `INSERT … SELECT`: this moment's prefix (the
+    millisecond), then 16 random lower-case hexadecimal digits per row (`salt`, a column, makes
+    PostgreSQL's rows differ)."""
+    start = literal_column(f"'{new_id(prefix)[: len(prefix) + 11]}'", String)
+    if dialect == "postgresql":
+        return start + func.substr(func.md5(func.concat(cast(func.random(), String), salt)), 1, 16)
+    return start + func.lower(func.hex(func.randomblob(8)))
 
 
 def is_sqlite(url: str) -> bool:

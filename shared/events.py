@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from shared.contracts import Schema
-from shared.db import UTCDateTime, new_id, utcnow
+from shared.db import UTCDateTime, new_id, new_ids_sql, utcnow
 
 # SQLite numbers rows only in an INTEGER PRIMARY KEY; PostgreSQL takes a BIGINT (BIGSERIAL).
 SEQ = BigInteger().with_variant(Integer(), "sqlite")
@@ -214,14 +214,6 @@ def _insert_rows(session: Session, tables: EventTables, pending: Sequence[_Pendi
     _committed(session, [Committed(service, p.row["type"], p.row["data"]) for p in pending])
 
 
-def _random_hex16(dialect: str, salt: Any) -> Any:
-    """16 random hexadecimal digits per row, in SQL (the id's random part)."""
-    if dialect == "postgresql":
-        return func.upper(func.substr(func.md5(
-            func.concat(cast(func.random(), String), salt)), 1, 16))  # fmt: skip
-    return func.hex(func.randomblob(8))
-
-
 def _insert_selected(session: Session, tables: EventTables, item: _PendingSelected) -> None:
     """`INSERT INTO events … SELECT` and `INSERT INTO event_parties … SELECT`: the new events are
     those numbered after the highest `seq` before the insert (the lock is held)."""
@@ -229,14 +221,12 @@ def _insert_selected(session: Session, tables: EventTables, item: _PendingSelect
     dialect = session.get_bind().dialect.name
     before = session.execute(select(func.coalesce(func.max(events.c.seq), 0))).scalar_one()
     rows = item.rows.subquery()
-    # Time-ordered like `new_id`: its prefix (the timestamp), then random digits per row.
-    prefix = new_id("evt")[:14]
     occurred: Any = literal(item.occurred_at, events.c.occurred_at.type)
     if dialect == "postgresql":
         occurred = cast(occurred, events.c.occurred_at.type)
     written = session.execute(events.insert().from_select(
         ["id", "type", "occurred_at", "subject_id", "data"],
-        select(literal_column(f"'{prefix}'", String) + _random_hex16(dialect, rows.c.subject_id),
+        select(new_ids_sql(dialect, "evt", rows.c.subject_id),
                literal_column(f"'{item.type}'", String), occurred, rows.c.subject_id, rows.c.data)
         .order_by(rows.c.subject_id),
     ))  # fmt: skip

@@ -70,9 +70,17 @@ def minor_units(currency: str) -> int:
 
 def decimals_of(amount: Decimal) -> int:
     """How many decimals `amount` carries, ignoring trailing zeros."""
-    exponent = amount.normalize().as_tuple().exponent
+    _, digits, exponent = amount.as_tuple()
     assert isinstance(exponent, int)
-    return max(0, -exponent)
+    if exponent >= 0:
+        return 0
+    # From the digits, not `normalize()`: that rounds to the context (1E-999999999 becomes 0).
+    significant = len(digits)
+    while significant and digits[significant - 1] == 0:
+        significant -= 1
+    if not significant:
+        return 0
+    return max(0, -(exponent + len(digits) - significant))
 
 
 def shown(value: object, width: int = 40) -> str:

@@ -11,7 +11,20 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, Text, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import UTCDateTime, new_id, utcnow
@@ -27,6 +40,7 @@ log = logging.getLogger("tci.outbox")
 # with its last error) instead of being sent again forever.
 MAX_ATTEMPTS = 100
 DEFAULT_LEASE = dt.timedelta(seconds=DEFAULT_OUTBOX_LEASE_SECONDS)
+PENDING = text("delivered_at IS NULL")
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -49,6 +63,11 @@ def outbox_table(metadata: MetaData) -> Table:
         # Which delivery run holds the message, and until when (a lease, not a row lock).
         Column("lease_owner", String(40), nullable=True),
         Column("lease_until", UTCDateTime(), nullable=True),
+        # The pending messages in delivery order: what each replica's delivery run leases and
+        # the backlog a scrape counts, without reading the delivered ones.
+        Index(
+            "ix_outbox_pending", "created_at", "id", postgresql_where=PENDING, sqlite_where=PENDING
+        ),
     )
 
 

@@ -52,7 +52,7 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
         raise invalid(["query", "cursor"], "not a cursor issued by this API") from None
 
 
-def page_request(
+async def page_request(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> PageRequest:

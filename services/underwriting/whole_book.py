@@ -53,7 +53,7 @@ from services.underwriting.models import (
     PolicyAssignment,
     events,
 )
-from shared.db import Amount, UTCDateTime, new_id
+from shared.db import Amount, UTCDateTime, new_ids_sql
 from shared.events import record_events_from
 
 _temp = MetaData()
@@ -233,15 +233,6 @@ def _typed(session: AsyncSession, value: Any, type_: Any) -> Any:
     return cast(bound, type_) if _dialect(session) == "postgresql" else bound
 
 
-def _new_ids(session: AsyncSession, prefix: str, salt: Any) -> Any:
-    """A time-ordered id per row (like `new_id`): this moment's prefix, then 16 random digits."""
-    start = literal_column(f"'{new_id(prefix)[: len(prefix) + 11]}'", String)
-    if _dialect(session) == "postgresql":
-        return start + func.upper(func.substr(
-            func.md5(func.concat(cast(func.random(), String), salt)), 1, 16))  # fmt: skip
-    return start + func.hex(func.randomblob(8))
-
-
 async def apply_grades(
     session: AsyncSession, *, today: dt.date, level: int, by: str, now: dt.datetime
 ) -> None:
@@ -253,7 +244,7 @@ async def apply_grades(
         .execution_options(synchronize_session=False)
     )
     entries = (
-        select(_new_ids(session, "grd", regraded.c.buyer_id), regraded.c.buyer_id,
+        select(new_ids_sql(_dialect(session), "grd", regraded.c.buyer_id), regraded.c.buyer_id,
                _typed(session, today, Date()), regraded.c.grade_after, profiles.c.factors,
                Buyer.indicators, _typed(session, level, Integer()),
                literal_column("'country_risk'", String), _typed(session, by, String()),
@@ -389,7 +380,7 @@ async def halve(session: AsyncSession, *, by: str, now: dt.datetime) -> None:
         .execution_options(synchronize_session=False)
     )  # fmt: skip
     entries = select(
-        _new_ids(session, "lam", h.c.limit_id), h.c.limit_id, h.c.amount_after,
+        new_ids_sql(_dialect(session), "lam", h.c.limit_id), h.c.limit_id, h.c.amount_after,
         h.c.payment_terms_days, h.c.effective_from, h.c.reason,
         literal_column("'signal'", String), _typed(session, by, String()),
         _typed(session, now, UTCDateTime()))  # fmt: skip

@@ -5,6 +5,7 @@ commits, in the order recorded, with the parties of that moment."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,8 +15,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+import shared.events as shared_events
 from services.underwriting.models import Policy, events
-from shared.events import pending_events, record_event
+from shared.events import (
+    Committed,
+    observe_commits,
+    pending_events,
+    record_event,
+    record_events_from,
+)
 from shared.events_feed import encode_cursor
 from tests.builders import make_buyer, make_policy, money, ok
 from tests.conftest import auth, unique
@@ -224,3 +232,42 @@ async def test_a_session_closed_without_a_commit_drops_its_events(session: Async
     assert pending_events(session) == []
     await session.commit()
     assert await count(session, subject) == 0
+
+
+async def test_events_recorded_set_based_are_numbered_in_subject_order_with_their_parties(
+    session: AsyncSession,
+) -> None:
+    """`record_events_from` (the whole book's path): one event per row, numbered in the order of
+    their subjects, ids shaped like `new_id`'s and unique, each heard by exactly its subject's
+    parties (duplicates once), and counted once committed."""
+    from sqlalchemy import literal, union_all
+
+    prefix = unique("bulk")
+    subjects = [f"{prefix}-{n:03d}" for n in range(120)]
+    pg = session.get_bind().dialect.name == "postgresql"
+    json_object = func.json_build_object if pg else func.json_object
+    rows = union_all(*[select(literal(s).label("subject_id"), json_object("n", n).label("data"))
+                       for n, s in reversed(list(enumerate(subjects)))])  # fmt: skip
+    heard = union_all(*[select(literal(s).label("subject_id"), literal(p).label("party_id"))
+                        for s in subjects[:3] for p in ("ph-a", "bank-b", "ph-a")])  # fmt: skip
+    observed: list[Committed] = []
+    observe_commits(observed.extend)
+    try:
+        await record_events_from(session, events, type="buyer.grade_changed",
+                                 rows=select(rows.subquery()), parties=select(heard.subquery()))  # fmt: skip
+        await session.commit()
+    finally:
+        shared_events._observers.remove(observed.extend)
+    assert [(c.type, c.count) for c in observed] == [("buyer.grade_changed", 120)]
+    written = (await session.execute(
+        select(events.events.c.seq, events.events.c.id, events.events.c.subject_id)
+        .where(events.events.c.subject_id.like(f"{prefix}-%")).order_by(events.events.c.seq))).all()  # fmt: skip
+    assert [row.subject_id for row in written] == subjects
+    ids = [row.id for row in written]
+    assert len(set(ids)) == len(ids) and all(re.fullmatch(r"evt_[0-9a-z]{26}", i) for i in ids)
+    parties = (await session.execute(
+        select(events.parties.c.event_seq, events.parties.c.party_id)
+        .where(events.parties.c.event_seq.in_([row.seq for row in written])))).all()  # fmt: skip
+    first = {row.seq: row.subject_id for row in written}
+    assert sorted((first[seq], party) for seq, party in parties) == sorted(
+        (s, p) for s in subjects[:3] for p in ("bank-b", "ph-a"))  # fmt: skip
