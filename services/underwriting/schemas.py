@@ -192,7 +192,7 @@ class GradeHistoryList(Schema):
     next_cursor: str | None
 
 
-class BuyerSignalRead(Schema):
+class _SignalFields(Schema):
     """A signal recorded on a buyer, with the points it added and the grade before and after."""
 
     id: str
@@ -205,6 +205,11 @@ class BuyerSignalRead(Schema):
     points: ExactDecimal
     grade_before: int
     grade: int
+
+
+class BuyerSignalRead(_SignalFields):
+    """A signal recorded on a buyer, with the points it added and the grade before and after."""
+
     recorded_by: str | None = Field(None, description="staff only: who recorded it")
 
 
@@ -231,17 +236,7 @@ class LimitChangeRead(Schema):
     reason: str
 
 
-class SignalRead(Schema):
-    id: str
-    created_at: dt.datetime
-    buyer_id: str
-    kind: SignalKindField
-    observed_on: dt.date
-    policy_id: str | None
-    details: str
-    points: ExactDecimal
-    grade_before: int
-    grade: int
+class SignalRead(_SignalFields):
     limit_changes: list[LimitChangeRead]
     stop_shipment: bool | None = None
 

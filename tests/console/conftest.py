@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,16 +46,11 @@ class Console:
     book: Book
 
 
-@pytest.fixture(scope="session")
-def console(services: Services) -> Iterator[Console]:
-    """`python -m console` on a free port, knowing the services by their test URLs, with the
-    demo book loaded."""
-    port = _free_port()
-    env = {**os.environ, "TCI_CONSOLE_PORT": str(port), "TCI_JWT_SECRET": DEVELOPMENT_JWT_SECRET,
-           "TCI_UNDERWRITING_URL": services.urls["underwriting"],
-           "TCI_CLAIMS_URL": services.urls["claims"],
-           "TCI_COLLECTIONS_URL": services.urls["collections"], "TCI_LOG_LEVEL": "WARNING"}  # fmt: skip
-    log = tempfile.NamedTemporaryFile(prefix="tci-console-", suffix=".log", delete=False)  # noqa: SIM115
+@contextmanager
+def console_process(port: int, env: dict[str, str], log_prefix: str) -> Iterator[str]:
+    """`python -m console` on `port` with `env`, its URL once `/healthz` answers (its log shown
+    if it does not start within 30 s); stopped on leaving."""
+    log = tempfile.NamedTemporaryFile(prefix=log_prefix, suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen([sys.executable, "-m", "console"], env=env, cwd=ROOT,
                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -69,12 +65,25 @@ def console(services: Services) -> Iterator[Console]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError(f"the console did not start:\n{Path(log.name).read_text()}")
             time.sleep(0.2)
-        book = load_book(services.urls, DEVELOPMENT_JWT_SECRET, business_today("Asia/Shanghai"))
-        yield Console(url, services.urls, book)
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def console(services: Services) -> Iterator[Console]:
+    """`python -m console` on a free port, knowing the services by their test URLs, with the
+    demo book loaded."""
+    port = _free_port()
+    env = {**os.environ, "TCI_CONSOLE_PORT": str(port), "TCI_JWT_SECRET": DEVELOPMENT_JWT_SECRET,
+           "TCI_UNDERWRITING_URL": services.urls["underwriting"],
+           "TCI_CLAIMS_URL": services.urls["claims"],
+           "TCI_COLLECTIONS_URL": services.urls["collections"], "TCI_LOG_LEVEL": "WARNING"}  # fmt: skip
+    with console_process(port, env, "tci-console-") as url:
+        book = load_book(services.urls, DEVELOPMENT_JWT_SECRET, business_today("Asia/Shanghai"))
+        yield Console(url, services.urls, book)
 
 
 @pytest.fixture(scope="module")

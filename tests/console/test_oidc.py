@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -33,6 +29,7 @@ from console.settings import ConsoleSettings
 from shared.auth import decode_token
 from shared.migrations import upgrade
 from tests.conftest import ROOT, _free_port, backend, free_urls, start_services
+from tests.console.conftest import console_process
 from tests.console.fake_oidc import FakeIssuer, Served, new_key
 
 PRODUCTION_SECRET = "a-production-secret-of-at-least-32-bytes!"
@@ -67,26 +64,10 @@ def stack() -> Iterator[Stack]:
            "TCI_CONSOLE_OIDC_ISSUER": served.issuer.url,
            "TCI_CONSOLE_OIDC_CLIENT_ID": CLIENT_ID,
            "TCI_CONSOLE_OIDC_CLIENT_SECRET": CLIENT_SECRET}  # fmt: skip
-    log = tempfile.NamedTemporaryFile(prefix="tci-console-oidc-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, "-m", "console"], env=env, cwd=ROOT,
-                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"the console did not start:\n{Path(log.name).read_text()}")
-            time.sleep(0.2)
-        yield Stack(url, urls["underwriting"], served.issuer)
+        with console_process(port, env, "tci-console-oidc-") as url:
+            yield Stack(url, urls["underwriting"], served.issuer)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
         running.stop()
         served.stop()
         b.drop_database(database)
