@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
-# One image for the three services and the migration step (README, "Deploying"):
+# One image for the three services, the staff console and the migration step (README, "Deploying"):
 #   docker build -t tci .
 #   docker run -e TCI_SERVICE=claims ... tci          (or `tci claims`; `tci migrate` migrates)
+#   docker run -e TCI_SERVICE=console ... tci         (the staff console, port 8000)
 # Every dependency is installed from requirements.lock, pinned with hashes (`make lock`).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -17,6 +18,7 @@ RUN /opt/tci/bin/pip install --require-hashes --only-binary=:all: -r requirement
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
+COPY console ./console
 # The project itself, as a regular (not editable) install; its dependencies are already there.
 RUN /opt/tci/bin/pip install --no-deps . \
     && /opt/tci/bin/pip check
@@ -38,8 +40,8 @@ COPY alembic.ini ./
 COPY migrations ./migrations
 COPY deploy/docker/entrypoint.py ./entrypoint.py
 USER 10001:10001
-EXPOSE 8001 8002 8003
-# /healthz of the service this container runs (TCI_SERVICE); Kubernetes uses its own probes.
+EXPOSE 8000 8001 8002 8003
+# /healthz of the service (or console) this container runs (TCI_SERVICE); Kubernetes uses its own probes.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "/app/entrypoint.py", "healthcheck", "/healthz"]
 ENTRYPOINT ["python", "/app/entrypoint.py"]

@@ -29,8 +29,8 @@ UNDOCUMENTED = "(undocumented)"
 # What the image's entry point reads (deploy/docker/entrypoint.py), beside the services' own
 # settings; their defaults are read from the entry point itself.
 ENTRYPOINT_VARIABLES = {
-    "TCI_SERVICE": "the service the container serves (`underwriting`, `claims`, `collections`), "
-    "unless the command names it",
+    "TCI_SERVICE": "the service the container serves (`underwriting`, `claims`, `collections`, "
+    "`console`), unless the command names it",
     "TCI_WORKERS": "uvicorn worker processes per container",
     "TCI_FORWARDED_ALLOW_IPS": "addresses or networks (or `*`) of the proxies whose "
     "`X-Forwarded-For`/`-Proto` headers are trusted",
@@ -40,6 +40,7 @@ ENTRYPOINT_VARIABLES = {
     "shorter than Kubernetes' terminationGracePeriodSeconds",
     "TCI_HOST": "the address uvicorn listens on",
     "PORT": "the port the service listens on (and the health probe asks)",
+    "TCI_CONSOLE_PORT": "the console's port when PORT is not set (the console's own setting)",
 }
 SECRET_FILE_NOTE = "a file holding {name} (a Docker or Kubernetes secret); read before start"
 # What `tci migrate` and `tci up` read besides DATABASE_URL (shared/cli.py).
@@ -55,6 +56,13 @@ COMPOSE_VARIABLES = {
     "TCI_JWT_SECRET": "the token signing secret, at least 32 bytes (required; a compose secret)",
     "TCI_IMAGE": "the image the compose file runs (and builds)",
     "TCI_WORKERS": "uvicorn worker processes per container",
+    "TCI_CONSOLE_OIDC_ISSUER": "passed to the console: its identity provider (the console's "
+    "setting; empty: no OpenID Connect sign-in)",
+    "TCI_CONSOLE_OIDC_CLIENT_ID": "passed to the console: its client id at the provider",
+    "TCI_CONSOLE_OIDC_CLIENT_SECRET": "the console's client secret at the provider (a compose "
+    "secret; export it, empty when unused)",
+    "TCI_CONSOLE_OIDC_REDIRECT_URL": "passed to the console: the callback URL registered at the "
+    "provider (empty: from the request)",
 }
 
 
@@ -146,6 +154,7 @@ def entrypoint_entries() -> list[Entry]:
         "TCI_GRACEFUL_SHUTDOWN_SECONDS": str(module.DEFAULT_GRACEFUL_SHUTDOWN_SECONDS),
         "TCI_HOST": _literal_default(module, "TCI_HOST"),
         "PORT": ", ".join(f"{s}: {p}" for s, p in module.SERVICE_PORTS.items()),
+        "TCI_CONSOLE_PORT": str(module.CONSOLE_PORT),
     }
     entries = [
         Entry(v, "", defaults.get(v, ""), d, ["image"]) for v, d in ENTRYPOINT_VARIABLES.items()

@@ -91,7 +91,7 @@ def test_compose_file_follows_the_compose_specification() -> None:
 
 def test_every_long_running_container_has_a_healthcheck_and_restarts() -> None:
     services = compose_file()["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "proxy", *SERVICES}
+    assert set(services) == {"postgres", "redis", "migrate", "proxy", "console", *SERVICES}
     for name, entry in services.items():
         if name == "migrate":
             assert entry["healthcheck"] == {"disable": True}
@@ -118,6 +118,49 @@ def test_the_postgres_password_is_given_once_as_a_secret() -> None:
         assert "TCI_JWT_SECRET" not in env
     # The value itself appears nowhere: not interpolated, not written.
     assert "${POSTGRES_PASSWORD" not in text and "${TCI_JWT_SECRET" not in text
+    assert "${TCI_CONSOLE_OIDC_CLIENT_SECRET" not in text
+
+
+def test_the_console_runs_behind_the_proxy_with_its_secrets_as_files_and_no_database() -> None:
+    compose = compose_file()
+    console = compose["services"]["console"]
+    env = console["environment"]
+    assert env["TCI_SERVICE"] == "console"
+    assert console["deploy"]["replicas"] == 2
+    assert "ports" not in console, "reached through the proxy only"
+    assert console["healthcheck"]["test"][-2:] == ["healthcheck", "/healthz"]
+    assert (console["image"], console["build"]) == (
+        compose["services"]["migrate"]["image"], compose["services"]["migrate"]["build"])  # fmt: skip
+    # No database and no Redis: the PostgreSQL password is not given to it.
+    assert set(console["secrets"]) == {"jwt_secret", "console_oidc_client_secret"}
+    assert not {"DATABASE_URL", "PGPASSWORD_FILE", "TCI_REDIS_URL"} & set(env)
+    assert env["TCI_JWT_SECRET_FILE"] == "/run/secrets/jwt_secret"
+    assert compose["secrets"]["console_oidc_client_secret"] == {
+        "environment": "TCI_CONSOLE_OIDC_CLIENT_SECRET"}  # fmt: skip
+    assert env["TCI_CONSOLE_OIDC_CLIENT_SECRET_FILE"] == "/run/secrets/console_oidc_client_secret"
+    assert "TCI_CONSOLE_OIDC_CLIENT_SECRET" not in env
+    assert env["TCI_CONSOLE_OIDC_ISSUER"] == "${TCI_CONSOLE_OIDC_ISSUER:-}"
+    assert env["TCI_CONSOLE_OIDC_CLIENT_ID"] == "${TCI_CONSOLE_OIDC_CLIENT_ID:-}"
+    assert "console_oidc_client_secret" in entrypoint_secret_files()
+    proxy = compose["services"]["proxy"]
+    assert "8000:8000" in proxy["ports"]
+    assert proxy["depends_on"]["console"] == {"condition": "service_healthy"}
+    # The console needs nothing to start (its pages call the services when asked), so the
+    # proxy, which depends on it, can be what it calls the services through.
+    assert "depends_on" not in console
+    site = re.search(r"^:8000 {(.*?)^}", CADDYFILE.read_text(), re.MULTILINE | re.DOTALL)
+    assert site and re.search(r"dynamic a console 8000\b", site.group(1))
+    assert "import balanced" in site.group(1)
+
+
+def entrypoint_secret_files() -> set[str]:
+    """The names of the secret files the console's *_FILE variables point at."""
+    env = compose_file()["services"]["console"]["environment"]
+    return {
+        env[f"{name}_FILE"].rsplit("/", 1)[-1]
+        for name in entrypoint.SECRET_VARIABLES
+        if f"{name}_FILE" in env
+    }
 
 
 def test_the_caddyfile_is_valid_for_caddy(tmp_path: Path) -> None:
@@ -167,6 +210,16 @@ def test_the_image_checks_the_health_of_the_service_it_runs() -> None:
     assert ("ENTRYPOINT", '["python", "/app/entrypoint.py"]') in runtime
     env = " ".join(arguments for keyword, arguments in runtime if keyword == "ENV")
     assert "TCI_WORKERS=2" in env and "TCI_FORWARDED_ALLOW_IPS=" in env
+    exposed = [arguments for keyword, arguments in runtime if keyword == "EXPOSE"]
+    assert exposed == ["8000 8001 8002 8003"]  # the console and the three services
+
+
+def test_the_image_holds_the_console_and_its_templates() -> None:
+    build, _ = stages()
+    assert ("COPY", "console ./console") in build
+    # The regular install carries the templates and static files (package data) with it.
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'console = \["templates/\*\*/\*\.html", "static/\*"\]', pyproject)
 
 
 def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
@@ -225,6 +278,18 @@ def test_the_entry_point_runs_workers_behind_a_trusted_proxy() -> None:
     assert int(option(defaults, "--timeout-keep-alive")) > 60
 
 
+def test_the_entry_point_serves_the_console_on_its_port() -> None:
+    command = entrypoint.command_for(["console"], {"TCI_SERVICE": "claims"})
+    assert command[1:5] == ["-m", "uvicorn", "--factory", "console.main:create_app"]
+    assert option(command, "--port") == "8000"
+    assert "--proxy-headers" in command
+    by_setting = entrypoint.command_for([], {"TCI_SERVICE": "console", "TCI_CONSOLE_PORT": "9000"})
+    assert option(by_setting, "--port") == "9000"
+    by_port = entrypoint.command_for([], {"TCI_SERVICE": "console", "TCI_CONSOLE_PORT": "9000",
+                                          "PORT": "9100"})  # fmt: skip
+    assert option(by_port, "--port") == "9100"
+
+
 def test_the_entry_point_migrates_and_runs_any_other_command() -> None:
     assert entrypoint.command_for(["migrate", "claims"], {})[1:] == [
         "-m", "shared.cli", "migrate", "claims"]  # fmt: skip
@@ -256,9 +321,12 @@ def test_the_entry_point_refuses_bad_input_in_one_line(
 
 def test_secrets_are_read_from_the_files_their_twins_name(tmp_path: Path) -> None:
     (tmp_path / "password").write_text("s3cret\n")
-    env = {"PGPASSWORD_FILE": str(tmp_path / "password"), "OTHER_FILE": "/not/read"}
+    (tmp_path / "oidc").write_text("client-s3cret")
+    env = {"PGPASSWORD_FILE": str(tmp_path / "password"), "OTHER_FILE": "/not/read",
+           "TCI_CONSOLE_OIDC_CLIENT_SECRET_FILE": str(tmp_path / "oidc")}  # fmt: skip
     entrypoint.read_secret_files(env)
     assert env["PGPASSWORD"] == "s3cret"
+    assert env["TCI_CONSOLE_OIDC_CLIENT_SECRET"] == "client-s3cret"
     assert "OTHER" not in env
 
 
@@ -268,6 +336,8 @@ def test_the_health_check_finds_the_service_named_on_the_command_line(tmp_path: 
     assert entrypoint.served_service(str(cmdline)) == "claims"
     cmdline.write_bytes(b"/sbin/docker-init\0--\0python\0/app/entrypoint.py\0collections\0")
     assert entrypoint.served_service(str(cmdline)) == "collections"
+    cmdline.write_bytes(b"python\0-m\0uvicorn\0--factory\0console.main:create_app\0")
+    assert entrypoint.served_service(str(cmdline)) == "console"
     assert entrypoint.served_service(str(tmp_path / "absent")) is None
 
 
@@ -303,3 +373,41 @@ def test_the_entry_point_migrates_serves_with_two_workers_and_stops(tmp_path: Pa
             server.wait()
     down = subprocess.run([*entry, "healthcheck"], env=env, capture_output=True, timeout=30)
     assert down.returncode == 1
+
+
+@pytest.mark.e2e
+def test_the_entry_point_serves_the_console_answers_its_health_check_and_stops(
+    tmp_path: Path,
+) -> None:
+    """The console as the image runs it: production settings, its OpenID Connect client secret
+    read from a file, the services' addresses given (it calls none of them to be healthy)."""
+    secret = tmp_path / "oidc"
+    secret.write_text("client-s3cret\n")
+    env = {
+        **os.environ, "TCI_SERVICE": "console", "PORT": str(_free_port()),
+        "TCI_HOST": "127.0.0.1", "TCI_WORKERS": "1", "TCI_ENV": "production",
+        "TCI_JWT_SECRET": "j" * 40, "TCI_CONSOLE_OIDC_ISSUER": "https://id.insurer.example",
+        "TCI_CONSOLE_OIDC_CLIENT_ID": "tci-console",
+        "TCI_CONSOLE_OIDC_CLIENT_SECRET_FILE": str(secret),
+        "TCI_UNDERWRITING_URL": f"http://127.0.0.1:{_free_port()}",
+        "TCI_GRACEFUL_SHUTDOWN_SECONDS": "5",
+    }  # fmt: skip
+    env.pop("TCI_CONSOLE_OIDC_CLIENT_SECRET", None)
+    entry = [sys.executable, str(ENTRYPOINT)]
+    server = subprocess.Popen(entry, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        probe = [*entry, "healthcheck"]
+        while subprocess.run(probe, env=env, capture_output=True, timeout=30).returncode != 0:
+            assert server.poll() is None, server.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "the console never answered /healthz"
+            time.sleep(0.3)
+        server.send_signal(signal.SIGTERM)
+        # One process: uvicorn shuts down, then re-raises the signal it caught.
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert "Finished server process" in server.communicate()[1].decode()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()

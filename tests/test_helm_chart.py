@@ -23,6 +23,8 @@ CHART = ROOT / "deploy" / "helm" / "tci"
 KUBERNETES_VERSIONS = ("1.27.0", "1.37.0")
 SECRETS = {"databaseUrl": "postgresql://tci:pw@db:5432/tci", "jwtSecret": "s" * 40}
 RELEASE = "prod"
+CONSOLE = f"{RELEASE}-tci-console"
+CONSOLE_PORT = 8000  # TCI_CONSOLE_PORT's default (console/settings.py)
 
 
 def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -100,7 +102,55 @@ def test_each_service_is_probed_on_readyz_and_healthz_at_its_documented_port(ser
                      "protocol": "TCP"}]  # fmt: skip
 
 
-@pytest.mark.parametrize("service", SERVICES)
+def test_the_console_is_probed_on_healthz_at_its_port_and_served_by_its_service() -> None:
+    objects = render()
+    container = container_of(one(objects, "Deployment", CONSOLE))
+    assert container["args"] == ["console"]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": CONSOLE_PORT, "protocol": "TCP"}
+    ]
+    # The console has no database to wait for: it is ready when it answers /healthz.
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    env = env_of(one(objects, "Deployment", CONSOLE))
+    assert env["TCI_SERVICE"]["value"] == "console"
+    assert env["TCI_CONSOLE_PORT"]["value"] == str(CONSOLE_PORT)
+    for peer, port in SERVICE_PORTS.items():
+        assert env[f"TCI_{peer.upper()}_URL"]["value"] == f"http://{RELEASE}-tci-{peer}:{port}"
+    port = one(objects, "Service", CONSOLE)["spec"]["ports"]
+    assert port == [{"name": "http", "port": CONSOLE_PORT, "targetPort": "http", "protocol": "TCP"}]
+
+
+def test_the_console_can_be_left_out() -> None:
+    objects = render({"console": {"enabled": False}})
+    assert [o for o in objects if "console" in o["metadata"]["name"]] == []
+    ingress = one(objects, "Ingress", f"{RELEASE}-tci")
+    assert {r["host"] for r in ingress["spec"]["rules"]} == {f"{s}.tci.example" for s in SERVICES}
+
+
+def test_the_console_signs_in_through_openid_connect_with_its_secret_by_reference() -> None:
+    objects = render({
+        "secret": {"values": {**SECRETS, "consoleOidcClientSecret": "c0ns0le-s3cret"}},
+        "console": {"env": {"TCI_CONSOLE_OIDC_ISSUER": "https://id.insurer.example",
+                            "TCI_CONSOLE_OIDC_CLIENT_ID": "tci-console"}},
+    })  # fmt: skip
+    secret = one(objects, "Secret", f"{RELEASE}-tci-secrets")
+    assert secret["stringData"]["console-oidc-client-secret"] == "c0ns0le-s3cret"
+    env = env_of(one(objects, "Deployment", CONSOLE))
+    assert env["TCI_CONSOLE_OIDC_ISSUER"]["value"] == "https://id.insurer.example"
+    assert env["TCI_CONSOLE_OIDC_CLIENT_ID"]["value"] == "tci-console"
+    assert env["TCI_CONSOLE_OIDC_CLIENT_SECRET"] == {
+        "name": "TCI_CONSOLE_OIDC_CLIENT_SECRET",
+        "valueFrom": {"secretKeyRef": {"name": secret["metadata"]["name"],
+                                       "key": "console-oidc-client-secret", "optional": True}},
+    }  # fmt: skip
+    assert "c0ns0le-s3cret" not in yaml.safe_dump_all([o for o in objects if o["kind"] != "Secret"])
+    for service in SERVICES:  # the services never see the console's sign-in settings
+        service_env = env_of(one(objects, "Deployment", f"{RELEASE}-tci-{service}"))
+        assert not {n for n in service_env if n.startswith("TCI_CONSOLE_")}
+
+
+@pytest.mark.parametrize("service", [*SERVICES, "console"])
 def test_each_service_scales_between_bounds_and_keeps_one_pod_through_disruptions(
     service: str,
 ) -> None:
@@ -125,7 +175,7 @@ def test_fixed_replicas_without_autoscaling() -> None:
                                               "autoscaling": {"enabled": False}}}})  # fmt: skip
     assert one(objects, "Deployment", f"{RELEASE}-tci-claims")["spec"]["replicas"] == 3
     autoscaled = {o["metadata"]["name"] for o in objects if o["kind"] == "HorizontalPodAutoscaler"}
-    assert autoscaled == {f"{RELEASE}-tci-underwriting", f"{RELEASE}-tci-collections"}
+    assert autoscaled == {f"{RELEASE}-tci-underwriting", f"{RELEASE}-tci-collections", CONSOLE}
 
 
 def test_the_migration_job_runs_before_install_and_upgrade_after_its_secret() -> None:
@@ -153,7 +203,13 @@ def test_the_database_url_and_jwt_secret_are_read_from_the_secret_only() -> None
                                     "jwt-secret": SECRETS["jwtSecret"]}  # fmt: skip
     for workload in (o for o in objects if o["kind"] in ("Deployment", "Job")):
         env = env_of(workload)
-        for variable, key in (("DATABASE_URL", "database-url"), ("TCI_JWT_SECRET", "jwt-secret")):
+        pairs: tuple[tuple[str, str], ...] = (
+            ("DATABASE_URL", "database-url"), ("TCI_JWT_SECRET", "jwt-secret"))  # fmt: skip
+        if workload["metadata"]["name"] == CONSOLE:
+            # The console has no database: it is given neither its URL nor Redis's.
+            assert "DATABASE_URL" not in env and "TCI_REDIS_URL" not in env
+            pairs = (("TCI_JWT_SECRET", "jwt-secret"),)
+        for variable, key in pairs:
             assert "value" not in env[variable]
             assert env[variable]["valueFrom"]["secretKeyRef"] == {
                 "name": secret["metadata"]["name"], "key": key}  # fmt: skip
@@ -211,7 +267,7 @@ def test_pods_run_as_a_user_without_privileges_on_a_read_only_root() -> None:
 
 
 def test_the_ingress_sends_each_host_to_its_service() -> None:
-    hosts = {s: f"{s}.insurer.example" for s in SERVICES}
+    hosts = {s: f"{s}.insurer.example" for s in (*SERVICES, "console")}
     ingress = one(render({"ingress": {"enabled": True, "className": "nginx", "hosts": hosts}}),
                   "Ingress", f"{RELEASE}-tci")  # fmt: skip
     assert ingress["spec"]["ingressClassName"] == "nginx"
@@ -220,7 +276,7 @@ def test_the_ingress_sends_each_host_to_its_service() -> None:
         for rule in ingress["spec"]["rules"]
     }
     assert routes == {
-        hosts[s]: {"name": f"{RELEASE}-tci-{s}", "port": {"name": "http"}} for s in SERVICES
+        hosts[s]: {"name": f"{RELEASE}-tci-{s}", "port": {"name": "http"}} for s in hosts
     }
 
 

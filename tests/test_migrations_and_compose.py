@@ -125,3 +125,10 @@ def test_the_proxy_publishes_the_documented_port_and_balances_the_replicas(servi
         f"http://proxy:{port}"
         == compose_file()["services"][service]["environment"][f"TCI_{service.upper()}_URL"]
     )
+
+
+def test_the_console_calls_the_service_through_the_proxy(service: str) -> None:
+    """The staff console reaches every replica of the service the way the services reach each
+    other: through the proxy, balanced and past a stopped replica."""
+    console = compose_file()["services"]["console"]["environment"]
+    assert console[f"TCI_{service.upper()}_URL"] == f"http://proxy:{SERVICE_PORTS[service]}"

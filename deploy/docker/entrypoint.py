@@ -1,10 +1,11 @@
-"""The image's entry point: one service under uvicorn, the migration step, the health probe, or
-any other command; secrets named by `<VARIABLE>_FILE` are read first.
+"""The image's entry point: one service (or the staff console) under uvicorn, the migration step,
+the health probe, or any other command; secrets named by `<VARIABLE>_FILE` are read first.
 
 Standard library only: the container's HEALTHCHECK runs this every few seconds, and importing the
 project (pydantic) would cost ten times the probe itself.
 
-    entrypoint.py [underwriting|claims|collections]   serve (or the service named by TCI_SERVICE)
+    entrypoint.py [underwriting|claims|collections|console]
+                                                       serve (or what TCI_SERVICE names)
     entrypoint.py migrate [SERVICE...]                 `tci migrate`, then exit
     entrypoint.py healthcheck [PATH]                   GET PATH (default /healthz) on the service
     entrypoint.py COMMAND [ARG...]                     anything else, e.g. `tci token --role ...`
@@ -22,8 +23,20 @@ from collections.abc import Mapping, MutableMapping, Sequence
 # The documented ports, as in shared.settings.SERVICE_PORTS (tests/test_migrations_and_compose.py
 # keeps the two equal).
 SERVICE_PORTS = {"underwriting": 8001, "claims": 8002, "collections": 8003}
+# The staff console (console/), served like a service; its port is TCI_CONSOLE_PORT's default
+# (console/settings.py), and TCI_CONSOLE_PORT, when set, is the one it listens on.
+CONSOLE = "console"
+CONSOLE_PORT = 8000
+# What each name serves: the application factory uvicorn runs.
+APPLICATIONS = {
+    **{service: f"services.{service}.main:create_app" for service in SERVICE_PORTS},
+    CONSOLE: "console.main:create_app",
+}
 # Variables that may be given as a file instead (a Docker or Kubernetes secret): NAME_FILE=/path.
-SECRET_VARIABLES = ("DATABASE_URL", "PGPASSWORD", "TCI_JWT_SECRET", "TCI_REDIS_URL")
+SECRET_VARIABLES = (
+    "DATABASE_URL", "PGPASSWORD", "TCI_JWT_SECRET", "TCI_REDIS_URL",
+    "TCI_CONSOLE_OIDC_CLIENT_SECRET",
+)  # fmt: skip
 # Settings of the process itself (uvicorn), read only here; the services' own are in
 # shared/settings.py.
 DEFAULT_WORKERS = 2
@@ -67,16 +80,16 @@ def positive_int(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def service_named(name: str | None) -> str:
-    if name in SERVICE_PORTS:
+    if name in APPLICATIONS:
         return name
     if not name:
         raise UsageError(
             "no service given: set TCI_SERVICE (or give as the command) one of "
-            + ", ".join(SERVICE_PORTS)
+            + ", ".join(APPLICATIONS)
         )
     raise UsageError(
         f"unknown service {name!r}: set TCI_SERVICE (or give as the command) one of "
-        + ", ".join(SERVICE_PORTS)
+        + ", ".join(APPLICATIONS)
     )
 
 
@@ -89,13 +102,15 @@ def served_service(cmdline: str = "/proc/1/cmdline") -> str | None:
     except OSError:
         return None
     for argument in arguments:
-        for service in SERVICE_PORTS:
-            if argument in (service, f"services.{service}.main:create_app"):
+        for service, application in APPLICATIONS.items():
+            if argument in (service, application):
                 return service
     return None
 
 
 def port_of(service: str, env: Mapping[str, str]) -> int:
+    if service == CONSOLE:
+        return positive_int(env, "PORT", positive_int(env, "TCI_CONSOLE_PORT", CONSOLE_PORT))
     return positive_int(env, "PORT", SERVICE_PORTS[service])
 
 
@@ -107,7 +122,7 @@ def uvicorn_command(service: str, env: Mapping[str, str]) -> list[str]:
     graceful = positive_int(env, "TCI_GRACEFUL_SHUTDOWN_SECONDS", DEFAULT_GRACEFUL_SHUTDOWN_SECONDS)
     allow = env.get("TCI_FORWARDED_ALLOW_IPS", "").strip() or DEFAULT_FORWARDED_ALLOW_IPS
     return [
-        sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.main:create_app",
+        sys.executable, "-m", "uvicorn", "--factory", APPLICATIONS[service],
         "--host", env.get("TCI_HOST", "0.0.0.0"), "--port", str(port_of(service, env)),
         "--workers", str(workers), "--proxy-headers", "--forwarded-allow-ips", allow,
         "--timeout-keep-alive", str(keep_alive), "--timeout-graceful-shutdown", str(graceful),
@@ -136,7 +151,7 @@ def command_for(argv: Sequence[str], env: Mapping[str, str]) -> list[str] | int:
         return healthcheck(service, env, path if path.startswith("/") else f"/{path}")
     if first == "migrate":
         return [sys.executable, "-m", "shared.cli", "migrate", *rest]
-    if first is None or first in SERVICE_PORTS:
+    if first is None or first in APPLICATIONS:
         return uvicorn_command(service_named(first or env.get("TCI_SERVICE")), env)
     return [first, *rest]
 

@@ -51,7 +51,28 @@ app.kubernetes.io/component: {{ .service }}
 {{- toYaml (mergeOverwrite (deepCopy .root.Values.defaults) (deepCopy $own)) -}}
 {{- end -}}
 
-{{/* The environment of every container: plain settings, then the secrets by reference. */}}
+{{/* What the chart runs, name → its values (the defaults overridden by its own): the three
+services and, with console.enabled, the staff console. `readinessPath` is the service's /readyz,
+and the console's /healthz (it has no database to wait for). */}}
+{{- define "tci.workloads" -}}
+{{- $all := dict -}}
+{{- range $service, $_ := .Values.services -}}
+{{- $values := include "tci.serviceValues" (dict "root" $ "service" $service) | fromYaml -}}
+{{- $_ := set $values "readinessPath" $.Values.probes.readiness.path -}}
+{{- $_ := set $all $service $values -}}
+{{- end -}}
+{{- if .Values.console.enabled -}}
+{{- $values := mergeOverwrite (deepCopy .Values.defaults) (omit (deepCopy .Values.console) "enabled") -}}
+{{- $_ := set $values "readinessPath" .Values.probes.liveness.path -}}
+{{- $_ := set $values "console" true -}}
+{{- $_ := set $all "console" $values -}}
+{{- end -}}
+{{- toYaml $all -}}
+{{- end -}}
+
+{{/* The environment of every container: plain settings, then the secrets by reference. The
+console (console: true) is given no database or Redis URL, only the JWT secret it signs staff's
+tokens with and its OpenID Connect client secret. */}}
 {{- define "tci.env" -}}
 {{- $root := .root -}}
 {{- $env := merge (deepCopy (.extra | default dict)) (deepCopy $root.Values.env) -}}
@@ -63,6 +84,19 @@ app.kubernetes.io/component: {{ .service }}
 - name: {{ printf "TCI_%s_URL" (upper $service) }}
   value: {{ printf "http://%s:%v" (include "tci.serviceName" (dict "root" $root "service" $service)) $own.port | quote }}
 {{- end }}
+{{- if .console }}
+- name: TCI_JWT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "tci.secretName" $root }}
+      key: {{ $root.Values.secret.keys.jwtSecret }}
+- name: TCI_CONSOLE_OIDC_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "tci.secretName" $root }}
+      key: {{ $root.Values.secret.keys.consoleOidcClientSecret }}
+      optional: true
+{{- else }}
 - name: DATABASE_URL
   valueFrom:
     secretKeyRef:
@@ -79,4 +113,5 @@ app.kubernetes.io/component: {{ .service }}
       name: {{ include "tci.secretName" $root }}
       key: {{ $root.Values.secret.keys.redisUrl }}
       optional: true
+{{- end }}
 {{- end -}}
