@@ -445,8 +445,14 @@ async def resolve_dispute(
         raise conflict(
             problems.ALREADY_DECIDED, f"the dispute was settled for the {dispute.outcome}"
         )
+    resolved_on = settlement.resolved_on or ctx.today
+    if resolved_on > ctx.today:
+        raise invalid(["body", "resolved_on"], "a dispute is settled on a day that has come")
+    if resolved_on < dispute.raised_on:
+        raise invalid(["body", "resolved_on"],
+                      f"before the dispute was raised ({dispute.raised_on.isoformat()})")  # fmt: skip
     dispute.outcome = settlement.outcome
-    dispute.resolved_on = settlement.resolved_on or ctx.today
+    dispute.resolved_on = resolved_on
     dispute.resolution_note = settlement.note
     dispute.resolved_by = ctx.caller.subject
     await ctx.session.flush()

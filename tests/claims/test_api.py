@@ -232,6 +232,12 @@ async def test_a_dispute_shows_who_raised_and_settled_it_and_is_settled_once(
         "invoice_numbers": ["INV-2"]}), 201)  # fmt: skip
     assert (raised["raised_by"], raised["resolved_by"], raised["note"]) == ("Ms Holder", None, None)
     path = f"/v1/claims/{claim['id']}/disputes/{raised['id']}"
+    tomorrow = (dt.date.fromisoformat(TODAY) + dt.timedelta(days=1)).isoformat()
+    for day in (tomorrow, "2027-06-04"):  # not yet come; before the dispute was raised
+        refused = await claims.post(f"{path}/resolution", headers=handler,
+                                    json={"outcome": "buyer", "resolved_on": day})  # fmt: skip
+        assert refused.status_code == 422, refused.text
+        assert [e["loc"] for e in refused.json()["errors"]] == [["body", "resolved_on"]]
     settled = ok(await claims.post(f"{path}/resolution", headers=handler, json={
         "outcome": "policyholder", "note": "the carrier's receipt shows full delivery"}), 200)  # fmt: skip
     assert settled["outcome"] == "policyholder" and settled["resolved_on"] == TODAY
