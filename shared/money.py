@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
@@ -90,12 +91,19 @@ def shown(value: object, width: int = 40) -> str:
     return f'"{text}"' if len(text) <= width else f'"{text[:width]}…"'
 
 
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
 def parse_amount(text: str | int | Decimal) -> Decimal:
     """A finite Decimal from a decimal string or integer; floats are refused."""
     if isinstance(text, bool | float):
         raise MoneyError('an amount is a decimal string such as "125000.00", never a float')
+    if isinstance(text, str) and not _DECIMAL_TEXT.fullmatch(text):
+        # As the published pattern says: ASCII digits and a point, no exponent, spaces,
+        # underscores or other digits (Decimal() itself would take "1e3", "1_000", "١٠").
+        raise MoneyError(f'{shown(text)} is not a decimal amount such as "125000.00"')
     try:
-        value = Decimal(text) if isinstance(text, int | Decimal) else Decimal(text.strip())
+        value = Decimal(text)
     except (InvalidOperation, ValueError):
         raise MoneyError(f"{shown(text)} is not a decimal amount") from None
     if not value.is_finite():

@@ -412,6 +412,8 @@ async def add_document(
 
 async def raise_dispute(ctx: Context, claim_id: str, raised: DisputeCreate) -> DisputeRead:
     """The buyer disputes invoices: the claim holds until every dispute is settled."""
+    if raised.raised_on > ctx.today:
+        raise invalid(["body", "raised_on"], "a dispute is raised on a day that has come")
     claim = await _claim(ctx, claim_id, lock=True)
     await _refresh_lapse(ctx, claim)
     held = await _next(ctx, claim, Act.RAISE_DISPUTE)

@@ -495,7 +495,11 @@ async def _halve_all(ctx: Context, buyer: Buyer, grade: int) -> list[LimitChange
     changes: list[LimitChangeRead] = []
     for limit, policy in await repo.limits_on_buyer(ctx.session, buyer.id):
         effective = rules.halving_effective_from(ctx.today, policy.reduction_notice_days)
-        current = await _amount_on(ctx, limit, effective)
+        history = await _history_of(ctx, limit.id)
+        if rules.halving_pending(((e.source, e.effective_from, e.amount) for e in history),
+                                 ctx.today):  # fmt: skip
+            continue
+        current = rules.amount_in_force(views.history_entries(history), effective)
         if current is None or current == 0:
             continue
         changes.append(await apply_limit_change(
@@ -577,7 +581,7 @@ async def _halve_book(ctx: Context) -> int:
     ]  # fmt: skip
     await book.add_notices(session, notices)
     units = {c: minor_units(c) for c in await book.policy_currencies(session)}
-    halved = await book.collect_halvings(session, minor_units=units)
+    halved = await book.collect_halvings(session, minor_units=units, today=ctx.today)
     if halved:
         await book.halve(session, by=ctx.caller.subject, now=utcnow())
         await book.announce_halvings(session, minor_units=units)

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY as postgresql_array
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -370,6 +371,23 @@ _DECLARED_ARRAYS: dict[str, Any] = {
     "amount": Numeric(20, 4), "shipment_date": Date(), "due_date": Date(),
     "paid_amount": Numeric(20, 4), "paid_on": Date(),
 }  # fmt: skip
+
+
+async def declared_total_fits(session: AsyncSession, policy_id: str) -> bool:
+    """Whether SQLite can add up the policy's declared amounts: it keeps them as integers scaled
+    by 10^4 and its 64-bit sums overflow past about 9.2 × 10^14 (coverage, premium and portfolio
+    health sum subsets of them, never more). PostgreSQL's NUMERIC always can."""
+    if session.get_bind().dialect.name != "sqlite":
+        return True
+    try:
+        await session.execute(
+            select(func.sum(Receivable.amount)).where(Receivable.policy_id == policy_id)
+        )
+    except OperationalError as exc:
+        if "overflow" not in str(exc.orig).lower():
+            raise
+        return False
+    return True
 
 
 async def upsert_receivables(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:

@@ -496,6 +496,8 @@ async def declare_receivables(
                 raise invalid([*loc, "paid_amount"], "must be between zero and the amount")
             if paid > 0 and invoice.paid_on is None:
                 raise invalid([*loc, "paid_on"], "a payment needs its date")
+        if invoice.paid_on is not None and invoice.paid_amount is None:
+            raise invalid([*loc, "paid_amount"], "a payment date needs the amount paid")
     missing = set(i.buyer_id for i in data.invoices) - await repo.existing_buyer_ids(
         ctx.session, [i.buyer_id for i in data.invoices]
     )
@@ -516,6 +518,11 @@ async def declare_receivables(
          "updated_at": now}
         for invoice in data.invoices
     ])  # fmt: skip
+    if not await repo.declared_total_fits(ctx.session, policy.id):
+        raise invalid(["body", "invoices"],
+                      "the policy's declared receivables would add up to more than the embedded "
+                      "database (SQLite) can sum, about 9.2 × 10^14; run on PostgreSQL for such a "
+                      "book")  # fmt: skip
     return DeclarationRead(
         policy_id=policy.id, created=created, updated=len(data.invoices) - created
     )

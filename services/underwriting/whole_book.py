@@ -41,6 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import aliased
 
 from services.underwriting.models import (
     Buyer,
@@ -53,6 +54,7 @@ from services.underwriting.models import (
     PolicyAssignment,
     events,
 )
+from services.underwriting.rules.limit_changes import SIGNAL_SOURCE
 from shared.db import Amount, UTCDateTime, new_ids_sql
 from shared.events import record_events_from
 
@@ -319,12 +321,15 @@ def _units(minor_units: Mapping[str, int], currency: Any) -> _Units:
     )  # fmt: skip
 
 
-async def collect_halvings(session: AsyncSession, *, minor_units: Mapping[str, int]) -> int:
+async def collect_halvings(
+    session: AsyncSession, *, minor_units: Mapping[str, int], today: dt.date
+) -> int:
     """The limits of buyers whose move halves them, with the amount in force on the halving's
     effective date (none or zero: nothing to halve) and its half (`minor_units`: of every
-    currency of a policy); how many."""
+    currency of a policy); not a limit with a downgrade's cut still to come
+    (`rules.halving_pending`); how many."""
     n = notices
-    in_force = LimitAmount
+    in_force, pending = LimitAmount, aliased(LimitAmount)
     half = _halved(_dialect(session), in_force.amount, _units(minor_units, Policy.currency))
     statement = (
         select(CreditLimit.id, CreditLimit.policy_id, CreditLimit.buyer_id, Policy.currency,
@@ -341,7 +346,10 @@ async def collect_halvings(session: AsyncSession, *, minor_units: Mapping[str, i
                              in_force.effective_from <= n.c.effective_from,
                              or_(in_force.effective_to.is_(None),
                                  in_force.effective_to > n.c.effective_from)))
-        .where(in_force.amount > literal(0, Amount()))
+        .where(in_force.amount > literal(0, Amount()), ~exists().where(
+            pending.limit_id == CreditLimit.id, pending.superseded_at.is_(None),
+            pending.source == SIGNAL_SOURCE, pending.effective_from > _typed(session, today, Date()),
+            pending.amount > literal(0, Amount())))
     )  # fmt: skip
     await session.execute(insert(halvings).from_select(
         ["limit_id", "policy_id", "buyer_id", "currency", "amount_before", "amount_after",

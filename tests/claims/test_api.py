@@ -227,12 +227,16 @@ async def test_a_dispute_shows_who_raised_and_settled_it_and_is_settled_once(
         "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
         "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
     claim = await complete(claims, claim, holder)
+    tomorrow = (dt.date.fromisoformat(TODAY) + dt.timedelta(days=1)).isoformat()
+    early = await claims.post(f"/v1/claims/{claim['id']}/disputes", headers=holder, json={
+        "raised_on": tomorrow, "description": "not yet", "invoice_numbers": ["INV-2"]})  # fmt: skip
+    assert early.status_code == 422, early.text
+    assert [e["loc"] for e in early.json()["errors"]] == [["body", "raised_on"]]
     raised = ok(await claims.post(f"/v1/claims/{claim['id']}/disputes", headers=holder, json={
         "raised_on": "2027-06-05", "description": "short delivery",
         "invoice_numbers": ["INV-2"]}), 201)  # fmt: skip
     assert (raised["raised_by"], raised["resolved_by"], raised["note"]) == ("Ms Holder", None, None)
     path = f"/v1/claims/{claim['id']}/disputes/{raised['id']}"
-    tomorrow = (dt.date.fromisoformat(TODAY) + dt.timedelta(days=1)).isoformat()
     for day in (tomorrow, "2027-06-04"):  # not yet come; before the dispute was raised
         refused = await claims.post(f"{path}/resolution", headers=handler,
                                     json={"outcome": "buyer", "resolved_on": day})  # fmt: skip

@@ -290,3 +290,15 @@ def test_an_affiliate_of_the_policyholder_is_not_insurable() -> None:
     related = cover(related_to_policyholder=True)
     assert not related.covered and related.reasons == ("buyer_not_insurable",)
     assert {c.name: c.held for c in related.conditions}["buyer_insurable"] is False
+
+
+def test_a_limit_with_a_downgrade_cut_still_to_come_is_not_halved_again() -> None:
+    today = dt.date(2027, 6, 10)
+    later, earlier = dt.date(2027, 7, 10), dt.date(2027, 6, 1)
+    granted = ("request", dt.date(2027, 1, 1), Decimal("1000001"))
+    assert not rules.halving_pending([granted], today)
+    assert rules.halving_pending([granted, ("signal", later, Decimal("500001"))], today)
+    # a cut in force already, a withdrawal to come (insolvency), an underwriter's own change
+    assert not rules.halving_pending([granted, ("signal", earlier, Decimal("500001"))], today)
+    assert not rules.halving_pending([granted, ("signal", later, Decimal("0"))], today)
+    assert not rules.halving_pending([granted, ("change", later, Decimal("400000"))], today)

@@ -194,3 +194,24 @@ async def test_a_sanctioned_country_or_buyer_is_refused_cover_on_the_next_check_
         assert "sanctioned" in refused["reasons"] and refused["covered_amount"] == money("0.00")
     assert listed["buyers_affected"] >= 1 and listed["limits_affected"] >= 1
     assert (named["buyers_affected"], named["limits_affected"]) == (1, 1)
+
+
+async def test_a_level_set_down_up_and_down_again_halves_a_limit_once_until_the_cut_applies(
+    uw: httpx.AsyncClient,
+) -> None:
+    """A mistaken level corrected and set again (or a level that flaps) must not halve the
+    half of a cut not yet in force: 1,000,001 becomes 500,001 once, not 125,001."""
+    country = "BT"
+    policy = await make_policy(uw, unique("ph"), currency="JPY", start_date="2027-01-01",
+                               end_date="2027-12-31", max_liability=money("900000000", "JPY"))  # fmt: skip
+    weak = await make_buyer(uw, country=country, indicators=WEAK)
+    ok(await uw.post(f"/v1/policies/{policy['id']}/limits", headers=UW, json={
+        "buyer_id": weak["id"], "amount": money("1000001", "JPY"), "effective_from": "2027-01-01",
+        "payment_terms_days": 90, "reason": "book migrated"}), 201)  # fmt: skip
+    first = await set_level(uw, country, 4)
+    assert first["limits_changed"] == 1
+    for level in (2, 4, 1, 4):
+        await set_level(uw, country, level)
+    [entries] = (await history(uw, policy)).values()
+    assert [amount for amount, _, _ in entries] == ["1000001", "500001"]
+    assert ok(await uw.get(f"/v1/buyers/{weak['id']}", headers=UW), 200)["grade"] == 9

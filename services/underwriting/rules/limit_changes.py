@@ -4,6 +4,7 @@ withdrawal takes effect, and what a signal does to a buyer's limits and shipment
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -15,6 +16,8 @@ from shared.money import Money
 # A buyer newly at this grade or worse (but not insolvent) has its limits halved after the notice
 # period. Its own knob: the decision table's referral grade has the same default, not the same role.
 DEFAULT_HALVE_FROM_GRADE = 8
+# The source of the limit changes a signal or a re-grade makes (a halving, a withdrawal).
+SIGNAL_SOURCE = "signal"
 
 
 def is_reduction(current: Decimal | None, new_amount: Decimal) -> bool:
@@ -72,6 +75,17 @@ def reaches_halving_grade(
     """A buyer newly at grade 8–9 (from below 8, and not insolvent) has its limits halved; one
     already there is not halved again."""
     return halve_from_grade <= after < insolvent_grade and before < halve_from_grade
+
+
+def halving_pending(cuts: Iterable[tuple[str, dt.date, Decimal]], today: dt.date) -> bool:
+    """Whether a limit already has a downgrade's cut scheduled and not yet in force: a reduction
+    a signal made (`source` "signal"), to more than zero, taking effect after today. Such a limit
+    is not halved again by another move into grade 8–9 before that cut applies (a country rated
+    down, up and down again halves once, not three times); once the cut is in force, a new
+    downgrade halves what is then in force. `cuts`: (source, effective from, amount) of the
+    entries in force."""
+    return any(source == SIGNAL_SOURCE and effective_from > today and amount > 0
+               for source, effective_from, amount in cuts)  # fmt: skip
 
 
 def entry_after_change(
