@@ -28,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    Strict,
     ValidationError,
     WithJsonSchema,
     field_serializer,
@@ -303,7 +304,9 @@ def at_most_decimals(places: int) -> AfterValidator:
     return AfterValidator(check)
 
 
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+# Integers in request bodies are JSON integers: not `true`, `"3"` or `3.0` (pydantic's lax mode
+# would take them).
+Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
 
 
 class Schema(BaseModel):

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, Strict, model_validator
 
 from services.underwriting.rules.coverage import COVERAGE_REASONS
 from services.underwriting.rules.credit_limit import LimitRequestStatus as LimitRequestStatus
@@ -35,7 +35,7 @@ from shared.contracts import (
     named_enum,
 )
 
-Days = Annotated[int, Field(ge=0, le=3650)]
+Days = Annotated[int, Strict(), Field(ge=0, le=3650)]
 PolicyPercent = Annotated[Percent, at_most_decimals(6)]  # a policy's Exact(12, 6) columns
 CoverType = Annotated[
     Literal["whole_turnover", "named_buyers"],
@@ -249,7 +249,7 @@ class ReasonRead(Schema):
 class LimitRequestCreate(Schema):
     buyer_id: Ident
     amount: PositiveMoney
-    payment_terms_days: Annotated[int, Field(ge=1, le=3650)]
+    payment_terms_days: Annotated[int, Strict(), Field(ge=1, le=3650)]
     related_to_policyholder: bool = False
 
 
@@ -285,7 +285,7 @@ class ExternalLimitCreate(Schema):
     buyer_id: Ident
     amount: PositiveMoney
     effective_from: Date
-    payment_terms_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    payment_terms_days: Annotated[int, Strict(), Field(ge=1, le=3650)] | None = None
     reason: LongText = "limit granted outside the engine"
 
 
@@ -448,7 +448,7 @@ class PortfolioHealthRead(Schema):
 
 
 class CountryRiskSet(Schema):
-    level: Annotated[int, Field(ge=1, le=4)]
+    level: Annotated[int, Strict(), Field(ge=1, le=4)]
 
 
 class CountryRiskRead(Schema):

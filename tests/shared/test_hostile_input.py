@@ -283,3 +283,18 @@ async def test_refused_input_writes_nothing(uw: httpx.AsyncClient) -> None:
         refused(answer, ["body", "reason"])
     after = ok(await uw.get("/v1/sanctions", headers=UW, params={"limit": 500}), 200)["items"]
     assert after == before
+
+
+async def test_an_integer_in_a_body_is_a_json_integer_not_a_boolean_string_or_float(
+    uw: httpx.AsyncClient,
+) -> None:
+    for level in (True, "3", 3.0):
+        answer = await uw.put("/v1/country-risks/IS", headers=UW, json={"level": level})
+        refused(answer, ["body", "level"])
+    buyer = await make_buyer(uw)
+    for count in (False, "1", 1.0):
+        answer = await uw.post(f"/v1/buyers/{buyer['id']}/indicators", headers=UW,
+                               json={"litigation_count": count})  # fmt: skip
+        refused(answer, ["body", "litigation_count"])
+    ok = await uw.put("/v1/country-risks/IS", headers=UW, json={"level": 3})
+    assert ok.status_code == 200, ok.text
