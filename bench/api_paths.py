@@ -2,7 +2,9 @@
 real uvicorn processes on PostgreSQL, seeds what the paths need through the API, drives each path
 with `wrk` (16 connections, one thread) and prints each rate and its ratio to `/healthz` of the
 same service, against the targets of issue 12 (reads ≥ 40 %, writes ≥ 20 %, cross-service writes
-≥ 10 %).
+≥ 10 %). It also drives a floor measured the same way in the same run: a plain FastAPI app reading
+the same policy through the SQLAlchemy ORM (`bench/floor_app.py`, no service around it), and
+prints the service's policy read as a share of it.
 
     cd /tmp/w12 && PYTHONPATH=. .venv/bin/python bench/api_paths.py [--database tci_api_paths]
         [--seconds 5] [--connections 16] [--tree /path/to/other/checkout ...] [--paths a,b]
@@ -43,6 +45,7 @@ from shared.settings import DEVELOPMENT_JWT_SECRET, async_database_url
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("underwriting", "claims", "collections")
+FLOOR = "floor"  # bench/floor_app.py, started beside the services of each tree
 TODAY = "2027-07-01"  # pinned, so every date below is in its window
 TARGETS = {"read": 0.40, "write": 0.20, "cross-service write": 0.10}
 HOLDER = "ph-bench"
@@ -90,6 +93,7 @@ def paths(seeds: dict[str, Any]) -> list[Path_]:
                + ',"shipment_date":"2027-03-01","due_date":"2027-05-20"}')  # fmt: skip
     return [
         Path_("/healthz", "probe", "underwriting", "GET", "/healthz"),
+        Path_("floor: FastAPI ORM read", FLOOR, FLOOR, "GET", f"/policies/{policy}"),
         Path_("GET /v1/policies/{id}", "read", "underwriting", "GET", f"/v1/policies/{policy}"),
         Path_("limit request", "write", "underwriting", "POST",
               f"/v1/policies/{policy}/limit-requests",
@@ -220,17 +224,19 @@ def start(tree: Tree) -> None:
         # Three services of each tree on a server others share (100 connections at most).
         "TCI_DB_POOL_SIZE": os.environ.get("TCI_DB_POOL_SIZE", "8"),
     })  # fmt: skip
-    for service in SERVICES:
+    for service in (*SERVICES, FLOOR):
         port = tree.urls[service].rsplit(":", 1)[1]
+        app = "bench.floor_app" if service == FLOOR else f"services.{service}.main"
         tree.processes.append(subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.main:create_app",
+            [sys.executable, "-m", "uvicorn", "--factory", f"{app}:create_app",
              "--host", "127.0.0.1", "--port", port, "--no-access-log", "--no-server-header",
              "--log-level", "warning"], env=env, cwd=tree.root))  # fmt: skip
     deadline = time.monotonic() + 60
-    for service in SERVICES:
+    for service in (*SERVICES, FLOOR):
+        probe = "/healthz" if service == FLOOR else "/readyz"
         while True:
             try:
-                if httpx.get(f"{tree.urls[service]}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{tree.urls[service]}{probe}", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -320,7 +326,7 @@ def report(name: str, kind: str, rates: list[dict[str, Any]], health: list[float
 def profile(tree: Tree, p: Path_, args: argparse.Namespace) -> subprocess.Popen[bytes]:
     """py-spy sampling the path's service while wrk drives it (its one-second warm-up included):
     collapsed stacks in `<profile>/<tree>-<path>.txt`."""
-    pid = tree.processes[SERVICES.index(p.service)].pid
+    pid = tree.processes[(*SERVICES, FLOOR).index(p.service)].pid
     name = re.sub(r"[^a-z0-9]+", "-", f"{tree.database}-{p.name}".lower()).strip("-")
     out = Path(args.profile, f"{name}.txt")
     return subprocess.Popen(
@@ -336,11 +342,12 @@ def run(trees: list[Tree], args: argparse.Namespace) -> None:
     header = " | ".join(f"{t.pythonpath[-50:]:>52}" for t in trees)
     print(f"{'path':28} {'kind':20} {header}")
     health: list[float] = []
+    floor: list[float] = []
     for index in range(len(table[trees[0].pythonpath])):
         results = []
         for tree in trees:
             p = table[tree.pythonpath][index]
-            if wanted and p.name not in wanted and p.kind != "probe":
+            if wanted and p.name not in wanted and p.kind not in ("probe", FLOOR):
                 break
             check_once(tree, p)
             spy = profile(tree, p, args) if args.profile else None
@@ -355,6 +362,11 @@ def run(trees: list[Tree], args: argparse.Namespace) -> None:
         first = table[trees[0].pythonpath][index]
         print(report(first.name, first.kind,
                      results, health), flush=True)  # fmt: skip
+        if first.kind == FLOOR:
+            floor = [r["rate"] for r in results]
+        elif first.path.startswith("/v1/policies/") and first.method == "GET" and floor:
+            shares = " | ".join(f"{r['rate'] / f:.0%}" for r, f in zip(results, floor, strict=True))
+            print(f"{'  … of the floor read':49} {shares}", flush=True)
 
 
 def main() -> None:
@@ -380,6 +392,8 @@ def main() -> None:
     trees = [Tree(Path(path.split(":")[0]).resolve(), path, name,
                   {s: f"http://127.0.0.1:{free_port()}" for s in SERVICES})
              for path, name in zip(pythonpaths, names, strict=True)]  # fmt: skip
+    for tree in trees:
+        tree.urls[FLOOR] = f"http://127.0.0.1:{free_port()}"
     try:
         for tree in trees:
             tree.created = asyncio.run(ensure_database(tree.database))

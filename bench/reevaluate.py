@@ -315,6 +315,7 @@ def main() -> None:
         asyncio.run(copy_template(admin, name, seeded, template))
     else:
         print(f"copied {template} ({args.buyers:,} buyers, {policies:,} policies)")
+        upgrade("underwriting", url)  # a book seeded by an older tree: its schema brought up
     before = asyncio.run(counts(url))
     server = start_service(url, args.port)
     try:
