@@ -50,6 +50,14 @@ TODAY = "2027-07-01"  # pinned, so every date below is in its window
 TARGETS = {"read": 0.40, "write": 0.20, "cross-service write": 0.10}
 HOLDER = "ph-bench"
 EUR = '{{"amount":"{amount}","currency":"EUR"}}'
+BOUNDARY = "bench-boundary"
+# A document upload: one PDF of a kind the claim keeps asking for (its file stays open).
+DOCUMENT = (
+    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="kind"\r\n\r\ninvoice\r\n'
+    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="invoice.pdf"'
+    f"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.4 bench {{n}}\r\n--{BOUNDARY}--\r\n"
+)
+CLAIMS = 50  # claims seeded for the document path, so uploads do not queue on one claim's lock
 
 
 def bearer(role: str, party: str | None = None) -> str:
@@ -61,7 +69,7 @@ def bearer(role: str, party: str | None = None) -> str:
 @dataclass
 class Path_:
     """One path to drive: `{n}` in the path or body becomes a number unique to the request,
-    `{buyer}` one of the seeded buyers in turn."""
+    `{buyer}` one of the seeded buyers in turn, `{claim}` one of the seeded claims in turn."""
 
     name: str
     kind: str  # read, write, cross-service write
@@ -71,6 +79,7 @@ class Path_:
     body: str = ""
     role: tuple[str, str | None] = ("underwriter", None)
     keyed: bool = False  # sends an Idempotency-Key (a state-changing POST)
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -117,6 +126,9 @@ def paths(seeds: dict[str, Any]) -> list[Path_]:
               f'{{"policy_id":"{policy}","buyer_id":"{buyer}","cause":"insolvency",'
               '"event_date":"2027-06-26","invoices":[' + invoice.replace("PREFIX", "CLM") + "]}",
               holder, keyed=True),
+        Path_("claim document", "write", "claims", "POST", "/v1/claims/{claim}/documents",
+              DOCUMENT, holder, keyed=True,
+              content_type=f"multipart/form-data; boundary={BOUNDARY}"),
         Path_("page of ten cases", "read", "collections", "GET", "/v1/cases?limit=10", "",
               ("collector", None)),
         Path_("coverage check", "read", "underwriting", "POST", "/v1/coverage-checks",
@@ -129,17 +141,19 @@ def paths(seeds: dict[str, Any]) -> list[Path_]:
 LUA = """
 local counter = 0
 local buyers = %(buyers)s
+local claims = %(claims)s
 local path, body, method = %(path)s, %(body)s, %(method)s
-local headers = {["Content-Type"] = "application/json", ["Authorization"] = %(auth)s}
+local headers = {["Content-Type"] = %(content_type)s, ["Authorization"] = %(auth)s}
 function request()
   counter = counter + 1
   local n = %(prefix)s .. counter
   local buyer = buyers[counter %% #buyers + 1]
+  local claim = #claims > 0 and claims[counter %% #claims + 1] or ""
   local h = headers
   if %(keyed)s then h["Idempotency-Key"] = "k-" .. n end
   local b = nil
-  if body ~= "" then b = body:gsub("{n}", n):gsub("{buyer}", buyer) end
-  return wrk.format(method, path:gsub("{n}", n):gsub("{buyer}", buyer), h, b)
+  if body ~= "" then b = body:gsub("{n}", n):gsub("{buyer}", buyer):gsub("{claim}", claim) end
+  return wrk.format(method, path:gsub("{n}", n):gsub("{buyer}", buyer):gsub("{claim}", claim), h, b)
 end
 """
 
@@ -148,19 +162,30 @@ def lua_string(value: str) -> str:
     return json.dumps(value)  # a JSON string of ASCII is a valid Lua string literal
 
 
-def wrk(url: str, p: Path_, buyers: list[str], seconds: float, connections: int) -> dict[str, Any]:
+def wrk(url: str, p: Path_, seeds: dict[str, Any], seconds: float, connections: int
+        ) -> dict[str, Any]:  # fmt: skip
     """Run wrk on one path; its rate, latencies and non-2xx count."""
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp, "path.lua")
-        script.write_text(LUA % {
-            "buyers": "{" + ",".join(lua_string(b) for b in buyers) + "}",
-            "path": lua_string(p.path), "body": lua_string(p.body), "method": lua_string(p.method),
-            "auth": lua_string(bearer(*p.role)), "prefix": lua_string(uuid.uuid4().hex[:8]),
-            "keyed": "true" if p.keyed else "false",
-        })  # fmt: skip
+
+        def write_script() -> None:
+            """The script, with numbers of its own: the warm-up's requests (some still running
+            when it stops) are never sent again with their Idempotency-Key, so the run measures
+            new requests, not replays or 409 `idempotency-key-in-use`."""
+            script.write_text(LUA % {
+                "buyers": "{" + ",".join(lua_string(b) for b in seeds["buyers"]) + "}",
+                "claims": "{" + ",".join(lua_string(c) for c in seeds.get("claims", [])) + "}",
+                "content_type": lua_string(p.content_type), "path": lua_string(p.path),
+                "body": lua_string(p.body), "method": lua_string(p.method),
+                "auth": lua_string(bearer(*p.role)), "prefix": lua_string(uuid.uuid4().hex[:8]),
+                "keyed": "true" if p.keyed else "false",
+            })  # fmt: skip
+
         command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--latency",
                    "-s", str(script), url]  # fmt: skip
+        write_script()
         subprocess.run([*command[:3], "-d1s", *command[4:]], check=True, capture_output=True)
+        write_script()
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
@@ -263,8 +288,9 @@ def created(response: httpx.Response) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-def seed(tree: Tree, buyers: int) -> None:
-    """A policy, buyers with a limit each, and ten collection cases."""
+def seed(tree: Tree, buyers: int, claims: int = 0) -> None:
+    """A policy, buyers with a limit each, ten collection cases, and `claims` claims (for the
+    document path)."""
     uw = {"Authorization": bearer("underwriter")}
     with httpx.Client(base_url=tree.urls["underwriting"], headers=uw, timeout=30) as client:
         policy = created(client.post("/v1/policies", json={
@@ -290,19 +316,30 @@ def seed(tree: Tree, buyers: int) -> None:
                 "invoices": [{"number": f"CASE-{n}", "amount": {"amount": "1000", "currency": "EUR"},
                               "due_date": "2027-03-01"}]}))  # fmt: skip
     tree.seeds = {"policy": policy, "buyer": ids[0], "buyers": ids}
+    holder = {"Authorization": bearer("policyholder", HOLDER)}
+    with httpx.Client(base_url=tree.urls["claims"], headers=holder, timeout=30) as client:
+        tree.seeds["claims"] = [created(client.post("/v1/claims", json={
+            "policy_id": policy, "buyer_id": ids[n % len(ids)], "cause": "insolvency",
+            "event_date": "2027-06-26", "invoices": [{
+                "number": f"SEED-{n}", "amount": {"amount": "1000.00", "currency": "EUR"},
+                "shipment_date": "2027-03-01", "due_date": "2027-05-20"}]}))["id"]
+            for n in range(claims)]  # fmt: skip
 
 
 def check_once(tree: Tree, p: Path_) -> None:
     """One request of the path, which must succeed: a benchmark of refusals would mean nothing."""
     n = uuid.uuid4().hex[:8]
     buyer = tree.seeds["buyers"][0]
-    headers = {"Authorization": bearer(*p.role), "Content-Type": "application/json"}
+    claim = (tree.seeds.get("claims") or [""])[0]
+    headers = {"Authorization": bearer(*p.role), "Content-Type": p.content_type}
     if p.keyed:
         headers["Idempotency-Key"] = f"check-{n}"
     response = httpx.request(
         p.method,
-        tree.urls[p.service] + p.path.replace("{n}", n).replace("{buyer}", buyer),
-        content=p.body.replace("{n}", n).replace("{buyer}", buyer) or None,
+        tree.urls[p.service]
+        + p.path.replace("{n}", n).replace("{buyer}", buyer).replace("{claim}", claim),
+        content=p.body.replace("{n}", n).replace("{buyer}", buyer).replace("{claim}", claim)
+        or None,
         headers=headers,
         timeout=30,
     )
@@ -352,7 +389,7 @@ def run(trees: list[Tree], args: argparse.Namespace) -> None:
             check_once(tree, p)
             spy = profile(tree, p, args) if args.profile else None
             url = tree.urls[p.service]
-            results.append(wrk(url, p, tree.seeds["buyers"], args.seconds, args.connections))
+            results.append(wrk(url, p, tree.seeds, args.seconds, args.connections))
             if spy is not None:
                 spy.wait()
         if len(results) != len(trees):
@@ -394,11 +431,12 @@ def main() -> None:
              for path, name in zip(pythonpaths, names, strict=True)]  # fmt: skip
     for tree in trees:
         tree.urls[FLOOR] = f"http://127.0.0.1:{free_port()}"
+    wanted = set(args.paths.split(",")) if args.paths else None
     try:
         for tree in trees:
             tree.created = asyncio.run(ensure_database(tree.database))
             start(tree)
-            seed(tree, args.buyers)
+            seed(tree, args.buyers, CLAIMS if wanted is None or "claim document" in wanted else 0)
         print(f"{len(trees)} tree(s), {args.connections} connections, {args.seconds:.0f} s a path, "
               f"ratios to /healthz of underwriting in the same tree")  # fmt: skip
         run(trees, args)

@@ -174,10 +174,11 @@ async def file_claim(ctx: Context, filing: ClaimCreate) -> ClaimRead:
     ctx.session.add(claim)
     await ctx.session.flush()
     await _hold_invoices(ctx, claim, [i.number for i in filing.invoices])
-    ctx.session.add_all([ClaimInvoice(
+    invoices = [ClaimInvoice(
         id=new_id("cin"), claim_id=claim.id, number=invoice.number,
         amount=invoice.amount.amount, shipment_date=invoice.shipment_date,
-        due_date=invoice.due_date) for invoice in filing.invoices])  # fmt: skip
+        due_date=invoice.due_date) for invoice in filing.invoices]  # fmt: skip
+    ctx.session.add_all(invoices)
     await _announce_status(ctx, claim, None, parties=_parties_of(claim, policy.assigned_bank_ids))
     said = rules.claim_signal(filing.cause, claim.event_date, ctx.today)
     if said is not None:
@@ -186,7 +187,18 @@ async def file_claim(ctx: Context, filing: ClaimCreate) -> ClaimRead:
         await signal_underwriting(ctx, claim.id, claim.buyer_id, messages.signal(kind, observed, details),
                       f"claims:claim-signal:{claim.id}")  # fmt: skip
     await ctx.session.flush()
-    return await read_claim(ctx, claim)
+    return await _new_claim_read(ctx, claim, invoices)
+
+
+async def _new_claim_read(ctx: Context, claim: Claim, invoices: list[ClaimInvoice]) -> ClaimRead:
+    """A claim just filed as a read shows it, from what was written: no documents or disputes
+    yet, its invoices in the order of `repo.invoices_of`. When two invoices share both dates the
+    database's collation orders their numbers, so they are read back in that order."""
+    dates = {(i.shipment_date, i.due_date) for i in invoices}
+    if len(dates) < len(invoices):
+        return await read_claim(ctx, claim)
+    in_order = sorted(invoices, key=lambda i: (i.shipment_date, i.due_date))
+    return views.claim_read(claim, [], in_order, [], ctx.today)
 
 
 async def _claim(ctx: Context, claim_id: str, *, lock: bool = False) -> Claim:
@@ -278,10 +290,13 @@ def _lapse_reason(claim: Claim) -> str:
     return f"documents still missing when the grace period ended on {claim.documents_due}"
 
 
-async def _refresh_lapse(ctx: Context, claim: Claim) -> None:
-    """Before a change: a claim that has lapsed is recorded as lapsed, and frees its invoices."""
+async def _refresh_lapse(ctx: Context, claim: Claim, kinds: Sequence[str] | None = None) -> None:
+    """Before a change: a claim that has lapsed is recorded as lapsed, and frees its invoices
+    (`kinds`: the documents it has received, when the caller has read them)."""
+    if kinds is None:
+        kinds = await _kinds(ctx.session, claim.id)
     if rules.lapsed_now(views.state_of(claim), claim.documents_due, ctx.today, claim.cause,
-                        await _kinds(ctx.session, claim.id)):  # fmt: skip
+                        kinds):  # fmt: skip
         await _enter(ctx, claim, rules.after(views.state_of(claim), Act.LAPSE),
                      reason=_lapse_reason(claim))  # fmt: skip
 
@@ -382,7 +397,8 @@ async def add_document(
     decision due within the working days of the claims calendar."""
     _check_upload(ctx.settings, content_type, content)
     claim = await _claim(ctx, claim_id, lock=True)
-    await _refresh_lapse(ctx, claim)
+    received = await _kinds(ctx.session, claim.id)  # read once: the claim is locked
+    await _refresh_lapse(ctx, claim, received)
     await _next(ctx, claim, Act.ADD_DOCUMENT)
     if kind not in rules.DOCUMENT_KINDS:
         raise invalid(["body", "kind"], f"kind must be one of {sorted(rules.DOCUMENT_KINDS)}")
@@ -393,8 +409,7 @@ async def add_document(
         uploaded_by=ctx.caller.subject,
     )  # fmt: skip
     ctx.session.add(document)
-    await ctx.session.flush()
-    missing = rules.missing_documents(claim.cause, await _kinds(ctx.session, claim.id))
+    missing = rules.missing_documents(claim.cause, [*received, kind])
     if views.state_of(claim).awaits_documents() and not missing:
         claim.complete_on = ctx.today
         country = claim.terms["claims_calendar_country"]

@@ -18,7 +18,7 @@ from shared.http import ServiceClient
 from shared.peers import get_peers
 from shared.settings import DEVELOPMENT_JWT_SECRET
 from tests.builders import ok
-from tests.claims.test_api import INVOICES, insured
+from tests.claims.test_api import INVOICES, insured, invoice, upload
 from tests.conftest import auth
 
 TODAY = "2027-06-10"
@@ -168,3 +168,49 @@ async def test_a_refusal_names_the_policy_first_as_when_read_in_turn(
     other = auth("policyholder", "someone-else")  # another holder's policy is not found either
     hidden = await claims.post("/v1/claims", headers=other, json=filing(policy, "byr_unknown"))
     assert hidden.status_code == 404 and "policy" in hidden.json()["detail"]
+
+
+async def test_the_answer_to_a_filing_is_the_claim_as_a_read_shows_it(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    """The answer is made from what the filing wrote, not read back: the same as a read of the
+    claim, its invoices in the read's order, also when two invoices share both dates (the
+    database's collation then orders their numbers)."""
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    spread = [invoice("S-3", "1000.5", "2027-03-20", "2027-05-19"),
+              invoice("S-1", "2000", "2027-03-01", "2027-05-19"),
+              invoice("S-2", "300.25", "2027-03-01", "2027-04-30")]  # fmt: skip
+    tied = [invoice("b-2", "10", "2027-03-01", "2027-04-30"),
+            invoice("B-1", "20", "2027-03-01", "2027-04-30"),
+            invoice("a-3", "30.1", "2027-03-01", "2027-04-30")]  # fmt: skip
+    answers = []
+    for invoices in (spread, tied):
+        body = {**filing(policy, buyer["id"]), "invoices": invoices}
+        filed = ok(await claims.post("/v1/claims", headers=holder, json=body), 201)
+        assert filed == ok(await claims.get(f"/v1/claims/{filed['id']}", headers=holder), 200)
+        answers.append(filed)
+    assert [i["number"] for i in answers[0]["invoices"]] == ["S-2", "S-1", "S-3"]
+    assert answers[0]["documents"] == [] and answers[0]["disputes"] == []
+
+
+async def test_each_upload_answers_where_the_claim_stands_as_a_read_shows_it(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    """An upload's answer (the documents still missing, the status, the decision date) is what
+    a read of the claim then shows, a kind sent twice included, up to the file's completion."""
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    claim = ok(await claims.post("/v1/claims", headers=holder, json=filing(policy, buyer["id"])),
+               201)  # fmt: skip
+    kinds = claim["missing_documents"]
+    for kind in [kinds[0], kinds[0], *kinds[1:]]:
+        stored = ok(await upload(claims, claim["id"], kind, holder), 201)
+        read = ok(await claims.get(f"/v1/claims/{claim['id']}", headers=holder), 200)
+        assert stored["missing_documents"] == read["missing_documents"]
+        assert stored["claim_status"] == read["status"]
+        assert stored["decision_due"] == read["decision_due"]
+    assert read["status"] == "under_review" and read["missing_documents"] == []
+    assert len(read["documents"]) == len(kinds) + 1
