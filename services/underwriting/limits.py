@@ -547,8 +547,9 @@ async def _regrade_country(ctx: Context, country: str, level: int) -> int:
     time, then give every buyer its profile's grade, a grade history entry and, if the grade
     moved, a `buyer.grade_changed`; how many buyers."""
     session = ctx.session
+    after = rules.signals_counted_after(ctx.today, ctx.settings.signal_memory_days)
     await book.start(session)
-    await book.collect_profiles(session, country)
+    await book.collect_profiles(session, country, signals_after=after)
     last = 0
     while chunk := await book.profiles_after(session, last, _PROFILE_CHUNK):
         graded = []
@@ -559,7 +560,7 @@ async def _regrade_country(ctx: Context, country: str, level: int) -> int:
                            "factors": views.factors_json(grade)})  # fmt: skip
         await book.grade_profiles(session, graded)
         last = chunk[-1].id
-    regraded = await book.mark_regraded(session, country)
+    regraded = await book.mark_regraded(session, country, signals_after=after)
     await book.apply_grades(session, today=ctx.today, level=level, by=ctx.caller.subject,
                             now=utcnow())  # fmt: skip
     await book.announce_grades(session, today=ctx.today)

@@ -102,9 +102,15 @@ async def sanctioned(session: AsyncSession, buyer_id: str, country: str) -> bool
     return bool(hit.scalar())
 
 
-async def signals_of(session: AsyncSession, buyer_id: str) -> list[tuple[str, dt.date]]:
+async def signals_of(
+    session: AsyncSession, buyer_id: str, *, after: dt.date
+) -> list[tuple[str, dt.date]]:
+    """The buyer's signals observed after `after` (`rules.signals_counted_after`: the older ones
+    weigh on no grade still to compute), so a buyer's thousandth signal costs what its first did."""
     rows = await session.execute(
-        select(BuyerSignal.kind, BuyerSignal.observed_on).where(BuyerSignal.buyer_id == buyer_id)
+        select(BuyerSignal.kind, BuyerSignal.observed_on).where(
+            BuyerSignal.buyer_id == buyer_id, BuyerSignal.observed_on > after
+        )
     )
     return [(kind, on) for kind, on in rows.all()]
 

@@ -244,9 +244,19 @@ def grade_profile(
     )  # fmt: skip
 
 
-async def _grade_today(ctx: Context, buyer: Buyer) -> rules.Grade:
-    """Today's grade of a buyer from its confirmed indicators, country and recent signals."""
-    signals = await repo.signals_of(ctx.session, buyer.id)
+async def _signals_for(ctx: Context, buyer_id: str, day: dt.date) -> list[tuple[str, dt.date]]:
+    """The buyer's signals that may weigh on its grade on `day` or any later day."""
+    after = rules.signals_counted_after(min(day, ctx.today), ctx.settings.signal_memory_days)
+    return await repo.signals_of(ctx.session, buyer_id, after=after)
+
+
+async def _grade_today(
+    ctx: Context, buyer: Buyer, signals: Sequence[tuple[str, dt.date]] | None = None
+) -> rules.Grade:
+    """Today's grade of a buyer from its confirmed indicators, country and recent signals (read
+    unless given)."""
+    if signals is None:
+        signals = await _signals_for(ctx, buyer.id, ctx.today)
     grade = grade_profile(ctx, buyer.indicators, level=await country_level(ctx, buyer.country),
                           signals=signals, insolvent=buyer.insolvent_since is not None)  # fmt: skip
     buyer.grade = grade.grade
@@ -262,8 +272,10 @@ async def regrade(
     or for a signal the day it was observed). A grade that changed is heard of by the parties
     holding a limit or a limit request on the buyer (`buyer.grade_changed`, without factors)."""
     before = buyer.grade
-    grade = await _grade_today(ctx, buyer)
-    await _record_grade(ctx, buyer, cause=cause, graded_on=graded_on or ctx.today)
+    signals = await _signals_for(ctx, buyer.id, graded_on or ctx.today)
+    grade = await _grade_today(ctx, buyer, signals)
+    await _record_grade(ctx, buyer, cause=cause, graded_on=graded_on or ctx.today,
+                        signals=signals)  # fmt: skip
     if grade.grade != before:
         changed = BuyerGradeChanged(buyer_id=buyer.id, previous_grade=before, grade=grade.grade,
                                     graded_on=graded_on or ctx.today, cause=cause)  # fmt: skip
@@ -272,13 +284,20 @@ async def regrade(
     return grade
 
 
-async def _record_grade(ctx: Context, buyer: Buyer, *, cause: str, graded_on: dt.date) -> None:
+async def _record_grade(
+    ctx: Context,
+    buyer: Buyer,
+    *,
+    cause: str,
+    graded_on: dt.date,
+    signals: Sequence[tuple[str, dt.date]],
+) -> None:
     """An entry of the grade history: the grade in force from `graded_on`. A grade dated before
     today (a signal observed earlier) is graded as of that date, and every later date of the
     history is graded again with it (a new entry, from what was known on that date), so that a
-    past shipment reads what was true on its date."""
+    past shipment reads what was true on its date (`signals`: those that may weigh on
+    `graded_on` or later)."""
     level = await country_level(ctx, buyer.country)
-    signals = await repo.signals_of(ctx.session, buyer.id)
     later = await repo.grade_entries_after(ctx.session, buyer.id, graded_on)
     if graded_on >= ctx.today:
         grade, factors = buyer.grade, buyer.grade_factors
@@ -329,13 +348,13 @@ async def register_buyer(ctx: Context, data: BuyerCreate) -> BuyerRead:
         registered_by=ctx.caller.party_id or ctx.caller.subject,
         created_at=utcnow(),
     )
-    await _grade_today(ctx, buyer)
+    await _grade_today(ctx, buyer, signals=[])  # a buyer just made: no signal names it yet
     if not await repo.add_unless_taken(ctx.session, buyer, "country", "registration_number"):
         raced = await repo.buyer_by_registration(
             ctx.session, data.country, data.registration_number
         )
         raise _duplicate_buyer(raced.id if raced else "")
-    await _record_grade(ctx, buyer, cause="registration", graded_on=ctx.today)
+    await _record_grade(ctx, buyer, cause="registration", graded_on=ctx.today, signals=[])
     return views.buyer_read(buyer, ctx.caller)
 
 

@@ -135,8 +135,9 @@ async def start(session: AsyncSession) -> None:
         await session.execute(select(func.set_config("work_mem", "256MB", True)))
 
 
-def _signals_of_buyers(dialect: str, country: str) -> Any:
-    """Per buyer of the country with signals, every signal as `kind@date`, `;`-separated."""
+def _signals_of_buyers(dialect: str, country: str, after: dt.date) -> Any:
+    """Per buyer of the country with signals observed after `after` (the older ones weigh on no
+    grade of today: `rules.signals_counted_after`), each as `kind@date`, `;`-separated."""
     item = BuyerSignal.kind + "@" + cast(BuyerSignal.observed_on, String)
     of_country = select(Buyer.id).where(Buyer.country == country)
     aggregate = (
@@ -146,24 +147,26 @@ def _signals_of_buyers(dialect: str, country: str) -> Any:
     )
     return (
         select(BuyerSignal.buyer_id, aggregate.label("signals"))
-        .where(BuyerSignal.buyer_id.in_(of_country))
+        .where(BuyerSignal.buyer_id.in_(of_country), BuyerSignal.observed_on > after)
         .group_by(BuyerSignal.buyer_id)
         .subquery()
     )
 
 
-def _book_of(dialect: str, country: str) -> tuple[Any, Any, Any, Any]:
+def _book_of(dialect: str, country: str, signals_after: dt.date) -> tuple[Any, Any, Any, Any]:
     """The buyers of the country with what the grade rule reads: (signals, indicators text,
     insolvent, signals text) columns over `Buyer` outer-joined to its signals."""
-    signals = _signals_of_buyers(dialect, country)
+    signals = _signals_of_buyers(dialect, country, signals_after)
     indicators = cast(Buyer.indicators, Text)
     insolvent = Buyer.insolvent_since.is_not(None)
     return signals, indicators, insolvent, func.coalesce(signals.c.signals, "")
 
 
-async def collect_profiles(session: AsyncSession, country: str) -> None:
-    """Every distinct (indicators, insolvency, signals) among the buyers of the country."""
-    signals, indicators, insolvent, signals_text = _book_of(_dialect(session), country)
+async def collect_profiles(session: AsyncSession, country: str, *, signals_after: dt.date) -> None:
+    """Every distinct (indicators, insolvency, signals observed after `signals_after`) among the
+    buyers of the country."""
+    signals, indicators, insolvent, signals_text = _book_of(_dialect(session), country,
+                                                            signals_after)  # fmt: skip
     distinct = (
         select(indicators, insolvent, signals_text)
         .select_from(Buyer)
@@ -209,10 +212,11 @@ async def grade_profiles(session: AsyncSession, graded: Sequence[Mapping[str, An
         await (await _connection(session)).execute(statement, list(graded))
 
 
-async def mark_regraded(session: AsyncSession, country: str) -> int:
-    """The buyers of the country, each with its grade before and after (its profile's), locked
-    until the commit on PostgreSQL; how many."""
-    signals, indicators, insolvent, signals_text = _book_of(_dialect(session), country)
+async def mark_regraded(session: AsyncSession, country: str, *, signals_after: dt.date) -> int:
+    """The buyers of the country, each with its grade before and after (its profile's, as
+    `collect_profiles` made them), locked until the commit on PostgreSQL; how many."""
+    signals, indicators, insolvent, signals_text = _book_of(_dialect(session), country,
+                                                            signals_after)  # fmt: skip
     statement = (
         select(Buyer.id, Buyer.grade, profiles.c.grade, profiles.c.id)
         .select_from(Buyer)

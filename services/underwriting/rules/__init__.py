@@ -81,6 +81,7 @@ from services.underwriting.rules.grade import (
     insolvent_since_after_signal,
     recent_signal_points,
     signal_points,
+    signals_counted_after,
 )
 from services.underwriting.rules.limit_changes import (
     DEFAULT_HALVE_FROM_GRADE,
@@ -186,6 +187,7 @@ __all__ = [
     "recent_signal_points",
     "signal_effect",
     "signal_points",
+    "signals_counted_after",
     "stop_cleared_on",
     "stopped_on",
     "terms_on",

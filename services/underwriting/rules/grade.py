@@ -171,6 +171,12 @@ def _opt(value: int | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
+def signals_counted_after(day: dt.date, memory_days: int = SIGNAL_MEMORY_DAYS) -> dt.date:
+    """The grade on `day` counts the signals observed after this date (within the memory): an
+    older signal no longer weighs on it, so a reader may leave it unread."""
+    return day - dt.timedelta(days=memory_days)
+
+
 def recent_signal_points(
     signals: Iterable[tuple[str, dt.date]],
     *,
@@ -181,7 +187,7 @@ def recent_signal_points(
     """The points of the signals observed within the last `memory_days` days, never below zero:
     a favourable signal (a case paid in full) offsets adverse ones, but never makes a buyer
     better than its indicators and country make it."""
-    since = today - dt.timedelta(days=memory_days)
+    since = signals_counted_after(today, memory_days)
     total = sum((points.get(kind, ZERO) for kind, on in signals if on > since), ZERO)
     return max(total, ZERO)
 
