@@ -122,6 +122,16 @@ def _bounded_decimal(value: Decimal, places: int = MAX_DECIMAL_PLACES) -> Decima
     return value
 
 
+def bounded_total(amounts: Iterable[Decimal], what: str) -> Decimal:
+    """The sum of amounts that an answer shows as an amount of its own (a claim's reductions, a
+    case's outstanding debt): less than 10^14 in absolute value, like every amount on the wire
+    (ValueError otherwise)."""
+    total = sum(amounts, Decimal(0))
+    if not total.is_zero() and total.adjusted() >= MAX_INTEGER_DIGITS:
+        raise ValueError(f"{what} must add up to less than 10^{MAX_INTEGER_DIGITS}")
+    return total
+
+
 def _decimal_input(value: Any, places: int = MAX_DECIMAL_PLACES) -> Any:
     if isinstance(value, float):
         raise ValueError('a decimal is sent as a string such as "0.35", never as a float')
@@ -614,6 +624,7 @@ class CaseOpening(Schema):
     def _checks(self) -> CaseOpening:
         if len({i.number for i in self.invoices}) != len(self.invoices):
             raise ValueError("invoice numbers must be unique within a case")
+        bounded_total((i.amount.amount for i in self.invoices), "the invoices")
         if self.indemnity_paid is not None and self.insurer_share_pct is not None:
             raise ValueError("give indemnity_paid or insurer_share_pct, not both")
         if (self.insurer_share_pct is not None or self.indemnity_paid is not None) and (

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 
 from services.claims import rules
 from services.claims.models import Claim, ClaimInvoice
@@ -67,8 +68,9 @@ def subrogation_case(
     debtor_country: str,
 ) -> CaseOpening | None:  # fmt: skip
     """The case a paid claim opens: the insurer recovers, from the buyer, the invoices still unpaid
-    after the reductions, with the indemnity it paid (collections shares recoveries by it); none
-    when nothing is left unpaid."""
+    after the reductions, with the indemnity it paid (collections shares recoveries by it; an
+    indemnity of nothing is a share of 0 %: the insurer bore none of the loss); none when nothing
+    is left unpaid."""
     assert claim.indemnity is not None
     owed = rules.subrogated_invoices(
         {line.number: line.unpaid.amount for line in assessment.invoices},
@@ -77,10 +79,12 @@ def subrogation_case(
     if not owed:
         return None
     ladder: LadderName = claim.terms["collection_ladder"]
+    paid = claim.indemnity > 0
     return CaseOpening(
         creditor_id=claim.policyholder_id, buyer_id=claim.buyer_id, debtor_country=debtor_country,
         ladder=ladder, claim_id=claim.id, currency=claim.currency,
-        indemnity_paid=money_read(claim.indemnity, claim.currency),
+        indemnity_paid=money_read(claim.indemnity, claim.currency) if paid else None,
+        insurer_share_pct=None if paid else Decimal(0),
         loss_payee_ids=list(claim.terms.get("assigned_bank_ids") or []),
         invoices=[CaseInvoice(number=o.number, amount=money_read(o.unpaid, claim.currency),
                               due_date=o.due_date) for o in owed],

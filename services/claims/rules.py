@@ -361,7 +361,7 @@ def claim_exclusions(
     *, nuclear_related: bool, war_related: bool, political_risk_cover: bool
 ) -> list[str]:
     """The exclusions of a whole claim: nuclear risk, and war without political risk cover
-    (either makes every invoice not covered)."""
+    (either excludes every invoice, whatever its cover on its shipment date)."""
     found = []
     if nuclear_related:
         found.append("nuclear_risk")
@@ -464,12 +464,14 @@ def _reduced_oldest_first(
 
 
 def indemnity(
-    facts: Sequence[InvoiceFacts], *, reductions: Decimal, terms: IndemnityTerms, currency: str
-) -> Indemnity:
+    facts: Sequence[InvoiceFacts], *, reductions: Decimal, terms: IndemnityTerms, currency: str,
+    claim_exclusions: Sequence[str] = (),
+) -> Indemnity:  # fmt: skip
     """domain.md's sum, each step recorded:
     1. credit notes, set-offs and recoveries before payment reduce the unpaid invoices, oldest first;
-    2. eligible invoices in shipment order, each covered up to the limit in force on its shipment
-       date less what earlier eligible invoices of the claim already use: the insured loss;
+    2. eligible invoices (none under an exclusion of their own or of the whole claim) in shipment
+       order, each covered up to the limit in force on its shipment date less what earlier
+       eligible invoices of the claim already use: the insured loss;
     3. × the indemnity percentage;
     4. − the deductible, not below zero; nothing if the insured loss is at or below the threshold;
     5. capped by what is left of the single-buyer cap and of the maximum liability;
@@ -484,7 +486,7 @@ def indemnity(
     used = ZERO
     for f in sorted(facts, key=lambda f: _shipment_order(f.invoice)):
         unpaid = f.invoice.amount - reduced[f.invoice.number]
-        excluded = tuple(exclusions_of(f))
+        excluded = (*exclusions_of(f), *claim_exclusions)
         covered = ZERO
         if not excluded and unpaid > 0:
             covered = min(unpaid, max(ZERO, f.limit_in_force - used))

@@ -16,6 +16,7 @@ from shared.contracts import (
     NonNegativeMoney,
     PositiveMoney,
     Schema,
+    bounded_total,
     named_enum,
 )
 
@@ -126,6 +127,9 @@ class ClaimCreate(Schema):
             raise ValueError(f"a {self.cause} claim needs event_date")
         if len({i.number for i in self.invoices}) != len(self.invoices):
             raise ValueError("invoice numbers must be unique within a claim")
+        bounded_total((i.amount.amount for i in self.invoices), "the invoices")
+        bounded_total((m.amount for m in (self.credit_notes, self.set_offs, self.recovered)
+                       if m is not None), "credit notes, set-offs and recoveries")  # fmt: skip
         return self
 
 

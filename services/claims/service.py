@@ -8,7 +8,7 @@ import datetime as dt
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
@@ -527,14 +527,13 @@ async def assess(ctx: Context, claim_id: str) -> ClaimRead:
         nuclear_related=claim.nuclear_related, war_related=claim.war_related,
         political_risk_cover=terms.political_risk_cover,
     )  # fmt: skip
-    if claim_exclusions:
-        facts = [replace(f, covered_on_shipment=False) for f in facts]
     year_start, year_end = rules.policy_year(terms.start_date, claim.loss_date)
     paid_policy, paid_buyer = await repo.indemnities_in_year(
         ctx.session, claim, year_start, year_end
     )
     result = rules.indemnity(
         facts, reductions=claim.reductions, currency=claim.currency,
+        claim_exclusions=claim_exclusions,
         terms=rules.IndemnityTerms(
             indemnity_pct=rules.indemnity_pct_for(claim.cause, terms.indemnity_pct,
                                                   terms.political_indemnity_pct),

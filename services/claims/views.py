@@ -152,7 +152,7 @@ def assessment_read(
             covered_on_shipment_date=by_number[line.number].covered_on_shipment,
             coverage_reasons=list(by_number[line.number].not_covered_reasons),
             limit_in_force=money_read(line.limit_in_force, c),
-            exclusions=list(line.exclusions) + list(claim_exclusions),
+            exclusions=list(line.exclusions),
             covered=money_read(line.covered, c)) for line in result.lines],
         claim_exclusions=list(claim_exclusions),
         steps=[StepRead(step=s.step, name=s.name, amount=money_read(s.amount, c), note=s.note)

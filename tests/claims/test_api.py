@@ -547,3 +547,78 @@ async def test_an_upload_retried_with_its_idempotency_key_is_replayed_whatever_t
     assert other.status_code == 422 and other.json()["type"] == "idempotency-key-reused"
     documents = ok(await claims.get(f"/v1/claims/{claim['id']}", headers=holder), 200)["documents"]
     assert len(documents) == 1 and documents[0]["size"] == len(b"%PDF-1.4 A")
+
+
+async def test_a_claim_approved_with_nothing_to_indemnify_is_paid_and_its_debt_passes_with_no_insurer_share(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw, collections = apis["claims"], apis["underwriting"], apis["collections"]
+    policy, buyer = await insured(uw, claim_threshold=money("100000"))
+    holder = auth("policyholder", policy["policyholder_id"])
+    claim = ok(await claims.post("/v1/claims", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    claim = await complete(claims, claim, holder)
+    assessed = ok(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER), 200)
+    assert assessed["indemnity"] == money("0.00")  # the insured loss of 100,000 is at the threshold
+    ok(await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER,
+                         json={"decision": "approve", "reason": "nothing to pay"}), 200)  # fmt: skip
+
+    paid = ok(await claims.post(f"/v1/claims/{claim['id']}/payment", headers=HANDLER), 200)
+    assert paid["status"] == "paid" and paid["collection_case_id"]
+    collector = auth("collector")
+    case = ok(await collections.get(f"/v1/cases/{paid['collection_case_id']}", headers=collector),
+              200)  # fmt: skip
+    assert case["claim_id"] == claim["id"] and case["outstanding"] == money("120000.00")
+    assert case["insurer_share_pct"] == "0"  # the insurer bore none of the loss
+    recovery = ok(await collections.post(f"/v1/cases/{case['id']}/payments", headers=collector,
+                                         json={"amount": money("1000"), "received_on": TODAY}),
+                  201)  # fmt: skip
+    assert recovery["allocation"] == {"fee": money("100.00"), "insurer": money("0.00"),
+                                      "policyholder": money("900.00")}  # fmt: skip
+
+
+async def test_a_claim_wide_exclusion_does_not_deny_the_cover_its_invoices_had_when_shipped(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    claim = ok(await claims.post("/v1/claims", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+        "event_date": "2027-06-01", "invoices": INVOICES, "war_related": True}), 201)  # fmt: skip
+    claim = await complete(claims, claim, holder)
+    assessed = ok(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER), 200)
+    assert assessed["indemnity"] == money("0.00")
+    lines = assessed["assessment"]["invoices"]
+    assert [(i["covered_on_shipment_date"], i["coverage_reasons"], i["exclusions"], i["covered"])
+            for i in lines] == [(True, [], ["war_without_political_cover"], money("0.00"))] * 2  # fmt: skip
+    assert assessed["assessment"]["claim_exclusions"] == ["war_without_political_cover"]
+
+
+async def test_a_claim_or_a_case_whose_amounts_add_up_to_10_14_or_more_is_refused(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw, collections = apis["claims"], apis["underwriting"], apis["collections"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    largest = "99999999999999.99"  # each amount is valid on its own (less than 10^14)
+    invoices = [invoice(f"BIG-{n}", largest, "2027-03-01", "2027-04-30") for n in (1, 2)]
+    filing = {"policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+              "event_date": "2027-06-01"}  # fmt: skip
+    refused = await claims.post("/v1/claims", headers=holder, json={**filing, "invoices": invoices})
+    assert refused.status_code == 422 and refused.json()["type"] == "validation"
+    assert "must add up to less than 10^14" in refused.json()["detail"]
+    reductions = await claims.post("/v1/claims", headers=holder, json={
+        **filing, "invoices": invoices[:1], "credit_notes": money(largest),
+        "set_offs": money(largest)})  # fmt: skip
+    assert reductions.status_code == 422 and reductions.json()["type"] == "validation"
+    one = ok(await claims.post("/v1/claims", headers=holder, json={
+        **filing, "invoices": invoices[:1], "credit_notes": money(largest)}), 201)  # fmt: skip
+    assert one["reductions"] == money(largest)
+
+    case = await collections.post("/v1/cases", headers=holder, json={
+        "creditor_id": policy["policyholder_id"], "buyer_id": buyer["id"], "debtor_country": "DE",
+        "invoices": [{"number": f"BIG-{n}", "amount": money(largest), "due_date": "2027-04-30"}
+                     for n in (1, 2)]})  # fmt: skip
+    assert case.status_code == 422 and "must add up to less than 10^14" in case.json()["detail"]

@@ -161,3 +161,15 @@ def test_policy_years_and_the_insurer_share() -> None:
 ])  # fmt: skip
 def test_a_document_must_be_what_its_type_says(content: bytes, kind: str, matches: bool) -> None:
     assert rules.content_matches_type(content, kind) is matches
+
+
+def test_a_claim_wide_exclusion_excludes_every_invoice_whatever_its_cover_when_shipped() -> None:
+    result = rules.indemnity(
+        [facts("A", "80000", DAY(2027, 1, 10), "100000"),
+         facts("B", "40000", DAY(2027, 2, 10), "100000", notified_late=True)],
+        reductions=D(0), terms=terms(), currency="EUR", claim_exclusions=["nuclear_risk"],
+    )  # fmt: skip
+    assert [line.exclusions for line in result.lines] == [("nuclear_risk",),
+                                                          ("notified_late", "nuclear_risk")]  # fmt: skip
+    assert [line.covered for line in result.lines] == [D(0), D(0)]
+    assert result.insured_loss == 0 and result.amount.amount == 0
