@@ -479,8 +479,9 @@ def indemnity(
     reduced, left = _reduced_oldest_first(facts, reductions)
     unpaid_total = sum((f.invoice.amount - reduced[f.invoice.number] for f in facts), ZERO)
     steps = [Step(1, "reductions", reductions - left,
-                  f"credit notes, set-offs and recoveries of {reductions} applied oldest first; "
-                  f"unpaid {unpaid_total}")]  # fmt: skip
+                  f"credit notes, set-offs and recoveries of "
+                  f"{Money(reductions, currency).rounded_text()} applied oldest first; "
+                  f"unpaid {Money(unpaid_total, currency).rounded_text()}")]  # fmt: skip
 
     lines: list[InvoiceLine] = []
     used = ZERO

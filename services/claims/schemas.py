@@ -124,7 +124,8 @@ class ClaimCreate(Schema):
     @model_validator(mode="after")
     def _checks(self) -> ClaimCreate:
         if self.cause != "protracted_default" and self.event_date is None:
-            raise ValueError(f"a {self.cause} claim needs event_date")
+            article = "an" if self.cause[0] in "aeiou" else "a"
+            raise ValueError(f"{article} {self.cause} claim needs event_date")
         if len({i.number for i in self.invoices}) != len(self.invoices):
             raise ValueError("invoice numbers must be unique within a claim")
         bounded_total((i.amount.amount for i in self.invoices), "the invoices")

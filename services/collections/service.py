@@ -337,7 +337,8 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
     except rules.Overpayment as over:
         raise unprocessable(
             OVERPAYMENT,
-            f"{amount} exceeds the outstanding {over.outstanding} {case.currency}",
+            f"{Money(amount, case.currency).rounded_text()} exceeds the outstanding "
+            f"{Money(over.outstanding, case.currency).rounded_text()} {case.currency}",
             outstanding=money_read(over.outstanding, case.currency).model_dump(mode="json"),
         ) from None
     by_number = {i.number: i for i in invoices}

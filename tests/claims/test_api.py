@@ -113,6 +113,9 @@ async def test_an_insolvency_claim_from_notification_to_the_subrogation_case(
     assert steps == [("reductions", "0.00"), ("insured_loss", "100000.00"),
                      ("indemnity_percentage", "90000.00"), ("deductible_and_threshold", "85000.00"),
                      ("caps", "85000.00"), ("rounding", "85000.00")]  # fmt: skip
+    assert assessed["assessment"]["steps"][0]["note"] == (
+        "credit notes, set-offs and recoveries of 0.00 applied oldest first; unpaid 120000.00"
+    )
     assert assessed["indemnity"] == money("85000.00")
     lines = {i["number"]: i for i in assessed["assessment"]["invoices"]}
     assert lines["INV-2"]["covered"] == money("20000.00") and lines["INV-2"]["exclusions"] == []

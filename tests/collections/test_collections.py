@@ -154,6 +154,7 @@ async def test_a_mandate_climbs_its_ladder_holds_on_a_dispute_and_closes_when_pa
     too_much = await cases.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
                                 json={"amount": money("500.01"), "received_on": "2027-04-03"})  # fmt: skip
     assert too_much.status_code == 422 and too_much.json()["type"] == "overpayment"
+    assert "500.01 exceeds the outstanding 500.00 EUR" in too_much.json()["detail"]
     last = ok(await cases.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
                                json={"amount": money("500"), "received_on": "2027-04-03"}), 201)  # fmt: skip
     assert last["case_status"] == "closed" and last["outstanding_after"] == money("0.00")
