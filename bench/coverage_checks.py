@@ -31,6 +31,7 @@ import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -46,8 +47,10 @@ TODAY = "2027-07-01"
 BATCH_CHUNK, BATCH_PARALLEL = 1000, 4  # the service's defaults (TCI_UW_COVERAGE_BATCH_*)
 
 
-async def load(dsn: str, buyers: int) -> tuple[str, list[str]]:
-    conn = await asyncpg.connect(dsn)
+def books(buyers: int) -> tuple[str, list[str], dict[str, tuple[list[str], list[tuple[Any, ...]]]]]:
+    """The policy, the buyers and every table's columns and rows: one whole-turnover policy,
+    `buyers` buyers each with a limit, two entries of grade history and ~5 declared receivables
+    (JSON columns as JSON text)."""
     now = dt.datetime.now(dt.UTC)
     policy_id = new_id("pol")
     policy = {
@@ -64,41 +67,34 @@ async def load(dsn: str, buyers: int) -> tuple[str, list[str]]:
         "claims_calendar_country": "CN", "collection_ladder": "reminder_15_30_45",
         "created_by": "bench",
     }  # fmt: skip
-    await conn.copy_records_to_table(
-        "policies",
-        schema_name="underwriting",
-        columns=list(policy),
-        records=[tuple(policy.values())],
-    )
+    tables: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {
+        "policies": (list(policy), [tuple(policy.values())])
+    }
     ids = [new_id("buy") for _ in range(buyers)]
-    await conn.copy_records_to_table(
-        "buyers", schema_name="underwriting",
-        columns=["id", "created_at", "name", "country", "registration_number", "legal_form",
-                 "indicators", "grade", "grade_factors", "registered_by", "graded_at"],
-        records=[(b, now, f"Buyer {i}", "DE", f"R{i}", "company", "{}", 2, "[]", "bench", now)
-                 for i, b in enumerate(ids)],
+    tables["buyers"] = (
+        ["id", "created_at", "name", "country", "registration_number", "legal_form",
+         "indicators", "grade", "grade_factors", "registered_by", "graded_at"],
+        [(b, now, f"Buyer {i}", "DE", f"R{i}", "company", "{}", 2, "[]", "bench", now)
+         for i, b in enumerate(ids)],
     )  # fmt: skip
     limits = [new_id("lim") for _ in ids]
-    await conn.copy_records_to_table(
-        "credit_limits", schema_name="underwriting",
-        columns=["id", "created_at", "policy_id", "buyer_id", "decided_on"],
-        records=[(lim, now, policy_id, b, dt.date(2027, 1, 1)) for lim, b in zip(limits, ids, strict=True)],
+    tables["credit_limits"] = (
+        ["id", "created_at", "policy_id", "buyer_id", "decided_on"],
+        [(lim, now, policy_id, b, dt.date(2027, 1, 1)) for lim, b in zip(limits, ids, strict=True)],
     )  # fmt: skip
-    await conn.copy_records_to_table(
-        "limit_amounts", schema_name="underwriting",
-        columns=["id", "created_at", "limit_id", "amount", "payment_terms_days", "effective_from",
-                 "reason", "source", "decided_by"],
-        records=[(new_id("lam"), now, lim, Decimal(100000), 120, dt.date(2027, 1, 1), "bench",
-                  "external", "bench") for lim in limits],
+    tables["limit_amounts"] = (
+        ["id", "created_at", "limit_id", "amount", "payment_terms_days", "effective_from",
+         "reason", "source", "decided_by"],
+        [(new_id("lam"), now, lim, Decimal(100000), 120, dt.date(2027, 1, 1), "bench",
+          "external", "bench") for lim in limits],
     )  # fmt: skip
     # Two entries of grade history per buyer: registration, then a regrade in spring.
-    await conn.copy_records_to_table(
-        "buyer_grades", schema_name="underwriting",
-        columns=["id", "created_at", "buyer_id", "graded_on", "grade", "factors", "indicators",
-                 "country_risk_level", "cause", "created_by"],
-        records=[(new_id("grd"), now, b, day, grade, "[]", "{}", 2, cause, "bench")
-                 for b in ids for day, grade, cause in ((dt.date(2026, 12, 1), 2, "registration"),
-                                                        (dt.date(2027, 4, 1), 3, "indicators"))],
+    tables["buyer_grades"] = (
+        ["id", "created_at", "buyer_id", "graded_on", "grade", "factors", "indicators",
+         "country_risk_level", "cause", "created_by"],
+        [(new_id("grd"), now, b, day, grade, "[]", "{}", 2, cause, "bench")
+         for b in ids for day, grade, cause in ((dt.date(2026, 12, 1), 2, "registration"),
+                                                (dt.date(2027, 4, 1), 3, "indicators"))],
     )  # fmt: skip
     receivables = []
     for i, b in enumerate(ids):
@@ -107,12 +103,21 @@ async def load(dsn: str, buyers: int) -> tuple[str, list[str]]:
             receivables.append((new_id("rcv"), now, policy_id, b, f"INV-{i}-{n}",
                                 Decimal(random.randrange(1000, 20000)), ship,
                                 ship + dt.timedelta(days=60), Decimal(0), None, now))  # fmt: skip
-    await conn.copy_records_to_table(
-        "receivables", schema_name="underwriting",
-        columns=["id", "created_at", "policy_id", "buyer_id", "invoice_number", "amount",
-                 "shipment_date", "due_date", "paid_amount", "paid_on", "updated_at"],
-        records=receivables,
+    tables["receivables"] = (
+        ["id", "created_at", "policy_id", "buyer_id", "invoice_number", "amount",
+         "shipment_date", "due_date", "paid_amount", "paid_on", "updated_at"],
+        receivables,
     )  # fmt: skip
+    return policy_id, ids, tables
+
+
+async def load(dsn: str, buyers: int) -> tuple[str, list[str]]:
+    policy_id, ids, tables = books(buyers)
+    conn = await asyncpg.connect(dsn)
+    for name, (columns, records) in tables.items():
+        await conn.copy_records_to_table(
+            name, schema_name="underwriting", columns=columns, records=records
+        )
     await conn.execute("ANALYZE")
     await conn.close()
     return policy_id, ids

@@ -265,7 +265,8 @@ def count_coverage(mode: str, answers: Iterable[Mapping[str, Any]]) -> None:
             outcomes["partially_covered"] += 1
         else:
             outcomes["not_covered"] += 1
-        reasons.update(answer["reasons"])
+        if answer["reasons"]:  # most answers have none
+            reasons.update(answer["reasons"])
     for outcome, count in outcomes.items():
         COVERAGE_CHECKS.labels(mode, outcome).inc(count)
     for reason, count in reasons.items():

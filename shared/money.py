@@ -23,6 +23,7 @@ _NOT_MONEY = frozenset(
 )
 _ISO_4217: frozenset[str] | None = None
 _QUANTA = {units: Decimal(1).scaleb(-units) for units in range(5)}
+_HUNDRED = Decimal(100)
 
 
 class MoneyError(ValueError):
@@ -180,17 +181,29 @@ class Money:
 
     def percent(self, pct: Decimal) -> Money:
         """This amount × `pct` percent, unrounded (round once at the end of the computation)."""
-        return Money(self.amount * pct / Decimal(100), self.currency)
+        return Money(self.amount * pct / _HUNDRED, self.currency)
 
     def rounded_text(self) -> str:
         """The amount rounded half-up to the currency's minor unit, as the wire carries it
         ("1250.50" for EUR, "1250" for JPY)."""
         return str(self.amount.quantize(_QUANTA[minor_units(self.currency)], BUSINESS_ROUNDING))
 
+    # (The rounding is passed by position: by keyword, `quantize` takes twice as long, and a
+    # coverage batch rounds 80,000 amounts.)
+
     def rounded(self) -> Money:
         """Rounded half-up to the currency's minor unit."""
         quantum = _QUANTA[minor_units(self.currency)]
-        return Money(self.amount.quantize(quantum, rounding=BUSINESS_ROUNDING), self.currency)
+        return Money(self.amount.quantize(quantum, BUSINESS_ROUNDING), self.currency)
+
+    @classmethod
+    def rounded_of(cls, amount: Decimal, currency: str) -> Money:
+        """`Money(amount, currency).rounded()` in one step, without the unrounded Money (a
+        coverage batch rounds several amounts for each of its 10,000 answers)."""
+        if not isinstance(amount, Decimal):
+            raise MoneyError("Money.amount must be a Decimal")
+        quantum = _QUANTA[minor_units(currency)]
+        return cls(amount.quantize(quantum, BUSINESS_ROUNDING), currency)
 
     def is_zero(self) -> bool:
         return self.amount == 0

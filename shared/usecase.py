@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,12 +33,22 @@ class Context(Generic[SettingsT]):
     peers: Mapping[str, ServiceClient] = field(default_factory=dict)
 
 
+class Amounted(Protocol):
+    """Money as input carries it: a `MoneyModel` of a request, or a `Money` built from one."""
+
+    @property
+    def amount(self) -> Decimal: ...
+
+    @property
+    def currency(self) -> str: ...
+
+
 def money_read(amount: Decimal, currency: str) -> MoneyModel:
     """An amount as the API shows it."""
     return MoneyModel.of(Money(amount, currency))
 
 
-def amount_in(model: MoneyModel, currency: str, loc: Loc, *, whose: str = "the policy") -> Decimal:
+def amount_in(model: Amounted, currency: str, loc: Loc, *, whose: str = "the policy") -> Decimal:
     """An amount given in `currency`, the one `whose` amounts are all in (there is no conversion:
     422 `currency-mismatch` naming the field otherwise)."""
     if model.currency != currency:
@@ -53,7 +63,7 @@ def amount_in(model: MoneyModel, currency: str, loc: Loc, *, whose: str = "the p
 
 
 def positive_amount_in(
-    model: MoneyModel, currency: str, loc: Loc, *, whose: str = "the policy"
+    model: Amounted, currency: str, loc: Loc, *, whose: str = "the policy"
 ) -> Decimal:
     """`amount_in`, and greater than zero (422 naming the field otherwise)."""
     amount = amount_in(model, currency, loc, whose=whose)

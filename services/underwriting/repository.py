@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import (
     Date,
     Integer,
@@ -749,28 +749,31 @@ def _single_statement() -> Any:
 
 
 # The items of a batch arrive as one JSON array parameter, unpacked by the database into rows:
-# {"i": index, "p": policy id, "b": buyer id, "s": shipment date, "n": invoice number or null}.
+# each item an array [index, policy id, buyer id, shipment date, invoice number or null].
 _ITEM_ROWS = {
-    "postgresql": "SELECT (e->>'i')::int AS idx, e->>'p' AS policy_id, e->>'b' AS buyer_id, "
-    "(e->>'s')::date AS shipment_date, e->>'n' AS invoice_number "
+    "postgresql": "SELECT (e->>0)::int AS idx, e->>1 AS policy_id, e->>2 AS buyer_id, "
+    "(e->>3)::date AS shipment_date, e->>4 AS invoice_number "
     "FROM jsonb_array_elements(CAST(:items AS text)::jsonb) AS e",
-    "sqlite": "SELECT json_extract(value, '$.i') AS idx, json_extract(value, '$.p') AS policy_id, "
-    "json_extract(value, '$.b') AS buyer_id, json_extract(value, '$.s') AS shipment_date, "
-    "json_extract(value, '$.n') AS invoice_number FROM json_each(:items)",
+    "sqlite": "SELECT json_extract(value, '$[0]') AS idx, json_extract(value, '$[1]') AS policy_id, "
+    "json_extract(value, '$[2]') AS buyer_id, json_extract(value, '$[3]') AS shipment_date, "
+    "json_extract(value, '$[4]') AS invoice_number FROM json_each(:items)",
 }
 
 
 def _batch_statement(dialect: str) -> Any:
     """Every item of a batch in one statement: one row per item, in order, each carrying exactly
     the columns of the single check."""
-    items = (
-        text(_ITEM_ROWS[dialect])
-        .columns(
-            column("idx", Integer), column("policy_id", String), column("buyer_id", String),
-            column("shipment_date", Date), column("invoice_number", String),
-        )
-        .subquery("items")
+    rows = text(_ITEM_ROWS[dialect]).columns(
+        column("idx", Integer), column("policy_id", String), column("buyer_id", String),
+        column("shipment_date", Date), column("invoice_number", String),
     )  # fmt: skip
+    # SQLite would otherwise read each item's fields out of its JSON again at every use (a dozen
+    # times per item): unpacked once into a table, its statement takes a third less time.
+    items = (
+        rows.cte("items").prefix_with("MATERIALIZED")
+        if dialect == "sqlite"
+        else rows.subquery("items")
+    )
     columns = _coverage_columns(
         items.c.policy_id, items.c.buyer_id, items.c.shipment_date, items.c.invoice_number
     )
@@ -814,9 +817,10 @@ async def coverage_row(
     return NO_BOOKS if values is None else CoverageRow._make(values)
 
 
-@dataclass(frozen=True, slots=True)
-class BatchItem:
-    index: int
+class BatchItem(NamedTuple):
+    """One item of a batch, as its statement reads it (a tuple: a batch has 10,000)."""
+
+    position: int  # in the batch
     policy_id: str
     buyer_id: str
     shipment_date: dt.date
@@ -843,11 +847,8 @@ async def coverage_rows(
 
 
 def _items_json(items: Sequence[BatchItem]) -> str:
-    return json.dumps(
-        [{"i": it.index, "p": it.policy_id, "b": it.buyer_id, "s": it.shipment_date.isoformat(),
-          "n": it.invoice_number} for it in items],
-        separators=(",", ":"),
-    )  # fmt: skip
+    """The items as `_ITEM_ROWS` reads them (dates written as ISO dates by orjson)."""
+    return orjson.dumps([tuple(item) for item in items]).decode()
 
 
 # ---------------------------------------------------------------- who may read what

@@ -266,5 +266,18 @@ def coverage_json(policy_id: str, buyer_id: str, a: rules.CoverageAnswer) -> dic
         "limit_in_force": None if a.limit_in_force is None else money_json(a.limit_in_force),
         "limit_source": a.limit_source, "exposure": money_json(a.exposure),
         "reasons": list(a.reasons),
-        "conditions": [{"condition": c.name, "held": c.held} for c in a.conditions],
+        "conditions": _conditions_json(a.conditions),
     }  # fmt: skip
+
+
+# The conditions as they go on the wire, built once for each outcome (at most one per set of
+# conditions held: a few dozen), shared by the answers that have it (they are only serialised).
+_CONDITIONS_JSON: dict[tuple[rules.Condition, ...], tuple[dict[str, Any], ...]] = {}
+
+
+def _conditions_json(conditions: tuple[rules.Condition, ...]) -> tuple[dict[str, Any], ...]:
+    found = _CONDITIONS_JSON.get(conditions)
+    if found is None:
+        found = tuple({"condition": c.name, "held": c.held} for c in conditions)
+        _CONDITIONS_JSON[conditions] = found
+    return found

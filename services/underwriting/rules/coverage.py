@@ -99,9 +99,9 @@ class CoverageFacts(NamedTuple):
     limit_terms_days: int | None
     limit_amount: Decimal | None
     exposure: Decimal
-    insolvent_grade: int = DEFAULT_GRADING.insolvent_grade
     related_to_policyholder: bool = False
     single_buyer_cap: Decimal | None = None
+    insolvent_grade: int = DEFAULT_GRADING.insolvent_grade
 
 
 class Condition(NamedTuple):
@@ -155,19 +155,32 @@ def assess_coverage(facts: CoverageFacts) -> CoverageAnswer:
             reasons.append("headroom_exhausted")
         elif covered < amount:
             reasons.append("partially_covered")
-    covered_money = Money(covered, currency).rounded()
+    covered_money = Money.rounded_of(covered, currency)
     return CoverageAnswer(
         covered=covered > 0,
         fully_covered=covered > 0 and covered == amount,
         covered_amount=covered_money,
         insured_amount=covered_money.percent(facts.indemnity_pct).rounded(),
         indemnity_pct=facts.indemnity_pct,
-        limit_in_force=None if limit_amount is None else Money(limit_amount, currency).rounded(),
+        limit_in_force=None if limit_amount is None else Money.rounded_of(limit_amount, currency),
         limit_source=source,
-        exposure=Money(facts.exposure, currency).rounded(),
+        exposure=Money.rounded_of(facts.exposure, currency),
         reasons=tuple(reasons),
-        conditions=tuple(map(Condition._make, held.items())),
+        conditions=_conditions(held),
     )
+
+
+# The conditions of an answer, one tuple per outcome: there are a few dozen outcomes and a batch
+# makes 10,000 answers.
+_CONDITIONS: dict[tuple[tuple[str, bool], ...], tuple[Condition, ...]] = {}
+
+
+def _conditions(held: dict[str, bool]) -> tuple[Condition, ...]:
+    outcome = tuple(held.items())
+    conditions = _CONDITIONS.get(outcome)
+    if conditions is None:
+        conditions = _CONDITIONS[outcome] = tuple(map(Condition._make, outcome))
+    return conditions
 
 
 def book_conditions(facts: CoverageFacts) -> dict[str, bool]:
