@@ -48,15 +48,19 @@ async def _world(uw: httpx.AsyncClient) -> dict[str, Any]:
             "recorded": recorded, "nobodys": nobodys, "of_b": of_b}  # fmt: skip
 
 
-async def _all_pages(uw: httpx.AsyncClient, headers: dict[str, str], query: str = "") -> list[Any]:
+async def _all_pages(
+    uw: httpx.AsyncClient, headers: dict[str, str], query: str = "", *, limit: int = 1
+) -> list[Any]:
+    """Every page of the caller's buyers (staff see every buyer the session's tests made: they
+    read larger pages, or the rate limit would answer 429 before the last)."""
     items: list[Any] = []
-    url = f"/v1/buyers?limit=1{query}"
+    url = f"/v1/buyers?limit={limit}{query}"
     while True:
         page = ok(await uw.get(url, headers=headers), 200)
         items.extend(page["items"])
         if page["next_cursor"] is None:
             return items
-        url = f"/v1/buyers?limit=1{query}&cursor={page['next_cursor']}"
+        url = f"/v1/buyers?limit={limit}{query}&cursor={page['next_cursor']}"
 
 
 async def test_a_policyholder_lists_only_the_buyers_it_registered_or_holds_a_limit_or_request_on(
@@ -119,7 +123,7 @@ async def test_staff_list_every_buyer_with_its_factors_and_a_bank_is_not_a_reade
     w = await _world(uw)
     every = {w[k]["id"] for k in ("registered", "requested", "recorded", "nobodys", "of_b")}
     for role in ("underwriter", "claims_handler", "collector", "service"):
-        listed = await _all_pages(uw, auth(role))
+        listed = await _all_pages(uw, auth(role), limit=100)
         assert {b["id"] for b in listed} >= every, role
         assert all(b["grade_factors"] for b in listed), role
         one = ok(await uw.get(f"/v1/buyers/{w['nobodys']['id']}", headers=auth(role)), 200)
