@@ -297,7 +297,14 @@ class Reader:
         if not self.asyncpg:
             async with self.autocommit.connect() as connection:
                 return await _via_core(connection, query, params, one)
-        raw = await self.engine.raw_connection()
+        try:
+            raw = await self.engine.raw_connection()
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            # As a session's connection would raise it (`is_unavailable` knows it: 503): the
+            # pool hands the driver's own error up when it cannot connect.
+            raise sa_exc.DBAPIError.instance(
+                None, None, exc, self.engine.dialect.loaded_dbapi.Error
+            ) from exc
         try:
             return await _via_asyncpg(
                 raw.driver_connection, self.engine.dialect, query, params, one

@@ -5,7 +5,8 @@ the change commits: a replay finds the stored response, a twin sent while the fi
 is told the key is in use (409).
 
 - PostgreSQL: the claim is made in the same transaction as the change; a twin waits briefly
-  (`TCI_IDEMPOTENCY_WAIT_MS`) on the uncommitted key and is then told it is in use.
+  (`TCI_IDEMPOTENCY_WAIT_MS`) on the uncommitted key and is then told it is in use. A key past its
+  retention that the purge has not removed yet is taken over as if it were absent.
 - SQLite has a single writer, so a twin would wait on the file lock until the first commits: the
   key is claimed first in a transaction of its own (status 0: running) and the twin reads that
   committed claim without writing. A request that fails releases its claim; one that dies holds it
@@ -15,10 +16,12 @@ is told the key is in use (409).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Response
@@ -32,10 +35,12 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     false,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -76,6 +81,54 @@ def idempotency_table(metadata: MetaData) -> Table:
         Column("location", String(500), nullable=True),
         Column("created_at", UTCDateTime(), nullable=False),
     )
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The statements of one table's keys, built once (a request only binds its values): claim
+    a key unless taken, read it, take over an expired or abandoned one, store the answer, free
+    the key of a request that failed (SQLite)."""
+
+    claim: Any
+    stored: Any
+    take_over: Any
+    store: Any
+    release: Any
+
+
+@functools.cache
+def _statements(table: Table, dialect: str) -> _Statements:
+    t = table
+    scope, route, key = (
+        bindparam(name, type_=String) for name in ("scope", "route_name", "given_key")
+    )
+    match = and_(t.c.caller == scope, t.c.route == route, t.c.key == key)
+    running = and_(match, t.c.status_code == RUNNING, t.c.created_at == bindparam("claimed_at"))
+    claimed: dict[str, Any] = {
+        "caller": scope,
+        "route": route,
+        "key": key,
+        "fingerprint": bindparam("request_print"),
+        "status_code": RUNNING,
+        "body": "",
+        "created_at": bindparam("claimed_at"),
+    }
+    answered: dict[str, Any] = {
+        "status_code": bindparam("status"),
+        "body": bindparam("answer"),
+        "location": bindparam("answer_location"),
+    }
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return _Statements(
+        claim=insert(t).values(claimed).on_conflict_do_nothing().returning(t.c.key),
+        stored=select(t).where(match),
+        take_over=delete(t).where(match, t.c.created_at == bindparam("stored_at")),
+        store=update(t).where(running).values(answered),
+        release=delete(t).where(running),
+    )
+
+
+_DEFAULT_LOCK_TIMEOUT = text("SET LOCAL lock_timeout = DEFAULT")
 
 
 async def purge_expired(engine: AsyncEngine, table: Table, *, older_than: dt.timedelta) -> int:
@@ -154,6 +207,8 @@ class Command:
         self.session = session
         self.caller = caller
         self.table: Table = request.app.state.idempotency_table
+        self.dialect = session.get_bind().dialect.name
+        self.statements = _statements(self.table, self.dialect)
 
     async def run(
         self,
@@ -176,35 +231,31 @@ class Command:
             return self._respond(outcome, status_code, location)
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
             raise invalid(["header", HEADER], f"must be 1 to {MAX_KEY_LENGTH} printable characters")
-        route = self._route()
         body = await _canonical_body(self.request)
         print_ = fingerprint(
             self.request.method, self.request.url.path, self.request.url.query, body
         )
-        apart = self.session.get_bind().dialect.name != "postgresql"
-        claim = await (self._claim_apart if apart else self._claim)(route, key, print_)
+        named = {"scope": self.caller.scope, "route_name": self._route(), "given_key": key}
+        apart = self.dialect != "postgresql"
+        claim = await (self._claim_apart if apart else self._claim)(named, print_)
         if isinstance(claim, Response):
             return claim
         try:
             await self._one_writer_at_a_time()
             outcome = await handler()
             response = self._respond(outcome, status_code, location)
-            stored = await self.session.execute(
-                self.table.update()
-                .where(self._running(route, key, claim))
-                .values(
-                    status_code=response.status_code,
-                    body=bytes(response.body).decode(),
-                    location=response.headers.get("location"),
-                )
-            )
+            stored = await self.session.execute(self.statements.store, {
+                **named, "claimed_at": claim, "status": response.status_code,
+                "answer": bytes(response.body).decode(),
+                "answer_location": response.headers.get("location"),
+            })  # fmt: skip
             if not isinstance(stored, CursorResult) or stored.rowcount != 1:
                 # Our claim outlived its period and a retry took the key over: that one answers.
                 raise _in_use()
             await self.session.commit()
         except BaseException:
             if apart:
-                await self._release(route, key, claim)
+                await self._release(named, claim)
             raise
         after = await self._after(after_commit, outcome)
         return response if after is outcome else self._respond(after, status_code, location)
@@ -215,7 +266,7 @@ class Command:
         still referred) would decide on what a concurrent one is changing. There, the database's
         one write lock is taken before the use case reads anything (a write that matches no row),
         so each change sees the one before it. PostgreSQL locks the rows themselves."""
-        if self.session.get_bind().dialect.name == "sqlite":
+        if self.dialect == "sqlite":
             await self.session.execute(delete(self.table).where(false()))
 
     async def _after(
@@ -235,70 +286,53 @@ class Command:
         template = getattr(route, "path", self.request.url.path)
         return f"{self.request.method} {template}"
 
-    def _match(self, route: str, key: str):  # type: ignore[no-untyped-def]
-        t = self.table
-        return and_(t.c.caller == self.caller.scope, t.c.route == route, t.c.key == key)
-
-    def _running(self, route: str, key: str, claimed_at: dt.datetime):  # type: ignore[no-untyped-def]
-        """The key as this request claimed it, still running (its claim time is its token)."""
-        t = self.table
-        return and_(
-            self._match(route, key), t.c.status_code == RUNNING, t.c.created_at == claimed_at
-        )
-
-    def _values(self, route: str, key: str, print_: str, claimed_at: dt.datetime) -> dict[str, Any]:
-        return {
-            "caller": self.caller.scope,
-            "route": route,
-            "key": key,
-            "fingerprint": print_,
-            "status_code": RUNNING,
-            "body": "",
-            "created_at": claimed_at,
-        }
-
-    def _insert(self, values: dict[str, Any]) -> Any:
-        dialect = self.session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        return (
-            insert(self.table).values(**values).on_conflict_do_nothing().returning(self.table.c.key)
-        )
-
-    async def _claim(self, route: str, key: str, print_: str) -> Response | dt.datetime:
+    async def _claim(self, named: dict[str, str], print_: str) -> Response | dt.datetime:
         """PostgreSQL: claim the key in the request's own transaction, or return the stored
-        answer of the request that claimed it first; the claim time when it is ours."""
+        answer of the request that claimed it first; the claim time when it is ours. A key past
+        its retention (not purged yet) is taken over."""
         settings = self.request.app.state.settings
         claimed_at = utcnow()
-        statement = self._insert(self._values(route, key, print_, claimed_at))
-        expired_before = claimed_at - dt.timedelta(hours=settings.idempotency_retention_hours)
-        await self.session.execute(
-            delete(self.table).where(
-                self._match(route, key), self.table.c.created_at < expired_before
+        claimed = await self._insert_waiting_briefly(named, print_, claimed_at, settings)
+        if claimed:
+            return claimed_at
+        stored = await self._stored(named)
+        retention = dt.timedelta(hours=settings.idempotency_retention_hours)
+        if stored is not None and stored.created_at < claimed_at - retention:
+            await self.session.execute(
+                self.statements.take_over, {**named, "stored_at": stored.created_at}
             )
-        )
-        # A twin still running holds the uncommitted key: wait only briefly for it.
+            if await self._insert_waiting_briefly(named, print_, claimed_at, settings):
+                return claimed_at
+            stored = await self._stored(named)
+        return self._answer(stored, print_)
+
+    async def _insert_waiting_briefly(
+        self, named: dict[str, str], print_: str, claimed_at: dt.datetime, settings: Any
+    ) -> bool:
+        """Claim the key; a twin still running holds the uncommitted key: wait only briefly for
+        it (then 409). Whether the key is ours."""
         await self.session.execute(
             text(f"SET LOCAL lock_timeout = '{int(settings.idempotency_wait_ms)}ms'")
         )
         try:
-            claimed = (await self.session.execute(statement)).first()
+            claimed = await self.session.execute(
+                self.statements.claim, {**named, "request_print": print_, "claimed_at": claimed_at}
+            )
         except DBAPIError as exc:
             if "lock" in str(exc.orig).lower() or "55P03" in str(exc.orig):
                 raise _in_use() from None
             raise
-        await self.session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
-        if claimed is not None:
-            return claimed_at
-        return self._answer(await self._stored(route, key), print_)
+        await self.session.execute(_DEFAULT_LOCK_TIMEOUT)
+        return claimed.first() is not None
 
-    async def _claim_apart(self, route: str, key: str, print_: str) -> Response | dt.datetime:
+    async def _claim_apart(self, named: dict[str, str], print_: str) -> Response | dt.datetime:
         """SQLite (one writer): read the committed key without writing, then claim it in a
         transaction of its own, so that a twin sees the claim while the first still runs instead
         of waiting for the file lock. The claim time when it is ours, else the stored answer."""
         settings = self.request.app.state.settings
         fail_fast = True
         for _ in range(5):
-            stored = await self._stored(route, key)
+            stored = await self._stored(named)
             now = utcnow()
             if stored is not None:
                 retention = dt.timedelta(hours=settings.idempotency_retention_hours)
@@ -309,16 +343,15 @@ class Command:
                     return self._answer(stored, print_)
                 # A key past its retention, or held by a request that died: take it over.
                 await self.session.execute(
-                    delete(self.table).where(
-                        self._match(route, key), self.table.c.created_at == stored.created_at
-                    )
+                    self.statements.take_over, {**named, "stored_at": stored.created_at}
                 )
             claimed_at = utcnow()
-            statement = self._insert(self._values(route, key, print_, claimed_at))
+            values = {**named, "request_print": print_, "claimed_at": claimed_at}
             if fail_fast:
-                claimed, locked = await self._insert_or_locked(statement, settings)
+                claimed, locked = await self._insert_or_locked(values, settings)
             else:
-                claimed, locked = (await self.session.execute(statement)).first(), False
+                claimed = (await self.session.execute(self.statements.claim, values)).first()
+                locked = False
             if claimed is not None:
                 await self.session.commit()
                 return claimed_at
@@ -328,14 +361,14 @@ class Command:
             fail_fast = fail_fast and not locked
         raise _in_use()
 
-    async def _insert_or_locked(self, statement: Any, settings: Any) -> tuple[Any, bool]:
+    async def _insert_or_locked(self, values: dict[str, Any], settings: Any) -> tuple[Any, bool]:
         """Insert with a short busy timeout: the row claimed, or whether the file was locked."""
         previous = (await self.session.execute(text("PRAGMA busy_timeout"))).scalar()
         await self.session.execute(
             text(f"PRAGMA busy_timeout = {int(settings.idempotency_wait_ms)}")
         )
         try:
-            return (await self.session.execute(statement)).first(), False
+            return (await self.session.execute(self.statements.claim, values)).first(), False
         except DBAPIError as exc:
             if "locked" not in str(exc.orig).lower():
                 raise
@@ -343,24 +376,20 @@ class Command:
         finally:  # the connection goes back to the pool: it must wait as usual again
             await self.session.execute(text(f"PRAGMA busy_timeout = {int(previous or 0)}"))
 
-    async def _release(self, route: str, key: str, claimed_at: dt.datetime) -> None:
+    async def _release(self, named: dict[str, str], claimed_at: dt.datetime) -> None:
         """A request that failed frees its key at once, so that a retry runs anew (one that died
         frees it when its claim period ends)."""
         try:
             await self.session.rollback()
-            await self.session.execute(
-                delete(self.table).where(self._running(route, key, claimed_at))
-            )
+            await self.session.execute(self.statements.release, {**named, "claimed_at": claimed_at})
             await self.session.commit()
         except Exception:
             log.exception(
                 "releasing an Idempotency-Key failed; it is free again after the claim period"
             )
 
-    async def _stored(self, route: str, key: str) -> Any:
-        return (
-            await self.session.execute(select(self.table).where(self._match(route, key)))
-        ).one_or_none()
+    async def _stored(self, named: dict[str, str]) -> Any:
+        return (await self.session.execute(self.statements.stored, named)).one_or_none()
 
     def _answer(self, stored: Any, print_: str) -> Response:
         """The answer to a key already claimed: reused with another request, still running, or

@@ -114,10 +114,11 @@ async def list_policies(
 
 
 @router.get("/policies/{policy_id}", response_model=PolicyRead, responses=READ)
-async def get_policy(
-    policy_id: IdPath, request: Request, session: ReadSessionDep, caller: PolicyReader
-) -> PolicyRead:
-    return await uc.get_policy(context(request, session, caller), policy_id)
+async def get_policy(policy_id: IdPath, reader: ReaderDep, caller: PolicyReader) -> Response:
+    # Read in one statement outside any transaction, and written out once (the answer is a
+    # PolicyRead already: FastAPI would validate and serialise it again).
+    policy = await uc.get_policy(reader, caller, policy_id)
+    return Response(policy.model_dump_json(), media_type="application/json")
 
 
 @router.post("/policies/{policy_id}/assignments", status_code=201,

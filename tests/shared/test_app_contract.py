@@ -184,6 +184,22 @@ async def test_an_idempotent_replay_returns_the_first_answer(uw: httpx.AsyncClie
     assert replay.headers["idempotent-replayed"] == "true" and replay.json() == first.json()
 
 
+async def test_a_key_past_its_retention_is_free_again_before_the_purge_removes_it(
+    uw: httpx.AsyncClient,
+) -> None:
+    settings = uw._transport.app.state.settings  # type: ignore[attr-defined]
+    headers = {**auth("underwriter"), "Idempotency-Key": unique("k")}
+    body = {"country": "LU", "name": "Kept", "registration_number": unique("kept")}
+    first = await uw.post("/v1/buyers", json=body, headers=headers)
+    assert first.status_code == 201
+    settings.idempotency_retention_hours = 0  # the first answer's key is now past its retention
+    other = {**body, "registration_number": unique("other")}
+    again = await uw.post("/v1/buyers", json=other, headers=headers)
+    assert again.status_code == 201 and "idempotent-replayed" not in again.headers
+    assert again.json()["id"] != first.json()["id"]
+    assert again.json()["registration_number"] == other["registration_number"]
+
+
 async def test_lists_page_with_an_opaque_cursor(uw: httpx.AsyncClient) -> None:
     reader = auth("underwriter")
     for n in range(3):
