@@ -120,10 +120,10 @@ def paths(seeds: dict[str, Any]) -> list[Path_]:
               '"equity":' + EUR.format(amount="50000000") + "}}", keyed=True),
         Path_("overdue notification", "cross-service write", "claims", "POST",
               "/v1/overdue-notifications",
-              f'{{"policy_id":"{policy}","buyer_id":"{buyer}","kind":"overdue","invoices":['
+              f'{{"policy_id":"{policy}","buyer_id":"{{buyer}}","kind":"overdue","invoices":['
               + invoice.replace("PREFIX", "OVD") + "]}", holder, keyed=True),
         Path_("claim filing", "cross-service write", "claims", "POST", "/v1/claims",
-              f'{{"policy_id":"{policy}","buyer_id":"{buyer}","cause":"insolvency",'
+              f'{{"policy_id":"{policy}","buyer_id":"{{buyer}}","cause":"insolvency",'
               '"event_date":"2027-06-26","invoices":[' + invoice.replace("PREFIX", "CLM") + "]}",
               holder, keyed=True),
         Path_("claim document", "write", "claims", "POST", "/v1/claims/{claim}/documents",
