@@ -34,6 +34,7 @@ import httpx
 from sqlalchemy import create_engine, insert, select
 from sqlalchemy.engine import Engine, make_url
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` beside the services
 from bench.coverage_checks import (
     BATCH_CHUNK,
     BATCH_PARALLEL,
@@ -104,10 +105,12 @@ def the_books(url: str, buyers: int) -> tuple[str, list[str]]:
             found = load_sqlite(url, buyers)
             print(f"loaded {len(found[1]):,} buyers into {url} "
                   f"in {time.perf_counter() - started:.1f}s")  # fmt: skip
+        upgrade("underwriting", url)  # books loaded by an older tree: their schema brought up
         return found
     found = asyncio.run(loaded_books(url))
     if found is None:
         sys.exit(f"no books in {url}: load them with bench/coverage_checks.py first")
+    upgrade("underwriting", url)
     return found
 
 

@@ -358,6 +358,7 @@ def main() -> None:
               f"in {time.perf_counter() - started:.1f}s")  # fmt: skip
     else:
         print(f"reusing {len(books[1]):,} buyers and limits in {args.database}")
+        upgrade("underwriting", dsn)  # books loaded by an older tree: their schema brought up
     policy_id, ids = books
     # Today in mid-year: checks of past shipments read the grade history, later ones today's grade.
     env = {**os.environ, "DATABASE_URL": dsn, "TCI_LOG_LEVEL": "WARNING",
