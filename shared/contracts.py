@@ -544,6 +544,29 @@ class CoverageReply(Peer):
     conditions: list[dict[str, Any]]
 
 
+class RecoveredInvoice(Peer):
+    """What collection cases recovered on one invoice (the buyer's payments credited to it)."""
+
+    number: str
+    recovered: MoneyModel
+    case_ids: list[str]
+
+
+class Recoveries(Peer):
+    """What a creditor's mandates (collection cases opened before any claim) recovered from a
+    buyer, per invoice: `GET /v1/recoveries` of collections, which claims reads when it assesses
+    and pays a claim (domain.md: amounts recovered before payment reduce the unpaid invoices)."""
+
+    creditor_id: str
+    buyer_id: str
+    currency: CurrencyCode
+    invoices: list[RecoveredInvoice]
+    total: MoneyModel
+
+    def by_number(self) -> dict[str, Decimal]:
+        return {i.number: i.recovered.amount for i in self.invoices}
+
+
 # ---------------------------------------------------------------- messages between services
 # One model per message, used by the sender to write it and by the receiver (its request schema
 # subclasses the model, keeping its own name in OpenAPI) to read it.

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -61,6 +62,8 @@ class Entry:
     body: Body | None = None
     listed: str | None = None
     batch: bool = False
+    # The query string it needs (from the world's ids).
+    query: Body | None = None
     # The world's object that stands for the owner's when the caller is that party role (a
     # webhook endpoint belongs to one party: the bank's own is another endpoint).
     per_party: dict[str, str] = field(default_factory=dict)
@@ -260,6 +263,9 @@ COLLECTIONS: dict[tuple[str, str], Entry] = {
         CASE_READERS, 200, HOLDER, {"case_id": "case", "activity_id": "activity"}, ("case",)),
     ("GET", "/v1/cases/{case_id}/payments/{payment_id}"): Entry(
         CASE_READERS, 200, HOLDER, {"case_id": "case", "payment_id": "payment"}, ("case",)),
+    ("GET", "/v1/creditors/{creditor_id}/recoveries"): Entry(
+        CASE_READERS, 200, HOLDER, {"creditor_id": "creditor"}, ("creditor",),
+        query=lambda ids: {"buyer_id": ids["buyer"], "currency": "EUR"}),
     ("POST", "/v1/escalations/run"): Entry(COLLECTOR, 200, body=lambda _: {"as_of": TODAY}),
     # A case's events reach its creditor only, so a bank's list holds none of the owner's: who
     # sees which is proven in tests/collections/test_events.py; here, who may call it.
@@ -561,7 +567,7 @@ async def _build(w: World) -> None:
         sanction=sanction["id"], notification=notification["id"], claim_pending=pending["id"],
         claim_review=review["id"], claim_assessed=assessed["id"], claim_approved=approved["id"],
         document=document, dispute=dispute["id"], case=case["id"], activity=activity["id"],
-        payment=payment["id"], country="CN", corrected_day="2027-09-14",
+        payment=payment["id"], country="CN", corrected_day="2027-09-14", creditor=OWNER,
     )  # fmt: skip
 
 
@@ -650,6 +656,8 @@ async def _call(w: World, service: str, method: str, path: str, entry: Entry,
     if variant == "missing":
         ids.update({name: _missing(ids[name]) for name in entry.owning})
     url = path.format(**{param: ids[name] for param, name in entry.path.items()})
+    if entry.query is not None:
+        url += "?" + urlencode(entry.query(ids))
     payload = entry.body(ids) if entry.body else {}
     if payload and "files" not in payload:
         payload = {"json": payload}

@@ -25,6 +25,7 @@ from shared.usecase import money_read
 SIGNALS_PATH = "/v1/buyers/{buyer_id}/signals"
 COVERAGE_BATCH_PATH = "/v1/coverage-checks/batch"
 CASES_PATH = "/v1/cases"
+RECOVERIES_PATH = "/v1/creditors/{creditor_id}/recoveries"
 
 
 def signal(
@@ -61,6 +62,12 @@ def coverage_checks(claim: Claim, invoices: Sequence[ClaimInvoice]) -> list[Cove
                           invoice_amount=money_read(i.amount, claim.currency),
                           shipment_date=i.shipment_date, due_date=i.due_date,
                           invoice_number=i.number) for i in invoices]  # fmt: skip
+
+
+def recoveries_query(claim: Claim) -> dict[str, str]:
+    """What collections is asked of a claim's debt (at RECOVERIES_PATH for the policyholder):
+    its recoveries from the buyer in the claim's currency."""
+    return {"buyer_id": claim.buyer_id, "currency": claim.currency}
 
 
 def subrogation_case(

@@ -85,6 +85,9 @@ class Claim(Base):
     complete_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     decision_due: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     reductions: Mapped[Decimal] = mapped_column(Amount())
+    # Of the reductions, the recoveries the policyholder declared (they count only beyond those
+    # its collection cases recorded: the same money is not deducted twice).
+    declared_recovered: Mapped[Decimal] = mapped_column(Amount(), server_default="0")
     war_related: Mapped[bool]
     nuclear_related: Mapped[bool]
     terms: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -387,13 +387,23 @@ def shipment_reasons(reasons: Sequence[str]) -> tuple[str, ...]:
     return tuple(r for r in reasons if r not in _TODAYS_REASONS)
 
 
+# What an invoice's disputes say together: any open one holds it; any settled for the buyer
+# excludes it; it counts only if every dispute on it was settled in the policyholder's favour.
+_DISPUTE_PRECEDENCE = {"open": 2, "buyer": 1, "policyholder": 0}
+
+
 def dispute_outcomes(disputes: Iterable[tuple[Sequence[str], str | None]]) -> dict[str, str]:
-    """Per disputed invoice (disputes oldest first, each its invoice numbers and outcome):
-    `open`, or the side the last dispute naming it was settled for."""
+    """Per disputed invoice (each dispute its invoice numbers and outcome, None while open):
+    `open` while any dispute naming it is, else `buyer` if any was settled for the buyer, else
+    `policyholder` (domain.md: the invoice counts only if settled in the policyholder's
+    favour, which two disputes on it must both be)."""
     outcome: dict[str, str] = {}
     for numbers, settled_for in disputes:
+        said = settled_for or "open"
         for number in numbers:
-            outcome[number] = settled_for or "open"
+            was = outcome.get(number)
+            if was is None or _DISPUTE_PRECEDENCE[said] > _DISPUTE_PRECEDENCE[was]:
+                outcome[number] = said
     return outcome
 
 
@@ -423,7 +433,8 @@ class Step:
 class InvoiceLine:
     number: str
     amount: Decimal
-    reduction: Decimal
+    reduction: Decimal  # all of it, what collections recovered on the invoice included
+    recovered_in_collections: Decimal
     unpaid: Decimal
     exclusions: tuple[str, ...]
     limit_in_force: Decimal
@@ -450,25 +461,41 @@ def _shipment_order(invoice: ClaimInvoice) -> tuple[dt.date, dt.date, str]:
 
 
 def _reduced_oldest_first(
-    facts: Sequence[InvoiceFacts], reductions: Decimal
-) -> tuple[dict[str, Decimal], Decimal]:
-    """Credit notes, set-offs and recoveries before payment reduce the unpaid invoices, oldest
-    first: what each invoice is reduced by, and what is left of the reductions."""
+    facts: Sequence[InvoiceFacts], recorded: Mapping[str, Decimal], reductions: Decimal
+) -> dict[str, Decimal]:
+    """Amounts recovered before payment reduce the unpaid invoices: first what collection cases
+    recorded on each invoice, then the credit notes, set-offs and recoveries declared, oldest
+    first (what is declared beyond the invoices' total reduces nothing): what each invoice is
+    reduced by."""
+    reduced = {f.invoice.number: min(f.invoice.amount, recorded.get(f.invoice.number, ZERO))
+               for f in facts}  # fmt: skip
     left = reductions
-    reduced: dict[str, Decimal] = {}
     for f in sorted(facts, key=lambda f: _oldest_first(f.invoice)):
-        taken = min(left, f.invoice.amount)
-        reduced[f.invoice.number] = taken
+        taken = min(left, f.invoice.amount - reduced[f.invoice.number])
+        reduced[f.invoice.number] += taken
         left -= taken
-    return reduced, left
+    return reduced
+
+
+def declared_beyond_recorded(
+    reductions: Decimal, declared_recovered: Decimal, recorded_total: Decimal
+) -> Decimal:
+    """The declared reductions that are not already among the recoveries collections recorded:
+    a recovery the policyholder declares and a collection case recorded is the same money, so
+    the declared recoveries count only beyond what was recorded."""
+    return reductions - min(declared_recovered, recorded_total)
 
 
 def indemnity(
     facts: Sequence[InvoiceFacts], *, reductions: Decimal, terms: IndemnityTerms, currency: str,
-    claim_exclusions: Sequence[str] = (),
+    claim_exclusions: Sequence[str] = (), recorded: Mapping[str, Decimal] | None = None,
+    declared_recovered: Decimal = ZERO,
 ) -> Indemnity:  # fmt: skip
     """domain.md's sum, each step recorded:
-    1. credit notes, set-offs and recoveries before payment reduce the unpaid invoices, oldest first;
+    1. credit notes, set-offs and recoveries before payment reduce the unpaid invoices: what
+       collection cases recorded on each invoice (`recorded`), then the reductions declared
+       (`reductions`, of which `declared_recovered` recoveries, counted only beyond what was
+       recorded), oldest first;
     2. eligible invoices (none under an exclusion of their own or of the whole claim) in shipment
        order, each covered up to the limit in force on its shipment date less what earlier
        eligible invoices of the claim already use: the insured loss;
@@ -476,12 +503,15 @@ def indemnity(
     4. − the deductible, not below zero; nothing if the insured loss is at or below the threshold;
     5. capped by what is left of the single-buyer cap and of the maximum liability;
     6. rounded once, half-up, to the currency's minor unit."""
-    reduced, left = _reduced_oldest_first(facts, reductions)
+    numbers = {f.invoice.number for f in facts}
+    recorded = {n: amount for n, amount in (recorded or {}).items() if n in numbers and amount > 0}
+    recorded_total = sum(recorded.values(), ZERO)
+    declared = declared_beyond_recorded(reductions, declared_recovered, recorded_total)
+    reduced = _reduced_oldest_first(facts, recorded, declared)
     unpaid_total = sum((f.invoice.amount - reduced[f.invoice.number] for f in facts), ZERO)
-    steps = [Step(1, "reductions", reductions - left,
-                  f"credit notes, set-offs and recoveries of "
-                  f"{Money(reductions, currency).rounded_text()} applied oldest first; "
-                  f"unpaid {Money(unpaid_total, currency).rounded_text()}")]  # fmt: skip
+    steps = [Step(1, "reductions", sum(reduced.values(), ZERO),
+                  _reductions_note(recorded_total, reductions, declared, unpaid_total,
+                                   currency))]  # fmt: skip
 
     lines: list[InvoiceLine] = []
     used = ZERO
@@ -493,6 +523,7 @@ def indemnity(
             covered = min(unpaid, max(ZERO, f.limit_in_force - used))
             used += covered
         lines.append(InvoiceLine(f.invoice.number, f.invoice.amount, reduced[f.invoice.number],
+                                 min(f.invoice.amount, recorded.get(f.invoice.number, ZERO)),
                                  unpaid, excluded, f.limit_in_force, covered))  # fmt: skip
     insured_loss = sum((line.covered for line in lines), ZERO)
     steps.append(Step(2, "insured_loss", insured_loss,
@@ -525,6 +556,35 @@ def indemnity(
     return Indemnity(currency=currency, lines=tuple(lines), steps=tuple(steps),
                      insured_loss=insured_loss, amount=rounded,
                      unpaid_total=unpaid_total)  # fmt: skip
+
+
+def _reductions_note(
+    recorded_total: Decimal, reductions: Decimal, declared: Decimal, unpaid_total: Decimal,
+    currency: str,
+) -> str:  # fmt: skip
+    def text(amount: Decimal) -> str:
+        return Money(amount, currency).rounded_text()
+
+    parts = []
+    if recorded_total > 0:
+        parts.append(f"recoveries of {text(recorded_total)} recorded by collection cases before "
+                     f"the claim, each on its invoice")  # fmt: skip
+    declared_word = " declared" if recorded_total > 0 else ""
+    said = f"credit notes, set-offs and recoveries{declared_word} of {text(reductions)}"
+    if declared != reductions:
+        said += (f" ({text(reductions - declared)} of the recoveries declared already recorded by "
+                 f"collections: counted once)")  # fmt: skip
+    parts.append(said + " applied oldest first")
+    return "; ".join(parts) + f"; unpaid {text(unpaid_total)}"
+
+
+def recovered_since(
+    at_assessment: Mapping[str, Decimal], now: Mapping[str, Decimal]
+) -> dict[str, Decimal]:
+    """Per invoice of the claim, what collection cases recovered since the assessment read them
+    (empty: nothing new, the assessment stands)."""
+    return {n: now.get(n, ZERO) - was for n, was in at_assessment.items()
+            if now.get(n, ZERO) != was}  # fmt: skip
 
 
 def policy_year(start_date: dt.date, day: dt.date) -> tuple[dt.date, dt.date]:

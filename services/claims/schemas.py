@@ -196,6 +196,9 @@ class InvoiceAssessmentRead(Schema):
     number: str
     amount: MoneyModel
     reduction: MoneyModel
+    # Of the reduction, what the policyholder's collection cases recovered on the invoice before
+    # the claim (read from collections when the claim is assessed and again when it is paid).
+    recovered_in_collections: MoneyModel
     unpaid: MoneyModel
     covered_on_shipment_date: bool
     coverage_reasons: list[str]

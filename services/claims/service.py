@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
@@ -32,7 +32,7 @@ from services.claims.schemas import (
     InvoiceIn,
 )
 from shared import problems
-from shared.contracts import BuyerFacts, CoverageReply, PolicyTerms
+from shared.contracts import BuyerFacts, CoverageReply, PolicyTerms, Recoveries
 from shared.db import new_id, utcnow
 from shared.events import announce
 from shared.outbox import deliver, enqueue
@@ -155,9 +155,9 @@ async def file_claim(ctx: Context, filing: ClaimCreate) -> ClaimRead:
     """A claim within its filing window; documents pending until the file is complete."""
     policy, _ = await own_policy_and_buyer(ctx, filing.policy_id, filing.buyer_id)
     invoice_amounts(filing.invoices, policy.currency)
-    reductions = sum(
-        (non_negative_amount_in(getattr(filing, name), policy.currency, ["body", name])
-         for name in ("credit_notes", "set_offs", "recovered")), ZERO)  # fmt: skip
+    declared = {name: non_negative_amount_in(getattr(filing, name), policy.currency, ["body", name])
+                for name in ("credit_notes", "set_offs", "recovered")}  # fmt: skip
+    reductions = sum(declared.values(), ZERO)
     window = await _filing_window(ctx, filing, policy)
     claim = Claim(
         id=new_id("clm"), created_at=utcnow(), policy_id=policy.id, buyer_id=filing.buyer_id,
@@ -167,7 +167,8 @@ async def file_claim(ctx: Context, filing: ClaimCreate) -> ClaimRead:
         filed_on=ctx.today, filing_opens=window.opens, filing_deadline=window.closes,
         status=Status.DOCUMENTS_PENDING, held_status=None,
         documents_due=rules.documents_due(ctx.today, policy.documents_grace_days),
-        reductions=reductions, war_related=filing.war_related,
+        reductions=reductions, declared_recovered=declared["recovered"],
+        war_related=filing.war_related,
         nuclear_related=filing.nuclear_related, terms=policy.model_dump(mode="json"),
         created_by=ctx.caller.subject, version=1,
     )  # fmt: skip
@@ -486,11 +487,11 @@ async def resolve_dispute(
 
 
 async def _invoice_facts(
-    ctx: Context, claim: Claim, terms: PolicyTerms, invoices: Sequence[ClaimInvoice]
-) -> list[rules.InvoiceFacts]:
-    """What the claim knows of each invoice: its cover on its shipment date (asked of
-    underwriting), whether it was notified late, and its dispute."""
-    coverage = await _coverage(ctx, claim, invoices)
+    ctx: Context, claim: Claim, terms: PolicyTerms, invoices: Sequence[ClaimInvoice],
+    coverage: Mapping[str, CoverageReply],
+) -> list[rules.InvoiceFacts]:  # fmt: skip
+    """What the claim knows of each invoice: its cover on its shipment date (as underwriting
+    answered it), whether it was notified late, and its dispute."""
     notified = await repo.first_notifications(ctx.session, claim.policy_id, claim.buyer_id)
     disputes = rules.dispute_outcomes((d.invoice_numbers, d.outcome) for d in (
         await repo.disputes_of(ctx.session, [claim.id])).get(claim.id, []))  # fmt: skip
@@ -516,13 +517,26 @@ async def _invoice_facts(
 
 async def assess(ctx: Context, claim_id: str) -> ClaimRead:
     """Per invoice: coverage on its shipment date (asked of underwriting) and the exclusions that
-    apply; then the indemnity with each step of domain.md's sum."""
+    apply; the recoveries the policyholder's collection cases recorded (asked of collections);
+    then the indemnity with each step of domain.md's sum."""
     claim = await _claim(ctx, claim_id, lock=True)
     await _refresh_lapse(ctx, claim)
     assessed = await _next(ctx, claim, Act.ASSESS)
-    terms = PolicyTerms.model_validate(claim.terms)
     invoices = (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
-    facts = await _invoice_facts(ctx, claim, terms, invoices)
+    coverage = await _coverage(ctx, claim, invoices)
+    await _write_assessment(ctx, claim, invoices, coverage, await _recorded_recoveries(ctx, claim))
+    await _enter(ctx, claim, assessed)
+    await ctx.session.flush()
+    return await read_claim(ctx, claim)
+
+
+async def _write_assessment(
+    ctx: Context, claim: Claim, invoices: Sequence[ClaimInvoice],
+    coverage: Mapping[str, CoverageReply], recorded: Mapping[str, Decimal],
+) -> None:  # fmt: skip
+    """The indemnity of domain.md's sum from what is known now, each step kept on the claim."""
+    terms = PolicyTerms.model_validate(claim.terms)
+    facts = await _invoice_facts(ctx, claim, terms, invoices, coverage)
     claim_exclusions = rules.claim_exclusions(
         nuclear_related=claim.nuclear_related, war_related=claim.war_related,
         political_risk_cover=terms.political_risk_cover,
@@ -533,7 +547,8 @@ async def assess(ctx: Context, claim_id: str) -> ClaimRead:
     )
     result = rules.indemnity(
         facts, reductions=claim.reductions, currency=claim.currency,
-        claim_exclusions=claim_exclusions,
+        claim_exclusions=claim_exclusions, recorded=recorded,
+        declared_recovered=claim.declared_recovered,
         terms=rules.IndemnityTerms(
             indemnity_pct=rules.indemnity_pct_for(claim.cause, terms.indemnity_pct,
                                                   terms.political_indemnity_pct),
@@ -548,9 +563,33 @@ async def assess(ctx: Context, claim_id: str) -> ClaimRead:
     claim.assessment = views.stored_assessment_json(assessment)
     claim.indemnity = result.amount.amount
     claim.assessed_by, claim.assessed_at = ctx.caller.subject, utcnow()
-    await _enter(ctx, claim, assessed)
-    await ctx.session.flush()
-    return await read_claim(ctx, claim)
+
+
+async def _recorded_recoveries_if_reachable(
+    ctx: Context, claim: Claim
+) -> dict[str, Decimal] | None:
+    """`_recorded_recoveries`, or None when collections cannot answer now (logged)."""
+    try:
+        return await _recorded_recoveries(ctx, claim)
+    except Problem as problem:
+        if problem.kind is not problems.SERVICE_UNAVAILABLE:
+            raise
+        log.warning("claim %s paid on its assessment's recoveries: %s", claim.id, problem.detail)
+        return None
+
+
+async def _recorded_recoveries(ctx: Context, claim: Claim) -> dict[str, Decimal]:
+    """What the policyholder's collection cases (mandates, before any claim) recovered from the
+    buyer, per invoice number, as collections answers it."""
+    path = messages.RECOVERIES_PATH.format(creditor_id=claim.policyholder_id)
+    response = await ctx.peers["collections"].request(
+        "GET", path, params=messages.recoveries_query(claim)
+    )
+    if response.status_code == 404:  # a creditor with no collection case: nothing recovered
+        return {}
+    if response.status_code != 200:
+        raise upstream_problem(response.status_code, "collections", response.text)
+    return Recoveries.model_validate(response.json()).by_number()
 
 
 async def _coverage(
@@ -631,7 +670,6 @@ async def pay(ctx: Context, claim_id: str) -> ClaimRead:
     paid = await _next(ctx, claim, Act.PAY)
     assessment = views.stored_assessment(claim)
     assert claim.indemnity is not None and assessment is not None
-    await _check_caps_still_hold(ctx, claim, paying=True)
     invoices = (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
     # No indemnity on a sanctioned buyer or country (domain.md), even on a claim approved before
     # the listing: underwriting's coverage batch answers the sanctions of today.
@@ -640,10 +678,28 @@ async def pay(ctx: Context, claim_id: str) -> ClaimRead:
         raise unprocessable(problems.BUYER_SANCTIONED,
                             f"buyer {claim.buyer_id} (or its country) is sanctioned: claim "
                             f"{claim.id} is not paid", buyer_id=claim.buyer_id)  # fmt: skip
+    # Amounts recovered before payment reduce the unpaid invoices: what collection cases
+    # recovered since the assessment is deducted now, the sum worked out again and kept. A
+    # payment does not wait on collections: when it cannot answer, the assessment stands.
+    recorded = await _recorded_recoveries_if_reachable(ctx, claim)
+    reassessed = {} if recorded is None else rules.recovered_since(
+        {line.number: line.recovered_in_collections.amount for line in assessment.invoices},
+        recorded,
+    )  # fmt: skip
+    if recorded is not None and reassessed:
+        await _write_assessment(ctx, claim, invoices, coverage, recorded)
+        assessment = views.stored_assessment(claim)
+        assert assessment is not None
+    await _check_caps_still_hold(ctx, claim, paying=True)
     buyer = await fetch_buyer(ctx.peers, claim.buyer_id)
     claim.paid_on, claim.paid_by = ctx.today, ctx.caller.subject
     parties = _parties(claim)
-    await _enter(ctx, claim, paid, parties=parties)
+    reason = None
+    if reassessed:
+        reason = (f"indemnity worked out again at payment: collection cases recovered "
+                  f"{money_read(sum(reassessed.values(), ZERO), claim.currency).amount} "
+                  f"{claim.currency} on the claim's invoices since the assessment")  # fmt: skip
+    await _enter(ctx, claim, paid, parties=parties, reason=reason)
     await announce(ctx.session, events, ClaimPaid(
         claim_id=claim.id, policy_id=claim.policy_id, buyer_id=claim.buyer_id,
         amount=money_read(claim.indemnity, claim.currency), paid_on=ctx.today,

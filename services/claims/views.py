@@ -77,7 +77,15 @@ def notification_read(
 
 def stored_assessment(claim: Claim) -> AssessmentRead | None:
     """The assessment as it was stored (the typed record of its JSON)."""
-    return None if claim.assessment is None else AssessmentRead.model_validate(claim.assessment)
+    if claim.assessment is None:
+        return None
+    stored = claim.assessment
+    if any("recovered_in_collections" not in line for line in stored["invoices"]):
+        # Assessed before collections' recoveries were read: none were counted.
+        nothing = {"amount": "0", "currency": claim.currency}
+        stored = {**stored, "invoices": [{"recovered_in_collections": nothing, **line}
+                                         for line in stored["invoices"]]}  # fmt: skip
+    return AssessmentRead.model_validate(stored)
 
 
 def stored_assessment_json(assessment: AssessmentRead) -> dict[str, Any]:
@@ -148,7 +156,9 @@ def assessment_read(
         assessed_on=assessed_on,
         invoices=[InvoiceAssessmentRead(
             number=line.number, amount=money_read(line.amount, c),
-            reduction=money_read(line.reduction, c), unpaid=money_read(line.unpaid, c),
+            reduction=money_read(line.reduction, c),
+            recovered_in_collections=money_read(line.recovered_in_collections, c),
+            unpaid=money_read(line.unpaid, c),
             covered_on_shipment_date=by_number[line.number].covered_on_shipment,
             coverage_reasons=list(by_number[line.number].not_covered_reasons),
             limit_in_force=money_read(line.limit_in_force, c),

@@ -21,6 +21,7 @@ from services.collections.schemas import (
     PaymentRead,
 )
 from shared.auth import Caller, CallerDep, require
+from shared.contracts import CurrencyCode, Recoveries
 from shared.db import ReadSessionDep, SessionDep
 from shared.idempotency import CommandDep
 from shared.pagination import PageDep
@@ -128,6 +129,20 @@ async def get_payment(
     caller: CaseReader,
 ) -> PaymentRead:
     return await uc.payment(context(request, session, caller), case_id, payment_id)
+
+
+@router.get("/creditors/{creditor_id}/recoveries", response_model=Recoveries, responses=READ)
+async def get_recoveries(
+    creditor_id: IdPath, request: Request, session: ReadSessionDep, caller: CaseReader,
+    buyer_id: Annotated[str, Query(min_length=1, max_length=64)],
+    currency: Annotated[CurrencyCode, Query()],
+) -> Recoveries:  # fmt: skip
+    """What the creditor's mandates (cases opened before any claim) recovered from the buyer,
+    per invoice number. Claims deducts it from a claim's unpaid invoices when it assesses and
+    pays it (domain.md: amounts recovered before payment reduce the unpaid invoices). A
+    policyholder reads its own only; a creditor with no case is not found."""
+    ctx = context(request, session, caller)
+    return await uc.recoveries(ctx, creditor_id, buyer_id, currency)
 
 
 @router.post("/escalations/run", response_model=EscalationResult, responses=WRITE)

@@ -90,6 +90,27 @@ async def open_mandate(
     return found.scalars().first()
 
 
+async def mandate_recoveries(
+    session: AsyncSession, creditor_id: str, buyer_id: str, currency: str
+) -> list[tuple[str, Any, str]]:
+    """(invoice number, amount credited to it, case id) of every invoice with something
+    recovered on the creditor's mandates (cases with no claim) on the buyer in the currency,
+    live or closed, by number then case."""
+    rows = await session.execute(
+        select(CaseInvoice.number, CaseInvoice.paid, Case.id)
+        .join(Case, CaseInvoice.case_id == Case.id)
+        .where(Case.claim_id.is_(None), Case.creditor_id == creditor_id,
+               Case.buyer_id == buyer_id, Case.currency == currency, CaseInvoice.paid > 0)
+        .order_by(CaseInvoice.number, Case.created_at, Case.id)
+    )  # fmt: skip
+    return [(number, paid, case_id) for number, paid, case_id in rows.all()]
+
+
+async def has_cases(session: AsyncSession, creditor_id: str) -> bool:
+    found = await session.execute(select(Case.id).where(Case.creditor_id == creditor_id).limit(1))
+    return found.first() is not None
+
+
 def _grouped(rows: Sequence[Any]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for row in rows:

@@ -32,7 +32,7 @@ from services.collections.schemas import (
     PaymentCreate,
     PaymentRead,
 )
-from shared.contracts import BuyerSignal
+from shared.contracts import BuyerSignal, Recoveries
 from shared.db import new_id, utcnow
 from shared.events import announce
 from shared.money import Money
@@ -224,6 +224,18 @@ async def _take_over(
     except IntegrityError:
         raise conflict(CASE_EXISTS, f"claim {opening.claim_id} already has a case") from None
     return await read_case(ctx, case)
+
+
+async def recoveries(ctx: Context, creditor_id: str, buyer_id: str, currency: str) -> Recoveries:
+    """What the creditor's mandates recovered from the buyer before any claim, per invoice. A
+    creditor is known by its cases; a policyholder reads its own only (another is not found,
+    as one with no case)."""
+    if ctx.caller.role == "policyholder" and creditor_id != ctx.caller.party_id:
+        raise not_found("creditor", creditor_id)
+    rows = await repo.mandate_recoveries(ctx.session, creditor_id, buyer_id, currency)
+    if not rows and not await repo.has_cases(ctx.session, creditor_id):
+        raise not_found("creditor", creditor_id)
+    return views.recoveries(creditor_id, buyer_id, currency, rows)
 
 
 async def case_of(ctx: Context, case_id: str, *, lock: bool = False) -> Case:

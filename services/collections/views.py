@@ -20,6 +20,7 @@ from services.collections.schemas import (
     PaymentRead,
     Rung,
 )
+from shared.contracts import RecoveredInvoice, Recoveries
 from shared.usecase import money_read
 
 ZERO = Decimal(0)
@@ -96,3 +97,22 @@ def ladder_list(ladders: Mapping[str, Sequence[rules.Rung]]) -> LadderList:
         Ladder(name=name, rungs=[Rung(days_past_due=r.days_past_due, stage=r.stage) for r in rungs])
         for name, rungs in ordered
     ])  # fmt: skip
+
+
+def recoveries(
+    creditor_id: str, buyer_id: str, currency: str, rows: Sequence[tuple[str, Decimal, str]]
+) -> Recoveries:
+    """Rows of `repo.mandate_recoveries` as one answer: per invoice number, what every mandate
+    credited to it (an invoice on two mandates adds up), and the total."""
+    by_number: dict[str, tuple[Decimal, list[str]]] = {}
+    for number, paid, case_id in rows:
+        amount, cases = by_number.get(number, (ZERO, []))
+        by_number[number] = (amount + paid, [*cases, case_id])
+    total = sum((amount for amount, _ in by_number.values()), ZERO)
+    return Recoveries(
+        creditor_id=creditor_id, buyer_id=buyer_id, currency=currency,
+        invoices=[RecoveredInvoice(number=number, recovered=money_read(amount, currency),
+                                   case_ids=cases)
+                  for number, (amount, cases) in by_number.items()],
+        total=money_read(total, currency),
+    )  # fmt: skip

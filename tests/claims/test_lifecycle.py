@@ -136,13 +136,12 @@ def test_cover_on_the_shipment_date_ignores_todays_headroom_and_partial_cover() 
     )
 
 
-def test_the_last_dispute_naming_an_invoice_says_whether_it_is_open_or_for_whom_it_was_settled() -> (
-    None
-):
+def test_an_invoice_counts_only_when_every_dispute_on_it_was_settled_for_the_policyholder() -> None:
     outcomes = rules.dispute_outcomes(
-        [(["A", "B"], "buyer"), (["B"], None), (["C"], "policyholder")]
-    )
-    assert outcomes == {"A": "buyer", "B": "open", "C": "policyholder"}
+        [(["A", "B"], "buyer"), (["B"], None), (["C"], "policyholder"), (["A", "D"], "policyholder"),
+         (["D"], "buyer"), (["E"], None), (["E"], "policyholder")]
+    )  # fmt: skip
+    assert outcomes == {"A": "buyer", "B": "open", "C": "policyholder", "D": "buyer", "E": "open"}
 
 
 def test_nuclear_risk_and_war_without_political_cover_exclude_the_whole_claim() -> None:

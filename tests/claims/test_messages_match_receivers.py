@@ -34,7 +34,8 @@ def a_paid_claim() -> tuple[Claim, list[ClaimInvoice], AssessmentRead]:
         ClaimInvoice(id="cin-2", claim_id=claim.id, number="B", amount=D("40000"),
                      shipment_date=DAY(2027, 2, 10), due_date=DAY(2027, 4, 11)),
     ]  # fmt: skip
-    line = {"reduction": money("0.00"), "covered_on_shipment_date": True, "coverage_reasons": [],
+    line = {"reduction": money("0.00"), "recovered_in_collections": money("0.00"),
+            "covered_on_shipment_date": True, "coverage_reasons": [],
             "limit_in_force": money("100000.00"), "exclusions": []}  # fmt: skip
     assessment = AssessmentRead.model_validate({
         "assessed_on": "2027-06-01", "claim_exclusions": [], "steps": [],

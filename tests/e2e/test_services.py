@@ -237,9 +237,10 @@ def test_a_payment_during_a_collections_outage_is_handed_over_once_it_is_back() 
     migrate_all(b, database)
     urls = free_urls()
     fast = {"TCI_OUTBOX_INTERVAL_SECONDS": "0.3"}
-    running = start_services(database, urls, only=["underwriting", "claims"], env=fast)
+    running = start_services(database, urls, env=fast)
     try:
-        _, _, claim_id = approved_claim(Services(urls))
+        _, _, claim_id = approved_claim(Services(urls))  # assessed with collections' recoveries
+        running.stop("collections")
         handler = auth("claims_handler")
         with httpx.Client(base_url=urls["claims"], timeout=30) as claims:
             paid = claims.post(f"/v1/claims/{claim_id}/payment", headers=handler)
