@@ -319,3 +319,14 @@ def allocate(payment: Money, *, fee_pct: Decimal, insurer_share_pct: Decimal | N
     decimals, taken exactly)."""
     share = None if insurer_share_pct is None else InsurerShare.from_pct(insurer_share_pct)
     return share_recovery(payment, fee_pct=fee_pct, share=share)
+
+
+def reduced_by_claim(
+    outstanding: Mapping[str, Decimal], claimed_unpaid: Mapping[str, Decimal]
+) -> dict[str, Decimal]:
+    """When a paid claim takes a mandate over: per invoice they share, by how much the claim's
+    unpaid falls short of what the case has outstanding — the credit notes, set-offs and direct
+    recoveries the claim deducted, which the buyer no longer owes. Never an increase: a case
+    that recovered more since the claim was assessed keeps its own figure."""
+    return {number: outstanding[number] - unpaid for number, unpaid in claimed_unpaid.items()
+            if number in outstanding and unpaid < outstanding[number]}  # fmt: skip

@@ -212,11 +212,22 @@ async def _take_over(
     case.insurer_share_numerator = None if share is None else str(share.paid)
     case.insurer_share_denominator = None if share is None else str(share.of)
     shown = ZERO if share is None else share.pct(views.SHARE_PCT_SHOWN_PLACES)
-    _add_invoices(ctx, case, opening, have={i.number for i in await _invoices(ctx, case.id)})
+    have = {i.number: i for i in await _invoices(ctx, case.id)}
+    reduced = rules.reduced_by_claim({n: i.amount - i.paid for n, i in have.items()},
+                                     {i.number: i.amount.amount for i in opening.invoices})  # fmt: skip
+    for number, by in reduced.items():
+        have[number].amount -= by
+    _add_invoices(ctx, case, opening, have=set(have))
+    note = (
+        f"claim {opening.claim_id} paid: recoveries from now on are shared, {shown}% to the insurer"
+    )
+    if reduced:
+        note += "; the claim's credit notes, set-offs and direct recoveries reduce " + ", ".join(
+            f"{n} by {Money(by, case.currency).rounded_text()}" for n, by in reduced.items()
+        )
     ctx.session.add(Activity(
         id=new_id("act"), created_at=utcnow(), case_id=case.id, kind="subrogation",
-        occurred_on=ctx.today, note=f"claim {opening.claim_id} paid: recoveries from now on are "
-        f"shared, {shown}% to the insurer", promised_amount=None,
+        occurred_on=ctx.today, note=note, promised_amount=None,
         promised_on=None, details={"claim_id": opening.claim_id},
         recorded_by=ctx.caller.subject))  # fmt: skip
     try:

@@ -148,3 +148,29 @@ async def test_recoveries_are_read_by_staff_and_by_their_own_creditor_only(
     assert other_currency["invoices"] == [] and other_currency["total"] == money("0.00", "USD")
     bad = await collections.get(url, headers=COLLECTOR, params={**query, "currency": "EURO"})
     assert bad.status_code == 422
+
+
+async def test_the_mandate_taken_over_owes_what_the_claim_left_unpaid_after_its_credit_notes(
+    book: dict[str, Any],
+) -> None:
+    """30,000 recovered on the mandate and a 4,000 credit note declared: the claim leaves 46,000 +
+    40,000 unpaid and pays 72,400. The mandate it takes over owed 50,000 + 40,000: the buyer owes
+    4,000 less on INV-1, so the case's outstanding is the claim's 86,000, and a recovery of all of
+    it is shared by 72,400 / 86,000 (fee 8,600; insurer 65,160; policyholder 12,240)."""
+    claims, collections = book["claims"], book["collections"]
+    case = await mandate_with_recovery(collections, book["policy"], book["buyer"], "30000")
+    claim = await assessed_claim(claims, book["policy"], book["buyer"], credit_notes=money("4000"))
+    assert claim["indemnity"] == money("72400.00")
+    ok(await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER,
+                         json={"decision": "approve", "reason": "ok"}), 200)  # fmt: skip
+    ok(await claims.post(f"/v1/claims/{claim['id']}/payment", headers=HANDLER), 200)
+    taken = ok(await collections.get(f"/v1/cases/{case['id']}", headers=COLLECTOR), 200)
+    assert taken["claim_id"] == claim["id"] and taken["outstanding"] == money("86000.00")
+    assert "reduce INV-1 by 4000.00" in taken["activities"][-1]["note"]
+    shared = ok(await collections.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
+                                       json={"amount": money("86000"),
+                                             "received_on": "2027-06-10"}), 201)  # fmt: skip
+    assert shared["allocation"] == {"fee": money("8600.00"), "insurer": money("65160.00"),
+                                    "policyholder": money("12240.00")}  # fmt: skip
+    assert ok(await collections.get(f"/v1/cases/{case['id']}", headers=COLLECTOR),
+              200)["status"] == "closed"  # fmt: skip
