@@ -165,7 +165,8 @@ UNDERWRITING: dict[tuple[str, str], Entry] = {
     ("GET", "/v1/limits/{limit_id}"): Entry(ANY, 200, PARTIES, {"limit_id": "limit"}, ("limit",)),
     ("POST", "/v1/limits/{limit_id}/changes"): Entry(
         frozenset({"underwriter"}), 201, path={"limit_id": "limit"}, owning=("limit",),
-        body=lambda _: {"new_amount": money("150000"), "reason": "more trade"}),
+        # The world's buyer is insolvent (an insolvency claim): its limit may only come down.
+        body=lambda _: {"new_amount": money("0"), "reason": "buyer insolvent"}),
     ("POST", "/v1/policies/{policy_id}/declarations"): Entry(
         frozenset({"policyholder"}), 201, frozenset({"policyholder"}), **OWNED_POLICY,
         body=lambda ids: {"invoices": [{**_invoice("DECL-1"), "buyer_id": ids["buyer"]}]}),

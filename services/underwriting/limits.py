@@ -23,7 +23,6 @@ from services.underwriting.events import (
 from services.underwriting.models import (
     Buyer,
     BuyerSignal,
-    CountryRisk,
     CreditLimit,
     LimitAmount,
     LimitRequest,
@@ -252,7 +251,9 @@ async def request_limit(ctx: Context, policy_id: str, data: LimitRequestCreate) 
     facts = rules.RequestFacts(
         amount=amount, payment_terms_days=data.payment_terms_days,
         max_credit_period_days=policy.max_credit_period_days, legal_form=buyer.legal_form,
-        related_to_policyholder=data.related_to_policyholder, grade=buyer.grade,
+        related_to_policyholder=data.related_to_policyholder
+        or await repo.declared_affiliate(ctx.session, policy.id, buyer.id),
+        grade=buyer.grade,
         sanctioned=await repo.sanctioned(ctx.session, buyer.id, buyer.country),
         country_risk_level=await country_level(ctx, buyer.country),
         country_covered=rules.country_covered(buyer.country, policy.covered_countries),
@@ -303,10 +304,13 @@ async def decide_request(ctx: Context, request_id: str, data: DecisionCreate) ->
     given = None
     if data.decision != "refuse" and data.amount is not None:
         given = amount_in(data.amount, c, ["body", "amount", "amount"])
+    buyer = await repo.buyer(ctx.session, request.buyer_id)
+    assert buyer is not None
     try:
         answer = rules.underwriter_decision(
-            data.decision, requested=request.requested_amount, amount=given
-        )
+            data.decision, requested=request.requested_amount, amount=given,
+            insolvent=buyer.grade >= ctx.settings.decision_table().insolvent_grade,
+        )  # fmt: skip
     except rules.DecisionRefused as refused:
         raise invalid(["body", *refused.loc], refused.message) from None
     decided = Money(answer.decided, c)
@@ -337,6 +341,20 @@ async def record_external_limit(
                       "must not exceed the policy's maximum credit period")  # fmt: skip
     _refuse_above_cap(policy, amount)
     limit = await _limit_for(ctx, policy_id, data.buyer_id)
+    history = await _history_of(ctx, limit.id)
+    # A migrated book may replay its own past changes, but what this system granted keeps its
+    # cover for the goods shipped under it (a reduction applies from tomorrow on).
+    granted_here = views.history_entries([e for e in history if e.source != "external"])
+    terms = data.payment_terms_days or rules.terms_on(views.history_entries(history),
+                                                      data.effective_from)  # fmt: skip
+    if rules.takes_cover_before_tomorrow(granted_here, amount=amount.amount, terms=terms,
+                                         effective_from=data.effective_from, today=ctx.today):  # fmt: skip
+        raise unprocessable(
+            RETROACTIVE_REDUCTION,
+            "a recorded limit may not lower the amount or shorten the terms granted for "
+            "shipments before tomorrow",
+            earliest_effective_from=rules.earliest_reduction_date(ctx.today).isoformat(),
+        )
     limit.decided_on = min(limit.decided_on, data.effective_from)
     await apply_limit_change(ctx, limit, new_amount=amount, effective_from=data.effective_from,
                              reason=data.reason, source="external",
@@ -357,12 +375,20 @@ async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> 
         non_negative_amount_in(data.new_amount, c, ["body", "new_amount", "amount"]), c
     )
     _refuse_above_cap(policy, new_amount)
-    current = rules.amount_in_force(views.history_entries(await _history_of(ctx, limit.id)),
-                                    ctx.today)  # fmt: skip
+    entries = views.history_entries(await _history_of(ctx, limit.id))
+    current = rules.amount_in_force(entries, ctx.today)
     effective, allowed = rules.change_effective_from(
         current=current, new_amount=new_amount.amount, requested=data.effective_from,
         today=ctx.today, notice_days=policy.reduction_notice_days,
     )  # fmt: skip
+    buyer = await repo.buyer(ctx.session, limit.buyer_id)
+    assert buyer is not None
+    if rules.raises_an_insolvent_buyers_limit(
+        insolvent=buyer.grade >= ctx.settings.decision_table().insolvent_grade,
+        in_force=rules.amount_in_force(entries, effective), new_amount=new_amount.amount,
+    ):  # fmt: skip
+        raise invalid(["body", "new_amount", "amount"],
+                      "the buyer is insolvent: its limit may be lowered, never raised")  # fmt: skip
     if not allowed and rules.is_reduction(current, new_amount.amount):
         raise unprocessable(
             RETROACTIVE_REDUCTION,
@@ -526,13 +552,12 @@ async def set_country_risk(ctx: Context, country: str, level: int) -> CountryRis
     """A country's risk level changes: every buyer of that country is graded again (an entry of
     its grade history), and its limits follow the new grade as after any other grade change,
     set-based over the whole book (`whole_book`). The same level again changes nothing."""
-    risk = await repo.country_risk(ctx.session, country)
-    before = ctx.settings.default_country_risk_level if risk is None else risk.level
-    if risk is None:
-        ctx.session.add(CountryRisk(country=country, level=level, updated_by=ctx.caller.subject,
-                                    updated_at=utcnow()))  # fmt: skip
-    else:
-        risk.level, risk.updated_by, risk.updated_at = level, ctx.caller.subject, utcnow()
+    risk = await repo.country_risk_for_update(
+        ctx.session, country, level=ctx.settings.default_country_risk_level,
+        updated_by=ctx.caller.subject,
+    )  # fmt: skip
+    before = risk.level
+    risk.level, risk.updated_by, risk.updated_at = level, ctx.caller.subject, utcnow()
     await ctx.session.flush()
     regraded = changed = 0
     if level != before:

@@ -117,6 +117,23 @@ async def country_risk(session: AsyncSession, country: str) -> CountryRisk | Non
     return await session.get(CountryRisk, country)
 
 
+async def country_risk_for_update(
+    session: AsyncSession, country: str, *, level: int, updated_by: str
+) -> CountryRisk:
+    """A country's risk row, listed at `level` unless it was, locked until the commit: concurrent
+    first settings of one country list it once and then take their turns."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(CountryRisk)
+        .values(country=country, level=level, updated_by=updated_by, updated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["country"])
+    )
+    risk = await session.get(CountryRisk, country, with_for_update=True, populate_existing=True)
+    assert risk is not None
+    return risk
+
+
 async def sanctioned(session: AsyncSession, buyer_id: str, country: str) -> bool:
     hit = await session.execute(
         select(exists().where(or_(Sanction.buyer_id == buyer_id, Sanction.country == country)))
@@ -728,6 +745,12 @@ def _affiliate(buyer_id: Any) -> Any:
         LimitRequest.policy_id == declaring_policy.id,
         declaring_policy.policyholder_id == Policy.policyholder_id,
     )
+
+
+async def declared_affiliate(session: AsyncSession, policy_id: str, buyer_id: str) -> bool:
+    """Whether the holder of the policy declared the buyer an affiliate (`_affiliate`)."""
+    hit = await session.execute(select(_affiliate(literal(buyer_id))).where(Policy.id == policy_id))
+    return bool(hit.scalar())
 
 
 def _stopped_on(policy_id: Any, buyer_id: Any, ship: Any) -> Any:

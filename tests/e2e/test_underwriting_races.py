@@ -40,7 +40,7 @@ class Answer:
 
 
 async def fire(services: Services, path: str, bodies: list[dict[str, Any]],
-               headers: dict[str, str]) -> list[Answer]:  # fmt: skip
+               headers: dict[str, str], method: str = "POST") -> list[Answer]:  # fmt: skip
     """Every request at once: one connection each is opened first, then every request is
     written in one go, so that they reach the service together rather than one client call
     after another (the service's pool of database connections is opened beforehand, so that
@@ -52,7 +52,7 @@ async def fire(services: Services, path: str, bodies: list[dict[str, Any]],
     streams = [await asyncio.open_connection(url.host, url.port) for _ in bodies]
     for (_, writer), body in zip(streams, bodies, strict=True):
         payload = json.dumps(body).encode()
-        head = [f"POST {path} HTTP/1.1", f"Host: {url.host}:{url.port}",
+        head = [f"{method} {path} HTTP/1.1", f"Host: {url.host}:{url.port}",
                 "Content-Type: application/json", f"Content-Length: {len(payload)}",
                 "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]  # fmt: skip
         writer.write("\r\n".join(head).encode() + b"\r\n\r\n" + payload)
@@ -157,3 +157,20 @@ async def test_fifty_overlapping_policies_of_one_holder_at_once_create_one_and_r
         assert loser["type"].endswith("policy-overlap") and loser["existing_policy_id"] == winner
     assert committed("SELECT count(*) FROM underwriting.policies WHERE policyholder_id = %s",
                      holder) == 1  # fmt: skip
+
+
+async def test_risk_levels_set_at_once_on_an_unlisted_country_all_answer_and_one_level_grades(
+    services: Services,
+) -> None:
+    async with httpx.AsyncClient(base_url=services.urls["underwriting"]) as client:
+        buyer = await client.post("/v1/buyers", headers=UW, json={
+            "name": "Vaduz AG", "country": "LI", "registration_number": unique("FL")})  # fmt: skip
+        assert buyer.status_code == 201, buyer.text
+    bodies = [{"level": 1 + n % 4} for n in range(AT_ONCE)]
+    answers = await fire(services, "/v1/country-risks/LI", bodies, UW, method="PUT")
+    assert Counter(a.status_code for a in answers) == {200: AT_ONCE}, answers
+    async with httpx.AsyncClient(base_url=services.urls["underwriting"]) as client:
+        level = (await client.get("/v1/country-risks/LI", headers=UW)).json()["level"]
+        grades = await client.get(f"/v1/buyers/{buyer.json()['id']}/grades", headers=UW)
+    assert grades.json()["items"][0]["country_risk_level"] == level  # graded by the level kept
+    assert committed("SELECT count(*) FROM underwriting.country_risks WHERE country = 'LI'") == 1

@@ -202,3 +202,19 @@ async def test_a_buyer_declared_an_affiliate_is_not_insurable_under_any_of_the_h
     other = ok(await check(uw, stranger_policy, buyer["id"], "1000", "2027-02-01", "2027-03-01"),
                200)  # fmt: skip
     assert other["covered"]
+
+
+async def test_a_request_on_a_buyer_once_declared_an_affiliate_is_refused_without_the_flag(
+    uw: httpx.AsyncClient,
+) -> None:
+    """The engine grants no limit that coverage would never honour."""
+    policy = await make_policy(uw)
+    buyer = await make_buyer(uw)
+    declared = await uw.post(f"/v1/policies/{policy['id']}/limit-requests",
+                             headers=auth("policyholder", policy["policyholder_id"]),
+                             json={"buyer_id": buyer["id"], "amount": money("10000"),
+                                   "payment_terms_days": 60, "related_to_policyholder": True})  # fmt: skip
+    assert ok(declared, 201)["status"] == "refused"
+    again = await request_limit(uw, policy, buyer["id"], "10000")
+    assert again["status"] == "refused" and again["limit_id"] is None
+    assert [r["code"] for r in again["reasons"]] == ["buyer_related"]

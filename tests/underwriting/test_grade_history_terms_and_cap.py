@@ -232,6 +232,35 @@ async def test_a_recorded_limit_keeps_the_terms_of_each_period(uw: httpx.AsyncCl
     assert april["reasons"] == ["credit_period_exceeded"]
 
 
+async def test_a_limit_recorded_from_a_past_date_never_takes_cover_this_system_granted(
+    uw: httpx.AsyncClient,
+) -> None:
+    policy = await make_policy(uw, start_date="2027-01-01", end_date="2027-12-31")
+    buyer = await make_buyer(uw)
+    granted = await request_limit(uw, policy, buyer["id"], "200000", terms=90)
+    assert granted["status"] == "approved"
+    shipped_today = ("2027-06-10", "2027-09-08")  # a 90-day credit period, under 200,000
+    limits = f"/v1/policies/{policy['id']}/limits"
+
+    for lower in ({"amount": money("10000")},
+                  {"amount": money("200000"), "payment_terms_days": 30},
+                  {"amount": money("10000"), "effective_from": "2027-06-10"}):  # fmt: skip
+        refused = await uw.post(limits, headers=UW, json={
+            "buyer_id": buyer["id"], "effective_from": "2027-06-01", **lower})  # fmt: skip
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["type"] == "retroactive-reduction"
+
+    kept = ok(await check(uw, policy, buyer["id"], "150000", *shipped_today), 200)
+    assert kept["covered_amount"] == money("150000.00") and kept["reasons"] == []
+    more = {"buyer_id": buyer["id"], "amount": money("300000"), "effective_from": "2027-06-01"}
+    ok(await uw.post(limits, headers=UW, json=more), 201)  # more cover from a past date
+    later = {"buyer_id": buyer["id"], "amount": money("10000"), "effective_from": "2027-06-11"}
+    ok(await uw.post(limits, headers=UW, json=later), 201)  # less, for later shipments
+    [limit] = ok(await uw.get(limits, headers=UW), 200)["items"]
+    assert [(h["amount"]["amount"], h["effective_from"]) for h in limit["history"]] == [
+        ("300000.00", "2027-06-01"), ("10000.00", "2027-06-11")]  # fmt: skip
+
+
 # ---------------------------------------------------------------- the single-buyer cap
 
 

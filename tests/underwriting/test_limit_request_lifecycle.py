@@ -4,6 +4,7 @@ other decision is `already-decided`. The statuses keep their wire strings."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -95,3 +96,43 @@ async def test_a_request_the_engine_decided_takes_no_underwriters_decision(
     assert all(r["status"] == "approved" for r in queue["items"])
     unknown = await uw.get("/v1/limit-requests?status=pending", headers=UW)
     assert unknown.status_code == 422
+
+
+async def test_a_referred_request_on_a_buyer_gone_insolvent_since_takes_only_a_refusal(
+    uw: httpx.AsyncClient,
+) -> None:
+    """Insolvency withdraws every limit on the buyer: an approval may not grant a new one."""
+    policy = await make_policy(uw)
+    buyer = await make_buyer(uw)
+    referred = await request_limit(uw, policy, buyer["id"], "5000000")
+    assert referred["status"] == "referred"
+    ok(await uw.post(f"/v1/buyers/{buyer['id']}/signals", headers=UW, json={
+        "kind": "insolvency_filing", "observed_on": "2026-03-02", "details": "filed"}), 201)  # fmt: skip
+
+    decide = f"/v1/limit-requests/{referred['id']}/decision"
+    for decision, amount in (("approve", None), ("partially_approve", money("1000"))):
+        body = {"decision": decision, "amount": amount, "reason": "a good customer"}
+        refused = await uw.post(decide, headers=UW, json=body)
+        assert refused.status_code == 422 and refused.json()["type"] == "validation"
+    body = {"decision": "refuse", "reason": "insolvent"}
+    assert ok(await uw.post(decide, headers=UW, json=body), 200)["status"] == "refused"
+
+
+async def test_a_limit_withdrawn_by_insolvency_may_not_be_raised_again(
+    uw: httpx.AsyncClient,
+) -> None:
+    policy = await make_policy(uw)
+    buyer = await make_buyer(uw)
+    limit_id = (await request_limit(uw, policy, buyer["id"], "100000"))["limit_id"]
+    signal = ok(await uw.post(f"/v1/buyers/{buyer['id']}/signals", headers=UW, json={
+        "kind": "insolvency_filing", "observed_on": "2026-03-02", "details": "filed"}), 201)  # fmt: skip
+    [withdrawal] = signal["limit_changes"]
+
+    changes = f"/v1/limits/{limit_id}/changes"
+    later = (dt.date.fromisoformat(withdrawal["effective_from"]) + dt.timedelta(days=5)).isoformat()
+    for amount in ("200000", "50000"):  # above what is in force today, above zero after
+        body = {"new_amount": money(amount), "effective_from": later, "reason": "reinstated"}
+        refused = await uw.post(changes, headers=UW, json=body)
+        assert refused.status_code == 422 and refused.json()["type"] == "validation"
+    body = {"new_amount": money("0"), "effective_from": later, "reason": "withdrawn again"}
+    ok(await uw.post(changes, headers=UW, json=body), 201)

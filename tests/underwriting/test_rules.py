@@ -160,6 +160,13 @@ def test_a_reduction_never_applies_before_tomorrow_but_an_increase_may_apply_tod
     ) == (today, True)
 
 
+def test_a_reductions_default_date_is_tomorrow_at_the_earliest_whatever_the_notice_period() -> None:
+    today = dt.date(2026, 11, 23)
+    assert rules.change_effective_from(
+        current=D(100), new_amount=D(50), requested=None, today=today, notice_days=0
+    ) == (dt.date(2026, 11, 24), True)
+
+
 def test_insolvency_withdraws_from_the_day_after_observation_or_after_today() -> None:
     today = dt.date(2026, 11, 23)
     assert rules.insolvency_withdrawal_date(dt.date(2026, 11, 1), today) == dt.date(2026, 11, 24)

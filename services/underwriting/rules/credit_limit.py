@@ -251,6 +251,33 @@ def grant_effective_from(
     return today
 
 
+def takes_cover_before_tomorrow(
+    history: Sequence[HistoryEntry],
+    *,
+    amount: Decimal,
+    terms: int | None,
+    effective_from: dt.date,
+    today: dt.date,
+) -> bool:
+    """Whether an amount (with its payment terms) put in force from `effective_from` would take
+    cover away from shipments before tomorrow: a lower amount or shorter terms than an entry of
+    `history` in force on a day from `effective_from` to today. Terms of None are the policy's
+    maximum credit period, the longest."""
+    if effective_from >= earliest_reduction_date(today):
+        return False
+    for entry in history:
+        if entry.effective_from > today or (
+            entry.effective_to is not None and entry.effective_to <= effective_from
+        ):
+            continue
+        shorter = terms is not None and (
+            entry.payment_terms_days is None or terms < entry.payment_terms_days
+        )
+        if amount < entry.amount or shorter:
+            return True
+    return False
+
+
 def terms_on(history: Sequence[HistoryEntry], day: dt.date) -> int | None:
     """The payment terms of the amount in force on `day` (else of the last one before it, else
     of the first one): the terms belong to each amount of the history."""
@@ -288,15 +315,18 @@ class UnderwriterDecision:
 
 
 def underwriter_decision(
-    decision: str, *, requested: Decimal, amount: Decimal | None
+    decision: str, *, requested: Decimal, amount: Decimal | None, insolvent: bool = False
 ) -> UnderwriterDecision:
     """An underwriter's final decision on a referred request: a refusal decides nothing; an
     approval grants the requested amount or less (less is a partial approval), and a partial
-    approval needs an amount below the requested one. The status it leaves is the transition
-    table's. (The single-buyer cap is checked on the amount decided.)"""
+    approval needs an amount below the requested one; a buyer insolvent since the referral takes
+    only a refusal (insolvency withdraws every limit on it). The status it leaves is the
+    transition table's. (The single-buyer cap is checked on the amount decided.)"""
     act = UnderwriterAct(decision)
     if act is UnderwriterAct.REFUSE:
         return UnderwriterDecision(TRANSITIONS[act][S.REFERRED], Decimal(0), "underwriter_refused")
+    if insolvent:
+        raise DecisionRefused("the buyer is insolvent: only a refusal is possible", ("decision",))
     if amount is None and act is UnderwriterAct.PARTIALLY_APPROVE:
         raise DecisionRefused("a partial approval needs an amount")
     decided = requested if amount is None else amount

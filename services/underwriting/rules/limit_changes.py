@@ -40,13 +40,23 @@ def change_effective_from(
 ) -> tuple[dt.date, bool]:
     """When a change takes effect, and whether that date is allowed. An increase may take
     effect today; a reduction or withdrawal only on or after tomorrow, by default after the
-    reduction notice period."""
+    reduction notice period (and never before tomorrow, even with no notice period)."""
     reduction = is_reduction(current, new_amount)
+    if requested is None and reduction:
+        return max(days_after(today, notice_days), earliest_reduction_date(today)), True
     if requested is None:
-        return (days_after(today, notice_days) if reduction else today), True
+        return today, True
     if reduction:
         return requested, requested >= earliest_reduction_date(today)
     return requested, requested >= today
+
+
+def raises_an_insolvent_buyers_limit(
+    *, insolvent: bool, in_force: Decimal | None, new_amount: Decimal
+) -> bool:
+    """Insolvency withdraws every limit on the buyer: a person may still lower one, never raise
+    it above what is in force on the change's date."""
+    return insolvent and new_amount > (in_force or Decimal(0))
 
 
 def insolvency_withdrawal_date(observed_on: dt.date, today: dt.date) -> dt.date:
