@@ -150,6 +150,7 @@ async def run_escalations(
     body: EscalationRun, request: Request, session: SessionDep, caller: Collector,
     cmd: CommandDep,
 ) -> Response:  # fmt: skip
-    """Move the open cases up their ladders as of a date (a scheduler does this daily)."""
+    """Move the open cases up their ladders as of a date (a scheduler does this daily): today or
+    a day gone by; a date after today is 422 `validation` on `as_of`, naming today."""
     ctx = context(request, session, caller)
     return await cmd.run(lambda: uc.run_escalations(ctx, body.as_of))

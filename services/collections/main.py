@@ -40,7 +40,7 @@ async def escalate_daily(
         async with sessionmaker() as session:
             ctx = uc.Context(session=session, caller=SCHEDULER, today=settings.today(),
                              settings=settings)  # fmt: skip
-            result = await uc.run_escalations(ctx, settings.today())
+            result = await uc.run_escalations(ctx, ctx.today)
             await session.commit()
             if result.moved:
                 log.info("escalated %d cases", len(result.moved))

@@ -170,6 +170,12 @@ class Move(NamedTuple):
     days_past_due: int
 
 
+def may_run_as_of(as_of: dt.date, today: dt.date) -> bool:
+    """The ladder is run as of today or a day gone by, never ahead: a case never climbs down, so a
+    run dated after today would leave it for good on a rung its days past due have not reached."""
+    return as_of <= today
+
+
 def escalations(
     cases: Iterable[StandingCase], ladders: Mapping[str, Rungs], as_of: dt.date
 ) -> list[Move]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from services.collections.rules import CaseStatus
 from shared.contracts import (
@@ -157,7 +157,7 @@ class CaseList(Schema):
 
 
 class EscalationRun(Schema):
-    as_of: Date
+    as_of: Date = Field(description="today or a day gone by; a date after today is 422")
 
 
 class CaseMove(Schema):

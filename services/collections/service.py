@@ -418,7 +418,10 @@ async def run_escalations(ctx: Context, as_of: dt.date) -> EscalationResult:
     """Move every open case up to the highest rung its days past due reach on `as_of` (never
     down; a case on hold stays where it is); each move is logged on the case. Set-based: one read
     of the ladders, one of every open case with its oldest unpaid due date, one update and one
-    insert of the moves."""
+    insert of the moves. A run dated after today is refused (422 `validation` on `as_of`)."""
+    if not rules.may_run_as_of(as_of, ctx.today):
+        ahead = f"the ladder is run as of today ({ctx.today}) or a day gone by, not {as_of}"
+        raise invalid(["body", "as_of"], ahead)
     ladders = await repo.ladders(ctx.session)
     moves = rules.escalations(await repo.climbing_cases(ctx.session), ladders, as_of)
     if moves:

@@ -107,6 +107,10 @@ async def test_a_mandate_climbs_its_ladder_holds_on_a_dispute_and_closes_when_pa
     same_day = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
                                    json={"as_of": "2027-03-10"}), 200)  # fmt: skip
     assert case["id"] not in [m["case_id"] for m in same_day["moved"]]
+    ok(await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
+        "kind": "promise_to_pay", "occurred_on": "2027-03-10", "promised_amount": money("300"),
+        "promised_on": "2027-03-20"}), 201)  # fmt: skip
+    today(cases, "2027-03-17")
     run = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
                               json={"as_of": "2027-03-17"}), 200)  # fmt: skip
     assert {
@@ -116,26 +120,23 @@ async def test_a_mandate_climbs_its_ladder_holds_on_a_dispute_and_closes_when_pa
         "days_past_due": 30,
     } in run["moved"]
 
-    ok(await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
-        "kind": "promise_to_pay", "occurred_on": "2027-03-10", "promised_amount": money("300"),
-        "promised_on": "2027-03-20"}), 201)  # fmt: skip
-    today(cases, "2027-03-11")
+    today(cases, "2027-03-18")
     held = ok(await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
-        "kind": "dispute", "occurred_on": "2027-03-11", "note": "buyer disputes N-2"}), 201)  # fmt: skip
+        "kind": "dispute", "occurred_on": "2027-03-18", "note": "buyer disputes N-2"}), 201)  # fmt: skip
     assert held["case_status"] == "on_hold"
+    today(cases, "2027-04-30")
     frozen = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
                                  json={"as_of": "2027-04-30"}), 200)  # fmt: skip
     assert case["id"] not in [m["case_id"] for m in frozen["moved"]]
-    today(cases, "2027-04-30")
     ok(await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
         "kind": "dispute_resolved", "occurred_on": "2027-04-30"}), 201)  # fmt: skip
     legal = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
-                                json={"as_of": "2027-04-01"}), 200)  # fmt: skip
+                                json={"as_of": "2027-04-30"}), 200)  # fmt: skip
     assert {
         "case_id": case["id"],
         "from_stage": "phone_collection",
         "to_stage": "legal",
-        "days_past_due": 45,
+        "days_past_due": 74,
     } in legal["moved"]
 
     posted = await cases.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
@@ -162,10 +163,10 @@ async def test_a_mandate_climbs_its_ladder_holds_on_a_dispute_and_closes_when_pa
     assert seen["status"] == "closed" and seen["recovered"] == money("1000.00")
     assert [a["kind"] for a in seen["activities"]] == [
         "promise_to_pay",
+        "escalation",
         "dispute",
-        "escalation",
-        "escalation",
         "dispute_resolved",
+        "escalation",
     ]
     stranger = auth("policyholder", "someone-else")
     assert (await cases.get(f"/v1/cases/{case['id']}", headers=stranger)).status_code == 404
@@ -261,3 +262,28 @@ async def test_a_case_never_climbs_down_its_ladder(cases: httpx.AsyncClient) -> 
     assert (
         ok(await cases.get(f"/v1/cases/{case['id']}", headers=COLLECTOR), 200)["stage"] == "legal"
     )
+
+
+async def test_an_escalation_run_is_as_of_today_or_a_day_gone_by_never_ahead(
+    cases: httpx.AsyncClient,
+) -> None:
+    """A run dated after today would move cases for good to rungs their days past due have not
+    reached (a case never climbs down): 10 days past due is not yet `legal`."""
+    creditor = unique("ph")
+    body = mandate(creditor)
+    body["invoices"] = [{"number": "N-1", "amount": money("100"), "due_date": "2027-02-28"}]
+    case = ok(await cases.post("/v1/cases", headers=auth("policyholder", creditor), json=body), 201)
+    assert (case["stage"], case["days_past_due"]) == ("new", 10)
+    for as_of in ("2027-03-11", "2027-04-14"):  # tomorrow; the day it would be 45 days (legal)
+        ahead = await cases.post("/v1/escalations/run", headers=COLLECTOR, json={"as_of": as_of})
+        assert ahead.status_code == 422, ahead.text
+        problem = ahead.json()
+        assert problem["type"] == "validation"
+        assert [e["loc"] for e in problem["errors"]] == [["body", "as_of"]]
+        assert "2027-03-10" in problem["errors"][0]["msg"]
+    seen = ok(await cases.get(f"/v1/cases/{case['id']}", headers=COLLECTOR), 200)
+    assert seen["stage"] == "new" and [a["kind"] for a in seen["activities"]] == []
+    for as_of in ("2027-03-10", "2027-03-09"):  # today and a day gone by still run
+        run = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
+                                  json={"as_of": as_of}), 200)  # fmt: skip
+        assert run["as_of"] == as_of and case["id"] not in [m["case_id"] for m in run["moved"]]

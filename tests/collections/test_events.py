@@ -61,14 +61,16 @@ async def test_a_case_announces_its_opening_its_climb_and_its_dispute_to_its_cre
         "stage": "reminder_letter", "previous_status": None, "status": "open",
         "days_past_due": 23, "changed_on": TODAY, "reason": "case opened",
     }  # fmt: skip
-    run = {"as_of": "2027-03-17"}
+    week_on = "2027-03-17"  # 30 days past due: the phone collection's rung
+    today(cases, week_on)
+    run = {"as_of": week_on}
     ok(await cases.post("/v1/escalations/run", headers=COLLECTOR, json=run), 200)
     ok(await cases.post("/v1/escalations/run", headers=COLLECTOR, json=run), 200)  # moves none
     ok(await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
-        "kind": "call", "occurred_on": TODAY}), 201)  # fmt: skip
+        "kind": "call", "occurred_on": week_on}), 201)  # fmt: skip
     for kind in ("dispute", "dispute", "dispute_resolved"):  # a second dispute holds it still
         ok(await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
-            "kind": kind, "occurred_on": TODAY}), 201)  # fmt: skip
+            "kind": kind, "occurred_on": week_on}), 201)  # fmt: skip
     events = await read_feed(cases, holder)
     assert places(events) == [
         (None, "reminder_letter", None, "open"),
@@ -77,7 +79,7 @@ async def test_a_case_announces_its_opening_its_climb_and_its_dispute_to_its_cre
         ("phone_collection", "phone_collection", "on_hold", "open"),
     ]
     climbed = events[1]["data"]
-    assert (climbed["days_past_due"], climbed["changed_on"]) == (30, "2027-03-17")
+    assert (climbed["days_past_due"], climbed["changed_on"]) == (30, week_on)
     assert events[2]["data"]["reason"] == "dispute logged"
     assert await read_feed(cases, auth("policyholder", unique("ph"))) == []
     staff = await read_feed(cases, COLLECTOR, after=opened["id"])

@@ -71,5 +71,6 @@ async def test_the_escalation_run_climbs_the_rungs_the_ladders_table_holds(
     result = await uc.run_escalations(ctx, AS_OF)
     assert [(m.from_stage, m.to_stage, m.days_past_due) for m in result.moved
             if m.case_id == case.id] == [("new", "call", 3)]  # fmt: skip
-    later = await uc.run_escalations(ctx, AS_OF + dt.timedelta(days=2))
+    ctx.today = AS_OF + dt.timedelta(days=2)  # two days on: 5 days past due
+    later = await uc.run_escalations(ctx, ctx.today)
     assert [m.to_stage for m in later.moved if m.case_id == case.id] == ["visit"]

@@ -208,6 +208,24 @@ GOOD_INDICATORS = {
 }  # fmt: skip
 
 
+def case_of_claim(w: World, claim_id: str) -> dict[str, Any]:
+    answer = httpx.get(f"{w.urls['collections']}/v1/cases?claim_id={claim_id}",
+                       headers=auth("collector"))  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    [case] = answer.json()["items"]
+    return dict(case)
+
+
+def days_to_next_rung(w: World, case: dict[str, Any]) -> int:
+    """How many days on the case reaches the next rung of its ladder (`GET /v1/ladders`)."""
+    answer = httpx.get(f"{w.urls['collections']}/v1/ladders", headers=auth("collector"))
+    assert answer.status_code == 200, answer.text
+    [rungs] = [ladder["rungs"] for ladder in answer.json()["items"]
+               if ladder["name"] == case["ladder"]]  # fmt: skip
+    reached = int(case["days_past_due"])
+    return min(int(r["days_past_due"]) for r in rungs if r["days_past_due"] > reached) - reached
+
+
 def decide_limits_and_check_coverage(w: World) -> tuple[str, list[dict[str, Any]], list[Any]]:
     """A policy and a buyer; limit requests approved and refused by the engine, one referred
     and partially approved by an underwriter; coverage checks single and batch. The
@@ -369,28 +387,42 @@ def test_a_real_flow_moves_each_business_counter_by_exactly_what_happened(
     assert value(cl, "tci_outbox_delivery_attempts_total", target="collections",
                  outcome="delivered") == 1  # fmt: skip
 
-    # collections: the case escalated up its ladder; its creditor's webhook answered 410
-    case = httpx.get(f"{w.urls['collections']}/v1/cases?claim_id={claim_id}",
-                     headers=auth("collector")).json()["items"][0]  # fmt: skip
+    # collections: the case opened on today's rung; its creditor's webhook answered 410
+    case = case_of_claim(w, claim_id)
     wait_for(lambda: endpoint_status(w, "collections", gone) == "disabled", "the 410 to disable")
-    co_before = scrape(w.urls["collections"])
-    as_of = business_today("Asia/Shanghai") + dt.timedelta(days=400)
-    run = httpx.post(f"{w.urls['collections']}/v1/escalations/run", headers=auth("collector"),
-                     json={"as_of": as_of.isoformat()})  # fmt: skip
-    assert run.status_code == 200, run.text
-    moves = run.json()["moved"]
-    assert [m["case_id"] for m in moves] == [case["id"]]
     co = scrape(w.urls["collections"])
-    assert moved(co_before, co, "tci_collection_escalations_total") == 1
-    assert moved(co_before, co, "tci_collection_escalations_total", ladder=case["ladder"],
-                 stage=moves[0]["to_stage"]) == 1  # fmt: skip
+    assert value(co, "tci_collection_escalations_total") == 0  # opened on its rung: no climb
     assert (
         moved(before["collections"], co, "tci_webhook_delivery_attempts_total", outcome="gone") == 1
     )
     assert value(co, "tci_webhook_endpoints", service="collections", status="disabled") == 1
-    for kind, count in (events_by_type(w, "collections")).items():
+    opened_events = events_by_type(w, "collections")
+    for kind, count in opened_events.items():
         assert moved(before["collections"], co, "tci_events_total", service="collections",
                      type=kind) == count, kind  # fmt: skip
+
+    # days pass: collections starts again on the day the case reaches its next rung, and its
+    # scheduler (at start) escalates it; a collector's run of that day moves nothing more
+    later = business_today("Asia/Shanghai") + dt.timedelta(days=days_to_next_rung(w, case))
+    w.running.stop("collections")
+    start_services(w.database, w.urls, only=["collections"], running=w.running,
+                   env={**ENV, "TCI_FIXED_TODAY": later.isoformat()})  # fmt: skip
+    wait_for(lambda: value(scrape(w.urls["collections"]), "tci_collection_escalations_total") == 1,
+             "the scheduler to escalate the case")  # fmt: skip
+    climbed = case_of_claim(w, claim_id)
+    assert climbed["stage"] != case["stage"]
+    run = httpx.post(f"{w.urls['collections']}/v1/escalations/run", headers=auth("collector"),
+                     json={"as_of": later.isoformat()})  # fmt: skip
+    assert run.status_code == 200, run.text
+    assert run.json()["moved"] == []
+    co = scrape(w.urls["collections"])  # a new process: its counters start again
+    assert value(co, "tci_collection_escalations_total") == 1
+    assert value(co, "tci_collection_escalations_total", ladder=case["ladder"],
+                 stage=climbed["stage"]) == 1  # fmt: skip
+    assert value(co, "tci_webhook_delivery_attempts_total") == 0  # its endpoint is disabled
+    for kind, count in (events_by_type(w, "collections")).items():
+        assert value(co, "tci_events_total", service="collections",
+                     type=kind) == count - opened_events.get(kind, 0), kind  # fmt: skip
 
     # the pool and the process, read when scraped
     for service in SERVICES:
