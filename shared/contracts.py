@@ -15,6 +15,7 @@ What the database can hold is one rule for every request, kept here:
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
@@ -57,6 +58,7 @@ MAX_BIG_INTEGER = 2**63 - 1  # what a BIGINT (and SQLite's INTEGER) holds
 MAX_COUNT = 2**31 - 1  # what an INTEGER column holds
 MIN_DATE = dt.date(1900, 1, 1)  # business dates: invoices, shipments, events, payments …
 MAX_DATE = dt.date(2999, 12, 31)
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # api.md: dates are `YYYY-MM-DD`
 MAX_FILENAME_LENGTH = 255
 
 
@@ -97,6 +99,14 @@ def _unstorable(value: Any, loc: tuple[str | int, ...]) -> Iterator[InitErrorDet
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             yield from _unstorable(item, (*loc, index))
+
+
+def date_input(value: Any) -> Any:
+    """A date on the wire is a `YYYY-MM-DD` string: a number is not read as a Unix time, nor a
+    timestamp as its day."""
+    if (isinstance(value, str) and ISO_DATE.fullmatch(value)) or isinstance(value, dt.date):
+        return value
+    raise ValueError("a date is sent as a YYYY-MM-DD string")
 
 
 def _storable_date(value: dt.date) -> dt.date:
@@ -297,7 +307,12 @@ ExactPercent = Annotated[
     PlainSerializer(plain_decimal, return_type=str, when_used="json"),
     WithJsonSchema(_percent_schema(MAX_SHARE_DECIMAL_PLACES)),
 ]
-Date = Annotated[dt.date, AfterValidator(_storable_date), WithJsonSchema(DATE_SCHEMA)]
+Date = Annotated[
+    dt.date,
+    BeforeValidator(date_input),
+    AfterValidator(_storable_date),
+    WithJsonSchema(DATE_SCHEMA),
+]
 
 
 def at_most_decimals(places: int) -> AfterValidator:
@@ -317,6 +332,8 @@ def at_most_decimals(places: int) -> AfterValidator:
 # Integers in request bodies are JSON integers: not `true`, `"3"` or `3.0` (pydantic's lax mode
 # would take them).
 Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
+# So are booleans: `true` or `false`, not `"yes"`, `"on"` or `1`.
+Flag = Annotated[bool, Strict()]
 
 
 class Schema(BaseModel):
@@ -358,6 +375,8 @@ def _plainly_storable(values: Iterable[Any]) -> bool:
 def _check_parameter(where: str, name: str, value: str, dates: frozenset[str]) -> None:
     reason = unstorable_text(value)
     if reason is None and name in dates:
+        if not ISO_DATE.fullmatch(value):
+            raise invalid([where, name], "a date is sent as a YYYY-MM-DD string")
         try:
             _storable_date(dt.date.fromisoformat(value))
         except ValueError as exc:  # a malformed date is left to the route's own validation

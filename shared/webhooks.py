@@ -212,6 +212,7 @@ class WebhookEndpointCreated(WebhookEndpointRead):
 
 class WebhookAttemptRead(BaseModel):
     id: str
+    created_at: dt.datetime  # an attempt is recorded as it is made: its `attempted_at`
     event_id: str
     attempt: int
     attempted_at: dt.datetime
@@ -273,8 +274,9 @@ async def vet_url(
     url: str, *, development: bool, resolve_within: float, resolver: Resolver = resolve
 ) -> Target:
     """The URL as a delivery target, or `UrlRefused`: https only (http too in development), no
-    user or password, and every address its host resolves to allowed by `address_refusal`
-    (checked again before each delivery, which connects to the address vetted here)."""
+    user or password, a port from 1 to 65535, and every address its host resolves to allowed
+    by `address_refusal` (checked again before each delivery, which connects to the address
+    vetted here)."""
     try:
         parsed = httpx.URL(url)
         host = parsed.raw_host.decode("ascii")
@@ -288,6 +290,8 @@ async def vet_url(
         raise UrlRefused("the URL must not carry a user name or password")
     if not host:
         raise UrlRefused("the URL names no host")
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise UrlRefused(f"the URL names port {parsed.port}, which no connection can use")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         async with asyncio.timeout(resolve_within):
@@ -855,8 +859,9 @@ def _endpoint_read(row: Mapping[str, Any]) -> WebhookEndpointRead:
 def _attempt_read(row: Mapping[str, Any]) -> WebhookAttemptRead:
     status = row["status_code"]
     return WebhookAttemptRead(
-        id=row["id"], event_id=row["event_id"], attempt=row["attempt"],
-        attempted_at=row["attempted_at"], status_code=status, error=row["error"],
+        id=row["id"], created_at=row["attempted_at"], event_id=row["event_id"],
+        attempt=row["attempt"], attempted_at=row["attempted_at"], status_code=status,
+        error=row["error"],
         duration_ms=row["duration_ms"], delivered=status is not None and 200 <= status < 300,
     )  # fmt: skip
 

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from shared.contracts import (
     CountryCode,
     Date,
+    Flag,
     Ident,
     LongText,
     MoneyModel,
@@ -118,8 +119,8 @@ class ClaimCreate(Schema):
     credit_notes: NonNegativeMoney | None = None
     set_offs: NonNegativeMoney | None = None
     recovered: NonNegativeMoney | None = None
-    war_related: bool = False
-    nuclear_related: bool = False
+    war_related: Flag = False
+    nuclear_related: Flag = False
 
     @model_validator(mode="after")
     def _checks(self) -> ClaimCreate:
@@ -266,7 +267,7 @@ CalendarSource = Annotated[_CalendarSource, named_enum("CalendarSource", _Calend
 class CalendarDayWrite(Schema):
     """A correction of one day: working or not, and why."""
 
-    working: bool
+    working: Flag
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 

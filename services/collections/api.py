@@ -13,7 +13,7 @@ from services.collections.schemas import (
     CaseCreate,
     CaseList,
     CaseRead,
-    CaseStatusName,
+    CaseStatusFilter,
     EscalationResult,
     EscalationRun,
     LadderList,
@@ -73,7 +73,7 @@ async def open_case(
 @router.get("/cases", response_model=CaseList, responses=READ)
 async def list_cases(
     request: Request, session: ReadSessionDep, caller: CaseReader, page: PageDep,
-    status: Annotated[CaseStatusName | None, Query(max_length=20)] = None,
+    status: Annotated[CaseStatusFilter | None, Query()] = None,
     claim_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> CaseList:  # fmt: skip
     ctx = context(request, session, caller)

@@ -32,6 +32,8 @@ RecordedActivityKind = Annotated[
     str, named_enum("RecordedActivityKind", (*_ActivityKind.__args__, "escalation", "subrogation"))
 ]
 CaseStatusName = Annotated[str, named_enum("CaseStatus", [s.value for s in CaseStatus])]
+# What a list may be filtered on: one of those statuses, anything else is a 422.
+CaseStatusFilter = Annotated[CaseStatus, named_enum("CaseStatus", [s.value for s in CaseStatus])]
 # The stages of the seeded ladders (api.md), below the first rung `new`.
 Stage = Annotated[
     str,

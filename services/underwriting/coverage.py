@@ -7,7 +7,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, NamedTuple, NotRequired
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic's own on Python 3.11
 
 from services.underwriting import repository as repo
@@ -23,7 +23,14 @@ from services.underwriting.service import (
     owned_policy,
 )
 from shared.auth import Caller
-from shared.contracts import MAX_DATE, MAX_INTEGER_DIGITS, MIN_DATE, MINOR_UNITS_AT_MOST, Ident
+from shared.contracts import (
+    MAX_DATE,
+    MAX_INTEGER_DIGITS,
+    MIN_DATE,
+    MINOR_UNITS_AT_MOST,
+    Ident,
+    date_input,
+)
 from shared.db import Reader
 from shared.metrics import count_coverage
 from shared.money import Money, MoneyError, minor_units
@@ -155,7 +162,7 @@ class _PlainMoney(TypedDict):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
 
-_BusinessDate = Annotated[dt.date, Field(ge=MIN_DATE, le=MAX_DATE)]
+_BusinessDate = Annotated[dt.date, BeforeValidator(date_input), Field(ge=MIN_DATE, le=MAX_DATE)]
 
 
 @with_config(ConfigDict(extra="forbid"))

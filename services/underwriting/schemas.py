@@ -20,6 +20,7 @@ from shared.contracts import (
     CurrencyCode,
     Date,
     ExactDecimal,
+    Flag,
     Ident,
     LadderField,
     LongText,
@@ -61,7 +62,7 @@ class PolicyCreate(Schema):
     max_liability: PositiveMoney
     premium_rate_pct: PolicyPercent
     indemnity_pct: PolicyPercent = Decimal(90)
-    political_risk_cover: bool = False
+    political_risk_cover: Flag = False
     political_indemnity_pct: PolicyPercent = Decimal(90)
     covered_countries: list[CountryCode] | None = Field(None, max_length=300)
     max_credit_period_days: Days = 180
@@ -250,7 +251,7 @@ class LimitRequestCreate(Schema):
     buyer_id: Ident
     amount: PositiveMoney
     payment_terms_days: Annotated[int, Strict(), Field(ge=1, le=3650)]
-    related_to_policyholder: bool = False
+    related_to_policyholder: Flag = False
 
 
 class LimitRequestRead(Schema):

@@ -224,6 +224,13 @@ async def test_bad_case_input_is_refused_precisely(cases: httpx.AsyncClient) -> 
     assert unknown_buyer.status_code == 404
 
 
+async def test_a_status_filter_outside_the_case_statuses_is_a_422(cases: httpx.AsyncClient) -> None:
+    answer = await cases.get("/v1/cases", headers=COLLECTOR, params={"status": "lost"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["loc"] == ["query", "status"]
+    ok(await cases.get("/v1/cases", headers=COLLECTOR, params={"status": "on_hold"}), 200)
+
+
 async def test_a_paid_claim_takes_over_the_mandate_collecting_the_same_debt(
     cases: httpx.AsyncClient,
 ) -> None:

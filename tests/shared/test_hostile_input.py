@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.builders import make_buyer, make_policy, money, ok
-from tests.conftest import auth
+from tests.conftest import auth, unique
 
 UW = auth("underwriter")
 HANDLER = auth("claims_handler")
@@ -233,6 +233,25 @@ async def test_business_dates_past_2999_are_a_422_naming_the_field(api: Any) -> 
     )
 
 
+@pytest.mark.parametrize(
+    "when", [1762560000, 1762560000.0, "1762560000", "2026-11-08T00:00:00Z", "2026-11-08 00:00"]
+)
+async def test_a_business_date_is_a_yyyy_mm_dd_string_never_a_number_or_a_timestamp(
+    uw: httpx.AsyncClient, when: Any
+) -> None:
+    answer = await uw.post("/v1/buyers/buy-x/signals", headers=UW,
+                           json={"kind": "payment_delay", "observed_on": when})  # fmt: skip
+    body = refused(answer, ["body", "observed_on"])
+    assert "YYYY-MM-DD" in body["errors"][0]["msg"]
+
+
+@pytest.mark.parametrize("when", ["2026-01-01T00:00:00", "1767225600"])
+async def test_a_date_parameter_is_a_yyyy_mm_dd_string(uw: httpx.AsyncClient, when: str) -> None:
+    refused(await uw.get("/v1/policies/pol-x/premium", headers=UW,
+                         params={"from": when, "to": "2026-12-31"}),
+            ["query", "from"])  # fmt: skip
+
+
 async def test_a_date_parameter_outside_the_business_range_is_a_422(uw: httpx.AsyncClient) -> None:
     refused(await uw.get("/v1/policies/pol-x/premium", headers=UW,
                          params={"from": "0001-01-01", "to": "9999-12-31"}),
@@ -298,3 +317,29 @@ async def test_an_integer_in_a_body_is_a_json_integer_not_a_boolean_string_or_fl
         refused(answer, ["body", "litigation_count"])
     ok = await uw.put("/v1/country-risks/IS", headers=UW, json={"level": 3})
     assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize("flag", ["yes", "true", "on", 1, 0, 1.0])
+async def test_a_boolean_in_a_body_is_a_json_boolean_not_a_string_or_number(
+    api: Any, flag: Any
+) -> None:
+    claims = await api.open("claims")
+    uw = api("underwriting")
+    body = {"policyholder_id": unique("ph-flag"), "currency": "EUR", "start_date": "2026-01-01",
+            "end_date": "2026-12-31", "cover_type": "whole_turnover",
+            "max_liability": money("1000000"), "premium_rate_pct": "0.5"}  # fmt: skip
+    refused(await uw.post("/v1/policies", headers=UW, json={**body, "political_risk_cover": flag}),
+            ["body", "political_risk_cover"])  # fmt: skip
+    refused(await uw.post("/v1/policies/pol-x/limit-requests", headers=HOLDER,
+                          json={"buyer_id": "buy-x", "amount": money("1000"),
+                                "payment_terms_days": 60, "related_to_policyholder": flag}),
+            ["body", "related_to_policyholder"])  # fmt: skip
+    invoice = {"number": "INV-1", "amount": money("100"), "shipment_date": "2026-06-01",
+               "due_date": "2026-07-01"}  # fmt: skip
+    refused(await claims.post("/v1/claims", headers=HOLDER, json={
+        "policy_id": "pol-x", "buyer_id": "buy-x", "cause": "insolvency",
+        "event_date": "2026-08-01", "invoices": [invoice], "war_related": flag}),
+        ["body", "war_related"])  # fmt: skip
+    refused(await claims.put("/v1/calendars/CN/days/2026-10-10", headers=HANDLER,
+                             json={"working": flag, "reason": "bridge day"}),
+            ["body", "working"])  # fmt: skip

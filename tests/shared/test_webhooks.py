@@ -170,6 +170,13 @@ async def test_outside_development_a_url_must_be_https_without_credentials_to_a_
     )
 
 
+@pytest.mark.parametrize("port", [0, 65536, 99999])
+async def test_a_url_whose_port_no_connection_can_use_is_refused(port: int) -> None:
+    why = await refusal(f"https://93.184.215.14:{port}/hook")
+    assert f"port {port}" in why
+    assert f"port {port}" in await refusal(f"http://localhost:{port}/hook", development=True)
+
+
 async def test_a_host_is_refused_when_any_of_its_addresses_is_private() -> None:
     async def rebinding(host: str, port: int) -> list[str]:
         return ["93.184.215.14", "10.0.0.7"]
@@ -332,6 +339,10 @@ async def test_a_test_message_is_signed_posted_at_once_and_listed_in_the_deliver
                                      headers=holder), 200)  # fmt: skip
     assert [a["id"] for a in page["items"] + rest["items"]] == [first["id"], second["id"]]
     assert rest["next_cursor"] is None
+    # Every object carries its id and created_at (api.md): an attempt is recorded as it is made.
+    assert [a["created_at"] for a in page["items"] + rest["items"]] == [
+        first["attempted_at"], second["attempted_at"]]  # fmt: skip
+    assert first["created_at"] == first["attempted_at"]
 
 
 # ---------------------------------------------------------------- retries
