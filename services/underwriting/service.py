@@ -337,6 +337,15 @@ async def _record_grade(
     await ctx.session.flush()
 
 
+def _registrant(caller: Caller) -> str:
+    """Who registered a buyer: a policyholder by its party id (the buyer is then its own); anyone
+    else by role and subject, never read as a party (a staff token carrying a party id gives
+    that party nothing)."""
+    if caller.role == "policyholder" and caller.party_id:
+        return caller.party_id
+    return f"{caller.role}:{caller.subject}"
+
+
 async def register_buyer(ctx: Context, data: BuyerCreate) -> BuyerRead:
     """A new buyer, graded at once. Indicators an underwriter gives are confirmed; those a
     policyholder declares are kept and move the grade only once an underwriter confirms them."""
@@ -355,7 +364,7 @@ async def register_buyer(ctx: Context, data: BuyerCreate) -> BuyerRead:
         declared_indicators=None if confirmed or not indicators else indicators,
         grade=0,
         grade_factors=[],
-        registered_by=ctx.caller.party_id or ctx.caller.subject,
+        registered_by=_registrant(ctx.caller),
         created_at=utcnow(),
     )
     await _grade_today(ctx, buyer, signals=[])  # a buyer just made: no signal names it yet

@@ -171,3 +171,15 @@ async def test_a_policyholder_declares_indicators_only_on_its_own_buyers_so_no_c
     moved = ok(await uw.post(f"/v1/buyers/{own}/indicators/confirmation",
                              headers=underwriter), 200)  # fmt: skip
     assert moved["grade"] > w["requested"]["grade"]
+
+
+async def test_a_buyer_registered_with_a_staff_token_carrying_a_party_id_is_not_that_partys(
+    uw: httpx.AsyncClient,
+) -> None:
+    party = unique("ph-c")
+    staff_made = ok(await uw.post("/v1/buyers", headers=auth("underwriter", party), json={
+        "name": "Registered by staff", "country": "DE",
+        "registration_number": unique("HRB")}), 201)  # fmt: skip
+    holder = auth("policyholder", party)
+    assert staff_made["id"] not in {b["id"] for b in await _all_pages(uw, holder, limit=100)}
+    assert (await uw.get(f"/v1/buyers/{staff_made['id']}", headers=holder)).status_code == 404
