@@ -161,7 +161,8 @@ def invoices(count: int, buyers: int, tag: str) -> list[dict[str, Any]]:
             "amount": {"amount": f"{1000 + n % 9000}.50", "currency": "EUR"},
             "shipment_date": ship.isoformat(), "due_date": (ship + dt.timedelta(days=60)).isoformat(),
             "paid_amount": {"amount": f"{1000 + n % 9000}.50" if paid else "0", "currency": "EUR"},
-            "paid_on": (ship + dt.timedelta(days=50)).isoformat() if paid else None,
+            # paid 50 days after shipment, or today if that is later (never after today)
+            "paid_on": min(ship + dt.timedelta(days=50), TODAY).isoformat() if paid else None,
         })  # fmt: skip
     return rows
 

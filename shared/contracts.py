@@ -182,6 +182,10 @@ def _country(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_no_nul)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+# A name: short text with at least one character that is not white space (kept as written).
+NameText = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=r"\S"), AfterValidator(_no_nul)
+]
 LongText = Annotated[str, Field(max_length=4000), AfterValidator(_no_nul)]
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 # How these types are published in OpenAPI: one string schema each, the same for requests and

@@ -105,6 +105,10 @@ BUYER_EXISTS = _entry("buyer-exists", 409, "Buyer exists",
 POLICY_OVERLAP = _entry("policy-overlap", 409, "Policy overlap",
                         "the policyholder already has a policy in this currency whose dates "
                         "overlap; `existing_policy_id` names it", "underwriting")  # fmt: skip
+SANCTION_EXISTS = _entry("sanction-exists", 409, "Sanction exists",
+                         "the country or buyer is already on the sanctions list; "
+                         "`existing_sanction_id` names the listing (lifting it lifts the "
+                         "sanction)", "underwriting")  # fmt: skip
 DUE_BEFORE_SHIPMENT = _entry("due-before-shipment", 422, "Due before shipment",
                              "an invoice's due date is before its shipment date",
                              "underwriting")  # fmt: skip

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -84,3 +87,17 @@ async def check(client: httpx.AsyncClient, policy: dict[str, Any], buyer_id: str
               "shipment_date": shipment, "due_date": due, **extra},
         headers=headers or auth("policyholder", policy["policyholder_id"]),
     )  # fmt: skip
+
+
+@contextmanager
+def declared_on(client: httpx.AsyncClient, day: dt.date) -> Iterator[None]:
+    """The in-process app's today moved to `day` for the block, then back: a book declared when
+    its payments were past, read on an earlier day (as a book declared before payments after
+    today were refused may still hold them)."""
+    settings = client._transport.app.state.settings  # type: ignore[attr-defined]
+    before = settings.fixed_today
+    settings.fixed_today = day
+    try:
+        yield
+    finally:
+        settings.fixed_today = before

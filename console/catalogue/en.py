@@ -323,6 +323,7 @@ MESSAGES: dict[str, str] = {
     "problem.already-assigned": "The policy is already assigned to this bank.",
     "problem.buyer-exists": "This buyer is already registered.",
     "problem.policy-overlap": "A policy of this policyholder in this currency already covers these dates.",
+    "problem.sanction-exists": "This country or buyer is already on the sanctions list.",
     "problem.due-before-shipment": "The due date is before the shipment date.",
     "problem.retroactive-reduction": "A reduction can take effect tomorrow at the earliest.",
     "problem.political-risk-not-covered": "The policy does not cover political risk.",

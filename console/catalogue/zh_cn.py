@@ -317,6 +317,7 @@ MESSAGES: dict[str, str] = {
     "problem.already-assigned": "保单已转让给该银行。",
     "problem.buyer-exists": "该买方已登记。",
     "problem.policy-overlap": "该投保人同币种的保单已覆盖这些日期。",
+    "problem.sanction-exists": "该国家或买方已在制裁名单上。",
     "problem.due-before-shipment": "到期日早于发货日期。",
     "problem.retroactive-reduction": "限额削减最早只能从明天起生效。",
     "problem.political-risk-not-covered": "保单不承保政治风险。",

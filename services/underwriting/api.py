@@ -43,6 +43,7 @@ from services.underwriting.schemas import (
     PolicyRead,
     PortfolioHealthRead,
     PremiumRead,
+    RegistrationNumberQuery,
     SanctionCreate,
     SanctionList,
     SanctionRead,
@@ -179,7 +180,7 @@ async def list_buyer_signals(
 async def find_buyers(
     request: Request, session: SessionDep, caller: PolicyholderOrStaff, page: PageDep,
     country: CountryCode | None = None,
-    registration_number: Annotated[str | None, Query(max_length=100)] = None,
+    registration_number: Annotated[RegistrationNumberQuery | None, Query()] = None,
 ) -> BuyerList:  # fmt: skip
     """Staff: every buyer. A policyholder: the buyers it registered or holds a limit or a limit
     request on, or any buyer looked up by its exact `country` and `registration_number`."""
@@ -243,7 +244,7 @@ async def add_sanction(
     body: SanctionCreate, request: Request, session: SessionDep, caller: Underwriter,
     cmd: CommandDep,
 ) -> Response:  # fmt: skip
-    """Sanction a country or a buyer: never covered, never indemnified."""
+    """Sanction a country or a buyer, listed once: never covered, never indemnified."""
     ctx = context(request, session, caller)
     return await cmd.run(lambda: uc.add_sanction(ctx, body), status_code=201,
                          location=lambda s: f"/v1/sanctions/{s.id}")  # fmt: skip

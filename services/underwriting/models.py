@@ -134,12 +134,16 @@ class CountryRisk(Base):
 
 
 class Sanction(Timestamped, Base):
-    """A sanctioned country or buyer: never covered, never indemnified."""
+    """A sanctioned country or buyer, listed once: never covered, never indemnified."""
 
     __tablename__ = "sanctions"
 
-    country: Mapped[str | None] = mapped_column(String(2), nullable=True, index=True)
-    buyer_id: Mapped[str | None] = mapped_column(ForeignKey("buyers.id"), nullable=True, index=True)
+    # Each country and each buyer is listed once (a unique index each; the other column is null
+    # and nulls are distinct), so that lifting its one listing lifts the sanction.
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True, index=True, unique=True)
+    buyer_id: Mapped[str | None] = mapped_column(
+        ForeignKey("buyers.id"), nullable=True, index=True, unique=True
+    )
     reason: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(200))
 

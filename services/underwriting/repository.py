@@ -1023,6 +1023,14 @@ async def sanction(session: AsyncSession, sanction_id: str) -> Sanction | None:
     return await session.get(Sanction, sanction_id)
 
 
+async def sanction_listing(
+    session: AsyncSession, *, country: str | None, buyer_id: str | None
+) -> Sanction | None:
+    """The listing of this country, or of this buyer, if it is on the sanctions list."""
+    target = Sanction.country == country if country is not None else Sanction.buyer_id == buyer_id
+    return (await session.execute(select(Sanction).where(target))).scalar_one_or_none()
+
+
 async def delete(session: AsyncSession, row: Any) -> None:
     await session.delete(row)
     await session.flush()

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, Strict, model_validator
+from pydantic import Field, Strict, StringConstraints, model_validator
 
 from services.underwriting.rules.coverage import COVERAGE_REASONS
 from services.underwriting.rules.credit_limit import LimitRequestStatus as LimitRequestStatus
@@ -25,11 +25,11 @@ from shared.contracts import (
     LadderField,
     LongText,
     MoneyModel,
+    NameText,
     NonNegativeMoney,
     Percent,
     PositiveMoney,
     Schema,
-    ShortText,
     SignalKindField,
     at_most_decimals,
     component_ref,
@@ -37,6 +37,13 @@ from shared.contracts import (
 )
 
 Days = Annotated[int, Strict(), Field(ge=0, le=3650)]
+NOT_BLANK = r"\S"  # at least one character that is not white space
+# A buyer is known by its registration number as written without surrounding blanks (" R1" is
+# "R1"): stripped here only, the services keep every other text as given.
+RegistrationNumber = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NOT_BLANK)
+]
+RegistrationNumberQuery = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 PolicyPercent = Annotated[Percent, at_most_decimals(6)]  # a policy's Exact(12, 6) columns
 CoverType = Annotated[
     Literal["whole_turnover", "named_buyers"],
@@ -139,9 +146,9 @@ class IndicatorsIn(Schema):
 
 
 class BuyerCreate(Schema):
-    name: ShortText
+    name: NameText
     country: CountryCode
-    registration_number: Annotated[str, Field(min_length=1, max_length=100)]
+    registration_number: RegistrationNumber
     legal_form: LegalForm = "company"
     indicators: IndicatorsIn | None = None
 

@@ -52,6 +52,7 @@ from shared.problems import (
     BUYER_EXISTS,
     DUE_BEFORE_SHIPMENT,
     POLICY_OVERLAP,
+    SANCTION_EXISTS,
     Problem,
     conflict,
     invalid,
@@ -478,19 +479,32 @@ async def get_country_risk(ctx: Context, country: str) -> CountryRiskRead:
 
 
 async def add_sanction(ctx: Context, data: SanctionCreate) -> SanctionRead:
+    """List a country or a buyer, once: what is listed already is a 409 naming its listing (so
+    that lifting that one lifts the sanction), concurrent listings of one target included."""
     if data.buyer_id is not None and await repo.buyer(ctx.session, data.buyer_id) is None:
         raise not_found("buyer", data.buyer_id)
+    target = {"country": data.country, "buyer_id": data.buyer_id}
+    existing = await repo.sanction_listing(ctx.session, **target)
+    if existing is not None:
+        raise _already_listed(existing.id)
     sanction = Sanction(
         id=new_id("snc"), country=data.country, buyer_id=data.buyer_id, reason=data.reason,
         created_by=ctx.caller.subject, created_at=utcnow(),
     )  # fmt: skip
-    ctx.session.add(sanction)
-    await ctx.session.flush()
+    if not await repo.add_unless_taken(ctx.session, sanction,
+                                       "country" if data.country is not None else "buyer_id"):  # fmt: skip
+        raced = await repo.sanction_listing(ctx.session, **target)
+        raise _already_listed(raced.id if raced else "")
     buyers, limits = await whole_book.sanctioned_book(ctx.session, country=data.country,
                                                       buyer_id=data.buyer_id)  # fmt: skip
     return views.sanction_read(sanction).model_copy(
         update={"buyers_affected": buyers, "limits_affected": limits}
     )
+
+
+def _already_listed(sanction_id: str) -> Problem:
+    return conflict(SANCTION_EXISTS, "this country or buyer is already on the sanctions list",
+                    existing_sanction_id=sanction_id)  # fmt: skip
 
 
 async def list_sanctions(ctx: Context, page: PageRequest) -> SanctionList:
@@ -528,14 +542,12 @@ async def declare_receivables(
                                 f"invoice {invoice.number}: due date is before the shipment date",
                                 errors=[{"loc": [*loc, "due_date"],
                                          "msg": "before the shipment date"}])  # fmt: skip
-        if invoice.paid_amount is not None:
-            paid = amount_in(invoice.paid_amount, policy.currency, [*loc, "paid_amount"])
-            if paid < 0 or paid > amount:
-                raise invalid([*loc, "paid_amount"], "must be between zero and the amount")
-            if paid > 0 and invoice.paid_on is None:
-                raise invalid([*loc, "paid_on"], "a payment needs its date")
-        if invoice.paid_on is not None and invoice.paid_amount is None:
-            raise invalid([*loc, "paid_amount"], "a payment date needs the amount paid")
+        paid = (None if invoice.paid_amount is None
+                else amount_in(invoice.paid_amount, policy.currency, [*loc, "paid_amount"]))  # fmt: skip
+        fault = rules.payment_fault(amount, paid, invoice.paid_on, today=ctx.today)
+        if fault is not None:
+            field, why = fault
+            raise invalid([*loc, field], why)
     missing = set(i.buyer_id for i in data.invoices) - await repo.existing_buyer_ids(
         ctx.session, [i.buyer_id for i in data.invoices]
     )

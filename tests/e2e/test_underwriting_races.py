@@ -101,6 +101,26 @@ async def test_fifty_registrations_of_one_buyer_at_once_register_it_once_and_nam
                      "AND registration_number = %s", registration) == 1  # fmt: skip
 
 
+async def test_fifty_listings_of_one_buyer_at_once_list_it_once_and_one_lift_lifts_it(
+    services: Services,
+) -> None:
+    _, buyer_id = await setup(services, unique("ph"))
+    body = {"buyer_id": buyer_id, "reason": "listed"}
+    answers = await fire(services, "/v1/sanctions", [body] * AT_ONCE, UW)
+    statuses = Counter(a.status_code for a in answers)
+    assert statuses == {201: 1, 409: AT_ONCE - 1}, statuses
+    [winner] = [a.body["id"] for a in answers if a.status_code == 201]
+    for loser in (a.body for a in answers if a.status_code == 409):
+        assert loser["type"].endswith("sanction-exists") and loser["existing_sanction_id"] == winner
+    assert committed("SELECT count(*) FROM underwriting.sanctions WHERE buyer_id = %s",
+                     buyer_id) == 1  # fmt: skip
+    async with httpx.AsyncClient(base_url=services.urls["underwriting"]) as client:
+        lifted = await client.delete(f"/v1/sanctions/{winner}", headers=UW)
+        assert lifted.status_code == 200, lifted.text
+    assert committed("SELECT count(*) FROM underwriting.sanctions WHERE buyer_id = %s",
+                     buyer_id) == 0  # fmt: skip
+
+
 async def test_fifty_assignments_of_one_bank_at_once_assign_it_once_and_answer_already_assigned(
     services: Services,
 ) -> None:

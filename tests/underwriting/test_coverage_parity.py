@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from services.underwriting import rules
-from tests.builders import check, make_buyer, make_policy, money, ok
+from tests.builders import check, declared_on, make_buyer, make_policy, money, ok
 from tests.conftest import auth
 
 UW = auth("underwriter")
@@ -67,8 +67,9 @@ async def books(uw: httpx.AsyncClient) -> tuple[dict[str, Any], str]:
                  "paid_amount": money(str(r.paid_amount)),
                  "paid_on": None if r.paid_on is None else r.paid_on.isoformat()}
                 for r in RECEIVABLES]  # fmt: skip
-    ok(await uw.post(f"/v1/policies/{policy['id']}/declarations", headers=holder,
-                     json={"invoices": invoices}), 201)  # fmt: skip
+    with declared_on(uw, max(r.paid_on for r in RECEIVABLES if r.paid_on is not None)):
+        ok(await uw.post(f"/v1/policies/{policy['id']}/declarations", headers=holder,
+                         json={"invoices": invoices}), 201)  # fmt: skip
     return policy, buyer
 
 

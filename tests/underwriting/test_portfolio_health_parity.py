@@ -16,7 +16,7 @@ import pytest
 
 from services.underwriting import rules
 from services.underwriting.rules.cash_flow import HealthThresholds
-from tests.builders import make_buyer, make_policy, money, ok
+from tests.builders import declared_on, make_buyer, make_policy, money, ok
 from tests.conftest import auth
 
 TODAY = dt.date(2027, 7, 1)
@@ -58,8 +58,10 @@ async def books(
     invoices = [*make(buyers), rules.Invoice(idle, D(10), TODAY - dt.timedelta(days=40),
                                              TODAY - dt.timedelta(days=20), D(10), TODAY)]  # fmt: skip
     holder = auth("policyholder", policy["policyholder_id"])
-    answer = ok(await client.post(f"/v1/policies/{policy['id']}/declarations", headers=holder, json={
-        "invoices": [declared(f"P-{n}", i) for n, i in enumerate(invoices)]}), 201)  # fmt: skip
+    with declared_on(client, max(i.paid_on for i in invoices if i.paid_on is not None)):
+        answer = ok(await client.post(f"/v1/policies/{policy['id']}/declarations", headers=holder,
+                                      json={"invoices": [declared(f"P-{n}", i)
+                                                         for n, i in enumerate(invoices)]}), 201)  # fmt: skip
     assert answer["created"] == len(invoices)
     ratios = dict(zip([*buyers, idle], map(D, [*RATIOS, "0.5"]), strict=True))
     return policy["id"], invoices, ratios

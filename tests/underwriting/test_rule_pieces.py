@@ -1,5 +1,5 @@
 """The named pieces of the longer rules, each on its own: the decision table's rows, the
-indicators of portfolio health, and the conditions of coverage."""
+indicators of portfolio health, the conditions of coverage, and what a declared payment may be."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from services.underwriting.rules import cash_flow, coverage, credit_limit
 from services.underwriting.rules.credit_limit import DEFAULT_DECISION_TABLE as TABLE
+from services.underwriting.rules.premium import payment_fault
 from shared.money import Money
 from tests.underwriting.test_rules import cover_facts as rules_cover_facts
 from tests.underwriting.test_rules import facts
@@ -145,3 +146,20 @@ def test_the_covered_amount_is_the_receivable_up_to_the_headroom_above_the_expos
     assert coverage.covered_amount(D(30000), D(100000), D(80000)) == D(20000)
     assert coverage.covered_amount(D(30000), D(100000), D(0)) == D(30000)
     assert coverage.covered_amount(D(30000), D(100000), D(120000)) == D(0)
+
+
+# ---------------------------------------------------------------- a declared payment
+
+
+def test_a_declared_payment_is_observed_by_today_within_the_amount_and_dated() -> None:
+    def fault(paid: str | None, on: dt.date | None) -> tuple[str, str] | None:
+        return payment_fault(D(500), None if paid is None else D(paid), on, today=TODAY)
+
+    tomorrow, yesterday = TODAY + dt.timedelta(days=1), TODAY - dt.timedelta(days=1)
+    assert fault(None, None) is None and fault("0", None) is None
+    assert fault("500", TODAY) is None and fault("100", yesterday) is None
+    assert fault("100", tomorrow) == ("paid_on", f"must not be after today ({TODAY})")
+    assert fault("0", tomorrow) == ("paid_on", f"must not be after today ({TODAY})")
+    assert fault("500.01", yesterday) == ("paid_amount", "must be between zero and the amount")
+    assert fault("100", None) == ("paid_on", "a payment needs its date")
+    assert fault(None, tomorrow) == ("paid_amount", "a payment date needs the amount paid")

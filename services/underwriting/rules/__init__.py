@@ -6,7 +6,7 @@
   single-buyer cap, the history of amounts and their terms);
 - `limit_changes`: Limit changes (reductions, insolvency, halving, what a signal does);
 - `coverage`: Discretionary limit, Stop-shipment, Sanctions and Coverage;
-- `premium`: Declarations and premium;
+- `premium`: Declarations and premium (what a declared payment may be, the premium);
 - `cash_flow`: Cash-flow indicators (portfolio health).
 
 Everything is re-exported here, so `from services.underwriting import rules` and
@@ -110,6 +110,7 @@ from services.underwriting.rules.premium import (
     TurnoverLine,
     bears_premium,
     insurable_turnover,
+    payment_fault,
     premium,
 )
 
@@ -182,6 +183,7 @@ __all__ = [
     "insurable",
     "insurable_turnover",
     "is_reduction",
+    "payment_fault",
     "policy_open",
     "portfolio_health",
     "premium",

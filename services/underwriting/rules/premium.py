@@ -1,8 +1,9 @@
-"""Declarations and premium (domain.md, Underwriting: Declarations and premium): which declared
-turnover bears premium, and the premium."""
+"""Declarations and premium (domain.md, Underwriting: Declarations and premium): what a declared
+payment may be, which declared turnover bears premium, and the premium."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import NamedTuple
@@ -11,6 +12,26 @@ from services.underwriting.rules.policy import country_covered, insurable
 from shared.money import Money
 
 ZERO = Decimal(0)
+
+
+def payment_fault(
+    amount: Decimal, paid_amount: Decimal | None, paid_on: dt.date | None, *, today: dt.date
+) -> tuple[str, str] | None:
+    """A declared payment is what the buyer paid on the invoice and the day it paid it: between
+    zero and the invoice's amount, dated when anything was paid, and never after today (a payment
+    is observed, not foreseen); a date comes with its amount. The field at fault and why, or None
+    (a payment before shipment is an advance, not a fault)."""
+    if paid_amount is not None:
+        if paid_amount < 0 or paid_amount > amount:
+            return "paid_amount", "must be between zero and the amount"
+        if paid_amount > 0 and paid_on is None:
+            return "paid_on", "a payment needs its date"
+    if paid_on is not None:
+        if paid_amount is None:
+            return "paid_amount", "a payment date needs the amount paid"
+        if paid_on > today:
+            return "paid_on", f"must not be after today ({today.isoformat()})"
+    return None
 
 
 def premium(turnover: Money, rate_pct: Decimal) -> Money:
