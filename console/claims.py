@@ -14,12 +14,14 @@ from starlette.responses import Response
 from console.session import CsrfDep, HandlerDep
 from console.underwriting import buyers_by_id
 from console.upstream import Upstream, UpstreamDep, UpstreamRefused, gather_all
-from console.web import redirect, render, today
+from console.web import PlainIds, redirect, render, today
 from shared.calendar import is_working_day
 
-router = APIRouter(prefix="/claims")
+router = APIRouter(prefix="/claims", dependencies=[PlainIds])
 STATUSES = ("documents_pending", "under_review", "on_hold", "assessed", "approved", "rejected",
             "paid", "lapsed")  # fmt: skip
+# A claim still waiting for its decision (the working days left to it are counted for these only).
+AWAITING_DECISION = ("documents_pending", "under_review", "on_hold", "assessed")
 DECIDED_NOTICE = {"approve": "claim-approved", "reject": "claim-rejected"}
 DISPUTE_OUTCOMES = ("policyholder", "buyer")
 DOWNLOAD_HEADERS = ("content-type", "content-disposition", "content-length")
@@ -52,8 +54,8 @@ async def calendar_of(upstream: Upstream, country: str, years: set[int]) -> dict
 
 async def days_left_of(upstream: Upstream, claims: list[dict[str, Any]], on: dt.date
                        ) -> dict[str, int]:  # fmt: skip
-    """Working days left to each claim's decision, on its policy's claims calendar."""
-    due = [c for c in claims if c.get("decision_due")]
+    """Working days left to each undecided claim's decision, on its policy's claims calendar."""
+    due = [c for c in claims if c.get("decision_due") and c["status"] in AWAITING_DECISION]
     policy_ids = sorted({c["policy_id"] for c in due})
     policies = await gather_all(*(upstream.get("underwriting", f"/v1/policies/{p}")
                                   for p in policy_ids))  # fmt: skip

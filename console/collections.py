@@ -13,9 +13,9 @@ from starlette.responses import Response
 from console.session import CollectorDep, CsrfDep
 from console.underwriting import buyers_by_id
 from console.upstream import Upstream, UpstreamDep, UpstreamRefused
-from console.web import redirect, render, today
+from console.web import PlainIds, redirect, render, today
 
-router = APIRouter(prefix="/cases")
+router = APIRouter(prefix="/cases", dependencies=[PlainIds])
 STAGES = ("new", "reminder_letter", "phone_collection", "legal", "amicable", "lawyer_letter",
           "lawsuit")  # fmt: skip
 ACTIVITY_KINDS = (

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -82,6 +83,12 @@ async def http_error(request: Request, exc: Exception) -> Response:
                   status_code=exc.status_code)  # fmt: skip
 
 
+async def form_incomplete(request: Request, exc: Exception) -> Response:
+    """A form posted without a field its page always sends (a stale or hand-made form): the
+    validation page in the reader's language, not the framework's JSON."""
+    return render(request, "error.html", status=422, slug="validation", status_code=422)
+
+
 def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     settings = settings or ConsoleSettings()
 
@@ -107,6 +114,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_exception_handler(UpstreamRefused, upstream_refused)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, form_incomplete)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for module in (signin, underwriting, claims, collections):
         app.include_router(module.router)

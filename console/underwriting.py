@@ -16,11 +16,11 @@ from starlette.responses import Response
 from console.i18n import Translator
 from console.session import CsrfDep, UnderwriterDep
 from console.upstream import Upstream, UpstreamDep, UpstreamRefused, gather_all
-from console.web import redirect, render, today, translator
+from console.web import PlainIds, redirect, render, today, translator
 from shared.contracts import SignalKind
 from shared.countries import country_codes
 
-router = APIRouter(prefix="/underwriting")
+router = APIRouter(prefix="/underwriting", dependencies=[PlainIds])
 DECISIONS = ("approve", "partially_approve", "refuse")
 SIGNAL_KINDS: tuple[str, ...] = get_args(SignalKind)
 LIMIT_CHANGES = ("reduce", "withdraw")

@@ -4,11 +4,12 @@ is given (the caller, the CSRF token, the language switch)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import Request
+from fastapi import Depends, HTTPException, Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse
 
@@ -22,6 +23,10 @@ TEMPLATES = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# What the services' ids look like (`new_id`: a prefix, `_`, base32 or hex); a page's `error` code
+# (a problem type's slug or the console's own).
+PLAIN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SLUG = re.compile(r"^[a-z0-9-]{1,64}$")
 HOME_OF_ROLE = {"underwriter": "/underwriting/queue", "claims_handler": "/claims",
                 "collector": "/cases"}  # fmt: skip
 
@@ -39,6 +44,24 @@ def today(request: Request) -> dt.date:
     return settings_of(request).today()
 
 
+def _known(t: Translator, group: str, code: str | None, *, any_slug: bool = False) -> str | None:
+    """A page address's notice or error code when it is one the console says (an error: any
+    problem slug, the catalogue's words or the code itself), never free text put into a link."""
+    if not code or not SLUG.match(code):
+        return None
+    return code if any_slug or t.has(f"{group}.{code}") else None
+
+
+async def plain_ids(request: Request) -> None:
+    """Every id in a page's address looks like one the services give, else the page is not
+    found (and no service is asked for a path the id would change: `?`, `#`, `..`, NUL)."""
+    if not all(PLAIN_ID.match(str(value)) for value in request.path_params.values()):
+        raise HTTPException(404)
+
+
+PlainIds = Depends(plain_ids)
+
+
 def render(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
     t = translator(request)
     session = signed_in(request)
@@ -49,12 +72,15 @@ def render(request: Request, template: str, *, status: int = 200, **context: Any
         path=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         locales=[(code, LANGUAGE_NAMES[code]) for code in LOCALES],
         home=HOME_OF_ROLE.get(session[0].role, "/") if session else "/sign-in",
-        notice=request.query_params.get("notice"),
-        error=request.query_params.get("error"),
+        notice=_known(t, "notice", request.query_params.get("notice")),
+        error=_known(t, "problem", request.query_params.get("error"), any_slug=True),
         **context,
     )
     response = HTMLResponse(page, status_code=status)
     response.headers["Content-Language"] = t.locale
+    if status >= 400 and request.method != "GET":
+        # A refused form's page shows where the form was; the address stays the page's.
+        response.headers["HX-Push-Url"] = "false"
     return response
 
 

@@ -216,3 +216,35 @@ def test_the_queue_is_worked_by_keyboard_alone(tab: Any, console: Console) -> No
     page.wait_for_url(f"**{second}")
     page.wait_for_load_state("networkidle")
     assert page.locator("h1").inner_text().startswith("Limit request")
+
+
+def test_a_refused_form_and_a_missing_page_are_shown_not_swallowed(
+    tab: Any, console: Console
+) -> None:
+    """htmx swaps the page in from every answer, an error page too: a form whose CSRF cookie has
+    expired (or another tab replaced) says so in the reader's language, and a link to a page
+    that is not there shows the "not found" page, instead of nothing happening at all."""
+    case_id = console.book.cases["reminder_letter"]
+    person = tab("zh-CN")
+    page = person.sign_in("collector", "Chen Jie")
+    person.open(f"/cases/{case_id}")
+    page.context.add_cookies([{"name": "tci_console_csrf", "value": "another.tab",
+                               "url": console.url}])  # fmt: skip
+    page.get_by_label("收款金额（EUR）").fill("12.34")
+    page.get_by_role("button", name="登记收款").click()
+    page.get_by_text("此表单已过期").wait_for()
+    assert page.url.endswith(f"/cases/{case_id}")  # not the form's address, which reloads to 405
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    assert api(console, "collections", f"/v1/cases/{case_id}", "collector")["payments"] == []
+    person.open("/cases")
+    page.locator("main").evaluate("""main => {
+        const gone = Object.assign(document.createElement("a"), {href: "/cases/x", id: "gone"});
+        gone.textContent = "gone";
+        main.append(gone);
+        htmx.process(gone);
+    }""")  # a link to a case that is not there (boosted, as every link of the console)
+    page.locator("#gone").click()
+    page.get_by_text("未找到").wait_for()
+    # The browser itself logs each 4xx answer; nothing else may be logged.
+    assert all("status of 40" in error for error in person.errors), person.errors
+    person.errors.clear()
