@@ -343,6 +343,8 @@ def problem_components() -> dict[str, dict[str, Any]]:
         "instance": {**text, "description": "the request's path"},
         "existing_policy_id": {**text, "description": "`policy-overlap`: the policy it overlaps"},
         "existing_buyer_id": {**text, "description": "`buyer-exists`: the buyer already known"},
+        "existing_sanction_id": {**text, "description": "`sanction-exists`: the listing already "
+                                 "there (lifting it lifts the sanction)"},
         "filing_deadline": {**date, "description": "the last day a claim may be filed"},
         "first_filing_date": {**date, "description": "`claim-too-early`: the first day"},
         "status_now": {**text, "description": "the status the resource is in now"},
