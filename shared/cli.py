@@ -37,7 +37,8 @@ def _service_names(value: str) -> str:
     return value
 
 
-def _port_base(value: str) -> int:
+def port_base(value: str) -> int:
+    """A `--port-base`: BASE+1..BASE+3 (and the console on BASE) all within 1-65535."""
     try:
         base = int(value)
     except ValueError:
@@ -139,7 +140,9 @@ def _up(args: argparse.Namespace) -> int:
         ]  # fmt: skip
         env = {**os.environ, **peers, "TCI_CONSOLE_PORT": str(console_port)}
         children.append(subprocess.Popen(command, env=env, start_new_session=True))
-        print(f"console: http://{args.host}:{console_port}  (make demo loads a book)", flush=True)
+        demo = ("make demo" if args.port_base == DOCUMENTED_BASE
+                else f"python -m console.demo --port-base {args.port_base}")  # fmt: skip
+        print(f"console: http://{args.host}:{console_port}  ({demo} loads a book)", flush=True)
     while not stopping and all(child.poll() is None for child in children):
         time.sleep(0.2)
     _stop_children(children)
@@ -209,7 +212,7 @@ def parser() -> argparse.ArgumentParser:
     migrate.set_defaults(run=_migrate)
     up = sub.add_parser("up", help="migrate and run the three services in the foreground")
     up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port-base", type=_port_base, default=DOCUMENTED_BASE,
+    up.add_argument("--port-base", type=port_base, default=DOCUMENTED_BASE,
                     help=f"serve on BASE+1..BASE+3 (default {DOCUMENTED_BASE}: 8001-8003)")  # fmt: skip
     up.set_defaults(run=_up)
     spec = sub.add_parser("openapi", help="write each service's OpenAPI document to a file")

@@ -35,13 +35,17 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    bindparam,
     cast,
+    column,
     event,
     func,
     literal,
     literal_column,
     select,
     text,
+    true,
+    values,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
@@ -53,6 +57,9 @@ from shared.db import UTCDateTime, new_id, new_ids_sql, utcnow
 SEQ = BigInteger().with_variant(Integer(), "sqlite")
 # One lock key per service schema (pg_advisory_xact_lock's key space is shared by the database).
 _LOCK_KEYS = {"underwriting": 7_411_001, "claims": 7_411_002, "collections": 7_411_003}
+# The rows (events and parties) written in one statement at most on PostgreSQL, its parameters
+# far below the driver's 32,767: a request's few events; a larger batch goes by executemany.
+_FOLDED_ROWS = 500
 # Where a session keeps the events recorded in its transaction until it commits.
 _PENDING = "tci.pending_events"
 # Where it keeps the events written by its commit until the commit has succeeded.
@@ -186,9 +193,16 @@ def _write_pending(session: Session) -> None:
 def _insert(
     session: Session, tables: EventTables, pending: Sequence[_Pending | _PendingSelected]
 ) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        key = _LOCK_KEYS.get(tables.events.schema or "", 7_411_000)
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    """Write the transaction's events in the order recorded, under the service's event lock on
+    PostgreSQL: a request's few events take it in the statement that writes them (held from
+    there to the commit only, one round trip less), anything else in a statement of its own
+    first."""
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql and all(isinstance(p, _Pending) for p in pending) and _one_statement(pending):
+        _insert_rows(session, tables, pending, lock_key=_lock_key(tables))  # type: ignore[arg-type]
+        return
+    if postgresql:
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(tables)})
     rows: list[_Pending] = []
     for item in pending:  # in the order they were recorded
         if isinstance(item, _Pending):
@@ -200,17 +214,80 @@ def _insert(
     _insert_rows(session, tables, rows)
 
 
-def _insert_rows(session: Session, tables: EventTables, pending: Sequence[_Pending]) -> None:
+def _lock_key(tables: EventTables) -> int:
+    return _LOCK_KEYS.get(tables.events.schema or "", 7_411_000)
+
+
+def _one_statement(pending: Sequence[_Pending | _PendingSelected]) -> bool:
+    """Whether PostgreSQL writes these events and their parties in one statement."""
+    rows = sum(1 + len(p.parties) for p in pending if isinstance(p, _Pending))
+    return rows <= _FOLDED_ROWS
+
+
+def _insert_rows(
+    session: Session,
+    tables: EventTables,
+    pending: Sequence[_Pending],
+    *,
+    lock_key: int | None = None,
+) -> None:
+    """The events recorded one by one, numbered in the order they were recorded, and who may
+    hear of each: one statement on PostgreSQL (`_written_with_parties`, taking the event lock
+    `lock_key` first when given), two elsewhere or for a large batch."""
     if not pending:
         return
-    statement = tables.events.insert().returning(tables.events.c.seq, sort_by_parameter_order=True)
-    seqs = session.execute(statement, [p.row for p in pending]).scalars().all()
-    heard = [{"party_id": party, "event_seq": seq}
-             for p, seq in zip(pending, seqs, strict=True) for party in p.parties]  # fmt: skip
-    if heard:
-        session.execute(tables.parties.insert(), heard)
-    service = tables.events.schema or ""
+    events = tables.events
+    if session.get_bind().dialect.name == "postgresql" and _one_statement(pending):
+        session.execute(_written_with_parties(tables, pending, lock_key=lock_key))
+    else:
+        statement = events.insert().returning(events.c.seq, sort_by_parameter_order=True)
+        seqs = session.execute(statement, [p.row for p in pending]).scalars().all()
+        heard = [{"party_id": party, "event_seq": seq}
+                 for p, seq in zip(pending, seqs, strict=True) for party in p.parties]  # fmt: skip
+        if heard:
+            session.execute(tables.parties.insert(), heard)
+    service = events.schema or ""
     _committed(session, [Committed(service, p.row["type"], p.row["data"]) for p in pending])
+
+
+_RECORDED = ("id", "type", "occurred_at", "subject_id", "data")
+
+
+def _written_with_parties(
+    tables: EventTables, pending: Sequence[_Pending], *, lock_key: int | None
+) -> Any:
+    """`INSERT INTO events … SELECT` of the recorded rows (a VALUES list, in the order recorded)
+    in a WITH, and the parties' rows taking each event's `seq` from what it returns. With
+    `lock_key`, the rows are joined to `pg_advisory_xact_lock(lock_key)`: no row reaches the
+    insert, where its `seq` is drawn, before the lock is held."""
+    events = tables.events
+    recorded = values(*[column(name, events.c[name].type) for name in _RECORDED],
+                      column("ordinal", Integer), name="recorded").data(
+        [(*(p.row[name] for name in _RECORDED), n) for n, p in enumerate(pending)]
+    )  # fmt: skip
+    # Numbered in the order recorded: the rows reach the insert, which draws each `seq`, sorted.
+    rows = select(*(recorded.c[name] for name in _RECORDED)).order_by(recorded.c.ordinal)
+    if lock_key is not None:
+        key = bindparam("lock_key", lock_key, type_=BigInteger)
+        locked = select(func.pg_advisory_xact_lock(key)).cte("locked")
+        rows = rows.join_from(recorded, locked, true())
+    written = events.insert().from_select(list(_RECORDED), rows)
+    heard = [(p.row["id"], party) for p in pending for party in p.parties]
+    if not heard:
+        return written
+    numbered = written.returning(events.c.id, events.c.seq).cte("written")
+    parties = values(column("event_id", String), column("party_id", String), name="heard")
+    party_rows = parties.data(heard)
+    return (
+        tables.parties.insert()
+        .add_cte(numbered)
+        .from_select(
+            ["party_id", "event_seq"],
+            select(party_rows.c.party_id, numbered.c.seq).join(
+                numbered, numbered.c.id == party_rows.c.event_id
+            ),
+        )
+    )
 
 
 def _insert_selected(session: Session, tables: EventTables, item: _PendingSelected) -> None:

@@ -47,9 +47,9 @@ from services.underwriting.schemas import (
 from services.underwriting.service import (
     Context,
     buyer_indicators,
-    country_level,
     grade_profile,
-    owned_policy,
+    listed_level,
+    owned_policy_and_parties,
     regrade,
     visible_policy,
 )
@@ -102,12 +102,16 @@ async def apply_limit_change(
     source: LimitSource,
     payment_terms_days: int | None = None,
     halving: bool = False,
+    history: list[LimitAmount] | None = None,
+    parties: list[str] | None = None,
 ) -> LimitChangeRead:
     """Record a new amount in force from `effective_from` on: the entry running on that date ends
     there, and entries that had not started by then are superseded (kept for audit). The amount
     carries the payment terms given, else those of the amount it replaces. The policy's parties
-    hear of it (`limit.changed`)."""
-    history = await _history_of(ctx, limit.id)
+    hear of it (`limit.changed`). The limit's `history` and the policy's `parties` are read
+    unless the caller has them already."""
+    if history is None:
+        history = await _history_of(ctx, limit.id)
     entries = views.history_entries(history)
     old = rules.amount_in_force(entries, effective_from)
     terms = payment_terms_days if payment_terms_days is not None else rules.terms_on(
@@ -134,36 +138,42 @@ async def apply_limit_change(
         new_amount=money_read(new_amount.amount, currency), effective_from=effective_from,
         payment_terms_days=terms, reason=reason, source=source,
     )  # fmt: skip
-    await announce(ctx.session, events, changed, subject_id=limit.id,
-                   parties=await repo.parties_of_policy(ctx.session, limit.policy_id))  # fmt: skip
+    if parties is None:
+        parties = await repo.parties_of_policy(ctx.session, limit.policy_id)
+    await announce(ctx.session, events, changed, subject_id=limit.id, parties=parties)
     return views.limit_change_read(limit, old, new_amount, effective_from, reason)
 
 
 async def _limit_for(ctx: Context, policy_id: str, buyer_id: str) -> CreditLimit:
     """The limit of a (policy, buyer), created on the first decision, locked until the commit:
-    concurrent first decisions on one pair create it once and then take their turns."""
-    await repo.add_credit_limit_if_absent(
-        ctx.session, limit_id=new_id("lim"), policy_id=policy_id, buyer_id=buyer_id,
-        decided_on=ctx.today,
-    )  # fmt: skip
+    concurrent first decisions on one pair create it once and then take their turns (the one
+    that inserts it holds it until its commit; the others wait on the insert, then lock it)."""
     limit = await repo.credit_limit(ctx.session, policy_id, buyer_id, for_update=True)
-    assert limit is not None
-    return limit
+    if limit is not None:
+        return limit
+    limit = CreditLimit(id=new_id("lim"), policy_id=policy_id, buyer_id=buyer_id,
+                        decided_on=ctx.today, created_at=utcnow())  # fmt: skip
+    if await repo.add_unless_taken(ctx.session, limit, "policy_id", "buyer_id"):
+        return limit
+    raced = await repo.credit_limit(ctx.session, policy_id, buyer_id, for_update=True)
+    assert raced is not None
+    return raced
 
 
 async def _grant(
-    ctx: Context, request: LimitRequest, amount: Money, reason: str
+    ctx: Context, request: LimitRequest, amount: Money, reason: str, parties: list[str]
 ) -> LimitChangeRead | None:
-    """Announce a request's decision, then put the decided amount, on the request's payment
-    terms, in force: from today, or from tomorrow when it takes cover away (a lower amount or
-    shorter terms)."""
+    """Announce a request's decision to the policy's `parties`, then put the decided amount, on
+    the request's payment terms, in force: from today, or from tomorrow when it takes cover away
+    (a lower amount or shorter terms)."""
     limit = await _limit_for(ctx, request.policy_id, request.buyer_id)
     if amount.is_positive():
         request.limit_id = limit.id
-    await _announce_decision(ctx, request, amount.currency)
+    await _announce_decision(ctx, request, amount.currency, parties)
     if not amount.is_positive():
         return None
-    entries = views.history_entries(await _history_of(ctx, limit.id))
+    history = await _history_of(ctx, limit.id)
+    entries = views.history_entries(history)
     effective = rules.grant_effective_from(
         current=rules.amount_in_force(entries, ctx.today),
         current_terms=rules.terms_on(entries, ctx.today), amount=amount.amount,
@@ -173,12 +183,14 @@ async def _grant(
         return None
     return await apply_limit_change(
         ctx, limit, new_amount=amount, effective_from=effective, reason=reason, source="request",
-        payment_terms_days=request.payment_terms_days,
+        payment_terms_days=request.payment_terms_days, history=history, parties=parties,
     )  # fmt: skip
 
 
-async def _announce_decision(ctx: Context, request: LimitRequest, currency: str) -> None:
-    """The policy's parties hear of a request's decision (`limit_request.decided`)."""
+async def _announce_decision(
+    ctx: Context, request: LimitRequest, currency: str, parties: list[str]
+) -> None:
+    """The policy's `parties` hear of a request's decision (`limit_request.decided`)."""
     assert request.decided_at is not None
     decided = LimitRequestDecided(
         request_id=request.id, policy_id=request.policy_id, buyer_id=request.buyer_id,
@@ -191,8 +203,7 @@ async def _announce_decision(ctx: Context, request: LimitRequest, currency: str)
         decided_by="engine" if request.decided_by == "engine" else "underwriter",
         decided_at=request.decided_at, limit_id=request.limit_id,
     )  # fmt: skip
-    await announce(ctx.session, events, decided, subject_id=request.id,
-                   parties=await repo.parties_of_policy(ctx.session, request.policy_id))  # fmt: skip
+    await announce(ctx.session, events, decided, subject_id=request.id, parties=parties)
 
 
 async def get_limit_request(ctx: Context, request_id: str) -> LimitRequestRead:
@@ -241,21 +252,24 @@ async def _policy_seen_through(ctx: Context, policy_id: str, what: str, ident: s
 
 async def request_limit(ctx: Context, policy_id: str, data: LimitRequestCreate) -> LimitRequestRead:
     """A policyholder asks for a limit on a buyer; the decision table answers at once."""
-    policy = await owned_policy(ctx, policy_id)
-    buyer = await repo.buyer(ctx.session, data.buyer_id)
-    if buyer is None:
+    policy, parties = await owned_policy_and_parties(ctx, policy_id)
+    # The buyer's row is held (FOR KEY SHARE, the lock the request's row takes on it) before the
+    # limit is locked: a signal, which locks the buyer and then its limits, waits for this
+    # request instead of deadlocking with it.
+    standing = await repo.buyer_standing(ctx.session, data.buyer_id, policy_id=policy.id)
+    if standing is None:
         raise not_found("buyer", data.buyer_id)
+    buyer = standing.buyer
     c = policy.currency
     amount = Money(positive_amount_in(data.amount, c, ["body", "amount", "amount"]), c)
     equity = buyer.indicators.get("equity") or {}
     facts = rules.RequestFacts(
         amount=amount, payment_terms_days=data.payment_terms_days,
         max_credit_period_days=policy.max_credit_period_days, legal_form=buyer.legal_form,
-        related_to_policyholder=data.related_to_policyholder
-        or await repo.declared_affiliate(ctx.session, policy.id, buyer.id),
+        related_to_policyholder=data.related_to_policyholder or standing.declared_affiliate,
         grade=buyer.grade,
-        sanctioned=await repo.sanctioned(ctx.session, buyer.id, buyer.country),
-        country_risk_level=await country_level(ctx, buyer.country),
+        sanctioned=standing.sanctioned,
+        country_risk_level=listed_level(ctx, standing.country_risk_level),
         country_covered=rules.country_covered(buyer.country, policy.covered_countries),
         policy_open=rules.policy_open(ctx.today, policy.end_date),
         single_buyer_cap=None if policy.single_buyer_cap is None
@@ -276,13 +290,12 @@ async def request_limit(ctx: Context, policy_id: str, data: LimitRequestCreate) 
         decided_by="engine" if decided else None, decided_at=now if decided else None,
         created_at=now,
     )  # fmt: skip
-    ctx.session.add(request)
-    await ctx.session.flush()
+    ctx.session.add(request)  # inserted with the limit it names, if any, by the next flush
     if not decided:  # a referral announces nothing (no event), but is counted
         count_at_commit(ctx.session, LIMIT_DECISIONS.labels(decision.status, "engine"))
     if decision.decided_amount is not None:
         await _grant(ctx, request, decision.decided_amount,
-                     f"limit request {request.id}: {decision.status}")  # fmt: skip
+                     f"limit request {request.id}: {decision.status}", parties)  # fmt: skip
     await ctx.session.flush()
     return views.request_read(request, policy.currency)
 
@@ -320,7 +333,8 @@ async def decide_request(ctx: Context, request_id: str, data: DecisionCreate) ->
     request.decided_by, request.decided_at = ctx.caller.subject, utcnow()
     request.decision_reason = data.reason
     request.reasons = [*request.reasons, {"code": answer.code, "message": data.reason}]
-    await _grant(ctx, request, decided, f"underwriter decision on {request.id}: {data.reason}")
+    await _grant(ctx, request, decided, f"underwriter decision on {request.id}: {data.reason}",
+                 await repo.parties_of_policy(ctx.session, policy.id))  # fmt: skip
     await ctx.session.flush()
     return views.request_read(request, policy.currency)
 

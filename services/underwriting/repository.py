@@ -85,13 +85,22 @@ async def policy_with_banks(reader: Reader, policy_id: str) -> tuple[Policy, lis
     return policy, [row[-1] for row in rows if row[-1] is not None]
 
 
-async def bank_ids(session: AsyncSession, policy_id: str) -> list[str]:
-    rows = await session.execute(
-        select(PolicyAssignment.bank_id)
-        .where(PolicyAssignment.policy_id == policy_id)
-        .order_by(PolicyAssignment.created_at)
-    )
-    return list(rows.scalars())
+async def policy_and_banks(
+    session: AsyncSession, policy_id: str
+) -> tuple[Policy, list[str]] | None:
+    """A policy (in the session) and the banks assigned to it, in the order they were assigned,
+    in one statement."""
+    rows = (
+        await session.execute(
+            select(Policy, PolicyAssignment.bank_id)
+            .outerjoin(PolicyAssignment, PolicyAssignment.policy_id == Policy.id)
+            .where(Policy.id == policy_id)
+            .order_by(PolicyAssignment.created_at)
+        )
+    ).all()
+    if not rows:
+        return None
+    return rows[0][0], [bank for _, bank in rows if bank is not None]
 
 
 async def buyer(session: AsyncSession, buyer_id: str, *, for_update: bool = False) -> Buyer | None:
@@ -99,6 +108,44 @@ async def buyer(session: AsyncSession, buyer_id: str, *, for_update: bool = Fals
     if for_update:
         statement = statement.with_for_update()
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+class BuyerStanding(NamedTuple):
+    """A buyer, whether it or its country is sanctioned, its country's risk level (None when
+    the country is not listed), and whether the holder of the policy asked about declared it an
+    affiliate (`_affiliate`)."""
+
+    buyer: Buyer
+    sanctioned: bool
+    country_risk_level: int | None
+    declared_affiliate: bool
+
+
+async def buyer_standing(
+    session: AsyncSession, buyer_id: str, *, policy_id: str
+) -> BuyerStanding | None:
+    """A buyer's standing under a policy in one statement, the buyer's row held FOR KEY SHARE
+    (as a row referring to it would hold it) until the commit."""
+    sanction = exists().where(or_(Sanction.buyer_id == Buyer.id, Sanction.country == Buyer.country))
+    holder = select(Policy.policyholder_id).where(Policy.id == policy_id).scalar_subquery()
+    declaring = aliased(Policy)
+    affiliate = exists().where(
+        LimitRequest.buyer_id == Buyer.id,
+        LimitRequest.related_to_policyholder.is_(True),
+        LimitRequest.policy_id == declaring.id,
+        declaring.policyholder_id == holder,
+    )
+    row = (
+        await session.execute(
+            select(Buyer, sanction, CountryRisk.level, affiliate)
+            .outerjoin(CountryRisk, CountryRisk.country == Buyer.country)
+            .where(Buyer.id == buyer_id)
+            .with_for_update(read=True, key_share=True, of=Buyer)
+        )
+    ).first()
+    if row is None:
+        return None
+    return BuyerStanding(row[0], bool(row[1]), row[2], bool(row[3]))
 
 
 async def buyer_by_registration(
@@ -132,13 +179,6 @@ async def country_risk_for_update(
     risk = await session.get(CountryRisk, country, with_for_update=True, populate_existing=True)
     assert risk is not None
     return risk
-
-
-async def sanctioned(session: AsyncSession, buyer_id: str, country: str) -> bool:
-    hit = await session.execute(
-        select(exists().where(or_(Sanction.buyer_id == buyer_id, Sanction.country == country)))
-    )
-    return bool(hit.scalar())
 
 
 async def signals_of(
@@ -176,26 +216,6 @@ async def buyers_of_country(session: AsyncSession, country: str) -> list[Buyer]:
         select(Buyer).where(Buyer.country == country).order_by(Buyer.id).with_for_update()
     )
     return list(rows.scalars())
-
-
-async def add_credit_limit_if_absent(
-    session: AsyncSession, *, limit_id: str, policy_id: str, buyer_id: str, decided_on: dt.date
-) -> None:
-    """Create the limit of a (policy, buyer) unless it exists, waiting for a concurrent creator
-    to finish rather than failing on the unique constraint."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(CreditLimit)
-        .values(
-            id=limit_id,
-            policy_id=policy_id,
-            buyer_id=buyer_id,
-            decided_on=decided_on,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["policy_id", "buyer_id"])
-    )
 
 
 async def credit_limit(
@@ -383,7 +403,8 @@ def declaration_upsert_statement(
     number order (concurrent declarations wait on each other in one order). On PostgreSQL, with
     `rows` (of one policy, one moment), a single statement over one array per column
     (`unnest`): one round trip and no SQL text growing with the rows (the benchmark runs the
-    same statement bare); else a statement for executemany."""
+    same statement bare), which leaves out a row naming a buyer that does not exist; else a
+    statement for executemany."""
     table = Receivable.__table__
     insert: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(table)
@@ -398,16 +419,16 @@ def declaration_upsert_statement(
         names = [*_DECLARED_ARRAYS, *shared]
         statement = statement.from_select(
             names,
-            select(*[given.c[name] for name in _DECLARED_ARRAYS], *shared.values()).order_by(
-                given.c.invoice_number
-            ),
+            select(*[given.c[name] for name in _DECLARED_ARRAYS], *shared.values())
+            .where(exists().where(Buyer.id == given.c.buyer_id))
+            .order_by(given.c.invoice_number),
         )
     elif rows is not None:
         statement = statement.values(list(rows))
     return statement.on_conflict_do_update(
         index_elements=["policy_id", "invoice_number"],
         set_={name: statement.excluded[name] for name in _DECLARED},
-    ).returning(table.c.id)
+    ).returning(table.c.id, table.c.buyer_id)
 
 
 # The columns a declaration gives per invoice, as PostgreSQL arrays (`unnest`) of these types.
@@ -435,18 +456,34 @@ async def declared_total_fits(session: AsyncSession, policy_id: str) -> bool:
     return True
 
 
-async def upsert_receivables(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+class Declared(NamedTuple):
+    """What a declaration's upsert did: how many invoices it inserted, and the buyers named that
+    do not exist (when there are any, the caller refuses the declaration and keeps nothing)."""
+
+    created: int
+    unknown_buyers: set[str]
+
+
+async def upsert_receivables(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> Declared:
     """Insert the declared invoices, or update those whose number the policy knows (one
     declared by a concurrent request is waited for, then updated), set-based: one statement
-    on PostgreSQL (a few multi-row ones on SQLite), no ORM objects. How many were inserted."""
+    on PostgreSQL (a few multi-row ones on SQLite, after reading the buyers), no ORM objects."""
     ordered = sorted(rows, key=lambda row: str(row["invoice_number"]))
     dialect = session.get_bind().dialect.name
-    proposed = {str(row["id"]) for row in ordered}
+    named = {str(row["buyer_id"]) for row in ordered}
     if dialect == "postgresql":
         returned = await session.execute(declaration_upsert_statement(ordered, dialect))
     else:
+        unknown = named - await existing_buyer_ids(session, sorted(named))
+        if unknown:
+            return Declared(0, unknown)
         returned = await session.execute(declaration_upsert_statement(dialect=dialect), ordered)
-    return sum(1 for ident in returned.scalars() if ident in proposed)
+    proposed = {str(row["id"]) for row in ordered}
+    written = returned.all()
+    return Declared(
+        created=sum(1 for ident, _ in written if ident in proposed),
+        unknown_buyers=named - {buyer_id for _, buyer_id in written},
+    )
 
 
 def _outstanding_on(day: dt.date, dialect: str) -> Any:
@@ -745,12 +782,6 @@ def _affiliate(buyer_id: Any) -> Any:
         LimitRequest.policy_id == declaring_policy.id,
         declaring_policy.policyholder_id == Policy.policyholder_id,
     )
-
-
-async def declared_affiliate(session: AsyncSession, policy_id: str, buyer_id: str) -> bool:
-    """Whether the holder of the policy declared the buyer an affiliate (`_affiliate`)."""
-    hit = await session.execute(select(_affiliate(literal(buyer_id))).where(Policy.id == policy_id))
-    return bool(hit.scalar())
 
 
 def _stopped_on(policy_id: Any, buyer_id: Any, ship: Any) -> Any:

@@ -130,11 +130,11 @@ async def create_policy(ctx: Context, data: PolicyCreate) -> PolicyRead:
 
 async def visible_policy(ctx: Context, policy_id: str) -> tuple[Policy, list[str]]:
     """The policy if the caller may see it: staff, its policyholder, or a bank it is assigned to;
-    anything else is a 404, as if it did not exist."""
-    policy = await repo.policy(ctx.session, policy_id)
-    if policy is None:
+    anything else is a 404, as if it did not exist. Read in one statement with its banks."""
+    found = await repo.policy_and_banks(ctx.session, policy_id)
+    if found is None:
         raise not_found("policy", policy_id)
-    banks = await repo.bank_ids(ctx.session, policy_id)
+    policy, banks = found
     _ensure_visible(ctx.caller, policy, banks)
     return policy, banks
 
@@ -147,11 +147,28 @@ def _ensure_visible(caller: Caller, policy: Policy, banks: list[str]) -> None:
 
 
 async def owned_policy(ctx: Context, policy_id: str) -> Policy:
-    """The policy for a change by its policyholder (staff may act on any)."""
-    policy, _ = await visible_policy(ctx, policy_id)
+    """The policy for a change by its policyholder (staff may act on any); a bank's, or another
+    party's, is a 404 (whichever banks it is assigned to, so they are not read)."""
+    policy = await repo.policy(ctx.session, policy_id)
+    if policy is None or ctx.caller.role == "bank":
+        raise not_found("policy", policy_id)
+    _ensure_visible(ctx.caller, policy, [])
+    return policy
+
+
+async def owned_policy_and_parties(ctx: Context, policy_id: str) -> tuple[Policy, list[str]]:
+    """`owned_policy`, and the parties that hear of its events (`policy_parties`), read in one
+    statement."""
+    policy, banks = await visible_policy(ctx, policy_id)
     if ctx.caller.role == "bank":
         raise not_found("policy", policy_id)
-    return policy
+    return policy, policy_parties(policy, banks)
+
+
+def policy_parties(policy: Policy, banks: list[str]) -> list[str]:
+    """The parties that hear of a policy's events: its policyholder and the banks assigned to it
+    (`repository.parties_of_policy`, from a policy read with its banks)."""
+    return sorted({policy.policyholder_id, *banks})
 
 
 async def get_policy(reader: Reader, caller: Caller, policy_id: str) -> PolicyRead:
@@ -230,7 +247,12 @@ def _stored_indicators(data: IndicatorsIn | None) -> dict[str, Any]:
 
 async def country_level(ctx: Context, country: str) -> int:
     risk = await repo.country_risk(ctx.session, country)
-    return risk.level if risk is not None else ctx.settings.default_country_risk_level
+    return listed_level(ctx, None if risk is None else risk.level)
+
+
+def listed_level(ctx: Context, level: int | None) -> int:
+    """A country's risk level as listed, or the default level when the country is not listed."""
+    return level if level is not None else ctx.settings.default_country_risk_level
 
 
 def grade_profile(
@@ -261,15 +283,13 @@ async def _signals_for(ctx: Context, buyer_id: str, day: dt.date) -> list[tuple[
     return await repo.signals_of(ctx.session, buyer_id, after=after)
 
 
-async def _grade_today(
-    ctx: Context, buyer: Buyer, signals: Sequence[tuple[str, dt.date]] | None = None
+def _grade_today(
+    ctx: Context, buyer: Buyer, *, level: int, signals: Sequence[tuple[str, dt.date]]
 ) -> rules.Grade:
-    """Today's grade of a buyer from its confirmed indicators, country and recent signals (read
-    unless given)."""
-    if signals is None:
-        signals = await _signals_for(ctx, buyer.id, ctx.today)
-    grade = grade_profile(ctx, buyer.indicators, level=await country_level(ctx, buyer.country),
-                          signals=signals, insolvent=buyer.insolvent_since is not None)  # fmt: skip
+    """Today's grade of a buyer from its confirmed indicators, its country's risk level and its
+    recent signals, given to the buyer."""
+    grade = grade_profile(ctx, buyer.indicators, level=level, signals=signals,
+                          insolvent=buyer.insolvent_since is not None)  # fmt: skip
     buyer.grade = grade.grade
     buyer.grade_factors = views.factors_json(grade)
     buyer.graded_at = utcnow()
@@ -284,9 +304,10 @@ async def regrade(
     holding a limit or a limit request on the buyer (`buyer.grade_changed`, without factors)."""
     before = buyer.grade
     signals = await _signals_for(ctx, buyer.id, graded_on or ctx.today)
-    grade = await _grade_today(ctx, buyer, signals)
+    level = await country_level(ctx, buyer.country)
+    grade = _grade_today(ctx, buyer, level=level, signals=signals)
     await _record_grade(ctx, buyer, cause=cause, graded_on=graded_on or ctx.today,
-                        signals=signals)  # fmt: skip
+                        signals=signals, level=level)  # fmt: skip
     if grade.grade != before:
         changed = BuyerGradeChanged(buyer_id=buyer.id, previous_grade=before, grade=grade.grade,
                                     graded_on=graded_on or ctx.today, cause=cause)  # fmt: skip
@@ -302,14 +323,16 @@ async def _record_grade(
     cause: str,
     graded_on: dt.date,
     signals: Sequence[tuple[str, dt.date]],
+    level: int,
+    registered: bool = False,
 ) -> None:
     """An entry of the grade history: the grade in force from `graded_on`. A grade dated before
     today (a signal observed earlier) is graded as of that date, and every later date of the
     history is graded again with it (a new entry, from what was known on that date), so that a
     past shipment reads what was true on its date (`signals`: those that may weigh on
-    `graded_on` or later)."""
-    level = await country_level(ctx, buyer.country)
-    later = await repo.grade_entries_after(ctx.session, buyer.id, graded_on)
+    `graded_on` or later; `level`: the country's risk level now; a buyer just `registered` has
+    no history yet)."""
+    later = [] if registered else await repo.grade_entries_after(ctx.session, buyer.id, graded_on)
     if graded_on >= ctx.today:
         grade, factors = buyer.grade, buyer.grade_factors
     else:
@@ -350,9 +373,6 @@ def _registrant(caller: Caller) -> str:
 async def register_buyer(ctx: Context, data: BuyerCreate) -> BuyerRead:
     """A new buyer, graded at once. Indicators an underwriter gives are confirmed; those a
     policyholder declares are kept and move the grade only once an underwriter confirms them."""
-    existing = await repo.buyer_by_registration(ctx.session, data.country, data.registration_number)
-    if existing is not None:
-        raise _duplicate_buyer(existing.id)
     indicators = _stored_indicators(data.indicators)
     confirmed = ctx.caller.role != "policyholder"
     buyer = Buyer(
@@ -368,13 +388,17 @@ async def register_buyer(ctx: Context, data: BuyerCreate) -> BuyerRead:
         registered_by=_registrant(ctx.caller),
         created_at=utcnow(),
     )
-    await _grade_today(ctx, buyer, signals=[])  # a buyer just made: no signal names it yet
+    level = await country_level(ctx, buyer.country)
+    _grade_today(ctx, buyer, level=level, signals=[])  # a buyer just made: no signal names it yet
+    # A registered buyer (or one a concurrent request registers, waited for) is not inserted:
+    # the insert is the duplicate check.
     if not await repo.add_unless_taken(ctx.session, buyer, "country", "registration_number"):
-        raced = await repo.buyer_by_registration(
+        existing = await repo.buyer_by_registration(
             ctx.session, data.country, data.registration_number
         )
-        raise _duplicate_buyer(raced.id if raced else "")
-    await _record_grade(ctx, buyer, cause="registration", graded_on=ctx.today, signals=[])
+        raise _duplicate_buyer(existing.id if existing else "")
+    await _record_grade(ctx, buyer, cause="registration", graded_on=ctx.today, signals=[],
+                        level=level, registered=True)  # fmt: skip
     return views.buyer_read(buyer, ctx.caller)
 
 
@@ -548,19 +572,15 @@ async def declare_receivables(
         if fault is not None:
             field, why = fault
             raise invalid([*loc, field], why)
-    missing = set(i.buyer_id for i in data.invoices) - await repo.existing_buyer_ids(
-        ctx.session, [i.buyer_id for i in data.invoices]
-    )
-    if missing:
-        raise not_found("buyer", sorted(missing)[0])
     now = utcnow()
 
     def settled(invoice: InvoiceDeclaration) -> Decimal:
         return invoice.paid_amount.amount if invoice.paid_amount else Decimal(0)
 
     # One upsert by invoice number: a new number is inserted, a known one (or one a concurrent
-    # request is declaring, waited for) updated, so concurrent declarations create it once.
-    created = await repo.upsert_receivables(ctx.session, [
+    # request is declaring, waited for) updated, so concurrent declarations create it once. A
+    # buyer that does not exist refuses the whole declaration (404 naming the first).
+    declared = await repo.upsert_receivables(ctx.session, [
         {"id": new_id("rcv"), "policy_id": policy.id, "buyer_id": invoice.buyer_id,
          "invoice_number": invoice.number, "amount": invoice.amount.amount,
          "shipment_date": invoice.shipment_date, "due_date": invoice.due_date,
@@ -568,14 +588,17 @@ async def declare_receivables(
          "updated_at": now}
         for invoice in data.invoices
     ])  # fmt: skip
+    if declared.unknown_buyers:
+        raise not_found("buyer", min(declared.unknown_buyers))
     if not await repo.declared_total_fits(ctx.session, policy.id):
         raise invalid(["body", "invoices"],
                       "the policy's declared receivables would add up to more than the embedded "
                       "database (SQLite) can sum, about 9.2 × 10^14; run on PostgreSQL for such a "
                       "book")  # fmt: skip
     return DeclarationRead(
-        policy_id=policy.id, created=created, updated=len(data.invoices) - created
-    )
+        policy_id=policy.id, created=declared.created,
+        updated=len(data.invoices) - declared.created,
+    )  # fmt: skip
 
 
 async def premium_for(

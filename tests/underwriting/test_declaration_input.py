@@ -109,3 +109,21 @@ async def test_a_book_too_large_to_add_up_is_refused_whole_and_reads_still_answe
         assert answer.status_code == 201, answer.text
     health = await uw.get(f"/v1/policies/{policy['id']}/portfolio-health", headers=holder)
     assert health.status_code == 200, health.text
+
+
+async def test_a_declaration_naming_a_buyer_that_does_not_exist_is_refused_whole(
+    uw: httpx.AsyncClient,
+) -> None:
+    policy, buyer = await make_policy(uw), await make_buyer(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    url = f"/v1/policies/{policy['id']}/declarations"
+    refused = await uw.post(url, headers=holder, json={"invoices": [
+        invoice(buyer["id"], "K-1", money("100")), invoice("buy_zz_unknown", "K-2", money("100")),
+        invoice("buy_aa_unknown", "K-3", money("100"))]})  # fmt: skip
+    assert refused.status_code == 404, refused.text
+    assert "buy_aa_unknown" in refused.json()["detail"]  # the first unknown buyer, by id
+    # Nothing of the refused declaration was kept: its known buyer's invoice is new again.
+    accepted = await uw.post(url, headers=holder,
+                             json={"invoices": [invoice(buyer["id"], "K-1", money("100"))]})  # fmt: skip
+    assert accepted.status_code == 201, accepted.text
+    assert (accepted.json()["created"], accepted.json()["updated"]) == (1, 0)
