@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from console.session import CollectorDep, CsrfDep
 from console.underwriting import buyers_by_id
-from console.upstream import Upstream, UpstreamDep, UpstreamRefused
+from console.upstream import FormKey, Upstream, UpstreamDep, UpstreamRefused
 from console.web import PlainIds, redirect, render, today
 
 router = APIRouter(prefix="/cases", dependencies=[PlainIds])
@@ -73,28 +73,31 @@ def _date(text: str) -> str | None:
 
 
 async def _record(upstream: Upstream, case_id: str, path: str, body: dict[str, Any],
-                  notice: str) -> Response:  # fmt: skip
+                  notice: str, key: str) -> Response:  # fmt: skip
     page = f"/cases/{case_id}"
     try:
-        created = await upstream.post("collections", f"/v1/cases/{case_id}/{path}", body)
+        created = await upstream.act("collections", f"/v1/cases/{case_id}/{path}", body, key=key)
     except UpstreamRefused as refused:
         if refused.status in (401, 404, 503):
             raise
         return redirect(page, error=refused.slug)
-    return redirect(page, notice=notice, payment=created["id"] if path == "payments" else None)
+    return redirect(page, notice="form-replayed" if created.replayed else notice,
+                    payment=created.body["id"] if path == "payments" else None)  # fmt: skip
 
 
 @router.post("/{case_id}/payments", dependencies=[CsrfDep])
 async def record_payment(
     case_id: str, _: CollectorDep, upstream: UpstreamDep, amount: Annotated[str, Form()],
     currency: Annotated[str, Form()], received_on: Annotated[str, Form()],
+    idempotency_key: FormKey = "",
 ) -> Response:  # fmt: skip
     """A payment received from the debtor; the case page then shows how it was allocated."""
     value, day = _amount(amount), _date(received_on)
     if value is None or day is None:
         return redirect(f"/cases/{case_id}", error="payment-incomplete")
     body = {"amount": {"amount": str(value), "currency": currency}, "received_on": day}
-    return await _record(upstream, case_id, "payments", body, "payment-recorded")
+    return await _record(upstream, case_id, "payments", body, "payment-recorded",
+                         idempotency_key)  # fmt: skip
 
 
 @router.post("/{case_id}/activities", dependencies=[CsrfDep])
@@ -102,7 +105,7 @@ async def record_activity(
     case_id: str, _: CollectorDep, upstream: UpstreamDep, kind: Annotated[str, Form()],
     occurred_on: Annotated[str, Form()], currency: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "", promised_amount: Annotated[str, Form()] = "",
-    promised_on: Annotated[str, Form()] = "",
+    promised_on: Annotated[str, Form()] = "", idempotency_key: FormKey = "",
 ) -> Response:  # fmt: skip
     day = _date(occurred_on)
     if kind not in ACTIVITY_KINDS or day is None:
@@ -116,4 +119,5 @@ async def record_activity(
             return redirect(f"/cases/{case_id}", error="activity-incomplete")
         body["promised_amount"] = {"amount": str(value), "currency": currency}
         body["promised_on"] = promised_day
-    return await _record(upstream, case_id, "activities", body, "activity-recorded")
+    return await _record(upstream, case_id, "activities", body, "activity-recorded",
+                         idempotency_key)  # fmt: skip

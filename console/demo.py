@@ -15,6 +15,8 @@ import httpx
 
 from console.settings import ConsoleSettings
 from shared.auth import mint_token
+from shared.cli import DOCUMENTED_BASE, port_base
+from shared.settings import SERVICE_PORTS
 
 PDF = b"%PDF-1.4\n% demo scan\n"
 
@@ -287,17 +289,37 @@ def load_book(urls: dict[str, str], secret: str, today: dt.date) -> Book:
     return book
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.parse_args(argv)
-    settings = ConsoleSettings()
+def addresses(settings: ConsoleSettings, base: int | None, host: str
+              ) -> tuple[dict[str, str], str]:  # fmt: skip
+    """The services' URLs and the console's: where `tci up --port-base BASE` serves them when a
+    base is given, else the settings' (`TCI_*_URL`, `TCI_CONSOLE_PORT`)."""
+    if base is not None:
+        urls = {s: f"http://{host}:{base + p - DOCUMENTED_BASE}" for s, p in SERVICE_PORTS.items()}
+        return urls, f"http://{host}:{base}/"
     urls = {"underwriting": settings.underwriting_url, "claims": settings.claims_url,
             "collections": settings.collections_url}  # fmt: skip
+    return urls, f"http://{host}:{settings.console_port}/"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m console.demo",
+        description="Load a small, realistic book through the services' APIs and say where the "
+        "console shows it.",
+    )
+    parser.add_argument("--port-base", type=port_base, default=None,
+                        help="the base `tci up --port-base` was given: the services on "
+                        "BASE+1..BASE+3, the console on BASE (default: TCI_*_URL and "
+                        "TCI_CONSOLE_PORT)")  # fmt: skip
+    parser.add_argument("--host", default="127.0.0.1", help="where they run (default 127.0.0.1)")
+    args = parser.parse_args(argv)
+    settings = ConsoleSettings()
+    urls, console_url = addresses(settings, args.port_base, args.host)
     book = load_book(urls, settings.jwt_secret, settings.today())
     print(f"loaded: {len(book.policies)} policies, {len(book.buyers)} underwriting buyers, "
           f"{len(book.referred)} referred requests, claims {sorted(book.claims)}, "
           f"cases {sorted(book.cases)}")  # fmt: skip
-    print(f"open the console at http://127.0.0.1:{settings.console_port}/")
+    print(f"open the console at {console_url}")
 
 
 if __name__ == "__main__":

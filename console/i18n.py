@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal, format_percent
 
@@ -84,6 +85,21 @@ class Translator:
             log.warning("no %s text for %r", self.locale, key)
             text = LOCALES[DEFAULT_LOCALE].get(key, key)
         return text.format(**values) if values else text
+
+    @property
+    def plural_forms(self) -> set[str]:
+        """The CLDR plural forms of the locale (Babel's rules): `one` and `other` in English,
+        `other` alone in Chinese."""
+        return {*Locale.parse(self.babel_locale).plural_form.tags, "other"}
+
+    def plural(self, key: str, n: int | Decimal, **values: Any) -> str:
+        """A text about `n` things, in the plural form the locale's rules give `n`: the
+        catalogue holds `key[one]`, `key[other]`... (`{n}` is the number, formatted)."""
+        form = Locale.parse(self.babel_locale).plural_form(n)
+        catalogue = LOCALES[self.locale]
+        if f"{key}[{form}]" not in catalogue and f"{key}[other]" in catalogue:
+            form = "other"
+        return self(f"{key}[{form}]", n=self.number(n), **values)
 
     def has(self, key: str) -> bool:
         return key in LOCALES[self.locale]

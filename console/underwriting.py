@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from console.i18n import Translator
 from console.session import CsrfDep, UnderwriterDep
-from console.upstream import Upstream, UpstreamDep, UpstreamRefused, gather_all
+from console.upstream import FormKey, Upstream, UpstreamDep, UpstreamRefused, gather_all
 from console.web import PlainIds, redirect, render, today, translator
 from shared.contracts import SignalKind
 from shared.countries import country_codes
@@ -24,6 +24,9 @@ router = APIRouter(prefix="/underwriting", dependencies=[PlainIds])
 DECISIONS = ("approve", "partially_approve", "refuse")
 SIGNAL_KINDS: tuple[str, ...] = get_args(SignalKind)
 LIMIT_CHANGES = ("reduce", "withdraw")
+# A limit's history entries the services word themselves, in English (a request's outcome, a
+# signal's effect); the others carry the reason a person typed.
+SERVICE_WORDED_SOURCES = ("request", "signal")
 COUNTRY_RISK_LEVELS = (1, 2, 3, 4)  # the API's CountryRiskSet accepts these
 
 
@@ -110,6 +113,7 @@ async def decide(
     request_id: str, _: UnderwriterDep, upstream: UpstreamDep,
     decision: Annotated[str, Form()], reason: Annotated[str, Form()] = "",
     amount: Annotated[str, Form()] = "", currency: Annotated[str, Form()] = "",
+    idempotency_key: FormKey = "",
 ) -> Response:  # fmt: skip
     """Approve, partially approve or refuse; a request decided meanwhile (409) is explained on
     its page, which then shows the decision that stands."""
@@ -118,12 +122,13 @@ async def decide(
     if body is None:
         return redirect(page, error="decision-incomplete")
     try:
-        await upstream.post("underwriting", f"/v1/limit-requests/{request_id}/decision", body)
+        answer = await upstream.act("underwriting", f"/v1/limit-requests/{request_id}/decision",
+                                    body, key=idempotency_key)  # fmt: skip
     except UpstreamRefused as refused:
         if refused.status in (401, 404, 503):
             raise
         return redirect(page, error=refused.slug)
-    return redirect(page, notice="decided")
+    return redirect(page, notice="form-replayed" if answer.replayed else "decided")
 
 
 # ---------------------------------------------------------------- form values
@@ -183,7 +188,7 @@ async def buyer_page(buyer_id: str, request: Request, _: UnderwriterDep,
 async def record_signal(
     buyer_id: str, _: UnderwriterDep, upstream: UpstreamDep, kind: Annotated[str, Form()],
     observed_on: Annotated[str, Form()], details: Annotated[str, Form()] = "",
-    policy_id: Annotated[str, Form()] = "",
+    policy_id: Annotated[str, Form()] = "", idempotency_key: FormKey = "",
 ) -> Response:  # fmt: skip
     """A signal on the buyer; its page then shows it with the grade before and after, and how
     many limits it changed."""
@@ -195,14 +200,17 @@ async def record_signal(
     if policy_id.strip():
         body["policy_id"] = policy_id.strip()
     try:
-        recorded = await upstream.post("underwriting", f"/v1/buyers/{buyer_id}/signals", body)
+        answer = await upstream.act("underwriting", f"/v1/buyers/{buyer_id}/signals", body,
+                                    key=idempotency_key)  # fmt: skip
     except UpstreamRefused as refused:
         if refused.status == 404 and "policy_id" in body:  # the buyer was read: the policy
             return redirect(page, error="signal-policy-unknown")
         if refused.status in (401, 404, 503):
             raise
         return redirect(page, error=refused.slug)
-    return redirect(page, notice="signal-recorded", signal=recorded["id"],
+    recorded = answer.body
+    return redirect(page, notice="form-replayed" if answer.replayed else "signal-recorded",
+                    signal=recorded["id"],
                     limits_changed=str(len(recorded["limit_changes"])))  # fmt: skip
 
 
@@ -222,15 +230,19 @@ def ageing_chart(ageing: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def warning_text(t: Translator, warning: dict[str, Any], names: dict[str, dict[str, Any]]
                  ) -> str:  # fmt: skip
     """A portfolio-health warning in the reader's language, its figures formatted for it (the
-    API's own sentence for a warning the catalogue does not know)."""
+    API's own sentence, in English, for a warning the catalogue does not know)."""
     code = warning["code"]
-    if not t.has(f"health_warning.{code}"):
+    if not warning_known(t, warning):
         return str(warning["message"])
     buyer = names.get(warning.get("buyer_id") or "", {}).get("name", warning.get("buyer_id"))
     as_ratio = code != "buyer_current_ratio_low"
     figure, threshold = ((t.percent(warning[k], fraction=True) if as_ratio else
                           t.number(warning[k])) for k in ("figure", "threshold"))  # fmt: skip
     return t(f"health_warning.{code}", figure=figure, threshold=threshold, buyer=buyer)
+
+
+def warning_known(t: Translator, warning: dict[str, Any]) -> bool:
+    return t.has(f"health_warning.{warning['code']}")
 
 
 @router.get("/policies/{policy_id}")
@@ -249,10 +261,12 @@ async def policy_page(policy_id: str, request: Request, _: UnderwriterDep,
              | {w["buyer_id"] for w in health["warnings"] if w.get("buyer_id")})  # fmt: skip
     names = await buyers_by_id(upstream, named)
     t = translator(request)
-    warnings = [{**w, "text": warning_text(t, w, names)} for w in health["warnings"]]
+    warnings = [{**w, "text": warning_text(t, w, names),
+                 "lang": None if warning_known(t, w) else "en"} for w in health["warnings"]]  # fmt: skip
     return render(request, "underwriting/policy.html", policy=policy, health=health,
                   warnings=warnings, chart=ageing_chart(health["ageing"]), limits=limits,
-                  buyers=names, highlighted=request.query_params.get("limit"))  # fmt: skip
+                  buyers=names, highlighted=request.query_params.get("limit"),
+                  service_worded=SERVICE_WORDED_SOURCES)  # fmt: skip
 
 
 # ---------------------------------------------------------------- a limit's change
@@ -267,6 +281,7 @@ async def limit_change_page(limit_id: str, request: Request, _: UnderwriterDep,
     names = await buyers_by_id(upstream, {credit_limit["buyer_id"]})
     on = today(request)
     return render(request, "underwriting/limit_change.html", limit=credit_limit, policy=policy,
+                  service_worded=SERVICE_WORDED_SOURCES,
                   buyer=names.get(credit_limit["buyer_id"]), changes=LIMIT_CHANGES,
                   today=on.isoformat(), earliest=(on + dt.timedelta(days=1)).isoformat(),
                   notice_ends=(on + dt.timedelta(days=policy["reduction_notice_days"])
@@ -297,7 +312,7 @@ async def change_limit(
     limit_id: str, _: UnderwriterDep, upstream: UpstreamDep, change: Annotated[str, Form()],
     currency: Annotated[str, Form()], policy_id: Annotated[str, Form()],
     amount: Annotated[str, Form()] = "", effective_from: Annotated[str, Form()] = "",
-    reason: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "", idempotency_key: FormKey = "",
 ) -> Response:  # fmt: skip
     """Reduce or withdraw; a refusal (a retroactive reduction, above the single-buyer cap) is
     explained on the form, a change recorded is shown in the policy's limit history."""
@@ -306,12 +321,15 @@ async def change_limit(
     if body is None:
         return redirect(form, error="limit-change-incomplete")
     try:
-        await upstream.post("underwriting", f"/v1/limits/{limit_id}/changes", body)
+        answer = await upstream.act("underwriting", f"/v1/limits/{limit_id}/changes", body,
+                                    key=idempotency_key)  # fmt: skip
     except UpstreamRefused as refused:
         if refused.status in (401, 404, 503):
             raise
         return redirect(form, error=refused.slug)
-    return redirect(f"/underwriting/policies/{policy_id}", notice="limit-changed", limit=limit_id)
+    return redirect(f"/underwriting/policies/{policy_id}",
+                    notice="form-replayed" if answer.replayed else "limit-changed",
+                    limit=limit_id)  # fmt: skip
 
 
 # ---------------------------------------------------------------- country risk

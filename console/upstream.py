@@ -5,17 +5,24 @@ an `UpstreamRefused` carrying the problem's type, for the page to explain."""
 from __future__ import annotations
 
 import asyncio
+import re
+import uuid
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Form, Request
 
 from console.settings import ConsoleSettings
 from shared.http import ServiceClient
+from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
+from shared.idempotency import REPLAYED_HEADER
 from shared.problems import Problem
 
 SERVICE_NAMES = ("underwriting", "claims", "collections")
+# A form's key as the console makes them (`form_key`), or near enough; anything else a hand-made
+# form sends is replaced by a key of the console's own.
+FORM_KEY = re.compile(r"^[A-Za-z0-9-]{16,64}$")
 T = TypeVar("T")
 
 
@@ -58,12 +65,15 @@ class Upstream:
         return response.json() if response.content else None
 
     async def raw(self, service: str, method: str, path: str, *, json: Any = None,
-                  params: dict[str, Any] | None = None) -> Any:  # fmt: skip
+                  params: dict[str, Any] | None = None,
+                  idempotency_key: str | None = None) -> Any:  # fmt: skip
+        headers = {"Authorization": f"Bearer {self.token}"}
+        if idempotency_key is not None:
+            headers[IDEMPOTENCY_HEADER] = idempotency_key
         try:
             response = await self.clients[service].request(
-                method, path, json=json, params=params,
-                headers={"Authorization": f"Bearer {self.token}"},
-            )  # fmt: skip
+                method, path, json=json, params=params, headers=headers
+            )
         except Problem:
             raise UpstreamRefused(503, "service-unavailable") from None
         if response.status_code >= 400:
@@ -79,8 +89,13 @@ class Upstream:
     async def get(self, service: str, path: str, **params: Any) -> Any:
         return await self.send(service, "GET", path, params=params or None)
 
-    async def post(self, service: str, path: str, body: Any = None) -> Any:
-        return await self.send(service, "POST", path, json=body)
+    async def act(self, service: str, path: str, body: Any, *, key: str) -> Done:
+        """A form's POST, sent with the form's key as its `Idempotency-Key` (a key that is not
+        one of the console's is replaced by a fresh one); `UpstreamRefused` when refused."""
+        given = key if FORM_KEY.match(key) else form_key()
+        response = await self.raw(service, "POST", path, json=body, idempotency_key=given)
+        replayed = response.headers.get(REPLAYED_HEADER, "").lower() == "true"
+        return Done(response.json() if response.content else None, replayed)
 
     async def every(self, service: str, path: str, limit: int, **params: Any) -> list[Any]:
         """The items of a paginated list, page after page, at most `limit` of them."""
@@ -96,6 +111,24 @@ class Upstream:
             if not cursor:
                 break
         return items
+
+
+def form_key() -> str:
+    """A fresh key for one rendering of a form: sent again, the form is done once."""
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Done:
+    """A service's answer to a form: its JSON, and whether it was the answer to the same form
+    sent before (`Idempotent-Replayed`: nothing was done this time)."""
+
+    body: Any
+    replayed: bool
+
+
+# The form field carrying the key (`idempotency_key`); empty when a form has none.
+FormKey = Annotated[str, Form()]
 
 
 async def gather_all(*calls: Awaitable[T]) -> list[T]:

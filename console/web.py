@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse
 
 from console.i18n import LANGUAGE_NAMES, LOCALES, Translator, negotiate
 from console.session import LANGUAGE_COOKIE, csrf_token, settings_of, signed_in
+from console.upstream import form_key
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = Environment(
@@ -69,6 +70,7 @@ def render(request: Request, template: str, *, status: int = 200, **context: Any
         t=t,
         caller=session[0] if session else None,
         csrf=csrf_token(request),
+        form_key=form_key,  # each form's own key, fresh every time it is rendered
         path=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         locales=[(code, LANGUAGE_NAMES[code]) for code in LOCALES],
         home=HOME_OF_ROLE.get(session[0].role, "/") if session else "/sign-in",

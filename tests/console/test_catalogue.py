@@ -35,13 +35,27 @@ ENUM_GROUPS = {
     ("collections", "RecordedActivityKind"): "activity",
 }
 LITERAL_KEY = re.compile(r"""\bt\(\s*["']([a-z_]+\.[a-z0-9_.-]+)["']""")
+PLURAL_KEY = re.compile(r"""\bt\.plural\(\s*["']([a-z_]+\.[a-z0-9_.-]+)["']""")
 
 
 def used_keys() -> set[str]:
+    """The keys the templates and the code name; a count's key with each plural form of the
+    locale (`unit.working_days[one]`, `[other]`) is checked by the plural test below."""
     found: set[str] = set()
     for path in [*CONSOLE.rglob("*.html"), *CONSOLE.glob("*.py")]:
         found |= set(LITERAL_KEY.findall(path.read_text()))
     return found
+
+
+def used_plural_keys() -> set[str]:
+    found: set[str] = set()
+    for path in [*CONSOLE.rglob("*.html"), *CONSOLE.glob("*.py")]:
+        found |= set(PLURAL_KEY.findall(path.read_text()))
+    return found
+
+
+def base_keys(catalogue: dict[str, str]) -> set[str]:
+    return {key.split("[", 1)[0] for key in catalogue}
 
 
 def enum_values(service: str, name: str) -> list[str]:
@@ -72,7 +86,8 @@ def placeholders(text: str) -> set[str]:
 
 
 def test_both_catalogues_hold_the_same_keys_each_with_a_text() -> None:
-    assert set(en.MESSAGES) == set(zh_cn.MESSAGES), set(en.MESSAGES) ^ set(zh_cn.MESSAGES)
+    english, chinese = base_keys(en.MESSAGES), base_keys(zh_cn.MESSAGES)
+    assert english == chinese, english ^ chinese
     for catalogue in (en.MESSAGES, zh_cn.MESSAGES):
         assert all(text.strip() for text in catalogue.values())
 
@@ -93,8 +108,59 @@ def test_every_code_the_services_answer_has_words_in_both_languages() -> None:
 
 
 def test_a_translation_keeps_the_placeholders_of_the_english_text() -> None:
-    for key, text in en.MESSAGES.items():
-        assert placeholders(zh_cn.MESSAGES[key]) == placeholders(text), key
+    """The same placeholders in both languages; a count's forms are compared with the English
+    `other` form, and a form for one thing may leave the number out ("the largest buyer")."""
+
+    def english(key: str) -> str:
+        base = key.split("[", 1)[0]
+        return en.MESSAGES.get(base) or en.MESSAGES[f"{base}[other]"]
+
+    for catalogue in (en.MESSAGES, zh_cn.MESSAGES):
+        for key, text in catalogue.items():
+            expected = placeholders(english(key))
+            if key.endswith("[one]"):
+                expected -= {"n"}
+                assert expected <= placeholders(text) <= expected | {"n"}, key
+            else:
+                assert placeholders(text) == expected, key
+
+
+def test_a_count_has_exactly_the_plural_forms_of_each_language() -> None:
+    """Counts are said with CLDR's plural forms (Babel's rules): English has `one` and `other`
+    ("1 working day", "2 working days"), Chinese has one form for every count."""
+    used = used_plural_keys()
+    assert {"unit.working_days", "unit.working_days_over", "queue.hint"} <= used
+    for locale, catalogue in LOCALES.items():
+        forms = Translator(locale).plural_forms
+        plural = {key.split("[", 1)[0] for key in catalogue if "[" in key}
+        assert used <= plural, (locale, used - plural)
+        assert not (plural & set(catalogue)), "a count's key is only given with its forms"
+        for key in plural:
+            given = {k.split("[", 1)[1].rstrip("]") for k in catalogue if k.startswith(f"{key}[")}
+            assert given == forms, (locale, key, given)
+    assert Translator("en").plural_forms == {"one", "other"}
+    assert Translator("zh-CN").plural_forms == {"other"}
+
+
+@pytest.mark.parametrize(("locale", "count", "text"), [
+    ("en", 1, "1 working day"),
+    ("en", 2, "2 working days"),
+    ("en", 0, "0 working days"),
+    ("en", 1500, "1,500 working days"),
+    ("zh-CN", 1, "1 个工作日"),
+    ("zh-CN", 2, "2 个工作日"),
+])  # fmt: skip
+def test_a_count_takes_the_plural_form_its_number_asks_for(
+    locale: str, count: int, text: str
+) -> None:
+    assert Translator(locale).plural("unit.working_days", count) == text
+
+
+def test_one_request_waiting_and_one_working_day_late_are_singular_in_english() -> None:
+    english = Translator("en")
+    assert english.plural("queue.hint", 1).startswith("1 request waiting")
+    assert english.plural("queue.hint", 3).startswith("3 requests waiting")
+    assert english.plural("unit.working_days_over", 1) == "1 working day late"
 
 
 def test_the_chinese_catalogue_is_chinese_not_a_copy_of_the_english() -> None:
