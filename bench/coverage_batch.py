@@ -5,6 +5,7 @@ receivables each), on PostgreSQL or on the embedded SQLite default.
     .venv/bin/python bench/coverage_batch.py --database-url sqlite:///var/bench_coverage.db
     .venv/bin/python bench/coverage_batch.py --database-url postgresql://postgres@127.0.0.1/tci_bench
         [--buyers 100000] [--runs 5] [--port 18002] [--save answer.json] [--profile]
+        [--ledger 10000]
 
 A SQLite file is created and loaded when absent (a minute or so), then reused; a PostgreSQL
 database must hold the books of an earlier `bench/coverage_checks.py` run (`--database`). The
@@ -12,7 +13,11 @@ service runs under uvicorn (one worker) on loopback; each run posts the same bat
 the same items) and prints the time to the answer and the CPU the server spent on it (steadier
 than the time on a busy machine); on PostgreSQL, then the batch's statements bare on asyncpg and
 the ratio. `--save` keeps the last answer's bytes (to compare two trees); `--profile` runs the
-batch in this process instead, through the ASGI app under cProfile. Not a test.
+batch in this process instead, through the ASGI app under cProfile. `--ledger N` gives one buyer
+N more declared receivables (once: kept in the books) and makes every item of the batch a
+receivable of that buyer, over the year's shipment dates, a third naming an invoice of its ledger:
+a batch whose exposures read a long ledger (its time should grow with items + receivables, not
+their product). Not a test.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import datetime as dt
 import json
 import os
 import pstats
@@ -27,11 +33,13 @@ import random
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
-from sqlalchemy import create_engine, insert, select
+from sqlalchemy import create_engine, func, insert, select
 from sqlalchemy.engine import Engine, make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` beside the services
@@ -45,7 +53,7 @@ from bench.coverage_checks import (
     loaded_books,
 )
 from shared.auth import mint_token
-from shared.db import SERVICE_SCHEMAS
+from shared.db import SERVICE_SCHEMAS, new_id
 from shared.migrations import upgrade
 from shared.settings import DEVELOPMENT_JWT_SECRET
 
@@ -94,6 +102,78 @@ def sqlite_books(url: str) -> tuple[str, list[str]] | None:
         ids = list(conn.execute(select(Buyer.id)).scalars())
     engine.dispose()
     return (policy_id, ids) if policy_id and ids else None
+
+
+def ledger_rows(policy_id: str, buyer: str, count: int) -> list[dict[str, Any]]:
+    """`count` receivables of one buyer over 200 shipment dates: unpaid, partly paid, paid."""
+    now = dt.datetime.now(dt.UTC)
+    rng = random.Random(7)
+    rows = []
+    for n in range(count):
+        ship = dt.date(2027, 1, 1) + dt.timedelta(days=n % 200)
+        amount = Decimal(rng.randrange(1000, 10000)) / 100
+        paid, paid_on = [(Decimal(0), None), (amount / 2, ship + dt.timedelta(days=10)),
+                         (amount, ship + dt.timedelta(days=30))][n % 3]  # fmt: skip
+        rows.append({"id": new_id("rcv"), "created_at": now, "policy_id": policy_id,
+                     "buyer_id": buyer, "invoice_number": f"LEDGER-{n}", "amount": amount,
+                     "shipment_date": ship, "due_date": ship + dt.timedelta(days=60),
+                     "paid_amount": paid, "paid_on": paid_on, "updated_at": now})  # fmt: skip
+    return rows
+
+
+def add_ledger(url: str, policy_id: str, buyer: str, count: int) -> None:
+    """The buyer's long ledger, written once (kept for later runs, as the books are)."""
+    rows = ledger_rows(policy_id, buyer, count)
+    if url.startswith("sqlite"):
+        from services.underwriting.models import Receivable
+
+        engine = _sqlite_engine(url)
+        with engine.begin() as conn:
+            known = conn.execute(
+                select(func.count()).where(
+                    Receivable.buyer_id == buyer, Receivable.invoice_number.like("LEDGER-%")
+                )
+            ).scalar()
+            if not known:
+                conn.execute(insert(Receivable), rows)
+                conn.exec_driver_sql("ANALYZE")
+        engine.dispose()
+    else:
+
+        async def copy() -> int:
+            conn = await asyncpg.connect(url)
+            try:
+                known = await conn.fetchval(
+                    "SELECT count(*) FROM underwriting.receivables WHERE buyer_id = $1 "
+                    "AND invoice_number LIKE 'LEDGER-%'", buyer)  # fmt: skip
+                if not known:
+                    await conn.copy_records_to_table(
+                        "receivables", schema_name="underwriting", columns=list(rows[0]),
+                        records=[tuple(r.values()) for r in rows])  # fmt: skip
+                    await conn.execute("ANALYZE underwriting.receivables")
+                return int(known)
+            finally:
+                await conn.close()
+
+        known = asyncio.run(copy())
+        if known and known != count:
+            sys.exit(f"the buyer already has a ledger of {known:,}, not {count:,}")
+
+
+def ledger_batch(policy_id: str, buyer: str, count: int) -> list[dict[str, Any]]:
+    """`BATCH` checks on the ledger's buyer over the year, a third naming one of its invoices."""
+    rng = random.Random(11)
+    batch = []
+    for n in range(BATCH):
+        ship = dt.date(2027, 1, 1) + dt.timedelta(days=rng.randrange(300))
+        check = {"policy_id": policy_id, "buyer_id": buyer,
+                 "invoice_amount": {"amount": "150.00", "currency": "EUR"},
+                 "shipment_date": ship.isoformat(),
+                 "due_date": (ship + dt.timedelta(days=90)).isoformat()}  # fmt: skip
+        if n % 3 == 0:
+            check["invoice_number"] = f"LEDGER-{rng.randrange(count)}"
+        batch.append(check)
+    return batch
 
 
 def the_books(url: str, buyers: int) -> tuple[str, list[str]]:
@@ -205,11 +285,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="in this process, under cProfile")
     parser.add_argument("--save", help="write the last answer's bytes to this file")
+    parser.add_argument("--ledger", type=int, default=0,
+                        help="every item on one buyer with this many more receivables")  # fmt: skip
     args = parser.parse_args()
     url = args.database_url
     policy_id, ids = the_books(url, args.buyers)
     random.seed(args.seed)
     batch = {"items": [item(policy_id, b) for b in random.sample(ids, min(BATCH, len(ids)))]}
+    if args.ledger:
+        buyer = min(ids)
+        started = time.perf_counter()
+        add_ledger(url, policy_id, buyer, args.ledger)
+        print(f"{buyer}: a ledger of {args.ledger:,} receivables "
+              f"({time.perf_counter() - started:.1f}s to make sure of it)")  # fmt: skip
+        batch = {"items": ledger_batch(policy_id, buyer, args.ledger)}
     if args.profile:
         asyncio.run(profiled(url, batch, args.runs))
     else:

@@ -287,7 +287,8 @@ async def bare_batch(dsn: str, batch: list[dict[str, object]], chunk: int, paral
 
     today = dt.date.fromisoformat(TODAY)
     items = [repo.BatchItem(i, str(it["policy_id"]), str(it["buyer_id"]),
-                            dt.date.fromisoformat(str(it["shipment_date"])), None)
+                            dt.date.fromisoformat(str(it["shipment_date"])),
+                            None if it.get("invoice_number") is None else str(it["invoice_number"]))
              for i, it in enumerate(batch)]  # fmt: skip
     sql, order, literals, _ = repo._BATCH["postgresql"].for_asyncpg(asyncpg_dialect())
     pool = await asyncpg.create_pool(dsn, min_size=parallel, max_size=parallel)

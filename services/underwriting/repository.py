@@ -677,13 +677,15 @@ _POLICY_COLUMNS = (
 _BUYER_COLUMNS = (Buyer.id, Buyer.country, Buyer.legal_form)
 
 
-def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: Any) -> list[Any]:
+def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, exposure: Any) -> list[Any]:
     """What a check reads for one receivable, correlated to the expressions naming its policy,
-    buyer, shipment date and invoice: the single check passes parameters, the batch passes the
-    columns of its items. Expects `policies`, `buyers` and `credit_limits` in the FROM.
+    buyer and shipment date, with its exposure: the single check passes parameters and
+    `_exposure`, the batch the columns of its items and `_exposures_of_items`. Expects
+    `policies`, `buyers` and `credit_limits` in the FROM.
 
-    Each piece is named after the rule it states (`rules.<name>`); the parity test
-    (tests/underwriting/test_coverage_parity.py) runs the edge cases through both."""
+    Each piece is named after the rule it states (`rules.<name>`); the parity tests
+    (tests/underwriting/test_coverage_parity.py, test_coverage_batch_parity.py) run the edge
+    cases through both."""
     today = bindparam("today", type_=Date)
     return [
         *_POLICY_COLUMNS,
@@ -697,7 +699,7 @@ def _coverage_columns(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: 
         _limit_in_force(LimitAmount.payment_terms_days, ship).label("limit_terms_days"),
         CreditLimit.decided_on.label("decided_on"),
         type_coerce(_limit_in_force(LimitAmount.amount, ship), Amount()).label("limit_amount"),
-        _exposure(policy_id, buyer_id, ship, invoice_number, today).label("exposure"),
+        exposure.label("exposure"),
     ]
 
 
@@ -766,6 +768,75 @@ def _exposure(policy_id: Any, buyer_id: Any, ship: Any, invoice_number: Any, tod
     )
 
 
+def _exposures_of_items(items: Any) -> tuple[Any, Any]:
+    """rules.exposure for every item of a chunk of a batch, in time growing with the items plus
+    the receivables of their (policy, buyer) pairs, never their product (10,000 items on a
+    buyer with 10,000 receivables would otherwise sum 100 million rows).
+
+    An item alone on its pair in the chunk sums its pair's ledger as the single check does
+    (`_exposure`: an index range, the cheapest for the usual item). The items of a pair with
+    several share one pass over its ledger: its receivables (up to the pair's last shipment
+    date) and its items in one stream in shipment-date order, a day's receivables before its
+    items, the unpaid amounts summed as they run (the items adding nothing), so an item's
+    running sum is what its pair had shipped on or before its shipment date and not paid
+    today; less its own receivable when shipped by then (`_exposure`'s exclusion: at most one,
+    an invoice number being unique in a policy), read by that unique key.
+
+    Returns the stream's rows, of which the items are those of `kind` 1 (the batch selects from
+    them where it selected from `items`), and the exposure on those rows."""
+    today = bindparam("today", type_=Date)
+    shared = (
+        select(items.c.policy_id, items.c.buyer_id,
+               func.max(items.c.shipment_date).label("last_shipped"))
+        .group_by(items.c.policy_id, items.c.buyer_id)
+        .having(func.count() > literal_column("1"))
+        .subquery("shared")
+    )  # fmt: skip
+    nothing: Any = literal_column("NULL")
+    ledger = select(
+        Receivable.policy_id, Receivable.buyer_id, Receivable.shipment_date,
+        literal_column("0").label("kind"), type_coerce(nothing, Integer).label("idx"),
+        type_coerce(nothing, String).label("invoice_number"),
+        _unpaid_today(today).label("unpaid"),
+    ).join(shared, and_(shared.c.policy_id == Receivable.policy_id,
+                        shared.c.buyer_id == Receivable.buyer_id,
+                        Receivable.shipment_date <= shared.c.last_shipped))  # fmt: skip
+    checked = select(
+        items.c.policy_id, items.c.buyer_id, items.c.shipment_date,
+        literal_column("1").label("kind"), items.c.idx, items.c.invoice_number,
+        literal_column("0").label("unpaid"),
+    )  # fmt: skip
+    stream = ledger.union_all(checked).subquery("stream")
+    pair = (stream.c.policy_id, stream.c.buyer_id)
+    running = func.sum(stream.c.unpaid).over(
+        partition_by=pair, order_by=(stream.c.shipment_date, stream.c.kind), rows=(None, 0)
+    )
+    ran = select(
+        *(c for c in stream.c if c.key != "unpaid"),
+        running.label("running"),
+        func.sum(stream.c.kind).over(partition_by=pair).label("items_on_pair"),
+    ).subquery("ran")
+    own = (
+        select(_unpaid_today(today))
+        .where(
+            Receivable.policy_id == ran.c.policy_id,
+            Receivable.invoice_number == ran.c.invoice_number,
+            Receivable.buyer_id == ran.c.buyer_id,
+            Receivable.shipment_date <= ran.c.shipment_date,
+        )
+        .scalar_subquery()
+    )
+    zero: Any = literal_column("0")
+    alone = _exposure(ran.c.policy_id, ran.c.buyer_id, ran.c.shipment_date, ran.c.invoice_number,
+                      today)  # fmt: skip
+    exposure = case(
+        (ran.c.items_on_pair > literal_column("1"),
+         func.coalesce(ran.c.running, zero) - func.coalesce(own, zero)),
+        else_=alone,
+    )  # fmt: skip
+    return ran, type_coerce(exposure, Amount())
+
+
 def _sanctioned(buyer_id: Any) -> Any:
     """Sanctions: the buyer, or its country, is sanctioned."""
     return exists().where(or_(Sanction.buyer_id == buyer_id, Sanction.country == Buyer.country))
@@ -807,11 +878,11 @@ def _single_statement() -> Any:
     """One receivable, named by parameters."""
     policy_id = bindparam("policy_id", type_=String)
     buyer_id = bindparam("buyer_id", type_=String)
+    ship = bindparam("shipment_date", type_=Date)
+    invoice_number = bindparam("invoice_number", type_=String)
+    today = bindparam("today", type_=Date)
     columns = _coverage_columns(
-        policy_id,
-        buyer_id,
-        bindparam("shipment_date", type_=Date),
-        bindparam("invoice_number", type_=String),
+        policy_id, buyer_id, ship, _exposure(policy_id, buyer_id, ship, invoice_number, today)
     )
     return (
         select(*columns)
@@ -837,35 +908,33 @@ _ITEM_ROWS = {
 
 
 def _batch_statement(dialect: str) -> Any:
-    """Every item of a batch in one statement: one row per item, in order, each carrying exactly
-    the columns of the single check."""
+    """Every item of a batch in one statement: one row per item (in no particular order: each
+    names its item), each carrying exactly the columns of the single check."""
     rows = text(_ITEM_ROWS[dialect]).columns(
         column("idx", Integer), column("policy_id", String), column("buyer_id", String),
         column("shipment_date", Date), column("invoice_number", String),
     )  # fmt: skip
-    # SQLite would otherwise read each item's fields out of its JSON again at every use (a dozen
-    # times per item): unpacked once into a table, its statement takes a third less time.
-    items = (
-        rows.cte("items").prefix_with("MATERIALIZED")
-        if dialect == "sqlite"
-        else rows.subquery("items")
-    )
-    columns = _coverage_columns(
-        items.c.policy_id, items.c.buyer_id, items.c.shipment_date, items.c.invoice_number
-    )
+    # Read twice (the pairs, the stream): unpacked once into a table (PostgreSQL materialises a
+    # CTE read twice; SQLite is told to: it would otherwise read each item's fields out of its
+    # JSON again at every use).
+    items = rows.cte("items")
+    if dialect == "sqlite":
+        items = items.prefix_with("MATERIALIZED")
+    ran, exposure = _exposures_of_items(items)
+    columns = _coverage_columns(ran.c.policy_id, ran.c.buyer_id, ran.c.shipment_date, exposure)
     return (
-        select(items.c.idx, *columns)
-        .select_from(items)
-        .outerjoin(Policy, Policy.id == items.c.policy_id)
-        .outerjoin(Buyer, Buyer.id == items.c.buyer_id)
+        select(ran.c.idx, *columns)
+        .select_from(ran)
+        .outerjoin(Policy, Policy.id == ran.c.policy_id)
+        .outerjoin(Buyer, Buyer.id == ran.c.buyer_id)
         .outerjoin(
             CreditLimit,
             and_(
-                CreditLimit.policy_id == items.c.policy_id,
-                CreditLimit.buyer_id == items.c.buyer_id,
+                CreditLimit.policy_id == ran.c.policy_id,
+                CreditLimit.buyer_id == ran.c.buyer_id,
             ),
         )
-        .order_by(items.c.idx)
+        .where(ran.c.kind == literal_column("1"))
     )
 
 
@@ -913,7 +982,8 @@ async def coverage_rows(
     parallel: int = 4,
 ) -> AsyncIterator[list[tuple[int, CoverageRow]]]:
     """The coverage rows of many receivables, `chunk` items per statement, several statements
-    in flight at once; yielded chunk by chunk, in order, as (item index, row)."""
+    in flight at once; yielded chunk by chunk, in order, as (item index, row) (a chunk's rows in
+    no particular order)."""
     param_sets = [
         {"items": _items_json(items[start : start + chunk]), "today": today, "bank_id": bank_id}
         for start in range(0, len(items), max(1, chunk))

@@ -14,10 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from services.underwriting import rules
 from services.underwriting.coverage import batch_items
 from services.underwriting.schemas import CoverageCheckCreate
+from shared.contracts import money_json
+from shared.money import Money
 from shared.problems import Problem, validation_problem
-from tests.builders import make_buyer, make_policy, money, ok, request_limit
+from tests.builders import declared_on, make_buyer, make_policy, money, ok, request_limit
 from tests.conftest import auth, unique
 
 UW = auth("underwriter")
@@ -29,6 +32,16 @@ async def pinned(api: Any, monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient
     """The underwriting API with today pinned to 10 January 2027."""
     monkeypatch.setenv("TCI_FIXED_TODAY", TODAY)
     monkeypatch.setenv("TCI_UW_COVERAGE_BATCH_CHUNK", "7")  # several chunks, one item short
+    client: httpx.AsyncClient = await api.open("underwriting")
+    return client
+
+
+@pytest.fixture
+async def unthrottled(api: Any, monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
+    """`pinned`, with no rate limit: hundreds of single checks to compare a batch with."""
+    monkeypatch.setenv("TCI_RATE_LIMIT", "")
+    monkeypatch.setenv("TCI_FIXED_TODAY", TODAY)
+    monkeypatch.setenv("TCI_UW_COVERAGE_BATCH_CHUNK", "7")
     client: httpx.AsyncClient = await api.open("underwriting")
     return client
 
@@ -230,6 +243,74 @@ async def test_a_batch_answers_every_item_as_the_single_check(pinned: httpx.Asyn
     await answers_match_single_checks(uw, batch, auth("bank", built["bank"]))
     stranger_bank = await answers_match_single_checks(uw, batch, auth("bank", unique("bank")))
     assert all("error" in r for r in stranger_bank)  # not assigned: no policy found
+
+
+async def test_a_long_ledger_gives_each_item_its_own_exposure(
+    unthrottled: httpx.AsyncClient,
+) -> None:
+    """Many receivables on one (policy, buyer), on a few shipment dates, unpaid, paid, partly
+    paid and paid only after today; items over those dates, naming invoices of the ledger (each
+    left out of its own exposure when shipped by then), of a neighbour, of another policy, or
+    none: every item's exposure is the rule's, and each answer the single check's."""
+    uw = unthrottled
+    holder = unique("ph")
+    policy = await make_policy(uw, holder=holder, start_date="2026-12-01", end_date="2027-12-31",
+                               discretionary_limit=money("20000"))  # fmt: skip
+    other = await make_policy(uw, start_date="2026-12-01", end_date="2027-12-31")
+    buyer, neighbour = (await make_buyer(uw))["id"], (await make_buyer(uw))["id"]
+    for on in (policy, other):
+        assert (await request_limit(uw, on, buyer, "100000", 120))["status"] == "approved"
+    first = dt.date(2026, 12, 20)
+    ledger: list[dict[str, Any]] = []
+    for n in range(60):
+        ship = first + dt.timedelta(days=n % 9 * 3)  # nine dates, several invoices on each
+        invoice = {"number": f"L-{n}", "buyer_id": buyer, "amount": money(f"{1000 + n * 37}.{n:02d}"),
+                   "shipment_date": ship.isoformat(),
+                   "due_date": (ship + dt.timedelta(days=60)).isoformat()}  # fmt: skip
+        paid = {
+            1: (f"{1000 + n * 37}.{n:02d}", ship + dt.timedelta(days=1)),  # in full
+            2: ("400.25", ship + dt.timedelta(days=2)),  # in part
+            3: ("300", dt.date(2027, 1, 20)),
+        }.get(n % 5)  # after today: unpaid today
+        if paid:
+            invoice |= {"paid_amount": money(paid[0]), "paid_on": paid[1].isoformat()}
+        ledger.append(invoice)
+    aside = [{"number": "N-1", "buyer_id": neighbour, "amount": money("7000"),
+              "shipment_date": "2026-12-21", "due_date": "2027-02-21"}]  # fmt: skip
+    holder_auth = auth("policyholder", holder)
+    with declared_on(uw, dt.date(2027, 1, 20)):  # the book as declared once its payments were made
+        ok(await uw.post(f"/v1/policies/{policy['id']}/declarations", headers=holder_auth,
+                         json={"invoices": ledger + aside}), 201)  # fmt: skip
+    other_auth = auth("policyholder", other["policyholder_id"])
+    ok(await uw.post(f"/v1/policies/{other['id']}/declarations", headers=other_auth, json={
+        "invoices": [{**aside[0], "number": "O-1", "buyer_id": buyer}]}), 201)  # fmt: skip
+    days = sorted({first + dt.timedelta(days=d) for d in range(-2, 30)} | {dt.date(2027, 3, 1)})
+    numbers = [None, "L-0", "L-1", "L-2", "L-3", "L-13", "L-59", "N-1", "O-1", "NOPE"]
+    batch = [
+        {"policy_id": policy["id"], "buyer_id": buyer, "invoice_amount": money("5000"),
+         "shipment_date": day.isoformat(), "due_date": (day + dt.timedelta(days=90)).isoformat(),
+         **({} if number is None else {"invoice_number": number})}
+        for day in days for number in numbers[: 3 + day.toordinal() % 8]
+    ] + [{"policy_id": other["id"], "buyer_id": buyer, "invoice_amount": money("5000"),
+          "shipment_date": "2027-01-05", "due_date": "2027-03-05", "invoice_number": "L-1"}]  # fmt: skip
+    results = await answers_match_single_checks(uw, batch, UW)  # both policies
+    receivables = [
+        rules.Receivable(
+            i["number"], Decimal(i["amount"]["amount"]), dt.date.fromisoformat(i["shipment_date"]),
+            Decimal(i["paid_amount"]["amount"]) if "paid_amount" in i else Decimal(0),
+            dt.date.fromisoformat(i["paid_on"]) if "paid_on" in i else None)
+        for i in ledger
+    ]  # fmt: skip
+    today = dt.date.fromisoformat(TODAY)
+    exposures = set()
+    for item, result in zip(batch[:-1], results, strict=False):
+        expected = rules.exposure(receivables, today=today, excluding=item.get("invoice_number"),
+                                  shipment_date=dt.date.fromisoformat(item["shipment_date"]))  # fmt: skip
+        assert result["exposure"] == money_json(Money.rounded_of(expected, "EUR")), item
+        exposures.add(expected)
+    assert len(exposures) > 30  # the dates and the exclusions tell the items apart
+    assert results[-1]["exposure"] == money("7000.00")  # the other policy's ledger
+    assert {r["covered"] for r in results} == {True, False}
 
 
 # ---------------------------------------------------------------- the batch's validation

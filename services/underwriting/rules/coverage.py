@@ -3,9 +3,11 @@ receivable is covered and for how much.
 
 The live check reads its books in one SQL statement (`repository._coverage_columns`, whose pieces
 are small functions named after the rules they state: `_limit_in_force`, `_grade_on`,
-`_stopped_on`, `_exposure`, `_unpaid_today`, `_sanctioned`, `_affiliate`); the Python rules here
-state the same rules for the exposure page and the limit changes, and
-`tests/underwriting/test_coverage_parity.py` runs the edge cases through both."""
+`_stopped_on`, `_exposure`, `_unpaid_today`, `_sanctioned`, `_affiliate`; a batch's exposures
+`_exposures_of_items`, a running sum over each buyer's ledger); the Python rules here state the
+same rules for the exposure page and the limit changes, and
+`tests/underwriting/test_coverage_parity.py` (`test_coverage_batch_parity.py` for the batch) runs
+the edge cases through both."""
 
 from __future__ import annotations
 
