@@ -56,11 +56,16 @@ def paid_claim_signal(claim: Claim) -> BuyerSignal | None:
     return signal(kind, claim.paid_on, details, claim.policy_id)
 
 
-def coverage_checks(claim: Claim, invoices: Sequence[ClaimInvoice]) -> list[CoverageCheck]:
-    """Each invoice of a claim, to be checked for cover on its shipment date."""
+def coverage_checks(
+    claim: Claim, invoices: Sequence[ClaimInvoice], due_dates: Mapping[str, dt.date]
+) -> list[CoverageCheck]:
+    """Each invoice of a claim, to be checked for cover on its shipment date with the credit
+    period agreed then: its original due date (`due_dates`, by number: an extension within the
+    maximum takes no cover away)."""
     return [CoverageCheck(policy_id=claim.policy_id, buyer_id=claim.buyer_id,
                           invoice_amount=money_read(i.amount, claim.currency),
-                          shipment_date=i.shipment_date, due_date=i.due_date,
+                          shipment_date=i.shipment_date,
+                          due_date=due_dates.get(i.number, i.due_date),
                           invoice_number=i.number) for i in invoices]  # fmt: skip
 
 

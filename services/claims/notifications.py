@@ -4,6 +4,7 @@ overdue stops shipments in underwriting (told through the outbox), paid arrears 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from services.claims import messages, rules, views
 from services.claims import repository as repo
@@ -29,9 +30,12 @@ from shared.problems import (
 from shared.usecase import positive_amount_in
 
 
-def _check_notification(ctx: Context, report: NotificationCreate, policy: PolicyTerms) -> None:
+def _check_notification(
+    ctx: Context, report: NotificationCreate, policy: PolicyTerms, original: Mapping[str, dt.date]
+) -> None:
     """A plan is in the policy's currency, agreed from today on, and no more than the debt; an
-    overdue is past due; an extension is within what the policyholder may grant alone."""
+    overdue is past due; an extension is within what the policyholder may grant alone, from
+    the invoice's original due date (`original`, by number)."""
     owed = invoice_amounts(report.invoices, policy.currency)
     planned = ZERO
     for index, step in enumerate(report.instalments or []):
@@ -54,8 +58,9 @@ def _check_notification(ctx: Context, report: NotificationCreate, policy: Policy
     if report.kind == "extension_request":
         assert report.new_due_date is not None
         invoice, days = report.invoices[0], policy.max_extension_days
-        if not rules.extension_allowed(invoice.due_date, report.new_due_date, days):
-            latest = invoice.due_date + dt.timedelta(days)
+        first_due = original[invoice.number]
+        if not rules.extension_allowed(invoice.due_date, report.new_due_date, days, first_due):
+            latest = rules.latest_extension(first_due, days)
             raise unprocessable(
                 EXTENSION_TOO_LONG,
                 f"the policyholder may move a due date by at most {days} days on its own "
@@ -68,7 +73,13 @@ async def notify_overdue(ctx: Context, report: NotificationCreate) -> Notificati
     """Record the notification; each invoice is in time or late; an overdue stops shipments on
     that policy (underwriting hears of it through the outbox)."""
     policy, _ = await own_policy_and_buyer(ctx, report.policy_id, report.buyer_id)
-    _check_notification(ctx, report, policy)
+    # The clocks run from each invoice's original due date (one notified before an extension).
+    notified = await repo.original_due_dates(
+        ctx.session, policy.id, report.buyer_id, [i.number for i in report.invoices]
+    )
+    due = {i.number: rules.original_due_date(i.due_date, notified.get(i.number))
+           for i in report.invoices}  # fmt: skip
+    _check_notification(ctx, report, policy, due)
     notification = OverdueNotification(
         id=new_id("ovn"), created_at=utcnow(), policy_id=policy.id, buyer_id=report.buyer_id,
         policyholder_id=policy.policyholder_id, currency=policy.currency, kind=report.kind,
@@ -79,23 +90,37 @@ async def notify_overdue(ctx: Context, report: NotificationCreate) -> Notificati
     ctx.session.add(notification)
     await ctx.session.flush()
     days = policy.overdue_notification_days
+    # An invoice notified overdue before keeps the standing of that first notification.
+    first = await repo.first_notifications(ctx.session, policy.id, report.buyer_id)
     rows = [NotifiedInvoice(
         id=new_id("nin"), notification_id=notification.id, policy_id=policy.id,
         buyer_id=report.buyer_id, number=invoice.number, amount=invoice.amount.amount,
         shipment_date=invoice.shipment_date, due_date=invoice.due_date,
-        notification_deadline=rules.notification_deadline(invoice.due_date, days),
-        late=report.kind != "arrears_cleared"
-        and rules.notified_late(invoice.due_date, ctx.today, days),
+        notification_deadline=rules.notification_deadline(due[invoice.number], days),
+        late=report.kind != "arrears_cleared" and (
+            first[invoice.number].late if invoice.number in first
+            else rules.notified_late(due[invoice.number], ctx.today, days)),
     ) for invoice in report.invoices]  # fmt: skip
     ctx.session.add_all(rows)
-    kind = rules.notification_signal(report.kind, [i.due_date for i in report.invoices], ctx.today)
+    await ctx.session.flush()
+    arrears_left = await _arrears_left(ctx, notification)
+    kind = rules.notification_signal(report.kind, [i.due_date for i in report.invoices],
+                                     ctx.today, arrears_left=arrears_left)  # fmt: skip
     if kind is not None:
         details = f"overdue notification {notification.id} ({report.kind})"
         await signal_underwriting(ctx, notification.id, report.buyer_id,
                       messages.signal(kind, ctx.today, details, policy.id),
                       f"claims:overdue:{notification.id}")  # fmt: skip
     await ctx.session.flush()
-    return views.notification_read(notification, rows)
+    return views.notification_read(notification, rows, arrears_left=arrears_left)
+
+
+async def _arrears_left(ctx: Context, notification: OverdueNotification) -> bool:
+    """Whether arrears cleared left other notified invoices of the (policy, buyer) in arrears,
+    once the notification was made (the stop-shipment then stays)."""
+    if notification.kind != "arrears_cleared":
+        return False
+    return bool(rules.arrears_outstanding(await repo.notified_up_to(ctx.session, notification)))
 
 
 async def get_notification(ctx: Context, notification_id: str) -> NotificationRead:
@@ -105,4 +130,5 @@ async def get_notification(ctx: Context, notification_id: str) -> NotificationRe
     ):
         raise not_found("overdue notification", notification_id)
     rows = await repo.notified_invoices(ctx.session, notification.id)
-    return views.notification_read(notification, rows)
+    arrears_left = await _arrears_left(ctx, notification)
+    return views.notification_read(notification, rows, arrears_left=arrears_left)

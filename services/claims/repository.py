@@ -41,15 +41,29 @@ async def claim(session: AsyncSession, claim_id: str, *, lock: bool = False) -> 
     return (await session.execute(query)).scalar_one_or_none()
 
 
+def _lapsed_unrecorded(today: dt.date) -> Any:
+    """Claims awaiting documents (on hold or not) whose grace period has ended: lapsed, though
+    the sweep has not recorded it yet (their file is not complete, or they would not await
+    documents)."""
+    pending = ClaimStatus.DOCUMENTS_PENDING.value
+    awaiting = or_(Claim.status == pending,
+                   and_(Claim.status == ClaimStatus.ON_HOLD.value,
+                        func.coalesce(Claim.held_status, "") == pending))  # fmt: skip
+    return and_(awaiting, Claim.documents_due < today)
+
+
 def claims_listed(
-    *, policyholder_id: str | None, status: str | None, policy_id: str | None
+    *, policyholder_id: str | None, status: str | None, policy_id: str | None, today: dt.date
 ) -> Select[Any]:
-    """The claims a list shows (a policyholder's own, or all), to be paged."""
+    """The claims a list shows (a policyholder's own, or all), to be paged; filtered by status
+    as reads show it (a lapse shows before the sweep records it)."""
     statement = select(Claim)
     if policyholder_id is not None:
         statement = statement.where(Claim.policyholder_id == policyholder_id)
-    if status:
-        statement = statement.where(Claim.status == status)
+    if status == ClaimStatus.LAPSED:
+        statement = statement.where(or_(Claim.status == status, _lapsed_unrecorded(today)))
+    elif status:
+        statement = statement.where(Claim.status == status, ~_lapsed_unrecorded(today))
     if policy_id:
         statement = statement.where(Claim.policy_id == policy_id)
     return statement
@@ -108,6 +122,27 @@ async def notified_invoices(session: AsyncSession, notification_id: str) -> list
     return list(rows.scalars())
 
 
+async def notified_up_to(
+    session: AsyncSession, notification: OverdueNotification
+) -> list[tuple[str, str, dt.date, dt.date]]:
+    """`(kind, number, due_date, notified_on)` of each invoice the notifications on the (policy,
+    buyer) named, up to and including `notification`, in the order they were made."""
+    made_by_then = or_(
+        OverdueNotification.created_at < notification.created_at,
+        and_(OverdueNotification.created_at == notification.created_at,
+             OverdueNotification.id <= notification.id),
+    )  # fmt: skip
+    rows = await session.execute(
+        select(OverdueNotification.kind, NotifiedInvoice.number, NotifiedInvoice.due_date,
+               OverdueNotification.notified_on)
+        .join(OverdueNotification)
+        .where(OverdueNotification.policy_id == notification.policy_id,
+               OverdueNotification.buyer_id == notification.buyer_id, made_by_then)
+        .order_by(OverdueNotification.created_at, OverdueNotification.id)
+    )  # fmt: skip
+    return [(kind, number, due, on) for kind, number, due, on in rows.all()]
+
+
 async def original_due_dates(
     session: AsyncSession, policy_id: str, buyer_id: str, numbers: Sequence[str]
 ) -> dict[str, dt.date]:
@@ -124,11 +159,13 @@ async def original_due_dates(
 async def first_notifications(
     session: AsyncSession, policy_id: str, buyer_id: str
 ) -> dict[str, NotifiedInvoice]:
-    """Each invoice's first overdue notification on the (policy, buyer)."""
+    """Each invoice's first overdue notification on the (policy, buyer): the first that named it
+    past due (an extension asked ahead of the due date notified no overdue)."""
     rows = await session.execute(
         select(NotifiedInvoice).join(OverdueNotification)
         .where(NotifiedInvoice.policy_id == policy_id, NotifiedInvoice.buyer_id == buyer_id,
-               OverdueNotification.kind != "arrears_cleared")
+               OverdueNotification.kind != "arrears_cleared",
+               NotifiedInvoice.due_date < OverdueNotification.notified_on)
         .order_by(OverdueNotification.notified_on, OverdueNotification.created_at)
     )  # fmt: skip
     first: dict[str, NotifiedInvoice] = {}

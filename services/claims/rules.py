@@ -175,6 +175,12 @@ def frees_invoices(status: ClaimStatus) -> bool:
 # ---------------------------------------------------------------- overdue notifications
 
 
+def original_due_date(due_date: dt.date, notified_due_date: dt.date | None) -> dt.date:
+    """The due date the clocks run from: the earliest an invoice was notified with (before any
+    extension), or the one it is quoted with if that is earlier or it was never notified."""
+    return due_date if notified_due_date is None else min(due_date, notified_due_date)
+
+
 def notification_deadline(due_date: dt.date, notification_days: int) -> dt.date:
     """The last day an overdue invoice may be notified: its due date + the notification period."""
     return days_after(due_date, notification_days)
@@ -194,12 +200,28 @@ CLAIM_SIGNALS: Mapping[str, str] = {
 }
 
 
-def notification_signal(kind: str, due_dates: Sequence[dt.date], today: dt.date) -> str | None:
-    """What underwriting hears of a notification: arrears paid end the stop-shipment; anything
-    past due starts it; an extension of a due date not yet reached says nothing."""
+def notification_signal(
+    kind: str, due_dates: Sequence[dt.date], today: dt.date, *, arrears_left: bool = False
+) -> str | None:
+    """What underwriting hears of a notification: arrears paid end the stop-shipment, unless
+    other notified invoices are still in arrears (`arrears_left`); anything past due starts it;
+    an extension of a due date not yet reached says nothing."""
     if kind == "arrears_cleared":
-        return SIGNAL_ARREARS_CLEARED
+        return None if arrears_left else SIGNAL_ARREARS_CLEARED
     return SIGNAL_OVERDUE if any(due < today for due in due_dates) else None
+
+
+def arrears_outstanding(notified: Iterable[tuple[str, str, dt.date, dt.date]]) -> set[str]:
+    """The invoices still in arrears after notifications (each invoice's `(kind, number,
+    due_date, notified_on)`, in the order made): an invoice is in arrears once a notification
+    names it past due, until arrears cleared name it."""
+    outstanding: set[str] = set()
+    for kind, number, due_date, notified_on in notified:
+        if kind == "arrears_cleared":
+            outstanding.discard(number)
+        elif due_date < notified_on:
+            outstanding.add(number)
+    return outstanding
 
 
 def claim_signal(
@@ -225,9 +247,19 @@ def counts_as_late(
     return not (filed_on <= notification_deadline(due_date, notification_days))
 
 
-def extension_allowed(due_date: dt.date, new_due_date: dt.date, max_extension_days: int) -> bool:
-    """The policyholder may move a due date on its own only within the maximum extension."""
-    return due_date < new_due_date <= days_after(due_date, max_extension_days)
+def extension_allowed(
+    due_date: dt.date, new_due_date: dt.date, max_extension_days: int,
+    original_due_date: dt.date | None = None,
+) -> bool:  # fmt: skip
+    """The policyholder may move a due date on its own only within the maximum extension, counted
+    from the original due date (an invoice extended before is extended again no further)."""
+    latest = latest_extension(original_due_date or due_date, max_extension_days)
+    return due_date < new_due_date <= latest
+
+
+def latest_extension(original_due_date: dt.date, max_extension_days: int) -> dt.date:
+    """The latest due date the policyholder may move an invoice to on its own."""
+    return days_after(original_due_date, max_extension_days)
 
 
 # ---------------------------------------------------------------- the filing window

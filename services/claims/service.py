@@ -107,7 +107,8 @@ async def _filing_window(
                             "the policy does not cover political risk")  # fmt: skip
     numbers = [i.number for i in filing.invoices]
     original = await repo.original_due_dates(ctx.session, policy.id, filing.buyer_id, numbers)
-    oldest_due = min(min(i.due_date, original.get(i.number, i.due_date)) for i in filing.invoices)
+    oldest_due = min(rules.original_due_date(i.due_date, original.get(i.number))
+                     for i in filing.invoices)  # fmt: skip
     window = rules.filing_window(
         filing.cause, event_date=filing.event_date, oldest_due_date=oldest_due,
         filing_days=policy.claim_filing_days,
@@ -332,7 +333,7 @@ async def list_claims(
     """A policyholder's own claims, or every claim for a claims handler; oldest first."""
     statement = repo.claims_listed(
         policyholder_id=ctx.caller.party_id if ctx.caller.role == "policyholder" else None,
-        status=status, policy_id=policy_id,
+        status=status, policy_id=policy_id, today=ctx.today,
     )  # fmt: skip
     rows, cursor = await fetch_page(ctx.session, statement, page, created_at=Claim.created_at,
                                     ident=Claim.id)  # fmt: skip
@@ -367,7 +368,8 @@ async def dispute(ctx: Context, claim_id: str, dispute_id: str) -> DisputeRead:
     found = await repo.by_id(ctx.session, Dispute, dispute_id)
     if found is None or found.claim_id != claim.id:
         raise not_found("dispute", dispute_id)
-    return views.dispute_read(found, claim.status)
+    shown = views.status_shown(claim, await _kinds(ctx.session, claim.id), ctx.today)
+    return views.dispute_read(found, shown)
 
 
 # ---------------------------------------------------------------- documents
@@ -459,6 +461,7 @@ async def resolve_dispute(
     dispute = await repo.by_id(ctx.session, Dispute, dispute_id)
     if dispute is None or dispute.claim_id != claim.id:
         raise not_found("dispute", dispute_id)
+    await _refresh_lapse(ctx, claim)
     if dispute.outcome is not None:
         raise conflict(
             problems.ALREADY_DECIDED, f"the dispute was settled for the {dispute.outcome}"
@@ -493,6 +496,7 @@ async def _invoice_facts(
     """What the claim knows of each invoice: its cover on its shipment date (as underwriting
     answered it), whether it was notified late, and its dispute."""
     notified = await repo.first_notifications(ctx.session, claim.policy_id, claim.buyer_id)
+    original = await _original_due_dates(ctx, claim, invoices)
     disputes = rules.dispute_outcomes((d.invoice_numbers, d.outcome) for d in (
         await repo.disputes_of(ctx.session, [claim.id])).get(claim.id, []))  # fmt: skip
     facts = []
@@ -508,11 +512,29 @@ async def _invoice_facts(
             limit_in_force=answer.limit_in_force.amount if answer.limit_in_force else ZERO,
             sanctioned="sanctioned" in answer.reasons,
             notified_late=rules.counts_as_late(None if first is None else first.late,
-                                               claim.filed_on, invoice.due_date,
+                                               claim.filed_on, original[invoice.number],
                                                terms.overdue_notification_days),
             dispute=disputes.get(invoice.number),
         ))  # fmt: skip
     return facts
+
+
+async def _original_due_dates(
+    ctx: Context, claim: Claim, invoices: Sequence[ClaimInvoice]
+) -> dict[str, dt.date]:
+    """The due date each invoice's clocks and cover run from: the earliest it was notified with
+    (before an extension), else the one it is claimed with. A notified due date before the
+    claimed shipment date cannot be that shipment's and is not taken."""
+    notified = await repo.original_due_dates(
+        ctx.session, claim.policy_id, claim.buyer_id, [i.number for i in invoices]
+    )
+    original = {}
+    for invoice in invoices:
+        due = notified.get(invoice.number)
+        if due is not None and due < invoice.shipment_date:
+            due = None
+        original[invoice.number] = rules.original_due_date(invoice.due_date, due)
+    return original
 
 
 async def assess(ctx: Context, claim_id: str) -> ClaimRead:
@@ -595,7 +617,10 @@ async def _recorded_recoveries(ctx: Context, claim: Claim) -> dict[str, Decimal]
 async def _coverage(
     ctx: Context, claim: Claim, invoices: Sequence[ClaimInvoice]
 ) -> dict[str, CoverageReply]:
-    items = [c.model_dump(mode="json") for c in messages.coverage_checks(claim, invoices)]
+    checks = messages.coverage_checks(
+        claim, invoices, await _original_due_dates(ctx, claim, invoices)
+    )
+    items = [c.model_dump(mode="json") for c in checks]
     response = await ctx.peers["underwriting"].request(
         "POST", messages.COVERAGE_BATCH_PATH, json={"items": items}
     )

@@ -53,13 +53,17 @@ def state_of(claim: Claim) -> rules.ClaimState:
 
 
 def notification_read(
-    notification: OverdueNotification, rows: Sequence[NotifiedInvoice]
-) -> NotificationRead:
+    notification: OverdueNotification, rows: Sequence[NotifiedInvoice], *,
+    arrears_left: bool = False,
+) -> NotificationRead:  # fmt: skip
+    """A notification as the API shows it (`arrears_left`: other notified invoices were still in
+    arrears once it was made, so arrears cleared did not end the stop-shipment)."""
     c = notification.currency
     rows = sorted(rows, key=lambda r: (r.due_date, r.number))
     signal = rules.notification_signal(
-        notification.kind, [r.due_date for r in rows], notification.notified_on
-    )
+        notification.kind, [r.due_date for r in rows], notification.notified_on,
+        arrears_left=arrears_left,
+    )  # fmt: skip
     return NotificationRead(
         id=notification.id, created_at=notification.created_at,
         policy_id=notification.policy_id, buyer_id=notification.buyer_id, kind=notification.kind,
@@ -93,14 +97,19 @@ def stored_assessment_json(assessment: AssessmentRead) -> dict[str, Any]:
     return assessment.model_dump(mode="json")
 
 
+def status_shown(claim: Claim, kinds: Sequence[str], today: dt.date) -> rules.ClaimStatus:
+    """A claim's status as reads show it (`kinds`: the documents it received): a lapse at once,
+    though the sweep (or the next change) records it later."""
+    lapsed = rules.lapsed_now(state_of(claim), claim.documents_due, today, claim.cause, kinds)
+    return rules.ClaimStatus.LAPSED if lapsed else rules.ClaimStatus(claim.status)
+
+
 def claim_read(
     claim: Claim, documents: Sequence[ClaimDocument], invoices: Sequence[ClaimInvoice],
     disputes: Sequence[Dispute], today: dt.date,
 ) -> ClaimRead:  # fmt: skip
     kinds = [d.kind for d in documents]
-    # A read shows a lapse at once; the sweep (or the next change) records it.
-    lapsed = rules.lapsed_now(state_of(claim), claim.documents_due, today, claim.cause, kinds)
-    status = rules.ClaimStatus.LAPSED if lapsed else rules.ClaimStatus(claim.status)
+    status = status_shown(claim, kinds, today)
     c = claim.currency
     return ClaimRead(
         id=claim.id, created_at=claim.created_at, policy_id=claim.policy_id,

@@ -18,7 +18,7 @@ from shared.http import ServiceClient
 from shared.outbox import deliver
 from shared.peers import get_peers
 from shared.settings import DEVELOPMENT_JWT_SECRET
-from tests.builders import check, make_buyer, make_policy, money, ok
+from tests.builders import check, declared_on, make_buyer, make_policy, money, ok
 from tests.conftest import auth, token
 
 TODAY = "2027-06-10"
@@ -478,6 +478,112 @@ async def test_the_waiting_period_runs_from_the_original_due_date_after_an_exten
     assert after == before + 1
 
 
+async def test_the_notification_period_runs_from_the_original_due_date_after_an_extension(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    """An extension asked ahead of the due date is not a notification of an overdue, and moves no
+    clock: an invoice notified (or claimed) after its original due date + the notification
+    period is late, whatever due date it is quoted with."""
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    base = {"policy_id": policy["id"], "buyer_id": buyer["id"]}
+    notified = invoice("EXT-A", "10000", "2027-03-01", "2027-04-10")
+    never = invoice("EXT-B", "20000", "2027-03-01", "2027-04-10")
+    with declared_on(claims, dt.date(2027, 4, 1)):  # both extended ahead, by the 60 days allowed
+        for extended in (notified, never):
+            asked = ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
+                **base, "kind": "extension_request", "invoices": [extended],
+                "new_due_date": "2027-06-09"}), 201)  # fmt: skip
+            assert asked["invoices"][0]["notification_deadline"] == "2027-06-09"
+            assert asked["invoices"][0]["late"] is False
+    # On 10 June, a day after 10 April + 60 days, EXT-A is notified with its new due date: late.
+    late = ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
+        **base, "kind": "overdue", "invoices": [{**notified, "due_date": "2027-06-09"}]}), 201)  # fmt: skip
+    assert late["invoices"][0]["notification_deadline"] == "2027-06-09"
+    assert late["invoices"][0]["late"] is True
+    # Claimed with both: EXT-A was notified late, EXT-B never notified by its deadline.
+    claim = ok(await claims.post("/v1/claims", headers=holder, json={
+        **base, "cause": "insolvency", "event_date": "2027-06-01",
+        "invoices": [notified, never]}), 201)  # fmt: skip
+    await complete(claims, claim, holder)
+    assessed = ok(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER), 200)
+    lines = {i["number"]: i["exclusions"] for i in assessed["assessment"]["invoices"]}
+    assert lines == {"EXT-A": ["notified_late"], "EXT-B": ["notified_late"]}
+    assert assessed["indemnity"] == money("0.00")
+
+
+async def test_a_due_date_extended_twice_stays_within_the_maximum_from_the_original(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    base = {"policy_id": policy["id"], "buyer_id": buyer["id"], "kind": "extension_request"}
+    upcoming = invoice("TWO-EXT", "5000", "2027-05-01", "2027-06-30")  # at most to 29 August
+    ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
+        **base, "invoices": [upcoming], "new_due_date": "2027-07-30"}), 201)  # fmt: skip
+    moved = {**upcoming, "due_date": "2027-07-30"}
+    beyond = await claims.post("/v1/overdue-notifications", headers=holder, json={
+        **base, "invoices": [moved], "new_due_date": "2027-08-30"})  # fmt: skip
+    assert beyond.status_code == 422 and beyond.json()["type"] == "extension-too-long"
+    assert beyond.json()["max_new_due_date"] == "2027-08-29"
+    within = ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
+        **base, "invoices": [moved], "new_due_date": "2027-08-29"}), 201)  # fmt: skip
+    assert within["invoices"][0]["notification_deadline"] == "2027-08-29"
+
+
+async def test_an_invoice_notified_again_keeps_the_standing_of_its_first_notification(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    """Notified in time, an invoice stays in time when notified again after its deadline (the
+    claim counts its first notification); notified late, it stays late."""
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    base = {"policy_id": policy["id"], "buyer_id": buyer["id"], "kind": "overdue"}
+    in_time = invoice("TWICE-1", "10000", "2027-02-01", "2027-04-01")  # deadline 31 May
+    late = invoice("TWICE-2", "10000", "2027-02-01", "2027-03-31")  # deadline 30 May
+    with declared_on(claims, dt.date(2027, 5, 31)):
+        first = ok(await claims.post("/v1/overdue-notifications", headers=holder,
+                                     json={**base, "invoices": [in_time, late]}), 201)  # fmt: skip
+    assert {i["number"]: i["late"] for i in first["invoices"]} == {"TWICE-1": False,
+                                                                   "TWICE-2": True}  # fmt: skip
+    again = ok(await claims.post("/v1/overdue-notifications", headers=holder,
+                                 json={**base, "invoices": [in_time, late]}), 201)  # fmt: skip
+    assert {i["number"]: (i["late"], i["notification_deadline"]) for i in again["invoices"]} == {
+        "TWICE-1": (False, "2027-05-31"), "TWICE-2": (True, "2027-05-30")}  # fmt: skip
+
+
+async def test_an_invoice_extended_within_the_maximum_keeps_the_cover_of_its_original_terms(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    """Cover is judged on the shipment date with the credit period agreed then: an invoice claimed
+    with the due date the policyholder moved (within the maximum extension) is covered as it was
+    shipped, though the moved date lies beyond the limit's 90 days of terms."""
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    base = {"policy_id": policy["id"], "buyer_id": buyer["id"]}
+    shipped = invoice("EXT-C", "10000", "2027-03-01", "2027-04-10")
+    with declared_on(claims, dt.date(2027, 4, 1)):
+        ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
+            **base, "kind": "extension_request", "invoices": [shipped],
+            "new_due_date": "2027-06-09"}), 201)  # fmt: skip
+    with declared_on(claims, dt.date(2027, 5, 1)):
+        notified = ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
+            **base, "kind": "overdue", "invoices": [shipped]}), 201)  # fmt: skip
+        assert notified["invoices"][0]["late"] is False
+    claim = ok(await claims.post("/v1/claims", headers=holder, json={
+        **base, "cause": "insolvency", "event_date": "2027-06-01",
+        "invoices": [{**shipped, "due_date": "2027-06-09"}]}), 201)  # fmt: skip
+    await complete(claims, claim, holder)
+    assessed = ok(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER), 200)
+    [line] = assessed["assessment"]["invoices"]
+    assert line["exclusions"] == [] and line["covered"] == money("10000.00")
+    assert assessed["indemnity"] == money("4000.00")  # 10,000 × 90% − 5,000
+
+
 async def test_arrears_paid_end_the_stop_shipment(apis: dict[str, httpx.AsyncClient]) -> None:
     claims, uw = apis["claims"], apis["underwriting"]
     policy, buyer = await insured(uw)
@@ -493,6 +599,33 @@ async def test_arrears_paid_end_the_stop_shipment(apis: dict[str, httpx.AsyncCli
     assert [i["late"] for i in cleared["invoices"]] == [False]
     again = ok(await check(uw, policy, buyer["id"], "1000", "2027-06-11", "2027-07-11"), 200)
     assert "stop_shipment" not in again["reasons"] and again["covered"]
+
+
+async def test_the_stop_shipment_ends_only_once_every_notified_overdue_is_cleared(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    base = {"policy_id": policy["id"], "buyer_id": buyer["id"]}
+    ok(await claims.post("/v1/overdue-notifications", headers=holder,
+                         json={**base, "kind": "overdue", "invoices": INVOICES}), 201)  # fmt: skip
+    # One of the two paid: the other is still in arrears, shipments stay stopped.
+    partly = ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
+        **base, "kind": "arrears_cleared", "invoices": INVOICES[:1]}), 201)  # fmt: skip
+    assert not partly["stop_shipment_cleared"] and not partly["stop_shipment_signalled"]
+    stopped = ok(await check(uw, policy, buyer["id"], "1000", "2027-06-11", "2027-07-11"), 200)
+    assert "stop_shipment" in stopped["reasons"]
+    read = ok(await claims.get(f"/v1/overdue-notifications/{partly['id']}", headers=holder), 200)
+    assert read == partly
+    # The last one paid: the arrears are cleared.
+    cleared = ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
+        **base, "kind": "arrears_cleared", "invoices": INVOICES[1:]}), 201)  # fmt: skip
+    assert cleared["stop_shipment_cleared"]
+    again = ok(await check(uw, policy, buyer["id"], "1000", "2027-06-11", "2027-07-11"), 200)
+    assert "stop_shipment" not in again["reasons"] and again["covered"]
+    read = ok(await claims.get(f"/v1/overdue-notifications/{partly['id']}", headers=holder), 200)
+    assert read == partly  # as it stood when it was made
 
 
 async def test_declared_exposure_outside_the_claim_does_not_reduce_its_indemnity(

@@ -105,6 +105,21 @@ def test_arrears_paid_end_the_stop_shipment_an_overdue_starts_it_and_an_early_ex
     assert rules.notification_signal("arrears_cleared", [today], today) == "arrears_cleared"
     assert rules.notification_signal("overdue", [DAY(2027, 2, 28)], today) == "overdue_notified"
     assert rules.notification_signal("extension_request", [today], today) is None
+    # Arrears cleared while another notified invoice is still in arrears: the stop stays.
+    assert rules.notification_signal("arrears_cleared", [today], today, arrears_left=True) is None
+
+
+def test_an_invoice_is_in_arrears_from_its_notification_past_due_until_it_is_cleared() -> None:
+    due, early = DAY(2027, 2, 28), DAY(2027, 2, 1)
+    made = [("overdue", "A", due, DAY(2027, 3, 1)), ("overdue", "B", due, DAY(2027, 3, 1)),
+            ("extension_request", "C", due, early),  # asked ahead of its due date: no arrears
+            ("arrears_cleared", "A", due, DAY(2027, 3, 5))]  # fmt: skip
+    assert rules.arrears_outstanding(made) == {"B"}
+    assert (
+        rules.arrears_outstanding([*made, ("arrears_cleared", "B", due, DAY(2027, 3, 6))]) == set()
+    )
+    again = [*made, ("repayment_plan", "A", due, DAY(2027, 3, 9))]  # in arrears once more
+    assert rules.arrears_outstanding(again) == {"A", "B"}
 
 
 def test_an_insolvency_claim_signals_on_the_day_it_became_known_a_protracted_default_on_filing() -> (

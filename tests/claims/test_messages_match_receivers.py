@@ -73,11 +73,14 @@ def test_every_signal_claims_sends_is_a_signal_underwriting_records() -> None:
 
 def test_each_coverage_check_of_a_claims_invoices_is_an_item_underwriting_checks() -> None:
     claim, invoices, _ = a_paid_claim()
-    for sent, invoice in zip(messages.coverage_checks(claim, invoices), invoices, strict=True):
+    original = {i.number: i.due_date for i in invoices}  # none extended
+    sent_checks = messages.coverage_checks(claim, invoices, original)
+    for sent, invoice in zip(sent_checks, invoices, strict=True):
         received = CoverageCheckCreate.model_validate(sent.model_dump(mode="json"))
         assert received.invoice_number == invoice.number
         assert received.invoice_amount.amount == invoice.amount
         assert received.shipment_date == invoice.shipment_date
+        assert received.due_date == invoice.due_date
 
 
 async def test_the_ladders_a_policy_may_name_are_the_ladders_collections_holds(api: Any) -> None:

@@ -73,6 +73,57 @@ async def test_a_claim_that_lapsed_frees_its_invoices_even_before_the_lapse_is_r
     assert [c["id"] for c in recorded["items"]] == [first["id"]]
 
 
+async def test_a_list_filtered_by_status_shows_a_lapse_before_it_is_recorded(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    """Reads show a lapse at once, lists filtered by status too: the claim is among the lapsed
+    ones, and no longer among those awaiting documents, before the sweep records it."""
+    claims = apis["claims"]
+    policy, buyer = await insured(apis["underwriting"], documents_grace_days=5)
+    holder = auth("policyholder", policy["policyholder_id"])
+    pending = ok(await claims.post("/v1/claims", headers=holder,
+                                   json=filing(policy, buyer, INVOICES[:1])), 201)  # fmt: skip
+    held = ok(await claims.post("/v1/claims", headers=holder,
+                                json=filing(policy, buyer, INVOICES[1:])), 201)  # fmt: skip
+    ok(await claims.post(f"/v1/claims/{held['id']}/disputes", headers=HANDLER, json={
+        "raised_on": "2027-06-10", "description": "quality", "invoice_numbers": ["INV-2"]}), 201)  # fmt: skip
+    settings = claims._transport.app.state.settings  # type: ignore[attr-defined]
+    settings.fixed_today = dt.date(2027, 6, 16)  # the grace has run out, nothing was sent
+
+    async def listed(status: str) -> list[tuple[str, str]]:
+        page = ok(await claims.get(f"/v1/claims?status={status}&policy_id={policy['id']}",
+                                   headers=HANDLER), 200)  # fmt: skip
+        return [(c["id"], c["status"]) for c in page["items"]]
+
+    assert await listed("lapsed") == [(pending["id"], "lapsed"), (held["id"], "lapsed")]
+    assert await listed("documents_pending") == []
+    assert await listed("on_hold") == []
+
+
+async def test_a_dispute_read_or_settled_after_the_grace_period_shows_its_claim_lapsed(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    """A claim on hold awaiting documents lapses when its grace period ends: its dispute, read or
+    settled then, shows the claim lapsed, and the settlement does not bring it back."""
+    claims = apis["claims"]
+    policy, buyer = await insured(apis["underwriting"], documents_grace_days=5)
+    holder = auth("policyholder", policy["policyholder_id"])
+    held = ok(await claims.post("/v1/claims", headers=holder,
+                                json=filing(policy, buyer, INVOICES)), 201)  # fmt: skip
+    dispute = ok(await claims.post(f"/v1/claims/{held['id']}/disputes", headers=HANDLER, json={
+        "raised_on": "2027-06-10", "description": "quality", "invoice_numbers": ["INV-2"]}), 201)  # fmt: skip
+    settings = claims._transport.app.state.settings  # type: ignore[attr-defined]
+    settings.fixed_today = dt.date(2027, 6, 16)  # the grace has run out, nothing was sent
+    path = f"/v1/claims/{held['id']}/disputes/{dispute['id']}"
+    read = ok(await claims.get(path, headers=holder), 200)
+    assert read["claim_status"] == "lapsed"
+    settled = ok(await claims.post(f"{path}/resolution", headers=HANDLER,
+                                   json={"outcome": "policyholder"}), 200)  # fmt: skip
+    assert settled["claim_status"] == "lapsed"
+    claim = ok(await claims.get(f"/v1/claims/{held['id']}", headers=holder), 200)
+    assert claim["status"] == "lapsed"
+
+
 async def test_a_payment_the_caps_no_longer_leave_room_for_is_refused(
     apis: dict[str, httpx.AsyncClient],
 ) -> None:

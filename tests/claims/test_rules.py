@@ -124,6 +124,10 @@ def test_notification_and_extension_edges() -> None:
     assert rules.extension_allowed(due, DAY(2027, 4, 1), 60)
     assert not rules.extension_allowed(due, DAY(2027, 4, 2), 60)
     assert not rules.extension_allowed(due, due, 60)
+    # Extended once to 1 March, it may move again only up to 60 days after 31 January.
+    moved = DAY(2027, 3, 1)
+    assert rules.extension_allowed(moved, DAY(2027, 4, 1), 60, original_due_date=due)
+    assert not rules.extension_allowed(moved, DAY(2027, 4, 2), 60, original_due_date=due)
 
 
 def test_documents_lapse_and_the_decision_date() -> None:
