@@ -9,8 +9,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,12 @@ import httpx
 import pytest
 
 from console.demo import Book, load_book
+from console.main import create_app
+from console.settings import ConsoleSettings
+from console.upstream import SERVICE_NAMES
 from console.web import HOME_OF_ROLE
 from shared.calendar import today as business_today
+from shared.http import ServiceClient
 from shared.settings import DEVELOPMENT_JWT_SECRET
 from tests.conftest import ROOT, Services, _free_port
 
@@ -70,6 +74,25 @@ def console_process(port: int, env: dict[str, str], log_prefix: str) -> Iterator
         process.terminate()
         process.wait(timeout=10)
         log.close()
+
+
+@asynccontextmanager
+async def console_with_services(
+    service: Callable[[httpx.Request], httpx.Response],
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The console in process, read in zh-CN, with the three services it calls answered by
+    `service` (which sees, and may record, every request the console makes of them)."""
+    settings = ConsoleSettings(TCI_ENV="development", TCI_JWT_SECRET=DEVELOPMENT_JWT_SECRET)
+    app = create_app(settings)
+    app.state.clients = {
+        name: ServiceClient(f"http://{name}.test", jwt_secret=DEVELOPMENT_JWT_SECRET,
+                            caller_name="console", transport=httpx.MockTransport(service))
+        for name in SERVICE_NAMES
+    }  # fmt: skip
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://console.test",
+                                 headers={"Accept-Language": "zh-CN"}) as client:  # fmt: skip
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -14,16 +14,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from console.main import create_app
 from console.session import SESSION_COOKIE
-from console.settings import ConsoleSettings
-from console.upstream import SERVICE_NAMES
 from shared.auth import mint_token
 from shared.calendar import today as business_today
-from shared.http import ServiceClient
 from shared.settings import DEVELOPMENT_JWT_SECRET
 from tests.conftest import ROOT, auth
-from tests.console.conftest import Console
+from tests.console.conftest import Console, console_with_services
 from tests.console.test_session import csrf_of
 
 FORM = re.compile(r'<form method="post" action="([^"]+)"[^>]*>(.*?)</form>', re.S)
@@ -84,16 +80,7 @@ async def faked() -> AsyncIterator[tuple[httpx.AsyncClient, list[httpx.Request],
             return answers.pop(0)  # type: ignore[no-any-return]
         return httpx.Response(200, json={"id": "x_1", "limit_changes": []})
 
-    settings = ConsoleSettings(TCI_ENV="development", TCI_JWT_SECRET=DEVELOPMENT_JWT_SECRET)
-    app = create_app(settings)
-    app.state.clients = {
-        name: ServiceClient(f"http://{name}.test", jwt_secret=DEVELOPMENT_JWT_SECRET,
-                            caller_name="console", transport=httpx.MockTransport(service))
-        for name in SERVICE_NAMES
-    }  # fmt: skip
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://console.test",
-                                 headers={"Accept-Language": "zh-CN"}) as client:  # fmt: skip
+    async with console_with_services(service) as client:
         yield client, seen, answers
 
 

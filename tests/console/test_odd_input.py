@@ -11,13 +11,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from console.main import create_app
 from console.session import SESSION_COOKIE
-from console.settings import ConsoleSettings
-from console.upstream import SERVICE_NAMES
 from shared.auth import mint_token
-from shared.http import ServiceClient
 from shared.settings import DEVELOPMENT_JWT_SECRET
+from tests.console.conftest import console_with_services
 from tests.console.test_session import csrf_of
 
 ODD_IDS = ("x%3Fy%3D1", "%3F", "%23", "%00", "%2E%2E", "%E4%B8%AD", "a" * 5000, "%ED%A0%80")
@@ -49,16 +46,7 @@ async def console() -> AsyncIterator[tuple[httpx.AsyncClient, list[str]]]:
         return httpx.Response(404, json={"type": "https://tci.example/problems/not-found",
                                          "title": "Not Found", "status": 404})  # fmt: skip
 
-    settings = ConsoleSettings(TCI_ENV="development", TCI_JWT_SECRET=DEVELOPMENT_JWT_SECRET)
-    app = create_app(settings)
-    app.state.clients = {
-        name: ServiceClient(f"http://{name}.test", jwt_secret=DEVELOPMENT_JWT_SECRET,
-                            caller_name="console", transport=httpx.MockTransport(service))
-        for name in SERVICE_NAMES
-    }  # fmt: skip
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://console.test",
-                                 headers={"Accept-Language": "zh-CN"}) as client:  # fmt: skip
+    async with console_with_services(service) as client:
         yield client, asked
 
 
