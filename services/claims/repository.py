@@ -106,6 +106,22 @@ async def disputes_of(session: AsyncSession, claim_ids: Sequence[str]) -> dict[s
     return _grouped(rows.scalars().all(), "claim_id")
 
 
+async def settled_disputes_of_other_claims(
+    session: AsyncSession, claim: Claim
+) -> list[tuple[list[str], str]]:
+    """(invoice numbers, outcome) of every dispute settled under another claim of the claim's
+    policy and buyer, oldest first: a debt the buyer was found not to owe stays so when its
+    invoice is claimed again."""
+    rows = await session.execute(
+        select(Dispute.invoice_numbers, Dispute.outcome)
+        .join(Claim, Claim.id == Dispute.claim_id)
+        .where(Claim.policy_id == claim.policy_id, Claim.buyer_id == claim.buyer_id,
+               Claim.id != claim.id, Dispute.outcome.is_not(None))
+        .order_by(Dispute.created_at, Dispute.id)
+    )  # fmt: skip
+    return [(list(numbers), str(outcome)) for numbers, outcome in rows.all()]
+
+
 async def open_disputes(session: AsyncSession, claim_id: str) -> int:
     count = await session.execute(
         select(func.count()).select_from(Dispute)

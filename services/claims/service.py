@@ -497,8 +497,14 @@ async def _invoice_facts(
     answered it), whether it was notified late, and its dispute."""
     notified = await repo.first_notifications(ctx.session, claim.policy_id, claim.buyer_id)
     original = await _original_due_dates(ctx, claim, invoices)
-    disputes = rules.dispute_outcomes((d.invoice_numbers, d.outcome) for d in (
-        await repo.disputes_of(ctx.session, [claim.id])).get(claim.id, []))  # fmt: skip
+    own = [(d.invoice_numbers, d.outcome)
+           for d in (await repo.disputes_of(ctx.session, [claim.id])).get(claim.id, [])]  # fmt: skip
+    # A dispute settled under an earlier claim on the same invoice still says who was right.
+    numbers = {i.number for i in invoices}
+    earlier = [(list(n), outcome) for n, outcome in
+               await repo.settled_disputes_of_other_claims(ctx.session, claim)
+               if numbers.intersection(n)]  # fmt: skip
+    disputes = rules.dispute_outcomes([*earlier, *own])
     facts = []
     for invoice in invoices:
         answer = coverage[invoice.number]

@@ -218,6 +218,33 @@ async def test_late_notification_and_a_dispute_settled_for_the_buyer_exclude_inv
     assert assessed["indemnity"] == money("67000.00")  # 80,000 × 90% − 5,000
 
 
+async def test_a_dispute_settled_for_the_buyer_still_excludes_its_invoice_claimed_again(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    """INV-2 disputed and settled for the buyer under a claim then rejected: claimed again, it
+    stays excluded (the buyer was found not to owe it); INV-1 alone is indemnified."""
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    filing = {"policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+              "event_date": "2027-06-01", "invoices": INVOICES}  # fmt: skip
+    first = await complete(claims, ok(await claims.post("/v1/claims", headers=holder,
+                                                        json=filing), 201), holder)  # fmt: skip
+    dispute = ok(await claims.post(f"/v1/claims/{first['id']}/disputes", headers=holder, json={
+        "raised_on": "2027-06-05", "description": "quality complaint",
+        "invoice_numbers": ["INV-2"]}), 201)  # fmt: skip
+    ok(await claims.post(f"/v1/claims/{first['id']}/disputes/{dispute['id']}/resolution",
+                         headers=HANDLER, json={"outcome": "buyer"}), 200)  # fmt: skip
+    ok(await claims.post(f"/v1/claims/{first['id']}/decision", headers=HANDLER,
+                         json={"decision": "reject", "reason": "filed again"}), 200)  # fmt: skip
+    again = await complete(claims, ok(await claims.post("/v1/claims", headers=holder,
+                                                        json=filing), 201), holder)  # fmt: skip
+    assessed = ok(await claims.post(f"/v1/claims/{again['id']}/assessment", headers=HANDLER), 200)
+    lines = {i["number"]: i for i in assessed["assessment"]["invoices"]}
+    assert lines["INV-2"]["exclusions"] == ["dispute_settled_for_buyer"]
+    assert assessed["indemnity"] == money("67000.00")  # 80,000 × 90% − 5,000
+
+
 async def test_a_dispute_shows_who_raised_and_settled_it_and_is_settled_once(
     apis: dict[str, httpx.AsyncClient],
 ) -> None:
