@@ -81,6 +81,10 @@ class NotificationCreate(Schema):
                 raise ValueError("an extension request names exactly one invoice")
         if self.kind == "repayment_plan" and not self.instalments:
             raise ValueError("a repayment plan needs its instalments")
+        if self.new_due_date is not None and self.kind != "extension_request":
+            raise ValueError("new_due_date belongs to an extension request only")
+        if self.instalments is not None and self.kind != "repayment_plan":
+            raise ValueError("instalments belong to a repayment plan only")
         if len({i.number for i in self.invoices}) != len(self.invoices):
             raise ValueError("invoice numbers must be unique within a notification")
         return self

@@ -373,6 +373,14 @@ async def test_an_extension_beyond_the_maximum_and_a_repayment_plan(
     assert past.status_code == 422 and past.json()["errors"][0]["loc"][-1] == "due_date"
     again = ok(await claims.get(f"/v1/overdue-notifications/{plan['id']}", headers=holder), 200)
     assert again == plan
+    for kind, stray in (("overdue", {"new_due_date": "2027-08-29"}),
+                        ("overdue", {"instalments": [{"due_date": "2027-07-01",
+                                                      "amount": money("100")}]}),
+                        ("repayment_plan", {"new_due_date": "2027-08-29", "instalments": [
+                            {"due_date": "2027-07-01", "amount": money("100")}]})):  # fmt: skip
+        misplaced = await claims.post("/v1/overdue-notifications", headers=holder, json={
+            **base, "kind": kind, "invoices": INVOICES[:1], **stray})  # fmt: skip
+        assert misplaced.status_code == 422 and misplaced.json()["type"] == "validation", stray
 
 
 async def test_a_payment_made_while_collections_is_down_is_handed_over_later_exactly_once(
