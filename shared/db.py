@@ -416,6 +416,11 @@ def is_unavailable(error: BaseException) -> bool:
             and "closed" in str(current)
         ):
             return True  # "connection is closed": the connection was lost before
+        if module.startswith("asyncpg") and kind.__name__ == "InternalClientError":
+            # The protocol of a connection the server was terminating ("cannot switch to state
+            # 12; another operation is in progress"): that connection is dropped, a retry gets
+            # another.
+            return True
         if module.startswith("psycopg") and kind.__name__ == "OperationalError":
             return True
         if any(k.__name__ == "TransportError" and k.__module__.startswith("httpx")

@@ -136,3 +136,14 @@ def test_a_database_that_refuses_connections_gives_503_and_the_service_recovers_
     finally:
         running.stop()
         b.drop_database(database)
+
+
+def test_a_connection_broken_mid_protocol_by_a_terminating_server_is_unavailable() -> None:
+    """What asyncpg raised once while the database was terminating its backends (a 500 before)."""
+    from asyncpg.exceptions._base import InternalClientError
+
+    from shared.db import is_unavailable
+
+    broken = InternalClientError("cannot switch to state 12; another operation (2) is in progress")
+    assert is_unavailable(broken)
+    assert not is_unavailable(ValueError("cannot switch to state 12"))
