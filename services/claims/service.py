@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -491,12 +491,12 @@ async def resolve_dispute(
 
 async def _invoice_facts(
     ctx: Context, claim: Claim, terms: PolicyTerms, invoices: Sequence[ClaimInvoice],
-    coverage: Mapping[str, CoverageReply],
+    coverage: Coverage,
 ) -> list[rules.InvoiceFacts]:  # fmt: skip
     """What the claim knows of each invoice: its cover on its shipment date (as underwriting
-    answered it), whether it was notified late, and its dispute."""
+    answered it, from its original due date), whether it was notified late, and its dispute."""
     notified = await repo.first_notifications(ctx.session, claim.policy_id, claim.buyer_id)
-    original = await _original_due_dates(ctx, claim, invoices)
+    original = coverage.original_due_dates
     own = [(d.invoice_numbers, d.outcome)
            for d in (await repo.disputes_of(ctx.session, [claim.id])).get(claim.id, [])]  # fmt: skip
     # A dispute settled under an earlier claim on the same invoice still says who was right.
@@ -507,7 +507,7 @@ async def _invoice_facts(
     disputes = rules.dispute_outcomes([*earlier, *own])
     facts = []
     for invoice in invoices:
-        answer = coverage[invoice.number]
+        answer = coverage.answers[invoice.number]
         first = notified.get(invoice.number)
         facts.append(rules.InvoiceFacts(
             invoice=rules.ClaimInvoice(invoice.number, invoice.amount, invoice.shipment_date,
@@ -560,7 +560,7 @@ async def assess(ctx: Context, claim_id: str) -> ClaimRead:
 
 async def _write_assessment(
     ctx: Context, claim: Claim, invoices: Sequence[ClaimInvoice],
-    coverage: Mapping[str, CoverageReply], recorded: Mapping[str, Decimal],
+    coverage: Coverage, recorded: Mapping[str, Decimal],
 ) -> None:  # fmt: skip
     """The indemnity of domain.md's sum from what is known now, each step kept on the claim."""
     terms = PolicyTerms.model_validate(claim.terms)
@@ -620,12 +620,19 @@ async def _recorded_recoveries(ctx: Context, claim: Claim) -> dict[str, Decimal]
     return Recoveries.model_validate(response.json()).by_number()
 
 
-async def _coverage(
-    ctx: Context, claim: Claim, invoices: Sequence[ClaimInvoice]
-) -> dict[str, CoverageReply]:
-    checks = messages.coverage_checks(
-        claim, invoices, await _original_due_dates(ctx, claim, invoices)
-    )
+class Coverage(NamedTuple):
+    """Underwriting's answer for each invoice of a claim (by number), asked from the original
+    due date each invoice's clocks and cover run from (kept: the assessment reads them too)."""
+
+    answers: dict[str, CoverageReply]
+    original_due_dates: dict[str, dt.date]
+
+
+async def _coverage(ctx: Context, claim: Claim, invoices: Sequence[ClaimInvoice]) -> Coverage:
+    if not invoices:
+        return Coverage({}, {})
+    original = await _original_due_dates(ctx, claim, invoices)
+    checks = messages.coverage_checks(claim, invoices, original)
     items = [c.model_dump(mode="json") for c in checks]
     response = await ctx.peers["underwriting"].request(
         "POST", messages.COVERAGE_BATCH_PATH, json={"items": items}
@@ -639,7 +646,7 @@ async def _coverage(
                           f"underwriting could not check invoice {invoice.number}",
                           upstream_error=result["error"])  # fmt: skip
         out[invoice.number] = CoverageReply.model_validate(result)
-    return out
+    return Coverage(out, original)
 
 
 # ---------------------------------------------------------------- decision and payment
@@ -704,8 +711,8 @@ async def pay(ctx: Context, claim_id: str) -> ClaimRead:
     invoices = (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
     # No indemnity on a sanctioned buyer or country (domain.md), even on a claim approved before
     # the listing: underwriting's coverage batch answers the sanctions of today.
-    coverage = await _coverage(ctx, claim, invoices) if invoices else {}
-    if any("sanctioned" in answer.reasons for answer in coverage.values()):
+    coverage = await _coverage(ctx, claim, invoices)
+    if any("sanctioned" in answer.reasons for answer in coverage.answers.values()):
         raise unprocessable(problems.BUYER_SANCTIONED,
                             f"buyer {claim.buyer_id} (or its country) is sanctioned: claim "
                             f"{claim.id} is not paid", buyer_id=claim.buyer_id)  # fmt: skip
