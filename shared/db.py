@@ -384,6 +384,29 @@ ReaderDep = Annotated[Reader, Depends(get_reader)]
 _UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
 
 
+# Errors of drivers and clients, by (module prefix, class name: the drivers are imported only
+# where used), that mean the database or a peer cannot be reached now, with what else the error
+# must say (None: nothing).
+_UNAVAILABLE_ERRORS: dict[tuple[str, str], str | None] = {
+    # "connection is closed": the connection was lost before.
+    ("asyncpg", "InterfaceError"): "closed",
+    # The protocol of a connection the server was terminating ("cannot switch to state 12;
+    # another operation is in progress"): that connection is dropped, a retry gets another.
+    ("asyncpg", "InternalClientError"): None,
+    ("psycopg", "OperationalError"): None,
+    ("httpx", "TransportError"): None,  # a peer service did not answer
+}
+
+
+def _means_unavailable(kind: type, error: BaseException) -> bool:
+    """Whether `error`, seen as its class or base class `kind`, is one of `_UNAVAILABLE_ERRORS`."""
+    package = kind.__module__.partition(".")[0]
+    if (package, kind.__name__) not in _UNAVAILABLE_ERRORS:
+        return False
+    needed = _UNAVAILABLE_ERRORS[package, kind.__name__]
+    return needed is None or needed in str(error)
+
+
 def is_unavailable(error: BaseException) -> bool:
     """Whether an error means the database (or another service) cannot be reached right now, so
     that the answer is 503 with Retry-After rather than 500: a refused or dropped connection, a
@@ -408,23 +431,7 @@ def is_unavailable(error: BaseException) -> bool:
         sqlstate = getattr(current, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
             return True
-        kind = type(current)
-        module = kind.__module__
-        if (
-            module.startswith("asyncpg")
-            and kind.__name__ == "InterfaceError"
-            and "closed" in str(current)
-        ):
-            return True  # "connection is closed": the connection was lost before
-        if module.startswith("asyncpg") and kind.__name__ == "InternalClientError":
-            # The protocol of a connection the server was terminating ("cannot switch to state
-            # 12; another operation is in progress"): that connection is dropped, a retry gets
-            # another.
+        if any(_means_unavailable(kind, current) for kind in type(current).__mro__):
             return True
-        if module.startswith("psycopg") and kind.__name__ == "OperationalError":
-            return True
-        if any(k.__name__ == "TransportError" and k.__module__.startswith("httpx")
-               for k in kind.__mro__):  # fmt: skip
-            return True  # a peer service did not answer
         pending.extend((current.__cause__, current.__context__))
     return False

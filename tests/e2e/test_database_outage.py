@@ -147,3 +147,30 @@ def test_a_connection_broken_mid_protocol_by_a_terminating_server_is_unavailable
     broken = InternalClientError("cannot switch to state 12; another operation (2) is in progress")
     assert is_unavailable(broken)
     assert not is_unavailable(ValueError("cannot switch to state 12"))
+
+
+def test_the_drivers_and_clients_errors_that_mean_unavailable_are_told_from_the_others() -> None:
+    """One table names them: a lost asyncpg connection (not any interface error), a peer that did
+    not answer (any of httpx's transport errors, not an answer it did not like), also when they
+    are the cause of another error."""
+    import httpx
+    from asyncpg.exceptions import ConnectionDoesNotExistError
+    from asyncpg.exceptions._base import InterfaceError
+
+    from shared.db import is_unavailable
+
+    assert is_unavailable(InterfaceError("connection is closed"))
+    assert is_unavailable(ConnectionDoesNotExistError("connection was closed in the middle"))
+    assert not is_unavailable(InterfaceError("the server expects 2 arguments, 3 were passed"))
+    assert is_unavailable(httpx.ConnectError("refused"))
+    assert is_unavailable(httpx.ReadTimeout("slow"))
+    request = httpx.Request("GET", "http://peer/")
+    answer = httpx.Response(500, request=request)
+    assert not is_unavailable(httpx.HTTPStatusError("500", request=request, response=answer))
+    try:
+        try:
+            raise httpx.ConnectError("refused")
+        except httpx.ConnectError as exc:
+            raise RuntimeError("reading the policy") from exc
+    except RuntimeError as wrapped:
+        assert is_unavailable(wrapped)
