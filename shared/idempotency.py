@@ -4,7 +4,8 @@ The key is claimed with INSERT … ON CONFLICT DO NOTHING and the response is st
 the change commits: a replay finds the stored response, a twin sent while the first is still running
 is told the key is in use (409).
 
-- PostgreSQL: the claim is made in the same transaction as the change; a twin waits briefly
+- PostgreSQL: the claim is made in the same transaction as the change, in one statement that also
+  tries the key's advisory lock (held to the commit); when the key is taken, a twin waits briefly
   (`TCI_IDEMPOTENCY_WAIT_MS`) on the uncommitted key and is then told it is in use. A key past its
   retention that the purge has not removed yet is taken over as if it were absent.
 - SQLite has a single writer, so a twin would wait on the file lock until the first commits: the
@@ -27,6 +28,8 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import (
+    BigInteger,
+    BindParameter,
     Column,
     CursorResult,
     Integer,
@@ -36,8 +39,11 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    cast,
     delete,
     false,
+    func,
+    literal,
     select,
     text,
     update,
@@ -90,6 +96,7 @@ class _Statements:
     the key of a request that failed (SQLite)."""
 
     claim: Any
+    claim_unless_running: Any
     stored: Any
     take_over: Any
     store: Any
@@ -119,8 +126,23 @@ def _statements(table: Table, dialect: str) -> _Statements:
         "location": bindparam("answer_location"),
     }
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    claim_unless_running = None
+    if dialect == "postgresql":
+        # The key's own transaction-level advisory lock, tried in the statement that claims it:
+        # a twin still running holds it, and the statement then claims nothing at once instead of
+        # waiting on the twin's uncommitted row.
+        typed = {name: cast(value, t.c[name].type) if isinstance(value, BindParameter)
+                 else literal(value, t.c[name].type) for name, value in claimed.items()}  # fmt: skip
+        claim_unless_running = (
+            pg_insert(t)
+            .from_select(list(typed), select(*typed.values()).where(
+                func.pg_try_advisory_xact_lock(bindparam("key_lock", type_=BigInteger))))
+            .on_conflict_do_nothing()
+            .returning(t.c.key)
+        )  # fmt: skip
     return _Statements(
         claim=insert(t).values(claimed).on_conflict_do_nothing().returning(t.c.key),
+        claim_unless_running=claim_unless_running,
         stored=select(t).where(match),
         take_over=delete(t).where(match, t.c.created_at == bindparam("stored_at")),
         store=update(t).where(running).values(answered),
@@ -310,20 +332,36 @@ class Command:
         self, named: dict[str, str], print_: str, claimed_at: dt.datetime, settings: Any
     ) -> bool:
         """Claim the key; a twin still running holds the uncommitted key: wait only briefly for
-        it (then 409). Whether the key is ours."""
+        it (then 409). Whether the key is ours. One statement when the key is free (the claim
+        tries the key's advisory lock, which whoever claims it holds to its commit); only a key
+        already claimed, still running or answered, takes the statements that wait for it."""
+        values = {**named, "request_print": print_, "claimed_at": claimed_at}
+        claimed = await self.session.execute(
+            self.statements.claim_unless_running,
+            {**values, "key_lock": self._key_lock(named)},
+        )
+        if claimed.first() is not None:
+            return True
         await self.session.execute(
             text(f"SET LOCAL lock_timeout = '{int(settings.idempotency_wait_ms)}ms'")
         )
         try:
-            claimed = await self.session.execute(
-                self.statements.claim, {**named, "request_print": print_, "claimed_at": claimed_at}
-            )
+            waited = await self.session.execute(self.statements.claim, values)
         except DBAPIError as exc:
             if "lock" in str(exc.orig).lower() or "55P03" in str(exc.orig):
                 raise _in_use() from None
             raise
         await self.session.execute(_DEFAULT_LOCK_TIMEOUT)
-        return claimed.first() is not None
+        return waited.first() is not None
+
+    def _key_lock(self, named: dict[str, str]) -> int:
+        """The key's advisory lock: 64 bits of its digest (the table's schema included, the
+        services may share a database), as PostgreSQL's signed bigint."""
+        digest = hashlib.sha256()
+        for part in (self.table.schema or "", named["scope"], named["route_name"],
+                     named["given_key"]):  # fmt: skip
+            digest.update(len(part).to_bytes(4, "big") + part.encode())
+        return int.from_bytes(digest.digest()[:8], "big", signed=True)
 
     async def _claim_apart(self, named: dict[str, str], print_: str) -> Response | dt.datetime:
         """SQLite (one writer): read the committed key without writing, then claim it in a

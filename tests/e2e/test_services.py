@@ -114,7 +114,7 @@ async def test_concurrent_twins_with_one_idempotency_key_create_one_buyer(
     body = {"name": "Twin", "country": "FR", "registration_number": unique("RCS")}
     async with httpx.AsyncClient(base_url=services.urls["underwriting"]) as client:
         answers = await asyncio.gather(
-            *(client.post("/v1/buyers", json=body, headers=headers) for _ in range(8))
+            *(client.post("/v1/buyers", json=body, headers=headers) for _ in range(40))
         )
         statuses = sorted(a.status_code for a in answers)
         created = {a.json()["id"] for a in answers if a.status_code == 201}
