@@ -187,6 +187,10 @@ NameText = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"\S"), AfterValidator(_no_nul)
 ]
 LongText = Annotated[str, Field(max_length=4000), AfterValidator(_no_nul)]
+# An invoice is known by its number as written (blanks inside or around it kept), never blank.
+InvoiceNumber = Annotated[
+    str, Field(min_length=1, max_length=100, pattern=r"\S"), AfterValidator(_no_nul)
+]
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 # How these types are published in OpenAPI: one string schema each, the same for requests and
 # answers (a generated client sends and reads strings, never floats); the country and currency
@@ -642,7 +646,7 @@ class CoverageCheck(Schema):
 
 
 class CaseInvoice(Schema):
-    number: Annotated[str, Field(min_length=1, max_length=100)]
+    number: InvoiceNumber
     amount: PositiveMoney
     due_date: Date
 

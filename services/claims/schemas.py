@@ -12,6 +12,7 @@ from shared.contracts import (
     Date,
     Flag,
     Ident,
+    InvoiceNumber,
     LongText,
     MoneyModel,
     NonNegativeMoney,
@@ -21,7 +22,6 @@ from shared.contracts import (
     named_enum,
 )
 
-InvoiceNumber = Annotated[str, Field(min_length=1, max_length=100)]
 _Cause = Literal["insolvency", "protracted_default", "political"]
 _DocumentKind = Literal[
     "trade_contract", "proof_of_delivery", "invoice", "ageing_report", "statement_of_account",

@@ -371,7 +371,9 @@ async def premium(
     period_from: Annotated[dt.date | None, Query(alias="from")] = None,
     period_to: Annotated[dt.date | None, Query(alias="to")] = None,
 ) -> PremiumRead:  # fmt: skip
-    """Declared insured turnover in the period × the premium rate."""
+    """Declared insured turnover in the period × the premium rate: turnover shipped while the
+    policy is active, to insurable buyers in covered countries (any other invoice shipped in the
+    period is counted in `invoices_excluded`)."""
     return await uc.premium_for(context(request, session, caller), policy_id, period_from,
                                 period_to)  # fmt: skip
 

@@ -320,9 +320,15 @@ async def turnover(
     session: AsyncSession, pol: Policy, period_from: dt.date, period_to: dt.date
 ) -> list[TurnoverLine]:
     """Per buyer, the turnover declared under the policy and shipped in the period, with what
-    decides whether it bears premium: legal form, country, sanctions, and whether the
-    policyholder declared the buyer its affiliate (on a limit request under any of its
-    policies, as coverage checks read it)."""
+    decides whether it bears premium: whether it was shipped while the policy was active (a line
+    for each answer), legal form, country, sanctions, and whether the policyholder declared the
+    buyer its affiliate (on a limit request under any of its policies, as coverage checks read
+    it)."""
+    # Read from the policy's own columns (joined), not bound: the same expression is grouped by.
+    active = and_(
+        Receivable.shipment_date >= Policy.start_date, Receivable.shipment_date <= Policy.end_date
+    )
+    while_active = case((active, literal_column("1")), else_=literal_column("0"))
     sanctioned = exists().where(
         or_(Sanction.buyer_id == Buyer.id, Sanction.country == Buyer.country)
     )
@@ -341,20 +347,24 @@ async def turnover(
             Buyer.country,
             sanctioned.label("sanctioned"),
             related.label("related"),
+            while_active.label("while_active"),
         )
         .join(Buyer, Buyer.id == Receivable.buyer_id)
+        .join(Policy, Policy.id == Receivable.policy_id)
         .where(
             Receivable.policy_id == pol.id,
             Receivable.shipment_date >= period_from,
             Receivable.shipment_date <= period_to,
         )
-        .group_by(Buyer.id, Buyer.legal_form, Buyer.country)
+        .group_by(Buyer.id, Buyer.legal_form, Buyer.country, while_active)
         .order_by(Buyer.id)
     )
     return [
-        TurnoverLine(amount, invoices, legal_form, country, bool(is_sanctioned), bool(is_related))
-        for amount, invoices, legal_form, country, is_sanctioned, is_related in rows.all()
-    ]
+        TurnoverLine(amount, invoices, legal_form, country, bool(is_sanctioned), bool(is_related),
+                     shipped_while_active=bool(in_period))
+        for amount, invoices, legal_form, country, is_sanctioned, is_related, in_period
+        in rows.all()
+    ]  # fmt: skip
 
 
 # ---------------------------------------------------------------- writes that may race

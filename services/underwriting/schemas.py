@@ -22,6 +22,7 @@ from shared.contracts import (
     ExactDecimal,
     Flag,
     Ident,
+    InvoiceNumber,
     LadderField,
     LongText,
     MoneyModel,
@@ -331,7 +332,7 @@ class LimitList(Schema):
 
 
 class InvoiceDeclaration(Schema):
-    number: Annotated[str, Field(min_length=1, max_length=100)]
+    number: InvoiceNumber
     buyer_id: Ident
     amount: PositiveMoney
     shipment_date: Date

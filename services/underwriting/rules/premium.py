@@ -46,19 +46,24 @@ def bears_premium(
     covered_countries: Sequence[str] | None,
     sanctioned: bool,
     related_to_policyholder: bool,
+    shipped_while_active: bool,
 ) -> bool:
-    """Turnover bears premium when it is shipped to an insurable buyer in a covered country:
-    only companies are insurable, and neither an affiliate of the policyholder nor a sanctioned
-    buyer (or one in a sanctioned country) is."""
+    """Turnover bears premium when it is shipped while the policy is active (the insured
+    turnover: what is shipped before it starts or after it ends is not insured, whatever period
+    the premium is asked for) to an insurable buyer in a covered country: only companies are
+    insurable, and neither an affiliate of the policyholder nor a sanctioned buyer (or one in a
+    sanctioned country) is."""
     return (
-        insurable(legal_form, related_to_policyholder)
+        shipped_while_active
+        and insurable(legal_form, related_to_policyholder)
         and not sanctioned
         and country_covered(country, covered_countries)
     )
 
 
 class TurnoverLine(NamedTuple):
-    """The turnover declared on one buyer in a period, and what decides whether it bears premium."""
+    """The turnover declared on one buyer in a period, and what decides whether it bears premium
+    (`shipped_while_active`: shipped between the policy's start and end dates, both included)."""
 
     amount: Decimal
     invoices: int
@@ -66,6 +71,7 @@ class TurnoverLine(NamedTuple):
     country: str
     sanctioned: bool
     related_to_policyholder: bool
+    shipped_while_active: bool = True
 
 
 class InsurableTurnover(NamedTuple):
@@ -77,13 +83,15 @@ class InsurableTurnover(NamedTuple):
 def insurable_turnover(
     lines: Iterable[TurnoverLine], covered_countries: Sequence[str] | None
 ) -> InsurableTurnover:
-    """The declared turnover that bears premium (shipped to insurable buyers in covered
-    countries), with how many invoices it counts and how many it leaves out."""
+    """The declared turnover that bears premium (shipped while the policy is active, to
+    insurable buyers in covered countries), with how many invoices it counts and how many it
+    leaves out."""
     total, counted, excluded = ZERO, 0, 0
     for line in lines:
         if bears_premium(
             legal_form=line.legal_form, country=line.country, covered_countries=covered_countries,
             sanctioned=line.sanctioned, related_to_policyholder=line.related_to_policyholder,
+            shipped_while_active=line.shipped_while_active,
         ):  # fmt: skip
             total, counted = total + line.amount, counted + line.invoices
         else:
