@@ -649,6 +649,25 @@ class CaseInvoice(Schema):
     number: InvoiceNumber
     amount: PositiveMoney
     due_date: Date
+    # A mandate the claim takes over shares what it recovered on the invoice beyond this
+    # (domain.md: recoveries after a paid claim are shared).
+    recovered_in_collections: NonNegativeMoney | None = Field(
+        default=None,
+        description="from a paid claim: what its indemnity deducted as recovered on the invoice "
+        "by the creditor's own collection cases",
+    )
+
+
+class SettledInvoice(Schema):
+    """An invoice of a paid claim that its credit notes, set-offs and recoveries left nothing
+    unpaid on: a mandate the claim takes over owes nothing on it any more."""
+
+    number: InvoiceNumber
+    recovered_in_collections: NonNegativeMoney | None = Field(
+        default=None,
+        description="what the claim's indemnity deducted as recovered on the invoice by the "
+        "creditor's own collection cases",
+    )
 
 
 class CaseOpening(Schema):
@@ -668,11 +687,17 @@ class CaseOpening(Schema):
     # The banks assigned to the claim's policy (its loss payees): they hear of the subrogation
     # case's events, as of the claim's (api.md: a bank receives those of its policies).
     loss_payee_ids: Annotated[list[Ident], Field(max_length=50)] = Field(default_factory=list)
+    settled_invoices: Annotated[list[SettledInvoice], Field(max_length=1000)] = Field(
+        default_factory=list,
+        description="from a paid claim: its invoices it left nothing unpaid on (not among "
+        "`invoices`); a mandate the claim takes over owes nothing on them",
+    )
     currency: str | None = None  # informative: the invoices' currency rules
 
     @model_validator(mode="after")
     def _checks(self) -> CaseOpening:
-        if len({i.number for i in self.invoices}) != len(self.invoices):
+        numbers = [*(i.number for i in self.invoices), *(i.number for i in self.settled_invoices)]
+        if len(set(numbers)) != len(numbers):
             raise ValueError("invoice numbers must be unique within a case")
         bounded_total((i.amount.amount for i in self.invoices), "the invoices")
         if self.indemnity_paid is not None and self.insurer_share_pct is not None:
@@ -685,4 +710,9 @@ class CaseOpening(Schema):
             )
         if self.loss_payee_ids and self.claim_id is None:
             raise ValueError("loss_payee_ids are only for a case opened by a paid claim")
+        from_claim = (self.settled_invoices or any(i.recovered_in_collections is not None
+                                                   for i in self.invoices))  # fmt: skip
+        if from_claim and self.claim_id is None:
+            raise ValueError("settled_invoices and recovered_in_collections are only for a case "
+                             "opened by a paid claim")  # fmt: skip
         return self

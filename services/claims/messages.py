@@ -18,6 +18,7 @@ from shared.contracts import (
     CaseOpening,
     CoverageCheck,
     LadderName,
+    SettledInvoice,
     SignalKind,
 )
 from shared.usecase import money_read
@@ -82,12 +83,15 @@ def subrogation_case(
     """The case a paid claim opens: the insurer recovers, from the buyer, the invoices still unpaid
     after the reductions, with the indemnity it paid (collections shares recoveries by it; an
     indemnity of nothing is a share of 0 %: the insurer bore none of the loss); none when nothing
-    is left unpaid."""
+    is left unpaid. Each invoice says what the indemnity deducted as recovered by the
+    policyholder's own collection cases, and the invoices the reductions settled are named: a
+    mandate taken over then owes what the claim left unpaid, and shares what it recovered
+    beyond what the indemnity deducted."""
     assert claim.indemnity is not None
-    owed = rules.subrogated_invoices(
-        {line.number: line.unpaid.amount for line in assessment.invoices},
-        {i.number: i.due_date for i in invoices},
-    )
+    unpaid = {line.number: line.unpaid.amount for line in assessment.invoices}
+    counted = {line.number: money_read(line.recovered_in_collections.amount, claim.currency)
+               for line in assessment.invoices}  # fmt: skip
+    owed = rules.subrogated_invoices(unpaid, {i.number: i.due_date for i in invoices})
     if not owed:
         return None
     ladder: LadderName = claim.terms["collection_ladder"]
@@ -99,5 +103,8 @@ def subrogation_case(
         insurer_share_pct=None if paid else Decimal(0),
         loss_payee_ids=list(claim.terms.get("assigned_bank_ids") or []),
         invoices=[CaseInvoice(number=o.number, amount=money_read(o.unpaid, claim.currency),
-                              due_date=o.due_date) for o in owed],
+                              due_date=o.due_date, recovered_in_collections=counted[o.number])
+                  for o in owed],
+        settled_invoices=[SettledInvoice(number=number, recovered_in_collections=counted[number])
+                          for number in rules.settled_invoices(unpaid)],
     )  # fmt: skip

@@ -676,6 +676,12 @@ def subrogated_invoices(
             for number, amount in unpaid.items() if amount > 0]  # fmt: skip
 
 
+def settled_invoices(unpaid: Mapping[str, Decimal]) -> list[str]:
+    """The claim's invoices its reductions (credit notes, set-offs, recoveries) left nothing
+    unpaid on, in the assessment's order: a mandate the claim takes over owes nothing on them."""
+    return [number for number, amount in unpaid.items() if amount <= 0]
+
+
 # What a document's first bytes must be for the type it is declared as (an upload is refused when
 # its content does not match its declared type, so an executable cannot pass as a PDF).
 _SIGNATURES: dict[str, tuple[bytes, ...]] = {

@@ -9,7 +9,7 @@ from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.collections.models import Activity, Base, Case, CaseInvoice, LadderRung, Payment
-from services.collections.rules import CLIMBING, LIVE, Rung, StandingCase
+from services.collections.rules import CLIMBING, Rung, StandingCase
 from shared.pagination import PageRequest, fetch_page
 
 Row = TypeVar("Row", bound=Base)
@@ -76,18 +76,19 @@ async def case_of_claim(session: AsyncSession, claim_id: str) -> str | None:
     return found.scalar_one_or_none()
 
 
-async def open_mandate(
+async def mandates_sharing(
     session: AsyncSession, creditor_id: str, buyer_id: str, numbers: Sequence[str]
-) -> Case | None:
-    """The oldest open mandate (no claim yet) of the creditor on the buyer sharing an invoice
-    number with `numbers`, locked."""
+) -> list[Case]:
+    """The mandates (no claim yet) of the creditor on the buyer sharing an invoice number with
+    `numbers`, live or closed, oldest first, locked."""
+    sharing = select(CaseInvoice.case_id).where(CaseInvoice.number.in_(numbers))
     found = await session.execute(
-        select(Case).join(CaseInvoice, CaseInvoice.case_id == Case.id)
-        .where(Case.claim_id.is_(None), Case.status.in_(LIVE), Case.creditor_id == creditor_id,
-               Case.buyer_id == buyer_id, CaseInvoice.number.in_(numbers))
-        .order_by(Case.created_at).limit(1).with_for_update()
+        select(Case)
+        .where(Case.claim_id.is_(None), Case.creditor_id == creditor_id,
+               Case.buyer_id == buyer_id, Case.id.in_(sharing))
+        .order_by(Case.created_at, Case.id).with_for_update()
     )  # fmt: skip
-    return found.scalars().first()
+    return list(found.scalars().all())
 
 
 async def mandate_recoveries(

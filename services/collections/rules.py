@@ -327,12 +327,156 @@ def allocate(payment: Money, *, fee_pct: Decimal, insurer_share_pct: Decimal | N
     return share_recovery(payment, fee_pct=fee_pct, share=share)
 
 
-def reduced_by_claim(
-    outstanding: Mapping[str, Decimal], claimed_unpaid: Mapping[str, Decimal]
+# ---------------------------------------------------------------- a mandate taken over by a paid claim
+
+
+class BookedInvoice(NamedTuple):
+    """An invoice as a case has booked it: its amount and what its recoveries credited to it."""
+
+    number: str
+    due_date: dt.date
+    amount: Decimal
+    paid: Decimal
+
+
+class ClaimedInvoice(NamedTuple):
+    """What a paid claim says of one of its invoices: what it left unpaid (nothing: its credit
+    notes, set-offs and recoveries settled it), and what its indemnity deducted as recovered by
+    the creditor's collection cases (None: not said, as by a message sent before it was)."""
+
+    unpaid: Decimal
+    counted: Decimal | None
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """A mandate's books once a paid claim takes it over, per invoice number: its amount, what
+    is credited to it, by how much the claim's reductions lowered it; and, per invoice of the
+    claim, what the claim's indemnity counted of the mandate's recoveries on it and what the
+    mandate recovered on it beyond (recovered after the claim)."""
+
+    amounts: dict[str, Decimal]
+    paid: dict[str, Decimal]
+    reduced: dict[str, Decimal]
+    counted: dict[str, Decimal]
+    uncounted: dict[str, Decimal]
+
+
+def _oldest_first(invoice: BookedInvoice) -> tuple[dt.date, str]:
+    return (invoice.due_date, invoice.number)
+
+
+def take_over(booked: Sequence[BookedInvoice], claimed: Mapping[str, ClaimedInvoice]) -> Takeover:
+    """A paid claim takes a mandate over: on each invoice they share, the buyer owes what the
+    claim left unpaid less what the mandate recovered beyond what the claim counted. So each
+    invoice's amount falls by the claim's own reductions — amount − counted − unpaid, never an
+    increase (not said what was counted: all that the mandate recovered was) — and an invoice
+    the claim settled owes nothing. The mandate's recoveries are then credited again oldest
+    first against those amounts (what was credited to a settled invoice goes to the next one);
+    recovered beyond all that is owed, the reductions give way, oldest invoice first (as the
+    recoveries were credited)."""
+    amounts: dict[str, Decimal] = {}
+    reduced: dict[str, Decimal] = {}
+    counted_of: dict[str, Decimal] = {}
+    uncounted: dict[str, Decimal] = {}
+    for invoice in booked:
+        said = claimed.get(invoice.number)
+        if said is None:
+            amounts[invoice.number] = invoice.amount
+            continue
+        counted = invoice.paid if said.counted is None else min(said.counted, invoice.paid)
+        counted_of[invoice.number] = counted
+        if invoice.paid > counted:
+            uncounted[invoice.number] = invoice.paid - counted
+        reduced[invoice.number] = max(ZERO, invoice.amount - counted - said.unpaid)
+        amounts[invoice.number] = invoice.amount - reduced[invoice.number]
+    recovered = sum((i.paid for i in booked), ZERO)
+    paid = {i.number: ZERO for i in booked}
+    owed = [OpenInvoice(i.number, i.due_date, amounts[i.number]) for i in booked]
+    for number, credit in credit_oldest_first(owed, recovered):
+        paid[number] += credit
+    left = recovered - sum(paid.values(), ZERO)
+    for invoice in sorted(booked, key=_oldest_first):
+        back = min(left, reduced.get(invoice.number, ZERO))
+        reduced[invoice.number] = reduced.get(invoice.number, ZERO) - back
+        amounts[invoice.number] += back
+        paid[invoice.number] += back
+        left -= back
+    return Takeover(amounts=amounts, paid=paid,
+                    reduced={n: by for n, by in reduced.items() if by > 0},
+                    counted=counted_of, uncounted=uncounted)  # fmt: skip
+
+
+class BookedPayment(NamedTuple):
+    """A payment as a case recorded it: what it credited to which invoice."""
+
+    payment_id: str
+    credits: Sequence[tuple[str, Decimal]]
+
+
+def recovered_after_claim(
+    payments: Sequence[BookedPayment], counted: Mapping[str, Decimal]
 ) -> dict[str, Decimal]:
-    """When a paid claim takes a mandate over: per invoice they share, by how much the claim's
-    unpaid falls short of what the case has outstanding — the credit notes, set-offs and direct
-    recoveries the claim deducted, which the buyer no longer owes. Never an increase: a case
-    that recovered more since the claim was assessed keeps its own figure."""
-    return {number: outstanding[number] - unpaid for number, unpaid in claimed_unpaid.items()
-            if number in outstanding and unpaid < outstanding[number]}  # fmt: skip
+    """Per payment, the part of it the claim's indemnity did not deduct. `payments` in the order
+    they were recorded, `counted` per invoice of the claim (`Takeover.counted`): on each, the
+    claim counted the first `counted` of what was credited to it (the mandate's recoveries up
+    to when the claim read them); the later credits were recovered after it. Credits to an
+    invoice outside the claim are none of the insurer's."""
+    credited: dict[str, Decimal] = {}
+    parts: dict[str, Decimal] = {}
+    for payment in payments:
+        part = ZERO
+        for number, amount in payment.credits:
+            before = credited.get(number, ZERO)
+            credited[number] = before + amount
+            if number in counted:
+                part += max(ZERO, credited[number] - max(counted[number], before))
+        if part > 0:
+            parts[payment.payment_id] = part
+    return parts
+
+
+def share_recovered_after_claim(
+    payment: Money, fee: Money, part: Decimal, *, fee_pct: Decimal, share: InsurerShare | None
+) -> Allocation:
+    """A recovery a mandate recorded before a paid claim took it over, shared again as a
+    recovery after the claim (`part` of it the claim's indemnity did not deduct): the fee stays
+    as recorded; the insurer's part is what `share_recovery` gives it of `part` (all of the
+    payment: exactly its split as a subrogation case's); the policyholder's is the rest, so the
+    three still add up to the payment."""
+    after_claim = payment if part >= payment.amount else Money(part, payment.currency)
+    insurer = share_recovery(after_claim, fee_pct=fee_pct, share=share).insurer
+    insurer = min(insurer, payment - fee)
+    return Allocation(fee=fee, insurer=insurer, policyholder=payment - fee - insurer)
+
+
+class Mandate(NamedTuple):
+    """A mandate a paid claim may take over: its status, and whether it recovered on the claim's
+    invoices beyond what the claim's indemnity deducted."""
+
+    case_id: str
+    status: str
+    recovered_after_claim: bool
+
+
+def mandate_to_take_over(mandates: Sequence[Mandate]) -> str | None:
+    """Which mandate collecting the claim's debt (oldest first) the paid claim takes over: the
+    oldest still collecting; else the oldest closed one that recovered after the claim (paid in
+    full before collections heard of the claim: its recoveries are the insurer's to share too)."""
+    for mandate in mandates:
+        if CaseStatus(mandate.status) in LIVE:
+            return mandate.case_id
+    for mandate in mandates:
+        if mandate.recovered_after_claim:
+            return mandate.case_id
+    return None
+
+
+def status_after_takeover(status: str, outstanding: Decimal) -> CaseStatus:
+    """A mandate taken over by a paid claim owes what the claim left unpaid less what it has
+    recovered since: owing nothing, it is closed; owing something, a closed mandate (paid in
+    full after the claim was paid) is open again; otherwise its status stays (held stays held)."""
+    if outstanding <= 0:
+        return CaseStatus.CLOSED
+    current = CaseStatus(status)
+    return CaseStatus.OPEN if current is CaseStatus.CLOSED else current

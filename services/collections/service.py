@@ -32,7 +32,7 @@ from services.collections.schemas import (
     PaymentCreate,
     PaymentRead,
 )
-from shared.contracts import BuyerSignal, Recoveries
+from shared.contracts import BuyerSignal, MoneyModel, Recoveries
 from shared.db import new_id, utcnow
 from shared.events import announce
 from shared.money import Money
@@ -88,9 +88,10 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
         if existing is not None:
             raise conflict(CASE_EXISTS, f"claim {opening.claim_id} already has case {existing}",
                            case_id=existing)  # fmt: skip
-        mandate = await _mandate_for(ctx, opening)
+        claimed = _claimed(opening, currency)
+        mandate = await _mandate_for(ctx, opening, claimed)
         if mandate is not None:
-            return await _take_over(ctx, mandate, opening, share)
+            return await _take_over(ctx, mandate, opening, share, claimed)
     oldest = min(i.due_date for i in opening.invoices)
     case = Case(
         id=new_id("case"), created_at=utcnow(), creditor_id=opening.creditor_id,
@@ -192,18 +193,54 @@ def _share_given(opening: CaseCreate, currency: str) -> rules.InsurerShare | Non
     return share
 
 
-async def _mandate_for(ctx: Context, opening: CaseCreate) -> Case | None:
-    """The open mandate collecting the same debt (same creditor and buyer, an invoice in common)
-    that a paid claim's recovery takes over, if any."""
-    numbers = [i.number for i in opening.invoices]
-    return await repo.open_mandate(ctx.session, opening.creditor_id, opening.buyer_id, numbers)
+def _claimed(opening: CaseCreate, currency: str) -> dict[str, rules.ClaimedInvoice]:
+    """What the paid claim says of each of its invoices: unpaid (nothing on one it settled) and
+    what its indemnity deducted as recovered in collections, in the case's currency."""
+    listed: list[tuple[str, int, str, Decimal, MoneyModel | None]] = [
+        *(("invoices", index, i.number, i.amount.amount, i.recovered_in_collections)
+          for index, i in enumerate(opening.invoices)),
+        *(("settled_invoices", index, i.number, ZERO, i.recovered_in_collections)
+          for index, i in enumerate(opening.settled_invoices)),
+    ]  # fmt: skip
+    said: dict[str, rules.ClaimedInvoice] = {}
+    for where, index, number, unpaid, recovered in listed:
+        counted = None
+        if recovered is not None:
+            counted = amount_in(recovered, currency, ["body", where, index,
+                                                      "recovered_in_collections"],
+                                whose="the case's invoices")  # fmt: skip
+        said[number] = rules.ClaimedInvoice(unpaid=unpaid, counted=counted)
+    return said
+
+
+def _booked(invoices: Sequence[CaseInvoice]) -> list[rules.BookedInvoice]:
+    return [rules.BookedInvoice(i.number, i.due_date, i.amount, i.paid) for i in invoices]
+
+
+async def _mandate_for(
+    ctx: Context, opening: CaseCreate, claimed: dict[str, rules.ClaimedInvoice]
+) -> Case | None:
+    """The mandate collecting the same debt (same creditor and buyer, an invoice in common)
+    that a paid claim takes over, if any (`rules.mandate_to_take_over`)."""
+    mandates = await repo.mandates_sharing(ctx.session, opening.creditor_id, opening.buyer_id,
+                                           list(claimed))  # fmt: skip
+    if not mandates:
+        return None
+    invoices = await repo.invoices_of(ctx.session, [m.id for m in mandates])
+    chosen = rules.mandate_to_take_over([rules.Mandate(
+        m.id, m.status, bool(rules.take_over(_booked(invoices.get(m.id, [])), claimed).uncounted),
+    ) for m in mandates])  # fmt: skip
+    return next((m for m in mandates if m.id == chosen), None)
 
 
 async def _take_over(
-    ctx: Context, case: Case, opening: CaseCreate, share: rules.InsurerShare | None
-) -> CaseRead:
-    """The claim is paid: the mandate becomes the subrogation case, and what it recovers from now
-    on is shared with the insurer. Invoices of the claim it did not have are added."""
+    ctx: Context, case: Case, opening: CaseCreate, share: rules.InsurerShare | None,
+    claimed: dict[str, rules.ClaimedInvoice],
+) -> CaseRead:  # fmt: skip
+    """The claim is paid: the mandate becomes the subrogation case and owes what the claim left
+    unpaid (`rules.take_over`); what it recovered that the claim's indemnity did not deduct is
+    shared again as a recovery after the claim, and what it recovers from now on is shared.
+    Invoices of the claim it did not have are added."""
     currency = opening.invoices[0].amount.currency
     if currency != case.currency:
         raise unprocessable(CURRENCY_MISMATCH, f"the mandate {case.id} is in {case.currency}")
@@ -211,30 +248,119 @@ async def _take_over(
     case.loss_payee_ids = list(opening.loss_payee_ids)
     case.insurer_share_numerator = None if share is None else str(share.paid)
     case.insurer_share_denominator = None if share is None else str(share.of)
-    shown = ZERO if share is None else share.pct(views.SHARE_PCT_SHOWN_PLACES)
-    have = {i.number: i for i in await _invoices(ctx, case.id)}
-    reduced = rules.reduced_by_claim({n: i.amount - i.paid for n, i in have.items()},
-                                     {i.number: i.amount.amount for i in opening.invoices})  # fmt: skip
-    for number, by in reduced.items():
-        have[number].amount -= by
-    _add_invoices(ctx, case, opening, have=set(have))
-    note = (
-        f"claim {opening.claim_id} paid: recoveries from now on are shared, {shown}% to the insurer"
-    )
-    if reduced:
-        note += "; the claim's credit notes, set-offs and direct recoveries reduce " + ", ".join(
-            f"{n} by {Money(by, case.currency).rounded_text()}" for n, by in reduced.items()
-        )
-    ctx.session.add(Activity(
-        id=new_id("act"), created_at=utcnow(), case_id=case.id, kind="subrogation",
-        occurred_on=ctx.today, note=note, promised_amount=None,
-        promised_on=None, details={"claim_id": opening.claim_id},
-        recorded_by=ctx.caller.subject))  # fmt: skip
+    invoices = await _invoices(ctx, case.id)
+    takeover = rules.take_over(_booked(invoices), claimed)
+    credited_before = {i.number: i.paid for i in invoices}
+    for invoice in invoices:
+        invoice.amount = takeover.amounts[invoice.number]
+        invoice.paid = takeover.paid[invoice.number]
+    _add_invoices(ctx, case, opening, have={i.number for i in invoices})
+    _subrogation_activity(ctx, case, _takeover_note(case, opening, share, takeover,
+                                                    credited_before),
+                          {"claim_id": opening.claim_id})  # fmt: skip
+    await _share_recovered_after_claim(ctx, case, takeover)
     try:
         await ctx.session.flush()
     except IntegrityError:
         raise conflict(CASE_EXISTS, f"claim {opening.claim_id} already has a case") from None
+    await _settle_status_after_takeover(ctx, case)
     return await read_case(ctx, case)
+
+
+async def _settle_status_after_takeover(ctx: Context, case: Case) -> None:
+    """The mandate taken over owes what the claim left unpaid less what it recovered since
+    (`rules.status_after_takeover`): owing nothing it closes, owing something a closed one opens
+    again; its creditor hears of a change."""
+    unpaid = views.open_invoices(await _invoices(ctx, case.id))
+    before = (case.stage, CaseStatus(case.status))
+    case.status = rules.status_after_takeover(case.status, rules.outstanding(unpaid))
+    if case.status == before[1]:
+        return
+    case.closed_on = ctx.today if case.status == CaseStatus.CLOSED else None
+    days = rules.days_past_due(rules.oldest_unpaid_due(unpaid), ctx.today)
+    reason = (f"claim {case.claim_id} paid: taken over owing nothing" if case.closed_on
+              else f"claim {case.claim_id} paid: taken over, owing what the claim left unpaid")  # fmt: skip
+    await _announce_stage(ctx, case, previous=before, days_past_due=days, reason=reason)
+    await ctx.session.flush()
+
+
+def _subrogation_activity(
+    ctx: Context, case: Case, note: str, details: dict[str, object]
+) -> None:  # fmt: skip
+    ctx.session.add(Activity(
+        id=new_id("act"), created_at=utcnow(), case_id=case.id, kind="subrogation",
+        occurred_on=ctx.today, note=note, promised_amount=None, promised_on=None,
+        details=details, recorded_by=ctx.caller.subject))  # fmt: skip
+
+
+def _takeover_note(
+    case: Case, opening: CaseCreate, share: rules.InsurerShare | None, takeover: rules.Takeover,
+    credited_before: dict[str, Decimal],
+) -> str:  # fmt: skip
+    """What the takeover did, said on the case: the share, the claim's reductions, and the
+    recoveries credited again where the reductions moved them."""
+
+    def text(amount: Decimal) -> str:
+        return Money(amount, case.currency).rounded_text()
+
+    shown = ZERO if share is None else share.pct(views.SHARE_PCT_SHOWN_PLACES)
+    note = (
+        f"claim {opening.claim_id} paid: recoveries from now on are shared, {shown}% to the insurer"
+    )
+    if takeover.reduced:
+        note += "; the claim's credit notes, set-offs and direct recoveries reduce " + ", ".join(
+            f"{n} by {text(by)}" for n, by in takeover.reduced.items()
+        )
+    moved = {n: (was, takeover.paid[n]) for n, was in credited_before.items()
+             if takeover.paid[n] != was}  # fmt: skip
+    if moved:
+        note += "; the case's recoveries credited again oldest first: " + ", ".join(
+            f"{n} {text(was)} → {text(now)}" for n, (was, now) in moved.items()
+        )
+    if takeover.uncounted:
+        note += (f"; {text(sum(takeover.uncounted.values(), ZERO))} recovered on the claim's "
+                 f"invoices was not deducted from its indemnity: shared as recovered after the "
+                 f"claim")  # fmt: skip
+    return note
+
+
+async def _share_recovered_after_claim(ctx: Context, case: Case, takeover: rules.Takeover) -> None:
+    """Each payment the mandate recorded that the claim's indemnity did not deduct (recorded
+    after the claim read the mandate's recoveries) is shared again as a recovery after the paid
+    claim, to the cent, with an activity saying what it was and what it is now."""
+    if not takeover.uncounted:
+        return
+    payments = sorted((await repo.payments_of(ctx.session, [case.id])).get(case.id, []),
+                      key=lambda p: (p.created_at, p.id))  # fmt: skip
+    booked = [rules.BookedPayment(p.id, [(c["invoice_number"], Decimal(c["amount"]))
+                                         for c in p.credited]) for p in payments]  # fmt: skip
+    parts = rules.recovered_after_claim(booked, takeover.counted)
+    share = views.share_of(case)
+    c = case.currency
+    for payment in payments:
+        part = parts.get(payment.id)
+        if part is None:
+            continue
+        was = (payment.insurer, payment.policyholder)
+        again = rules.share_recovered_after_claim(
+            Money(payment.amount, c), Money(payment.fee, c), part, fee_pct=case.fee_pct,
+            share=share,
+        )  # fmt: skip
+        if (again.insurer.amount, again.policyholder.amount) == was:
+            continue
+        payment.insurer, payment.policyholder = again.insurer.amount, again.policyholder.amount
+        _subrogation_activity(ctx, case, (
+            f"payment {payment.id} of {Money(payment.amount, c).rounded_text()} received on "
+            f"{payment.received_on.isoformat()} ({Money(part, c).rounded_text()} of it not "
+            f"deducted from claim {case.claim_id}'s indemnity) shared again as recovered after "
+            f"the claim: fee {again.fee.rounded_text()}, insurer {again.insurer.rounded_text()}, "
+            f"policyholder {again.policyholder.rounded_text()} (was insurer "
+            f"{Money(was[0], c).rounded_text()}, policyholder {Money(was[1], c).rounded_text()})"
+        ), {"claim_id": case.claim_id, "payment_id": payment.id,
+            "recovered_after_claim": str(part),
+            "was": {"insurer": str(was[0]), "policyholder": str(was[1])},
+            "now": {"insurer": str(again.insurer.amount),
+                    "policyholder": str(again.policyholder.amount)}})  # fmt: skip
 
 
 async def recoveries(ctx: Context, creditor_id: str, buyer_id: str, currency: str) -> Recoveries:

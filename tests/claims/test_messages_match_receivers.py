@@ -62,6 +62,29 @@ def test_the_subrogation_case_a_paid_claim_sends_is_a_case_collections_opens() -
     assert received.indemnity_paid is not None and received.indemnity_paid.amount == D("85000.00")
 
 
+def test_the_subrogation_case_says_what_the_indemnity_counted_and_which_invoices_it_settled() -> (
+    None
+):
+    """A credit note left nothing unpaid on A (30,000 of it recovered by the policyholder's
+    mandate and counted): collections hears that A is settled and what was counted on each
+    invoice, so that a mandate it takes over owes what the claim left unpaid and shares what it
+    recovered beyond."""
+    claim, invoices, assessment = a_paid_claim()
+    a_line = assessment.invoices[0].model_copy(
+        update={"recovered_in_collections": assessment.invoices[0].amount.model_copy(
+            update={"amount": D("30000.00")})})  # fmt: skip
+    assessment = assessment.model_copy(update={"invoices": [a_line, *assessment.invoices[1:]]})
+    case = messages.subrogation_case(claim, assessment, invoices, "CN")
+    assert case is not None
+    received = CaseCreate.model_validate(case.model_dump(mode="json", exclude_none=True))
+    assert [i.number for i in received.settled_invoices] == ["A"]
+    assert [i.number for i in received.invoices] == ["B"]
+    settled = received.settled_invoices[0].recovered_in_collections
+    owed = received.invoices[0].recovered_in_collections
+    assert settled is not None and settled.amount == D("30000.00")
+    assert owed is not None and (owed.amount, owed.currency) == (D("0.00"), EUR)
+
+
 def test_every_signal_claims_sends_is_a_signal_underwriting_records() -> None:
     kinds = {rules.SIGNAL_OVERDUE, rules.SIGNAL_ARREARS_CLEARED, *rules.CLAIM_SIGNALS.values()}
     for kind in kinds:

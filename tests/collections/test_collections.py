@@ -224,6 +224,28 @@ async def test_bad_case_input_is_refused_precisely(cases: httpx.AsyncClient) -> 
     assert unknown_buyer.status_code == 404
 
 
+async def test_what_a_paid_claim_says_of_its_invoices_comes_from_a_paid_claim_in_its_currency(
+    cases: httpx.AsyncClient,
+) -> None:
+    creditor = unique("ph")
+    holder = auth("policyholder", creditor)
+    settled = await cases.post("/v1/cases", headers=holder, json=mandate(
+        creditor, settled_invoices=[{"number": "N-9"}]))  # fmt: skip
+    assert settled.status_code == 422 and settled.json()["type"] == "validation", settled.text
+    counted = mandate(creditor)
+    counted["invoices"][0]["recovered_in_collections"] = money("10")
+    assert (await cases.post("/v1/cases", headers=holder, json=counted)).status_code == 422
+    twice = mandate(creditor, claim_id=unique("clm"), insurer_share_pct="50",
+                    settled_invoices=[{"number": "N-1"}])  # fmt: skip
+    assert (await cases.post("/v1/cases", headers=SERVICE, json=twice)).status_code == 422
+    other = mandate(creditor, claim_id=unique("clm"), insurer_share_pct="50",
+                    settled_invoices=[{"number": "N-9",
+                                       "recovered_in_collections": money("10", "USD")}])  # fmt: skip
+    refused = await cases.post("/v1/cases", headers=SERVICE, json=other)
+    assert refused.status_code == 422 and refused.json()["type"] == "currency-mismatch"
+    assert refused.json()["loc"] == ["body", "settled_invoices", 0, "recovered_in_collections"]
+
+
 async def test_a_status_filter_outside_the_case_statuses_is_a_422(cases: httpx.AsyncClient) -> None:
     answer = await cases.get("/v1/cases", headers=COLLECTOR, params={"status": "lost"})
     assert answer.status_code == 422, answer.text
