@@ -32,7 +32,14 @@ from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from shared.auth import VerifiedTokens, require
 from shared.contracts import refer_to_components, refuse_unstorable_parameters
-from shared.db import Reader, SessionDep, build_engine, build_sessionmaker, is_unavailable
+from shared.db import (
+    Reader,
+    SessionDep,
+    build_engine,
+    build_sessionmaker,
+    is_sqlite,
+    is_unavailable,
+)
 from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shared.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER, purge_periodically
 from shared.logging import configure_logging, reset_request_id, set_request_id
@@ -475,6 +482,14 @@ def _lifespan_of(
         app.state.engine = engine
         trace_engine(app, engine)
         app.state.sessionmaker = build_sessionmaker(engine)
+        # Work committed in parts draws on a pool of its own: it never waits for a connection
+        # that the requests waiting on it hold.
+        units = engine
+        if not is_sqlite(str(engine.url)):
+            units = build_engine(settings.database_url_for(service),
+                                 pool_size=settings.db_units_pool_size)  # fmt: skip
+        app.state.units_engine = units
+        app.state.units_sessionmaker = build_sessionmaker(units)
         app.state.reader = Reader(engine)
         _tune_garbage_collector(settings.gc_gen0_threshold)
         tables, schema = metadata.tables, metadata.schema
@@ -507,6 +522,8 @@ def _lifespan_of(
             for collector in scraped:
                 metrics.forget(collector)
             forget_worker()
+            if units is not engine:
+                await units.dispose()
             await engine.dispose()
             await stop_tracing(app)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -24,6 +26,7 @@ from sqlalchemy import (
     event,
     func,
     literal_column,
+    text,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
@@ -207,6 +210,66 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+# The locks of `UnitsOfWork.hold` where the database has no advisory locks, per database and key.
+_LOCAL_LOCKS: dict[tuple[str, int], asyncio.Lock] = {}
+_LOCK_RETRY_SECONDS = 0.05
+
+
+class UnitsOfWork:
+    """Transactions of their own, for a use case that commits a long piece of work in parts
+    (each part one transaction, `open()`), up to `parallel` parts at once, under a lock of its
+    own for the whole work (`hold(key)`: one such work at a time per key, across the replicas on
+    PostgreSQL: a session-level advisory lock, released with its connection if the process
+    dies)."""
+
+    def __init__(
+        self,
+        open_: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+        *,
+        parallel: int,
+        engine: AsyncEngine | None,
+    ) -> None:
+        self.open = open_
+        self.parallel = parallel
+        self.engine = engine
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: int) -> AsyncIterator[None]:
+        if self.engine is not None and self.engine.dialect.name == "postgresql":
+            while True:  # tried now and then: a waiter holds no connection of the pool meanwhile
+                async with self.engine.connect() as connection:
+                    autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                    taken = await autocommit.execute(
+                        text("SELECT pg_try_advisory_lock(:key)"), {"key": key}
+                    )
+                    if taken.scalar_one():
+                        try:
+                            yield
+                        finally:
+                            await autocommit.execute(
+                                text("SELECT pg_advisory_unlock(:key)"), {"key": key}
+                            )
+                        return
+                await asyncio.sleep(_LOCK_RETRY_SECONDS)
+        # One process writes an embedded database (or a test's one connection): a lock in it.
+        name = str(self.engine.url) if self.engine is not None else ""
+        lock = _LOCAL_LOCKS.setdefault((name, key), asyncio.Lock())
+        async with lock:
+            yield
+
+
+async def get_units_of_work(request: Request) -> UnitsOfWork:
+    """The app's transactions for work committed in parts, on a pool of their own: on PostgreSQL
+    as many at once as it has connections but the one holding the work's lock; on SQLite one at a
+    time (it has one writer)."""
+    engine: AsyncEngine = request.app.state.units_engine
+    parallel = 1 if is_sqlite(str(engine.url)) else max(1, engine.pool.size() - 1)  # type: ignore[attr-defined]
+    return UnitsOfWork(request.app.state.units_sessionmaker, parallel=parallel, engine=engine)
+
+
+UnitsOfWorkDep = Annotated[UnitsOfWork, Depends(get_units_of_work)]
 
 
 async def get_read_session(session: SessionDep) -> AsyncSession:

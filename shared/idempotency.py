@@ -239,14 +239,19 @@ class Command:
         status_code: int = 200,
         location: Callable[[Outcome], str] | None = None,
         after_commit: Callable[[Outcome], Awaitable[Outcome | None]] | None = None,
+        own_transactions: bool = False,
     ) -> Response:
         """Run the handler, store its answer with the key, commit once. `after_commit` runs
         once the change is committed (not on a replay): sending what the change put in an outbox,
         say; the answer it returns, if any, is answered instead (what the delivery told it). It
-        cannot undo the change, so a failure there is logged and the answer stands."""
+        cannot undo the change, so a failure there is logged and the answer stands.
+        `own_transactions`: the handler commits its work in transactions of its own
+        (`shared.db.UnitsOfWork`), the request's holds only the key and its answer (so, on
+        SQLite, it does not take the one write lock first)."""
         key = self.request.headers.get(HEADER)
         if key is None:
-            await self._one_writer_at_a_time()
+            if not own_transactions:
+                await self._one_writer_at_a_time()
             outcome = await handler()
             await self.session.commit()
             outcome = await self._after(after_commit, outcome)
@@ -263,7 +268,8 @@ class Command:
         if isinstance(claim, Response):
             return claim
         try:
-            await self._one_writer_at_a_time()
+            if not own_transactions:
+                await self._one_writer_at_a_time()
             outcome = await handler()
             response = self._respond(outcome, status_code, location)
             stored = await self.session.execute(self.statements.store, {

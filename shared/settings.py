@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(
         20, alias="TCI_DB_POOL_SIZE", description="database connections pooled per process", ge=1
     )
+    db_units_pool_size: int = Field(
+        4,
+        alias="TCI_DB_UNITS_POOL_SIZE",
+        description="database connections pooled apart for work committed in parts (a country's "
+        "re-grade): one holds its lock, the others run its parts at once (PostgreSQL)",
+        ge=2,
+    )
     max_body_bytes: int = Field(
         16 * 1024 * 1024,
         alias="TCI_MAX_BODY_BYTES",

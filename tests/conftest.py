@@ -12,6 +12,7 @@ answers, else SQLite (and the header says so).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
@@ -32,7 +33,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.auth import mint_token
-from shared.db import Reader, TransactionReader, build_engine, get_reader, get_session
+from shared.db import (
+    Reader,
+    TransactionReader,
+    UnitsOfWork,
+    build_engine,
+    get_reader,
+    get_session,
+    get_units_of_work,
+)
 from shared.http import ServiceClient
 from shared.migrations import upgrade
 from shared.peers import get_peers
@@ -178,6 +187,33 @@ async def engines(migrated_database: str) -> AsyncIterator[dict[str, AsyncEngine
         await engine.dispose()
 
 
+def run_in_session(app: Any, session: AsyncSession) -> None:
+    """Every unit of work of `app` in `session`, one test's transaction: the request's session
+    (as in production: a failed request keeps nothing it changed), its reader, and a use case's
+    own transactions (in turn; their commits are savepoints)."""
+
+    async def override() -> AsyncIterator[AsyncSession]:
+        try:
+            yield session
+        except Exception:
+            await session.rollback()
+            raise
+
+    async def reader_override() -> Reader:
+        return TransactionReader(await session.connection())
+
+    @contextlib.asynccontextmanager
+    async def the_same_session() -> AsyncIterator[AsyncSession]:
+        yield session
+
+    async def units_override() -> UnitsOfWork:
+        return UnitsOfWork(the_same_session, parallel=1, engine=None)
+
+    app.dependency_overrides[get_session] = override
+    app.dependency_overrides[get_reader] = reader_override
+    app.dependency_overrides[get_units_of_work] = units_override
+
+
 AppFactory = Callable[[str], Any]
 
 
@@ -203,18 +239,7 @@ async def api(engines: dict[str, AsyncEngine]) -> AsyncIterator[Callable[[str], 
                                expire_on_commit=False, autoflush=False)  # fmt: skip
         app = factories[service]()
 
-        async def override() -> AsyncIterator[AsyncSession]:
-            try:
-                yield session
-            except Exception:  # as in production: a failed request keeps nothing it changed
-                await session.rollback()
-                raise
-
-        async def reader_override() -> Reader:
-            return TransactionReader(await session.connection())
-
-        app.dependency_overrides[get_session] = override
-        app.dependency_overrides[get_reader] = reader_override
+        run_in_session(app, session)
         apps[service] = app
         if service != "underwriting":
             # The other services, in-process too, each in its own rolled-back transaction.
@@ -356,8 +381,11 @@ def services() -> Iterator[Services]:
     b.create_database(database)
     migrate_all(b, database)
     urls = free_urls()
-    # Small chunks, so a batch runs as several statements in flight on pooled connections.
-    running = start_services(database, urls, env={"TCI_UW_COVERAGE_BATCH_CHUNK": "3"})
+    # Small chunks, so a batch runs as several statements in flight on pooled connections, and a
+    # country's re-grade as several slices, two at once on PostgreSQL.
+    running = start_services(
+        database, urls, env={"TCI_UW_COVERAGE_BATCH_CHUNK": "3", "TCI_UW_REGRADE_SLICE_BUYERS": "3"}
+    )
     try:
         yield Services(urls)
     finally:

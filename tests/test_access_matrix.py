@@ -24,12 +24,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from shared.db import Reader, TransactionReader, get_reader, get_session
 from shared.http import ServiceClient
 from shared.peers import get_peers
 from shared.settings import DEVELOPMENT_JWT_SECRET
 from tests.builders import make_buyer, money, ok
-from tests.conftest import SERVICES, token, unique
+from tests.conftest import SERVICES, run_in_session, token, unique
 
 TODAY = "2027-06-10"
 OWNER, STRANGER = "ph-matrix-owner", "ph-matrix-stranger"
@@ -375,18 +374,7 @@ async def world(engines: dict[str, AsyncEngine]) -> AsyncIterator[World]:
 
 
 def _override(app: Any, session: AsyncSession) -> None:
-    async def get_test_session() -> AsyncIterator[AsyncSession]:
-        try:
-            yield session
-        except Exception:
-            await session.rollback()
-            raise
-
-    async def get_test_reader() -> Reader:
-        return TransactionReader(await session.connection())
-
-    app.dependency_overrides[get_session] = get_test_session
-    app.dependency_overrides[get_reader] = get_test_reader
+    run_in_session(app, session)
 
 
 def _returning(value: Any) -> Callable[[], Any]:

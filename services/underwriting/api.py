@@ -52,7 +52,7 @@ from services.underwriting.schemas import (
 )
 from shared.auth import Caller, require
 from shared.contracts import CountryCode
-from shared.db import ReaderDep, ReadSessionDep, SessionDep
+from shared.db import ReaderDep, ReadSessionDep, SessionDep, UnitsOfWorkDep
 from shared.idempotency import CommandDep
 from shared.pagination import Page, PageDep
 from shared.problems import created_responses, problem_responses
@@ -225,11 +225,13 @@ async def record_signal(
 @router.put("/country-risks/{country}", response_model=CountryRiskRead, responses=WRITE)
 async def set_country_risk(
     country: CountryCode, body: CountryRiskSet, request: Request, session: SessionDep,
-    caller: Underwriter, cmd: CommandDep,
+    caller: Underwriter, cmd: CommandDep, units: UnitsOfWorkDep,
 ) -> Response:  # fmt: skip
-    """Set a country's risk level (1 low … 4 high)."""
+    """Set a country's risk level (1 low … 4 high): every buyer of the country is graded again
+    and its limits follow (the answer counts them), a slice of the book per transaction."""
     ctx = context(request, session, caller)
-    return await cmd.run(lambda: lim.set_country_risk(ctx, country, body.level))
+    return await cmd.run(lambda: lim.set_country_risk(ctx, units, country, body.level),
+                         own_transactions=True)  # fmt: skip
 
 
 @router.get("/country-risks/{country}", response_model=CountryRiskRead, responses=READ)

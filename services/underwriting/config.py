@@ -69,6 +69,20 @@ class UnderwritingSettings(Settings):
         alias="TCI_UW_DEFAULT_COUNTRY_RISK_LEVEL",
         description="the risk level of a country with none recorded",
     )
+    regrade_slice_buyers: int = Field(
+        20_000,
+        ge=1,
+        alias="TCI_UW_REGRADE_SLICE_BUYERS",
+        description="a country's re-grade commits its book in slices of this many buyers, each "
+        "its own transaction (row locks and the event lock held for a slice, not the book)",
+    )
+    regrade_parallel_slices: int = Field(
+        2,
+        ge=1,
+        le=16,
+        alias="TCI_UW_REGRADE_PARALLEL_SLICES",
+        description="slices of a country's re-grade run at once on PostgreSQL (one on SQLite)",
+    )
     # Portfolio-health warnings (domain.md, Cash-flow indicators; seed figures).
     health_overdue_ratio_warning: Decimal = Field(
         DEFAULT_HEALTH.overdue_ratio_warning,

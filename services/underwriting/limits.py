@@ -5,7 +5,9 @@ command."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from dataclasses import replace
 from decimal import Decimal
 
 from services.underwriting import repository as repo
@@ -54,7 +56,7 @@ from services.underwriting.service import (
     visible_policy,
 )
 from shared.contracts import money_json
-from shared.db import new_id, utcnow
+from shared.db import UnitsOfWork, new_id, utcnow
 from shared.events import announce
 from shared.metrics import LIMIT_DECISIONS, count_at_commit
 from shared.money import Money, minor_units
@@ -562,33 +564,81 @@ async def _amount_on(ctx: Context, limit: CreditLimit, day: dt.date) -> Decimal 
 # ---------------------------------------------------------------- country risk
 
 
-async def set_country_risk(ctx: Context, country: str, level: int) -> CountryRiskRead:
+async def set_country_risk(
+    ctx: Context, units: UnitsOfWork, country: str, level: int
+) -> CountryRiskRead:
     """A country's risk level changes: every buyer of that country is graded again (an entry of
     its grade history), and its limits follow the new grade as after any other grade change,
-    set-based over the whole book (`whole_book`). The same level again changes nothing."""
-    risk = await repo.country_risk_for_update(
-        ctx.session, country, level=ctx.settings.default_country_risk_level,
-        updated_by=ctx.caller.subject,
-    )  # fmt: skip
-    before = risk.level
-    risk.level, risk.updated_by, risk.updated_at = level, ctx.caller.subject, utcnow()
-    await ctx.session.flush()
-    regraded = changed = 0
-    if level != before:
-        regraded = await _regrade_country(ctx, country, level)
-        changed = await _halve_book(ctx)
+    set-based over the whole book (`whole_book`), a slice of buyers per transaction, some slices
+    at once. The level is committed first (a buyer graded meanwhile is graded at it), then the
+    slices; the country keeps when its run began until every slice is done, so that a run cut
+    short (a process killed) is taken up again by the next setting of the country, whatever its
+    level. One run at a time per country, across replicas. The same level again changes nothing
+    (but finishing a run cut short)."""
+    async with units.hold(_regrade_lock_key(country)):
+        async with units.open() as session:
+            risk = await repo.country_risk_for_update(
+                session, country, level=ctx.settings.default_country_risk_level,
+                updated_by=ctx.caller.subject,
+            )  # fmt: skip
+            if level != risk.level:
+                risk.regrading_since = utcnow()
+            risk.level, risk.updated_by, risk.updated_at = level, ctx.caller.subject, utcnow()
+            since = risk.regrading_since
+            await session.commit()
+        regraded = changed = 0
+        if since is not None:
+            regraded, changed = await _regrade_book(ctx, units, book.Slice(country, since), level)
+            async with units.open() as session:
+                await repo.regrade_done(session, country, since)
+                await session.commit()
     return CountryRiskRead(country=country, level=level, listed=True, buyers_regraded=regraded,
                            limits_changed=changed)  # fmt: skip
 
 
-async def _regrade_country(ctx: Context, country: str, level: int) -> int:
-    """Grade each distinct profile of the country's buyers once through the rule, a chunk at a
+def _regrade_lock_key(country: str) -> int:
+    """The advisory lock of one country's re-grade runs (a fixed class, the country's letters)."""
+    return 7_412_000_000 + int.from_bytes(country.encode(), "big")
+
+
+async def _regrade_book(
+    ctx: Context, units: UnitsOfWork, whole: book.Slice, level: int
+) -> tuple[int, int]:
+    """Every buyer of `whole` re-graded and its limits following, a slice at a time in its own
+    transaction (`regrade_slice_buyers` each, up to `regrade_parallel_slices` at once): how many
+    buyers were re-graded and how many limits changed. A failing slice stops the others; what
+    was committed stays, the rest is left to the next run."""
+    async with units.open() as session:
+        bounds = await book.slice_bounds(session, whole, ctx.settings.regrade_slice_buyers)
+    slices = iter([whole._replace(after_id=after, through_id=through)
+                   for after, through in zip([None, *bounds], [*bounds, None], strict=True)])  # fmt: skip
+    totals = [0, 0]
+
+    async def work() -> None:
+        for part in slices:  # one iterator: each slice is taken by one worker
+            async with units.open() as session:
+                in_slice = replace(ctx, session=session)
+                regraded = await _regrade_slice(in_slice, part, level)
+                changed = await _halve_book(in_slice)
+                await session.commit()
+            totals[0] += regraded
+            totals[1] += changed
+
+    workers = min(ctx.settings.regrade_parallel_slices, units.parallel)
+    async with asyncio.TaskGroup() as group:
+        for _ in range(workers):
+            group.create_task(work())
+    return totals[0], totals[1]
+
+
+async def _regrade_slice(ctx: Context, part: book.Slice, level: int) -> int:
+    """Grade each distinct profile of the slice's buyers once through the rule, a chunk at a
     time, then give every buyer its profile's grade, a grade history entry and, if the grade
     moved, a `buyer.grade_changed`; how many buyers."""
     session = ctx.session
     after = rules.signals_counted_after(ctx.today, ctx.settings.signal_memory_days)
     await book.start(session)
-    await book.collect_profiles(session, country, signals_after=after)
+    await book.collect_profiles(session, part, signals_after=after)
     last = 0
     while chunk := await book.profiles_after(session, last, _PROFILE_CHUNK):
         graded = []
@@ -599,7 +649,7 @@ async def _regrade_country(ctx: Context, country: str, level: int) -> int:
                            "factors": views.factors_json(grade)})  # fmt: skip
         await book.grade_profiles(session, graded)
         last = chunk[-1].id
-    regraded = await book.mark_regraded(session, country, signals_after=after)
+    regraded = await book.mark_regraded(session, part, signals_after=after)
     await book.apply_grades(session, today=ctx.today, level=level, by=ctx.caller.subject,
                             now=utcnow())  # fmt: skip
     await book.announce_grades(session, today=ctx.today)

@@ -131,6 +131,9 @@ class CountryRisk(Base):
     level: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(200))
+    # When the re-grade of the country's book to `level` began, until it is done (None: every
+    # buyer is graded at the level): a run cut short is taken up again from there.
+    regrading_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Sanction(Timestamped, Base):

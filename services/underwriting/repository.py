@@ -181,6 +181,15 @@ async def country_risk_for_update(
     return risk
 
 
+async def regrade_done(session: AsyncSession, country: str, since: dt.datetime) -> None:
+    """The country's run begun at `since` is done (unless a later run began meanwhile)."""
+    await session.execute(
+        update(CountryRisk)
+        .where(CountryRisk.country == country, CountryRisk.regrading_since == since)
+        .values(regrading_since=None)
+    )
+
+
 async def signals_of(
     session: AsyncSession, buyer_id: str, *, after: dt.date
 ) -> list[tuple[str, dt.date]]:

@@ -470,6 +470,11 @@ class CountryRiskRead(Schema):
     limits_changed: int = Field(
         0, description="limits halved because their buyer newly reached the halving grade"
     )
+    regrading_since: dt.datetime | None = Field(
+        None,
+        description="when the re-grade of the country's buyers to this level began, while some "
+        "are still to be graded (a run cut short is finished by the next setting of the country)",
+    )
 
 
 class SanctionCreate(Schema):

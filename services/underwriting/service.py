@@ -499,7 +499,8 @@ async def get_country_risk(ctx: Context, country: str) -> CountryRiskRead:
         return CountryRiskRead(
             country=country, level=ctx.settings.default_country_risk_level, listed=False
         )
-    return CountryRiskRead(country=country, level=risk.level, listed=True)
+    return CountryRiskRead(country=country, level=risk.level, listed=True,
+                           regrading_since=risk.regrading_since)  # fmt: skip
 
 
 async def add_sanction(ctx: Context, data: SanctionCreate) -> SanctionRead:

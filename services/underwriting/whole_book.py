@@ -1,5 +1,6 @@
 """The whole book's queries, set-based: a country's risk level re-grades every buyer of it and
-its limits follow, in a few statements over temporary tables whatever the size of the book.
+its limits follow, in a few statements over temporary tables per slice of the book (a slice of
+buyers by id, one transaction each: `limits.set_country_risk` runs them, some at once).
 
 The grade stays the one Python rule (`rules.grade_buyer`): buyers are grouped by what the rule
 reads (confirmed indicators, insolvency, signals), each distinct profile is graded once, in chunks
@@ -135,11 +136,46 @@ async def start(session: AsyncSession) -> None:
         await session.execute(select(func.set_config("work_mem", "256MB", True)))
 
 
-def _signals_of_buyers(dialect: str, country: str, after: dt.date) -> Any:
-    """Per buyer of the country with signals observed after `after` (the older ones weigh on no
+class Slice(NamedTuple):
+    """A part of a country's book that one transaction re-grades: its buyers graded before
+    `graded_before` (the run's start: a buyer graded since is graded at the new level already, and
+    one re-graded by an earlier part of the run is done), with ids after `after_id` up to
+    `through_id` (None: from the first, to the last)."""
+
+    country: str
+    graded_before: dt.datetime
+    after_id: str | None = None
+    through_id: str | None = None
+
+    def buyers(self) -> Any:
+        """The condition on `Buyer` that selects the slice's buyers."""
+        conditions = [Buyer.country == self.country, Buyer.graded_at < self.graded_before]
+        if self.after_id is not None:
+            conditions.append(Buyer.id > self.after_id)
+        if self.through_id is not None:
+            conditions.append(Buyer.id <= self.through_id)
+        return and_(*conditions)
+
+
+async def slice_bounds(session: AsyncSession, book: Slice, size: int) -> list[str]:
+    """The buyer ids that end each slice of `size` buyers of `book` (by id), the last slice
+    open-ended after them: one read of the country's ids, in the database."""
+    numbered = (
+        select(Buyer.id, func.row_number().over(order_by=Buyer.id).label("n"))
+        .where(book.buyers())
+        .subquery()
+    )
+    rows = await session.execute(
+        select(numbered.c.id).where(numbered.c.n % size == 0).order_by(numbered.c.id)
+    )
+    return list(rows.scalars())
+
+
+def _signals_of_buyers(dialect: str, book: Slice, after: dt.date) -> Any:
+    """Per buyer of the slice with signals observed after `after` (the older ones weigh on no
     grade of today: `rules.signals_counted_after`), each as `kind@date`, `;`-separated."""
     item = BuyerSignal.kind + "@" + cast(BuyerSignal.observed_on, String)
-    of_country = select(Buyer.id).where(Buyer.country == country)
+    of_slice = select(Buyer.id).where(book.buyers())
     aggregate = (
         func.string_agg(item, literal(";", String))
         if dialect == "postgresql"
@@ -147,31 +183,31 @@ def _signals_of_buyers(dialect: str, country: str, after: dt.date) -> Any:
     )
     return (
         select(BuyerSignal.buyer_id, aggregate.label("signals"))
-        .where(BuyerSignal.buyer_id.in_(of_country), BuyerSignal.observed_on > after)
+        .where(BuyerSignal.buyer_id.in_(of_slice), BuyerSignal.observed_on > after)
         .group_by(BuyerSignal.buyer_id)
         .subquery()
     )
 
 
-def _book_of(dialect: str, country: str, signals_after: dt.date) -> tuple[Any, Any, Any, Any]:
-    """The buyers of the country with what the grade rule reads: (signals, indicators text,
+def _book_of(dialect: str, book: Slice, signals_after: dt.date) -> tuple[Any, Any, Any, Any]:
+    """The buyers of the slice with what the grade rule reads: (signals, indicators text,
     insolvent, signals text) columns over `Buyer` outer-joined to its signals."""
-    signals = _signals_of_buyers(dialect, country, signals_after)
+    signals = _signals_of_buyers(dialect, book, signals_after)
     indicators = cast(Buyer.indicators, Text)
     insolvent = Buyer.insolvent_since.is_not(None)
     return signals, indicators, insolvent, func.coalesce(signals.c.signals, "")
 
 
-async def collect_profiles(session: AsyncSession, country: str, *, signals_after: dt.date) -> None:
+async def collect_profiles(session: AsyncSession, book: Slice, *, signals_after: dt.date) -> None:
     """Every distinct (indicators, insolvency, signals observed after `signals_after`) among the
-    buyers of the country."""
-    signals, indicators, insolvent, signals_text = _book_of(_dialect(session), country,
+    buyers of the slice."""
+    signals, indicators, insolvent, signals_text = _book_of(_dialect(session), book,
                                                             signals_after)  # fmt: skip
     distinct = (
         select(indicators, insolvent, signals_text)
         .select_from(Buyer)
         .outerjoin(signals, signals.c.buyer_id == Buyer.id)
-        .where(Buyer.country == country)
+        .where(book.buyers())
         .distinct()
     )
     await session.execute(
@@ -212,10 +248,10 @@ async def grade_profiles(session: AsyncSession, graded: Sequence[Mapping[str, An
         await (await _connection(session)).execute(statement, list(graded))
 
 
-async def mark_regraded(session: AsyncSession, country: str, *, signals_after: dt.date) -> int:
-    """The buyers of the country, each with its grade before and after (its profile's, as
+async def mark_regraded(session: AsyncSession, book: Slice, *, signals_after: dt.date) -> int:
+    """The buyers of the slice, each with its grade before and after (its profile's, as
     `collect_profiles` made them), locked until the commit on PostgreSQL; how many."""
-    signals, indicators, insolvent, signals_text = _book_of(_dialect(session), country,
+    signals, indicators, insolvent, signals_text = _book_of(_dialect(session), book,
                                                             signals_after)  # fmt: skip
     statement = (
         select(Buyer.id, Buyer.grade, profiles.c.grade, profiles.c.id)
@@ -224,7 +260,7 @@ async def mark_regraded(session: AsyncSession, country: str, *, signals_after: d
         .join(profiles, and_(profiles.c.indicators == indicators,
                              profiles.c.insolvent == insolvent,
                              profiles.c.signals == signals_text))
-        .where(Buyer.country == country)
+        .where(book.buyers())
     )  # fmt: skip
     if _dialect(session) == "postgresql":
         statement = statement.with_for_update(of=Buyer)

@@ -87,7 +87,8 @@ async def test_a_downgrade_regrades_every_buyer_of_the_country_halves_the_limits
     answer = await set_level(uw, country, 4)
 
     assert answer == {"country": country, "level": 4, "listed": True,
-                      "buyers_regraded": len(book), "limits_changed": 1}  # fmt: skip
+                      "buyers_regraded": len(book), "limits_changed": 1,
+                      "regrading_since": None}  # fmt: skip
     after = {b["id"]: b for b in await buyers_of(uw, country)}
     assert (after[weak["id"]]["grade"], after[strong["id"]]["grade"]) == (9, 4)
     assert {"factor": "country_risk_level", "value": "4", "points": "3", "note": "scored"} in \

@@ -1,0 +1,65 @@
+"""A country's re-grade against the service as a process: its book in slices of three buyers
+(the e2e services' setting), two slices at once on PostgreSQL, each its own transaction. Every
+buyer is re-graded exactly once, every limit that must be halved is halved once, and each change
+is announced once: the slices neither overlap nor leave a buyer out."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+
+from tests.builders import make_buyer, make_policy, money, ok
+from tests.conftest import Services, auth
+from tests.feed import of_type, read_feed
+
+pytestmark = pytest.mark.e2e
+
+UW = auth("underwriter")
+WEAK = {"current_ratio": "0.7", "dso_days": "40", "dso_prior_year_days": "40",
+        "overdue_ratio": "0.2", "litigation_count": 0, "management_changes_12m": 0,
+        "equity": money("1000000")}  # fmt: skip  # grade 7 at level 2, 9 at level 4: halved
+COUNTRY = "NE"  # this test's own country in the e2e database
+
+
+async def test_a_downgrade_in_slices_regrades_each_buyer_once_and_halves_each_limit_once(
+    services: Services,
+) -> None:
+    async with httpx.AsyncClient(base_url=services.urls["underwriting"], timeout=60) as uw:
+        holder = f"ph-slices-{dt.datetime.now().timestamp():.0f}"
+        policy = await make_policy(uw, holder)
+        weak = [await make_buyer(uw, country=COUNTRY, indicators=WEAK) for _ in range(10)]
+        strong = [await make_buyer(uw, country=COUNTRY) for _ in range(4)]
+        for buyer in [*weak, *strong]:
+            ok(await uw.post(f"/v1/policies/{policy['id']}/limits", headers=UW, json={
+                "buyer_id": buyer["id"], "amount": money("100000"),
+                "effective_from": "2026-01-01", "payment_terms_days": 90,
+                "reason": "book migrated"}), 201)  # fmt: skip
+        before = await read_feed(uw, auth("policyholder", holder))
+
+        answer = ok(await uw.put(f"/v1/country-risks/{COUNTRY}", headers=UW,
+                                 json={"level": 4}), 200)  # fmt: skip
+
+        assert (answer["buyers_regraded"], answer["limits_changed"]) == (14, 10)
+        assert answer["regrading_since"] is None
+        for buyer in [*weak, *strong]:
+            grades = ok(await uw.get(f"/v1/buyers/{buyer['id']}/grades", headers=UW), 200)
+            causes = [g["cause"] for g in grades["items"]]
+            assert causes.count("country_risk") == 1, causes
+            assert grades["items"][0]["country_risk_level"] == 4
+            assert grades["items"][0]["grade"] == (9 if buyer in weak else 4)
+        limits = ok(await uw.get(f"/v1/policies/{policy['id']}/limits", headers=UW), 200)
+        halved = {item["buyer_id"]: [h["amount"]["amount"] for h in item["history"]]
+                  for item in limits["items"]}  # fmt: skip
+        assert all(halved[b["id"]] == ["100000.00", "50000.00"] for b in weak), halved
+        assert all(halved[b["id"]] == ["100000.00"] for b in strong), halved
+        events = await read_feed(uw, auth("policyholder", holder))
+        new = events[len(before) :]
+        assert len(of_type(new, "buyer.grade_changed")) == 14
+        assert sorted(e["data"]["limit_id"] for e in of_type(new, "limit.changed")) == sorted(
+            item["id"] for item in limits["items"] if item["buyer_id"] in {b["id"] for b in weak}
+        )
+        again = ok(await uw.put(f"/v1/country-risks/{COUNTRY}", headers=UW,
+                                json={"level": 4}), 200)  # fmt: skip
+        assert (again["buyers_regraded"], again["limits_changed"]) == (0, 0)
