@@ -268,13 +268,13 @@ def load_cases(loader: Loader, book: Book) -> None:
                 json={"as_of": loader.today.isoformat()})  # fmt: skip
     worked = book.cases["phone_collection"]
     loader.call("collections", "POST", f"/v1/cases/{worked}/activities", "collector",
-                json={"kind": "call", "occurred_on": loader.day(-2),
+                json={"kind": "call", "occurred_on": loader.day(0),
                       "note": "spoke to the finance director"})  # fmt: skip
     loader.call("collections", "POST", f"/v1/cases/{worked}/activities", "collector",
-                json={"kind": "promise_to_pay", "occurred_on": loader.day(-2),
+                json={"kind": "promise_to_pay", "occurred_on": loader.day(0),
                       "promised_amount": money("20000"), "promised_on": loader.day(10)})  # fmt: skip
     loader.call("collections", "POST", f"/v1/cases/{worked}/payments", "collector",
-                json={"amount": money("8000"), "received_on": loader.day(-1)})  # fmt: skip
+                json={"amount": money("8000"), "received_on": loader.day(0)})  # fmt: skip
 
 
 def load_book(urls: dict[str, str], secret: str, today: dt.date) -> Book:

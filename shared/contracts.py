@@ -692,7 +692,7 @@ class CaseOpening(Schema):
         description="from a paid claim: its invoices it left nothing unpaid on (not among "
         "`invoices`); a mandate the claim takes over owes nothing on them",
     )
-    currency: str | None = None  # informative: the invoices' currency rules
+    currency: CurrencyCode | None = None  # the invoices' currency (another is 422)
 
     @model_validator(mode="after")
     def _checks(self) -> CaseOpening:

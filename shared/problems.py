@@ -174,7 +174,9 @@ BUYER_SANCTIONED = _entry("buyer-sanctioned", 422, "Buyer sanctioned",
 
 # -------------------------------------------------------------------------- collections
 CASE_EXISTS = _entry("case-exists", 409, "Case exists",
-                     "the claim already has a collection case", "collections")  # fmt: skip
+                     "the claim already has a collection case, or a live case of the creditor "
+                     "already collects an invoice of the mandate; `case_id` names it",
+                     "collections")  # fmt: skip
 CASE_CLOSED = _entry("case-closed", 409, "Case closed",
                      "a closed case takes no more activities or payments", "collections")  # fmt: skip
 NO_OPEN_DISPUTE = _entry("no-open-dispute", 422, "No open dispute",

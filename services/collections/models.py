@@ -101,6 +101,9 @@ class Payment(Base):
     policyholder: Mapped[Decimal] = mapped_column(Amount())
     credited: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     recorded_by: Mapped[str] = mapped_column(String(200))
+    # The paid claim whose share split this payment (none: a mandate's, before any claim): the
+    # case's recoveries under one share are shared as their total is (`rules.share_recovery`).
+    claim_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class LadderRung(Base):

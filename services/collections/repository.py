@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, Table, bindparam, func, insert, select, update
+from sqlalchemy import Select, Table, bindparam, func, insert, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.collections.models import Activity, Base, Case, CaseInvoice, LadderRung, Payment
-from services.collections.rules import CLIMBING, Rung, StandingCase
+from services.collections.rules import CLIMBING, LIVE, Rung, StandingCase
+from shared.db import Amount
 from shared.pagination import PageRequest, fetch_page
 
 Row = TypeVar("Row", bound=Base)
@@ -89,6 +91,62 @@ async def mandates_sharing(
         .order_by(Case.created_at, Case.id).with_for_update()
     )  # fmt: skip
     return list(found.scalars().all())
+
+
+async def serialise_cases_of(session: AsyncSession, creditor_id: str, buyer_id: str) -> None:
+    """Until the transaction ends, no other transaction opens or takes over a case of this
+    creditor on this buyer: PostgreSQL takes an advisory lock on the pair; SQLite has a single
+    writer, and a write (touching only that pair's cases) makes this transaction it, so that the
+    reads that follow see every case committed before."""
+    if session.get_bind().dialect.name == "postgresql":
+        pair = f"{creditor_id}\x1f{buyer_id}"
+        await session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtext(_CASE_LOCKS), func.hashtext(pair)))
+        )
+        return
+    await session.execute(
+        update(Case)
+        .where(Case.creditor_id == creditor_id, Case.buyer_id == buyer_id)
+        .values(creditor_id=Case.creditor_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+_CASE_LOCKS = "collections.cases: creditor and buyer"
+
+
+async def live_case_collecting(
+    session: AsyncSession, creditor_id: str, buyer_id: str, numbers: Sequence[str]
+) -> tuple[str, str] | None:
+    """(case id, invoice number) of a live case of the creditor on the buyer, mandate or
+    subrogation, that collects one of the invoice `numbers`, if any (the oldest)."""
+    found = await session.execute(
+        select(Case.id, CaseInvoice.number).join(CaseInvoice, CaseInvoice.case_id == Case.id)
+        .where(Case.status.in_(LIVE), Case.creditor_id == creditor_id,
+               Case.buyer_id == buyer_id, CaseInvoice.number.in_(numbers))
+        .order_by(Case.created_at, Case.id, CaseInvoice.number).limit(1)
+    )  # fmt: skip
+    row = found.first()
+    return None if row is None else (row[0], row[1])
+
+
+def _summed(column: Any) -> Any:
+    """An amount column summed (nothing: 0), read back exactly on both engines."""
+    return type_coerce(func.coalesce(func.sum(column), 0), Amount())
+
+
+async def shared_so_far(
+    session: AsyncSession, case_id: str, claim_id: str | None
+) -> tuple[Decimal, Decimal, Decimal]:
+    """What the case's payments split by the claim's share (none: before any claim) came to:
+    their amount, fee and insurer's part, each summed."""
+    found = await session.execute(
+        select(_summed(Payment.amount), _summed(Payment.fee), _summed(Payment.insurer))
+        .where(Payment.case_id == case_id,
+               Payment.claim_id.is_(None) if claim_id is None else Payment.claim_id == claim_id)
+    )  # fmt: skip
+    amount, fee, insurer = found.one()
+    return Decimal(amount), Decimal(fee), Decimal(insurer)
 
 
 async def mandate_recoveries(

@@ -302,22 +302,49 @@ def _round_half_up(value: Fraction, quantum: Decimal) -> Decimal:
     return (Decimal(whole) * quantum * (1 if value >= 0 else -1)).quantize(quantum)
 
 
-def share_recovery(payment: Money, *, fee_pct: Decimal, share: InsurerShare | None) -> Allocation:
-    """What is recovered is shared: the collection fee first, payment × fee percentage rounded
-    half-up once; then, after a paid claim, the insurer's part, (payment − fee) × the exact
-    proportion it bore the loss (indemnity paid / unpaid debt), rounded half-up once; the
+class Shared(NamedTuple):
+    """What a case's earlier recoveries under the same share came to: their total and the fee
+    and insurer's part they were shared as."""
+
+    amount: Money
+    fee: Money
+    insurer: Money
+
+    @classmethod
+    def nothing(cls, currency: str) -> Shared:
+        return cls(Money.zero(currency), Money.zero(currency), Money.zero(currency))
+
+    def plus(self, payment: Money, part: Allocation) -> Shared:
+        return Shared(self.amount + payment, self.fee + part.fee, self.insurer + part.insurer)
+
+
+def share_recovery(
+    payment: Money, *, fee_pct: Decimal, share: InsurerShare | None, earlier: Shared | None = None
+) -> Allocation:
+    """What is recovered is shared: the collection fee first, the recoveries × fee percentage
+    rounded half-up once; then, after a paid claim, the insurer's part, (recoveries − fee) × the
+    exact proportion it bore the loss (indemnity paid / unpaid debt), rounded half-up once; the
     policyholder's part is the rest, so the three always add up to the payment. Before a claim
-    (no share) everything after the fee is the policyholder's."""
-    quantum = Decimal(1).scaleb(-minor_units(payment.currency))
-    fee = _round_half_up(Fraction(payment.amount) * Fraction(fee_pct) / 100, quantum)
-    rest = payment.amount - fee
-    insurer = Decimal(0).quantize(quantum)
+    (no share) everything after the fee is the policyholder's.
+
+    Recoveries in sequence are shared as their total would be: each payment takes what the
+    shares of the total so far (`earlier` and this payment) exceed what the `earlier` ones were
+    given, never below nothing nor above the payment, so that the case's fee and parts are those
+    of its whole recovery to the cent (a hundred recoveries of 0.01 carry the fee of 1.00)."""
+    c = payment.currency
+    quantum = Decimal(1).scaleb(-minor_units(c))
+    before = earlier or Shared.nothing(c)
+    total = before.amount.amount + payment.amount
+    fee_total = _round_half_up(Fraction(total) * Fraction(fee_pct) / 100, quantum)
+    fee = min(max(fee_total - before.fee.amount, ZERO), payment.amount).quantize(quantum)
+    insurer = ZERO.quantize(quantum)
     if share is not None and share.paid > 0 and share.of > 0:
         proportion = min(Fraction(1), Fraction(share.paid) / Fraction(share.of))
-        insurer = _round_half_up(Fraction(rest) * proportion, quantum)
-    c = payment.currency
+        insurer_total = _round_half_up(Fraction(total - fee_total) * proportion, quantum)
+        insurer = min(max(insurer_total - before.insurer.amount, ZERO), payment.amount - fee)
+        insurer = insurer.quantize(quantum)
     return Allocation(fee=Money(fee, c), insurer=Money(insurer, c),
-                      policyholder=Money(rest - insurer, c))  # fmt: skip
+                      policyholder=Money(payment.amount - fee - insurer, c))  # fmt: skip
 
 
 def allocate(payment: Money, *, fee_pct: Decimal, insurer_share_pct: Decimal | None) -> Allocation:

@@ -86,6 +86,10 @@ class ActivityCreate(Schema):
         if self.kind == "promise_to_pay" and (self.promised_amount is None
                                               or self.promised_on is None):  # fmt: skip
             raise ValueError("a promise to pay needs promised_amount and promised_on")
+        if self.kind != "promise_to_pay" and self.promised_amount is not None:
+            raise ValueError("promised_amount belongs to a promise to pay only")
+        if self.kind != "promise_to_pay" and self.promised_on is not None:
+            raise ValueError("promised_on belongs to a promise to pay only")
         return self
 
 

@@ -77,13 +77,25 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
     if opening.claim_id is not None and ctx.caller.role == "policyholder":
         raise invalid(["body", "claim_id"], "a subrogation case is opened by the claims service")
     ladder = await _ladder(ctx, opening.ladder)
-    await fetch_buyer(ctx.peers, opening.buyer_id)  # a buyer the insurer knows, else 404
+    buyer = await fetch_buyer(ctx.peers, opening.buyer_id)  # a buyer the insurer knows, else 404
+    if opening.debtor_country != buyer.country:
+        raise invalid(["body", "debtor_country"],
+                      f"the buyer {opening.buyer_id} is registered in {buyer.country}")  # fmt: skip
     currency = opening.invoices[0].amount.currency
+    if opening.currency is not None and opening.currency != currency:
+        raise unprocessable(CURRENCY_MISMATCH, f"the case's invoices are in {currency}, not "
+                            f"{opening.currency}", loc=["body", "currency"],
+                            expected_currency=currency)  # fmt: skip
     for index, invoice in enumerate(opening.invoices):
         positive_amount_in(invoice.amount, currency, ["body", "invoices", index, "amount"],
                            whose="the case's first invoice")  # fmt: skip
     share = _share_given(opening, currency)  # given only with a claim (the schema checks)
-    if opening.claim_id is not None:
+    # One live case collects a debt: the creditor's cases on the buyer are opened and taken
+    # over one at a time, each seeing those before it.
+    await repo.serialise_cases_of(ctx.session, opening.creditor_id, opening.buyer_id)
+    if opening.claim_id is None:
+        await _refuse_if_collected(ctx, opening)
+    else:
         existing = await repo.case_of_claim(ctx.session, opening.claim_id)
         if existing is not None:
             raise conflict(CASE_EXISTS, f"claim {opening.claim_id} already has case {existing}",
@@ -115,6 +127,19 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
         oldest, ctx.today), reason="case opened")  # fmt: skip
     await _signal_opening(ctx, case)
     return await read_case(ctx, case)
+
+
+async def _refuse_if_collected(ctx: Context, opening: CaseCreate) -> None:
+    """A mandate for a debt a live case of the creditor already collects (a mandate, or a paid
+    claim's recovery) is 409 `case-exists` naming that case: two cases would recover one invoice
+    twice, and on a mandate beside a paid claim's case for the policyholder alone."""
+    numbers = [i.number for i in opening.invoices]
+    held = await repo.live_case_collecting(ctx.session, opening.creditor_id, opening.buyer_id,
+                                           numbers)  # fmt: skip
+    if held is not None:
+        case_id, number = held
+        raise conflict(CASE_EXISTS, f"invoice {number} is collected by case {case_id}",
+                       case_id=case_id)  # fmt: skip
 
 
 def _parties(case: Case) -> list[str]:
@@ -438,6 +463,9 @@ async def add_activity(ctx: Context, case_id: str, done: ActivityCreate) -> Acti
     _refuse_if_closed(case)
     if done.occurred_on > ctx.today:
         raise invalid(["body", "occurred_on"], "what was done did not happen after today")
+    if done.occurred_on < case.opened_on:
+        raise invalid(["body", "occurred_on"], f"the case was opened on {case.opened_on}: what "
+                      "it records was done on that day or after")  # fmt: skip
     if done.promised_on is not None and done.promised_on < done.occurred_on:
         raise invalid(["body", "promised_on"], "a payment is promised for a date after the promise")
     promised = None
@@ -480,6 +508,9 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
                                 whose="the case")  # fmt: skip
     if received.received_on > ctx.today:
         raise invalid(["body", "received_on"], "a payment is recorded once received, not ahead")
+    if received.received_on < case.opened_on:
+        raise invalid(["body", "received_on"], f"the case was opened on {case.opened_on}: what "
+                      "it recovers is received on that day or after")  # fmt: skip
     invoices = await _invoices(ctx, case.id)
     try:
         credits = rules.book_payment(views.open_invoices(invoices), amount)
@@ -494,12 +525,16 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
     for credit in credits:
         by_number[credit.invoice_number].paid += credit.amount
     left = credits[-1].outstanding_after  # a payment above zero credits at least one invoice
-    share = rules.share_recovery(Money(amount, case.currency), fee_pct=case.fee_pct,
-                                 share=views.share_of(case))  # fmt: skip
+    earlier = await repo.shared_so_far(ctx.session, case.id, case.claim_id)
+    share = rules.share_recovery(
+        Money(amount, case.currency), fee_pct=case.fee_pct, share=views.share_of(case),
+        earlier=rules.Shared(*(Money(x, case.currency) for x in earlier)),
+    )  # fmt: skip
     payment = Payment(
         id=new_id("pay"), created_at=utcnow(), case_id=case.id, amount=amount,
         received_on=received.received_on, fee=share.fee.amount, insurer=share.insurer.amount,
         policyholder=share.policyholder.amount, recorded_by=ctx.caller.subject,
+        claim_id=case.claim_id,
         credited=[{"invoice_number": c.invoice_number, "amount": str(c.amount),
                    "outstanding_after": str(c.outstanding_after)} for c in credits],
     )  # fmt: skip

@@ -50,7 +50,7 @@ async def mandate(book: dict[str, Any], *recoveries: str) -> dict[str, Any]:
         "invoices": [{"number": i["number"], "amount": i["amount"], "due_date": i["due_date"]}
                      for i in INVOICES]}), 201)  # fmt: skip
     for amount in recoveries:
-        await recover(book, case["id"], amount, "2027-06-02")
+        await recover(book, case["id"], amount, "2027-06-10")
     return case
 
 

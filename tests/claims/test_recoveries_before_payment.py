@@ -31,7 +31,7 @@ async def mandate_with_recovery(
         "invoices": [{"number": i["number"], "amount": i["amount"], "due_date": i["due_date"]}
                      for i in INVOICES]}), 201)  # fmt: skip
     ok(await collections.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR, json={
-        "amount": money(amount), "received_on": "2027-06-02"}), 201)  # fmt: skip
+        "amount": money(amount), "received_on": "2027-06-10"}), 201)  # fmt: skip
     return case
 
 
@@ -116,7 +116,7 @@ async def test_a_recovery_after_the_assessment_is_deducted_when_the_claim_is_pai
     ok(await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER,
                          json={"decision": "approve", "reason": "ok"}), 200)  # fmt: skip
     ok(await collections.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR, json={
-        "amount": money("10000"), "received_on": "2027-06-09"}), 201)  # fmt: skip
+        "amount": money("10000"), "received_on": "2027-06-10"}), 201)  # fmt: skip
     paid = ok(await claims.post(f"/v1/claims/{claim['id']}/payment", headers=HANDLER), 200)
     assert paid["status"] == "paid" and paid["indemnity"] == money("67000.00")
     assert lines(paid)["INV-1"] == ("40000.00", "40000.00", "40000.00")

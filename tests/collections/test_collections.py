@@ -316,3 +316,100 @@ async def test_an_escalation_run_is_as_of_today_or_a_day_gone_by_never_ahead(
         run = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
                                   json={"as_of": as_of}), 200)  # fmt: skip
         assert run["as_of"] == as_of and case["id"] not in [m["case_id"] for m in run["moved"]]
+
+
+async def test_a_debt_a_live_case_collects_is_not_mandated_again(cases: httpx.AsyncClient) -> None:
+    """The same invoice on two live cases would be collected twice (and, once a claim takes one
+    over, recovered for the policyholder alone on the other): a second mandate naming it is 409
+    `case-exists` with the case collecting it. Other invoices of the same buyer open a case of
+    their own; once the first case is paid in full, its numbers are free again."""
+    creditor = unique("ph")
+    holder = auth("policyholder", creditor)
+    first = ok(await cases.post("/v1/cases", headers=holder, json=mandate(creditor)), 201)
+    again = mandate(creditor)
+    again["invoices"] = [{"number": "N-9", "amount": money("50"), "due_date": "2027-02-20"},
+                         {"number": "N-1", "amount": money("400"), "due_date": "2027-02-15"}]  # fmt: skip
+    twice = await cases.post("/v1/cases", headers=holder, json=again)
+    assert twice.status_code == 409, twice.text
+    assert twice.json()["type"] == "case-exists" and twice.json()["case_id"] == first["id"]
+    assert "N-1" in twice.json()["detail"]
+    other = mandate(creditor)
+    other["invoices"] = [{"number": "N-9", "amount": money("50"), "due_date": "2027-02-20"}]
+    second = ok(await cases.post("/v1/cases", headers=holder, json=other), 201)
+    assert second["id"] != first["id"]  # two cases for one buyer, on different invoices
+    someone_else = unique("ph")
+    ok(await cases.post("/v1/cases", headers=auth("policyholder", someone_else),
+                        json=mandate(someone_else)), 201)  # another creditor's own N-1  # fmt: skip
+    ok(await cases.post(f"/v1/cases/{first['id']}/payments", headers=COLLECTOR,
+                        json={"amount": money("1000"), "received_on": "2027-03-10"}), 201)  # fmt: skip
+    ok(await cases.post("/v1/cases", headers=holder, json=mandate(creditor)), 201)
+
+
+async def test_a_debt_a_paid_claims_case_collects_is_not_mandated_to_the_policyholder(
+    cases: httpx.AsyncClient,
+) -> None:
+    creditor = unique("ph")
+    subrogation = ok(await cases.post("/v1/cases", headers=SERVICE, json=mandate(
+        creditor, claim_id=unique("clm"), insurer_share_pct="50")), 201)  # fmt: skip
+    mandated = await cases.post("/v1/cases", headers=auth("policyholder", creditor),
+                                json=mandate(creditor))  # fmt: skip
+    assert mandated.status_code == 409, mandated.text
+    assert mandated.json()["case_id"] == subrogation["id"]
+
+
+async def test_what_a_case_records_happened_while_it_was_open(cases: httpx.AsyncClient) -> None:
+    """A case opened on 10 March records no payment received, and no activity done, before it:
+    a recovery before the mandate is not the collector's (no fee on it), and closing a case on a
+    payment dated earlier would close it before it opened."""
+    creditor = unique("ph")
+    case = ok(await cases.post("/v1/cases", headers=auth("policyholder", creditor),
+                               json=mandate(creditor)), 201)  # fmt: skip
+    early = await cases.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
+                             json={"amount": money("1000"), "received_on": "2027-03-09"})  # fmt: skip
+    assert early.status_code == 422, early.text
+    assert early.json()["errors"][0]["loc"] == ["body", "received_on"]
+    assert "2027-03-10" in early.json()["errors"][0]["msg"]
+    done_before = await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR,
+                                   json={"kind": "legal_filing", "occurred_on": "1999-03-01"})  # fmt: skip
+    assert done_before.status_code == 422, done_before.text
+    assert done_before.json()["errors"][0]["loc"] == ["body", "occurred_on"]
+    seen = ok(await cases.get(f"/v1/cases/{case['id']}", headers=COLLECTOR), 200)
+    assert seen["status"] == "open" and seen["payments"] == [] and seen["activities"] == []
+    closed = ok(await cases.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
+                                 json={"amount": money("1000"), "received_on": "2027-03-10"}), 201)  # fmt: skip
+    assert closed["case_status"] == "closed"
+
+
+async def test_only_a_promise_to_pay_carries_a_promised_amount_and_date(
+    cases: httpx.AsyncClient,
+) -> None:
+    creditor = unique("ph")
+    case = ok(await cases.post("/v1/cases", headers=auth("policyholder", creditor),
+                               json=mandate(creditor)), 201)  # fmt: skip
+    for extra in ({"promised_amount": money("100")}, {"promised_on": "2027-03-20"}):
+        call = await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR,
+                                json={"kind": "call", "occurred_on": "2027-03-10", **extra})  # fmt: skip
+        assert call.status_code == 422, call.text
+        assert next(iter(extra)) in call.json()["errors"][0]["msg"]
+    seen = ok(await cases.get(f"/v1/cases/{case['id']}", headers=COLLECTOR), 200)
+    assert seen["activities"] == []
+
+
+async def test_a_case_is_in_its_buyers_country_and_its_invoices_currency(
+    cases: httpx.AsyncClient,
+) -> None:
+    """The buyer is registered in DE and the invoices are in EUR: a case saying otherwise is
+    refused, not opened on what the invoices and the buyer say."""
+    creditor = unique("ph")
+    holder = auth("policyholder", creditor)
+    elsewhere = await cases.post("/v1/cases", headers=holder,
+                                 json=mandate(creditor, debtor_country="FR"))  # fmt: skip
+    assert elsewhere.status_code == 422, elsewhere.text
+    assert elsewhere.json()["errors"][0]["loc"] == ["body", "debtor_country"]
+    dollars = await cases.post("/v1/cases", headers=holder, json=mandate(creditor, currency="USD"))
+    assert dollars.status_code == 422 and dollars.json()["type"] == "currency-mismatch"
+    unknown = await cases.post("/v1/cases", headers=holder, json=mandate(creditor, currency="EURO"))
+    assert unknown.status_code == 422, unknown.text
+    listed = ok(await cases.get("/v1/cases", headers=holder), 200)
+    assert listed["items"] == []
+    ok(await cases.post("/v1/cases", headers=holder, json=mandate(creditor, currency="EUR")), 201)

@@ -166,3 +166,100 @@ async def test_a_claim_paid_in_process_hands_collections_the_indemnity_and_its_c
                                                 "received_on": "2027-06-10"}), 201)  # fmt: skip
     assert recovered["allocation"] == {"fee": money("3333.33"), "insurer": money("21250.00"),
                                        "policyholder": money("8750.00")}  # fmt: skip
+
+
+# ---------------------------------------------------------------- recoveries in sequence
+
+
+def shared_in_sequence(
+    amounts: list[str], share: rules.InsurerShare | None
+) -> list[rules.Allocation]:
+    """Each recovery shared knowing what the case's earlier recoveries were shared as."""
+    earlier = rules.Shared.nothing("EUR")
+    parts = []
+    for amount in amounts:
+        part = rules.share_recovery(Money(D(amount), "EUR"), fee_pct=FEE, share=share,
+                                    earlier=earlier)  # fmt: skip
+        assert part.fee + part.insurer + part.policyholder == Money(D(amount), "EUR")
+        assert min(part.fee.amount, part.insurer.amount, part.policyholder.amount) >= 0
+        earlier = earlier.plus(Money(D(amount), "EUR"), part)
+        parts.append(part)
+    return parts
+
+
+def totals(parts: list[rules.Allocation]) -> tuple[str, str, str]:
+    return tuple(str(sum((getattr(p, k).amount for p in parts), D("0.00")))  # type: ignore[return-value]
+                 for k in ("fee", "insurer", "policyholder"))  # fmt: skip
+
+
+def test_recoveries_in_sequence_are_shared_as_their_total_would_be_to_the_cent() -> None:
+    """Three recoveries of 11,111.11 are the domain example's 33,333.33: together fee 3,333.33,
+    insurer 21,250.00, policyholder 8,750.00 (each rounded on its own, the insurer had
+    21,249.99)."""
+    share = rules.InsurerShare(D("85000.00"), D("120000.00"))
+    assert totals(shared_in_sequence(["11111.11"] * 3, share)) == ("3333.33", "21250.00", "8750.00")
+
+
+def test_many_small_recoveries_take_the_fee_and_the_shares_of_their_total() -> None:
+    """A hundred recoveries of one cent are one euro: fee 0.10, insurer a third of 0.90; each
+    rounded on its own, the fee was nothing and the insurer's a cent each time."""
+    third = rules.InsurerShare(D("100000.00"), D("300000.00"))
+    assert totals(shared_in_sequence(["0.01"] * 100, third)) == ("0.10", "0.30", "0.60")
+    ninety = rules.InsurerShare(D("9000.00"), D("10000.00"))
+    assert totals(shared_in_sequence(["333.33"] * 30, ninety)) == ("999.99", "8099.92", "899.99")
+
+
+def test_a_recovery_after_parts_rounded_otherwise_is_never_shared_below_nothing() -> None:
+    """Parts recorded before (each recovery rounded on its own: ten fees of 0.01 on 0.05) may
+    stand above the total's share: the next recovery's parts stay between nothing and itself."""
+    third = rules.InsurerShare(D("100000.00"), D("300000.00"))
+    earlier = rules.Shared(amount=Money(D("0.50"), "EUR"), fee=Money(D("0.10"), "EUR"),
+                           insurer=Money(D("0.10"), "EUR"))  # fmt: skip
+    part = rules.share_recovery(Money(D("0.05"), "EUR"), fee_pct=FEE, share=third, earlier=earlier)
+    assert (part.fee.amount, part.insurer.amount, part.policyholder.amount) == (
+        D("0.00"), D("0.05"), D("0.00"))  # fmt: skip
+
+
+async def test_recoveries_recorded_one_after_another_share_the_cases_total_exactly(
+    cases: tuple[httpx.AsyncClient, str],
+) -> None:
+    client, buyer_id = cases
+    case = ok(await client.post("/v1/cases", headers=auth("service"), json=subrogation(
+        buyer_id, indemnity_paid=money("85000.00"))), 201)  # fmt: skip
+    for _ in range(3):
+        ok(await client.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
+                             json={"amount": money("11111.11"), "received_on": "2027-06-10"}),
+           201)  # fmt: skip
+    seen = ok(await client.get(f"/v1/cases/{case['id']}", headers=COLLECTOR), 200)
+    parts = {k: sum(D(p["allocation"][k]["amount"]) for p in seen["payments"])
+             for k in ("fee", "insurer", "policyholder")}  # fmt: skip
+    assert parts == {"fee": D("3333.33"), "insurer": D("21250.00"), "policyholder": D("8750.00")}
+
+
+async def test_a_taken_over_mandate_shares_only_what_it_recovers_after_the_claim(
+    cases: tuple[httpx.AsyncClient, str],
+) -> None:
+    """Recovered on the mandate before the claim: the policyholder's after the fee; what the same
+    case recovers after the claim is shared as if the case had started then."""
+    client, buyer_id = cases
+    creditor = unique("ph")
+    body = subrogation(buyer_id)
+    mandate = ok(await client.post("/v1/cases", headers=auth("policyholder", creditor), json={
+        **{k: body[k] for k in ("buyer_id", "debtor_country", "invoices")},
+        "creditor_id": creditor}), 201)  # fmt: skip
+    ok(await client.post(f"/v1/cases/{mandate['id']}/payments", headers=COLLECTOR,
+                         json={"amount": money("0.05"), "received_on": "2027-06-10"}), 201)  # fmt: skip
+    taken = ok(await client.post("/v1/cases", headers=auth("service"), json={
+        **body, "creditor_id": creditor, "indemnity_paid": money("85000.00")}), 201)  # fmt: skip
+    assert taken["id"] == mandate["id"]
+    for _ in range(3):
+        ok(await client.post(f"/v1/cases/{mandate['id']}/payments", headers=COLLECTOR,
+                             json={"amount": money("11111.11"), "received_on": "2027-06-10"}),
+           201)  # fmt: skip
+    seen = ok(await client.get(f"/v1/cases/{mandate['id']}", headers=COLLECTOR), 200)
+    first, *after = seen["payments"]
+    assert first["allocation"] == {"fee": money("0.01"), "insurer": money("0.00"),
+                                   "policyholder": money("0.04")}  # fmt: skip
+    parts = {k: sum(D(p["allocation"][k]["amount"]) for p in after)
+             for k in ("fee", "insurer", "policyholder")}  # fmt: skip
+    assert parts == {"fee": D("3333.33"), "insurer": D("21250.00"), "policyholder": D("8750.00")}

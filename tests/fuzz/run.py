@@ -239,9 +239,9 @@ def seed(urls: dict[str, str], holder: str) -> dict[str, str]:
             ("case_id", "id"))  # fmt: skip
         case = ids.get("case_id", "-")
         step("activity", client.post(f"/v1/cases/{case}/activities", headers=auth("collector"),
-             json={"kind": "call", "occurred_on": day(-1), "note": "seed"}), ("activity_id", "id"))  # fmt: skip
+             json={"kind": "call", "occurred_on": day(0), "note": "seed"}), ("activity_id", "id"))  # fmt: skip
         step("payment", client.post(f"/v1/cases/{case}/payments", headers=auth("collector"),
-             json={"amount": money("100"), "received_on": day(-1)}), ("payment_id", "id"))  # fmt: skip
+             json={"amount": money("100"), "received_on": day(0)}), ("payment_id", "id"))  # fmt: skip
     print(f"fuzz: seeded {', '.join(f'{k}={v}' for k, v in sorted(ids.items()))}", flush=True)
     return ids
 
