@@ -309,3 +309,28 @@ async def test_premium_and_portfolio_health_come_from_the_declarations(
         },
     )
     assert bad.status_code == 422 and bad.json()["type"] == "due-before-shipment"
+
+
+async def test_portfolio_health_warns_on_the_exact_dso_change_not_on_the_rounded_days(
+    on_day: Callable[[str], Awaitable[httpx.AsyncClient]],
+) -> None:
+    # 365,000 sold in each year; 36,049 outstanding a year ago (DSO 36.049 days, shown 36.0) and
+    # 43,258.80 today (43.2588, shown 43.3): DSO rose exactly 20%, which is not above 20%.
+    uw = await on_day("2026-11-24")
+    policy = await make_policy(uw, start_date="2026-01-28", end_date="2027-01-27")
+    buyer = await make_buyer(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    rows = (("P1a", "328951.00", "2025-07-12", "2025-09-10", "2025-10-20"),
+            ("P1b", "36049.00", "2025-07-12", "2025-09-10", "2026-01-28"),
+            ("C1", "321741.20", "2026-05-08", "2026-07-07", "2026-08-16"),
+            ("C2", "43258.80", "2026-08-16", "2026-12-14", None))  # fmt: skip
+    invoices = [{"number": number, "buyer_id": buyer["id"], "amount": money(amount),
+                 "shipment_date": shipped, "due_date": due,
+                 **({"paid_amount": money(amount), "paid_on": paid} if paid else {})}
+                for number, amount, shipped, due, paid in rows]  # fmt: skip
+    ok(await uw.post(f"/v1/policies/{policy['id']}/declarations", json={"invoices": invoices},
+                     headers=holder), 201)  # fmt: skip
+    health = ok(await uw.get(f"/v1/policies/{policy['id']}/portfolio-health", headers=holder), 200)
+    assert (health["dso_days"], health["dso_prior_year_days"]) == ("43.3", "36")
+    assert health["dso_change"] == "0.2"
+    assert health["warnings"] == []

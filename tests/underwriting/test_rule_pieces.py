@@ -77,6 +77,21 @@ def test_dso_change_needs_a_dso_a_year_ago_other_than_zero() -> None:
     assert cash_flow.dso_change(None, D(50)) is None
 
 
+def test_the_warnings_weigh_the_exact_figures_never_the_rounded_ones_shown() -> None:
+    # A year ago DSO was 36,049 / 365,000 × 365 = 36.049 days (shown 36.0); today it is
+    # 43,258.80 / 365,000 × 365 = 43.2588 days (shown 43.3): exactly 20% more, not above 20%,
+    # though the rounded figures would say 20.28%. What is overdue is 6,488.83 of 43,258.80:
+    # 15.00002%, above 15%, though it rounds to 15.00%.
+    totals = cash_flow.HealthTotals(
+        outstanding=D("43258.80"), outstanding_prior_year=D("36049"), sales=D(365000),
+        sales_prior_year=D(365000), overdue=D("6488.83"), ageing=(), largest_buyers={},
+    )  # fmt: skip
+    health = cash_flow.health_from_totals(totals)
+    assert (health.dso_days, health.dso_prior_year_days) == (D("43.3"), D("36.0"))
+    assert health.dso_change == D("0.2000") and health.overdue_ratio == D("0.1500")
+    assert [w.code for w in health.warnings] == ["overdue_ratio_high"]
+
+
 def test_only_what_is_more_than_30_days_past_due_is_overdue() -> None:
     invoices = [invoice("a", 300, 30), invoice("b", 100, 31)]
     assert cash_flow.overdue_ratio(invoices, TODAY, D(400), 30) == D("0.25")

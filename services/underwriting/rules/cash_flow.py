@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 ZERO = Decimal(0)
@@ -82,12 +83,17 @@ class HealthTotals:
     largest_buyers: Mapping[str, Decimal]
 
 
-def dso_of(outstanding: Decimal, sales: Decimal, window_days: int) -> Decimal | None:
-    """DSO = receivables outstanding / credit sales of the window × its days; None without
-    sales in the window."""
+def exact_dso(outstanding: Decimal, sales: Decimal, window_days: int) -> Fraction | None:
+    """DSO = receivables outstanding / credit sales of the window × its days, exactly (the
+    warnings weigh it unrounded); None without sales in the window."""
     if sales <= 0:
         return None
-    return (outstanding / sales * window_days).quantize(Decimal("0.1"))
+    return Fraction(outstanding) / Fraction(sales) * window_days
+
+
+def dso_of(outstanding: Decimal, sales: Decimal, window_days: int) -> Decimal | None:
+    """DSO as shown, in days to one decimal; None without sales in the window."""
+    return _shown(exact_dso(outstanding, sales, window_days), _DAYS)
 
 
 def sales_in_window(invoices: Sequence[Invoice], day: dt.date, window_days: int) -> Decimal:
@@ -146,21 +152,24 @@ def health_from_totals(
     current_ratios: Mapping[str, Decimal] | None = None,
 ) -> PortfolioHealth:
     """Portfolio health from its sums; `current_ratios` are those of the buyers still owing."""
+    # The figures are worked out exactly and rounded only to be shown: a warning weighs the
+    # exact figure against its threshold, never one rounded first (domain.md: rounded once).
     window = thresholds.sales_window_days
-    current = dso_of(totals.outstanding, totals.sales, window)
-    prior = dso_of(totals.outstanding_prior_year, totals.sales_prior_year, window)
-    change = dso_change(current, prior)
-    ratio = None if totals.outstanding <= 0 else _share(totals.overdue, totals.outstanding)
+    current = exact_dso(totals.outstanding, totals.sales, window)
+    prior = exact_dso(totals.outstanding_prior_year, totals.sales_prior_year, window)
+    change = _exact_change(current, prior)
+    ratio = None if totals.outstanding <= 0 else (
+        Fraction(totals.overdue) / Fraction(totals.outstanding))  # fmt: skip
     largest, top_share = concentration(
         totals.largest_buyers, totals.outstanding, thresholds.top_buyers
     )
     ratios = current_ratios or {}
     return PortfolioHealth(
         outstanding=totals.outstanding,
-        dso_days=current,
-        dso_prior_year_days=prior,
-        dso_change=change,
-        overdue_ratio=ratio,
+        dso_days=_shown(current, _DAYS),
+        dso_prior_year_days=_shown(prior, _DAYS),
+        dso_change=_shown(change, _SHARE),
+        overdue_ratio=_shown(ratio, _SHARE),
         ageing=totals.ageing,
         concentration=largest,
         top_buyers_share=top_share,
@@ -171,14 +180,33 @@ def health_from_totals(
     )
 
 
+_DAYS = Decimal("0.1")
+_SHARE = Decimal("0.0001")
+
+
 def _share(part: Decimal, whole: Decimal) -> Decimal:
-    return (part / whole).quantize(Decimal("0.0001"))
+    return (part / whole).quantize(_SHARE)
+
+
+def _rounded(figure: Fraction, places: Decimal) -> Decimal:
+    """An exact figure rounded once, to `places`, to be shown."""
+    return (Decimal(figure.numerator) / Decimal(figure.denominator)).quantize(places)
+
+
+def _shown(figure: Fraction | None, places: Decimal) -> Decimal | None:
+    return None if figure is None else _rounded(figure, places)
+
+
+def _exact_change(current: Fraction | None, prior: Fraction | None) -> Fraction | None:
+    return None if current is None or not prior else (current - prior) / prior
 
 
 def dso_change(current: Decimal | None, prior: Decimal | None) -> Decimal | None:
     """DSO's change year on year: (DSO today − DSO a year ago) / DSO a year ago; none without
     both (or with a prior DSO of zero)."""
-    return None if current is None or not prior else _share(current - prior, prior)
+    change = _exact_change(None if current is None else Fraction(current),
+                           None if prior is None else Fraction(prior))  # fmt: skip
+    return _shown(change, _SHARE)
 
 
 def outstanding_per_buyer(invoices: Sequence[Invoice], day: dt.date) -> dict[str, Decimal]:
@@ -244,19 +272,19 @@ def ageing(
 
 
 def portfolio_warnings(
-    ratio: Decimal | None, change: Decimal | None, thresholds: HealthThresholds
+    ratio: Fraction | None, change: Fraction | None, thresholds: HealthThresholds
 ) -> list[Warning]:
     """The portfolio's warnings: an overdue ratio above its threshold, a DSO risen year on year
-    by more than its threshold."""
+    by more than its threshold, each weighed exactly and shown rounded."""
     warnings: list[Warning] = []
-    if ratio is not None and ratio > thresholds.overdue_ratio_warning:
-        limit = thresholds.overdue_ratio_warning
-        message = f"overdue ratio {ratio * 100:.2f}% is above {limit * 100:.0f}%"
-        warnings.append(Warning("overdue_ratio_high", ratio, limit, message))
-    if change is not None and change > thresholds.dso_increase_warning:
-        limit = thresholds.dso_increase_warning
-        message = f"DSO rose {change * 100:.2f}% year on year, above {limit * 100:.0f}%"
-        warnings.append(Warning("dso_increase", change, limit, message))
+    if ratio is not None and ratio > Fraction(thresholds.overdue_ratio_warning):
+        limit, shown = thresholds.overdue_ratio_warning, _rounded(ratio, _SHARE)
+        message = f"overdue ratio {shown * 100:.2f}% is above {limit * 100:.0f}%"
+        warnings.append(Warning("overdue_ratio_high", shown, limit, message))
+    if change is not None and change > Fraction(thresholds.dso_increase_warning):
+        limit, shown = thresholds.dso_increase_warning, _rounded(change, _SHARE)
+        message = f"DSO rose {shown * 100:.2f}% year on year, above {limit * 100:.0f}%"
+        warnings.append(Warning("dso_increase", shown, limit, message))
     return warnings
 
 
