@@ -22,10 +22,12 @@ from sqlalchemy import (
     Numeric,
     Select,
     String,
+    Update,
     cast,
     event,
     func,
     literal_column,
+    select,
     text,
 )
 from sqlalchemy import exc as sa_exc
@@ -215,6 +217,19 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 # The locks of `UnitsOfWork.hold` where the database has no advisory locks, per database and key.
 _LOCAL_LOCKS: dict[tuple[str, int], asyncio.Lock] = {}
 _LOCK_RETRY_SECONDS = 0.05
+
+
+async def take_turns(session: AsyncSession, lock: str, pair: tuple[str, str],
+                     claim_on_sqlite: Update) -> None:  # fmt: skip
+    """Until the transaction ends, no other transaction that takes turns on the same `lock` and
+    `pair` runs past this point: PostgreSQL takes an advisory lock on them; SQLite has a single
+    writer, and `claim_on_sqlite` (a write that changes nothing, touching only the pair's rows)
+    makes this transaction it, so that the reads that follow see every write committed before."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(
+            func.hashtext(lock), func.hashtext(f"{pair[0]}\x1f{pair[1]}"))))  # fmt: skip
+        return
+    await session.execute(claim_on_sqlite.execution_options(synchronize_session=False))
 
 
 class UnitsOfWork:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.collections.models import Activity, Base, Case, CaseInvoice, LadderRung, Payment
 from services.collections.rules import CLIMBING, LIVE, Rung, StandingCase
-from shared.db import Amount
+from shared.db import Amount, take_turns
 from shared.pagination import PageRequest, fetch_page
 
 Row = TypeVar("Row", bound=Base)
@@ -95,21 +95,10 @@ async def mandates_sharing(
 
 async def serialise_cases_of(session: AsyncSession, creditor_id: str, buyer_id: str) -> None:
     """Until the transaction ends, no other transaction opens or takes over a case of this
-    creditor on this buyer: PostgreSQL takes an advisory lock on the pair; SQLite has a single
-    writer, and a write (touching only that pair's cases) makes this transaction it, so that the
-    reads that follow see every case committed before."""
-    if session.get_bind().dialect.name == "postgresql":
-        pair = f"{creditor_id}\x1f{buyer_id}"
-        await session.execute(
-            select(func.pg_advisory_xact_lock(func.hashtext(_CASE_LOCKS), func.hashtext(pair)))
-        )
-        return
-    await session.execute(
-        update(Case)
-        .where(Case.creditor_id == creditor_id, Case.buyer_id == buyer_id)
-        .values(creditor_id=Case.creditor_id)
-        .execution_options(synchronize_session=False)
-    )
+    creditor on this buyer (`shared.db.take_turns`)."""
+    await take_turns(session, _CASE_LOCKS, (creditor_id, buyer_id), update(Case)
+                     .where(Case.creditor_id == creditor_id, Case.buyer_id == buyer_id)
+                     .values(creditor_id=Case.creditor_id))  # fmt: skip
 
 
 _CASE_LOCKS = "collections.cases: creditor and buyer"

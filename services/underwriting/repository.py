@@ -56,7 +56,7 @@ from services.underwriting.models import (
 )
 from services.underwriting.rules import LimitRequestStatus, TurnoverLine
 from services.underwriting.rules.cash_flow import HealthThresholds, HealthTotals
-from shared.db import Amount, Query, Reader, utcnow
+from shared.db import Amount, Query, Reader, take_turns, utcnow
 
 
 async def policy(session: AsyncSession, policy_id: str) -> Policy | None:
@@ -614,21 +614,10 @@ async def portfolio_health_figures(
 
 async def serialise_policies_of(session: AsyncSession, policyholder_id: str, currency: str) -> None:
     """Until the transaction ends, no other transaction writes a policy of this policyholder in
-    this currency: PostgreSQL takes an advisory lock on the pair; SQLite has a single writer, and
-    a write (touching only that pair's policies) makes this transaction it, so that the reads that
-    follow see every policy committed before."""
-    if session.get_bind().dialect.name == "postgresql":
-        pair = f"{policyholder_id}\x1f{currency}"
-        await session.execute(
-            select(func.pg_advisory_xact_lock(func.hashtext(_POLICY_LOCKS), func.hashtext(pair)))
-        )
-        return
-    await session.execute(
-        update(Policy)
-        .where(Policy.policyholder_id == policyholder_id, Policy.currency == currency)
-        .values(policyholder_id=Policy.policyholder_id)
-        .execution_options(synchronize_session=False)
-    )
+    this currency (`shared.db.take_turns`)."""
+    await take_turns(session, _POLICY_LOCKS, (policyholder_id, currency), update(Policy)
+                     .where(Policy.policyholder_id == policyholder_id, Policy.currency == currency)
+                     .values(policyholder_id=Policy.policyholder_id))  # fmt: skip
 
 
 _POLICY_LOCKS = "underwriting.policies: policyholder and currency"

@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import pytest
 
 from services.claims.models import outbox
 from services.claims.service import record_delivery
@@ -23,20 +22,11 @@ from shared.outbox import deliver
 from shared.peers import get_peers
 from shared.settings import DEVELOPMENT_JWT_SECRET
 from tests.builders import money, ok
-from tests.claims.test_api import INVOICES, complete, insured
+from tests.claims.test_api import INVOICES, complete
 from tests.conftest import auth
 
 COLLECTOR = auth("collector")
 HANDLER = auth("claims_handler")
-
-
-@pytest.fixture
-async def book(api: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.setenv("TCI_FIXED_TODAY", "2027-06-10")
-    claims = await api.open("claims")
-    uw, collections = api("underwriting"), api("collections")
-    policy, buyer = await insured(uw)
-    return {"claims": claims, "collections": collections, "policy": policy, "buyer": buyer}
 
 
 async def mandate(book: dict[str, Any], *recoveries: str) -> dict[str, Any]:

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.builders import money, ok
-from tests.claims.test_api import INVOICES, complete, insured
+from tests.claims.test_api import INVOICES, complete
 from tests.conftest import auth
 
 COLLECTOR = auth("collector")
@@ -50,15 +49,6 @@ def lines(claim: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
     return {line["number"]: (line["recovered_in_collections"]["amount"],
                              line["reduction"]["amount"], line["unpaid"]["amount"])
             for line in claim["assessment"]["invoices"]}  # fmt: skip
-
-
-@pytest.fixture
-async def book(api: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.setenv("TCI_FIXED_TODAY", "2027-06-10")
-    claims = await api.open("claims")
-    uw, collections = api("underwriting"), api("collections")
-    policy, buyer = await insured(uw)
-    return {"claims": claims, "collections": collections, "policy": policy, "buyer": buyer}
 
 
 async def test_a_recovery_on_the_policyholders_mandate_reduces_the_indemnity_and_the_takeover_matches(
