@@ -284,12 +284,49 @@ async def _take_over(
                                                     credited_before),
                           {"claim_id": opening.claim_id})  # fmt: skip
     await _share_recovered_after_claim(ctx, case, takeover)
+    await _hand_over_from_other_mandates(ctx, case, list(claimed))
     try:
         await ctx.session.flush()
     except IntegrityError:
         raise conflict(CASE_EXISTS, f"claim {opening.claim_id} already has a case") from None
     await _settle_status_after_takeover(ctx, case)
     return await read_case(ctx, case)
+
+
+async def _hand_over_from_other_mandates(ctx: Context, case: Case, numbers: list[str]) -> None:
+    """The claim's invoices that other live mandates of the creditor on the buyer collect (a
+    mandate opened per invoice, say) are collected by the case taken over from now on, as the
+    claim left them unpaid: each such mandate stops collecting them (what it recovered on them
+    stays recorded, its invoice owing nothing more), saying so, and one left owing nothing
+    closes; its creditor hears of it. Two live cases never collect one debt."""
+    others = [m for m in await repo.mandates_sharing(ctx.session, case.creditor_id, case.buyer_id,
+                                                     numbers)
+              if m.id != case.id and CaseStatus(m.status) in rules.LIVE]  # fmt: skip
+    if not others:
+        return
+    lines = await repo.invoices_of(ctx.session, [m.id for m in others])
+    claimed = set(numbers)
+    for mandate in others:
+        handed = []
+        for line in lines.get(mandate.id, []):
+            if line.number in claimed and line.amount > line.paid:
+                handed.append(f"{line.number} "
+                              f"({Money(line.amount - line.paid, mandate.currency).rounded_text()}"
+                              f" outstanding)")  # fmt: skip
+                line.amount = line.paid
+        if not handed:
+            continue
+        _subrogation_activity(ctx, mandate, (
+            f"claim {case.claim_id} paid: " + ", ".join(handed) + f" collected by case "
+            f"{case.id} from now on"), {"claim_id": case.claim_id, "case_id": case.id})  # fmt: skip
+        unpaid = views.open_invoices(lines.get(mandate.id, []))
+        if rules.outstanding(unpaid) > 0:
+            continue
+        before = (mandate.stage, CaseStatus(mandate.status))
+        mandate.status, mandate.closed_on = CaseStatus.CLOSED, ctx.today
+        await _announce_stage(ctx, mandate, previous=before, days_past_due=None,
+                              reason=f"claim {case.claim_id} paid: its invoices are collected by "
+                              f"case {case.id}")  # fmt: skip
 
 
 async def _settle_status_after_takeover(ctx: Context, case: Case) -> None:

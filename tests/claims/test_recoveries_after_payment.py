@@ -223,3 +223,40 @@ async def test_a_mandate_paid_in_full_after_the_claim_is_paid_is_taken_over_not_
     assert (taken["status"], taken["outstanding"]) == ("closed", money("0.00"))
     assert allocations(taken) == [("30000.00", "3000.00", "0.00", "27000.00"),
                                   ("90000.00", "9000.00", "68400.00", "12600.00")]  # fmt: skip
+
+
+async def test_a_claim_over_two_mandates_leaves_one_case_collecting_its_debt(
+    book: dict[str, Any],
+) -> None:
+    """A mandate per invoice (INV-1 on one, INV-2 on the other, 5,000 recovered on INV-2 before
+    the claim): the paid claim takes the oldest over, which collects both invoices as the claim
+    left them unpaid (80,000 and 35,000); the other stops collecting INV-2 and, owing nothing
+    more, closes, saying so. A later recovery of INV-2 goes to the claim's case, shared."""
+    policy, buyer = book["policy"], book["buyer"]
+    holder = auth("policyholder", policy["policyholder_id"])
+    opened = []
+    for invoice in INVOICES:
+        opened.append(ok(await book["collections"].post("/v1/cases", headers=holder, json={
+            "creditor_id": policy["policyholder_id"], "buyer_id": buyer["id"],
+            "debtor_country": buyer["country"], "ladder": "reminder_15_30_45",
+            "invoices": [{"number": invoice["number"], "amount": invoice["amount"],
+                          "due_date": invoice["due_date"]}]}), 201))  # fmt: skip
+    first, second = opened
+    await recover(book, second["id"], "5000", "2027-06-10")
+    claim = await approved_claim(book)
+    paid = ok(await book["claims"].post(f"/v1/claims/{claim['id']}/payment", headers=HANDLER),
+              200)  # fmt: skip
+
+    assert paid["collection_case_id"] == first["id"]
+    taken = await case_of(book, first["id"])
+    assert outstanding(taken) == {"INV-1": "80000.00", "INV-2": "35000.00"}
+    left = await case_of(book, second["id"])
+    assert left["status"] == "closed" and left["outstanding"] == money("0.00")
+    assert f"collected by case {first['id']}" in left["activities"][-1]["note"]
+    refused = await book["collections"].post(f"/v1/cases/{second['id']}/payments",
+                                             headers=COLLECTOR, json={
+                                                 "amount": money("1000"),
+                                                 "received_on": "2027-06-10"})  # fmt: skip
+    assert refused.status_code == 409
+    shared = await recover(book, first["id"], "35000", "2027-06-10")
+    assert shared["allocation"]["insurer"]["amount"] != "0.00"
