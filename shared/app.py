@@ -64,6 +64,8 @@ from shared.tracing import start_tracing, stop_tracing, trace_engine
 
 log = logging.getLogger("tci.app")
 REQUEST_ID_HEADER = b"x-request-id"
+# A part of work committed in parts waits this long for a connection of its pool at most.
+UNITS_WAIT_SECONDS = 3600.0
 # Probes answer whoever asks (an orchestrator, a load balancer) and are never rate limited.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
 # Every answer: never sniffed, never stored by a cache, no referrer, nothing loaded or run.
@@ -483,11 +485,12 @@ def _lifespan_of(
         trace_engine(app, engine)
         app.state.sessionmaker = build_sessionmaker(engine)
         # Work committed in parts draws on a pool of its own: it never waits for a connection
-        # that the requests waiting on it hold.
+        # that the requests waiting on it hold, and its parts wait their turn there.
         units = engine
         if not is_sqlite(str(engine.url)):
             units = build_engine(settings.database_url_for(service),
-                                 pool_size=settings.db_units_pool_size)  # fmt: skip
+                                 pool_size=settings.db_units_pool_size,
+                                 pool_timeout=UNITS_WAIT_SECONDS)  # fmt: skip
         app.state.units_engine = units
         app.state.units_sessionmaker = build_sessionmaker(units)
         app.state.reader = Reader(engine)

@@ -159,7 +159,9 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def build_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncEngine:
+def build_engine(
+    url: str, *, pool_size: int = 20, echo: bool = False, pool_timeout: float = 30
+) -> AsyncEngine:
     """The async engine for a service; on SQLite the service schemas are mapped away.
 
     On PostgreSQL the pool holds `pool_size` connections and opens no overflow: a request beyond
@@ -167,7 +169,8 @@ def build_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncE
     statement preparation) that is thrown away again at once.
 
     Bound parameters are never rendered into an error's text (`hide_parameters`): a failed
-    statement's log line names the statement, not the row it carried."""
+    statement's log line names the statement, not the row it carried. A connection is waited
+    for `pool_timeout` seconds at most (then the database counts as unavailable: 503)."""
     url = async_database_url(url)
     if is_sqlite(url):
         path = url.split("///", 1)[1] if "///" in url else ""
@@ -184,7 +187,7 @@ def build_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncE
         hide_parameters=True,
         pool_size=pool_size,
         max_overflow=0,
-        pool_timeout=30,
+        pool_timeout=pool_timeout,
         pool_pre_ping=False,
     )
 
@@ -235,9 +238,9 @@ async def take_turns(session: AsyncSession, lock: str, pair: tuple[str, str],
 class UnitsOfWork:
     """Transactions of their own, for a use case that commits a long piece of work in parts
     (each part one transaction, `open()`), up to `parallel` parts at once, under a lock of its
-    own for the whole work (`hold(key)`: one such work at a time per key, across the replicas on
-    PostgreSQL: a session-level advisory lock, released with its connection if the process
-    dies)."""
+    own for the whole work (`hold(key)` on a connection of `engine`: one such work at a time per
+    key, across the replicas on PostgreSQL: a session-level advisory lock, released with its
+    connection if the process dies)."""
 
     def __init__(
         self,
@@ -276,12 +279,14 @@ class UnitsOfWork:
 
 
 async def get_units_of_work(request: Request) -> UnitsOfWork:
-    """The app's transactions for work committed in parts, on a pool of their own: on PostgreSQL
-    as many at once as it has connections but the one holding the work's lock; on SQLite one at a
-    time (it has one writer)."""
-    engine: AsyncEngine = request.app.state.units_engine
-    parallel = 1 if is_sqlite(str(engine.url)) else max(1, engine.pool.size() - 1)  # type: ignore[attr-defined]
-    return UnitsOfWork(request.app.state.units_sessionmaker, parallel=parallel, engine=engine)
+    """The app's transactions for work committed in parts, on a pool of their own (a part waits
+    its turn for a connection however long another work takes): on PostgreSQL as many at once as
+    it has connections; on SQLite one at a time (it has one writer). The work's lock is held on a
+    connection of the app's pool."""
+    units: AsyncEngine = request.app.state.units_engine
+    parallel = 1 if is_sqlite(str(units.url)) else units.pool.size()  # type: ignore[attr-defined]
+    return UnitsOfWork(request.app.state.units_sessionmaker, parallel=parallel,
+                       engine=request.app.state.engine)  # fmt: skip
 
 
 UnitsOfWorkDep = Annotated[UnitsOfWork, Depends(get_units_of_work)]

@@ -92,8 +92,8 @@ class Settings(BaseSettings):
         4,
         alias="TCI_DB_UNITS_POOL_SIZE",
         description="database connections pooled apart for work committed in parts (a country's "
-        "re-grade): one holds its lock, the others run its parts at once (PostgreSQL)",
-        ge=2,
+        "re-grade), its parts running at once on them (PostgreSQL)",
+        ge=1,
     )
     max_body_bytes: int = Field(
         16 * 1024 * 1024,

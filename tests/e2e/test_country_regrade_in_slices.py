@@ -5,6 +5,7 @@ is announced once: the slices neither overlap nor leave a buyer out."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import httpx
@@ -63,3 +64,20 @@ async def test_a_downgrade_in_slices_regrades_each_buyer_once_and_halves_each_li
         again = ok(await uw.put(f"/v1/country-risks/{COUNTRY}", headers=UW,
                                 json={"level": 4}), 200)  # fmt: skip
         assert (again["buyers_regraded"], again["limits_changed"]) == (0, 0)
+
+
+async def test_downgrades_of_several_countries_at_once_each_run_to_the_end(
+    services: Services,
+) -> None:
+    """Four countries' runs at once share the pool of work committed in parts (four connections):
+    each waits its turn for a connection, none fails, each re-grades its own buyers."""
+    countries = ("BF", "GN", "SN", "TG")
+    async with httpx.AsyncClient(base_url=services.urls["underwriting"], timeout=60) as uw:
+        for country in countries:
+            for _ in range(7):
+                await make_buyer(uw, country=country, indicators=WEAK)
+        answers = await asyncio.gather(*(
+            uw.put(f"/v1/country-risks/{country}", headers=UW, json={"level": 4})
+            for country in countries))  # fmt: skip
+    assert [a.status_code for a in answers] == [200] * len(countries), [a.text for a in answers]
+    assert [a.json()["buyers_regraded"] for a in answers] == [7] * len(countries)
