@@ -22,9 +22,12 @@ from sqlalchemy import (
     Numeric,
     Select,
     String,
+    Table,
     Update,
     cast,
+    delete,
     event,
+    false,
     func,
     literal_column,
     select,
@@ -248,10 +251,12 @@ class UnitsOfWork:
         *,
         parallel: int,
         engine: AsyncEngine | None,
+        one_key: bool = False,
     ) -> None:
         self.open = open_
         self.parallel = parallel
         self.engine = engine
+        self.one_key = one_key  # every key is the same lock
 
     @contextlib.asynccontextmanager
     async def hold(self, key: int) -> AsyncIterator[None]:
@@ -273,7 +278,7 @@ class UnitsOfWork:
                 await asyncio.sleep(_LOCK_RETRY_SECONDS)
         # One process writes an embedded database (or a test's one connection): a lock in it.
         name = str(self.engine.url) if self.engine is not None else ""
-        lock = _LOCAL_LOCKS.setdefault((name, key), asyncio.Lock())
+        lock = _LOCAL_LOCKS.setdefault((name, 0 if self.one_key else key), asyncio.Lock())
         async with lock:
             yield
 
@@ -281,12 +286,24 @@ class UnitsOfWork:
 async def get_units_of_work(request: Request) -> UnitsOfWork:
     """The app's transactions for work committed in parts, on a pool of their own (a part waits
     its turn for a connection however long another work takes): on PostgreSQL as many at once as
-    it has connections; on SQLite one at a time (it has one writer). The work's lock is held on a
-    connection of the app's pool."""
+    it has connections, the work's lock held on a connection of the app's pool. SQLite has one
+    writer: one part at a time, each taking the write lock before it reads (as a request does,
+    `shared.idempotency.Command`: a transaction that read first could not write once another had
+    committed), and one such work at a time whatever its key."""
     units: AsyncEngine = request.app.state.units_engine
-    parallel = 1 if is_sqlite(str(units.url)) else units.pool.size()  # type: ignore[attr-defined]
-    return UnitsOfWork(request.app.state.units_sessionmaker, parallel=parallel,
-                       engine=request.app.state.engine)  # fmt: skip
+    if not is_sqlite(str(units.url)):
+        return UnitsOfWork(request.app.state.units_sessionmaker, parallel=units.pool.size(),  # type: ignore[attr-defined]
+                           engine=request.app.state.engine)  # fmt: skip
+    sessionmaker = request.app.state.units_sessionmaker
+    table: Table = request.app.state.idempotency_table
+
+    @contextlib.asynccontextmanager
+    async def writing_first() -> AsyncIterator[AsyncSession]:
+        async with sessionmaker() as session:
+            await session.execute(delete(table).where(false()))  # a write that changes nothing
+            yield session
+
+    return UnitsOfWork(writing_first, parallel=1, engine=units, one_key=True)
 
 
 UnitsOfWorkDep = Annotated[UnitsOfWork, Depends(get_units_of_work)]

@@ -177,8 +177,12 @@ def test_a_paid_claims_signal_sent_again_is_recorded_once(loop: Loop) -> None:
     _, claim_id = paid_protracted_default_claim(loop, buyer["id"])
     with httpx.Client(base_url=loop.urls["claims"], timeout=30) as claims:
         assert claims.post(f"/v1/claims/{claim_id}/payment", headers=HANDLER).status_code == 409
-    [message] = loop.rows("claims", "outbox", "idempotency_key = :k",
-                          k=f"claims:claim-paid:{claim_id}")  # fmt: skip
+    # Delivered after the payment's answer, in the background: on a busy machine a moment later.
+    [message] = wait_for(
+        lambda: loop.rows("claims", "outbox", "idempotency_key = :k",
+                          k=f"claims:claim-paid:{claim_id}"),
+        lambda rows: len(rows) == 1 and rows[0]["delivered_at"] is not None,
+    )  # fmt: skip
     assert message["delivered_at"] is not None and message["response_status"] == 201
     body = message["body"] if isinstance(message["body"], dict) else json.loads(message["body"])
     service = {"Authorization": f"Bearer {token('service', subject='claims')}",
