@@ -53,6 +53,7 @@ from services.underwriting.service import (
     listed_level,
     owned_policy_and_parties,
     regrade,
+    signals_for,
     visible_policy,
 )
 from shared.contracts import money_json
@@ -464,10 +465,15 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
         buyer.indicators = indicators
     buyer.insolvent_since = rules.insolvent_since_after_signal(
         data.kind, data.observed_on, buyer.insolvent_since)  # fmt: skip
+    # Recorded whatever it adds: a delay notified again under a policy adds nothing to its grade.
+    points = rules.points_when_recorded(
+        rules.ObservedSignal(data.kind, data.observed_on, data.policy_id),
+        await signals_for(ctx, buyer.id, data.observed_on),
+        points=ctx.settings.signal_weights(), memory_days=ctx.settings.signal_memory_days,
+    )  # fmt: skip
     signal = BuyerSignal(
         id=new_id("sig"), buyer_id=buyer.id, policy_id=data.policy_id, kind=data.kind,
-        observed_on=data.observed_on, details=data.details,
-        points=rules.signal_points(data.kind, ctx.settings.signal_weights()),
+        observed_on=data.observed_on, details=data.details, points=points,
         grade_before=grade_before,
         grade_after=grade_before, created_by=ctx.caller.subject, created_at=utcnow(),
     )  # fmt: skip

@@ -54,7 +54,7 @@ from services.underwriting.models import (
     Sanction,
     StopShipment,
 )
-from services.underwriting.rules import LimitRequestStatus, TurnoverLine
+from services.underwriting.rules import LimitRequestStatus, ObservedSignal, TurnoverLine
 from services.underwriting.rules.cash_flow import HealthThresholds, HealthTotals
 from shared.db import Amount, Query, Reader, take_turns, utcnow
 
@@ -192,15 +192,16 @@ async def regrade_done(session: AsyncSession, country: str, since: dt.datetime) 
 
 async def signals_of(
     session: AsyncSession, buyer_id: str, *, after: dt.date
-) -> list[tuple[str, dt.date]]:
+) -> list[ObservedSignal]:
     """The buyer's signals observed after `after` (`rules.signals_counted_after`: the older ones
-    weigh on no grade still to compute), so a buyer's thousandth signal costs what its first did."""
+    weigh on no grade still to compute), so a buyer's thousandth signal costs what its first did;
+    in the order observed, then recorded (the order `rules.counted_signals` reads them in)."""
     rows = await session.execute(
-        select(BuyerSignal.kind, BuyerSignal.observed_on).where(
-            BuyerSignal.buyer_id == buyer_id, BuyerSignal.observed_on > after
-        )
+        select(BuyerSignal.kind, BuyerSignal.observed_on, BuyerSignal.policy_id)
+        .where(BuyerSignal.buyer_id == buyer_id, BuyerSignal.observed_on > after)
+        .order_by(BuyerSignal.observed_on, BuyerSignal.created_at, BuyerSignal.id)
     )
-    return [(kind, on) for kind, on in rows.all()]
+    return [ObservedSignal(kind, on, policy_id) for kind, on, policy_id in rows.all()]
 
 
 async def grade_entries_after(

@@ -211,7 +211,11 @@ class _SignalFields(Schema):
     observed_on: dt.date
     policy_id: str | None
     details: str
-    points: ExactDecimal
+    points: ExactDecimal = Field(
+        description="the points it added to the grade of the day it was observed, as it was "
+        "recorded: its kind's weight, or 0 for an overdue notified again under a policy whose "
+        "arrears are not cleared (a delay counts once per policy while it lasts)",
+    )
     grade_before: int
     grade: int
 

@@ -260,16 +260,16 @@ def grade_profile(
     indicators: dict[str, Any] | None,
     *,
     level: int,
-    signals: Sequence[tuple[str, dt.date]],
+    signals: Sequence[rules.SignalSeen],
     insolvent: bool,
 ) -> rules.Grade:
-    """Today's grade of a buyer with these confirmed indicators, country risk level, signals and
-    insolvency: the one way every re-grade of today applies the rule (one buyer, or the whole
-    book one distinct profile at a time)."""
+    """Today's grade of a buyer with these confirmed indicators, country risk level, signals (in
+    the order recorded) and insolvency: the one way every re-grade of today applies the rule (one
+    buyer, or the whole book one distinct profile at a time)."""
     return rules.grade_buyer(
         buyer_indicators(indicators),
         country_risk_level=level,
-        signal_points=rules.recent_signal_points(
+        signals=rules.recent_signals(
             signals, today=ctx.today, points=ctx.settings.signal_weights(),
             memory_days=ctx.settings.signal_memory_days,
         ),
@@ -277,14 +277,14 @@ def grade_profile(
     )  # fmt: skip
 
 
-async def _signals_for(ctx: Context, buyer_id: str, day: dt.date) -> list[tuple[str, dt.date]]:
+async def signals_for(ctx: Context, buyer_id: str, day: dt.date) -> list[rules.ObservedSignal]:
     """The buyer's signals that may weigh on its grade on `day` or any later day."""
     after = rules.signals_counted_after(min(day, ctx.today), ctx.settings.signal_memory_days)
     return await repo.signals_of(ctx.session, buyer_id, after=after)
 
 
 def _grade_today(
-    ctx: Context, buyer: Buyer, *, level: int, signals: Sequence[tuple[str, dt.date]]
+    ctx: Context, buyer: Buyer, *, level: int, signals: Sequence[rules.SignalSeen]
 ) -> rules.Grade:
     """Today's grade of a buyer from its confirmed indicators, its country's risk level and its
     recent signals, given to the buyer."""
@@ -303,7 +303,7 @@ async def regrade(
     or for a signal the day it was observed). A grade that changed is heard of by the parties
     holding a limit or a limit request on the buyer (`buyer.grade_changed`, without factors)."""
     before = buyer.grade
-    signals = await _signals_for(ctx, buyer.id, graded_on or ctx.today)
+    signals = await signals_for(ctx, buyer.id, graded_on or ctx.today)
     level = await country_level(ctx, buyer.country)
     grade = _grade_today(ctx, buyer, level=level, signals=signals)
     await _record_grade(ctx, buyer, cause=cause, graded_on=graded_on or ctx.today,
@@ -322,7 +322,7 @@ async def _record_grade(
     *,
     cause: str,
     graded_on: dt.date,
-    signals: Sequence[tuple[str, dt.date]],
+    signals: Sequence[rules.SignalSeen],
     level: int,
     registered: bool = False,
 ) -> None:

@@ -41,6 +41,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -55,6 +56,7 @@ from services.underwriting.models import (
     PolicyAssignment,
     events,
 )
+from services.underwriting.rules.grade import DELAY_EPISODES, ObservedSignal
 from services.underwriting.rules.limit_changes import SIGNAL_SOURCE
 from shared.db import Amount, UTCDateTime, new_ids_sql
 from shared.events import record_events_from
@@ -110,7 +112,7 @@ class Profile(NamedTuple):
     id: int
     indicators: dict[str, Any]
     insolvent: bool
-    signals: list[tuple[str, dt.date]]
+    signals: list[ObservedSignal]
 
 
 def _create_temporary_tables(sync: Connection) -> None:
@@ -171,20 +173,39 @@ async def slice_bounds(session: AsyncSession, book: Slice, size: int) -> list[st
     return list(rows.scalars())
 
 
+# The kinds whose policy the grade rule reads (a delay under a policy is one while it lasts).
+_EPISODE_KINDS = sorted({*DELAY_EPISODES, *DELAY_EPISODES.values()})
+
+
 def _signals_of_buyers(dialect: str, book: Slice, after: dt.date) -> Any:
     """Per buyer of the slice with signals observed after `after` (the older ones weigh on no
-    grade of today: `rules.signals_counted_after`), each as `kind@date`, `;`-separated."""
-    item = BuyerSignal.kind + "@" + cast(BuyerSignal.observed_on, String)
+    grade of today: `rules.signals_counted_after`), each as `kind@date@policy@n`, `;`-separated:
+    the policy only of the kinds the rule reads it of, `n` the signal's place in the order
+    observed, then recorded (`repository.signals_of`'s order, which the rule counts in)."""
     of_slice = select(Buyer.id).where(book.buyers())
+    place = func.row_number().over(
+        partition_by=BuyerSignal.buyer_id,
+        order_by=(BuyerSignal.observed_on, BuyerSignal.created_at, BuyerSignal.id),
+    )
+    policy = case((BuyerSignal.kind.in_(_EPISODE_KINDS), func.coalesce(BuyerSignal.policy_id, "")),
+                  else_="")  # fmt: skip
+    numbered = (
+        select(BuyerSignal.buyer_id, BuyerSignal.kind,
+               cast(BuyerSignal.observed_on, String).label("observed_on"),
+               policy.label("policy_id"), place.label("place"))
+        .where(BuyerSignal.buyer_id.in_(of_slice), BuyerSignal.observed_on > after)
+        .subquery()
+    )  # fmt: skip
+    n = numbered.c
+    item = n.kind + "@" + n.observed_on + "@" + n.policy_id + "@" + cast(n.place, String)
     aggregate = (
-        func.string_agg(item, literal(";", String))
+        func.string_agg(item, aggregate_order_by(literal(";", String), n.place))
         if dialect == "postgresql"
         else func.group_concat(item, ";")
     )
     return (
-        select(BuyerSignal.buyer_id, aggregate.label("signals"))
-        .where(BuyerSignal.buyer_id.in_(of_slice), BuyerSignal.observed_on > after)
-        .group_by(BuyerSignal.buyer_id)
+        select(n.buyer_id.label("buyer_id"), aggregate.label("signals"))
+        .group_by(n.buyer_id)
         .subquery()
     )
 
@@ -229,12 +250,15 @@ async def profiles_after(session: AsyncSession, last_id: int, chunk: int) -> lis
     ]
 
 
-def _parsed_signals(text: str) -> list[tuple[str, dt.date]]:
+def _parsed_signals(text: str) -> list[ObservedSignal]:
+    """The signals of `_signals_of_buyers`' text, in their order."""
     found = []
     for item in filter(None, text.split(";")):
-        kind, _, on = item.partition("@")
-        found.append((kind, dt.date.fromisoformat(on)))
-    return found
+        kind, on, policy_id, place = item.split("@")
+        found.append(
+            (int(place), ObservedSignal(kind, dt.date.fromisoformat(on), policy_id or None))
+        )
+    return [signal for _, signal in sorted(found)]
 
 
 async def grade_profiles(session: AsyncSession, graded: Sequence[Mapping[str, Any]]) -> None:

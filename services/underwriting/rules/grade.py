@@ -4,10 +4,11 @@ day."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 ZERO = Decimal(0)
 
@@ -81,7 +82,7 @@ DEFAULT_SIGNAL_POINTS: Mapping[str, Decimal] = {
     # The closed loop: a loss the insurer paid on the buyer, a protracted default it paid (the
     # default confirmed: the claim survived its exclusions and disputes), a collection case that
     # had to go to law, and one the buyer paid in full (which cancels the payment delay its
-    # mandate signalled: favourable signals only offset adverse ones, see `recent_signal_points`).
+    # mandate signalled: favourable signals only offset adverse ones, see `recent_signals`).
     "claim_paid": _d("2"),
     "protracted_default": _d("2"),
     "collection_legal": _d("1"),
@@ -90,6 +91,25 @@ DEFAULT_SIGNAL_POINTS: Mapping[str, Decimal] = {
 SIGNAL_MEMORY_DAYS = 365
 SIGNAL_KINDS = frozenset(DEFAULT_SIGNAL_POINTS)
 POLICY_SIGNALS = frozenset({"overdue_notified", "arrears_cleared"})
+# A delay reported under a policy is one delay while it lasts: each kind that reports one, with
+# the kind that ends it on that policy (domain.md, Stop-shipment: until the arrears are cleared).
+DELAY_EPISODES: Mapping[str, str] = {"overdue_notified": "arrears_cleared"}
+REPEATED_DELAY_NOTE = (
+    "a delay notified under a policy counts once per policy until its arrears are cleared"
+)
+
+
+class ObservedSignal(NamedTuple):
+    """A signal as the grade reads it: its kind, the day it was observed and the policy it was
+    reported under (None: about the buyer alone)."""
+
+    kind: str
+    observed_on: dt.date
+    policy_id: str | None = None
+
+
+# A signal given as `(kind, observed_on)` was reported under no policy.
+SignalSeen = ObservedSignal | tuple[str, dt.date]
 
 
 @dataclass(frozen=True)
@@ -126,16 +146,41 @@ class Grade:
     factors: tuple[GradeFactor, ...]
 
 
+@dataclass(frozen=True)
+class SignalTally:
+    """The recent signals as the grade counts them: their points, and for each kind that weighs,
+    how many were observed and how many of them counted (`(kind, observed, counted)`, by kind)."""
+
+    points: Decimal
+    kinds: tuple[tuple[str, int, int], ...] = ()
+
+    def note(self) -> str:
+        """What was counted, in words: a kind some of whose signals repeated a delay already
+        counted says how many of how many, and why."""
+        parts, repeated = [], False
+        for kind, observed, counted in self.kinds:
+            if counted == observed:
+                parts.append(f"{kind} {counted}")
+            else:
+                parts.append(f"{kind} {counted} of {observed}")
+                repeated = True
+        said = "recent signals counted: " + ", ".join(parts)
+        if repeated:
+            said += f" ({REPEATED_DELAY_NOTE})"
+        return said
+
+
 def grade_buyer(
     indicators: Indicators,
     *,
     country_risk_level: int,
-    signal_points: Decimal = ZERO,
+    signals: SignalTally | None = None,
     insolvent: bool = False,
     table: GradingTable = DEFAULT_GRADING,
 ) -> Grade:
     """A buyer's grade from 1 (best) to 9 from its indicators, its country's risk and recent
-    signals; the insolvent grade (10) when it is insolvent. Each factor says what it added."""
+    signals (`recent_signals`); the insolvent grade (10) when it is insolvent. Each factor says
+    what it added, the signals' what was counted."""
     values: dict[str, Decimal | None] = {
         "current_ratio": indicators.current_ratio,
         "dso_change": indicators.dso_change,
@@ -157,9 +202,9 @@ def grade_buyer(
         factors.append(
             GradeFactor(factor.name, None if value is None else str(value), points, note)
         )
-    if signal_points:
-        total += signal_points
-        factors.append(GradeFactor("signals", str(signal_points), signal_points, "recent signals"))
+    if signals is not None and signals.points:
+        total += signals.points
+        factors.append(GradeFactor("signals", str(signals.points), signals.points, signals.note()))
     if insolvent:
         factors.append(GradeFactor("insolvency", "true", ZERO, "insolvency signal: grade 10"))
         return Grade(table.insolvent_grade, total, tuple(factors))
@@ -177,19 +222,90 @@ def signals_counted_after(day: dt.date, memory_days: int = SIGNAL_MEMORY_DAYS) -
     return day - dt.timedelta(days=memory_days)
 
 
+def _observed(signal: SignalSeen) -> ObservedSignal:
+    if isinstance(signal, ObservedSignal):
+        return signal
+    kind, observed_on = signal
+    return ObservedSignal(kind, observed_on)
+
+
+def counted_signals(signals: Iterable[SignalSeen]) -> list[tuple[ObservedSignal, bool]]:
+    """Each signal in the order observed (on one day, the order given: recorded), and whether it
+    counts. A delay reported under a policy (`DELAY_EPISODES`: an overdue notified) is one delay
+    until the kind that ends it is reported on that policy (arrears cleared): only its first
+    signal counts, however many notifications (one per invoice, or one for them all) report it.
+    Another policy reporting the buyer is more evidence and counts again, and so does a delay
+    reported again after the arrears were cleared. Every other signal counts."""
+    ending = {end: kind for kind, end in DELAY_EPISODES.items()}
+    ongoing: set[tuple[str, str | None]] = set()
+    marked: list[tuple[ObservedSignal, bool]] = []
+    for signal in sorted((_observed(s) for s in signals), key=lambda s: s.observed_on):
+        counts = True
+        if signal.kind in DELAY_EPISODES:
+            episode = (signal.kind, signal.policy_id)
+            counts = episode not in ongoing
+            ongoing.add(episode)
+        elif signal.kind in ending:
+            ongoing.discard((ending[signal.kind], signal.policy_id))
+        marked.append((signal, counts))
+    return marked
+
+
+def recent_signals(
+    signals: Iterable[SignalSeen],
+    *,
+    today: dt.date,
+    points: Mapping[str, Decimal] = DEFAULT_SIGNAL_POINTS,
+    memory_days: int = SIGNAL_MEMORY_DAYS,
+) -> SignalTally:
+    """The signals observed within the last `memory_days` days as the grade counts them
+    (`counted_signals`, among those remembered: a delay whose first notification is forgotten
+    still counts while a later one is remembered). Their points never go below zero: a
+    favourable signal (a case paid in full) offsets adverse ones, but never makes a buyer better
+    than its indicators and country make it."""
+    since = signals_counted_after(today, memory_days)
+    remembered = [s for s in map(_observed, signals) if s.observed_on > since]
+    observed: Counter[str] = Counter()
+    counted: Counter[str] = Counter()
+    total = ZERO
+    for signal, counts in counted_signals(remembered):
+        weight = points.get(signal.kind, ZERO)
+        if not weight:
+            continue
+        observed[signal.kind] += 1
+        if counts:
+            counted[signal.kind] += 1
+            total += weight
+    kinds = tuple((kind, observed[kind], counted[kind]) for kind in sorted(observed))
+    return SignalTally(max(total, ZERO), kinds)
+
+
 def recent_signal_points(
-    signals: Iterable[tuple[str, dt.date]],
+    signals: Iterable[SignalSeen],
     *,
     today: dt.date,
     points: Mapping[str, Decimal] = DEFAULT_SIGNAL_POINTS,
     memory_days: int = SIGNAL_MEMORY_DAYS,
 ) -> Decimal:
-    """The points of the signals observed within the last `memory_days` days, never below zero:
-    a favourable signal (a case paid in full) offsets adverse ones, but never makes a buyer
-    better than its indicators and country make it."""
-    since = signals_counted_after(today, memory_days)
-    total = sum((points.get(kind, ZERO) for kind, on in signals if on > since), ZERO)
-    return max(total, ZERO)
+    """The points the recent signals add to the grade (`recent_signals`)."""
+    return recent_signals(signals, today=today, points=points, memory_days=memory_days).points
+
+
+def points_when_recorded(
+    signal: SignalSeen,
+    known: Iterable[SignalSeen],
+    *,
+    points: Mapping[str, Decimal] = DEFAULT_SIGNAL_POINTS,
+    memory_days: int = SIGNAL_MEMORY_DAYS,
+) -> Decimal:
+    """The points a signal adds to the grade of the day it was observed, recorded after the
+    `known` ones: its kind's, or none when it repeats a delay already counted then
+    (`counted_signals` among the signals remembered on that day)."""
+    new = _observed(signal)
+    since = signals_counted_after(new.observed_on, memory_days)
+    before = [s for s in map(_observed, known) if since < s.observed_on <= new.observed_on]
+    counts = next(c for s, c in counted_signals([*before, new]) if s is new)
+    return points.get(new.kind, ZERO) if counts else ZERO
 
 
 def grade_on(
@@ -197,7 +313,7 @@ def grade_on(
     *,
     day: dt.date,
     country_risk_level: int,
-    signals: Iterable[tuple[str, dt.date]],
+    signals: Iterable[SignalSeen],
     insolvent_since: dt.date | None,
     table: GradingTable = DEFAULT_GRADING,
     points: Mapping[str, Decimal] = DEFAULT_SIGNAL_POINTS,
@@ -205,13 +321,11 @@ def grade_on(
 ) -> Grade:
     """The grade in force on `day`: only the signals observed on or before it (and within the
     memory before it) count, and the buyer is insolvent from the day its insolvency was observed."""
-    known = [(kind, on) for kind, on in signals if on <= day]
+    known = [s for s in map(_observed, signals) if s.observed_on <= day]
     return grade_buyer(
         indicators,
         country_risk_level=country_risk_level,
-        signal_points=recent_signal_points(
-            known, today=day, points=points, memory_days=memory_days
-        ),
+        signals=recent_signals(known, today=day, points=points, memory_days=memory_days),
         insolvent=insolvent_since is not None and insolvent_since <= day,
         table=table,
     )
