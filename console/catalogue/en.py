@@ -166,6 +166,7 @@ MESSAGES: dict[str, str] = {
     "policy_page.history_of": "History of the limit on {buyer}",
     "policy_page.open_ended": "open-ended",
     "policy_page.policy_terms": "policy's maximum",
+    "policy_page.superseded": "not in force: replaced on {when}",
     "health.title": "Portfolio health",
     "health.hint": "From the policyholder's declared receivables, as of {date}.",
     "health.outstanding": "Outstanding",

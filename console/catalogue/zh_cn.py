@@ -161,6 +161,7 @@ MESSAGES: dict[str, str] = {
     "policy_page.history_of": "对 {buyer} 的限额历史",
     "policy_page.open_ended": "无截止",
     "policy_page.policy_terms": "保单最长期限",
+    "policy_page.superseded": "未生效：已于{when}被取代",
     "health.title": "组合健康状况",
     "health.hint": "根据投保人申报的应收账款，截至 {date}。",
     "health.outstanding": "未收余额",

@@ -345,7 +345,10 @@ async def decide_request(ctx: Context, request_id: str, data: DecisionCreate) ->
 async def record_external_limit(
     ctx: Context, policy_id: str, data: ExternalLimitCreate
 ) -> LimitRead:
-    """A limit granted outside the engine (a migrated book), possibly from a past date."""
+    """A limit granted outside the engine (a migrated book), possibly from a past date: a first
+    recording or a raise may start in the past, but the cover already answered stands
+    (`rules.recording_allowed_from`): a migration may correct what it recorded from today on,
+    what this system granted from tomorrow on."""
     policy = await repo.policy(ctx.session, policy_id)
     if policy is None:
         raise not_found("policy", policy_id)
@@ -359,23 +362,23 @@ async def record_external_limit(
     _refuse_above_cap(policy, amount)
     limit = await _limit_for(ctx, policy_id, data.buyer_id)
     history = await _history_of(ctx, limit.id)
-    # A migrated book may replay its own past changes, but what this system granted keeps its
-    # cover for the goods shipped under it (a reduction applies from tomorrow on).
-    granted_here = views.history_entries([e for e in history if e.source != "external"])
-    terms = data.payment_terms_days or rules.terms_on(views.history_entries(history),
-                                                      data.effective_from)  # fmt: skip
-    if rules.takes_cover_before_tomorrow(granted_here, amount=amount.amount, terms=terms,
-                                         effective_from=data.effective_from, today=ctx.today):  # fmt: skip
+    entries = views.history_entries(history)
+    terms = data.payment_terms_days or rules.terms_on(entries, data.effective_from)
+    allowed_from = rules.recording_allowed_from(
+        entries, amount=amount.amount, terms=terms, effective_from=data.effective_from,
+        today=ctx.today,
+    )  # fmt: skip
+    if allowed_from is not None:
         raise unprocessable(
             RETROACTIVE_REDUCTION,
-            "a recorded limit may not lower the amount or shorten the terms granted for "
-            "shipments before tomorrow",
-            earliest_effective_from=rules.earliest_reduction_date(ctx.today).isoformat(),
+            "a recorded limit may not lower the amount or shorten the terms in force on a day "
+            "already past (nor today, for an amount this system granted)",
+            earliest_effective_from=allowed_from.isoformat(),
         )
     limit.decided_on = min(limit.decided_on, data.effective_from)
     await apply_limit_change(ctx, limit, new_amount=amount, effective_from=data.effective_from,
                              reason=data.reason, source="external",
-                             payment_terms_days=data.payment_terms_days)  # fmt: skip
+                             payment_terms_days=data.payment_terms_days, history=history)  # fmt: skip
     return await limit_read(ctx, limit, policy.currency)
 
 
@@ -419,16 +422,16 @@ async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> 
 
 
 async def limit_read(ctx: Context, limit: CreditLimit, currency: str) -> LimitRead:
-    history = (await repo.history(ctx.session, [limit.id])).get(limit.id, [])
-    return views.limit_read(limit, history, currency, ctx.today)
+    kept = await repo.history(ctx.session, [limit.id], superseded_too=True)
+    return views.limit_read(limit, kept.get(limit.id, []), currency, ctx.today)
 
 
 async def list_limits(ctx: Context, policy_id: str, page: PageRequest) -> LimitList:
     """One limit per buyer of a policy the caller may see, with its history of amounts."""
     policy, _ = await visible_policy(ctx, policy_id)
     limits, cursor = await limits_page(ctx, policy_id, page)
-    histories = await repo.history(ctx.session, [lim.id for lim in limits])
-    items = [views.limit_read(lim, histories.get(lim.id, []), policy.currency, ctx.today)
+    kept = await repo.history(ctx.session, [lim.id for lim in limits], superseded_too=True)
+    items = [views.limit_read(lim, kept.get(lim.id, []), policy.currency, ctx.today)
              for lim in limits]  # fmt: skip
     return LimitList(items=items, next_cursor=cursor)
 

@@ -259,14 +259,18 @@ async def limits_on_buyer(session: AsyncSession, buyer_id: str) -> list[tuple[Cr
     return [(limit, pol) for limit, pol in rows.all()]
 
 
-async def history(session: AsyncSession, limit_ids: Sequence[str]) -> dict[str, list[LimitAmount]]:
-    """The entries in force (not superseded) of each limit, oldest first."""
+async def history(
+    session: AsyncSession, limit_ids: Sequence[str], *, superseded_too: bool = False
+) -> dict[str, list[LimitAmount]]:
+    """The entries in force (not superseded) of each limit, oldest first; with `superseded_too`,
+    every entry kept, the superseded ones (kept for audit) included."""
     if not limit_ids:
         return {}
+    kept = select(LimitAmount).where(LimitAmount.limit_id.in_(limit_ids))
+    if not superseded_too:
+        kept = kept.where(LimitAmount.superseded_at.is_(None))
     rows = await session.execute(
-        select(LimitAmount)
-        .where(LimitAmount.limit_id.in_(limit_ids), LimitAmount.superseded_at.is_(None))
-        .order_by(LimitAmount.limit_id, LimitAmount.effective_from, LimitAmount.created_at)
+        kept.order_by(LimitAmount.limit_id, LimitAmount.effective_from, LimitAmount.created_at)
     )
     grouped: dict[str, list[LimitAmount]] = defaultdict(list)
     for entry in rows.scalars():

@@ -320,6 +320,12 @@ class HistoryRead(Schema):
     recorded_at: dt.datetime
 
 
+class SupersededEntryRead(HistoryRead):
+    superseded_at: dt.datetime = Field(
+        description="when a later entry replaced this one from a date it had not yet started"
+    )
+
+
 class LimitRead(Schema):
     id: str
     created_at: dt.datetime
@@ -328,6 +334,10 @@ class LimitRead(Schema):
     payment_terms_days: int | None
     amount_in_force: MoneyModel | None
     history: list[HistoryRead]
+    superseded: list[SupersededEntryRead] = Field(
+        description="entries later ones replaced before they started, kept for audit; never in "
+        "force, and not part of `history`"
+    )
 
 
 class LimitList(Schema):

@@ -39,6 +39,7 @@ from services.underwriting.schemas import (
     PremiumRead,
     ReasonRead,
     SanctionRead,
+    SupersededEntryRead,
     WarningRead,
 )
 from shared.auth import Caller
@@ -169,7 +170,13 @@ def request_read(r: LimitRequest, currency: str) -> LimitRequestRead:
 def history_entries(history: Sequence[LimitAmount]) -> list[rules.HistoryEntry]:
     """A limit's history as the rules read it, newest first."""
     return [
-        rules.HistoryEntry(e.amount, e.effective_from, e.effective_to, e.payment_terms_days)
+        rules.HistoryEntry(
+            e.amount,
+            e.effective_from,
+            e.effective_to,
+            e.payment_terms_days,
+            recorded_elsewhere=e.source == rules.RECORDED_SOURCE,
+        )
         for e in sorted(history, key=lambda e: e.effective_from, reverse=True)
     ]
 
@@ -181,8 +188,11 @@ _HISTORY_AS_KEPT = (
 
 
 def limit_read(
-    limit: CreditLimit, history: list[LimitAmount], currency: str, today: dt.date
+    limit: CreditLimit, kept: list[LimitAmount], currency: str, today: dt.date
 ) -> LimitRead:
+    """A limit with its history in force and, apart, the entries later ones replaced (`kept`:
+    every entry, superseded ones included, oldest first)."""
+    history = [e for e in kept if e.superseded_at is None]
     entries = history_entries(history)
     return LimitRead(
         id=limit.id,
@@ -191,15 +201,18 @@ def limit_read(
         buyer_id=limit.buyer_id,
         payment_terms_days=rules.terms_on(entries, today),
         amount_in_force=money_or_none(rules.amount_in_force(entries, today), currency),
-        history=[
-            HistoryRead(
-                **same_named(e, _HISTORY_AS_KEPT),
-                amount=money_read(e.amount, currency),
-                recorded_at=e.created_at,
-            )
-            for e in history
+        history=[HistoryRead(**_entry_as_kept(e, currency)) for e in history],
+        superseded=[
+            SupersededEntryRead(**_entry_as_kept(e, currency), superseded_at=e.superseded_at)
+            for e in kept
+            if e.superseded_at is not None
         ],
     )
+
+
+def _entry_as_kept(entry: LimitAmount, currency: str) -> dict[str, Any]:
+    return {**same_named(entry, _HISTORY_AS_KEPT), "amount": money_read(entry.amount, currency),
+            "recorded_at": entry.created_at}  # fmt: skip
 
 
 def limit_change_read(

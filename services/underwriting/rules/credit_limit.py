@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import Final
 
 from services.underwriting.rules.grade import DEFAULT_GRADING
 from services.underwriting.rules.limit_changes import earliest_reduction_date
@@ -214,12 +215,18 @@ def within_single_buyer_cap(amount: Decimal, cap: Decimal | None) -> Decimal:
     return amount if cap is None else min(amount, cap)
 
 
+# The source of an entry recorded from elsewhere (a limit granted outside the engine).
+RECORDED_SOURCE: Final = "external"
+
+
 @dataclass(frozen=True)
 class HistoryEntry:
     amount: Decimal
     effective_from: dt.date
     effective_to: dt.date | None
     payment_terms_days: int | None = None
+    # Recorded from elsewhere (a migrated book) rather than granted by this system.
+    recorded_elsewhere: bool = False
 
 
 def amount_in_force(history: Sequence[HistoryEntry], day: dt.date) -> Decimal | None:
@@ -251,31 +258,42 @@ def grant_effective_from(
     return today
 
 
-def takes_cover_before_tomorrow(
+def cover_stands_until(entry: HistoryEntry, today: dt.date) -> dt.date:
+    """The cover an entry of a limit's history gave stands on its days before this date: the
+    history as known at the end of each day stands, so a day already past keeps the amount and
+    terms answered for it. An amount this system granted also keeps today (a reduction applies
+    from tomorrow on); one recorded from elsewhere (a migrated book) may still be corrected from
+    today on, as a migration replays what it recorded."""
+    return today if entry.recorded_elsewhere else earliest_reduction_date(today)
+
+
+def recording_allowed_from(
     history: Sequence[HistoryEntry],
     *,
     amount: Decimal,
     terms: int | None,
     effective_from: dt.date,
     today: dt.date,
-) -> bool:
-    """Whether an amount (with its payment terms) put in force from `effective_from` would take
-    cover away from shipments before tomorrow: a lower amount or shorter terms than an entry of
-    `history` in force on a day from `effective_from` to today. Terms of None are the policy's
-    maximum credit period, the longest."""
-    if effective_from >= earliest_reduction_date(today):
-        return False
+) -> dt.date | None:
+    """None when a limit recorded from elsewhere (an amount with its payment terms, in force from
+    `effective_from`) takes no cover that stands (`cover_stands_until`) from the `history` — a
+    first recording or a raise may start in the past — else the earliest date it may start
+    from. It takes cover when it is lower, or its terms shorter, than an entry on a day of that
+    entry, from `effective_from` on, whose cover stands. Terms of None are the policy's maximum
+    credit period, the longest."""
+    earliest: dt.date | None = None
     for entry in history:
-        if entry.effective_from > today or (
-            entry.effective_to is not None and entry.effective_to <= effective_from
-        ):
-            continue
+        stands_until = cover_stands_until(entry, today)
+        if entry.effective_to is not None:
+            stands_until = min(stands_until, entry.effective_to)
+        if max(entry.effective_from, effective_from) >= stands_until:
+            continue  # no day of this entry from `effective_from` on whose cover stands
         shorter = terms is not None and (
             entry.payment_terms_days is None or terms < entry.payment_terms_days
         )
         if amount < entry.amount or shorter:
-            return True
-    return False
+            earliest = stands_until if earliest is None else max(earliest, stands_until)
+    return earliest
 
 
 def terms_on(history: Sequence[HistoryEntry], day: dt.date) -> int | None:
