@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
+from console.forms import typed_date
 from console.session import CsrfDep, HandlerDep
 from console.underwriting import buyers_by_id
 from console.upstream import FormKey, Upstream, UpstreamDep, UpstreamRefused, gather_all
@@ -177,7 +178,7 @@ async def resolve_dispute(claim_id: str, dispute_id: str, _: HandlerDep, upstrea
     """Settle an open dispute for the policyholder or the buyer, with the reason; the claim
     resumes once no dispute is open. A dispute settled meanwhile is explained, never twice."""
     page = f"/claims/{claim_id}"
-    day = _date(resolved_on) if resolved_on.strip() else ""
+    day = typed_date(resolved_on) if resolved_on.strip() else ""
     if outcome not in DISPUTE_OUTCOMES or not note.strip() or day is None:
         return redirect(page, error="dispute-incomplete")
     body = {"outcome": outcome, "note": note.strip(), **({"resolved_on": day} if day else {})}
@@ -190,10 +191,3 @@ async def resolve_dispute(claim_id: str, dispute_id: str, _: HandlerDep, upstrea
         already = refused.slug == "already-decided"
         return redirect(page, error="dispute-already-resolved" if already else refused.slug)
     return redirect(page, notice="form-replayed" if answer.replayed else "dispute-resolved")
-
-
-def _date(text: str) -> str | None:
-    try:
-        return dt.date.fromisoformat(text.strip()).isoformat()
-    except ValueError:
-        return None

@@ -3,17 +3,16 @@ and payments, and recording an activity or a payment (with its allocation shown)
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
+from console.forms import money_sent, typed_amount, typed_date
 from console.session import CollectorDep, CsrfDep
 from console.underwriting import buyers_by_id
 from console.upstream import FormKey, Upstream, UpstreamDep, UpstreamRefused
-from console.web import PlainIds, redirect, render, today
+from console.web import PlainIds, redirect, render, today, translator
 
 router = APIRouter(prefix="/cases", dependencies=[PlainIds])
 STAGES = ("new", "reminder_letter", "phone_collection", "legal", "amicable", "lawyer_letter",
@@ -52,24 +51,11 @@ async def case_page(case_id: str, request: Request, _: CollectorDep,
     case = await upstream.get("collections", f"/v1/cases/{case_id}")
     buyers = await buyers_by_id(upstream, {case["buyer_id"]})
     highlighted = request.query_params.get("payment")
+    still_open = set(case.get("open_disputes", []))
+    open_disputes = [a for a in case["activities"] if a["id"] in still_open]
     return render(request, "collections/case.html", case=case, buyer=buyers.get(case["buyer_id"]),
                   activity_kinds=ACTIVITY_KINDS, highlighted=highlighted,
-                  today=today(request).isoformat())  # fmt: skip
-
-
-def _amount(text: str) -> Decimal | None:
-    try:
-        value = Decimal(text.strip().replace(",", ""))
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() and value > 0 else None
-
-
-def _date(text: str) -> str | None:
-    try:
-        return dt.date.fromisoformat(text.strip()).isoformat()
-    except ValueError:
-        return None
+                  open_disputes=open_disputes, today=today(request).isoformat())  # fmt: skip
 
 
 async def _record(upstream: Upstream, case_id: str, path: str, body: dict[str, Any],
@@ -80,44 +66,54 @@ async def _record(upstream: Upstream, case_id: str, path: str, body: dict[str, A
     except UpstreamRefused as refused:
         if refused.status in (401, 404, 503):
             raise
-        return redirect(page, error=refused.slug)
+        already = path == "activities" and refused.slug == "already-decided"
+        return redirect(page, error="dispute-already-resolved" if already else refused.slug)
     return redirect(page, notice="form-replayed" if created.replayed else notice,
                     payment=created.body["id"] if path == "payments" else None)  # fmt: skip
 
 
 @router.post("/{case_id}/payments", dependencies=[CsrfDep])
 async def record_payment(
-    case_id: str, _: CollectorDep, upstream: UpstreamDep, amount: Annotated[str, Form()],
-    currency: Annotated[str, Form()], received_on: Annotated[str, Form()],
-    idempotency_key: FormKey = "",
+    case_id: str, request: Request, _: CollectorDep, upstream: UpstreamDep,
+    amount: Annotated[str, Form()], currency: Annotated[str, Form()],
+    received_on: Annotated[str, Form()], idempotency_key: FormKey = "",
 ) -> Response:  # fmt: skip
-    """A payment received from the debtor; the case page then shows how it was allocated."""
-    value, day = _amount(amount), _date(received_on)
+    """A payment received from the debtor (its amount as the reader's language writes one); the
+    case page then shows how it was allocated."""
+    value = typed_amount(amount, translator(request).babel_locale)
+    day = typed_date(received_on)
     if value is None or day is None:
         return redirect(f"/cases/{case_id}", error="payment-incomplete")
-    body = {"amount": {"amount": str(value), "currency": currency}, "received_on": day}
+    body = {"amount": money_sent(value, currency), "received_on": day}
     return await _record(upstream, case_id, "payments", body, "payment-recorded",
                          idempotency_key)  # fmt: skip
 
 
 @router.post("/{case_id}/activities", dependencies=[CsrfDep])
 async def record_activity(
-    case_id: str, _: CollectorDep, upstream: UpstreamDep, kind: Annotated[str, Form()],
-    occurred_on: Annotated[str, Form()], currency: Annotated[str, Form()] = "",
-    note: Annotated[str, Form()] = "", promised_amount: Annotated[str, Form()] = "",
-    promised_on: Annotated[str, Form()] = "", idempotency_key: FormKey = "",
+    case_id: str, request: Request, _: CollectorDep, upstream: UpstreamDep,
+    kind: Annotated[str, Form()], occurred_on: Annotated[str, Form()],
+    currency: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "",
+    promised_amount: Annotated[str, Form()] = "", promised_on: Annotated[str, Form()] = "",
+    dispute_id: Annotated[str, Form()] = "", idempotency_key: FormKey = "",
 ) -> Response:  # fmt: skip
-    day = _date(occurred_on)
+    """An activity; a promise to pay with its amount (as the reader's language writes one) and
+    date, a dispute's resolution naming the open dispute it resolves (chosen on the page when
+    the case has several). A dispute resolved meanwhile is explained, never resolved twice."""
+    day = typed_date(occurred_on)
     if kind not in ACTIVITY_KINDS or day is None:
         return redirect(f"/cases/{case_id}", error="activity-incomplete")
     body: dict[str, Any] = {"kind": kind, "occurred_on": day}
     if note.strip():
         body["note"] = note.strip()
     if kind == "promise_to_pay":
-        value, promised_day = _amount(promised_amount), _date(promised_on)
+        value = typed_amount(promised_amount, translator(request).babel_locale)
+        promised_day = typed_date(promised_on)
         if value is None or promised_day is None:
             return redirect(f"/cases/{case_id}", error="activity-incomplete")
-        body["promised_amount"] = {"amount": str(value), "currency": currency}
+        body["promised_amount"] = money_sent(value, currency)
         body["promised_on"] = promised_day
+    if kind == "dispute_resolved" and dispute_id.strip():
+        body["dispute_id"] = dispute_id.strip()
     return await _record(upstream, case_id, "activities", body, "activity-recorded",
                          idempotency_key)  # fmt: skip

@@ -6,13 +6,14 @@ a country's risk level."""
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, get_args
 
 from babel import Locale
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
+from console.forms import money_sent, typed_amount, typed_date
 from console.i18n import Translator
 from console.session import CsrfDep, UnderwriterDep
 from console.upstream import FormKey, Upstream, UpstreamDep, UpstreamRefused, gather_all
@@ -91,26 +92,24 @@ async def request_page(request_id: str, request: Request, _: UnderwriterDep,
                   decisions=DECISIONS)  # fmt: skip
 
 
-def decision_body(decision: str, amount: str, currency: str, reason: str) -> dict[str, Any] | None:
+def decision_body(decision: str, amount: str, currency: str, reason: str,
+                  babel_locale: str) -> dict[str, Any] | None:  # fmt: skip
     """What the API is sent, or None when the form is not complete: a partial approval names
-    its amount (a positive decimal), every decision its reason."""
+    its amount (a positive amount as the locale writes one), every decision its reason."""
     if decision not in DECISIONS or not reason.strip():
         return None
     body: dict[str, Any] = {"decision": decision, "reason": reason.strip()}
     if decision == "partially_approve":
-        try:
-            value = Decimal(amount.strip().replace(",", ""))
-        except InvalidOperation:
+        value = typed_amount(amount, babel_locale)
+        if value is None:
             return None
-        if not value.is_finite() or value <= 0:
-            return None
-        body["amount"] = {"amount": str(value), "currency": currency}
+        body["amount"] = money_sent(value, currency)
     return body
 
 
 @router.post("/requests/{request_id}/decision", dependencies=[CsrfDep])
 async def decide(
-    request_id: str, _: UnderwriterDep, upstream: UpstreamDep,
+    request_id: str, request: Request, _: UnderwriterDep, upstream: UpstreamDep,
     decision: Annotated[str, Form()], reason: Annotated[str, Form()] = "",
     amount: Annotated[str, Form()] = "", currency: Annotated[str, Form()] = "",
     idempotency_key: FormKey = "",
@@ -118,7 +117,7 @@ async def decide(
     """Approve, partially approve or refuse; a request decided meanwhile (409) is explained on
     its page, which then shows the decision that stands."""
     page = f"/underwriting/requests/{request_id}"
-    body = decision_body(decision, amount, currency, reason)
+    body = decision_body(decision, amount, currency, reason, translator(request).babel_locale)
     if body is None:
         return redirect(page, error="decision-incomplete")
     try:
@@ -132,25 +131,6 @@ async def decide(
 
 
 # ---------------------------------------------------------------- form values
-
-
-def _amount(text: str, *, zero_allowed: bool = False) -> Decimal | None:
-    """A decimal typed into a form (thousands separators allowed): positive, or zero when
-    allowed; None when it is not one."""
-    try:
-        value = Decimal(text.strip().replace(",", ""))
-    except InvalidOperation:
-        return None
-    if not value.is_finite() or value < 0 or (value == 0 and not zero_allowed):
-        return None
-    return value
-
-
-def _date(text: str) -> str | None:
-    try:
-        return dt.date.fromisoformat(text.strip()).isoformat()
-    except ValueError:
-        return None
 
 
 def _count(text: str | None) -> int | None:
@@ -193,7 +173,7 @@ async def record_signal(
     """A signal on the buyer; its page then shows it with the grade before and after, and how
     many limits it changed."""
     page = f"/underwriting/buyers/{buyer_id}"
-    day = _date(observed_on)
+    day = typed_date(observed_on)
     if kind not in SIGNAL_KINDS or day is None:
         return redirect(page, error="signal-incomplete")
     body: dict[str, Any] = {"kind": kind, "observed_on": day, "details": details.strip()}
@@ -289,18 +269,19 @@ async def limit_change_page(limit_id: str, request: Request, _: UnderwriterDep,
 
 
 def limit_change_body(change: str, amount: str, currency: str, effective_from: str,
-                      reason: str) -> dict[str, Any] | None:  # fmt: skip
+                      reason: str, babel_locale: str) -> dict[str, Any] | None:  # fmt: skip
     """What the API is sent, or None when the form is not complete: a reduction names its new
-    amount, a withdrawal sets it to zero; the date is the API's default when left empty."""
+    amount (as the locale writes one), a withdrawal sets it to zero; the date is the API's
+    default when left empty."""
     if change not in LIMIT_CHANGES or not reason.strip():
         return None
-    value = Decimal(0) if change == "withdraw" else _amount(amount, zero_allowed=True)
+    value = (Decimal(0) if change == "withdraw"
+             else typed_amount(amount, babel_locale, zero_allowed=True))  # fmt: skip
     if value is None:
         return None
-    body: dict[str, Any] = {"new_amount": {"amount": str(value), "currency": currency},
-                            "reason": reason.strip()}  # fmt: skip
+    body: dict[str, Any] = {"new_amount": money_sent(value, currency), "reason": reason.strip()}
     if effective_from.strip():
-        day = _date(effective_from)
+        day = typed_date(effective_from)
         if day is None:
             return None
         body["effective_from"] = day
@@ -309,7 +290,8 @@ def limit_change_body(change: str, amount: str, currency: str, effective_from: s
 
 @router.post("/limits/{limit_id}/change", dependencies=[CsrfDep])
 async def change_limit(
-    limit_id: str, _: UnderwriterDep, upstream: UpstreamDep, change: Annotated[str, Form()],
+    limit_id: str, request: Request, _: UnderwriterDep, upstream: UpstreamDep,
+    change: Annotated[str, Form()],
     currency: Annotated[str, Form()], policy_id: Annotated[str, Form()],
     amount: Annotated[str, Form()] = "", effective_from: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "", idempotency_key: FormKey = "",
@@ -317,7 +299,8 @@ async def change_limit(
     """Reduce or withdraw; a refusal (a retroactive reduction, above the single-buyer cap) is
     explained on the form, a change recorded is shown in the policy's limit history."""
     form = f"/underwriting/limits/{limit_id}/change"
-    body = limit_change_body(change, amount, currency, effective_from, reason)
+    body = limit_change_body(change, amount, currency, effective_from, reason,
+                             translator(request).babel_locale)  # fmt: skip
     if body is None:
         return redirect(form, error="limit-change-incomplete")
     try:

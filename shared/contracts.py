@@ -48,6 +48,7 @@ from shared.money import (
     is_currency,
     minor_units,
     parse_amount,
+    shown,
 )
 from shared.problems import invalid
 
@@ -169,7 +170,7 @@ def plain_decimal(value: Decimal) -> str:
 
 def _currency(value: str) -> str:
     if not is_currency(value):
-        raise ValueError(f"{value[:10]} is not an ISO 4217 currency code")
+        raise ValueError(f"{shown(value, 10)} is not an ISO 4217 currency code")
     return value
 
 

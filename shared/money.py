@@ -86,9 +86,9 @@ def decimals_of(amount: Decimal) -> int:
 
 
 def shown(value: object, width: int = 40) -> str:
-    """A value as a message quotes it: plain (`10.001`, never `Decimal('10.001')`), and short."""
+    """A value as a message quotes it: plain (`10.001`, never `Decimal('10.001')`), short, and
+    as it was sent (`" 5"`: the blank may be what is wrong with it)."""
     text = format(value, "f") if isinstance(value, Decimal) and value.is_finite() else str(value)
-    text = text.strip()
     return f'"{text}"' if len(text) <= width else f'"{text[:width]}…"'
 
 

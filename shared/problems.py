@@ -95,7 +95,7 @@ CURRENCY_MISMATCH = _entry("currency-mismatch", 422, "Currency mismatch",
 # ------------------------------------------------------------------------- underwriting
 ALREADY_DECIDED = _entry("already-decided", 409, "Already decided",
                          "the limit request, claim or dispute was already decided: it takes no "
-                         "other decision", "underwriting", "claims")  # fmt: skip
+                         "other decision", "underwriting", "claims", "collections")  # fmt: skip
 ALREADY_ASSIGNED = _entry("already-assigned", 409, "Already assigned",
                           "the bank is already assigned to this policy",
                           "underwriting")  # fmt: skip
@@ -184,6 +184,11 @@ NO_OPEN_DISPUTE = _entry("no-open-dispute", 422, "No open dispute",
 OVERPAYMENT = _entry("overpayment", 422, "Overpayment",
                      "a payment is more than the case has outstanding; `outstanding` says how "
                      "much", "collections")  # fmt: skip
+PROMISE_EXCEEDS_OUTSTANDING = _entry("promise-exceeds-outstanding", 422,
+                                     "Promise exceeds outstanding",
+                                     "a promise to pay is for more than the case has "
+                                     "outstanding; `outstanding` says how much",
+                                     "collections")  # fmt: skip
 WEBHOOK_URL_REFUSED = _entry("webhook-url-refused", 422, "Webhook URL refused",
                              "a webhook endpoint's URL is not https, names a user or password, "
                              "or its host resolves to a private, loopback, link-local, "
@@ -360,7 +365,11 @@ def problem_components() -> dict[str, dict[str, Any]]:
                                     "first day a reduction may take effect"},
         "single_buyer_cap": {**money, "description": "`single-buyer-cap-exceeded`: the cap"},
         "cap_left": {**money, "description": "what the policy's caps leave"},
-        "outstanding": {**money, "description": "`overpayment`: what is outstanding"},
+        "outstanding": {**money, "description": "`overpayment`, `promise-exceeds-outstanding`: "
+                        "what is outstanding"},
+        "open_disputes": {"type": "array", "items": text,
+                          "description": "`already-decided` on a collection case's dispute: the "
+                          "disputes still open"},
         "claims": {"type": "object", "additionalProperties": text,
                    "description": "`invoice-already-claimed`: each invoice's claim"},
         "invoice_numbers": {"type": "array", "items": text,

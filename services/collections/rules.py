@@ -36,7 +36,8 @@ CLIMBING = frozenset({CaseStatus.OPEN})
 class CaseAct(StrEnum):
     LOG = "log"  # a letter, a call, a promise, a legal step, a note
     RAISE_DISPUTE = "raise_dispute"
-    RESOLVE_DISPUTE = "resolve_dispute"
+    RESOLVE_DISPUTE = "resolve_dispute"  # another dispute raised on the case is still open
+    RESOLVE_LAST_DISPUTE = "resolve_last_dispute"  # no dispute raised on the case is open after it
     CREDIT_PAYMENT = "credit_payment"  # something is still outstanding after it
     PAY_IN_FULL = "pay_in_full"  # nothing is outstanding after it
 
@@ -46,7 +47,8 @@ TRANSITIONS: Mapping[CaseAct, Mapping[CaseStatus, CaseStatus]] = {
     CaseAct.LOG: {CaseStatus.OPEN: CaseStatus.OPEN, CaseStatus.ON_HOLD: CaseStatus.ON_HOLD},
     CaseAct.RAISE_DISPUTE: {CaseStatus.OPEN: CaseStatus.ON_HOLD,
                             CaseStatus.ON_HOLD: CaseStatus.ON_HOLD},
-    CaseAct.RESOLVE_DISPUTE: {CaseStatus.ON_HOLD: CaseStatus.OPEN},
+    CaseAct.RESOLVE_DISPUTE: {CaseStatus.ON_HOLD: CaseStatus.ON_HOLD},
+    CaseAct.RESOLVE_LAST_DISPUTE: {CaseStatus.ON_HOLD: CaseStatus.OPEN},
     CaseAct.CREDIT_PAYMENT: {CaseStatus.OPEN: CaseStatus.OPEN,
                              CaseStatus.ON_HOLD: CaseStatus.ON_HOLD},
     CaseAct.PAY_IN_FULL: {CaseStatus.OPEN: CaseStatus.CLOSED, CaseStatus.ON_HOLD: CaseStatus.CLOSED},
@@ -69,7 +71,8 @@ class ActRefused(Exception):
 def status_after(status: str, act: CaseAct) -> CaseStatus:
     """The status a case has after an act, by the transition table: a closed case takes no more
     activities or payments (`case-closed`); a dispute holds the case; only a held case's dispute
-    is resolved (`no-open-dispute`), which opens it again; paid in full closes it."""
+    is resolved (`no-open-dispute`), and the last one open opens it again; paid in full closes
+    it."""
     current = CaseStatus(status)
     after = TRANSITIONS[act].get(current)
     if after is None:
@@ -83,14 +86,83 @@ def takes_acts(status: str) -> bool:
     return CaseStatus(status) is not CaseStatus.CLOSED
 
 
-def act_of_activity(kind: str) -> CaseAct:
+def act_of_activity(kind: str, *, disputes_left_open: int = 0) -> CaseAct:
     """What an activity does to the case: a dispute raised holds it, a dispute resolved opens it
-    again, anything else is only logged."""
+    again when no other dispute raised on it is left open, anything else is only logged."""
     if kind == "dispute":
         return CaseAct.RAISE_DISPUTE
     if kind == "dispute_resolved":
-        return CaseAct.RESOLVE_DISPUTE
+        return CaseAct.RESOLVE_LAST_DISPUTE if disputes_left_open == 0 else CaseAct.RESOLVE_DISPUTE
     return CaseAct.LOG
+
+
+# ---------------------------------------------------------------- disputes told apart
+
+DISPUTE_RAISED = "dispute"
+DISPUTE_RESOLVED = "dispute_resolved"
+
+
+class LoggedActivity(NamedTuple):
+    """An activity as a case logged it, for its disputes: its id, its kind, the day it says it
+    happened and, for a resolution, the dispute it names (None: one recorded before resolutions
+    named their dispute)."""
+
+    activity_id: str
+    kind: str
+    occurred_on: dt.date
+    resolves: str | None = None
+
+
+def open_disputes(logged: Iterable[LoggedActivity]) -> list[LoggedActivity]:
+    """The disputes raised on a case and not resolved yet, in the order they were raised;
+    `logged` in the order the activities were recorded. A resolution resolves the dispute it
+    names; one that names none (recorded before resolutions named their dispute) opened the
+    case again, so it resolved every dispute open then."""
+    found: list[LoggedActivity] = []
+    for activity in logged:
+        if activity.kind == DISPUTE_RAISED:
+            found.append(activity)
+        elif activity.kind == DISPUTE_RESOLVED:
+            if activity.resolves is None:
+                found.clear()
+            else:
+                found = [d for d in found if d.activity_id != activity.resolves]
+    return found
+
+
+# Why a resolution is refused (beside `no-open-dispute`): it names no dispute while several are
+# open, names one that was not raised on the case, or one resolved already.
+DISPUTE_NOT_NAMED = "dispute-not-named"
+NOT_A_DISPUTE = "not-a-dispute"
+DISPUTE_ALREADY_RESOLVED = "dispute-already-resolved"
+
+
+class ResolutionRefused(Exception):
+    """A dispute's resolution that names no open dispute of the case; `problem` says why,
+    `open_ids` lists the disputes still open."""
+
+    def __init__(self, problem: str, named: str | None, open_ids: Sequence[str]) -> None:
+        super().__init__(f"{problem}: {named!r} (open: {', '.join(open_ids) or 'none'})")
+        self.problem, self.named, self.open_ids = problem, named, list(open_ids)
+
+
+def dispute_resolved(logged: Sequence[LoggedActivity], named: str | None) -> LoggedActivity:
+    """The dispute a resolution resolves: the one it names, raised on the case and still open;
+    naming none, the case's only open dispute (as clients did before disputes were told apart),
+    refused when several are open or none is (`no-open-dispute`)."""
+    still_open = open_disputes(logged)
+    open_ids = [d.activity_id for d in still_open]
+    if named is None:
+        if len(still_open) != 1:
+            raise ResolutionRefused(DISPUTE_NOT_NAMED if still_open else NO_OPEN_DISPUTE, None,
+                                    open_ids)  # fmt: skip
+        return still_open[0]
+    for dispute in still_open:
+        if dispute.activity_id == named:
+            return dispute
+    raised = any(a.activity_id == named and a.kind == DISPUTE_RAISED for a in logged)
+    raise ResolutionRefused(DISPUTE_ALREADY_RESOLVED if raised else NOT_A_DISPUTE, named,
+                            open_ids)  # fmt: skip
 
 
 def act_of_payment(outstanding_after: Decimal) -> CaseAct:
@@ -223,6 +295,11 @@ def credit_oldest_first(
             credits.append((invoice.number, taken))
             left -= taken
     return credits
+
+
+def may_promise(promised: Decimal, owed: Decimal) -> bool:
+    """A promise to pay is for at most what the case still owes."""
+    return promised <= owed
 
 
 class Credit(NamedTuple):

@@ -14,6 +14,7 @@ from shared.contracts import (
     CountryCode,
     CurrencyCode,
     Date,
+    Ident,
     LadderField,
     LongText,
     MoneyModel,
@@ -80,6 +81,11 @@ class ActivityCreate(Schema):
     note: LongText | None = None
     promised_amount: PositiveMoney | None = None
     promised_on: Date | None = None
+    dispute_id: Ident | None = Field(
+        default=None,
+        description="for `dispute_resolved`: the dispute it resolves (the id of the `dispute` "
+        "activity that raised it); may be left out when the case has exactly one open dispute",
+    )
 
     @model_validator(mode="after")
     def _promise(self) -> ActivityCreate:
@@ -90,6 +96,8 @@ class ActivityCreate(Schema):
             raise ValueError("promised_amount belongs to a promise to pay only")
         if self.kind != "promise_to_pay" and self.promised_on is not None:
             raise ValueError("promised_on belongs to a promise to pay only")
+        if self.kind != "dispute_resolved" and self.dispute_id is not None:
+            raise ValueError("dispute_id belongs to a dispute's resolution only")
         return self
 
 
@@ -102,6 +110,10 @@ class ActivityRead(Schema):
     note: str | None
     promised_amount: MoneyModel | None
     promised_on: dt.date | None
+    dispute_id: str | None = Field(
+        description="for `dispute_resolved`: the dispute it resolved (null on one recorded "
+        "before resolutions named their dispute)"
+    )
     recorded_by: str
     case_status: CaseStatusName
 
@@ -153,6 +165,10 @@ class CaseRead(Schema):
     outstanding: MoneyModel
     recovered: MoneyModel
     invoices: list[CaseInvoiceRead]
+    open_disputes: list[str] = Field(
+        description="the disputes raised on the case and not resolved yet (the ids of their "
+        "`dispute` activities), oldest first: the case holds while one is open"
+    )
     activities: list[ActivityRead]
     payments: list[PaymentRead]
 

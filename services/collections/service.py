@@ -40,11 +40,13 @@ from shared.outbox import deliver, enqueue
 from shared.pagination import PageRequest
 from shared.peers import fetch_buyer
 from shared.problems import (
+    ALREADY_DECIDED,
     CASE_CLOSED,
     CASE_EXISTS,
     CURRENCY_MISMATCH,
     NO_OPEN_DISPUTE,
     OVERPAYMENT,
+    PROMISE_EXCEEDS_OUTSTANDING,
     conflict,
     invalid,
     not_found,
@@ -495,7 +497,9 @@ def _status_after(case: Case, act: rules.CaseAct) -> CaseStatus:
 
 
 async def add_activity(ctx: Context, case_id: str, done: ActivityCreate) -> ActivityRead:
-    """Log what was done; a dispute holds the case (it climbs no further) until it is resolved."""
+    """Log what was done; a dispute holds the case (it climbs no further) until every dispute
+    raised on it is resolved, each resolution naming its dispute. A promise to pay is for at
+    most what the case still owes (422 `promise-exceeds-outstanding`)."""
     case = await case_of(ctx, case_id, lock=True)
     _refuse_if_closed(case)
     if done.occurred_on > ctx.today:
@@ -509,20 +513,71 @@ async def add_activity(ctx: Context, case_id: str, done: ActivityCreate) -> Acti
     if done.promised_amount is not None:
         promised = positive_amount_in(done.promised_amount, case.currency,
                                       ["body", "promised_amount"], whose="the case")  # fmt: skip
+        await _refuse_promise_over_outstanding(ctx, case, promised)
+    details: dict[str, object] | None = None
+    left_open = 0
+    if done.kind == rules.DISPUTE_RESOLVED:
+        resolved, left_open = await _dispute_to_resolve(ctx, case, done)
+        details = {"dispute_id": resolved}
     before = (case.stage, CaseStatus(case.status))
-    case.status = _status_after(case, rules.act_of_activity(done.kind))
+    act = rules.act_of_activity(done.kind, disputes_left_open=left_open)
+    case.status = _status_after(case, act)
     if case.status != before[1]:
         await _announce_stage(ctx, case, previous=before, days_past_due=None,
                               reason=f"{done.kind.replace('_', ' ')} logged")  # fmt: skip
     activity = Activity(
         id=new_id("act"), created_at=utcnow(), case_id=case.id, kind=done.kind,
         occurred_on=done.occurred_on, note=done.note, promised_amount=promised,
-        promised_on=done.promised_on, details=None, recorded_by=ctx.caller.subject,
+        promised_on=done.promised_on, details=details, recorded_by=ctx.caller.subject,
     )  # fmt: skip
     await _signal_legal_step(ctx, case, done)
     ctx.session.add(activity)
     await ctx.session.flush()
     return views.activity_read(activity, case)
+
+
+async def _refuse_promise_over_outstanding(ctx: Context, case: Case, promised: Decimal) -> None:
+    """A promise for more than the case still owes is 422 `promise-exceeds-outstanding`, naming
+    what is outstanding."""
+    owed = rules.outstanding(views.open_invoices(await _invoices(ctx, case.id)))
+    if rules.may_promise(promised, owed):
+        return
+    c = case.currency
+    raise unprocessable(
+        PROMISE_EXCEEDS_OUTSTANDING,
+        f"a promise of {Money(promised, c).rounded_text()} exceeds the outstanding "
+        f"{Money(owed, c).rounded_text()} {c}",
+        outstanding=money_read(owed, c).model_dump(mode="json"),
+    )
+
+
+async def _dispute_to_resolve(
+    ctx: Context, case: Case, done: ActivityCreate
+) -> tuple[str, int]:  # fmt: skip
+    """The dispute a resolution resolves (`rules.dispute_resolved`) and how many stay open after
+    it. Refused: none open (422 `no-open-dispute`), several open and none named, or one named
+    that was not raised on the case (422 on `dispute_id`), one resolved already (409
+    `already-decided`), a resolution dated before its dispute (422 on `occurred_on`)."""
+    logged = views.logged((await repo.activities_of(ctx.session, [case.id])).get(case.id, []))
+    try:
+        dispute = rules.dispute_resolved(logged, done.dispute_id)
+    except rules.ResolutionRefused as refused:
+        still_open = ", ".join(refused.open_ids) or "none"
+        if refused.problem == rules.NO_OPEN_DISPUTE:
+            raise unprocessable(NO_OPEN_DISPUTE, f"case {case.id} has no open dispute") from None
+        if refused.problem == rules.DISPUTE_ALREADY_RESOLVED:
+            raise conflict(ALREADY_DECIDED, f"dispute {refused.named} of case {case.id} is "
+                           f"resolved already (open: {still_open})",
+                           open_disputes=refused.open_ids) from None  # fmt: skip
+        if refused.problem == rules.DISPUTE_NOT_NAMED:
+            raise invalid(["body", "dispute_id"], f"case {case.id} has {len(refused.open_ids)} "
+                          f"open disputes ({still_open}): name the one resolved") from None  # fmt: skip
+        raise invalid(["body", "dispute_id"], f"no dispute {refused.named} was raised on case "
+                      f"{case.id} (open: {still_open})") from None  # fmt: skip
+    if done.occurred_on < dispute.occurred_on:
+        raise invalid(["body", "occurred_on"], f"dispute {dispute.activity_id} was raised on "
+                      f"{dispute.occurred_on}: it is resolved on that day or after")  # fmt: skip
+    return dispute.activity_id, len(rules.open_disputes(logged)) - 1
 
 
 async def _signal_legal_step(ctx: Context, case: Case, done: ActivityCreate) -> None:

@@ -37,6 +37,18 @@ def open_invoices(invoices: Sequence[CaseInvoice]) -> list[rules.OpenInvoice]:
     return [rules.OpenInvoice(i.number, i.due_date, i.amount - i.paid) for i in invoices]
 
 
+def resolves(a: Activity) -> str | None:
+    """The dispute a resolution names (None: not one, or recorded before resolutions named it)."""
+    named = (a.details or {}).get("dispute_id") if a.kind == rules.DISPUTE_RESOLVED else None
+    return named if isinstance(named, str) else None
+
+
+def logged(activities: Sequence[Activity]) -> list[rules.LoggedActivity]:
+    """A case's activities for its disputes, in the order they were recorded."""
+    return [rules.LoggedActivity(a.id, a.kind, a.occurred_on, resolves(a))
+            for a in sorted(activities, key=lambda a: (a.created_at, a.id))]  # fmt: skip
+
+
 def case_read(
     case: Case, invoices: Sequence[CaseInvoice], activities: Sequence[Activity],
     payments: Sequence[Payment], today: dt.date,
@@ -57,6 +69,7 @@ def case_read(
         invoices=[CaseInvoiceRead(number=i.number, amount=money_read(i.amount, c),
                                   due_date=i.due_date, paid=money_read(i.paid, c),
                                   outstanding=money_read(i.amount - i.paid, c)) for i in invoices],
+        open_disputes=[d.activity_id for d in rules.open_disputes(logged(activities))],
         activities=[activity_read(a, case) for a in activities],
         payments=[payment_read(p, case) for p in payments],
     )  # fmt: skip
@@ -68,7 +81,8 @@ def activity_read(a: Activity, case: Case) -> ActivityRead:
         occurred_on=a.occurred_on, note=a.note,
         promised_amount=None if a.promised_amount is None else money_read(a.promised_amount,
                                                                           case.currency),
-        promised_on=a.promised_on, recorded_by=a.recorded_by, case_status=case.status,
+        promised_on=a.promised_on, dispute_id=resolves(a), recorded_by=a.recorded_by,
+        case_status=case.status,
     )  # fmt: skip
 
 

@@ -413,3 +413,96 @@ async def test_a_case_is_in_its_buyers_country_and_its_invoices_currency(
     listed = ok(await cases.get("/v1/cases", headers=holder), 200)
     assert listed["items"] == []
     ok(await cases.post("/v1/cases", headers=holder, json=mandate(creditor, currency="EUR")), 201)
+
+
+async def test_a_case_stays_held_until_every_dispute_raised_on_it_is_resolved(
+    cases: httpx.AsyncClient,
+) -> None:
+    """Two disputes hold the case; resolving one (named by the id of the activity that raised
+    it) leaves it held and off the ladder; the second resolved, it climbs again. A resolution
+    naming no dispute is taken when exactly one is open (as clients did before), refused when
+    several are; one naming a dispute resolved already is 409, one naming no dispute of the
+    case is 422."""
+    creditor = unique("ph")
+    case = ok(await cases.post("/v1/cases", headers=auth("policyholder", creditor),
+                               json=mandate(creditor)), 201)  # fmt: skip
+    path = f"/v1/cases/{case['id']}/activities"
+
+    async def log(status: int, **body: Any) -> dict[str, Any]:
+        return ok(await cases.post(path, headers=COLLECTOR, json={
+            "occurred_on": "2027-03-12", **body}), status)  # fmt: skip
+
+    today(cases, "2027-03-12")
+    first = await log(201, kind="dispute", note="N-1: goods damaged")
+    second = await log(201, kind="dispute", note="N-2: price")
+    letter = await log(201, kind="letter")
+    unnamed = await log(422, kind="dispute_resolved")
+    assert unnamed["errors"][0]["loc"] == ["body", "dispute_id"]
+    assert first["id"] in unnamed["detail"] and second["id"] in unnamed["detail"]
+    for stranger in (letter["id"], "act_nosuchdispute"):
+        refused = await log(422, kind="dispute_resolved", dispute_id=stranger)
+        assert refused["errors"][0]["loc"] == ["body", "dispute_id"], refused
+    too_soon = await log(422, kind="dispute_resolved", dispute_id=first["id"],
+                         occurred_on="2027-03-11")  # fmt: skip
+    assert too_soon["errors"][0]["loc"] == ["body", "occurred_on"]
+
+    one = await log(201, kind="dispute_resolved", dispute_id=first["id"])
+    assert (one["case_status"], one["dispute_id"]) == ("on_hold", first["id"])
+    again = await log(409, kind="dispute_resolved", dispute_id=first["id"])
+    assert again["type"] == "already-decided" and again["open_disputes"] == [second["id"]]
+    seen = ok(await cases.get(f"/v1/cases/{case['id']}", headers=COLLECTOR), 200)
+    assert (seen["status"], seen["open_disputes"]) == ("on_hold", [second["id"]])
+    today(cases, "2027-04-30")
+    held = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
+                               json={"as_of": "2027-04-30"}), 200)  # fmt: skip
+    assert case["id"] not in [m["case_id"] for m in held["moved"]]
+
+    last = await log(201, kind="dispute_resolved", occurred_on="2027-04-30")  # the only one open
+    assert (last["case_status"], last["dispute_id"]) == ("open", second["id"])
+    none_open = await log(422, kind="dispute_resolved", occurred_on="2027-04-30")
+    assert none_open["type"] == "no-open-dispute"
+    climbed = ok(await cases.post("/v1/escalations/run", headers=COLLECTOR,
+                                  json={"as_of": "2027-04-30"}), 200)  # fmt: skip
+    assert [m["to_stage"] for m in climbed["moved"] if m["case_id"] == case["id"]] == ["legal"]
+    seen = ok(await cases.get(f"/v1/cases/{case['id']}", headers=COLLECTOR), 200)
+    assert seen["open_disputes"] == []
+    assert [(a["kind"], a["dispute_id"]) for a in seen["activities"]][-3:] == [
+        ("dispute_resolved", first["id"]), ("dispute_resolved", second["id"]),
+        ("escalation", None)]  # fmt: skip
+
+
+async def test_only_a_resolution_names_the_dispute_it_resolves(cases: httpx.AsyncClient) -> None:
+    creditor = unique("ph")
+    case = ok(await cases.post("/v1/cases", headers=auth("policyholder", creditor),
+                               json=mandate(creditor)), 201)  # fmt: skip
+    call = await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
+        "kind": "call", "occurred_on": "2027-03-10", "dispute_id": "act_x"})  # fmt: skip
+    assert call.status_code == 422 and "dispute_id" in call.json()["errors"][0]["msg"]
+
+
+async def test_a_promise_to_pay_is_for_at_most_what_the_case_still_owes(
+    cases: httpx.AsyncClient,
+) -> None:
+    """1,000 owed, 400 paid: a promise of 600.01 is refused naming the 600.00 outstanding; one of
+    600.00 is taken."""
+    creditor = unique("ph")
+    case = ok(await cases.post("/v1/cases", headers=auth("policyholder", creditor),
+                               json=mandate(creditor)), 201)  # fmt: skip
+    ok(await cases.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
+                        json={"amount": money("400"), "received_on": "2027-03-10"}), 201)  # fmt: skip
+
+    def promise(amount: str) -> dict[str, Any]:
+        return {"kind": "promise_to_pay", "occurred_on": "2027-03-10",
+                "promised_amount": money(amount), "promised_on": "2027-03-20"}  # fmt: skip
+
+    path = f"/v1/cases/{case['id']}/activities"
+    for amount in ("600.01", "100000"):
+        over = await cases.post(path, headers=COLLECTOR, json=promise(amount))
+        assert over.status_code == 422, over.text
+        assert over.json()["type"] == "promise-exceeds-outstanding"
+        assert over.json()["outstanding"] == money("600.00")
+        assert "exceeds the outstanding 600.00 EUR" in over.json()["detail"]
+    taken = ok(await cases.post(path, headers=COLLECTOR, json=promise("600")), 201)
+    assert taken["promised_amount"] == money("600.00")
+    seen = ok(await cases.get(f"/v1/cases/{case['id']}", headers=COLLECTOR), 200)
+    assert [a["kind"] for a in seen["activities"]] == ["promise_to_pay"]

@@ -68,9 +68,13 @@ async def test_a_case_announces_its_opening_its_climb_and_its_dispute_to_its_cre
     ok(await cases.post("/v1/escalations/run", headers=COLLECTOR, json=run), 200)  # moves none
     ok(await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
         "kind": "call", "occurred_on": week_on}), 201)  # fmt: skip
-    for kind in ("dispute", "dispute", "dispute_resolved"):  # a second dispute holds it still
+    disputes = [ok(await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR,
+                                    json={"kind": "dispute", "occurred_on": week_on}), 201)
+                for _ in range(2)]  # a second dispute holds it still: no event  # fmt: skip
+    for dispute in disputes:  # the first resolved, it still holds: the second opens it again
         ok(await cases.post(f"/v1/cases/{case['id']}/activities", headers=COLLECTOR, json={
-            "kind": kind, "occurred_on": week_on}), 201)  # fmt: skip
+            "kind": "dispute_resolved", "occurred_on": week_on, "dispute_id": dispute["id"]}),
+           201)  # fmt: skip
     events = await read_feed(cases, holder)
     assert places(events) == [
         (None, "reminder_letter", None, "open"),

@@ -47,6 +47,58 @@ def test_a_dispute_holds_the_case_and_its_resolution_opens_it_again() -> None:
     assert rules.status_after(held, rules.act_of_activity("call")) is CaseStatus.ON_HOLD
 
 
+def test_a_case_holds_until_the_last_open_dispute_is_resolved() -> None:
+    held = CaseStatus.ON_HOLD
+    assert rules.status_after(held, rules.act_of_activity(
+        "dispute_resolved", disputes_left_open=1)) is CaseStatus.ON_HOLD  # fmt: skip
+    assert rules.status_after(held, rules.act_of_activity(
+        "dispute_resolved", disputes_left_open=0)) is CaseStatus.OPEN  # fmt: skip
+
+
+def logged(*acts: tuple[str, str] | tuple[str, str, str | None]) -> list[rules.LoggedActivity]:
+    return [rules.LoggedActivity(a[0], a[1], AS_OF, *a[2:]) for a in acts]
+
+
+def test_disputes_are_told_apart_by_the_activity_that_raised_them() -> None:
+    book = logged(("d1", "dispute"), ("c", "call"), ("d2", "dispute"),
+                  ("r1", "dispute_resolved", "d1"))  # fmt: skip
+    assert [d.activity_id for d in rules.open_disputes(book)] == ["d2"]
+    assert rules.dispute_resolved(book, None).activity_id == "d2"  # the only one open
+    assert rules.dispute_resolved(book, "d2").activity_id == "d2"
+
+
+def test_a_resolution_recorded_before_disputes_were_named_resolved_every_open_one() -> None:
+    """It opened the case again (as it did then), so nothing it left was open."""
+    book = logged(("d1", "dispute"), ("d2", "dispute"), ("r", "dispute_resolved", None),
+                  ("d3", "dispute"))  # fmt: skip
+    assert [d.activity_id for d in rules.open_disputes(book)] == ["d3"]
+
+
+@pytest.mark.parametrize(("named", "problem"), [
+    (None, rules.DISPUTE_NOT_NAMED),  # two open: which one?
+    ("d0", rules.DISPUTE_ALREADY_RESOLVED),
+    ("c", rules.NOT_A_DISPUTE),  # a call is not a dispute
+    ("act_unknown", rules.NOT_A_DISPUTE),
+])  # fmt: skip
+def test_a_resolution_names_an_open_dispute_of_the_case(named: str | None, problem: str) -> None:
+    book = logged(("d0", "dispute"), ("r0", "dispute_resolved", "d0"), ("d1", "dispute"),
+                  ("c", "call"), ("d2", "dispute"))  # fmt: skip
+    with pytest.raises(rules.ResolutionRefused) as refused:
+        rules.dispute_resolved(book, named)
+    assert (refused.value.problem, refused.value.open_ids) == (problem, ["d1", "d2"])
+
+
+def test_with_no_dispute_open_there_is_none_to_resolve() -> None:
+    with pytest.raises(rules.ResolutionRefused) as refused:
+        rules.dispute_resolved(logged(("c", "call")), None)
+    assert refused.value.problem == rules.NO_OPEN_DISPUTE
+
+
+def test_a_promise_to_pay_is_for_at_most_what_is_owed() -> None:
+    assert rules.may_promise(D("500.00"), D("500.00"))
+    assert not rules.may_promise(D("100000"), D("500.00"))
+
+
 def test_only_a_held_case_has_a_dispute_to_resolve() -> None:
     with pytest.raises(rules.ActRefused) as refused:
         rules.status_after("open", CaseAct.RESOLVE_DISPUTE)

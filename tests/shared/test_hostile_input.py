@@ -196,6 +196,29 @@ async def test_validation_messages_show_plain_numbers_never_python_reprs(
     assert "Value error" not in answer.text
 
 
+@pytest.mark.parametrize(("amount", "currency", "field", "quoted"), [
+    (" 5", "EUR", "amount", '" 5"'),
+    ("5\t", "EUR", "amount", '"5\t"'),
+    ("5", " EUR", "currency", '" EUR"'),
+])  # fmt: skip
+async def test_a_validation_message_quotes_the_value_as_sent_blanks_and_all(
+    api: Any, amount: str, currency: str, field: str, quoted: str
+) -> None:
+    """The blank that makes a value wrong is shown, not stripped away (`"5" is not a decimal
+    amount` would leave the caller looking for what is wrong with 5)."""
+    uw, cases = await api.open("underwriting"), await api.open("collections")
+    sent = {"amount": amount, "currency": currency}
+    registered = await uw.post("/v1/buyers", headers=UW, json={
+        "name": "Blank GmbH", "country": "DE", "registration_number": unique("HRB"),
+        "indicators": {"annual_revenue": sent}})  # fmt: skip
+    paid = await cases.post("/v1/cases/case_1/payments", headers=COLLECTOR,
+                            json={"amount": sent, "received_on": "2026-11-20"})  # fmt: skip
+    for answer, loc in ((registered, ["body", "indicators", "annual_revenue", field]),
+                        (paid, ["body", "amount", field])):  # fmt: skip
+        body = refused(answer, loc)
+        assert body["errors"][0]["msg"].startswith(quoted), body
+
+
 # ---------------------------------------------------------------- dates
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from shared.calendar import add_working_days, days_after, in_history, in_period, in_time, today
 from shared.countries import CountryError, country_code
-from shared.money import CurrencyMismatch, Money, MoneyError, split
+from shared.money import CurrencyMismatch, Money, MoneyError, shown, split
 
 
 def test_money_adds_within_one_currency_and_refuses_to_mix() -> None:
@@ -30,6 +30,14 @@ def test_money_refuses_more_decimals_than_the_minor_unit_and_floats() -> None:
         Money.of(1.5, "EUR")  # type: ignore[arg-type]
     with pytest.raises(MoneyError):
         Money.of("1", "ABC")
+
+
+def test_a_message_quotes_a_value_as_it_was_sent_blanks_and_all() -> None:
+    assert shown(" 5") == '" 5"' and shown("5 ") == '"5 "'
+    assert shown(Decimal("10.001")) == '"10.001"'
+    assert shown(" " + "9" * 50, width=5) == '" 9999…"'
+    with pytest.raises(MoneyError, match=r'^" 5" is not a decimal amount'):
+        Money.of(" 5", "EUR")
 
 
 def test_rounding_is_half_up_once_at_the_end() -> None:
