@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import auth, unique
 
@@ -101,3 +104,24 @@ def declared_on(client: httpx.AsyncClient, day: dt.date) -> Iterator[None]:
         yield
     finally:
         settings.fixed_today = before
+
+
+@contextmanager
+def statements_sent(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The statements sent through `engine` meanwhile, but the test's own savepoints (each
+    commit of the app is one in the test's transaction; in production it is the COMMIT)."""
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
+            sent.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+
+
+def keyed(headers: dict[str, str]) -> dict[str, str]:
+    return {**headers, "Idempotency-Key": uuid.uuid4().hex}

@@ -74,10 +74,12 @@ async def notify_overdue(ctx: Context, report: NotificationCreate) -> Notificati
     that policy (underwriting hears of it through the outbox)."""
     policy, _ = await own_policy_and_buyer(ctx, report.policy_id, report.buyer_id)
     # The clocks run from each invoice's original due date (one notified before an extension).
-    notified = await repo.original_due_dates(
+    # An invoice notified overdue before keeps the standing of that first notification (both
+    # read at once).
+    notices = await repo.invoice_notices(
         ctx.session, policy.id, report.buyer_id, [i.number for i in report.invoices]
     )
-    due = {i.number: rules.original_due_date(i.due_date, notified.get(i.number))
+    due = {i.number: rules.original_due_date(i.due_date, notices.original_due_dates.get(i.number))
            for i in report.invoices}  # fmt: skip
     _check_notification(ctx, report, policy, due)
     notification = OverdueNotification(
@@ -88,17 +90,16 @@ async def notify_overdue(ctx: Context, report: NotificationCreate) -> Notificati
         note=report.note, created_by=ctx.caller.subject,
     )  # fmt: skip
     ctx.session.add(notification)
-    await ctx.session.flush()
+    await ctx.session.flush()  # before its invoices, which refer to it
     days = policy.overdue_notification_days
-    # An invoice notified overdue before keeps the standing of that first notification.
-    first = await repo.first_notifications(ctx.session, policy.id, report.buyer_id)
+    first = notices.first_late
     rows = [NotifiedInvoice(
         id=new_id("nin"), notification_id=notification.id, policy_id=policy.id,
         buyer_id=report.buyer_id, number=invoice.number, amount=invoice.amount.amount,
         shipment_date=invoice.shipment_date, due_date=invoice.due_date,
         notification_deadline=rules.notification_deadline(due[invoice.number], days),
         late=report.kind != "arrears_cleared" and (
-            first[invoice.number].late if invoice.number in first
+            first[invoice.number] if invoice.number in first
             else rules.notified_late(due[invoice.number], ctx.today, days)),
     ) for invoice in report.invoices]  # fmt: skip
     ctx.session.add_all(rows)

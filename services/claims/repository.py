@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -39,6 +39,25 @@ async def claim(session: AsyncSession, claim_id: str, *, lock: bool = False) -> 
     if lock:
         query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def claim_and_document_kinds(
+    session: AsyncSession, claim_id: str
+) -> tuple[Claim, list[str]] | None:
+    """A claim locked until the commit, and the kinds of the documents it has received (in the
+    order `documents_of` reads them), in one statement."""
+    rows = (
+        await session.execute(
+            select(Claim, ClaimDocument.kind)
+            .outerjoin(ClaimDocument, ClaimDocument.claim_id == Claim.id)
+            .where(Claim.id == claim_id)
+            .order_by(ClaimDocument.created_at, ClaimDocument.id)
+            .with_for_update(of=Claim)
+        )
+    ).all()
+    if not rows:
+        return None
+    return rows[0][0], [kind for _, kind in rows if kind is not None]
 
 
 def _lapsed_unrecorded(today: dt.date) -> Any:
@@ -188,6 +207,37 @@ async def first_notifications(
     for row in rows.scalars():
         first.setdefault(row.number, row)
     return first
+
+
+class InvoiceNotices(NamedTuple):
+    """What earlier overdue notifications on a (policy, buyer) said of some invoices: the
+    earliest due date each was notified with (before any extension), and whether its first
+    overdue notification was late (`first_notifications`' rule)."""
+
+    original_due_dates: dict[str, dt.date]
+    first_late: dict[str, bool]
+
+
+async def invoice_notices(
+    session: AsyncSession, policy_id: str, buyer_id: str, numbers: Sequence[str]
+) -> InvoiceNotices:
+    """`original_due_dates` and `first_notifications` of these invoices, in one statement."""
+    rows = await session.execute(
+        select(NotifiedInvoice.number, NotifiedInvoice.due_date, NotifiedInvoice.late,
+               OverdueNotification.kind, OverdueNotification.notified_on)
+        .join(OverdueNotification)
+        .where(NotifiedInvoice.policy_id == policy_id, NotifiedInvoice.buyer_id == buyer_id,
+               NotifiedInvoice.number.in_(numbers))
+        .order_by(OverdueNotification.notified_on, OverdueNotification.created_at)
+    )  # fmt: skip
+    original: dict[str, dt.date] = {}
+    first_late: dict[str, bool] = {}
+    for number, due, late, kind, notified_on in rows.all():
+        if number not in original or due < original[number]:
+            original[number] = due
+        if kind != "arrears_cleared" and due < notified_on:
+            first_late.setdefault(number, late)
+    return InvoiceNotices(original, first_late)
 
 
 def _insert(session: AsyncSession) -> Any:

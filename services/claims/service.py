@@ -133,18 +133,24 @@ async def _filing_window(
 
 async def _hold_invoices(ctx: Context, claim: Claim, numbers: Sequence[str]) -> None:
     """The database holds each invoice for one live claim: of concurrent filings, one gets it. A
-    claim that has lapsed without the lapse being recorded yet still holds its invoices: its
-    lapse is recorded first, which frees them."""
-    holders = await repo.holders_of(ctx.session, claim.policy_id, claim.buyer_id, numbers)
+    claim that has lapsed without the lapse being recorded yet still holds its invoices: when
+    the hold finds invoices held, their holders' lapses are recorded, which frees those of a
+    lapsed claim, and the hold is tried again on them. (An invoice no claim holds, the usual
+    filing, is held in one statement.)"""
+    held = await repo.hold_invoices(ctx.session, claim, numbers)
+    missing = [n for n in numbers if n not in held]
+    if not missing:
+        return
+    holders = await repo.holders_of(ctx.session, claim.policy_id, claim.buyer_id, missing)
     for holder_id in sorted({claim_id for _, claim_id in holders}):
         holder = await repo.claim(ctx.session, holder_id, lock=True)
         if holder is not None:
             await _refresh_lapse(ctx, holder)
-    held = await repo.hold_invoices(ctx.session, claim, numbers)
-    if len(held) < len(set(numbers)):
-        claimed = await repo.holders_of(
-            ctx.session, claim.policy_id, claim.buyer_id, [n for n in numbers if n not in held]
-        )
+    if holders:
+        held = await repo.hold_invoices(ctx.session, claim, missing)
+        missing = [n for n in missing if n not in held]
+    if missing:
+        claimed = await repo.holders_of(ctx.session, claim.policy_id, claim.buyer_id, missing)
         raise conflict(
             problems.INVOICE_ALREADY_CLAIMED,
             "already claimed: " + ", ".join(f"{n} (claim {c})" for n, c in claimed),
@@ -204,7 +210,11 @@ async def _new_claim_read(ctx: Context, claim: Claim, invoices: list[ClaimInvoic
 
 
 async def _claim(ctx: Context, claim_id: str, *, lock: bool = False) -> Claim:
-    claim = await repo.claim(ctx.session, claim_id, lock=lock)
+    return _seen(ctx, await repo.claim(ctx.session, claim_id, lock=lock), claim_id)
+
+
+def _seen(ctx: Context, claim: Claim | None, claim_id: str) -> Claim:
+    """The claim, when the caller may see it (a policyholder its own); else 404."""
     if claim is None or (
         ctx.caller.role == "policyholder" and claim.policyholder_id != ctx.caller.party_id
     ):
@@ -399,8 +409,10 @@ async def add_document(
     """Attach a document; the last missing one completes the file: under review, with the
     decision due within the working days of the claims calendar."""
     _check_upload(ctx.settings, content_type, content)
-    claim = await _claim(ctx, claim_id, lock=True)
-    received = await _kinds(ctx.session, claim.id)  # read once: the claim is locked
+    # The claim locked and the kinds it has received, read once (the lock keeps them so).
+    found = await repo.claim_and_document_kinds(ctx.session, claim_id)
+    claim = _seen(ctx, None if found is None else found[0], claim_id)
+    received = [] if found is None else found[1]
     await _refresh_lapse(ctx, claim, received)
     await _next(ctx, claim, Act.ADD_DOCUMENT)
     if kind not in rules.DOCUMENT_KINDS:

@@ -234,18 +234,16 @@ async def exposure_page(ctx: Context, policy_id: str, page: PageRequest) -> Expo
     policy = await owned_policy(ctx, policy_id)
     limits, cursor = await limits_page(ctx, policy_id, page)
     histories = await repo.history(ctx.session, [lim.id for lim in limits])
-    by_buyer: dict[str, list[rules.Receivable]] = {}
-    for r in await repo.receivables_of_policy(ctx.session, policy.id):
-        by_buyer.setdefault(r.buyer_id, []).append(
-            rules.Receivable(r.invoice_number, r.amount, r.shipment_date, r.paid_amount, r.paid_on)
-        )
+    # Only the page's buyers' receivables are summed (rules.exposure in SQL, as the coverage
+    # check sums them), never the policy's whole book.
+    exposures = await repo.exposures_of_buyers(ctx.session, policy.id,
+                                                [lim.buyer_id for lim in limits], ctx.today)  # fmt: skip
     items = []
     for lim in limits:
         entries = views.history_entries(histories.get(lim.id, []))
         in_force = rules.within_single_buyer_cap(
             rules.amount_in_force(entries, ctx.today) or Decimal(0), policy.single_buyer_cap
         )
-        used = rules.exposure(by_buyer.get(lim.buyer_id, []), shipment_date=dt.date.max,
-                              today=ctx.today)  # fmt: skip
+        used = exposures.get(lim.buyer_id, Decimal(0))
         items.append(views.exposure_read(lim, in_force, used, policy.currency))
     return ExposureList(items=items, next_cursor=cursor)

@@ -52,6 +52,7 @@ from services.underwriting.service import (
     grade_profile,
     listed_level,
     owned_policy_and_parties,
+    policy_parties,
     regrade,
     signals_for,
     visible_policy,
@@ -449,18 +450,20 @@ async def limits_page(
 
 async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> SignalRead:
     """A signal on a buyer: recorded, the grade recomputed, and the limits and shipments changed
-    as `rules.signal_effect` says."""
+    as `rules.signal_effect` says. The grade is computed with the signal counted before its row
+    is written, so the row is inserted once, with the grade it led to."""
     if data.observed_on > ctx.today:  # domain.md: a signal cannot be observed after today
         raise invalid(["body", "observed_on"], f"must not be after today ({ctx.today})")
-    buyer = await repo.buyer(ctx.session, buyer_id, for_update=True)
-    if buyer is None:
+    found = await repo.buyer_to_grade(ctx.session, buyer_id)
+    if found is None:
         raise not_found("buyer", buyer_id)
-    policy: Policy | None = None
+    buyer, level = found
+    named: repo.PolicyOfSignal | None = None
     if data.kind in rules.POLICY_SIGNALS and data.policy_id is None:
         raise invalid(["body", "policy_id"], f"a {data.kind} signal needs a policy_id")
     if data.policy_id is not None:
-        policy = await repo.policy(ctx.session, data.policy_id)
-        if policy is None:
+        named = await repo.policy_of_signal(ctx.session, data.policy_id, buyer.id)
+        if named is None:
             raise not_found("policy", data.policy_id)
     grade_before = buyer.grade
     indicators = rules.indicators_after_signal(data.kind, buyer.indicators)
@@ -468,22 +471,24 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
         buyer.indicators = indicators
     buyer.insolvent_since = rules.insolvent_since_after_signal(
         data.kind, data.observed_on, buyer.insolvent_since)  # fmt: skip
-    # Recorded whatever it adds: a delay notified again under a policy adds nothing to its grade.
+    # The grade is worked out with the signal counted, before its row is written: the known
+    # signals are read once, for both. Recorded whatever it adds: a delay notified again under a
+    # policy adds nothing to its grade.
+    observed = rules.ObservedSignal(data.kind, data.observed_on, data.policy_id)
+    known = await signals_for(ctx, buyer.id, data.observed_on)
     points = rules.points_when_recorded(
-        rules.ObservedSignal(data.kind, data.observed_on, data.policy_id),
-        await signals_for(ctx, buyer.id, data.observed_on),
-        points=ctx.settings.signal_weights(), memory_days=ctx.settings.signal_memory_days,
+        observed, known, points=ctx.settings.signal_weights(),
+        memory_days=ctx.settings.signal_memory_days,
     )  # fmt: skip
+    grade = await regrade(ctx, buyer, cause="signal", graded_on=data.observed_on,
+                          level=listed_level(ctx, level), signal=observed, known=known)  # fmt: skip
     signal = BuyerSignal(
         id=new_id("sig"), buyer_id=buyer.id, policy_id=data.policy_id, kind=data.kind,
         observed_on=data.observed_on, details=data.details, points=points,
-        grade_before=grade_before,
-        grade_after=grade_before, created_by=ctx.caller.subject, created_at=utcnow(),
+        grade_before=grade_before, grade_after=grade.grade, created_by=ctx.caller.subject,
+        created_at=utcnow(),
     )  # fmt: skip
-    ctx.session.add(signal)
-    await ctx.session.flush()
-    grade = await regrade(ctx, buyer, cause="signal", graded_on=data.observed_on)
-    signal.grade_after = grade.grade
+    ctx.session.add(signal)  # inserted by the next flush
     effect = rules.signal_effect(data.kind, grade_before=grade_before, grade_after=grade.grade,
                                  halve_from_grade=ctx.settings.halve_from_grade)  # fmt: skip
     changes_made: list[LimitChangeRead] = []
@@ -491,9 +496,9 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
         changes_made = await _withdraw_all(ctx, buyer, data.observed_on)
     elif effect.limits == rules.LimitAction.HALVE:
         changes_made = await _halve_all(ctx, buyer, grade.grade)
-    stop = None if policy is None else effect.stop_shipment
-    if stop is not None and policy is not None:
-        await _stop_or_clear(ctx, policy, buyer, stop, data.observed_on)
+    stop = None if named is None else effect.stop_shipment
+    if stop is not None and named is not None:
+        await _stop_or_clear(ctx, named, buyer, stop, data.observed_on)
     await ctx.session.flush()
     return SignalRead(
         id=signal.id, created_at=signal.created_at, buyer_id=buyer.id, kind=data.kind,
@@ -504,13 +509,14 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
 
 
 async def _stop_or_clear(
-    ctx: Context, policy: Policy, buyer: Buyer, stop: bool, observed_on: dt.date
+    ctx: Context, named: repo.PolicyOfSignal, buyer: Buyer, stop: bool, observed_on: dt.date
 ) -> None:
     """An overdue notified stops shipments to the buyer under the policy (once); arrears cleared
-    end every open stop. The policy's parties hear of each start and end."""
-    open_stops = await repo.open_stops(ctx.session, policy.id, buyer.id)
-    parties = await repo.parties_of_policy(ctx.session, policy.id)
-    if stop and not open_stops:
+    end every open stop. The policy's parties hear of each start and end. (`named.stopped` says
+    whether a stop is open: the open stops are read only to be cleared.)"""
+    policy = named.policy
+    parties = policy_parties(policy, named.banks)
+    if stop and not named.stopped:
         started = StopShipment(
             id=new_id("stp"), policy_id=policy.id, buyer_id=buyer.id, notified_on=observed_on,
             cleared_on=None, created_at=utcnow())  # fmt: skip
@@ -518,8 +524,8 @@ async def _stop_or_clear(
         await announce(ctx.session, events, StopShipmentStarted(
             stop_shipment_id=started.id, policy_id=policy.id, buyer_id=buyer.id,
             notified_on=observed_on), subject_id=started.id, parties=parties)  # fmt: skip
-    if not stop:
-        for open_stop in open_stops:
+    if not stop and named.stopped:
+        for open_stop in await repo.open_stops(ctx.session, policy.id, buyer.id):
             cleared_on = rules.stop_cleared_on(observed_on, open_stop.notified_on)
             open_stop.cleared_on = cleared_on
             await announce(ctx.session, events, StopShipmentCleared(
@@ -529,24 +535,34 @@ async def _stop_or_clear(
 
 
 async def _withdraw_all(ctx: Context, buyer: Buyer, observed_on: dt.date) -> list[LimitChangeRead]:
+    """An insolvency withdraws every limit on the buyer that has an amount then (their
+    histories read at once)."""
     effective = rules.insolvency_withdrawal_date(observed_on, ctx.today)
+    limits = await repo.limits_on_buyer(ctx.session, buyer.id)
+    histories = await repo.history(ctx.session, [limit.id for limit, _, _ in limits])
     changes: list[LimitChangeRead] = []
-    for limit, policy in await repo.limits_on_buyer(ctx.session, buyer.id):
-        current = await _amount_on(ctx, limit, effective)
+    for limit, policy, banks in limits:
+        history = histories.get(limit.id, [])
+        current = rules.amount_in_force(views.history_entries(history), effective)
         if current is None or current == 0:
             continue
         changes.append(await apply_limit_change(
             ctx, limit, new_amount=Money.zero(policy.currency), effective_from=effective,
             reason=f"buyer insolvency observed on {observed_on.isoformat()}: limit withdrawn",
-            source="signal"))  # fmt: skip
+            source="signal", history=history,
+            parties=policy_parties(policy, banks)))  # fmt: skip
     return changes
 
 
 async def _halve_all(ctx: Context, buyer: Buyer, grade: int) -> list[LimitChangeRead]:
+    """A downgrade to the halving grade halves every limit on the buyer after its policy's
+    notice period, unless a cut is already pending (their histories read at once)."""
+    limits = await repo.limits_on_buyer(ctx.session, buyer.id)
+    histories = await repo.history(ctx.session, [limit.id for limit, _, _ in limits])
     changes: list[LimitChangeRead] = []
-    for limit, policy in await repo.limits_on_buyer(ctx.session, buyer.id):
+    for limit, policy, banks in limits:
         effective = rules.halving_effective_from(ctx.today, policy.reduction_notice_days)
-        history = await _history_of(ctx, limit.id)
+        history = histories.get(limit.id, [])
         if rules.halving_pending(((e.source, e.effective_from, e.amount) for e in history),
                                  ctx.today):  # fmt: skip
             continue
@@ -556,7 +572,8 @@ async def _halve_all(ctx: Context, buyer: Buyer, grade: int) -> list[LimitChange
         changes.append(await apply_limit_change(
             ctx, limit, new_amount=rules.halved(current, policy.currency),
             effective_from=effective, reason=_halving_reason(grade, policy.reduction_notice_days),
-            source="signal", halving=True))  # fmt: skip
+            source="signal", halving=True, history=history,
+            parties=policy_parties(policy, banks)))  # fmt: skip
     return changes
 
 
@@ -564,10 +581,6 @@ def _halving_reason(grade: int, notice_days: int) -> str:
     return (
         f"buyer downgraded to grade {grade}: limit halved after the {notice_days}-day notice period"
     )
-
-
-async def _amount_on(ctx: Context, limit: CreditLimit, day: dt.date) -> Decimal | None:
-    return rules.amount_in_force(views.history_entries(await _history_of(ctx, limit.id)), day)
 
 
 # ---------------------------------------------------------------- country risk

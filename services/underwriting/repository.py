@@ -103,11 +103,58 @@ async def policy_and_banks(
     return rows[0][0], [bank for _, bank in rows if bank is not None]
 
 
+class PolicyOfSignal(NamedTuple):
+    """A policy a signal names, the banks assigned to it, and whether shipments to the signal's
+    buyer under it are stopped now (a stop-shipment not cleared)."""
+
+    policy: Policy
+    banks: list[str]
+    stopped: bool
+
+
+async def policy_of_signal(
+    session: AsyncSession, policy_id: str, buyer_id: str
+) -> PolicyOfSignal | None:
+    """The policy a signal on `buyer_id` names, with its banks and its open stop-shipment on the
+    buyer, in one statement."""
+    stopped = exists().where(
+        StopShipment.policy_id == Policy.id,
+        StopShipment.buyer_id == buyer_id,
+        StopShipment.cleared_on.is_(None),
+    )
+    rows = (
+        await session.execute(
+            select(Policy, PolicyAssignment.bank_id, stopped)
+            .outerjoin(PolicyAssignment, PolicyAssignment.policy_id == Policy.id)
+            .where(Policy.id == policy_id)
+            .order_by(PolicyAssignment.created_at)
+        )
+    ).all()
+    if not rows:
+        return None
+    banks = [bank for _, bank, _ in rows if bank is not None]
+    return PolicyOfSignal(rows[0][0], banks, bool(rows[0][2]))
+
+
 async def buyer(session: AsyncSession, buyer_id: str, *, for_update: bool = False) -> Buyer | None:
     statement = select(Buyer).where(Buyer.id == buyer_id)
     if for_update:
         statement = statement.with_for_update()
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def buyer_to_grade(session: AsyncSession, buyer_id: str) -> tuple[Buyer, int | None] | None:
+    """A buyer locked FOR UPDATE until the commit, with its country's risk level (None when the
+    country is not listed), in one statement."""
+    row = (
+        await session.execute(
+            select(Buyer, CountryRisk.level)
+            .outerjoin(CountryRisk, CountryRisk.country == Buyer.country)
+            .where(Buyer.id == buyer_id)
+            .with_for_update(of=Buyer)
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 class BuyerStanding(NamedTuple):
@@ -248,15 +295,25 @@ async def credit_limit_by_id(
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def limits_on_buyer(session: AsyncSession, buyer_id: str) -> list[tuple[CreditLimit, Policy]]:
+async def limits_on_buyer(
+    session: AsyncSession, buyer_id: str
+) -> list[tuple[CreditLimit, Policy, list[str]]]:
+    """The limits on a buyer, oldest first, each locked until the commit, with its policy and the
+    banks assigned to that policy (in the order they were assigned), in one statement."""
     rows = await session.execute(
-        select(CreditLimit, Policy)
+        select(CreditLimit, Policy, PolicyAssignment.bank_id)
         .join(Policy, Policy.id == CreditLimit.policy_id)
+        .outerjoin(PolicyAssignment, PolicyAssignment.policy_id == Policy.id)
         .where(CreditLimit.buyer_id == buyer_id)
-        .order_by(CreditLimit.created_at)
+        .order_by(CreditLimit.created_at, CreditLimit.id, PolicyAssignment.created_at)
         .with_for_update(of=CreditLimit)
     )
-    return [(limit, pol) for limit, pol in rows.all()]
+    found: dict[str, tuple[CreditLimit, Policy, list[str]]] = {}
+    for limit, pol, bank in rows.all():
+        banks = found.setdefault(limit.id, (limit, pol, []))[2]
+        if bank is not None:
+            banks.append(bank)
+    return list(found.values())
 
 
 async def history(
@@ -315,9 +372,21 @@ async def existing_buyer_ids(session: AsyncSession, buyer_ids: Sequence[str]) ->
     return found
 
 
-async def receivables_of_policy(session: AsyncSession, policy_id: str) -> list[Receivable]:
-    rows = await session.execute(select(Receivable).where(Receivable.policy_id == policy_id))
-    return list(rows.scalars())
+async def exposures_of_buyers(
+    session: AsyncSession, policy_id: str, buyer_ids: Sequence[str], today: dt.date
+) -> dict[str, Decimal]:
+    """rules.exposure of each of these buyers under the policy, every shipment date counted:
+    their receivables unpaid today, summed in one statement over those buyers' receivables only
+    (a buyer with none is left out)."""
+    if not buyer_ids:
+        return {}
+    unpaid = type_coerce(func.sum(_unpaid_today(bindparam("today", today, type_=Date))), Amount())
+    rows = await session.execute(
+        select(Receivable.buyer_id, unpaid)
+        .where(Receivable.policy_id == policy_id, Receivable.buyer_id.in_(set(buyer_ids)))
+        .group_by(Receivable.buyer_id)
+    )
+    return {buyer_id: Decimal(total) for buyer_id, total in rows.all()}
 
 
 async def indicators_of(

@@ -297,14 +297,28 @@ def _grade_today(
 
 
 async def regrade(
-    ctx: Context, buyer: Buyer, *, cause: GradeCause, graded_on: dt.date | None = None
+    ctx: Context,
+    buyer: Buyer,
+    *,
+    cause: GradeCause,
+    graded_on: dt.date | None = None,
+    level: int | None = None,
+    signal: rules.ObservedSignal | None = None,
+    known: Sequence[rules.ObservedSignal] | None = None,
 ) -> rules.Grade:
     """Recompute a buyer's grade and keep it in its grade history from `graded_on` on (today,
     or for a signal the day it was observed). A grade that changed is heard of by the parties
-    holding a limit or a limit request on the buyer (`buyer.grade_changed`, without factors)."""
+    holding a limit or a limit request on the buyer (`buyer.grade_changed`, without factors).
+    `level`: the country's risk level as listed, when the caller read it with the buyer;
+    `signal`: a signal being recorded, counted before it is written (its row carries the grade
+    this computes), after the `known` ones when the caller read them (`signals_for`)."""
     before = buyer.grade
-    signals = await signals_for(ctx, buyer.id, graded_on or ctx.today)
-    level = await country_level(ctx, buyer.country)
+    signals = (list(known) if known is not None
+               else await signals_for(ctx, buyer.id, graded_on or ctx.today))  # fmt: skip
+    if signal is not None:
+        signals.append(signal)
+    if level is None:
+        level = await country_level(ctx, buyer.country)
     grade = _grade_today(ctx, buyer, level=level, signals=signals)
     await _record_grade(ctx, buyer, cause=cause, graded_on=graded_on or ctx.today,
                         signals=signals, level=level)  # fmt: skip

@@ -3,13 +3,16 @@ a decision supersedes it, exposure and headroom, and batches read in many chunks
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
+from services.underwriting import rules
 from services.underwriting.schemas import CoverageRead
-from tests.builders import check, make_buyer, make_policy, money, ok, request_limit
+from tests.builders import check, declared_on, make_buyer, make_policy, money, ok, request_limit
 from tests.conftest import auth, unique
 
 UW = auth("underwriter")
@@ -131,6 +134,52 @@ async def test_exposure_lists_limit_exposure_and_headroom_per_buyer(
     again = ok(await check(uw, policy, busy["id"], "1000", "2027-01-20", "2027-03-01",
                            invoice_number="E-2"), 200)  # fmt: skip
     assert again["exposure"] == money("70000.00") and again["covered_amount"] == money("1000.00")
+
+
+async def test_each_exposure_page_shows_its_buyers_unpaid_receivables_as_the_rule_sums_them(
+    pinned: httpx.AsyncClient,
+) -> None:
+    """A page of one buyer at a time (its receivables only are summed): what was paid by today
+    is taken off, a payment dated after today is not yet; a buyer with nothing declared has no
+    exposure. Each figure is `rules.exposure` of the buyer's receivables."""
+    uw = pinned
+    policy = await make_policy(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    buyers = [await make_buyer(uw) for _ in range(3)]
+    for buyer in buyers:
+        await request_limit(uw, policy, buyer["id"], "100000")
+    owed, waiting, idle = (b["id"] for b in buyers)
+    declared = [
+        ("P-1", owed, "30000", None, None),
+        ("P-2", owed, "20000.50", "5000.25", "2027-01-05"),  # 15,000.25 left
+        ("P-3", waiting, "8000", "8000", "2027-01-20"),  # paid after today: still unpaid
+        ("P-4", waiting, "2000", "2000", "2027-01-02"),  # paid
+    ]
+    with declared_on(uw, dt.date(2027, 1, 20)):  # the book as declared once it was paid
+        ok(await uw.post(f"/v1/policies/{policy['id']}/declarations", headers=holder, json={
+            "invoices": [{"number": n, "buyer_id": b, "amount": money(a),
+                          "shipment_date": "2026-12-01", "due_date": "2027-02-01",
+                          **({"paid_amount": money(p), "paid_on": on} if p else {})}
+                         for n, b, a, p, on in declared]}), 201)  # fmt: skip
+    shown: dict[str, str] = {}
+    cursor = None
+    while True:
+        page = ok(await uw.get(f"/v1/policies/{policy['id']}/exposure", headers=holder,
+                               params={"limit": 1, **({"cursor": cursor} if cursor else {})}),
+                  200)  # fmt: skip
+        shown.update({i["buyer_id"]: i["exposure"]["amount"] for i in page["items"]})
+        if (cursor := page["next_cursor"]) is None:
+            break
+    today = dt.date.fromisoformat(TODAY)
+    expected = {
+        buyer: str(rules.exposure(
+            [rules.Receivable(n, Decimal(a), dt.date(2026, 12, 1), Decimal(p or 0),
+                              None if on is None else dt.date.fromisoformat(on))
+             for n, b, a, p, on in declared if b == buyer],
+            shipment_date=dt.date.max, today=today).quantize(Decimal("0.01")))
+        for buyer in (owed, waiting, idle)
+    }  # fmt: skip
+    assert shown == expected == {owed: "45000.25", waiting: "8000.00", idle: "0.00"}
 
 
 async def test_a_batch_read_in_many_chunks_answers_every_item_in_order(

@@ -190,6 +190,34 @@ async def test_an_insolvency_announces_the_grade_to_every_holder_and_each_withdr
     assert await read_feed(uw, auth("policyholder", registrar)) == []
 
 
+async def test_each_withdrawal_is_heard_by_its_own_policys_holder_and_banks_only(
+    uw: httpx.AsyncClient,
+) -> None:
+    """Limits on one buyer under two policies, one with two banks: an insolvency withdraws
+    both, and each `limit.changed` reaches the parties of its own limit's policy (read with the
+    limits, not policy by policy)."""
+    first, holder_a, bank_a = await insured(uw)
+    second_bank = unique("bank")
+    ok(await uw.post(f"/v1/policies/{first['id']}/assignments", headers=UW,
+                     json={"bank_id": second_bank}), 201)  # fmt: skip
+    second, holder_b, bank_b = await insured(uw)
+    buyer = await make_buyer(uw)
+    limits = {policy["id"]: (await external_limit(uw, policy, buyer["id"], "100000"))["id"]
+              for policy in (first, second)}  # fmt: skip
+    ok(await uw.post(f"/v1/buyers/{buyer['id']}/signals", headers=UW, json={
+        "kind": "insolvency_filing", "observed_on": TODAY, "policy_id": first["id"]}), 201)  # fmt: skip
+    heard = {
+        party: {e["data"]["limit_id"] for e in await read_feed(uw, headers, types="limit.changed")
+                if e["data"]["change"] == "withdrawal"}
+        for party, headers in (("a", auth("policyholder", holder_a)), ("bank_a", auth("bank", bank_a)),
+                               ("bank_a2", auth("bank", second_bank)),
+                               ("b", auth("policyholder", holder_b)), ("bank_b", auth("bank", bank_b)))
+    }  # fmt: skip
+    assert heard == {"a": {limits[first["id"]]}, "bank_a": {limits[first["id"]]},
+                     "bank_a2": {limits[first["id"]]}, "b": {limits[second["id"]]},
+                     "bank_b": {limits[second["id"]]}}  # fmt: skip
+
+
 async def test_a_downgrade_to_grade_8_announces_the_halving_after_the_notice(
     uw: httpx.AsyncClient,
 ) -> None:

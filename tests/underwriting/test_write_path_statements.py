@@ -5,41 +5,16 @@ could be folded shows up here before it shows up in the benchmark."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.builders import make_buyer, make_policy, money, ok
+from tests.builders import keyed, make_buyer, make_policy, money, ok, statements_sent
 from tests.conftest import auth, unique
 
 pytestmark = pytest.mark.postgres
-
-
-@contextmanager
-def statements_sent(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The statements sent through `engine` meanwhile, but the test's own savepoints (each
-    commit of the app is one in the test's transaction; in production it is the COMMIT)."""
-    sent: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
-            sent.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
-        yield sent
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", count)
-
-
-def keyed(headers: dict[str, str]) -> dict[str, str]:
-    return {**headers, "Idempotency-Key": uuid.uuid4().hex}
 
 
 async def test_a_limit_request_on_a_buyer_with_a_limit_sends_ten_statements(
@@ -103,3 +78,89 @@ async def test_a_key_already_answered_is_replayed_and_a_key_free_is_claimed_in_o
     again = await uw.post("/v1/buyers", headers=headers, json=body)
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["id"] == first["id"]
+
+
+async def _signal_from_claims(
+    uw: httpx.AsyncClient, engines: dict[str, AsyncEngine], kind: str
+) -> tuple[dict[str, Any], list[str]]:
+    """A signal as claims sends it (service token, Idempotency-Key, the policy named) on a buyer
+    with a 1,000,000 limit on that policy; the answer and the statements it took."""
+    policy, buyer = await make_policy(uw), await make_buyer(uw)
+    ok(await uw.post(f"/v1/policies/{policy['id']}/limits", headers=auth("underwriter"), json={
+        "buyer_id": buyer["id"], "amount": money("1000000"), "effective_from": "2026-01-01",
+        "payment_terms_days": 120, "reason": "migrated"}), 201)  # fmt: skip
+    with statements_sent(engines["underwriting"]) as sent:
+        answer = ok(await uw.post(f"/v1/buyers/{buyer['id']}/signals",
+                                  headers=keyed(auth("service")),
+                                  json={"kind": kind, "observed_on": "2026-03-01",
+                                        "details": "from claims", "policy_id": policy["id"]}),
+                    201)  # fmt: skip
+    return answer, sent
+
+
+async def test_an_overdue_notified_signal_sends_twelve_statements(
+    uw: httpx.AsyncClient, engines: dict[str, AsyncEngine]
+) -> None:
+    """Claim (1), the buyer locked with its country's risk level, the policy with its banks and
+    whether a stop is open, the buyer's recent signals, its grade entries after the day
+    observed, the buyer's new grade, its grade entry, the parties on the buyer (the grade
+    moved), the signal (inserted once, with the grade it led to), the stop, the answer, the
+    events. (16 before: the signal inserted then updated, the country risk, the open stops and
+    the policy's parties each read on their own.)"""
+    answer, sent = await _signal_from_claims(uw, engines, "overdue_notified")
+    assert answer["stop_shipment"] is True and answer["grade"] > answer["grade_before"]
+    assert len(sent) <= 12, "\n".join(sent)
+    assert not [s for s in sent if s.lstrip().startswith("UPDATE underwriting.buyer_signals")]
+
+
+async def test_an_insolvency_filing_signal_sends_fifteen_statements(
+    uw: httpx.AsyncClient, engines: dict[str, AsyncEngine]
+) -> None:
+    """Claim (1), the buyer locked with its country's risk level, the policy with its banks and
+    open stop, the recent signals, the later grade entries, the buyer (insolvent, graded 10) in
+    one update, its grade entry, the parties on the buyer, its limits locked with their
+    policies and banks, their histories (read once), the signal, the entry ended, the
+    withdrawal, the answer, the events. (20 before: the buyer updated twice, the history read
+    twice, the signal updated, the country risk and the limit's parties read on their own.)"""
+    answer, sent = await _signal_from_claims(uw, engines, "insolvency_filing")
+    assert answer["grade"] == 10 and len(answer["limit_changes"]) == 1
+    assert answer["limit_changes"][0]["new_amount"] == money("0.00")
+    assert len(sent) <= 15, "\n".join(sent)
+
+
+async def test_arrears_cleared_with_no_stop_open_sends_nine_statements(
+    uw: httpx.AsyncClient, engines: dict[str, AsyncEngine]
+) -> None:
+    """Claim (1), the buyer with its level, the policy (no stop open: no stop is read), the
+    recent signals, the later grade entries, the buyer's grading time, its grade entry, the
+    signal, the answer; the grade did not move, so no one hears of it and no event is written."""
+    answer, sent = await _signal_from_claims(uw, engines, "arrears_cleared")
+    assert answer["stop_shipment"] is False and answer["grade"] == answer["grade_before"]
+    assert len(sent) <= 9, "\n".join(sent)
+
+
+async def test_an_exposure_page_sums_the_receivables_of_its_own_buyers_only(
+    uw: httpx.AsyncClient, engines: dict[str, AsyncEngine]
+) -> None:
+    """Four statements: the policy with its banks, the page of limits, their histories, and
+    the page's buyers' receivables summed in the database (pftrial: each page read every
+    receivable of the policy, 0.7 s with 50,000)."""
+    policy = await make_policy(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    buyers = [await make_buyer(uw) for _ in range(3)]
+    for buyer in buyers:
+        ok(await uw.post(f"/v1/policies/{policy['id']}/limits", headers=auth("underwriter"),
+                         json={"buyer_id": buyer["id"], "amount": money("100000"),
+                               "effective_from": "2026-01-01", "reason": "migrated"}), 201)  # fmt: skip
+    ok(await uw.post(f"/v1/policies/{policy['id']}/declarations", headers=holder, json={
+        "invoices": [{"number": f"X-{n}", "buyer_id": buyer["id"], "amount": money("1000"),
+                      "shipment_date": "2026-06-01", "due_date": "2026-08-30"}
+                     for n, buyer in enumerate(buyers)]}), 201)  # fmt: skip
+    with statements_sent(engines["underwriting"]) as sent:
+        page = ok(await uw.get(f"/v1/policies/{policy['id']}/exposure?limit=1", headers=holder),
+                  200)  # fmt: skip
+    assert [i["exposure"] for i in page["items"]] == [money("1000.00")]
+    [summed] = [s for s in sent if "underwriting.receivables" in s]
+    assert "sum(" in summed and "GROUP BY underwriting.receivables.buyer_id" in summed
+    assert "underwriting.receivables.buyer_id IN" in summed, summed
+    assert len(sent) <= 4, "\n".join(sent)
