@@ -291,21 +291,26 @@ def _written_with_parties(
 
 
 def _insert_selected(session: Session, tables: EventTables, item: _PendingSelected) -> None:
-    """`INSERT INTO events … SELECT` and `INSERT INTO event_parties … SELECT`: the new events are
-    those numbered after the highest `seq` before the insert (the lock is held)."""
+    """`INSERT INTO events … SELECT` and `INSERT INTO event_parties … SELECT`: on PostgreSQL in one
+    statement; elsewhere the new events are those numbered after the highest `seq` before the
+    insert (the lock is held)."""
     events, heard = tables.events, tables.parties
     dialect = session.get_bind().dialect.name
-    before = session.execute(select(func.coalesce(func.max(events.c.seq), 0))).scalar_one()
     rows = item.rows.subquery()
     occurred: Any = literal(item.occurred_at, events.c.occurred_at.type)
     if dialect == "postgresql":
         occurred = cast(occurred, events.c.occurred_at.type)
-    written = session.execute(events.insert().from_select(
+    insert = events.insert().from_select(
         ["id", "type", "occurred_at", "subject_id", "data"],
         select(new_ids_sql(dialect, "evt", rows.c.subject_id),
                literal_column(f"'{item.type}'", String), occurred, rows.c.subject_id, rows.c.data)
         .order_by(rows.c.subject_id),
-    ))  # fmt: skip
+    )  # fmt: skip
+    if dialect == "postgresql" and item.parties is not None:
+        _insert_selected_with_parties(session, tables, item, insert)
+        return
+    before = session.execute(select(func.coalesce(func.max(events.c.seq), 0))).scalar_one()
+    written = session.execute(insert)
     count = getattr(written, "rowcount", 0)
     if count > 0:
         _committed(session, [Committed(events.schema or "", item.type, None, count)])
@@ -319,6 +324,30 @@ def _insert_selected(session: Session, tables: EventTables, item: _PendingSelect
         .where(events.c.seq > before, events.c.type == item.type)
         .distinct(),
     ))  # fmt: skip
+
+
+def _insert_selected_with_parties(
+    session: Session, tables: EventTables, item: _PendingSelected, insert: Any
+) -> None:
+    """PostgreSQL: the events and their parties in one statement, the parties joined to the
+    events as the insert returns them (not read back from the table, where the planner, not
+    knowing yet how many rows a batch just added, may loop over them once per party)."""
+    assert item.parties is not None
+    events, heard = tables.events, tables.parties
+    written = insert.returning(events.c.seq, events.c.subject_id).cte("written")
+    parties = item.parties.subquery()
+    heard_rows = heard.insert().from_select(
+        ["party_id", "event_seq"],
+        select(parties.c.party_id, written.c.seq)
+        .join(parties, parties.c.subject_id == written.c.subject_id)
+        .distinct(),
+    ).returning(heard.c.event_seq).cte("heard")  # fmt: skip
+    counted = session.execute(select(
+        select(func.count()).select_from(written).scalar_subquery(),
+        select(func.count()).select_from(heard_rows).scalar_subquery(),
+    )).one()  # fmt: skip
+    if counted[0] > 0:
+        _committed(session, [Committed(events.schema or "", item.type, None, int(counted[0]))])
 
 
 @event.listens_for(Session, "after_transaction_end")

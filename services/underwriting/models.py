@@ -173,6 +173,9 @@ class LimitRequest(Timestamped, Base):
         Index("ix_limit_requests_related_buyer", "buyer_id",
               postgresql_where=text("related_to_policyholder"),
               sqlite_where=text("related_to_policyholder")),
+        # Who hears of a buyer's grade: the policies with a request on it (one buyer, or the
+        # re-graded slice of a country's book).
+        Index("ix_limit_requests_buyer_policy", "buyer_id", "policy_id"),
     )  # fmt: skip
 
     policy_id: Mapped[str] = mapped_column(ForeignKey("policies.id"), index=True)

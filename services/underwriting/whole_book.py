@@ -482,22 +482,20 @@ async def announce_grades(session: AsyncSession, *, today: dt.date) -> None:
         "grade": regraded.c.grade_after, "graded_on": _typed(session, today, Date()),
         "cause": _const("country_risk")})  # fmt: skip
     rows = select(regraded.c.buyer_id.label("subject_id"), data.label("data")).where(moved)
+    # The limits and requests on the moved buyers only (read by buyer: the slice's, not the book).
     held = (
         select(CreditLimit.buyer_id, CreditLimit.policy_id)
-        .union(select(LimitRequest.buyer_id, LimitRequest.policy_id))
+        .join(regraded, and_(regraded.c.buyer_id == CreditLimit.buyer_id, moved))
+        .union(select(LimitRequest.buyer_id, LimitRequest.policy_id)
+               .join(regraded, and_(regraded.c.buyer_id == LimitRequest.buyer_id, moved)))
         .subquery()
-    )
-    of_moved = select(regraded.c.buyer_id).where(moved)
-    holders = (
-        select(held.c.buyer_id.label("subject_id"), Policy.policyholder_id.label("party_id"))
-        .join(Policy, Policy.id == held.c.policy_id)
-        .where(held.c.buyer_id.in_(of_moved))
-    )
-    banks = (
-        select(held.c.buyer_id.label("subject_id"), PolicyAssignment.bank_id.label("party_id"))
-        .join(PolicyAssignment, PolicyAssignment.policy_id == held.c.policy_id)
-        .where(held.c.buyer_id.in_(of_moved))
-    )
+    )  # fmt: skip
+    holders = select(
+        held.c.buyer_id.label("subject_id"), Policy.policyholder_id.label("party_id")
+    ).join(Policy, Policy.id == held.c.policy_id)
+    banks = select(
+        held.c.buyer_id.label("subject_id"), PolicyAssignment.bank_id.label("party_id")
+    ).join(PolicyAssignment, PolicyAssignment.policy_id == held.c.policy_id)
     await record_events_from(session, events, type="buyer.grade_changed", rows=rows,
                              parties=holders.union(banks))  # fmt: skip
 
