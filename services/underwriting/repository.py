@@ -85,22 +85,26 @@ async def policy_with_banks(reader: Reader, policy_id: str) -> tuple[Policy, lis
     return policy, [row[-1] for row in rows if row[-1] is not None]
 
 
+async def _policy_with_banks(session: AsyncSession, policy_id: str, *extra: Any) -> list[Any]:
+    """Rows of (the policy, one of its banks or None, `extra`…), its banks in the order they
+    were assigned: one statement."""
+    return list((await session.execute(
+        select(Policy, PolicyAssignment.bank_id, *extra)
+        .outerjoin(PolicyAssignment, PolicyAssignment.policy_id == Policy.id)
+        .where(Policy.id == policy_id)
+        .order_by(PolicyAssignment.created_at)
+    )).all())  # fmt: skip
+
+
 async def policy_and_banks(
     session: AsyncSession, policy_id: str
 ) -> tuple[Policy, list[str]] | None:
     """A policy (in the session) and the banks assigned to it, in the order they were assigned,
     in one statement."""
-    rows = (
-        await session.execute(
-            select(Policy, PolicyAssignment.bank_id)
-            .outerjoin(PolicyAssignment, PolicyAssignment.policy_id == Policy.id)
-            .where(Policy.id == policy_id)
-            .order_by(PolicyAssignment.created_at)
-        )
-    ).all()
+    rows = await _policy_with_banks(session, policy_id)
     if not rows:
         return None
-    return rows[0][0], [bank for _, bank in rows if bank is not None]
+    return rows[0][0], [row[1] for row in rows if row[1] is not None]
 
 
 class PolicyOfSignal(NamedTuple):
@@ -122,17 +126,10 @@ async def policy_of_signal(
         StopShipment.buyer_id == buyer_id,
         StopShipment.cleared_on.is_(None),
     )
-    rows = (
-        await session.execute(
-            select(Policy, PolicyAssignment.bank_id, stopped)
-            .outerjoin(PolicyAssignment, PolicyAssignment.policy_id == Policy.id)
-            .where(Policy.id == policy_id)
-            .order_by(PolicyAssignment.created_at)
-        )
-    ).all()
+    rows = await _policy_with_banks(session, policy_id, stopped)
     if not rows:
         return None
-    banks = [bank for _, bank, _ in rows if bank is not None]
+    banks = [row[1] for row in rows if row[1] is not None]
     return PolicyOfSignal(rows[0][0], banks, bool(rows[0][2]))
 
 
