@@ -45,6 +45,16 @@ async def insured(uw: httpx.AsyncClient, **policy: Any) -> tuple[dict[str, Any],
     return p, buyer
 
 
+async def filed_claim(
+    claims: httpx.AsyncClient, policy: dict[str, Any], buyer: dict[str, Any],
+    holder: dict[str, str], **filing: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """An insolvency claim on `INVOICES` (event on 1 June 2027), filed by the policyholder: 201."""
+    body = {"policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+            "event_date": "2027-06-01", "invoices": INVOICES, **filing}  # fmt: skip
+    return ok(await claims.post("/v1/claims", headers=holder, json=body), 201)  # type: ignore[no-any-return]
+
+
 def invoice(number: str, amount: str, shipped: str, due: str) -> dict[str, Any]:
     return {"number": number, "amount": money(amount), "shipment_date": shipped, "due_date": due}
 
@@ -86,9 +96,7 @@ async def test_an_insolvency_claim_from_notification_to_the_subrogation_case(
     stopped = ok(await check(uw, policy, buyer["id"], "1000", "2027-06-11", "2027-07-11"), 200)
     assert "stop_shipment" in stopped["reasons"]
 
-    claim = ok(await claims.post("/v1/claims", headers=holder, json={
-        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
-        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    claim = await filed_claim(claims, policy, buyer, holder)
     assert claim["status"] == "documents_pending" and claim["filing_deadline"] == "2027-07-01"
     # Underwriting heard of the insolvency: the buyer is graded 10, its limit withdrawn from
     # tomorrow, while the shipments already made keep their cover (the assessment below).
@@ -253,9 +261,7 @@ async def test_a_dispute_shows_who_raised_and_settled_it_and_is_settled_once(
     holder = {"Authorization": "Bearer " + token("policyholder", policy["policyholder_id"],
                                                  subject="Ms Holder")}  # fmt: skip
     handler = {"Authorization": "Bearer " + token("claims_handler", subject="Wang Fang")}
-    claim = ok(await claims.post("/v1/claims", headers=holder, json={
-        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
-        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    claim = await filed_claim(claims, policy, buyer, holder)
     claim = await complete(claims, claim, holder)
     tomorrow = (dt.date.fromisoformat(TODAY) + dt.timedelta(days=1)).isoformat()
     early = await claims.post(f"/v1/claims/{claim['id']}/disputes", headers=holder, json={
@@ -296,9 +302,7 @@ async def test_documents_types_sizes_owners_and_lapse(
     claims, uw = apis["claims"], apis["underwriting"]
     policy, buyer = await insured(uw)
     holder = auth("policyholder", policy["policyholder_id"])
-    claim = ok(await claims.post("/v1/claims", headers=holder, json={
-        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
-        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    claim = await filed_claim(claims, policy, buyer, holder)
     exe = await upload(claims, claim["id"], "invoice", holder, b"MZ", "application/x-msdownload")
     assert exe.status_code == 415
     disguised = await upload(
@@ -390,9 +394,7 @@ async def test_a_payment_made_while_collections_is_down_is_handed_over_later_exa
     claims, uw, collections = apis["claims"], apis["underwriting"], apis["collections"]
     policy, buyer = await insured(uw)
     holder = auth("policyholder", policy["policyholder_id"])
-    claim = ok(await claims.post("/v1/claims", headers=holder, json={
-        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
-        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    claim = await filed_claim(claims, policy, buyer, holder)
     claim = await complete(claims, claim, holder)
     ok(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER), 200)
     ok(await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER,
@@ -676,9 +678,7 @@ async def test_declared_exposure_outside_the_claim_does_not_reduce_its_indemnity
     seen = ok(await check(uw, policy, buyer["id"], "1000", "2027-03-01", "2027-04-30"), 200)
     assert seen["reasons"] == ["headroom_exhausted"]
     # ...but the indemnity counts the limit against the claim's own invoices only (step 2).
-    claim = ok(await claims.post("/v1/claims", headers=holder, json={
-        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
-        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    claim = await filed_claim(claims, policy, buyer, holder)
     claim = await complete(claims, claim, holder)
     assessed = ok(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER), 200)
     assert assessed["indemnity"] == money("85000.00")
@@ -691,9 +691,7 @@ async def test_an_upload_retried_with_its_idempotency_key_is_replayed_whatever_t
     claims, uw = apis["claims"], apis["underwriting"]
     policy, buyer = await insured(uw)
     holder = auth("policyholder", policy["policyholder_id"])
-    claim = ok(await claims.post("/v1/claims", headers=holder, json={
-        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
-        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    claim = await filed_claim(claims, policy, buyer, holder)
     keyed = {**holder, "Idempotency-Key": "upload-1"}
 
     def multipart(boundary: str, content: bytes) -> tuple[bytes, dict[str, str]]:
@@ -726,9 +724,7 @@ async def test_a_claim_approved_with_nothing_to_indemnify_is_paid_and_its_debt_p
     claims, uw, collections = apis["claims"], apis["underwriting"], apis["collections"]
     policy, buyer = await insured(uw, claim_threshold=money("100000"))
     holder = auth("policyholder", policy["policyholder_id"])
-    claim = ok(await claims.post("/v1/claims", headers=holder, json={
-        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
-        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    claim = await filed_claim(claims, policy, buyer, holder)
     claim = await complete(claims, claim, holder)
     assessed = ok(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER), 200)
     assert assessed["indemnity"] == money("0.00")  # the insured loss of 100,000 is at the threshold

@@ -12,7 +12,7 @@ import pytest
 from services.claims import rules
 from shared.calendar import add_working_days, is_working_day
 from tests.builders import ok
-from tests.claims.test_api import INVOICES, complete, insured
+from tests.claims.test_api import INVOICES, complete, filed_claim, insured
 from tests.conftest import auth
 
 D = dt.date
@@ -156,9 +156,7 @@ async def test_a_claims_decision_date_reads_the_calendar_staff_corrected(
         ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
             "policy_id": policy["id"], "buyer_id": buyer["id"], "kind": "overdue",
             "invoices": INVOICES}), 201)  # fmt: skip
-        claim = ok(await claims.post("/v1/claims", headers=holder, json={
-            "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
-            "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+        claim = await filed_claim(claims, policy, buyer, holder)
         assert policy["claims_calendar_country"] == "CN"
         return await complete(claims, claim, holder)
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.http import ServiceClient
 from tests.builders import keyed, ok, statements_sent
-from tests.claims.test_api import INVOICES, insured, invoice
+from tests.claims.test_api import INVOICES, filed_claim, insured, invoice
 from tests.conftest import auth
 
 pytestmark = pytest.mark.postgres
@@ -91,9 +91,7 @@ async def test_a_document_sends_four_statements_and_no_request(
     claims, uw = apis["claims"], apis["underwriting"]
     policy, buyer = await insured(uw)
     holder = auth("policyholder", policy["policyholder_id"])
-    claim = ok(await claims.post("/v1/claims", headers=holder, json={
-        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
-        "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+    claim = await filed_claim(claims, policy, buyer, holder)
     with statements_sent(engines["claims"]) as sent, peer_requests(monkeypatch) as made:
         stored = ok(await claims.post(
             f"/v1/claims/{claim['id']}/documents", headers=keyed(holder), data={"kind": "invoice"},
