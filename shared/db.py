@@ -238,6 +238,13 @@ async def take_turns(session: AsyncSession, lock: str, pair: tuple[str, str],
     await session.execute(claim_on_sqlite.execution_options(synchronize_session=False))
 
 
+async def write_first(session: AsyncSession, table: Table) -> None:
+    """SQLite: take the database's one write lock now, before anything is read (a write to
+    `table` that matches no row), so that the transaction sees every write committed before it
+    and can write later. A transaction that read first could not write once another committed."""
+    await session.execute(delete(table).where(false()))
+
+
 class UnitsOfWork:
     """Transactions of their own, for a use case that commits a long piece of work in parts
     (each part one transaction, `open()`), up to `parallel` parts at once, under a lock of its
@@ -300,7 +307,7 @@ async def get_units_of_work(request: Request) -> UnitsOfWork:
     @contextlib.asynccontextmanager
     async def writing_first() -> AsyncIterator[AsyncSession]:
         async with sessionmaker() as session:
-            await session.execute(delete(table).where(false()))  # a write that changes nothing
+            await write_first(session, table)
             yield session
 
     return UnitsOfWork(writing_first, parallel=1, engine=units, one_key=True)

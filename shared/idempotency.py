@@ -41,7 +41,6 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
-    false,
     func,
     literal,
     select,
@@ -54,7 +53,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.auth import Caller, CallerDep
-from shared.db import SessionDep, UTCDateTime, utcnow
+from shared.db import SessionDep, UTCDateTime, utcnow, write_first
 from shared.periodic import run_periodically
 from shared.problems import (
     IDEMPOTENCY_KEY_IN_USE,
@@ -295,7 +294,7 @@ class Command:
         one write lock is taken before the use case reads anything (a write that matches no row),
         so each change sees the one before it. PostgreSQL locks the rows themselves."""
         if self.dialect == "sqlite":
-            await self.session.execute(delete(self.table).where(false()))
+            await write_first(self.session, self.table)
 
     async def _after(
         self, after_commit: Callable[[Outcome], Awaitable[Outcome | None]] | None, outcome: Outcome
