@@ -641,7 +641,7 @@ async def _regrade_book(
             async with units.open() as session:
                 in_slice = replace(ctx, session=session)
                 regraded = await _regrade_slice(in_slice, part, level)
-                changed = await _halve_book(in_slice)
+                changed = await _halve_book(in_slice, part)
                 await session.commit()
             totals[0] += regraded
             totals[1] += changed
@@ -672,13 +672,13 @@ async def _regrade_slice(ctx: Context, part: book.Slice, level: int) -> int:
         await book.grade_profiles(session, graded)
         last = chunk[-1].id
     regraded = await book.mark_regraded(session, part, signals_after=after)
-    await book.apply_grades(session, today=ctx.today, level=level, by=ctx.caller.subject,
+    await book.apply_grades(session, part, today=ctx.today, level=level, by=ctx.caller.subject,
                             now=utcnow())  # fmt: skip
-    await book.announce_grades(session, today=ctx.today)
+    await book.announce_grades(session, part, today=ctx.today)
     return regraded
 
 
-async def _halve_book(ctx: Context) -> int:
+async def _halve_book(ctx: Context, part: book.Slice) -> int:
     """The limits of the re-graded buyers newly at the halving grade are halved after their
     policy's notice period (`rules.reaches_halving_grade`, asked once per distinct move and
     notice period), each announced (`limit.changed`); how many limits."""
@@ -687,13 +687,13 @@ async def _halve_book(ctx: Context) -> int:
         {"grade_before": before, "grade_after": after, "notice_days": days,
          "effective_from": rules.halving_effective_from(ctx.today, days),
          "reason": _halving_reason(after, days)}
-        for before, after, days in await book.grade_moves(session)
+        for before, after, days in await book.grade_moves(session, part)
         if rules.reaches_halving_grade(before, after,
                                        halve_from_grade=ctx.settings.halve_from_grade)
     ]  # fmt: skip
     await book.add_notices(session, notices)
     units = {c: minor_units(c) for c in await book.policy_currencies(session)}
-    halved = await book.collect_halvings(session, minor_units=units, today=ctx.today)
+    halved = await book.collect_halvings(session, part, minor_units=units, today=ctx.today)
     if halved:
         await book.halve(session, by=ctx.caller.subject, now=utcnow())
         await book.announce_halvings(session, minor_units=units)

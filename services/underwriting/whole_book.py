@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -38,6 +39,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    true,
     type_coerce,
     update,
 )
@@ -151,11 +153,18 @@ class Slice(NamedTuple):
 
     def buyers(self) -> Any:
         """The condition on `Buyer` that selects the slice's buyers."""
-        conditions = [Buyer.country == self.country, Buyer.graded_at < self.graded_before]
+        return and_(Buyer.country == self.country, Buyer.graded_at < self.graded_before,
+                    self.ids(Buyer.id))  # fmt: skip
+
+    def ids(self, buyer_id: Any) -> Any:
+        """The condition that a buyer id column (of `Buyer` or of a table keyed by buyer) lies in
+        the slice's range: a join to the slice's buyers then reads that range of the column's
+        index, not the whole book once per slice."""
+        conditions = [true()]
         if self.after_id is not None:
-            conditions.append(Buyer.id > self.after_id)
+            conditions.append(buyer_id > self.after_id)
         if self.through_id is not None:
-            conditions.append(Buyer.id <= self.through_id)
+            conditions.append(buyer_id <= self.through_id)
         return and_(*conditions)
 
 
@@ -300,15 +309,17 @@ def _typed(session: AsyncSession, value: Any, type_: Any) -> Any:
 
 
 async def apply_grades(
-    session: AsyncSession, *, today: dt.date, level: int, by: str, now: dt.datetime
+    session: AsyncSession, book: Slice, *, today: dt.date, level: int, by: str, now: dt.datetime
 ) -> None:
-    """Each re-graded buyer takes its new grade and factors, and its grade history an entry."""
+    """Each re-graded buyer (of `book`) takes its new grade and factors, and its grade history an
+    entry."""
     await session.execute(
         update(Buyer)
-        .where(Buyer.id == regraded.c.buyer_id, profiles.c.id == regraded.c.profile_id)
+        .where(Buyer.id == regraded.c.buyer_id, profiles.c.id == regraded.c.profile_id,
+               book.ids(Buyer.id))
         .values(grade=regraded.c.grade_after, grade_factors=profiles.c.factors, graded_at=now)
         .execution_options(synchronize_session=False)
-    )
+    )  # fmt: skip
     entries = (
         select(new_ids_sql(_dialect(session), "grd", regraded.c.buyer_id), regraded.c.buyer_id,
                _typed(session, today, Date()), regraded.c.grade_after, profiles.c.factors,
@@ -316,19 +327,22 @@ async def apply_grades(
                literal_column("'country_risk'", String), _typed(session, by, String()),
                _typed(session, now, UTCDateTime()))
         .join(profiles, profiles.c.id == regraded.c.profile_id)
-        .join(Buyer, Buyer.id == regraded.c.buyer_id)
+        .join(Buyer, and_(Buyer.id == regraded.c.buyer_id, book.ids(Buyer.id)))
     )  # fmt: skip
     await session.execute(insert(BuyerGrade).from_select(
         ["id", "buyer_id", "graded_on", "grade", "factors", "indicators", "country_risk_level",
          "cause", "created_by", "created_at"], entries))  # fmt: skip
 
 
-async def grade_moves(session: AsyncSession) -> list[tuple[int, int, int]]:
+async def grade_moves(session: AsyncSession, book: Slice) -> list[tuple[int, int, int]]:
     """Each distinct (grade before, grade after, the policy's reduction notice days) of the
-    re-graded buyers holding a limit."""
+    re-graded buyers (of `book`) holding a limit."""
     rows = await session.execute(
         select(regraded.c.grade_before, regraded.c.grade_after, Policy.reduction_notice_days)
-        .join(CreditLimit, CreditLimit.buyer_id == regraded.c.buyer_id)
+        .join(
+            CreditLimit,
+            and_(CreditLimit.buyer_id == regraded.c.buyer_id, book.ids(CreditLimit.buyer_id)),
+        )
         .join(Policy, Policy.id == CreditLimit.policy_id)
         .where(regraded.c.grade_before != regraded.c.grade_after)
         .distinct()
@@ -386,7 +400,7 @@ def _units(minor_units: Mapping[str, int], currency: Any) -> _Units:
 
 
 async def collect_halvings(
-    session: AsyncSession, *, minor_units: Mapping[str, int], today: dt.date
+    session: AsyncSession, book: Slice, *, minor_units: Mapping[str, int], today: dt.date
 ) -> int:
     """The limits of buyers whose move halves them, with the amount in force on the halving's
     effective date (none or zero: nothing to halve) and its half (`minor_units`: of every
@@ -400,7 +414,8 @@ async def collect_halvings(
                in_force.amount, half, in_force.payment_terms_days, n.c.effective_from,
                n.c.reason)
         .select_from(regraded)
-        .join(CreditLimit, CreditLimit.buyer_id == regraded.c.buyer_id)
+        .join(CreditLimit, and_(CreditLimit.buyer_id == regraded.c.buyer_id,
+                                book.ids(CreditLimit.buyer_id)))
         .join(Policy, Policy.id == CreditLimit.policy_id)
         .join(n, and_(n.c.grade_before == regraded.c.grade_before,
                       n.c.grade_after == regraded.c.grade_after,
@@ -428,15 +443,26 @@ async def policy_currencies(session: AsyncSession) -> list[str]:
     return list(rows.scalars())
 
 
+def _among_halved(session: AsyncSession, limit_id: Any) -> Any:
+    """The condition that a limit id column is one of the limits to halve. On PostgreSQL as
+    `= ANY(ARRAY(…))`, which reads the column's index once per limit to halve, whatever the
+    planner guesses of a temporary table's rows: a join it plans as a hash or a merge join reads
+    the whole book's entries (or a large part of their index) once per slice."""
+    if _dialect(session) == "postgresql":
+        return limit_id == any_(func.array(select(halvings.c.limit_id).scalar_subquery()))
+    return limit_id.in_(select(halvings.c.limit_id))
+
+
 async def halve(session: AsyncSession, *, by: str, now: dt.datetime) -> None:
     """Each limit to halve takes half its amount from the effective date, as
     `limits.apply_limit_change` does one by one: entries not started by then are superseded,
     the one running then ends there, and the new amount keeps the terms of the one it
     replaces."""
     h = halvings
+    of_halved = _among_halved(session, LimitAmount.limit_id)
     await session.execute(
         update(LimitAmount)
-        .where(LimitAmount.superseded_at.is_(None),
+        .where(LimitAmount.superseded_at.is_(None), of_halved,
                exists().where(h.c.limit_id == LimitAmount.limit_id,
                               LimitAmount.effective_from >= h.c.effective_from))
         .values(superseded_at=now)
@@ -445,7 +471,7 @@ async def halve(session: AsyncSession, *, by: str, now: dt.datetime) -> None:
     await session.execute(
         update(LimitAmount)
         .where(h.c.limit_id == LimitAmount.limit_id, LimitAmount.superseded_at.is_(None),
-               LimitAmount.effective_from < h.c.effective_from,
+               of_halved, LimitAmount.effective_from < h.c.effective_from,
                or_(LimitAmount.effective_to.is_(None),
                    LimitAmount.effective_to > h.c.effective_from))
         .values(effective_to=h.c.effective_from)
@@ -472,9 +498,9 @@ def _const(value: str) -> Any:
     return literal_column(f"'{value}'", String)
 
 
-async def announce_grades(session: AsyncSession, *, today: dt.date) -> None:
-    """`buyer.grade_changed` for each buyer whose grade moved, heard by the parties holding a
-    limit or a limit request on it (as `repository.parties_on_buyer`)."""
+async def announce_grades(session: AsyncSession, book: Slice, *, today: dt.date) -> None:
+    """`buyer.grade_changed` for each buyer (of `book`) whose grade moved, heard by the parties
+    holding a limit or a limit request on it (as `repository.parties_on_buyer`)."""
     dialect = _dialect(session)
     moved = regraded.c.grade_before != regraded.c.grade_after
     data = _json_object(dialect, {
@@ -486,9 +512,11 @@ async def announce_grades(session: AsyncSession, *, today: dt.date) -> None:
     held = (
         select(CreditLimit.buyer_id, CreditLimit.policy_id)
         .join(regraded, and_(regraded.c.buyer_id == CreditLimit.buyer_id, moved))
+        .where(book.ids(CreditLimit.buyer_id))
         .union(select(LimitRequest.buyer_id, LimitRequest.policy_id)
-               .join(regraded, and_(regraded.c.buyer_id == LimitRequest.buyer_id, moved)))
-        .subquery()
+               .join(regraded, and_(regraded.c.buyer_id == LimitRequest.buyer_id, moved))
+               .where(book.ids(LimitRequest.buyer_id)))
+        .cte("held")
     )  # fmt: skip
     holders = select(
         held.c.buyer_id.label("subject_id"), Policy.policyholder_id.label("party_id")
