@@ -353,7 +353,10 @@ async def record_external_limit(
     policy = await repo.policy(ctx.session, policy_id)
     if policy is None:
         raise not_found("policy", policy_id)
-    if await repo.buyer(ctx.session, data.buyer_id) is None:
+    # Held until the commit, so that an insolvency recorded meanwhile either waits for this
+    # recording (and withdraws it) or is seen by it (and refuses it).
+    buyer = await repo.buyer_held_against_signals(ctx.session, data.buyer_id)
+    if buyer is None:
         raise not_found("buyer", data.buyer_id)
     c = policy.currency
     amount = Money(positive_amount_in(data.amount, c, ["body", "amount", "amount"]), c)
@@ -364,6 +367,8 @@ async def record_external_limit(
     limit = await _limit_for(ctx, policy_id, data.buyer_id)
     history = await _history_of(ctx, limit.id)
     entries = views.history_entries(history)
+    _refuse_raise_on_insolvent_buyer(ctx, buyer, entries, amount.amount, data.effective_from,
+                                     ["body", "amount", "amount"])  # fmt: skip
     terms = data.payment_terms_days or rules.terms_on(entries, data.effective_from)
     allowed_from = rules.recording_allowed_from(
         entries, amount=amount.amount, terms=terms, effective_from=data.effective_from,
@@ -404,12 +409,8 @@ async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> 
     )  # fmt: skip
     buyer = await repo.buyer(ctx.session, limit.buyer_id)
     assert buyer is not None
-    if rules.raises_an_insolvent_buyers_limit(
-        insolvent=buyer.grade >= ctx.settings.decision_table().insolvent_grade,
-        in_force=rules.amount_in_force(entries, effective), new_amount=new_amount.amount,
-    ):  # fmt: skip
-        raise invalid(["body", "new_amount", "amount"],
-                      "the buyer is insolvent: its limit may be lowered, never raised")  # fmt: skip
+    _refuse_raise_on_insolvent_buyer(ctx, buyer, entries, new_amount.amount, effective,
+                                     ["body", "new_amount", "amount"])  # fmt: skip
     if not allowed and rules.is_reduction(current, new_amount.amount):
         raise unprocessable(
             RETROACTIVE_REDUCTION,
@@ -420,6 +421,20 @@ async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> 
         raise invalid(["body", "effective_from"], "must not be in the past")
     return await apply_limit_change(ctx, limit, new_amount=new_amount, effective_from=effective,
                                     reason=data.reason, source="change")  # fmt: skip
+
+
+def _refuse_raise_on_insolvent_buyer(
+    ctx: Context, buyer: Buyer, entries: list[rules.HistoryEntry], new_amount: Decimal,
+    effective_from: dt.date, loc: list[str | int],
+) -> None:  # fmt: skip
+    """A person's new amount for an insolvent buyer's limit (changed or recorded) stands from
+    its date on: it may not be above what is in force on any of those days, so that it never
+    undoes the withdrawal the insolvency made."""
+    if rules.raises_an_insolvent_buyers_limit(
+        insolvent=buyer.grade >= ctx.settings.decision_table().insolvent_grade,
+        in_force=rules.lowest_in_force_from(entries, effective_from), new_amount=new_amount,
+    ):  # fmt: skip
+        raise invalid(loc, "the buyer is insolvent: its limit may be lowered, never raised")
 
 
 async def limit_read(ctx: Context, limit: CreditLimit, currency: str) -> LimitRead:
@@ -535,17 +550,16 @@ async def _stop_or_clear(
 
 
 async def _withdraw_all(ctx: Context, buyer: Buyer, observed_on: dt.date) -> list[LimitChangeRead]:
-    """An insolvency withdraws every limit on the buyer that has an amount then (their
-    histories read at once)."""
+    """An insolvency withdraws every limit on the buyer that has an amount above zero then or
+    later (one starting after the withdrawal date too; their histories read at once)."""
     effective = rules.insolvency_withdrawal_date(observed_on, ctx.today)
     limits = await repo.limits_on_buyer(ctx.session, buyer.id)
     histories = await repo.history(ctx.session, [limit.id for limit, _, _ in limits])
     changes: list[LimitChangeRead] = []
     for limit, policy, banks in limits:
         history = histories.get(limit.id, [])
-        current = rules.amount_in_force(views.history_entries(history), effective)
-        if current is None or current == 0:
-            continue
+        if not rules.covers_from(views.history_entries(history), effective):
+            continue  # nothing above zero from then on, nor starting later
         changes.append(await apply_limit_change(
             ctx, limit, new_amount=Money.zero(policy.currency), effective_from=effective,
             reason=f"buyer insolvency observed on {observed_on.isoformat()}: limit withdrawn",

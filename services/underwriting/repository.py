@@ -140,6 +140,14 @@ async def buyer(session: AsyncSession, buyer_id: str, *, for_update: bool = Fals
     return (await session.execute(statement)).scalar_one_or_none()
 
 
+async def buyer_held_against_signals(session: AsyncSession, buyer_id: str) -> Buyer | None:
+    """A buyer held FOR SHARE until the commit: a signal on it (which takes it FOR UPDATE,
+    `buyer_to_grade`) waits for this change, or this change reads the buyer as the signal left
+    it. Declarations and other readers (FOR KEY SHARE) are not held up."""
+    statement = select(Buyer).where(Buyer.id == buyer_id).with_for_update(read=True)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
 async def buyer_to_grade(session: AsyncSession, buyer_id: str) -> tuple[Buyer, int | None] | None:
     """A buyer locked FOR UPDATE until the commit, with its country's risk level (None when the
     country is not listed), in one statement."""

@@ -4,6 +4,7 @@ rules' answer (never a 500), and the database holds what the rules allow."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.builders import money
+from shared.calendar import today as business_today
+from tests.builders import check, make_buyer, make_policy, money
 from tests.conftest import Services, auth, backend, unique
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -194,3 +196,37 @@ async def test_risk_levels_set_at_once_on_an_unlisted_country_all_answer_and_one
         grades = await client.get(f"/v1/buyers/{buyer.json()['id']}/grades", headers=UW)
     assert grades.json()["items"][0]["country_risk_level"] == level  # graded by the level kept
     assert committed("SELECT count(*) FROM underwriting.country_risks WHERE country = 'LI'") == 1
+
+
+async def test_limits_recorded_at_once_with_an_insolvency_never_outlive_its_withdrawal(
+    services: Services,
+) -> None:
+    """Each round, eight recordings of a limit on one buyer reach the service together with the
+    buyer's insolvency: whichever commits first, nothing covers a shipment after the withdrawal
+    (a recording committed first is withdrawn, one after it is refused as raising the limit of
+    an insolvent buyer)."""
+    rounds, recordings = 20, 8
+    today = business_today("Asia/Shanghai")
+    day = lambda offset: (today + dt.timedelta(days=offset)).isoformat()  # noqa: E731
+    async with httpx.AsyncClient(base_url=services.urls["underwriting"], timeout=60) as client:
+        policy = await make_policy(client)
+        buyers = [await make_buyer(client) for _ in range(rounds)]
+        await asyncio.gather(*(client.get(f"/v1/policies/{policy['id']}", headers=UW)
+                               for _ in range(recordings + 1)))  # fmt: skip
+        outcomes: Counter[tuple[int, ...]] = Counter()
+        for buyer in buyers:
+            answers = await asyncio.gather(
+                *(client.post(f"/v1/policies/{policy['id']}/limits", headers=UW, json={
+                    "buyer_id": buyer["id"], "amount": money(f"{50000 + n}"),
+                    "effective_from": day(-5)}) for n in range(recordings)),
+                client.post(f"/v1/buyers/{buyer['id']}/signals", headers=UW, json={
+                    "kind": "insolvency_filing", "observed_on": day(0), "details": "filed"}),
+            )  # fmt: skip
+            assert answers[-1].status_code == 201, answers[-1].text
+            assert {a.status_code for a in answers[:-1]} <= {201, 422}, [a.text for a in answers]
+            outcomes[tuple(sorted(a.status_code for a in answers[:-1]))] += 1
+            later = await check(client, policy, buyer["id"], "1000", day(5), day(35),
+                                headers=UW)  # fmt: skip
+            assert later.status_code == 200, later.text
+            assert later.json()["covered_amount"] == money("0.00"), (later.json(), outcomes)
+    print(f"recordings per round answered (rounds): {dict(outcomes)}")

@@ -164,6 +164,35 @@ async def test_an_insolvency_signal_withdraws_the_limits(
     assert before["covered"]
 
 
+async def insolvent(uw: httpx.AsyncClient, buyer_id: str, observed_on: str) -> dict[str, Any]:
+    return ok(await uw.post(f"/v1/buyers/{buyer_id}/signals", headers=UW, json={
+        "kind": "insolvency_filing", "observed_on": observed_on, "details": "court filing"}),
+        201)  # fmt: skip
+
+
+async def test_an_insolvency_withdraws_a_limit_that_starts_only_after_its_date(
+    on_day: Callable[[str], Awaitable[httpx.AsyncClient]],
+) -> None:
+    """Every limit on the buyer is withdrawn, also one whose amount starts later: a limit
+    recorded from next week, and one withdrawn tomorrow with a raise scheduled next month."""
+    uw = await on_day("2027-02-01")
+    policy = await make_policy(uw, start_date="2027-01-01", end_date="2027-12-31")
+    recorded_buyer, scheduled_buyer = await make_buyer(uw), await make_buyer(uw)
+    ok(await uw.post(f"/v1/policies/{policy['id']}/limits", headers=UW, json={
+        "buyer_id": recorded_buyer["id"], "amount": money("50000"),
+        "effective_from": "2027-02-08"}), 201)  # fmt: skip
+    limit_id = (await request_limit(uw, policy, scheduled_buyer["id"], "100000"))["limit_id"]
+    await cut_limit(uw, limit_id, "0", "2027-02-02")
+    await cut_limit(uw, limit_id, "100000", "2027-03-01")  # a raise, scheduled
+
+    for buyer in (recorded_buyer, scheduled_buyer):
+        [change] = (await insolvent(uw, buyer["id"], "2027-02-01"))["limit_changes"]
+        assert change["new_amount"] == money("0.00")
+        assert change["effective_from"] == "2027-02-02"
+        later = ok(await check(uw, policy, buyer["id"], "1000", "2027-03-10", "2027-04-10"), 200)
+        assert later["reasons"] == ["limit_withdrawn"] and not later["covered"]
+
+
 async def test_an_overdue_notified_stops_shipments_on_that_policy_until_cleared(
     on_day: Callable[[str], Awaitable[httpx.AsyncClient]],
 ) -> None:

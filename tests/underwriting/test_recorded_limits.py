@@ -137,6 +137,31 @@ async def test_a_recorded_limit_keeps_this_systems_grant_until_tomorrow_and_name
     refused_as_retroactive(await record(uw, policy, buyer["id"], "10000", TODAY), "2027-06-11")
 
 
+async def test_a_recorded_limit_never_brings_back_the_cover_an_insolvency_withdrew(
+    uw: httpx.AsyncClient,
+) -> None:
+    """Insolvency withdraws every limit on the buyer from the day after: a recording (a raise
+    from a past date, a lower amount from today, a first limit) would stand after that day."""
+    policy = await make_policy(uw)
+    buyer, newcomer = await make_buyer(uw), await make_buyer(uw)
+    ok(await record(uw, policy, buyer["id"], "50000", D_200), 201)
+    for insolvent in (buyer, newcomer):
+        ok(await uw.post(f"/v1/buyers/{insolvent['id']}/signals", headers=UW, json={
+            "kind": "insolvency_filing", "observed_on": TODAY, "details": "court filing"}),
+            201)  # fmt: skip
+    tomorrow = "2027-06-11"
+    assert await covered_on(uw, policy, buyer["id"], tomorrow) == money("0.00")
+
+    for buyer_id, amount, since in ((buyer["id"], "80000", D_100), (buyer["id"], "30000", TODAY),
+                                    (buyer["id"], "80000", "2027-07-01"),
+                                    (newcomer["id"], "80000", D_100)):  # fmt: skip
+        refused = await record(uw, policy, buyer_id, amount, since)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["loc"] == ["body", "amount", "amount"]
+        assert await covered_on(uw, policy, buyer_id, "2027-07-10") == money("0.00")
+    assert await covered_on(uw, policy, buyer["id"], D_100) == money("50000.00")
+
+
 def entry(amount: int, since: dt.date, until: dt.date | None, *, recorded: bool,
           terms: int | None = None) -> rules.HistoryEntry:  # fmt: skip
     return rules.HistoryEntry(Decimal(amount), since, until, terms, recorded_elsewhere=recorded)

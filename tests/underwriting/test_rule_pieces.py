@@ -178,3 +178,31 @@ def test_a_declared_payment_is_observed_by_today_within_the_amount_and_dated() -
     assert fault("500.01", yesterday) == ("paid_amount", "must be between zero and the amount")
     assert fault("100", None) == ("paid_on", "a payment needs its date")
     assert fault(None, tomorrow) == ("paid_amount", "a payment date needs the amount paid")
+
+
+# ---------------------------------------------------------------- a limit's history from a day on
+
+
+def test_the_lowest_amount_from_a_day_on_counts_a_day_no_entry_covers_as_zero() -> None:
+    entry, day = credit_limit.HistoryEntry, dt.date(2027, 2, 1)
+    withdrawn = [entry(D(0), dt.date(2027, 2, 2), None),
+                 entry(D(100), dt.date(2027, 1, 1), dt.date(2027, 2, 2))]  # fmt: skip
+    assert credit_limit.lowest_in_force_from(withdrawn, day) == D(0)
+    assert credit_limit.lowest_in_force_from(withdrawn[1:], day) == D(0)  # it ends, nothing after
+    raised = [entry(D(300), dt.date(2027, 3, 1), None),
+              entry(D(100), dt.date(2027, 1, 1), dt.date(2027, 3, 1))]  # fmt: skip
+    assert credit_limit.lowest_in_force_from(raised, day) == D(100)
+    assert credit_limit.lowest_in_force_from(raised, dt.date(2027, 3, 1)) == D(300)
+    assert credit_limit.lowest_in_force_from([entry(D(50), dt.date(2027, 2, 8), None)], day) == 0
+    assert credit_limit.lowest_in_force_from([], day) == D(0)
+
+
+def test_a_history_covers_from_a_day_on_while_any_amount_above_zero_runs_then_or_starts_later(
+) -> None:  # fmt: skip
+    entry, day = credit_limit.HistoryEntry, dt.date(2027, 2, 1)
+    assert credit_limit.covers_from([entry(D(50), dt.date(2027, 2, 8), None)], day)
+    assert credit_limit.covers_from([entry(D(0), dt.date(2027, 1, 1), dt.date(2027, 3, 1)),
+                                     entry(D(9), dt.date(2027, 3, 1), None)], day)  # fmt: skip
+    assert not credit_limit.covers_from([entry(D(50), dt.date(2027, 1, 1), day),
+                                         entry(D(0), day, None)], day)  # fmt: skip
+    assert not credit_limit.covers_from([], day)

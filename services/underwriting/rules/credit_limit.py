@@ -237,6 +237,28 @@ def amount_in_force(history: Sequence[HistoryEntry], day: dt.date) -> Decimal | 
     return None
 
 
+def lowest_in_force_from(history: Sequence[HistoryEntry], day: dt.date) -> Decimal:
+    """The lowest amount the history keeps in force on `day` or on any day after it (a day no
+    entry covers counts as zero): a new amount from `day` on stands on every one of those days,
+    as it replaces every entry from that day on."""
+    days = {day} | {
+        edge
+        for entry in history
+        for edge in (entry.effective_from, entry.effective_to)
+        if edge is not None and edge > day
+    }
+    return min(amount_in_force(history, d) or Decimal(0) for d in days)
+
+
+def covers_from(history: Sequence[HistoryEntry], day: dt.date) -> bool:
+    """Whether the history puts an amount above zero in force on `day` or on any day after it
+    (an entry running then, or one starting later)."""
+    return any(
+        entry.amount > 0 and (entry.effective_to is None or entry.effective_to > day)
+        for entry in history
+    )
+
+
 def grant_effective_from(
     *,
     current: Decimal | None,

@@ -55,7 +55,9 @@ def raises_an_insolvent_buyers_limit(
     *, insolvent: bool, in_force: Decimal | None, new_amount: Decimal
 ) -> bool:
     """Insolvency withdraws every limit on the buyer: a person may still lower one, never raise
-    it above what is in force on the change's date."""
+    it above what is in force on the change's date (`in_force`: the lowest amount in force from
+    that date on, `lowest_in_force_from`, as the new amount stands on each of those days and
+    would otherwise undo the withdrawal that follows it)."""
     return insolvent and new_amount > (in_force or Decimal(0))
 
 
