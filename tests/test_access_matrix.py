@@ -158,7 +158,9 @@ UNDERWRITING: dict[tuple[str, str], Entry] = {
         body=lambda _: {"decision": "refuse", "reason": "too risky"}),
     ("POST", "/v1/policies/{policy_id}/limits"): Entry(
         frozenset({"underwriter"}), 201, **OWNED_POLICY,
-        body=lambda ids: {"buyer_id": ids["buyer"], "amount": money("120000"),
+        # On the solvent buyer: the world's buyer is insolvent, and a recording may not bring
+        # back the cover its insolvency withdrew.
+        body=lambda ids: {"buyer_id": ids["weak_buyer"], "amount": money("120000"),
                           "effective_from": "2027-06-01", "reason": "migrated"}),
     ("GET", "/v1/policies/{policy_id}/limits"): Entry(ANY, 200, PARTIES, **OWNED_POLICY),
     ("GET", "/v1/limits/{limit_id}"): Entry(ANY, 200, PARTIES, {"limit_id": "limit"}, ("limit",)),
@@ -552,7 +554,8 @@ async def _build(w: World) -> None:
     w.ids.update(await _owners_events(w, holder))
     w.ids.update(await _endpoints(w, holder))
     w.ids.update(
-        policy=policy["id"], buyer=buyer["id"], limit=limit["id"], request=request["id"],
+        policy=policy["id"], buyer=buyer["id"], weak_buyer=weak["id"], limit=limit["id"],
+        request=request["id"],
         sanction=sanction["id"], notification=notification["id"], claim_pending=pending["id"],
         claim_review=review["id"], claim_assessed=assessed["id"], claim_approved=approved["id"],
         document=document, dispute=dispute["id"], case=case["id"], activity=activity["id"],

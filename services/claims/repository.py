@@ -44,20 +44,19 @@ async def claim(session: AsyncSession, claim_id: str, *, lock: bool = False) -> 
 async def claim_and_document_kinds(
     session: AsyncSession, claim_id: str
 ) -> tuple[Claim, list[str]] | None:
-    """A claim locked until the commit, and the kinds of the documents it has received (in the
-    order `documents_of` reads them), in one statement."""
-    rows = (
-        await session.execute(
-            select(Claim, ClaimDocument.kind)
-            .outerjoin(ClaimDocument, ClaimDocument.claim_id == Claim.id)
-            .where(Claim.id == claim_id)
-            .order_by(ClaimDocument.created_at, ClaimDocument.id)
-            .with_for_update(of=Claim)
-        )
-    ).all()
-    if not rows:
+    """A claim locked until the commit, then the kinds of the documents it has received (in the
+    order `documents_of` reads them). Two statements: one that waits for the lock sees the rows
+    it joins as they were when it began, so the documents a concurrent upload committed
+    meanwhile would be missed, and the file never completed."""
+    found = await claim(session, claim_id, lock=True)
+    if found is None:
         return None
-    return rows[0][0], [kind for _, kind in rows if kind is not None]
+    kinds = await session.execute(
+        select(ClaimDocument.kind)
+        .where(ClaimDocument.claim_id == claim_id)
+        .order_by(ClaimDocument.created_at, ClaimDocument.id)
+    )
+    return found, list(kinds.scalars())
 
 
 def _lapsed_unrecorded(today: dt.date) -> Any:

@@ -580,7 +580,7 @@ def indemnity(
     for name, cap in caps:
         if amount > max(ZERO, cap):
             amount = max(ZERO, cap)
-            notes.append(f"capped by the {name} ({cap})")
+            notes.append(f"capped by the {name} ({Money(amount, currency).rounded_text()})")
     steps.append(Step(5, "caps", amount, "; ".join(notes) or "within the caps"))
 
     rounded = Money(amount, currency).rounded()

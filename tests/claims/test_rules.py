@@ -87,6 +87,18 @@ def test_the_deductible_never_makes_it_negative_and_caps_apply_last() -> None:
     assert "maximum liability" in capped.steps[4].note
 
 
+def test_the_cap_a_claim_is_held_to_is_shown_in_the_currency_s_minor_unit() -> None:
+    """What is left of a cap, as the database sums it (at its column's scale), is named in the
+    step's note as money: 10000.00 EUR, 10000 JPY, never 10000.0000."""
+    for currency, left, shown in (("EUR", "10000.0000", "10000.00"), ("JPY", "10.0000", "10")):
+        capped = rules.indemnity([facts("A", "50000", DAY(2027, 1, 1), "50000")], reductions=D(0),
+                                 terms=terms(max_liability_left=left, single_buyer_cap_left=left),
+                                 currency=currency)  # fmt: skip
+        assert capped.steps[4].note == (
+            f"capped by the maximum liability left for the policy year ({shown})"
+        )
+
+
 def test_exclusions_are_named() -> None:
     f = facts("A", "1", DAY(2027, 1, 1), "1", covered_on_shipment=False, sanctioned=True,
               not_covered_reasons=("buyer_not_insurable", "sanctioned"), dispute="buyer",

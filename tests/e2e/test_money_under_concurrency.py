@@ -193,3 +193,29 @@ async def test_identical_filings_at_once_leave_one_live_claim_and_a_rejection_fr
             *(claims.post("/v1/claims", headers=holder, json=body) for _ in range(10))
         )
         assert sorted(r.status_code for r in refiled) == [201] + [409] * 9
+
+
+async def test_documents_uploaded_at_once_complete_the_file_once(services: Services) -> None:
+    """A policyholder sends every missing document at once (twice each): whichever upload comes
+    last sees the others, so the file is complete — under review, its decision due, one status
+    change — and not left awaiting documents it has received."""
+    async with httpx.AsyncClient(base_url=services.urls["underwriting"], timeout=60) as uw:
+        policy = await insured_policy(uw, max_liability=money("1000000"))
+        buyer = await buyer_with_limit(uw, policy)
+    holder = auth("policyholder", policy["policyholder_id"])
+    async with httpx.AsyncClient(base_url=services.urls["claims"], timeout=120) as claims:
+        for n in range(3):
+            claim = created(await claims.post("/v1/claims", headers=holder,
+                                              json=claim_body(policy, buyer, f"DOCS-{n}")))  # fmt: skip
+            uploads = await asyncio.gather(*(
+                claims.post(f"/v1/claims/{claim['id']}/documents", headers=holder,
+                            data={"kind": kind},
+                            files={"file": ("d.pdf", b"%PDF-1.4", "application/pdf")})
+                for kind in claim["missing_documents"] for _ in range(2)))  # fmt: skip
+            assert {u.status_code for u in uploads} == {201}
+            stored = created(await claims.get(f"/v1/claims/{claim['id']}", headers=holder), 200)
+            assert stored["missing_documents"] == []
+            assert stored["status"] == "under_review", stored["status"]
+            assert stored["decision_due"] is not None
+            completed = [u.json() for u in uploads if u.json()["claim_status"] == "under_review"]
+            assert len(completed) >= 1
