@@ -186,8 +186,11 @@ OVERPAYMENT = _entry("overpayment", 422, "Overpayment",
                      "much", "collections")  # fmt: skip
 PROMISE_EXCEEDS_OUTSTANDING = _entry("promise-exceeds-outstanding", 422,
                                      "Promise exceeds outstanding",
-                                     "a promise to pay is for more than the case has "
-                                     "outstanding; `outstanding` says how much",
+                                     "a promise to pay, with the case's open promises "
+                                     "(not yet due, not yet paid), is for more than the case "
+                                     "has outstanding; `outstanding` says how much, "
+                                     "`promised_open` what the open promises (`open_promises`) "
+                                     "still await, `promisable` what may still be promised",
                                      "collections")  # fmt: skip
 WEBHOOK_URL_REFUSED = _entry("webhook-url-refused", 422, "Webhook URL refused",
                              "a webhook endpoint's URL is not https, names a user or password, "
@@ -367,6 +370,13 @@ def problem_components() -> dict[str, dict[str, Any]]:
         "cap_left": {**money, "description": "what the policy's caps leave"},
         "outstanding": {**money, "description": "`overpayment`, `promise-exceeds-outstanding`: "
                         "what is outstanding"},
+        "promised_open": {**money, "description": "`promise-exceeds-outstanding`: what the "
+                          "case's open promises still await"},
+        "promisable": {**money, "description": "`promise-exceeds-outstanding`: what may still "
+                       "be promised"},
+        "open_promises": {"type": "array", "items": text,
+                          "description": "`promise-exceeds-outstanding`: the open promises "
+                          "(ids of their `promise_to_pay` activities), earliest due first"},
         "open_disputes": {"type": "array", "items": text,
                           "description": "`already-decided` on a collection case's dispute: the "
                           "disputes still open"},

@@ -56,15 +56,20 @@ class CasePaymentRecorded(EventData):
     outstanding_after: MoneyModel
 
 
+ClosedReason = Literal["paid_in_full", "settled_by_claim", "collected_by_another_case"]
+
+
 class CaseClosed(EventData):
-    """The case was closed: nothing is outstanding."""
+    """The case was closed: nothing is outstanding. `reason`: the debtor paid it in full
+    (`paid_in_full`); a paid claim's takeover left it owing nothing (`settled_by_claim`); the
+    case a paid claim took over collects its debt from now on (`collected_by_another_case`)."""
 
     event_type = "case.closed"
     case_id: str
     claim_id: str | None
     creditor_id: str
     closed_on: dt.date
-    reason: Literal["paid_in_full"]
+    reason: ClosedReason
     recovered: MoneyModel
 
 

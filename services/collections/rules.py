@@ -1,5 +1,6 @@
-"""Collection rules: a case's status and its acts, the rung a case stands on and climbs to (never
-down), payments credited oldest first, and recoveries shared exactly between fee, insurer and
+"""Collection rules: a case's status and its acts (its disputes, moot once it owes nothing), the
+rung a case stands on and climbs to (never down), payments credited oldest first, promises to pay
+weighed together against what is owed, and recoveries shared exactly between fee, insurer and
 policyholder. The ladders themselves are data (the table `collections.ladders`)."""
 
 from __future__ import annotations
@@ -165,6 +166,23 @@ def dispute_resolved(logged: Sequence[LoggedActivity], named: str | None) -> Log
                             open_ids)  # fmt: skip
 
 
+# How a dispute was resolved other than by a collector's resolution: moot, the case owing nothing
+# any more (paid in full, or settled by a paid claim's takeover).
+MOOT: Final = "moot"
+# How a dispute left a mandate whose debt the case a paid claim took over collects from now on.
+CARRIED_OVER: Final = "carried_over"
+
+
+def disputes_mooted(
+    logged: Sequence[LoggedActivity], closed_on: dt.date
+) -> list[tuple[str, dt.date]]:
+    """A case that closes owing nothing leaves no dispute open: the buyer paid (or the claim
+    settled) what was disputed, so each dispute still open is resolved as moot, on the day the
+    case closed (on the day it was raised, when it was raised after). (dispute id, resolved on)
+    for each, oldest first; `logged` in the order the activities were recorded."""
+    return [(d.activity_id, max(closed_on, d.occurred_on)) for d in open_disputes(logged)]
+
+
 def act_of_payment(outstanding_after: Decimal) -> CaseAct:
     """A payment that leaves nothing outstanding pays the case in full (and closes it)."""
     return CaseAct.PAY_IN_FULL if outstanding_after == 0 else CaseAct.CREDIT_PAYMENT
@@ -297,9 +315,71 @@ def credit_oldest_first(
     return credits
 
 
-def may_promise(promised: Decimal, owed: Decimal) -> bool:
-    """A promise to pay is for at most what the case still owes."""
-    return promised <= owed
+class PromiseMade(NamedTuple):
+    """A promise to pay as a case logged it: `amount` by `due_on`, made on `made_on`."""
+
+    activity_id: str
+    made_on: dt.date
+    due_on: dt.date
+    amount: Decimal
+
+
+class PaymentReceived(NamedTuple):
+    """A payment as a case recorded it, for the promises it keeps."""
+
+    received_on: dt.date
+    amount: Decimal
+
+
+class OpenPromise(NamedTuple):
+    """A promise still open and what of it the buyer has not paid yet."""
+
+    activity_id: str
+    due_on: dt.date
+    unkept: Decimal
+
+
+def open_promises(
+    book: Iterable[PromiseMade | PaymentReceived], today: dt.date
+) -> list[OpenPromise]:
+    """The promises to pay still open on `today`, earliest due first: not yet due (due today or
+    later) and not yet kept. `book` is the case's promises and payments in the order they were
+    recorded. A payment goes towards the promises recorded before it that it falls within (made
+    on or before the day it was received, due on or after it), the earliest due first: a promise
+    is kept once what went towards it reaches its amount; one past its day unkept is broken, and
+    no longer open either."""
+    promises: list[PromiseMade] = []
+    kept: dict[str, Decimal] = {}
+    for entry in book:
+        if isinstance(entry, PromiseMade):
+            promises.append(entry)
+            kept[entry.activity_id] = ZERO
+            continue
+        left = entry.amount
+        for promise in sorted(promises, key=lambda p: p.due_on):  # stable: then recorded order
+            if left <= 0:
+                break
+            if not promise.made_on <= entry.received_on <= promise.due_on:
+                continue
+            towards = min(left, promise.amount - kept[promise.activity_id])
+            if towards > 0:
+                kept[promise.activity_id] += towards
+                left -= towards
+    still = [OpenPromise(p.activity_id, p.due_on, p.amount - kept[p.activity_id])
+             for p in promises if p.due_on >= today and p.amount > kept[p.activity_id]]  # fmt: skip
+    return sorted(still, key=lambda p: p.due_on)
+
+
+def promisable(owed: Decimal, still_open: Iterable[OpenPromise]) -> Decimal:
+    """What may still be promised on a case: what it owes less what its open promises have not
+    been paid yet (never below nothing)."""
+    return max(ZERO, owed - sum((p.unkept for p in still_open), ZERO))
+
+
+def may_promise(promised: Decimal, owed: Decimal, still_open: Iterable[OpenPromise] = ()) -> bool:
+    """A promise to pay, together with the promises still open (not yet due, not yet kept), is
+    for at most what the case still owes: two promises never promise the same money."""
+    return promised <= promisable(owed, still_open)
 
 
 class Credit(NamedTuple):
@@ -576,11 +656,11 @@ def mandate_to_take_over(mandates: Sequence[Mandate]) -> str | None:
     return None
 
 
-def status_after_takeover(status: str, outstanding: Decimal) -> CaseStatus:
+def status_after_takeover(outstanding: Decimal, disputes_open: int) -> CaseStatus:
     """A mandate taken over by a paid claim owes what the claim left unpaid less what it has
-    recovered since: owing nothing, it is closed; owing something, a closed mandate (paid in
-    full after the claim was paid) is open again; otherwise its status stays (held stays held)."""
+    recovered since: owing nothing, it is closed; owing something, it collects (a closed mandate,
+    paid in full after the claim was paid, opens again), held while a dispute raised on it is
+    still open (whatever status it had)."""
     if outstanding <= 0:
         return CaseStatus.CLOSED
-    current = CaseStatus(status)
-    return CaseStatus.OPEN if current is CaseStatus.CLOSED else current
+    return CaseStatus.ON_HOLD if disputes_open > 0 else CaseStatus.OPEN

@@ -16,6 +16,7 @@ from services.collections.events import (
     CaseClosed,
     CasePaymentRecorded,
     CaseStageChanged,
+    ClosedReason,
     RecoveryShares,
 )
 from services.collections.models import Activity, Case, CaseInvoice, Payment, events, outbox
@@ -300,7 +301,8 @@ async def _hand_over_from_other_mandates(ctx: Context, case: Case, numbers: list
     mandate opened per invoice, say) are collected by the case taken over from now on, as the
     claim left them unpaid: each such mandate stops collecting them (what it recovered on them
     stays recorded, its invoice owing nothing more), saying so, and one left owing nothing
-    closes; its creditor hears of it. Two live cases never collect one debt."""
+    closes, handing its open disputes over with its debt; its creditor hears of it. Two live
+    cases never collect one debt."""
     others = [m for m in await repo.mandates_sharing(ctx.session, case.creditor_id, case.buyer_id,
                                                      numbers)
               if m.id != case.id and CaseStatus(m.status) in rules.LIVE]  # fmt: skip
@@ -325,19 +327,26 @@ async def _hand_over_from_other_mandates(ctx: Context, case: Case, numbers: list
         if rules.outstanding(unpaid) > 0:
             continue
         before = (mandate.stage, CaseStatus(mandate.status))
+        await _carry_disputes_over(ctx, mandate, case)
         mandate.status, mandate.closed_on = CaseStatus.CLOSED, ctx.today
         await _announce_stage(ctx, mandate, previous=before, days_past_due=None,
                               reason=f"claim {case.claim_id} paid: its invoices are collected by "
                               f"case {case.id}")  # fmt: skip
+        await _announce_closed(ctx, mandate, "collected_by_another_case",
+                               recovered=await _recovered(ctx, mandate))  # fmt: skip
 
 
 async def _settle_status_after_takeover(ctx: Context, case: Case) -> None:
     """The mandate taken over owes what the claim left unpaid less what it recovered since
-    (`rules.status_after_takeover`): owing nothing it closes, owing something a closed one opens
-    again; its creditor hears of a change."""
+    (`rules.status_after_takeover`): owing nothing it closes (its disputes moot), owing something
+    it collects, held while a dispute raised on it is open; its creditor hears of a change."""
     unpaid = views.open_invoices(await _invoices(ctx, case.id))
+    still_open = rules.open_disputes(views.logged(await _activities(ctx, case.id)))
     before = (case.stage, CaseStatus(case.status))
-    case.status = rules.status_after_takeover(case.status, rules.outstanding(unpaid))
+    case.status = rules.status_after_takeover(rules.outstanding(unpaid), len(still_open))
+    if case.status == CaseStatus.CLOSED:
+        await _moot_open_disputes(ctx, case, ctx.today, f"claim {case.claim_id} paid: the case "
+                                  "owes nothing once taken over")  # fmt: skip
     if case.status == before[1]:
         return
     case.closed_on = ctx.today if case.status == CaseStatus.CLOSED else None
@@ -345,6 +354,8 @@ async def _settle_status_after_takeover(ctx: Context, case: Case) -> None:
     reason = (f"claim {case.claim_id} paid: taken over owing nothing" if case.closed_on
               else f"claim {case.claim_id} paid: taken over, owing what the claim left unpaid")  # fmt: skip
     await _announce_stage(ctx, case, previous=before, days_past_due=days, reason=reason)
+    if case.closed_on is not None:
+        await _announce_closed(ctx, case, "settled_by_claim", recovered=await _recovered(ctx, case))
     await ctx.session.flush()
 
 
@@ -355,6 +366,58 @@ def _subrogation_activity(
         id=new_id("act"), created_at=utcnow(), case_id=case.id, kind="subrogation",
         occurred_on=ctx.today, note=note, promised_amount=None, promised_on=None,
         details=details, recorded_by=ctx.caller.subject))  # fmt: skip
+
+
+async def _recovered(ctx: Context, case: Case) -> Decimal:
+    """What the case's payments came to."""
+    payments = (await repo.payments_of(ctx.session, [case.id])).get(case.id, [])
+    return sum((p.amount for p in payments), ZERO)
+
+
+async def _activities(ctx: Context, case_id: str) -> list[Activity]:
+    return (await repo.activities_of(ctx.session, [case_id])).get(case_id, [])
+
+
+def _dispute_activity(
+    ctx: Context, case: Case, kind: str, on: dt.date, note: str, details: dict[str, object]
+) -> Activity:  # fmt: skip
+    """A dispute raised or resolved by the service itself (not a collector's act)."""
+    activity = Activity(
+        id=new_id("act"), created_at=utcnow(), case_id=case.id, kind=kind, occurred_on=on,
+        note=note, promised_amount=None, promised_on=None, details=details,
+        recorded_by=ctx.caller.subject)  # fmt: skip
+    ctx.session.add(activity)
+    return activity
+
+
+async def _moot_open_disputes(ctx: Context, case: Case, closed_on: dt.date, why: str) -> None:
+    """A case that closes owing nothing leaves no dispute open (`rules.disputes_mooted`): each
+    one still open is resolved as moot, saying why."""
+    mooted = rules.disputes_mooted(views.logged(await _activities(ctx, case.id)), closed_on)
+    for dispute_id, on in mooted:
+        _dispute_activity(ctx, case, rules.DISPUTE_RESOLVED, on, f"dispute {dispute_id} moot: "
+                          f"{why}", {"dispute_id": dispute_id, "outcome": rules.MOOT})  # fmt: skip
+
+
+async def _carry_disputes_over(ctx: Context, mandate: Case, case: Case) -> None:
+    """A mandate that closes because the case a paid claim took over collects its debt from now
+    on hands over the disputes still open on it: the buyer still disputes that debt, so each is
+    raised again on the case (which holds) and resolved on the mandate as carried over."""
+    logged = await _activities(ctx, mandate.id)
+    notes = {a.id: a.note for a in logged}
+    for dispute in rules.open_disputes(views.logged(logged)):
+        said = notes.get(dispute.activity_id)
+        carried = _dispute_activity(
+            ctx, case, rules.DISPUTE_RAISED, ctx.today,
+            f"dispute {dispute.activity_id} raised on case {mandate.id} on "
+            f"{dispute.occurred_on.isoformat()}, carried over with its debt"
+            + (f": {said}" if said else ""),
+            {"carried_from": {"case_id": mandate.id, "dispute_id": dispute.activity_id}})  # fmt: skip
+        _dispute_activity(
+            ctx, mandate, rules.DISPUTE_RESOLVED, ctx.today,
+            f"dispute {dispute.activity_id} carried over to case {case.id} as {carried.id}",
+            {"dispute_id": dispute.activity_id, "outcome": rules.CARRIED_OVER,
+             "case_id": case.id, "carried_to": carried.id})  # fmt: skip
 
 
 def _takeover_note(
@@ -537,17 +600,36 @@ async def add_activity(ctx: Context, case_id: str, done: ActivityCreate) -> Acti
 
 
 async def _refuse_promise_over_outstanding(ctx: Context, case: Case, promised: Decimal) -> None:
-    """A promise for more than the case still owes is 422 `promise-exceeds-outstanding`, naming
-    what is outstanding."""
+    """A promise that, with the promises still open (not yet due, not yet kept), is for more
+    than the case still owes is 422 `promise-exceeds-outstanding`, naming what is outstanding,
+    what the open promises still await, and what may still be promised. The case is locked:
+    promises fired at once are weighed one after the other."""
     owed = rules.outstanding(views.open_invoices(await _invoices(ctx, case.id)))
-    if rules.may_promise(promised, owed):
+    payments = (await repo.payments_of(ctx.session, [case.id])).get(case.id, [])
+    still_open = rules.open_promises(views.promise_book(await _activities(ctx, case.id),
+                                                        payments), ctx.today)  # fmt: skip
+    if rules.may_promise(promised, owed, still_open):
         return
     c = case.currency
+
+    def text(amount: Decimal) -> str:
+        return f"{Money(amount, c).rounded_text()} {c}"
+
+    awaited = sum((p.unkept for p in still_open), ZERO)
+    left = rules.promisable(owed, still_open)
+    detail = f"a promise of {text(promised)} exceeds the outstanding {text(owed)}"
+    if still_open:
+        listed = ", ".join(f"{p.activity_id} due {p.due_on.isoformat()}" for p in still_open)
+        detail = (f"a promise of {text(promised)}, with {text(awaited)} promised and not yet "
+                  f"paid by the open promises ({listed}), exceeds the outstanding {text(owed)}: "
+                  f"at most {text(left)} more may be promised")  # fmt: skip
     raise unprocessable(
         PROMISE_EXCEEDS_OUTSTANDING,
-        f"a promise of {Money(promised, c).rounded_text()} exceeds the outstanding "
-        f"{Money(owed, c).rounded_text()} {c}",
+        detail,
         outstanding=money_read(owed, c).model_dump(mode="json"),
+        promised_open=money_read(awaited, c).model_dump(mode="json"),
+        promisable=money_read(left, c).model_dump(mode="json"),
+        open_promises=[p.activity_id for p in still_open],
     )
 
 
@@ -634,6 +716,8 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
     case.status = _status_after(case, rules.act_of_payment(left))
     if case.status == CaseStatus.CLOSED:
         case.closed_on = received.received_on
+        await _moot_open_disputes(ctx, case, received.received_on,
+                                  f"the case was paid in full by payment {payment.id}")  # fmt: skip
     await ctx.session.flush()
     await _announce_payment(
         ctx, case, payment, left, recovered=sum((i.paid for i in invoices), ZERO)
@@ -661,10 +745,18 @@ async def _announce_payment(
         outstanding_after=money_read(left, c),
     ), subject_id=case.id, parties=_parties(case))  # fmt: skip
     if case.closed_on is not None and case.status == CaseStatus.CLOSED:
-        await announce(ctx.session, events, CaseClosed(
-            case_id=case.id, claim_id=case.claim_id, creditor_id=case.creditor_id,
-            closed_on=case.closed_on, reason="paid_in_full", recovered=money_read(recovered, c),
-        ), subject_id=case.id, parties=_parties(case))  # fmt: skip
+        await _announce_closed(ctx, case, "paid_in_full", recovered=recovered)
+
+
+async def _announce_closed(
+    ctx: Context, case: Case, reason: ClosedReason, *, recovered: Decimal
+) -> None:  # fmt: skip
+    """The case's creditor hears that it is closed, why, and what it recovered (`case.closed`)."""
+    await announce(ctx.session, events, CaseClosed(
+        case_id=case.id, claim_id=case.claim_id, creditor_id=case.creditor_id,
+        closed_on=case.closed_on or ctx.today, reason=reason,
+        recovered=money_read(recovered, case.currency),
+    ), subject_id=case.id, parties=_parties(case))  # fmt: skip
 
 
 async def run_escalations(ctx: Context, as_of: dt.date) -> EscalationResult:

@@ -49,6 +49,23 @@ def logged(activities: Sequence[Activity]) -> list[rules.LoggedActivity]:
             for a in sorted(activities, key=lambda a: (a.created_at, a.id))]  # fmt: skip
 
 
+def promise_book(
+    activities: Sequence[Activity], payments: Sequence[Payment]
+) -> list[rules.PromiseMade | rules.PaymentReceived]:
+    """A case's promises to pay and payments in the order they were recorded (for
+    `rules.open_promises`)."""
+    book: list[tuple[dt.datetime, str, rules.PromiseMade | rules.PaymentReceived]] = [
+        (a.created_at, a.id, rules.PromiseMade(a.id, a.occurred_on, a.promised_on,
+                                               a.promised_amount))
+        for a in activities
+        if a.kind == "promise_to_pay" and a.promised_amount is not None
+        and a.promised_on is not None
+    ]  # fmt: skip
+    book += [(p.created_at, p.id, rules.PaymentReceived(p.received_on, p.amount))
+             for p in payments]  # fmt: skip
+    return [entry for _, _, entry in sorted(book, key=lambda e: (e[0], e[1]))]
+
+
 def case_read(
     case: Case, invoices: Sequence[CaseInvoice], activities: Sequence[Activity],
     payments: Sequence[Payment], today: dt.date,

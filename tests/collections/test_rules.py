@@ -99,6 +99,59 @@ def test_a_promise_to_pay_is_for_at_most_what_is_owed() -> None:
     assert not rules.may_promise(D("100000"), D("500.00"))
 
 
+def promise(ident: str, made: int, due: int, amount: str) -> rules.PromiseMade:
+    """A promise made and due so many days after AS_OF."""
+    return rules.PromiseMade(ident, AS_OF + dt.timedelta(days=made),
+                             AS_OF + dt.timedelta(days=due), D(amount))  # fmt: skip
+
+
+def paid(on: int, amount: str) -> rules.PaymentReceived:
+    return rules.PaymentReceived(AS_OF + dt.timedelta(days=on), D(amount))
+
+
+def test_promises_still_open_add_up_against_what_is_owed() -> None:
+    """1,000 owed and 600 promised for the 20th: another 400 may be promised, 400.01 may not."""
+    still_open = rules.open_promises([promise("p1", 0, 10, "600")], AS_OF)
+    assert still_open == [rules.OpenPromise("p1", AS_OF + dt.timedelta(days=10), D(600))]
+    assert rules.may_promise(D(400), D(1000), still_open)
+    assert not rules.may_promise(D("400.01"), D(1000), still_open)
+    assert rules.promisable(D(1000), still_open) == D(400)
+
+
+def test_a_promise_is_open_until_its_day_has_passed_or_it_is_kept() -> None:
+    book = [promise("due-today", 0, 5, "100"), promise("broken", 0, 4, "100")]
+    assert [p.activity_id for p in rules.open_promises(book, AS_OF + dt.timedelta(days=5))] == [
+        "due-today"]  # fmt: skip
+    kept = [promise("p1", 0, 10, "600"), paid(3, "250"), paid(4, "350")]
+    assert rules.open_promises(kept, AS_OF + dt.timedelta(days=4)) == []
+    part = [promise("p1", 0, 10, "600"), paid(3, "250")]
+    assert [p.unkept for p in rules.open_promises(part, AS_OF + dt.timedelta(days=4))] == [D(350)]
+
+
+def test_a_payment_keeps_only_the_promises_made_before_it_and_due_on_or_after_it() -> None:
+    """A payment recorded before the promise, received before the day it was made, or received
+    after its day does not keep it; one payment keeps the earliest due promise first."""
+    book = [paid(0, "100"), promise("p1", 1, 10, "300"), paid(0, "50"),
+            promise("p2", 1, 5, "200"), paid(2, "250")]  # fmt: skip
+    still_open = rules.open_promises(book, AS_OF + dt.timedelta(days=2))
+    # 250 on day 2: 200 keeps p2 (due first), 50 goes towards p1.
+    assert still_open == [rules.OpenPromise("p1", AS_OF + dt.timedelta(days=10), D(250))]
+    late = [promise("p3", 0, 1, "100"), paid(2, "100"), promise("p4", 0, 9, "100")]
+    assert [p.activity_id for p in rules.open_promises(late, AS_OF + dt.timedelta(days=2))] == [
+        "p4"]  # fmt: skip
+
+
+def test_a_case_that_closes_owing_nothing_resolves_its_open_disputes_as_moot() -> None:
+    book = logged(("d0", "dispute"), ("r0", "dispute_resolved", "d0"), ("d1", "dispute"),
+                  ("d2", "dispute"))  # fmt: skip
+    later = AS_OF + dt.timedelta(days=3)
+    assert rules.disputes_mooted(book, later) == [("d1", later), ("d2", later)]
+    # A dispute raised after the payment that closed the case is moot from the day it was raised.
+    assert rules.disputes_mooted(book, AS_OF - dt.timedelta(days=1)) == [("d1", AS_OF),
+                                                                         ("d2", AS_OF)]  # fmt: skip
+    assert rules.disputes_mooted(logged(("d0", "dispute"), ("r0", "dispute_resolved")), AS_OF) == []
+
+
 def test_only_a_held_case_has_a_dispute_to_resolve() -> None:
     with pytest.raises(rules.ActRefused) as refused:
         rules.status_after("open", CaseAct.RESOLVE_DISPUTE)

@@ -136,8 +136,14 @@ def test_the_claim_takes_over_the_oldest_live_mandate_else_a_closed_one_that_rec
     assert rules.mandate_to_take_over([closed_before]) is None
 
 
-def test_a_mandate_taken_over_owing_nothing_is_closed_and_a_closed_one_owing_opens() -> None:
-    assert rules.status_after_takeover("open", D(0)) is CaseStatus.CLOSED
-    assert rules.status_after_takeover("closed", D(0)) is CaseStatus.CLOSED
-    assert rules.status_after_takeover("closed", D("0.01")) is CaseStatus.OPEN
-    assert rules.status_after_takeover("on_hold", D(5)) is CaseStatus.ON_HOLD
+def test_a_mandate_taken_over_owing_nothing_is_closed_and_one_owing_collects() -> None:
+    assert rules.status_after_takeover(D(0), disputes_open=0) is CaseStatus.CLOSED
+    assert rules.status_after_takeover(D(0), disputes_open=1) is CaseStatus.CLOSED
+    assert rules.status_after_takeover(D("0.01"), disputes_open=0) is CaseStatus.OPEN
+
+
+def test_a_mandate_taken_over_owing_something_holds_while_a_dispute_is_open() -> None:
+    """Whatever status it had (a closed mandate that opens again included), a dispute raised on
+    it and not resolved holds it."""
+    assert rules.status_after_takeover(D("0.01"), disputes_open=1) is CaseStatus.ON_HOLD
+    assert rules.status_after_takeover(D(5), disputes_open=2) is CaseStatus.ON_HOLD

@@ -6,6 +6,7 @@ as their total is to the cent."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections import Counter
 from decimal import Decimal
 
@@ -77,3 +78,37 @@ async def test_recoveries_fired_at_once_never_pass_the_debt_and_share_their_tota
                                  share=rules.InsurerShare(Decimal(85000), Decimal(120000)))  # fmt: skip
     assert (whole.fee.amount, whole.insurer.amount, whole.policyholder.amount) == (
         parts["fee"], parts["insurer"], parts["policyholder"])  # fmt: skip
+
+
+PROMISES = 20
+
+
+async def test_promises_fired_at_once_never_promise_together_more_than_the_case_owes(
+    services: Services,
+) -> None:
+    """1,000 owed; twenty promises of 300 fired at once: three fit together (900), the other
+    seventeen are refused as `promise-exceeds-outstanding`, and three promises are committed."""
+    async with httpx.AsyncClient(base_url=services.urls["underwriting"], timeout=60) as uw:
+        buyer = await make_buyer(uw)
+    creditor = unique("ph")
+    body = {"creditor_id": creditor, "buyer_id": buyer["id"], "debtor_country": "DE",
+            "invoices": [{"number": "INV-1", "amount": money("1000"), "due_date": "2027-01-10"}]}  # fmt: skip
+    collector = auth("collector")
+    async with httpx.AsyncClient(base_url=services.urls["collections"], timeout=120) as client:
+        case = ok(await client.post("/v1/cases", headers=auth("policyholder", creditor),
+                                    json=body), 201)  # fmt: skip
+        due = (dt.date.fromisoformat(case["opened_on"]) + dt.timedelta(days=10)).isoformat()
+        answers = await asyncio.gather(*(
+            client.post(f"/v1/cases/{case['id']}/activities", headers=collector, json={
+                "kind": "promise_to_pay", "occurred_on": case["opened_on"],
+                "promised_amount": money("300"), "promised_on": due})
+            for _ in range(PROMISES)))  # fmt: skip
+        after = ok(await client.get(f"/v1/cases/{case['id']}", headers=collector), 200)
+    statuses = Counter((a.status_code, a.json().get("type")) for a in answers)
+    assert statuses == Counter({(201, None): 3,
+                                (422, "promise-exceeds-outstanding"): PROMISES - 3}), statuses  # fmt: skip
+    committed = [a for a in after["activities"] if a["kind"] == "promise_to_pay"]
+    assert sorted(a["id"] for a in committed) == sorted(
+        a.json()["id"] for a in answers if a.status_code == 201)  # fmt: skip
+    refused = [a.json() for a in answers if a.status_code == 422]
+    assert {r["promisable"]["amount"] for r in refused} == {"100.00"}
