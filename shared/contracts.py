@@ -600,7 +600,7 @@ class Recoveries(Peer):
 # subclasses the model, keeping its own name in OpenAPI) to read it.
 
 # What underwriting hears of a buyer (claims sends `overdue_notified`, `arrears_cleared`,
-# `insolvency_filing` and `payment_delay`).
+# `insolvency_filing` and `payment_delay`, collections `payment_delay` when a mandate opens).
 SignalKind = Literal[
     "insolvency_filing",
     "court_judgment",
@@ -632,6 +632,16 @@ class BuyerSignal(Schema):
     observed_on: Date
     details: LongText = ""
     policy_id: Ident | None = None
+    # Who reports a delay, so that the grade counts one delay once while it lasts (a policy's
+    # until its arrears are cleared; a creditor's until its collection cases are paid).
+    creditor_id: Ident | None = Field(
+        default=None,
+        description="from collections: the creditor whose debt the case collects (its delay on "
+        "the buyer counts once until its cases on the buyer are paid in full)",
+    )
+    case_id: Ident | None = Field(
+        default=None, description="from collections: the collection case the signal is about"
+    )
 
 
 class CoverageCheck(Schema):

@@ -192,8 +192,11 @@ async def file_claim(ctx: Context, filing: ClaimCreate) -> ClaimRead:
     if said is not None:
         kind, observed = said
         details = f"{filing.cause} claim {claim.id} under policy {policy.id}"
-        await signal_underwriting(ctx, claim.id, claim.buyer_id, messages.signal(kind, observed, details),
-                      f"claims:claim-signal:{claim.id}")  # fmt: skip
+        # Under its policy: the claims of one default (one per invoice, or one for them all) are
+        # one delay to the grade until the policy's arrears are cleared.
+        await signal_underwriting(ctx, claim.id, claim.buyer_id,
+                                  messages.signal(kind, observed, details, policy.id),
+                                  f"claims:claim-signal:{claim.id}")  # fmt: skip
     await ctx.session.flush()
     return await _new_claim_read(ctx, claim, invoices)
 

@@ -94,7 +94,7 @@ async def mandates_sharing(
 
 
 async def serialise_cases_of(session: AsyncSession, creditor_id: str, buyer_id: str) -> None:
-    """Until the transaction ends, no other transaction opens or takes over a case of this
+    """Until the transaction ends, no other transaction opens, takes over or pays a case of this
     creditor on this buyer (`shared.db.take_turns`)."""
     await take_turns(session, _CASE_LOCKS, (creditor_id, buyer_id), update(Case)
                      .where(Case.creditor_id == creditor_id, Case.buyer_id == buyer_id)
@@ -102,6 +102,22 @@ async def serialise_cases_of(session: AsyncSession, creditor_id: str, buyer_id: 
 
 
 _CASE_LOCKS = "collections.cases: creditor and buyer"
+
+
+async def creditor_and_buyer_of(session: AsyncSession, case_id: str) -> tuple[str, str] | None:
+    """The (creditor, buyer) of a case, read without a lock (to take turns on them first)."""
+    found = await session.execute(select(Case.creditor_id, Case.buyer_id).where(Case.id == case_id))
+    row = found.first()
+    return None if row is None else (row[0], row[1])
+
+
+async def other_live_case(session: AsyncSession, case: Case) -> bool:
+    """Whether another case of the case's creditor on its buyer still collects (is live)."""
+    found = await session.execute(
+        select(Case.id).where(Case.creditor_id == case.creditor_id, Case.buyer_id == case.buyer_id,
+                              Case.id != case.id, Case.status.in_(LIVE)).limit(1)
+    )  # fmt: skip
+    return found.first() is not None
 
 
 async def live_case_collecting(

@@ -178,11 +178,9 @@ def _add_invoices(ctx: Context, case: Case, opening: CaseCreate, *, have: set[st
 
 async def _signal_opening(ctx: Context, case: Case) -> None:
     """Tell underwriting what the new case says of the buyer (a mandate: a payment delay)."""
-    kind = rules.signal_on_opening(case.claim_id)
-    if kind is None:
+    if rules.signal_on_opening(case.claim_id) is None:
         return
-    signal = BuyerSignal(kind=kind, observed_on=ctx.today,
-                         details=f"collection case {case.id} opened for {case.creditor_id}")  # fmt: skip
+    signal = messages.mandate_signal(case.id, case.creditor_id, ctx.today)
     await _signal_underwriting(ctx, case, signal, f"collections:mandate:{case.id}")
 
 
@@ -667,15 +665,20 @@ async def _signal_legal_step(ctx: Context, case: Case, done: ActivityCreate) -> 
     if done.kind != messages.LEGAL_ACTIVITY:
         return
     earlier = (await repo.activities_of(ctx.session, [case.id])).get(case.id, [])
-    signal = messages.legal_step_signal(case.id, done.kind, [a.kind for a in earlier],
-                                        done.occurred_on)  # fmt: skip
+    signal = messages.legal_step_signal(case.id, case.creditor_id, done.kind,
+                                        [a.kind for a in earlier], done.occurred_on)  # fmt: skip
     if signal is not None:
         await _signal_underwriting(ctx, case, signal, f"collections:legal:{case.id}")
 
 
 async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) -> PaymentRead:
     """Credit the oldest unpaid invoice first; the fee, then the insurer's and the policyholder's
-    shares; more than is outstanding is 422 `overpayment`. Paid in full closes the case."""
+    shares; more than is outstanding is 422 `overpayment`. Paid in full closes the case. The
+    creditor's cases on the buyer take turns (as they open and are taken over), so that of two
+    of its last cases paid at once, the second sees the first closed."""
+    parties = await repo.creditor_and_buyer_of(ctx.session, case_id)
+    if parties is not None:
+        await repo.serialise_cases_of(ctx.session, *parties)
     case = await case_of(ctx, case_id, lock=True)
     _refuse_if_closed(case)
     amount = positive_amount_in(received.amount, case.currency, ["body", "amount"],
@@ -722,8 +725,10 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
     await _announce_payment(
         ctx, case, payment, left, recovered=sum((i.paid for i in invoices), ZERO)
     )
-    paid_in_full = messages.paid_in_full_signal(case.id, case.status == CaseStatus.CLOSED,
-                                                received.received_on)  # fmt: skip
+    closed = case.status == CaseStatus.CLOSED
+    others_live = closed and await repo.other_live_case(ctx.session, case)
+    paid_in_full = messages.paid_in_full_signal(case.id, case.creditor_id, closed,
+                                                received.received_on, others_live=others_live)  # fmt: skip
     if paid_in_full is not None:  # a case closes once: one signal
         await _signal_underwriting(ctx, case, paid_in_full, f"collections:paid:{case.id}")
     return views.payment_read(payment, case, left)

@@ -489,7 +489,7 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
     # The grade is worked out with the signal counted, before its row is written: the known
     # signals are read once, for both. Recorded whatever it adds: a delay notified again under a
     # policy adds nothing to its grade.
-    observed = rules.ObservedSignal(data.kind, data.observed_on, data.policy_id)
+    observed = rules.ObservedSignal(data.kind, data.observed_on, data.policy_id, data.creditor_id)
     known = await signals_for(ctx, buyer.id, data.observed_on)
     points = rules.points_when_recorded(
         observed, known, points=ctx.settings.signal_weights(),
@@ -499,8 +499,9 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
                           level=listed_level(ctx, level), signal=observed, known=known)  # fmt: skip
     signal = BuyerSignal(
         id=new_id("sig"), buyer_id=buyer.id, policy_id=data.policy_id, kind=data.kind,
-        observed_on=data.observed_on, details=data.details, points=points,
-        grade_before=grade_before, grade_after=grade.grade, created_by=ctx.caller.subject,
+        observed_on=data.observed_on, details=data.details, creditor_id=data.creditor_id,
+        case_id=data.case_id, points=points, grade_before=grade_before,
+        grade_after=grade.grade, created_by=ctx.caller.subject,
         created_at=utcnow(),
     )  # fmt: skip
     ctx.session.add(signal)  # inserted by the next flush
@@ -518,6 +519,7 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
     return SignalRead(
         id=signal.id, created_at=signal.created_at, buyer_id=buyer.id, kind=data.kind,
         observed_on=data.observed_on, policy_id=data.policy_id, details=data.details,
+        creditor_id=data.creditor_id, case_id=data.case_id,
         points=signal.points, grade_before=grade_before, grade=grade.grade,
         limit_changes=changes_made, stop_shipment=stop,
     )  # fmt: skip

@@ -159,6 +159,9 @@ class BuyerSignal(Timestamped, Base):
     kind: Mapped[str] = mapped_column(String(40))
     observed_on: Mapped[dt.date] = mapped_column(Date)
     details: Mapped[str] = mapped_column(Text)
+    # From collections: the creditor and the case (a creditor's delay counts once while it lasts).
+    creditor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    case_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     points: Mapped[Decimal] = mapped_column(Exact(8, 2))
     grade_before: Mapped[int] = mapped_column(Integer)
     grade_after: Mapped[int] = mapped_column(Integer)

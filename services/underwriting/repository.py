@@ -249,11 +249,12 @@ async def signals_of(
     weigh on no grade still to compute), so a buyer's thousandth signal costs what its first did;
     in the order observed, then recorded (the order `rules.counted_signals` reads them in)."""
     rows = await session.execute(
-        select(BuyerSignal.kind, BuyerSignal.observed_on, BuyerSignal.policy_id)
+        select(BuyerSignal.kind, BuyerSignal.observed_on, BuyerSignal.policy_id,
+               BuyerSignal.creditor_id)
         .where(BuyerSignal.buyer_id == buyer_id, BuyerSignal.observed_on > after)
         .order_by(BuyerSignal.observed_on, BuyerSignal.created_at, BuyerSignal.id)
-    )
-    return [ObservedSignal(kind, on, policy_id) for kind, on, policy_id in rows.all()]
+    )  # fmt: skip
+    return [ObservedSignal(*row) for row in rows.all()]
 
 
 async def grade_entries_after(

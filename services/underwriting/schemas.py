@@ -211,10 +211,18 @@ class _SignalFields(Schema):
     observed_on: dt.date
     policy_id: str | None
     details: str
+    creditor_id: str | None = Field(
+        None, description="staff only: from collections, the creditor whose debt the case collects"
+    )
+    case_id: str | None = Field(
+        None, description="staff only: from collections, the collection case it is about"
+    )
     points: ExactDecimal = Field(
         description="the points it added to the grade of the day it was observed, as it was "
-        "recorded: its kind's weight, or 0 for an overdue notified again under a policy whose "
-        "arrears are not cleared (a delay counts once per policy while it lasts)",
+        "recorded: its kind's weight, or 0 for a delay reported again while it lasts (a delay "
+        "counts once per policy until its arrears are cleared: an overdue notified, a protracted "
+        "default, a payment delay under the policy; and once per creditor until its collection "
+        "cases on the buyer are paid: a payment delay or a legal step from collections)",
     )
     grade_before: int
     grade: int

@@ -136,6 +136,8 @@ def signal_entry_read(signal: BuyerSignal, caller: Caller) -> BuyerSignalRead:
     return BuyerSignalRead(
         id=signal.id, created_at=signal.created_at, buyer_id=signal.buyer_id, kind=signal.kind,
         observed_on=signal.observed_on, policy_id=signal.policy_id, details=signal.details,
+        creditor_id=signal.creditor_id if caller.is_staff else None,
+        case_id=signal.case_id if caller.is_staff else None,
         points=signal.points, grade_before=signal.grade_before, grade=signal.grade_after,
         recorded_by=signal.created_by if caller.is_staff else None,
     )  # fmt: skip

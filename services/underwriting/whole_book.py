@@ -58,7 +58,11 @@ from services.underwriting.models import (
     PolicyAssignment,
     events,
 )
-from services.underwriting.rules.grade import DELAY_EPISODES, ObservedSignal
+from services.underwriting.rules.grade import (
+    CREDITOR_EPISODE_KINDS,
+    POLICY_EPISODE_KINDS,
+    ObservedSignal,
+)
 from services.underwriting.rules.limit_changes import SIGNAL_SOURCE
 from shared.db import Amount, UTCDateTime, new_ids_sql
 from shared.events import record_events_from
@@ -182,31 +186,40 @@ async def slice_bounds(session: AsyncSession, book: Slice, size: int) -> list[st
     return list(rows.scalars())
 
 
-# The kinds whose policy the grade rule reads (a delay under a policy is one while it lasts).
-_EPISODE_KINDS = sorted({*DELAY_EPISODES, *DELAY_EPISODES.values()})
+# The kinds whose policy, and whose creditor, the grade rule reads (a delay is one while it lasts).
+_POLICY_KINDS = sorted(POLICY_EPISODE_KINDS)
+_CREDITOR_KINDS = sorted(CREDITOR_EPISODE_KINDS)
+
+
+def _party_of(kinds: list[str], column: Any) -> Any:
+    """A signal's party (`column`) when the rule reads it of its kind, else empty: a profile
+    differs only where the grade may."""
+    return case((BuyerSignal.kind.in_(kinds), func.coalesce(column, "")), else_="")
 
 
 def _signals_of_buyers(dialect: str, book: Slice, after: dt.date) -> Any:
     """Per buyer of the slice with signals observed after `after` (the older ones weigh on no
-    grade of today: `rules.signals_counted_after`), each as `kind@date@policy@n`, `;`-separated:
-    the policy only of the kinds the rule reads it of, `n` the signal's place in the order
-    observed, then recorded (`repository.signals_of`'s order, which the rule counts in)."""
+    grade of today: `rules.signals_counted_after`), each as `kind@date@policy@creditor@n`,
+    `;`-separated: the policy and the creditor only of the kinds the rule reads them of, `n` the
+    signal's place in the order observed, then recorded (`repository.signals_of`'s order, which
+    the rule counts in)."""
     of_slice = select(Buyer.id).where(book.buyers())
     place = func.row_number().over(
         partition_by=BuyerSignal.buyer_id,
         order_by=(BuyerSignal.observed_on, BuyerSignal.created_at, BuyerSignal.id),
     )
-    policy = case((BuyerSignal.kind.in_(_EPISODE_KINDS), func.coalesce(BuyerSignal.policy_id, "")),
-                  else_="")  # fmt: skip
     numbered = (
         select(BuyerSignal.buyer_id, BuyerSignal.kind,
                cast(BuyerSignal.observed_on, String).label("observed_on"),
-               policy.label("policy_id"), place.label("place"))
+               _party_of(_POLICY_KINDS, BuyerSignal.policy_id).label("policy_id"),
+               _party_of(_CREDITOR_KINDS, BuyerSignal.creditor_id).label("creditor_id"),
+               place.label("place"))
         .where(BuyerSignal.buyer_id.in_(of_slice), BuyerSignal.observed_on > after)
         .subquery()
     )  # fmt: skip
     n = numbered.c
-    item = n.kind + "@" + n.observed_on + "@" + n.policy_id + "@" + cast(n.place, String)
+    item = (n.kind + "@" + n.observed_on + "@" + n.policy_id + "@" + n.creditor_id + "@"
+            + cast(n.place, String))  # fmt: skip
     aggregate = (
         func.string_agg(item, aggregate_order_by(literal(";", String), n.place))
         if dialect == "postgresql"
@@ -263,10 +276,9 @@ def _parsed_signals(text: str) -> list[ObservedSignal]:
     """The signals of `_signals_of_buyers`' text, in their order."""
     found = []
     for item in filter(None, text.split(";")):
-        kind, on, policy_id, place = item.split("@")
-        found.append(
-            (int(place), ObservedSignal(kind, dt.date.fromisoformat(on), policy_id or None))
-        )
+        kind, on, policy_id, creditor_id, place = item.split("@")
+        found.append((int(place), ObservedSignal(kind, dt.date.fromisoformat(on), policy_id or None,
+                                                 creditor_id or None)))  # fmt: skip
     return [signal for _, signal in sorted(found)]
 
 

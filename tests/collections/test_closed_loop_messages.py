@@ -48,24 +48,41 @@ def test_a_claim_not_paid_sends_no_paid_claim_signal() -> None:
     assert claims_messages.paid_claim_signal(claim) is None
 
 
+def test_a_mandate_signals_a_payment_delay_naming_its_creditor_and_case() -> None:
+    got = received(messages.mandate_signal("case-1", "ph-1", PAID_ON))
+    assert (got.kind, got.observed_on, got.policy_id) == ("payment_delay", PAID_ON, None)
+    assert (got.creditor_id, got.case_id) == ("ph-1", "case-1")
+
+
 def test_a_cases_first_legal_step_signals_it_went_to_law_on_the_day_it_was_taken() -> None:
-    sent = messages.legal_step_signal("case-1", "legal_filing", ["letter", "call"], PAID_ON)
+    sent = messages.legal_step_signal("case-1", "ph-1", "legal_filing", ["letter", "call"],
+                                      PAID_ON)  # fmt: skip
     assert sent is not None
     got = received(sent)
     assert (got.kind, got.observed_on, got.policy_id) == ("collection_legal", PAID_ON, None)
+    assert (got.creditor_id, got.case_id) == ("ph-1", "case-1")
 
 
 def test_a_later_legal_step_or_another_activity_signals_nothing() -> None:
-    assert messages.legal_step_signal("case-1", "legal_filing", ["legal_filing"], PAID_ON) is None
-    assert messages.legal_step_signal("case-1", "call", [], PAID_ON) is None
-    assert messages.legal_step_signal("case-1", "promise_to_pay", [], PAID_ON) is None
+    assert messages.legal_step_signal("case-1", "ph-1", "legal_filing", ["legal_filing"],
+                                      PAID_ON) is None  # fmt: skip
+    assert messages.legal_step_signal("case-1", "ph-1", "call", [], PAID_ON) is None
+    assert messages.legal_step_signal("case-1", "ph-1", "promise_to_pay", [], PAID_ON) is None
 
 
 def test_a_case_paid_in_full_signals_on_the_day_of_the_payment_that_closed_it() -> None:
-    sent = messages.paid_in_full_signal("case-1", True, PAID_ON)
+    sent = messages.paid_in_full_signal("case-1", "ph-1", True, PAID_ON, others_live=False)
     assert sent is not None
-    assert (received(sent).kind, received(sent).observed_on) == ("collection_paid", PAID_ON)
-    assert messages.paid_in_full_signal("case-1", False, PAID_ON) is None
+    got = received(sent)
+    assert (got.kind, got.observed_on) == ("collection_paid", PAID_ON)
+    assert (got.creditor_id, got.case_id) == ("ph-1", "case-1")
+    assert messages.paid_in_full_signal("case-1", "ph-1", False, PAID_ON, others_live=False) is None
+
+
+def test_a_case_paid_in_full_while_another_case_of_its_creditor_still_collects_signals_nothing(
+) -> None:  # fmt: skip
+    """The creditor's delay on the buyer goes on: only its last case paid in full ends it."""
+    assert messages.paid_in_full_signal("case-1", "ph-1", True, PAID_ON, others_live=True) is None
 
 
 def test_every_kind_the_closed_loop_sends_is_one_underwriting_accepts() -> None:

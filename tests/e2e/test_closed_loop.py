@@ -8,7 +8,9 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -102,12 +104,10 @@ def kinds_recorded(loop: Loop, buyer_id: str) -> list[str]:
 # ---------------------------------------------------------------- a paid claim
 
 
-def paid_protracted_default_claim(loop: Loop, buyer_id: str) -> tuple[dict[str, Any], str]:
-    """Over HTTP: a policy whose protracted-default waiting period is 30 days, a 100,000 limit,
-    two invoices 40 and 35 days overdue notified, a protracted-default claim filed with every
-    document, assessed, approved and paid."""
+def insured(loop: Loop, buyer_id: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Over HTTP: a policy whose protracted-default waiting period is 30 days with a 100,000
+    limit on the buyer; the policy and its policyholder's headers."""
     holder_id = unique("ph")
-    holder = auth("policyholder", holder_id)
     with httpx.Client(base_url=loop.urls["underwriting"]) as underwriting:
         policy = underwriting.post("/v1/policies", headers=UW, json={
             "policyholder_id": holder_id, "currency": "EUR", "start_date": day(-250),
@@ -118,15 +118,29 @@ def paid_protracted_default_claim(loop: Loop, buyer_id: str) -> tuple[dict[str, 
             "buyer_id": buyer_id, "amount": money("100000"), "effective_from": day(-200),
             "payment_terms_days": 90, "reason": "migrated"})  # fmt: skip
         assert limit.status_code == 201, limit.text
-    invoices = [
-        {"number": "LOOP-1", "amount": money("30000"), "shipment_date": day(-100), "due_date": day(-40)},
-        {"number": "LOOP-2", "amount": money("20000"), "shipment_date": day(-95), "due_date": day(-35)},
-    ]  # fmt: skip
+    return policy, auth("policyholder", holder_id)
+
+
+LOOP_INVOICES = [
+    {"number": "LOOP-1", "amount": money("30000"), "shipment_date": day(-100), "due_date": day(-40)},
+    {"number": "LOOP-2", "amount": money("20000"), "shipment_date": day(-95), "due_date": day(-35)},
+]  # fmt: skip
+
+
+def notify_overdue(loop: Loop, policy: dict[str, Any], holder: dict[str, str], buyer_id: str,
+                   invoices: list[dict[str, Any]]) -> None:  # fmt: skip
     with httpx.Client(base_url=loop.urls["claims"], timeout=30) as claims:
         notified = claims.post("/v1/overdue-notifications", headers=holder, json={
             "policy_id": policy["id"], "buyer_id": buyer_id, "kind": "overdue",
             "invoices": invoices})  # fmt: skip
         assert notified.status_code == 201, notified.text
+
+
+def paid_claim(loop: Loop, policy: dict[str, Any], holder: dict[str, str], buyer_id: str,
+               invoices: list[dict[str, Any]]) -> str:  # fmt: skip
+    """A protracted-default claim on the invoices filed with every document, assessed,
+    approved and paid; its id."""
+    with httpx.Client(base_url=loop.urls["claims"], timeout=30) as claims:
         filed = claims.post("/v1/claims", headers=holder, json={
             "policy_id": policy["id"], "buyer_id": buyer_id, "cause": "protracted_default",
             "invoices": invoices})  # fmt: skip
@@ -142,7 +156,16 @@ def paid_protracted_default_claim(loop: Loop, buyer_id: str) -> tuple[dict[str, 
             done = claims.post(f"/v1/claims/{claim['id']}/{step}", headers=HANDLER, json=body)
             assert done.status_code == 200, (step, done.text)
         assert done.json()["status"] == "paid"
-    return policy, claim["id"]
+    return claim["id"]  # type: ignore[no-any-return]
+
+
+def paid_protracted_default_claim(loop: Loop, buyer_id: str) -> tuple[dict[str, Any], str]:
+    """Over HTTP: a policy whose protracted-default waiting period is 30 days, a 100,000 limit,
+    two invoices 40 and 35 days overdue notified, a protracted-default claim filed with every
+    document, assessed, approved and paid."""
+    policy, holder = insured(loop, buyer_id)
+    notify_overdue(loop, policy, holder, buyer_id, LOOP_INVOICES)
+    return policy, paid_claim(loop, policy, holder, buyer_id, LOOP_INVOICES)
 
 
 def test_a_paid_protracted_default_claim_moves_the_buyers_grade_and_its_history_shows_it(
@@ -240,3 +263,128 @@ def test_a_collection_cases_legal_step_and_payment_in_full_reach_the_buyers_grad
     assert sorted(keys) == sorted(
         f"collections:{k}:{case_id}" for k in ("mandate", "legal", "paid")
     )
+
+
+def points_by_kind(loop: Loop, buyer_id: str) -> dict[str, list[Decimal]]:
+    """The points each signal recorded on the buyer added, by kind (each list sorted), as
+    underwriting lists them."""
+    with httpx.Client(base_url=loop.urls["underwriting"]) as underwriting:
+        listed = underwriting.get(f"/v1/buyers/{buyer_id}/signals", headers=UW).json()["items"]
+    found: dict[str, list[Decimal]] = {}
+    for signal in listed:
+        found.setdefault(signal["kind"], []).append(Decimal(signal["points"]))
+    return {kind: sorted(points) for kind, points in found.items()}
+
+
+def test_two_claims_of_one_default_under_one_policy_move_the_grade_as_one_claim_of_both_invoices(
+    loop: Loop,
+) -> None:
+    """One invoice per claim, filed and paid one after the other: overdue notified (+1), the
+    first claim filed (+1) and paid (+2); the second claim's filing and payment repeat that
+    default under the policy (0 each) until its arrears are cleared."""
+    one_claim, two_claims = a_buyer(loop), a_buyer(loop)
+    paid_protracted_default_claim(loop, one_claim["id"])
+    policy, holder = insured(loop, two_claims["id"])
+    notify_overdue(loop, policy, holder, two_claims["id"], LOOP_INVOICES)
+    for invoice in LOOP_INVOICES:
+        paid_claim(loop, policy, holder, two_claims["id"], [invoice])
+
+    wanted = {"overdue_notified": [Decimal(1)], "payment_delay": [Decimal(0), Decimal(1)],
+              "protracted_default": [Decimal(0), Decimal(2)]}  # fmt: skip
+    assert wait_for(lambda: points_by_kind(loop, two_claims["id"]),
+                    lambda found: found == wanted) == wanted  # fmt: skip
+    both = wait_for(lambda: buyer_now(loop, one_claim["id"]), lambda b: signals_factor(b) == "4")
+    split = buyer_now(loop, two_claims["id"])
+    assert signals_factor(split) == signals_factor(both) == "4"
+    assert split["grade"] - two_claims["grade"] == both["grade"] - one_claim["grade"] == 4
+    [filed, _] = loop.rows("underwriting", "buyer_signals", "buyer_id = :b AND kind = :k",
+                           b=two_claims["id"], k="payment_delay")  # fmt: skip
+    assert filed["policy_id"] == policy["id"]  # a claim's delay is reported under its policy
+
+
+def mandate(collections: httpx.Client, creditor: str, buyer_id: str, numbers: list[str]) -> str:
+    opened = collections.post("/v1/cases", headers=auth("policyholder", creditor), json={
+        "creditor_id": creditor, "buyer_id": buyer_id, "debtor_country": "DE",
+        "invoices": [{"number": n, "amount": money("1000"), "due_date": day(-50)}
+                     for n in numbers]})  # fmt: skip
+    assert opened.status_code == 201, opened.text
+    return opened.json()["id"]  # type: ignore[no-any-return]
+
+
+def pay(collections: httpx.Client, case_id: str, amount: str) -> None:
+    paid = collections.post(f"/v1/cases/{case_id}/payments", headers=COLLECTOR, json={
+        "amount": money(amount), "received_on": day(0)})  # fmt: skip
+    assert paid.status_code == 201, paid.text
+
+
+def outbox_keys(loop: Loop, case_ids: list[str]) -> list[str]:
+    return sorted(m["idempotency_key"] for case_id in case_ids
+                  for m in loop.rows("collections", "outbox", "aggregate_id = :c", c=case_id))  # fmt: skip
+
+
+def test_three_mandates_of_one_creditor_move_the_grade_as_one_mandate_of_the_three_invoices(
+    loop: Loop,
+) -> None:
+    """A creditor's delay on a buyer counts once (+1) however many cases it hands over; a case
+    paid in full while another of the creditor's cases still collects says nothing; the last
+    one paid ends the delay (−1). Another creditor's mandate is more evidence (+1)."""
+    three_cases, one_case = a_buyer(loop), a_buyer(loop)
+    creditor, other = unique("ph"), unique("ph")
+    with httpx.Client(base_url=loop.urls["collections"], timeout=30) as collections:
+        cases = [mandate(collections, creditor, three_cases["id"], [n])
+                 for n in ("M-1", "M-2", "M-3")]  # fmt: skip
+        single = mandate(collections, creditor, one_case["id"], ["M-1", "M-2", "M-3"])
+        wanted = {"payment_delay": [Decimal(0), Decimal(0), Decimal(1)]}
+        assert wait_for(lambda: points_by_kind(loop, three_cases["id"]),
+                        lambda found: found == wanted) == wanted  # fmt: skip
+        split = buyer_now(loop, three_cases["id"])
+        whole = wait_for(
+            lambda: buyer_now(loop, one_case["id"]), lambda b: signals_factor(b) == "1"
+        )
+        assert signals_factor(split) == signals_factor(whole) == "1"
+        assert split["grade"] - three_cases["grade"] == whole["grade"] - one_case["grade"] == 1
+        rows = loop.rows("underwriting", "buyer_signals", "buyer_id = :b", b=three_cases["id"])
+        assert {(r["creditor_id"], r["case_id"]) for r in rows} == {(creditor, c) for c in cases}
+
+        for case_id in cases[:2]:
+            pay(collections, case_id, "1000")
+        pay(collections, single, "2000")
+        # Paid in full, but the creditor's third case still collects: nothing is sent.
+        assert outbox_keys(loop, cases) == sorted(f"collections:mandate:{c}" for c in cases)
+        mandate(collections, other, three_cases["id"], ["O-1"])
+        pay(collections, cases[2], "1000")
+        pay(collections, single, "1000")
+
+    assert outbox_keys(loop, cases) == sorted([*(f"collections:mandate:{c}" for c in cases),
+                                               f"collections:paid:{cases[2]}"])  # fmt: skip
+    # The creditor's delay ended (+1 −1); the other creditor's goes on (+1).
+    wanted = {"payment_delay": [Decimal(0), Decimal(0), Decimal(1), Decimal(1)],
+              "collection_paid": [Decimal(-1)]}  # fmt: skip
+    assert wait_for(lambda: points_by_kind(loop, three_cases["id"]),
+                    lambda found: found == wanted) == wanted  # fmt: skip
+    assert signals_factor(buyer_now(loop, three_cases["id"])) == "1"
+    assert signals_factor(wait_for(lambda: buyer_now(loop, one_case["id"]),
+                                   lambda b: signals_factor(b) is None)) is None  # fmt: skip
+
+
+def test_the_creditors_last_cases_paid_at_once_end_its_delay_once(loop: Loop) -> None:
+    """Four cases of one creditor on one buyer paid in full at the same moment: the payments
+    take turns, so exactly one of them sees no other case still collecting and says the delay
+    is paid."""
+    buyer = a_buyer(loop)
+    creditor = unique("ph")
+    with httpx.Client(base_url=loop.urls["collections"], timeout=60) as collections:
+        cases = [mandate(collections, creditor, buyer["id"], [f"R-{n}"]) for n in range(4)]
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+
+        def paid_at_once(case_id: str) -> int:
+            with httpx.Client(base_url=loop.urls["collections"], timeout=60) as collections:
+                return collections.post(f"/v1/cases/{case_id}/payments", headers=COLLECTOR,
+                                        json={"amount": money("1000"),
+                                              "received_on": day(0)}).status_code  # fmt: skip
+
+        assert list(pool.map(paid_at_once, cases)) == [201] * len(cases)
+    paid = [k for k in outbox_keys(loop, cases) if k.startswith("collections:paid:")]
+    assert len(paid) == 1, paid
+    back = wait_for(lambda: buyer_now(loop, buyer["id"]), lambda b: signals_factor(b) is None)
+    assert signals_factor(back) is None and back["grade"] == buyer["grade"]

@@ -83,11 +83,63 @@ def test_a_delay_counts_while_any_of_its_notifications_is_remembered() -> None:
     assert rules.recent_signal_points(signals, today=TODAY + (memory - 10) * DAY) == D(0)
 
 
-def test_the_other_kinds_count_each_signal() -> None:
+def test_the_other_kinds_and_a_delay_naming_neither_policy_nor_creditor_count_each_signal() -> None:
     signals = [seen("court_judgment", TODAY), seen("court_judgment", TODAY),
-               seen("protracted_default", TODAY, "pol-1"),
-               seen("protracted_default", TODAY, "pol-1")]  # fmt: skip
-    assert rules.recent_signal_points(signals, today=TODAY) == D(6)
+               seen("protracted_default", TODAY), seen("protracted_default", TODAY),
+               seen("payment_delay", TODAY), seen("payment_delay", TODAY),
+               seen("claim_paid", TODAY, "pol-1"), seen("claim_paid", TODAY, "pol-1")]  # fmt: skip
+    assert rules.recent_signal_points(signals, today=TODAY) == D(12)
+
+
+def owed(kind: str, on: dt.date, creditor: str) -> rules.ObservedSignal:
+    return rules.ObservedSignal(kind, on, None, creditor)
+
+
+def test_a_creditors_delay_split_into_three_cases_weighs_what_one_case_of_its_three_invoices_weighs(
+) -> None:  # fmt: skip
+    three_cases = [owed("payment_delay", TODAY - n * DAY, "ph-1") for n in range(3)]
+    one_case = [owed("payment_delay", TODAY, "ph-1")]
+    assert rules.recent_signal_points(three_cases, today=TODAY) == D(1)
+    assert rules.recent_signal_points(one_case, today=TODAY) == D(1)
+    to_law = [*three_cases, *(owed("collection_legal", TODAY, "ph-1") for _ in range(3))]
+    assert rules.recent_signal_points(to_law, today=TODAY) == D(2)
+
+
+def test_another_creditor_counts_again_and_so_does_a_delay_after_the_creditors_cases_were_paid(
+) -> None:  # fmt: skip
+    two_creditors = [owed("payment_delay", TODAY, "ph-1"), owed("payment_delay", TODAY, "ph-2")]
+    assert rules.recent_signal_points(two_creditors, today=TODAY) == D(2)
+    # Paid (−1) ends the delay; a mandate after it is a new delay (+1). Paid by another
+    # creditor, or arrears cleared on a policy, end nothing of this creditor's.
+    paid_then_again = [owed("payment_delay", TODAY - 20 * DAY, "ph-1"),
+                       owed("collection_paid", TODAY - 10 * DAY, "ph-1"),
+                       owed("payment_delay", TODAY, "ph-1")]  # fmt: skip
+    assert rules.recent_signal_points(paid_then_again, today=TODAY) == D(1)
+    others_ended = [owed("payment_delay", TODAY - 20 * DAY, "ph-1"),
+                    owed("collection_paid", TODAY - 10 * DAY, "ph-2"),
+                    seen("arrears_cleared", TODAY - 10 * DAY, "pol-1"),
+                    owed("payment_delay", TODAY, "ph-1")]  # fmt: skip
+    assert rules.recent_signal_points(others_ended, today=TODAY) == D(0)  # 1 − 1, never below 0
+    assert rules.counted_signals(others_ended)[-1][1] is False
+
+
+def test_the_claims_of_one_default_under_a_policy_weigh_as_one_until_its_arrears_are_cleared(
+) -> None:  # fmt: skip
+    """Filed (a payment delay, +1) and paid (a protracted default, +2), per claim: two claims
+    of one invoice each weigh what one claim of the two invoices weighs."""
+    one_claim = [seen("payment_delay", TODAY - 30 * DAY, "pol-1"),
+                 seen("protracted_default", TODAY - 20 * DAY, "pol-1")]  # fmt: skip
+    two_claims = [*one_claim, seen("payment_delay", TODAY - 29 * DAY, "pol-1"),
+                  seen("protracted_default", TODAY - 19 * DAY, "pol-1")]  # fmt: skip
+    assert rules.recent_signal_points(one_claim, today=TODAY) == D(3)
+    assert rules.recent_signal_points(two_claims, today=TODAY) == D(3)
+    another_policy = [*two_claims, seen("payment_delay", TODAY, "pol-2"),
+                      seen("protracted_default", TODAY, "pol-2")]  # fmt: skip
+    assert rules.recent_signal_points(another_policy, today=TODAY) == D(6)
+    after_cleared = [*two_claims, seen("arrears_cleared", TODAY - 10 * DAY, "pol-1"),
+                     seen("payment_delay", TODAY, "pol-1"),
+                     seen("protracted_default", TODAY, "pol-1")]  # fmt: skip
+    assert rules.recent_signal_points(after_cleared, today=TODAY) == D(6)
 
 
 def test_the_grades_factors_say_what_was_counted() -> None:
@@ -102,6 +154,16 @@ def test_the_grades_factors_say_what_was_counted() -> None:
     assert "once per policy until its arrears are cleared" in factor.note
 
 
+def test_the_grades_factors_say_how_many_of_a_creditors_cases_were_counted() -> None:
+    signals = [owed("payment_delay", TODAY, "ph-1") for _ in range(3)]
+    graded = rules.grade_on(rules.Indicators(), day=TODAY, country_risk_level=1, signals=signals,
+                            insolvent_since=None)  # fmt: skip
+    [factor] = [f for f in graded.factors if f.factor == "signals"]
+    assert (factor.value, factor.points) == ("1", D(1))
+    assert "payment_delay 1 of 3" in factor.note
+    assert "once per creditor until its collection cases are paid" in factor.note
+
+
 # ---------------------------------------------------------------- over the API
 
 
@@ -113,9 +175,9 @@ async def uw(api: Any, monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
 
 
 async def signal(uw: httpx.AsyncClient, buyer_id: str, kind: str, policy_id: str | None = None,
-                 on: dt.date = TODAY) -> dict[str, Any]:  # fmt: skip
+                 on: dt.date = TODAY, **named: str) -> dict[str, Any]:  # fmt: skip
     body = {"kind": kind, "observed_on": on.isoformat(),
-            **({"policy_id": policy_id} if policy_id else {})}  # fmt: skip
+            **({"policy_id": policy_id} if policy_id else {}), **named}  # fmt: skip
     return ok(await uw.post(f"/v1/buyers/{buyer_id}/signals", headers=UW, json=body), 201)
 
 
@@ -210,3 +272,86 @@ async def test_notifications_from_claims_one_per_invoice_grade_the_buyer_as_one_
         assert [s["kind"] for s in listed["items"]] == ["overdue_notified"] * len(batches)
         grades.append((await buyer_now(uw, buyer["id"]))["grade"] - buyer["grade"])
     assert grades == [1, 1]
+
+
+async def test_three_cases_of_one_creditor_grade_the_buyer_as_one_case_and_name_creditor_and_case(
+    uw: httpx.AsyncClient,
+) -> None:
+    """Collections' signals name the creditor and the case; staff read them back."""
+    three_cases, one_case = await make_buyer(uw), await make_buyer(uw)
+    recorded = [await signal(uw, three_cases["id"], "payment_delay", creditor_id="ph-1",
+                             case_id=f"case-{n}") for n in range(3)]  # fmt: skip
+    await signal(uw, one_case["id"], "payment_delay", creditor_id="ph-1", case_id="case-9")
+
+    assert [D(r["points"]) for r in recorded] == [D(1), D(0), D(0)]
+    assert [(r["creditor_id"], r["case_id"]) for r in recorded] == [
+        ("ph-1", "case-0"), ("ph-1", "case-1"), ("ph-1", "case-2")]  # fmt: skip
+    graded = await buyer_now(uw, three_cases["id"])
+    assert graded["grade"] == (await buyer_now(uw, one_case["id"]))["grade"]
+    assert graded["grade"] == three_cases["grade"] + 1
+    assert "payment_delay 1 of 3" in signals_factor(graded)["note"]  # type: ignore[index]
+    listed = ok(await uw.get(f"/v1/buyers/{three_cases['id']}/signals", headers=UW), 200)
+    assert sorted(s["case_id"] for s in listed["items"]) == ["case-0", "case-1", "case-2"]
+    assert {s["creditor_id"] for s in listed["items"]} == {"ph-1"}
+    # Paid (−1): the creditor's delay ends; a new mandate after it is a new delay.
+    paid = await signal(uw, three_cases["id"], "collection_paid", creditor_id="ph-1")
+    again = await signal(uw, three_cases["id"], "payment_delay", creditor_id="ph-1")
+    assert (D(paid["points"]), D(again["points"])) == (D(-1), D(1))
+    assert again["grade"] == three_cases["grade"] + 1
+
+
+async def test_two_protracted_default_claims_under_one_policy_grade_the_buyer_as_one_claim(
+    uw: httpx.AsyncClient,
+) -> None:
+    """As claims sends them: filed (a payment delay under the policy), paid (a protracted
+    default under the policy), per claim."""
+    policy = await make_policy(uw)
+    two_claims, one_claim = await make_buyer(uw), await make_buyer(uw)
+    sent = [await signal(uw, two_claims["id"], kind, policy["id"])
+            for kind in ("payment_delay", "payment_delay", "protracted_default",
+                         "protracted_default")]  # fmt: skip
+    for kind in ("payment_delay", "protracted_default"):
+        await signal(uw, one_claim["id"], kind, policy["id"])
+
+    assert [D(r["points"]) for r in sent] == [D(1), D(0), D(2), D(0)]
+    graded = await buyer_now(uw, two_claims["id"])
+    assert graded["grade"] == (await buyer_now(uw, one_claim["id"]))["grade"]
+    assert graded["grade"] == two_claims["grade"] + 3
+
+
+async def test_the_whole_book_regrade_counts_creditors_and_claims_delays_as_the_one_buyer_path(
+    uw: httpx.AsyncClient,
+) -> None:
+    """Per buyer: three cases of one creditor; one case each of two creditors; three cases of a
+    creditor, paid, then a fourth; two claims of one default under a policy, and a third after
+    its arrears were cleared; a payment delay naming neither policy nor creditor, twice. After
+    the country's re-grade each has the grade and factors a re-grade of that buyer alone
+    gives."""
+    country = "GY"  # a country of its own: its level moves once, so its book is re-graded
+    policy = await make_policy(uw)
+    buyers = [await make_buyer(uw, country=country) for _ in range(5)]
+    for n in range(3):
+        await signal(uw, buyers[0]["id"], "payment_delay", creditor_id="ph-1", case_id=f"c{n}")
+    for creditor in ("ph-1", "ph-2"):
+        await signal(uw, buyers[1]["id"], "payment_delay", creditor_id=creditor)
+    for n in range(3):
+        await signal(uw, buyers[2]["id"], "payment_delay", creditor_id="ph-1", case_id=f"c{n}")
+    await signal(uw, buyers[2]["id"], "collection_legal", creditor_id="ph-1", case_id="c0")
+    await signal(uw, buyers[2]["id"], "collection_paid", creditor_id="ph-1", case_id="c2")
+    await signal(uw, buyers[2]["id"], "payment_delay", creditor_id="ph-1", case_id="c3")
+    for kind in ("payment_delay", "payment_delay", "protracted_default", "protracted_default",
+                 "arrears_cleared", "payment_delay"):  # fmt: skip
+        await signal(uw, buyers[3]["id"], kind, policy["id"])
+    for _ in range(2):
+        await signal(uw, buyers[4]["id"], "payment_delay")
+
+    risk = ok(await uw.put(f"/v1/country-risks/{country}", headers=UW, json={"level": 3}), 200)
+
+    assert risk["buyers_regraded"] == len(buyers)
+    by_book = [await buyer_now(uw, b["id"]) for b in buyers]
+    assert [signals_factor(b)["value"] for b in by_book] == ["1", "2", "2", "4", "2"]  # type: ignore[index]
+    for buyer in by_book:  # the same indicators confirmed again: the buyer re-graded alone
+        alone = ok(await uw.post(f"/v1/buyers/{buyer['id']}/indicators", headers=UW,
+                                 json=buyer["indicators"]), 200)  # fmt: skip
+        assert (alone["grade"], alone["grade_factors"]) == (buyer["grade"],
+                                                            buyer["grade_factors"])  # fmt: skip

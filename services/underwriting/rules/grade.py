@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 ZERO = Decimal(0)
 
@@ -91,21 +91,58 @@ DEFAULT_SIGNAL_POINTS: Mapping[str, Decimal] = {
 SIGNAL_MEMORY_DAYS = 365
 SIGNAL_KINDS = frozenset(DEFAULT_SIGNAL_POINTS)
 POLICY_SIGNALS = frozenset({"overdue_notified", "arrears_cleared"})
-# A delay reported under a policy is one delay while it lasts: each kind that reports one, with
-# the kind that ends it on that policy (domain.md, Stop-shipment: until the arrears are cleared).
-DELAY_EPISODES: Mapping[str, str] = {"overdue_notified": "arrears_cleared"}
+
+
+class Episode(NamedTuple):
+    """How the signals reporting one delay are told apart from another delay's: by the party
+    they carry (`by`: the policy they were reported under, or the creditor whose debt a collection
+    case collects), until a signal of the kind that ends it is reported for that party."""
+
+    by: Literal["policy", "creditor"]
+    ended_by: str
+
+
+# A delay reported under a policy lasts until its arrears are cleared on that policy (domain.md,
+# Stop-shipment); a creditor's delay handed to collection lasts until the buyer has paid its
+# cases in full (collections says so once, when the creditor's last live case on it closes paid).
+UNTIL_ARREARS_CLEARED = Episode("policy", "arrears_cleared")
+UNTIL_CASES_PAID = Episode("creditor", "collection_paid")
+# The kinds that report a delay, each counted once per episode while it lasts, with the episodes
+# they may belong to (the first whose party the signal carries; carrying none, it counts alone).
+DELAY_EPISODES: Mapping[str, tuple[Episode, ...]] = {
+    "overdue_notified": (UNTIL_ARREARS_CLEARED,),
+    "protracted_default": (UNTIL_ARREARS_CLEARED,),
+    "payment_delay": (UNTIL_ARREARS_CLEARED, UNTIL_CASES_PAID),
+    "collection_legal": (UNTIL_CASES_PAID,),
+}
 REPEATED_DELAY_NOTE = (
-    "a delay notified under a policy counts once per policy until its arrears are cleared"
+    "a delay counts once per policy until its arrears are cleared, and once per creditor until "
+    "its collection cases are paid"
 )
 
 
+def _episode_kinds(by: str) -> frozenset[str]:
+    """The kinds whose `by` party the grade reads: those that report a delay or end it by it."""
+    pairs = [(kind, e) for kind, episodes in DELAY_EPISODES.items() for e in episodes if e.by == by]
+    return frozenset({kind for kind, _ in pairs} | {e.ended_by for _, e in pairs})
+
+
+# The kinds whose policy, and whose creditor, the grade reads (the others' are left unread).
+POLICY_EPISODE_KINDS = _episode_kinds("policy")
+CREDITOR_EPISODE_KINDS = _episode_kinds("creditor")
+
+
 class ObservedSignal(NamedTuple):
-    """A signal as the grade reads it: its kind, the day it was observed and the policy it was
-    reported under (None: about the buyer alone)."""
+    """A signal as the grade reads it: its kind, the day it was observed, the policy it was
+    reported under and the creditor whose debt it is about (None: not said)."""
 
     kind: str
     observed_on: dt.date
     policy_id: str | None = None
+    creditor_id: str | None = None
+
+    def party(self, by: str) -> str | None:
+        return self.policy_id if by == "policy" else self.creditor_id
 
 
 # A signal given as `(kind, observed_on)` was reported under no policy.
@@ -229,24 +266,45 @@ def _observed(signal: SignalSeen) -> ObservedSignal:
     return ObservedSignal(kind, observed_on)
 
 
+def _episode_of(signal: ObservedSignal) -> tuple[str, str, str] | None:
+    """The delay a signal reports, as (kind, by, party): the first of its kind's episodes whose
+    party it carries; None when it carries none (or reports no delay): it counts alone."""
+    for episode in DELAY_EPISODES.get(signal.kind, ()):
+        party = signal.party(episode.by)
+        if party is not None:
+            return signal.kind, episode.by, party
+    return None
+
+
+# Each kind that ends delays, and by which party (arrears cleared: a policy's; cases paid: a
+# creditor's).
+_ENDS: Mapping[str, str] = {
+    e.ended_by: e.by for episodes in DELAY_EPISODES.values() for e in episodes
+}
+
+
 def counted_signals(signals: Iterable[SignalSeen]) -> list[tuple[ObservedSignal, bool]]:
     """Each signal in the order observed (on one day, the order given: recorded), and whether it
-    counts. A delay reported under a policy (`DELAY_EPISODES`: an overdue notified) is one delay
-    until the kind that ends it is reported on that policy (arrears cleared): only its first
-    signal counts, however many notifications (one per invoice, or one for them all) report it.
-    Another policy reporting the buyer is more evidence and counts again, and so does a delay
-    reported again after the arrears were cleared. Every other signal counts."""
-    ending = {end: kind for kind, end in DELAY_EPISODES.items()}
-    ongoing: set[tuple[str, str | None]] = set()
+    counts. A delay is one delay while it lasts (`DELAY_EPISODES`): reported under a policy (an
+    overdue notified, a protracted default, a payment delay), until its arrears are cleared on
+    that policy; reported by collections for a creditor (a payment delay when a case opens, a
+    case going to law), until the creditor's cases on the buyer are paid in full. Only the first
+    signal of each kind counts, however many notifications, claims or cases (one per invoice, or
+    one for them all) report it. Another policy or creditor reporting the buyer is more evidence
+    and counts again, and so does a delay reported again after it ended. Every other signal, and
+    one that names neither policy nor creditor, counts."""
+    ongoing: set[tuple[str, str, str]] = set()
     marked: list[tuple[ObservedSignal, bool]] = []
     for signal in sorted((_observed(s) for s in signals), key=lambda s: s.observed_on):
         counts = True
-        if signal.kind in DELAY_EPISODES:
-            episode = (signal.kind, signal.policy_id)
+        episode = _episode_of(signal)
+        if episode is not None:
             counts = episode not in ongoing
             ongoing.add(episode)
-        elif signal.kind in ending:
-            ongoing.discard((ending[signal.kind], signal.policy_id))
+        by = _ENDS.get(signal.kind)
+        party = None if by is None else signal.party(by)
+        if party is not None:
+            ongoing = {e for e in ongoing if e[1:] != (by, party)}
         marked.append((signal, counts))
     return marked
 
