@@ -105,19 +105,20 @@ async def apply_limit_change(
     reason: str,
     source: LimitSource,
     payment_terms_days: int | None = None,
-    halving: bool = False,
+    previous: Decimal | None = None,
     history: list[LimitAmount] | None = None,
     parties: list[str] | None = None,
 ) -> LimitChangeRead:
     """Record a new amount in force from `effective_from` on: the entry running on that date ends
     there, and entries that had not started by then are superseded (kept for audit). The amount
     carries the payment terms given, else those of the amount it replaces. The policy's parties
-    hear of it (`limit.changed`). The limit's `history` and the policy's `parties` are read
-    unless the caller has them already."""
+    hear of it (`limit.changed`), with `previous` as the amount it replaces if given, else the
+    one in force on that date. The limit's `history` and the policy's `parties` are read unless
+    the caller has them already."""
     if history is None:
         history = await _history_of(ctx, limit.id)
     entries = views.history_entries(history)
-    old = rules.amount_in_force(entries, effective_from)
+    old = rules.amount_in_force(entries, effective_from) if previous is None else previous
     terms = payment_terms_days if payment_terms_days is not None else rules.terms_on(
         entries, effective_from)  # fmt: skip
     now = utcnow()
@@ -126,10 +127,34 @@ async def apply_limit_change(
             entry.effective_from, entry.effective_to, effective_from)  # fmt: skip
         if superseded:
             entry.superseded_at = now
+    return await _put_amount(
+        ctx, limit, old=old, new_amount=new_amount, effective_from=effective_from,
+        effective_to=None, terms=terms, reason=reason, source=source, now=now, parties=parties,
+    )  # fmt: skip
+
+
+async def _put_amount(
+    ctx: Context,
+    limit: CreditLimit,
+    *,
+    old: Decimal | None,
+    new_amount: Money,
+    effective_from: dt.date,
+    effective_to: dt.date | None,
+    terms: int | None,
+    reason: str,
+    source: LimitSource,
+    now: dt.datetime,
+    halving: bool = False,
+    parties: list[str] | None = None,
+) -> LimitChangeRead:
+    """An amount of the limit's history from `effective_from` until `effective_to` (the entries
+    it replaces already ended or superseded), heard of by the policy's parties (`limit.changed`,
+    from `old`)."""
     ctx.session.add(
         LimitAmount(
             id=new_id("lam"), limit_id=limit.id, amount=new_amount.amount,
-            payment_terms_days=terms, effective_from=effective_from, effective_to=None,
+            payment_terms_days=terms, effective_from=effective_from, effective_to=effective_to,
             reason=reason, source=source, decided_by=ctx.caller.subject, created_at=now,
         )
     )  # fmt: skip
@@ -553,26 +578,29 @@ async def _stop_or_clear(
 
 async def _withdraw_all(ctx: Context, buyer: Buyer, observed_on: dt.date) -> list[LimitChangeRead]:
     """An insolvency withdraws every limit on the buyer that has an amount above zero then or
-    later (one starting after the withdrawal date too; their histories read at once)."""
+    later (one starting after the withdrawal date too, reported as the amount it withdraws:
+    `rules.amount_withdrawn`; their histories read at once)."""
     effective = rules.insolvency_withdrawal_date(observed_on, ctx.today)
     limits = await repo.limits_on_buyer(ctx.session, buyer.id)
     histories = await repo.history(ctx.session, [limit.id for limit, _, _ in limits])
     changes: list[LimitChangeRead] = []
     for limit, policy, banks in limits:
         history = histories.get(limit.id, [])
-        if not rules.covers_from(views.history_entries(history), effective):
+        entries = views.history_entries(history)
+        if not rules.covers_from(entries, effective):
             continue  # nothing above zero from then on, nor starting later
         changes.append(await apply_limit_change(
             ctx, limit, new_amount=Money.zero(policy.currency), effective_from=effective,
             reason=f"buyer insolvency observed on {observed_on.isoformat()}: limit withdrawn",
-            source="signal", history=history,
-            parties=policy_parties(policy, banks)))  # fmt: skip
+            source="signal", previous=rules.amount_withdrawn(entries, effective),
+            history=history, parties=policy_parties(policy, banks)))  # fmt: skip
     return changes
 
 
 async def _halve_all(ctx: Context, buyer: Buyer, grade: int) -> list[LimitChangeRead]:
     """A downgrade to the halving grade halves every limit on the buyer after its policy's
-    notice period, unless a cut is already pending (their histories read at once)."""
+    notice period, unless a cut is already pending (their histories read at once): each amount
+    `rules.halves`, a change of its own."""
     limits = await repo.limits_on_buyer(ctx.session, buyer.id)
     histories = await repo.history(ctx.session, [limit.id for limit, _, _ in limits])
     changes: list[LimitChangeRead] = []
@@ -582,14 +610,38 @@ async def _halve_all(ctx: Context, buyer: Buyer, grade: int) -> list[LimitChange
         if rules.halving_pending(((e.source, e.effective_from, e.amount) for e in history),
                                  ctx.today):  # fmt: skip
             continue
-        current = rules.amount_in_force(views.history_entries(history), effective)
-        if current is None or current == 0:
+        changes += await _halve(
+            ctx, limit, history, effective=effective, currency=policy.currency,
+            reason=_halving_reason(grade, policy.reduction_notice_days),
+            parties=policy_parties(policy, banks),
+        )  # fmt: skip
+    return changes
+
+
+async def _halve(
+    ctx: Context, limit: CreditLimit, history: list[LimitAmount], *, effective: dt.date,
+    currency: str, reason: str, parties: list[str],
+) -> list[LimitChangeRead]:  # fmt: skip
+    """Halve every amount of the limit's `history` that a halving from `effective` halves
+    (`rules.halves`): the one running then ends there, one starting later is superseded (kept
+    for audit), and each is replaced by its half, on its terms, from `rules.halved_from` until
+    its own end; each a change announced (`limit.changed`). Amounts of zero stay as they are."""
+    now = utcnow()
+    changes = []
+    for entry in sorted(history, key=lambda e: e.effective_from):
+        if not rules.halves(entry.amount, entry.effective_to, effective):
             continue
-        changes.append(await apply_limit_change(
-            ctx, limit, new_amount=rules.halved(current, policy.currency),
-            effective_from=effective, reason=_halving_reason(grade, policy.reduction_notice_days),
-            source="signal", halving=True, history=history,
-            parties=policy_parties(policy, banks)))  # fmt: skip
+        until = entry.effective_to
+        superseded, entry.effective_to = rules.entry_after_change(
+            entry.effective_from, until, effective)  # fmt: skip
+        if superseded:
+            entry.superseded_at = now
+        changes.append(await _put_amount(
+            ctx, limit, old=entry.amount, new_amount=rules.halved(entry.amount, currency),
+            effective_from=rules.halved_from(entry.effective_from, effective),
+            effective_to=until, terms=entry.payment_terms_days, reason=reason, source="signal",
+            now=now, halving=True, parties=parties,
+        ))  # fmt: skip
     return changes
 
 

@@ -99,16 +99,20 @@ notices = _temporary(
     Column("effective_from", Date, nullable=False),
     Column("reason", Text, nullable=False),
 )
+# One row per amount halved (`rules.halves`): a limit's amount running on the halving's date
+# (`halving_from`) and each one scheduled to start later, each until its own end.
 halvings = _temporary(
     "book_halvings",
     Column("limit_id", String(40), primary_key=True),
+    Column("effective_from", Date, primary_key=True),
     Column("policy_id", String(40), nullable=False),
     Column("buyer_id", String(40), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("amount_before", Amount(), nullable=False),
     Column("amount_after", Amount()),
     Column("payment_terms_days", Integer),
-    Column("effective_from", Date, nullable=False),
+    Column("halving_from", Date, nullable=False),
+    Column("effective_to", Date),
     Column("reason", Text, nullable=False),
 )
 _TABLES = (profiles, regraded, notices, halvings)
@@ -414,17 +418,19 @@ def _units(minor_units: Mapping[str, int], currency: Any) -> _Units:
 async def collect_halvings(
     session: AsyncSession, book: Slice, *, minor_units: Mapping[str, int], today: dt.date
 ) -> int:
-    """The limits of buyers whose move halves them, with the amount in force on the halving's
-    effective date (none or zero: nothing to halve) and its half (`minor_units`: of every
-    currency of a policy); not a limit with a downgrade's cut still to come
-    (`rules.halving_pending`); how many."""
+    """The limits of buyers whose move halves them, each amount the halving halves
+    (`rules.halves`: above zero, running on its effective date or starting later) with its half
+    (`minor_units`: of every currency of a policy) from `rules.halved_from`; not a limit with a
+    downgrade's cut still to come (`rules.halving_pending`); how many limits."""
     n = notices
-    in_force, pending = LimitAmount, aliased(LimitAmount)
-    half = _halved(_dialect(session), in_force.amount, _units(minor_units, Policy.currency))
+    amount, pending = LimitAmount, aliased(LimitAmount)
+    half = _halved(_dialect(session), amount.amount, _units(minor_units, Policy.currency))
+    starts = case((amount.effective_from > n.c.effective_from, amount.effective_from),
+                  else_=n.c.effective_from)  # fmt: skip
     statement = (
-        select(CreditLimit.id, CreditLimit.policy_id, CreditLimit.buyer_id, Policy.currency,
-               in_force.amount, half, in_force.payment_terms_days, n.c.effective_from,
-               n.c.reason)
+        select(CreditLimit.id, starts, CreditLimit.policy_id, CreditLimit.buyer_id,
+               Policy.currency, amount.amount, half, amount.payment_terms_days,
+               n.c.effective_from, amount.effective_to, n.c.reason)
         .select_from(regraded)
         .join(CreditLimit, and_(CreditLimit.buyer_id == regraded.c.buyer_id,
                                 book.ids(CreditLimit.buyer_id)))
@@ -432,20 +438,20 @@ async def collect_halvings(
         .join(n, and_(n.c.grade_before == regraded.c.grade_before,
                       n.c.grade_after == regraded.c.grade_after,
                       n.c.notice_days == Policy.reduction_notice_days))
-        .join(in_force, and_(in_force.limit_id == CreditLimit.id,
-                             in_force.superseded_at.is_(None),
-                             in_force.effective_from <= n.c.effective_from,
-                             or_(in_force.effective_to.is_(None),
-                                 in_force.effective_to > n.c.effective_from)))
-        .where(in_force.amount > literal(0, Amount()), ~exists().where(
+        .join(amount, and_(amount.limit_id == CreditLimit.id, amount.superseded_at.is_(None),
+                           or_(amount.effective_to.is_(None),
+                               amount.effective_to > n.c.effective_from)))
+        .where(amount.amount > literal(0, Amount()), ~exists().where(
             pending.limit_id == CreditLimit.id, pending.superseded_at.is_(None),
             pending.source == SIGNAL_SOURCE, pending.effective_from > _typed(session, today, Date()),
             pending.amount > literal(0, Amount())))
     )  # fmt: skip
     await session.execute(insert(halvings).from_select(
-        ["limit_id", "policy_id", "buyer_id", "currency", "amount_before", "amount_after",
-         "payment_terms_days", "effective_from", "reason"], statement))  # fmt: skip
-    return int((await session.execute(select(func.count()).select_from(halvings))).scalar_one())
+        ["limit_id", "effective_from", "policy_id", "buyer_id", "currency", "amount_before",
+         "amount_after", "payment_terms_days", "halving_from", "effective_to", "reason"],
+        statement))  # fmt: skip
+    limits = select(func.count(func.distinct(halvings.c.limit_id)))
+    return int((await session.execute(limits)).scalar_one())
 
 
 async def policy_currencies(session: AsyncSession) -> list[str]:
@@ -466,37 +472,38 @@ def _among_halved(session: AsyncSession, limit_id: Any) -> Any:
 
 
 async def halve(session: AsyncSession, *, by: str, now: dt.datetime) -> None:
-    """Each limit to halve takes half its amount from the effective date, as
-    `limits.apply_limit_change` does one by one: entries not started by then are superseded,
-    the one running then ends there, and the new amount keeps the terms of the one it
-    replaces."""
+    """Each amount to halve takes its half, as `limits._halve` does one by one: the one running
+    on the halving's date ends there, one starting later is superseded, and each half keeps the
+    terms and the end of the amount it replaces; amounts of zero stay as they are."""
     h = halvings
     of_halved = _among_halved(session, LimitAmount.limit_id)
+    halved_amount = LimitAmount.amount > literal(0, Amount())
     await session.execute(
         update(LimitAmount)
-        .where(LimitAmount.superseded_at.is_(None), of_halved,
+        .where(LimitAmount.superseded_at.is_(None), of_halved, halved_amount,
                exists().where(h.c.limit_id == LimitAmount.limit_id,
-                              LimitAmount.effective_from >= h.c.effective_from))
+                              LimitAmount.effective_from >= h.c.halving_from))
         .values(superseded_at=now)
         .execution_options(synchronize_session=False)
     )  # fmt: skip
     await session.execute(
         update(LimitAmount)
-        .where(h.c.limit_id == LimitAmount.limit_id, LimitAmount.superseded_at.is_(None),
-               of_halved, LimitAmount.effective_from < h.c.effective_from,
+        .where(h.c.limit_id == LimitAmount.limit_id, h.c.effective_from == h.c.halving_from,
+               LimitAmount.superseded_at.is_(None), of_halved, halved_amount,
+               LimitAmount.effective_from < h.c.halving_from,
                or_(LimitAmount.effective_to.is_(None),
-                   LimitAmount.effective_to > h.c.effective_from))
-        .values(effective_to=h.c.effective_from)
+                   LimitAmount.effective_to > h.c.halving_from))
+        .values(effective_to=h.c.halving_from)
         .execution_options(synchronize_session=False)
     )  # fmt: skip
     entries = select(
         new_ids_sql(_dialect(session), "lam", h.c.limit_id), h.c.limit_id, h.c.amount_after,
-        h.c.payment_terms_days, h.c.effective_from, h.c.reason,
+        h.c.payment_terms_days, h.c.effective_from, h.c.effective_to, h.c.reason,
         literal_column("'signal'", String), _typed(session, by, String()),
         _typed(session, now, UTCDateTime()))  # fmt: skip
     await session.execute(insert(LimitAmount).from_select(
-        ["id", "limit_id", "amount", "payment_terms_days", "effective_from", "reason", "source",
-         "decided_by", "created_at"], entries))  # fmt: skip
+        ["id", "limit_id", "amount", "payment_terms_days", "effective_from", "effective_to",
+         "reason", "source", "decided_by", "created_at"], entries))  # fmt: skip
 
 
 def _json_object(dialect: str, pairs: Mapping[str, Any]) -> Any:
@@ -541,8 +548,8 @@ async def announce_grades(session: AsyncSession, book: Slice, *, today: dt.date)
 
 
 async def announce_halvings(session: AsyncSession, *, minor_units: Mapping[str, int]) -> None:
-    """`limit.changed` (a halving) for each limit halved, heard by its policy's parties (as
-    `repository.parties_of_policy`)."""
+    """`limit.changed` (a halving) for each amount halved, heard by its limit's policy's parties
+    (as `repository.parties_of_policy`)."""
     dialect = _dialect(session)
     h = halvings
     units = _units(minor_units, h.c.currency)

@@ -32,11 +32,18 @@ async def test_a_downgrade_in_slices_regrades_each_buyer_once_and_halves_each_li
         policy = await make_policy(uw, holder)
         weak = [await make_buyer(uw, country=COUNTRY, indicators=WEAK) for _ in range(10)]
         strong = [await make_buyer(uw, country=COUNTRY) for _ in range(4)]
+        limit_ids = {}
         for buyer in [*weak, *strong]:
-            ok(await uw.post(f"/v1/policies/{policy['id']}/limits", headers=UW, json={
-                "buyer_id": buyer["id"], "amount": money("100000"),
-                "effective_from": "2026-01-01", "payment_terms_days": 90,
-                "reason": "book migrated"}), 201)  # fmt: skip
+            limit_ids[buyer["id"]] = ok(await uw.post(
+                f"/v1/policies/{policy['id']}/limits", headers=UW, json={
+                    "buyer_id": buyer["id"], "amount": money("100000"),
+                    "effective_from": "2026-01-01", "payment_terms_days": 90,
+                    "reason": "book migrated"}), 201)["id"]  # fmt: skip
+        # A raise scheduled after the halving's date is halved too, from its own start.
+        raised_on = (dt.date.today() + dt.timedelta(days=90)).isoformat()
+        ok(await uw.post(f"/v1/limits/{limit_ids[weak[0]['id']]}/changes", headers=UW, json={
+            "new_amount": money("150000"), "effective_from": raised_on, "reason": "raised"}),
+            201)  # fmt: skip
         before = await read_feed(uw, auth("policyholder", holder))
 
         answer = ok(await uw.put(f"/v1/country-risks/{COUNTRY}", headers=UW,
@@ -51,16 +58,19 @@ async def test_a_downgrade_in_slices_regrades_each_buyer_once_and_halves_each_li
             assert grades["items"][0]["country_risk_level"] == 4
             assert grades["items"][0]["grade"] == (9 if buyer in weak else 4)
         limits = ok(await uw.get(f"/v1/policies/{policy['id']}/limits", headers=UW), 200)
-        halved = {item["buyer_id"]: [h["amount"]["amount"] for h in item["history"]]
-                  for item in limits["items"]}  # fmt: skip
-        assert all(halved[b["id"]] == ["100000.00", "50000.00"] for b in weak), halved
-        assert all(halved[b["id"]] == ["100000.00"] for b in strong), halved
+        halved = {item["buyer_id"]: sorted((h["effective_from"], h["amount"]["amount"])
+                                           for h in item["history"]) for item in limits["items"]}  # fmt: skip
+        assert [a for _, a in halved[weak[0]["id"]]] == ["100000.00", "50000.00", "75000.00"]
+        assert halved[weak[0]["id"]][-1][0] == raised_on
+        assert all([a for _, a in halved[b["id"]]] == ["100000.00", "50000.00"]
+                   for b in weak[1:]), halved  # fmt: skip
+        assert all([a for _, a in halved[b["id"]]] == ["100000.00"] for b in strong), halved
         events = await read_feed(uw, auth("policyholder", holder))
         new = events[len(before) :]
         assert len(of_type(new, "buyer.grade_changed")) == 14
         assert sorted(e["data"]["limit_id"] for e in of_type(new, "limit.changed")) == sorted(
-            item["id"] for item in limits["items"] if item["buyer_id"] in {b["id"] for b in weak}
-        )
+            [limit_ids[weak[0]["id"]], *(limit_ids[b["id"]] for b in weak)]
+        )  # one change per amount halved: the raised limit's two
         again = ok(await uw.put(f"/v1/country-risks/{COUNTRY}", headers=UW,
                                 json={"level": 4}), 200)  # fmt: skip
         assert (again["buyers_regraded"], again["limits_changed"]) == (0, 0)

@@ -259,6 +259,18 @@ def covers_from(history: Sequence[HistoryEntry], day: dt.date) -> bool:
     )
 
 
+def amount_withdrawn(history: Sequence[HistoryEntry], day: dt.date) -> Decimal | None:
+    """The amount a withdrawal from `day` takes away, as the parties are told of it: the one in
+    force then if above zero, else the first above zero scheduled to start later (a raise, a
+    limit recorded from a later date, which the withdrawal cancels), else what is in force then."""
+    in_force = amount_in_force(history, day)
+    if in_force:
+        return in_force
+    later = sorted((e for e in history if e.effective_from > day and e.amount > 0),
+                   key=lambda e: e.effective_from)  # fmt: skip
+    return later[0].amount if later else in_force
+
+
 def grant_effective_from(
     *,
     current: Decimal | None,

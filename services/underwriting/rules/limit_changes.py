@@ -89,13 +89,28 @@ def reaches_halving_grade(
     return halve_from_grade <= after < insolvent_grade and before < halve_from_grade
 
 
+def halves(amount: Decimal, effective_to: dt.date | None, halving_from: dt.date) -> bool:
+    """Whether a halving from `halving_from` halves an amount of the limit's history: every
+    amount above zero in force on that date or later is halved — the one running then from that
+    date on, and each one scheduled to start later (a raise, a limit recorded from a later date)
+    from its own start — so that the downgrade is not undone by an amount already on its way."""
+    return amount > 0 and (effective_to is None or effective_to > halving_from)
+
+
+def halved_from(effective_from: dt.date, halving_from: dt.date) -> dt.date:
+    """When the half of an amount the halving halves (`halves`) takes effect: on the halving's
+    date, or on the amount's own start if later."""
+    return max(effective_from, halving_from)
+
+
 def halving_pending(cuts: Iterable[tuple[str, dt.date, Decimal]], today: dt.date) -> bool:
     """Whether a limit already has a downgrade's cut scheduled and not yet in force: a reduction
     a signal made (`source` "signal"), to more than zero, taking effect after today. Such a limit
     is not halved again by another move into grade 8–9 before that cut applies (a country rated
     down, up and down again halves once, not three times); once the cut is in force, a new
-    downgrade halves what is then in force. `cuts`: (source, effective from, amount) of the
-    entries in force."""
+    downgrade halves what is then in force. An amount scheduled later that a halving halved
+    (`halves`) is such a cut too, until it starts. `cuts`: (source, effective from, amount) of
+    the entries in force."""
     return any(source == SIGNAL_SOURCE and effective_from > today and amount > 0
                for source, effective_from, amount in cuts)  # fmt: skip
 
