@@ -96,10 +96,10 @@ async def add_policy(conn: asyncpg.Connection, holder: str) -> str:
 # skewed towards the first buyers (a few owe most), on 30/60/90-day terms; an invoice whose payment
 # date (due date − 15 … + 45 days) has come is paid, except one in twenty-five left unpaid.
 SEED_BUYERS = """
-INSERT INTO underwriting.buyers (id, created_at, name, country, registration_number, legal_form,
-    indicators, grade, grade_factors, registered_by, graded_at)
+INSERT INTO underwriting.buyers (id, created_at, name, country, registration_number,
+    registration_key, legal_form, indicators, grade, grade_factors, registered_by, graded_at)
 SELECT 'buy_book_' || lpad(g::text, 6, '0'), now(), 'Book buyer ' || g,
-       (ARRAY['DE', 'FR', 'IT', 'CN', 'US'])[1 + g % 5], 'BOOK-' || g, 'company',
+       (ARRAY['DE', 'FR', 'IT', 'CN', 'US'])[1 + g % 5], 'BOOK-' || g, 'BOOK-' || g, 'company',
        json_build_object('current_ratio', CASE WHEN g % 8 = 0 THEN '1.05' ELSE '1.80' END),
        3, '[]'::json, 'bench', now()
 FROM generate_series(0, $1 - 1) AS g

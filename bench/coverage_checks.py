@@ -72,9 +72,9 @@ def books(buyers: int) -> tuple[str, list[str], dict[str, tuple[list[str], list[
     }
     ids = [new_id("buy") for _ in range(buyers)]
     tables["buyers"] = (
-        ["id", "created_at", "name", "country", "registration_number", "legal_form",
-         "indicators", "grade", "grade_factors", "registered_by", "graded_at"],
-        [(b, now, f"Buyer {i}", "DE", f"R{i}", "company", "{}", 2, "[]", "bench", now)
+        ["id", "created_at", "name", "country", "registration_number", "registration_key",
+         "legal_form", "indicators", "grade", "grade_factors", "registered_by", "graded_at"],
+        [(b, now, f"Buyer {i}", "DE", f"R{i}", f"R{i}", "company", "{}", 2, "[]", "bench", now)
          for i, b in enumerate(ids)],
     )  # fmt: skip
     limits = [new_id("lim") for _ in ids]

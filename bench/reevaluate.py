@@ -142,8 +142,9 @@ SEED = [
     SELECT 'asg_rv_' || p, now(), 'pol_rv_' || lpad(p::text, 6, '0'), 'bank-rv-' || p % 7, 'bench'
     FROM generate_series(0, $2 - 1, 4) AS p""",
     """INSERT INTO underwriting.buyers (id, created_at, name, country, registration_number,
-        legal_form, indicators, grade, grade_factors, registered_by, graded_at)
-    SELECT 'buy_rv_' || lpad(g::text, 7, '0'), now(), 'Buyer ' || g, $3, 'RV-' || g, 'company',
+        registration_key, legal_form, indicators, grade, grade_factors, registered_by, graded_at)
+    SELECT 'buy_rv_' || lpad(g::text, 7, '0'), now(), 'Buyer ' || g, $3, 'RV-' || g, 'RV-' || g,
+           'company',
            (CASE k WHEN 0 THEN $4 WHEN 1 THEN $7 ELSE $10 END)::json,
            CASE k WHEN 0 THEN $5::int WHEN 1 THEN $8::int ELSE $11::int END,
            (CASE k WHEN 0 THEN $6 WHEN 1 THEN $9 ELSE $12 END)::json, 'bench', now()

@@ -30,6 +30,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     Strict,
+    StringConstraints,
     ValidationError,
     WithJsonSchema,
     field_serializer,
@@ -188,9 +189,16 @@ NameText = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"\S"), AfterValidator(_no_nul)
 ]
 LongText = Annotated[str, Field(max_length=4000), AfterValidator(_no_nul)]
-# An invoice is known by its number as written (blanks inside or around it kept), never blank.
+INVOICE_NUMBER_LENGTH = 100
+# An invoice is known by its number without surrounding blanks (" INV-1" is "INV-1" in every
+# service: declarations, notifications, claims, collection cases); blanks inside it are kept.
+# Never empty once trimmed.
 InvoiceNumber = Annotated[
-    str, Field(min_length=1, max_length=100, pattern=r"\S"), AfterValidator(_no_nul)
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=INVOICE_NUMBER_LENGTH, pattern=r"\S"
+    ),
+    AfterValidator(_no_nul),
 ]
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 # How these types are published in OpenAPI: one string schema each, the same for requests and
@@ -653,7 +661,11 @@ class CoverageCheck(Schema):
     invoice_amount: PositiveMoney
     shipment_date: Date
     due_date: Date
-    invoice_number: Annotated[str, Field(max_length=100)] | None = None
+    # Trimmed as an `InvoiceNumber` is (empty: no invoice of the exposure is left out).
+    invoice_number: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=INVOICE_NUMBER_LENGTH)]
+        | None
+    ) = None
 
 
 class CaseInvoice(Schema):

@@ -41,7 +41,7 @@ from shared.db import SessionDep
 from shared.idempotency import CommandDep
 from shared.pagination import PageDep
 from shared.peers import PeersDep
-from shared.problems import created_responses, problem_responses
+from shared.problems import created_responses, invalid, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["claims"])
 
@@ -134,13 +134,26 @@ async def get_claim(
     return await uc.get_claim(context(request, session, caller, peers), claim_id)
 
 
+DOCUMENT_PARTS = ("kind", "file")
+
+
+async def one_document_per_upload(request: Request) -> None:
+    """A document upload names one kind and carries one file: a part given twice is 422 naming
+    it, never one of them taken silently."""
+    form = await request.form()  # read once: the route's own fields come from the same form
+    for part in DOCUMENT_PARTS:
+        if len(form.getlist(part)) > 1:
+            raise invalid(["body", part], f"'{part}' is given more than once: one document "
+                                          "per upload, with one kind")  # fmt: skip
+
+
 @router.post("/claims/{claim_id}/documents", status_code=201, response_model=DocumentUploadRead,
              responses={**problem_responses(401, 403, 404, 409, 413, 415, 422),
                         **created_responses()})  # fmt: skip
 async def add_document(
     claim_id: IdPath, request: Request, session: SessionDep, caller: Policyholder,
-    peers: PeersDep, cmd: CommandDep, kind: Annotated[DocumentKind, Form()],
-    file: Annotated[UploadFile, File()],
+    peers: PeersDep, cmd: CommandDep, _: Annotated[None, Depends(one_document_per_upload)],
+    kind: Annotated[DocumentKind, Form()], file: Annotated[UploadFile, File()],
 ) -> Response:  # fmt: skip
     """Attach a document (multipart `kind` + `file`); the last missing one moves the claim to
     `under_review` with its decision date."""

@@ -85,11 +85,15 @@ class PolicyAssignment(Timestamped, Base):
 
 class Buyer(Timestamped, Base):
     __tablename__ = "buyers"
-    __table_args__ = (UniqueConstraint("country", "registration_number"),)
+    # One buyer per country and registration key (rules.registration_key): "HRB 1" and " hrb1"
+    # are one company. A buyer without a key is a double the migration to un0011 found (it keeps
+    # its own number; the first registered holds the key), left for staff to merge.
+    __table_args__ = (UniqueConstraint("country", "registration_key"),)
 
     name: Mapped[str] = mapped_column(String(300))
     country: Mapped[str] = mapped_column(String(2))
-    registration_number: Mapped[str] = mapped_column(String(100))
+    registration_number: Mapped[str] = mapped_column(String(100))  # as written
+    registration_key: Mapped[str | None] = mapped_column(String(100))
     legal_form: Mapped[str] = mapped_column(String(20))
     # Indicators an underwriter confirmed (they move the grade) and those a policyholder declared.
     indicators: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -201,12 +201,12 @@ async def buyer_standing(
 
 
 async def buyer_by_registration(
-    session: AsyncSession, country: str, registration_number: str
+    session: AsyncSession, country: str, registration_key: str
 ) -> Buyer | None:
     return (
         await session.execute(
             select(Buyer).where(
-                Buyer.country == country, Buyer.registration_number == registration_number
+                Buyer.country == country, Buyer.registration_key == registration_key
             )
         )
     ).scalar_one_or_none()
@@ -1107,16 +1107,16 @@ def _party_holds_buyer(party_id: str) -> Any:
 
 
 def buyers_listed(
-    *, country: str | None, registration_number: str | None, party_id: str | None
+    *, country: str | None, registration_key: str | None, party_id: str | None
 ) -> Any:
     """The buyers a list shows: every buyer for staff; for a policyholder (`party_id`) its own,
-    or any buyer looked up by its exact country and registration number (both given)."""
+    or any buyer looked up by its exact country and registration key (both given)."""
     statement = select(Buyer)
     if country:
         statement = statement.where(Buyer.country == country)
-    if registration_number:
-        statement = statement.where(Buyer.registration_number == registration_number)
-    if party_id is not None and not (country and registration_number):
+    if registration_key:
+        statement = statement.where(Buyer.registration_key == registration_key)
+    if party_id is not None and not (country and registration_key):
         statement = statement.where(_party_holds_buyer(party_id))
     return statement
 

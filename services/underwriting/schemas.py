@@ -6,11 +6,12 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, Strict, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, Strict, StringConstraints, model_validator
 
 from services.underwriting.rules.coverage import COVERAGE_REASONS
 from services.underwriting.rules.credit_limit import LimitRequestStatus as LimitRequestStatus
 from services.underwriting.rules.credit_limit import UnderwriterAct
+from services.underwriting.rules.policy import registration_key
 from shared.contracts import (
     DEFAULT_LADDER,
     BuyerSignal,
@@ -39,10 +40,33 @@ from shared.contracts import (
 
 Days = Annotated[int, Strict(), Field(ge=0, le=3650)]
 NOT_BLANK = r"\S"  # at least one character that is not white space
-# A buyer is known by its registration number as written without surrounding blanks (" R1" is
-# "R1"): stripped here only, the services keep every other text as given.
+REGISTRATION_NUMBER_LENGTH = 100
+
+
+def _registration_number(value: str) -> str:
+    """A registration number is kept as written (without surrounding blanks) and known by its key,
+    which must name something and fit its column."""
+    key = registration_key(value)
+    if not key:
+        raise ValueError("a registration number needs at least one visible character")
+    if len(key) > REGISTRATION_NUMBER_LENGTH:
+        raise ValueError(
+            f"a registration number has at most {REGISTRATION_NUMBER_LENGTH} characters"
+        )
+    return value
+
+
+# A buyer's registration number as written, without surrounding blanks (" R1" is "R1"); the
+# buyer is known by its `registration_key` ("hrb 1" is "HRB 1").
 RegistrationNumber = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NOT_BLANK)
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=REGISTRATION_NUMBER_LENGTH,
+        pattern=NOT_BLANK,
+    ),
+    AfterValidator(_registration_number),
 ]
 RegistrationNumberQuery = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 PolicyPercent = Annotated[Percent, at_most_decimals(6)]  # a policy's Exact(12, 6) columns

@@ -394,6 +394,7 @@ async def register_buyer(ctx: Context, data: BuyerCreate) -> BuyerRead:
         name=data.name,
         country=data.country,
         registration_number=data.registration_number,
+        registration_key=rules.registration_key(data.registration_number),
         legal_form=data.legal_form,
         indicators=indicators if confirmed else {},
         declared_indicators=None if confirmed or not indicators else indicators,
@@ -406,9 +407,9 @@ async def register_buyer(ctx: Context, data: BuyerCreate) -> BuyerRead:
     _grade_today(ctx, buyer, level=level, signals=[])  # a buyer just made: no signal names it yet
     # A registered buyer (or one a concurrent request registers, waited for) is not inserted:
     # the insert is the duplicate check.
-    if not await repo.add_unless_taken(ctx.session, buyer, "country", "registration_number"):
+    if not await repo.add_unless_taken(ctx.session, buyer, "country", "registration_key"):
         existing = await repo.buyer_by_registration(
-            ctx.session, data.country, data.registration_number
+            ctx.session, buyer.country, buyer.registration_key or ""
         )
         raise _duplicate_buyer(existing.id if existing else "")
     await _record_grade(ctx, buyer, cause="registration", graded_on=ctx.today, signals=[],
@@ -470,9 +471,11 @@ async def list_buyers(
     ctx: Context, country: str | None, registration_number: str | None, page: PageRequest
 ) -> BuyerList:
     """The buyers a list shows the caller: staff every buyer; a policyholder its own, or any
-    buyer looked up by its exact country and registration number."""
+    buyer looked up by its exact country and registration number (however it is written: by its
+    registration key)."""
+    key = rules.registration_key(registration_number) if registration_number else None
     statement = repo.buyers_listed(
-        country=country, registration_number=registration_number,
+        country=country, registration_key=key,
         party_id=ctx.caller.party_id or "" if ctx.caller.role == "policyholder" else None,
     )  # fmt: skip
     rows, cursor = await fetch_page(ctx.session, statement, page, created_at=Buyer.created_at,

@@ -343,6 +343,26 @@ async def test_documents_types_sizes_owners_and_lapse(
     assert [c["id"] for c in recorded["items"]] == [claim["id"]]
 
 
+async def test_an_upload_with_a_kind_or_a_file_given_twice_is_refused_naming_it(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    claim = await filed_claim(claims, policy, buyer, holder)
+    url = f"/v1/claims/{claim['id']}/documents"
+    pdf = ("invoice.pdf", b"%PDF-1.4 scanned", "application/pdf")
+    two_kinds = await claims.post(url, headers=holder, data={"kind": ["trade_contract", "invoice"]},
+                                  files={"file": pdf})  # fmt: skip
+    two_files = await claims.post(url, headers=holder, data={"kind": "invoice"},
+                                  files=[("file", pdf), ("file", pdf)])  # fmt: skip
+    for answer, part in ((two_kinds, "kind"), (two_files, "file")):
+        assert answer.status_code == 422, answer.text
+        assert [e["loc"] for e in answer.json()["errors"]] == [["body", part]]
+    after = ok(await claims.get(f"/v1/claims/{claim['id']}", headers=holder), 200)
+    assert after["documents"] == [] and "invoice" in after["missing_documents"]  # nothing stored
+
+
 async def test_an_extension_beyond_the_maximum_and_a_repayment_plan(
     apis: dict[str, httpx.AsyncClient],
 ) -> None:

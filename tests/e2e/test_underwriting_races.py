@@ -103,6 +103,23 @@ async def test_fifty_registrations_of_one_buyer_at_once_register_it_once_and_nam
                      "AND registration_number = %s", registration) == 1  # fmt: skip
 
 
+async def test_twenty_registrations_of_one_number_in_different_spellings_at_once_register_it_once(
+    services: Services,
+) -> None:
+    number = unique("hrb")
+    spellings = [number.upper(), f" {number}", number.replace("-", " - "), f"{number.upper()} ",
+                 number.replace("-", "\u00a0-"), number.replace("-", "-\u200b")]  # fmt: skip
+    bodies = [{"name": "Spelt GmbH", "country": "DE",
+               "registration_number": spellings[n % len(spellings)]} for n in range(20)]  # fmt: skip
+    answers = await fire(services, "/v1/buyers", bodies, UW)
+    statuses = Counter(a.status_code for a in answers)
+    assert statuses == {201: 1, 409: 19}, statuses
+    [winner] = [a.body["id"] for a in answers if a.status_code == 201]
+    assert {a.body["existing_buyer_id"] for a in answers if a.status_code == 409} == {winner}
+    assert committed("SELECT count(*) FROM underwriting.buyers WHERE country = 'DE' "
+                     "AND registration_key = %s", number.upper()) == 1  # fmt: skip
+
+
 async def test_fifty_listings_of_one_buyer_at_once_list_it_once_and_one_lift_lifts_it(
     services: Services,
 ) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PURE_ALLOWED = {"__future__", "collections", "dataclasses", "datetime", "decimal", "functools",
                 "typing", "zoneinfo", "holidays", "pycountry", "shared", "services", "math", "fractions",
-                "enum", "re"}  # fmt: skip
+                "enum", "re", "unicodedata"}  # fmt: skip
 
 
 def imports_of(path: Path) -> set[str]:

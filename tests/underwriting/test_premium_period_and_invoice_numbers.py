@@ -1,5 +1,6 @@
 """Premium only on turnover shipped while the policy is active, whatever period is asked; an
-invoice is declared under a number that is not blank."""
+invoice is declared under a number that is not blank, known without its surrounding blanks
+(" INV-1" is "INV-1": declaring it again updates it) in every service."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ async def test_an_invoice_number_that_is_blank_is_refused_and_nothing_is_declare
         assert response.json()["errors"][0]["loc"] == ["body", "invoices", 1, "number"]
     premium = ok(await uw.get(f"/v1/policies/{policy['id']}/premium", headers=holder), 200)
     assert premium["invoices_counted"] == 0
-    # A number is kept as written, blanks inside or around it included.
+    # A number is kept with the blanks inside it.
     ok(
         await uw.post(
             f"/v1/policies/{policy['id']}/declarations",
@@ -83,9 +84,38 @@ async def test_an_invoice_number_that_is_blank_is_refused_and_nothing_is_declare
     )
 
 
-def test_a_blank_invoice_number_is_refused_by_claims_and_collections_too() -> None:
+async def test_a_known_invoice_number_written_with_surrounding_blanks_updates_the_invoice(
+    uw: httpx.AsyncClient,
+) -> None:
+    policy = await make_policy(uw, start_date="2026-01-01", end_date="2026-12-31",
+                               premium_rate_pct="0.35")  # fmt: skip
+    buyer = (await make_buyer(uw))["id"]
+    holder = auth("policyholder", policy["policyholder_id"])
+    url = f"/v1/policies/{policy['id']}/declarations"
+    first = ok(await uw.post(url, headers=holder, json={"invoices": [
+        invoice("INV-1", buyer, "1000.00", "2026-03-01", "2026-04-01")]}), 201)  # fmt: skip
+    assert (first["created"], first["updated"]) == (1, 0)
+    for written, amount in (
+        (" INV-1", "2000.00"),
+        ("INV-1\t", "3000.00"),
+        ("\u3000INV-1 ", "4000.00"),
+    ):
+        again = ok(await uw.post(url, headers=holder, json={"invoices": [
+            invoice(written, buyer, amount, "2026-03-01", "2026-04-01")]}), 201)  # fmt: skip
+        assert (again["created"], again["updated"]) == (0, 1), written
+    premium = ok(await uw.get(f"/v1/policies/{policy['id']}/premium", headers=holder), 200)
+    assert premium["insured_turnover"] == money("4000.00")  # one invoice, as last declared
+    assert premium["invoices_counted"] == 1
+    twice = await uw.post(url, headers=holder, json={"invoices": [
+        invoice("INV-9", buyer, "10.00", "2026-03-01", "2026-04-01"),
+        invoice(" INV-9 ", buyer, "10.00", "2026-03-01", "2026-04-01")]})  # fmt: skip
+    assert twice.status_code == 422, twice.text
+    assert twice.json()["errors"][0]["loc"] == ["body", "invoices", 1, "number"]
+
+
+def test_an_invoice_number_is_trimmed_and_never_blank_in_claims_and_collections_too() -> None:
     """One type of invoice number for every service: a claim's invoice and a case's invoice are
-    never blank either."""
+    known without surrounding blanks, and never blank either."""
     from pydantic import TypeAdapter, ValidationError
 
     from services.claims.schemas import InvoiceIn
@@ -95,7 +125,7 @@ def test_a_blank_invoice_number_is_refused_by_claims_and_collections_too() -> No
         fields = {"amount": {"amount": "10", "currency": "EUR"}, "due_date": "2026-03-01",
                   "shipment_date": "2026-01-01"}  # fmt: skip
         known = {k: v for k, v in fields.items() if k in model.model_fields}
-        assert TypeAdapter(model).validate_python({"number": " I-1 ", **known}).number == " I-1 "
-        for blank in ("   ", "\t\n", "I\x001"):
+        assert TypeAdapter(model).validate_python({"number": " I 1\t", **known}).number == "I 1"
+        for blank in ("", "   ", "\t\n", "\u3000", "I\x001"):
             with pytest.raises(ValidationError):
                 TypeAdapter(model).validate_python({"number": blank, **known})

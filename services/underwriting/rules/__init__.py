@@ -1,6 +1,6 @@
 """Underwriting rules as pure functions, one module per heading of domain.md:
 
-- `policy`: Policy and Buyer (covered countries, insurable buyers);
+- `policy`: Policy and Buyer (covered countries, insurable buyers, a buyer's registration key);
 - `grade`: Grade (the scoring table, signals, the grade in force on a day);
 - `credit_limit`: Credit limit (the decision table, the underwriter's decision, the
   single-buyer cap, the history of amounts and their terms);
@@ -117,6 +117,7 @@ from services.underwriting.rules.policy import (
     country_covered,
     insurable,
     policy_open,
+    registration_key,
 )
 from services.underwriting.rules.premium import (
     InsurableTurnover,
@@ -217,6 +218,7 @@ __all__ = [
     "recent_signal_points",
     "recent_signals",
     "recording_allowed_from",
+    "registration_key",
     "signal_effect",
     "signal_points",
     "signals_counted_after",
