@@ -37,7 +37,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError, to_json
 from starlette.datastructures import UploadFile
 
 from shared.countries import CountryError, country_code, country_codes
@@ -479,6 +479,12 @@ class MoneyModel(Schema):
 def money_json(money: Money) -> dict[str, str]:
     """Money exactly as a MoneyModel goes on the wire, for answers built without a model."""
     return {"amount": money.rounded_text(), "currency": money.currency}
+
+
+def json_data(answer: Any) -> bytes:
+    """An answer built without a model, as plain JSON data (strings, numbers, lists, dates and
+    moments), written as pydantic writes a model's answer: its moments in UTC as `…Z`."""
+    return to_json(answer)
 
 
 class _BoundedMoney(MoneyModel):

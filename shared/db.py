@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import os
 import secrets
 import time
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Update,
+    bindparam,
     cast,
     delete,
     event,
@@ -34,6 +36,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -41,7 +44,13 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.selectable import CompoundSelect
+from sqlalchemy.types import Boolean, TypeDecorator
 from sqlalchemy.util import greenlet_spawn
 
 from shared.settings import async_database_url
@@ -330,25 +339,76 @@ async def get_read_session(session: SessionDep) -> AsyncSession:
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 
 
+class TextList(TypeDecorator[list[str]]):
+    """A list of strings bound as one parameter (`among`): an array on PostgreSQL, JSON text on
+    SQLite."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(String()))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value: Sequence[str] | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name == "postgresql":
+            return value
+        return json.dumps(list(value))
+
+
+class _Among(FunctionElement[bool]):
+    """`column` among the list bound as `values` (its two clauses), compiled per dialect."""
+
+    inherit_cache = True
+    type = Boolean()
+
+
+def _among_parts(element: _Among, compiler: SQLCompiler, **kw: Any) -> tuple[str, str]:
+    column, values = element.clauses.clauses
+    return compiler.process(column, **kw), compiler.process(values, **kw)
+
+
+@compiles(_Among, "postgresql")
+def _among_on_postgresql(element: _Among, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = _among_parts(element, compiler, **kw)
+    return f"{column} = ANY ({values})"
+
+
+@compiles(_Among)
+def _among_elsewhere(element: _Among, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = _among_parts(element, compiler, **kw)
+    return f"({column} IN (SELECT value FROM json_each({values})))"
+
+
+def among(column: ColumnElement[str], name: str) -> ColumnElement[bool]:
+    """`column` is one of the strings of the list given as the parameter `name`: one parameter
+    however long the list, so the statement is the same for every list (built once, prepared
+    once: `Query`). `= ANY` of an array on PostgreSQL, `IN` the list's JSON on SQLite."""
+    return _Among(column, bindparam(name, type_=TextList()))
+
+
 class Query:
     """A Core SELECT built once, for a hot read path: compiled once per dialect and, on
     PostgreSQL, run straight on the asyncpg connection (which prepares it once per connection),
     with SQLAlchemy's own type processing of every column."""
 
-    def __init__(self, statement: Select[Any]) -> None:
+    def __init__(self, statement: Select[Any] | CompoundSelect[Any]) -> None:
         self.statement = statement
         self._compiled: dict[str, tuple[str, tuple[str, ...], dict[str, Any], list[Any]]] = {}
 
     def for_asyncpg(
         self, dialect: Dialect
     ) -> tuple[str, tuple[str, ...], dict[str, Any], list[Any]]:
-        """SQL text, parameter order, literal parameters and per-column result processors."""
+        """SQL text, parameter order, literal parameters and the result processors of the
+        columns that have one, as (position, processor)."""
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             statement = self.statement.compile(dialect=dialect)
             processors = [
-                column.type.result_processor(dialect, None)
-                for column in self.statement.selected_columns
+                (position, process)
+                for position, column in enumerate(self.statement.selected_columns)
+                if (process := column.type.result_processor(dialect, None)) is not None
             ]
             compiled = (
                 str(statement),
@@ -398,38 +458,55 @@ class Reader:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    @contextlib.asynccontextmanager
+    async def one_connection(self) -> AsyncIterator[Reader]:
+        """A reader whose statements all go on one connection of the pool, taken once for
+        several reads (each statement still on its own, outside any transaction)."""
+        if not self.asyncpg:
+            async with self.autocommit.connect() as connection:
+                yield TransactionReader(connection)
+            return
+        held = _CheckedOut(await self._checkout(), self.engine.dialect)
+        try:
+            yield held
+        finally:
+            await held.give_back()
+
     async def _run(
         self, query: Query, params: dict[str, Any], *, one: bool
     ) -> list[tuple[Any, ...]]:
         if not self.asyncpg:
             async with self.autocommit.connect() as connection:
                 return await _via_core(connection, query, params, one)
+        held = _CheckedOut(await self._checkout(), self.engine.dialect)
         try:
-            raw = await self.engine.raw_connection()
+            return await held._run(query, params, one=one)
+        finally:
+            await held.give_back()
+
+    async def _checkout(self) -> PoolProxiedConnection:
+        try:
+            return await self.engine.raw_connection()
         except self.engine.dialect.loaded_dbapi.Error as exc:
             # As a session's connection would raise it (`is_unavailable` knows it: 503): the
             # pool hands the driver's own error up when it cannot connect.
             raise sa_exc.DBAPIError.instance(
                 None, None, exc, self.engine.dialect.loaded_dbapi.Error
             ) from exc
-        try:
-            return await _via_asyncpg(
-                raw.driver_connection, self.engine.dialect, query, params, one
-            )
-        except BaseException:
-            raw.invalidate()
-            raise
-        finally:
-            await greenlet_spawn(raw.close)
 
 
 class TransactionReader(Reader):
-    """Reads inside an open connection's transaction (tests read what they have not committed)."""
+    """Reads inside an open connection's transaction (tests read what they have not committed),
+    or on one connection of the pool (`Reader.one_connection` on SQLite)."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
         self.dialect = connection.dialect.name
         self.asyncpg = connection.dialect.driver == "asyncpg"
+
+    @contextlib.asynccontextmanager
+    async def one_connection(self) -> AsyncIterator[Reader]:
+        yield self
 
     async def each(
         self, query: Query, param_sets: Sequence[dict[str, Any]], *, parallel: int = 4
@@ -447,6 +524,34 @@ class TransactionReader(Reader):
         return await _via_asyncpg(
             raw.driver_connection, self.connection.dialect, query, params, one
         )
+
+
+class _CheckedOut(TransactionReader):
+    """Reads on an asyncpg connection taken from the pool, outside any transaction, until it is
+    given back; a connection a statement failed on (or was cancelled on) is not used again."""
+
+    def __init__(self, raw: PoolProxiedConnection, dialect: Dialect) -> None:
+        self.raw = raw
+        self.sql_dialect = dialect
+        self.dialect = dialect.name
+        self.asyncpg = True
+        self.broken = False
+
+    async def _run(
+        self, query: Query, params: dict[str, Any], *, one: bool
+    ) -> list[tuple[Any, ...]]:
+        try:
+            return await _via_asyncpg(
+                self.raw.driver_connection, self.sql_dialect, query, params, one
+            )
+        except BaseException:
+            self.broken = True
+            raise
+
+    async def give_back(self) -> None:
+        if self.broken:
+            self.raw.invalidate()
+        await greenlet_spawn(self.raw.close)
 
 
 async def _via_core(
@@ -467,13 +572,15 @@ async def _via_asyncpg(
         records = [] if record is None else [record]
     else:
         records = await driver.fetch(sql, *args)
-    if not any(processors):
+    if not processors:
         return [tuple(record) for record in records]
-    return [
-        tuple(value if process is None else process(value)
-              for value, process in zip(record, processors, strict=True))
-        for record in records
-    ]  # fmt: skip
+    rows = []
+    for record in records:
+        row = list(record)
+        for position, process in processors:
+            row[position] = process(row[position])
+        rows.append(tuple(row))
+    return rows
 
 
 async def get_reader(request: Request) -> Reader:

@@ -6,15 +6,17 @@ import base64
 import binascii
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import Select, literal, tuple_
+from sqlalchemy import Integer, Select, bindparam, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import ColumnElement
 
+from shared import db
 from shared.contracts import unstorable_text
 from shared.problems import invalid
 
@@ -62,6 +64,45 @@ async def page_request(
 PageDep = Annotated[PageRequest, Depends(page_request)]
 
 
+# The parameters of a page's statement: how many rows (one more than the page shows, to know
+# whether another page follows) and, after a cursor, the position it names.
+_LIMIT, _AFTER_CREATED_AT, _AFTER_ID = "page_limit", "page_after_created_at", "page_after_id"
+
+
+Moment = ColumnElement[dt.datetime] | InstrumentedAttribute[dt.datetime]
+Ident = ColumnElement[str] | InstrumentedAttribute[str]
+
+
+def _paged(
+    statement: Select[Any], created_at: Moment, ident: Ident, *, after: bool, newest_first: bool
+) -> Select[Any]:
+    """`statement` ordered by `created_at`, then `id` (newest first: both descending), limited,
+    and after a cursor's position, the limit and the position as parameters (`_page_params`)."""
+    if after:
+        position = tuple_(bindparam(_AFTER_CREATED_AT, type_=created_at.type),
+                          bindparam(_AFTER_ID, type_=ident.type))  # fmt: skip
+        key = tuple_(created_at, ident)
+        statement = statement.where(key < position if newest_first else key > position)
+    order = (created_at.desc(), ident.desc()) if newest_first else (created_at, ident)
+    return statement.order_by(*order).limit(bindparam(_LIMIT, type_=Integer))
+
+
+def _page_params(page: PageRequest) -> dict[str, Any]:
+    if page.after is None:
+        return {_LIMIT: page.limit + 1}
+    moment, after_id = page.after
+    return {_LIMIT: page.limit + 1, _AFTER_CREATED_AT: moment, _AFTER_ID: after_id}
+
+
+def _split(
+    rows: Sequence[T], page: PageRequest, position: Callable[[T], tuple[dt.datetime, str]]
+) -> tuple[Sequence[T], str | None]:
+    """The page's rows and the cursor of the next page (None on the last)."""
+    if len(rows) <= page.limit:
+        return rows, None
+    return rows[: page.limit], encode_cursor(*position(rows[page.limit - 1]))
+
+
 async def fetch_page(
     session: AsyncSession,
     statement: Select[Any],
@@ -73,15 +114,35 @@ async def fetch_page(
 ) -> tuple[Sequence[Any], str | None]:
     """One page of `statement`'s rows and the cursor of the next page (None on the last); a
     history is read `newest_first`, the same cursor then moving back in time."""
-    if page.after is not None:
-        moment, after_id = page.after
-        position = tuple_(literal(moment, created_at.type), literal(after_id, ident.type))
-        key = tuple_(created_at, ident)
-        statement = statement.where(key < position if newest_first else key > position)
-    order = (created_at.desc(), ident.desc()) if newest_first else (created_at, ident)
-    statement = statement.order_by(*order).limit(page.limit + 1)
-    rows = (await session.execute(statement)).scalars().all()
-    if len(rows) <= page.limit:
-        return rows, None
-    last = rows[page.limit - 1]
-    return rows[: page.limit], encode_cursor(last.created_at, last.id)
+    paged = _paged(statement, created_at, ident, after=page.after is not None,
+                   newest_first=newest_first)  # fmt: skip
+    rows = (await session.execute(paged, _page_params(page))).scalars().all()
+    return _split(rows, page, lambda row: (row.created_at, row.id))
+
+
+class PageQueries:
+    """A list's pages read through a `shared.db.Reader` (no session, no ORM objects): the
+    statement ordered and limited as `fetch_page` does it, built once for a first page and
+    once for the pages after a cursor. Its rows are tuples of the statement's columns, among
+    them `created_at` and `ident`."""
+
+    def __init__(
+        self, statement: Select[Any], *, created_at: ColumnElement[dt.datetime],
+        ident: ColumnElement[str], newest_first: bool = False,
+    ) -> None:  # fmt: skip
+        self.first = db.Query(_paged(statement, created_at, ident, after=False,
+                                     newest_first=newest_first))  # fmt: skip
+        self.after = db.Query(_paged(statement, created_at, ident, after=True,
+                                     newest_first=newest_first))  # fmt: skip
+        columns = list(statement.selected_columns)
+        self._created_at = next(i for i, c in enumerate(columns) if c is created_at)
+        self._ident = next(i for i, c in enumerate(columns) if c is ident)
+
+    async def rows(
+        self, reader: db.Reader, page: PageRequest, params: Mapping[str, Any]
+    ) -> tuple[Sequence[tuple[Any, ...]], str | None]:
+        """One page of the rows, `params` the statement's own parameters, and the cursor of
+        the next page (None on the last)."""
+        query = self.first if page.after is None else self.after
+        rows = await reader.all(query, {**params, **_page_params(page)})
+        return _split(rows, page, lambda row: (row[self._created_at], row[self._ident]))

@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.db import Query, TransactionReader
 from tests.conftest import auth, unique
 
 
@@ -109,17 +110,30 @@ def declared_on(client: httpx.AsyncClient, day: dt.date) -> Iterator[None]:
 @contextmanager
 def statements_sent(engine: AsyncEngine) -> Iterator[list[str]]:
     """The statements sent through `engine` meanwhile, but the test's own savepoints (each
-    commit of the app is one in the test's transaction; in production it is the COMMIT)."""
+    commit of the app is one in the test's transaction; in production it is the COMMIT), and
+    those its readers (`shared.db.Reader`, in a test the test's `TransactionReader`) send to
+    asyncpg directly, past SQLAlchemy's cursor (on SQLite they go through it)."""
     sent: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
             sent.append(statement)
 
+    run = TransactionReader._run
+
+    async def counted(
+        reader: TransactionReader, query: Query, params: dict[str, Any], *, one: bool
+    ) -> list[tuple[Any, ...]]:
+        if reader.asyncpg and reader.connection.sync_engine is engine.sync_engine:
+            sent.append(str(query.statement))
+        return await run(reader, query, params, one=one)
+
     event.listen(engine.sync_engine, "before_cursor_execute", count)
+    TransactionReader._run = counted  # type: ignore[method-assign]
     try:
         yield sent
     finally:
+        TransactionReader._run = run  # type: ignore[method-assign]
         event.remove(engine.sync_engine, "before_cursor_execute", count)
 
 

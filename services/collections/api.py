@@ -21,8 +21,8 @@ from services.collections.schemas import (
     PaymentRead,
 )
 from shared.auth import Caller, CallerDep, require
-from shared.contracts import CurrencyCode, Recoveries
-from shared.db import ReadSessionDep, SessionDep
+from shared.contracts import CurrencyCode, Recoveries, json_data
+from shared.db import ReaderDep, ReadSessionDep, SessionDep
 from shared.idempotency import CommandDep
 from shared.pagination import PageDep
 from shared.peers import PeersDep
@@ -72,19 +72,25 @@ async def open_case(
 
 @router.get("/cases", response_model=CaseList, responses=READ)
 async def list_cases(
-    request: Request, session: ReadSessionDep, caller: CaseReader, page: PageDep,
+    request: Request, reader: ReaderDep, caller: CaseReader, page: PageDep,
     status: Annotated[CaseStatusFilter | None, Query()] = None,
     claim_id: Annotated[str | None, Query(max_length=64)] = None,
-) -> CaseList:  # fmt: skip
-    ctx = context(request, session, caller)
-    return await uc.list_cases(ctx, page, status=status, claim_id=claim_id)
+) -> Response:  # fmt: skip
+    # Read with no session, built as plain JSON data and written out once (FastAPI would
+    # validate and serialise a CaseList again).
+    today = request.app.state.settings.today()
+    answer = await uc.list_cases(reader, caller, today, page, claim_id=claim_id,
+                                 status=None if status is None else status.value)  # fmt: skip
+    return Response(json_data(answer), media_type="application/json")
 
 
 @router.get("/cases/{case_id}", response_model=CaseRead, responses=READ)
 async def get_case(
-    case_id: IdPath, request: Request, session: SessionDep, caller: CaseReader
-) -> CaseRead:
-    return await uc.get_case(context(request, session, caller), case_id)
+    case_id: IdPath, request: Request, reader: ReaderDep, caller: CaseReader
+) -> Response:
+    today = request.app.state.settings.today()
+    answer = await uc.get_case(reader, caller, today, case_id)
+    return Response(json_data(answer), media_type="application/json")
 
 
 @router.post("/cases/{case_id}/activities", status_code=201, response_model=ActivityRead,

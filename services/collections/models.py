@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -117,3 +117,58 @@ class LadderRung(Base):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     days_past_due: Mapped[int] = mapped_column(Integer, primary_key=True)
     stage: Mapped[str] = mapped_column(String(40))
+
+
+# The rows of the tables as a read shows them (`repository.cases_page`, `repository.lines_of`):
+# plain tuples of the columns of the same names, no ORM object.
+
+
+class CaseRow(NamedTuple):
+    id: str
+    created_at: dt.datetime
+    creditor_id: str
+    buyer_id: str
+    debtor_country: str
+    currency: str
+    ladder: str
+    stage: str
+    status: str
+    claim_id: str | None
+    insurer_share_numerator: str | None
+    insurer_share_denominator: str | None
+    fee_pct: Decimal
+    opened_on: dt.date
+    closed_on: dt.date | None
+
+
+class CaseInvoiceRow(NamedTuple):
+    case_id: str
+    number: str
+    amount: Decimal
+    due_date: dt.date
+    paid: Decimal
+
+
+class ActivityRow(NamedTuple):
+    id: str
+    created_at: dt.datetime
+    case_id: str
+    kind: str
+    occurred_on: dt.date
+    note: str | None
+    promised_amount: Decimal | None
+    promised_on: dt.date | None
+    details: dict[str, Any] | None
+    recorded_by: str
+
+
+class PaymentRow(NamedTuple):
+    id: str
+    created_at: dt.datetime
+    case_id: str
+    amount: Decimal
+    received_on: dt.date
+    fee: Decimal
+    insurer: Decimal
+    policyholder: Decimal
+    credited: list[dict[str, Any]]

@@ -4,15 +4,45 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import Select, Table, bindparam, func, insert, select, type_coerce, update
+from sqlalchemy import (
+    JSON,
+    Date,
+    Integer,
+    Select,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    text,
+    type_coerce,
+    union_all,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.collections.models import Activity, Base, Case, CaseInvoice, LadderRung, Payment
+from services.collections.models import (
+    Activity,
+    ActivityRow,
+    Base,
+    Case,
+    CaseInvoice,
+    CaseInvoiceRow,
+    CaseRow,
+    LadderRung,
+    Payment,
+    PaymentRow,
+)
 from services.collections.rules import CLIMBING, LIVE, Rung, StandingCase
-from shared.db import Amount, take_turns
-from shared.pagination import PageRequest, fetch_page
+from shared.db import Amount, Query, Reader, UTCDateTime, among, take_turns
+from shared.pagination import PageQueries, PageRequest
 
 Row = TypeVar("Row", bound=Base)
 
@@ -28,27 +58,107 @@ async def case(session: AsyncSession, case_id: str, *, lock: bool = False) -> Ca
     return (await session.execute(query)).scalar_one_or_none()
 
 
-def _cases_listed(
-    *, creditor_id: str | None, status: str | None, claim_id: str | None
-) -> Select[Any]:
-    """The cases a list shows (a creditor's own, or all), to be paged."""
-    statement = select(Case)
-    if creditor_id is not None:
-        statement = statement.where(Case.creditor_id == creditor_id)
-    if status:
-        statement = statement.where(Case.status == status)
-    if claim_id:
-        statement = statement.where(Case.claim_id == claim_id)
-    return statement
+_CASES = cast(Table, Case.__table__)
+_CASE_COLUMNS = [_CASES.c[name] for name in CaseRow._fields]
+_CASE_PAGES: dict[tuple[str, ...], PageQueries] = {}
+
+
+def _case_pages(filters: tuple[str, ...]) -> PageQueries:
+    """The pages of the cases a list shows with these filters (columns equal to the parameters
+    of the same names), built once per set of filters, so that each statement is prepared once
+    and keeps its own plan."""
+    pages = _CASE_PAGES.get(filters)
+    if pages is None:
+        statement = select(*_CASE_COLUMNS).where(
+            *(_CASES.c[name] == bindparam(name, type_=String) for name in filters)
+        )
+        pages = _CASE_PAGES[filters] = PageQueries(statement, created_at=_CASES.c.created_at,
+                                                   ident=_CASES.c.id)  # fmt: skip
+    return pages
 
 
 async def cases_page(
-    session: AsyncSession, page: PageRequest, *, creditor_id: str | None, status: str | None,
+    reader: Reader, page: PageRequest, *, creditor_id: str | None, status: str | None,
     claim_id: str | None,
-) -> tuple[Sequence[Case], str | None]:  # fmt: skip
-    """One page of the cases a list shows, oldest first, and the next page's cursor."""
-    statement = _cases_listed(creditor_id=creditor_id, status=status, claim_id=claim_id)
-    return await fetch_page(session, statement, page, created_at=Case.created_at, ident=Case.id)
+) -> tuple[list[CaseRow], str | None]:  # fmt: skip
+    """One page of the cases a list shows (a creditor's own, or all; of a status; of a claim),
+    oldest first, and the next page's cursor."""
+    given = {"creditor_id": creditor_id, "status": status or None, "claim_id": claim_id or None}
+    params = {name: value for name, value in given.items() if value is not None}
+    rows, cursor = await _case_pages(tuple(params)).rows(reader, page, params)
+    return [CaseRow._make(row) for row in rows], cursor
+
+
+_CASE_ROW = Query(select(*_CASE_COLUMNS).where(_CASES.c.id == bindparam("case_id", type_=String)))
+
+
+async def case_row(reader: Reader, case_id: str) -> CaseRow | None:
+    row = await reader.first(_CASE_ROW, {"case_id": case_id})
+    return None if row is None else CaseRow._make(row)
+
+
+# A case's lines (invoices, activities, payments) in one statement: the three tables' rows in one
+# shape, each in a part of its own, the columns a part does not have NULL. Per part, the columns
+# of the same names as the row it gives: invoice, activity, payment.
+_LINE_SHAPE: dict[str, Any] = {
+    "case_id": String(), "id": String(), "created_at": UTCDateTime(), "day": Date(),
+    "label": String(), "note": Text(), "recorded_by": String(), "on": Date(), "amount": Amount(),
+    "paid": Amount(), "insurer": Amount(), "policyholder": Amount(), "data": JSON(),
+    "tiebreak": String(),
+}  # fmt: skip
+_INVOICE, _ACTIVITY, _PAYMENT = 0, 1, 2
+
+
+def _line_part(part: int, model: type[Base], **columns: str) -> Select[Any]:
+    """One table's rows in the shape of `_LINE_SHAPE` (`columns`: shape name → column name)."""
+    table = cast(Table, model.__table__)
+    return select(literal_column(str(part), Integer).label("part"), *(
+        (table.c[columns[name]] if name in columns else sql_cast(null(), kind)).label(name)
+        for name, kind in _LINE_SHAPE.items()
+    )).where(among(table.c.case_id, "case_ids"))  # fmt: skip
+
+
+_LINES = Query(union_all(
+    _line_part(_INVOICE, CaseInvoice, case_id="case_id", id="id", day="due_date", label="number",
+               amount="amount", paid="paid", tiebreak="number"),
+    _line_part(_ACTIVITY, Activity, case_id="case_id", id="id", created_at="created_at",
+               day="occurred_on", label="kind", note="note", recorded_by="recorded_by",
+               on="promised_on", amount="promised_amount", data="details", tiebreak="id"),
+    _line_part(_PAYMENT, Payment, case_id="case_id", id="id", created_at="created_at",
+               day="received_on", amount="amount", paid="fee", insurer="insurer",
+               policyholder="policyholder", data="credited", tiebreak="id"),
+# Each part in the order a case shows it: invoices by due date and number, activities by the day
+# they happened, payments by the day they came in, then as recorded.
+).order_by(text("part"), text("day"), text("created_at"), text("tiebreak")))  # fmt: skip
+
+
+class CaseLines(NamedTuple):
+    """What the cases of a read hold, by case id, each in the order a case shows it."""
+
+    invoices: dict[str, list[CaseInvoiceRow]]
+    activities: dict[str, list[ActivityRow]]
+    payments: dict[str, list[PaymentRow]]
+
+
+async def lines_of(reader: Reader, case_ids: Sequence[str]) -> CaseLines:
+    """The invoices, activities and payments of the cases, in one statement whatever the number
+    of cases."""
+    lines = CaseLines({}, {}, {})
+    for row in await reader.all(_LINES, {"case_ids": list(case_ids)}):
+        (part, case_id, ident, created_at, day, label, note, recorded_by, on, amount, paid,
+         insurer, policyholder, data, _) = row  # fmt: skip
+        if part == _INVOICE:
+            invoice = CaseInvoiceRow(case_id, label, amount, day, paid)
+            lines.invoices.setdefault(case_id, []).append(invoice)
+        elif part == _ACTIVITY:
+            activity = ActivityRow(ident, created_at, case_id, label, day, note, amount, on, data,
+                                   recorded_by)  # fmt: skip
+            lines.activities.setdefault(case_id, []).append(activity)
+        else:
+            payment = PaymentRow(ident, created_at, case_id, amount, day, paid, insurer,
+                                 policyholder, data)  # fmt: skip
+            lines.payments.setdefault(case_id, []).append(payment)
+    return lines
 
 
 async def ladders(session: AsyncSession) -> dict[str, list[Rung]]:

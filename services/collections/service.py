@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -19,13 +20,20 @@ from services.collections.events import (
     ClosedReason,
     RecoveryShares,
 )
-from services.collections.models import Activity, Case, CaseInvoice, Payment, events, outbox
+from services.collections.models import (
+    Activity,
+    Case,
+    CaseInvoice,
+    CaseRow,
+    Payment,
+    events,
+    outbox,
+)
 from services.collections.rules import CaseStatus
 from services.collections.schemas import (
     ActivityCreate,
     ActivityRead,
     CaseCreate,
-    CaseList,
     CaseMove,
     CaseRead,
     EscalationResult,
@@ -33,8 +41,9 @@ from services.collections.schemas import (
     PaymentCreate,
     PaymentRead,
 )
+from shared.auth import Caller
 from shared.contracts import BuyerSignal, MoneyModel, Recoveries
-from shared.db import new_id, utcnow
+from shared.db import Reader, new_id, utcnow
 from shared.events import announce
 from shared.money import Money
 from shared.outbox import deliver, enqueue
@@ -500,10 +509,14 @@ async def recoveries(ctx: Context, creditor_id: str, buyer_id: str, currency: st
     return views.recoveries(creditor_id, buyer_id, currency, rows)
 
 
+def _hidden_from(caller: Caller, case: views.ACase) -> bool:
+    """A policyholder sees its own cases only (as their creditor): another's is not found."""
+    return caller.role == "policyholder" and case.creditor_id != caller.party_id
+
+
 async def case_of(ctx: Context, case_id: str, *, lock: bool = False) -> Case:
     case = await repo.case(ctx.session, case_id, lock=lock)
-    if case is None or (ctx.caller.role == "policyholder"
-                        and case.creditor_id != ctx.caller.party_id):  # fmt: skip
+    if case is None or _hidden_from(ctx.caller, case):
         raise not_found("case", case_id)
     return case
 
@@ -512,33 +525,48 @@ async def _invoices(ctx: Context, case_id: str) -> list[CaseInvoice]:
     return (await repo.invoices_of(ctx.session, [case_id])).get(case_id, [])
 
 
-async def get_case(ctx: Context, case_id: str) -> CaseRead:
-    return await read_case(ctx, await case_of(ctx, case_id))
+async def get_case(reader: Reader, caller: Caller, today: dt.date, case_id: str) -> dict[str, Any]:
+    """A case the caller may see, as plain JSON data (`CaseRead`): the case, then its lines, in
+    two statements on one connection, outside any transaction."""
+    async with reader.one_connection() as reads:
+        case = await repo.case_row(reads, case_id)
+        if case is None or _hidden_from(caller, case):
+            raise not_found("case", case_id)
+        lines = await repo.lines_of(reads, [case.id])
+    return _case_answer(case, lines, today)
 
 
 async def list_cases(
-    ctx: Context, page: PageRequest, *, status: str | None, claim_id: str | None
-) -> CaseList:
-    """A page of the cases the caller may see (a policyholder: its own, as creditor)."""
-    creditor_id = ctx.caller.party_id if ctx.caller.role == "policyholder" else None
-    rows, cursor = await repo.cases_page(ctx.session, page, creditor_id=creditor_id,
-                                         status=status, claim_id=claim_id)  # fmt: skip
-    return CaseList(items=await read_cases(ctx, rows), next_cursor=cursor)
+    reader: Reader, caller: Caller, today: dt.date, page: PageRequest, *, status: str | None,
+    claim_id: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """A page of the cases the caller may see (a policyholder: its own, as creditor), as plain
+    JSON data (`CaseList`): the page, then all its cases' lines, in two statements on one
+    connection, outside any transaction."""
+    creditor_id = caller.party_id if caller.role == "policyholder" else None
+    async with reader.one_connection() as reads:
+        rows, cursor = await repo.cases_page(reads, page, creditor_id=creditor_id,
+                                             status=status, claim_id=claim_id)  # fmt: skip
+        lines = await repo.lines_of(reads, [row.id for row in rows]) if rows else None
+    items = [] if lines is None else [_case_answer(row, lines, today) for row in rows]
+    return {"items": items, "next_cursor": cursor}
+
+
+def _case_answer(case: CaseRow, lines: repo.CaseLines, today: dt.date) -> dict[str, Any]:
+    return views.case_answer(case, lines.invoices.get(case.id, []),
+                             lines.activities.get(case.id, []), lines.payments.get(case.id, []),
+                             today)  # fmt: skip
 
 
 async def read_case(ctx: Context, case: Case) -> CaseRead:
-    return (await read_cases(ctx, [case]))[0]
-
-
-async def read_cases(ctx: Context, cases: Sequence[Case]) -> list[CaseRead]:
-    """Cases as the API shows them, their invoices, activities and payments read in three
-    queries for the whole page."""
-    ids = [case.id for case in cases]
+    """A case a change answers with, its invoices, activities and payments read in the change's
+    session (what it flushed included)."""
+    ids = [case.id]
     invoices = await repo.invoices_of(ctx.session, ids)
     activities = await repo.activities_of(ctx.session, ids)
     payments = await repo.payments_of(ctx.session, ids)
-    return [views.case_read(case, invoices.get(case.id, []), activities.get(case.id, []),
-                            payments.get(case.id, []), ctx.today) for case in cases]  # fmt: skip
+    return views.case_read(case, invoices.get(case.id, []), activities.get(case.id, []),
+                           payments.get(case.id, []), ctx.today)  # fmt: skip
 
 
 def _refuse_if_closed(case: Case) -> None:

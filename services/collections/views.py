@@ -1,49 +1,62 @@
 """Collections read models: cases, activities, payments and ladders as the API shows them (pure:
-rows in, `*Read` models out)."""
+rows in, `*Read` models out, or, for the reads, the same answers as plain JSON data)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 
 from services.collections import rules
-from services.collections.models import Activity, Case, CaseInvoice, Payment
+from services.collections.models import (
+    Activity,
+    ActivityRow,
+    Case,
+    CaseInvoice,
+    CaseInvoiceRow,
+    CaseRow,
+    Payment,
+    PaymentRow,
+)
 from services.collections.schemas import (
     ActivityRead,
-    AllocationRead,
-    CaseInvoiceRead,
     CaseRead,
-    CreditRead,
     Ladder,
     LadderList,
     PaymentRead,
     Rung,
 )
-from shared.contracts import RecoveredInvoice, Recoveries
+from shared.contracts import RecoveredInvoice, Recoveries, money_json, plain_decimal
+from shared.money import Money
 from shared.usecase import money_read
 
 ZERO = Decimal(0)
 # How many decimals a case shows of the insurer's share (a display: splits use the exact share).
 SHARE_PCT_SHOWN_PLACES = 4
+# A case and its lines as the session holds them (a change's answer) or as a read gives them.
+ACase = Case | CaseRow
+AnInvoice = CaseInvoice | CaseInvoiceRow
+AnActivity = Activity | ActivityRow
+APayment = Payment | PaymentRow
 
 
-def share_of(case: Case) -> rules.InsurerShare | None:
+def share_of(case: ACase) -> rules.InsurerShare | None:
     """The insurer's share a case keeps (none before a claim)."""
     return rules.InsurerShare.stored(case.insurer_share_numerator, case.insurer_share_denominator)
 
 
-def open_invoices(invoices: Sequence[CaseInvoice]) -> list[rules.OpenInvoice]:
+def open_invoices(invoices: Sequence[AnInvoice]) -> list[rules.OpenInvoice]:
     return [rules.OpenInvoice(i.number, i.due_date, i.amount - i.paid) for i in invoices]
 
 
-def resolves(a: Activity) -> str | None:
+def resolves(a: AnActivity) -> str | None:
     """The dispute a resolution names (None: not one, or recorded before resolutions named it)."""
     named = (a.details or {}).get("dispute_id") if a.kind == rules.DISPUTE_RESOLVED else None
     return named if isinstance(named, str) else None
 
 
-def logged(activities: Sequence[Activity]) -> list[rules.LoggedActivity]:
+def logged(activities: Sequence[AnActivity]) -> list[rules.LoggedActivity]:
     """A case's activities for its disputes, in the order they were recorded."""
     return [rules.LoggedActivity(a.id, a.kind, a.occurred_on, resolves(a))
             for a in sorted(activities, key=lambda a: (a.created_at, a.id))]  # fmt: skip
@@ -66,59 +79,85 @@ def promise_book(
     return [entry for _, _, entry in sorted(book, key=lambda e: (e[0], e[1]))]
 
 
-def case_read(
-    case: Case, invoices: Sequence[CaseInvoice], activities: Sequence[Activity],
-    payments: Sequence[Payment], today: dt.date,
-) -> CaseRead:  # fmt: skip
+def _money(amount: Decimal, currency: str) -> dict[str, str]:
+    return money_json(Money(amount, currency))
+
+
+def case_answer(
+    case: ACase, invoices: Sequence[AnInvoice], activities: Sequence[AnActivity],
+    payments: Sequence[APayment], today: dt.date,
+) -> dict[str, Any]:  # fmt: skip
+    """A case as `CaseRead` shows it, as plain JSON data (its dates and moments as such, written
+    by pydantic as the model writes them)."""
     c = case.currency
     share = share_of(case)
     unpaid = open_invoices(invoices)
-    return CaseRead(
-        id=case.id, created_at=case.created_at, creditor_id=case.creditor_id,
-        buyer_id=case.buyer_id, debtor_country=case.debtor_country, currency=c,
-        ladder=case.ladder, stage=case.stage, status=case.status, claim_id=case.claim_id,
-        insurer_share_pct=None if share is None else share.pct(SHARE_PCT_SHOWN_PLACES),
-        fee_pct=case.fee_pct,
-        opened_on=case.opened_on, closed_on=case.closed_on,
-        days_past_due=rules.days_past_due(rules.oldest_unpaid_due(unpaid), today),
-        outstanding=money_read(rules.outstanding(unpaid), c),
-        recovered=money_read(sum((p.amount for p in payments), ZERO), c),
-        invoices=[CaseInvoiceRead(number=i.number, amount=money_read(i.amount, c),
-                                  due_date=i.due_date, paid=money_read(i.paid, c),
-                                  outstanding=money_read(i.amount - i.paid, c)) for i in invoices],
-        open_disputes=[d.activity_id for d in rules.open_disputes(logged(activities))],
-        activities=[activity_read(a, case) for a in activities],
-        payments=[payment_read(p, case) for p in payments],
-    )  # fmt: skip
+    return {
+        "id": case.id, "created_at": case.created_at, "creditor_id": case.creditor_id,
+        "buyer_id": case.buyer_id, "debtor_country": case.debtor_country, "currency": c,
+        "ladder": case.ladder, "stage": case.stage, "status": case.status,
+        "claim_id": case.claim_id,
+        "insurer_share_pct": None if share is None
+        else plain_decimal(share.pct(SHARE_PCT_SHOWN_PLACES)),
+        "fee_pct": plain_decimal(case.fee_pct),
+        "opened_on": case.opened_on, "closed_on": case.closed_on,
+        "days_past_due": rules.days_past_due(rules.oldest_unpaid_due(unpaid), today),
+        "outstanding": _money(rules.outstanding(unpaid), c),
+        "recovered": _money(sum((p.amount for p in payments), ZERO), c),
+        "invoices": [{"number": i.number, "amount": _money(i.amount, c), "due_date": i.due_date,
+                      "paid": _money(i.paid, c), "outstanding": _money(i.amount - i.paid, c)}
+                     for i in invoices],
+        "open_disputes": [d.activity_id for d in rules.open_disputes(logged(activities))],
+        "activities": [activity_answer(a, case) for a in activities],
+        "payments": [payment_answer(p, case) for p in payments],
+    }  # fmt: skip
 
 
-def activity_read(a: Activity, case: Case) -> ActivityRead:
-    return ActivityRead(
-        id=a.id, created_at=a.created_at, case_id=a.case_id, kind=a.kind,
-        occurred_on=a.occurred_on, note=a.note,
-        promised_amount=None if a.promised_amount is None else money_read(a.promised_amount,
-                                                                          case.currency),
-        promised_on=a.promised_on, dispute_id=resolves(a), recorded_by=a.recorded_by,
-        case_status=case.status,
-    )  # fmt: skip
+def case_read(
+    case: ACase, invoices: Sequence[AnInvoice], activities: Sequence[AnActivity],
+    payments: Sequence[APayment], today: dt.date,
+) -> CaseRead:  # fmt: skip
+    return CaseRead.model_validate(case_answer(case, invoices, activities, payments, today))
 
 
-def payment_read(p: Payment, case: Case, outstanding_after: Decimal | None = None) -> PaymentRead:
-    """A payment as recorded; what the case still owes after it is the last credit's (or, just
-    recorded, the amount given)."""
+def activity_answer(a: AnActivity, case: ACase) -> dict[str, Any]:
+    """An activity as `ActivityRead` shows it, as plain JSON data."""
+    return {
+        "id": a.id, "created_at": a.created_at, "case_id": a.case_id, "kind": a.kind,
+        "occurred_on": a.occurred_on, "note": a.note,
+        "promised_amount": None if a.promised_amount is None
+        else _money(a.promised_amount, case.currency),
+        "promised_on": a.promised_on, "dispute_id": resolves(a), "recorded_by": a.recorded_by,
+        "case_status": case.status,
+    }  # fmt: skip
+
+
+def activity_read(a: AnActivity, case: ACase) -> ActivityRead:
+    return ActivityRead.model_validate(activity_answer(a, case))
+
+
+def payment_answer(
+    p: APayment, case: ACase, outstanding_after: Decimal | None = None
+) -> dict[str, Any]:
+    """A payment as `PaymentRead` shows it, as plain JSON data: what the case still owes after
+    it is the last credit's (or, just recorded, the amount given)."""
     c = case.currency
     if outstanding_after is None:
         outstanding_after = Decimal(p.credited[-1]["outstanding_after"]) if p.credited else ZERO
-    return PaymentRead(
-        id=p.id, created_at=p.created_at, case_id=p.case_id, amount=money_read(p.amount, c),
-        received_on=p.received_on,
-        allocation=AllocationRead(fee=money_read(p.fee, c), insurer=money_read(p.insurer, c),
-                                  policyholder=money_read(p.policyholder, c)),
-        credited=[CreditRead(invoice_number=x["invoice_number"],
-                             amount=money_read(Decimal(x["amount"]), c)) for x in p.credited],
-        outstanding_after=money_read(outstanding_after, c),
-        case_status=case.status,
-    )  # fmt: skip
+    return {
+        "id": p.id, "created_at": p.created_at, "case_id": p.case_id,
+        "amount": _money(p.amount, c), "received_on": p.received_on,
+        "allocation": {"fee": _money(p.fee, c), "insurer": _money(p.insurer, c),
+                       "policyholder": _money(p.policyholder, c)},
+        "credited": [{"invoice_number": x["invoice_number"],
+                      "amount": _money(Decimal(x["amount"]), c)} for x in p.credited],
+        "outstanding_after": _money(outstanding_after, c),
+        "case_status": case.status,
+    }  # fmt: skip
+
+
+def payment_read(p: APayment, case: ACase, outstanding_after: Decimal | None = None) -> PaymentRead:
+    return PaymentRead.model_validate(payment_answer(p, case, outstanding_after))
 
 
 def ladder_list(ladders: Mapping[str, Sequence[rules.Rung]]) -> LadderList:

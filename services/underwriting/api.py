@@ -51,7 +51,7 @@ from services.underwriting.schemas import (
     SignalRead,
 )
 from shared.auth import Caller, require
-from shared.contracts import CountryCode
+from shared.contracts import CountryCode, json_data
 from shared.db import ReaderDep, ReadSessionDep, SessionDep, UnitsOfWorkDep
 from shared.idempotency import CommandDep
 from shared.pagination import Page, PageDep
@@ -116,10 +116,10 @@ async def list_policies(
 
 @router.get("/policies/{policy_id}", response_model=PolicyRead, responses=READ)
 async def get_policy(policy_id: IdPath, reader: ReaderDep, caller: PolicyReader) -> Response:
-    # Read in one statement outside any transaction, and written out once (the answer is a
-    # PolicyRead already: FastAPI would validate and serialise it again).
+    # Read in one statement outside any transaction, built as plain JSON data and written out
+    # once (FastAPI would validate and serialise a PolicyRead again).
     policy = await uc.get_policy(reader, caller, policy_id)
-    return Response(policy.model_dump_json(), media_type="application/json")
+    return Response(json_data(policy), media_type="application/json")
 
 
 @router.post("/policies/{policy_id}/assignments", status_code=201,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -70,6 +70,38 @@ class Policy(Timestamped, Base):
     claims_calendar_country: Mapped[str] = mapped_column(String(2))
     collection_ladder: Mapped[str] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(200))
+
+
+class PolicyRow(NamedTuple):
+    """A policy as a read shows it (`repository.policy_with_banks`): its columns of the same
+    names, no ORM object."""
+
+    id: str
+    created_at: dt.datetime
+    policyholder_id: str
+    currency: str
+    start_date: dt.date
+    end_date: dt.date
+    cover_type: str
+    max_liability: Decimal
+    premium_rate_pct: Decimal
+    indemnity_pct: Decimal
+    political_risk_cover: bool
+    political_indemnity_pct: Decimal
+    covered_countries: list[str] | None
+    max_credit_period_days: int
+    deductible: Decimal
+    claim_threshold: Decimal
+    discretionary_limit: Decimal
+    single_buyer_cap: Decimal | None
+    claim_filing_days: int
+    documents_grace_days: int
+    overdue_notification_days: int
+    max_extension_days: int
+    protracted_default_wait_days: int
+    reduction_notice_days: int
+    claims_calendar_country: str
+    collection_ladder: str
 
 
 class PolicyAssignment(Timestamped, Base):

@@ -50,6 +50,7 @@ from services.underwriting.models import (
     LimitRequest,
     Policy,
     PolicyAssignment,
+    PolicyRow,
     Receivable,
     Sanction,
     StopShipment,
@@ -63,26 +64,23 @@ async def policy(session: AsyncSession, policy_id: str) -> Policy | None:
     return await session.get(Policy, policy_id)
 
 
-_POLICY_TABLE_COLUMNS = tuple(Policy.__table__.c)
 # A policy and the banks assigned to it, in the order they were assigned: one row per bank, or
 # one row with no bank.
 _POLICY_WITH_BANKS = Query(
-    select(*_POLICY_TABLE_COLUMNS, PolicyAssignment.bank_id)
+    select(*(Policy.__table__.c[name] for name in PolicyRow._fields), PolicyAssignment.bank_id)
     .outerjoin(PolicyAssignment, PolicyAssignment.policy_id == Policy.id)
     .where(Policy.id == bindparam("policy_id", type_=String))
     .order_by(PolicyAssignment.created_at)
 )
 
 
-async def policy_with_banks(reader: Reader, policy_id: str) -> tuple[Policy, list[str]] | None:
-    """A policy (built from its row, in no session: for reading) and the banks assigned to it,
-    in one statement."""
+async def policy_with_banks(reader: Reader, policy_id: str) -> tuple[PolicyRow, list[str]] | None:
+    """A policy (its row, no ORM object: for reading) and the banks assigned to it, in one
+    statement."""
     rows = await reader.all(_POLICY_WITH_BANKS, {"policy_id": policy_id})
     if not rows:
         return None
-    values = zip(_POLICY_TABLE_COLUMNS, rows[0][:-1], strict=True)
-    policy = Policy(**{column.key: value for column, value in values})
-    return policy, [row[-1] for row in rows if row[-1] is not None]
+    return PolicyRow._make(rows[0][:-1]), [row[-1] for row in rows if row[-1] is not None]
 
 
 async def _policy_with_banks(session: AsyncSession, policy_id: str, *extra: Any) -> list[Any]:

@@ -18,6 +18,7 @@ from services.underwriting.models import (
     BuyerSignal,
     Policy,
     PolicyAssignment,
+    PolicyRow,
     Sanction,
     events,
 )
@@ -139,7 +140,7 @@ async def visible_policy(ctx: Context, policy_id: str) -> tuple[Policy, list[str
     return policy, banks
 
 
-def _ensure_visible(caller: Caller, policy: Policy, banks: list[str]) -> None:
+def _ensure_visible(caller: Caller, policy: Policy | PolicyRow, banks: list[str]) -> None:
     if caller.role == "policyholder":
         ensure_party(caller, policy.policyholder_id, "policy", policy.id)
     elif caller.role == "bank" and caller.party_id not in banks:
@@ -171,15 +172,15 @@ def policy_parties(policy: Policy, banks: list[str]) -> list[str]:
     return sorted({policy.policyholder_id, *banks})
 
 
-async def get_policy(reader: Reader, caller: Caller, policy_id: str) -> PolicyRead:
+async def get_policy(reader: Reader, caller: Caller, policy_id: str) -> dict[str, Any]:
     """A policy the caller may see (`visible_policy`'s rule), read in one statement with its
-    banks: no session, no transaction, one round trip."""
+    banks (no session, no transaction, one round trip), as plain JSON data (`PolicyRead`)."""
     found = await repo.policy_with_banks(reader, policy_id)
     if found is None:
         raise not_found("policy", policy_id)
     policy, banks = found
     _ensure_visible(caller, policy, banks)
-    return views.policy_read(policy, _banks_shown(caller, banks))
+    return views.policy_answer(policy, _banks_shown(caller, banks))
 
 
 def _banks_shown(caller: Caller, banks: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ from services.underwriting.models import (
     LimitRequest,
     Policy,
     PolicyAssignment,
+    PolicyRow,
     Sanction,
 )
 from services.underwriting.schemas import (
@@ -57,32 +58,42 @@ def same_named(row: object, names: Sequence[str]) -> dict[str, Any]:
     return {name: getattr(row, name) for name in names}
 
 
-# What a policy's read model carries as the policy keeps it (its money and percentages are
-# written out below).
-_POLICY_AS_KEPT = (
-    "id", "created_at", "policyholder_id", "currency", "start_date", "end_date", "cover_type",
-    "political_risk_cover", "covered_countries", "max_credit_period_days", "claim_filing_days",
-    "documents_grace_days", "overdue_notification_days", "max_extension_days",
-    "protracted_default_wait_days", "reduction_notice_days", "claims_calendar_country",
-    "collection_ladder",
-)  # fmt: skip
-
-
-def policy_read(policy: Policy, banks: list[str]) -> PolicyRead:
+def policy_answer(policy: Policy | PolicyRow, banks: list[str]) -> dict[str, Any]:
+    """A policy as `PolicyRead` shows it, as plain JSON data (`shared.contracts.json_data`)."""
     c = policy.currency
-    zero = MoneyModel.of(Money.zero(c))
-    return PolicyRead(
-        **same_named(policy, _POLICY_AS_KEPT),
-        max_liability=money_or_none(policy.max_liability, c) or zero,
-        premium_rate_pct=policy.premium_rate_pct.normalize(),
-        indemnity_pct=policy.indemnity_pct.normalize(),
-        political_indemnity_pct=policy.political_indemnity_pct.normalize(),
-        deductible=money_or_none(policy.deductible, c) or zero,
-        claim_threshold=money_or_none(policy.claim_threshold, c) or zero,
-        discretionary_limit=money_or_none(policy.discretionary_limit, c) or zero,
-        single_buyer_cap=money_or_none(policy.single_buyer_cap, c),
-        assigned_bank_ids=banks,
-    )
+
+    def money(amount: Decimal | None) -> dict[str, str] | None:
+        return None if amount is None else money_json(Money(amount, c))
+
+    zero = money_json(Money.zero(c))
+    return {
+        "id": policy.id, "created_at": policy.created_at,
+        "policyholder_id": policy.policyholder_id, "currency": c,
+        "start_date": policy.start_date, "end_date": policy.end_date,
+        "cover_type": policy.cover_type, "max_liability": money(policy.max_liability) or zero,
+        "premium_rate_pct": plain_decimal(policy.premium_rate_pct),
+        "indemnity_pct": plain_decimal(policy.indemnity_pct),
+        "political_risk_cover": policy.political_risk_cover,
+        "political_indemnity_pct": plain_decimal(policy.political_indemnity_pct),
+        "covered_countries": policy.covered_countries,
+        "max_credit_period_days": policy.max_credit_period_days,
+        "deductible": money(policy.deductible) or zero,
+        "claim_threshold": money(policy.claim_threshold) or zero,
+        "discretionary_limit": money(policy.discretionary_limit) or zero,
+        "single_buyer_cap": money(policy.single_buyer_cap),
+        "claim_filing_days": policy.claim_filing_days,
+        "documents_grace_days": policy.documents_grace_days,
+        "overdue_notification_days": policy.overdue_notification_days,
+        "max_extension_days": policy.max_extension_days,
+        "protracted_default_wait_days": policy.protracted_default_wait_days,
+        "reduction_notice_days": policy.reduction_notice_days,
+        "claims_calendar_country": policy.claims_calendar_country,
+        "collection_ladder": policy.collection_ladder, "assigned_bank_ids": banks,
+    }  # fmt: skip
+
+
+def policy_read(policy: Policy | PolicyRow, banks: list[str]) -> PolicyRead:
+    return PolicyRead.model_validate(policy_answer(policy, banks))
 
 
 def assignment_read(a: PolicyAssignment) -> AssignmentRead:
