@@ -34,6 +34,8 @@ class Case(Base):
     __table_args__ = (
         Index(None, "creditor_id", "created_at"),
         Index(None, "status", "stage"),
+        # A collector's list of every case, in the lists' order (pages read by index, not sorted).
+        Index("ix_cases_created_id", "created_at", "id"),
         # A paid claim opens one subrogation case, never two.
         Index("uq_cases_claim_id", "claim_id", unique=True,
               postgresql_where=text("claim_id IS NOT NULL"),
