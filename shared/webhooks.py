@@ -4,11 +4,12 @@ routes call, and the dispatcher that posts each endpoint's events in order.
 
 Delivery claims endpoints, not events: a dispatcher run takes the active endpoints that have an
 event waiting (a lease, taken with `FOR UPDATE SKIP LOCKED` on PostgreSQL so that any number of
-replicas share the work), posts each one's events one at a time in `seq` order, and moves the
-endpoint's `after_seq` on only while it still holds the lease. A receiver's 2xx delivers the event;
-410 disables the endpoint; anything else holds the endpoint on that event (no later event
-overtakes it) and retries with exponential backoff until the retry span has passed, after which
-the endpoint is `failing` until a successful test (`POST …/{id}/test`) makes it active again.
+replicas share the work), posts each one's events one at a time in `seq` order, each only once
+the one before it is recorded, and moves the endpoint's `after_seq` on only while it still holds
+the lease. A receiver's 2xx delivers the event; 410 disables the endpoint; anything else holds the
+endpoint on that event (no later event overtakes it) and retries with exponential backoff until
+the retry span has passed, after which the endpoint is `failing` until a successful test
+(`POST …/{id}/test`) makes it active again.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    case,
     delete,
     exists,
     func,
@@ -356,11 +358,12 @@ def sending_client(timeout: float) -> httpx.AsyncClient:
 
 async def post_message(
     client: httpx.AsyncClient, url: str, secret: str, message: Mapping[str, Any],
-    settings: Settings,
+    settings: Settings, *, resolver: Resolver = resolve,
 ) -> Outcome:  # fmt: skip
     """Vet the URL (again: DNS may have changed), then post the signed message (an event as the
-    feed lists it: `event_json`) to the vetted address, within the timeout; the attempt as it
-    went."""
+    feed lists it: `event_json`) to the vetted address; the attempt as it went. Resolving and
+    posting together end within the timeout: a dispatcher's lease is sure to last one timeout
+    when it starts a post (`_Run._lease_lasts`), and no post of its may outlive the lease."""
     attempted_at = utcnow()
     started = time.perf_counter()
 
@@ -371,16 +374,16 @@ async def post_message(
 
     timeout = settings.webhook_timeout_seconds
     try:
-        target = await vet_url(url, development=settings.environment == "development",
-                               resolve_within=timeout)  # fmt: skip
-    except UrlRefused as exc:
-        return outcome(None, f"URL refused: {exc}")
-    body = orjson.dumps(message).decode()
-    headers = {**signed_headers(secret, message["id"], body, utcnow()),
-               "host": target.url.netloc.decode("ascii")}  # fmt: skip
-    extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
-    try:
         async with asyncio.timeout(timeout):
+            try:
+                target = await vet_url(url, development=settings.environment == "development",
+                                       resolve_within=timeout, resolver=resolver)  # fmt: skip
+            except UrlRefused as exc:
+                return outcome(None, f"URL refused: {exc}")
+            body = orjson.dumps(message).decode()
+            headers = {**signed_headers(secret, message["id"], body, utcnow()),
+                       "host": target.url.netloc.decode("ascii")}  # fmt: skip
+            extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
             async with client.stream(
                 "POST", target.url.copy_with(host=target.address), content=body.encode(),
                 headers=headers, extensions=extensions,
@@ -682,46 +685,43 @@ class _Run:
         self.progress: int = endpoint["after_seq"]
         self.types = frozenset(endpoint["event_types"])
         self.held = True
+        self.marking: asyncio.Future[bool] | None = None  # the last mark, shielded (`_record`)
         # When the lease runs out at the latest (this process's monotonic clock).
         self.lease_ends = leased_at + settings.webhook_lease_seconds
 
     async def deliver(self, client: httpx.AsyncClient) -> None:
-        """Post the events one at a time, in order, while each is delivered: an event is posted
-        once the one before it was answered 2xx. Recording that answer (the mark) runs while the
-        next event is posted, and must have succeeded before anything else is recorded."""
+        """Post the events one at a time, in order: an event is posted only once the one before
+        it was answered 2xx and that answer is recorded (the endpoint moved past it). A stop at
+        any point (a crash, a lost lease) then leaves the first unrecorded event to be posted
+        again before any later one: on the wire N, N, N+1 at worst, never N+1 before N."""
         cursor = self.progress  # the last event read (posted or skipped) in this run
-        marking: asyncio.Task[bool] | None = None
-        try:
-            while self.held:
-                async with self.sessionmaker() as session:
-                    batch = await self.hooks.events_after(
-                        session, self.endpoint["party_id"], cursor,
-                        self.settings.webhook_batch_size * 10,
-                    )  # fmt: skip
-                if not batch:
+        while self.held:
+            async with self.sessionmaker() as session:
+                batch = await self.hooks.events_after(
+                    session, self.endpoint["party_id"], cursor,
+                    self.settings.webhook_batch_size * 10,
+                )  # fmt: skip
+            if not batch:
+                return
+            for event in batch:
+                cursor = event.seq
+                if event.type not in self.types:
+                    self.progress = event.seq  # skipped: saved with the next mark
+                    continue
+                if not await self._lease_lasts():
                     return
-                for event in batch:
-                    cursor = event.seq
-                    if event.type not in self.types:
-                        if not await _settled(marking):
-                            return
-                        marking = None
-                        self.progress = event.seq  # skipped: saved with the next mark
-                        continue
-                    if not await self._lease_lasts():
-                        return
-                    outcome = await post_message(client, self.endpoint["url"],
-                                                 self.endpoint["secret"], event_json(event),
-                                                 self.settings)  # fmt: skip
-                    settled, marking = await _settled(marking), None
-                    if not settled:
-                        return
-                    if not outcome.delivered:
-                        await self._mark(dict(event._mapping), outcome)
-                        return
-                    marking = asyncio.create_task(self._mark(dict(event._mapping), outcome))
-        finally:
-            await _settled(marking)
+                outcome = await post_message(client, self.endpoint["url"],
+                                             self.endpoint["secret"], event_json(event),
+                                             self.settings)  # fmt: skip
+                if not await self._record(dict(event._mapping), outcome):
+                    return
+
+    async def _record(self, event: Mapping[str, Any], outcome: Outcome) -> bool:
+        """`_mark`, carried to its end even when the run is cancelled meanwhile (a stop): a mark
+        cut off may still have committed, and `release` must know the progress it made before it
+        gives the lease back; whether to go on with the next event."""
+        self.marking = asyncio.ensure_future(self._mark(event, outcome))
+        return await asyncio.shield(self.marking)
 
     async def _mark(self, event: Mapping[str, Any], outcome: Outcome) -> bool:
         """Record the attempt and move the endpoint on, while the lease is still ours; whether
@@ -796,26 +796,29 @@ class _Run:
         return values, False
 
     async def release(self) -> None:
-        """Give the lease back, saving the progress (events skipped at the end included)."""
+        """Give the lease back, saving the progress (events skipped at the end included), once
+        the last mark has finished. The endpoint's `after_seq` only ever moves on: a mark whose
+        answer was lost (cancelled, or the connection dropped after its commit) may have moved
+        it past `progress`, and moving it back would post and record that event again."""
+        if self.marking is not None:
+            await asyncio.wait([self.marking])  # its failure, if any, was the run's
         if not self.held:
             return
         table = self.hooks.tables.endpoints
+        progress = literal(self.progress, table.c.after_seq.type)
         async with self.sessionmaker() as session:
             await session.execute(
                 update(table)
                 .where(table.c.id == self.endpoint["id"], table.c.lease_owner == self.owner)
-                .values(after_seq=self.progress, lease_owner=None, lease_until=None)
-            )
+                .values(after_seq=case((table.c.after_seq < progress, progress),
+                                       else_=table.c.after_seq),
+                        lease_owner=None, lease_until=None)
+            )  # fmt: skip
             await session.commit()
         self.held = False
 
 
 # ---------------------------------------------------------------- helpers
-
-
-async def _settled(marking: asyncio.Task[bool] | None) -> bool:
-    """Whether the mark under way (if any) recorded its event, once it has finished."""
-    return True if marking is None else await marking
 
 
 def _party_of(caller: Caller, named: str | None) -> str:

@@ -37,11 +37,15 @@ class RoundRobinProxy:
 
     It counts the connections each backend served and which connections are *busy*: a request's
     first bytes forwarded and no answer's first bytes back yet, so that a test can kill a replica
-    while it holds a request."""
+    while it holds a request. With `latency` (seconds) each chunk is passed on that much later, in
+    order, each way: a backend on another host (a database a few ms away)."""
 
-    def __init__(self, name: str, backends: Sequence[tuple[str, int]]) -> None:
+    def __init__(
+        self, name: str, backends: Sequence[tuple[str, int]], *, latency: float = 0.0
+    ) -> None:
         self.name = name
         self.backends = list(backends)
+        self.latency = latency
         self.served: Counter[int] = Counter()
         self.skipped = 0  # connections a refusing backend passed on to the next
         self._busy: Counter[int] = Counter()
@@ -136,6 +140,8 @@ class RoundRobinProxy:
                         client_writer.transport.abort()
                         return
                     mark(upstream)
+                    if self.latency:
+                        await asyncio.sleep(self.latency)
                     sink.write(chunk)
                     await sink.drain()
 

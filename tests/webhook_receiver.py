@@ -8,7 +8,11 @@ Its directory holds:
 - `endpoints.json` (written by the test, read again whenever it changes): per URL path the
   endpoint's `secret` and how to answer: `status` (default 204), `fail_first` (answer the first N
   messages `fail_status`, default 503), `fail_every` (answer every Nth so), `body` (the text of
-  every answer, default none);
+  every answer, default none), and whom to stop when: once the `kill_after`-th message it
+  accepts on the path from then on is recorded, the one of the processes `kill_pids` that sent
+  it (found by its connection, Linux) is sent `kill_signal` (default SIGKILL), before the
+  message is answered or `kill_delay_ms` later (a dispatcher stopped at a chosen point of its
+  posting);
 - `received.log`: one line per message accepted (signature valid, answered 2xx), written and
   handed to the kernel before the answer is sent: path, `webhook-id`, type, arrival (ns since the
   epoch), tab-separated; a message whose answer was lost shows up twice (a duplicate on the wire);
@@ -19,14 +23,17 @@ Its directory holds:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -54,6 +61,38 @@ def configure(directory: Path, path: str, secret: str, **answers: int | str) -> 
     aside = directory / f"endpoints.json.{os.getpid()}.{threading.get_ident()}"
     aside.write_text(json.dumps(endpoints))
     aside.replace(file)
+
+
+def kill_on(
+    directory: Path, path: str, pids: Sequence[int], *, after: int,
+    how: int = signal.SIGKILL, delay_ms: int = 0,
+) -> None:  # fmt: skip
+    """Have the receiver send `how` to the one of `pids` that posts the `after`-th message it
+    accepts on `path` from now on, once that message is recorded (`delay_ms` later, else before
+    it is answered)."""
+    endpoint = dict(json.loads((directory / "endpoints.json").read_text())[path])
+    endpoint.update(kill_pids=list(pids), kill_after=after, kill_signal=how,
+                    kill_delay_ms=delay_ms)  # fmt: skip
+    configure(directory, path, **endpoint)
+
+
+def sender(port: int, pids: Sequence[int]) -> int | None:
+    """Which of `pids` holds the loopback TCP connection whose own port is `port` (read from
+    /proc: Linux only)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd.path) in inodes:
+                        return pid
+    return None
 
 
 def received(directory: Path) -> list[Received]:
@@ -122,14 +161,15 @@ class Receiver:
         self.accepted = os.open(directory / "received.log", flags, 0o644)
         self.refused = os.open(directory / "rejected.log", flags, 0o644)
         self.counts: Counter[str] = Counter()
+        self.kill_counts: Counter[tuple[str, str]] = Counter()  # messages since a kill was set
         self.lock = threading.Lock()
 
     def body(self, path: str) -> bytes:
         endpoint = self.endpoints.get(path) or {}
         return str(endpoint.get("body", "")).encode()
 
-    def answer(self, path: str, headers: dict[str, str], body: bytes) -> int:
-        """The status to answer one message with (recording it first)."""
+    def answer(self, path: str, headers: dict[str, str], body: bytes, port: int = 0) -> int:
+        """The status to answer one message (sent from `port`) with, recording it first."""
         ident = headers.get("webhook-id", "")
         endpoint = self.endpoints.get(path)
         if endpoint is None:
@@ -150,9 +190,32 @@ class Receiver:
         if 200 <= status < 300:
             line = f"{path}\t{ident}\t{message.get('type', '')}\t{time.time_ns()}\n"
             os.write(self.accepted, line.encode())
+            self._kill(path, endpoint, port)
         else:
             self._refuse(path, ident, f"configured status {status}", status)
         return status
+
+    def _kill(self, path: str, endpoint: dict[str, Any], port: int) -> None:
+        """Stop the process that sent the endpoint's `kill_after`-th message, once recorded."""
+        pids = endpoint.get("kill_pids")
+        if not pids:
+            return
+        with self.lock:
+            self.kill_counts[path, str(pids)] += 1
+            if self.kill_counts[path, str(pids)] != endpoint.get("kill_after", 1):
+                return
+        pid = sender(port, pids) or pids[0]
+        how = signal.Signals(endpoint.get("kill_signal", signal.SIGKILL))
+
+        def kill() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, how)
+
+        delay = endpoint.get("kill_delay_ms", 0) / 1000
+        if delay:
+            threading.Timer(delay, kill).start()
+        else:
+            kill()
 
     def record_incomplete(self, path: str, ident: str) -> None:
         """A message cut off before its end: nothing to verify, nothing answered."""
@@ -177,7 +240,7 @@ def serve(port: int, directory: Path) -> None:
                 receiver.record_incomplete(self.path, headers.get("webhook-id", ""))
                 self.close_connection = True
                 return
-            status = receiver.answer(self.path, headers, body)
+            status = receiver.answer(self.path, headers, body, self.client_address[1])
             answer = receiver.body(self.path)
             self.send_response(status)
             self.send_header("content-length", str(len(answer)))

@@ -6,7 +6,10 @@ signature with `standardwebhooks` and records each `webhook-id` it accepts.
   deduplication by id, in `seq` order, signed;
 - the receiver killed with SIGKILL mid-run and started again later: still every event, in order;
 - the dispatcher (the service process) killed with SIGKILL mid-run and started again: the same;
-- two replicas on one database: no event is delivered twice in the attempts log.
+- two replicas on one database: no event is delivered twice in the attempts log;
+- two replicas stopped again and again at random points while they post (mostly SIGKILL, now and
+  then SIGTERM) and started again at once: each endpoint's events are posted again only from the
+  first one not recorded, never a later one before it; no event is recorded delivered twice.
 
 The events are written with `record_event` into the committed test database (as a use case writes
 them). Duplicates on the wire (a message the receiver recorded whose answer was lost) are counted
@@ -17,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import random
+import signal
 import socket
 import tempfile
 import threading
@@ -38,6 +43,7 @@ from shared.db import build_engine, build_sessionmaker
 from shared.events import record_event
 from tests import webhook_receiver
 from tests.conftest import Running, auth, backend, free_urls, migrate_all, start_services, unique
+from tests.replicas import RoundRobinProxy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
@@ -374,3 +380,93 @@ def test_two_replicas_on_one_database_deliver_no_event_twice_in_the_attempts_log
     assert duplicates == 0
     FIGURES.append(f"two replicas, 6 endpoints x 100 events: {total} attempts, {delivered} 2xx, "
                    f"none twice; {duplicates} duplicates on the wire")  # fmt: skip
+
+
+# The crash test: how often a replica is stopped, the events each party gets before each stop,
+# and how far away (each way) the database is: a few ms, as on a host of its own.
+STOPS = 10
+BURST = 40
+DATABASE_LATENCY = 0.002
+
+
+def _stopped(replicas: Sequence[Running], seconds: float = 60) -> int:
+    """Wait until the process of one of the replicas has ended (the receiver stopped it), forget
+    it, and say which replica it was."""
+    deadline = time.monotonic() + seconds
+    while True:
+        for index, running in enumerate(replicas):
+            (_, log, process), *_ = running.processes
+            if process.poll() is not None:
+                log.close()
+                running.processes = []
+                return index
+        assert time.monotonic() < deadline, "no replica was stopped"
+        time.sleep(0.02)
+
+
+def test_replicas_stopped_at_random_points_post_again_only_from_the_first_unrecorded_event(
+    world: World,
+) -> None:
+    """Two replicas share four endpoints (two each at a time). `STOPS` times a burst of events is
+    committed for every party, and the replica posting to one endpoint, at random, is stopped
+    (SIGKILL mostly, now and then SIGTERM) by the receiver at a random point of its posting: as
+    a message is recorded, before it is answered, or a few ms later; then it starts again. The replicas reach
+    the database through a proxy that delays it by `DATABASE_LATENCY`. On the wire no
+    endpoint ever gets an event before the one before it is recorded: a stop between a post and
+    its record makes that event go out again, right after itself (N, N, N+1), never N, N+1, N;
+    and no event is recorded delivered twice."""
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    print(f"crash order test: random seed {seed}")
+    env = {**ENV, "TCI_WEBHOOK_LEASE_SECONDS": "5", "TCI_WEBHOOK_TIMEOUT_SECONDS": "1",
+           "TCI_WEBHOOK_BATCH_SIZE": "2"}  # fmt: skip
+    database = make_url(backend().url_for(world.database, "claims"))
+    proxy = RoundRobinProxy("database", [(str(database.host), database.port or 5432)],
+                            latency=DATABASE_LATENCY).start()  # fmt: skip
+    far = {"claims": database.set(host="127.0.0.1", port=proxy.port).render_as_string(False)}
+
+    def replica(urls: dict[str, str]) -> Running:
+        return start_services(world.database, urls, only=["claims"], env=env, database_urls=far)
+
+    urls = free_urls()
+    replicas = [replica(urls)]
+    stops: collections.Counter[str] = collections.Counter()
+    try:
+        replicas.append(replica(free_urls()))
+        parties = [unique("ph") for _ in range(4)]
+        endpoints = [register(urls, world, "claims", p, "policyholder", ["claim.status_changed",
+                                                                         "claim.paid"])
+                     for p in parties]  # fmt: skip
+        kinds = HOOKS["claims"].event_types
+        written: list[tuple[str, str, frozenset[str]]] = []
+        for _ in range(STOPS):
+            how = signal.SIGTERM if rng.random() < 0.25 else signal.SIGKILL
+            webhook_receiver.kill_on(
+                world.receiver_dir, rng.choice(endpoints).path,
+                [r.processes[0][2].pid for r in replicas], after=rng.randint(1, BURST // 2),
+                how=how, delay_ms=rng.choice([0, 0, rng.randint(1, 30)]),
+            )  # fmt: skip
+            plan = [(kinds[n % len(kinds)], [p]) for n in range(BURST) for p in parties]
+            written += write_events(world.database, "claims", plan)
+            victim = _stopped(replicas)
+            stops[how.name] += 1
+            replicas[victim] = replica(free_urls())
+        expected = {e.path: expected_for(e, written) for e in endpoints}
+        wait_for(world, endpoints, expected)
+        deadline = time.monotonic() + 60  # the last stop may have cut a record: its resend
+        while attempts_log(world, endpoints)[1] < len(written):
+            assert time.monotonic() < deadline, f"not all recorded (seed {seed})"
+            time.sleep(0.2)
+        time.sleep(0.5)  # a late resend would have arrived by now
+    finally:
+        for running in replicas:
+            running.stop()
+        proxy.stop()
+    duplicates = check_arrivals(world, endpoints, expected)
+    total, delivered, twice = attempts_log(world, endpoints)
+    assert twice == {}, f"recorded delivered twice (seed {seed})"
+    assert delivered == len(written)
+    FIGURES.append(f"two replicas stopped {STOPS} times at random points ({dict(stops)}) while "
+                   f"posting {len(written)} events to 4 endpoints: each in order on the wire, "
+                   f"{duplicates} resent right after themselves, {total} attempts, none "
+                   "recorded delivered twice")  # fmt: skip

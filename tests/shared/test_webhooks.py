@@ -9,9 +9,14 @@ test, and posts to the receiver of tests/webhook_receiver.py running as a proces
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import os
+import random
 import socket
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.claims.events import EVENT_TYPES as CLAIMS_EVENT_TYPES
 from services.claims.main import hooks
 from shared.auth import Caller, mint_token
-from shared.db import build_sessionmaker
+from shared.db import build_sessionmaker, new_id
 from shared.events import record_event
 from shared.settings import Settings
 from shared.webhooks import (
@@ -32,8 +37,11 @@ from shared.webhooks import (
     WebhookEndpointCreate,
     _Run,
     address_refusal,
+    new_secret,
     next_retry,
+    post_message,
     retry_delay,
+    sending_client,
     vet_url,
 )
 from tests import webhook_receiver
@@ -189,6 +197,28 @@ async def test_development_allows_http_to_loopback() -> None:
     target = await vet_url("http://localhost:9/hook", development=True, resolve_within=5)
     assert target.address in ("127.0.0.1", "::1")
     assert "private" in await refusal("http://10.0.0.1/hook", development=True)
+
+
+async def test_resolving_and_posting_together_end_within_the_timeout() -> None:
+    """A slow DNS answer leaves the post only what is left of the timeout: a dispatcher starts a
+    post only while its lease lasts one timeout more, and none of its posts may outlive it."""
+
+    async def slow(host: str, port: int) -> list[str]:
+        await asyncio.sleep(0.9)
+        return ["127.0.0.1"]
+
+    settings = fast(webhook_timeout_seconds=1.0)
+    with socket.socket() as silent:  # takes connections (its backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://hooks.example.com:{silent.getsockname()[1]}/hook"
+        started = time.monotonic()
+        async with sending_client(settings.webhook_timeout_seconds) as client:
+            outcome = await post_message(client, url, new_secret(), {"id": "evt_slow"}, settings,
+                                         resolver=slow)  # fmt: skip
+        took = time.monotonic() - started
+    assert (outcome.status_code, outcome.error) == (None, "no answer within 1 s")
+    assert took < 1.5
 
 
 async def test_a_refused_url_is_a_422_webhook_url_refused_and_nothing_is_stored(api: Any) -> None:
@@ -491,3 +521,43 @@ async def test_a_run_whose_lease_ran_out_and_was_taken_over_posts_and_records_no
     assert await attempts_of(committed, made["id"]) == []
     row = await endpoint_row(committed, made["id"])
     assert (row.lease_owner, row.after_seq) == ("lease_other_run", claimed["after_seq"])
+
+
+async def test_runs_stopped_at_random_points_never_post_an_event_before_the_one_before_is_recorded(
+    committed: async_sessionmaker[AsyncSession], receiver: tuple[str, Path]
+) -> None:
+    """A dispatcher run cancelled at random points (a stop: its tasks are cancelled), again and
+    again, until every event is recorded delivered: on the wire an event goes out again only
+    right after itself (N, N, N+1), and each is recorded delivered once (a mark cut off by the
+    stop may have committed: giving the lease back must not move the endpoint back behind it)."""
+    base, directory = receiver
+    party, path = unique("ph"), f"/{unique('stopped')}"
+    settings = fast(webhook_timeout_seconds=1.0, webhook_lease_seconds=3.0)
+    made = await register(committed, party, base + path, ["claim.paid"], settings)
+    webhook_receiver.configure(directory, path, made["secret"])
+    ids = await announce(committed, party, *["claim.paid"] * 40)
+    async with committed() as session:
+        last = max(e.seq for e in await hooks.events_after(session, party, 0, 100))
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    deadline = time.monotonic() + 90
+    while (await endpoint_row(committed, made["id"])).after_seq < last:  # not all recorded yet
+        assert time.monotonic() < deadline, f"not all delivered (seed {seed})"
+        owner, leased_at = new_id("lease"), time.monotonic()
+        claimed = [e for e in await hooks._claim(committed, owner, 100, settings)
+                   if e["id"] == made["id"]]  # fmt: skip
+        if not claimed:
+            await asyncio.sleep(0.05)
+            continue
+        serving = asyncio.ensure_future(
+            hooks._serve(_Run(hooks, committed, claimed[0], owner, settings, leased_at))
+        )
+        await asyncio.sleep(rng.uniform(0, 0.03))
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+    wire = [ids.index(r.webhook_id) for r in webhook_receiver.received(directory) if r.path == path]
+    assert wire == sorted(wire), f"out of order on the wire (seed {seed}): {wire}"
+    attempts = await attempts_of(committed, made["id"])
+    delivered = [a.event_id for a in attempts if a.status_code and 200 <= a.status_code < 300]
+    assert sorted(delivered) == sorted(ids), f"not each recorded delivered once (seed {seed})"
