@@ -12,7 +12,7 @@ end to end, the answer's counts, the rows written and the service's peak memory.
 `--database` is a name (on the server of BENCH_DATABASE_URL, default
 postgresql://postgres@127.0.0.1:5432/postgres) or a full URL, a socket one too
 (`postgresql://postgres@/tci_bench_reevaluate?host=/var/run/postgresql`). The database is created
-as a copy of `<database>_seed`, seeded first when absent or of another size; both are marked as
+as a copy of `<database>_seed`, seeded first when absent or of another size or schema head; both are marked as
 the benchmark's (a comment), and a later run drops and recreates only a database bearing that mark,
 refusing any other. Target: 1,000,000 limits under 30 s, the
 service's memory bounded (it must not hold the book). Not a test.
@@ -35,12 +35,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+from alembic.script import ScriptDirectory
 
 from services.underwriting import rules, views
 from services.underwriting.schemas import IndicatorsIn
 from services.underwriting.service import buyer_indicators
 from shared.auth import mint_token
-from shared.migrations import upgrade
+from shared.migrations import alembic_config, upgrade
 from shared.settings import DEVELOPMENT_JWT_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -306,7 +307,10 @@ def main() -> None:
     url, admin, name = database_url(args.database)
     template = f"{name}_seed"  # the seeded book, kept: later runs of the same size copy it
     template_url = urlunsplit(urlsplit(url)._replace(path=f"/{template}"))
-    seeded = f"{args.buyers} {policies} {args.country}"
+    # The schema's head too: a book is seeded again under a tree whose tables are laid out
+    # otherwise (a page's fill factor, say), rather than copied and brought up.
+    head = ScriptDirectory.from_config(alembic_config("underwriting", url)).get_current_head()
+    seeded = f"{args.buyers} {policies} {args.country} {head}"
     if asyncio.run(fresh_database(admin, name, seeded, template)):
         upgrade("underwriting", template_url)
         started = time.perf_counter()
@@ -316,7 +320,6 @@ def main() -> None:
         asyncio.run(copy_template(admin, name, seeded, template))
     else:
         print(f"copied {template} ({args.buyers:,} buyers, {policies:,} policies)")
-        upgrade("underwriting", url)  # a book seeded by an older tree: its schema brought up
     before = asyncio.run(counts(url))
     server = start_service(url, args.port)
     try:

@@ -26,7 +26,6 @@ from sqlalchemy import (
     Table,
     Update,
     bindparam,
-    cast,
     delete,
     event,
     false,
@@ -157,14 +156,20 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{''.join(reversed(chars))}"
 
 
-def new_ids_sql(dialect: str, prefix: str, salt: Any) -> Any:
+def new_ids_sql(dialect: str, prefix: str, *, order_by: Any = None) -> Any:
     """`new_id` in SQL, an id per row of an `INSERT … SELECT`: this moment's prefix (the
-    millisecond), then 16 random lower-case hexadecimal digits per row (`salt`, a column, makes
-    PostgreSQL's rows differ)."""
-    start = literal_column(f"'{new_id(prefix)[: len(prefix) + 11]}'", String)
+    millisecond), then on PostgreSQL 6 random characters drawn once for the statement and the
+    row's number in it (by `order_by`, the order the rows are inserted in; None: as they come)
+    as 10 hexadecimal digits. The ids of one statement thus rise in the order written, so their
+    index takes each at its right edge, where random ids split a page of it every few rows
+    (−30 % for the grade entries of a whole-book re-grade). Elsewhere 16 random hexadecimal
+    digits per row."""
     if dialect == "postgresql":
-        return start + func.substr(func.md5(func.concat(cast(func.random(), String), salt)), 1, 16)
-    return start + func.lower(func.hex(func.randomblob(8)))
+        start = new_id(prefix)[: len(prefix) + 17]
+        number = func.row_number().over(order_by=order_by)
+        return literal_column(f"'{start}'", String) + func.lpad(func.to_hex(number), 10, "0")
+    start = new_id(prefix)[: len(prefix) + 11]
+    return literal_column(f"'{start}'", String) + func.lower(func.hex(func.randomblob(8)))
 
 
 def is_sqlite(url: str) -> bool:

@@ -302,7 +302,7 @@ def _insert_selected(session: Session, tables: EventTables, item: _PendingSelect
         occurred = cast(occurred, events.c.occurred_at.type)
     insert = events.insert().from_select(
         ["id", "type", "occurred_at", "subject_id", "data"],
-        select(new_ids_sql(dialect, "evt", rows.c.subject_id),
+        select(new_ids_sql(dialect, "evt", order_by=rows.c.subject_id),
                literal_column(f"'{item.type}'", String), occurred, rows.c.subject_id, rows.c.data)
         .order_by(rows.c.subject_id),
     )  # fmt: skip

@@ -761,7 +761,7 @@ async def _halve_book(ctx: Context, part: book.Slice) -> int:
     ]  # fmt: skip
     await book.add_notices(session, notices)
     units = {c: minor_units(c) for c in await book.policy_currencies(session)}
-    halved = await book.collect_halvings(session, part, minor_units=units, today=ctx.today)
+    halved = await book.collect_halvings(session, minor_units=units, today=ctx.today)
     if halved:
         await book.halve(session, by=ctx.caller.subject, now=utcnow())
         await book.announce_halvings(session, minor_units=units)

@@ -120,7 +120,12 @@ class Buyer(Timestamped, Base):
     # One buyer per country and registration key (rules.registration_key): "HRB 1" and " hrb1"
     # are one company. A buyer without a key is a double the migration to un0011 found (it keeps
     # its own number; the first registered holds the key), left for staff to merge.
-    __table_args__ = (UniqueConstraint("country", "registration_key"),)
+    # Room on each page for a row's next version (migration un0013): a re-grade updates every buyer
+    # of a country in place without touching an index.
+    __table_args__ = (
+        UniqueConstraint("country", "registration_key"),
+        {"postgresql_with": {"fillfactor": 50}},
+    )
 
     name: Mapped[str] = mapped_column(String(300))
     country: Mapped[str] = mapped_column(String(2))
@@ -147,7 +152,9 @@ class BuyerGrade(Timestamped, Base):
     __tablename__ = "buyer_grades"
     __table_args__ = (Index("ix_buyer_grades_buyer_graded", "buyer_id", "graded_on", "created_at"),)
 
-    buyer_id: Mapped[str] = mapped_column(ForeignKey("buyers.id"))
+    # No foreign key (migration un0013): entries are appended only from their buyer's row, read in
+    # the same transaction, and buyers are never deleted; its check cost a quarter of each entry.
+    buyer_id: Mapped[str] = mapped_column(String(40))
     graded_on: Mapped[dt.date] = mapped_column(Date)
     grade: Mapped[int] = mapped_column(Integer)
     factors: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
@@ -250,9 +257,15 @@ class LimitAmount(Timestamped, Base):
     payment terms it was granted for (None: the policy's maximum credit period)."""
 
     __tablename__ = "limit_amounts"
-    __table_args__ = (Index("ix_limit_amounts_limit_from", "limit_id", "effective_from"),)
+    # Room on each page for a row's next version (un0013): a halving ends the running amount in
+    # place. No foreign key: amounts are appended only from their limit's row, read in the same
+    # transaction, and limits are never deleted.
+    __table_args__ = (
+        Index("ix_limit_amounts_limit_from", "limit_id", "effective_from"),
+        {"postgresql_with": {"fillfactor": 50}},
+    )
 
-    limit_id: Mapped[str] = mapped_column(ForeignKey("credit_limits.id"))
+    limit_id: Mapped[str] = mapped_column(String(40))
     amount: Mapped[Decimal] = mapped_column(Amount())
     payment_terms_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     effective_from: Mapped[dt.date] = mapped_column(Date)

@@ -91,6 +91,18 @@ regraded = _temporary(
     Column("grade_after", Integer, nullable=False),
     Column("profile_id", Integer, nullable=False),
 )
+# The limits of the slice's buyers whose grade moved, with what a halving reads of their policy
+# (`grade_moves`): read from the book once, then joined by the statements after it.
+moved_limits = _temporary(
+    "book_moved_limits",
+    Column("limit_id", String(40), primary_key=True),
+    Column("buyer_id", String(40), nullable=False),
+    Column("policy_id", String(40), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("notice_days", Integer, nullable=False),
+    Column("grade_before", Integer, nullable=False),
+    Column("grade_after", Integer, nullable=False),
+)
 notices = _temporary(
     "book_notices",
     Column("grade_before", Integer, primary_key=True),
@@ -115,7 +127,7 @@ halvings = _temporary(
     Column("effective_to", Date),
     Column("reason", Text, nullable=False),
 )
-_TABLES = (profiles, regraded, notices, halvings)
+_TABLES = (profiles, regraded, moved_limits, notices, halvings)
 
 
 class Profile(NamedTuple):
@@ -337,7 +349,7 @@ async def apply_grades(
         .execution_options(synchronize_session=False)
     )  # fmt: skip
     entries = (
-        select(new_ids_sql(_dialect(session), "grd", regraded.c.buyer_id), regraded.c.buyer_id,
+        select(new_ids_sql(_dialect(session), "grd"), regraded.c.buyer_id,
                _typed(session, today, Date()), regraded.c.grade_after, profiles.c.factors,
                Buyer.indicators, _typed(session, level, Integer()),
                literal_column("'country_risk'", String), _typed(session, by, String()),
@@ -351,17 +363,22 @@ async def apply_grades(
 
 
 async def grade_moves(session: AsyncSession, book: Slice) -> list[tuple[int, int, int]]:
-    """Each distinct (grade before, grade after, the policy's reduction notice days) of the
-    re-graded buyers (of `book`) holding a limit."""
-    rows = await session.execute(
-        select(regraded.c.grade_before, regraded.c.grade_after, Policy.reduction_notice_days)
-        .join(
-            CreditLimit,
-            and_(CreditLimit.buyer_id == regraded.c.buyer_id, book.ids(CreditLimit.buyer_id)),
-        )
+    """The limits of the re-graded buyers (of `book`) whose grade moved, kept for the halving
+    (`moved_limits`); each distinct (grade before, grade after, the policy's reduction notice
+    days) among them."""
+    r, ml = regraded, moved_limits
+    await session.execute(insert(ml).from_select(
+        ["limit_id", "buyer_id", "policy_id", "currency", "notice_days", "grade_before",
+         "grade_after"],
+        select(CreditLimit.id, CreditLimit.buyer_id, CreditLimit.policy_id, Policy.currency,
+               Policy.reduction_notice_days, r.c.grade_before, r.c.grade_after)
+        .join(CreditLimit, and_(CreditLimit.buyer_id == r.c.buyer_id,
+                                book.ids(CreditLimit.buyer_id)))
         .join(Policy, Policy.id == CreditLimit.policy_id)
-        .where(regraded.c.grade_before != regraded.c.grade_after)
-        .distinct()
+        .where(r.c.grade_before != r.c.grade_after),
+    ))  # fmt: skip
+    rows = await session.execute(
+        select(ml.c.grade_before, ml.c.grade_after, ml.c.notice_days).distinct()
     )
     return [(before, after, days) for before, after, days in rows.all()]
 
@@ -416,33 +433,30 @@ def _units(minor_units: Mapping[str, int], currency: Any) -> _Units:
 
 
 async def collect_halvings(
-    session: AsyncSession, book: Slice, *, minor_units: Mapping[str, int], today: dt.date
+    session: AsyncSession, *, minor_units: Mapping[str, int], today: dt.date
 ) -> int:
-    """The limits of buyers whose move halves them, each amount the halving halves
+    """The limits (of `grade_moves`) whose move halves them, each amount the halving halves
     (`rules.halves`: above zero, running on its effective date or starting later) with its half
     (`minor_units`: of every currency of a policy) from `rules.halved_from`; not a limit with a
     downgrade's cut still to come (`rules.halving_pending`); how many limits."""
-    n = notices
+    n, ml = notices, moved_limits
     amount, pending = LimitAmount, aliased(LimitAmount)
-    half = _halved(_dialect(session), amount.amount, _units(minor_units, Policy.currency))
+    half = _halved(_dialect(session), amount.amount, _units(minor_units, ml.c.currency))
     starts = case((amount.effective_from > n.c.effective_from, amount.effective_from),
                   else_=n.c.effective_from)  # fmt: skip
     statement = (
-        select(CreditLimit.id, starts, CreditLimit.policy_id, CreditLimit.buyer_id,
-               Policy.currency, amount.amount, half, amount.payment_terms_days,
-               n.c.effective_from, amount.effective_to, n.c.reason)
-        .select_from(regraded)
-        .join(CreditLimit, and_(CreditLimit.buyer_id == regraded.c.buyer_id,
-                                book.ids(CreditLimit.buyer_id)))
-        .join(Policy, Policy.id == CreditLimit.policy_id)
-        .join(n, and_(n.c.grade_before == regraded.c.grade_before,
-                      n.c.grade_after == regraded.c.grade_after,
-                      n.c.notice_days == Policy.reduction_notice_days))
-        .join(amount, and_(amount.limit_id == CreditLimit.id, amount.superseded_at.is_(None),
+        select(ml.c.limit_id, starts, ml.c.policy_id, ml.c.buyer_id, ml.c.currency,
+               amount.amount, half, amount.payment_terms_days, n.c.effective_from,
+               amount.effective_to, n.c.reason)
+        .select_from(ml)
+        .join(n, and_(n.c.grade_before == ml.c.grade_before,
+                      n.c.grade_after == ml.c.grade_after,
+                      n.c.notice_days == ml.c.notice_days))
+        .join(amount, and_(amount.limit_id == ml.c.limit_id, amount.superseded_at.is_(None),
                            or_(amount.effective_to.is_(None),
                                amount.effective_to > n.c.effective_from)))
         .where(amount.amount > literal(0, Amount()), ~exists().where(
-            pending.limit_id == CreditLimit.id, pending.superseded_at.is_(None),
+            pending.limit_id == ml.c.limit_id, pending.superseded_at.is_(None),
             pending.source == SIGNAL_SOURCE, pending.effective_from > _typed(session, today, Date()),
             pending.amount > literal(0, Amount())))
     )  # fmt: skip
@@ -497,7 +511,7 @@ async def halve(session: AsyncSession, *, by: str, now: dt.datetime) -> None:
         .execution_options(synchronize_session=False)
     )  # fmt: skip
     entries = select(
-        new_ids_sql(_dialect(session), "lam", h.c.limit_id), h.c.limit_id, h.c.amount_after,
+        new_ids_sql(_dialect(session), "lam"), h.c.limit_id, h.c.amount_after,
         h.c.payment_terms_days, h.c.effective_from, h.c.effective_to, h.c.reason,
         literal_column("'signal'", String), _typed(session, by, String()),
         _typed(session, now, UTCDateTime()))  # fmt: skip
@@ -528,10 +542,9 @@ async def announce_grades(session: AsyncSession, book: Slice, *, today: dt.date)
         "cause": _const("country_risk")})  # fmt: skip
     rows = select(regraded.c.buyer_id.label("subject_id"), data.label("data")).where(moved)
     # The limits and requests on the moved buyers only (read by buyer: the slice's, not the book).
+    # The limits are the ones `grade_moves` kept (these events are written at the commit).
     held = (
-        select(CreditLimit.buyer_id, CreditLimit.policy_id)
-        .join(regraded, and_(regraded.c.buyer_id == CreditLimit.buyer_id, moved))
-        .where(book.ids(CreditLimit.buyer_id))
+        select(moved_limits.c.buyer_id, moved_limits.c.policy_id)
         .union(select(LimitRequest.buyer_id, LimitRequest.policy_id)
                .join(regraded, and_(regraded.c.buyer_id == LimitRequest.buyer_id, moved))
                .where(book.ids(LimitRequest.buyer_id)))
