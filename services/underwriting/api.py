@@ -43,6 +43,7 @@ from services.underwriting.schemas import (
     PolicyRead,
     PortfolioHealthRead,
     PremiumRead,
+    RecordedLimitRead,
     RegistrationNumberQuery,
     SanctionCreate,
     SanctionList,
@@ -312,13 +313,14 @@ async def decide_limit_request(
     return await cmd.run(lambda: lim.decide_request(ctx, request_id, body))
 
 
-@router.post("/policies/{policy_id}/limits", status_code=201, response_model=LimitRead,
-             responses=CREATE)  # fmt: skip
+@router.post("/policies/{policy_id}/limits", status_code=201,
+             response_model=RecordedLimitRead, responses=CREATE)  # fmt: skip
 async def record_external_limit(
     policy_id: IdPath, body: ExternalLimitCreate, request: Request, session: SessionDep,
     caller: Underwriter, cmd: CommandDep,
 ) -> Response:  # fmt: skip
-    """Record a limit granted outside the engine, possibly from a past date."""
+    """Record a limit granted outside the engine, possibly from a past date, not after the
+    policy's end; recording again what is already in force changes nothing (`unchanged`)."""
     ctx = context(request, session, caller)
     return await cmd.run(lambda: lim.record_external_limit(ctx, policy_id, body), status_code=201,
                          location=lambda lim: f"/v1/limits/{lim.id}")  # fmt: skip

@@ -43,6 +43,7 @@ from services.underwriting.schemas import (
     LimitRequestCreate,
     LimitRequestList,
     LimitRequestRead,
+    RecordedLimitRead,
     SignalCreate,
     SignalRead,
 )
@@ -370,11 +371,13 @@ async def decide_request(ctx: Context, request_id: str, data: DecisionCreate) ->
 
 async def record_external_limit(
     ctx: Context, policy_id: str, data: ExternalLimitCreate
-) -> LimitRead:
+) -> RecordedLimitRead:
     """A limit granted outside the engine (a migrated book), possibly from a past date: a first
     recording or a raise may start in the past, but the cover already answered stands
     (`rules.recording_allowed_from`): a migration may correct what it recorded from today on,
-    what this system granted from tomorrow on."""
+    what this system granted from tomorrow on. Its date is not after the policy's end; the
+    amount already in force from that date on, with its terms, is not recorded again (a
+    migration replayed: `unchanged`, no entry, no event)."""
     policy = await repo.policy(ctx.session, policy_id)
     if policy is None:
         raise not_found("policy", policy_id)
@@ -385,6 +388,7 @@ async def record_external_limit(
         raise not_found("buyer", data.buyer_id)
     c = policy.currency
     amount = Money(positive_amount_in(data.amount, c, ["body", "amount", "amount"]), c)
+    _refuse_after_policy_end(policy, data.effective_from)
     if data.payment_terms_days and data.payment_terms_days > policy.max_credit_period_days:
         raise invalid(["body", "payment_terms_days"],
                       "must not exceed the policy's maximum credit period")  # fmt: skip
@@ -406,16 +410,23 @@ async def record_external_limit(
             "already past (nor today, for an amount this system granted)",
             earliest_effective_from=allowed_from.isoformat(),
         )
-    limit.decided_on = min(limit.decided_on, data.effective_from)
-    await apply_limit_change(ctx, limit, new_amount=amount, effective_from=data.effective_from,
-                             reason=data.reason, source="external",
-                             payment_terms_days=data.payment_terms_days, history=history)  # fmt: skip
-    return await limit_read(ctx, limit, policy.currency)
+    unchanged = rules.changes_nothing(entries, amount=amount.amount, terms=terms,
+                                      effective_from=data.effective_from)  # fmt: skip
+    if not unchanged:
+        limit.decided_on = min(limit.decided_on, data.effective_from)
+        await apply_limit_change(ctx, limit, new_amount=amount,
+                                 effective_from=data.effective_from, reason=data.reason,
+                                 source="external", payment_terms_days=data.payment_terms_days,
+                                 history=history)  # fmt: skip
+    read = await limit_read(ctx, limit, policy.currency)
+    return RecordedLimitRead.model_construct(**dict(read), unchanged=unchanged)
 
 
 async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> LimitChangeRead:
     """An underwriter changes a limit: an increase may apply today; a reduction or withdrawal
-    only to shipments from tomorrow on (by default after the notice period)."""
+    only to shipments from tomorrow on (by default after the notice period); a date given is
+    not after the policy's end. The amount already in force from that date on is not recorded
+    again (`unchanged`, no entry, no event)."""
     limit = await repo.credit_limit_by_id(ctx.session, limit_id, for_update=True)
     if limit is None:
         raise not_found("limit", limit_id)
@@ -425,8 +436,11 @@ async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> 
     new_amount = Money(
         non_negative_amount_in(data.new_amount, c, ["body", "new_amount", "amount"]), c
     )
+    if data.effective_from is not None:
+        _refuse_after_policy_end(policy, data.effective_from)
     _refuse_above_cap(policy, new_amount)
-    entries = views.history_entries(await _history_of(ctx, limit.id))
+    history = await _history_of(ctx, limit.id)
+    entries = views.history_entries(history)
     current = rules.amount_in_force(entries, ctx.today)
     effective, allowed = rules.change_effective_from(
         current=current, new_amount=new_amount.amount, requested=data.effective_from,
@@ -444,8 +458,27 @@ async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> 
         )
     if not allowed:
         raise invalid(["body", "effective_from"], "must not be in the past")
+    if rules.changes_nothing(
+        entries,
+        amount=new_amount.amount,
+        terms=rules.terms_on(entries, effective),
+        effective_from=effective,
+    ):
+        old = rules.amount_in_force(entries, effective)
+        read = views.limit_change_read(limit, old, new_amount, effective, data.reason)
+        return read.model_copy(update={"unchanged": True})
     return await apply_limit_change(ctx, limit, new_amount=new_amount, effective_from=effective,
-                                    reason=data.reason, source="change")  # fmt: skip
+                                    reason=data.reason, source="change", history=history)  # fmt: skip
+
+
+def _refuse_after_policy_end(policy: Policy, effective_from: dt.date) -> None:
+    """A person's amount takes effect by the policy's end date (`rules.dated_within_policy`)."""
+    if not rules.dated_within_policy(effective_from, policy.end_date):
+        raise invalid(
+            ["body", "effective_from"],
+            f"must not be after the policy's end date ({policy.end_date.isoformat()}): from then "
+            "on the limit covers no shipment of the policy",
+        )
 
 
 def _refuse_raise_on_insolvent_buyer(

@@ -69,6 +69,8 @@ RegistrationNumber = Annotated[
     AfterValidator(_registration_number),
 ]
 RegistrationNumberQuery = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+# Why a person decided, changed, recorded or sanctioned: it must say something (not only blanks).
+Reason = Annotated[LongText, Field(min_length=1, pattern=NOT_BLANK)]
 PolicyPercent = Annotated[Percent, at_most_decimals(6)]  # a policy's Exact(12, 6) columns
 CoverType = Annotated[
     Literal["whole_turnover", "named_buyers"],
@@ -279,6 +281,11 @@ class LimitChangeRead(Schema):
     new_amount: MoneyModel
     effective_from: dt.date
     reason: str
+    unchanged: bool = Field(
+        False,
+        description="true when the amount, with its payment terms, was already in force from that "
+        "date on with nothing after it: nothing was recorded and no one was told",
+    )
 
 
 class SignalRead(_SignalFields):
@@ -323,7 +330,7 @@ class LimitRequestList(Schema):
 class DecisionCreate(Schema):
     decision: UnderwriterAct
     amount: MoneyModel | None = None
-    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+    reason: Reason
 
 
 class ExternalLimitCreate(Schema):
@@ -331,13 +338,13 @@ class ExternalLimitCreate(Schema):
     amount: PositiveMoney
     effective_from: Date
     payment_terms_days: Annotated[int, Strict(), Field(ge=1, le=3650)] | None = None
-    reason: LongText = "limit granted outside the engine"
+    reason: Reason = "limit granted outside the engine"
 
 
 class LimitChangeCreate(Schema):
     new_amount: NonNegativeMoney
     effective_from: Date | None = None
-    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+    reason: Reason
 
 
 class HistoryRead(Schema):
@@ -369,6 +376,15 @@ class LimitRead(Schema):
     superseded: list[SupersededEntryRead] = Field(
         description="entries later ones replaced before they started, kept for audit; never in "
         "force, and not part of `history`"
+    )
+
+
+class RecordedLimitRead(LimitRead):
+    """A limit recorded from elsewhere, as it stands after the recording."""
+
+    unchanged: bool = Field(
+        description="true when the amount, with its payment terms, was already in force on "
+        "`effective_from` with nothing after it: recording it again added no entry and told no one"
     )
 
 
@@ -528,7 +544,7 @@ class SanctionCreate(Schema):
 
     country: CountryCode | None = None
     buyer_id: Ident | None = None
-    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+    reason: Reason
 
     @model_validator(mode="after")
     def _one_target(self) -> SanctionCreate:

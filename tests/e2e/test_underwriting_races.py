@@ -247,3 +247,22 @@ async def test_limits_recorded_at_once_with_an_insolvency_never_outlive_its_with
             assert later.status_code == 200, later.text
             assert later.json()["covered_amount"] == money("0.00"), (later.json(), outcomes)
     print(f"recordings per round answered (rounds): {dict(outcomes)}")
+
+
+async def test_one_limit_recorded_fifty_times_at_once_is_recorded_once_and_unchanged_after(
+    services: Services,
+) -> None:
+    """A migration replayed fifty times at once: one recording adds the entry and tells the
+    policy's parties, the other 49 answer `unchanged` and add nothing."""
+    policy_id, buyer_id = await setup(services, unique("ph"))
+    since = (business_today("Asia/Shanghai") - dt.timedelta(days=5)).isoformat()
+    body = {"buyer_id": buyer_id, "amount": money("50000"), "effective_from": since,
+            "reason": "migrated"}  # fmt: skip
+    answers = await fire(services, f"/v1/policies/{policy_id}/limits", [body] * AT_ONCE, UW)
+    assert {a.status_code for a in answers} == {201}, [a.body for a in answers]
+    assert Counter(a.body["unchanged"] for a in answers) == {True: AT_ONCE - 1, False: 1}
+    limit_id = answers[0].body["id"]
+    entries = "select count(*) from underwriting.limit_amounts where limit_id = %s"
+    assert committed(entries, limit_id) == 1
+    assert committed("select count(*) from underwriting.events where subject_id = %s "
+                     "and type = 'limit.changed'", limit_id) == 1  # fmt: skip

@@ -56,6 +56,7 @@ from services.underwriting.rules.credit_limit import (
     amount_in_force,
     amount_withdrawn,
     awaits_decision,
+    changes_nothing,
     covers_from,
     decide_limit_request,
     equity_that_counts,
@@ -115,6 +116,7 @@ from services.underwriting.rules.limit_changes import (
 )
 from services.underwriting.rules.policy import (
     country_covered,
+    dated_within_policy,
     insurable,
     policy_open,
     registration_key,
@@ -182,10 +184,12 @@ __all__ = [
     "awaits_decision",
     "bears_premium",
     "change_effective_from",
+    "changes_nothing",
     "counted_signals",
     "country_covered",
     "covers_from",
     "current_ratio_that_counts",
+    "dated_within_policy",
     "decide_limit_request",
     "dso",
     "earliest_reduction_date",

@@ -330,6 +330,23 @@ def recording_allowed_from(
     return earliest
 
 
+def changes_nothing(
+    history: Sequence[HistoryEntry], *, amount: Decimal, terms: int | None, effective_from: dt.date
+) -> bool:
+    """An amount with its payment terms from `effective_from` on changes nothing when the entry in
+    force on that day already has that amount and those terms and runs on with nothing after it:
+    putting it in force again would only repeat that entry, so it is not recorded (and no one
+    hears of it)."""
+    for entry in history:
+        if in_history(effective_from, entry.effective_from, entry.effective_to):
+            return (
+                entry.effective_to is None
+                and entry.amount == amount
+                and entry.payment_terms_days == terms
+            )
+    return False
+
+
 def terms_on(history: Sequence[HistoryEntry], day: dt.date) -> int | None:
     """The payment terms of the amount in force on `day` (else of the last one before it, else
     of the first one): the terms belong to each amount of the history."""

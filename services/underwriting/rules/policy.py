@@ -34,3 +34,10 @@ def insurable(legal_form: str, related_to_policyholder: bool) -> bool:
 def policy_open(today: dt.date, end_date: dt.date) -> bool:
     """A policy takes limit requests until its end date."""
     return today <= end_date
+
+
+def dated_within_policy(day: dt.date, end_date: dt.date) -> bool:
+    """A person's amount for a limit takes effect by the policy's end date: from after it, it
+    would cover no shipment of the policy. (A date before the policy starts is usual: limits are
+    granted ahead of a policy and cover its shipments from its start.)"""
+    return day <= end_date
