@@ -161,7 +161,8 @@ async def record_events_from(
 ) -> None:
     """Record, set-based, one event of `type` per row of `rows` (a statement selecting
     `subject_id` and `data`, the payload as a JSON expression), each heard by the parties of its
-    subject in `parties` (selecting `subject_id` and `party_id`). They are written like
+    subject in `parties` (selecting `subject_id` and `party_id`; a party named twice is written
+    once, so a UNION ALL does). They are written like
     `record_event`'s, when the transaction commits and after its event lock, by `INSERT …
     SELECT`: the statements must still read the same rows then (temporary tables live until the
     commit). Within the batch, events are numbered in the order of their subject ids."""

@@ -542,10 +542,11 @@ async def announce_grades(session: AsyncSession, book: Slice, *, today: dt.date)
         "cause": _const("country_risk")})  # fmt: skip
     rows = select(regraded.c.buyer_id.label("subject_id"), data.label("data")).where(moved)
     # The limits and requests on the moved buyers only (read by buyer: the slice's, not the book).
-    # The limits are the ones `grade_moves` kept (these events are written at the commit).
+    # The limits are the ones `grade_moves` kept (these events are written at the commit); a party
+    # found twice is written once (`record_events_from`).
     held = (
         select(moved_limits.c.buyer_id, moved_limits.c.policy_id)
-        .union(select(LimitRequest.buyer_id, LimitRequest.policy_id)
+        .union_all(select(LimitRequest.buyer_id, LimitRequest.policy_id)
                .join(regraded, and_(regraded.c.buyer_id == LimitRequest.buyer_id, moved))
                .where(book.ids(LimitRequest.buyer_id)))
         .cte("held")
@@ -557,7 +558,7 @@ async def announce_grades(session: AsyncSession, book: Slice, *, today: dt.date)
         held.c.buyer_id.label("subject_id"), PolicyAssignment.bank_id.label("party_id")
     ).join(PolicyAssignment, PolicyAssignment.policy_id == held.c.policy_id)
     await record_events_from(session, events, type="buyer.grade_changed", rows=rows,
-                             parties=holders.union(banks))  # fmt: skip
+                             parties=holders.union_all(banks))  # fmt: skip
 
 
 async def announce_halvings(session: AsyncSession, *, minor_units: Mapping[str, int]) -> None:
@@ -586,7 +587,7 @@ async def announce_halvings(session: AsyncSession, *, minor_units: Mapping[str, 
     banks = select(h.c.limit_id.label("subject_id"), PolicyAssignment.bank_id.label("party_id")
                    ).join(PolicyAssignment, PolicyAssignment.policy_id == h.c.policy_id)  # fmt: skip
     await record_events_from(session, events, type="limit.changed", rows=rows,
-                             parties=holders.union(banks))  # fmt: skip
+                             parties=holders.union_all(banks))  # fmt: skip
 
 
 async def sanctioned_book(
