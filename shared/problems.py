@@ -95,7 +95,9 @@ CURRENCY_MISMATCH = _entry("currency-mismatch", 422, "Currency mismatch",
 # ------------------------------------------------------------------------- underwriting
 ALREADY_DECIDED = _entry("already-decided", 409, "Already decided",
                          "the limit request, claim or dispute was already decided: it takes no "
-                         "other decision", "underwriting", "claims", "collections")  # fmt: skip
+                         "other decision (but an approved claim on which nothing can be paid, "
+                         "its buyer sanctioned or its indemnity nil, may be rejected)",
+                         "underwriting", "claims", "collections")  # fmt: skip
 ALREADY_ASSIGNED = _entry("already-assigned", 409, "Already assigned",
                           "the bank is already assigned to this policy",
                           "underwriting")  # fmt: skip
@@ -170,7 +172,12 @@ EXTENSION_TOO_LONG = _entry("extension-too-long", 422, "Extension too long",
                             "policy's maximum extension", "claims")  # fmt: skip
 BUYER_SANCTIONED = _entry("buyer-sanctioned", 422, "Buyer sanctioned",
                           "the claim's buyer, or its country, is sanctioned: no indemnity is paid "
-                          "on it, even on a claim approved before the listing", "claims")  # fmt: skip
+                          "on it, even on a claim approved before the listing (such a claim may "
+                          "be rejected, which frees its share of the caps)", "claims")  # fmt: skip
+NIL_INDEMNITY = _entry("nil-indemnity", 422, "Nil indemnity",
+                       "the claim's indemnity is nil, so nothing is owed: it is neither approved "
+                       "nor paid (reject it as nothing payable); the detail says which step of "
+                       "the sum leaves nothing", "claims")  # fmt: skip
 
 # -------------------------------------------------------------------------- collections
 CASE_EXISTS = _entry("case-exists", 409, "Case exists",

@@ -62,6 +62,9 @@ class Act(StrEnum):
     ASSESS = "assess"
     APPROVE = "approve"
     REJECT = "reject"
+    # An approved claim on which nothing can be paid (`Unpayable`) is rejected: it is not paid,
+    # so it no longer holds its share of the caps.
+    REJECT_UNPAYABLE = "reject_unpayable"
     PAY = "pay"
     LAPSE = "lapse"
 
@@ -78,6 +81,15 @@ class Refusal(StrEnum):
     NOT_APPROVED = "not-approved"
     ASSESSMENT_OUTDATED = "assessment-outdated"
     CAPS_EXCEEDED = "caps-exceeded"
+    NIL_INDEMNITY = "nil-indemnity"
+
+
+class Unpayable(StrEnum):
+    """Why nothing can be paid on a claim (domain.md: no indemnity on a sanctioned buyer; a nil
+    indemnity owes nothing)."""
+
+    SANCTIONED_BUYER = "sanctioned_buyer"
+    NIL_INDEMNITY = "nil_indemnity"
 
 
 # Which act moves which status where. While a claim is on hold, the status it holds (`held`)
@@ -89,6 +101,7 @@ TRANSITIONS: Mapping[Act, Mapping[ClaimStatus, ClaimStatus]] = {
     Act.APPROVE: {S.ASSESSED: S.APPROVED},
     Act.REJECT: {s: S.REJECTED for s in (S.DOCUMENTS_PENDING, S.UNDER_REVIEW, S.ON_HOLD,
                                          S.ASSESSED)},
+    Act.REJECT_UNPAYABLE: {S.APPROVED: S.REJECTED},
     Act.PAY: {S.APPROVED: S.PAID},
     Act.LAPSE: {S.DOCUMENTS_PENDING: S.LAPSED},
 }  # fmt: skip
@@ -105,6 +118,9 @@ REFUSALS: Mapping[Act, tuple[tuple[frozenset[ClaimStatus], Refusal], ...]] = {
     Act.APPROVE: ((DECIDED, Refusal.ALREADY_DECIDED), (frozenset({S.LAPSED}), Refusal.CLAIM_LAPSED),
                   (_OTHERS_THAN_ASSESSED, Refusal.NOT_ASSESSED)),
     Act.REJECT: ((DECIDED, Refusal.ALREADY_DECIDED), (frozenset({S.LAPSED}), Refusal.CLAIM_LAPSED)),
+    Act.REJECT_UNPAYABLE: ((frozenset({S.PAID, S.REJECTED}), Refusal.ALREADY_DECIDED),
+                           (frozenset({S.LAPSED}), Refusal.CLAIM_LAPSED),
+                           (frozenset(S) - DECIDED - {S.LAPSED}, Refusal.NOT_APPROVED)),
     Act.PAY: ((frozenset({S.PAID}), Refusal.ALREADY_PAID),
               (frozenset(S) - {S.PAID, S.APPROVED}, Refusal.NOT_APPROVED)),
 }  # fmt: skip
@@ -165,6 +181,41 @@ def after(state: ClaimState, act: Act) -> ClaimState:
     if state.status in moves:
         return ClaimState(moves[state.status], state.held)
     return state
+
+
+def unpayable(indemnity: Decimal | None, *, sanctioned: bool) -> Unpayable | None:
+    """Nothing is paid on a claim whose buyer, or the buyer's country, is sanctioned today, nor
+    on one whose indemnity is nil: there is nothing owed (None: the claim can be paid)."""
+    if sanctioned:
+        return Unpayable.SANCTIONED_BUYER
+    if indemnity is not None and indemnity <= 0:
+        return Unpayable.NIL_INDEMNITY
+    return None
+
+
+def rejection(status: ClaimStatus, unpayable: Unpayable | None) -> Act:
+    """A decided claim takes no other decision, except that an approved claim on which nothing
+    can be paid is rejected (an approval that can never be paid would hold the caps forever)."""
+    return Act.REJECT_UNPAYABLE if status == S.APPROVED and unpayable is not None else Act.REJECT
+
+
+def approval_refusal(indemnity: Decimal | None) -> Refusal | None:
+    """A claim whose indemnity is nil is not approved: nothing is owed on it (it is rejected
+    as nothing payable instead)."""
+    if indemnity is not None and indemnity <= 0:
+        return Refusal.NIL_INDEMNITY
+    return None
+
+
+def unpayable_reason(unpayable: Unpayable, *, buyer_id: str, why_nil: str, given: str) -> str:
+    """The reason recorded when an approved claim is rejected because nothing can be paid on
+    it: the exclusion or the nil indemnity first, then what the claims handler said."""
+    if unpayable is Unpayable.SANCTIONED_BUYER:
+        said = (f"excluded: sanctioned buyer (buyer {buyer_id} or its country is on the "
+                "sanctions list: no indemnity is paid on it)")  # fmt: skip
+    else:
+        said = f"nothing payable: the indemnity is nil ({why_nil})"
+    return f"{said}; {given}"
 
 
 def frees_invoices(status: ClaimStatus) -> bool:
@@ -608,6 +659,62 @@ def _reductions_note(
                  f"collections: counted once)")  # fmt: skip
     parts.append(said + " applied oldest first")
     return "; ".join(parts) + f"; unpaid {text(unpaid_total)}"
+
+
+class AssessedLine(NamedTuple):
+    """One invoice of an assessment, as the reasons for a nil indemnity read it."""
+
+    number: str
+    unpaid: Decimal
+    exclusions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AssessedSum:
+    """The amounts of an assessment's steps (domain.md's sum) and the terms they applied."""
+
+    lines: tuple[AssessedLine, ...]
+    claim_exclusions: tuple[str, ...]
+    insured_loss: Decimal
+    after_percentage: Decimal
+    after_deductible: Decimal
+    after_caps: Decimal
+    claim_threshold: Decimal
+    deductible: Decimal
+    currency: str
+
+
+def why_nil(assessed: AssessedSum) -> str:
+    """Why an assessment's indemnity is nil, at the first step of the sum that leaves nothing:
+    the reductions leave nothing unpaid; the invoices left unpaid are excluded (or the whole
+    claim is) or no limit covers them; the insured loss is at or below the claim threshold; the
+    deductible takes it all; the caps are used up; what is left rounds to nothing."""
+
+    def text(amount: Decimal) -> str:
+        return Money(amount, assessed.currency).rounded_text()
+
+    unpaid = [line for line in assessed.lines if line.unpaid > 0]
+    if not unpaid:
+        return "credit notes, set-offs and recoveries leave nothing unpaid on its invoices"
+    if assessed.insured_loss <= 0:
+        if assessed.claim_exclusions:
+            return "the whole claim is excluded: " + ", ".join(assessed.claim_exclusions)
+        return "; ".join(
+            f"invoice {line.number} is excluded: {', '.join(line.exclusions)}"
+            if line.exclusions
+            else f"invoice {line.number} has no limit left in force on its shipment date"
+            for line in unpaid
+        )
+    if assessed.insured_loss <= assessed.claim_threshold:
+        return (f"the insured loss of {text(assessed.insured_loss)} is at or below the claim "
+                f"threshold of {text(assessed.claim_threshold)}")  # fmt: skip
+    if assessed.after_deductible <= 0:
+        return (f"the deductible of {text(assessed.deductible)} takes all of the "
+                f"{text(assessed.after_percentage)} the indemnity percentage leaves")  # fmt: skip
+    if assessed.after_caps <= 0:
+        return ("claims approved or paid on the policy use up its caps for the policy year of "
+                "the loss")  # fmt: skip
+    return f"{assessed.after_caps} rounds to nothing"
 
 
 def recovered_since(

@@ -668,18 +668,94 @@ async def _coverage(ctx: Context, claim: Claim, invoices: Sequence[ClaimInvoice]
 
 
 async def decide(ctx: Context, claim_id: str, verdict: DecisionCreate) -> ClaimRead:
+    """Approve an assessed claim whose indemnity is not nil, within the caps; or reject it. An
+    approved claim is rejected only when nothing can be paid on it (`_reject_approved`)."""
     claim = await _lock_with_policy_caps(ctx, claim_id)
     await _refresh_lapse(ctx, claim)
-    approve = verdict.decision == "approve"
-    decided = await _next(ctx, claim, Act.APPROVE if approve else Act.REJECT)
-    if approve:
+    reason = verdict.reason
+    if verdict.decision == "approve":
+        decided = await _next(ctx, claim, Act.APPROVE)
+        if rules.approval_refusal(claim.indemnity) is not None:
+            raise _nil_indemnity(claim, "approved")
         await _check_caps_still_hold(ctx, claim, paying=False)
-    await _enter(ctx, claim, decided, reason=verdict.reason)
+    elif claim.status == Status.APPROVED:
+        decided, reason = await _reject_approved(ctx, claim, verdict.reason)
+    else:
+        decided = await _next(ctx, claim, Act.REJECT)
+    await _enter(ctx, claim, decided, reason=reason)
     claim.decision = verdict.decision
-    claim.decision_reason = verdict.reason
+    claim.decision_reason = reason
     claim.decided_by, claim.decided_at = ctx.caller.subject, utcnow()
     await ctx.session.flush()
     return await read_claim(ctx, claim)
+
+
+async def _reject_approved(ctx: Context, claim: Claim, given: str) -> tuple[rules.ClaimState, str]:
+    """An approved claim on which nothing can be paid (its buyer or the buyer's country
+    sanctioned since, or its indemnity nil, recoveries since the assessment counted) is
+    rejected, the reason naming why before the handler's own: rejected, it no longer counts
+    against the caps. One that can still be paid keeps its approval (409 `already-decided`).
+    The caller holds the claim and the policy's caps, as a payment does: of a rejection and a
+    payment at once, one comes first and the other sees its outcome."""
+    payable = await _payability(ctx, claim)
+    if payable.unpayable is None:
+        raise conflict(problems.ALREADY_DECIDED, "the claim is already approved: an approved "
+                       "claim is rejected only when nothing can be paid on it (its buyer or the "
+                       "buyer's country sanctioned, or its indemnity nil)",
+                       status_now=claim.status)  # fmt: skip
+    decided = await _next(ctx, claim, rules.rejection(Status(claim.status), payable.unpayable))
+    why_nil = _why_nil(claim) if payable.unpayable is rules.Unpayable.NIL_INDEMNITY else ""
+    reason = rules.unpayable_reason(payable.unpayable, buyer_id=claim.buyer_id, why_nil=why_nil,
+                                    given=given)  # fmt: skip
+    return decided, reason
+
+
+def _why_nil(claim: Claim) -> str:
+    assessed = views.assessed_sum(claim)
+    return "not assessed" if assessed is None else rules.why_nil(assessed)
+
+
+def _nil_indemnity(claim: Claim, refused: str) -> Problem:
+    """The answer to approving or paying a claim whose indemnity is nil."""
+    return unprocessable(problems.NIL_INDEMNITY,
+                         f"claim {claim.id} is not {refused}: its indemnity is nil "
+                         f"({_why_nil(claim)}), so nothing is owed on it; reject it as nothing "
+                         "payable", status_now=claim.status)  # fmt: skip
+
+
+class Payability(NamedTuple):
+    """What a payment reads of a claim now: its invoices and their coverage today, what
+    collection cases recovered since the assessment (the assessment worked out again with it,
+    when anything was), and why nothing can be paid on it, if so."""
+
+    invoices: list[ClaimInvoice]
+    coverage: Coverage
+    reassessed: dict[str, Decimal]
+    unpayable: rules.Unpayable | None
+
+
+async def _payability(ctx: Context, claim: Claim) -> Payability:
+    """Whether the claim can be paid now: no indemnity on a sanctioned buyer or country
+    (domain.md), even on a claim approved before the listing (underwriting's coverage batch
+    answers the sanctions of today); amounts recovered before payment reduce the unpaid
+    invoices, so what collection cases recovered since the assessment is deducted now, the sum
+    worked out again and kept (a payment does not wait on collections: when it cannot answer,
+    the assessment stands); a nil indemnity owes nothing."""
+    invoices = (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
+    coverage = await _coverage(ctx, claim, invoices)
+    if any("sanctioned" in answer.reasons for answer in coverage.answers.values()):
+        return Payability(invoices, coverage, {}, rules.Unpayable.SANCTIONED_BUYER)
+    assessment = views.stored_assessment(claim)
+    assert assessment is not None  # an approved claim was assessed
+    recorded = await _recorded_recoveries_if_reachable(ctx, claim)
+    reassessed = {} if recorded is None else rules.recovered_since(
+        {line.number: line.recovered_in_collections.amount for line in assessment.invoices},
+        recorded,
+    )  # fmt: skip
+    if recorded is not None and reassessed:
+        await _write_assessment(ctx, claim, invoices, coverage, recorded)
+    return Payability(invoices, coverage, reassessed,
+                      rules.unpayable(claim.indemnity, sanctioned=False))  # fmt: skip
 
 
 async def _lock_with_policy_caps(ctx: Context, claim_id: str) -> Claim:
@@ -716,33 +792,25 @@ async def _check_caps_still_hold(ctx: Context, claim: Claim, *, paying: bool) ->
 
 
 async def pay(ctx: Context, claim_id: str) -> ClaimRead:
-    """Pay an approved claim once, if the caps still hold with it; the debt passes to collections
-    as a subrogation case (an outbox message with a stable Idempotency-Key, so the case is opened
-    exactly once) with the indemnity paid, from which collections shares recoveries exactly."""
+    """Pay an approved claim once, if something can be paid on it (`_payability`) and the caps
+    still hold with it; the debt passes to collections as a subrogation case (an outbox message
+    with a stable Idempotency-Key, so the case is opened exactly once) with the indemnity paid,
+    from which collections shares recoveries exactly."""
     claim = await _lock_with_policy_caps(ctx, claim_id)
     paid = await _next(ctx, claim, Act.PAY)
+    payable = await _payability(ctx, claim)
+    if payable.unpayable is rules.Unpayable.SANCTIONED_BUYER:
+        raise unprocessable(problems.BUYER_SANCTIONED,
+                            f"no indemnity is paid on a sanctioned buyer: buyer {claim.buyer_id}, "
+                            f"or its country, is on the sanctions list, so claim {claim.id} is "
+                            "not paid. It stays approved until the sanction is lifted; reject it "
+                            "(excluded: sanctioned buyer) to free its share of the policy's caps",
+                            buyer_id=claim.buyer_id, status_now=claim.status)  # fmt: skip
+    if payable.unpayable is rules.Unpayable.NIL_INDEMNITY:
+        raise _nil_indemnity(claim, "paid")
+    invoices, reassessed = payable.invoices, payable.reassessed
     assessment = views.stored_assessment(claim)
     assert claim.indemnity is not None and assessment is not None
-    invoices = (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
-    # No indemnity on a sanctioned buyer or country (domain.md), even on a claim approved before
-    # the listing: underwriting's coverage batch answers the sanctions of today.
-    coverage = await _coverage(ctx, claim, invoices)
-    if any("sanctioned" in answer.reasons for answer in coverage.answers.values()):
-        raise unprocessable(problems.BUYER_SANCTIONED,
-                            f"buyer {claim.buyer_id} (or its country) is sanctioned: claim "
-                            f"{claim.id} is not paid", buyer_id=claim.buyer_id)  # fmt: skip
-    # Amounts recovered before payment reduce the unpaid invoices: what collection cases
-    # recovered since the assessment is deducted now, the sum worked out again and kept. A
-    # payment does not wait on collections: when it cannot answer, the assessment stands.
-    recorded = await _recorded_recoveries_if_reachable(ctx, claim)
-    reassessed = {} if recorded is None else rules.recovered_since(
-        {line.number: line.recovered_in_collections.amount for line in assessment.invoices},
-        recorded,
-    )  # fmt: skip
-    if recorded is not None and reassessed:
-        await _write_assessment(ctx, claim, invoices, coverage, recorded)
-        assessment = views.stored_assessment(claim)
-        assert assessment is not None
     await _check_caps_still_hold(ctx, claim, paying=True)
     buyer = await fetch_buyer(ctx.peers, claim.buyer_id)
     claim.paid_on, claim.paid_by = ctx.today, ctx.caller.subject

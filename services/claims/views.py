@@ -30,7 +30,7 @@ from services.claims.schemas import (
     NotifiedInvoiceRead,
     StepRead,
 )
-from shared.contracts import MoneyModel
+from shared.contracts import MoneyModel, PolicyTerms
 from shared.problems import (
     ALREADY_DECIDED,
     ALREADY_PAID,
@@ -90,6 +90,26 @@ def stored_assessment(claim: Claim) -> AssessmentRead | None:
         stored = {**stored, "invoices": [{"recovered_in_collections": nothing, **line}
                                          for line in stored["invoices"]]}  # fmt: skip
     return AssessmentRead.model_validate(stored)
+
+
+def assessed_sum(claim: Claim) -> rules.AssessedSum | None:
+    """The stored assessment's steps and the policy terms they applied, as the rules read them
+    (None: the claim was not assessed)."""
+    assessment = stored_assessment(claim)
+    if assessment is None:
+        return None
+    terms = PolicyTerms.model_validate(claim.terms)
+    step = {s.name: s.amount.amount for s in assessment.steps}
+    return rules.AssessedSum(
+        lines=tuple(rules.AssessedLine(line.number, line.unpaid.amount, tuple(line.exclusions))
+                    for line in assessment.invoices),
+        claim_exclusions=tuple(assessment.claim_exclusions),
+        insured_loss=assessment.insured_loss.amount,
+        after_percentage=step["indemnity_percentage"],
+        after_deductible=step["deductible_and_threshold"], after_caps=step["caps"],
+        claim_threshold=terms.claim_threshold.amount, deductible=terms.deductible.amount,
+        currency=claim.currency,
+    )  # fmt: skip
 
 
 def stored_assessment_json(assessment: AssessmentRead) -> dict[str, Any]:

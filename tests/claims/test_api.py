@@ -738,9 +738,12 @@ async def test_an_upload_retried_with_its_idempotency_key_is_replayed_whatever_t
     assert len(documents) == 1 and documents[0]["size"] == len(b"%PDF-1.4 A")
 
 
-async def test_a_claim_approved_with_nothing_to_indemnify_is_paid_and_its_debt_passes_with_no_insurer_share(
+async def test_a_claim_with_nothing_to_indemnify_is_not_approved_but_rejected_as_nothing_payable(
     apis: dict[str, httpx.AsyncClient],
 ) -> None:
+    """An insured loss at the claim threshold leaves a nil indemnity: nothing is owed, so the
+    claim is neither approved nor paid (no subrogation case with no insurer share): approval is
+    422 `nil-indemnity` saying why, and the claim is rejected as nothing payable."""
     claims, uw, collections = apis["claims"], apis["underwriting"], apis["collections"]
     policy, buyer = await insured(uw, claim_threshold=money("100000"))
     holder = auth("policyholder", policy["policyholder_id"])
@@ -748,21 +751,29 @@ async def test_a_claim_approved_with_nothing_to_indemnify_is_paid_and_its_debt_p
     claim = await complete(claims, claim, holder)
     assessed = ok(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER), 200)
     assert assessed["indemnity"] == money("0.00")  # the insured loss of 100,000 is at the threshold
-    ok(await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER,
-                         json={"decision": "approve", "reason": "nothing to pay"}), 200)  # fmt: skip
 
-    paid = ok(await claims.post(f"/v1/claims/{claim['id']}/payment", headers=HANDLER), 200)
-    assert paid["status"] == "paid" and paid["collection_case_id"]
-    collector = auth("collector")
-    case = ok(await collections.get(f"/v1/cases/{paid['collection_case_id']}", headers=collector),
-              200)  # fmt: skip
-    assert case["claim_id"] == claim["id"] and case["outstanding"] == money("120000.00")
-    assert case["insurer_share_pct"] == "0"  # the insurer bore none of the loss
-    recovery = ok(await collections.post(f"/v1/cases/{case['id']}/payments", headers=collector,
-                                         json={"amount": money("1000"), "received_on": TODAY}),
-                  201)  # fmt: skip
-    assert recovery["allocation"] == {"fee": money("100.00"), "insurer": money("0.00"),
-                                      "policyholder": money("900.00")}  # fmt: skip
+    refused = await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER,
+                                json={"decision": "approve", "reason": "nothing to pay"})  # fmt: skip
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    problem = refused.json()
+    assert problem["type"] == "nil-indemnity" and problem["status_now"] == "assessed"
+    assert problem["detail"] == (
+        f"claim {claim['id']} is not approved: its indemnity is nil (the insured loss of "
+        "100000.00 is at or below the claim threshold of 100000.00), so nothing is owed on it; "
+        "reject it as nothing payable"
+    )
+    unpaid = await claims.post(f"/v1/claims/{claim['id']}/payment", headers=HANDLER)
+    assert unpaid.status_code == 409 and unpaid.json()["type"] == "not-approved"
+
+    rejected = ok(await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER,
+                                    json={"decision": "reject", "reason": "nothing payable"}),
+                  200)  # fmt: skip
+    assert rejected["status"] == "rejected" and rejected["paid_on"] is None
+    assert not rejected["collection_case_id"]
+    cases = ok(await collections.get(f"/v1/cases?claim_id={claim['id']}",
+                                     headers=auth("collector")), 200)  # fmt: skip
+    assert cases["items"] == []
 
 
 async def test_a_claim_wide_exclusion_does_not_deny_the_cover_its_invoices_had_when_shipped(
