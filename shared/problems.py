@@ -121,6 +121,10 @@ SINGLE_BUYER_CAP_EXCEEDED = _entry("single-buyer-cap-exceeded", 422,
 RETROACTIVE_REDUCTION = _entry("retroactive-reduction", 422, "Retroactive reduction",
                                "a reduction or withdrawal of a limit applies only to shipments "
                                "from tomorrow on", "underwriting")  # fmt: skip
+POLICY_INACTIVE = _entry("policy-inactive", 422, "Policy inactive",
+                         "the policy has ended (`end_date`): a limit on it no longer changes, as "
+                         "a limit request on it is refused (`policy_inactive`)",
+                         "underwriting")  # fmt: skip
 
 # ------------------------------------------------------------------------------- claims
 POLITICAL_RISK_NOT_COVERED = _entry("political-risk-not-covered", 422,
@@ -373,6 +377,7 @@ def problem_components() -> dict[str, dict[str, Any]]:
         "documents_due": {**date, "description": "`claim-lapsed`: when documents were due"},
         "earliest_effective_from": {**date, "description": "`retroactive-reduction`: the "
                                     "first day a reduction may take effect"},
+        "end_date": {**date, "description": "`policy-inactive`: the day the policy ended"},
         "single_buyer_cap": {**money, "description": "`single-buyer-cap-exceeded`: the cap"},
         "cap_left": {**money, "description": "what the policy's caps leave"},
         "outstanding": {**money, "description": "`overpayment`, `promise-exceeds-outstanding`: "

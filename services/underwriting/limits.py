@@ -66,6 +66,7 @@ from shared.money import Money, minor_units
 from shared.pagination import PageRequest, fetch_page
 from shared.problems import (
     ALREADY_DECIDED,
+    POLICY_INACTIVE,
     RETROACTIVE_REDUCTION,
     SINGLE_BUYER_CAP_EXCEEDED,
     Problem,
@@ -345,7 +346,9 @@ async def decide_request(ctx: Context, request_id: str, data: DecisionCreate) ->
         )
     c = policy.currency
     given = None
-    if data.decision != "refuse" and data.amount is not None:
+    if data.amount is not None and data.decision == rules.UnderwriterAct.REFUSE:
+        given = data.amount.amount  # refused by the rules (ambiguous), whatever its currency
+    elif data.amount is not None:
         given = amount_in(data.amount, c, ["body", "amount", "amount"])
     buyer = await repo.buyer(ctx.session, request.buyer_id)
     assert buyer is not None
@@ -425,13 +428,20 @@ async def record_external_limit(
 async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> LimitChangeRead:
     """An underwriter changes a limit: an increase may apply today; a reduction or withdrawal
     only to shipments from tomorrow on (by default after the notice period); a date given is
-    not after the policy's end. The amount already in force from that date on is not recorded
-    again (`unchanged`, no entry, no event)."""
+    not after the policy's end, and a policy that has ended takes no change at all. The amount
+    already in force from that date on is not recorded again (`unchanged`, no entry, no event)."""
     limit = await repo.credit_limit_by_id(ctx.session, limit_id, for_update=True)
     if limit is None:
         raise not_found("limit", limit_id)
     policy = await repo.policy(ctx.session, limit.policy_id)
     assert policy is not None
+    if not rules.policy_open(ctx.today, policy.end_date):
+        raise unprocessable(
+            POLICY_INACTIVE,
+            f"the policy ended on {policy.end_date.isoformat()}: it covers no shipment after "
+            "that, so its limits no longer change (a limit request on it is refused too)",
+            end_date=policy.end_date.isoformat(),
+        )
     c = policy.currency
     new_amount = Money(
         non_negative_amount_in(data.new_amount, c, ["body", "new_amount", "amount"]), c

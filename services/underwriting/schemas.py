@@ -39,6 +39,8 @@ from shared.contracts import (
 )
 
 Days = Annotated[int, Strict(), Field(ge=0, le=3650)]
+# Payment terms and a maximum credit period: a period of 0 days covers no sale on credit.
+CreditDays = Annotated[int, Strict(), Field(ge=1, le=3650)]
 NOT_BLANK = r"\S"  # at least one character that is not white space
 REGISTRATION_NUMBER_LENGTH = 100
 
@@ -99,7 +101,7 @@ class PolicyCreate(Schema):
     political_risk_cover: Flag = False
     political_indemnity_pct: PolicyPercent = Decimal(90)
     covered_countries: list[CountryCode] | None = Field(None, max_length=300)
-    max_credit_period_days: Days = 180
+    max_credit_period_days: CreditDays = 180
     deductible: NonNegativeMoney | None = None
     claim_threshold: NonNegativeMoney | None = None
     discretionary_limit: NonNegativeMoney | None = None
@@ -301,7 +303,7 @@ class ReasonRead(Schema):
 class LimitRequestCreate(Schema):
     buyer_id: Ident
     amount: PositiveMoney
-    payment_terms_days: Annotated[int, Strict(), Field(ge=1, le=3650)]
+    payment_terms_days: CreditDays
     related_to_policyholder: Flag = False
 
 
@@ -337,7 +339,7 @@ class ExternalLimitCreate(Schema):
     buyer_id: Ident
     amount: PositiveMoney
     effective_from: Date
-    payment_terms_days: Annotated[int, Strict(), Field(ge=1, le=3650)] | None = None
+    payment_terms_days: CreditDays | None = None
     reason: Reason = "limit granted outside the engine"
 
 

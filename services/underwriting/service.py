@@ -84,6 +84,7 @@ async def create_policy(ctx: Context, data: PolicyCreate) -> PolicyRead:
             amounts[name] = None if name == "single_buyer_cap" else Decimal(0)
     if data.premium_rate_pct <= 0:
         raise invalid(["body", "premium_rate_pct"], "must be greater than zero")
+    _refuse_terms_that_insure_nothing(data)
     # One policy per policyholder, currency and period: the check and the insert are one step for
     # concurrent creations of the pair (the lock lasts until the commit).
     await repo.serialise_policies_of(ctx.session, data.policyholder_id, currency)
@@ -108,9 +109,9 @@ async def create_policy(ctx: Context, data: PolicyCreate) -> PolicyRead:
         indemnity_pct=data.indemnity_pct,
         political_risk_cover=data.political_risk_cover,
         political_indemnity_pct=data.political_indemnity_pct,
-        covered_countries=sorted(set(data.covered_countries))
-        if data.covered_countries is not None
-        else None,
+        covered_countries=None
+        if data.covered_countries is None
+        else sorted(data.covered_countries),
         max_credit_period_days=data.max_credit_period_days,
         claim_filing_days=data.claim_filing_days,
         documents_grace_days=data.documents_grace_days,
@@ -127,6 +128,26 @@ async def create_policy(ctx: Context, data: PolicyCreate) -> PolicyRead:
     ctx.session.add(policy)
     await ctx.session.flush()
     return views.policy_read(policy, [])
+
+
+def _refuse_terms_that_insure_nothing(data: PolicyCreate) -> None:
+    """An indemnity percentage of 0 pays nothing (the political one, when political risk is
+    covered); a list of covered countries names at least one (null covers all), each once."""
+    if data.indemnity_pct <= 0:
+        raise invalid(["body", "indemnity_pct"], "must be greater than zero: a policy that "
+                      "pays 0% of a loss insures nothing")  # fmt: skip
+    if data.political_risk_cover and data.political_indemnity_pct <= 0:
+        raise invalid(["body", "political_indemnity_pct"], "must be greater than zero with "
+                      "political risk cover: 0% of a political loss insures nothing")  # fmt: skip
+    countries = data.covered_countries
+    if countries is not None and not countries:
+        raise invalid(["body", "covered_countries"], "an empty list covers no country: leave "
+                      "it out (or null) to cover every country, or name the countries covered")  # fmt: skip
+    repeated = rules.first_repeated(countries or [])
+    if repeated is not None:
+        index, country = repeated
+        raise invalid(["body", "covered_countries", index],
+                      f"{country!r} appears twice in covered_countries: name each country once")  # fmt: skip
 
 
 async def visible_policy(ctx: Context, policy_id: str) -> tuple[Policy, list[str]]:

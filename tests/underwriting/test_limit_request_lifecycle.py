@@ -51,8 +51,7 @@ def test_each_act_moves_a_referred_request_to_its_own_decided_status() -> None:
     ("act", "amount", "status"),
     [("approve", None, S.APPROVED), ("approve", Decimal(100), S.APPROVED),
      ("approve", Decimal(99), S.PARTIALLY_APPROVED),
-     ("partially_approve", Decimal(99), S.PARTIALLY_APPROVED), ("refuse", None, S.REFUSED),
-     ("refuse", Decimal(100), S.REFUSED)],
+     ("partially_approve", Decimal(99), S.PARTIALLY_APPROVED), ("refuse", None, S.REFUSED)],
 )  # fmt: skip
 def test_an_underwriters_decision_lands_on_the_status_of_the_transition_table(
     act: str, amount: Decimal | None, status: rules.LimitRequestStatus

@@ -105,9 +105,10 @@ def test_an_underwriter_approves_up_to_the_request_and_a_partial_approval_is_bel
     decide = rules.underwriter_decision
     assert decide("approve", requested=D(100), amount=None).status == rules.APPROVED
     assert decide("approve", requested=D(100), amount=D(60)).status == rules.PARTIAL
-    assert decide("refuse", requested=D(100), amount=D(60)).decided == 0
+    assert decide("refuse", requested=D(100), amount=None).decided == 0
     for decision, amount in (("partially_approve", None), ("partially_approve", D(100)),
-                             ("approve", D(101)), ("approve", D(0))):  # fmt: skip
+                             ("approve", D(101)), ("approve", D(0)),
+                             ("refuse", D(60))):  # fmt: skip
         with pytest.raises(rules.DecisionRefused):
             decide(decision, requested=D(100), amount=amount)
 

@@ -117,6 +117,7 @@ from services.underwriting.rules.limit_changes import (
 from services.underwriting.rules.policy import (
     country_covered,
     dated_within_policy,
+    first_repeated,
     insurable,
     policy_open,
     registration_key,
@@ -197,6 +198,7 @@ __all__ = [
     "equity_that_counts",
     "exceeds_single_buyer_cap",
     "exposure",
+    "first_repeated",
     "grade_buyer",
     "grade_on",
     "grant_effective_from",

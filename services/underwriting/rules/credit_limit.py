@@ -386,13 +386,16 @@ class UnderwriterDecision:
 def underwriter_decision(
     decision: str, *, requested: Decimal, amount: Decimal | None, insolvent: bool = False
 ) -> UnderwriterDecision:
-    """An underwriter's final decision on a referred request: a refusal decides nothing; an
-    approval grants the requested amount or less (less is a partial approval), and a partial
+    """An underwriter's final decision on a referred request: a refusal decides nothing (and
+    takes no amount: one given with it leaves the intent unclear); an approval grants the requested amount or less (less is a partial approval), and a partial
     approval needs an amount below the requested one; a buyer insolvent since the referral takes
     only a refusal (insolvency withdraws every limit on it). The status it leaves is the
     transition table's. (The single-buyer cap is checked on the amount decided.)"""
     act = UnderwriterAct(decision)
     if act is UnderwriterAct.REFUSE:
+        if amount is not None:
+            raise DecisionRefused("a refusal grants no amount: leave amount out to refuse, or "
+                                  "approve or partially approve with it", ("amount",))  # fmt: skip
         return UnderwriterDecision(TRANSITIONS[act][S.REFERRED], Decimal(0), "underwriter_refused")
     if insolvent:
         raise DecisionRefused("the buyer is insolvent: only a refusal is possible", ("decision",))

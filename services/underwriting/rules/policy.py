@@ -26,13 +26,24 @@ def country_covered(country: str, covered_countries: Sequence[str] | None) -> bo
     return covered_countries is None or country in covered_countries
 
 
+def first_repeated(items: Sequence[str]) -> tuple[int, str] | None:
+    """The first item a list names again (its position there and the item), if any."""
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if item in seen:
+            return index, item
+        seen.add(item)
+    return None
+
+
 def insurable(legal_form: str, related_to_policyholder: bool) -> bool:
     """Only companies are insurable, and not an affiliate of the policyholder."""
     return legal_form == "company" and not related_to_policyholder
 
 
 def policy_open(today: dt.date, end_date: dt.date) -> bool:
-    """A policy takes limit requests until its end date."""
+    """A policy takes limit requests and limit changes until its end date: after it, nothing
+    is covered any more, so no change would matter."""
     return today <= end_date
 
 
