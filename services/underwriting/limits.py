@@ -110,8 +110,10 @@ async def apply_limit_change(
     previous: Decimal | None = None,
     history: list[LimitAmount] | None = None,
     parties: list[str] | None = None,
+    decided_by: str | None = None,
 ) -> LimitChangeRead:
-    """Record a new amount in force from `effective_from` on: the entry running on that date ends
+    """Record a new amount in force from `effective_from` on (decided by `decided_by`, else the
+    caller): the entry running on that date ends
     there, and entries that had not started by then are superseded (kept for audit). The amount
     carries the payment terms given, else those of the amount it replaces. The policy's parties
     hear of it (`limit.changed`), with `previous` as the amount it replaces if given, else the
@@ -132,6 +134,7 @@ async def apply_limit_change(
     return await _put_amount(
         ctx, limit, old=old, new_amount=new_amount, effective_from=effective_from,
         effective_to=None, terms=terms, reason=reason, source=source, now=now, parties=parties,
+        decided_by=decided_by,
     )  # fmt: skip
 
 
@@ -149,6 +152,7 @@ async def _put_amount(
     now: dt.datetime,
     halving: bool = False,
     parties: list[str] | None = None,
+    decided_by: str | None = None,
 ) -> LimitChangeRead:
     """An amount of the limit's history from `effective_from` until `effective_to` (the entries
     it replaces already ended or superseded), heard of by the policy's parties (`limit.changed`,
@@ -157,7 +161,8 @@ async def _put_amount(
         LimitAmount(
             id=new_id("lam"), limit_id=limit.id, amount=new_amount.amount,
             payment_terms_days=terms, effective_from=effective_from, effective_to=effective_to,
-            reason=reason, source=source, decided_by=ctx.caller.subject, created_at=now,
+            reason=reason, source=source, decided_by=decided_by or ctx.caller.subject,
+            created_at=now,
         )
     )  # fmt: skip
     await ctx.session.flush()
@@ -215,6 +220,7 @@ async def _grant(
     return await apply_limit_change(
         ctx, limit, new_amount=amount, effective_from=effective, reason=reason, source="request",
         payment_terms_days=request.payment_terms_days, history=history, parties=parties,
+        decided_by=request.decided_by,  # "engine" when the decision table decided it
     )  # fmt: skip
 
 

@@ -135,3 +135,13 @@ async def test_a_limit_withdrawn_by_insolvency_may_not_be_raised_again(
         assert refused.status_code == 422 and refused.json()["type"] == "validation"
     body = {"new_amount": money("0"), "effective_from": later, "reason": "withdrawn again"}
     ok(await uw.post(changes, headers=UW, json=body), 201)
+
+
+async def test_the_limits_history_names_who_decided_each_amount(uw: httpx.AsyncClient) -> None:
+    # The engine's approval is the engine's, not the policyholder's who asked; an underwriter's
+    # decision of a referred request is that underwriter's.
+    policy = await make_policy(uw)
+    approved = await request_limit(uw, policy, (await make_buyer(uw))["id"], "10000")
+    assert approved["status"] == "approved" and approved["decided_by"] == "engine"
+    limit = ok(await uw.get(f"/v1/limits/{approved['limit_id']}", headers=UW), 200)
+    assert [entry["decided_by"] for entry in limit["history"]] == ["engine"]

@@ -57,8 +57,21 @@ def test_the_settings_defaults_are_the_rules_defaults() -> None:
 def test_a_management_change_counts_one_more_and_other_signals_leave_indicators_alone() -> None:
     assert rules.indicators_after_signal("management_change", {"management_changes_12m": 1}) == {
         "management_changes_12m": 2}  # fmt: skip
-    assert rules.indicators_after_signal("management_change", {}) == {"management_changes_12m": 1}
     assert rules.indicators_after_signal("court_judgment", {"x": 1}) == {"x": 1}
+
+
+def test_a_management_change_on_a_count_not_known_never_makes_the_grade_better() -> None:
+    # Two indicators not known (1 point): grade 2 in a level-1 country. Counting the change as a
+    # known single change (0 points) took half a point off: grade 1 after an adverse signal.
+    known = {"current_ratio": Decimal("2.5"), "dso_days": Decimal(40),
+             "dso_prior_year_days": Decimal(40), "overdue_ratio": Decimal("0.01"),
+             "equity": Decimal(1_000_000)}  # fmt: skip
+    after = rules.indicators_after_signal("management_change", known)
+    assert after == known
+    before_grade = rules.grade_buyer(rules.Indicators(**known), country_risk_level=1).grade
+    after_grade = rules.grade_buyer(rules.Indicators(**after), country_risk_level=1).grade
+    assert before_grade == 2
+    assert after_grade >= before_grade
 
 
 def test_a_buyer_is_insolvent_from_its_first_insolvency_filing() -> None:

@@ -396,10 +396,12 @@ def signal_points(kind: str, points: Mapping[str, Decimal] = DEFAULT_SIGNAL_POIN
 
 def indicators_after_signal(kind: str, indicators: Mapping[str, Any]) -> dict[str, Any]:
     """A management change counts as one more management change in the last 12 months; other
-    signals leave the indicators as they are."""
-    if kind != "management_change":
+    signals leave the indicators as they are. A count not known stays not known: the change
+    says there was at least one, which would score below the points of a count not known (one
+    change, 0 points, against 0.5), and an adverse signal never makes a grade better."""
+    changes = indicators.get("management_changes_12m")
+    if kind != "management_change" or changes is None:
         return dict(indicators)
-    changes = indicators.get("management_changes_12m") or 0
     return {**indicators, "management_changes_12m": changes + 1}
 
 
