@@ -116,6 +116,9 @@ UNDERWRITING: dict[tuple[str, str], Entry] = {
     ("GET", "/v1/policies/{policy_id}"): Entry(ANY, 200, PARTIES, **OWNED_POLICY),
     ("POST", "/v1/policies/{policy_id}/assignments"): Entry(
         frozenset({"underwriter"}), 201, **OWNED_POLICY, body=lambda _: {"bank_id": "bank-new"}),
+    ("GET", "/v1/policies/{policy_id}/assignments/{assignment_id}"): Entry(
+        ANY, 200, PARTIES, {"policy_id": "policy", "assignment_id": "assignment"},
+        ("policy", "assignment")),
     ("POST", "/v1/buyers"): Entry(frozenset({"underwriter", "policyholder"}), 201,
                                   body=lambda _: NEW_BUYER),
     ("GET", "/v1/buyers"): Entry(STAFF | {"policyholder"}, 200, frozenset({"policyholder"}),
@@ -129,6 +132,9 @@ UNDERWRITING: dict[tuple[str, str], Entry] = {
     ("GET", "/v1/buyers/{buyer_id}/signals"): Entry(
         STAFF | {"policyholder"}, 200, frozenset({"policyholder"}), {"buyer_id": "buyer"},
         ("buyer",)),
+    ("GET", "/v1/buyers/{buyer_id}/signals/{signal_id}"): Entry(
+        STAFF | {"policyholder"}, 200, frozenset({"policyholder"}),
+        {"buyer_id": "buyer", "signal_id": "signal"}, ("buyer", "signal")),
     ("POST", "/v1/buyers/{buyer_id}/indicators"): Entry(
         frozenset({"underwriter", "policyholder"}), 200, frozenset({"policyholder"}),
         {"buyer_id": "buyer"}, ("buyer",), lambda _: {"current_ratio": "0.9"}),
@@ -143,6 +149,8 @@ UNDERWRITING: dict[tuple[str, str], Entry] = {
     ("POST", "/v1/sanctions"): Entry(frozenset({"underwriter"}), 201,
                                      body=lambda _: {"country": "KP", "reason": "embargo"}),
     ("GET", "/v1/sanctions"): Entry(STAFF, 200, listed="sanction"),
+    ("GET", "/v1/sanctions/{sanction_id}"): Entry(
+        STAFF, 200, path={"sanction_id": "sanction"}, owning=("sanction",)),
     ("DELETE", "/v1/sanctions/{sanction_id}"): Entry(
         frozenset({"underwriter"}), 200, path={"sanction_id": "sanction"}, owning=("sanction",)),
     ("POST", "/v1/policies/{policy_id}/limit-requests"): Entry(
@@ -407,7 +415,7 @@ async def _build(w: World) -> None:
         ),
         201,
     )
-    ok(
+    assignment = ok(
         await uw.post(
             f"/v1/policies/{policy['id']}/assignments", headers=UW, json={"bank_id": BANK}
         ),
@@ -443,6 +451,16 @@ async def _build(w: World) -> None:
     sanction = ok(
         await uw.post("/v1/sanctions", headers=UW, json={"country": "IR", "reason": "embargo"}), 201
     )
+    # A signal recorded under the owner's policy (the owner sees it; a stranger does not).
+    signal = ok(
+        await uw.post(
+            f"/v1/buyers/{buyer['id']}/signals",
+            headers=UW,
+            json={"kind": "overdue_notified", "observed_on": TODAY, "details": "late",
+                  "policy_id": policy["id"]},
+        ),
+        201,
+    )  # fmt: skip
     invoices = {n: _invoice(f"INV-{n}", "20000") for n in range(1, 10)}
     notification = ok(
         await claims.post(
@@ -554,7 +572,8 @@ async def _build(w: World) -> None:
     w.ids.update(await _owners_events(w, holder))
     w.ids.update(await _endpoints(w, holder))
     w.ids.update(
-        policy=policy["id"], buyer=buyer["id"], weak_buyer=weak["id"], limit=limit["id"],
+        policy=policy["id"], assignment=assignment["id"], signal=signal["id"],
+        buyer=buyer["id"], weak_buyer=weak["id"], limit=limit["id"],
         request=request["id"],
         sanction=sanction["id"], notification=notification["id"], claim_pending=pending["id"],
         claim_review=review["id"], claim_assessed=assessed["id"], claim_approved=approved["id"],

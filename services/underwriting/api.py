@@ -18,6 +18,7 @@ from services.underwriting.schemas import (
     BuyerList,
     BuyerRead,
     BuyerSignalList,
+    BuyerSignalRead,
     CountryRiskRead,
     CountryRiskSet,
     CoverageBatchCreate,
@@ -135,6 +136,17 @@ async def assign_policy(
                          location=lambda a: f"/v1/policies/{policy_id}/assignments/{a.id}")  # fmt: skip
 
 
+@router.get("/policies/{policy_id}/assignments/{assignment_id}", response_model=AssignmentRead,
+            responses=READ)  # fmt: skip
+async def get_assignment(
+    policy_id: IdPath, assignment_id: IdPath, request: Request, session: ReadSessionDep,
+    caller: PolicyReader,
+) -> AssignmentRead:  # fmt: skip
+    """A bank's assignment to a policy: staff and the policyholder read any of the policy's, a
+    bank its own."""
+    return await uc.get_assignment(context(request, session, caller), policy_id, assignment_id)
+
+
 # ---------------------------------------------------------------- buyers
 
 
@@ -175,6 +187,16 @@ async def list_buyer_signals(
     """A buyer's signals, newest recorded first, each with its points and the grade before and
     after: staff every one; a policyholder those recorded under its own policies."""
     return await uc.buyer_signals(context(request, session, caller), buyer_id, page)
+
+
+@router.get("/buyers/{buyer_id}/signals/{signal_id}", response_model=BuyerSignalRead,
+            responses=READ)  # fmt: skip
+async def get_buyer_signal(
+    buyer_id: IdPath, signal_id: IdPath, request: Request, session: ReadSessionDep,
+    caller: PolicyholderOrStaff,
+) -> BuyerSignalRead:  # fmt: skip
+    """One signal of a buyer, as its signal list shows it to the caller."""
+    return await uc.buyer_signal(context(request, session, caller), buyer_id, signal_id)
 
 
 @router.get("/buyers", response_model=BuyerList, responses=READ)
@@ -258,6 +280,13 @@ async def list_sanctions(
     request: Request, session: SessionDep, caller: Staff, page: PageDep
 ) -> SanctionList:
     return await uc.list_sanctions(context(request, session, caller), page)
+
+
+@router.get("/sanctions/{sanction_id}", response_model=SanctionRead, responses=READ)
+async def get_sanction(
+    sanction_id: IdPath, request: Request, session: ReadSessionDep, caller: Staff
+) -> SanctionRead:
+    return await uc.get_sanction(context(request, session, caller), sanction_id)
 
 
 @router.delete("/sanctions/{sanction_id}", response_model=SanctionRead, responses=WRITE)

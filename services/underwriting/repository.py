@@ -1141,6 +1141,18 @@ def signals_listed(buyer_id: str, *, party_id: str | None) -> Any:
     return statement
 
 
+async def listed_signal(
+    session: AsyncSession, buyer_id: str, signal_id: str, *, party_id: str | None
+) -> BuyerSignal | None:
+    """One signal of a buyer, if `signals_listed` shows it."""
+    statement = signals_listed(buyer_id, party_id=party_id).where(BuyerSignal.id == signal_id)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def assignment(session: AsyncSession, assignment_id: str) -> PolicyAssignment | None:
+    return await session.get(PolicyAssignment, assignment_id)
+
+
 def policies_listed(*, policyholder_id: str | None, bank_id: str | None) -> Any:
     """The policies a list shows: every policy (optionally one policyholder's), or those a bank
     is assigned to."""

@@ -29,6 +29,7 @@ from services.underwriting.schemas import (
     BuyerList,
     BuyerRead,
     BuyerSignalList,
+    BuyerSignalRead,
     CountryRiskRead,
     DeclarationCreate,
     DeclarationRead,
@@ -238,6 +239,20 @@ async def assign_policy(ctx: Context, policy_id: str, bank_id: str) -> Assignmen
     )  # fmt: skip
     if not await repo.add_unless_taken(ctx.session, assignment, "policy_id", "bank_id"):
         raise conflict(ALREADY_ASSIGNED, f"bank {bank_id!r} is already assigned to this policy")
+    return views.assignment_read(assignment)
+
+
+async def get_assignment(ctx: Context, policy_id: str, assignment_id: str) -> AssignmentRead:
+    """A bank's assignment to a policy (where its 201 pointed), for whoever may see the policy; a
+    bank sees its own assignment only, as it sees only itself among the policy's banks."""
+    await visible_policy(ctx, policy_id)
+    assignment = await repo.assignment(ctx.session, assignment_id)
+    if (
+        assignment is None
+        or assignment.policy_id != policy_id
+        or assignment.bank_id not in _banks_shown(ctx.caller, [assignment.bank_id])
+    ):
+        raise not_found("assignment", assignment_id)
     return views.assignment_read(assignment)
 
 
@@ -489,6 +504,17 @@ async def buyer_signals(ctx: Context, buyer_id: str, page: PageRequest) -> Buyer
     return BuyerSignalList(items=items, next_cursor=cursor)
 
 
+async def buyer_signal(ctx: Context, buyer_id: str, signal_id: str) -> BuyerSignalRead:
+    """One signal of a buyer (where its 201 pointed), as the buyer's signal list shows it to the
+    caller: a policyholder sees only those recorded under its own policies."""
+    await visible_buyer(ctx, buyer_id)
+    party = ctx.caller.party_id or "" if ctx.caller.role == "policyholder" else None
+    signal = await repo.listed_signal(ctx.session, buyer_id, signal_id, party_id=party)
+    if signal is None:
+        raise not_found("signal", signal_id)
+    return views.signal_entry_read(signal, ctx.caller)
+
+
 async def list_buyers(
     ctx: Context, country: str | None, registration_number: str | None, page: PageRequest
 ) -> BuyerList:
@@ -575,6 +601,13 @@ async def list_sanctions(ctx: Context, page: PageRequest) -> SanctionList:
     rows, cursor = await fetch_page(ctx.session, repo.sanctions_listed(), page,
                                     created_at=Sanction.created_at, ident=Sanction.id)  # fmt: skip
     return SanctionList(items=[views.sanction_read(s) for s in rows], next_cursor=cursor)
+
+
+async def get_sanction(ctx: Context, sanction_id: str) -> SanctionRead:
+    sanction = await repo.sanction(ctx.session, sanction_id)
+    if sanction is None:
+        raise not_found("sanction", sanction_id)
+    return views.sanction_read(sanction)
 
 
 async def remove_sanction(ctx: Context, sanction_id: str) -> SanctionRead:

@@ -129,7 +129,7 @@ def underwriter_creates_a_policy_and_buyers(flow: Flow) -> None:
         flow.policy.id, client=uw, body=m.ExternalLimitCreate(
             buyer_id=flow.claim_buyer.id, amount=flow.money("underwriting", "100000"),
             effective_from=day(-200), payment_terms_days=90, reason="migrated"))  # fmt: skip
-    assert answer(recorded, 201, m.LimitRead).amount_in_force.amount == "100000.00"
+    assert answer(recorded, 201, m.RecordedLimitRead).amount_in_force.amount == "100000.00"
 
 
 def holder_requests_limits_and_declares_invoices(flow: Flow) -> Any:
