@@ -350,6 +350,10 @@ async def decide_request(ctx: Context, request_id: str, data: DecisionCreate) ->
             f"limit request {request_id} was already decided: {request.status}",
             decided_status=request.status,
         )
+    if data.decision != rules.UnderwriterAct.REFUSE and not rules.policy_open(
+        ctx.today, policy.end_date
+    ):
+        raise _policy_ended(policy, "a referred request on it can only be refused")
     c = policy.currency
     given = None
     if data.amount is not None and data.decision == rules.UnderwriterAct.REFUSE:
@@ -442,12 +446,7 @@ async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> 
     policy = await repo.policy(ctx.session, limit.policy_id)
     assert policy is not None
     if not rules.policy_open(ctx.today, policy.end_date):
-        raise unprocessable(
-            POLICY_INACTIVE,
-            f"the policy ended on {policy.end_date.isoformat()}: it covers no shipment after "
-            "that, so its limits no longer change (a limit request on it is refused too)",
-            end_date=policy.end_date.isoformat(),
-        )
+        raise _policy_ended(policy, "its limits no longer change")
     c = policy.currency
     new_amount = Money(
         non_negative_amount_in(data.new_amount, c, ["body", "new_amount", "amount"]), c
@@ -485,6 +484,16 @@ async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> 
         return read.model_copy(update={"unchanged": True})
     return await apply_limit_change(ctx, limit, new_amount=new_amount, effective_from=effective,
                                     reason=data.reason, source="change", history=history)  # fmt: skip
+
+
+def _policy_ended(policy: Policy, consequence: str) -> Problem:
+    """The answer to granting or changing a limit on a policy that has ended."""
+    return unprocessable(
+        POLICY_INACTIVE,
+        f"the policy ended on {policy.end_date.isoformat()}: it covers no shipment after that, "
+        f"so {consequence} (a limit request on it is refused too)",
+        end_date=policy.end_date.isoformat(),
+    )
 
 
 def _refuse_after_policy_end(policy: Policy, effective_from: dt.date) -> None:

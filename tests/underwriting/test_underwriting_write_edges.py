@@ -5,6 +5,7 @@ already ended — each a clear 422 naming what is wrong."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from services.underwriting import rules
-from tests.builders import make_buyer, make_policy, money, ok, request_limit
+from tests.builders import declared_on, make_buyer, make_policy, money, ok, request_limit
 from tests.conftest import auth, unique
 
 TODAY = "2027-06-10"
@@ -146,3 +147,24 @@ def test_a_refusal_decides_no_amount() -> None:
     with pytest.raises(rules.DecisionRefused) as refused:
         rules.underwriter_decision("refuse", requested=Decimal(100), amount=Decimal(5))
     assert refused.value.loc == ("amount",)
+
+
+async def test_a_request_referred_while_the_policy_ran_is_not_granted_after_its_end(
+    uw: httpx.AsyncClient,
+) -> None:
+    policy = await make_policy(uw, start_date="2027-01-01", end_date="2027-06-30")
+    referred = await request_limit(uw, policy, (await make_buyer(uw))["id"], "5000000")
+    assert referred["status"] == "referred"
+    decide = f"/v1/limit-requests/{referred['id']}/decision"
+    with declared_on(uw, dt.date(2027, 7, 15)):  # the underwriter decides after the policy's end
+        for body in ({"decision": "approve"},
+                     {"decision": "partially_approve", "amount": money("100000")}):  # fmt: skip
+            response = await uw.post(decide, headers=UW, json={**body, "reason": "looks fine"})
+            assert response.status_code == 422, response.text
+            problem = response.json()
+            assert problem["type"] == "policy-inactive" and problem["end_date"] == "2027-06-30"
+        waiting = ok(await uw.get(f"/v1/limit-requests/{referred['id']}", headers=UW), 200)
+        assert waiting["status"] == "referred"
+        refused = ok(await uw.post(decide, headers=UW,
+                                   json={"decision": "refuse", "reason": "policy over"}), 200)  # fmt: skip
+        assert refused["status"] == "refused" and refused["limit_id"] is None
