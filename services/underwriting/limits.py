@@ -157,14 +157,13 @@ async def _put_amount(
     """An amount of the limit's history from `effective_from` until `effective_to` (the entries
     it replaces already ended or superseded), heard of by the policy's parties (`limit.changed`,
     from `old`)."""
-    ctx.session.add(
-        LimitAmount(
-            id=new_id("lam"), limit_id=limit.id, amount=new_amount.amount,
-            payment_terms_days=terms, effective_from=effective_from, effective_to=effective_to,
-            reason=reason, source=source, decided_by=decided_by or ctx.caller.subject,
-            created_at=now,
-        )
+    entry = LimitAmount(
+        id=new_id("lam"), limit_id=limit.id, amount=new_amount.amount,
+        payment_terms_days=terms, effective_from=effective_from, effective_to=effective_to,
+        reason=reason, source=source, decided_by=decided_by or ctx.caller.subject,
+        created_at=now,
     )  # fmt: skip
+    ctx.session.add(entry)
     await ctx.session.flush()
     currency = new_amount.currency
     changed = LimitChanged(
@@ -177,7 +176,7 @@ async def _put_amount(
     if parties is None:
         parties = await repo.parties_of_policy(ctx.session, limit.policy_id)
     await announce(ctx.session, events, changed, subject_id=limit.id, parties=parties)
-    return views.limit_change_read(limit, old, new_amount, effective_from, reason)
+    return views.limit_change_read(entry, limit, old, new_amount, effective_from, reason)
 
 
 async def _limit_for(ctx: Context, policy_id: str, buyer_id: str) -> CreditLimit:
@@ -480,7 +479,9 @@ async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> 
         effective_from=effective,
     ):
         old = rules.amount_in_force(entries, effective)
-        read = views.limit_change_read(limit, old, new_amount, effective, data.reason)
+        in_force = next(e for e in history if e.superseded_at is None and e.effective_to is None
+                        and e.effective_from <= effective)  # fmt: skip
+        read = views.limit_change_read(in_force, limit, old, new_amount, effective, data.reason)
         return read.model_copy(update={"unchanged": True})
     return await apply_limit_change(ctx, limit, new_amount=new_amount, effective_from=effective,
                                     reason=data.reason, source="change", history=history)  # fmt: skip

@@ -276,6 +276,11 @@ class SignalCreate(BuyerSignal):
 
 
 class LimitChangeRead(Schema):
+    id: str = Field(
+        description="the entry of the limit's history this change put in force (for "
+        "an unchanged one: the entry already in force)"
+    )
+    created_at: dt.datetime = Field(description="when that entry was recorded")
     limit_id: str
     policy_id: str
     buyer_id: str
@@ -350,6 +355,7 @@ class LimitChangeCreate(Schema):
 
 
 class HistoryRead(Schema):
+    id: str = Field(description="the entry's id (a limit change answers with it)")
     amount: MoneyModel
     # The payment terms this amount was granted for (null: the policy's maximum credit period).
     payment_terms_days: int | None = None

@@ -196,7 +196,7 @@ def history_entries(history: Sequence[LimitAmount]) -> list[rules.HistoryEntry]:
 
 # What an entry of a limit's history carries as it is kept.
 _HISTORY_AS_KEPT = (
-    "payment_terms_days", "effective_from", "effective_to", "reason", "source", "decided_by",
+    "id", "payment_terms_days", "effective_from", "effective_to", "reason", "source", "decided_by",
 )  # fmt: skip
 
 
@@ -229,9 +229,14 @@ def _entry_as_kept(entry: LimitAmount, currency: str) -> dict[str, Any]:
 
 
 def limit_change_read(
-    limit: CreditLimit, old: Decimal | None, new_amount: Money, effective_from: dt.date, reason: str
-) -> LimitChangeRead:
+    entry: LimitAmount, limit: CreditLimit, old: Decimal | None, new_amount: Money,
+    effective_from: dt.date, reason: str,
+) -> LimitChangeRead:  # fmt: skip
+    """A change as its answer shows it: the history `entry` it put in force (its id and when it
+    was recorded), from `old` to `new_amount`."""
     return LimitChangeRead(
+        id=entry.id,
+        created_at=entry.created_at,
         limit_id=limit.id,
         policy_id=limit.policy_id,
         buyer_id=limit.buyer_id,

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.builders import make_buyer, make_policy, ok, unique
+from tests.builders import make_buyer, make_policy, money, ok, unique
 from tests.conftest import auth
 
 TODAY = "2027-06-10"
@@ -103,3 +103,25 @@ async def test_a_sanction_is_read_at_its_location_by_staff(uw: httpx.AsyncClient
     assert [read] == [s for s in listed if s["id"] == sanction["id"]]
     assert (await uw.get(location, headers=auth("policyholder", unique("ph")))).status_code == 403
     assert (await uw.get("/v1/sanctions/snc_missing", headers=UW)).status_code == 404
+
+
+async def test_a_limit_change_carries_the_id_and_time_of_the_history_entry_it_put_in_force(
+    uw: httpx.AsyncClient,
+) -> None:
+    # api.md: every object carries its id and created_at; a change's are its history entry's.
+    policy = await make_policy(uw)
+    granted = ok(await uw.post(
+        f"/v1/policies/{policy['id']}/limit-requests",
+        headers=auth("policyholder", policy["policyholder_id"]),
+        json={"buyer_id": (await make_buyer(uw))["id"], "amount": money("10000"),
+              "payment_terms_days": 90}), 201)  # fmt: skip
+    limit_id = granted["limit_id"]
+    change, _ = await created(uw, f"/v1/limits/{limit_id}/changes",
+                              {"new_amount": money("20000"), "reason": "more trade"})  # fmt: skip
+    again, _ = await created(uw, f"/v1/limits/{limit_id}/changes",
+                             {"new_amount": money("20000"), "reason": "more trade"})  # fmt: skip
+    limit = ok(await uw.get(f"/v1/limits/{limit_id}", headers=UW), 200)
+    entry = next(e for e in limit["history"] if e["amount"]["amount"] == "20000.00")
+    assert change["id"] == entry["id"] and change["created_at"] == entry["recorded_at"]
+    assert again["unchanged"] is True and (again["id"], again["created_at"]) == (
+        change["id"], change["created_at"])  # fmt: skip
