@@ -521,6 +521,10 @@ async def case_of(ctx: Context, case_id: str, *, lock: bool = False) -> Case:
     return case
 
 
+async def _payments(ctx: Context, case_id: str) -> list[Payment]:
+    return (await repo.payments_of(ctx.session, [case_id])).get(case_id, [])
+
+
 async def _invoices(ctx: Context, case_id: str) -> list[CaseInvoice]:
     return (await repo.invoices_of(ctx.session, [case_id])).get(case_id, [])
 
@@ -664,9 +668,12 @@ async def _dispute_to_resolve(
 ) -> tuple[str, int]:  # fmt: skip
     """The dispute a resolution resolves (`rules.dispute_resolved`) and how many stay open after
     it. Refused: none open (422 `no-open-dispute`), several open and none named, or one named
-    that was not raised on the case (422 on `dispute_id`), one resolved already (409
-    `already-decided`), a resolution dated before its dispute (422 on `occurred_on`)."""
+    that is an activity of the case but no dispute (422 on `dispute_id`), one resolved already (409
+    `already-decided`), a resolution dated before its dispute (422 on `occurred_on`). An id that
+    is no activity of the case (none at all, or another case's) is 404, as its read would be."""
     logged = views.logged((await repo.activities_of(ctx.session, [case.id])).get(case.id, []))
+    if done.dispute_id is not None and all(a.activity_id != done.dispute_id for a in logged):
+        raise not_found("activity", done.dispute_id)
     try:
         dispute = rules.dispute_resolved(logged, done.dispute_id)
     except rules.ResolutionRefused as refused:
@@ -746,8 +753,11 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
     ctx.session.add(payment)
     case.status = _status_after(case, rules.act_of_payment(left))
     if case.status == CaseStatus.CLOSED:
-        case.closed_on = received.received_on
-        await _moot_open_disputes(ctx, case, received.received_on,
+        # Paid in full when the last of its money came in (payments may be recorded late, in
+        # any order): never before a payment it recovered was received.
+        received_on = [p.received_on for p in await _payments(ctx, case.id)]
+        case.closed_on = max([received.received_on, *received_on])
+        await _moot_open_disputes(ctx, case, case.closed_on,
                                   f"the case was paid in full by payment {payment.id}")  # fmt: skip
     await ctx.session.flush()
     await _announce_payment(
@@ -756,7 +766,8 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
     closed = case.status == CaseStatus.CLOSED
     others_live = closed and await repo.other_live_case(ctx.session, case)
     paid_in_full = messages.paid_in_full_signal(case.id, case.creditor_id, closed,
-                                                received.received_on, others_live=others_live)  # fmt: skip
+                                                case.closed_on or received.received_on,
+                                                others_live=others_live)  # fmt: skip
     if paid_in_full is not None:  # a case closes once: one signal
         await _signal_underwriting(ctx, case, paid_in_full, f"collections:paid:{case.id}")
     return views.payment_read(payment, case, left)

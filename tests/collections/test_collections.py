@@ -421,8 +421,8 @@ async def test_a_case_stays_held_until_every_dispute_raised_on_it_is_resolved(
     """Two disputes hold the case; resolving one (named by the id of the activity that raised
     it) leaves it held and off the ladder; the second resolved, it climbs again. A resolution
     naming no dispute is taken when exactly one is open (as clients did before), refused when
-    several are; one naming a dispute resolved already is 409, one naming no dispute of the
-    case is 422."""
+    several are; one naming a dispute resolved already is 409, one naming an activity of the
+    case that raised no dispute is 422 (an id that is no activity of the case is 404)."""
     creditor = unique("ph")
     case = ok(await cases.post("/v1/cases", headers=auth("policyholder", creditor),
                                json=mandate(creditor)), 201)  # fmt: skip
@@ -439,9 +439,9 @@ async def test_a_case_stays_held_until_every_dispute_raised_on_it_is_resolved(
     unnamed = await log(422, kind="dispute_resolved")
     assert unnamed["errors"][0]["loc"] == ["body", "dispute_id"]
     assert first["id"] in unnamed["detail"] and second["id"] in unnamed["detail"]
-    for stranger in (letter["id"], "act_nosuchdispute"):
-        refused = await log(422, kind="dispute_resolved", dispute_id=stranger)
-        assert refused["errors"][0]["loc"] == ["body", "dispute_id"], refused
+    refused = await log(422, kind="dispute_resolved", dispute_id=letter["id"])
+    assert refused["errors"][0]["loc"] == ["body", "dispute_id"], refused
+    await log(404, kind="dispute_resolved", dispute_id="act_nosuchdispute")  # api.md: no such id
     too_soon = await log(422, kind="dispute_resolved", dispute_id=first["id"],
                          occurred_on="2027-03-11")  # fmt: skip
     assert too_soon["errors"][0]["loc"] == ["body", "occurred_on"]
@@ -506,3 +506,54 @@ async def test_a_promise_to_pay_is_for_at_most_what_the_case_still_owes(
     assert taken["promised_amount"] == money("600.00")
     seen = ok(await cases.get(f"/v1/cases/{case['id']}", headers=COLLECTOR), 200)
     assert [a["kind"] for a in seen["activities"]] == ["promise_to_pay"]
+
+
+async def test_a_dispute_named_by_an_id_no_activity_of_the_case_has_is_a_404(
+    cases: httpx.AsyncClient,
+) -> None:
+    """api.md: an id in the body that does not exist, or is not the caller's, is 404. A
+    resolution naming an id that is no activity of the case (none at all, or another case's
+    dispute) is answered as the activity's own read would be; one naming an activity of the
+    case that raised no dispute (a letter) stays a 422 on `dispute_id`."""
+    creditor = unique("ph")
+    holder = auth("policyholder", creditor)
+    case = ok(await cases.post("/v1/cases", headers=holder, json=mandate(creditor)), 201)
+    other = ok(await cases.post("/v1/cases", headers=holder, json=mandate(
+        creditor, invoices=[{"number": "O-1", "amount": money("10"),
+                             "due_date": "2027-02-15"}])), 201)  # fmt: skip
+    path = f"/v1/cases/{case['id']}/activities"
+
+    async def log(where: str, status: int, **body: Any) -> dict[str, Any]:
+        return ok(await cases.post(where, headers=COLLECTOR,
+                                   json={"occurred_on": "2027-03-10", **body}), status)  # fmt: skip
+
+    await log(path, 201, kind="dispute", note="N-1: damaged")
+    letter = await log(path, 201, kind="letter")
+    elsewhere = await log(f"/v1/cases/{other['id']}/activities", 201, kind="dispute")
+    for stranger in ("act_nosuchdispute", elsewhere["id"]):
+        refused = await log(path, 404, kind="dispute_resolved", dispute_id=stranger)
+        read = ok(await cases.get(f"{path}/{stranger}", headers=COLLECTOR), 404)
+        assert refused["detail"] == read["detail"] == f"activity '{stranger}' does not exist"
+    not_one = await log(path, 422, kind="dispute_resolved", dispute_id=letter["id"])
+    assert not_one["errors"][0]["loc"] == ["body", "dispute_id"]
+    seen = ok(await cases.get(f"/v1/cases/{case['id']}", headers=COLLECTOR), 200)
+    assert seen["status"] == "on_hold" and len(seen["open_disputes"]) == 1
+
+
+async def test_a_case_paid_in_full_closes_on_the_last_day_it_received_money(
+    cases: httpx.AsyncClient,
+) -> None:
+    """Payments may be recorded after the day they were received, in any order: the case closes
+    when the last of its money came in, never before a payment it recovered was received."""
+    creditor = unique("ph")
+    case = ok(await cases.post("/v1/cases", headers=auth("policyholder", creditor),
+                               json=mandate(creditor)), 201)  # fmt: skip
+    today(cases, "2027-03-20")
+    path = f"/v1/cases/{case['id']}/payments"
+    ok(await cases.post(path, headers=COLLECTOR,
+                        json={"amount": money("600"), "received_on": "2027-03-18"}), 201)  # fmt: skip
+    last = ok(await cases.post(path, headers=COLLECTOR,
+                               json={"amount": money("400"), "received_on": "2027-03-12"}), 201)  # fmt: skip
+    assert last["case_status"] == "closed"
+    seen = ok(await cases.get(f"/v1/cases/{case['id']}", headers=COLLECTOR), 200)
+    assert seen["closed_on"] == "2027-03-18"
