@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar, cast
@@ -243,6 +244,21 @@ async def live_case_collecting(
     )  # fmt: skip
     row = found.first()
     return None if row is None else (row[0], row[1])
+
+
+async def recovered_in_full(
+    session: AsyncSession, creditor_id: str, buyer_id: str, numbers: Sequence[str]
+) -> list[tuple[str, str, dt.date]]:
+    """(case id, invoice number, due date) of each invoice among `numbers` a case of the creditor
+    on the buyer recovered in full, oldest case first."""
+    found = await session.execute(
+        select(Case.id, CaseInvoice.number, CaseInvoice.due_date)
+        .join(CaseInvoice, CaseInvoice.case_id == Case.id)
+        .where(Case.creditor_id == creditor_id, Case.buyer_id == buyer_id,
+               CaseInvoice.number.in_(numbers), CaseInvoice.paid >= CaseInvoice.amount)
+        .order_by(Case.created_at, Case.id, CaseInvoice.number)
+    )  # fmt: skip
+    return [(case_id, number, due) for case_id, number, due in found.all()]
 
 
 def _summed(column: Any) -> Any:

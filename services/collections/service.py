@@ -144,7 +144,10 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
 async def _refuse_if_collected(ctx: Context, opening: CaseCreate) -> None:
     """A mandate for a debt a live case of the creditor already collects (a mandate, or a paid
     claim's recovery) is 409 `case-exists` naming that case: two cases would recover one invoice
-    twice, and on a mandate beside a paid claim's case for the policyholder alone."""
+    twice, and on a mandate beside a paid claim's case for the policyholder alone. So is one for
+    an invoice (its number and due date) a case of the creditor already recovered in full: the
+    buyer owes nothing on it (a paid claim would otherwise take the new case over and collect it
+    a second time). A number used again for another invoice (another due date) is a new debt."""
     numbers = [i.number for i in opening.invoices]
     held = await repo.live_case_collecting(ctx.session, opening.creditor_id, opening.buyer_id,
                                            numbers)  # fmt: skip
@@ -152,6 +155,14 @@ async def _refuse_if_collected(ctx: Context, opening: CaseCreate) -> None:
         case_id, number = held
         raise conflict(CASE_EXISTS, f"invoice {number} is collected by case {case_id}",
                        case_id=case_id)  # fmt: skip
+    owed = {(i.number, i.due_date) for i in opening.invoices}
+    for case_id, number, due in await repo.recovered_in_full(
+        ctx.session, opening.creditor_id, opening.buyer_id, numbers
+    ):
+        if (number, due) in owed:
+            raise conflict(CASE_EXISTS, f"invoice {number} (due {due.isoformat()}) was recovered "
+                           f"in full by case {case_id}: the buyer owes nothing on it",
+                           case_id=case_id)  # fmt: skip
 
 
 def _parties(case: Case) -> list[str]:

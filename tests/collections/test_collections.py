@@ -322,7 +322,10 @@ async def test_a_debt_a_live_case_collects_is_not_mandated_again(cases: httpx.As
     """The same invoice on two live cases would be collected twice (and, once a claim takes one
     over, recovered for the policyholder alone on the other): a second mandate naming it is 409
     `case-exists` with the case collecting it. Other invoices of the same buyer open a case of
-    their own; once the first case is paid in full, its numbers are free again."""
+    their own. Once the first case is paid in full, its invoices are owed no more: mandated again
+    (same number, same due date) they are 409 naming the case that recovered them, where a paid
+    claim would take the new case over and collect them twice; a number used again for another
+    invoice (another due date) is a new debt."""
     creditor = unique("ph")
     holder = auth("policyholder", creditor)
     first = ok(await cases.post("/v1/cases", headers=holder, json=mandate(creditor)), 201)
@@ -342,7 +345,14 @@ async def test_a_debt_a_live_case_collects_is_not_mandated_again(cases: httpx.As
                         json=mandate(someone_else)), 201)  # another creditor's own N-1  # fmt: skip
     ok(await cases.post(f"/v1/cases/{first['id']}/payments", headers=COLLECTOR,
                         json={"amount": money("1000"), "received_on": "2027-03-10"}), 201)  # fmt: skip
-    ok(await cases.post("/v1/cases", headers=holder, json=mandate(creditor)), 201)
+    paid_already = await cases.post("/v1/cases", headers=holder, json=mandate(creditor))
+    assert paid_already.status_code == 409, paid_already.text
+    problem = paid_already.json()
+    assert problem["type"] == "case-exists" and problem["case_id"] == first["id"]
+    assert "recovered in full" in problem["detail"]
+    reused = mandate(creditor)
+    reused["invoices"] = [{"number": "N-1", "amount": money("400"), "due_date": "2027-03-01"}]
+    ok(await cases.post("/v1/cases", headers=holder, json=reused), 201)
 
 
 async def test_a_debt_a_paid_claims_case_collects_is_not_mandated_to_the_policyholder(
