@@ -202,9 +202,8 @@ def rejection(status: ClaimStatus, unpayable: Unpayable | None) -> Act:
 def approval_refusal(indemnity: Decimal | None) -> Refusal | None:
     """A claim whose indemnity is nil is not approved: nothing is owed on it (it is rejected
     as nothing payable instead)."""
-    if indemnity is not None and indemnity <= 0:
-        return Refusal.NIL_INDEMNITY
-    return None
+    nil = unpayable(indemnity, sanctioned=False) is Unpayable.NIL_INDEMNITY
+    return Refusal.NIL_INDEMNITY if nil else None
 
 
 def unpayable_reason(unpayable: Unpayable, *, buyer_id: str, why_nil: str, given: str) -> str:

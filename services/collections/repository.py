@@ -231,17 +231,26 @@ async def other_live_case(session: AsyncSession, case: Case) -> bool:
     return found.first() is not None
 
 
+def _invoices_of_creditor(creditor_id: str, buyer_id: str, numbers: Sequence[str]) -> Any:
+    """(case id, invoice number, due date) of the creditor's cases on the buyer naming one of the
+    invoice `numbers`, oldest case first."""
+    return (
+        select(Case.id, CaseInvoice.number, CaseInvoice.due_date)
+        .join(CaseInvoice, CaseInvoice.case_id == Case.id)
+        .where(Case.creditor_id == creditor_id, Case.buyer_id == buyer_id,
+               CaseInvoice.number.in_(numbers))
+        .order_by(Case.created_at, Case.id, CaseInvoice.number)
+    )  # fmt: skip
+
+
 async def live_case_collecting(
     session: AsyncSession, creditor_id: str, buyer_id: str, numbers: Sequence[str]
 ) -> tuple[str, str] | None:
     """(case id, invoice number) of a live case of the creditor on the buyer, mandate or
     subrogation, that collects one of the invoice `numbers`, if any (the oldest)."""
     found = await session.execute(
-        select(Case.id, CaseInvoice.number).join(CaseInvoice, CaseInvoice.case_id == Case.id)
-        .where(Case.status.in_(LIVE), Case.creditor_id == creditor_id,
-               Case.buyer_id == buyer_id, CaseInvoice.number.in_(numbers))
-        .order_by(Case.created_at, Case.id, CaseInvoice.number).limit(1)
-    )  # fmt: skip
+        _invoices_of_creditor(creditor_id, buyer_id, numbers).where(Case.status.in_(LIVE)).limit(1)
+    )
     row = found.first()
     return None if row is None else (row[0], row[1])
 
@@ -252,11 +261,8 @@ async def recovered_in_full(
     """(case id, invoice number, due date) of each invoice among `numbers` a case of the creditor
     on the buyer recovered in full, oldest case first."""
     found = await session.execute(
-        select(Case.id, CaseInvoice.number, CaseInvoice.due_date)
-        .join(CaseInvoice, CaseInvoice.case_id == Case.id)
-        .where(Case.creditor_id == creditor_id, Case.buyer_id == buyer_id,
-               CaseInvoice.number.in_(numbers), CaseInvoice.paid >= CaseInvoice.amount)
-        .order_by(Case.created_at, Case.id, CaseInvoice.number)
+        _invoices_of_creditor(creditor_id, buyer_id, numbers)
+        .where(CaseInvoice.paid >= CaseInvoice.amount)
     )  # fmt: skip
     return [(case_id, number, due) for case_id, number, due in found.all()]
 

@@ -58,6 +58,7 @@ from services.underwriting.service import (
     signals_for,
     visible_policy,
 )
+from shared.calendar import in_history
 from shared.contracts import money_json
 from shared.db import UnitsOfWork, new_id, utcnow
 from shared.events import announce
@@ -479,8 +480,8 @@ async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> 
         effective_from=effective,
     ):
         old = rules.amount_in_force(entries, effective)
-        in_force = next(e for e in history if e.superseded_at is None and e.effective_to is None
-                        and e.effective_from <= effective)  # fmt: skip
+        in_force = next(e for e in history
+                        if in_history(effective, e.effective_from, e.effective_to))  # fmt: skip
         read = views.limit_change_read(in_force, limit, old, new_amount, effective, data.reason)
         return read.model_copy(update={"unchanged": True})
     return await apply_limit_change(ctx, limit, new_amount=new_amount, effective_from=effective,
@@ -498,8 +499,8 @@ def _policy_ended(policy: Policy, consequence: str) -> Problem:
 
 
 def _refuse_after_policy_end(policy: Policy, effective_from: dt.date) -> None:
-    """A person's amount takes effect by the policy's end date (`rules.dated_within_policy`)."""
-    if not rules.dated_within_policy(effective_from, policy.end_date):
+    """A person's amount takes effect by the policy's end date (`rules.policy_open`)."""
+    if not rules.policy_open(effective_from, policy.end_date):
         raise invalid(
             ["body", "effective_from"],
             f"must not be after the policy's end date ({policy.end_date.isoformat()}): from then "

@@ -163,5 +163,5 @@ def test_an_amount_changes_nothing_only_when_the_entry_in_force_runs_on_with_it(
     assert not rules.changes_nothing(ending, **same, effective_from=day)  # calls the cut off
     assert rules.changes_nothing(ending, amount=Decimal(60), terms=90,
                                  effective_from=dt.date(2027, 7, 1))  # fmt: skip
-    assert rules.dated_within_policy(dt.date(2027, 12, 31), dt.date(2027, 12, 31))
-    assert not rules.dated_within_policy(dt.date(2028, 1, 1), dt.date(2027, 12, 31))
+    assert rules.policy_open(dt.date(2027, 12, 31), dt.date(2027, 12, 31))
+    assert not rules.policy_open(dt.date(2028, 1, 1), dt.date(2027, 12, 31))

@@ -116,7 +116,6 @@ from services.underwriting.rules.limit_changes import (
 )
 from services.underwriting.rules.policy import (
     country_covered,
-    dated_within_policy,
     first_repeated,
     insurable,
     policy_open,
@@ -190,7 +189,6 @@ __all__ = [
     "country_covered",
     "covers_from",
     "current_ratio_that_counts",
-    "dated_within_policy",
     "decide_limit_request",
     "dso",
     "earliest_reduction_date",

@@ -41,14 +41,9 @@ def insurable(legal_form: str, related_to_policyholder: bool) -> bool:
     return legal_form == "company" and not related_to_policyholder
 
 
-def policy_open(today: dt.date, end_date: dt.date) -> bool:
-    """A policy takes limit requests and limit changes until its end date: after it, nothing
-    is covered any more, so no change would matter."""
-    return today <= end_date
-
-
-def dated_within_policy(day: dt.date, end_date: dt.date) -> bool:
-    """A person's amount for a limit takes effect by the policy's end date: from after it, it
-    would cover no shipment of the policy. (A date before the policy starts is usual: limits are
-    granted ahead of a policy and cover its shipments from its start.)"""
+def policy_open(day: dt.date, end_date: dt.date) -> bool:
+    """Whether `day` is by the policy's end date: a policy takes limit requests and limit changes
+    until then, and a person's amount for a limit takes effect by then (after it, nothing is
+    covered any more). A date before the policy starts is usual: limits are granted ahead of a
+    policy and cover its shipments from its start."""
     return day <= end_date
