@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -202,8 +202,18 @@ class Money:
         coverage batch rounds several amounts for each of its 10,000 answers)."""
         if not isinstance(amount, Decimal):
             raise MoneyError("Money.amount must be a Decimal")
+        return cls.rounder(currency)(amount)
+
+    @classmethod
+    def rounder(cls, currency: str) -> Callable[[Decimal], Money]:
+        """`rounded_of` for one currency, as a function of the amount: an answer that rounds
+        several amounts of one currency looks its minor unit up once."""
         quantum = _QUANTA[minor_units(currency)]
-        return cls(amount.quantize(quantum, BUSINESS_ROUNDING), currency)
+
+        def rounded(amount: Decimal) -> Money:
+            return cls(amount.quantize(quantum, BUSINESS_ROUNDING), currency)
+
+        return rounded
 
     def is_zero(self) -> bool:
         return self.amount == 0

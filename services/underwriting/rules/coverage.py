@@ -136,66 +136,95 @@ def assess_coverage(facts: CoverageFacts) -> CoverageAnswer:
     Every condition is reported with whether it held; each that failed adds its reason code."""
     currency = facts.amount.currency
     amount = facts.amount.amount
-    held = book_conditions(facts)
-    reasons = [reason for name, reason in _BOOK_REASONS if not held[name]]
     limit_amount, source, terms, superseded = limit_that_counts(facts)
-    if superseded:
-        reasons.append("discretionary_superseded")
-    held["credit_period_within_terms"] = (facts.due_date - facts.shipment_date).days <= terms
-    if not held["credit_period_within_terms"]:
-        reasons.append("credit_period_exceeded")
-    held["limit_in_force"] = limit_amount is not None and limit_amount > 0
-    if limit_amount is None:
-        reasons.append("no_limit")
-    elif limit_amount <= 0:
-        reasons.append("limit_withdrawn")
+    held: tuple[bool, ...] = (
+        *book_outcome(facts),
+        (facts.due_date - facts.shipment_date).days <= terms,  # credit_period_within_terms
+        limit_amount is not None and limit_amount > 0,  # limit_in_force
+    )
     covered = ZERO
-    if all(held.values()):
+    if all(held):
         covered = covered_amount(amount, limit_amount or ZERO, facts.exposure)
-        held["headroom_available"] = covered > 0
-        if covered <= 0:
-            reasons.append("headroom_exhausted")
-        elif covered < amount:
-            reasons.append("partially_covered")
-    covered_money = Money.rounded_of(covered, currency)
+        held = (*held, covered > 0)  # headroom_available
+    # An answer's money is rounded once, here, to the currency's minor unit.
+    round_ = Money.rounder(currency)
+    covered_money = round_(covered)
     return CoverageAnswer(
         covered=covered > 0,
         fully_covered=covered > 0 and covered == amount,
         covered_amount=covered_money,
-        insured_amount=covered_money.percent(facts.indemnity_pct).rounded(),
+        insured_amount=round_(covered_money.percent(facts.indemnity_pct).amount),
         indemnity_pct=facts.indemnity_pct,
-        limit_in_force=None if limit_amount is None else Money.rounded_of(limit_amount, currency),
+        limit_in_force=None if limit_amount is None else round_(limit_amount),
         limit_source=source,
-        exposure=Money.rounded_of(facts.exposure, currency),
-        reasons=tuple(reasons),
+        exposure=round_(facts.exposure),
+        reasons=_reasons(held, superseded, limit_amount is None, 0 < covered < amount),
         conditions=_conditions(held),
     )
 
 
-# The conditions of an answer, one tuple per outcome: there are a few dozen outcomes and a batch
-# makes 10,000 answers.
-_CONDITIONS: dict[tuple[tuple[str, bool], ...], tuple[Condition, ...]] = {}
+# The names of the conditions, in the order an answer reports them: those read from the books,
+# the credit period and the limit, then (when all of those held) the headroom.
+CONDITION_NAMES = (
+    "policy_active", "country_covered", "buyer_insurable", "not_sanctioned", "no_stop_shipment",
+    "credit_period_within_terms", "limit_in_force", "headroom_available",
+)  # fmt: skip
+
+# What each condition gives as reason when it fails (in the order reasons are reported: the
+# books', the superseded discretionary limit, then the credit period, the limit, the headroom).
+_BOOK_REASONS = (
+    "policy_inactive", "country_not_covered", "buyer_not_insurable", "sanctioned",
+    "stop_shipment",
+)  # fmt: skip
+
+# Conditions and reasons, one tuple per outcome: there are a few dozen outcomes and a batch makes
+# 10,000 answers.
+_CONDITIONS: dict[tuple[bool, ...], tuple[Condition, ...]] = {}
+_REASONS: dict[tuple[tuple[bool, ...], bool, bool, bool], tuple[str, ...]] = {}
 
 
-def _conditions(held: dict[str, bool]) -> tuple[Condition, ...]:
-    outcome = tuple(held.items())
-    conditions = _CONDITIONS.get(outcome)
+def _conditions(held: tuple[bool, ...]) -> tuple[Condition, ...]:
+    conditions = _CONDITIONS.get(held)
     if conditions is None:
-        conditions = _CONDITIONS[outcome] = tuple(map(Condition._make, outcome))
+        conditions = _CONDITIONS[held] = tuple(map(Condition, CONDITION_NAMES, held))
     return conditions
 
 
-def book_conditions(facts: CoverageFacts) -> dict[str, bool]:
+def _reasons(
+    held: tuple[bool, ...], superseded: bool, no_limit: bool, partial: bool
+) -> tuple[str, ...]:
+    """The reason codes of an outcome: each failed condition's, in the order reported."""
+    key = (held, superseded, no_limit, partial)
+    reasons = _REASONS.get(key)
+    if reasons is None:
+        found = [reason for reason, ok in zip(_BOOK_REASONS, held, strict=False) if not ok]
+        if superseded:
+            found.append("discretionary_superseded")
+        within_terms, in_force = held[5], held[6]
+        if not within_terms:
+            found.append("credit_period_exceeded")
+        if not in_force:
+            found.append("no_limit" if no_limit else "limit_withdrawn")
+        if len(held) > 7:  # the headroom was looked at
+            if not held[7]:
+                found.append("headroom_exhausted")
+            elif partial:
+                found.append("partially_covered")
+        reasons = _REASONS[key] = tuple(found)
+    return reasons
+
+
+def book_outcome(facts: CoverageFacts) -> tuple[bool, bool, bool, bool, bool]:
     """The conditions read straight from the books: the policy is active on the shipment date,
     the buyer's country is covered, the buyer is insurable and not sanctioned, and no
-    stop-shipment is in force on the shipment date."""
-    return {
-        "policy_active": in_period(facts.shipment_date, facts.policy_start, facts.policy_end),
-        "country_covered": country_covered(facts.buyer_country, facts.covered_countries),
-        "buyer_insurable": insurable(facts.buyer_legal_form, facts.related_to_policyholder),
-        "not_sanctioned": not facts.sanctioned,
-        "no_stop_shipment": not facts.stopped,
-    }
+    stop-shipment is in force on the shipment date (in the order of `CONDITION_NAMES`)."""
+    return (
+        in_period(facts.shipment_date, facts.policy_start, facts.policy_end),
+        country_covered(facts.buyer_country, facts.covered_countries),
+        insurable(facts.buyer_legal_form, facts.related_to_policyholder),
+        not facts.sanctioned,
+        not facts.stopped,
+    )
 
 
 class LimitThatCounts(NamedTuple):
@@ -234,17 +263,6 @@ def covered_amount(amount: Decimal, limit: Decimal, exposure: Decimal) -> Decima
     """Covered amount = min(amount, max(0, limit − exposure)): the receivable, up to the
     headroom the limit leaves above the exposure."""
     return min(amount, max(ZERO, limit - exposure))
-
-
-# The conditions read straight from the books and the reason each gives when it fails, in the
-# order reasons are reported.
-_BOOK_REASONS = (
-    ("policy_active", "policy_inactive"),
-    ("country_covered", "country_not_covered"),
-    ("buyer_insurable", "buyer_not_insurable"),
-    ("not_sanctioned", "sanctioned"),
-    ("no_stop_shipment", "stop_shipment"),
-)
 
 
 def stop_cleared_on(observed_on: dt.date, notified_on: dt.date) -> dt.date:
