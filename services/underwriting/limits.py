@@ -551,7 +551,9 @@ async def limits_page(
 async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> SignalRead:
     """A signal on a buyer: recorded, the grade recomputed, and the limits and shipments changed
     as `rules.signal_effect` says. The grade is computed with the signal counted before its row
-    is written, so the row is inserted once, with the grade it led to."""
+    is written, so the row is inserted once, with the grade it led to. A signal that does not
+    weigh (`rules.signal_weighs`: a creditor's without a stake in the buyer) is recorded as such,
+    with no points, and changes nothing: no grade, no limit, no shipment."""
     if data.observed_on > ctx.today:  # domain.md: a signal cannot be observed after today
         raise invalid(["body", "observed_on"], f"must not be after today ({ctx.today})")
     found = await repo.buyer_to_grade(ctx.session, buyer_id)
@@ -566,6 +568,55 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
         if named is None:
             raise not_found("policy", data.policy_id)
     grade_before = buyer.grade
+    weighed = await _weighs(ctx, buyer.id, data)
+    points, grade_after = Decimal(0), grade_before
+    if weighed:
+        points, grade_after = await _weigh_signal(ctx, buyer, level, data)
+    signal = BuyerSignal(
+        id=new_id("sig"), buyer_id=buyer.id, policy_id=data.policy_id, kind=data.kind,
+        observed_on=data.observed_on, details=data.details, creditor_id=data.creditor_id,
+        case_id=data.case_id, points=points, grade_before=grade_before,
+        grade_after=grade_after, weighed=weighed, created_by=ctx.caller.subject,
+        created_at=utcnow(),
+    )  # fmt: skip
+    ctx.session.add(signal)  # inserted by the next flush
+    changes_made: list[LimitChangeRead] = []
+    stop = None
+    if weighed:
+        effect = rules.signal_effect(data.kind, grade_before=grade_before, grade_after=grade_after,
+                                     halve_from_grade=ctx.settings.halve_from_grade)  # fmt: skip
+        if effect.limits == rules.LimitAction.WITHDRAW:
+            changes_made = await _withdraw_all(ctx, buyer, data.observed_on)
+        elif effect.limits == rules.LimitAction.HALVE:
+            changes_made = await _halve_all(ctx, buyer, grade_after)
+        stop = None if named is None else effect.stop_shipment
+    if stop is not None and named is not None:
+        await _stop_or_clear(ctx, named, buyer, stop, data.observed_on)
+    await ctx.session.flush()
+    return SignalRead(
+        id=signal.id, created_at=signal.created_at, buyer_id=buyer.id, kind=data.kind,
+        observed_on=data.observed_on, policy_id=data.policy_id, details=data.details,
+        creditor_id=data.creditor_id, case_id=data.case_id,
+        points=signal.points, grade_before=grade_before, grade=grade_after,
+        weighed=weighed, unweighed_reason=views.unweighed_reason_read(weighed),
+        limit_changes=changes_made, stop_shipment=stop,
+    )  # fmt: skip
+
+
+async def _weighs(ctx: Context, buyer_id: str, data: SignalCreate) -> bool:
+    """Whether the signal weighs on the buyer's grade (`rules.signal_weighs`), the creditor's
+    stake read only for a signal that needs one."""
+    has_stake = False
+    if data.creditor_id is not None and rules.stake_needed(data.kind, data.creditor_id):
+        has_stake = await repo.creditor_has_stake(ctx.session, data.creditor_id, buyer_id)
+    return rules.signal_weighs(data.kind, data.creditor_id, creditor_has_stake=has_stake)
+
+
+async def _weigh_signal(
+    ctx: Context, buyer: Buyer, level: int | None, data: SignalCreate
+) -> tuple[Decimal, int]:
+    """The signal counted on the buyer: its indicators and insolvency as it changes them, the
+    points it adds and the grade it leads to (regraded, from the day it was observed)."""
     indicators = rules.indicators_after_signal(data.kind, buyer.indicators)
     if indicators != buyer.indicators:
         buyer.indicators = indicators
@@ -582,32 +633,7 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
     )  # fmt: skip
     grade = await regrade(ctx, buyer, cause="signal", graded_on=data.observed_on,
                           level=listed_level(ctx, level), signal=observed, known=known)  # fmt: skip
-    signal = BuyerSignal(
-        id=new_id("sig"), buyer_id=buyer.id, policy_id=data.policy_id, kind=data.kind,
-        observed_on=data.observed_on, details=data.details, creditor_id=data.creditor_id,
-        case_id=data.case_id, points=points, grade_before=grade_before,
-        grade_after=grade.grade, created_by=ctx.caller.subject,
-        created_at=utcnow(),
-    )  # fmt: skip
-    ctx.session.add(signal)  # inserted by the next flush
-    effect = rules.signal_effect(data.kind, grade_before=grade_before, grade_after=grade.grade,
-                                 halve_from_grade=ctx.settings.halve_from_grade)  # fmt: skip
-    changes_made: list[LimitChangeRead] = []
-    if effect.limits == rules.LimitAction.WITHDRAW:
-        changes_made = await _withdraw_all(ctx, buyer, data.observed_on)
-    elif effect.limits == rules.LimitAction.HALVE:
-        changes_made = await _halve_all(ctx, buyer, grade.grade)
-    stop = None if named is None else effect.stop_shipment
-    if stop is not None and named is not None:
-        await _stop_or_clear(ctx, named, buyer, stop, data.observed_on)
-    await ctx.session.flush()
-    return SignalRead(
-        id=signal.id, created_at=signal.created_at, buyer_id=buyer.id, kind=data.kind,
-        observed_on=data.observed_on, policy_id=data.policy_id, details=data.details,
-        creditor_id=data.creditor_id, case_id=data.case_id,
-        points=signal.points, grade_before=grade_before, grade=grade.grade,
-        limit_changes=changes_made, stop_shipment=stop,
-    )  # fmt: skip
+    return points, grade.grade
 
 
 async def _stop_or_clear(

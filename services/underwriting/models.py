@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -209,6 +210,9 @@ class BuyerSignal(Timestamped, Base):
     grade_before: Mapped[int] = mapped_column(Integer)
     grade_after: Mapped[int] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(String(200))
+    # Whether it weighs on the buyer's grade (`rules.signal_weighs`, decided once when recorded):
+    # every reader of the grade skips the others (migration un0014).
+    weighed: Mapped[bool] = mapped_column(Boolean, server_default=true())
 
 
 class LimitRequest(Timestamped, Base):

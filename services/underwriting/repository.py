@@ -249,10 +249,19 @@ async def signals_of(
     rows = await session.execute(
         select(BuyerSignal.kind, BuyerSignal.observed_on, BuyerSignal.policy_id,
                BuyerSignal.creditor_id)
-        .where(BuyerSignal.buyer_id == buyer_id, BuyerSignal.observed_on > after)
+        .where(BuyerSignal.buyer_id == buyer_id, BuyerSignal.observed_on > after,
+               BuyerSignal.weighed)
         .order_by(BuyerSignal.observed_on, BuyerSignal.created_at, BuyerSignal.id)
     )  # fmt: skip
     return [ObservedSignal(*row) for row in rows.all()]
+
+
+async def creditor_has_stake(session: AsyncSession, creditor_id: str, buyer_id: str) -> bool:
+    """Whether the creditor (a policyholder) holds a credit limit on the buyer under one of its
+    own policies (`rules.signal_weighs`), in one statement."""
+    own = select(Policy.id).where(Policy.policyholder_id == creditor_id)
+    held = exists().where(CreditLimit.buyer_id == buyer_id, CreditLimit.policy_id.in_(own))
+    return bool((await session.execute(select(held))).scalar_one())
 
 
 async def grade_entries_after(

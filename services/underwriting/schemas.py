@@ -229,6 +229,11 @@ class GradeHistoryList(Schema):
     next_cursor: str | None
 
 
+class ReasonRead(Schema):
+    code: str
+    message: str
+
+
 class _SignalFields(Schema):
     """A signal recorded on a buyer, with the points it added and the grade before and after."""
 
@@ -254,6 +259,16 @@ class _SignalFields(Schema):
     )
     grade_before: int
     grade: int
+    weighed: bool = Field(
+        True,
+        description="whether it weighs on the buyer's grade: false for a signal a creditor "
+        "reported through collections (a mandate's payment delay, a legal step, paid in full) "
+        "while holding no credit limit on the buyer under its own policies (a limit request "
+        "alone is none); it is kept, with 0 points, and changes no grade and no limit",
+    )
+    unweighed_reason: ReasonRead | None = Field(
+        None, description="why it does not weigh (`creditor_without_stake`); null when it does"
+    )
 
 
 class BuyerSignalRead(_SignalFields):
@@ -298,11 +313,6 @@ class LimitChangeRead(Schema):
 class SignalRead(_SignalFields):
     limit_changes: list[LimitChangeRead]
     stop_shipment: bool | None = None
-
-
-class ReasonRead(Schema):
-    code: str
-    message: str
 
 
 class LimitRequestCreate(Schema):

@@ -150,8 +150,15 @@ def signal_entry_read(signal: BuyerSignal, caller: Caller) -> BuyerSignalRead:
         creditor_id=signal.creditor_id if caller.is_staff else None,
         case_id=signal.case_id if caller.is_staff else None,
         points=signal.points, grade_before=signal.grade_before, grade=signal.grade_after,
+        weighed=signal.weighed, unweighed_reason=unweighed_reason_read(signal.weighed),
         recorded_by=signal.created_by if caller.is_staff else None,
     )  # fmt: skip
+
+
+def unweighed_reason_read(weighed: bool) -> ReasonRead | None:
+    """Why a signal does not weigh on its buyer's grade (`rules.unweighed_reason`)."""
+    reason = rules.unweighed_reason(weighed)
+    return None if reason is None else ReasonRead(code=reason[0], message=reason[1])
 
 
 def sanction_read(s: Sanction) -> SanctionRead:

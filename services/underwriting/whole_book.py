@@ -215,7 +215,8 @@ def _party_of(kinds: list[str], column: Any) -> Any:
 
 def _signals_of_buyers(dialect: str, book: Slice, after: dt.date) -> Any:
     """Per buyer of the slice with signals observed after `after` (the older ones weigh on no
-    grade of today: `rules.signals_counted_after`), each as `kind@date@policy@creditor@n`,
+    grade of today: `rules.signals_counted_after`) that weigh on it (`BuyerSignal.weighed`, as
+    `repository.signals_of` reads them), each as `kind@date@policy@creditor@n`,
     `;`-separated: the policy and the creditor only of the kinds the rule reads them of, `n` the
     signal's place in the order observed, then recorded (`repository.signals_of`'s order, which
     the rule counts in)."""
@@ -230,7 +231,8 @@ def _signals_of_buyers(dialect: str, book: Slice, after: dt.date) -> Any:
                _party_of(_POLICY_KINDS, BuyerSignal.policy_id).label("policy_id"),
                _party_of(_CREDITOR_KINDS, BuyerSignal.creditor_id).label("creditor_id"),
                place.label("place"))
-        .where(BuyerSignal.buyer_id.in_(of_slice), BuyerSignal.observed_on > after)
+        .where(BuyerSignal.buyer_id.in_(of_slice), BuyerSignal.observed_on > after,
+               BuyerSignal.weighed)
         .subquery()
     )  # fmt: skip
     n = numbered.c

@@ -12,7 +12,7 @@ import pytest
 
 from services.collections import rules
 from shared.money import Money
-from tests.builders import make_buyer, money, ok
+from tests.builders import make_buyer, make_policy, money, ok, request_limit
 from tests.conftest import auth, unique
 
 COLLECTOR = auth("collector")
@@ -98,6 +98,8 @@ async def test_a_mandate_climbs_its_ladder_holds_on_a_dispute_and_closes_when_pa
     uw = api("underwriting")
     creditor = unique("ph")
     holder = auth("policyholder", creditor)
+    # The creditor holds a limit on the buyer: its mandate's signal weighs on the grade.
+    await request_limit(uw, await make_policy(uw, creditor), BUYER["id"], "10000")
     case = ok(await cases.post("/v1/cases", headers=holder, json=mandate(creditor)), 201)
     # Underwriting heard of the payment delay: the buyer's grade took the signal's point.
     buyer = ok(await uw.get(f"/v1/buyers/{BUYER['id']}", headers=auth("underwriter")), 200)

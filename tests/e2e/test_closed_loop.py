@@ -69,11 +69,11 @@ def day(offset: int) -> str:
     return (business_today("Asia/Shanghai") + dt.timedelta(days=offset)).isoformat()
 
 
-def a_buyer(loop: Loop) -> dict[str, Any]:
+def a_buyer(loop: Loop, indicators: dict[str, Any] = GOOD_INDICATORS) -> dict[str, Any]:
     with httpx.Client(base_url=loop.urls["underwriting"]) as underwriting:
         created = underwriting.post("/v1/buyers", headers=UW, json={
             "name": "Loop GmbH", "country": "DE", "registration_number": unique("HRB"),
-            "indicators": GOOD_INDICATORS})  # fmt: skip
+            "indicators": indicators})  # fmt: skip
         assert created.status_code == 201, created.text
         return created.json()  # type: ignore[no-any-return]
 
@@ -119,6 +119,23 @@ def insured(loop: Loop, buyer_id: str) -> tuple[dict[str, Any], dict[str, str]]:
             "payment_terms_days": 90, "reason": "migrated"})  # fmt: skip
         assert limit.status_code == 201, limit.text
     return policy, auth("policyholder", holder_id)
+
+
+def holds_limits(loop: Loop, holder_id: str, *buyer_ids: str) -> dict[str, Any]:
+    """Over HTTP: a policy of the policyholder with a 10,000 limit on each buyer, so that its
+    collection cases' signals weigh on their grades (a creditor's stake in the buyer); the
+    policy."""
+    with httpx.Client(base_url=loop.urls["underwriting"]) as underwriting:
+        policy = underwriting.post("/v1/policies", headers=UW, json={
+            "policyholder_id": holder_id, "currency": "EUR", "start_date": day(-250),
+            "end_date": day(114), "cover_type": "whole_turnover",
+            "max_liability": money("1000000"), "premium_rate_pct": "0.5"}).json()  # fmt: skip
+        for buyer_id in buyer_ids:
+            limit = underwriting.post(f"/v1/policies/{policy['id']}/limits", headers=UW, json={
+                "buyer_id": buyer_id, "amount": money("10000"), "effective_from": day(-200),
+                "payment_terms_days": 90, "reason": "migrated"})  # fmt: skip
+            assert limit.status_code == 201, limit.text
+    return policy  # type: ignore[no-any-return]
 
 
 LOOP_INVOICES = [
@@ -225,6 +242,7 @@ def test_a_collection_cases_legal_step_and_payment_in_full_reach_the_buyers_grad
 ) -> None:
     buyer = a_buyer(loop)
     holder_id = unique("ph")
+    holds_limits(loop, holder_id, buyer["id"])
     with httpx.Client(base_url=loop.urls["collections"], timeout=30) as collections:
         opened = collections.post("/v1/cases", headers=auth("policyholder", holder_id), json={
             "creditor_id": holder_id, "buyer_id": buyer["id"], "debtor_country": "DE",
@@ -330,6 +348,8 @@ def test_three_mandates_of_one_creditor_move_the_grade_as_one_mandate_of_the_thr
     one paid ends the delay (−1). Another creditor's mandate is more evidence (+1)."""
     three_cases, one_case = a_buyer(loop), a_buyer(loop)
     creditor, other = unique("ph"), unique("ph")
+    holds_limits(loop, creditor, three_cases["id"], one_case["id"])
+    holds_limits(loop, other, three_cases["id"])
     with httpx.Client(base_url=loop.urls["collections"], timeout=30) as collections:
         cases = [mandate(collections, creditor, three_cases["id"], [n])
                  for n in ("M-1", "M-2", "M-3")]  # fmt: skip
@@ -373,6 +393,7 @@ def test_the_creditors_last_cases_paid_at_once_end_its_delay_once(loop: Loop) ->
     is paid."""
     buyer = a_buyer(loop)
     creditor = unique("ph")
+    holds_limits(loop, creditor, buyer["id"])
     with httpx.Client(base_url=loop.urls["collections"], timeout=60) as collections:
         cases = [mandate(collections, creditor, buyer["id"], [f"R-{n}"]) for n in range(4)]
     with ThreadPoolExecutor(max_workers=len(cases)) as pool:
@@ -388,3 +409,55 @@ def test_the_creditors_last_cases_paid_at_once_end_its_delay_once(loop: Loop) ->
     assert len(paid) == 1, paid
     back = wait_for(lambda: buyer_now(loop, buyer["id"]), lambda b: signals_factor(b) is None)
     assert signals_factor(back) is None and back["grade"] == buyer["grade"]
+
+
+# ---------------------------------------------------------------- a creditor's stake in the buyer
+
+# Six points in Germany (country level 2): grade 7, one signal's point from halving its limits.
+WEAK_INDICATORS = {**GOOD_INDICATORS, "current_ratio": "0.5", "overdue_ratio": "0.2"}
+
+
+def limit_histories(loop: Loop, policy: dict[str, Any]) -> list[list[tuple[str, str]]]:
+    with httpx.Client(base_url=loop.urls["underwriting"]) as underwriting:
+        listed = underwriting.get(f"/v1/policies/{policy['id']}/limits", headers=UW).json()
+    return [[(e["amount"]["amount"], e["effective_from"]) for e in limit["history"]]
+            for limit in listed["items"]]  # fmt: skip
+
+
+def test_mandates_of_a_policyholder_without_a_limit_on_the_buyer_move_no_grade_and_no_limit(
+    loop: Loop,
+) -> None:
+    """A policyholder holding no limit on a buyer mandates cases against it (and one goes to
+    law): underwriting records each signal but weighs none, so the buyer's grade and another
+    policyholder's limit on it stay; the same mandate of a policyholder holding a limit on the
+    buyer lowers its grade as before, and halves the limits on it."""
+    buyer = a_buyer(loop, WEAK_INDICATORS)
+    assert buyer["grade"] == 7
+    insured_policy, _ = insured(loop, buyer["id"])
+    before = limit_histories(loop, insured_policy)
+    stranger, creditor = unique("ph"), unique("ph")
+    holds_limits(loop, creditor, buyer["id"])
+    with httpx.Client(base_url=loop.urls["collections"], timeout=30) as collections:
+        cases = [mandate(collections, stranger, buyer["id"], [n]) for n in ("S-1", "S-2")]
+        went_to_law = collections.post(f"/v1/cases/{cases[0]}/activities", headers=COLLECTOR,
+                                       json={"kind": "legal_filing", "occurred_on": day(0),
+                                             "note": "lawsuit filed"})  # fmt: skip
+        assert went_to_law.status_code == 201, went_to_law.text
+        recorded = wait_for(lambda: kinds_recorded(loop, buyer["id"]), lambda k: len(k) == 3)
+        assert sorted(recorded) == ["collection_legal", "payment_delay", "payment_delay"]
+        rows = loop.rows("underwriting", "buyer_signals", "buyer_id = :b", b=buyer["id"])
+        assert {(r["creditor_id"], bool(r["weighed"]), Decimal(r["points"])) for r in rows} == {
+            (stranger, False, Decimal(0))}  # fmt: skip
+        now = buyer_now(loop, buyer["id"])
+        assert now["grade"] == 7 and signals_factor(now) is None
+        assert limit_histories(loop, insured_policy) == before
+        with httpx.Client(base_url=loop.urls["underwriting"]) as underwriting:
+            listed = underwriting.get(f"/v1/buyers/{buyer['id']}/signals", headers=UW).json()
+        assert {(s["weighed"], s["unweighed_reason"]["code"]) for s in listed["items"]} == {
+            (False, "creditor_without_stake")}  # fmt: skip
+
+        mandate(collections, creditor, buyer["id"], ["C-1"])
+    now = wait_for(lambda: buyer_now(loop, buyer["id"]), lambda b: signals_factor(b) == "1")
+    assert (now["grade"], signals_factor(now)) == (8, "1")
+    [halved] = wait_for(lambda: limit_histories(loop, insured_policy), lambda h: h != before)
+    assert ("50000.00", day(30)) in halved  # halved after the 30-day notice period

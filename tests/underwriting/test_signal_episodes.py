@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from services.underwriting import rules
-from tests.builders import make_buyer, make_policy, ok
+from tests.builders import make_buyer, make_policy, ok, request_limit
 from tests.claims.test_api import INVOICES, insured
-from tests.conftest import auth
+from tests.conftest import auth, unique
 
 UW = auth("underwriter")
 TODAY = dt.date(2027, 6, 10)
@@ -181,6 +181,14 @@ async def signal(uw: httpx.AsyncClient, buyer_id: str, kind: str, policy_id: str
     return ok(await uw.post(f"/v1/buyers/{buyer_id}/signals", headers=UW, json=body), 201)
 
 
+async def with_stake(uw: httpx.AsyncClient, creditor: str, *buyers: dict[str, Any]) -> None:
+    """The creditor holds a limit on each buyer under a policy of its own: its collection
+    signals on them weigh (`rules.signal_weighs`)."""
+    policy = await make_policy(uw, creditor)
+    for buyer in buyers:
+        await request_limit(uw, policy, buyer["id"], "10000")
+
+
 async def buyer_now(uw: httpx.AsyncClient, buyer_id: str) -> dict[str, Any]:
     return ok(await uw.get(f"/v1/buyers/{buyer_id}", headers=UW), 200)
 
@@ -279,23 +287,25 @@ async def test_three_cases_of_one_creditor_grade_the_buyer_as_one_case_and_name_
 ) -> None:
     """Collections' signals name the creditor and the case; staff read them back."""
     three_cases, one_case = await make_buyer(uw), await make_buyer(uw)
-    recorded = [await signal(uw, three_cases["id"], "payment_delay", creditor_id="ph-1",
+    creditor = unique("ph")
+    await with_stake(uw, creditor, three_cases, one_case)
+    recorded = [await signal(uw, three_cases["id"], "payment_delay", creditor_id=creditor,
                              case_id=f"case-{n}") for n in range(3)]  # fmt: skip
-    await signal(uw, one_case["id"], "payment_delay", creditor_id="ph-1", case_id="case-9")
+    await signal(uw, one_case["id"], "payment_delay", creditor_id=creditor, case_id="case-9")
 
     assert [D(r["points"]) for r in recorded] == [D(1), D(0), D(0)]
     assert [(r["creditor_id"], r["case_id"]) for r in recorded] == [
-        ("ph-1", "case-0"), ("ph-1", "case-1"), ("ph-1", "case-2")]  # fmt: skip
+        (creditor, "case-0"), (creditor, "case-1"), (creditor, "case-2")]  # fmt: skip
     graded = await buyer_now(uw, three_cases["id"])
     assert graded["grade"] == (await buyer_now(uw, one_case["id"]))["grade"]
     assert graded["grade"] == three_cases["grade"] + 1
     assert "payment_delay 1 of 3" in signals_factor(graded)["note"]  # type: ignore[index]
     listed = ok(await uw.get(f"/v1/buyers/{three_cases['id']}/signals", headers=UW), 200)
     assert sorted(s["case_id"] for s in listed["items"]) == ["case-0", "case-1", "case-2"]
-    assert {s["creditor_id"] for s in listed["items"]} == {"ph-1"}
+    assert {s["creditor_id"] for s in listed["items"]} == {creditor}
     # Paid (−1): the creditor's delay ends; a new mandate after it is a new delay.
-    paid = await signal(uw, three_cases["id"], "collection_paid", creditor_id="ph-1")
-    again = await signal(uw, three_cases["id"], "payment_delay", creditor_id="ph-1")
+    paid = await signal(uw, three_cases["id"], "collection_paid", creditor_id=creditor)
+    again = await signal(uw, three_cases["id"], "payment_delay", creditor_id=creditor)
     assert (D(paid["points"]), D(again["points"])) == (D(-1), D(1))
     assert again["grade"] == three_cases["grade"] + 1
 
@@ -330,15 +340,18 @@ async def test_the_whole_book_regrade_counts_creditors_and_claims_delays_as_the_
     country = "GY"  # a country of its own: its level moves once, so its book is re-graded
     policy = await make_policy(uw)
     buyers = [await make_buyer(uw, country=country) for _ in range(5)]
+    ph1, ph2 = unique("ph"), unique("ph")
+    await with_stake(uw, ph1, *buyers[:3])
+    await with_stake(uw, ph2, buyers[1])
     for n in range(3):
-        await signal(uw, buyers[0]["id"], "payment_delay", creditor_id="ph-1", case_id=f"c{n}")
-    for creditor in ("ph-1", "ph-2"):
+        await signal(uw, buyers[0]["id"], "payment_delay", creditor_id=ph1, case_id=f"c{n}")
+    for creditor in (ph1, ph2):
         await signal(uw, buyers[1]["id"], "payment_delay", creditor_id=creditor)
     for n in range(3):
-        await signal(uw, buyers[2]["id"], "payment_delay", creditor_id="ph-1", case_id=f"c{n}")
-    await signal(uw, buyers[2]["id"], "collection_legal", creditor_id="ph-1", case_id="c0")
-    await signal(uw, buyers[2]["id"], "collection_paid", creditor_id="ph-1", case_id="c2")
-    await signal(uw, buyers[2]["id"], "payment_delay", creditor_id="ph-1", case_id="c3")
+        await signal(uw, buyers[2]["id"], "payment_delay", creditor_id=ph1, case_id=f"c{n}")
+    await signal(uw, buyers[2]["id"], "collection_legal", creditor_id=ph1, case_id="c0")
+    await signal(uw, buyers[2]["id"], "collection_paid", creditor_id=ph1, case_id="c2")
+    await signal(uw, buyers[2]["id"], "payment_delay", creditor_id=ph1, case_id="c3")
     for kind in ("payment_delay", "payment_delay", "protracted_default", "protracted_default",
                  "arrears_cleared", "payment_delay"):  # fmt: skip
         await signal(uw, buyers[3]["id"], kind, policy["id"])

@@ -94,7 +94,10 @@ from services.underwriting.rules.grade import (
     recent_signal_points,
     recent_signals,
     signal_points,
+    signal_weighs,
     signals_counted_after,
+    stake_needed,
+    unweighed_reason,
 )
 from services.underwriting.rules.limit_changes import (
     DEFAULT_HALVE_FROM_GRADE,
@@ -225,11 +228,14 @@ __all__ = [
     "registration_key",
     "signal_effect",
     "signal_points",
+    "signal_weighs",
     "signals_counted_after",
+    "stake_needed",
     "stop_cleared_on",
     "stopped_on",
     "terms_on",
     "underwriter_decision",
     "unpaid_today",
+    "unweighed_reason",
     "within_single_buyer_cap",
 ]

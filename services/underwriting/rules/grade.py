@@ -145,6 +145,45 @@ class ObservedSignal(NamedTuple):
         return self.policy_id if by == "policy" else self.creditor_id
 
 
+# The kinds a creditor reports on its buyer through collections (a mandate's payment delay, a case
+# gone to law, a creditor's cases paid in full): those whose creditor the grade reads.
+CREDITOR_REPORTED_KINDS = CREDITOR_EPISODE_KINDS
+NO_STAKE_REASON = "creditor_without_stake"
+NO_STAKE_MESSAGE = (
+    "reported for a creditor holding no credit limit on the buyer under its policies: recorded, "
+    "but it weighs nothing on the buyer's grade or limits"
+)
+
+
+def signal_weighs(kind: str, creditor_id: str | None, *, creditor_has_stake: bool) -> bool:
+    """Whether a signal weighs on the buyer's grade (and so on every insurer's limits on it): a
+    signal a creditor reports on its buyer (`CREDITOR_REPORTED_KINDS`, naming the creditor) weighs
+    only when that creditor has a stake in the buyer, decided once, when it is recorded: a credit
+    limit on the buyer under one of its own policies (granted or recorded by the insurer, in force
+    or not any more). Otherwise anyone could mandate collection against any buyer and downgrade
+    (or, paid in full, upgrade) it for every policyholder insured on it. A limit request alone
+    does not make a stake, nor does a declared receivable: each is the policyholder's own
+    statement, unchecked and free to make (a request for any amount, then refused), so either
+    would open the lever again; an overdue notification does not either: it reaches underwriting as a signal
+    under the policy (`overdue_notified`), which weighs on its own and stops shipments there, so a
+    delay on a buyer covered only by the discretionary limit still reaches its grade that way.
+    Signals naming no creditor (an underwriter's, an insolvency filing, claims' under a policy),
+    and other kinds, weigh as before. A signal that does not weigh is kept (the buyer's signals
+    list it) with no points, no grade change and no limit change."""
+    return creditor_has_stake or not stake_needed(kind, creditor_id)
+
+
+def stake_needed(kind: str, creditor_id: str | None) -> bool:
+    """Whether a signal weighs only if its creditor has a stake in the buyer (`signal_weighs`):
+    one of the kinds a creditor reports, naming the creditor."""
+    return creditor_id is not None and kind in CREDITOR_REPORTED_KINDS
+
+
+def unweighed_reason(weighed: bool) -> tuple[str, str] | None:
+    """Why a signal recorded did not weigh on the grade, as (code, sentence); None when it did."""
+    return None if weighed else (NO_STAKE_REASON, NO_STAKE_MESSAGE)
+
+
 # A signal given as `(kind, observed_on)` was reported under no policy.
 SignalSeen = ObservedSignal | tuple[str, dt.date]
 
