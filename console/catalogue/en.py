@@ -150,6 +150,7 @@ MESSAGES: dict[str, str] = {
     "buyer_page.no_points": "no factor adds points",
     "buyer_page.signals": "Signals",
     "buyer_page.no_signals": "No signal on this buyer yet.",
+    "buyer_page.unweighed": "Not weighed: reported for a creditor holding no credit limit on this buyer, it changes no grade and no limit.",
     "buyer_page.grade_move": "Grade before → after",
     "buyer_page.record_signal": "Record a signal",
     "buyer_page.signal_hint": "A signal adds points to the grade while it is recent; the buyer is graded again at once, and its limits follow its new grade (an insolvency withdraws them, a high-risk grade halves them after the notice period).",

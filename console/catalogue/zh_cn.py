@@ -145,6 +145,7 @@ MESSAGES: dict[str, str] = {
     "buyer_page.no_points": "没有加分因素",
     "buyer_page.signals": "信号",
     "buyer_page.no_signals": "该买方尚无信号。",
+    "buyer_page.unweighed": "未计入评级：报告该信号的债权人对此买方没有信用限额，不改变评级和限额。",
     "buyer_page.grade_move": "评级 前 → 后",
     "buyer_page.record_signal": "记录信号",
     "buyer_page.signal_hint": "信号在近期内为评级加分；买方会立即重新评级，其限额随新评级变动（破产则撤销限额，高风险评级则在通知期后减半）。",

@@ -276,3 +276,24 @@ def test_the_underwriters_pages_in_chinese(tab: Any, console: Console) -> None:
     assert "德国 (DE)" in page.locator("#look-up-country option[selected]").inner_text()
     person.screenshot("zh-underwriting-countries")
     no_serious_accessibility_violations(page)
+
+
+def test_a_signal_that_weighs_nothing_says_why_on_the_buyers_page(
+    tab: Any, console: Console
+) -> None:
+    """A creditor holding no credit limit on the buyer reports a payment delay through
+    collections: the API keeps it unweighed, and the page says that it changed nothing."""
+    lyon = console.book.buyers["lyon"]
+    stranger = unique("ph-stranger")
+    recorded = api(console, "POST", f"/v1/buyers/{lyon['id']}/signals", {
+        "kind": "payment_delay", "observed_on": today().isoformat(), "creditor_id": stranger,
+        "case_id": unique("case"), "details": "a mandate of a creditor without a limit",
+    }, role="service", expect=201)  # fmt: skip
+    assert recorded["weighed"] is False and recorded["grade"] == recorded["grade_before"]
+    person = tab()
+    person.sign_in("underwriter", UNDERWRITER)
+    page = person.open(f"/underwriting/buyers/{lyon['id']}")
+    note = page.locator(f"#unweighed-{recorded['id']}").inner_text()
+    assert note.startswith("Not weighed: reported for a creditor holding no credit limit")
+    other = [row for row in rows(page, "#signals-table") if "without a limit" not in row]
+    assert all("Not weighed" not in row for row in other)
