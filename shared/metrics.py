@@ -82,7 +82,19 @@ COVERAGE_REASONS = Counter(
 )
 CLAIMS_FILED = Counter("tci_claims_filed_total", "Claims filed", ["cause"], registry=None)
 CLAIM_DECISIONS = Counter(
-    "tci_claim_decisions_total", "Claims approved or rejected", ["outcome"], registry=None
+    "tci_claim_decisions_total",
+    "Claims decided, each once, by the decision taken on it: approved, or rejected without an "
+    "approval (an approved claim rejected afterwards, nothing being payable on it, is counted "
+    "in tci_claim_approvals_withdrawn_total, not again here)",
+    ["outcome"],
+    registry=None,
+)
+APPROVALS_WITHDRAWN = Counter(
+    "tci_claim_approvals_withdrawn_total",
+    "Approved claims rejected afterwards because nothing can be paid on them (the buyer or its "
+    "country sanctioned since the approval, or the indemnity nil once recoveries count): each "
+    "was counted approved in tci_claim_decisions_total when it was approved",
+    registry=None,
 )
 CLAIMS_PAID = Counter("tci_claims_paid_total", "Claims paid", ["currency"], registry=None)
 INDEMNITY_PAID = Counter(
@@ -121,7 +133,7 @@ WEBHOOK_ATTEMPTS = Counter(
 
 BY_SERVICE: Mapping[str, tuple[Collector, ...]] = {
     "underwriting": (LIMIT_DECISIONS, COVERAGE_CHECKS, COVERAGE_REASONS),
-    "claims": (CLAIMS_FILED, CLAIM_DECISIONS, CLAIMS_PAID, INDEMNITY_PAID),
+    "claims": (CLAIMS_FILED, CLAIM_DECISIONS, APPROVALS_WITHDRAWN, CLAIMS_PAID, INDEMNITY_PAID),
     "collections": (ESCALATIONS,),
 }
 EVERY_SERVICE: tuple[Collector, ...] = (EVENTS, OUTBOX_ATTEMPTS, WEBHOOK_ATTEMPTS)
@@ -216,6 +228,8 @@ def _count_committed(committed: Sequence[Committed]) -> None:
         elif written.type == "claim.status_changed":
             if data.get("previous_status") is None:
                 CLAIMS_FILED.labels(data["cause"]).inc()
+            elif data["status"] == "rejected" and data["previous_status"] == "approved":
+                APPROVALS_WITHDRAWN.inc()  # its decision was counted when it was approved
             elif data["status"] in ("approved", "rejected"):
                 CLAIM_DECISIONS.labels(data["status"]).inc()
         elif written.type == "claim.paid":

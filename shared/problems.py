@@ -176,8 +176,9 @@ EXTENSION_TOO_LONG = _entry("extension-too-long", 422, "Extension too long",
                             "policy's maximum extension", "claims")  # fmt: skip
 BUYER_SANCTIONED = _entry("buyer-sanctioned", 422, "Buyer sanctioned",
                           "the claim's buyer, or its country, is sanctioned: no indemnity is paid "
-                          "on it, even on a claim approved before the listing (such a claim may "
-                          "be rejected, which frees its share of the caps)", "claims")  # fmt: skip
+                          "on it, so the claim is neither approved nor paid, even one assessed or "
+                          "approved before the listing (such a claim may be rejected, which frees "
+                          "its share of the caps)", "claims")  # fmt: skip
 NIL_INDEMNITY = _entry("nil-indemnity", 422, "Nil indemnity",
                        "the claim's indemnity is nil, so nothing is owed: it is neither approved "
                        "nor paid (reject it as nothing payable); the detail says which step of "

@@ -73,8 +73,12 @@ ROWS: list[tuple[str, list[tuple[str, str, str, str, list[tuple[str, str]]]]]] =
     ("Claims", [
         ("Claims filed", "By cause, in the time range", "short", "bargauge",
          [(increase("tci_claims_filed_total", "cause"), "{{cause}}")]),
-        ("Claims decided", "Approved and rejected, in the time range", "short", "bargauge",
-         [(increase("tci_claim_decisions_total", "outcome"), "{{outcome}}")]),
+        ("Claims decided", "Claims approved and rejected in the time range, each counted once "
+         "by its decision; approvals withdrawn: approved claims rejected afterwards, nothing "
+         "being payable on them", "short", "bargauge",
+         [(increase("tci_claim_decisions_total", "outcome"), "{{outcome}}"),
+          ("sum(increase(tci_claim_approvals_withdrawn_total[$__range]))",
+           "approvals withdrawn")]),
         ("Claims paid", "Claims paid and indemnity paid, by currency, in the time range", "short",
          "stat",
          [(increase("tci_claims_paid_total", "currency"), "{{currency}} claims"),

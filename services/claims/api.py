@@ -262,7 +262,9 @@ async def decide(
     claim_id: IdPath, body: DecisionCreate, request: Request, session: SessionDep,
     caller: Handler, peers: PeersDep, cmd: CommandDep,
 ) -> Response:  # fmt: skip
-    """Approve (an assessed claim) or reject; deciding twice is 409 `already-decided`."""
+    """Approve (an assessed claim on which something can be paid: 422 `buyer-sanctioned` or
+    `nil-indemnity` otherwise, the claim left assessed) or reject; deciding twice is 409
+    `already-decided`."""
     ctx = context(request, session, caller, peers)
     return await cmd.run(lambda: uc.decide(ctx, claim_id, body))
 

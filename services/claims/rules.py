@@ -81,7 +81,6 @@ class Refusal(StrEnum):
     NOT_APPROVED = "not-approved"
     ASSESSMENT_OUTDATED = "assessment-outdated"
     CAPS_EXCEEDED = "caps-exceeded"
-    NIL_INDEMNITY = "nil-indemnity"
 
 
 class Unpayable(StrEnum):
@@ -185,7 +184,8 @@ def after(state: ClaimState, act: Act) -> ClaimState:
 
 def unpayable(indemnity: Decimal | None, *, sanctioned: bool) -> Unpayable | None:
     """Nothing is paid on a claim whose buyer, or the buyer's country, is sanctioned today, nor
-    on one whose indemnity is nil: there is nothing owed (None: the claim can be paid)."""
+    on one whose indemnity is nil: there is nothing owed (None: the claim can be paid). A claim
+    that could not be paid is not approved either (it is rejected instead)."""
     if sanctioned:
         return Unpayable.SANCTIONED_BUYER
     if indemnity is not None and indemnity <= 0:
@@ -197,13 +197,6 @@ def rejection(status: ClaimStatus, unpayable: Unpayable | None) -> Act:
     """A decided claim takes no other decision, except that an approved claim on which nothing
     can be paid is rejected (an approval that can never be paid would hold the caps forever)."""
     return Act.REJECT_UNPAYABLE if status == S.APPROVED and unpayable is not None else Act.REJECT
-
-
-def approval_refusal(indemnity: Decimal | None) -> Refusal | None:
-    """A claim whose indemnity is nil is not approved: nothing is owed on it (it is rejected
-    as nothing payable instead)."""
-    nil = unpayable(indemnity, sanctioned=False) is Unpayable.NIL_INDEMNITY
-    return Refusal.NIL_INDEMNITY if nil else None
 
 
 def unpayable_reason(unpayable: Unpayable, *, buyer_id: str, why_nil: str, given: str) -> str:

@@ -668,15 +668,19 @@ async def _coverage(ctx: Context, claim: Claim, invoices: Sequence[ClaimInvoice]
 
 
 async def decide(ctx: Context, claim_id: str, verdict: DecisionCreate) -> ClaimRead:
-    """Approve an assessed claim whose indemnity is not nil, within the caps; or reject it. An
-    approved claim is rejected only when nothing can be paid on it (`_reject_approved`)."""
+    """Approve an assessed claim on which something can be paid, as payment judges it now
+    (`_payability`: its buyer and the buyer's country not sanctioned today, its indemnity not
+    nil), within the caps; or reject it. An approval refused leaves the claim assessed, for the
+    handler to reject. An approved claim is rejected only when nothing can be paid on it
+    (`_reject_approved`)."""
     claim = await _lock_with_policy_caps(ctx, claim_id)
     await _refresh_lapse(ctx, claim)
     reason = verdict.reason
     if verdict.decision == "approve":
         decided = await _next(ctx, claim, Act.APPROVE)
-        if rules.approval_refusal(claim.indemnity) is not None:
-            raise _nil_indemnity(claim, "approved")
+        unpayable = (await _payability(ctx, claim)).unpayable
+        if unpayable is not None:
+            raise _unpayable(claim, unpayable, "approved")
         await _check_caps_still_hold(ctx, claim, paying=False)
     elif claim.status == Status.APPROVED:
         decided, reason = await _reject_approved(ctx, claim, verdict.reason)
@@ -715,6 +719,25 @@ def _why_nil(claim: Claim) -> str:
     return "not assessed" if assessed is None else rules.why_nil(assessed)
 
 
+def _unpayable(claim: Claim, unpayable: rules.Unpayable, refused: str) -> Problem:
+    """The answer to approving or paying (`refused`: "approved", "paid") a claim on which
+    nothing can be paid (`_payability`); the claim stays where it is, for the handler to
+    reject."""
+    if unpayable is rules.Unpayable.NIL_INDEMNITY:
+        return _nil_indemnity(claim, refused)
+    if claim.status == Status.APPROVED:
+        then = ("It stays approved until the sanction is lifted; reject it (excluded: sanctioned "
+                "buyer) to free its share of the policy's caps")  # fmt: skip
+    else:
+        then = (f"It stays {claim.status}: reject it (excluded: sanctioned buyer), or approve it "
+                "once the sanction is lifted")  # fmt: skip
+    return unprocessable(problems.BUYER_SANCTIONED,
+                         f"no indemnity is paid on a sanctioned buyer: buyer {claim.buyer_id}, "
+                         f"or its country, is on the sanctions list, so claim {claim.id} is not "
+                         f"{refused}. {then}",
+                         buyer_id=claim.buyer_id, status_now=claim.status)  # fmt: skip
+
+
 def _nil_indemnity(claim: Claim, refused: str) -> Problem:
     """The answer to approving or paying a claim whose indemnity is nil."""
     return unprocessable(problems.NIL_INDEMNITY,
@@ -724,9 +747,9 @@ def _nil_indemnity(claim: Claim, refused: str) -> Problem:
 
 
 class Payability(NamedTuple):
-    """What a payment reads of a claim now: its invoices and their coverage today, what
-    collection cases recovered since the assessment (the assessment worked out again with it,
-    when anything was), and why nothing can be paid on it, if so."""
+    """What an approval or a payment reads of a claim now: its invoices and their coverage
+    today, what collection cases recovered since the assessment (the assessment worked out
+    again with it, when anything was), and why nothing can be paid on it, if so."""
 
     invoices: list[ClaimInvoice]
     coverage: Coverage
@@ -735,18 +758,19 @@ class Payability(NamedTuple):
 
 
 async def _payability(ctx: Context, claim: Claim) -> Payability:
-    """Whether the claim can be paid now: no indemnity on a sanctioned buyer or country
-    (domain.md), even on a claim approved before the listing (underwriting's coverage batch
-    answers the sanctions of today); amounts recovered before payment reduce the unpaid
-    invoices, so what collection cases recovered since the assessment is deducted now, the sum
-    worked out again and kept (a payment does not wait on collections: when it cannot answer,
-    the assessment stands); a nil indemnity owes nothing."""
+    """Whether the claim can be paid now (asked at approval and at payment, and before an
+    approved claim is rejected): no indemnity on a sanctioned buyer or country (domain.md), even
+    on a claim assessed or approved before the listing (underwriting's coverage batch answers
+    the sanctions of today); amounts recovered before payment reduce the unpaid invoices, so
+    what collection cases recovered since the assessment is deducted now, the sum worked out
+    again and kept (a payment does not wait on collections: when it cannot answer, the
+    assessment stands); a nil indemnity owes nothing."""
     invoices = (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
     coverage = await _coverage(ctx, claim, invoices)
     if any("sanctioned" in answer.reasons for answer in coverage.answers.values()):
         return Payability(invoices, coverage, {}, rules.Unpayable.SANCTIONED_BUYER)
     assessment = views.stored_assessment(claim)
-    assert assessment is not None  # an approved claim was assessed
+    assert assessment is not None  # a claim assessed or approved was assessed
     recorded = await _recorded_recoveries_if_reachable(ctx, claim)
     reassessed = {} if recorded is None else rules.recovered_since(
         {line.number: line.recovered_in_collections.amount for line in assessment.invoices},
@@ -799,15 +823,8 @@ async def pay(ctx: Context, claim_id: str) -> ClaimRead:
     claim = await _lock_with_policy_caps(ctx, claim_id)
     paid = await _next(ctx, claim, Act.PAY)
     payable = await _payability(ctx, claim)
-    if payable.unpayable is rules.Unpayable.SANCTIONED_BUYER:
-        raise unprocessable(problems.BUYER_SANCTIONED,
-                            f"no indemnity is paid on a sanctioned buyer: buyer {claim.buyer_id}, "
-                            f"or its country, is on the sanctions list, so claim {claim.id} is "
-                            "not paid. It stays approved until the sanction is lifted; reject it "
-                            "(excluded: sanctioned buyer) to free its share of the policy's caps",
-                            buyer_id=claim.buyer_id, status_now=claim.status)  # fmt: skip
-    if payable.unpayable is rules.Unpayable.NIL_INDEMNITY:
-        raise _nil_indemnity(claim, "paid")
+    if payable.unpayable is not None:
+        raise _unpayable(claim, payable.unpayable, "paid")
     invoices, reassessed = payable.invoices, payable.reassessed
     assessment = views.stored_assessment(claim)
     assert claim.indemnity is not None and assessment is not None

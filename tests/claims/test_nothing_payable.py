@@ -254,9 +254,9 @@ def test_an_approved_claim_is_rejected_only_when_nothing_can_be_paid_on_it() -> 
     assert rules.ClaimStatus.REJECTED not in rules.COUNTS_AGAINST_CAPS
 
 
-def test_a_nil_indemnity_is_not_approved() -> None:
-    assert rules.approval_refusal(Decimal("0.00")) is rules.Refusal.NIL_INDEMNITY
-    assert rules.approval_refusal(Decimal("0.01")) is None
+def test_a_nil_indemnity_is_not_payable() -> None:
+    assert rules.unpayable(Decimal("0.00"), sanctioned=False) is rules.Unpayable.NIL_INDEMNITY
+    assert rules.unpayable(Decimal("0.01"), sanctioned=False) is None
 
 
 def test_why_nil_names_the_first_step_of_the_sum_that_leaves_nothing() -> None:
