@@ -33,9 +33,14 @@ from shared.usecase import positive_amount_in
 def _check_notification(
     ctx: Context, report: NotificationCreate, policy: PolicyTerms, original: Mapping[str, dt.date]
 ) -> None:
-    """A plan is in the policy's currency, agreed from today on, and no more than the debt; an
-    overdue is past due; an extension is within what the policyholder may grant alone, from
-    the invoice's original due date (`original`, by number)."""
+    """A notified invoice was shipped (not after today, as a claimed one); a plan is in the
+    policy's currency, agreed from today on, and no more than the debt; an overdue is past due;
+    an extension is within what the policyholder may grant alone, from the invoice's original
+    due date (`original`, by number)."""
+    for index, invoice in enumerate(report.invoices):
+        if invoice.shipment_date > ctx.today:
+            raise invalid(["body", "invoices", index, "shipment_date"],
+                          f"a notified invoice was shipped, so not after today ({ctx.today})")  # fmt: skip
     owed = invoice_amounts(report.invoices, policy.currency)
     planned = ZERO
     for index, step in enumerate(report.instalments or []):

@@ -377,7 +377,9 @@ async def change_limit(
     limit_id: IdPath, body: LimitChangeCreate, request: Request, session: SessionDep,
     caller: Underwriter, cmd: CommandDep,
 ) -> Response:  # fmt: skip
-    """Change a limit's amount (0 withdraws it). Reductions apply from tomorrow at the earliest."""
+    """Change a limit's amount (0 withdraws it). Reductions apply from tomorrow at the earliest,
+    by default after the policy's reduction notice period; a date, given or by default, is not
+    after the policy's end (422 naming `effective_from`)."""
     ctx = context(request, session, caller)
     return await cmd.run(lambda: lim.change_limit(ctx, limit_id, body), status_code=201,
                          location=lambda _: f"/v1/limits/{limit_id}")  # fmt: skip
@@ -392,7 +394,11 @@ async def declare_receivables(
     policy_id: IdPath, body: DeclarationCreate, request: Request, session: SessionDep,
     caller: Policyholder, cmd: CommandDep,
 ) -> Response:  # fmt: skip
-    """Declare receivables; a known invoice number is updated."""
+    """Declare receivables; a known invoice number is updated. Each invoice was shipped by
+    today and not before the policy's start less the history the cash-flow indicators read (two
+    years by default), is due within a year of its shipment (or the policy's maximum credit
+    period, when longer; TCI_UW_DECLARED_CREDIT_DAYS_AT_MOST), and was paid (if at all) not
+    before that history: else 422 naming the invoice's field and the bound."""
     ctx = context(request, session, caller)
     return await cmd.run(lambda: uc.declare_receivables(ctx, policy_id, body), status_code=201,
                          location=lambda _: f"/v1/policies/{policy_id}/exposure")  # fmt: skip

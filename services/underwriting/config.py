@@ -127,6 +127,15 @@ class UnderwritingSettings(Settings):
         description="how many days a signal about a buyer weighs on its grade",
     )
 
+    declared_credit_days_at_most: int = Field(
+        365,
+        alias="TCI_UW_DECLARED_CREDIT_DAYS_AT_MOST",
+        ge=1,
+        description="the longest credit period (shipment to due date) a declared invoice may "
+        "have, when the policy's maximum is shorter: a sale on longer terms than the cover is "
+        "still a receivable of the book (uncovered), one due years away is not trade credit",
+    )
+
     @field_validator("signal_points")
     @classmethod
     def _known_signal_kinds(cls, points: dict[str, Decimal]) -> dict[str, Decimal]:

@@ -197,11 +197,13 @@ async def _limit_for(ctx: Context, policy_id: str, buyer_id: str) -> CreditLimit
 
 
 async def _grant(
-    ctx: Context, request: LimitRequest, amount: Money, reason: str, parties: list[str]
-) -> LimitChangeRead | None:
+    ctx: Context, request: LimitRequest, amount: Money, reason: str, parties: list[str],
+    max_credit_period_days: int,
+) -> LimitChangeRead | None:  # fmt: skip
     """Announce a request's decision to the policy's `parties`, then put the decided amount, on
     the request's payment terms, in force: from today, or from tomorrow when it takes cover away
-    (a lower amount or shorter terms)."""
+    (a lower amount or shorter terms, the policy's `max_credit_period_days` being the terms of an
+    amount granted without any)."""
     limit = await _limit_for(ctx, request.policy_id, request.buyer_id)
     if amount.is_positive():
         request.limit_id = limit.id
@@ -214,6 +216,7 @@ async def _grant(
         current=rules.amount_in_force(entries, ctx.today),
         current_terms=rules.terms_on(entries, ctx.today), amount=amount.amount,
         terms=request.payment_terms_days, today=ctx.today,
+        max_credit_period_days=max_credit_period_days,
     )  # fmt: skip
     if effective is None:
         return None
@@ -332,7 +335,8 @@ async def request_limit(ctx: Context, policy_id: str, data: LimitRequestCreate) 
         count_at_commit(ctx.session, LIMIT_DECISIONS.labels(decision.status, "engine"))
     if decision.decided_amount is not None:
         await _grant(ctx, request, decision.decided_amount,
-                     f"limit request {request.id}: {decision.status}", parties)  # fmt: skip
+                     f"limit request {request.id}: {decision.status}", parties,
+                     policy.max_credit_period_days)  # fmt: skip
     await ctx.session.flush()
     return views.request_read(request, policy.currency)
 
@@ -377,7 +381,8 @@ async def decide_request(ctx: Context, request_id: str, data: DecisionCreate) ->
     request.decision_reason = data.reason
     request.reasons = [*request.reasons, {"code": answer.code, "message": data.reason}]
     await _grant(ctx, request, decided, f"underwriter decision on {request.id}: {data.reason}",
-                 await repo.parties_of_policy(ctx.session, policy.id))  # fmt: skip
+                 await repo.parties_of_policy(ctx.session, policy.id),
+                 policy.max_credit_period_days)  # fmt: skip
     await ctx.session.flush()
     return views.request_read(request, policy.currency)
 
@@ -414,7 +419,7 @@ async def record_external_limit(
     terms = data.payment_terms_days or rules.terms_on(entries, data.effective_from)
     allowed_from = rules.recording_allowed_from(
         entries, amount=amount.amount, terms=terms, effective_from=data.effective_from,
-        today=ctx.today,
+        today=ctx.today, max_credit_period_days=policy.max_credit_period_days,
     )  # fmt: skip
     if allowed_from is not None:
         raise unprocessable(
@@ -424,7 +429,8 @@ async def record_external_limit(
             earliest_effective_from=allowed_from.isoformat(),
         )
     unchanged = rules.changes_nothing(entries, amount=amount.amount, terms=terms,
-                                      effective_from=data.effective_from)  # fmt: skip
+                                      effective_from=data.effective_from,
+                                      max_credit_period_days=policy.max_credit_period_days)  # fmt: skip
     if not unchanged:
         limit.decided_on = min(limit.decided_on, data.effective_from)
         await apply_limit_change(ctx, limit, new_amount=amount,
@@ -461,6 +467,8 @@ async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> 
         current=current, new_amount=new_amount.amount, requested=data.effective_from,
         today=ctx.today, notice_days=policy.reduction_notice_days,
     )  # fmt: skip
+    if data.effective_from is None:
+        _refuse_notice_past_policy_end(policy, effective, ctx.today)
     buyer = await repo.buyer(ctx.session, limit.buyer_id)
     assert buyer is not None
     _refuse_raise_on_insolvent_buyer(ctx, buyer, entries, new_amount.amount, effective,
@@ -478,6 +486,7 @@ async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> 
         amount=new_amount.amount,
         terms=rules.terms_on(entries, effective),
         effective_from=effective,
+        max_credit_period_days=policy.max_credit_period_days,
     ):
         old = rules.amount_in_force(entries, effective)
         in_force = next(e for e in history
@@ -506,6 +515,27 @@ def _refuse_after_policy_end(policy: Policy, effective_from: dt.date) -> None:
             f"must not be after the policy's end date ({policy.end_date.isoformat()}): from then "
             "on the limit covers no shipment of the policy",
         )
+
+
+def _refuse_notice_past_policy_end(policy: Policy, effective_from: dt.date, today: dt.date) -> None:
+    """A reduction sent with no date takes effect after the reduction notice period; on a policy
+    that ends within that period the day falls after the end, when the limit covers nothing
+    any more: the underwriter dates it by the end (from tomorrow on) or lets it lapse with the
+    policy (`rules.policy_open`, the rule of a date given)."""
+    if rules.policy_open(effective_from, policy.end_date):
+        return
+    end = policy.end_date.isoformat()
+    remedy = (
+        f"give an effective_from from {rules.earliest_reduction_date(today).isoformat()} to {end}"
+        if rules.policy_open(rules.earliest_reduction_date(today), policy.end_date)
+        else "the limit lapses with the policy"
+    )
+    raise invalid(
+        ["body", "effective_from"],
+        f"the policy ends on {end}, within the reduction notice period of "
+        f"{policy.reduction_notice_days} days: a reduction dated by default (today + the notice "
+        f"period, {effective_from.isoformat()}) would never take effect; {remedy}",
+    )
 
 
 def _refuse_raise_on_insolvent_buyer(

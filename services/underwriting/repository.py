@@ -56,7 +56,7 @@ from services.underwriting.models import (
     StopShipment,
 )
 from services.underwriting.rules import LimitRequestStatus, ObservedSignal, TurnoverLine
-from services.underwriting.rules.cash_flow import HealthThresholds, HealthTotals
+from services.underwriting.rules.cash_flow import PRIOR_YEAR_DAYS, HealthThresholds, HealthTotals
 from shared.db import Amount, Query, Reader, take_turns, utcnow
 
 
@@ -625,7 +625,7 @@ def portfolio_health_statements(
     and a year ago, the sales windows, overdue, ageing), and the buyers still owing, ranked by
     what they owe (ties by id), each with its indicators: the `top_buyers` first, then those
     with a current ratio (the rules' warnings read it)."""
-    prior = today - dt.timedelta(days=365)
+    prior = today - dt.timedelta(days=PRIOR_YEAR_DAYS)
     window = dt.timedelta(days=thresholds.sales_window_days)
     now, then = _outstanding_on(today, dialect), _outstanding_on(prior, dialect)
     ship, due = Receivable.shipment_date, Receivable.due_date

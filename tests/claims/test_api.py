@@ -407,6 +407,27 @@ async def test_an_extension_beyond_the_maximum_and_a_repayment_plan(
         assert misplaced.status_code == 422 and misplaced.json()["type"] == "validation", stray
 
 
+async def test_an_invoice_notified_as_shipped_after_today_is_refused_naming_it(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    base = {"policy_id": policy["id"], "buyer_id": buyer["id"]}
+    odd = invoice("ODD", "500", "2999-01-01", "2999-02-01")
+    for kind, invoices, more in (
+        ("extension_request", [odd], {"new_due_date": "2999-03-01"}),
+        ("repayment_plan", [*INVOICES[:1], invoice("NEXT", "500", "2027-06-11", "2027-07-11")],
+         {"instalments": [{"due_date": "2027-07-01", "amount": money("100")}]}),
+    ):  # fmt: skip
+        refused = await claims.post("/v1/overdue-notifications", headers=holder, json={
+            **base, "kind": kind, "invoices": invoices, **more})  # fmt: skip
+        assert refused.status_code == 422, refused.text
+        assert [e["loc"] for e in refused.json()["errors"]] == [
+            ["body", "invoices", len(invoices) - 1, "shipment_date"]], refused.text  # fmt: skip
+        assert TODAY in refused.json()["detail"]
+
+
 async def test_a_payment_made_while_collections_is_down_is_handed_over_later_exactly_once(
     apis: dict[str, httpx.AsyncClient],
     api: Any,

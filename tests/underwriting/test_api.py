@@ -3,13 +3,14 @@ coverage checks, declarations, signals, and who may see what."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.builders import check, make_buyer, make_policy, money, ok, request_limit
+from tests.builders import check, declared_on, make_buyer, make_policy, money, ok, request_limit
 from tests.conftest import auth, unique
 
 UW = auth("underwriter")
@@ -112,10 +113,11 @@ async def test_a_declared_unpaid_february_invoice_uses_part_of_the_new_amount(
 ) -> None:
     policy, buyer, limit_id = await limited(uw)
     await cut_limit(uw, limit_id, "40000", "2027-03-01")
-    declared = await uw.post(f"/v1/policies/{policy['id']}/declarations", json={"invoices": [
-        {"number": "INV-FEB", "buyer_id": buyer["id"], "amount": money("25000"),
-         "shipment_date": "2027-02-10", "due_date": "2027-04-10"}]},
-        headers=auth("policyholder", policy["policyholder_id"]))  # fmt: skip
+    with declared_on(uw, dt.date(2027, 2, 10)):  # declared once shipped
+        declared = await uw.post(f"/v1/policies/{policy['id']}/declarations", json={"invoices": [
+            {"number": "INV-FEB", "buyer_id": buyer["id"], "amount": money("25000"),
+             "shipment_date": "2027-02-10", "due_date": "2027-04-10"}]},
+            headers=auth("policyholder", policy["policyholder_id"]))  # fmt: skip
     assert ok(declared, 201) == {"policy_id": policy["id"], "created": 1, "updated": 0}
     march = ok(await check(uw, policy, buyer["id"], "60000", "2027-03-01", "2027-05-01"), 200)
     assert march["exposure"] == money("25000.00")

@@ -205,12 +205,18 @@ def test_a_grant_that_takes_cover_away_applies_from_tomorrow_and_one_that_change
 
     def when(amount: int, terms: int | None) -> dt.date | None:
         return rules.grant_effective_from(current=Decimal(1000), current_terms=90,
-                                          amount=Decimal(amount), terms=terms, today=today)  # fmt: skip
+                                          amount=Decimal(amount), terms=terms, today=today,
+                                          max_credit_period_days=180)  # fmt: skip
 
     assert when(1000, 90) is None
     assert when(2000, 90) == today
     assert when(1000, 120) == today
     assert when(1000, None) == today  # the policy's maximum: never shorter
+    untermed = {"current": Decimal(1000), "current_terms": None, "today": today,
+                "max_credit_period_days": 180}  # fmt: skip
+    assert rules.grant_effective_from(amount=Decimal(1000), terms=180, **untermed) is None
+    assert rules.grant_effective_from(amount=Decimal(1000), terms=120, **untermed) == (
+        today + dt.timedelta(days=1))  # fmt: skip
     assert when(500, 90) == today + dt.timedelta(days=1)
     assert when(2000, 60) == today + dt.timedelta(days=1)
     assert rules.within_single_buyer_cap(Decimal(300), Decimal(200)) == Decimal(200)

@@ -154,14 +154,96 @@ def test_an_amount_changes_nothing_only_when_the_entry_in_force_runs_on_with_it(
     running = [rules.HistoryEntry(Decimal(100), day, None, 90)]
     ending = [rules.HistoryEntry(Decimal(60), dt.date(2027, 7, 1), None, 90),
               rules.HistoryEntry(Decimal(100), day, dt.date(2027, 7, 1), 90)]  # fmt: skip
-    same = {"amount": Decimal(100), "terms": 90}
+    same = {"amount": Decimal(100), "terms": 90, "max_credit_period_days": 180}
+    most = {"max_credit_period_days": 180}
     assert rules.changes_nothing(running, **same, effective_from=day)
     assert rules.changes_nothing(running, **same, effective_from=dt.date(2027, 5, 1))
     assert not rules.changes_nothing(running, **same, effective_from=dt.date(2027, 2, 1))
-    assert not rules.changes_nothing(running, amount=Decimal(100), terms=60, effective_from=day)
-    assert not rules.changes_nothing(running, amount=Decimal(90), terms=90, effective_from=day)
+    assert not rules.changes_nothing(running, amount=Decimal(100), terms=60, effective_from=day,
+                                     **most)  # fmt: skip
+    assert not rules.changes_nothing(running, amount=Decimal(90), terms=90, effective_from=day,
+                                     **most)  # fmt: skip
     assert not rules.changes_nothing(ending, **same, effective_from=day)  # calls the cut off
     assert rules.changes_nothing(ending, amount=Decimal(60), terms=90,
-                                 effective_from=dt.date(2027, 7, 1))  # fmt: skip
+                                 effective_from=dt.date(2027, 7, 1), **most)  # fmt: skip
     assert rules.policy_open(dt.date(2027, 12, 31), dt.date(2027, 12, 31))
     assert not rules.policy_open(dt.date(2028, 1, 1), dt.date(2027, 12, 31))
+
+
+def test_terms_left_out_and_the_policys_maximum_credit_period_are_the_same_terms() -> None:
+    day = dt.date(2027, 3, 1)
+    untermed = [rules.HistoryEntry(Decimal(100), day, None, None)]
+    at_most = [rules.HistoryEntry(Decimal(100), day, None, 180)]
+    for history, terms in ((untermed, 180), (at_most, None), (untermed, None)):
+        assert rules.changes_nothing(history, amount=Decimal(100), terms=terms, effective_from=day,
+                                     max_credit_period_days=180)  # fmt: skip
+    assert not rules.changes_nothing(untermed, amount=Decimal(100), terms=120, effective_from=day,
+                                     max_credit_period_days=180)  # fmt: skip
+    assert rules.terms_that_apply(None, 180) == 180
+    assert rules.terms_that_apply(60, 180) == 60
+
+
+async def test_recording_again_with_terms_equal_to_the_policys_maximum_changes_nothing(
+    uw: httpx.AsyncClient,
+) -> None:
+    policy = await make_policy(uw, max_credit_period_days=120)
+    buyer = (await make_buyer(uw))["id"]
+    first = ok(await record(uw, policy, buyer, "50000", PAST, reason="migrated"), 201)
+    assert first["unchanged"] is False
+    since = await mark(uw)
+
+    for again in (PAST, TODAY):  # what applied by default, now named: the same cover
+        replayed = ok(await record(uw, policy, buyer, "50000", again, payment_terms_days=120,
+                                   reason="migrated"), 201)  # fmt: skip
+        assert replayed["unchanged"] is True, replayed
+        assert entries(replayed) == [("50000.00", PAST, None)]
+    assert await events_since(uw, since) == []
+
+    shorter = ok(await record(uw, policy, buyer, "50000", TODAY, payment_terms_days=90), 201)
+    assert shorter["unchanged"] is False  # shorter terms are a change
+
+
+async def test_a_reduction_with_no_date_on_a_policy_ending_within_the_notice_period_is_refused(
+    uw: httpx.AsyncClient,
+) -> None:
+    # Today 2027-06-10; the default notice of 30 days would date the reduction 2027-07-10.
+    policy = await make_policy(uw, start_date="2027-01-01", end_date="2027-06-30")
+    buyer = (await make_buyer(uw))["id"]
+    limit_id = (await request_limit(uw, policy, buyer, "100000"))["limit_id"]
+    since = await mark(uw)
+
+    refused = await change(uw, limit_id, "40000")
+    refused_at(refused, "effective_from")
+    detail = refused.json()["detail"]
+    assert "2027-06-30" in detail and "30 days" in detail, detail
+    assert "from 2027-06-11 to 2027-06-30" in detail, detail
+    refused_at(await change(uw, limit_id, "0"), "effective_from")  # a withdrawal too
+    assert await events_since(uw, since) == []
+    limit = ok(await uw.get(f"/v1/limits/{limit_id}", headers=UW), 200)
+    assert entries(limit) == [("100000.00", TODAY, None)]
+
+    # Dated by the policy's end it is taken; an increase with no date applies today, as before.
+    ok(await change(uw, limit_id, "40000", effective_from="2027-06-30"), 201)
+    raised = ok(await change(uw, limit_id, "120000"), 201)
+    assert raised["effective_from"] == TODAY
+
+
+async def test_a_reduction_with_no_date_on_a_policy_ending_today_lapses_with_it(
+    uw: httpx.AsyncClient,
+) -> None:
+    policy = await make_policy(uw, start_date="2027-01-01", end_date=TODAY)
+    buyer = (await make_buyer(uw))["id"]
+    limit_id = (await request_limit(uw, policy, buyer, "100000"))["limit_id"]
+    refused = await change(uw, limit_id, "40000")
+    refused_at(refused, "effective_from")
+    assert "lapses with the policy" in refused.json()["detail"]
+
+
+async def test_a_reduction_with_no_date_within_a_policy_that_runs_past_the_notice_is_taken(
+    uw: httpx.AsyncClient,
+) -> None:
+    policy = await make_policy(uw, start_date="2027-01-01", end_date="2027-07-10")
+    buyer = (await make_buyer(uw))["id"]
+    limit_id = (await request_limit(uw, policy, buyer, "100000"))["limit_id"]
+    reduced = ok(await change(uw, limit_id, "40000"), 201)  # today + 30 days: its last day
+    assert reduced["effective_from"] == "2027-07-10"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from shared.calendar import today as business_today
-from tests.builders import make_buyer, make_policy, money, ok, request_limit
+from tests.builders import declared_on, make_buyer, make_policy, money, ok, request_limit
 from tests.conftest import auth, unique
 
 UW = auth("underwriter")
@@ -92,7 +92,9 @@ async def declare(uw: httpx.AsyncClient, policy: dict[str, Any],
         for number, buyer_id, amount in invoices
     ]}  # fmt: skip
     holder = auth("policyholder", policy["policyholder_id"])
-    ok(await uw.post(f"/v1/policies/{policy['id']}/declarations", json=body, headers=holder), 201)
+    with declared_on(uw, dt.date(2027, 3, 1)):  # once shipped: a declaration reports the past
+        ok(await uw.post(f"/v1/policies/{policy['id']}/declarations", json=body, headers=holder),
+           201)  # fmt: skip
 
 
 async def declare_affiliate(uw: httpx.AsyncClient, policy: dict[str, Any], buyer_id: str,

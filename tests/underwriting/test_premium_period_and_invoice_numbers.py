@@ -4,6 +4,7 @@ invoice is declared under a number that is not blank, known without its surround
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal as D
 from typing import Any
 
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from services.underwriting import rules
-from tests.builders import make_buyer, make_policy, money, ok
+from tests.builders import declared_on, make_buyer, make_policy, money, ok
 from tests.conftest import auth
 
 
@@ -27,13 +28,14 @@ async def test_turnover_shipped_before_the_policy_starts_or_after_it_ends_bears_
                                premium_rate_pct="0.35")  # fmt: skip
     buyer = (await make_buyer(uw))["id"]
     holder = auth("policyholder", policy["policyholder_id"])
-    declared = ok(await uw.post(f"/v1/policies/{policy['id']}/declarations", headers=holder,
-                                json={"invoices": [
-        invoice("BEFORE", buyer, "1000.00", "2025-12-31", "2026-01-30"),  # the day before it
-        invoice("FIRST", buyer, "2000.00", "2026-01-01", "2026-01-31"),  # its first day
-        invoice("LAST", buyer, "333.33", "2026-12-31", "2027-01-30"),  # its last day
-        invoice("AFTER", buyer, "4000.00", "2027-01-01", "2027-01-31"),  # the day after it
-    ]}), 201)  # fmt: skip
+    with declared_on(uw, dt.date(2027, 1, 1)):  # each shipped by the day declared
+        declared = ok(await uw.post(f"/v1/policies/{policy['id']}/declarations", headers=holder,
+                                    json={"invoices": [
+            invoice("BEFORE", buyer, "1000.00", "2025-12-31", "2026-01-30"),  # the day before it
+            invoice("FIRST", buyer, "2000.00", "2026-01-01", "2026-01-31"),  # its first day
+            invoice("LAST", buyer, "333.33", "2026-12-31", "2027-01-30"),  # its last day
+            invoice("AFTER", buyer, "4000.00", "2027-01-01", "2027-01-31"),  # the day after it
+        ]}), 201)  # fmt: skip
     assert declared["created"] == 4
     asked = ok(await uw.get(f"/v1/policies/{policy['id']}/premium?from=2025-01-01&to=2027-12-31",
                             headers=holder), 200)  # fmt: skip

@@ -174,7 +174,8 @@ def test_a_recording_is_allowed_from_the_first_day_whose_cover_does_not_stand() 
     def allowed_from(history: list[rules.HistoryEntry], amount: int, since: dt.date,
                      terms: int | None = None) -> dt.date | None:  # fmt: skip
         return rules.recording_allowed_from(history, amount=Decimal(amount), terms=terms,
-                                            effective_from=since, today=today)  # fmt: skip
+                                            effective_from=since, today=today,
+                                            max_credit_period_days=180)  # fmt: skip
 
     recorded = [entry(100, jan, None, recorded=True)]
     assert allowed_from([], 50, jan) is None  # a first recording may start in the past
@@ -182,6 +183,8 @@ def test_a_recording_is_allowed_from_the_first_day_whose_cover_does_not_stand() 
     assert allowed_from(recorded, 50, jan) == today  # past days stand; today may be corrected
     assert allowed_from(recorded, 50, today) is None
     assert allowed_from(recorded, 100, mar, terms=30) == today  # shorter terms take cover too
+    # Terms left out are the policy's maximum credit period: the same terms, not longer ones.
+    assert allowed_from(recorded, 100, jan, terms=180) is None
     granted = [entry(100, jan, None, recorded=False, terms=90)]
     assert allowed_from(granted, 50, today) == today + dt.timedelta(days=1)
     ended = [entry(100, jan, mar, recorded=True), entry(40, mar, may, recorded=True),

@@ -11,6 +11,8 @@ from fractions import Fraction
 from typing import Any
 
 ZERO = Decimal(0)
+# DSO year on year compares today's figure with the one this many days ago.
+PRIOR_YEAR_DAYS = 365
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,12 @@ class HealthThresholds:
     buckets: tuple[tuple[str, int, int | None], ...] = (
         ("1-30", 1, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("91+", 91, None),
     )  # fmt: skip
+
+    @property
+    def history_days(self) -> int:
+        """How far back before a day the indicators read: the sales window ending a year before
+        it (DSO year on year)."""
+        return PRIOR_YEAR_DAYS + self.sales_window_days
 
 
 DEFAULT_HEALTH = HealthThresholds()
@@ -113,7 +121,7 @@ def health_totals(
     invoices: Sequence[Invoice], *, today: dt.date, thresholds: HealthThresholds = DEFAULT_HEALTH
 ) -> HealthTotals:
     """The sums of portfolio health, added up from the invoices."""
-    prior = today - dt.timedelta(days=365)
+    prior = today - dt.timedelta(days=PRIOR_YEAR_DAYS)
     window = thresholds.sales_window_days
     late = thresholds.overdue_after_days
     return HealthTotals(

@@ -271,6 +271,13 @@ def amount_withdrawn(history: Sequence[HistoryEntry], day: dt.date) -> Decimal |
     return later[0].amount if later else in_force
 
 
+def terms_that_apply(terms: int | None, max_credit_period_days: int) -> int:
+    """The payment terms an amount covers: those it was granted for, else (none given) the
+    policy's maximum credit period. Terms left out and terms equal to that maximum are the same
+    cover, so every comparison of terms goes through this."""
+    return max_credit_period_days if terms is None else terms
+
+
 def grant_effective_from(
     *,
     current: Decimal | None,
@@ -278,16 +285,18 @@ def grant_effective_from(
     amount: Decimal,
     terms: int | None,
     today: dt.date,
+    max_credit_period_days: int,
 ) -> dt.date | None:
     """When a granted amount (with its payment terms) takes effect: today, unless it takes cover
     away — a lower amount or shorter terms apply only from tomorrow; None when it changes
-    nothing. Terms of None are the policy's maximum credit period, the longest."""
+    nothing. Terms are compared as they apply (`terms_that_apply`)."""
     if current is None:
         return today
-    if amount == current and terms == current_terms:
+    given = terms_that_apply(terms, max_credit_period_days)
+    in_force = terms_that_apply(current_terms, max_credit_period_days)
+    if amount == current and given == in_force:
         return None
-    shorter = terms is not None and (current_terms is None or terms < current_terms)
-    if amount < current or shorter:
+    if amount < current or given < in_force:
         return earliest_reduction_date(today)
     return today
 
@@ -308,13 +317,15 @@ def recording_allowed_from(
     terms: int | None,
     effective_from: dt.date,
     today: dt.date,
+    max_credit_period_days: int,
 ) -> dt.date | None:
     """None when a limit recorded from elsewhere (an amount with its payment terms, in force from
     `effective_from`) takes no cover that stands (`cover_stands_until`) from the `history` — a
     first recording or a raise may start in the past — else the earliest date it may start
     from. It takes cover when it is lower, or its terms shorter, than an entry on a day of that
-    entry, from `effective_from` on, whose cover stands. Terms of None are the policy's maximum
-    credit period, the longest."""
+    entry, from `effective_from` on, whose cover stands. Terms are compared as they apply
+    (`terms_that_apply`)."""
+    given = terms_that_apply(terms, max_credit_period_days)
     earliest: dt.date | None = None
     for entry in history:
         stands_until = cover_stands_until(entry, today)
@@ -322,27 +333,32 @@ def recording_allowed_from(
             stands_until = min(stands_until, entry.effective_to)
         if max(entry.effective_from, effective_from) >= stands_until:
             continue  # no day of this entry from `effective_from` on whose cover stands
-        shorter = terms is not None and (
-            entry.payment_terms_days is None or terms < entry.payment_terms_days
-        )
+        shorter = given < terms_that_apply(entry.payment_terms_days, max_credit_period_days)
         if amount < entry.amount or shorter:
             earliest = stands_until if earliest is None else max(earliest, stands_until)
     return earliest
 
 
 def changes_nothing(
-    history: Sequence[HistoryEntry], *, amount: Decimal, terms: int | None, effective_from: dt.date
+    history: Sequence[HistoryEntry],
+    *,
+    amount: Decimal,
+    terms: int | None,
+    effective_from: dt.date,
+    max_credit_period_days: int,
 ) -> bool:
     """An amount with its payment terms from `effective_from` on changes nothing when the entry in
     force on that day already has that amount and those terms and runs on with nothing after it:
     putting it in force again would only repeat that entry, so it is not recorded (and no one
-    hears of it)."""
+    hears of it). Terms are compared as they apply (`terms_that_apply`): none given and the
+    policy's maximum credit period are the same cover."""
+    given = terms_that_apply(terms, max_credit_period_days)
     for entry in history:
         if in_history(effective_from, entry.effective_from, entry.effective_to):
             return (
                 entry.effective_to is None
                 and entry.amount == amount
-                and entry.payment_terms_days == terms
+                and terms_that_apply(entry.payment_terms_days, max_credit_period_days) == given
             )
     return False
 

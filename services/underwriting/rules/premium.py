@@ -34,6 +34,64 @@ def payment_fault(
     return None
 
 
+def earliest_declared_day(policy_start: dt.date, history_days: int) -> dt.date:
+    """The earliest day a declaration under a policy may name: its start less the history the
+    cash-flow indicators read (`HealthThresholds.history_days`: DSO year on year reads the sales
+    of the year before a year ago), so that a book declared when the policy starts has its
+    prior-year figures. Nothing of the policy reads further back."""
+    return policy_start - dt.timedelta(days=history_days)
+
+
+def declared_credit_days(max_credit_period_days: int, at_most: int) -> int:
+    """The longest credit period a declared invoice may have: the policy's maximum, or
+    `at_most` (a setting) when that is longer; the cover's own terms are judged by the
+    coverage check, not by the declaration."""
+    return max(max_credit_period_days, at_most)
+
+
+def invoice_dates_fault(
+    shipment_date: dt.date,
+    due_date: dt.date,
+    paid_on: dt.date | None,
+    *,
+    today: dt.date,
+    earliest: dt.date,
+    credit_days_at_most: int,
+) -> tuple[str, str] | None:
+    """A declared invoice is a sale on credit already made, on the policy's terms: shipped by
+    today (a declaration reports receivables, it does not foresee them) and not before
+    `earliest` (`earliest_declared_day`); due (on or after shipment, checked before this) within
+    `credit_days_at_most` of its shipment (`declared_credit_days`: a sale on longer terms than
+    the cover allows is still a receivable of the book, uncovered); paid, if at all, not before
+    `earliest` either. The field at fault and why, naming the bound, or None."""
+    if shipment_date > today:
+        return (
+            "shipment_date",
+            f"must not be after today ({today.isoformat()}): a receivable "
+            "is declared once the goods are shipped",
+        )
+    if shipment_date < earliest:
+        return (
+            "shipment_date",
+            f"must not be before {earliest.isoformat()} (the policy's start "
+            "less the history its cash-flow indicators read)",
+        )
+    if (due_date - shipment_date).days > credit_days_at_most:
+        latest_due = shipment_date + dt.timedelta(days=credit_days_at_most)
+        return (
+            "due_date",
+            f"must not be after {latest_due.isoformat()}: within "
+            f"{credit_days_at_most} days of the shipment date",
+        )
+    if paid_on is not None and paid_on < earliest:
+        return (
+            "paid_on",
+            f"must not be before {earliest.isoformat()} (the policy's start less "
+            "the history its cash-flow indicators read)",
+        )
+    return None
+
+
 def premium(turnover: Money, rate_pct: Decimal) -> Money:
     """Premium = insured turnover × premium rate, rounded once."""
     return turnover.percent(rate_pct).rounded()
