@@ -12,6 +12,14 @@ from shared.settings import Settings
 class CollectionsSettings(Settings):
     # The collection fee taken from each recovery before it is shared (domain.md: default 10%).
     fee_pct: Decimal = Field(Decimal(10), alias="TCI_COLLECTIONS_FEE_PCT", ge=0, le=100)
+    # How far ahead of the day it is made a promise to pay may fall: a buyer promising to pay
+    # further out is making no promise a collector can hold it to (a payment plan runs months).
+    promise_horizon_days: int = Field(
+        365,
+        alias="TCI_COLLECTIONS_PROMISE_HORIZON_DAYS",
+        description="how many days after the day it is made a promise to pay may fall due",
+        ge=1,
+    )
     # How often the escalation ladder is run for today (the daily scheduler; it is idempotent).
     outbox_interval_seconds: float = Field(
         5.0,

@@ -105,9 +105,9 @@ _LINE_SHAPE: dict[str, Any] = {
     "case_id": String(), "id": String(), "created_at": UTCDateTime(), "day": Date(),
     "label": String(), "note": Text(), "recorded_by": String(), "on": Date(), "amount": Amount(),
     "paid": Amount(), "insurer": Amount(), "policyholder": Amount(), "data": JSON(),
-    "tiebreak": String(),
+    "tiebreak": String(), "days": Integer(),
 }  # fmt: skip
-_INVOICE, _ACTIVITY, _PAYMENT = 0, 1, 2
+_INVOICE, _ACTIVITY, _PAYMENT, _RUNG = 0, 1, 2, 3
 
 
 def _line_part(part: int, model: type[Base], **columns: str) -> Select[Any]:
@@ -119,6 +119,22 @@ def _line_part(part: int, model: type[Base], **columns: str) -> Select[Any]:
     )).where(among(table.c.case_id, "case_ids"))  # fmt: skip
 
 
+def _rung_part() -> Select[Any]:
+    """The rungs of each case's ladder in the shape of `_LINE_SHAPE` (stage as `label`, its day
+    as `days`), so that a read shows the stage a case's days past due reach in the same
+    statement."""
+    rungs = cast(Table, LadderRung.__table__)
+    shown = {"case_id": _CASES.c.id, "label": rungs.c.stage, "days": rungs.c.days_past_due,
+             "tiebreak": rungs.c.stage}  # fmt: skip
+    return (
+        select(literal_column(str(_RUNG), Integer).label("part"), *(
+            (shown[name] if name in shown else sql_cast(null(), kind)).label(name)
+            for name, kind in _LINE_SHAPE.items()))
+        .select_from(_CASES.join(rungs, rungs.c.name == _CASES.c.ladder))
+        .where(among(_CASES.c.id, "case_ids"))
+    )  # fmt: skip
+
+
 _LINES = Query(union_all(
     _line_part(_INVOICE, CaseInvoice, case_id="case_id", id="id", day="due_date", label="number",
                amount="amount", paid="paid", tiebreak="number"),
@@ -128,9 +144,11 @@ _LINES = Query(union_all(
     _line_part(_PAYMENT, Payment, case_id="case_id", id="id", created_at="created_at",
                day="received_on", amount="amount", paid="fee", insurer="insurer",
                policyholder="policyholder", data="credited", tiebreak="id"),
+    _rung_part(),
 # Each part in the order a case shows it: invoices by due date and number, activities by the day
-# they happened, payments by the day they came in, then as recorded.
-).order_by(text("part"), text("day"), text("created_at"), text("tiebreak")))  # fmt: skip
+# they happened, payments by the day they came in, then as recorded (rungs: by their day).
+).order_by(text("part"), text("day"), text("created_at"), text("days"),
+           text("tiebreak")))  # fmt: skip
 
 
 class CaseLines(NamedTuple):
@@ -139,15 +157,19 @@ class CaseLines(NamedTuple):
     invoices: dict[str, list[CaseInvoiceRow]]
     activities: dict[str, list[ActivityRow]]
     payments: dict[str, list[PaymentRow]]
+    rungs: dict[str, list[Rung]]  # of each case's ladder, lowest first
 
 
 async def lines_of(reader: Reader, case_ids: Sequence[str]) -> CaseLines:
-    """The invoices, activities and payments of the cases, in one statement whatever the number
-    of cases."""
-    lines = CaseLines({}, {}, {})
+    """The invoices, activities and payments of the cases, and the rungs of their ladders, in
+    one statement whatever the number of cases."""
+    lines = CaseLines({}, {}, {}, {})
     for row in await reader.all(_LINES, {"case_ids": list(case_ids)}):
         (part, case_id, ident, created_at, day, label, note, recorded_by, on, amount, paid,
-         insurer, policyholder, data, _) = row  # fmt: skip
+         insurer, policyholder, data, _, days) = row  # fmt: skip
+        if part == _RUNG:
+            lines.rungs.setdefault(case_id, []).append(Rung(days, label))
+            continue
         if part == _INVOICE:
             invoice = CaseInvoiceRow(case_id, label, amount, day, paid)
             lines.invoices.setdefault(case_id, []).append(invoice)

@@ -244,6 +244,16 @@ def climb(ladder: Rungs, stage: str, days_past_due: int) -> str | None:
     return target if rung_index(ladder, target) > rung_index(ladder, stage) else None
 
 
+def stage_standing(ladder: Rungs, stage: str, status: str, days_past_due: int) -> str:
+    """The stage a case stands on today, as every read shows it: an open case on the highest
+    rung its days past due reach (on the rung's day it is on it), or where it stood already if
+    higher (never down), whether or not the daily run has recorded the move yet; a held or closed
+    case climbs no further, so it stands where it stood."""
+    if CaseStatus(status) not in CLIMBING:
+        return stage
+    return climb(ladder, stage, days_past_due) or stage
+
+
 class StandingCase(NamedTuple):
     """A case the daily run looks at: its ladder, its stage and its oldest unpaid due date."""
 
@@ -368,6 +378,12 @@ def open_promises(
     still = [OpenPromise(p.activity_id, p.due_on, p.amount - kept[p.activity_id])
              for p in promises if p.due_on >= today and p.amount > kept[p.activity_id]]  # fmt: skip
     return sorted(still, key=lambda p: p.due_on)
+
+
+def promise_window(made_on: dt.date, horizon_days: int) -> tuple[dt.date, dt.date]:
+    """The days a promise to pay may fall due on: from the day it is made to `horizon_days`
+    after it (a setting), both included."""
+    return made_on, made_on + dt.timedelta(days=horizon_days)
 
 
 def promisable(owed: Decimal, still_open: Iterable[OpenPromise]) -> Decimal:

@@ -77,10 +77,15 @@ class CaseInvoiceRead(Schema):
 
 class ActivityCreate(Schema):
     kind: ActivityKind
-    occurred_on: Date
+    occurred_on: Date = Field(description="the day it was done: on or after the day the case "
+                              "was opened, and not after today")  # fmt: skip
     note: LongText | None = None
     promised_amount: PositiveMoney | None = None
-    promised_on: Date | None = None
+    promised_on: Date | None = Field(
+        default=None,
+        description="for a promise to pay: the day it falls due, on or after `occurred_on` and "
+        "at most the promise horizon (TCI_COLLECTIONS_PROMISE_HORIZON_DAYS, default 365) after it",
+    )
     dispute_id: Ident | None = Field(
         default=None,
         description="for `dispute_resolved`: the dispute it resolves (the id of the `dispute` "
@@ -120,7 +125,8 @@ class ActivityRead(Schema):
 
 class PaymentCreate(Schema):
     amount: PositiveMoney
-    received_on: Date
+    received_on: Date = Field(description="the day it came in: on or after the day the case was "
+                              "opened, and not after today")  # fmt: skip
 
 
 class AllocationRead(Schema):

@@ -295,6 +295,7 @@ async def _take_over(
     case.insurer_share_numerator = None if share is None else str(share.paid)
     case.insurer_share_denominator = None if share is None else str(share.of)
     invoices = await _invoices(ctx, case.id)
+    await _climb_before_change(ctx, case, views.open_invoices(invoices))
     takeover = rules.take_over(_booked(invoices), claimed)
     credited_before = {i.number: i.paid for i in invoices}
     for invoice in invoices:
@@ -330,6 +331,7 @@ async def _hand_over_from_other_mandates(ctx: Context, case: Case, numbers: list
     claimed = set(numbers)
     for mandate in others:
         handed = []
+        unpaid_before = views.open_invoices(lines.get(mandate.id, []))
         for line in lines.get(mandate.id, []):
             if line.number in claimed and line.amount > line.paid:
                 handed.append(f"{line.number} "
@@ -338,6 +340,7 @@ async def _hand_over_from_other_mandates(ctx: Context, case: Case, numbers: list
                 line.amount = line.paid
         if not handed:
             continue
+        await _climb_before_change(ctx, mandate, unpaid_before)
         _subrogation_activity(ctx, mandate, (
             f"claim {case.claim_id} paid: " + ", ".join(handed) + f" collected by case "
             f"{case.id} from now on"), {"claim_id": case.claim_id, "case_id": case.id})  # fmt: skip
@@ -570,7 +573,7 @@ async def list_cases(
 def _case_answer(case: CaseRow, lines: repo.CaseLines, today: dt.date) -> dict[str, Any]:
     return views.case_answer(case, lines.invoices.get(case.id, []),
                              lines.activities.get(case.id, []), lines.payments.get(case.id, []),
-                             today)  # fmt: skip
+                             lines.rungs.get(case.id, []), today)  # fmt: skip
 
 
 async def read_case(ctx: Context, case: Case) -> CaseRead:
@@ -581,7 +584,8 @@ async def read_case(ctx: Context, case: Case) -> CaseRead:
     activities = await repo.activities_of(ctx.session, ids)
     payments = await repo.payments_of(ctx.session, ids)
     return views.case_read(case, invoices.get(case.id, []), activities.get(case.id, []),
-                           payments.get(case.id, []), ctx.today)  # fmt: skip
+                           payments.get(case.id, []), await repo.ladder(ctx.session, case.ladder)
+                           or [], ctx.today)  # fmt: skip
 
 
 def _refuse_if_closed(case: Case) -> None:
@@ -607,12 +611,13 @@ async def add_activity(ctx: Context, case_id: str, done: ActivityCreate) -> Acti
     case = await case_of(ctx, case_id, lock=True)
     _refuse_if_closed(case)
     if done.occurred_on > ctx.today:
-        raise invalid(["body", "occurred_on"], "what was done did not happen after today")
+        raise invalid(["body", "occurred_on"], f"what was done happened by today ({ctx.today}), "
+                      "not after")  # fmt: skip
     if done.occurred_on < case.opened_on:
         raise invalid(["body", "occurred_on"], f"the case was opened on {case.opened_on}: what "
                       "it records was done on that day or after")  # fmt: skip
-    if done.promised_on is not None and done.promised_on < done.occurred_on:
-        raise invalid(["body", "promised_on"], "a payment is promised for a date after the promise")
+    if done.promised_on is not None:
+        _refuse_promise_outside_window(ctx, done.occurred_on, done.promised_on)
     promised = None
     if done.promised_amount is not None:
         promised = positive_amount_in(done.promised_amount, case.currency,
@@ -623,8 +628,11 @@ async def add_activity(ctx: Context, case_id: str, done: ActivityCreate) -> Acti
     if done.kind == rules.DISPUTE_RESOLVED:
         resolved, left_open = await _dispute_to_resolve(ctx, case, done)
         details = {"dispute_id": resolved}
-    before = (case.stage, CaseStatus(case.status))
     act = rules.act_of_activity(done.kind, disputes_left_open=left_open)
+    if case.status in rules.CLIMBING and _status_after(case, act) not in rules.CLIMBING:
+        unpaid = views.open_invoices(await _invoices(ctx, case.id))
+        await _climb_before_change(ctx, case, unpaid)
+    before = (case.stage, CaseStatus(case.status))
     case.status = _status_after(case, act)
     if case.status != before[1]:
         await _announce_stage(ctx, case, previous=before, days_past_due=None,
@@ -638,6 +646,20 @@ async def add_activity(ctx: Context, case_id: str, done: ActivityCreate) -> Acti
     ctx.session.add(activity)
     await ctx.session.flush()
     return views.activity_read(activity, case)
+
+
+def _refuse_promise_outside_window(ctx: Context, made_on: dt.date, due_on: dt.date) -> None:
+    """A promise to pay falls due on or after the day it is made (`occurred_on`) and at most the
+    promise horizon after it (`rules.promise_window`); else 422 on `promised_on`, naming the
+    bound."""
+    horizon = ctx.settings.promise_horizon_days
+    earliest, latest = rules.promise_window(made_on, horizon)
+    if due_on < earliest:
+        raise invalid(["body", "promised_on"], f"a promise made on {earliest} (occurred_on) "
+                      f"falls due on that day or after, not {due_on}")  # fmt: skip
+    if due_on > latest:
+        raise invalid(["body", "promised_on"], f"a promise made on {earliest} falls due at most "
+                      f"{horizon} days after it, by {latest}, not {due_on}")  # fmt: skip
 
 
 async def _refuse_promise_over_outstanding(ctx: Context, case: Case, promised: Decimal) -> None:
@@ -730,7 +752,8 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
     amount = positive_amount_in(received.amount, case.currency, ["body", "amount"],
                                 whose="the case")  # fmt: skip
     if received.received_on > ctx.today:
-        raise invalid(["body", "received_on"], "a payment is recorded once received, not ahead")
+        raise invalid(["body", "received_on"], f"a payment is recorded once received: by today "
+                      f"({ctx.today}), not ahead")  # fmt: skip
     if received.received_on < case.opened_on:
         raise invalid(["body", "received_on"], f"the case was opened on {case.opened_on}: what "
                       "it recovers is received on that day or after")  # fmt: skip
@@ -744,6 +767,7 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
             f"{Money(over.outstanding, case.currency).rounded_text()} {case.currency}",
             outstanding=money_read(over.outstanding, case.currency).model_dump(mode="json"),
         ) from None
+    await _climb_before_change(ctx, case, views.open_invoices(invoices))
     by_number = {i.number: i for i in invoices}
     for credit in credits:
         by_number[credit.invoice_number].paid += credit.amount
@@ -824,20 +848,46 @@ async def run_escalations(ctx: Context, as_of: dt.date) -> EscalationResult:
         raise invalid(["body", "as_of"], ahead)
     ladders = await repo.ladders(ctx.session)
     moves = rules.escalations(await repo.climbing_cases(ctx.session), ladders, as_of)
-    if moves:
-        now = utcnow()
-        await repo.move_stages(ctx.session, [(m.case_id, m.to_stage) for m in moves], [
-            {"id": new_id("act"), "created_at": now, "case_id": m.case_id, "kind": "escalation",
-             "occurred_on": as_of, "recorded_by": ctx.caller.subject,
-             "note": f"{m.from_stage} → {m.to_stage} at {m.days_past_due} days past due",
-             "details": {"from": m.from_stage, "to": m.to_stage,
-                         "days_past_due": m.days_past_due}}
-            for m in moves])  # fmt: skip
-        await _announce_moves(ctx, moves, as_of)
+    await _record_moves(ctx, moves, as_of)
     moved = [CaseMove.model_construct(case_id=m.case_id, from_stage=m.from_stage,
                                       to_stage=m.to_stage, days_past_due=m.days_past_due)
              for m in moves]  # fmt: skip
     return EscalationResult(as_of=as_of, moved=moved)
+
+
+async def _record_moves(ctx: Context, moves: Sequence[rules.Move], as_of: dt.date) -> None:
+    """The moves up the ladder as of a day, recorded: each case's stage, an `escalation`
+    activity logged on it, and its creditor told (`case.stage_changed`)."""
+    if not moves:
+        return
+    now = utcnow()
+    await repo.move_stages(ctx.session, [(m.case_id, m.to_stage) for m in moves], [
+        {"id": new_id("act"), "created_at": now, "case_id": m.case_id, "kind": "escalation",
+         "occurred_on": as_of, "recorded_by": ctx.caller.subject,
+         "note": f"{m.from_stage} → {m.to_stage} at {m.days_past_due} days past due",
+         "details": {"from": m.from_stage, "to": m.to_stage, "days_past_due": m.days_past_due}}
+        for m in moves])  # fmt: skip
+    await _announce_moves(ctx, moves, as_of)
+
+
+async def _climb_before_change(
+    ctx: Context, case: Case, unpaid: Sequence[rules.OpenInvoice]
+) -> None:  # fmt: skip
+    """An open case about to stop climbing (held by a dispute, closed) or whose debt is about to
+    change (a payment, a paid claim's takeover) first stands on the rung its days past due reach
+    today, as reads have shown it since that rung's day: a case never climbs down, and one held
+    or closed stays where it stood. The move the daily run has not recorded yet is recorded now,
+    as the run records it (once: the run finds it there). `unpaid`: its invoices as they stood
+    before the change."""
+    if CaseStatus(case.status) not in rules.CLIMBING:
+        return
+    oldest = rules.oldest_unpaid_due(unpaid)
+    ladder = await repo.ladder(ctx.session, case.ladder) or []
+    moves = rules.escalations([rules.StandingCase(case.id, case.ladder, case.stage, oldest)],
+                              {case.ladder: ladder}, ctx.today)  # fmt: skip
+    await _record_moves(ctx, moves, ctx.today)
+    for move in moves:
+        case.stage = move.to_stage
 
 
 async def _announce_moves(ctx: Context, moves: Sequence[rules.Move], as_of: dt.date) -> None:

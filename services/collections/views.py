@@ -85,23 +85,25 @@ def _money(amount: Decimal, currency: str) -> dict[str, str]:
 
 def case_answer(
     case: ACase, invoices: Sequence[AnInvoice], activities: Sequence[AnActivity],
-    payments: Sequence[APayment], today: dt.date,
+    payments: Sequence[APayment], ladder: rules.Rungs, today: dt.date,
 ) -> dict[str, Any]:  # fmt: skip
     """A case as `CaseRead` shows it, as plain JSON data (its dates and moments as such, written
-    by pydantic as the model writes them)."""
+    by pydantic as the model writes them): its stage the one its days past due reach today on
+    `ladder` (`rules.stage_standing`), as they are shown beside it."""
     c = case.currency
     share = share_of(case)
     unpaid = open_invoices(invoices)
+    days = rules.days_past_due(rules.oldest_unpaid_due(unpaid), today)
     return {
         "id": case.id, "created_at": case.created_at, "creditor_id": case.creditor_id,
         "buyer_id": case.buyer_id, "debtor_country": case.debtor_country, "currency": c,
-        "ladder": case.ladder, "stage": case.stage, "status": case.status,
+        "ladder": case.ladder, "stage": rules.stage_standing(ladder, case.stage, case.status, days), "status": case.status,
         "claim_id": case.claim_id,
         "insurer_share_pct": None if share is None
         else plain_decimal(share.pct(SHARE_PCT_SHOWN_PLACES)),
         "fee_pct": plain_decimal(case.fee_pct),
         "opened_on": case.opened_on, "closed_on": case.closed_on,
-        "days_past_due": rules.days_past_due(rules.oldest_unpaid_due(unpaid), today),
+        "days_past_due": days,
         "outstanding": _money(rules.outstanding(unpaid), c),
         "recovered": _money(sum((p.amount for p in payments), ZERO), c),
         "invoices": [{"number": i.number, "amount": _money(i.amount, c), "due_date": i.due_date,
@@ -115,9 +117,9 @@ def case_answer(
 
 def case_read(
     case: ACase, invoices: Sequence[AnInvoice], activities: Sequence[AnActivity],
-    payments: Sequence[APayment], today: dt.date,
+    payments: Sequence[APayment], ladder: rules.Rungs, today: dt.date,
 ) -> CaseRead:  # fmt: skip
-    return CaseRead.model_validate(case_answer(case, invoices, activities, payments, today))
+    return CaseRead.model_validate(case_answer(case, invoices, activities, payments, ladder, today))
 
 
 def activity_answer(a: AnActivity, case: ACase) -> dict[str, Any]:
