@@ -404,11 +404,15 @@ async def test_an_outbox_message_answered_key_in_use_is_sent_again_until_the_cas
                 {"key": f"claims:subrogation:{claim_id}"},
             )  # fmt: skip
             paid = await p.ok(p.claims, f"/v1/claims/{claim_id}/payment", HANDLER, 200)
-            await asyncio.sleep(1.0)  # several turns of both claims replicas' outbox loops
+            # Several turns of both claims replicas' outbox loops (a second or so; longer on a
+            # loaded machine: waited for, up to a bound, rather than slept a fixed time).
+            attempts, deadline = 0, time.monotonic() + 20
+            while attempts < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                attempts = replicas.count(
+                    "SELECT coalesce(max(attempts), 0) FROM claims.outbox WHERE "
+                    "aggregate_id = :c AND target = 'collections'", c=claim_id)  # fmt: skip
             held = replicas.count(pending, c=claim_id)
-            attempts = replicas.count(
-                "SELECT max(attempts) FROM claims.outbox WHERE aggregate_id = :c AND "
-                "target = 'collections'", c=claim_id)  # fmt: skip
             twin.rollback()  # the twin dies: nothing of it is kept
 
         case_id = await subrogation_case(p, claim_id)
