@@ -258,9 +258,12 @@ async def signals_of(
 
 async def creditor_has_stake(session: AsyncSession, creditor_id: str, buyer_id: str) -> bool:
     """Whether the creditor (a policyholder) holds a credit limit on the buyer under one of its
-    own policies (`rules.signal_weighs`), in one statement."""
+    own policies (`rules.signal_weighs`), in one statement: a limit the insurer granted an
+    amount on, in force or not any more. A refusal keeps a limit row with no amount (the
+    decision that ends the discretionary limit there) and grants nothing: no stake."""
     own = select(Policy.id).where(Policy.policyholder_id == creditor_id)
-    held = exists().where(CreditLimit.buyer_id == buyer_id, CreditLimit.policy_id.in_(own))
+    held = exists().where(CreditLimit.buyer_id == buyer_id, CreditLimit.policy_id.in_(own),
+                          LimitAmount.limit_id == CreditLimit.id, LimitAmount.amount > 0)  # fmt: skip
     return bool((await session.execute(select(held))).scalar_one())
 
 

@@ -215,3 +215,30 @@ async def test_a_limit_request_not_granted_is_no_stake(uw: httpx.AsyncClient) ->
         and answer["unweighed_reason"]["code"] == "creditor_without_stake"
     )
     assert (answer["grade_before"], answer["grade"]) == (7, 7) and answer["limit_changes"] == []
+
+
+async def test_a_refused_limit_request_is_no_stake(uw: httpx.AsyncClient) -> None:
+    """A refusal, by the engine or by an underwriter, is a decision on the pair (it ends the
+    discretionary limit there) but grants nothing: a request any policyholder may make, refused
+    at once (terms over the policy's maximum), must not let its mandates weigh on the buyer."""
+    insured = await make_policy(uw)
+    buyer = await make_buyer(uw, indicators=WEAK)
+    await request_limit(uw, insured, buyer["id"], "50000")
+    by_engine, by_underwriter = await make_policy(uw), await make_policy(uw)
+    refused = await request_limit(uw, by_engine, buyer["id"], "10000", terms=365)
+    assert refused["status"] == "refused"
+    referred = await request_limit(uw, by_underwriter, buyer["id"], "90000000")
+    decided = ok(await uw.post(f"/v1/limit-requests/{referred['id']}/decision", headers=UW,
+                               json={"decision": "refuse", "reason": "no"}), 200)  # fmt: skip
+    assert decided["status"] == "refused"
+
+    answers = [await signal(uw, buyer["id"], "payment_delay",
+                            creditor_id=policy["policyholder_id"], case_id=unique("case"))
+               for policy in (by_engine, by_underwriter)]  # fmt: skip
+
+    for answer in answers:
+        assert answer["weighed"] is False
+        assert answer["unweighed_reason"]["code"] == "creditor_without_stake"
+        assert (answer["grade_before"], answer["grade"]) == (7, 7)
+        assert answer["limit_changes"] == []
+    assert (await buyer_now(uw, buyer["id"]))["grade"] == 7
