@@ -39,6 +39,7 @@ from services.underwriting.schemas import (
     LimitChangeCreate,
     LimitChangeRead,
     LimitList,
+    LimitNotHalvedRead,
     LimitRead,
     LimitRequestCreate,
     LimitRequestList,
@@ -611,6 +612,7 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
     )  # fmt: skip
     ctx.session.add(signal)  # inserted by the next flush
     changes_made: list[LimitChangeRead] = []
+    not_halved: list[LimitNotHalvedRead] = []
     stop = None
     if weighed:
         effect = rules.signal_effect(data.kind, grade_before=grade_before, grade_after=grade_after,
@@ -618,7 +620,7 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
         if effect.limits == rules.LimitAction.WITHDRAW:
             changes_made = await _withdraw_all(ctx, buyer, data.observed_on)
         elif effect.limits == rules.LimitAction.HALVE:
-            changes_made = await _halve_all(ctx, buyer, grade_after)
+            changes_made, not_halved = await _halve_all(ctx, buyer, grade_after)
         stop = None if named is None else effect.stop_shipment
     if stop is not None and named is not None:
         await _stop_or_clear(ctx, named, buyer, stop, data.observed_on)
@@ -629,7 +631,7 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
         creditor_id=data.creditor_id, case_id=data.case_id,
         points=signal.points, grade_before=grade_before, grade=grade_after,
         weighed=weighed, unweighed_reason=views.unweighed_reason_read(weighed),
-        limit_changes=changes_made, stop_shipment=stop,
+        limit_changes=changes_made, limits_not_halved=not_halved, stop_shipment=stop,
     )  # fmt: skip
 
 
@@ -713,25 +715,33 @@ async def _withdraw_all(ctx: Context, buyer: Buyer, observed_on: dt.date) -> lis
     return changes
 
 
-async def _halve_all(ctx: Context, buyer: Buyer, grade: int) -> list[LimitChangeRead]:
+async def _halve_all(
+    ctx: Context, buyer: Buyer, grade: int
+) -> tuple[list[LimitChangeRead], list[LimitNotHalvedRead]]:
     """A downgrade to the halving grade halves every limit on the buyer after its policy's
-    notice period, unless a cut is already pending (their histories read at once): each amount
-    `rules.halves`, a change of its own."""
+    notice period (their histories read at once): each amount `rules.halved_again` says, a
+    change of its own (a cut of a downgrade still to come is not halved again). A limit whose
+    policy ends before that date is left as it is, with the reason (`rules.halving_lapses`)."""
     limits = await repo.limits_on_buyer(ctx.session, buyer.id)
     histories = await repo.history(ctx.session, [limit.id for limit, _, _ in limits])
     changes: list[LimitChangeRead] = []
+    left: list[LimitNotHalvedRead] = []
     for limit, policy, banks in limits:
-        effective = rules.halving_effective_from(ctx.today, policy.reduction_notice_days)
+        days = policy.reduction_notice_days
+        effective = rules.halving_effective_from(ctx.today, days)
         history = histories.get(limit.id, [])
-        if rules.halving_pending(((e.source, e.effective_from, e.amount) for e in history),
-                                 ctx.today):  # fmt: skip
+        if rules.halving_lapses(effective, policy.end_date):
+            if rules.covers_from(views.history_entries(history), ctx.today):
+                left.append(LimitNotHalvedRead(
+                    limit_id=limit.id, policy_id=policy.id, buyer_id=buyer.id,
+                    reason=rules.LAPSES_WITH_POLICY,
+                    message=rules.lapsing_message(effective, policy.end_date, days)))  # fmt: skip
             continue
         changes += await _halve(
             ctx, limit, history, effective=effective, currency=policy.currency,
-            reason=_halving_reason(grade, policy.reduction_notice_days),
-            parties=policy_parties(policy, banks),
+            reason=_halving_reason(grade, days), parties=policy_parties(policy, banks),
         )  # fmt: skip
-    return changes
+    return changes, left
 
 
 async def _halve(
@@ -739,13 +749,17 @@ async def _halve(
     currency: str, reason: str, parties: list[str],
 ) -> list[LimitChangeRead]:  # fmt: skip
     """Halve every amount of the limit's `history` that a halving from `effective` halves
-    (`rules.halves`): the one running then ends there, one starting later is superseded (kept
-    for audit), and each is replaced by its half, on its terms, from `rules.halved_from` until
-    its own end; each a change announced (`limit.changed`). Amounts of zero stay as they are."""
+    (`rules.halved_again`): the one running then ends there, one starting later is superseded
+    (kept for audit), and each is replaced by its half, on its terms, from `rules.halved_from`
+    until its own end; each a change announced (`limit.changed`). Amounts of zero stay as they
+    are, and so do the halves of a downgrade's cut still to come."""
     now = utcnow()
+    written = {e.id: rules.WrittenAmount(e.source, e.effective_from, e.amount, e.created_at)
+               for e in history}  # fmt: skip
+    to_come = rules.halvings_to_come(written.values(), ctx.today)
     changes = []
     for entry in sorted(history, key=lambda e: e.effective_from):
-        if not rules.halves(entry.amount, entry.effective_to, effective):
+        if not rules.halved_again(written[entry.id], entry.effective_to, effective, to_come):
             continue
         until = entry.effective_to
         superseded, entry.effective_to = rules.entry_after_change(

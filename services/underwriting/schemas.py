@@ -310,8 +310,22 @@ class LimitChangeRead(Schema):
     )
 
 
+class LimitNotHalvedRead(Schema):
+    limit_id: str
+    policy_id: str
+    buyer_id: str
+    reason: str = Field(description="why the downgrade left this limit as it is, as a code")
+    message: str
+
+
 class SignalRead(_SignalFields):
     limit_changes: list[LimitChangeRead]
+    limits_not_halved: list[LimitNotHalvedRead] = Field(
+        default_factory=list,
+        description="the limits a downgrade to the halving grade left at their amount, each with "
+        "why (`policy_ends_within_notice_period`: the policy ends before the halving's date, so "
+        "the limit lapses with it)",
+    )
     stop_shipment: bool | None = None
 
 

@@ -100,6 +100,7 @@ moved_limits = _temporary(
     Column("policy_id", String(40), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("notice_days", Integer, nullable=False),
+    Column("end_date", Date, nullable=False),
     Column("grade_before", Integer, nullable=False),
     Column("grade_after", Integer, nullable=False),
 )
@@ -370,10 +371,10 @@ async def grade_moves(session: AsyncSession, book: Slice) -> list[tuple[int, int
     days) among them."""
     r, ml = regraded, moved_limits
     await session.execute(insert(ml).from_select(
-        ["limit_id", "buyer_id", "policy_id", "currency", "notice_days", "grade_before",
-         "grade_after"],
+        ["limit_id", "buyer_id", "policy_id", "currency", "notice_days", "end_date",
+         "grade_before", "grade_after"],
         select(CreditLimit.id, CreditLimit.buyer_id, CreditLimit.policy_id, Policy.currency,
-               Policy.reduction_notice_days, r.c.grade_before, r.c.grade_after)
+               Policy.reduction_notice_days, Policy.end_date, r.c.grade_before, r.c.grade_after)
         .join(CreditLimit, and_(CreditLimit.buyer_id == r.c.buyer_id,
                                 book.ids(CreditLimit.buyer_id)))
         .join(Policy, Policy.id == CreditLimit.policy_id)
@@ -438,14 +439,21 @@ async def collect_halvings(
     session: AsyncSession, *, minor_units: Mapping[str, int], today: dt.date
 ) -> int:
     """The limits (of `grade_moves`) whose move halves them, each amount the halving halves
-    (`rules.halves`: above zero, running on its effective date or starting later) with its half
-    (`minor_units`: of every currency of a policy) from `rules.halved_from`; not a limit with a
-    downgrade's cut still to come (`rules.halving_pending`); how many limits."""
+    with its half (`minor_units`: of every currency of a policy) from `rules.halved_from`:
+    `rules.halved_again`, above zero, running on its effective date or starting later, and not
+    a half of a downgrade's halving still to come (`rules.halvings_to_come`: the amounts a signal
+    wrote at one time, none of them started by `today`). Not a limit whose policy ends before the
+    halving's date (`rules.halving_lapses`: it lapses with the policy). How many limits."""
     n, ml = notices, moved_limits
-    amount, pending = LimitAmount, aliased(LimitAmount)
+    amount, sibling = LimitAmount, aliased(LimitAmount)
+    zero = literal(0, Amount())
     half = _halved(_dialect(session), amount.amount, _units(minor_units, ml.c.currency))
     starts = case((amount.effective_from > n.c.effective_from, amount.effective_from),
                   else_=n.c.effective_from)  # fmt: skip
+    its_halving_started = exists().where(
+        sibling.limit_id == amount.limit_id, sibling.superseded_at.is_(None),
+        sibling.source == SIGNAL_SOURCE, sibling.created_at == amount.created_at,
+        sibling.amount > zero, sibling.effective_from <= _typed(session, today, Date()))  # fmt: skip
     statement = (
         select(ml.c.limit_id, starts, ml.c.policy_id, ml.c.buyer_id, ml.c.currency,
                amount.amount, half, amount.payment_terms_days, n.c.effective_from,
@@ -457,10 +465,8 @@ async def collect_halvings(
         .join(amount, and_(amount.limit_id == ml.c.limit_id, amount.superseded_at.is_(None),
                            or_(amount.effective_to.is_(None),
                                amount.effective_to > n.c.effective_from)))
-        .where(amount.amount > literal(0, Amount()), ~exists().where(
-            pending.limit_id == ml.c.limit_id, pending.superseded_at.is_(None),
-            pending.source == SIGNAL_SOURCE, pending.effective_from > _typed(session, today, Date()),
-            pending.amount > literal(0, Amount())))
+        .where(amount.amount > zero, n.c.effective_from <= ml.c.end_date,
+               or_(amount.source != SIGNAL_SOURCE, its_halving_started))
     )  # fmt: skip
     await session.execute(insert(halvings).from_select(
         ["limit_id", "effective_from", "policy_id", "buyer_id", "currency", "amount_before",
@@ -490,7 +496,8 @@ def _among_halved(session: AsyncSession, limit_id: Any) -> Any:
 async def halve(session: AsyncSession, *, by: str, now: dt.datetime) -> None:
     """Each amount to halve takes its half, as `limits._halve` does one by one: the one running
     on the halving's date ends there, one starting later is superseded, and each half keeps the
-    terms and the end of the amount it replaces; amounts of zero stay as they are."""
+    terms and the end of the amount it replaces; amounts of zero, and the halves of a halving
+    still to come (not among the halvings), stay as they are."""
     h = halvings
     of_halved = _among_halved(session, LimitAmount.limit_id)
     halved_amount = LimitAmount.amount > literal(0, Amount())
@@ -498,6 +505,7 @@ async def halve(session: AsyncSession, *, by: str, now: dt.datetime) -> None:
         update(LimitAmount)
         .where(LimitAmount.superseded_at.is_(None), of_halved, halved_amount,
                exists().where(h.c.limit_id == LimitAmount.limit_id,
+                              h.c.effective_from == LimitAmount.effective_from,
                               LimitAmount.effective_from >= h.c.halving_from))
         .values(superseded_at=now)
         .execution_options(synchronize_session=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -301,11 +302,24 @@ def test_an_affiliate_of_the_policyholder_is_not_insurable() -> None:
 
 def test_a_limit_with_a_downgrade_cut_still_to_come_is_not_halved_again() -> None:
     today = dt.date(2027, 6, 10)
-    later, earlier = dt.date(2027, 7, 10), dt.date(2027, 6, 1)
-    granted = ("request", dt.date(2027, 1, 1), Decimal("1000001"))
-    assert not rules.halving_pending([granted], today)
-    assert rules.halving_pending([granted, ("signal", later, Decimal("500001"))], today)
+    later, earlier, much_later = dt.date(2027, 7, 10), dt.date(2027, 6, 1), dt.date(2027, 9, 1)
+    first, second = dt.datetime(2027, 5, 1, tzinfo=dt.UTC), dt.datetime(2027, 6, 9, tzinfo=dt.UTC)
+
+    def amount(source: str, since: dt.date, value: str, at: dt.datetime = first) -> Any:
+        return rules.WrittenAmount(source, since, Decimal(value), at)
+
+    granted = amount("request", dt.date(2027, 1, 1), "1000001")
+    assert not rules.halvings_to_come([granted], today)
+    assert rules.halvings_to_come([granted, amount("signal", later, "500001")], today) == {first}
     # a cut in force already, a withdrawal to come (insolvency), an underwriter's own change
-    assert not rules.halving_pending([granted, ("signal", earlier, Decimal("500001"))], today)
-    assert not rules.halving_pending([granted, ("signal", later, Decimal("0"))], today)
-    assert not rules.halving_pending([granted, ("change", later, Decimal("400000"))], today)
+    assert not rules.halvings_to_come([granted, amount("signal", earlier, "500001")], today)
+    assert not rules.halvings_to_come([granted, amount("signal", later, "0")], today)
+    assert not rules.halvings_to_come([granted, amount("change", later, "400000")], today)
+    # a halving in force already, whose half of a later amount starts later: not to come
+    applied = [amount("signal", earlier, "500001"), amount("signal", much_later, "750000")]
+    assert not rules.halvings_to_come(applied, today)
+    pending = amount("signal", later, "250001", second)
+    assert rules.halvings_to_come([*applied, pending], today) == {second}
+    assert not rules.halved_again(pending, None, later, frozenset({second}))
+    assert rules.halved_again(applied[1], None, later, frozenset({second}))
+    assert rules.halved_again(granted, None, later, frozenset({first}))

@@ -8,8 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 from services.underwriting.rules.grade import DEFAULT_GRADING
+from services.underwriting.rules.policy import policy_open
 from shared.calendar import days_after
 from shared.money import Money
 
@@ -103,16 +105,63 @@ def halved_from(effective_from: dt.date, halving_from: dt.date) -> dt.date:
     return max(effective_from, halving_from)
 
 
-def halving_pending(cuts: Iterable[tuple[str, dt.date, Decimal]], today: dt.date) -> bool:
-    """Whether a limit already has a downgrade's cut scheduled and not yet in force: a reduction
-    a signal made (`source` "signal"), to more than zero, taking effect after today. Such a limit
-    is not halved again by another move into grade 8–9 before that cut applies (a country rated
-    down, up and down again halves once, not three times); once the cut is in force, a new
-    downgrade halves what is then in force. An amount scheduled later that a halving halved
-    (`halves`) is such a cut too, until it starts. `cuts`: (source, effective from, amount) of
-    the entries in force."""
-    return any(source == SIGNAL_SOURCE and effective_from > today and amount > 0
-               for source, effective_from, amount in cuts)  # fmt: skip
+class WrittenAmount(NamedTuple):
+    """An amount of a limit's history in force (not superseded) as the halving reads it: who
+    made it (`source`), when it starts, how much, and when it was written."""
+
+    source: str
+    effective_from: dt.date
+    amount: Decimal
+    written_at: dt.datetime
+
+
+def halvings_to_come(amounts: Iterable[WrittenAmount], today: dt.date) -> frozenset[dt.datetime]:
+    """When each downgrade's halving of a limit that has not applied yet was written. The
+    amounts above zero a signal wrote at one time (`source` "signal") are the halves of one
+    halving (`halves`: the amount running on its date, and each one scheduled later, from its own
+    start); it applies on the earliest of their dates. Until then its halves are a cut still to
+    come, which another move into grade 8–9 does not halve again (a country rated down, up and
+    down again halves once, not three times: `halved_again`); once it applies, the halves it
+    scheduled later are that downgrade's cut already made, and a new downgrade halves them as it
+    halves the amount then in force. Withdrawals (to zero) are no halving."""
+    first: dict[dt.datetime, dt.date] = {}
+    for source, effective_from, amount, written_at in amounts:
+        if source == SIGNAL_SOURCE and amount > 0:
+            first[written_at] = min(effective_from, first.get(written_at, effective_from))
+    return frozenset(written for written, starts in first.items() if starts > today)
+
+
+def halved_again(
+    amount: WrittenAmount, effective_to: dt.date | None, halving_from: dt.date,
+    to_come: frozenset[dt.datetime],
+) -> bool:  # fmt: skip
+    """Whether a new downgrade's halving from `halving_from` halves an amount of the limit's
+    history: one it `halves`, unless the amount is a half of a halving still to come
+    (`halvings_to_come`) — that downgrade's cut, not to be compounded before it applies. Any
+    other amount (one in force, a raise or a limit recorded later by a person) is halved."""
+    if amount.source == SIGNAL_SOURCE and amount.written_at in to_come:
+        return False
+    return halves(amount.amount, effective_to, halving_from)
+
+
+def halving_lapses(halving_from: dt.date, policy_end: dt.date) -> bool:
+    """A downgrade's halving dated after the policy's end (a policy ending within the reduction
+    notice period) would never take effect: the limit covers no shipment after the end, so it
+    lapses with the policy at its amount, and nothing is written (`rules.policy_open`, the rule of
+    a person's dates)."""
+    return not policy_open(halving_from, policy_end)
+
+
+LAPSES_WITH_POLICY = "policy_ends_within_notice_period"
+
+
+def lapsing_message(halving_from: dt.date, policy_end: dt.date, notice_days: int) -> str:
+    """Why a downgrade left a limit at its amount (`halving_lapses`), in a sentence."""
+    return (
+        f"not halved: the policy ends on {policy_end.isoformat()}, before the halving would "
+        f"apply after the {notice_days}-day notice period (from {halving_from.isoformat()}), so "
+        "it would never take effect; the limit lapses with the policy"
+    )
 
 
 def entry_after_change(
