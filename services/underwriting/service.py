@@ -657,7 +657,7 @@ async def declare_receivables(
         fault = rules.payment_fault(amount, paid, invoice.paid_on, today=ctx.today)
         if fault is not None:
             field, why = fault
-            raise invalid([*loc, field], why)
+            raise invalid([*loc, field], f"invoice {invoice.number}: {field} {why}")
     now = utcnow()
 
     def settled(invoice: InvoiceDeclaration) -> Decimal:

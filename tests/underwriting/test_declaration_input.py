@@ -73,6 +73,8 @@ async def test_a_payment_cannot_be_declared_after_today(pinned: httpx.AsyncClien
                      invoice(buyer["id"], "I-2", money("500"), **paid, paid_on="2027-03-02")]})  # fmt: skip
     assert answer.status_code == 422, answer.text
     assert [e["loc"] for e in answer.json()["errors"]] == [["body", "invoices", 1, "paid_on"]]
+    # Named as the other date refusals of a declaration name it: the invoice, the field, the bound.
+    assert answer.json()["detail"] == "invoice I-2: paid_on must not be after today (2027-03-01)"
     today = await uw.post(f"/v1/policies/{policy['id']}/declarations", headers=holder, json={
         "invoices": [invoice(buyer["id"], "I-1", money("500"), **paid, paid_on="2027-03-01")]})  # fmt: skip
     assert today.status_code == 201, today.text
