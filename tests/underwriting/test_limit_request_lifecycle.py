@@ -90,9 +90,20 @@ async def test_a_request_the_engine_decided_takes_no_underwriters_decision(
         again = await uw.post(f"/v1/limit-requests/{approved['id']}/decision", json=body,
                               headers=UW)  # fmt: skip
         assert again.status_code == 409 and again.json()["type"] == "already-decided"
-    queue = ok(await uw.get("/v1/limit-requests?status=approved", headers=UW), 200)
-    assert approved["id"] in [r["id"] for r in queue["items"]]
-    assert all(r["status"] == "approved" for r in queue["items"])
+    # Every page of the approved (the database is shared with the whole suite's requests).
+    listed: list[dict[str, Any]] = []
+    url: str | None = "/v1/limit-requests?status=approved&limit=500"
+    while url is not None:
+        page = ok(await uw.get(url, headers=UW), 200)
+        listed += page["items"]
+        cursor = page["next_cursor"]
+        url = (
+            None
+            if cursor is None
+            else f"/v1/limit-requests?status=approved&limit=500&cursor={cursor}"
+        )
+    assert approved["id"] in [r["id"] for r in listed]
+    assert all(r["status"] == "approved" for r in listed)
     unknown = await uw.get("/v1/limit-requests?status=pending", headers=UW)
     assert unknown.status_code == 422
 
