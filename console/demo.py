@@ -111,9 +111,11 @@ def load_underwriting(loader: Loader, book: Book) -> None:
     book.buyers.update(buyers)
     holder_eur, holder_cny = eur["policyholder_id"], cny["policyholder_id"]
     for key, amount in (("lyon", "150000"), ("rotterdam", "400000")):
-        loader.call("underwriting", "POST", f"/v1/policies/{eur['id']}/limit-requests",
-                    "policyholder", holder_eur, json={"buyer_id": buyers[key]["id"],
-                    "amount": money(amount), "payment_terms_days": 60})  # fmt: skip
+        asked = loader.call("underwriting", "POST", f"/v1/policies/{eur['id']}/limit-requests",
+                            "policyholder", holder_eur, json={"buyer_id": buyers[key]["id"],
+                            "amount": money(amount), "payment_terms_days": 60})  # fmt: skip
+        if asked["status"] == "referred":  # above its grade's ceiling: in the queue too
+            book.referred.append(asked)
     limit = loader.call("underwriting", "POST", f"/v1/policies/{eur['id']}/limits", "underwriter",
                         json={"buyer_id": buyers["mueller"]["id"], "amount": money("800000"),
                               "effective_from": loader.day(-250), "payment_terms_days": 90,
