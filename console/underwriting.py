@@ -16,7 +16,14 @@ from starlette.responses import Response
 from console.forms import money_sent, typed_amount, typed_date
 from console.i18n import Translator
 from console.session import CsrfDep, UnderwriterDep
-from console.upstream import FormKey, Upstream, UpstreamDep, UpstreamRefused, gather_all
+from console.upstream import (
+    SERVICE_NAMES,
+    FormKey,
+    Upstream,
+    UpstreamDep,
+    UpstreamRefused,
+    gather_all,
+)
 from console.web import PlainIds, redirect, render, today, translator
 from shared.contracts import SignalKind
 from shared.countries import country_codes
@@ -145,7 +152,8 @@ def _count(text: str | None) -> int | None:
 async def buyer_page(buyer_id: str, request: Request, _: UnderwriterDep,
                      upstream: UpstreamDep) -> Response:  # fmt: skip
     """A buyer: its grade and the factors behind it, the grade history (newest first), its
-    signals, and the form to record one."""
+    signals, and the form to record one. A signal a service recorded (claims, collections: its
+    `recorded_by` is the service's name) carries the service's English note, marked so."""
     limit = request.app.state.settings.console_list_limit
     path = f"/v1/buyers/{buyer_id}"
     buyer, grades, signals = await gather_all(
@@ -161,7 +169,8 @@ async def buyer_page(buyer_id: str, request: Request, _: UnderwriterDep,
                   total_points=sum((Decimal(f["points"]) for f in factors), Decimal(0)),
                   signal_kinds=SIGNAL_KINDS, today=today(request).isoformat(),
                   highlighted=request.query_params.get("signal"),
-                  limits_changed=_count(request.query_params.get("limits_changed")))  # fmt: skip
+                  limits_changed=_count(request.query_params.get("limits_changed")),
+                  service_callers=SERVICE_NAMES)  # fmt: skip
 
 
 @router.post("/buyers/{buyer_id}/signals", dependencies=[CsrfDep])

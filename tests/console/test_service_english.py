@@ -5,17 +5,25 @@ readers read it as English; what a person typed (a reason, a note) is not marked
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from typing import Any
 
 import httpx
 
-from tests.conftest import auth
+from shared.auth import mint_token
+from shared.calendar import today as business_today
+from shared.settings import DEVELOPMENT_JWT_SECRET
+from tests.conftest import auth, unique
 from tests.console.conftest import Console
 from tests.console.test_session import csrf_of
 
 SERVICE_WRITTEN_SOURCES = ("request", "signal")  # a limit's history the services word
+
+
+def today() -> dt.date:
+    return business_today("Asia/Shanghai")
 
 
 def api(console: Console, service: str, path: str, role: str) -> Any:
@@ -73,3 +81,26 @@ def test_the_limit_history_the_services_wrote_is_marked_english_a_persons_reason
         assert marked_english(page, reason), reason
     for reason in typed:
         assert html.escape(reason) in page and not marked_english(page, reason), reason
+
+
+def test_a_signals_note_a_service_wrote_is_marked_english_an_underwriters_is_not(
+    console: Console,
+) -> None:
+    """Collections words the note of the signal it sends (its `recorded_by` is the service's
+    name: here a creditor's without a stake, which changes nothing); the demo's underwriter typed
+    the note of Milano's."""
+    jakarta, milano = console.book.buyers["jakarta"], console.book.buyers["milano"]
+    collections = mint_token(DEVELOPMENT_JWT_SECRET, role="service", subject="collections")
+    note = "collection case opened for a creditor (2 invoices, 40 days past due)"
+    sent = httpx.post(console.services["underwriting"] + f"/v1/buyers/{jakarta['id']}/signals",
+                      headers={"Authorization": f"Bearer {collections}"}, timeout=10,
+                      json={"kind": "payment_delay", "observed_on": today().isoformat(),
+                            "details": note, "creditor_id": unique("ph-stranger"),
+                            "case_id": unique("case")})  # fmt: skip
+    assert sent.status_code == 201 and sent.json()["weighed"] is False, sent.text
+    page = chinese_page(console, "underwriter", f"/underwriting/buyers/{jakarta['id']}")
+    assert marked_english(page, note)
+    signals = api(console, "underwriting", f"/v1/buyers/{milano['id']}/signals", "underwriter")
+    [typed] = [s["details"] for s in signals["items"]]
+    page = chinese_page(console, "underwriter", f"/underwriting/buyers/{milano['id']}")
+    assert html.escape(typed) in page and not marked_english(page, typed)
