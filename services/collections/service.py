@@ -75,10 +75,23 @@ async def ladders(ctx: Context) -> LadderList:
 
 
 async def _ladder(ctx: Context, name: str) -> list[rules.Rung]:
-    rungs = await repo.ladder(ctx.session, name)
-    if rungs is None:
+    rungs = await _rungs_of(ctx, name)
+    if not rungs:
         raise invalid(["body", "ladder"], f"there is no ladder {name!r} (GET /v1/ladders)")
     return rungs
+
+
+_RUNGS = "tci.collections.rungs"
+
+
+async def _rungs_of(ctx: Context, name: str) -> list[rules.Rung]:
+    """A ladder's rungs, lowest first (none: no such ladder), read once per session: a change
+    reads its case's ladder to climb it and again to answer with the case's stage (ladders are
+    data of the migrations, never written by a request)."""
+    read: dict[str, list[rules.Rung]] = ctx.session.info.setdefault(_RUNGS, {})
+    if name not in read:
+        read[name] = await repo.ladder(ctx.session, name) or []
+    return read[name]
 
 
 async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
@@ -584,8 +597,8 @@ async def read_case(ctx: Context, case: Case) -> CaseRead:
     activities = await repo.activities_of(ctx.session, ids)
     payments = await repo.payments_of(ctx.session, ids)
     return views.case_read(case, invoices.get(case.id, []), activities.get(case.id, []),
-                           payments.get(case.id, []), await repo.ladder(ctx.session, case.ladder)
-                           or [], ctx.today)  # fmt: skip
+                           payments.get(case.id, []), await _rungs_of(ctx, case.ladder),
+                           ctx.today)  # fmt: skip
 
 
 def _refuse_if_closed(case: Case) -> None:
@@ -882,7 +895,7 @@ async def _climb_before_change(
     if CaseStatus(case.status) not in rules.CLIMBING:
         return
     oldest = rules.oldest_unpaid_due(unpaid)
-    ladder = await repo.ladder(ctx.session, case.ladder) or []
+    ladder = await _rungs_of(ctx, case.ladder)
     moves = rules.escalations([rules.StandingCase(case.id, case.ladder, case.stage, oldest)],
                               {case.ladder: ladder}, ctx.today)  # fmt: skip
     await _record_moves(ctx, moves, ctx.today)
