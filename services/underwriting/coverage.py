@@ -7,7 +7,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, NamedTuple, NotRequired
 
-from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic's own on Python 3.11
 
 from services.underwriting import repository as repo
@@ -24,12 +24,12 @@ from services.underwriting.service import (
 )
 from shared.auth import Caller
 from shared.contracts import (
+    ISO_DATE,
     MAX_DATE,
     MAX_INTEGER_DIGITS,
     MIN_DATE,
     MINOR_UNITS_AT_MOST,
     Ident,
-    date_input,
 )
 from shared.db import Reader
 from shared.metrics import count_coverage
@@ -162,7 +162,9 @@ class _PlainMoney(TypedDict):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
 
-_BusinessDate = Annotated[dt.date, BeforeValidator(date_input), Field(ge=MIN_DATE, le=MAX_DATE)]
+# A date as written (`YYYY-MM-DD`), read by `_plain_item`: a Python validator per date would cost
+# a batch of 10,000 items ~20 ms of its parsing's ~35.
+_WrittenDate = Annotated[str, Field(pattern=rf"^{ISO_DATE.pattern}$")]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -176,8 +178,8 @@ class _PlainItem(TypedDict):
     policy_id: Ident
     buyer_id: Ident
     invoice_amount: _PlainMoney
-    shipment_date: _BusinessDate
-    due_date: _BusinessDate
+    shipment_date: _WrittenDate
+    due_date: _WrittenDate
     invoice_number: NotRequired[Annotated[str, Field(max_length=100, pattern=r"^[ -~]*$")] | None]
 
 
@@ -187,7 +189,15 @@ _PLAIN_ITEMS = TypeAdapter(list[_PlainItem])
 
 def _plain_item(fields: _PlainItem) -> Item | None:
     """The item, when its amount is money the model takes as it is written: a known currency,
-    above zero, no more decimals than the currency's minor unit (None: the model decides)."""
+    above zero, no more decimals than the currency's minor unit, and its dates are days of the
+    calendar within the business range (None: the model decides)."""
+    try:
+        shipped = dt.date.fromisoformat(fields["shipment_date"])
+        due = dt.date.fromisoformat(fields["due_date"])
+    except ValueError:
+        return None
+    if not (MIN_DATE <= shipped <= MAX_DATE and MIN_DATE <= due <= MAX_DATE):
+        return None
     money = fields["invoice_amount"]
     amount = Decimal(money["amount"])
     try:
@@ -198,7 +208,7 @@ def _plain_item(fields: _PlainItem) -> Item | None:
     if amount <= 0 or not isinstance(exponent, int) or -exponent > units:
         return None
     return Item(fields["policy_id"], fields["buyer_id"], Money(amount, money["currency"]),
-                fields["shipment_date"], fields["due_date"], fields.get("invoice_number"))  # fmt: skip
+                shipped, due, fields.get("invoice_number"))  # fmt: skip
 
 
 def _coverage_answer(caller: Caller, item: Item, row: repo.CoverageRow) -> dict[str, Any]:
