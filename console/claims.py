@@ -15,7 +15,7 @@ from console.forms import typed_date
 from console.session import CsrfDep, HandlerDep
 from console.underwriting import buyers_by_id
 from console.upstream import FormKey, Upstream, UpstreamDep, UpstreamRefused, gather_all
-from console.web import PlainIds, redirect, render, today
+from console.web import PlainIds, form_refused, redirect, render, today
 from shared.calendar import is_working_day
 
 router = APIRouter(prefix="/claims", dependencies=[PlainIds])
@@ -135,43 +135,45 @@ async def download(claim_id: str, document_id: str, _: HandlerDep,
     return Response(answer.content, headers=headers)
 
 
-async def _act(upstream: Upstream, claim_id: str, path: str, body: Any, done: str,
-               key: str) -> Response:  # fmt: skip
+async def _act(request: Request, upstream: Upstream, claim_id: str, path: str, body: Any,
+               done: str, key: str) -> Response:  # fmt: skip
     page = f"/claims/{claim_id}"
     try:
         answer = await upstream.act("claims", f"/v1/claims/{claim_id}/{path}", body, key=key)
-    except UpstreamRefused as refused:
-        if refused.status in (401, 404, 503):
+    except UpstreamRefused as refusal:
+        if refusal.status in (401, 404, 503):
             raise
-        return redirect(page, error=refused.slug)
+        return form_refused(request, page, refusal)
     return redirect(page, notice="form-replayed" if answer.replayed else done)
 
 
 @router.post("/{claim_id}/assessment", dependencies=[CsrfDep])
-async def assess(claim_id: str, _: HandlerDep, upstream: UpstreamDep,
+async def assess(claim_id: str, request: Request, _: HandlerDep, upstream: UpstreamDep,
                  idempotency_key: FormKey = "") -> Response:  # fmt: skip
-    return await _act(upstream, claim_id, "assessment", None, "assessed", idempotency_key)
+    return await _act(request, upstream, claim_id, "assessment", None, "assessed",
+                      idempotency_key)  # fmt: skip
 
 
 @router.post("/{claim_id}/decision", dependencies=[CsrfDep])
-async def decide(claim_id: str, _: HandlerDep, upstream: UpstreamDep,
+async def decide(claim_id: str, request: Request, _: HandlerDep, upstream: UpstreamDep,
                  decision: Annotated[str, Form()], reason: Annotated[str, Form()] = "",
                  idempotency_key: FormKey = "") -> Response:  # fmt: skip
     if decision not in DECIDED_NOTICE or not reason.strip():
         return redirect(f"/claims/{claim_id}", error="decision-incomplete")
     body = {"decision": decision, "reason": reason.strip()}
-    return await _act(upstream, claim_id, "decision", body, DECIDED_NOTICE[decision],
+    return await _act(request, upstream, claim_id, "decision", body, DECIDED_NOTICE[decision],
                       idempotency_key)  # fmt: skip
 
 
 @router.post("/{claim_id}/payment", dependencies=[CsrfDep])
-async def pay(claim_id: str, _: HandlerDep, upstream: UpstreamDep,
+async def pay(claim_id: str, request: Request, _: HandlerDep, upstream: UpstreamDep,
               idempotency_key: FormKey = "") -> Response:  # fmt: skip
-    return await _act(upstream, claim_id, "payment", None, "paid", idempotency_key)
+    return await _act(request, upstream, claim_id, "payment", None, "paid", idempotency_key)
 
 
 @router.post("/{claim_id}/disputes/{dispute_id}/resolution", dependencies=[CsrfDep])
-async def resolve_dispute(claim_id: str, dispute_id: str, _: HandlerDep, upstream: UpstreamDep,
+async def resolve_dispute(claim_id: str, dispute_id: str, request: Request, _: HandlerDep,
+                          upstream: UpstreamDep,
                           outcome: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "",
                           resolved_on: Annotated[str, Form()] = "",
                           idempotency_key: FormKey = "") -> Response:  # fmt: skip
@@ -185,9 +187,10 @@ async def resolve_dispute(claim_id: str, dispute_id: str, _: HandlerDep, upstrea
     try:
         answer = await upstream.act("claims", f"/v1/claims/{claim_id}/disputes/{dispute_id}"
                                     "/resolution", body, key=idempotency_key)  # fmt: skip
-    except UpstreamRefused as refused:
-        if refused.status in (401, 404, 503):
+    except UpstreamRefused as refusal:
+        if refusal.status in (401, 404, 503):
             raise
-        already = refused.slug == "already-decided"
-        return redirect(page, error="dispute-already-resolved" if already else refused.slug)
+        already = refusal.slug == "already-decided"
+        return form_refused(request, page, refusal,
+                            error="dispute-already-resolved" if already else None)  # fmt: skip
     return redirect(page, notice="form-replayed" if answer.replayed else "dispute-resolved")

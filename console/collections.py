@@ -12,7 +12,7 @@ from console.forms import money_sent, typed_amount, typed_date
 from console.session import CollectorDep, CsrfDep
 from console.underwriting import buyers_by_id
 from console.upstream import FormKey, Upstream, UpstreamDep, UpstreamRefused
-from console.web import PlainIds, redirect, render, today, translator
+from console.web import PlainIds, form_refused, redirect, render, today, translator
 
 router = APIRouter(prefix="/cases", dependencies=[PlainIds])
 STAGES = ("new", "reminder_letter", "phone_collection", "legal", "amicable", "lawyer_letter",
@@ -58,16 +58,17 @@ async def case_page(case_id: str, request: Request, _: CollectorDep,
                   open_disputes=open_disputes, today=today(request).isoformat())  # fmt: skip
 
 
-async def _record(upstream: Upstream, case_id: str, path: str, body: dict[str, Any],
-                  notice: str, key: str) -> Response:  # fmt: skip
+async def _record(request: Request, upstream: Upstream, case_id: str, path: str,
+                  body: dict[str, Any], notice: str, key: str) -> Response:  # fmt: skip
     page = f"/cases/{case_id}"
     try:
         created = await upstream.act("collections", f"/v1/cases/{case_id}/{path}", body, key=key)
-    except UpstreamRefused as refused:
-        if refused.status in (401, 404, 503):
+    except UpstreamRefused as refusal:
+        if refusal.status in (401, 404, 503):
             raise
-        already = path == "activities" and refused.slug == "already-decided"
-        return redirect(page, error="dispute-already-resolved" if already else refused.slug)
+        already = path == "activities" and refusal.slug == "already-decided"
+        return form_refused(request, page, refusal,
+                            error="dispute-already-resolved" if already else None)  # fmt: skip
     return redirect(page, notice="form-replayed" if created.replayed else notice,
                     payment=created.body["id"] if path == "payments" else None)  # fmt: skip
 
@@ -85,7 +86,7 @@ async def record_payment(
     if value is None or day is None:
         return redirect(f"/cases/{case_id}", error="payment-incomplete")
     body = {"amount": money_sent(value, currency), "received_on": day}
-    return await _record(upstream, case_id, "payments", body, "payment-recorded",
+    return await _record(request, upstream, case_id, "payments", body, "payment-recorded",
                          idempotency_key)  # fmt: skip
 
 
@@ -115,5 +116,5 @@ async def record_activity(
         body["promised_on"] = promised_day
     if kind == "dispute_resolved" and dispute_id.strip():
         body["dispute_id"] = dispute_id.strip()
-    return await _record(upstream, case_id, "activities", body, "activity-recorded",
+    return await _record(request, upstream, case_id, "activities", body, "activity-recorded",
                          idempotency_key)  # fmt: skip

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 from babel import Locale
 from fastapi import APIRouter, Form, Request
@@ -24,13 +24,13 @@ from console.upstream import (
     UpstreamRefused,
     gather_all,
 )
-from console.web import PlainIds, redirect, render, today, translator
-from shared.contracts import SignalKind
+from console.web import PlainIds, form_refused, redirect, render, today, translator
+from shared.contracts import UNDERWRITER_SIGNAL_KINDS
 from shared.countries import country_codes
 
 router = APIRouter(prefix="/underwriting", dependencies=[PlainIds])
 DECISIONS = ("approve", "partially_approve", "refuse")
-SIGNAL_KINDS: tuple[str, ...] = get_args(SignalKind)
+SIGNAL_KINDS: tuple[str, ...] = UNDERWRITER_SIGNAL_KINDS  # the services send the others
 LIMIT_CHANGES = ("reduce", "withdraw")
 # A limit's history entries the services word themselves, in English (a request's outcome, a
 # signal's effect); the others carry the reason a person typed.
@@ -130,10 +130,10 @@ async def decide(
     try:
         answer = await upstream.act("underwriting", f"/v1/limit-requests/{request_id}/decision",
                                     body, key=idempotency_key)  # fmt: skip
-    except UpstreamRefused as refused:
-        if refused.status in (401, 404, 503):
+    except UpstreamRefused as refusal:
+        if refusal.status in (401, 404, 503):
             raise
-        return redirect(page, error=refused.slug)
+        return form_refused(request, page, refusal)
     return redirect(page, notice="form-replayed" if answer.replayed else "decided")
 
 
@@ -175,7 +175,8 @@ async def buyer_page(buyer_id: str, request: Request, _: UnderwriterDep,
 
 @router.post("/buyers/{buyer_id}/signals", dependencies=[CsrfDep])
 async def record_signal(
-    buyer_id: str, _: UnderwriterDep, upstream: UpstreamDep, kind: Annotated[str, Form()],
+    buyer_id: str, request: Request, _: UnderwriterDep, upstream: UpstreamDep,
+    kind: Annotated[str, Form()],
     observed_on: Annotated[str, Form()], details: Annotated[str, Form()] = "",
     policy_id: Annotated[str, Form()] = "", idempotency_key: FormKey = "",
 ) -> Response:  # fmt: skip
@@ -191,12 +192,12 @@ async def record_signal(
     try:
         answer = await upstream.act("underwriting", f"/v1/buyers/{buyer_id}/signals", body,
                                     key=idempotency_key)  # fmt: skip
-    except UpstreamRefused as refused:
-        if refused.status == 404 and "policy_id" in body:  # the buyer was read: the policy
+    except UpstreamRefused as refusal:
+        if refusal.status == 404 and "policy_id" in body:  # the buyer was read: the policy
             return redirect(page, error="signal-policy-unknown")
-        if refused.status in (401, 404, 503):
+        if refusal.status in (401, 404, 503):
             raise
-        return redirect(page, error=refused.slug)
+        return form_refused(request, page, refusal)
     recorded = answer.body
     return redirect(page, notice="form-replayed" if answer.replayed else "signal-recorded",
                     signal=recorded["id"],
@@ -315,10 +316,10 @@ async def change_limit(
     try:
         answer = await upstream.act("underwriting", f"/v1/limits/{limit_id}/changes", body,
                                     key=idempotency_key)  # fmt: skip
-    except UpstreamRefused as refused:
-        if refused.status in (401, 404, 503):
+    except UpstreamRefused as refusal:
+        if refusal.status in (401, 404, 503):
             raise
-        return redirect(form, error=refused.slug)
+        return form_refused(request, form, refusal)
     return redirect(f"/underwriting/policies/{policy_id}",
                     notice="form-replayed" if answer.replayed else "limit-changed",
                     limit=limit_id)  # fmt: skip
@@ -373,10 +374,10 @@ async def set_country_risk(
     try:
         answer = await upstream.send("underwriting", "PUT", f"/v1/country-risks/{code}",
                                      json={"level": int(level)})  # fmt: skip
-    except UpstreamRefused as refused:
-        if refused.status in (401, 503):
+    except UpstreamRefused as refusal:
+        if refusal.status in (401, 503):
             raise
-        return redirect("/underwriting/countries", country=code, error=refused.slug)
+        return form_refused(request, "/underwriting/countries", refusal, country=code)
     return redirect("/underwriting/countries", country=code, notice="country-risk-set",
                     level=str(answer["level"]), regraded=str(answer["buyers_regraded"]),
                     changed=str(answer["limits_changed"]))  # fmt: skip

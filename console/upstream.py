@@ -1,6 +1,7 @@
 """The console's calls to the three services, made with the signed-in person's token through the
 services' own client base (`shared.http.ServiceClient`); an answer that is not a success becomes
-an `UpstreamRefused` carrying the problem's type, for the page to explain."""
+an `UpstreamRefused` carrying the problem's type, detail and field errors, for the page to
+explain."""
 
 from __future__ import annotations
 
@@ -26,12 +27,22 @@ FORM_KEY = re.compile(r"^[A-Za-z0-9-]{16,64}$")
 T = TypeVar("T")
 
 
-class UpstreamRefused(Exception):
-    """A service answered with a problem: its HTTP status and its type's slug."""
+@dataclass(frozen=True)
+class FieldError:
+    """One field a service's validation problem names (`errors`): where (`loc`) and why."""
 
-    def __init__(self, status: int, slug: str, detail: str = "") -> None:
+    loc: tuple[str | int, ...]
+    msg: str
+
+
+class UpstreamRefused(Exception):
+    """A service answered with a problem: its HTTP status, its type's slug, its detail and, for
+    a validation problem, the fields it names."""
+
+    def __init__(self, status: int, slug: str, detail: str = "",
+                 errors: tuple[FieldError, ...] = ()) -> None:  # fmt: skip
         super().__init__(f"{status} {slug}: {detail}")
-        self.status, self.slug, self.detail = status, slug, detail
+        self.status, self.slug, self.detail, self.errors = status, slug, detail, errors
 
 
 def build_clients(settings: ConsoleSettings) -> dict[str, ServiceClient]:
@@ -49,6 +60,19 @@ def _slug_of(body: Any, status: int) -> str:
     if isinstance(kind, str) and kind:
         return kind.rstrip("/").rsplit("/", 1)[-1]
     return {401: "unauthorized", 403: "forbidden", 404: "not-found"}.get(status, "upstream-error")
+
+
+def _field_errors(body: Any) -> tuple[FieldError, ...]:
+    """The `errors` of a problem, each with a `loc` of names and indexes and a `msg` (anything
+    else a body holds there is left out)."""
+    found = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(found, list):
+        return ()
+    return tuple(
+        FieldError(tuple(p for p in e["loc"] if isinstance(p, str | int)), e["msg"])
+        for e in found
+        if isinstance(e, dict) and isinstance(e.get("loc"), list) and isinstance(e.get("msg"), str)
+    )
 
 
 @dataclass
@@ -83,7 +107,7 @@ class Upstream:
                 body = None
             detail = body.get("detail", "") if isinstance(body, dict) else ""
             raise UpstreamRefused(response.status_code, _slug_of(body, response.status_code),
-                                  str(detail))  # fmt: skip
+                                  str(detail or ""), _field_errors(body))  # fmt: skip
         return response
 
     async def get(self, service: str, path: str, **params: Any) -> Any:

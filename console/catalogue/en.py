@@ -287,6 +287,9 @@ MESSAGES: dict[str, str] = {
     "notice.session-expired": "Your session has ended; please sign in again.",
     # problems
     "problem.generic": "The service refused this ({code}).",
+    "problem.service_explains": "The service explains:",
+    "problem.field_item": "item {n}",
+    "problem.more_field_errors": "and {n} more",
     "problem.signal-incomplete": "Choose the kind of signal and the date it was observed.",
     "problem.signal-policy-unknown": "No policy has this id.",
     "problem.limit-change-incomplete": "Choose what to do and give a reason; a new amount must be a number of zero or more, the date a date.",
