@@ -75,7 +75,9 @@ async def notify_overdue(
     peers: PeersDep, cmd: CommandDep, tasks: BackgroundTasks,
 ) -> Response:  # fmt: skip
     """Invoices unpaid past due (each in time or late), an extension request or a repayment plan;
-    an overdue starts stop-shipment in underwriting."""
+    an overdue starts stop-shipment in underwriting. An invoice shipped before the policy began
+    or after it ended is not one the policy insures: 422, naming it, its shipment date and the
+    policy's start or end."""
     ctx = context(request, session, caller, peers)
     # What underwriting is told goes out once the answer is sent (the answer says what was
     # signalled, not what underwriting answered).

@@ -4,7 +4,7 @@ overdue stops shipments in underwriting (told through the outbox), paid arrears 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from services.claims import messages, rules, views
 from services.claims import repository as repo
@@ -31,16 +31,29 @@ from shared.usecase import positive_amount_in
 
 
 def _check_notification(
-    ctx: Context, report: NotificationCreate, policy: PolicyTerms, original: Mapping[str, dt.date]
-) -> None:
-    """A notified invoice was shipped (not after today, as a claimed one); a plan is in the
-    policy's currency, agreed from today on, and no more than the debt; an overdue is past due;
-    an extension is within what the policyholder may grant alone, from the invoice's original
-    due date (`original`, by number)."""
+    ctx: Context, report: NotificationCreate, policy: PolicyTerms, original: Mapping[str, dt.date],
+    notified_before: Collection[str],
+) -> None:  # fmt: skip
+    """A notified invoice was shipped (not after today, as a claimed one) while the policy was
+    active (`rules.insured_by_policy`; arrears cleared on an invoice notified before are taken
+    whenever it was shipped, so that a stop it started still ends); a plan is in the policy's
+    currency, agreed from today on, and no more than the debt; an overdue is past due; an
+    extension is within what the policyholder may grant alone, from the invoice's original due
+    date (`original`, by number)."""
     for index, invoice in enumerate(report.invoices):
-        if invoice.shipment_date > ctx.today:
-            raise invalid(["body", "invoices", index, "shipment_date"],
+        where: list[str | int] = ["body", "invoices", index, "shipment_date"]
+        shipped = invoice.shipment_date
+        if shipped > ctx.today:
+            raise invalid(where,
                           f"a notified invoice was shipped, so not after today ({ctx.today})")  # fmt: skip
+        clearing = report.kind == "arrears_cleared" and invoice.number in notified_before
+        if not clearing and not rules.insured_by_policy(shipped, policy.start_date,
+                                                        policy.end_date):  # fmt: skip
+            when = (f"before the policy began ({policy.start_date})"
+                    if shipped < policy.start_date
+                    else f"after the policy ended ({policy.end_date})")  # fmt: skip
+            raise invalid(where, f"invoice {invoice.number} was shipped on {shipped}, {when}: it "
+                          "is not a receivable this policy insures")  # fmt: skip
     owed = invoice_amounts(report.invoices, policy.currency)
     planned = ZERO
     for index, step in enumerate(report.instalments or []):
@@ -86,7 +99,7 @@ async def notify_overdue(ctx: Context, report: NotificationCreate) -> Notificati
     )
     due = {i.number: rules.original_due_date(i.due_date, notices.original_due_dates.get(i.number))
            for i in report.invoices}  # fmt: skip
-    _check_notification(ctx, report, policy, due)
+    _check_notification(ctx, report, policy, due, notices.original_due_dates.keys())
     notification = OverdueNotification(
         id=new_id("ovn"), created_at=utcnow(), policy_id=policy.id, buyer_id=report.buyer_id,
         policyholder_id=policy.policyholder_id, currency=policy.currency, kind=report.kind,

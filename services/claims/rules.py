@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
-from shared.calendar import Corrections, add_working_days, days_after, in_time
+from shared.calendar import Corrections, add_working_days, days_after, in_period, in_time
 from shared.money import Money
 
 ZERO = Decimal(0)
@@ -231,6 +231,14 @@ def notification_deadline(due_date: dt.date, notification_days: int) -> dt.date:
 
 def notified_late(due_date: dt.date, notified_on: dt.date, notification_days: int) -> bool:
     return not in_time(notified_on, notification_deadline(due_date, notification_days))
+
+
+def insured_by_policy(shipment_date: dt.date, start_date: dt.date, end_date: dt.date) -> bool:
+    """An invoice is a receivable a policy insures only if it was shipped while the policy was
+    active (domain.md: `start_date ≤ shipment date ≤ end_date`); one shipped before the policy
+    began or after it ended is no overdue of that policy: it stops no shipment under it and
+    tells underwriting nothing."""
+    return in_period(shipment_date, start_date, end_date)
 
 
 SIGNAL_OVERDUE = "overdue_notified"

@@ -36,8 +36,9 @@ async def apis(api: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, httpx.Asy
 
 async def insured(uw: httpx.AsyncClient, **policy: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """A policy (deductible 5,000) and a buyer with a 100,000 limit on it since 1 January."""
-    p = await make_policy(uw, start_date="2027-01-01", end_date="2027-12-31",
-                          deductible=money("5000"), **policy)  # fmt: skip
+    terms = {"start_date": "2027-01-01", "end_date": "2027-12-31", "deductible": money("5000"),
+             **policy}  # fmt: skip
+    p = await make_policy(uw, **terms)
     buyer = await make_buyer(uw)
     ok(await uw.post(f"/v1/policies/{p['id']}/limits", headers=UW, json={
         "buyer_id": buyer["id"], "amount": money("100000"), "effective_from": "2027-01-01",
@@ -428,6 +429,45 @@ async def test_an_invoice_notified_as_shipped_after_today_is_refused_naming_it(
         assert TODAY in refused.json()["detail"]
 
 
+async def test_an_invoice_shipped_outside_the_policy_is_refused_and_stops_or_signals_nothing(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    """An invoice shipped before the policy began (or after it ended) is no receivable it
+    insures: a notification naming it is refused with the invoice, its shipment date and the
+    policy's start (or end), and nothing is recorded, stopped or told to underwriting."""
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw, end_date="2027-05-31")  # ended before today (2027-06-10)
+    holder = auth("policyholder", policy["policyholder_id"])
+    base = {"policy_id": policy["id"], "buyer_id": buyer["id"]}
+    ancient = invoice("OLD-1990", "500", "1990-01-15", "1990-03-15")
+    after = invoice("AFTER-END", "500", "2027-06-01", "2027-06-05")
+    for kind, invoices, more, bound in (
+        ("overdue", [*INVOICES[:1], ancient], {}, "2027-01-01"),
+        ("overdue", [after], {}, "2027-05-31"),
+        ("extension_request", [ancient], {"new_due_date": "1990-04-15"}, "2027-01-01"),
+        ("repayment_plan", [ancient],
+         {"instalments": [{"due_date": "2027-07-01", "amount": money("100")}]}, "2027-01-01"),
+        ("arrears_cleared", [ancient], {}, "2027-01-01"),
+    ):  # fmt: skip
+        refused = await claims.post("/v1/overdue-notifications", headers=holder, json={
+            **base, "kind": kind, "invoices": invoices, **more})  # fmt: skip
+        assert refused.status_code == 422, refused.text
+        problem, named = refused.json(), invoices[-1]
+        assert problem["type"] == "validation"
+        assert [e["loc"] for e in problem["errors"]] == [
+            ["body", "invoices", len(invoices) - 1, "shipment_date"]], refused.text  # fmt: skip
+        for said in (named["number"], named["shipment_date"], bound):
+            assert said in problem["detail"], (said, problem["detail"])
+    on_time = ok(await check(uw, policy, buyer["id"], "1000", "2027-05-20", "2027-06-20"), 200)
+    assert "stop_shipment" not in on_time["reasons"]
+    signals = ok(await uw.get(f"/v1/buyers/{buyer['id']}/signals", headers=UW), 200)
+    assert signals["items"] == []
+    session = claims._transport.app.dependency_overrides[get_session]  # type: ignore[attr-defined]
+    async for s in session():
+        told = (await s.execute(select(outbox).where(outbox.c.target == "underwriting"))).all()
+        assert not [m for m in told if buyer["id"] in m.path]
+
+
 async def test_a_payment_made_while_collections_is_down_is_handed_over_later_exactly_once(
     apis: dict[str, httpx.AsyncClient],
     api: Any,
@@ -535,7 +575,7 @@ async def test_the_waiting_period_runs_from_the_original_due_date_after_an_exten
     apis: dict[str, httpx.AsyncClient],
 ) -> None:
     claims, uw = apis["claims"], apis["underwriting"]
-    policy, buyer = await insured(uw)
+    policy, buyer = await insured(uw, start_date="2026-11-01")  # in force when EXT was shipped
     holder = auth("policyholder", policy["policyholder_id"])
     first = invoice("EXT", "10000", "2026-11-01", "2026-12-10")
     ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
