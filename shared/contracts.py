@@ -631,6 +631,18 @@ SignalKind = Literal[
     "collection_legal",
     "collection_paid",
 ]
+# The kinds an underwriter may send (api.md's seven); the closed loop's kinds are the services'
+# own account of what they saw (a claim paid, a case gone to law or paid in full), which a
+# service token alone sends.
+UNDERWRITER_SIGNAL_KINDS: tuple[SignalKind, ...] = (
+    "insolvency_filing",
+    "court_judgment",
+    "payment_delay",
+    "management_change",
+    "registry_change",
+    "overdue_notified",
+    "arrears_cleared",
+)
 # The escalation ladders a collection case climbs (collections holds their rungs).
 LadderName = Literal["reminder_15_30_45", "legal_30_60_90"]
 DEFAULT_LADDER: LadderName = "reminder_15_30_45"

@@ -239,7 +239,11 @@ async def record_signal(
     buyer_id: IdPath, body: SignalCreate, request: Request, session: SessionDep,
     caller: Underwriter, cmd: CommandDep,
 ) -> Response:  # fmt: skip
-    """A signal on a buyer: the new grade and every limit change it caused."""
+    """A signal on a buyer: the new grade and every limit change it caused. An underwriter sends
+    one of `insolvency_filing`, `court_judgment`, `payment_delay`, `management_change`,
+    `registry_change`, `overdue_notified` and `arrears_cleared` (another kind: 422); the kinds
+    of the closed loop (`claim_paid`, `protracted_default`, `collection_legal`,
+    `collection_paid`) only a service token sends, from what its service saw."""
     ctx = context(request, session, caller)
     return await cmd.run(lambda: lim.record_signal(ctx, buyer_id, body), status_code=201,
                          location=lambda s: f"/v1/buyers/{buyer_id}/signals/{s.id}")  # fmt: skip

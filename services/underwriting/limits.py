@@ -60,7 +60,7 @@ from services.underwriting.service import (
     visible_policy,
 )
 from shared.calendar import in_history
-from shared.contracts import money_json
+from shared.contracts import UNDERWRITER_SIGNAL_KINDS, money_json
 from shared.db import UnitsOfWork, new_id, utcnow
 from shared.events import announce
 from shared.metrics import LIMIT_DECISIONS, count_at_commit
@@ -584,7 +584,12 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
     as `rules.signal_effect` says. The grade is computed with the signal counted before its row
     is written, so the row is inserted once, with the grade it led to. A signal that does not
     weigh (`rules.signal_weighs`: a creditor's without a stake in the buyer) is recorded as such,
-    with no points, and changes nothing: no grade, no limit, no shipment."""
+    with no points, and changes nothing: no grade, no limit, no shipment. An underwriter sends
+    the kinds api.md lists, a service also those only the services report."""
+    if not rules.may_record_signal(data.kind, by_service=ctx.caller.role == "service"):
+        raise invalid(["body", "kind"],
+                      f"{data.kind} is sent only by the services; an underwriter sends one of "
+                      f"{', '.join(UNDERWRITER_SIGNAL_KINDS)}")  # fmt: skip
     if data.observed_on > ctx.today:  # domain.md: a signal cannot be observed after today
         raise invalid(["body", "observed_on"], f"must not be after today ({ctx.today})")
     found = await repo.buyer_to_grade(ctx.session, buyer_id)

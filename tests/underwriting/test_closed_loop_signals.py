@@ -14,11 +14,13 @@ from pydantic import ValidationError
 
 from services.underwriting import rules
 from services.underwriting.config import UnderwritingSettings
-from shared.contracts import SignalKind
+from shared.contracts import UNDERWRITER_SIGNAL_KINDS, SignalKind
 from tests.builders import make_buyer, make_policy, ok
 from tests.conftest import auth
 
 UW = auth("underwriter")
+# The closed loop's kinds come from claims and collections, with a service token.
+SERVICE = auth("service")
 TODAY = dt.date(2027, 1, 10)
 LOOP_KINDS = ("claim_paid", "protracted_default", "collection_legal", "collection_paid")
 
@@ -83,7 +85,8 @@ def test_a_weight_for_a_kind_that_does_not_exist_is_refused(
 
 async def signal(uw: httpx.AsyncClient, buyer_id: str, kind: str, **extra: Any) -> dict[str, Any]:
     body = {"kind": kind, "observed_on": dt.date.today().isoformat(), **extra}
-    return ok(await uw.post(f"/v1/buyers/{buyer_id}/signals", headers=UW, json=body), 201)
+    sender = UW if kind in UNDERWRITER_SIGNAL_KINDS else SERVICE
+    return ok(await uw.post(f"/v1/buyers/{buyer_id}/signals", headers=sender, json=body), 201)
 
 
 async def test_a_paid_claim_moves_the_buyers_grade_by_its_weight(uw: httpx.AsyncClient) -> None:
@@ -129,3 +132,33 @@ async def test_the_weight_set_for_a_kind_is_what_its_signal_adds_to_the_grade(
     buyer = await make_buyer(uw)
     recorded = await signal(uw, buyer["id"], "collection_legal")
     assert D(recorded["points"]) == D(3) and recorded["grade"] == buyer["grade"] + 3
+
+
+async def test_an_underwriter_sends_only_the_kinds_of_api_md_a_service_also_the_closed_loops(
+    uw: httpx.AsyncClient,
+) -> None:
+    """api.md lists seven kinds an underwriter may send (another: 422); the closed loop's are the
+    services' own account of a claim paid or a case at law or paid in full: refused from an
+    underwriter, naming the kinds it may send, with nothing recorded and the grade unmoved."""
+    policy = await make_policy(uw)
+    buyer = await make_buyer(uw)
+    path = f"/v1/buyers/{buyer['id']}/signals"
+    on = dt.date.today().isoformat()
+    for kind in LOOP_KINDS:
+        body = {"kind": kind, "observed_on": on, "policy_id": policy["id"]}
+        refused = await uw.post(path, headers=UW, json=body)
+        assert refused.status_code == 422, refused.text
+        problem = refused.json()
+        assert problem["type"] == "validation"
+        assert [e["loc"] for e in problem["errors"]] == [["body", "kind"]]
+        assert kind in problem["detail"]
+        assert all(allowed in problem["detail"] for allowed in UNDERWRITER_SIGNAL_KINDS)
+    assert ok(await uw.get(path, headers=UW), 200)["items"] == []
+    assert ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=UW), 200)["grade"] == buyer["grade"]
+    assert set(UNDERWRITER_SIGNAL_KINDS) | set(LOOP_KINDS) == set(get_args(SignalKind))
+    for kind in UNDERWRITER_SIGNAL_KINDS:
+        body = {"kind": kind, "observed_on": on, "policy_id": policy["id"]}
+        ok(await uw.post(path, headers=UW, json=body), 201)
+    paid = ok(await uw.post(path, headers=SERVICE, json={
+        "kind": "claim_paid", "observed_on": on, "policy_id": policy["id"]}), 201)  # fmt: skip
+    assert D(paid["points"]) == D(2)

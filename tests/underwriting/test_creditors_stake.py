@@ -15,10 +15,13 @@ import httpx
 import pytest
 
 from services.underwriting import rules
+from shared.contracts import UNDERWRITER_SIGNAL_KINDS
 from tests.builders import make_buyer, make_policy, money, ok, request_limit
 from tests.conftest import auth, unique
 
 UW = auth("underwriter")
+# The closed loop's kinds come from claims and collections, with a service token.
+SERVICE = auth("service")
 TODAY = dt.date(2027, 6, 10)
 # Six points in Germany (country level 2): grade 7; one signal's point more halves its limits.
 WEAK = {"current_ratio": "0.5", "dso_days": "40", "dso_prior_year_days": "40",
@@ -61,7 +64,8 @@ async def uw(api: Any, monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
 
 async def signal(uw: httpx.AsyncClient, buyer_id: str, kind: str, **named: str) -> dict[str, Any]:
     body = {"kind": kind, "observed_on": TODAY.isoformat(), **named}
-    return ok(await uw.post(f"/v1/buyers/{buyer_id}/signals", headers=UW, json=body), 201)
+    sender = UW if kind in UNDERWRITER_SIGNAL_KINDS else SERVICE
+    return ok(await uw.post(f"/v1/buyers/{buyer_id}/signals", headers=sender, json=body), 201)
 
 
 async def buyer_now(uw: httpx.AsyncClient, buyer_id: str) -> dict[str, Any]:

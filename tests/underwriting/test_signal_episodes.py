@@ -16,11 +16,14 @@ import httpx
 import pytest
 
 from services.underwriting import rules
+from shared.contracts import UNDERWRITER_SIGNAL_KINDS
 from tests.builders import make_buyer, make_policy, ok, request_limit
 from tests.claims.test_api import INVOICES, insured
 from tests.conftest import auth, unique
 
 UW = auth("underwriter")
+# The closed loop's kinds come from claims and collections, with a service token.
+SERVICE = auth("service")
 TODAY = dt.date(2027, 6, 10)
 DAY = dt.timedelta(days=1)
 
@@ -178,7 +181,8 @@ async def signal(uw: httpx.AsyncClient, buyer_id: str, kind: str, policy_id: str
                  on: dt.date = TODAY, **named: str) -> dict[str, Any]:  # fmt: skip
     body = {"kind": kind, "observed_on": on.isoformat(),
             **({"policy_id": policy_id} if policy_id else {}), **named}  # fmt: skip
-    return ok(await uw.post(f"/v1/buyers/{buyer_id}/signals", headers=UW, json=body), 201)
+    sender = UW if kind in UNDERWRITER_SIGNAL_KINDS else SERVICE
+    return ok(await uw.post(f"/v1/buyers/{buyer_id}/signals", headers=sender, json=body), 201)
 
 
 async def with_stake(uw: httpx.AsyncClient, creditor: str, *buyers: dict[str, Any]) -> None:

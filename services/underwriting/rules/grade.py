@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal, NamedTuple
 
+from shared.contracts import UNDERWRITER_SIGNAL_KINDS
+
 ZERO = Decimal(0)
 
 
@@ -91,6 +93,13 @@ DEFAULT_SIGNAL_POINTS: Mapping[str, Decimal] = {
 SIGNAL_MEMORY_DAYS = 365
 SIGNAL_KINDS = frozenset(DEFAULT_SIGNAL_POINTS)
 POLICY_SIGNALS = frozenset({"overdue_notified", "arrears_cleared"})
+
+
+def may_record_signal(kind: str, *, by_service: bool) -> bool:
+    """An underwriter records the kinds of signal api.md lists; a service also those only the
+    services report (a claim paid, a protracted default paid, a collection case gone to law or
+    paid in full)."""
+    return by_service or kind in UNDERWRITER_SIGNAL_KINDS
 
 
 class Episode(NamedTuple):
