@@ -183,11 +183,11 @@ SEED = [
     FROM underwriting.credit_limits l JOIN underwriting.limit_amounts a ON a.limit_id = l.id
     ORDER BY l.id""",
     """INSERT INTO underwriting.event_parties (party_id, event_seq)
-    SELECT p.policyholder_id, e.seq FROM underwriting.events e
+    SELECT 'policyholder:' || p.policyholder_id, e.seq FROM underwriting.events e
     JOIN underwriting.credit_limits l ON l.id = e.subject_id
     JOIN underwriting.policies p ON p.id = l.policy_id
     UNION ALL
-    SELECT s.bank_id, e.seq FROM underwriting.events e
+    SELECT 'bank:' || s.bank_id, e.seq FROM underwriting.events e
     JOIN underwriting.credit_limits l ON l.id = e.subject_id
     JOIN underwriting.policy_assignments s ON s.policy_id = l.policy_id""",
     "INSERT INTO underwriting.country_risks (country, level, updated_at, updated_by)"

@@ -35,7 +35,7 @@ from sqlalchemy.engine import make_url
 from services.claims.main import hooks
 from shared.auth import mint_token
 from shared.db import build_engine, build_sessionmaker
-from shared.events import record_event
+from shared.events import policyholder, record_event
 from shared.migrations import upgrade
 from shared.settings import DEVELOPMENT_JWT_SECRET
 
@@ -94,7 +94,7 @@ async def write(url: str, parties: list[str], count: int, batch: int, rate: floa
             async with sessions() as session:
                 ids = [await record_event(session, hooks.events, type=kinds[n % len(kinds)],
                                           subject_id=SUBJECT, data={"n": n, **EVENT_DATA},
-                                          parties=[parties[n % len(parties)]])
+                                          parties=[policyholder(parties[n % len(parties)])])
                        for n in range(first, min(first + batch, count))]  # fmt: skip
                 await session.commit()
             now = time.time_ns()

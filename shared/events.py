@@ -1,7 +1,9 @@
 """Events: facts written in the same transaction as the change they announce (api.md, "Events and
 webhooks"). Each has a stable id (`evt_…`, the Standard Webhooks `webhook-id`), a type, when it
 happened and a typed payload, and names the parties that may hear of it (a policyholder, the banks
-assigned to its policy). The feed (`GET /v1/events`) and the webhook dispatcher read these tables.
+assigned to its policy). A party is its role and its id (`Party`), never the id alone: a bank's
+token carrying a policyholder's id is not that policyholder. The feed (`GET /v1/events`) and the
+webhook dispatcher read these tables.
 
 Order: `seq` is the order events are read in, by the feed (`after=`) and by the dispatcher (per
 endpoint). A reader that has seen `seq` n must never later find an event with a smaller `seq`
@@ -48,6 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
+from shared.auth import PARTY_ROLES, Caller
 from shared.contracts import Schema
 from shared.db import UTCDateTime, new_id, new_ids_sql, utcnow
 
@@ -64,6 +67,52 @@ _PENDING = "tci.pending_events"
 _WRITTEN = "tci.written_events"
 
 log = logging.getLogger("tci.events")
+
+
+@dataclass(frozen=True, order=True)
+class Party:
+    """Who may hear of an event: a role that reads its own (`policyholder`, `bank`) and an id.
+    `event_parties` keeps it as one key, `role:id` (`key`): the feed and the dispatcher read it
+    along the table's primary key, and the whole book writes it in one column."""
+
+    role: str
+    id: str
+
+    def __post_init__(self) -> None:
+        if self.role not in PARTY_ROLES:
+            raise ValueError(
+                f"a party is a {' or a '.join(sorted(PARTY_ROLES))}, not {self.role!r}"
+            )
+
+    @property
+    def key(self) -> str:
+        return party_key(self.role, self.id)
+
+
+def policyholder(party_id: str) -> Party:
+    return Party("policyholder", party_id)
+
+
+def bank(party_id: str) -> Party:
+    return Party("bank", party_id)
+
+
+def party_key(role: str, party_id: str) -> str:
+    """A party as `event_parties` (and a webhook endpoint's owner) names it: `role:id`."""
+    return f"{role}:{party_id}"
+
+
+def party_key_sql(role: Any, party_id: Any) -> Any:
+    """`party_key` in SQL, of a role and an id column (`role || ':' || id`)."""
+    return role.concat(literal(":", String)).concat(party_id)
+
+
+def caller_party(caller: Caller) -> Party | None:
+    """The party whose events a caller reads: a policyholder's or a bank's own (role and id); None
+    for staff and services, who read every event."""
+    if caller.role in PARTY_ROLES:
+        return Party(caller.role, caller.party_id or "")
+    return None
 
 
 @dataclass(frozen=True)
@@ -90,6 +139,8 @@ def event_tables(metadata: MetaData) -> EventTables:
     # `event_seq` names an event of the same service, written with it by `_insert_rows` or
     # `_insert_selected` under the event lock and never deleted: no foreign key, whose check per
     # row would cost as much as the row (events are append-only; nothing cascades).
+    # `party_id` is the party's role and id, `role:id` (`Party.key`: `policyholder:ph-1`,
+    # `bank:bk-1`): one key column, so the feed still reads along (party, seq).
     parties = Table(
         "event_parties",
         metadata,
@@ -115,7 +166,7 @@ async def record_event(
     type: str,
     subject_id: str,
     data: Mapping[str, Any],
-    parties: Collection[str],
+    parties: Collection[Party],
     occurred_at: dt.datetime | None = None,
 ) -> str:
     """Record one event (and who may hear of it) in the caller's transaction; it is written and
@@ -132,7 +183,7 @@ async def record_event(
         "data": dict(data),
     }
     pending: list[_Pending] = session.sync_session.info.setdefault(_PENDING, [])
-    pending.append(_Pending(tables, row, sorted({p for p in parties if p})))
+    pending.append(_Pending(tables, row, sorted({p.key for p in parties if p.id})))
     return ident
 
 
@@ -140,7 +191,7 @@ async def record_event(
 class _PendingSelected:
     """Events of one type written set-based when the transaction commits: one per row of
     `rows` (columns `subject_id`, `data`), heard by the parties `parties` names (columns
-    `subject_id`, `party_id`)."""
+    `subject_id`, `party_role`, `party_id`)."""
 
     tables: EventTables
     type: str
@@ -159,8 +210,9 @@ async def record_events_from(
 ) -> None:
     """Record, set-based, one event of `type` per row of `rows` (a statement selecting
     `subject_id` and `data`, the payload as a JSON expression), each heard by the parties of its
-    subject in `parties` (selecting `subject_id` and `party_id`; a party named twice is written
-    once, so a UNION ALL does). They are written like
+    subject in `parties` (selecting `subject_id`, `party_role` and `party_id`: a party is its role
+    and id, written as `Party.key`; a party named twice is written once, so a UNION ALL does).
+    They are written like
     `record_event`'s, when the transaction commits and after its event lock, by `INSERT …
     SELECT`: the statements must still read the same rows then (temporary tables live until the
     commit). Within the batch, events are numbered in the order of their subject ids."""
@@ -324,7 +376,7 @@ def _insert_selected(session: Session, tables: EventTables, item: _PendingSelect
     parties = item.parties.subquery()
     session.execute(heard.insert().from_select(
         ["party_id", "event_seq"],
-        select(parties.c.party_id, events.c.seq)
+        select(party_key_sql(parties.c.party_role, parties.c.party_id), events.c.seq)
         .join(parties, parties.c.subject_id == events.c.subject_id)
         .where(events.c.seq > before, events.c.type == item.type)
         .distinct(),
@@ -343,7 +395,7 @@ def _insert_selected_with_parties(
     parties = item.parties.subquery()
     heard_rows = heard.insert().from_select(
         ["party_id", "event_seq"],
-        select(parties.c.party_id, written.c.seq)
+        select(party_key_sql(parties.c.party_role, parties.c.party_id), written.c.seq)
         .join(parties, parties.c.subject_id == written.c.subject_id)
         .distinct(),
     ).returning(heard.c.event_seq).cte("heard")  # fmt: skip
@@ -427,7 +479,7 @@ async def announce(
     data: EventData,
     *,
     subject_id: str,
-    parties: Collection[str],
+    parties: Collection[Party],
 ) -> str:
     """Record the event `data` is the payload of (see `record_event`)."""
     return await record_event(session, tables, type=data.event_type, subject_id=subject_id,

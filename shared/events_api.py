@@ -10,9 +10,9 @@ import orjson
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from shared.auth import PARTY_ROLES, CallerDep
+from shared.auth import CallerDep
 from shared.db import SessionDep
-from shared.events import EventTables
+from shared.events import EventTables, caller_party
 from shared.events_feed import FeedRequest, parse_types, read_feed
 from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.problems import problem_responses
@@ -25,8 +25,8 @@ Types = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=512)]
-FEED = """The caller's events, oldest first: a policyholder's and a bank's those naming its party (a
-bank: those of the policies assigned to it), staff's every event of the service. `after` is the
+FEED = """The caller's events, oldest first: a policyholder's and a bank's those naming its party, role
+and id (a bank: those of the policies assigned to it), staff's every event of the service. `after` is the
 id of the last event read (a feed to catch up from); an id that is not in the caller's feed is 422.
 The ids are the webhooks' `webhook-id`s. Event types: {types}."""
 
@@ -46,7 +46,7 @@ def events_router(
         limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
     ) -> Response:  # fmt: skip
         request = FeedRequest(
-            party_id=caller.party_id or "" if caller.role in PARTY_ROLES else None,
+            party=caller_party(caller),
             limit=limit, after=after, cursor=cursor, types=parse_types(types, known),
         )  # fmt: skip
         page = await read_feed(session, tables, request)

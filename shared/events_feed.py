@@ -1,7 +1,8 @@
 """The events feed's query: a caller's events after a position, oldest first, one page at a time.
 
-A policyholder or a bank reads the events naming its party (`event_parties`); staff and services
-read every event of the service. The position is an event id the caller saw (`after`) or the
+A policyholder or a bank reads the events naming its party (`event_parties`), its role and its id
+together (a bank's token carrying a policyholder's id reads no event of that policyholder's);
+staff and services read every event of the service. The position is an event id the caller saw (`after`) or the
 opaque cursor of the page before (`cursor`, which wins when both are given)."""
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts import MAX_BIG_INTEGER
-from shared.events import EventTables, event_json
+from shared.events import EventTables, Party, event_json
 from shared.problems import invalid
 
 
 @dataclass(frozen=True)
 class FeedRequest:
-    """What a caller asks of the feed. `party_id` None: every event (staff, services)."""
+    """What a caller asks of the feed. `party` None: every event (staff, services)."""
 
-    party_id: str | None
+    party: Party | None
     limit: int
     after: str | None = None
     cursor: str | None = None
@@ -76,12 +77,12 @@ def decode_cursor(cursor: str) -> int:
         raise invalid(["query", "cursor"], "not a cursor issued by this feed") from None
 
 
-def _visible(tables: EventTables, statement: Select[Any], party_id: str | None) -> Select[Any]:
-    if party_id is None:
+def _visible(tables: EventTables, statement: Select[Any], party: Party | None) -> Select[Any]:
+    if party is None:
         return statement
     parties = tables.parties
     return statement.where(
-        exists().where(parties.c.event_seq == tables.events.c.seq, parties.c.party_id == party_id)
+        exists().where(parties.c.event_seq == tables.events.c.seq, parties.c.party_id == party.key)
     )
 
 
@@ -94,7 +95,7 @@ async def _seq_after(session: AsyncSession, tables: EventTables, request: FeedRe
         return 0
     events = tables.events
     statement = _visible(tables, select(events.c.seq).where(events.c.id == request.after),
-                         request.party_id)  # fmt: skip
+                         request.party)  # fmt: skip
     seq = (await session.execute(statement)).scalar_one_or_none()
     if seq is None:
         raise invalid(["query", "after"],
@@ -108,13 +109,13 @@ async def read_feed(session: AsyncSession, tables: EventTables, request: FeedReq
     next page (None on the last)."""
     after = await _seq_after(session, tables, request)
     events, parties = tables.events, tables.parties
-    if request.party_id is None:
+    if request.party is None:
         statement = select(events).where(events.c.seq > after).order_by(events.c.seq)
-    else:  # along the parties' primary key: (party_id, event_seq)
+    else:  # along the parties' primary key: (party_id, event_seq), `party_id` its `role:id`
         statement = (
             select(events)
             .join(parties, parties.c.event_seq == events.c.seq)
-            .where(parties.c.party_id == request.party_id, parties.c.event_seq > after)
+            .where(parties.c.party_id == request.party.key, parties.c.event_seq > after)
             .order_by(parties.c.event_seq)
         )
     if request.types is not None:

@@ -61,7 +61,7 @@ from standardwebhooks import Webhook
 from shared.auth import Caller
 from shared.contracts import Ident, Schema
 from shared.db import UTCDateTime, new_id, utcnow
-from shared.events import SEQ, EventTables, event_json
+from shared.events import SEQ, EventTables, Party, event_json, party_key_sql
 from shared.metrics import count_webhook_attempt
 from shared.pagination import Page, PageRequest, encode_cursor
 from shared.periodic import run_periodically
@@ -80,6 +80,8 @@ MAX_ANSWER_READ = 64 * 1024
 # A post starts only while the lease has its timeout and this much left (clock skew, the mark).
 LEASE_MARGIN_SECONDS = 1.0
 EndpointStatus = Literal["active", "failing", "disabled"]
+# The roles that own endpoints (and hear events): `shared.auth.PARTY_ROLES`.
+PartyRole = Literal["policyholder", "bank"]
 
 
 # ---------------------------------------------------------------- tables
@@ -141,6 +143,10 @@ def webhook_tables(metadata: MetaData) -> WebhookTables:
         "webhook_endpoints",
         metadata,
         Column("id", String(40), primary_key=True),
+        # The owner: a role (`policyholder`, `bank`) and an id, heard as `Party(role, id)`. Null
+        # only for an endpoint whose role could not be told when owners became role and id
+        # (un0015, cl0010, co0014): staff alone see it, and it hears nothing.
+        Column("party_role", String(16), nullable=True),
         Column("party_id", String(200), nullable=False, index=True),
         Column("url", Text, nullable=False),
         Column("event_types", JSON, nullable=False),
@@ -190,12 +196,18 @@ class WebhookEndpointCreate(Schema):
                               examples=["https://hooks.example.com/tci"])]  # fmt: skip
     event_types: Annotated[list[Annotated[str, Field(max_length=64)]],
                            Field(min_length=1, max_length=20)]  # fmt: skip
-    # Staff name the party the endpoint belongs to; a policyholder or bank leaves it out.
+    # Staff name the party the endpoint belongs to, its role and id; a policyholder or bank leaves
+    # both out (the endpoint is its own).
+    party_role: PartyRole | None = None
     party_id: Ident | None = None
 
 
 class WebhookEndpointRead(BaseModel):
     id: str
+    # The owner, role and id: only that role with that id reads the endpoint (and staff); it
+    # hears the events of that party. Null: an endpoint registered before owners had a role whose
+    # role could not be told; staff alone see it, it hears nothing (re-register it).
+    party_role: PartyRole | None
     party_id: str
     url: str
     event_types: list[str]
@@ -452,9 +464,10 @@ class Webhooks:
         self, session: AsyncSession, caller: Caller, body: WebhookEndpointCreate,
         settings: Settings,
     ) -> WebhookEndpointCreated:  # fmt: skip
-        """A new endpoint of the caller's party (staff: the party named), active, hearing the
-        events from now on (earlier ones are in the feed); its secret is answered only here."""
-        party = _party_of(caller, body.party_id)
+        """A new endpoint of the caller's party (staff: the party named, role and id), active,
+        hearing the events from now on (earlier ones are in the feed); its secret is answered only
+        here."""
+        party = _party_of(caller, body)
         types = self._known_types(body.event_types)
         try:
             await vet_url(body.url, development=settings.environment == "development",
@@ -463,7 +476,8 @@ class Webhooks:
             raise unprocessable(WEBHOOK_URL_REFUSED, str(exc)) from None
         last = (await session.execute(select(func.max(self.events.events.c.seq)))).scalar()
         row = {
-            "id": new_id("whe"), "party_id": party, "url": body.url, "event_types": types,
+            "id": new_id("whe"), "party_role": party.role, "party_id": party.id, "url": body.url,
+            "event_types": types,
             "secret": new_secret(), "status": "active", "disabled_reason": None,
             "created_at": utcnow(), "created_by": caller.subject, "after_seq": last or 0,
             "next_attempt_at": None, "head_attempts": 0, "head_failing_since": None,
@@ -480,15 +494,20 @@ class Webhooks:
         return list(dict.fromkeys(requested))
 
     async def endpoints(
-        self, session: AsyncSession, caller: Caller, party_id: str | None, page: PageRequest
-    ) -> Page[WebhookEndpointRead]:
-        """A party's own endpoints; staff every endpoint (`party_id` for one party's)."""
+        self, session: AsyncSession, caller: Caller, party_id: str | None, page: PageRequest,
+        party_role: str | None = None,
+    ) -> Page[WebhookEndpointRead]:  # fmt: skip
+        """A party's own endpoints (its role and id); staff every endpoint (`party_id`,
+        `party_role` for one party's)."""
         table = self.tables.endpoints
         statement = select(table)
-        if caller.party_id is not None and not caller.is_staff:
-            statement = statement.where(table.c.party_id == caller.party_id)
+        if not caller.is_staff:
+            statement = statement.where(table.c.party_role == caller.role,
+                                        table.c.party_id == (caller.party_id or ""))  # fmt: skip
         if party_id is not None:
             statement = statement.where(table.c.party_id == party_id)
+        if party_role is not None:
+            statement = statement.where(table.c.party_role == party_role)
         rows, cursor = await _page(session, statement, page, table.c.created_at, table.c.id)
         return Page(items=[_endpoint_read(r) for r in rows], next_cursor=cursor)
 
@@ -500,11 +519,11 @@ class Webhooks:
     async def _visible(
         self, session: AsyncSession, caller: Caller, endpoint_id: str
     ) -> Mapping[str, Any]:
-        """The endpoint, if the caller may see it (its party, or staff); else the missing id's
-        404."""
+        """The endpoint, if the caller may see it (its party: the same role and id; or staff);
+        else the missing id's 404."""
         table = self.tables.endpoints
         row = (await session.execute(select(table).where(table.c.id == endpoint_id))).first()
-        if row is None or (not caller.is_staff and row._mapping["party_id"] != caller.party_id):
+        if row is None or not (caller.is_staff or _owns(caller, dict(row._mapping))):
             raise not_found("webhook endpoint", endpoint_id)
         return dict(row._mapping)
 
@@ -614,7 +633,9 @@ class Webhooks:
         due and that have an event after their `after_seq`, in one committed statement."""
         table, parties = self.tables.endpoints, self.events.parties
         now = utcnow()
-        waiting = exists().where(parties.c.party_id == table.c.party_id,
+        # The events of the endpoint's party, role and id (an endpoint with no role hears none).
+        heard_as = party_key_sql(table.c.party_role, table.c.party_id)
+        waiting = exists().where(parties.c.party_id == heard_as,
                                  parties.c.event_seq > table.c.after_seq)  # fmt: skip
         due = (
             select(table.c.id)
@@ -659,14 +680,14 @@ class Webhooks:
                     await run.release()
 
     async def events_after(
-        self, session: AsyncSession, party_id: str, after_seq: int, limit: int
+        self, session: AsyncSession, party: Party, after_seq: int, limit: int
     ) -> Sequence[Any]:
-        """The party's events after `after_seq`, in `seq` order."""
+        """The party's events (its role and id) after `after_seq`, in `seq` order."""
         events, parties = self.events.events, self.events.parties
         statement = (
             select(events.c.seq, events.c.id, events.c.type, events.c.occurred_at, events.c.data)
             .join(parties, parties.c.event_seq == events.c.seq)
-            .where(parties.c.party_id == party_id, parties.c.event_seq > after_seq)
+            .where(parties.c.party_id == party.key, parties.c.event_seq > after_seq)
             .order_by(parties.c.event_seq)
             .limit(limit)
         )
@@ -682,6 +703,7 @@ class _Run:
     ) -> None:  # fmt: skip
         self.hooks, self.sessionmaker, self.settings = hooks, sessionmaker, settings
         self.endpoint, self.owner = endpoint, owner
+        self.party = Party(endpoint["party_role"], endpoint["party_id"])
         self.progress: int = endpoint["after_seq"]
         self.types = frozenset(endpoint["event_types"])
         self.held = True
@@ -698,7 +720,7 @@ class _Run:
         while self.held:
             async with self.sessionmaker() as session:
                 batch = await self.hooks.events_after(
-                    session, self.endpoint["party_id"], cursor,
+                    session, self.party, cursor,
                     self.settings.webhook_batch_size * 10,
                 )  # fmt: skip
             if not batch:
@@ -821,17 +843,32 @@ class _Run:
 # ---------------------------------------------------------------- helpers
 
 
-def _party_of(caller: Caller, named: str | None) -> str:
-    """Whose endpoint a registration makes: a party's own; for staff, the party named."""
+def _party_of(caller: Caller, body: WebhookEndpointCreate) -> Party:
+    """Whose endpoint a registration makes: a party's own (its role and id); for staff, the party
+    named, role and id."""
     if caller.is_staff:
-        if named is None:
+        if body.party_id is None:
             raise invalid(["body", "party_id"], "staff name the party the endpoint belongs to")
-        return named
-    if named is not None and named != caller.party_id:
-        raise invalid(["body", "party_id"],
-                      f"a {caller.role} registers endpoints for itself: leave party_id out")  # fmt: skip
+        if body.party_role is None:
+            raise invalid(["body", "party_role"],
+                          "staff name the role of the party the endpoint belongs to: "
+                          "policyholder or bank")  # fmt: skip
+        return Party(body.party_role, body.party_id)
+    for name, given, own in (("party_id", body.party_id, caller.party_id),
+                             ("party_role", body.party_role, caller.role)):  # fmt: skip
+        if given is not None and given != own:
+            raise invalid(["body", name],
+                          f"a {caller.role} registers endpoints for itself: leave {name} out")  # fmt: skip
     assert caller.party_id is not None  # a party token always names its party
-    return caller.party_id
+    return Party(caller.role, caller.party_id)
+
+
+def _owns(caller: Caller, endpoint: Mapping[str, Any]) -> bool:
+    """Whether the endpoint is the caller's own: the same role and the same id."""
+    return (
+        caller.party_id is not None
+        and endpoint["party_role"] == caller.role and endpoint["party_id"] == caller.party_id
+    )  # fmt: skip
 
 
 def _attempt_outcome(outcome: Outcome, values: Mapping[str, Any]) -> str:

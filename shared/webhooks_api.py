@@ -1,6 +1,7 @@
 """Webhook endpoint routes (api.md, "Events and webhooks"), the same on each service for the events
-it owns: a policyholder or bank registers, lists, tests and deletes its own endpoints and reads
-their delivery attempts; staff do so for any party."""
+it owns: a policyholder or bank registers, lists, tests and deletes its own endpoints (the same role
+and id: a bank's token carrying a policyholder's id sees none of the policyholder's) and reads their
+delivery attempts; staff do so for any party."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from shared.pagination import Page, PageDep
 from shared.problems import created_responses, problem_responses
 from shared.settings import Settings
 from shared.webhooks import (
+    PartyRole,
     WebhookAttemptRead,
     WebhookEndpointCreate,
     WebhookEndpointCreated,
@@ -52,7 +54,7 @@ def _add_endpoint_routes(router: APIRouter, hooks: Webhooks) -> None:
         caller: PartyOrStaff, cmd: CommandDep,
     ) -> Response:  # fmt: skip
         """Register an endpoint for some of this service's event types: a policyholder or bank
-        for itself, staff for the party named in `party_id`. It hears the events from now on
+        for itself, staff for the party named in `party_role` and `party_id`. It hears the events from now on
         (earlier ones are in `GET /v1/events`). The signing `secret` is in this answer only."""
         settings = _settings(request)
         return await cmd.run(lambda: hooks.register(session, caller, body, settings),
@@ -63,9 +65,11 @@ def _add_endpoint_routes(router: APIRouter, hooks: Webhooks) -> None:
     async def list_webhook_endpoints(
         session: SessionDep, caller: PartyOrStaff, page: PageDep,
         party_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        party_role: Annotated[PartyRole | None, Query()] = None,
     ) -> Page[WebhookEndpointRead]:  # fmt: skip
-        """A party's own endpoints; staff every endpoint (`?party_id=` for one party's)."""
-        return await hooks.endpoints(session, caller, party_id, page)
+        """A party's own endpoints (its role and id); staff every endpoint (`?party_role=` and
+        `?party_id=` for one party's)."""
+        return await hooks.endpoints(session, caller, party_id, page, party_role)
 
     @router.get("/{endpoint_id}", response_model=WebhookEndpointRead, responses=READ)
     async def get_webhook_endpoint(

@@ -94,7 +94,7 @@ def _webhooks(service: str, event_type: str) -> dict[tuple[str, str], Entry]:
     mine = {"path": {"endpoint_id": own}, "owning": (own,), "per_party": {"bank": f"{own}_bank"}}
 
     def create(ids: dict[str, str]) -> dict[str, Any]:
-        named = {} if ids["caller_party"] else {"party_id": OWNER}
+        named = {} if ids["caller_party"] else {"party_role": "policyholder", "party_id": OWNER}
         return {"url": "http://127.0.0.1:9/hook", "event_types": [event_type], **named}
 
     return {

@@ -34,7 +34,7 @@ from services.claims.schemas import (
 from shared import problems
 from shared.contracts import BuyerFacts, CoverageReply, PolicyTerms, Recoveries
 from shared.db import new_id, utcnow
-from shared.events import announce
+from shared.events import Party, announce, bank, policyholder
 from shared.outbox import deliver, enqueue
 from shared.pagination import PageRequest, fetch_page
 from shared.peers import fetch_buyer, fetch_policy, fetch_policy_and_buyer, upstream_problem
@@ -259,11 +259,11 @@ class Sweep:
     today: dt.date
 
 
-def _parties_of(claim: Claim, bank_ids: Sequence[str]) -> list[str]:
-    return [claim.policyholder_id, *bank_ids]
+def _parties_of(claim: Claim, bank_ids: Sequence[str]) -> list[Party]:
+    return [policyholder(claim.policyholder_id), *(bank(b) for b in bank_ids)]
 
 
-def _parties(claim: Claim) -> list[str]:
+def _parties(claim: Claim) -> list[Party]:
     """Who hears of a claim's events: its policyholder and the banks assigned to its policy when
     the claim was filed (kept with its terms: a change of status never waits on underwriting)."""
     return _parties_of(claim, claim.terms.get("assigned_bank_ids") or [])
@@ -271,7 +271,7 @@ def _parties(claim: Claim) -> list[str]:
 
 async def _announce_status(
     where: Changing, claim: Claim, previous: rules.ClaimStatus | None, *,
-    reason: str | None = None, parties: Sequence[str] | None = None,
+    reason: str | None = None, parties: Sequence[Party] | None = None,
 ) -> None:  # fmt: skip
     """The claim's parties hear that its status changed (`claim.status_changed`)."""
     changed = ClaimStatusChanged(
@@ -288,7 +288,7 @@ async def _announce_status(
 
 async def _enter(
     where: Changing, claim: Claim, state: rules.ClaimState, *, reason: str | None = None,
-    parties: Sequence[str] | None = None,
+    parties: Sequence[Party] | None = None,
 ) -> None:  # fmt: skip
     """Write the claim's new place in its lifecycle; a claim no longer live frees its invoices.
     A new status is announced to the claim's parties (`parties`, when the caller knows them)."""

@@ -44,7 +44,7 @@ from services.collections.schemas import (
 from shared.auth import Caller
 from shared.contracts import BuyerSignal, MoneyModel, Recoveries
 from shared.db import Reader, new_id, utcnow
-from shared.events import announce
+from shared.events import Party, announce, bank, policyholder
 from shared.money import Money
 from shared.outbox import deliver, enqueue
 from shared.pagination import PageRequest
@@ -178,10 +178,10 @@ async def _refuse_if_collected(ctx: Context, opening: CaseCreate) -> None:
                            case_id=case_id)  # fmt: skip
 
 
-def _parties(case: Case) -> list[str]:
-    """Who hears of a case's events: its creditor and, for a subrogation case, the banks of the
-    claim's policy."""
-    return [case.creditor_id, *(case.loss_payee_ids or [])]
+def _parties(case: Case) -> list[Party]:
+    """Who hears of a case's events: its creditor (a policyholder: the role that reads its own
+    cases) and, for a subrogation case, the banks of the claim's policy."""
+    return [policyholder(case.creditor_id), *(bank(b) for b in case.loss_payee_ids or [])]
 
 
 async def _announce_stage(

@@ -62,7 +62,7 @@ from services.underwriting.service import (
 from shared.calendar import in_history
 from shared.contracts import UNDERWRITER_SIGNAL_KINDS, money_json
 from shared.db import UnitsOfWork, new_id, utcnow
-from shared.events import announce
+from shared.events import Party, announce
 from shared.metrics import LIMIT_DECISIONS, count_at_commit
 from shared.money import Money, minor_units
 from shared.pagination import PageRequest, fetch_page
@@ -111,7 +111,7 @@ async def apply_limit_change(
     payment_terms_days: int | None = None,
     previous: Decimal | None = None,
     history: list[LimitAmount] | None = None,
-    parties: list[str] | None = None,
+    parties: list[Party] | None = None,
     decided_by: str | None = None,
 ) -> LimitChangeRead:
     """Record a new amount in force from `effective_from` on (decided by `decided_by`, else the
@@ -153,7 +153,7 @@ async def _put_amount(
     source: LimitSource,
     now: dt.datetime,
     halving: bool = False,
-    parties: list[str] | None = None,
+    parties: list[Party] | None = None,
     decided_by: str | None = None,
 ) -> LimitChangeRead:
     """An amount of the limit's history from `effective_from` until `effective_to` (the entries
@@ -198,7 +198,7 @@ async def _limit_for(ctx: Context, policy_id: str, buyer_id: str) -> CreditLimit
 
 
 async def _grant(
-    ctx: Context, request: LimitRequest, amount: Money, reason: str, parties: list[str],
+    ctx: Context, request: LimitRequest, amount: Money, reason: str, parties: list[Party],
     max_credit_period_days: int,
 ) -> LimitChangeRead | None:  # fmt: skip
     """Announce a request's decision to the policy's `parties`, then put the decided amount, on
@@ -229,7 +229,7 @@ async def _grant(
 
 
 async def _announce_decision(
-    ctx: Context, request: LimitRequest, currency: str, parties: list[str]
+    ctx: Context, request: LimitRequest, currency: str, parties: list[Party]
 ) -> None:
     """The policy's `parties` hear of a request's decision (`limit_request.decided`)."""
     assert request.decided_at is not None
@@ -751,7 +751,7 @@ async def _halve_all(
 
 async def _halve(
     ctx: Context, limit: CreditLimit, history: list[LimitAmount], *, effective: dt.date,
-    currency: str, reason: str, parties: list[str],
+    currency: str, reason: str, parties: list[Party],
 ) -> list[LimitChangeRead]:  # fmt: skip
     """Halve every amount of the limit's `history` that a halving from `effective` halves
     (`rules.halved_again`): the one running then ends there, one starting later is superseded

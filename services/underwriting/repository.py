@@ -58,6 +58,7 @@ from services.underwriting.models import (
 from services.underwriting.rules import LimitRequestStatus, ObservedSignal, TurnoverLine
 from services.underwriting.rules.cash_flow import PRIOR_YEAR_DAYS, HealthThresholds, HealthTotals
 from shared.db import Amount, Query, Reader, take_turns, utcnow
+from shared.events import Party
 
 
 async def policy(session: AsyncSession, policy_id: str) -> Policy | None:
@@ -1250,24 +1251,27 @@ async def delete(session: AsyncSession, row: Any) -> None:
 # ---------------------------------------------------------------- who hears of an event
 
 
-async def parties_of_policy(session: AsyncSession, policy_id: str) -> list[str]:
+async def parties_of_policy(session: AsyncSession, policy_id: str) -> list[Party]:
     """The parties that hear of a policy's events: its policyholder and the banks assigned to
-    it now."""
+    it now, each as its role."""
     rows = await session.execute(
-        select(Policy.policyholder_id).where(Policy.id == policy_id).union(
-            select(PolicyAssignment.bank_id).where(PolicyAssignment.policy_id == policy_id))
+        select(literal("policyholder", String), Policy.policyholder_id)
+        .where(Policy.id == policy_id).union(
+            select(literal("bank", String), PolicyAssignment.bank_id)
+            .where(PolicyAssignment.policy_id == policy_id))
     )  # fmt: skip
-    return sorted(rows.scalars())
+    return sorted(Party(role, party) for role, party in rows.all())
 
 
-async def parties_on_buyer(session: AsyncSession, buyer_id: str) -> list[str]:
+async def parties_on_buyer(session: AsyncSession, buyer_id: str) -> list[Party]:
     """The parties that hear of a buyer's grade: the policyholders holding a limit or a limit
-    request on it, and the banks assigned to those policies."""
+    request on it, and the banks assigned to those policies, each as its role."""
     held = select(CreditLimit.policy_id).where(CreditLimit.buyer_id == buyer_id).union(
         select(LimitRequest.policy_id).where(LimitRequest.buyer_id == buyer_id)).subquery()  # fmt: skip
     rows = await session.execute(
-        select(Policy.policyholder_id).where(Policy.id.in_(select(held.c.policy_id))).union(
-            select(PolicyAssignment.bank_id).where(
+        select(literal("policyholder", String), Policy.policyholder_id)
+        .where(Policy.id.in_(select(held.c.policy_id))).union(
+            select(literal("bank", String), PolicyAssignment.bank_id).where(
                 PolicyAssignment.policy_id.in_(select(held.c.policy_id))))
     )  # fmt: skip
-    return sorted(rows.scalars())
+    return sorted(Party(role, party) for role, party in rows.all())

@@ -47,7 +47,7 @@ from services.underwriting.schemas import (
 from shared.auth import Caller, ensure_party
 from shared.contracts import MoneyModel
 from shared.db import Reader, new_id, utcnow
-from shared.events import announce
+from shared.events import Party, announce, bank, policyholder
 from shared.pagination import Page, PageRequest, fetch_page
 from shared.problems import (
     ALREADY_ASSIGNED,
@@ -179,7 +179,7 @@ async def owned_policy(ctx: Context, policy_id: str) -> Policy:
     return policy
 
 
-async def owned_policy_and_parties(ctx: Context, policy_id: str) -> tuple[Policy, list[str]]:
+async def owned_policy_and_parties(ctx: Context, policy_id: str) -> tuple[Policy, list[Party]]:
     """`owned_policy`, and the parties that hear of its events (`policy_parties`), read in one
     statement."""
     policy, banks = await visible_policy(ctx, policy_id)
@@ -188,10 +188,10 @@ async def owned_policy_and_parties(ctx: Context, policy_id: str) -> tuple[Policy
     return policy, policy_parties(policy, banks)
 
 
-def policy_parties(policy: Policy, banks: list[str]) -> list[str]:
+def policy_parties(policy: Policy, banks: list[str]) -> list[Party]:
     """The parties that hear of a policy's events: its policyholder and the banks assigned to it
-    (`repository.parties_of_policy`, from a policy read with its banks)."""
-    return sorted({policy.policyholder_id, *banks})
+    (`repository.parties_of_policy`, from a policy read with its banks), each as its role."""
+    return sorted({policyholder(policy.policyholder_id), *(bank(b) for b in banks)})
 
 
 async def get_policy(reader: Reader, caller: Caller, policy_id: str) -> dict[str, Any]:

@@ -562,10 +562,14 @@ async def announce_grades(session: AsyncSession, book: Slice, *, today: dt.date)
         .cte("held")
     )  # fmt: skip
     holders = select(
-        held.c.buyer_id.label("subject_id"), Policy.policyholder_id.label("party_id")
+        held.c.buyer_id.label("subject_id"),
+        _const("policyholder").label("party_role"),
+        Policy.policyholder_id.label("party_id"),
     ).join(Policy, Policy.id == held.c.policy_id)
     banks = select(
-        held.c.buyer_id.label("subject_id"), PolicyAssignment.bank_id.label("party_id")
+        held.c.buyer_id.label("subject_id"),
+        _const("bank").label("party_role"),
+        PolicyAssignment.bank_id.label("party_id"),
     ).join(PolicyAssignment, PolicyAssignment.policy_id == held.c.policy_id)
     await record_events_from(session, events, type="buyer.grade_changed", rows=rows,
                              parties=holders.union_all(banks))  # fmt: skip
@@ -592,9 +596,11 @@ async def announce_halvings(session: AsyncSession, *, minor_units: Mapping[str, 
         "payment_terms_days": h.c.payment_terms_days, "reason": h.c.reason,
         "source": _const("signal")})  # fmt: skip
     rows = select(h.c.limit_id.label("subject_id"), data.label("data"))
-    holders = select(h.c.limit_id.label("subject_id"), Policy.policyholder_id.label("party_id")
+    holders = select(h.c.limit_id.label("subject_id"), _const("policyholder").label("party_role"),
+                     Policy.policyholder_id.label("party_id"),
                      ).join(Policy, Policy.id == h.c.policy_id)  # fmt: skip
-    banks = select(h.c.limit_id.label("subject_id"), PolicyAssignment.bank_id.label("party_id")
+    banks = select(h.c.limit_id.label("subject_id"), _const("bank").label("party_role"),
+                   PolicyAssignment.bank_id.label("party_id"),
                    ).join(PolicyAssignment, PolicyAssignment.policy_id == h.c.policy_id)  # fmt: skip
     await record_events_from(session, events, type="limit.changed", rows=rows,
                              parties=holders.union_all(banks))  # fmt: skip

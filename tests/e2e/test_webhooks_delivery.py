@@ -40,7 +40,7 @@ from services.claims.main import hooks as claims_hooks
 from services.collections.main import hooks as collections_hooks
 from services.underwriting.main import hooks as underwriting_hooks
 from shared.db import build_engine, build_sessionmaker
-from shared.events import record_event
+from shared.events import Party, record_event
 from tests import webhook_receiver
 from tests.conftest import Running, auth, backend, free_urls, migrate_all, start_services, unique
 from tests.replicas import RoundRobinProxy
@@ -135,9 +135,12 @@ def write_events(
             for start in range(0, len(plan), batch):
                 async with sessions() as session:
                     for kind, parties in plan[start : start + batch]:
+                        # The plans' parties are "ph-…" (policyholders) and "bank-…" (banks).
+                        heard = [Party("bank" if p.startswith("bank") else "policyholder", p)
+                                 for p in parties]  # fmt: skip
                         ident = await record_event(session, hooks.events, type=kind,
                                                    subject_id="e2e", data={"n": len(written)},
-                                                   parties=parties)  # fmt: skip
+                                                   parties=heard)  # fmt: skip
                         written.append((ident, kind, frozenset(parties)))
                     await session.commit()
                 if pause:

@@ -191,7 +191,7 @@ def endpoint_statuses(w: World, service: str, tables: Any) -> dict[str, int]:
 def register_webhook(w: World, service: str, party: str, path: str, types: list[str]) -> str:
     answer = httpx.post(f"{w.urls[service]}/v1/webhook-endpoints", headers=auth("underwriter"),
                         json={"url": f"{w.receiver.url}{path}", "event_types": types,
-                              "party_id": party})  # fmt: skip
+                              "party_role": "policyholder", "party_id": party})  # fmt: skip
     assert answer.status_code == 201, answer.text
     return str(answer.json()["id"])
 

@@ -16,11 +16,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 import shared.events as shared_events
+from services.claims.models import events as claims_events
+from services.collections.models import events as collections_events
 from services.underwriting.models import Policy, events
 from shared.events import (
     Committed,
+    bank,
     observe_commits,
     pending_events,
+    policyholder,
     record_event,
     record_events_from,
 )
@@ -67,6 +71,47 @@ async def test_a_party_sees_its_own_events_a_stranger_none_and_staff_every_one(
         assert every == mine + theirs, staff
     assert other_holder != holder
     assert (await uw.get("/v1/events")).status_code == 401
+
+
+async def test_a_token_of_another_role_carrying_a_partys_id_reads_none_of_its_events(
+    uw: httpx.AsyncClient,
+) -> None:
+    """A party is its role and its id: a bank's token carrying the policyholder's id, and a
+    policyholder's token carrying the bank's id, read nothing (the policy's `limit.changed`
+    included), and an `after` of theirs is the stranger's 422; the owner and the assigned bank
+    still read every event."""
+    _, holder, bank, mine = await limit_history(uw)
+    assert [e["id"] for e in await read_feed(uw, auth("policyholder", holder))] == mine
+    assert [e["id"] for e in await read_feed(uw, auth("bank", bank))] == mine
+    for posing in (auth("bank", holder), auth("policyholder", bank)):
+        assert await read_feed(uw, posing) == []
+        after = await uw.get("/v1/events", headers=posing, params={"after": mine[0]})
+        assert after.status_code == 422 and after.json()["errors"][0]["loc"] == ["query", "after"]
+
+
+@pytest.mark.parametrize("service", ["underwriting", "claims", "collections"])
+async def test_each_service_feeds_a_party_by_role_and_id(
+    api: Any, engines: dict[str, AsyncEngine], service: str
+) -> None:
+    """On every service: an event heard by policyholder X and bank B is read by those two, not by
+    a bank's token carrying X nor a policyholder's carrying B."""
+    from shared.db import build_sessionmaker
+    from shared.events import Party
+
+    tables = {"underwriting": events, "claims": claims_events, "collections": collections_events}
+    kind = {"underwriting": "limit.changed", "claims": "claim.status_changed",
+            "collections": "case.closed"}[service]  # fmt: skip
+    client = await api.open(service)
+    holder, bank = unique("ph"), unique("bank")
+    async with build_sessionmaker(engines[service])() as session:
+        ident = await record_event(session, tables[service], type=kind, subject_id=unique("s"),
+                                   data={}, parties=[Party("policyholder", holder),
+                                                     Party("bank", bank)])  # fmt: skip
+        await session.commit()
+    for role, party, sees in (("policyholder", holder, True), ("bank", bank, True),
+                              ("bank", holder, False), ("policyholder", bank, False)):  # fmt: skip
+        read = [e["id"] for e in await read_feed(client, auth(role, party))]
+        assert read == ([ident] if sees else []), (role, party)
 
 
 async def test_the_feed_is_oldest_first_in_pages_and_after_continues_from_an_id(
@@ -188,7 +233,8 @@ async def test_events_are_written_when_their_transaction_commits_in_the_order_re
     subject = unique("subject")
     for n in range(recorded):
         await record_event(session, events, type="limit.changed", subject_id=subject,
-                           data={"n": n}, parties=["ph-a", "bank-b", "ph-a", ""])  # fmt: skip
+                           data={"n": n}, parties=[policyholder("ph-a"), bank("bank-b"), policyholder("ph-a"),
+                                    policyholder("")])  # fmt: skip
     assert [e["data"] for e in pending_events(session)] == [{"n": n} for n in range(recorded)]
     assert await count(session, subject) == 0  # not before the commit
     await session.commit()
@@ -203,14 +249,14 @@ async def test_events_are_written_when_their_transaction_commits_in_the_order_re
         .where(events.parties.c.event_seq.in_([row.seq for row in rows]))
     )  # fmt: skip
     assert sorted(heard.all()) == sorted(
-        (row.seq, party) for row in rows for party in ("bank-b", "ph-a")
+        (row.seq, party) for row in rows for party in ("bank:bank-b", "policyholder:ph-a")
     )
 
 
 async def test_a_rolled_back_transaction_announces_nothing(session: AsyncSession) -> None:
     subject = unique("subject")
     await record_event(session, events, type="limit.changed", subject_id=subject, data={},
-                       parties=["ph-a"])  # fmt: skip
+                       parties=[policyholder("ph-a")])  # fmt: skip
     await session.rollback()
     assert pending_events(session) == []
     await session.commit()  # a later commit does not write what was rolled back
@@ -220,7 +266,7 @@ async def test_a_rolled_back_transaction_announces_nothing(session: AsyncSession
 async def test_a_commit_that_fails_announces_nothing(session: AsyncSession) -> None:
     subject = unique("subject")
     await record_event(session, events, type="limit.changed", subject_id=subject, data={},
-                       parties=["ph-a"])  # fmt: skip
+                       parties=[policyholder("ph-a")])  # fmt: skip
     session.add(Policy(id=unique("pol")))  # its required columns are missing: the flush fails
     with pytest.raises(IntegrityError):
         await session.commit()
@@ -253,8 +299,11 @@ async def test_events_recorded_set_based_are_numbered_in_subject_order_with_thei
     json_object = func.json_build_object if pg else func.json_object
     rows = union_all(*[select(literal(s).label("subject_id"), json_object("n", n).label("data"))
                        for n, s in reversed(list(enumerate(subjects)))])  # fmt: skip
-    heard = union_all(*[select(literal(s).label("subject_id"), literal(p).label("party_id"))
-                        for s in subjects[:3] for p in ("ph-a", "bank-b", "ph-a")])  # fmt: skip
+    heard = union_all(*[select(literal(s).label("subject_id"), literal(r).label("party_role"),
+                               literal(p).label("party_id"))
+                        for s in subjects[:3] for r, p in (("policyholder", "ph-a"),
+                                                           ("bank", "bank-b"),
+                                                           ("policyholder", "ph-a"))])  # fmt: skip
     observed: list[Committed] = []
     observe_commits(observed.extend)
     try:
@@ -275,4 +324,4 @@ async def test_events_recorded_set_based_are_numbered_in_subject_order_with_thei
         .where(events.parties.c.event_seq.in_([row.seq for row in written])))).all()  # fmt: skip
     first = {row.seq: row.subject_id for row in written}
     assert sorted((first[seq], party) for seq, party in parties) == sorted(
-        (s, p) for s in subjects[:3] for p in ("bank-b", "ph-a"))  # fmt: skip
+        (s, p) for s in subjects[:3] for p in ("bank:bank-b", "policyholder:ph-a"))  # fmt: skip

@@ -29,7 +29,7 @@ from services.claims.events import EVENT_TYPES as CLAIMS_EVENT_TYPES
 from services.claims.main import hooks
 from shared.auth import Caller, mint_token
 from shared.db import build_sessionmaker, new_id
-from shared.events import record_event
+from shared.events import Party, policyholder, record_event
 from shared.settings import Settings
 from shared.webhooks import (
     SECRET_PREFIX,
@@ -95,7 +95,7 @@ async def register(
 ) -> dict[str, Any]:  # fmt: skip
     async with sessionmaker() as session:
         made = await hooks.register(session, STAFF, WebhookEndpointCreate(
-            url=url, event_types=types, party_id=party), settings)  # fmt: skip
+            url=url, event_types=types, party_role="policyholder", party_id=party), settings)  # fmt: skip
         await session.commit()
     return made.model_dump()
 
@@ -106,7 +106,7 @@ async def announce(
     """Commit one event per type, in order, for the party; their ids."""
     async with sessionmaker() as session:
         ids = [await record_event(session, hooks.events, type=kind, subject_id="clm_test",
-                                  data={"n": n}, parties=[party])
+                                  data={"n": n}, parties=[policyholder(party)])
                for n, kind in enumerate(types)]  # fmt: skip
         await session.commit()
     return ids
@@ -330,9 +330,13 @@ async def test_staff_register_for_the_party_they_name_and_a_party_only_for_itsel
         "body",
         "party_id",
     ]
+    roleless = await collections.post("/v1/webhook-endpoints", headers=collector,
+                                      json={**body, "party_id": party})  # fmt: skip
+    assert roleless.status_code == 422 and roleless.json()["errors"][0]["loc"] == [
+        "body", "party_role"]  # fmt: skip
     made = ok(await collections.post("/v1/webhook-endpoints", headers=collector,
-                                     json={**body, "party_id": party}), 201)  # fmt: skip
-    assert (made["party_id"], made["created_by"] != "") == (party, True)
+                                     json={**body, "party_role": "bank", "party_id": party}), 201)  # fmt: skip
+    assert (made["party_role"], made["party_id"], made["created_by"] != "") == ("bank", party, True)
     bank = auth("bank", party)
     assert ok(await collections.get(f"/v1/webhook-endpoints/{made['id']}", headers=bank), 200)
     posing = await collections.post("/v1/webhook-endpoints", headers=bank,
@@ -424,7 +428,7 @@ async def test_the_dispatcher_delivers_the_endpoints_types_in_order_signed_and_s
     assert (row.status, row.lease_owner, row.head_attempts) == ("active", None, 0)
     async with committed() as session:
         assert row.after_seq == max(e.seq for e in await hooks.events_after(
-            session, party, 0, 100))  # the trailing skipped event is passed too  # fmt: skip
+            session, policyholder(party), 0, 100))  # the trailing skipped event is passed too  # fmt: skip
     attempts = await attempts_of(committed, made["id"])
     assert [(a.event_id, a.status_code, a.attempt) for a in attempts] == [
         (ids[0], 204, 1), (ids[2], 204, 1), (ids[4], 204, 1)]  # fmt: skip
@@ -537,7 +541,7 @@ async def test_runs_stopped_at_random_points_never_post_an_event_before_the_one_
     webhook_receiver.configure(directory, path, made["secret"])
     ids = await announce(committed, party, *["claim.paid"] * 40)
     async with committed() as session:
-        last = max(e.seq for e in await hooks.events_after(session, party, 0, 100))
+        last = max(e.seq for e in await hooks.events_after(session, policyholder(party), 0, 100))
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
     deadline = time.monotonic() + 90
@@ -561,3 +565,90 @@ async def test_runs_stopped_at_random_points_never_post_an_event_before_the_one_
     attempts = await attempts_of(committed, made["id"])
     delivered = [a.event_id for a in attempts if a.status_code and 200 <= a.status_code < 300]
     assert sorted(delivered) == sorted(ids), f"not each recorded delivered once (seed {seed})"
+
+
+# ---------------------------------------------------------------- a party is its role and its id
+
+SERVICE_TYPES = {"underwriting": "limit.changed", "claims": "claim.paid",
+                 "collections": "case.closed"}  # fmt: skip
+
+
+@pytest.mark.parametrize("service", sorted(SERVICE_TYPES))
+async def test_a_token_of_another_role_carrying_the_owners_id_gets_the_missing_ids_404(
+    api: Any, receiver: tuple[str, Path], service: str
+) -> None:
+    """A bank's token carrying a policyholder's id is not that policyholder (nor the other way
+    round): it reads, tests and deletes none of its endpoints, as a stranger."""
+    client = await api.open(service)
+    party = unique("ph")
+    body = {"url": f"{receiver[0]}/roles", "event_types": [SERVICE_TYPES[service]]}
+    for owner_role, posing_role in (("policyholder", "bank"), ("bank", "policyholder")):
+        owner, posing = auth(owner_role, party), auth(posing_role, party)
+        made = ok(await client.post("/v1/webhook-endpoints", headers=owner, json=body), 201)
+        assert (made["party_role"], made["party_id"]) == (owner_role, party)
+        ident = made["id"]
+        missing = f"whe_{'0' * (len(ident) - 4)}"
+        for suffix in ("", "/deliveries"):
+            theirs = await client.get(f"/v1/webhook-endpoints/{ident}{suffix}", headers=posing)
+            nobody = await client.get(f"/v1/webhook-endpoints/{missing}{suffix}", headers=posing)
+            assert theirs.status_code == nobody.status_code == 404, theirs.text
+            assert theirs.content.replace(ident.encode(), missing.encode()) == nobody.content
+        tested = await client.post(f"/v1/webhook-endpoints/{ident}/test", headers=posing)
+        assert tested.status_code == 404, tested.text
+        deleted = await client.delete(f"/v1/webhook-endpoints/{ident}", headers=posing)
+        assert deleted.status_code == 404, deleted.text
+        assert ok(await client.get("/v1/webhook-endpoints", headers=posing), 200)["items"] == []
+        # The owner still has it, and staff see it, by role and id.
+        assert ok(await client.get(f"/v1/webhook-endpoints/{ident}", headers=owner), 200)
+        listed = ok(await client.get("/v1/webhook-endpoints", headers=owner), 200)["items"]
+        assert [e["id"] for e in listed] == [ident]
+        staff = await client.get("/v1/webhook-endpoints", headers=HANDLER,
+                                 params={"party_id": party, "party_role": owner_role})  # fmt: skip
+        assert [e["id"] for e in ok(staff, 200)["items"]] == [ident]
+        assert (await client.delete(f"/v1/webhook-endpoints/{ident}", headers=owner)
+                ).status_code == 204  # fmt: skip
+
+
+async def test_a_party_registers_only_in_its_own_role(api: Any, receiver: tuple[str, Path]) -> None:
+    claims = await api.open("claims")
+    party = unique("bank")
+    body = {"url": f"{receiver[0]}/own-role", "event_types": ["claim.paid"]}
+    posing = await claims.post("/v1/webhook-endpoints", headers=auth("bank", party),
+                               json={**body, "party_role": "policyholder"})  # fmt: skip
+    assert posing.status_code == 422 and posing.json()["errors"][0]["loc"] == [
+        "body", "party_role"]  # fmt: skip
+    own = await claims.post("/v1/webhook-endpoints", headers=auth("bank", party),
+                            json={**body, "party_role": "bank"})  # fmt: skip
+    assert ok(own, 201)["party_role"] == "bank"
+
+
+async def test_the_dispatcher_delivers_a_partys_events_to_its_role_only(
+    committed: async_sessionmaker[AsyncSession], receiver: tuple[str, Path]
+) -> None:
+    """An event a policyholder hears reaches the policyholder's endpoint, not the endpoint of a
+    bank of the same id; and the other way round."""
+    base, directory = receiver
+    party, settings = unique("ph"), fast()
+    made: dict[str, dict[str, Any]] = {}
+    for role in ("policyholder", "bank"):
+        path = f"/{unique(role)}"
+        async with committed() as session:
+            made[role] = (await hooks.register(session, STAFF, WebhookEndpointCreate(
+                url=base + path, event_types=["claim.paid"], party_role=role, party_id=party),
+                settings)).model_dump()  # fmt: skip
+            await session.commit()
+        made[role]["path"] = path
+        webhook_receiver.configure(directory, path, made[role]["secret"])
+    heard: dict[str, list[str]] = {}
+    for role in ("policyholder", "bank"):
+        async with committed() as session:
+            heard[role] = [await record_event(session, hooks.events, type="claim.paid",
+                                              subject_id="clm_test", data={"role": role},
+                                              parties=[Party(role, party)])]  # fmt: skip
+            await session.commit()
+    while await hooks.dispatch_once(committed, settings):
+        pass
+    for role in ("policyholder", "bank"):
+        arrived = [r.webhook_id for r in webhook_receiver.received(directory)
+                   if r.path == made[role]["path"]]  # fmt: skip
+        assert arrived == heard[role], role
