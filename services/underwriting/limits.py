@@ -586,7 +586,11 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
     weigh (`rules.signal_weighs`: a creditor's without a stake in the buyer) is recorded as such,
     with no points, and changes nothing: no grade, no limit, no shipment. An underwriter sends
     the kinds api.md lists, a service also those only the services report."""
-    if not rules.may_record_signal(data.kind, by_service=ctx.caller.role == "service"):
+    if not rules.may_record_signal(
+        data.kind,
+        by_service=ctx.caller.role == "service",
+        underwriters_kinds=UNDERWRITER_SIGNAL_KINDS,
+    ):
         raise invalid(["body", "kind"],
                       f"{data.kind} is sent only by the services; an underwriter sends one of "
                       f"{', '.join(UNDERWRITER_SIGNAL_KINDS)}")  # fmt: skip

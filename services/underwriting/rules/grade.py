@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal, NamedTuple
-
-from shared.contracts import UNDERWRITER_SIGNAL_KINDS
 
 ZERO = Decimal(0)
 
@@ -95,11 +93,11 @@ SIGNAL_KINDS = frozenset(DEFAULT_SIGNAL_POINTS)
 POLICY_SIGNALS = frozenset({"overdue_notified", "arrears_cleared"})
 
 
-def may_record_signal(kind: str, *, by_service: bool) -> bool:
-    """An underwriter records the kinds of signal api.md lists; a service also those only the
-    services report (a claim paid, a protracted default paid, a collection case gone to law or
-    paid in full)."""
-    return by_service or kind in UNDERWRITER_SIGNAL_KINDS
+def may_record_signal(kind: str, *, by_service: bool, underwriters_kinds: Collection[str]) -> bool:
+    """An underwriter records the kinds of signal api.md lists (`underwriters_kinds`); a service
+    also those only the services report (a claim paid, a protracted default paid, a collection
+    case gone to law or paid in full)."""
+    return by_service or kind in underwriters_kinds
 
 
 class Episode(NamedTuple):
