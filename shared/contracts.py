@@ -4,9 +4,16 @@ What the database can hold is one rule for every request, kept here:
 - text: no NUL character and no lone surrogate (neither can be stored as UTF-8), checked for every
   string of every `Schema` model, and by `refuse_unstorable_parameters` for every query and path
   parameter and every multipart field and file name;
+- free text a person reads (names, numbers, notes, reasons): no control characters, which are
+  never data and some of which a terminal or a log viewer obeys (`ESC [2J` clears a screen):
+  single-line text (`NameText`, `ShortText`, `InvoiceNumber`, file names) none of C0 and DEL,
+  multi-line text (`Text`, `LongText`) none of C0 but tab, line feed and carriage return;
 - decimals (`ExactDecimal`, `Percent`, money amounts): finite, less than 10^14 in absolute value
   (an `Amount` column holds 16 integer digits on PostgreSQL, and about 9.2 × 10^14 as a scaled
-  64-bit integer on SQLite: room left for sums), at most `MAX_DECIMAL_PLACES` decimals;
+  64-bit integer on SQLite: room left for sums), at most `MAX_DECIMAL_PLACES` decimals; a decimal
+  string is taken when its published pattern takes it (no more written decimals than the pattern
+  allows, trailing zeros included), and a money amount is a string, without leading zeros, with
+  no more written decimals than its currency's minor unit (domain.md: money never carries more);
 - integers: within a 64-bit column for every model, and `Count` within a 32-bit INTEGER column;
 - business dates (`Date`): from `MIN_DATE` to `MAX_DATE`, so that deadlines computed from them
   (a due date + 180 days, say) are still dates.
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
@@ -28,6 +35,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     PlainSerializer,
     Strict,
     StringConstraints,
@@ -40,7 +48,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError, to_json
 from starlette.datastructures import UploadFile
 
-from shared.countries import CountryError, country_code, country_codes
+from shared.countries import country_codes, is_country
 from shared.money import (
     Money,
     MoneyError,
@@ -76,8 +84,33 @@ def unstorable_text(value: str) -> str | None:
     return None
 
 
-def _no_nul(value: str) -> str:
-    reason = unstorable_text(value)
+# Control characters: C0 (U+0000–U+001F) and DEL (U+007F) in a single line of text; in text of
+# several lines, C0 but tab, line feed and carriage return.
+_SINGLE_LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MULTI_LINE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def control_characters(value: str, multi_line: bool = False) -> str | None:
+    """Why `value` is not text a person reads (a control character), or None if it is."""
+    if multi_line:
+        if _MULTI_LINE_CONTROL.search(value):
+            return "text must not contain control characters (tab and line breaks aside)"
+    elif _SINGLE_LINE_CONTROL.search(value):
+        return "a single line of text must not contain control characters (not even a tab)"
+    return None
+
+
+def single_line(value: str) -> str:
+    """Storable text of one line: no control character at all."""
+    reason = unstorable_text(value) or control_characters(value)
+    if reason is not None:
+        raise ValueError(reason)
+    return value
+
+
+def _multi_line(value: str) -> str:
+    """Storable text of several lines: no control character but tab and line breaks."""
+    reason = unstorable_text(value) or control_characters(value, multi_line=True)
     if reason is not None:
         raise ValueError(reason)
     return value
@@ -144,25 +177,6 @@ def bounded_total(amounts: Iterable[Decimal], what: str) -> Decimal:
     return total
 
 
-def _decimal_input(value: Any, places: int = MAX_DECIMAL_PLACES) -> Any:
-    if isinstance(value, float):
-        raise ValueError('a decimal is sent as a string such as "0.35", never as a float')
-    if isinstance(value, str | int) and not isinstance(value, bool):
-        try:
-            return _bounded_decimal(parse_amount(value), places)
-        except MoneyError as exc:
-            raise ValueError(str(exc)) from None
-    if isinstance(value, Decimal):
-        return _bounded_decimal(value, places)
-    return value
-
-
-def _exact_share_input(value: Any) -> Any:
-    """A share kept as an exact fraction (stored as text, never rounded) takes any number of
-    decimals, up to a length no real proportion needs."""
-    return _decimal_input(value, MAX_SHARE_DECIMAL_PLACES)
-
-
 def plain_decimal(value: Decimal) -> str:
     """A decimal as a plain string without exponent or trailing fractional zeros ("90", "0.35")."""
     text = format(value, "f")
@@ -171,24 +185,31 @@ def plain_decimal(value: Decimal) -> str:
 
 def _currency(value: str) -> str:
     if not is_currency(value):
-        raise ValueError(f"{shown(value, 10)} is not an ISO 4217 currency code")
+        raise ValueError(
+            f"{shown(value, 10)} is not an ISO 4217 currency code (upper case, such as EUR)"
+        )
     return value
 
 
 def _country(value: str) -> str:
-    try:
-        return country_code(value)
-    except CountryError as exc:
-        raise ValueError(str(exc)) from None
+    """An ISO 3166-1 alpha-2 code as the standard writes it and the published enum lists it:
+    upper case ("de" is refused, as "eur" is for a currency)."""
+    if not is_country(value):
+        raise ValueError(
+            f"{shown(value, 10)} is not an ISO 3166-1 alpha-2 country code (upper case, such as DE)"
+        )
+    return value
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
-ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+# Free text of several lines (a note, a reason, details): tab and line breaks are kept.
+Text = Annotated[str, AfterValidator(_multi_line)]
+# A single line (a name, a number, a reference): no control character.
+ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(single_line)]
 # A name: short text with at least one character that is not white space (kept as written).
 NameText = Annotated[
-    str, Field(min_length=1, max_length=200, pattern=r"\S"), AfterValidator(_no_nul)
+    str, Field(min_length=1, max_length=200, pattern=r"\S"), AfterValidator(single_line)
 ]
-LongText = Annotated[str, Field(max_length=4000), AfterValidator(_no_nul)]
+LongText = Annotated[str, Field(max_length=4000), AfterValidator(_multi_line)]
 INVOICE_NUMBER_LENGTH = 100
 # An invoice is known by its number without surrounding blanks (" INV-1" is "INV-1" in every
 # service: declarations, notifications, claims, collection cases); blanks inside it are kept.
@@ -198,7 +219,7 @@ InvoiceNumber = Annotated[
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=INVOICE_NUMBER_LENGTH, pattern=r"\S"
     ),
-    AfterValidator(_no_nul),
+    AfterValidator(single_line),
 ]
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 # How these types are published in OpenAPI: one string schema each, the same for requests and
@@ -211,30 +232,39 @@ DECIMAL_SCHEMA: dict[str, Any] = {
     "pattern": rf"^{_DIGITS}(\.[0-9]{{1,{MAX_DECIMAL_PLACES}}})?$",
     "examples": ["0.35"],
 }
-# Money: at most 4 decimals (the most any ISO 4217 minor unit has; each currency's own is checked).
+# Money: at most 4 decimals (the most any ISO 4217 minor unit has; each currency's own is checked),
+# written without leading zeros ("0.5", never "00.5"; "100", never "0100").
 MINOR_UNITS_AT_MOST = 4
 _FRACTION = rf"(\.[0-9]{{1,{MINOR_UNITS_AT_MOST}}})?"
+_WHOLE = rf"(0|[1-9][0-9]{{0,{MAX_INTEGER_DIGITS - 1}}})"
+# A fraction above zero of 1 to MINOR_UNITS_AT_MOST digits: its first digit that is not 0 comes
+# after `zeros` zeros (JSON Schema patterns have no lookahead).
+_POSITIVE_FRACTION = "|".join(
+    "0" * zeros + "[1-9]" + (f"[0-9]{{0,{MINOR_UNITS_AT_MOST - 1 - zeros}}}"
+                             if zeros < MINOR_UNITS_AT_MOST - 1 else "")
+    for zeros in range(MINOR_UNITS_AT_MOST)
+)  # fmt: skip
 AMOUNT_SCHEMA: dict[str, Any] = {
     **DECIMAL_SCHEMA,
-    "pattern": rf"^{_DIGITS}{_FRACTION}$",
+    "pattern": rf"^-?{_WHOLE}{_FRACTION}$",
     "description": "a decimal string with at most the currency's minor-unit decimals",
     "examples": ["125000.00"],
 }
 POSITIVE_AMOUNT_SCHEMA: dict[str, Any] = {
     **AMOUNT_SCHEMA,
     "pattern": rf"^([1-9][0-9]{{0,{MAX_INTEGER_DIGITS - 1}}}{_FRACTION}"
-    rf"|0\.[0-9]{{0,{MINOR_UNITS_AT_MOST - 1}}}[1-9])$",
+    rf"|0\.({_POSITIVE_FRACTION}))$",
     "description": "a decimal string above zero, with at most the currency's minor-unit decimals",
 }
 NON_NEGATIVE_AMOUNT_SCHEMA: dict[str, Any] = {
     **AMOUNT_SCHEMA,
-    "pattern": rf"^[0-9]{{1,{MAX_INTEGER_DIGITS}}}{_FRACTION}$",
+    "pattern": rf"^{_WHOLE}{_FRACTION}$",
     "description": "a decimal string, zero or more, with at most the currency's minor-unit "
     "decimals",
 }
 
 
-def _percent_schema(places: int) -> dict[str, Any]:
+def percent_schema(places: int) -> dict[str, Any]:
     return {
         "type": "string",
         "format": "decimal",
@@ -242,6 +272,86 @@ def _percent_schema(places: int) -> dict[str, Any]:
         "description": "a percentage from 0 to 100, as a decimal string",
         "examples": ["90"],
     }
+
+
+def _decimal_reader(
+    schema: dict[str, Any], places: int, what: str, low: int | None = None, high: int | None = None
+) -> Callable[[Any], Any]:
+    """The input of a decimal published as `schema`: a string is taken when the published
+    pattern takes it (the schema and the server agree), an integer or a Decimal (from code) when
+    it is a decimal the columns hold; a float never. A value outside `low`..`high` is left to the
+    field's own bounds, which say so."""
+    written = re.compile(schema["pattern"])
+
+    def read(value: Any) -> Any:
+        if isinstance(value, float):
+            raise ValueError('a decimal is sent as a string such as "0.35", never as a float')
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            try:
+                number = _bounded_decimal(parse_amount(value), places)
+            except MoneyError as exc:
+                raise ValueError(str(exc)) from None
+            within = (low is None or number >= low) and (high is None or number <= high)
+            if within and isinstance(value, str) and not written.fullmatch(value):
+                raise ValueError(f"{shown(value)} is not {what}")
+            return number
+        if isinstance(value, Decimal):
+            return _bounded_decimal(value, places)
+        return value
+
+    return read
+
+
+_decimal_input = _decimal_reader(
+    DECIMAL_SCHEMA, MAX_DECIMAL_PLACES,
+    f"a decimal with at most {MAX_INTEGER_DIGITS} digits before the point and "
+    f"{MAX_DECIMAL_PLACES} after it",
+)  # fmt: skip
+
+
+def percent_input(places: int) -> Callable[[Any], Any]:
+    """The input of a percentage published as `percent_schema(places)`."""
+    return _decimal_reader(
+        percent_schema(places), places,
+        f"a percentage written with at most {places} decimals (no sign, no leading zeros "
+        "before 100)", 0, 100,
+    )  # fmt: skip
+
+
+AMOUNT_AS_STRING = 'an amount is sent as a string, e.g. "5.00"'
+_AMOUNT_TEXT = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
+
+
+def _amount_input(value: Any) -> Any:
+    """A money amount: a decimal string without leading zeros (api.md: an amount is a decimal
+    string; a JSON number is refused), or a Decimal from code."""
+    if isinstance(value, str):
+        try:
+            number = _bounded_decimal(parse_amount(value))
+        except MoneyError as exc:
+            raise ValueError(str(exc)) from None
+        if not _AMOUNT_TEXT.fullmatch(value):
+            raise ValueError(f"{shown(value)} is written with leading zeros: an amount has none")
+        return number
+    if isinstance(value, int | float):  # bool included
+        raise ValueError(AMOUNT_AS_STRING)
+    if isinstance(value, Decimal):
+        return _bounded_decimal(value)
+    return value
+
+
+def _unsigned_amount_input(value: Any) -> Any:
+    """An amount that may not be negative: as written, without a sign ("-0" is refused, as the
+    published pattern refuses it)."""
+    number = _amount_input(value)
+    if isinstance(value, str) and value.startswith("-"):
+        raise ValueError("must not be negative")
+    return number
+
+
+def _written_decimals(text: str) -> int:
+    point = text.find(".")
+    return 0 if point < 0 else len(text) - point - 1
 
 
 # Dates as the columns hold them: from MIN_DATE to MAX_DATE (years 1900 to 2999).
@@ -311,18 +421,19 @@ ExactDecimal = Annotated[
 ]
 Percent = Annotated[
     Decimal,
-    BeforeValidator(_decimal_input),
+    BeforeValidator(percent_input(MAX_DECIMAL_PLACES)),
     Field(ge=0, le=100),
     PlainSerializer(plain_decimal, return_type=str, when_used="json"),
-    WithJsonSchema(_percent_schema(MAX_DECIMAL_PLACES)),
+    WithJsonSchema(percent_schema(MAX_DECIMAL_PLACES)),
 ]
-# A percentage that is kept exactly (the insurer's share of recoveries): any number of decimals.
+# A percentage that is kept exactly (the insurer's share of recoveries): any number of decimals,
+# up to a length no real proportion needs.
 ExactPercent = Annotated[
     Decimal,
-    BeforeValidator(_exact_share_input),
+    BeforeValidator(percent_input(MAX_SHARE_DECIMAL_PLACES)),
     Field(ge=0, le=100),
     PlainSerializer(plain_decimal, return_type=str, when_used="json"),
-    WithJsonSchema(_percent_schema(MAX_SHARE_DECIMAL_PLACES)),
+    WithJsonSchema(percent_schema(MAX_SHARE_DECIMAL_PLACES)),
 ]
 Date = Annotated[
     dt.date,
@@ -437,7 +548,7 @@ async def refuse_unstorable_parameters(request: Request) -> None:
     for name, item in form.multi_items():
         if isinstance(item, UploadFile):
             filename = item.filename or ""
-            reason = unstorable_text(filename)
+            reason = unstorable_text(filename) or control_characters(filename)
             if reason is None and len(filename) > MAX_FILENAME_LENGTH:
                 reason = f"a file name has at most {MAX_FILENAME_LENGTH} characters"
             if reason is not None:
@@ -449,23 +560,34 @@ async def refuse_unstorable_parameters(request: Request) -> None:
 class MoneyModel(Schema):
     """Money on the wire: `{"amount": "125000.00", "currency": "EUR"}`."""
 
-    amount: Annotated[Decimal, BeforeValidator(_decimal_input), WithJsonSchema(AMOUNT_SCHEMA)]
+    amount: Annotated[Decimal, BeforeValidator(_amount_input), WithJsonSchema(AMOUNT_SCHEMA)]
     currency: CurrencyCode
 
     @field_serializer("amount", when_used="json")
     def _amount(self, amount: Decimal) -> str:
         return Money(amount, self.currency).rounded_text()
 
-    @model_validator(mode="after")
-    def _minor_units(self) -> MoneyModel:
-        exponent = self.amount.as_tuple().exponent
-        if isinstance(exponent, int) and -exponent <= minor_units(self.currency):
-            return self  # no more decimals than the currency's minor unit, even with zeros
+    @model_validator(mode="wrap")
+    @classmethod
+    def _minor_units(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        """Money never carries more decimals than its currency's minor unit (domain.md): an
+        amount sent as a string counts the decimals written ("1.000" EUR is refused), one from
+        code (a Decimal) those that are not trailing zeros."""
+        money = handler(data)
+        exponent = money.amount.as_tuple().exponent
+        units = minor_units(money.currency)
+        if isinstance(exponent, int) and -exponent <= units:
+            return money  # no more decimals than the currency's minor unit, even with zeros
+        written = data.get("amount") if isinstance(data, dict) else None
+        if isinstance(written, str) and _written_decimals(written) > units:
+            raise ValueError(
+                f"{money.currency} amounts carry at most {units} decimals, got {shown(written)}"
+            )
         try:
-            Money.of(self.amount, self.currency)
+            Money.of(money.amount, money.currency)
         except MoneyError as exc:
             raise ValueError(str(exc)) from None
-        return self
+        return money
 
     def to_money(self) -> Money:
         return Money(self.amount, self.currency)
@@ -501,7 +623,7 @@ class PositiveMoney(_BoundedMoney):
     """Money that must be more than zero (an invoice, a limit, a payment)."""
 
     amount: Annotated[
-        Decimal, BeforeValidator(_decimal_input), WithJsonSchema(POSITIVE_AMOUNT_SCHEMA)
+        Decimal, BeforeValidator(_amount_input), WithJsonSchema(POSITIVE_AMOUNT_SCHEMA)
     ]
 
     @field_validator("amount")
@@ -516,7 +638,7 @@ class NonNegativeMoney(_BoundedMoney):
     """Money that may be zero but never less (a deductible, a credit note, a new limit of 0)."""
 
     amount: Annotated[
-        Decimal, BeforeValidator(_decimal_input), WithJsonSchema(NON_NEGATIVE_AMOUNT_SCHEMA)
+        Decimal, BeforeValidator(_unsigned_amount_input), WithJsonSchema(NON_NEGATIVE_AMOUNT_SCHEMA)
     ]
 
     @field_validator("amount")
@@ -681,7 +803,11 @@ class CoverageCheck(Schema):
     due_date: Date
     # Trimmed as an `InvoiceNumber` is (empty: no invoice of the exposure is left out).
     invoice_number: (
-        Annotated[str, StringConstraints(strip_whitespace=True, max_length=INVOICE_NUMBER_LENGTH)]
+        Annotated[
+            str,
+            StringConstraints(strip_whitespace=True, max_length=INVOICE_NUMBER_LENGTH),
+            AfterValidator(single_line),
+        ]
         | None
     ) = None
 

@@ -160,7 +160,7 @@ class DocumentUploadRead(DocumentRead):
 
 class DisputeCreate(Schema):
     raised_on: Date
-    description: Annotated[str, Field(min_length=1, max_length=4000)]
+    description: Annotated[LongText, Field(min_length=1)]
     invoice_numbers: Annotated[list[InvoiceNumber], Field(min_length=1, max_length=1000)]
 
 
@@ -187,7 +187,7 @@ class DisputeRead(Schema):
 
 class DecisionCreate(Schema):
     decision: Decision
-    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+    reason: Annotated[LongText, Field(min_length=1)]
 
 
 class StepRead(Schema):
@@ -272,7 +272,7 @@ class CalendarDayWrite(Schema):
     """A correction of one day: working or not, and why."""
 
     working: Flag
-    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    reason: Annotated[LongText, Field(min_length=1, max_length=500)]
 
 
 class CalendarDayRead(Schema):

@@ -26,9 +26,8 @@ from shared.auth import Caller
 from shared.contracts import (
     ISO_DATE,
     MAX_DATE,
-    MAX_INTEGER_DIGITS,
     MIN_DATE,
-    MINOR_UNITS_AT_MOST,
+    POSITIVE_AMOUNT_SCHEMA,
     Ident,
 )
 from shared.db import Reader
@@ -153,12 +152,10 @@ def batch_items(raw_items: list[Any]) -> list[Item | Problem]:
     return parsed
 
 
-_FRACTION = rf"(\.[0-9]{{1,{MINOR_UNITS_AT_MOST}}})?"
-
-
 @with_config(ConfigDict(extra="forbid"))
 class _PlainMoney(TypedDict):
-    amount: Annotated[str, Field(pattern=rf"^[0-9]{{1,{MAX_INTEGER_DIGITS}}}{_FRACTION}$")]
+    # Written as `PositiveMoney` publishes it (no sign, no leading zeros, at most 4 decimals).
+    amount: Annotated[str, Field(pattern=POSITIVE_AMOUNT_SCHEMA["pattern"])]
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
 
@@ -170,8 +167,8 @@ _WrittenDate = Annotated[str, Field(pattern=rf"^{ISO_DATE.pattern}$")]
 @with_config(ConfigDict(extra="forbid"))
 class _PlainItem(TypedDict):
     """A coverage check as almost every one is written: ASCII identifiers (`Ident`, as the
-    model's), an amount of digits with at most 4 decimals, a currency of three capitals, business
-    dates, and an invoice number of printable ASCII, if any. A sieve, not a contract: what it
+    model's), an amount written as `PositiveMoney` publishes it, a currency of three capitals,
+    business dates, and an invoice number of printable ASCII, if any. A sieve, not a contract: what it
     takes, `CoverageCheckCreate` takes with the same values once `_plain_item` has checked the
     money; what it refuses goes to the model."""
 

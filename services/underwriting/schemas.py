@@ -6,7 +6,15 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, Strict, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    Strict,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from services.underwriting.rules.coverage import COVERAGE_REASONS
 from services.underwriting.rules.credit_limit import LimitRequestStatus as LimitRequestStatus
@@ -33,9 +41,11 @@ from shared.contracts import (
     PositiveMoney,
     Schema,
     SignalKindField,
-    at_most_decimals,
     component_ref,
     named_enum,
+    percent_input,
+    percent_schema,
+    single_line,
 )
 
 Days = Annotated[int, Strict(), Field(ge=0, le=3650)]
@@ -69,11 +79,18 @@ RegistrationNumber = Annotated[
         pattern=NOT_BLANK,
     ),
     AfterValidator(_registration_number),
+    AfterValidator(single_line),
 ]
 RegistrationNumberQuery = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 # Why a person decided, changed, recorded or sanctioned: it must say something (not only blanks).
 Reason = Annotated[LongText, Field(min_length=1, pattern=NOT_BLANK)]
-PolicyPercent = Annotated[Percent, at_most_decimals(6)]  # a policy's Exact(12, 6) columns
+POLICY_PERCENT_PLACES = 6  # a policy's Exact(12, 6) columns
+# Published with its own pattern (at most 6 decimals), which a string must match as written.
+PolicyPercent = Annotated[
+    Percent,
+    BeforeValidator(percent_input(POLICY_PERCENT_PLACES)),
+    WithJsonSchema(percent_schema(POLICY_PERCENT_PLACES)),
+]
 CoverType = Annotated[
     Literal["whole_turnover", "named_buyers"],
     named_enum("CoverType", ("whole_turnover", "named_buyers")),
@@ -164,7 +181,7 @@ class AssignmentRead(Schema):
 
 
 class IndicatorsIn(Schema):
-    annual_revenue: MoneyModel | None = None
+    annual_revenue: NonNegativeMoney | None = None  # equity may be negative, revenue not
     equity: MoneyModel | None = None
     current_ratio: Annotated[ExactDecimal, Field(ge=0)] | None = None
     dso_days: Annotated[ExactDecimal, Field(ge=0)] | None = None

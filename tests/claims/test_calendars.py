@@ -70,7 +70,11 @@ async def test_the_calendar_lists_package_days_and_staff_corrections_with_their_
     assert put.headers["location"] == "/v1/calendars/CN/days/2027-02-20"
     assert created["source"] == "staff" and created["working"] is True
     assert created["reason"] == "State Council notice" and created["set_by"]
-    holiday = ok(await claims.put("/v1/calendars/cn/days/2027-02-11", headers=auth("collector"),
+    # A country is its upper-case ISO code, as the published enum lists it ("cn" is not).
+    lower = await claims.put("/v1/calendars/cn/days/2027-02-11", headers=auth("collector"),
+                             json={"working": False, "reason": "Spring Festival"})  # fmt: skip
+    assert lower.status_code == 422 and lower.json()["errors"][0]["loc"] == ["path", "country"]
+    holiday = ok(await claims.put("/v1/calendars/CN/days/2027-02-11", headers=auth("collector"),
                                   json={"working": False, "reason": "Spring Festival"}), 201)  # fmt: skip
     assert holiday["country"] == "CN"
     replaced = ok(await claims.put("/v1/calendars/CN/days/2027-02-20", headers=auth("underwriter"),

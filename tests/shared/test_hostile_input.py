@@ -119,7 +119,9 @@ async def test_a_cursor_naming_an_id_with_a_nul_is_refused(uw: httpx.AsyncClient
 async def test_an_uploaded_file_whose_name_has_a_nul_is_a_422_naming_the_file(api: Any) -> None:
     claims = await api.open("claims")
     boundary = "hostile-boundary"
-    for filename in (b"in\x00voice.pdf", b"x" * 300 + b".pdf"):
+    # A file name is one line: no NUL, nor any other control character (ESC, BEL, a tab).
+    for filename in (b"in\x00voice.pdf", b"x" * 300 + b".pdf", b"in\x1b[2Jvoice.pdf",
+                     b"a\x07.pdf", b"a\tb.pdf", b"a\x7f.pdf"):  # fmt: skip
         body = (
             (
                 f'--{boundary}\r\nContent-Disposition: form-data; name="kind"\r\n\r\ninvoice\r\n'
