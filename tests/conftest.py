@@ -70,7 +70,8 @@ class Backend:
     def main_database(self) -> str:
         return "main" if self.kind == "sqlite" else str(make_url(self.base_url).database)
 
-    def create_database(self, name: str) -> None:
+    def create_database(self, name: str, template: str | None = None) -> None:
+        """`name` afresh (dropped first if it exists): empty, or a copy of `template`."""
         if self.kind == "sqlite":
             return
         import psycopg
@@ -78,7 +79,8 @@ class Backend:
         admin = make_url(self.base_url).set(drivername="postgresql", database="postgres")
         with psycopg.connect(admin.render_as_string(False), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
+            copy = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(f'CREATE DATABASE "{name}"{copy}')
 
     def drop_database(self, name: str) -> None:
         if self.kind == "sqlite":
@@ -142,6 +144,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if _BACKEND is not None and _TEMPLATE is not None:
+        _BACKEND.drop_database(_TEMPLATE)
     if _BACKEND is not None and _BACKEND.container is not None:
         _BACKEND.container.stop()
 
@@ -151,6 +155,28 @@ def migrate_all(b: Backend, database: str) -> None:
     with ThreadPoolExecutor(1) as pool:
         for service in SERVICES:
             pool.submit(upgrade, service, b.url_for(database, service)).result()
+
+
+_TEMPLATE: str | None = None
+
+
+def create_migrated_database(b: Backend, name: str) -> None:
+    """`name`, created afresh with every service's schema at head. On PostgreSQL a copy of a
+    database this session migrated once (`CREATE DATABASE … TEMPLATE`: a copy of its files, a
+    fraction of the migrations' time), dropped when the session ends; on SQLite created and
+    migrated. The migrations themselves are tested on scratch databases
+    (`tests/test_migrations_and_compose.py`, `tests/test_cli_and_migrate.py`)."""
+    global _TEMPLATE
+    if b.kind != "postgresql":
+        b.create_database(name)
+        migrate_all(b, name)
+        return
+    if _TEMPLATE is None:
+        template = f"{b.main_database}_template_{os.getpid()}"
+        b.create_database(template)
+        migrate_all(b, template)  # its connections are closed after: a template must have none
+        _TEMPLATE = template
+    b.create_database(name, template=_TEMPLATE)
 
 
 # ---------------------------------------------------------------- tokens
@@ -324,11 +350,12 @@ class Running:
 def start_services(
     database: str, urls: dict[str, str], only: Sequence[str] = SERVICES,
     env: dict[str, str] | None = None, running: Running | None = None,
-    database_urls: dict[str, str] | None = None,
+    database_urls: dict[str, str] | None = None, ready: bool = True,
 ) -> Running:  # fmt: skip
     """Start services as uvicorn processes on the ports of `urls`, each knowing the others by
-    those URLs, and wait until each answers `/readyz`. Each service's database is `database` on
-    the test backend, or the URL `database_urls` gives it."""
+    those URLs, and wait until each answers `/readyz` (unless not `ready`: then the caller goes
+    on while they start). Each service's database is `database` on the test backend, or the URL
+    `database_urls` gives it."""
     b = backend()
     running = running or Running([], Path(tempfile.mkdtemp(prefix="tci-e2e-")))
     for service in only:
@@ -353,6 +380,13 @@ def start_services(
              "--host", "127.0.0.1", "--port", port, "--no-access-log",
              "--no-server-header"],
             env=process_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)))  # fmt: skip
+    if ready:
+        wait_ready(running, urls, only)
+    return running
+
+
+def wait_ready(running: Running, urls: dict[str, str], only: Sequence[str] = SERVICES) -> None:
+    """Wait until each service of `only` answers `/readyz` at its URL (60 s at most)."""
     deadline = time.monotonic() + 60
     for service in only:
         while True:
@@ -366,7 +400,6 @@ def start_services(
                 running.stop()
                 raise RuntimeError(f"{service} did not become ready:\n{logs[-3000:]}")
             time.sleep(0.2)
-    return running
 
 
 def free_urls() -> dict[str, str]:
@@ -378,8 +411,7 @@ def services() -> Iterator[Services]:
     """The three services as real processes on free loopback ports, started once per session."""
     b = backend()
     database = f"{b.main_database}_e2e" if b.kind == "postgresql" else "e2e"
-    b.create_database(database)
-    migrate_all(b, database)
+    create_migrated_database(b, database)
     urls = free_urls()
     # Small chunks, so a batch runs as several statements in flight on pooled connections, and a
     # country's re-grade as several slices, two at once on PostgreSQL.

@@ -20,7 +20,15 @@ from sqlalchemy.engine import make_url
 
 from shared.calendar import today as business_today
 from tests.builders import money
-from tests.conftest import auth, backend, free_urls, migrate_all, start_services, token, unique
+from tests.conftest import (
+    auth,
+    backend,
+    create_migrated_database,
+    free_urls,
+    start_services,
+    token,
+    unique,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -49,8 +57,7 @@ def loop() -> Iterator[Loop]:
     """The three services on a database of their own, the outbox loops turning every 0.3 s."""
     b = backend()
     database = f"{b.main_database}_loop" if b.kind == "postgresql" else "loop"
-    b.create_database(database)
-    migrate_all(b, database)
+    create_migrated_database(b, database)
     urls = free_urls()
     running = start_services(database, urls, env={"TCI_OUTBOX_INTERVAL_SECONDS": "0.3"})
     driver = "postgresql+psycopg" if b.kind == "postgresql" else "sqlite"

@@ -21,7 +21,7 @@ from shared.db import build_engine
 from shared.http import ServiceClient
 from shared.settings import DEVELOPMENT_JWT_SECRET, Settings
 from tests.builders import money
-from tests.conftest import auth, backend, free_urls, migrate_all, start_services
+from tests.conftest import auth, backend, create_migrated_database, free_urls, start_services
 
 
 def unreachable_app() -> httpx.AsyncClient:
@@ -77,8 +77,7 @@ def test_a_database_that_refuses_connections_gives_503_and_the_service_recovers_
 ) -> None:  # fmt: skip
     b = backend()
     database = f"{b.main_database}_outage"
-    b.create_database(database)
-    migrate_all(b, database)
+    create_migrated_database(b, database)
     urls = free_urls()
     running = start_services(database, urls, only=["underwriting"],
                              env={"TCI_DB_POOL_SIZE": "4"})  # fmt: skip

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from shared.calendar import today as business_today
 from tests.builders import make_buyer, money
-from tests.conftest import SERVICES, Services, auth, backend, migrate_all, unique
+from tests.conftest import SERVICES, Services, auth, backend, create_migrated_database, unique
 from tests.e2e.test_money_under_concurrency import (
     approve_and_pay_at_once,
     assessed_claim,
@@ -90,8 +90,7 @@ def seed_idempotency_keys(database: str) -> SeededKeys:
 def seeded_database() -> Iterator[tuple[str, SeededKeys]]:
     b = backend()
     database = f"{b.main_database}_replicas"
-    b.create_database(database)
-    migrate_all(b, database)
+    create_migrated_database(b, database)
     try:
         yield database, seed_idempotency_keys(database)
     finally:

@@ -16,8 +16,8 @@ from tests.conftest import (
     Services,
     auth,
     backend,
+    create_migrated_database,
     free_urls,
-    migrate_all,
     start_services,
     unique,
 )
@@ -233,8 +233,7 @@ def test_a_payment_during_a_collections_outage_is_handed_over_once_it_is_back() 
     down, and the background loop opens it, once, when collections answers again."""
     b = backend()
     database = f"{b.main_database}_outage" if b.kind == "postgresql" else "outage"
-    b.create_database(database)
-    migrate_all(b, database)
+    create_migrated_database(b, database)
     urls = free_urls()
     fast = {"TCI_OUTBOX_INTERVAL_SECONDS": "0.3"}
     running = start_services(database, urls, env=fast)

@@ -21,7 +21,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanMessage
 
 from shared.calendar import today as business_today
 from tests.builders import money
-from tests.conftest import auth, backend, free_urls, migrate_all, start_services, unique
+from tests.conftest import (
+    auth,
+    backend,
+    create_migrated_database,
+    free_urls,
+    start_services,
+    unique,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -164,8 +171,7 @@ def test_one_claim_filing_is_one_trace_from_claims_into_underwriting(
 ) -> None:
     b = backend()
     database = f"{b.main_database}_traces"
-    b.create_database(database)
-    migrate_all(b, database)
+    create_migrated_database(b, database)
     urls = free_urls()
     env = {"TCI_OTEL_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "200"}
     running = start_services(database, urls, env=env)
@@ -192,8 +198,7 @@ def test_one_claim_filing_is_one_trace_from_claims_into_underwriting(
 def test_the_health_probes_are_not_traced(receiver: SpanReceiver) -> None:
     b = backend()
     database = f"{b.main_database}_traces"
-    b.create_database(database)
-    migrate_all(b, database)
+    create_migrated_database(b, database)
     urls = free_urls()
     env = {"TCI_OTEL_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "200"}
     running = start_services(database, urls, only=["underwriting"], env=env)

@@ -42,7 +42,16 @@ from services.underwriting.main import hooks as underwriting_hooks
 from shared.db import build_engine, build_sessionmaker
 from shared.events import Party, record_event
 from tests import webhook_receiver
-from tests.conftest import Running, auth, backend, free_urls, migrate_all, start_services, unique
+from tests.conftest import (
+    Running,
+    auth,
+    backend,
+    create_migrated_database,
+    free_urls,
+    start_services,
+    unique,
+    wait_ready,
+)
 from tests.replicas import RoundRobinProxy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
@@ -93,8 +102,7 @@ def world() -> Iterator[World]:
     """A committed database with the three schemas, and the receiver process."""
     b = backend()
     name = f"{b.main_database}_webhooks_{os.getpid()}"
-    b.create_database(name)
-    migrate_all(b, name)
+    create_migrated_database(b, name)
     directory = Path(tempfile.mkdtemp(prefix="tci-webhooks-e2e-"))
     port = _port()
     w = World(name, directory, port, webhook_receiver.start(directory, port))
@@ -331,7 +339,7 @@ def test_a_dispatcher_killed_mid_run_and_started_again_delivers_every_event_in_o
     world: World,
 ) -> None:
     urls = free_urls()
-    env = {**ENV, "TCI_WEBHOOK_LEASE_SECONDS": "6"}
+    env = {**ENV, "TCI_WEBHOOK_LEASE_SECONDS": "4"}
     running = start_services(world.database, urls, only=["claims"], env=env)
     try:
         parties = [unique("ph") for _ in range(2)]
@@ -393,8 +401,9 @@ DATABASE_LATENCY = 0.002
 
 
 def _stopped(replicas: Sequence[Running], seconds: float = 60) -> int:
-    """Wait until the process of one of the replicas has ended (the receiver stopped it), forget
-    it, and say which replica it was."""
+    """Wait until the process of one of the replicas has ended (the receiver stopped it: killed,
+    or stopped cleanly on SIGTERM; a replica that could not start fails the test), forget it, and
+    say which replica it was."""
     deadline = time.monotonic() + seconds
     while True:
         for index, running in enumerate(replicas):
@@ -402,6 +411,8 @@ def _stopped(replicas: Sequence[Running], seconds: float = 60) -> int:
             if process.poll() is not None:
                 log.close()
                 running.processes = []
+                output = (running.log_dir / "claims.log").read_text(errors="replace")
+                assert process.returncode in (0, -signal.SIGKILL, -signal.SIGTERM), output[-3000:]
                 return index
         assert time.monotonic() < deadline, "no replica was stopped"
         time.sleep(0.02)
@@ -421,7 +432,10 @@ def test_replicas_stopped_at_random_points_post_again_only_from_the_first_unreco
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
     print(f"crash order test: random seed {seed}")
-    env = {**ENV, "TCI_WEBHOOK_LEASE_SECONDS": "5", "TCI_WEBHOOK_TIMEOUT_SECONDS": "1",
+    # A SIGKILLed replica's endpoints wait for its lease to run out before the other takes them:
+    # a lease of 3 s (a post starts only while the timeout and a second are left of it, and each
+    # recorded event renews it) keeps those waits short; 5 s made them most of the test's time.
+    env = {**ENV, "TCI_WEBHOOK_LEASE_SECONDS": "3", "TCI_WEBHOOK_TIMEOUT_SECONDS": "1",
            "TCI_WEBHOOK_BATCH_SIZE": "2"}  # fmt: skip
     database = make_url(backend().url_for(world.database, "claims"))
     proxy = RoundRobinProxy("database", [(str(database.host), database.port or 5432)],
@@ -429,13 +443,18 @@ def test_replicas_stopped_at_random_points_post_again_only_from_the_first_unreco
     far = {"claims": database.set(host="127.0.0.1", port=proxy.port).render_as_string(False)}
 
     def replica(urls: dict[str, str]) -> Running:
-        return start_services(world.database, urls, only=["claims"], env=env, database_urls=far)
+        """A replica started, not waited for: it joins the others once it is up, while the
+        endpoints of one killed wait for its lease to run out (its start and that wait overlap)."""
+        return start_services(world.database, urls, only=["claims"], env=env, database_urls=far,
+                              ready=False)  # fmt: skip
 
-    urls = free_urls()
+    urls, second = free_urls(), free_urls()
     replicas = [replica(urls)]
     stops: collections.Counter[str] = collections.Counter()
     try:
-        replicas.append(replica(free_urls()))
+        replicas.append(replica(second))
+        wait_ready(replicas[0], urls, ["claims"])
+        wait_ready(replicas[1], second, ["claims"])
         parties = [unique("ph") for _ in range(4)]
         endpoints = [register(urls, world, "claims", p, "policyholder", ["claim.status_changed",
                                                                          "claim.paid"])

@@ -42,8 +42,8 @@ from tests.conftest import (
     Services,
     auth,
     backend,
+    create_migrated_database,
     free_urls,
-    migrate_all,
     start_services,
     unique,
 )
@@ -141,8 +141,7 @@ def sync_engine(database: str, service: str) -> Engine:
 def world() -> Iterator[World]:
     b = backend()
     database = f"{b.main_database}_business_metrics"
-    b.create_database(database)
-    migrate_all(b, database)
+    create_migrated_database(b, database)
     urls = free_urls()
     running = start_services(database, urls, env=ENV)
     engines = {s: sync_engine(database, s) for s in SERVICES}
@@ -443,8 +442,7 @@ def test_with_two_workers_the_pool_is_summed_and_the_backlog_read_once(tmp_path:
     process collector, which would describe one worker only, is left out."""
     b = backend()
     database = f"{b.main_database}_business_metrics_workers"
-    b.create_database(database)
-    migrate_all(b, database)
+    create_migrated_database(b, database)
     port, metrics_port = (int(free_urls()[s].rsplit(":", 1)[1]) for s in ("claims", "collections"))
     directory = tmp_path / "prometheus"
     directory.mkdir()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from shared.settings import DEVELOPMENT_JWT_SECRET
-from tests.conftest import ROOT, backend, migrate_all
+from tests.conftest import ROOT, backend, create_migrated_database
 
 REQUESTS = 60
 
@@ -37,8 +37,7 @@ def _healthz_count(text: str) -> float:
 def test_two_workers_start_and_a_scrape_sums_both() -> None:
     b = backend()
     database = f"{b.main_database}_metrics_workers"
-    b.create_database(database)
-    migrate_all(b, database)
+    create_migrated_database(b, database)
     directory = Path(tempfile.mkdtemp(prefix="tci-metrics-test-"))
     port, metrics_port = _port(), _port()
     env = {**os.environ, "DATABASE_URL": b.url_for(database, "collections"),

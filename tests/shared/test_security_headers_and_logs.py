@@ -26,7 +26,14 @@ from shared.db import build_engine
 from shared.settings import Settings
 from tests.builders import money
 from tests.claims.test_api import INVOICES, apis, insured, upload  # noqa: F401
-from tests.conftest import auth, backend, free_urls, migrate_all, start_services, unique
+from tests.conftest import (
+    auth,
+    backend,
+    create_migrated_database,
+    free_urls,
+    start_services,
+    unique,
+)
 
 HARDENED = {
     "x-content-type-options": "nosniff",
@@ -253,8 +260,7 @@ def test_a_running_service_sends_no_server_header_no_access_lines_and_metrics_on
 ) -> None:  # fmt: skip
     b = backend()
     database = f"{b.main_database}_headers"
-    b.create_database(database)
-    migrate_all(b, database)
+    create_migrated_database(b, database)
     urls = free_urls()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
