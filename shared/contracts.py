@@ -6,8 +6,8 @@ What the database can hold is one rule for every request, kept here:
   parameter and every multipart field and file name;
 - free text a person reads (names, numbers, notes, reasons): no control characters, which are
   never data and some of which a terminal or a log viewer obeys (`ESC [2J` clears a screen):
-  single-line text (`NameText`, `ShortText`, `InvoiceNumber`, file names) none of C0 and DEL,
-  multi-line text (`Text`, `LongText`) none of C0 but tab, line feed and carriage return;
+  single-line text (`NameText`, `ShortText`, `InvoiceNumber`, file names) none of C0, DEL and
+  C1, multi-line text (`Text`, `LongText`) none of them but tab, line feed and carriage return;
 - decimals (`ExactDecimal`, `Percent`, money amounts): finite, less than 10^14 in absolute value
   (an `Amount` column holds 16 integer digits on PostgreSQL, and about 9.2 × 10^14 as a scaled
   64-bit integer on SQLite: room left for sums), at most `MAX_DECIMAL_PLACES` decimals; a decimal
@@ -84,10 +84,11 @@ def unstorable_text(value: str) -> str | None:
     return None
 
 
-# Control characters: C0 (U+0000–U+001F) and DEL (U+007F) in a single line of text; in text of
-# several lines, C0 but tab, line feed and carriage return.
-_SINGLE_LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_MULTI_LINE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# Control characters: C0 (U+0000–U+001F), DEL (U+007F) and C1 (U+0080–U+009F, where U+009B is a
+# terminal's escape sequence in one character) in a single line of text; in text of several
+# lines, the same but tab, line feed and carriage return.
+_SINGLE_LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MULTI_LINE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def control_characters(value: str, multi_line: bool = False) -> str | None:

@@ -238,7 +238,7 @@ async def test_free_text_carries_no_control_characters(api: Any) -> None:
     collections = api("collections")
     policy = await make_policy(uw)
     holder = auth("policyholder", policy["policyholder_id"])
-    for name in ("a\x07\x1b[2J", "tab\there", "line\nbreak", "del\x7f"):
+    for name in ("a\x07\x1b[2J", "tab\there", "line\nbreak", "del\x7f", "csi\x9b2J"):
         answer = await uw.post("/v1/buyers", headers=UW, json={
             "name": name, "country": "DE", "registration_number": unique("HRB")})  # fmt: skip
         assert "control characters" in _error_message(answer, ["body", "name"])
@@ -258,6 +258,9 @@ async def test_free_text_carries_no_control_characters(api: Any) -> None:
     assert ok(answer, 201)["details"] == "CEO left\r\n\tsee registry 注册"
     answer = await uw.post(f"/v1/buyers/{buyer['id']}/signals", headers=UW, json={
         "kind": "management_change", "observed_on": "2026-06-01", "details": "a\x1b[2J"})  # fmt: skip
+    refused(answer, ["body", "details"])
+    answer = await uw.post(f"/v1/buyers/{buyer['id']}/signals", headers=UW, json={
+        "kind": "management_change", "observed_on": "2026-06-01", "details": "a\x9b2J"})  # fmt: skip
     refused(answer, ["body", "details"])
     refused(await uw.post("/v1/sanctions", headers=UW, json={"country": "IR", "reason": "a\x07"}),
             ["body", "reason"])  # fmt: skip
