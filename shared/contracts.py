@@ -738,7 +738,8 @@ class Recoveries(Peer):
 
 # What underwriting hears of a buyer (claims sends `overdue_notified`, `arrears_cleared`,
 # `insolvency_filing` and `payment_delay`, collections `payment_delay` when a mandate opens).
-SignalKind = Literal[
+# The kinds an underwriter may send (api.md's seven).
+UnderwriterSignalKind = Literal[
     "insolvency_filing",
     "court_judgment",
     "payment_delay",
@@ -746,26 +747,14 @@ SignalKind = Literal[
     "registry_change",
     "overdue_notified",
     "arrears_cleared",
-    # The closed loop (domain.md, Collections: a buyer's payment behaviour in collections and
-    # claims feeds its grade): claims sends the first two when it pays a claim, collections the
-    # last two when a case goes to law or is paid in full.
-    "claim_paid",
-    "protracted_default",
-    "collection_legal",
-    "collection_paid",
 ]
-# The kinds an underwriter may send (api.md's seven); the closed loop's kinds are the services'
-# own account of what they saw (a claim paid, a case gone to law or paid in full), which a
+# The closed loop (domain.md, Collections: a buyer's payment behaviour in collections and claims
+# feeds its grade): claims sends the first two when it pays a claim, collections the last two when
+# a case goes to law or is paid in full. The services' own account of what they saw, which a
 # service token alone sends.
-UNDERWRITER_SIGNAL_KINDS: tuple[SignalKind, ...] = (
-    "insolvency_filing",
-    "court_judgment",
-    "payment_delay",
-    "management_change",
-    "registry_change",
-    "overdue_notified",
-    "arrears_cleared",
-)
+LoopSignalKind = Literal["claim_paid", "protracted_default", "collection_legal", "collection_paid"]
+SignalKind = Literal[UnderwriterSignalKind, LoopSignalKind]
+UNDERWRITER_SIGNAL_KINDS: tuple[str, ...] = get_args(UnderwriterSignalKind)
 # The escalation ladders a collection case climbs (collections holds their rungs).
 LadderName = Literal["reminder_15_30_45", "legal_30_60_90"]
 DEFAULT_LADDER: LadderName = "reminder_15_30_45"
