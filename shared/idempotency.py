@@ -91,14 +91,16 @@ def idempotency_table(metadata: MetaData) -> Table:
 @dataclass(frozen=True)
 class _Statements:
     """The statements of one table's keys, built once (a request only binds its values): claim
-    a key unless taken, read it, take over an expired or abandoned one, store the answer, free
-    the key of a request that failed (SQLite)."""
+    a key unless taken, read it, take over an expired or abandoned one, store the answer, store
+    again what the step after the commit added to it, free the key of a request that failed
+    (SQLite)."""
 
     claim: Any
     claim_unless_running: Any
     stored: Any
     take_over: Any
     store: Any
+    restore: Any
     release: Any
 
 
@@ -145,6 +147,11 @@ def _statements(table: Table, dialect: str) -> _Statements:
         stored=select(t).where(match),
         take_over=delete(t).where(match, t.c.created_at == bindparam("stored_at")),
         store=update(t).where(running).values(answered),
+        restore=update(t)
+        .where(
+            match, t.c.created_at == bindparam("claimed_at"), t.c.status_code == bindparam("status")
+        )
+        .values(body=bindparam("answer")),
         release=delete(t).where(running),
     )
 
@@ -285,7 +292,28 @@ class Command:
                 await self._release(named, claim)
             raise
         after = await self._after(after_commit, outcome)
-        return response if after is outcome else self._respond(after, status_code, location)
+        if after is outcome:
+            return response
+        answered = self._respond(after, status_code, location)
+        await self._store_again(named, claim, answered)
+        return answered
+
+    async def _store_again(
+        self, named: dict[str, str], claimed_at: dt.datetime, response: Response
+    ) -> None:
+        """What the step after the commit added to the answer (a delivery's news: the case a paid
+        claim's debt is collected in) is what a replay answers too (api.md: a replay returns the
+        first response). A failure here leaves the answer stored before it, as it was."""
+        try:
+            await self.session.execute(self.statements.restore, {
+                **named, "claimed_at": claimed_at, "status": response.status_code,
+                "answer": bytes(response.body).decode(),
+            })  # fmt: skip
+            await self.session.commit()
+        except Exception:
+            log.exception("storing again the answer of %s %s", self.request.method,
+                          self.request.url.path)  # fmt: skip
+            await self.session.rollback()
 
     async def _one_writer_at_a_time(self) -> None:
         """SQLite ignores `FOR UPDATE` and reads outside a write transaction, so a use case that

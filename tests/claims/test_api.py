@@ -134,8 +134,13 @@ async def test_an_insolvency_claim_from_notification_to_the_subrogation_case(
     twice = await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER, json=approve)
     assert twice.status_code == 409 and twice.json()["type"] == "already-decided"
 
-    paid = ok(await claims.post(f"/v1/claims/{claim['id']}/payment", headers=HANDLER), 200)
+    keyed = {**HANDLER, "Idempotency-Key": f"pay-{claim['id']}"}
+    paid = ok(await claims.post(f"/v1/claims/{claim['id']}/payment", headers=keyed), 200)
     assert paid["status"] == "paid" and paid["paid_on"] == TODAY and paid["collection_case_id"]
+    # A replay answers what the first answer said, the case its delivery opened included.
+    replayed = await claims.post(f"/v1/claims/{claim['id']}/payment", headers=keyed)
+    assert replayed.headers.get("idempotent-replayed") == "true"
+    assert ok(replayed, 200) == paid
     again = await claims.post(f"/v1/claims/{claim['id']}/payment", headers=HANDLER)
     assert again.status_code == 409 and again.json()["type"] == "already-paid"
 
