@@ -59,7 +59,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 
 from shared.auth import Caller
-from shared.contracts import Ident, Schema
+from shared.contracts import Ident, Schema, named_enum
 from shared.db import UTCDateTime, new_id, utcnow
 from shared.events import SEQ, EventTables, Party, event_json, party_key_sql
 from shared.metrics import count_webhook_attempt
@@ -79,9 +79,11 @@ MAX_ANSWER_EXCERPT = 300
 MAX_ANSWER_READ = 64 * 1024
 # A post starts only while the lease has its timeout and this much left (clock skew, the mark).
 LEASE_MARGIN_SECONDS = 1.0
-EndpointStatus = Literal["active", "failing", "disabled"]
+_EndpointStatus = Literal["active", "failing", "disabled"]
+EndpointStatus = Annotated[_EndpointStatus, named_enum("WebhookEndpointStatus", _EndpointStatus)]
 # The roles that own endpoints (and hear events): `shared.auth.PARTY_ROLES`.
-PartyRole = Literal["policyholder", "bank"]
+_PartyRole = Literal["policyholder", "bank"]
+PartyRole = Annotated[_PartyRole, named_enum("PartyRole", _PartyRole)]
 
 
 # ---------------------------------------------------------------- tables

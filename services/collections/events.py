@@ -10,7 +10,7 @@ from pydantic import Field
 
 from services.collections.models import events as tables
 from services.collections.rules import CaseStatus
-from shared.contracts import MoneyModel, Schema
+from shared.contracts import MoneyModel, Schema, named_enum
 from shared.events import Event, EventData
 from shared.events_api import events_router
 
@@ -56,7 +56,8 @@ class CasePaymentRecorded(EventData):
     outstanding_after: MoneyModel
 
 
-ClosedReason = Literal["paid_in_full", "settled_by_claim", "collected_by_another_case"]
+_ClosedReason = Literal["paid_in_full", "settled_by_claim", "collected_by_another_case"]
+ClosedReason = Annotated[_ClosedReason, named_enum("CaseClosedReason", _ClosedReason)]
 
 
 class CaseClosed(EventData):

@@ -11,13 +11,19 @@ from pydantic import Field
 
 from services.underwriting.models import events as tables
 from services.underwriting.rules.credit_limit import LimitRequestStatus
-from shared.contracts import MoneyModel, Schema
+from shared.contracts import MoneyModel, Schema, named_enum
 from shared.events import Event, EventData
 from shared.events_api import events_router
 
-LimitChangeKind = Literal["new", "increase", "reduction", "halving", "withdrawal", "terms"]
-LimitSource = Literal["request", "external", "change", "signal"]
-GradeCause = Literal["signal", "indicators", "country_risk"]
+_LimitChangeKind = Literal["new", "increase", "reduction", "halving", "withdrawal", "terms"]
+_LimitSource = Literal["request", "external", "change", "signal"]
+_GradeCause = Literal["signal", "indicators", "country_risk"]
+_DecidedBy = Literal["engine", "underwriter"]
+# Published as named enums (one class each in a generated client).
+LimitChangeKind = Annotated[_LimitChangeKind, named_enum("LimitChangeKind", _LimitChangeKind)]
+LimitSource = Annotated[_LimitSource, named_enum("LimitSource", _LimitSource)]
+GradeCause = Annotated[_GradeCause, named_enum("GradeCause", _GradeCause)]
+DecidedBy = Annotated[_DecidedBy, named_enum("DecidedBy", _DecidedBy)]
 
 
 class DecisionReason(Schema):
@@ -38,7 +44,7 @@ class LimitRequestDecided(EventData):
     decided_amount: MoneyModel | None
     payment_terms_days: int
     reasons: list[DecisionReason]
-    decided_by: Literal["engine", "underwriter"]
+    decided_by: DecidedBy
     decided_at: dt.datetime
     limit_id: str | None = Field(description="the limit the decided amount is put in force on")
 

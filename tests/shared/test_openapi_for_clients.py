@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -120,6 +120,30 @@ def test_status_and_kind_fields_in_answers_are_named_enums() -> None:
         for (model, field), enum in fields.items():
             assert schemas[model]["properties"][field] == {"$ref": f"#/components/schemas/{enum}"}
             assert schemas[enum]["enum"], enum
+
+
+def test_no_enum_is_published_inline() -> None:
+    """Every enum of a body, an answer, an event or a query parameter is a named component: a
+    generated client has one class for it, not one per field it appears in."""
+
+    def inline(node: Any, path: str, top: bool) -> Iterator[str]:
+        if isinstance(node, dict):
+            if "enum" in node and not top:
+                yield path
+            for key, value in node.items():
+                yield from inline(value, f"{path}/{key}", False)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                yield from inline(value, f"{path}[{index}]", False)
+
+    for service, app in APPS.items():
+        document = app().openapi()
+        found = [place for name, schema in document["components"]["schemas"].items()
+                 for place in inline(schema, f"{service}: {name}", True)]  # fmt: skip
+        # A response header's single value (`Idempotent-Replayed: true`) is no type of its own.
+        found += [place for place in inline(document["paths"], f"{service}: paths", False)
+                  if "/headers/" not in place]  # fmt: skip
+        assert found == [], found
 
 
 def test_uploads_are_binary_and_the_batch_answer_is_typed() -> None:
