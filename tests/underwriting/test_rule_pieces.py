@@ -48,6 +48,10 @@ def test_an_amount_above_its_grade_bands_ceiling_is_referred_and_no_band_means_n
     assert credit_limit.above_auto_approval_ceiling(at, TABLE) is None
     reason = credit_limit.above_auto_approval_ceiling(above, TABLE)
     assert reason is not None and reason.code == "above_auto_approval_ceiling"
+    # Both amounts are money as money is shown: with the currency's decimals and its code.
+    assert reason.message == (
+        "250000.01 EUR is above the auto-approval ceiling of 250000.00 EUR for grade 5"
+    )
     unbanded = facts(grade=8, amount=Money.of("99000000", "EUR"))
     assert credit_limit.above_auto_approval_ceiling(unbanded, TABLE) is None
 

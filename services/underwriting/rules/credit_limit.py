@@ -182,7 +182,8 @@ def above_auto_approval_ceiling(facts: RequestFacts, table: DecisionTable) -> Re
         return None
     return Reason(
         "above_auto_approval_ceiling",
-        f"{facts.amount} is above the auto-approval ceiling of {ceiling} for grade {facts.grade}",
+        f"{facts.amount} is above the auto-approval ceiling of "
+        f"{Money(ceiling, facts.amount.currency)} for grade {facts.grade}",
     )
 
 
