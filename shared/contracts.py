@@ -276,17 +276,20 @@ def percent_schema(places: int) -> dict[str, Any]:
 
 
 def _decimal_reader(
-    schema: dict[str, Any], places: int, what: str, low: int | None = None, high: int | None = None
-) -> Callable[[Any], Any]:
+    schema: dict[str, Any], places: int, what: str, low: int | None = None, high: int | None = None,
+    as_string: str | None = None,
+) -> Callable[[Any], Any]:  # fmt: skip
     """The input of a decimal published as `schema`: a string is taken when the published
-    pattern takes it (the schema and the server agree), an integer or a Decimal (from code) when
-    it is a decimal the columns hold; a float never. A value outside `low`..`high` is left to the
-    field's own bounds, which say so."""
+    pattern takes it (the schema and the server agree), an integer (unless `as_string` says how
+    it is sent instead) or a Decimal (from code) when it is a decimal the columns hold; a float
+    never. A value outside `low`..`high` is left to the field's own bounds, which say so."""
     written = re.compile(schema["pattern"])
 
     def read(value: Any) -> Any:
         if isinstance(value, float):
             raise ValueError('a decimal is sent as a string such as "0.35", never as a float')
+        if as_string is not None and isinstance(value, int):  # bool included
+            raise ValueError(as_string)
         if isinstance(value, str | int) and not isinstance(value, bool):
             try:
                 number = _bounded_decimal(parse_amount(value), places)
@@ -310,12 +313,16 @@ _decimal_input = _decimal_reader(
 )  # fmt: skip
 
 
+# api.md: percentages are decimal strings in percent units.
+PERCENT_AS_STRING = 'a percentage is sent as a string, e.g. "90" or "0.35"'
+
+
 def percent_input(places: int) -> Callable[[Any], Any]:
     """The input of a percentage published as `percent_schema(places)`."""
     return _decimal_reader(
         percent_schema(places), places,
         f"a percentage written with at most {places} decimals (no sign, no leading zeros "
-        "before 100)", 0, 100,
+        "before 100)", 0, 100, as_string=PERCENT_AS_STRING,
     )  # fmt: skip
 
 

@@ -178,6 +178,16 @@ async def test_an_amount_is_a_string_without_leading_zeros_and_small_ones_are_ta
                            json={"buyer_id": buyer["id"], "amount": money("0050000"),
                                  "payment_terms_days": 60})  # fmt: skip
     refused(answer, ["body", "amount", "amount"])
+    # Percentages too are decimal strings (api.md): a number is refused, naming the field.
+    for number in (90, 0, True):
+        answer = await uw.post("/v1/policies", headers=UW, json={
+            "policyholder_id": unique("ph"), "currency": "EUR", "start_date": "2026-01-01",
+            "end_date": "2026-12-31", "cover_type": "whole_turnover",
+            "max_liability": money("5000000.00"), "premium_rate_pct": "0.35",
+            "indemnity_pct": number})  # fmt: skip
+        assert _error_message(answer, ["body", "indemnity_pct"]) == (
+            'a percentage is sent as a string, e.g. "90" or "0.35"'
+        )
 
 
 async def test_money_never_carries_more_written_decimals_than_its_minor_unit(
