@@ -13,7 +13,7 @@ endpoint, its URL and deliveries, to another)."""
 from __future__ import annotations
 
 from alembic import op
-from sqlalchemy import Column, String, text
+from sqlalchemy import Column, String, bindparam, text
 
 ROLES = ("policyholder", "bank")
 UNATTRIBUTED = (
@@ -25,6 +25,30 @@ UNATTRIBUTED = (
 
 def table(schema: str | None, name: str) -> str:
     return f"{schema}.{name}" if schema else name
+
+
+def qualify_by_subject(
+    schema: str | None, subjects: str, holder: str, holders_also_banks: list[str]
+) -> None:
+    """`event_parties` of a service whose every event is of a row of `subjects` (its subject id):
+    a party whose id is that row's `holder` becomes `policyholder:`, any other `bank:`; the rows in
+    `holders_also_banks` (whose holder is also among their banks) keep a `bank:` party for it too.
+    A party of an event of no such row was written by no writer of the service and is dropped."""
+    parties, events, owners = (
+        table(schema, name) for name in ("event_parties", "events", subjects)
+    )
+    of_subject = (f"SELECT 1 FROM {events} e JOIN {owners} c ON c.id = e.subject_id "
+                  f"WHERE e.seq = {parties}.event_seq")  # fmt: skip
+    op.execute(text(f"DELETE FROM {parties} WHERE NOT EXISTS ({of_subject})"))
+    op.execute(text(f"""
+        UPDATE {parties} SET party_id = CASE
+            WHEN EXISTS ({of_subject} AND c.{holder} = {parties}.party_id)
+            THEN 'policyholder:' || party_id ELSE 'bank:' || party_id END"""))  # fmt: skip
+    if holders_also_banks:
+        op.execute(text(
+            f"INSERT INTO {parties} (party_id, event_seq) SELECT 'bank:' || c.{holder}, "
+            f"e.seq FROM {events} e JOIN {owners} c ON c.id = e.subject_id WHERE c.id IN :ids"
+        ).bindparams(bindparam("ids", holders_also_banks, expanding=True)))  # fmt: skip
 
 
 def add_endpoint_role(schema: str | None) -> None:

@@ -36,30 +36,18 @@ def _schema() -> str | None:
 
 def upgrade() -> None:
     schema = _schema()
-    t = lambda name: roles.table(schema, name)  # noqa: E731
-    parties, events, claims = t("event_parties"), t("events"), t("claims")
-    of_claim = (f"SELECT 1 FROM {events} e JOIN {claims} c ON c.id = e.subject_id "
-                f"WHERE e.seq = {parties}.event_seq")  # fmt: skip
-    op.execute(sa.text(f"DELETE FROM {parties} WHERE NOT EXISTS ({of_claim})"))
-    op.execute(sa.text(f"""
-        UPDATE {parties} SET party_id = CASE
-            WHEN EXISTS ({of_claim} AND c.policyholder_id = {parties}.party_id)
-            THEN 'policyholder:' || party_id ELSE 'bank:' || party_id END"""))  # fmt: skip
-    bind = op.get_bind()
+    claims = roles.table(schema, "claims")
     own_banks = []
-    for claim_id, holder, terms in bind.execute(sa.text(
+    for claim_id, holder, terms in op.get_bind().execute(sa.text(
         f"SELECT id, policyholder_id, terms FROM {claims}")):  # fmt: skip
         named = json.loads(terms) if isinstance(terms, str) else terms or {}
         if holder in (named.get("assigned_bank_ids") or []):
             own_banks.append(claim_id)
-    if own_banks:
-        op.execute(sa.text(
-            f"INSERT INTO {parties} (party_id, event_seq) SELECT 'bank:' || c.policyholder_id, "
-            f"e.seq FROM {events} e JOIN {claims} c ON c.id = e.subject_id WHERE c.id IN :ids"
-        ).bindparams(sa.bindparam("ids", own_banks, expanding=True)))  # fmt: skip
+    roles.qualify_by_subject(schema, "claims", "policyholder_id", own_banks)
     roles.add_endpoint_role(schema)
+    notices = roles.table(schema, "overdue_notifications")
     roles.attribute_endpoints(schema, [f"SELECT policyholder_id FROM {claims}",
-                                       f"SELECT policyholder_id FROM {t('overdue_notifications')}"])  # fmt: skip
+                                       f"SELECT policyholder_id FROM {notices}"])  # fmt: skip
 
 
 def downgrade() -> None:

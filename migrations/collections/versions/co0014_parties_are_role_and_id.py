@@ -36,27 +36,14 @@ def _schema() -> str | None:
 
 def upgrade() -> None:
     schema = _schema()
-    t = lambda name: roles.table(schema, name)  # noqa: E731
-    parties, events, cases = t("event_parties"), t("events"), t("cases")
-    of_case = (f"SELECT 1 FROM {events} e JOIN {cases} c ON c.id = e.subject_id "
-               f"WHERE e.seq = {parties}.event_seq")  # fmt: skip
-    op.execute(sa.text(f"DELETE FROM {parties} WHERE NOT EXISTS ({of_case})"))
-    op.execute(sa.text(f"""
-        UPDATE {parties} SET party_id = CASE
-            WHEN EXISTS ({of_case} AND c.creditor_id = {parties}.party_id)
-            THEN 'policyholder:' || party_id ELSE 'bank:' || party_id END"""))  # fmt: skip
-    bind = op.get_bind()
+    cases = roles.table(schema, "cases")
     own_payees = []
-    for case_id, creditor, payees in bind.execute(sa.text(
+    for case_id, creditor, payees in op.get_bind().execute(sa.text(
         f"SELECT id, creditor_id, loss_payee_ids FROM {cases}")):  # fmt: skip
         named = json.loads(payees) if isinstance(payees, str) else payees or []
         if creditor in named:
             own_payees.append(case_id)
-    if own_payees:
-        op.execute(sa.text(
-            f"INSERT INTO {parties} (party_id, event_seq) SELECT 'bank:' || c.creditor_id, "
-            f"e.seq FROM {events} e JOIN {cases} c ON c.id = e.subject_id WHERE c.id IN :ids"
-        ).bindparams(sa.bindparam("ids", own_payees, expanding=True)))  # fmt: skip
+    roles.qualify_by_subject(schema, "cases", "creditor_id", own_payees)
     roles.add_endpoint_role(schema)
     roles.attribute_endpoints(schema, [f"SELECT creditor_id FROM {cases}"])
 
