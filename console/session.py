@@ -84,8 +84,14 @@ CollectorDep = Annotated[tuple[Caller, str], Depends(role_dependency("collector"
 # ---------------------------------------------------------------- CSRF
 
 
+def signature(secret: str, purpose: str, value: str) -> str:
+    """HMAC-SHA256 of `value` for one purpose (a CSRF nonce, a refusal carried to its page): a
+    value signed for one purpose is never valid for another."""
+    return hmac.new(secret.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
 def _signature(secret: str, nonce: str) -> str:
-    return hmac.new(secret.encode(), f"csrf:{nonce}".encode(), hashlib.sha256).hexdigest()
+    return signature(secret, "csrf", nonce)
 
 
 def new_csrf_token(secret: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
 import hmac
 import json
 import re
@@ -20,7 +19,14 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from console.i18n import LANGUAGE_NAMES, LOCALES, Translator, negotiate
-from console.session import LANGUAGE_COOKIE, csrf_token, set_cookie, settings_of, signed_in
+from console.session import (
+    LANGUAGE_COOKIE,
+    csrf_token,
+    set_cookie,
+    settings_of,
+    signature,
+    signed_in,
+)
 from console.upstream import UpstreamRefused, form_key
 
 HERE = Path(__file__).resolve().parent
@@ -79,10 +85,6 @@ async def plain_ids(request: Request) -> None:
 PlainIds = Depends(plain_ids)
 
 
-def _refusal_signature(secret: str, sealed: str) -> str:
-    return hmac.new(secret.encode(), f"refusal:{sealed}".encode(), hashlib.sha256).hexdigest()
-
-
 def sealed_refusal(secret: str, page: str, slug: str, refusal: UpstreamRefused) -> str | None:
     """The refusal's detail and field errors for `page`, signed; the last field errors left out
     (and counted), then the detail shortened, as far as the cookie needs. None when the service
@@ -96,7 +98,7 @@ def sealed_refusal(secret: str, page: str, slug: str, refusal: UpstreamRefused) 
         said = {"path": page, "slug": slug, "detail": detail, "errors": errors, "more": left_off}
         sealed = base64.urlsafe_b64encode(json.dumps(said).encode()).decode()
         if len(sealed) <= REFUSAL_BYTES:
-            return f"{sealed}.{_refusal_signature(secret, sealed)}"
+            return f"{sealed}.{signature(secret, 'refusal', sealed)}"
         if errors:
             errors.pop()
             left_off += 1
@@ -146,9 +148,9 @@ def shown_refusal(request: Request, t: Translator, error: str | None) -> dict[st
     cookie = request.cookies.get(REFUSAL_COOKIE)
     if not cookie or not error or "." not in cookie:
         return None
-    sealed, _, signature = cookie.partition(".")
-    expected = _refusal_signature(settings_of(request).jwt_secret, sealed)
-    if not hmac.compare_digest(signature, expected):
+    sealed, _, signed = cookie.partition(".")
+    expected = signature(settings_of(request).jwt_secret, "refusal", sealed)
+    if not hmac.compare_digest(signed, expected):
         return None
     try:
         said = json.loads(base64.urlsafe_b64decode(sealed.encode()))
