@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import (
     APIRouter,
-    BackgroundTasks,
     Depends,
     File,
     Form,
@@ -60,11 +58,6 @@ def context(request: Request, session: SessionDep, caller: Caller, peers: Any) -
                       peers=peers)  # fmt: skip
 
 
-async def later(tasks: BackgroundTasks, job: Callable[..., Awaitable[None]], *args: Any) -> None:
-    """An `after_commit` that runs `job` once the answer has been sent (the answer stands)."""
-    tasks.add_task(job, *args)
-
-
 # ---------------------------------------------------------------- overdue notifications
 
 
@@ -72,19 +65,20 @@ async def later(tasks: BackgroundTasks, job: Callable[..., Awaitable[None]], *ar
              responses=CREATE)  # fmt: skip
 async def notify_overdue(
     body: NotificationCreate, request: Request, session: SessionDep, caller: Policyholder,
-    peers: PeersDep, cmd: CommandDep, tasks: BackgroundTasks,
+    peers: PeersDep, cmd: CommandDep,
 ) -> Response:  # fmt: skip
     """Invoices unpaid past due (each in time or late), an extension request or a repayment plan;
     an overdue starts stop-shipment in underwriting. An invoice shipped before the policy began
     or after it ended is not one the policy insures: 422, naming it, its shipment date and the
     policy's start or end."""
     ctx = context(request, session, caller, peers)
-    # What underwriting is told goes out once the answer is sent (the answer says what was
-    # signalled, not what underwriting answered).
+    # Underwriting is told before the answer goes (the stop-shipment is in force for a bank's
+    # check made once the policyholder has its 201); if it cannot be reached, the outbox sends
+    # it again until it is.
     return await cmd.run(
         lambda: notifications.notify_overdue(ctx, body), status_code=201,
         location=lambda n: f"/v1/overdue-notifications/{n.id}",
-        after_commit=lambda n: later(tasks, uc.deliver_after_answer, ctx, n),
+        after_commit=lambda n: uc.deliver_for(ctx, n),
     )  # fmt: skip
 
 
@@ -105,15 +99,15 @@ async def get_notification(
 @router.post("/claims", status_code=201, response_model=ClaimRead, responses=CREATE)
 async def file_claim(
     body: ClaimCreate, request: Request, session: SessionDep, caller: Policyholder,
-    peers: PeersDep, cmd: CommandDep, tasks: BackgroundTasks,
+    peers: PeersDep, cmd: CommandDep,
 ) -> Response:  # fmt: skip
     """A claim within its filing window (else 422 `claim-time-barred` / `claim-too-early`)."""
     ctx = context(request, session, caller, peers)
-    # What the filing tells underwriting goes out once the answer is sent (nothing in the
-    # answer depends on it).
+    # What the filing tells underwriting (an insolvency withdraws the buyer's limits) is sent
+    # before the answer goes, as a notification's stop-shipment is.
     return await cmd.run(
         lambda: uc.file_claim(ctx, body), status_code=201, location=lambda c: f"/v1/claims/{c.id}",
-        after_commit=lambda c: later(tasks, uc.deliver_after_answer, ctx, c),
+        after_commit=lambda c: uc.deliver_for(ctx, c),
     )  # fmt: skip
 
 

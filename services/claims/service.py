@@ -876,19 +876,6 @@ async def deliver_for(ctx: Context, answer: Answer) -> Answer:
     return answer
 
 
-async def deliver_after_answer(ctx: Context, answer: BaseModel) -> None:
-    """Once the answer is sent (a background task of the request): send what the change to
-    `answer` put in the outbox, then give the request's session back. Nothing waits for it: a
-    failure is logged and the periodic loop of any replica sends what is left (the lease keeps
-    one sender at a time, the receiver's Idempotency-Key makes it happen once)."""
-    try:
-        await deliver_for(ctx, answer)
-    except Exception:
-        log.exception("delivering the outbox of %s after its answer", getattr(answer, "id", "?"))
-    finally:
-        await ctx.session.close()
-
-
 async def record_delivery(session: AsyncSession, message: dict[str, Any]) -> None:
     """What a delivered message tells the claim: the subrogation case's id."""
     await _record_case(session, message)

@@ -1,6 +1,6 @@
-"""The claim-filing path at its floor: the answer is sent before the outbox is delivered (which
-follows at once, in the background of the same request), and underwriting's two reads (the
-policy and the buyer) are made at once, never cached."""
+"""The claim-filing path: what the filing tells underwriting is delivered before the answer is
+sent (a bank's check made once the policyholder has its 201 sees it), and underwriting's two
+reads (the policy and the buyer) are made at once, never cached."""
 
 from __future__ import annotations
 
@@ -42,11 +42,11 @@ async def outbox_of(app: Any, claim_id: str) -> list[dict[str, Any]]:
     raise AssertionError("no session")
 
 
-async def test_the_answer_is_sent_before_the_signal_and_the_signal_follows_once(
+async def test_the_signal_is_delivered_once_before_the_answer_is_sent(
     apis: dict[str, httpx.AsyncClient],
 ) -> None:
-    """Drive the claims app at the ASGI level: when the answer's last byte is sent, the buyer's
-    signal is still in the outbox; when the request is done, it has been delivered (2xx), once."""
+    """Drive the claims app at the ASGI level: when the answer's first byte is sent, the buyer's
+    signal has been delivered (2xx), once, and nothing more is sent after it."""
     claims, uw = apis["claims"], apis["underwriting"]
     policy, buyer = await insured(uw)
     holder = auth("policyholder", policy["policyholder_id"])
@@ -73,16 +73,16 @@ async def test_the_answer_is_sent_before_the_signal_and_the_signal_follows_once(
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             assert message["status"] == 201
+            location = dict(message["headers"])[b"location"].decode()
+            at_answer.extend(await outbox_of(app, location.rsplit("/", 1)[1]))
         elif message["type"] == "http.response.body":
             sent.append(message.get("body", b""))
-            if not message.get("more_body"):
-                claim_id = json.loads(b"".join(sent))["id"]
-                at_answer.extend(await outbox_of(app, claim_id))
 
     await app(scope, receive, send)
     [message] = at_answer
-    assert message["target"] == "underwriting" and message["delivered_at"] is None
-    assert message["attempts"] == 0
+    assert message["target"] == "underwriting" and message["delivered_at"] is not None
+    assert message["attempts"] == 1 and 200 <= message["response_status"] < 300
+    assert json.loads(b"".join(sent))["id"] == message["aggregate_id"]
     [after] = await outbox_of(app, message["aggregate_id"])
     assert after["delivered_at"] is not None and 200 <= after["response_status"] < 300
     assert after["attempts"] == 1 and after["lease_owner"] is None

@@ -203,6 +203,55 @@ def test_a_claim_is_paid_and_its_debt_passes_to_collections_over_http(services: 
         assert "stop_shipment" in reasons and "limit_withdrawn" in reasons
 
 
+def test_a_bank_check_made_once_the_policyholder_has_its_answer_sees_what_it_started(
+    services: Services,
+) -> None:
+    """domain.md: a notification starts stop-shipment (underwriting hears of it), and an
+    insolvency withdraws the buyer's limit: a bank checking right after the policyholder's 201
+    sees both (claims tells underwriting before it answers, not after)."""
+    today = business_today("Asia/Shanghai")
+
+    def day(offset: int) -> str:
+        return (today + dt.timedelta(days=offset)).isoformat()
+
+    holder_id, bank_id, uw = unique("ph"), unique("bank"), auth("underwriter")
+    holder, bank = auth("policyholder", holder_id), auth("bank", bank_id)
+    with httpx.Client(base_url=services.urls["underwriting"]) as underwriting:
+        policy = underwriting.post("/v1/policies", headers=uw, json={
+            "policyholder_id": holder_id, "currency": "EUR", "start_date": day(-200),
+            "end_date": day(165), "cover_type": "whole_turnover",
+            "max_liability": money("1000000"), "premium_rate_pct": "0.5"}).json()  # fmt: skip
+        buyer = underwriting.post("/v1/buyers", headers=uw, json={
+            "name": "Stop GmbH", "country": "DE", "registration_number": unique("HRB")}).json()  # fmt: skip
+        assert underwriting.post(f"/v1/policies/{policy['id']}/limits", headers=uw, json={
+            "buyer_id": buyer["id"], "amount": money("100000"), "effective_from": day(-200),
+            "payment_terms_days": 90, "reason": "migrated"}).status_code == 201  # fmt: skip
+        assert underwriting.post(f"/v1/policies/{policy['id']}/assignments", headers=uw,
+                                 json={"bank_id": bank_id}).status_code == 201  # fmt: skip
+        check = {"policy_id": policy["id"], "buyer_id": buyer["id"],
+                 "invoice_amount": money("1000"), "shipment_date": day(1), "due_date": day(31)}  # fmt: skip
+
+        def reasons() -> list[str]:
+            answer = underwriting.post("/v1/coverage-checks", headers=bank, json=check)
+            assert answer.status_code == 200, answer.text
+            return list(answer.json()["reasons"])
+
+        assert reasons() == []
+        invoices = [{"number": "STOP-1", "amount": money("30000"), "shipment_date": day(-80),
+                     "due_date": day(-20)}]  # fmt: skip
+        with httpx.Client(base_url=services.urls["claims"], timeout=30) as claims:
+            notified = claims.post("/v1/overdue-notifications", headers=holder, json={
+                "policy_id": policy["id"], "buyer_id": buyer["id"], "kind": "overdue",
+                "invoices": invoices})  # fmt: skip
+            assert notified.status_code == 201 and notified.json()["stop_shipment_signalled"]
+            assert reasons() == ["stop_shipment"]
+            filed = claims.post("/v1/claims", headers=holder, json={
+                "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+                "event_date": day(-2), "invoices": invoices})  # fmt: skip
+            assert filed.status_code == 201, filed.text
+            assert "limit_withdrawn" in reasons()
+
+
 @pytest.mark.postgres
 async def test_concurrent_payments_pay_a_claim_once_and_open_one_case(services: Services) -> None:
     _, _, claim_id = approved_claim(services)
