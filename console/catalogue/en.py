@@ -367,6 +367,7 @@ MESSAGES: dict[str, str] = {
     "reason.country_not_covered": "Country not covered",
     "reason.high_country_risk": "High country risk",
     "reason.high_risk_grade": "High-risk grade",
+    "reason.limit_reduced": "Limit reduced by the insurer: an underwriter decides",
     "reason.payment_terms_exceeded": "Payment terms too long",
     "reason.policy_inactive": "Policy not in force",
     "reason.sanctioned": "Sanctioned",

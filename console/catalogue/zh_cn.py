@@ -355,6 +355,7 @@ MESSAGES: dict[str, str] = {
     "reason.country_not_covered": "国家不在承保范围内",
     "reason.high_country_risk": "国家风险高",
     "reason.high_risk_grade": "高风险评级",
+    "reason.limit_reduced": "限额已被保险人下调：由核保人决定",
     "reason.payment_terms_exceeded": "付款期限过长",
     "reason.policy_inactive": "保单未生效",
     "reason.sanctioned": "受制裁",

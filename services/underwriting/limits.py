@@ -199,19 +199,23 @@ async def _limit_for(ctx: Context, policy_id: str, buyer_id: str) -> CreditLimit
 
 async def _grant(
     ctx: Context, request: LimitRequest, amount: Money, reason: str, parties: list[Party],
-    max_credit_period_days: int,
+    max_credit_period_days: int, limit: CreditLimit | None = None,
+    history: list[LimitAmount] | None = None,
 ) -> LimitChangeRead | None:  # fmt: skip
     """Announce a request's decision to the policy's `parties`, then put the decided amount, on
     the request's payment terms, in force: from today, or from tomorrow when it takes cover away
     (a lower amount or shorter terms, the policy's `max_credit_period_days` being the terms of an
-    amount granted without any)."""
-    limit = await _limit_for(ctx, request.policy_id, request.buyer_id)
+    amount granted without any). `limit`: the request's limit, locked already, with its
+    `history` (the entries not superseded) when it existed."""
+    if limit is None:
+        limit = await _limit_for(ctx, request.policy_id, request.buyer_id)
     if amount.is_positive():
         request.limit_id = limit.id
     await _announce_decision(ctx, request, amount.currency, parties)
     if not amount.is_positive():
         return None
-    history = await _history_of(ctx, limit.id)
+    if history is None:
+        history = await _history_of(ctx, limit.id)
     entries = views.history_entries(history)
     effective = rules.grant_effective_from(
         current=rules.amount_in_force(entries, ctx.today),
@@ -303,6 +307,11 @@ async def request_limit(ctx: Context, policy_id: str, data: LimitRequestCreate) 
     buyer = standing.buyer
     c = policy.currency
     amount = Money(positive_amount_in(data.amount, c, ["body", "amount", "amount"]), c)
+    # The limit (if any) is locked before it is read: an underwriter's change made meanwhile is
+    # either seen by this request (and refers it) or waits for it.
+    limit = await repo.credit_limit(ctx.session, policy.id, buyer.id, for_update=True)
+    recorded = [] if limit is None else (
+        await repo.history(ctx.session, [limit.id], superseded_too=True)).get(limit.id, [])  # fmt: skip
     equity = buyer.indicators.get("equity") or {}
     facts = rules.RequestFacts(
         amount=amount, payment_terms_days=data.payment_terms_days,
@@ -317,6 +326,7 @@ async def request_limit(ctx: Context, policy_id: str, data: LimitRequestCreate) 
         else Money(policy.single_buyer_cap, c),
         equity=rules.equity_that_counts(buyer_indicators(buyer.indicators).equity,
                                         equity.get("currency"), c),
+        reduction=rules.standing_reduction(views.limit_acts(recorded)),
     )  # fmt: skip
     decision = rules.decide_limit_request(facts, ctx.settings.decision_table())
     now = utcnow()
@@ -328,7 +338,7 @@ async def request_limit(ctx: Context, policy_id: str, data: LimitRequestCreate) 
         related_to_policyholder=data.related_to_policyholder, status=decision.status,
         reasons=[{"code": r.code, "message": r.message} for r in decision.reasons],
         grade=buyer.grade, requested_by=ctx.caller.subject,
-        decided_by="engine" if decided else None, decided_at=now if decided else None,
+        decided_by=rules.ENGINE if decided else None, decided_at=now if decided else None,
         created_at=now,
     )  # fmt: skip
     ctx.session.add(request)  # inserted with the limit it names, if any, by the next flush
@@ -337,7 +347,8 @@ async def request_limit(ctx: Context, policy_id: str, data: LimitRequestCreate) 
     if decision.decided_amount is not None:
         await _grant(ctx, request, decision.decided_amount,
                      f"limit request {request.id}: {decision.status}", parties,
-                     policy.max_credit_period_days)  # fmt: skip
+                     policy.max_credit_period_days, limit,
+                     None if limit is None else [e for e in recorded if e.superseded_at is None])  # fmt: skip
     await ctx.session.flush()
     return views.request_read(request, policy.currency)
 

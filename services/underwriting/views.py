@@ -187,6 +187,13 @@ def request_read(r: LimitRequest, currency: str) -> LimitRequestRead:
     )
 
 
+def limit_acts(recorded: Sequence[LimitAmount]) -> list[rules.LimitAct]:
+    """A limit's entries, superseded ones included, in the order recorded, as
+    `rules.standing_reduction` reads them."""
+    return [rules.LimitAct(e.amount, e.effective_from, e.source, e.decided_by == rules.ENGINE)
+            for e in sorted(recorded, key=lambda e: (e.created_at, e.id))]  # fmt: skip
+
+
 def history_entries(history: Sequence[LimitAmount]) -> list[rules.HistoryEntry]:
     """A limit's history as the rules read it, newest first."""
     return [

@@ -156,3 +156,76 @@ async def test_the_limits_history_names_who_decided_each_amount(uw: httpx.AsyncC
     assert approved["status"] == "approved" and approved["decided_by"] == "engine"
     limit = ok(await uw.get(f"/v1/limits/{approved['limit_id']}", headers=UW), 200)
     assert [entry["decided_by"] for entry in limit["history"]] == ["engine"]
+
+
+def act(amount: int, source: str, by_engine: bool = False) -> rules.LimitAct:
+    return rules.LimitAct(Decimal(amount), dt.date(2026, 6, 1), source, by_engine)
+
+
+@pytest.mark.parametrize(
+    ("acts", "standing"),
+    [([], None),
+     ([act(500, "request", True)], None),
+     ([act(500, "request", True), act(100, "change")], 100),  # an underwriter's reduction
+     ([act(500, "request", True), act(0, "change")], 0),  # a withdrawal
+     ([act(500, "request", True), act(250, "signal")], 250),  # a halving
+     ([act(500, "request", True), act(600, "change")], None),  # a raise is no reduction
+     # The engine's own grants since do not lift it, a person's do.
+     ([act(500, "request", True), act(100, "change"), act(80, "request", True)], 100),
+     ([act(500, "request", True), act(100, "change"), act(700, "request")], None),
+     ([act(500, "request", True), act(100, "change"), act(300, "external")], None),
+     ([act(500, "request", True), act(100, "change"), act(400, "change")], None),
+     # A halving after a person's raise stands again.
+     ([act(500, "request", True), act(100, "change"), act(700, "request"), act(350, "signal")],
+      350)],
+)  # fmt: skip
+def test_the_reduction_that_stands_is_the_last_risk_act_no_person_has_granted_past(
+    acts: list[rules.LimitAct], standing: int | None
+) -> None:
+    found = rules.standing_reduction(acts)
+    assert (None if found is None else found.amount) == (
+        None if standing is None else Decimal(standing)
+    )
+
+
+async def test_a_request_never_undoes_an_underwriters_reduction_on_its_own(
+    uw: httpx.AsyncClient,
+) -> None:
+    """The trial's case: an underwriter schedules a reduction (500,000 → 100,000 after the notice
+    period); a request for 600,000, within the grade's ceiling, was approved at once and
+    superseded it. It is referred now, the reduction standing; a request within the reduced
+    amount is still the engine's; once an underwriter has granted more, the engine decides again."""
+    policy = await make_policy(uw)
+    buyer = await make_buyer(uw)
+    limit_id = (await request_limit(uw, policy, buyer["id"], "500000"))["limit_id"]
+    cut = ok(await uw.post(f"/v1/limits/{limit_id}/changes", headers=UW, json={
+        "new_amount": money("100000"), "reason": "buyer deteriorating"}), 201)  # fmt: skip
+
+    referred = await request_limit(uw, policy, buyer["id"], "600000")
+    assert referred["status"] == "referred" and referred["limit_id"] is None
+    [reason] = referred["reasons"]
+    assert reason["code"] == "limit_reduced"
+    assert f"reduced to 100000.00 EUR from {cut['effective_from']}" in reason["message"]
+    assert "an underwriter's change" in reason["message"]
+    limit = ok(await uw.get(f"/v1/limits/{limit_id}", headers=UW), 200)
+    assert limit["superseded"] == []
+    assert sorted(e["amount"]["amount"] for e in limit["history"]) == ["100000.00", "500000.00"]
+    within = await request_limit(uw, policy, buyer["id"], "100000")
+    assert within["status"] == "approved"
+
+    decided = ok(await uw.post(f"/v1/limit-requests/{referred['id']}/decision", headers=UW,
+                               json={"decision": "approve", "reason": "guarantee received"}), 200)  # fmt: skip
+    assert decided["status"] == "approved"
+    assert (await request_limit(uw, policy, buyer["id"], "650000"))["status"] == "approved"
+
+
+async def test_a_request_on_a_withdrawn_limit_is_referred(uw: httpx.AsyncClient) -> None:
+    policy = await make_policy(uw)
+    buyer = await make_buyer(uw)
+    limit_id = (await request_limit(uw, policy, buyer["id"], "500000"))["limit_id"]
+    ok(await uw.post(f"/v1/limits/{limit_id}/changes", headers=UW, json={
+        "new_amount": money("0"), "reason": "fraud suspicion"}), 201)  # fmt: skip
+    referred = await request_limit(uw, policy, buyer["id"], "700000")
+    assert referred["status"] == "referred"
+    assert [r["code"] for r in referred["reasons"]] == ["limit_reduced"]
+    assert "the limit was withdrawn from" in referred["reasons"][0]["message"]

@@ -102,6 +102,56 @@ class RequestFacts:
     policy_open: bool
     single_buyer_cap: Money | None
     equity: Money | None
+    # A reduction or withdrawal of the limit by an underwriter or a risk signal that no person
+    # has granted past since (`standing_reduction`): a request for more is referred.
+    reduction: StandingReduction | None = None
+
+
+@dataclass(frozen=True)
+class LimitAct:
+    """An entry of a limit's history as it was recorded (superseded ones included): its amount,
+    from when, where it came from (`LimitSource`) and whether the engine decided it."""
+
+    amount: Decimal
+    effective_from: dt.date
+    source: str
+    by_engine: bool
+
+
+@dataclass(frozen=True)
+class StandingReduction:
+    """The amount an underwriter's change or a risk signal reduced or withdrew a limit to."""
+
+    amount: Decimal
+    effective_from: dt.date
+    source: str
+
+
+# Who decided what the decision table decided (a request's `decided_by`, its entry's too).
+ENGINE: Final = "engine"
+
+# The sources of the entries that act on a limit's risk.
+RISK_ACTION_SOURCES: Final = frozenset({
+    "change",  # an underwriter's change
+    "signal",  # a halving, an insolvency's withdrawal, a country's re-grade
+})  # fmt: skip
+
+
+def standing_reduction(acts: Sequence[LimitAct]) -> StandingReduction | None:
+    """The last reduction or withdrawal of a limit by an underwriter's change or a signal (each
+    act compared with the one recorded before it; `acts` in the order recorded), unless a person
+    has granted, recorded or raised an amount on it since (an underwriter's decision, a recorded
+    limit, a raise): the engine never undoes the insurer's risk action on its own, whether the
+    reduction is in force already or still to come."""
+    standing: StandingReduction | None = None
+    previous: Decimal | None = None
+    for act in acts:
+        if act.source in RISK_ACTION_SOURCES and previous is not None and act.amount < previous:
+            standing = StandingReduction(act.amount, act.effective_from, act.source)
+        elif not act.by_engine and act.source != "signal":
+            standing = None
+        previous = act.amount
+    return standing
 
 
 @dataclass(frozen=True)
@@ -163,7 +213,8 @@ def refusal_reasons(facts: RequestFacts, table: DecisionTable) -> tuple[Reason, 
 
 def referral_reasons(facts: RequestFacts, table: DecisionTable) -> tuple[Reason, ...]:
     """The referral rows of the decision table, every one that applies: a grade from the
-    referral grade on, a country risk level from the referral level on."""
+    referral grade on, a country risk level from the referral level on, and an amount above what
+    an underwriter or a signal reduced the limit to (`standing_reduction`)."""
     level = facts.country_risk_level
     rows = (
         (facts.grade >= table.refer_from_grade, "high_risk_grade",
@@ -171,7 +222,18 @@ def referral_reasons(facts: RequestFacts, table: DecisionTable) -> tuple[Reason,
         (level >= table.refer_country_level, "high_country_risk",
          f"country risk level {level} is referred"),
     )  # fmt: skip
-    return tuple(Reason(code, message) for applies, code, message in rows if applies)
+    reasons = [Reason(code, message) for applies, code, message in rows if applies]
+    cut = facts.reduction
+    if cut is not None and facts.amount.amount > cut.amount:
+        by = "an underwriter's change" if cut.source == "change" else "a risk signal"
+        reduced = Money(cut.amount, facts.amount.currency)
+        done = "withdrawn" if cut.amount == 0 else f"reduced to {reduced}"
+        reasons.append(Reason(
+            "limit_reduced",
+            f"the limit was {done} from {cut.effective_from.isoformat()} by {by}: a request for "
+            f"{facts.amount} is decided by an underwriter",
+        ))  # fmt: skip
+    return tuple(reasons)
 
 
 def above_auto_approval_ceiling(facts: RequestFacts, table: DecisionTable) -> Reason | None:
