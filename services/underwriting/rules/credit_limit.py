@@ -170,12 +170,15 @@ def decide_limit_request(
     refusals = refusal_reasons(facts, table)
     if refusals:
         return LimitDecision(S.REFUSED, zero, refusals)
-    referrals = referral_reasons(facts, table)
+    # Referred: every referral row that applies, the ceiling's among them (an underwriter sees
+    # all that calls for a person's decision).
+    above_ceiling = above_auto_approval_ceiling(facts, table)
+    referrals = (
+        *referral_reasons(facts, table),
+        *(() if above_ceiling is None else (above_ceiling,)),
+    )
     if referrals:
         return LimitDecision(S.REFERRED, None, referrals)
-    above_ceiling = above_auto_approval_ceiling(facts, table)
-    if above_ceiling is not None:
-        return LimitDecision(S.REFERRED, None, (above_ceiling,))
     caps = caps_below_amount(facts, table)
     if caps:
         lowest = min_money(*(cap for cap, _ in caps))
