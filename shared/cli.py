@@ -10,15 +10,22 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from shared.settings import SERVICE_PORTS, Settings, default_database_url
+from shared.settings import (
+    SERVICE_PORTS,
+    Settings,
+    default_database_url,
+    shared_database_refusal,
+)
 
 # `tci up --port-base N` serves each service on N + (its documented port - DOCUMENTED_BASE).
 DOCUMENTED_BASE = 8000
 # How long `tci up` waits for the services to finish their shutdown before killing them.
 UP_STOP_SECONDS = 15.0
+# How long `tci up` waits for each server it started to answer its probe before giving up.
+UP_READY_SECONDS = 60.0
 
 
 class Parser(argparse.ArgumentParser):
@@ -84,26 +91,47 @@ def _database_url(service: str) -> str:
     return specific or os.environ.get("DATABASE_URL") or default_database_url(service)
 
 
+def _database_urls(command: str, services: Sequence[str]) -> dict[str, str] | None:
+    """The database URL of each service, or None (and why, on stderr) when they cannot serve
+    them: one SQLite file for two services, or an in-memory SQLite database."""
+    urls = {service: _database_url(service) for service in services}
+    refusal = shared_database_refusal(urls)
+    if refusal is not None:
+        print(f"tci {command}: {refusal}", file=sys.stderr)
+        return None
+    return urls
+
+
+def _cannot_migrate(service: str, exc: BaseException) -> str:
+    """`<service>: cannot migrate: <the first line of why>`."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{service}: cannot migrate: {reason.removeprefix(f'{service}: ')}"
+
+
 def _migrate(args: argparse.Namespace) -> int:
     """Each service in turn; any number of runs may start at once (they take turns on a lock)."""
     from shared.migrations import upgrade
 
-    for service in args.services or list(SERVICE_PORTS):
+    urls = _database_urls("migrate", args.services or list(SERVICE_PORTS))
+    if urls is None:
+        return 2
+    for service, url in urls.items():
         try:
-            upgrade(service, _database_url(service))
+            upgrade(service, url)
         except Exception as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            print(f"tci migrate: {service}: cannot migrate: {reason}", file=sys.stderr)
+            print(f"tci migrate: {_cannot_migrate(service, exc)}", file=sys.stderr)
             return 1
         print(f"{service}: migrated to head", flush=True)
     return 0
 
 
 def _up(args: argparse.Namespace) -> int:
-    """Migrate and start the three services and the console (on the base port); Ctrl-C (or
-    SIGTERM) stops them. Each runs in its own session, so that a Ctrl-C reaches only this process,
-    which asks each once to stop (SIGTERM): each finishes its shutdown instead of being
-    interrupted twice."""
+    """Migrate and start the three services and the console (on the base port), wait until each
+    answers its probe; Ctrl-C (or SIGTERM) stops them. Each runs in its own session, so that a
+    Ctrl-C reaches only this process, which asks each once to stop (SIGTERM): each finishes its
+    shutdown instead of being interrupted twice. Whatever fails on the way (a migration, a server
+    that exits or does not become ready) stops the servers already started, and `tci up` says
+    what failed in one line (exit code 1)."""
     from shared.migrations import upgrade
 
     stopping = False
@@ -112,26 +140,35 @@ def _up(args: argparse.Namespace) -> int:
         nonlocal stopping
         stopping = True
 
+    urls = _database_urls("up", list(SERVICE_PORTS))
+    if urls is None:
+        return 2
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     os.makedirs("var", exist_ok=True)
     ports = {s: args.port_base + p - DOCUMENTED_BASE for s, p in SERVICE_PORTS.items()}
     peer_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
     peers = {f"TCI_{s.upper()}_URL": f"http://{peer_host}:{p}" for s, p in ports.items()}
-    children: list[subprocess.Popen[bytes]] = []
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    probes: dict[str, str] = {}
+    failure: str | None = None
     for service, port in ports.items():
-        url = _database_url(service)
-        upgrade(service, url)
+        try:
+            upgrade(service, urls[service])
+        except Exception as exc:
+            failure = _cannot_migrate(service, exc)
+            break
         if stopping:
             break
-        env = {**os.environ, **peers, "DATABASE_URL": url}
+        env = {**os.environ, **peers, "DATABASE_URL": urls[service]}
         command = [
             sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.main:create_app",
             "--host", args.host, "--port", str(port), "--no-access-log", "--no-server-header",
         ]  # fmt: skip
-        children.append(subprocess.Popen(command, env=env, start_new_session=True))
-        print(f"{service}: http://{args.host}:{port}  (database {url})", flush=True)
-    if not stopping:  # the staff console, calling the three services over HTTP
+        children[service] = subprocess.Popen(command, env=env, start_new_session=True)
+        probes[service] = f"http://{peer_host}:{port}/readyz"
+        print(f"{service}: http://{args.host}:{port}  (database {urls[service]})", flush=True)
+    if failure is None and not stopping:  # the staff console, calling the services over HTTP
         console_port = args.port_base
         command = [
             sys.executable, "-m", "uvicorn", "--factory", "console.main:create_app",
@@ -139,15 +176,51 @@ def _up(args: argparse.Namespace) -> int:
             "--no-server-header",
         ]  # fmt: skip
         env = {**os.environ, **peers, "TCI_CONSOLE_PORT": str(console_port)}
-        children.append(subprocess.Popen(command, env=env, start_new_session=True))
+        children["console"] = subprocess.Popen(command, env=env, start_new_session=True)
+        probes["console"] = f"http://{peer_host}:{console_port}/healthz"
         demo = ("make demo" if args.port_base == DOCUMENTED_BASE
                 else f"python -m console.demo --port-base {args.port_base}")  # fmt: skip
         print(f"console: http://{args.host}:{console_port}  ({demo} loads a book)", flush=True)
-    while not stopping and all(child.poll() is None for child in children):
+        failure = _wait_ready(children, probes, lambda: stopping)
+    while failure is None and not stopping:
+        failure = next((f"{name} exited (exit code {child.returncode})"
+                        for name, child in children.items() if child.poll() is not None), None)  # fmt: skip
         time.sleep(0.2)
-    _stop_children(children)
-    failed = [c.returncode for c in children if c.returncode not in (0, -signal.SIGTERM)]
+    _stop_children(list(children.values()))
+    if failure is not None:
+        stopped = "; stopped the servers it had started" if children else ""
+        print(f"tci up: {failure}{stopped}", file=sys.stderr, flush=True)
+        return 1
+    failed = [c.returncode for c in children.values() if c.returncode not in (0, -signal.SIGTERM)]
     return 1 if failed else 0
+
+
+def _wait_ready(
+    children: dict[str, subprocess.Popen[bytes]], probes: dict[str, str],
+    stopping: Callable[[], bool],
+) -> str | None:  # fmt: skip
+    """Wait until each server answers its probe with a 200: None, or what went wrong (a server
+    exited, or is not ready after UP_READY_SECONDS). A stop asked meanwhile ends the wait."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + UP_READY_SECONDS
+    waiting = dict(probes)
+    while waiting and not stopping():
+        for name, probe in list(waiting.items()):
+            if children[name].poll() is not None:
+                return f"{name} exited before it was ready (exit code {children[name].returncode})"
+            try:
+                with urllib.request.urlopen(probe, timeout=1) as answer:
+                    if answer.status == 200:
+                        del waiting[name]
+            except (OSError, urllib.error.URLError):
+                pass
+        if waiting and time.monotonic() > deadline:
+            return (f"{', '.join(waiting)} not ready after {UP_READY_SECONDS:.0f} seconds "
+                    f"({', '.join(waiting.values())})")  # fmt: skip
+        time.sleep(0.2)
+    return None
 
 
 def _stop_children(children: Sequence[subprocess.Popen[bytes]]) -> None:

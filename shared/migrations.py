@@ -25,7 +25,13 @@ from starlette.applications import Starlette
 from starlette.types import Message, Receive, Scope, Send
 
 from shared.db import is_sqlite, is_unavailable
-from shared.settings import async_database_url, default_database_url
+from shared.settings import (
+    IN_MEMORY,
+    SERVICE_PORTS,
+    async_database_url,
+    default_database_url,
+    sqlite_file,
+)
 
 log = logging.getLogger("tci.migrations")
 LOCK_TIMEOUT = "5s"
@@ -52,7 +58,32 @@ def alembic_config(service: str, url: str) -> Config:
 
 
 def upgrade(service: str, url: str, revision: str = "head") -> None:
+    """Migrate to `revision`; NotMigrated, saying why, on a SQLite database another service's
+    migrations have written (one file for two services)."""
+    path = sqlite_file(url)
+    if path not in (None, IN_MEMORY) and os.path.exists(path):
+        refuse_foreign(service, asyncio.run(current_revision(service, url)))
     command.upgrade(alembic_config(service, url), revision)
+
+
+def refuse_foreign(service: str, revision: str | None) -> None:
+    """NotMigrated when `revision` is one of another service's migrations: on SQLite, where the
+    services' schemas are mapped away, the database is another service's file (their version
+    tables and tables of the same name would collide)."""
+    if revision is None or _owns(service, revision):
+        return
+    owner = next((s for s in SERVICE_PORTS if s != service and _owns(s, revision)), None)
+    if owner is not None:
+        raise NotMigrated(
+            f"{service}: the database holds {owner}'s tables (at {owner}'s revision {revision}): "
+            "on SQLite each service needs a file of its own; leave DATABASE_URL unset "
+            f"(./var/<service>.db) or give {service} its own file or a PostgreSQL database"
+        )
+
+
+def _owns(service: str, revision: str) -> bool:
+    script = ScriptDirectory.from_config(alembic_config(service, "sqlite://"))
+    return any(r.revision == revision for r in script.walk_revisions())
 
 
 def downgrade(service: str, url: str, revision: str = "base") -> None:
@@ -180,7 +211,15 @@ async def _revision_in(engine: AsyncEngine, schema: str) -> str | None:
 async def refuse_unmigrated(service: str, url: str) -> None:
     """Raise NotMigrated when the service's database is empty or behind its head. A revision this
     code does not know is newer (a rolling upgrade migrated first): the service starts. A
-    database that cannot be reached is left to the readiness probe (`/readyz` answers 503)."""
+    database that cannot be reached is left to the readiness probe (`/readyz` answers 503). On
+    SQLite, a database another service's migrations wrote, and an in-memory database (nothing
+    migrated there outlives the migration), are refused too."""
+    if sqlite_file(url) == IN_MEMORY:
+        raise NotMigrated(
+            f"{service}: the database URL names an in-memory SQLite database, which cannot be "
+            "migrated before the service opens it: give the service a SQLite file (DATABASE_URL "
+            "unset: ./var/<service>.db) or a PostgreSQL database"
+        )
     script = ScriptDirectory.from_config(alembic_config(service, url))
     head = script.get_current_head()
     try:
@@ -193,6 +232,8 @@ async def refuse_unmigrated(service: str, url: str) -> None:
         return
     if current == head:
         return
+    if sqlite_file(url) is not None:
+        refuse_foreign(service, current)
     known = current is None or any(r.revision == current for r in script.walk_revisions())
     if known:
         raise NotMigrated(

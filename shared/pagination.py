@@ -1,4 +1,7 @@
-"""Lists: `?limit=&cursor=` pages ordered by `created_at`, then `id`, with an opaque cursor."""
+"""Lists: `?limit=&cursor=` pages ordered by `created_at`, then `id`, with an opaque cursor: the
+position of the last item shown, signed for the one list that issued it (its service and
+route path template, e.g. collections' `/v1/cases`) with a key every replica derives from the JWT secret. A cursor of
+another list, an altered one and a hand-made one are a 422."""
 
 from __future__ import annotations
 
@@ -9,14 +12,14 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query
-from pydantic import BaseModel
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel, Field
 from sqlalchemy import Integer, Select, bindparam, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
-from shared import db
+from shared import db, signing
 from shared.contracts import unstorable_text
 from shared.problems import invalid
 
@@ -33,18 +36,34 @@ class Page(BaseModel, Generic[T]):
 class PageRequest(BaseModel):
     limit: int
     after: tuple[dt.datetime, str] | None
+    # The list asked for (its route's path template) and the secret its cursors are signed with.
+    list_path: str = Field("", repr=False)
+    secret: str = Field("", repr=False)
+
+    def cursor(self, created_at: dt.datetime, ident: str) -> str:
+        """The cursor of the page after the item at this position, in this list."""
+        return encode_cursor(created_at, ident, list_path=self.list_path, secret=self.secret)
 
 
-def encode_cursor(created_at: dt.datetime, ident: str) -> str:
+def _purpose(list_path: str) -> str:
+    return f"cursor {list_path}"
+
+
+def encode_cursor(created_at: dt.datetime, ident: str, *, list_path: str, secret: str) -> str:
     raw = json.dumps([created_at.isoformat(), ident], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    position = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return signing.sign(secret, _purpose(list_path), position)
 
 
-def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
-    """The position a cursor names, or a 422 for a cursor this API did not issue: a timezone-aware
-    moment that still is one in UTC, and an id that is storable text."""
+def decode_cursor(cursor: str, *, list_path: str, secret: str) -> tuple[dt.datetime, str]:
+    """The position a cursor names, or a 422 for a cursor this list did not issue (another
+    list's, altered, hand-made): signed for this list, a timezone-aware moment that still is one
+    in UTC, and an id that is storable text."""
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
+        position = signing.verified(secret, _purpose(list_path), cursor)
+        if position is None:
+            raise ValueError
+        padded = position + "=" * (-len(position) % 4)
         created_at, ident = json.loads(base64.urlsafe_b64decode(padded.encode()))
         moment = dt.datetime.fromisoformat(created_at)
         if moment.tzinfo is None or not isinstance(ident, str) or unstorable_text(ident):
@@ -55,10 +74,17 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
 
 
 async def page_request(
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> PageRequest:
-    return PageRequest(limit=limit, after=decode_cursor(cursor) if cursor else None)
+    """The page asked for; its list is the service's route (its path template, whatever the
+    actual path: the same list for every buyer's history)."""
+    template = getattr(request.scope.get("route"), "path", request.url.path)
+    list_path = f"{request.app.state.service}:{template}"
+    secret: str = request.app.state.settings.jwt_secret
+    after = decode_cursor(cursor, list_path=list_path, secret=secret) if cursor else None
+    return PageRequest(limit=limit, after=after, list_path=list_path, secret=secret)
 
 
 PageDep = Annotated[PageRequest, Depends(page_request)]
@@ -100,7 +126,7 @@ def _split(
     """The page's rows and the cursor of the next page (None on the last)."""
     if len(rows) <= page.limit:
         return rows, None
-    return rows[: page.limit], encode_cursor(*position(rows[page.limit - 1]))
+    return rows[: page.limit], page.cursor(*position(rows[page.limit - 1]))
 
 
 async def fetch_page(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -16,6 +18,58 @@ SERVICE_PORTS = {"underwriting": 8001, "claims": 8002, "collections": 8003}
 def default_database_url(service: str) -> str:
     """The embedded default: one SQLite file per service under ./var/."""
     return f"sqlite+aiosqlite:///./var/{service}.db"
+
+
+IN_MEMORY = ":memory:"
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file a SQLite URL names (its real path), `IN_MEMORY` for an in-memory database, None
+    for another engine's URL."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(async_database_url(url))
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    path = parsed.database or ""
+    if path in ("", IN_MEMORY) or parsed.query.get("mode") == "memory":
+        return IN_MEMORY
+    return os.path.realpath(path.removeprefix("file:"))
+
+
+def shared_database_refusal(urls: Mapping[str, str]) -> str | None:
+    """Why the services cannot each run on the database URL given for it (None: they can). On
+    SQLite the services' schemas are mapped away: two services in one file would share one
+    Alembic version table and their tables of the same name (`events`, `outbox`, …). An
+    in-memory database lives and dies with one connection of one process: nothing migrated
+    there outlives the migration."""
+    files: dict[str, list[str]] = {}
+    for service, url in urls.items():
+        path = sqlite_file(url)
+        if path == IN_MEMORY:
+            return (
+                f"{service}: the database URL names an in-memory SQLite database, which lives "
+                "only as long as one connection: migrated, it is gone before the service opens "
+                "it; give each service a SQLite file (leave DATABASE_URL unset: "
+                "./var/<service>.db) or a PostgreSQL database"
+            )
+        if path is not None:
+            files.setdefault(path, []).append(service)
+    for path, services in files.items():
+        if len(services) > 1:
+            variables = ", ".join(f"TCI_{s.upper()}_DATABASE_URL" for s in services)
+            return (
+                f"{_listed(services)} would share one SQLite file ({path}): on SQLite each "
+                "service needs a file of its own (their version tables and tables of the same "
+                "name collide); leave DATABASE_URL unset (./var/<service>.db each), set "
+                f"{variables} to a file each, or use PostgreSQL (one database, a schema per "
+                "service)"
+            )
+    return None
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def async_database_url(url: str) -> str:
@@ -50,7 +104,7 @@ class Settings(BaseSettings):
     jwt_secret: str = Field(
         DEVELOPMENT_JWT_SECRET,
         alias="TCI_JWT_SECRET",
-        description="the HS256 secret bearer tokens are signed with, at least 32 bytes; the default is for development only",
+        description="the HS256 secret bearer tokens are signed with (and, through a key derived from it, list cursors: a change makes cursors given out before a 422), at least 32 bytes; the default is for development only",
     )
     jwt_leeway_seconds: int = Field(
         30,

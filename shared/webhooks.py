@@ -63,7 +63,7 @@ from shared.contracts import Ident, Schema, named_enum
 from shared.db import UTCDateTime, new_id, utcnow
 from shared.events import SEQ, EventTables, Party, event_json, party_key_sql
 from shared.metrics import count_webhook_attempt
-from shared.pagination import Page, PageRequest, encode_cursor
+from shared.pagination import Page, PageRequest
 from shared.periodic import run_periodically
 from shared.problems import WEBHOOK_URL_REFUSED, invalid, not_found, unprocessable
 from shared.settings import Settings
@@ -922,4 +922,4 @@ async def _page(
     if len(rows) <= page.limit:
         return rows, None
     last = rows[page.limit - 1]
-    return rows[: page.limit], encode_cursor(last[moment.name], last[ident.name])
+    return rows[: page.limit], page.cursor(last[moment.name], last[ident.name])

@@ -228,6 +228,113 @@ def wait_ready(base_url: str, process: subprocess.Popen[str]) -> None:
         time.sleep(0.2)
 
 
+# ---------------------------------------------------------------- one database per service
+
+
+def servers_on(ports: Sequence[int]) -> dict[int, str]:
+    """The ids and command lines of the uvicorn processes serving on any of `ports`, whoever started
+    them (`tci up` starts each in its own session, so its exit does not take them along)."""
+    wanted = {str(port) for port in ports}
+    found = {}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # the process ended meanwhile
+            continue
+        served = {args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--port"}
+        if "uvicorn" in args and served & wanted:
+            found[int(cmdline.parent.name)] = " ".join(args)
+    return found
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+ONE_FILE = "would share one SQLite file"
+IN_MEMORY = "in-memory SQLite database"
+
+
+@pytest.mark.parametrize(("database", "expected"), [("one.db", ONE_FILE), ("", IN_MEMORY)])
+def test_up_refuses_one_sqlite_database_for_the_three_services_and_starts_nothing(
+    tmp_path: Path, database: str, expected: str
+) -> None:
+    base = free_port_base()
+    url = f"sqlite+aiosqlite:///{tmp_path}/{database}" if database else "sqlite://"
+    answer = tci("up", "--port-base", str(base), env=environment(DATABASE_URL=url), cwd=tmp_path)
+
+    assert answer.returncode == 2, answer
+    lines = answer.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tci up: ") and expected in lines[0], lines
+    assert "DATABASE_URL unset" in lines[0] and "PostgreSQL" in lines[0]
+    ports = [base + offset for offset in range(4)]
+    assert servers_on(ports) == {} and not any(listening(port) for port in ports)
+    assert not (tmp_path / "one.db").exists()
+
+
+@pytest.mark.parametrize(("url", "expected"), [("sqlite:///{tmp}/one.db", ONE_FILE),
+                                               ("sqlite:///:memory:", IN_MEMORY)])  # fmt: skip
+def test_migrate_refuses_one_sqlite_database_for_several_services(
+    tmp_path: Path, url: str, expected: str
+) -> None:
+    answer = tci("migrate", env=environment(DATABASE_URL=url.format(tmp=tmp_path)))
+
+    assert answer.returncode == 2 and answer.stdout == "", answer
+    lines = answer.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tci migrate: ") and expected in lines[0]
+    assert not (tmp_path / "one.db").exists()
+
+
+def test_a_file_per_service_named_for_each_is_migrated(tmp_path: Path) -> None:
+    env = environment(DATABASE_URL=f"sqlite:///{tmp_path}/one.db",
+                      **{f"TCI_{s.upper()}_DATABASE_URL": f"sqlite:///{tmp_path}/{s}.db"
+                         for s in SERVICES})  # fmt: skip
+    answer = tci("migrate", env=env)
+
+    assert answer.returncode == 0, answer
+    assert revisions(lambda s: f"sqlite:///{tmp_path}/{s}.db") == {s: head(s) for s in SERVICES}
+
+
+def test_a_service_refuses_another_services_sqlite_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/shared.db"
+    upgrade("underwriting", url)
+
+    code, lines = refusal_of("claims", url)
+    assert_refused(code, lines, "claims: the database holds underwriting's tables "
+                   f"(at underwriting's revision {head('underwriting')})")  # fmt: skip
+    migrate = tci("migrate", "claims", env=environment(DATABASE_URL=url))
+    assert migrate.returncode == 1
+    assert migrate.stderr.startswith("tci migrate: claims: cannot migrate: the database holds "
+                                     "underwriting's tables"), migrate.stderr  # fmt: skip
+
+
+def test_a_service_refuses_an_in_memory_sqlite_database() -> None:
+    code, lines = refusal_of("collections", "sqlite://")
+
+    assert_refused(code, lines, "collections: the database URL names an in-memory SQLite database")
+
+
+def test_up_stops_the_servers_it_started_when_a_later_migration_fails(tmp_path: Path) -> None:
+    base = free_port_base()
+    (tmp_path / "not-a-directory").write_text("")  # claims' database cannot be opened
+    env = environment(TCI_CLAIMS_DATABASE_URL=f"sqlite:///{tmp_path}/not-a-directory/claims.db")
+    answer = tci("up", "--port-base", str(base), env=env, cwd=tmp_path)
+
+    ports = [base + offset for offset in range(4)]
+    leftovers = servers_on(ports)
+    for pid in leftovers:  # not this test's to leave behind
+        os.kill(pid, signal.SIGKILL)
+    assert answer.returncode == 1, answer
+    assert f"underwriting: http://127.0.0.1:{base + 1}" in answer.stdout  # it was started
+    failure = [line for line in answer.stderr.splitlines() if line.startswith("tci up: ")]
+    assert failure == ["tci up: claims: cannot migrate: [Errno 17] File exists: "
+                       f"'{tmp_path}/not-a-directory'; stopped the servers it had started"], \
+        answer.stderr  # fmt: skip
+    assert "Traceback" not in answer.stderr, answer.stderr
+    assert leftovers == {} and not any(listening(port) for port in ports)
+
+
 # ---------------------------------------------------------------- bad input: one line, exit 2
 
 
