@@ -15,7 +15,7 @@ from console.forms import typed_date
 from console.session import CsrfDep, HandlerDep
 from console.underwriting import buyers_by_id
 from console.upstream import FormKey, Upstream, UpstreamDep, UpstreamRefused, gather_all
-from console.web import PlainIds, form_refused, redirect, render, today
+from console.web import PlainIds, form_refused, form_sent_back, redirect, render, today
 from shared.calendar import is_working_day
 
 router = APIRouter(prefix="/claims", dependencies=[PlainIds])
@@ -141,9 +141,9 @@ async def _act(request: Request, upstream: Upstream, claim_id: str, path: str, b
     try:
         answer = await upstream.act("claims", f"/v1/claims/{claim_id}/{path}", body, key=key)
     except UpstreamRefused as refusal:
-        if refusal.status in (401, 404, 503):
+        if refusal.status in (401, 404):
             raise
-        return form_refused(request, page, refusal)
+        return await form_refused(request, page, refusal)
     return redirect(page, notice="form-replayed" if answer.replayed else done)
 
 
@@ -159,7 +159,7 @@ async def decide(claim_id: str, request: Request, _: HandlerDep, upstream: Upstr
                  decision: Annotated[str, Form()], reason: Annotated[str, Form()] = "",
                  idempotency_key: FormKey = "") -> Response:  # fmt: skip
     if decision not in DECIDED_NOTICE or not reason.strip():
-        return redirect(f"/claims/{claim_id}", error="decision-incomplete")
+        return await form_sent_back(request, f"/claims/{claim_id}", "decision-incomplete")
     body = {"decision": decision, "reason": reason.strip()}
     return await _act(request, upstream, claim_id, "decision", body, DECIDED_NOTICE[decision],
                       idempotency_key)  # fmt: skip
@@ -182,15 +182,15 @@ async def resolve_dispute(claim_id: str, dispute_id: str, request: Request, _: H
     page = f"/claims/{claim_id}"
     day = typed_date(resolved_on) if resolved_on.strip() else ""
     if outcome not in DISPUTE_OUTCOMES or not note.strip() or day is None:
-        return redirect(page, error="dispute-incomplete")
+        return await form_sent_back(request, page, "dispute-incomplete")
     body = {"outcome": outcome, "note": note.strip(), **({"resolved_on": day} if day else {})}
     try:
         answer = await upstream.act("claims", f"/v1/claims/{claim_id}/disputes/{dispute_id}"
                                     "/resolution", body, key=idempotency_key)  # fmt: skip
     except UpstreamRefused as refusal:
-        if refusal.status in (401, 404, 503):
+        if refusal.status in (401, 404):
             raise
         already = refusal.slug == "already-decided"
-        return form_refused(request, page, refusal,
+        return await form_refused(request, page, refusal,
                             error="dispute-already-resolved" if already else None)  # fmt: skip
     return redirect(page, notice="form-replayed" if answer.replayed else "dispute-resolved")

@@ -12,7 +12,7 @@ from console.forms import money_sent, typed_amount, typed_date
 from console.session import CollectorDep, CsrfDep
 from console.underwriting import buyers_by_id
 from console.upstream import FormKey, Upstream, UpstreamDep, UpstreamRefused
-from console.web import PlainIds, form_refused, redirect, render, today, translator
+from console.web import PlainIds, form_refused, form_sent_back, redirect, render, today, translator
 
 router = APIRouter(prefix="/cases", dependencies=[PlainIds])
 STAGES = ("new", "reminder_letter", "phone_collection", "legal", "amicable", "lawyer_letter",
@@ -64,10 +64,10 @@ async def _record(request: Request, upstream: Upstream, case_id: str, path: str,
     try:
         created = await upstream.act("collections", f"/v1/cases/{case_id}/{path}", body, key=key)
     except UpstreamRefused as refusal:
-        if refusal.status in (401, 404, 503):
+        if refusal.status in (401, 404):
             raise
         already = path == "activities" and refusal.slug == "already-decided"
-        return form_refused(request, page, refusal,
+        return await form_refused(request, page, refusal,
                             error="dispute-already-resolved" if already else None)  # fmt: skip
     return redirect(page, notice="form-replayed" if created.replayed else notice,
                     payment=created.body["id"] if path == "payments" else None)  # fmt: skip
@@ -84,7 +84,7 @@ async def record_payment(
     value = typed_amount(amount, translator(request).babel_locale)
     day = typed_date(received_on)
     if value is None or day is None:
-        return redirect(f"/cases/{case_id}", error="payment-incomplete")
+        return await form_sent_back(request, f"/cases/{case_id}", "payment-incomplete")
     body = {"amount": money_sent(value, currency), "received_on": day}
     return await _record(request, upstream, case_id, "payments", body, "payment-recorded",
                          idempotency_key)  # fmt: skip
@@ -103,7 +103,7 @@ async def record_activity(
     the case has several). A dispute resolved meanwhile is explained, never resolved twice."""
     day = typed_date(occurred_on)
     if kind not in ACTIVITY_KINDS or day is None:
-        return redirect(f"/cases/{case_id}", error="activity-incomplete")
+        return await form_sent_back(request, f"/cases/{case_id}", "activity-incomplete")
     body: dict[str, Any] = {"kind": kind, "occurred_on": day}
     if note.strip():
         body["note"] = note.strip()
@@ -111,7 +111,7 @@ async def record_activity(
         value = typed_amount(promised_amount, translator(request).babel_locale)
         promised_day = typed_date(promised_on)
         if value is None or promised_day is None:
-            return redirect(f"/cases/{case_id}", error="activity-incomplete")
+            return await form_sent_back(request, f"/cases/{case_id}", "activity-incomplete")
         body["promised_amount"] = money_sent(value, currency)
         body["promised_on"] = promised_day
     if kind == "dispute_resolved" and dispute_id.strip():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -241,7 +242,9 @@ def load_claims(loader: Loader, book: Book) -> None:
         book.claims[status] = claim["id"]
 
 
-CASES = (  # stage after today's escalation run: days past due and ladder
+# Stage after today's escalation run, days past due (its oldest invoice's; the other falls due a
+# day later) and ladder: the cases are 5 to 100 days past due, as README.md says.
+CASES = (
     ("new", 5, "reminder_15_30_45", "Lisboa Têxteis SA", "PT"),
     ("reminder_letter", 20, "reminder_15_30_45", "Krakow Meble Sp. z o.o.", "PL"),
     ("phone_collection", 35, "reminder_15_30_45", "Athens Foods SA", "GR"),
@@ -259,7 +262,7 @@ def load_cases(loader: Loader, book: Book) -> None:
     for stage, overdue, ladder, name, country in CASES:
         buyer = loader.buyer(name, country, **MIDDLING)
         invoices = [{"number": f"C-{loader.tag}-{stage}-{n}", "amount": money(amount),
-                     "due_date": loader.day(-overdue - n)}
+                     "due_date": loader.day(-overdue + n)}
                     for n, amount in ((0, "36000"), (1, "12500.50"))]  # fmt: skip
         case = loader.call("collections", "POST", "/v1/cases", "policyholder", creditor,
                            json={"creditor_id": creditor, "buyer_id": buyer["id"],
@@ -317,7 +320,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = ConsoleSettings()
     urls, console_url = addresses(settings, args.port_base, args.host)
-    book = load_book(urls, settings.jwt_secret, settings.today())
+    try:
+        book = load_book(urls, settings.jwt_secret, settings.today())
+    except httpx.TransportError as failed:
+        sys.exit(f"python -m console.demo: the services do not answer at "
+                 f"{', '.join(urls.values())} ({failed}): start them first (`make up`, or "
+                 "`tci up --port-base BASE` and --port-base BASE here)")  # fmt: skip
     print(f"loaded: {len(book.policies)} policies, {len(book.buyers)} underwriting buyers, "
           f"{len(book.referred)} referred requests, claims {sorted(book.claims)}, "
           f"cases {sorted(book.cases)}")  # fmt: skip

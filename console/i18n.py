@@ -8,16 +8,22 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, get_timezone_name
 from babel.numbers import format_currency, format_decimal, format_percent
 
 from console.catalogue import en, zh_cn
+from shared.calendar import DEFAULT_BUSINESS_TZ
 
 LOCALES: dict[str, dict[str, str]] = {"en": en.MESSAGES, "zh-CN": zh_cn.MESSAGES}
 BABEL_LOCALES = {"en": "en_GB", "zh-CN": "zh_Hans_CN"}
 DEFAULT_LOCALE = "en"
+# Grade factors whose value is a fraction (shown as a percentage) and the one that is money (in
+# the currency of the buyer's indicators).
+FRACTION_FACTORS = ("dso_change", "overdue_ratio")
+MONEY_FACTORS = ("equity",)
 LANGUAGE_NAMES = {"en": "English", "zh-CN": "中文"}  # each in its own language, never translated
 log = logging.getLogger("console.i18n")
 
@@ -71,9 +77,11 @@ def _decimal(value: Any) -> Decimal | None:
 @dataclass(frozen=True)
 class Translator:
     """Texts and formats for one locale; a key the catalogue lacks falls back to English, and is
-    logged (tests/console/test_catalogue.py keeps both catalogues complete)."""
+    logged (tests/console/test_catalogue.py keeps both catalogues complete). Moments are shown
+    in `zone`, the business time zone (`TCI_BUSINESS_TZ`), named."""
 
     locale: str
+    zone: str = DEFAULT_BUSINESS_TZ
 
     @property
     def babel_locale(self) -> str:
@@ -117,17 +125,37 @@ class Translator:
         key = f"problem.{slug}"
         return self(key) if key in LOCALES[DEFAULT_LOCALE] else self("problem.generic", code=slug)
 
+    def _moment(self, value: dt.datetime | str) -> dt.datetime:
+        """A moment the API answers (UTC, or naive: UTC) in the business time zone."""
+        moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        return moment.astimezone(ZoneInfo(self.zone))
+
     def date(self, value: dt.date | str | None) -> str:
+        """A day; a moment's day is its day in the business time zone."""
         if value is None or value == "":
             return "—"
-        day = dt.date.fromisoformat(value[:10]) if isinstance(value, str) else value
+        if isinstance(value, str):
+            moment = len(value) > 10
+            day = self._moment(value).date() if moment else dt.date.fromisoformat(value)
+        else:
+            day = self._moment(value).date() if isinstance(value, dt.datetime) else value
         return format_date(day, format="medium", locale=self.babel_locale)
 
     def datetime(self, value: dt.datetime | str | None) -> str:
+        """A moment in the business time zone, the zone named ("25 Nov 2026, 12:34:23 (China
+        Time)")."""
         if value is None or value == "":
             return "—"
-        moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-        return format_datetime(moment, format="medium", locale=self.babel_locale)
+        moment = self._moment(value)
+        shown = format_datetime(moment, format="medium", locale=self.babel_locale)
+        return self("time.in_zone", moment=shown, zone=self.zone_name)
+
+    @property
+    def zone_name(self) -> str:
+        """The business time zone as the locale names it ("China Time", "中国时间")."""
+        return get_timezone_name(ZoneInfo(self.zone), locale=self.babel_locale)
 
     def money(self, value: dict[str, Any] | None) -> str:
         """A `{"amount", "currency"}` of the API, as the locale writes an amount of money."""
@@ -141,6 +169,21 @@ class Translator:
     def number(self, value: Any) -> str:
         amount = _decimal(value) if value is not None else None
         return "—" if amount is None else format_decimal(amount, locale=self.babel_locale)
+
+    def factor(self, row: dict[str, Any], buyer: dict[str, Any] | None = None) -> str:
+        """A grade factor's value, the same on every page: a fraction as a percentage, equity
+        as money in the currency of the buyer's indicators, any other as a number; "not known"
+        when the buyer has not given it."""
+        value, name = row.get("value"), row.get("factor")
+        if value is None:
+            return self("buyer.unknown")
+        if name in FRACTION_FACTORS:
+            return self.percent(value, fraction=True)
+        indicators = (buyer or {}).get("indicators") or {}
+        money = indicators.get(name) if name in MONEY_FACTORS else None
+        if isinstance(money, dict) and money.get("currency"):
+            return self.money({"amount": value, "currency": money["currency"]})
+        return self.number(value)
 
     def percent(self, value: Any, *, fraction: bool = False) -> str:
         """A percentage: the API's percent units (`"90"`), or a fraction (`0.25`) when said."""

@@ -24,7 +24,8 @@ from console.upstream import (
     UpstreamRefused,
     gather_all,
 )
-from console.web import PlainIds, form_refused, redirect, render, today, translator
+from console.web import PlainIds, form_refused, form_sent_back, redirect, render, today, translator
+from services.underwriting.rules.limit_changes import change_effective_from, earliest_reduction_date
 from shared.contracts import UNDERWRITER_SIGNAL_KINDS
 from shared.countries import country_codes
 
@@ -126,14 +127,14 @@ async def decide(
     page = f"/underwriting/requests/{request_id}"
     body = decision_body(decision, amount, currency, reason, translator(request).babel_locale)
     if body is None:
-        return redirect(page, error="decision-incomplete")
+        return await form_sent_back(request, page, "decision-incomplete")
     try:
         answer = await upstream.act("underwriting", f"/v1/limit-requests/{request_id}/decision",
                                     body, key=idempotency_key)  # fmt: skip
     except UpstreamRefused as refusal:
-        if refusal.status in (401, 404, 503):
+        if refusal.status in (401, 404):
             raise
-        return form_refused(request, page, refusal)
+        return await form_refused(request, page, refusal)
     return redirect(page, notice="form-replayed" if answer.replayed else "decided")
 
 
@@ -185,7 +186,7 @@ async def record_signal(
     page = f"/underwriting/buyers/{buyer_id}"
     day = typed_date(observed_on)
     if kind not in SIGNAL_KINDS or day is None:
-        return redirect(page, error="signal-incomplete")
+        return await form_sent_back(request, page, "signal-incomplete")
     body: dict[str, Any] = {"kind": kind, "observed_on": day, "details": details.strip()}
     if policy_id.strip():
         body["policy_id"] = policy_id.strip()
@@ -194,10 +195,10 @@ async def record_signal(
                                     key=idempotency_key)  # fmt: skip
     except UpstreamRefused as refusal:
         if refusal.status == 404 and "policy_id" in body:  # the buyer was read: the policy
-            return redirect(page, error="signal-policy-unknown")
-        if refusal.status in (401, 404, 503):
+            return await form_sent_back(request, page, "signal-policy-unknown")
+        if refusal.status in (401, 404):
             raise
-        return form_refused(request, page, refusal)
+        return await form_refused(request, page, refusal)
     recorded = answer.body
     return redirect(page, notice="form-replayed" if answer.replayed else "signal-recorded",
                     signal=recorded["id"],
@@ -270,12 +271,16 @@ async def limit_change_page(limit_id: str, request: Request, _: UnderwriterDep,
     policy = await upstream.get("underwriting", f"/v1/policies/{credit_limit['policy_id']}")
     names = await buyers_by_id(upstream, {credit_limit["buyer_id"]})
     on = today(request)
+    # The service's own rule: a reduction or withdrawal applies from tomorrow at the earliest,
+    # by default once the notice period has run (a withdrawal is a reduction to zero).
+    default_from = change_effective_from(current=Decimal(1), new_amount=Decimal(0),
+                                         requested=None, today=on,
+                                         notice_days=policy["reduction_notice_days"])[0]  # fmt: skip
     return render(request, "underwriting/limit_change.html", limit=credit_limit, policy=policy,
                   service_worded=SERVICE_WORDED_SOURCES,
                   buyer=names.get(credit_limit["buyer_id"]), changes=LIMIT_CHANGES,
-                  today=on.isoformat(), earliest=(on + dt.timedelta(days=1)).isoformat(),
-                  notice_ends=(on + dt.timedelta(days=policy["reduction_notice_days"])
-                               ).isoformat())  # fmt: skip
+                  today=on.isoformat(), earliest=earliest_reduction_date(on).isoformat(),
+                  notice_ends=default_from.isoformat())  # fmt: skip
 
 
 def limit_change_body(change: str, amount: str, currency: str, effective_from: str,
@@ -312,14 +317,14 @@ async def change_limit(
     body = limit_change_body(change, amount, currency, effective_from, reason,
                              translator(request).babel_locale)  # fmt: skip
     if body is None:
-        return redirect(form, error="limit-change-incomplete")
+        return await form_sent_back(request, form, "limit-change-incomplete")
     try:
         answer = await upstream.act("underwriting", f"/v1/limits/{limit_id}/changes", body,
                                     key=idempotency_key)  # fmt: skip
     except UpstreamRefused as refusal:
-        if refusal.status in (401, 404, 503):
+        if refusal.status in (401, 404):
             raise
-        return form_refused(request, form, refusal)
+        return await form_refused(request, form, refusal)
     return redirect(f"/underwriting/policies/{policy_id}",
                     notice="form-replayed" if answer.replayed else "limit-changed",
                     limit=limit_id)  # fmt: skip
@@ -377,7 +382,7 @@ async def set_country_risk(
     except UpstreamRefused as refusal:
         if refusal.status in (401, 503):
             raise
-        return form_refused(request, "/underwriting/countries", refusal, country=code)
+        return await form_refused(request, "/underwriting/countries", refusal, country=code)
     return redirect("/underwriting/countries", country=code, notice="country-risk-set",
                     level=str(answer["level"]), regraded=str(answer["buyers_regraded"]),
                     changed=str(answer["limits_changed"]))  # fmt: skip

@@ -10,12 +10,14 @@ import datetime as dt
 import hmac
 import json
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Depends, HTTPException, Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from console.i18n import LANGUAGE_NAMES, LOCALES, Translator, negotiate
@@ -48,6 +50,20 @@ HOME_OF_ROLE = {"underwriter": "/underwriting/queue", "claims_handler": "/claims
 REFUSAL_COOKIE = "tci_console_refusal"
 REFUSAL_SECONDS = 60
 REFUSAL_BYTES = 3000
+# What a form sent, carried back to its page with the refusal the same way (signed, short-lived)
+# so that the form is shown again as it was filled in; compressed, and its longest values cut
+# short as far as the cookie needs. Never the CSRF token; the form's idempotency key only when
+# the service's answer is not known (it timed out, was unavailable, is still running), so that
+# the form sent again is a replay of the first, never done twice.
+FORM_COOKIE = "tci_console_form"
+FORM_BYTES = 3000
+NEVER_KEPT = ("csrf", "idempotency_key")
+# A refusal after which whether the form was done is not known yet (a 5xx: the service or its
+# peer did not answer in time), and the key still in use by the first sending.
+OUTCOME_UNKNOWN = "outcome-unknown"
+KEEPS_THE_KEY = ("idempotency-key-in-use", OUTCOME_UNKNOWN)
+# The services' names of a form's fields where the form names them otherwise.
+FORM_FIELD_OF = {"new_amount": "amount"}
 # The services' names of fields the forms label with another word of the catalogue's `field.`.
 FIELD_LABELS = {"details": "note", "new_amount": "amount", "promised_amount": "amount"}
 # The parts of a field error's `loc` that say where in the request it is, not which field.
@@ -58,7 +74,8 @@ def translator(request: Request) -> Translator:
     found: Translator | None = getattr(request.state, "translator", None)
     if found is None:
         found = Translator(negotiate(request.headers.get("accept-language"),
-                                     request.cookies.get(LANGUAGE_COOKIE)))  # fmt: skip
+                                     request.cookies.get(LANGUAGE_COOKIE)),
+                           settings_of(request).business_tz)  # fmt: skip
         request.state.translator = found
     return found
 
@@ -109,19 +126,138 @@ def sealed_refusal(secret: str, page: str, slug: str, refusal: UpstreamRefused) 
             return None
 
 
-def form_refused(request: Request, page: str, refusal: UpstreamRefused, *,
-                 error: str | None = None, **query: str | None) -> RedirectResponse:  # fmt: skip
-    """After a form a service refused: its page again with the refusal's code (`error`: the
-    console's own for it, when it has one), and what the service said of it (its detail and the
-    fields it names) in a short-lived signed cookie, for that page to show once. Never in the
-    address: free text put into a link could be planted by anyone."""
-    slug = error or refusal.slug
-    response = redirect(page, error=slug, **query)
+def _sealed(secret: str, purpose: str, said: dict[str, Any]) -> str:
+    packed = base64.urlsafe_b64encode(zlib.compress(json.dumps(said).encode())).decode()
+    return f"{packed}.{signature(secret, purpose, packed)}"
+
+
+def _unsealed(secret: str, purpose: str, cookie: str | None) -> dict[str, Any] | None:
+    if not cookie or "." not in cookie:
+        return None
+    packed, _, signed = cookie.partition(".")
+    if not hmac.compare_digest(signed, signature(secret, purpose, packed)):
+        return None
+    try:
+        said = json.loads(zlib.decompress(base64.urlsafe_b64decode(packed.encode())))
+    except (binascii.Error, ValueError, zlib.error):
+        return None
+    return said if isinstance(said, dict) else None
+
+
+def sealed_form(secret: str, page: str, action: str, values: dict[str, str],
+                key: str | None) -> str | None:  # fmt: skip
+    """What the form `action` sent (its text fields, never its CSRF token; its key when given),
+    signed, for `page` to fill the form in again; its longest values shortened as far as the
+    cookie needs (None when even that cannot fit)."""
+    kept = {name: value for name, value in values.items() if name not in NEVER_KEPT}
+    while True:
+        sealed = _sealed(secret, "form", {"path": page, "action": action, "values": kept,
+                                          "key": key})  # fmt: skip
+        if len(sealed) <= FORM_BYTES:
+            return sealed
+        longest = max(kept, key=lambda name: len(kept[name]), default=None)
+        if longest is None or not kept[longest]:
+            return None
+        kept[longest] = kept[longest][: len(kept[longest]) // 2]
+
+
+async def sent_values(request: Request) -> tuple[dict[str, str], str | None]:
+    """The text fields of the form this request posted, and its idempotency key."""
+    form = await request.form()
+    values = {name: value for name, value in form.multi_items() if isinstance(value, str)}
+    return values, values.get("idempotency_key") or None
+
+
+async def form_sent_back(request: Request, page: str, error: str, *,
+                         refusal: UpstreamRefused | None = None, keep_key: bool = False,
+                         **query: str | None) -> RedirectResponse:  # fmt: skip
+    """The form's page again with `error`, the form filled in as it was sent (`keep_key`: with
+    the key it was sent with), and what the service said of it (`refusal`: its detail and the
+    fields it names): each in a short-lived signed cookie, for that page to show once. Never in
+    the address: free text put into a link could be planted by anyone."""
+    response = redirect(page, error=error, **query)
     settings = settings_of(request)
-    sealed = sealed_refusal(settings.jwt_secret, page, slug, refusal)
+    values, key = await sent_values(request)
+    sealed = sealed_form(settings.jwt_secret, page, request.url.path, values,
+                         key if keep_key else None)  # fmt: skip
     if sealed is not None:
-        set_cookie(response, settings, REFUSAL_COOKIE, sealed, REFUSAL_SECONDS)
+        set_cookie(response, settings, FORM_COOKIE, sealed, REFUSAL_SECONDS)
+    said = sealed_refusal(settings.jwt_secret, page, error, refusal) if refusal else None
+    if said is not None:
+        set_cookie(response, settings, REFUSAL_COOKIE, said, REFUSAL_SECONDS)
     return response
+
+
+async def form_refused(request: Request, page: str, refusal: UpstreamRefused, *,
+                       error: str | None = None, **query: str | None) -> RedirectResponse:  # fmt: skip
+    """After a form a service refused: its page again with the refusal's code (`error`: the
+    console's own for it, when it has one), the form as it was sent, and what the service said.
+    A service that did not answer (a 5xx, a timeout) may yet have done it: the page says so, and
+    the form keeps its key, so that sending it again is answered with what was done, once."""
+    slug = error or (OUTCOME_UNKNOWN if refusal.status >= 500 else refusal.slug)
+    return await form_sent_back(request, page, slug, refusal=refusal,
+                                keep_key=slug in KEEPS_THE_KEY, **query)  # fmt: skip
+
+
+class SentForm:
+    """The form a page was sent back with, for the templates: its values, its key, and the
+    fields the service named in its refusal, each only for the form with that action."""
+
+    def __init__(self, said: dict[str, Any] | None, fields: dict[str, list[str]]) -> None:
+        said = said or {}
+        self.action = str(said.get("action", ""))
+        values = said.get("values")
+        self.values = {str(k): str(v) for k, v in values.items()} if isinstance(values, dict) \
+            else {}  # fmt: skip
+        key = said.get("key")
+        self.key_sent = key if isinstance(key, str) and key else None
+        self.fields = fields if self.action else {}
+
+    def key(self, action: str) -> str:
+        """The form's key: the one it was sent with when its outcome is not known, else fresh."""
+        return self.key_sent if self.key_sent and action == self.action else form_key()
+
+    def value(self, action: str, name: str, default: Any = "") -> Any:
+        if action == self.action and name in self.values:
+            return self.values[name]
+        return default
+
+    def errors(self, action: str, name: str) -> list[str]:
+        return self.fields.get(name, []) if action == self.action else []
+
+    def attrs(self, action: str, name: str, field_id: str, hint_id: str = "") -> Markup:
+        """A field's `aria-describedby` (its hint, its error) and `aria-invalid` when the service
+        named it."""
+        described = [hint_id] if hint_id else []
+        invalid = bool(self.errors(action, name))
+        if invalid:
+            described.append(f"{field_id}-error")
+        found = f' aria-describedby="{escape(" ".join(described))}"' if described else ""
+        return Markup(found + (' aria-invalid="true"' if invalid else ""))
+
+    def error(self, action: str, name: str, field_id: str) -> Markup:
+        """What the service said of the field, next to it (in English, as it said it)."""
+        said = self.errors(action, name)
+        if not said:
+            return Markup("")
+        return Markup('<p class="field-error" id="{}-error" lang="en">{}</p>').format(
+            field_id, "; ".join(said)
+        )
+
+
+def shown_form(request: Request, fields: dict[str, list[str]]) -> SentForm:
+    said = _unsealed(settings_of(request).jwt_secret, "form", request.cookies.get(FORM_COOKIE))
+    if said is None or said.get("path") != request.url.path:
+        return SentForm(None, {})
+    return SentForm(said, fields)
+
+
+def form_field(loc: list[Any]) -> str | None:
+    """The form field a field error names: the request body's field, as the form names it."""
+    parts = loc[1:] if loc and loc[0] in REQUEST_PARTS else loc
+    if not loc or loc[0] != "body" or not parts or not isinstance(parts[0], str):
+        return None
+    return FORM_FIELD_OF.get(parts[0], parts[0])
 
 
 def field_label(t: Translator, loc: list[Any]) -> str:
@@ -163,30 +299,43 @@ def shown_refusal(request: Request, t: Translator, error: str | None) -> dict[st
     detail = str(said.get("detail", ""))
     if any(detail in (msg, f"invalid input: {msg}") for _, msg in errors):
         detail = ""
-    return {"detail": detail, "errors": errors, "more": int(said.get("more", 0))}
+    fields: dict[str, list[str]] = {}
+    for e in said.get("errors", []):
+        name = form_field(e["loc"])
+        if name:
+            fields.setdefault(name, []).append(e["msg"])
+    return {"detail": detail, "errors": errors, "more": int(said.get("more", 0)),
+            "fields": fields}  # fmt: skip
 
 
 def render(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
     t = translator(request)
     session = signed_in(request)
     error = _known(t, "problem", request.query_params.get("error"), any_slug=True)
+    refusal = shown_refusal(request, t, error)
+    sent = shown_form(request, refusal["fields"] if refusal else {}) if error \
+        else SentForm(None, {})  # fmt: skip
     page = TEMPLATES.get_template(template).render(
         t=t,
         caller=session[0] if session else None,
         csrf=csrf_token(request),
-        form_key=form_key,  # each form's own key, fresh every time it is rendered
+        # Each form's own key, fresh every time it is rendered (unless the form is shown again
+        # after an answer that was not known: then the key it was sent with).
+        form_key=sent.key,
+        sent=sent,
         path=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         locales=[(code, LANGUAGE_NAMES[code]) for code in LOCALES],
         home=HOME_OF_ROLE.get(session[0].role, "/") if session else "/sign-in",
         notice=_known(t, "notice", request.query_params.get("notice")),
         error=error,
-        refusal=shown_refusal(request, t, error),
+        refusal=refusal,
         **context,
     )
     response = HTMLResponse(page, status_code=status)
     response.headers["Content-Language"] = t.locale
-    if REFUSAL_COOKIE in request.cookies:  # shown once, on the page it was for
-        response.delete_cookie(REFUSAL_COOKIE, path="/")
+    for cookie in (REFUSAL_COOKIE, FORM_COOKIE):  # shown once, on the page it was for
+        if cookie in request.cookies:
+            response.delete_cookie(cookie, path="/")
     if status >= 400 and request.method != "GET":
         # A refused form's page shows where the form was; the address stays the page's.
         response.headers["HX-Push-Url"] = "false"

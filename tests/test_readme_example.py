@@ -96,3 +96,12 @@ def test_a_year_ends_the_day_before_its_anniversary() -> None:
     assert a_year_from(dt.date(2026, 11, 24)) == dt.date(2027, 11, 23)
     assert a_year_from(dt.date(2028, 2, 29)) == dt.date(2029, 2, 28)
     assert a_year_from(dt.date(2027, 1, 1)) == dt.date(2027, 12, 31)
+
+
+def test_the_client_example_holds_no_fixed_date() -> None:
+    """The generated-client example asks about a shipment relative to the day it is run, so that
+    it answers as it says on any day (a fixed date passes, and then it is not covered)."""
+    blocks = re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)
+    [example] = [block for block in blocks if "check_coverage" in block]
+    assert re.findall(r"date\(\d{4}", example) == []
+    assert "shipment_date=date.today() + timedelta(" in example

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from services.underwriting.models import events as tables
 from services.underwriting.rules.credit_limit import LimitRequestStatus
+from services.underwriting.schemas import DecisionReason
 from shared.contracts import MoneyModel, Schema, named_enum
 from shared.events import Event, EventData
 from shared.events_api import events_router
@@ -24,11 +25,6 @@ LimitChangeKind = Annotated[_LimitChangeKind, named_enum("LimitChangeKind", _Lim
 LimitSource = Annotated[_LimitSource, named_enum("LimitSource", _LimitSource)]
 GradeCause = Annotated[_GradeCause, named_enum("GradeCause", _GradeCause)]
 DecidedBy = Annotated[_DecidedBy, named_enum("DecidedBy", _DecidedBy)]
-
-
-class DecisionReason(Schema):
-    code: str
-    message: str
 
 
 class LimitRequestDecided(EventData):

@@ -14,7 +14,6 @@ from services.underwriting import repository as repo
 from services.underwriting import rules, views
 from services.underwriting import whole_book as book
 from services.underwriting.events import (
-    DecisionReason,
     LimitChanged,
     LimitRequestDecided,
     LimitSource,
@@ -35,6 +34,7 @@ from services.underwriting.models import (
 from services.underwriting.schemas import (
     CountryRiskRead,
     DecisionCreate,
+    DecisionReason,
     ExternalLimitCreate,
     LimitChangeCreate,
     LimitChangeRead,

@@ -17,8 +17,8 @@ from pydantic import (
 )
 
 from services.underwriting.rules.coverage import COVERAGE_REASONS
+from services.underwriting.rules.credit_limit import DECISION_REASON_CODES, UnderwriterAct
 from services.underwriting.rules.credit_limit import LimitRequestStatus as LimitRequestStatus
-from services.underwriting.rules.credit_limit import UnderwriterAct
 from services.underwriting.rules.policy import registration_key
 from shared.contracts import (
     DEFAULT_LADDER,
@@ -251,6 +251,18 @@ class ReasonRead(Schema):
     message: str
 
 
+# A limit request's reason codes (the engine's and an underwriter's), published by name.
+DecisionReasonCode = Annotated[str, named_enum("DecisionReasonCode", DECISION_REASON_CODES)]
+
+
+class DecisionReason(Schema):
+    """Why a limit request was decided or referred: a code (`DecisionReasonCode`) and the
+    engine's or the underwriter's sentence."""
+
+    code: DecisionReasonCode
+    message: str
+
+
 class _SignalFields(Schema):
     """A signal recorded on a buyer, with the points it added and the grade before and after."""
 
@@ -363,7 +375,7 @@ class LimitRequestRead(Schema):
     decided_amount: MoneyModel | None
     payment_terms_days: int
     grade: int
-    reasons: list[ReasonRead]
+    reasons: list[DecisionReason]
     message: str
     limit_id: str | None
     decided_by: str | None

@@ -27,6 +27,7 @@ from services.underwriting.schemas import (
     BuyerRead,
     BuyerSignalRead,
     ConcentrationRead,
+    DecisionReason,
     ExposureRead,
     GradeEntryRead,
     GradeFactorRead,
@@ -168,7 +169,7 @@ def sanction_read(s: Sanction) -> SanctionRead:
 
 
 def request_read(r: LimitRequest, currency: str) -> LimitRequestRead:
-    reasons = [ReasonRead(**x) for x in r.reasons]
+    reasons = [DecisionReason(**x) for x in r.reasons]
     return LimitRequestRead(
         id=r.id,
         created_at=r.created_at,

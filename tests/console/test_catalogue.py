@@ -22,6 +22,7 @@ ENUM_GROUPS = {
     ("underwriting", "LimitRequestStatus"): "request_status",
     ("underwriting", "UnderwriterAct"): "decision",
     ("underwriting", "CoverageReason"): "reason",
+    ("underwriting", "DecisionReasonCode"): "reason",
     ("underwriting", "LadderName"): "ladder",
     ("underwriting", "SignalKind"): "signal_kind",
     ("underwriting", "GradeEntryCause"): "grade_cause",
@@ -79,6 +80,20 @@ def service_codes() -> set[str]:
     exclusions = re.findall(r'found\.append\("([a-z_]+)"\)', claims_rules_text)
     codes |= {f"exclusion.{name}" for name in exclusions}
     return codes
+
+
+def test_every_reason_code_the_engine_and_an_underwriter_give_is_a_published_code() -> None:
+    """The reasons of a limit request: the decision table's rows and an underwriter's decision
+    (`UnderwriterDecision(…, "code")`), each one of the named enum `DecisionReasonCode`."""
+    engine = (ROOT / "services/underwriting/rules/credit_limit.py").read_text()
+    made = {c for c in re.findall(r'"([a-z_]+)",\s*\n?\s*f?"', engine)
+            if c not in {"amount", "company"}}  # fmt: skip
+    made |= set(re.findall(r'\bReason\(\s*"([a-z_]+)"', engine))
+    made |= set(re.findall(r'UnderwriterDecision\([^()]*(?:\([^()]*\)[^()]*)*"([a-z_]+)"\)',
+                           engine))  # fmt: skip
+    assert {"underwriter_approved", "underwriter_partial", "underwriter_refused",
+            "high_risk_grade", "above_equity_share"} <= made  # fmt: skip
+    assert made == set(enum_values("underwriting", "DecisionReasonCode"))
 
 
 def placeholders(text: str) -> set[str]:

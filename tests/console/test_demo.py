@@ -5,11 +5,17 @@ base port `tci up --port-base` was given (the console on the base, the services 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 
+import httpx
 import pytest
 
 from console import demo
 from console.demo import Book
+from tests.conftest import ROOT, _free_port, auth
+from tests.console.conftest import Console
 
 
 @pytest.fixture
@@ -67,3 +73,23 @@ def test_a_port_base_that_puts_a_port_outside_the_range_is_refused(
         demo.main(["--port-base", "65534"])
     assert exited.value.code == 2 and "outside 1-65535" in capsys.readouterr().err
     assert loaded == {}
+
+
+def test_without_the_services_the_demo_says_so_in_one_line_and_fails() -> None:
+    base = _free_port() // 10 * 10 or 20000  # nothing listens on its services' ports (likely)
+    ran = subprocess.run([sys.executable, "-m", "console.demo", "--port-base", str(base)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert ran.returncode != 0
+    assert "Traceback" not in ran.stderr and len(ran.stderr.strip().splitlines()) == 1
+    assert "do not answer" in ran.stderr and "make up" in ran.stderr
+
+
+def test_the_readme_says_how_far_past_due_the_demos_cases_are(console: Console) -> None:
+    days = [overdue for _, overdue, *_ in demo.CASES]
+    said = f"collection cases {min(days)} to {max(days)} days\npast due"
+    assert said in (ROOT / "README.md").read_text()
+    for stage, overdue, *_ in demo.CASES:
+        case = httpx.get(f"{console.services['collections']}/v1/cases/{console.book.cases[stage]}",
+                         headers=auth("collector"), timeout=10).json()  # fmt: skip
+        assert case["days_past_due"] == overdue, stage

@@ -82,6 +82,18 @@ class DecisionTable:
 DEFAULT_DECISION_TABLE = DecisionTable()
 
 
+# Every code a limit request's reasons carry: the decision table's rows (refusal, referral,
+# ceiling, caps, within) and an underwriter's decision on a referral. Published as the named enum
+# `DecisionReasonCode`; tests/console/test_catalogue.py checks the console words each of them.
+DECISION_REASON_CODES = (
+    "buyer_not_insurable", "buyer_related", "buyer_insolvent", "sanctioned",
+    "payment_terms_exceeded", "country_not_covered", "policy_inactive", "high_risk_grade",
+    "high_country_risk", "limit_reduced", "above_auto_approval_ceiling", "above_single_buyer_cap",
+    "above_equity_share", "within_auto_approval", "underwriter_approved", "underwriter_partial",
+    "underwriter_refused",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Reason:
     code: str
