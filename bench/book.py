@@ -167,10 +167,11 @@ def invoices(count: int, buyers: int, tag: str) -> list[dict[str, Any]]:
     return rows
 
 
-def compiled(statement: Any) -> tuple[str, list[Any]]:
-    """A SQLAlchemy statement as asyncpg runs it: its SQL and its positional parameters."""
+def compiled(statement: Any, values: dict[str, Any] | None = None) -> tuple[str, list[Any]]:
+    """A SQLAlchemy statement as asyncpg runs it (with `values` for its parameters): its SQL and
+    its positional parameters."""
     query = statement.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[attr-defined]
-    params = query.construct_params()
+    params = query.construct_params(values)
     return str(query), [params[name] for name in query.positiontup]
 
 
@@ -189,7 +190,11 @@ async def bare_declaration(dsn: str, policy_id: str, body: list[dict[str, Any]])
     # The service's statement: one over arrays (`unnest`) where the tree has it, else in pages of
     # 1,000 rows, as SQLAlchemy's executemany ("insertmanyvalues") sent them.
     rows.sort(key=lambda row: str(row["invoice_number"]))
-    if "_DECLARED_ARRAYS" in vars(repo):
+    if hasattr(repo, "declaration_upsert_params"):  # built once, its values as parameters
+        pages = [
+            compiled(repo.declaration_upsert_statement(), repo.declaration_upsert_params(rows))
+        ]
+    elif "_DECLARED_ARRAYS" in vars(repo):
         pages = [compiled(repo.declaration_upsert_statement(rows))]
     else:
         pages = [compiled(repo.declaration_upsert_statement(rows[start : start + 1000]))
