@@ -605,6 +605,10 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
         raise invalid(["body", "kind"],
                       f"{data.kind} is sent only by the services; an underwriter sends one of "
                       f"{', '.join(UNDERWRITER_SIGNAL_KINDS)}")  # fmt: skip
+    if ctx.caller.role != "service":  # who reports a collection case's delay: collections only
+        for field in ("creditor_id", "case_id"):
+            if getattr(data, field) is not None:
+                raise invalid(["body", field], "is set by the collections service only")
     if data.observed_on > ctx.today:  # domain.md: a signal cannot be observed after today
         raise invalid(["body", "observed_on"], f"must not be after today ({ctx.today})")
     found = await repo.buyer_to_grade(ctx.session, buyer_id)

@@ -64,7 +64,9 @@ async def uw(api: Any, monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
 
 async def signal(uw: httpx.AsyncClient, buyer_id: str, kind: str, **named: str) -> dict[str, Any]:
     body = {"kind": kind, "observed_on": TODAY.isoformat(), **named}
-    sender = UW if kind in UNDERWRITER_SIGNAL_KINDS else SERVICE
+    # What collections reports (a creditor's, a case's) comes with a service token.
+    by_collections = bool({"creditor_id", "case_id"} & named.keys())
+    sender = UW if kind in UNDERWRITER_SIGNAL_KINDS and not by_collections else SERVICE
     return ok(await uw.post(f"/v1/buyers/{buyer_id}/signals", headers=sender, json=body), 201)
 
 
@@ -246,3 +248,16 @@ async def test_a_refused_limit_request_is_no_stake(uw: httpx.AsyncClient) -> Non
         assert (answer["grade_before"], answer["grade"]) == (7, 7)
         assert answer["limit_changes"] == []
     assert (await buyer_now(uw, buyer["id"]))["grade"] == 7
+
+
+@pytest.mark.parametrize("field", ["creditor_id", "case_id"])
+async def test_an_underwriter_may_not_speak_for_collections(
+    uw: httpx.AsyncClient, field: str
+) -> None:
+    """A creditor's or a case's delay counts once per episode: only collections names them."""
+    buyer = await make_buyer(uw)
+    body = {"kind": "payment_delay", "observed_on": TODAY.isoformat(), field: "x-1"}
+    refused = await uw.post(f"/v1/buyers/{buyer['id']}/signals", headers=UW, json=body)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["loc"] == ["body", field]
+    assert (await buyer_now(uw, buyer["id"]))["grade"] == buyer["grade"]

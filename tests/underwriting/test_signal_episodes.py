@@ -181,7 +181,9 @@ async def signal(uw: httpx.AsyncClient, buyer_id: str, kind: str, policy_id: str
                  on: dt.date = TODAY, **named: str) -> dict[str, Any]:  # fmt: skip
     body = {"kind": kind, "observed_on": on.isoformat(),
             **({"policy_id": policy_id} if policy_id else {}), **named}  # fmt: skip
-    sender = UW if kind in UNDERWRITER_SIGNAL_KINDS else SERVICE
+    # What collections reports (a creditor's, a case's) comes with a service token.
+    by_collections = bool({"creditor_id", "case_id"} & named.keys())
+    sender = UW if kind in UNDERWRITER_SIGNAL_KINDS and not by_collections else SERVICE
     return ok(await uw.post(f"/v1/buyers/{buyer_id}/signals", headers=sender, json=body), 201)
 
 
