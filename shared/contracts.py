@@ -611,6 +611,13 @@ def money_json(money: Money) -> dict[str, str]:
     return {"amount": money.rounded_text(), "currency": money.currency}
 
 
+def rounded_money_json(money: Money) -> dict[str, str]:
+    """`money_json` of money already rounded to its currency's minor unit (quantized by
+    `Money.rounder`): written as it is, not rounded a second time (a coverage batch writes 40,000
+    amounts)."""
+    return {"amount": str(money.amount), "currency": money.currency}
+
+
 def json_data(answer: Any) -> bytes:
     """An answer built without a model, as plain JSON data (strings, numbers, lists, dates and
     moments), written as pydantic writes a model's answer: its moments in UTC as `…Z`."""

@@ -45,7 +45,7 @@ from services.underwriting.schemas import (
     WarningRead,
 )
 from shared.auth import Caller
-from shared.contracts import MoneyModel, money_json, plain_decimal
+from shared.contracts import MoneyModel, money_json, plain_decimal, rounded_money_json
 from shared.money import Money
 from shared.usecase import money_read
 
@@ -303,14 +303,15 @@ def portfolio_health_read(
 
 def coverage_json(policy_id: str, buyer_id: str, a: rules.CoverageAnswer) -> dict[str, Any]:
     """The answer as it goes on the wire (the shape of `CoverageRead`), built as plain data: a
-    batch builds 10,000 of these per request, and model instances would cost most of its time."""
+    batch builds 10,000 of these per request, and model instances would cost most of its time.
+    Its amounts are rounded once already, by `rules.assess_coverage`."""
     return {
         "policy_id": policy_id, "buyer_id": buyer_id, "covered": a.covered,
-        "fully_covered": a.fully_covered, "covered_amount": money_json(a.covered_amount),
-        "insured_amount": money_json(a.insured_amount),
+        "fully_covered": a.fully_covered, "covered_amount": rounded_money_json(a.covered_amount),
+        "insured_amount": rounded_money_json(a.insured_amount),
         "indemnity_pct": plain_decimal(a.indemnity_pct),
-        "limit_in_force": None if a.limit_in_force is None else money_json(a.limit_in_force),
-        "limit_source": a.limit_source, "exposure": money_json(a.exposure),
+        "limit_in_force": None if a.limit_in_force is None else rounded_money_json(a.limit_in_force),
+        "limit_source": a.limit_source, "exposure": rounded_money_json(a.exposure),
         "reasons": list(a.reasons),
         "conditions": _conditions_json(a.conditions),
     }  # fmt: skip
