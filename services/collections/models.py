@@ -6,7 +6,19 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import Amount, Exact, UTCDateTime, service_metadata
@@ -73,6 +85,9 @@ class CaseInvoice(Base):
     amount: Mapped[Decimal] = mapped_column(Amount())
     due_date: Mapped[dt.date] = mapped_column(Date)
     paid: Mapped[Decimal] = mapped_column(Amount())
+    # An invoice of the paid claim the case collects for (its indemnity covered it): only what
+    # is recovered on such an invoice is shared with the insurer (`rules.share_recovery`).
+    claimed: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class Activity(Base):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -477,28 +477,49 @@ def _round_half_up(value: Fraction, quantum: Decimal) -> Decimal:
 
 class Shared(NamedTuple):
     """What a case's earlier recoveries under the same share came to: their total and the fee
-    and insurer's part they were shared as."""
+    and insurer's part they were shared as, and what of their total was credited to the paid
+    claim's invoices (None: all of it)."""
 
     amount: Money
     fee: Money
     insurer: Money
+    claimed: Money | None = None
 
     @classmethod
     def nothing(cls, currency: str) -> Shared:
         return cls(Money.zero(currency), Money.zero(currency), Money.zero(currency))
 
-    def plus(self, payment: Money, part: Allocation) -> Shared:
-        return Shared(self.amount + payment, self.fee + part.fee, self.insurer + part.insurer)
+    def claimed_amount(self) -> Money:
+        """What of the earlier recoveries was credited to the claim's invoices."""
+        return self.amount if self.claimed is None else self.claimed
+
+    def plus(self, payment: Money, part: Allocation, claimed: Money | None = None) -> Shared:
+        """These recoveries and one more (`claimed` of it credited to the claim's invoices;
+        None: all of it)."""
+        return Shared(self.amount + payment, self.fee + part.fee, self.insurer + part.insurer,
+                      self.claimed_amount() + (payment if claimed is None else claimed))  # fmt: skip
+
+
+def claimed_part(credits: Iterable[tuple[str, Decimal]], claimed: Collection[str]) -> Decimal:
+    """What of a payment's credits (invoice number, amount) went to the paid claim's invoices
+    (`claimed`, their numbers): only that part of a recovery is the insurer's to share."""
+    return sum((amount for number, amount in credits if number in claimed), ZERO)
 
 
 def share_recovery(
-    payment: Money, *, fee_pct: Decimal, share: InsurerShare | None, earlier: Shared | None = None
-) -> Allocation:
+    payment: Money, *, fee_pct: Decimal, share: InsurerShare | None, earlier: Shared | None = None,
+    claimed: Money | None = None,
+) -> Allocation:  # fmt: skip
     """What is recovered is shared: the collection fee first, the recoveries × fee percentage
     rounded half-up once; then, after a paid claim, the insurer's part, (recoveries − fee) × the
     exact proportion it bore the loss (indemnity paid / unpaid debt), rounded half-up once; the
     policyholder's part is the rest, so the three always add up to the payment. Before a claim
     (no share) everything after the fee is the policyholder's.
+
+    The insurer shares only what is recovered on the claim's invoices: `claimed` of the payment
+    was credited to them (None: all of it), and its part is (claimed recoveries − their fee) ×
+    the proportion, the fee on them rounded half-up once as the fee is; what was credited to an
+    invoice outside the claim is, after the fee, the policyholder's.
 
     Recoveries in sequence are shared as their total would be: each payment takes what the
     shares of the total so far (`earlier` and this payment) exceed what the `earlier` ones were
@@ -512,9 +533,13 @@ def share_recovery(
     fee = min(max(fee_total - before.fee.amount, ZERO), payment.amount).quantize(quantum)
     insurer = ZERO.quantize(quantum)
     if share is not None and share.paid > 0 and share.of > 0:
+        on_claim = payment.amount if claimed is None else min(claimed.amount, payment.amount)
+        claimed_total = before.claimed_amount().amount + on_claim
+        claimed_fee = _round_half_up(Fraction(claimed_total) * Fraction(fee_pct) / 100, quantum)
         proportion = min(Fraction(1), Fraction(share.paid) / Fraction(share.of))
-        insurer_total = _round_half_up(Fraction(total - fee_total) * proportion, quantum)
-        insurer = min(max(insurer_total - before.insurer.amount, ZERO), payment.amount - fee)
+        insurer_total = _round_half_up(Fraction(claimed_total - claimed_fee) * proportion, quantum)
+        insurer = min(max(insurer_total - before.insurer.amount, ZERO), payment.amount - fee,
+                      on_claim)  # fmt: skip
         insurer = insurer.quantize(quantum)
     return Allocation(fee=Money(fee, c), insurer=Money(insurer, c),
                       policyholder=Money(payment.amount - fee - insurer, c))  # fmt: skip

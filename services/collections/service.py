@@ -144,7 +144,7 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
     try:
         ctx.session.add(case)
         await ctx.session.flush()
-        _add_invoices(ctx, case, opening, have=set())
+        _add_invoices(ctx, case, opening, have=set(), claimed=opening.claim_id is not None)
         await ctx.session.flush()
     except IntegrityError:  # a concurrent twin opened the claim's case first
         raise conflict(CASE_EXISTS, f"claim {opening.claim_id} already has a case") from None
@@ -200,13 +200,17 @@ async def _announce_stage(
     ), subject_id=case.id, parties=_parties(case))  # fmt: skip
 
 
-def _add_invoices(ctx: Context, case: Case, opening: CaseCreate, *, have: set[str]) -> None:
-    """The opening's invoices the case does not have yet, nothing paid on them."""
+def _add_invoices(
+    ctx: Context, case: Case, opening: CaseCreate, *, have: set[str], claimed: bool
+) -> None:  # fmt: skip
+    """The opening's invoices the case does not have yet, nothing paid on them; `claimed`: they
+    are a paid claim's (what is recovered on them is shared with the insurer)."""
     for invoice in opening.invoices:
         if invoice.number not in have:
             ctx.session.add(CaseInvoice(id=new_id("cinv"), case_id=case.id,
                                         number=invoice.number, amount=invoice.amount.amount,
-                                        due_date=invoice.due_date, paid=ZERO))  # fmt: skip
+                                        due_date=invoice.due_date, paid=ZERO,
+                                        claimed=claimed))  # fmt: skip
 
 
 async def _signal_opening(ctx: Context, case: Case) -> None:
@@ -298,8 +302,9 @@ async def _take_over(
 ) -> CaseRead:  # fmt: skip
     """The claim is paid: the mandate becomes the subrogation case and owes what the claim left
     unpaid (`rules.take_over`); what it recovered that the claim's indemnity did not deduct is
-    shared again as a recovery after the claim, and what it recovers from now on is shared.
-    Invoices of the claim it did not have are added."""
+    shared again as a recovery after the claim, and what it recovers from now on on the claim's
+    invoices is shared (on its other invoices: the policyholder's, after the fee). Invoices of
+    the claim it did not have are added."""
     currency = opening.invoices[0].amount.currency
     if currency != case.currency:
         raise unprocessable(CURRENCY_MISMATCH, f"the mandate {case.id} is in {case.currency}")
@@ -314,7 +319,8 @@ async def _take_over(
     for invoice in invoices:
         invoice.amount = takeover.amounts[invoice.number]
         invoice.paid = takeover.paid[invoice.number]
-    _add_invoices(ctx, case, opening, have={i.number for i in invoices})
+        invoice.claimed = invoice.number in claimed  # only the claim's are the insurer's to share
+    _add_invoices(ctx, case, opening, have={i.number for i in invoices}, claimed=True)
     _subrogation_activity(ctx, case, _takeover_note(case, opening, share, takeover,
                                                     credited_before),
                           {"claim_id": opening.claim_id})  # fmt: skip
@@ -785,10 +791,15 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
     for credit in credits:
         by_number[credit.invoice_number].paid += credit.amount
     left = credits[-1].outstanding_after  # a payment above zero credits at least one invoice
-    earlier = await repo.shared_so_far(ctx.session, case.id, case.claim_id)
+    so_far, fee_so_far, insurer_so_far = (
+        Money(x, case.currency)
+        for x in await repo.shared_so_far(ctx.session, case.id, case.claim_id)
+    )
+    on_claim, claimed_before = await _recovered_on_claim(ctx, case, invoices, credits)
     share = rules.share_recovery(
         Money(amount, case.currency), fee_pct=case.fee_pct, share=views.share_of(case),
-        earlier=rules.Shared(*(Money(x, case.currency) for x in earlier)),
+        earlier=rules.Shared(so_far, fee_so_far, insurer_so_far, claimed_before),
+        claimed=on_claim,
     )  # fmt: skip
     payment = Payment(
         id=new_id("pay"), created_at=utcnow(), case_id=case.id, amount=amount,
@@ -819,6 +830,24 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
     if paid_in_full is not None:  # a case closes once: one signal
         await _signal_underwriting(ctx, case, paid_in_full, f"collections:paid:{case.id}")
     return views.payment_read(payment, case, left)
+
+
+async def _recovered_on_claim(
+    ctx: Context, case: Case, invoices: Sequence[CaseInvoice], credits: Sequence[rules.Credit]
+) -> tuple[Money | None, Money | None]:  # fmt: skip
+    """What of a payment, and of the case's earlier payments under its claim's share, was
+    credited to the claim's invoices (`rules.claimed_part`); (None, None): all of it, as on a case
+    whose invoices are all the claim's (or a mandate's, no claim: nothing is shared)."""
+    numbers = {i.number for i in invoices if i.claimed}
+    if case.claim_id is None or len(numbers) == len(invoices):
+        return None, None
+    c = case.currency
+    earlier = [(str(x["invoice_number"]), Decimal(x["amount"]))
+               for p in await _payments(ctx, case.id) if p.claim_id == case.claim_id
+               for x in p.credited]  # fmt: skip
+    now = [(x.invoice_number, x.amount) for x in credits]
+    return (Money(rules.claimed_part(now, numbers), c),
+            Money(rules.claimed_part(earlier, numbers), c))  # fmt: skip
 
 
 async def _announce_payment(

@@ -260,3 +260,33 @@ async def test_a_claim_over_two_mandates_leaves_one_case_collecting_its_debt(
     assert refused.status_code == 409
     shared = await recover(book, first["id"], "35000", "2027-06-10")
     assert shared["allocation"]["insurer"]["amount"] != "0.00"
+
+
+async def test_a_recovery_on_an_invoice_outside_the_claim_is_the_policyholders_after_the_fee(
+    book: dict[str, Any],
+) -> None:
+    """The mandate collects INV-1 (80,000) and INV-3 (20,000, due after it); the claim is on
+    INV-1 alone and pays 67,000 against its 80,000 unpaid. Taken over, both invoices stay on the
+    case; 100,000 recovered is credited 80,000 to INV-1 and 20,000 to INV-3: fee 10,000, the
+    insurer 72,000 × 67,000 / 80,000 = 60,300 of INV-1's part only, the policyholder INV-1's
+    remaining 11,700 and INV-3's 18,000 (never the insurer's share of INV-3)."""
+    policy, buyer = book["policy"], book["buyer"]
+    holder = auth("policyholder", policy["policyholder_id"])
+    first = {k: INVOICES[0][k] for k in ("number", "amount", "due_date")}
+    case = ok(await book["collections"].post("/v1/cases", headers=holder, json={
+        "creditor_id": policy["policyholder_id"], "buyer_id": buyer["id"],
+        "debtor_country": buyer["country"], "ladder": "reminder_15_30_45",
+        "invoices": [first, {"number": "INV-3", "amount": money("20000"),
+                             "due_date": "2027-05-31"}]}), 201)  # fmt: skip
+    claim = await approved_claim(book, invoices=[INVOICES[0]])
+    assert claim["indemnity"] == money("67000.00")
+    paid = ok(await book["claims"].post(f"/v1/claims/{claim['id']}/payment", headers=HANDLER),
+              200)  # fmt: skip
+    assert paid["collection_case_id"] == case["id"]
+    taken = await case_of(book, case["id"])
+    assert outstanding(taken) == {"INV-1": "80000.00", "INV-3": "20000.00"}
+    shared = await recover(book, case["id"], "100000", "2027-06-10")
+    assert [(c["invoice_number"], c["amount"]["amount"]) for c in shared["credited"]] == [
+        ("INV-1", "80000.00"), ("INV-3", "20000.00")]  # fmt: skip
+    assert allocations(await case_of(book, case["id"])) == [
+        ("100000.00", "10000.00", "60300.00", "29700.00")]  # fmt: skip

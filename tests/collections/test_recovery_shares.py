@@ -263,3 +263,58 @@ async def test_a_taken_over_mandate_shares_only_what_it_recovers_after_the_claim
     parts = {k: sum(D(p["allocation"][k]["amount"]) for p in after)
              for k in ("fee", "insurer", "policyholder")}  # fmt: skip
     assert parts == {"fee": D("3333.33"), "insurer": D("21250.00"), "policyholder": D("8750.00")}
+
+
+async def test_a_taken_over_mandate_shares_with_the_insurer_only_what_it_recovers_on_the_claims_invoices(
+    cases: tuple[httpx.AsyncClient, str],
+) -> None:
+    """The trial's case: a mandate on K1 (80,000, due 15 October) and K3 (20,000, due 1
+    November); a claim on K1 alone takes it over with 90% to the insurer, both invoices still on
+    it. 100,000 recovered: fee 10,000, insurer 90% of K1's 72,000 after the fee = 64,800,
+    policyholder K1's remaining 7,200 and K3's 18,000 = 25,200 (not 81,000 and 9,000)."""
+    client, buyer_id = cases
+    creditor = unique("ph")
+    k1 = {"number": "K1", "amount": money("80000"), "due_date": "2026-10-15"}
+    k3 = {"number": "K3", "amount": money("20000"), "due_date": "2026-11-01"}
+    opened = ok(await client.post("/v1/cases", headers=auth("policyholder", creditor), json={
+        "creditor_id": creditor, "buyer_id": buyer_id, "debtor_country": "DE",
+        "invoices": [k1, k3]}), 201)  # fmt: skip
+    taken = ok(await client.post("/v1/cases", headers=auth("service"), json={
+        "creditor_id": creditor, "buyer_id": buyer_id, "debtor_country": "DE",
+        "claim_id": unique("clm"), "invoices": [k1], "insurer_share_pct": "90"}), 201)  # fmt: skip
+    assert taken["id"] == opened["id"] and taken["outstanding"] == money("100000.00")
+    paid = ok(await client.post(f"/v1/cases/{opened['id']}/payments", headers=COLLECTOR,
+                                json={"amount": money("100000"), "received_on": "2027-06-10"}),
+              201)  # fmt: skip
+    assert paid["allocation"] == {"fee": money("10000.00"), "insurer": money("64800.00"),
+                                  "policyholder": money("25200.00")}  # fmt: skip
+
+
+def test_only_the_part_credited_to_the_claims_invoices_is_shared_with_the_insurer() -> None:
+    """100,000 of which 80,000 on the claim's invoices, 90% to the insurer: fee 10,000, insurer
+    64,800, policyholder 25,200. In two recoveries (60,000 on the claim's invoices, then 20,000
+    on them and 20,000 beside) the case's parts are the same to the cent."""
+    ninety = rules.InsurerShare.from_pct(D(90))
+    eur = lambda x: Money(D(x), "EUR")  # noqa: E731
+    once = rules.share_recovery(eur("100000"), fee_pct=FEE, share=ninety, claimed=eur("80000"))
+    assert once == rules.Allocation(eur("10000.00"), eur("64800.00"), eur("25200.00"))
+    assert rules.claimed_part([("K1", D("80000")), ("K3", D("20000"))], {"K1"}) == D("80000")
+    first = rules.share_recovery(eur("60000"), fee_pct=FEE, share=ninety, claimed=eur("60000"))
+    assert first == rules.Allocation(eur("6000.00"), eur("48600.00"), eur("5400.00"))
+    earlier = rules.Shared.nothing("EUR").plus(eur("60000"), first, eur("60000"))
+    second = rules.share_recovery(eur("40000"), fee_pct=FEE, share=ninety, earlier=earlier,
+                                  claimed=eur("20000"))  # fmt: skip
+    assert second == rules.Allocation(eur("4000.00"), eur("16200.00"), eur("19800.00"))
+    # Nothing on the claim's invoices: the insurer has nothing of it.
+    beside = rules.share_recovery(eur("1000"), fee_pct=FEE, share=ninety,
+                                  earlier=earlier.plus(eur("40000"), second, eur("20000")),
+                                  claimed=eur("0"))  # fmt: skip
+    assert beside == rules.Allocation(eur("100.00"), eur("0.00"), eur("900.00"))
+    # All of it on the claim's invoices: exactly as a subrogation case shares it.
+    assert rules.share_recovery(
+        eur("33333.33"), fee_pct=FEE, share=ninety, claimed=eur("33333.33")
+    ) == split_as_today("33333.33", ninety)
+
+
+def split_as_today(amount: str, share: rules.InsurerShare) -> rules.Allocation:
+    return rules.share_recovery(Money(D(amount), "EUR"), fee_pct=FEE, share=share)
