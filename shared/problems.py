@@ -140,6 +140,13 @@ CLAIM_TIME_BARRED = _entry("claim-time-barred", 422, "Claim time-barred",
 INVOICE_ALREADY_CLAIMED = _entry("invoice-already-claimed", 409, "Invoice already claimed",
                                  "an invoice is held by another live claim; `claims` names "
                                  "them", "claims")  # fmt: skip
+INVOICE_DIFFERS_FROM_NOTIFICATION = _entry("invoice-differs-from-notification", 422,
+                                           "Invoice differs from its notification",
+                                           "an invoice notified overdue is claimed with another "
+                                           "shipment date, a due date before its original one "
+                                           "or an amount above the one notified in time; "
+                                           "`notified` gives what was notified",
+                                           "claims")  # fmt: skip
 UNSUPPORTED_MEDIA_TYPE = _entry("unsupported-media-type", 415, "Unsupported media type",
                                 "a document's type is not one the claims service accepts, or "
                                 "its content is not of the type declared", "claims")  # fmt: skip
@@ -395,6 +402,10 @@ def problem_components() -> dict[str, dict[str, Any]]:
                           "disputes still open"},
         "claims": {"type": "object", "additionalProperties": text,
                    "description": "`invoice-already-claimed`: each invoice's claim"},
+        "notified": {"type": "object", "additionalProperties": {"type": "object"},
+                     "description": "`invoice-differs-from-notification`: per invoice, what its "
+                     "notifications said (`shipment_date`, original `due_date`, `amount` "
+                     "notified in time) and the fields claimed otherwise (`differs`)"},
         "invoice_numbers": {"type": "array", "items": text,
                             "description": "the invoice numbers the refusal is about"},
         "case_id": {**text, "description": "`case-exists`: the case already open"},

@@ -25,7 +25,11 @@ from services.claims.models import (
     OverdueNotification,
     PolicyCaps,
 )
-from services.claims.rules import COUNTS_AGAINST_CAPS, ClaimStatus
+from services.claims.rules import (
+    COUNTS_AGAINST_CAPS,
+    ClaimStatus,
+    NotifiedRow,
+)
 
 Row = TypeVar("Row", bound=Base)
 
@@ -206,6 +210,28 @@ async def first_notifications(
     for row in rows.scalars():
         first.setdefault(row.number, row)
     return first
+
+
+async def notified_rows(
+    session: AsyncSession, policy_id: str, buyer_id: str, numbers: Sequence[str]
+) -> dict[str, list[NotifiedRow]]:
+    """Each of these invoices as the notifications on a (policy, buyer) named it, in the order
+    made (`rules.notified_facts` reads them; their earliest due date is `original_due_dates`)."""
+    rows = await session.execute(
+        select(NotifiedInvoice.number, OverdueNotification.kind, NotifiedInvoice.amount,
+               NotifiedInvoice.shipment_date, NotifiedInvoice.due_date,
+               OverdueNotification.notified_on, NotifiedInvoice.notification_deadline)
+        .join(OverdueNotification)
+        .where(NotifiedInvoice.policy_id == policy_id, NotifiedInvoice.buyer_id == buyer_id,
+               NotifiedInvoice.number.in_(numbers))
+        .order_by(OverdueNotification.notified_on, OverdueNotification.created_at)
+    )  # fmt: skip
+    said: dict[str, list[NotifiedRow]] = {}
+    for number, kind, amount, shipped, due, notified_on, deadline in rows.all():
+        said.setdefault(number, []).append(
+            NotifiedRow(kind, amount, shipped, due, notified_on, deadline)
+        )
+    return said
 
 
 class InvoiceNotices(NamedTuple):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
@@ -298,6 +298,65 @@ def counts_as_late(
     return not (filed_on <= notification_deadline(due_date, notification_days))
 
 
+class NotifiedRow(NamedTuple):
+    """One invoice as an overdue notification named it (`kind`: the notification's)."""
+
+    kind: str
+    amount: Decimal
+    shipment_date: dt.date
+    due_date: dt.date
+    notified_on: dt.date
+    notification_deadline: dt.date
+
+
+class Notified(NamedTuple):
+    """What the notifications of a (policy, buyer) said of one invoice: the shipment date it was
+    first notified with, its original due date (the earliest notified, before any extension) and
+    the amount notified in time (the most any notification named by its deadline; the part of
+    an amount only a late notification named was notified late)."""
+
+    shipment_date: dt.date
+    original_due_date: dt.date
+    amount: Decimal
+
+
+def notified_facts(rows: Sequence[NotifiedRow]) -> Notified | None:
+    """An invoice's notified facts from the notifications naming it, in the order made; None when
+    only arrears cleared named it (no notification said what is owed on it)."""
+    said = [r for r in rows if r.kind != "arrears_cleared"]
+    if not said:
+        return None
+    timely = [r for r in said if in_time(r.notified_on, r.notification_deadline)] or said
+    return Notified(said[0].shipment_date, min(r.due_date for r in rows),
+                    max(r.amount for r in timely))  # fmt: skip
+
+
+def notified_of(rows: Mapping[str, Sequence[NotifiedRow]]) -> dict[str, Notified]:
+    """`notified_facts` of each invoice notifications said what is owed on."""
+    facts = {number: notified_facts(named) for number, named in rows.items()}
+    return {number: fact for number, fact in facts.items() if fact is not None}
+
+
+def earliest_due_dates(rows: Mapping[str, Sequence[NotifiedRow]]) -> dict[str, dt.date]:
+    """The earliest due date each invoice was notified with (before any extension)."""
+    return {number: min(r.due_date for r in named) for number, named in rows.items() if named}
+
+
+def differs_from_notification(invoice: ClaimInvoice, notified: Notified) -> tuple[str, ...]:
+    """What a claimed invoice says otherwise than its notifications (the fields, empty when it
+    agrees): a shipment date other than the notified one, a due date before the original one
+    notified (a later one is an extension: the clocks still run from the original), an amount
+    above the one notified in time."""
+    fields = []
+    if invoice.shipment_date != notified.shipment_date:
+        fields.append("shipment_date")
+    if invoice.due_date < notified.original_due_date:
+        fields.append("due_date")
+    if invoice.amount > notified.amount:
+        fields.append("amount")
+    return tuple(fields)
+
+
 def extension_allowed(
     due_date: dt.date, new_due_date: dt.date, max_extension_days: int,
     original_due_date: dt.date | None = None,
@@ -418,6 +477,16 @@ class InvoiceFacts:
     notified_late: bool
     dispute: str | None  # None, "open", "policyholder" (settled for it) or "buyer"
     currency_matches: bool = True
+    # What the notifications said of the invoice (None: never notified, or only cleared).
+    notified: Notified | None = None
+
+    def dates_differ(self) -> bool:
+        """Claimed with a shipment or due date its notifications do not bear out (a claim filed
+        before filing compared them): its cover and clocks are not the notified invoice's."""
+        if self.notified is None:
+            return False
+        return bool({"shipment_date", "due_date"}
+                    & set(differs_from_notification(self.invoice, self.notified)))  # fmt: skip
 
 
 def exclusions_of(facts: InvoiceFacts) -> list[str]:
@@ -431,6 +500,8 @@ def exclusions_of(facts: InvoiceFacts) -> list[str]:
         found.append("buyer_not_insurable")
     if not facts.covered_on_shipment:
         found.append("not_covered_on_shipment_date")
+    if facts.dates_differ():
+        found.append("differs_from_notification")
     if facts.notified_late:
         found.append("notified_late")
     if facts.dispute == "open":
@@ -575,6 +646,8 @@ def indemnity(
     declared_recovered: Decimal = ZERO,
 ) -> Indemnity:  # fmt: skip
     """domain.md's sum, each step recorded:
+    0. each invoice counts for no more than the amount notified in time (`notified`; the note of
+       step 1 names those claimed above it);
     1. credit notes, set-offs and recoveries before payment reduce the unpaid invoices: what
        collection cases recorded on each invoice (`recorded`), then the reductions declared
        (`reductions`, of which `declared_recovered` recoveries, counted only beyond what was
@@ -586,6 +659,8 @@ def indemnity(
     4. − the deductible, not below zero; nothing if the insured loss is at or below the threshold;
     5. capped by what is left of the single-buyer cap and of the maximum liability;
     6. rounded once, half-up, to the currency's minor unit."""
+    over = _above_notified(facts, currency)
+    facts = [_at_notified_amount(f) for f in facts]
     numbers = {f.invoice.number for f in facts}
     recorded = {n: amount for n, amount in (recorded or {}).items() if n in numbers and amount > 0}
     recorded_total = sum(recorded.values(), ZERO)
@@ -593,8 +668,8 @@ def indemnity(
     reduced = _reduced_oldest_first(facts, recorded, declared)
     unpaid_total = sum((f.invoice.amount - reduced[f.invoice.number] for f in facts), ZERO)
     steps = [Step(1, "reductions", sum(reduced.values(), ZERO),
-                  _reductions_note(recorded_total, reductions, declared, unpaid_total,
-                                   currency))]  # fmt: skip
+                  "; ".join([*over, _reductions_note(recorded_total, reductions, declared,
+                                                     unpaid_total, currency)]))]  # fmt: skip
 
     lines: list[InvoiceLine] = []
     used = ZERO
@@ -639,6 +714,22 @@ def indemnity(
     return Indemnity(currency=currency, lines=tuple(lines), steps=tuple(steps),
                      insured_loss=insured_loss, amount=rounded,
                      unpaid_total=unpaid_total)  # fmt: skip
+
+
+def _at_notified_amount(facts: InvoiceFacts) -> InvoiceFacts:
+    """An invoice counts for no more than the amount notified in time (domain.md: invoices
+    notified late are excluded, and what no notification named was not notified)."""
+    if facts.notified is None or facts.invoice.amount <= facts.notified.amount:
+        return facts
+    return replace(facts, invoice=facts.invoice._replace(amount=facts.notified.amount))
+
+
+def _above_notified(facts: Sequence[InvoiceFacts], currency: str) -> list[str]:
+    """The note of each invoice claimed above the amount notified in time."""
+    return [f"invoice {f.invoice.number} counted at the {Money(f.notified.amount, currency).rounded_text()} "
+            f"notified in time, not the {Money(f.invoice.amount, currency).rounded_text()} claimed "
+            "(the rest was not notified in time: excluded)"
+            for f in facts if f.notified is not None and f.invoice.amount > f.notified.amount]  # fmt: skip
 
 
 def _reductions_note(

@@ -89,11 +89,11 @@ async def signal_underwriting(
 
 
 async def _filing_window(
-    ctx: Context, filing: ClaimCreate, policy: PolicyTerms
+    ctx: Context, filing: ClaimCreate, policy: PolicyTerms, original: Mapping[str, dt.date]
 ) -> rules.FilingWindow:
     """The claim's filing window, refused when the claim comes too early or too late. The clocks
-    run from the original due dates: an invoice notified earlier with an earlier due date (before
-    an extension) keeps that date."""
+    run from the original due dates (`original`, by number): an invoice notified earlier with an
+    earlier due date (before an extension) keeps that date."""
     if filing.event_date is not None and filing.event_date > ctx.today:
         raise invalid(
             ["body", "event_date"], "the date the event became known is not in the future"
@@ -105,8 +105,6 @@ async def _filing_window(
     if filing.cause == "political" and not policy.political_risk_cover:
         raise unprocessable(problems.POLITICAL_RISK_NOT_COVERED,
                             "the policy does not cover political risk")  # fmt: skip
-    numbers = [i.number for i in filing.invoices]
-    original = await repo.original_due_dates(ctx.session, policy.id, filing.buyer_id, numbers)
     oldest_due = min(rules.original_due_date(i.due_date, original.get(i.number))
                      for i in filing.invoices)  # fmt: skip
     window = rules.filing_window(
@@ -129,6 +127,45 @@ async def _filing_window(
             filing_deadline=window.closes.isoformat(),
         )
     return window
+
+
+async def _check_as_notified(
+    ctx: Context, filing: ClaimCreate, policy: PolicyTerms
+) -> dict[str, dt.date]:
+    """An invoice notified overdue under the policy and buyer is claimed as it was notified: its
+    shipment date, its original due date (or a later one, an extension), no more than the amount
+    notified in time (`rules.differs_from_notification`); else 422 naming what was notified. An
+    invoice never notified is judged at assessment (late unless claimed in its notification
+    period). Returns the earliest due date each invoice was notified with (`_filing_window`)."""
+    rows = await repo.notified_rows(
+        ctx.session, policy.id, filing.buyer_id, [i.number for i in filing.invoices]
+    )
+    notified = rules.notified_of(rows)
+    differing: dict[str, dict[str, Any]] = {}
+    for invoice in filing.invoices:
+        said = notified.get(invoice.number)
+        if said is None:
+            continue
+        claimed = rules.ClaimInvoice(invoice.number, invoice.amount.amount,
+                                     invoice.shipment_date, invoice.due_date)  # fmt: skip
+        fields = rules.differs_from_notification(claimed, said)
+        if fields:
+            differing[invoice.number] = {
+                "shipment_date": said.shipment_date.isoformat(),
+                "due_date": said.original_due_date.isoformat(),
+                "amount": money_read(said.amount, policy.currency).model_dump(mode="json"),
+                "differs": list(fields),
+            }
+    if differing:
+        raise unprocessable(
+            problems.INVOICE_DIFFERS_FROM_NOTIFICATION,
+            "claimed otherwise than notified: " + "; ".join(
+                f"{n} ({', '.join(d['differs'])}: notified as shipped {d['shipment_date']}, due "
+                f"{d['due_date']}, {d['amount']['amount']} {d['amount']['currency']})"
+                for n, d in differing.items()),
+            invoice_numbers=list(differing), notified=differing,
+        )  # fmt: skip
+    return rules.earliest_due_dates(rows)
 
 
 async def _hold_invoices(ctx: Context, claim: Claim, numbers: Sequence[str]) -> None:
@@ -165,7 +202,8 @@ async def file_claim(ctx: Context, filing: ClaimCreate) -> ClaimRead:
     declared = {name: non_negative_amount_in(getattr(filing, name), policy.currency, ["body", name])
                 for name in ("credit_notes", "set_offs", "recovered")}  # fmt: skip
     reductions = sum(declared.values(), ZERO)
-    window = await _filing_window(ctx, filing, policy)
+    original = await _check_as_notified(ctx, filing, policy)
+    window = await _filing_window(ctx, filing, policy, original)
     claim = Claim(
         id=new_id("clm"), created_at=utcnow(), policy_id=policy.id, buyer_id=filing.buyer_id,
         policyholder_id=policy.policyholder_id, currency=policy.currency, cause=filing.cause,
@@ -509,8 +547,13 @@ async def _invoice_facts(
     coverage: Coverage,
 ) -> list[rules.InvoiceFacts]:  # fmt: skip
     """What the claim knows of each invoice: its cover on its shipment date (as underwriting
-    answered it, from its original due date), whether it was notified late, and its dispute."""
+    answered it, from its original due date), whether it was notified late, its dispute, and
+    what its notifications said of it (a claim filed before filing compared them is assessed on
+    the notified facts: no more than the amount notified in time, excluded when its dates
+    differ)."""
     notified = await repo.first_notifications(ctx.session, claim.policy_id, claim.buyer_id)
+    said = rules.notified_of(await repo.notified_rows(
+        ctx.session, claim.policy_id, claim.buyer_id, [i.number for i in invoices]))  # fmt: skip
     original = coverage.original_due_dates
     own = [(d.invoice_numbers, d.outcome)
            for d in (await repo.disputes_of(ctx.session, [claim.id])).get(claim.id, [])]  # fmt: skip
@@ -535,7 +578,7 @@ async def _invoice_facts(
             notified_late=rules.counts_as_late(None if first is None else first.late,
                                                claim.filed_on, original[invoice.number],
                                                terms.overdue_notification_days),
-            dispute=disputes.get(invoice.number),
+            dispute=disputes.get(invoice.number), notified=said.get(invoice.number),
         ))  # fmt: skip
     return facts
 

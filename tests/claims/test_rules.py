@@ -189,3 +189,27 @@ def test_a_claim_wide_exclusion_excludes_every_invoice_whatever_its_cover_when_s
                                                           ("notified_late", "nuclear_risk")]  # fmt: skip
     assert [line.covered for line in result.lines] == [D(0), D(0)]
     assert result.insured_loss == 0 and result.amount.amount == 0
+
+
+def test_the_amount_notified_is_the_most_notified_in_time_and_the_dates_the_first_and_original() -> (
+    None
+):
+    """A later notification naming more, after the deadline, does not raise what was notified in
+    time; an extension's later due date is not the original; arrears cleared say nothing owed."""
+
+    def row(kind: str, amount: str, due: str, on: str) -> rules.NotifiedRow:
+        return rules.NotifiedRow(kind, D(amount), dt.date(2027, 3, 1), dt.date.fromisoformat(due),
+                                 dt.date.fromisoformat(on), dt.date(2027, 6, 14))  # fmt: skip
+
+    said = rules.notified_facts([row("overdue", "1000", "2027-04-15", "2027-05-01"),
+                                 row("overdue", "2000", "2027-04-15", "2027-06-14"),
+                                 row("overdue", "90000", "2027-05-20", "2027-06-15")])  # fmt: skip
+    assert said == rules.Notified(dt.date(2027, 3, 1), dt.date(2027, 4, 15), D("2000"))
+    assert (
+        rules.notified_facts([row("arrears_cleared", "1000", "2027-04-15", "2027-05-01")]) is None
+    )
+    claimed = rules.ClaimInvoice("H1", D("2000"), dt.date(2027, 3, 1), dt.date(2027, 5, 20))
+    assert rules.differs_from_notification(claimed, said) == ()
+    moved = claimed._replace(shipment_date=dt.date(2027, 2, 1), due_date=dt.date(2027, 4, 1),
+                             amount=D("2000.01"))  # fmt: skip
+    assert rules.differs_from_notification(moved, said) == ("shipment_date", "due_date", "amount")
