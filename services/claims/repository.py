@@ -29,6 +29,8 @@ from services.claims.rules import (
     COUNTS_AGAINST_CAPS,
     ClaimStatus,
     NotifiedRow,
+    earliest_due_dates,
+    first_overdue_late,
 )
 
 Row = TypeVar("Row", bound=Base)
@@ -194,24 +196,6 @@ async def original_due_dates(
     return {number: due for number, due in rows.all()}
 
 
-async def first_notifications(
-    session: AsyncSession, policy_id: str, buyer_id: str
-) -> dict[str, NotifiedInvoice]:
-    """Each invoice's first overdue notification on the (policy, buyer): the first that named it
-    past due (an extension asked ahead of the due date notified no overdue)."""
-    rows = await session.execute(
-        select(NotifiedInvoice).join(OverdueNotification)
-        .where(NotifiedInvoice.policy_id == policy_id, NotifiedInvoice.buyer_id == buyer_id,
-               OverdueNotification.kind != "arrears_cleared",
-               NotifiedInvoice.due_date < OverdueNotification.notified_on)
-        .order_by(OverdueNotification.notified_on, OverdueNotification.created_at)
-    )  # fmt: skip
-    first: dict[str, NotifiedInvoice] = {}
-    for row in rows.scalars():
-        first.setdefault(row.number, row)
-    return first
-
-
 async def notified_rows(
     session: AsyncSession, policy_id: str, buyer_id: str, numbers: Sequence[str]
 ) -> dict[str, list[NotifiedRow]]:
@@ -220,16 +204,17 @@ async def notified_rows(
     rows = await session.execute(
         select(NotifiedInvoice.number, OverdueNotification.kind, NotifiedInvoice.amount,
                NotifiedInvoice.shipment_date, NotifiedInvoice.due_date,
-               OverdueNotification.notified_on, NotifiedInvoice.notification_deadline)
+               OverdueNotification.notified_on, NotifiedInvoice.notification_deadline,
+               NotifiedInvoice.late)
         .join(OverdueNotification)
         .where(NotifiedInvoice.policy_id == policy_id, NotifiedInvoice.buyer_id == buyer_id,
                NotifiedInvoice.number.in_(numbers))
         .order_by(OverdueNotification.notified_on, OverdueNotification.created_at)
     )  # fmt: skip
     said: dict[str, list[NotifiedRow]] = {}
-    for number, kind, amount, shipped, due, notified_on, deadline in rows.all():
+    for number, kind, amount, shipped, due, notified_on, deadline, late in rows.all():
         said.setdefault(number, []).append(
-            NotifiedRow(kind, amount, shipped, due, notified_on, deadline)
+            NotifiedRow(kind, amount, shipped, due, notified_on, deadline, late)
         )
     return said
 
@@ -237,7 +222,7 @@ async def notified_rows(
 class InvoiceNotices(NamedTuple):
     """What earlier overdue notifications on a (policy, buyer) said of some invoices: the
     earliest due date each was notified with (before any extension), and whether its first
-    overdue notification was late (`first_notifications`' rule)."""
+    overdue notification was late (`rules.first_overdue_late`)."""
 
     original_due_dates: dict[str, dt.date]
     first_late: dict[str, bool]
@@ -246,23 +231,10 @@ class InvoiceNotices(NamedTuple):
 async def invoice_notices(
     session: AsyncSession, policy_id: str, buyer_id: str, numbers: Sequence[str]
 ) -> InvoiceNotices:
-    """`original_due_dates` and `first_notifications` of these invoices, in one statement."""
-    rows = await session.execute(
-        select(NotifiedInvoice.number, NotifiedInvoice.due_date, NotifiedInvoice.late,
-               OverdueNotification.kind, OverdueNotification.notified_on)
-        .join(OverdueNotification)
-        .where(NotifiedInvoice.policy_id == policy_id, NotifiedInvoice.buyer_id == buyer_id,
-               NotifiedInvoice.number.in_(numbers))
-        .order_by(OverdueNotification.notified_on, OverdueNotification.created_at)
-    )  # fmt: skip
-    original: dict[str, dt.date] = {}
-    first_late: dict[str, bool] = {}
-    for number, due, late, kind, notified_on in rows.all():
-        if number not in original or due < original[number]:
-            original[number] = due
-        if kind != "arrears_cleared" and due < notified_on:
-            first_late.setdefault(number, late)
-    return InvoiceNotices(original, first_late)
+    """Each invoice's original due date and whether its first overdue notification was late,
+    from the one statement of `notified_rows`."""
+    rows = await notified_rows(session, policy_id, buyer_id, numbers)
+    return InvoiceNotices(earliest_due_dates(rows), first_overdue_late(rows))
 
 
 def _insert(session: AsyncSession) -> Any:

@@ -307,6 +307,7 @@ class NotifiedRow(NamedTuple):
     due_date: dt.date
     notified_on: dt.date
     notification_deadline: dt.date
+    late: bool = False  # as recorded when it was notified
 
 
 class Notified(NamedTuple):
@@ -340,6 +341,18 @@ def notified_of(rows: Mapping[str, Sequence[NotifiedRow]]) -> dict[str, Notified
 def earliest_due_dates(rows: Mapping[str, Sequence[NotifiedRow]]) -> dict[str, dt.date]:
     """The earliest due date each invoice was notified with (before any extension)."""
     return {number: min(r.due_date for r in named) for number, named in rows.items() if named}
+
+
+def first_overdue_late(rows: Mapping[str, Sequence[NotifiedRow]]) -> dict[str, bool]:
+    """Whether each invoice's first overdue notification was late: the first that named it past
+    due (not an arrears cleared, nor an extension asked ahead of the due date)."""
+    late: dict[str, bool] = {}
+    for number, named in rows.items():
+        for row in named:
+            if row.kind != "arrears_cleared" and row.due_date < row.notified_on:
+                late[number] = row.late
+                break
+    return late
 
 
 def differs_from_notification(invoice: ClaimInvoice, notified: Notified) -> tuple[str, ...]:

@@ -551,9 +551,9 @@ async def _invoice_facts(
     what its notifications said of it (a claim filed before filing compared them is assessed on
     the notified facts: no more than the amount notified in time, excluded when its dates
     differ)."""
-    notified = await repo.first_notifications(ctx.session, claim.policy_id, claim.buyer_id)
-    said = rules.notified_of(await repo.notified_rows(
-        ctx.session, claim.policy_id, claim.buyer_id, [i.number for i in invoices]))  # fmt: skip
+    rows = await repo.notified_rows(ctx.session, claim.policy_id, claim.buyer_id,
+                                    [i.number for i in invoices])  # fmt: skip
+    said, first_late = rules.notified_of(rows), rules.first_overdue_late(rows)
     original = coverage.original_due_dates
     own = [(d.invoice_numbers, d.outcome)
            for d in (await repo.disputes_of(ctx.session, [claim.id])).get(claim.id, [])]  # fmt: skip
@@ -566,7 +566,6 @@ async def _invoice_facts(
     facts = []
     for invoice in invoices:
         answer = coverage.answers[invoice.number]
-        first = notified.get(invoice.number)
         facts.append(rules.InvoiceFacts(
             invoice=rules.ClaimInvoice(invoice.number, invoice.amount, invoice.shipment_date,
                                        invoice.due_date),
@@ -575,7 +574,7 @@ async def _invoice_facts(
             not_covered_reasons=rules.shipment_reasons(answer.reasons),
             limit_in_force=answer.limit_in_force.amount if answer.limit_in_force else ZERO,
             sanctioned="sanctioned" in answer.reasons,
-            notified_late=rules.counts_as_late(None if first is None else first.late,
+            notified_late=rules.counts_as_late(first_late.get(invoice.number),
                                                claim.filed_on, original[invoice.number],
                                                terms.overdue_notification_days),
             dispute=disputes.get(invoice.number), notified=said.get(invoice.number),
