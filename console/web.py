@@ -30,6 +30,7 @@ from console.session import (
     signed_in,
 )
 from console.upstream import UpstreamRefused, form_key
+from shared import signing
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = Environment(
@@ -128,14 +129,12 @@ def sealed_refusal(secret: str, page: str, slug: str, refusal: UpstreamRefused) 
 
 def _sealed(secret: str, purpose: str, said: dict[str, Any]) -> str:
     packed = base64.urlsafe_b64encode(zlib.compress(json.dumps(said).encode())).decode()
-    return f"{packed}.{signature(secret, purpose, packed)}"
+    return signing.sign(secret, f"console {purpose}", packed)
 
 
 def _unsealed(secret: str, purpose: str, cookie: str | None) -> dict[str, Any] | None:
-    if not cookie or "." not in cookie:
-        return None
-    packed, _, signed = cookie.partition(".")
-    if not hmac.compare_digest(signed, signature(secret, purpose, packed)):
+    packed = signing.verified(secret, f"console {purpose}", cookie) if cookie else None
+    if packed is None:
         return None
     try:
         said = json.loads(zlib.decompress(base64.urlsafe_b64decode(packed.encode())))
