@@ -360,17 +360,22 @@ def report(name: str, kind: str, rates: list[dict[str, Any]], health: list[float
     return f"{name:28} {kind:20} " + " | ".join(cells)
 
 
-def profile(tree: Tree, p: Path_, args: argparse.Namespace) -> subprocess.Popen[bytes]:
-    """py-spy sampling the path's service while wrk drives it (its one-second warm-up included):
-    collapsed stacks in `<profile>/<tree>-<path>.txt`."""
-    pid = tree.processes[(*SERVICES, FLOOR).index(p.service)].pid
-    name = re.sub(r"[^a-z0-9]+", "-", f"{tree.database}-{p.name}".lower()).strip("-")
-    out = Path(args.profile, f"{name}.txt")
-    return subprocess.Popen(
-        [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record",
-         "--pid", str(pid), "--duration", f"{args.seconds + 1:.0f}", "--format", "raw",
-         "--rate", "200", "--nonblocking", "-o", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+def profile(tree: Tree, p: Path_, args: argparse.Namespace) -> list[subprocess.Popen[bytes]]:
+    """py-spy sampling each service of the tree while wrk drives the path (its one-second warm-up
+    included; a cross-service path spends in two processes): collapsed stacks in
+    `<profile>/<tree>-<path>-<service>.txt`."""
+    spies = []
+    for service, process in zip((*SERVICES, FLOOR), tree.processes, strict=False):
+        if service == FLOOR:
+            continue
+        name = re.sub(r"[^a-z0-9]+", "-", f"{tree.database}-{p.name}-{service}".lower()).strip("-")
+        out = Path(args.profile, f"{name}.txt")
+        spies.append(subprocess.Popen(
+            [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record",
+             "--pid", str(process.pid), "--duration", f"{args.seconds + 1:.0f}", "--format",
+             "raw", "--rate", "200", "--nonblocking", "-o", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+    return spies
 
 
 def run(trees: list[Tree], args: argparse.Namespace) -> None:
@@ -387,10 +392,10 @@ def run(trees: list[Tree], args: argparse.Namespace) -> None:
             if wanted and p.name not in wanted and p.kind not in ("probe", FLOOR):
                 break
             check_once(tree, p)
-            spy = profile(tree, p, args) if args.profile else None
+            spies = profile(tree, p, args) if args.profile else []
             url = tree.urls[p.service]
             results.append(wrk(url, p, tree.seeds, args.seconds, args.connections))
-            if spy is not None:
+            for spy in spies:
                 spy.wait()
         if len(results) != len(trees):
             continue

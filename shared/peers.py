@@ -3,13 +3,12 @@ overridable in tests) and the reads they make, typed with `shared.contracts`."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from shared.contracts import BuyerFacts, PolicyTerms
+from shared.contracts import BuyerFacts, Peer, PolicyTerms
 from shared.http import ServiceClient
 from shared.problems import SERVICE_UNAVAILABLE, UPSTREAM_ERROR, Problem, not_found
 from shared.settings import Settings
@@ -59,20 +58,27 @@ async def fetch_policy_and_buyer(
     buyer_id: str,
     check_policy: Callable[[PolicyTerms], object] | None = None,
 ) -> tuple[PolicyTerms, BuyerFacts]:
-    """The policy and the buyer, asked for at once (never cached: a cancelled policy or a
-    sanctioned buyer is seen on the next request). Each read waits for the other, and the
-    policy's refusal (404, 502, 503, or `check_policy`'s: not the caller's) is raised before the
-    buyer's, as when they were read in turn."""
-    policy, buyer = await asyncio.gather(
-        fetch_policy(peers, policy_id), fetch_buyer(peers, buyer_id), return_exceptions=True
+    """The policy and the buyer, read from underwriting in one call (never cached: a cancelled
+    policy or a sanctioned buyer is seen on the next request). The policy's refusal (404, 502,
+    503, or `check_policy`'s: not the caller's) comes before the buyer's 404, so a stranger's
+    policy answers as one that does not exist whatever the buyer."""
+    response = await peers["underwriting"].request(
+        "GET", f"/v1/policies/{policy_id}/buyers/{buyer_id}"
     )
-    if isinstance(policy, BaseException):
-        raise policy
+    if response.status_code == 404:
+        raise not_found("policy", policy_id)
+    _raise_for_upstream(response.status_code, "underwriting", response.text)
+    both = _PolicyAndBuyer.model_validate_json(response.content)
     if check_policy is not None:
-        check_policy(policy)
-    if isinstance(buyer, BaseException):
-        raise buyer
-    return policy, buyer
+        check_policy(both.policy)
+    if both.buyer is None:
+        raise not_found("buyer", buyer_id)
+    return both.policy, both.buyer
+
+
+class _PolicyAndBuyer(Peer):
+    policy: PolicyTerms
+    buyer: BuyerFacts | None
 
 
 def _raise_for_upstream(status: int, peer: str, text: str) -> None:

@@ -114,6 +114,9 @@ UNDERWRITING: dict[tuple[str, str], Entry] = {
     ("GET", "/v1/policies"): Entry(ANY, 200, PARTIES, listed="policy"),
     ("POST", "/v1/policies"): Entry(frozenset({"underwriter"}), 201, body=lambda _: NEW_POLICY),
     ("GET", "/v1/policies/{policy_id}"): Entry(ANY, 200, PARTIES, **OWNED_POLICY),
+    # What the other services read before acting on a (policy, buyer); no such buyer is `null`.
+    ("GET", "/v1/policies/{policy_id}/buyers/{buyer_id}"): Entry(
+        STAFF, 200, path={"policy_id": "policy", "buyer_id": "buyer"}, owning=("policy",)),
     ("POST", "/v1/policies/{policy_id}/assignments"): Entry(
         frozenset({"underwriter"}), 201, **OWNED_POLICY, body=lambda _: {"bank_id": "bank-new"}),
     ("GET", "/v1/policies/{policy_id}/assignments/{assignment_id}"): Entry(

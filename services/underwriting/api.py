@@ -40,6 +40,7 @@ from services.underwriting.schemas import (
     LimitRequestList,
     LimitRequestRead,
     LimitRequestStatus,
+    PolicyAndBuyerRead,
     PolicyCreate,
     PolicyRead,
     PortfolioHealthRead,
@@ -122,6 +123,17 @@ async def get_policy(policy_id: IdPath, reader: ReaderDep, caller: PolicyReader)
     # once (FastAPI would validate and serialise a PolicyRead again).
     policy = await uc.get_policy(reader, caller, policy_id)
     return Response(json_data(policy), media_type="application/json")
+
+
+@router.get("/policies/{policy_id}/buyers/{buyer_id}", response_model=PolicyAndBuyerRead,
+            responses=READ)  # fmt: skip
+async def get_policy_and_buyer(
+    policy_id: IdPath, buyer_id: IdPath, reader: ReaderDep, caller: Staff
+) -> Response:
+    """The policy and a buyer's standing in one read (`buyer` null when there is no such buyer):
+    what claims reads before it acts on a (policy, buyer), in one call instead of two."""
+    found = await uc.get_policy_and_buyer(reader, caller, policy_id, buyer_id)
+    return Response(json_data(found), media_type="application/json")
 
 
 @router.post("/policies/{policy_id}/assignments", status_code=201,

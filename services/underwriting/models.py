@@ -73,6 +73,16 @@ class Policy(Timestamped, Base):
     created_by: Mapped[str] = mapped_column(String(200))
 
 
+class BuyerBrief(NamedTuple):
+    """What the other services read of a buyer before acting on it
+    (`repository.policy_banks_and_buyer`)."""
+
+    id: str
+    country: str
+    legal_form: str
+    grade: int
+
+
 class PolicyRow(NamedTuple):
     """A policy as a read shows it (`repository.policy_with_banks`): its columns of the same
     names, no ORM object."""

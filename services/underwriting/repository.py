@@ -44,6 +44,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from services.underwriting.models import (
     Buyer,
+    BuyerBrief,
     BuyerGrade,
     BuyerSignal,
     CountryRisk,
@@ -75,6 +76,15 @@ _POLICY_WITH_BANKS = Query(
     .where(Policy.id == bindparam("policy_id", type_=String))
     .order_by(PolicyAssignment.created_at)
 )
+# The same with a buyer's standing on each row (its columns null when there is no such buyer).
+_POLICY_BANKS_AND_BUYER = Query(
+    select(*(Policy.__table__.c[name] for name in PolicyRow._fields), PolicyAssignment.bank_id,
+           Buyer.id, Buyer.country, Buyer.legal_form, Buyer.grade)
+    .outerjoin(PolicyAssignment, PolicyAssignment.policy_id == Policy.id)
+    .outerjoin(Buyer, Buyer.id == bindparam("buyer_id", type_=String))
+    .where(Policy.id == bindparam("policy_id", type_=String))
+    .order_by(PolicyAssignment.created_at)
+)  # fmt: skip
 
 
 async def policy_with_banks(reader: Reader, policy_id: str) -> tuple[PolicyRow, list[str]] | None:
@@ -84,6 +94,19 @@ async def policy_with_banks(reader: Reader, policy_id: str) -> tuple[PolicyRow, 
     if not rows:
         return None
     return PolicyRow._make(rows[0][:-1]), [row[-1] for row in rows if row[-1] is not None]
+
+
+async def policy_banks_and_buyer(
+    reader: Reader, policy_id: str, buyer_id: str
+) -> tuple[PolicyRow, list[str], BuyerBrief | None] | None:
+    """A policy, the banks assigned to it and a buyer's standing (None: no such buyer), in one
+    statement: what the other services read before they act on a (policy, buyer)."""
+    rows = await reader.all(_POLICY_BANKS_AND_BUYER, {"policy_id": policy_id, "buyer_id": buyer_id})
+    if not rows:
+        return None
+    *policy, _, buyer, country, legal_form, grade = rows[0]
+    standing = None if buyer is None else BuyerBrief(buyer, country, legal_form, grade)
+    return PolicyRow._make(policy), [row[-5] for row in rows if row[-5] is not None], standing
 
 
 def _policy_with_banks_statement(*extra: Any) -> Select[Any]:

@@ -221,6 +221,22 @@ class BuyerRead(Schema):
     indicators_confirmed: bool
 
 
+class BuyerStandingRead(Schema):
+    """What the other services read of a buyer before they act on it (its grade today)."""
+
+    id: str
+    country: CountryCode
+    legal_form: LegalForm
+    grade: int
+
+
+class PolicyAndBuyerRead(Schema):
+    """A policy with a buyer's standing, read at once (`buyer` null: no such buyer)."""
+
+    policy: PolicyRead
+    buyer: BuyerStandingRead | None
+
+
 class BuyerList(Schema):
     items: list[BuyerRead]
     next_cursor: str | None

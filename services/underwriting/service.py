@@ -205,6 +205,20 @@ async def get_policy(reader: Reader, caller: Caller, policy_id: str) -> dict[str
     return views.policy_answer(policy, _banks_shown(caller, banks))
 
 
+async def get_policy_and_buyer(
+    reader: Reader, caller: Caller, policy_id: str, buyer_id: str
+) -> dict[str, Any]:
+    """A policy the caller may see and a buyer's standing (None: no such buyer), read in one
+    statement, as plain JSON data (`PolicyAndBuyerRead`)."""
+    found = await repo.policy_banks_and_buyer(reader, policy_id, buyer_id)
+    if found is None:
+        raise not_found("policy", policy_id)
+    policy, banks, buyer = found
+    _ensure_visible(caller, policy, banks)
+    return {"policy": views.policy_answer(policy, _banks_shown(caller, banks)),
+            "buyer": None if buyer is None else buyer._asdict()}  # fmt: skip
+
+
 def _banks_shown(caller: Caller, banks: list[str]) -> list[str]:
     """A bank sees itself among a policy's loss payees, not the other banks."""
     return [b for b in banks if b == caller.party_id] if caller.role == "bank" else banks

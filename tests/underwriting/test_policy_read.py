@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.builders import make_policy, money, ok, statements_sent
+from tests.builders import make_buyer, make_policy, money, ok, statements_sent
 from tests.conftest import auth
 
 UNDERWRITER = auth("underwriter")
@@ -41,3 +41,32 @@ async def test_a_policy_reads_in_one_statement(
     with statements_sent(engines["underwriting"]) as sent:
         ok(await uw.get(f"/v1/policies/{policy['id']}", headers=UNDERWRITER), 200)
     assert len(sent) == 1, "\n".join(sent)
+
+
+async def test_a_policy_and_a_buyer_read_at_once_for_the_other_services(
+    uw: httpx.AsyncClient, engines: dict[str, AsyncEngine]
+) -> None:
+    """What claims reads before it acts on a (policy, buyer): the policy as its own read answers
+    it and the buyer's standing, in one statement; no such buyer is `null` (the policy's 404
+    comes first, so a stranger's policy stays indistinguishable); staff and services only."""
+    policy = await make_policy(uw)
+    ok(await uw.post(f"/v1/policies/{policy['id']}/assignments", headers=UNDERWRITER,
+                     json={"bank_id": "bank-both-1"}), 201)  # fmt: skip
+    buyer = await make_buyer(uw)
+    service = auth("service")
+    with statements_sent(engines["underwriting"]) as sent:
+        both = await uw.get(f"/v1/policies/{policy['id']}/buyers/{buyer['id']}", headers=service)
+    assert len(sent) == 1, "\n".join(sent)
+    read = await uw.get(f"/v1/policies/{policy['id']}", headers=service)
+    assert ok(both, 200)["policy"] == read.json()
+    assert both.json()["policy"]["assigned_bank_ids"] == ["bank-both-1"]
+    assert both.json()["buyer"] == {key: buyer[key]
+                                    for key in ("id", "country", "legal_form", "grade")}  # fmt: skip
+    none = await uw.get(f"/v1/policies/{policy['id']}/buyers/no-such-buyer", headers=service)
+    assert ok(none, 200)["buyer"] is None
+    missing = await uw.get(f"/v1/policies/no-such-policy/buyers/{buyer['id']}", headers=service)
+    assert missing.status_code == 404
+    assert "no-such-policy" in missing.json()["detail"]
+    holder = auth("policyholder", policy["policyholder_id"])
+    refused = await uw.get(f"/v1/policies/{policy['id']}/buyers/{buyer['id']}", headers=holder)
+    assert refused.status_code == 403
