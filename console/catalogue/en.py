@@ -362,6 +362,7 @@ MESSAGES: dict[str, str] = {
     "request_status.refused": "Refused",
     "request_status.referred": "Referred",
     "reason.above_auto_approval_ceiling": "Above the auto-approval ceiling",
+    "reason.equity_in_other_currency": "Equity known in another currency",
     "reason.above_equity_share": "Above the share of the buyer's equity",
     "reason.above_single_buyer_cap": "Above the single-buyer cap",
     "reason.buyer_insolvent": "Buyer insolvent",

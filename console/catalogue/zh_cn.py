@@ -350,6 +350,7 @@ MESSAGES: dict[str, str] = {
     "request_status.refused": "已拒绝",
     "request_status.referred": "待人工审核",
     "reason.above_auto_approval_ceiling": "超过自动批准上限",
+    "reason.equity_in_other_currency": "买方净资产以其他币种列示",
     "reason.above_equity_share": "超过买方净资产的比例上限",
     "reason.above_single_buyer_cap": "超过单一买方上限",
     "reason.buyer_insolvent": "买方已破产",

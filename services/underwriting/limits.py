@@ -313,6 +313,7 @@ async def request_limit(ctx: Context, policy_id: str, data: LimitRequestCreate) 
     recorded = [] if limit is None else (
         await repo.history(ctx.session, [limit.id], superseded_too=True)).get(limit.id, [])  # fmt: skip
     equity = buyer.indicators.get("equity") or {}
+    known_equity = buyer_indicators(buyer.indicators).equity
     facts = rules.RequestFacts(
         amount=amount, payment_terms_days=data.payment_terms_days,
         max_credit_period_days=policy.max_credit_period_days, legal_form=buyer.legal_form,
@@ -324,8 +325,9 @@ async def request_limit(ctx: Context, policy_id: str, data: LimitRequestCreate) 
         policy_open=rules.policy_open(ctx.today, policy.end_date),
         single_buyer_cap=None if policy.single_buyer_cap is None
         else Money(policy.single_buyer_cap, c),
-        equity=rules.equity_that_counts(buyer_indicators(buyer.indicators).equity,
-                                        equity.get("currency"), c),
+        equity=rules.equity_that_counts(known_equity, equity.get("currency"), c),
+        equity_currency_elsewhere=rules.equity_currency_elsewhere(known_equity,
+                                                                  equity.get("currency"), c),
         reduction=rules.standing_reduction(views.limit_acts(recorded)),
     )  # fmt: skip
     decision = rules.decide_limit_request(facts, ctx.settings.decision_table())

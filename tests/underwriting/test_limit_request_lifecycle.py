@@ -229,3 +229,22 @@ async def test_a_request_on_a_withdrawn_limit_is_referred(uw: httpx.AsyncClient)
     assert referred["status"] == "referred"
     assert [r["code"] for r in referred["reasons"]] == ["limit_reduced"]
     assert "the limit was withdrawn from" in referred["reasons"][0]["message"]
+
+
+async def test_a_request_on_a_buyer_whose_equity_is_in_another_currency_is_referred(
+    uw: httpx.AsyncClient,
+) -> None:
+    """A USD equity cannot cap a EUR request (no conversion): the engine refers it, saying why,
+    where it once approved it as if the equity were unknown; the policyholder reads no figure."""
+    policy = await make_policy(uw)
+    buyer = await make_buyer(uw, indicators={
+        "current_ratio": "2.5", "dso_days": "40", "dso_prior_year_days": "40",
+        "overdue_ratio": "0.01", "litigation_count": 0, "management_changes_12m": 0,
+        "equity": money("1000000", "USD")})  # fmt: skip
+    referred = await request_limit(uw, policy, buyer["id"], "200000")
+    assert referred["status"] == "referred"
+    assert [r["code"] for r in referred["reasons"]] == ["equity_in_other_currency"]
+    assert "1000000" not in referred["reasons"][0]["message"]
+    in_euros = await make_buyer(uw)  # equity 50,000,000 EUR: 10 % of it is 5,000,000
+    capped = await request_limit(uw, policy, in_euros["id"], "200000")
+    assert capped["status"] == "approved"

@@ -149,6 +149,31 @@ def test_partial_approval_at_the_lower_of_cap_and_equity_share() -> None:
     assert at_share.status == rules.APPROVED
 
 
+def test_the_equity_share_names_no_figure_and_equity_not_positive_is_said_so() -> None:
+    """A policyholder reads the reasons: the buyer's equity (a factor) is never quoted."""
+    partial = rules.decide_limit_request(facts(equity=Money.of("123456.70", "EUR")))
+    assert partial.decided_amount == Money.of("12345.67", "EUR")
+    assert "12345.67" not in partial.reasons[0].message
+    assert "123456" not in partial.reasons[0].message
+    for equity in ("0", "-1000"):
+        refused = rules.decide_limit_request(facts(equity=Money.of(equity, "EUR")))
+        assert refused.status == rules.REFUSED
+        assert codes(refused) == {"above_equity_share"}
+        assert "zero or negative" in refused.reasons[0].message
+
+
+def test_equity_known_in_another_currency_is_weighed_by_an_underwriter() -> None:
+    """No conversion: the engine cannot compare the request with the share of it, so it refers
+    the request rather than approve it as if the equity were unknown."""
+    assert rules.equity_currency_elsewhere(D(1_000_000), "USD", "EUR") == "USD"
+    assert rules.equity_currency_elsewhere(D(1_000_000), "EUR", "EUR") is None
+    assert rules.equity_currency_elsewhere(None, "USD", "EUR") is None
+    decision = rules.decide_limit_request(facts(equity_currency_elsewhere="USD"))
+    assert decision.status == rules.REFERRED
+    assert codes(decision) == {"equity_in_other_currency"}
+    assert "USD" in decision.reasons[0].message
+
+
 def test_a_reduction_never_applies_before_tomorrow_but_an_increase_may_apply_today() -> None:
     today = dt.date(2026, 11, 23)
     assert rules.change_effective_from(current=D(100), new_amount=D(50), requested=today,

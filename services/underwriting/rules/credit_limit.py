@@ -88,7 +88,8 @@ DEFAULT_DECISION_TABLE = DecisionTable()
 DECISION_REASON_CODES = (
     "buyer_not_insurable", "buyer_related", "buyer_insolvent", "sanctioned",
     "payment_terms_exceeded", "country_not_covered", "policy_inactive", "high_risk_grade",
-    "high_country_risk", "limit_reduced", "above_auto_approval_ceiling", "above_single_buyer_cap",
+    "high_country_risk", "limit_reduced", "equity_in_other_currency",
+    "above_auto_approval_ceiling", "above_single_buyer_cap",
     "above_equity_share", "within_auto_approval", "underwriter_approved", "underwriter_partial",
     "underwriter_refused",
 )  # fmt: skip
@@ -114,6 +115,9 @@ class RequestFacts:
     policy_open: bool
     single_buyer_cap: Money | None
     equity: Money | None
+    # The currency of the buyer's equity when it is known in another than the policy's (there is
+    # no conversion: an underwriter weighs it, `referral_reasons`).
+    equity_currency_elsewhere: str | None = None
     # A reduction or withdrawal of the limit by an underwriter or a risk signal that no person
     # has granted past since (`standing_reduction`): a request for more is referred.
     reduction: StandingReduction | None = None
@@ -238,6 +242,14 @@ def referral_reasons(facts: RequestFacts, table: DecisionTable) -> tuple[Reason,
          f"country risk level {level} is referred"),
     )  # fmt: skip
     reasons = [Reason(code, message) for applies, code, message in rows if applies]
+    elsewhere = facts.equity_currency_elsewhere
+    if elsewhere is not None:
+        reasons.append(Reason(
+            "equity_in_other_currency",
+            f"the buyer's equity is known in {elsewhere}, not in the policy's "
+            f"{facts.amount.currency}: an underwriter weighs the request against "
+            f"{table.equity_share_pct}% of it (no conversion)",
+        ))  # fmt: skip
     cut = facts.reduction
     if cut is not None and facts.amount.amount > cut.amount:
         by = "an underwriter's change" if cut.source == "change" else "a risk signal"
@@ -275,8 +287,11 @@ def caps_below_amount(facts: RequestFacts, table: DecisionTable) -> list[tuple[M
     if facts.equity is not None:
         share = facts.equity.percent(table.equity_share_pct).rounded()
         if facts.amount > share:
+            # The figure is not named: a policyholder sees a buyer's grade, never its factors.
             message = (
-                f"{facts.amount} is above {table.equity_share_pct}% of the buyer's equity ({share})"
+                f"{facts.amount} is above {table.equity_share_pct}% of the buyer's equity"
+                if share.is_positive()
+                else "the buyer's equity is zero or negative: nothing is granted against it"
             )
             caps.append((share, Reason("above_equity_share", message)))
     return caps
@@ -459,6 +474,16 @@ def equity_that_counts(
     if amount is None or currency != policy_currency:
         return None
     return Money(amount, policy_currency)
+
+
+def equity_currency_elsewhere(
+    amount: Decimal | None, currency: str | None, policy_currency: str
+) -> str | None:
+    """The currency of the buyer's equity when it is known in another than the policy's: the
+    engine cannot weigh the request against it (no conversion) and refers it."""
+    if amount is None or currency is None or currency == policy_currency:
+        return None
+    return currency
 
 
 class DecisionRefused(ValueError):
