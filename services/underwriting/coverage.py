@@ -145,8 +145,9 @@ def batch_items(raw_items: list[Any]) -> list[Item | Problem]:
         if item is None:
             try:
                 item = item_of(CoverageCheckCreate.model_validate(raw))
-            except ValidationError as exc:
-                parsed.append(validation_problem(exc.errors()))
+            except ValidationError as exc:  # located as the single check locates them
+                parsed.append(validation_problem(
+                    [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]))  # fmt: skip
                 continue
         parsed.append(item)
     return parsed

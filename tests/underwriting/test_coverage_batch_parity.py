@@ -205,19 +205,18 @@ async def answers_match_single_checks(
         assert error["status"] == single.status_code, (index, item, error, problem)
         assert error["type"] == problem["type"], (index, item, error, problem)
         if problem["type"] == "validation":
-            # The item's own validation: the single check's locations start at the body, its
-            # messages name the item's model for an item that is not an object at all.
+            # The item's own validation, located as the single check locates it (from the
+            # body); its messages name the item's model for an item that is not an object.
             try:
                 CoverageCheckCreate.model_validate(item)
             except ValidationError as exc:
-                assert error == validation_problem(exc.errors()).body(), (index, item)
+                located = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+                assert error == validation_problem(located).body(), (index, item)
             else:
                 raise AssertionError(f"item {index} is valid: {item!r}")
-            located = [{k: v for k, v in e.items() if k != "msg"} for e in error["errors"]]
-            body = [{**e, "loc": e["loc"][1:]} for e in problem["errors"]]
-            assert located == [{k: v for k, v in e.items() if k != "msg"} for e in body] or (
-                error["errors"][0]["type"] == "model_type"
-            ), (index, item)
+            assert [{k: v for k, v in e.items() if k != "msg"} for e in error["errors"]] == [
+                {k: v for k, v in e.items() if k != "msg"} for e in problem["errors"]
+            ] or error["errors"][0]["type"] == "model_type", (index, item)
         else:
             assert error == {k: v for k, v in problem.items() if k != "instance"}, (index, item)
     return list(results)
@@ -371,8 +370,8 @@ def by_the_model(raw: Any) -> Any:
     problem its validation gives."""
     try:
         model = CoverageCheckCreate.model_validate(raw)
-    except ValidationError as exc:
-        return validation_problem(exc.errors()).body()
+    except ValidationError as exc:  # located from the body, as the single check locates it
+        return validation_problem([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]).body()
     return (*model.model_dump().values(), model.invoice_amount.amount.as_tuple())
 
 
