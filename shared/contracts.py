@@ -60,6 +60,7 @@ from shared.money import (
     shown,
 )
 from shared.problems import invalid
+from shared.text import folded
 
 MAX_INTEGER_DIGITS = 14  # decimals on the wire are less than 10^14 in absolute value
 MAX_DECIMAL_PLACES = 12  # and carry at most 12 decimals (trailing zeros aside)
@@ -212,15 +213,35 @@ NameText = Annotated[
 ]
 LongText = Annotated[str, Field(max_length=4000), AfterValidator(_multi_line)]
 INVOICE_NUMBER_LENGTH = 100
-# An invoice is known by its number without surrounding blanks (" INV-1" is "INV-1" in every
-# service: declarations, notifications, claims, collection cases); blanks inside it are kept.
-# Never empty once trimmed.
+
+
+def fold_invoice_number(value: str) -> str:
+    """An invoice number as every service keys it (declarations, coverage checks, notifications,
+    claims, disputes, collection cases): written forms of one character folded into one and
+    invisible ones dropped (`shared.text.folded`: "ＩＮＶ－１" and "INV-1​" are "INV-1"),
+    surrounding blanks trimmed; case and the blanks inside kept. Empty when nothing visible is
+    left."""
+    number = folded(single_line(value)).strip()
+    if len(number) > INVOICE_NUMBER_LENGTH:
+        raise ValueError(f"at most {INVOICE_NUMBER_LENGTH} characters once folded")
+    return number
+
+
+def _present_invoice_number(value: str) -> str:
+    number = fold_invoice_number(value)
+    if not number:
+        raise ValueError("an invoice number has at least one visible character")
+    return number
+
+
+# An invoice is known by its number as `fold_invoice_number` folds it, never empty: one invoice
+# however its number was written, so it is claimed, notified and declared once.
 InvoiceNumber = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=INVOICE_NUMBER_LENGTH, pattern=r"\S"
     ),
-    AfterValidator(single_line),
+    AfterValidator(_present_invoice_number),
 ]
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 # How these types are published in OpenAPI: one string schema each, the same for requests and
@@ -805,12 +826,12 @@ class CoverageCheck(Schema):
     invoice_amount: PositiveMoney
     shipment_date: Date
     due_date: Date
-    # Trimmed as an `InvoiceNumber` is (empty: no invoice of the exposure is left out).
+    # Folded as an `InvoiceNumber` is (empty: no invoice of the exposure is left out).
     invoice_number: (
         Annotated[
             str,
             StringConstraints(strip_whitespace=True, max_length=INVOICE_NUMBER_LENGTH),
-            AfterValidator(single_line),
+            AfterValidator(fold_invoice_number),
         ]
         | None
     ) = None

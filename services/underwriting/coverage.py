@@ -178,7 +178,10 @@ class _PlainItem(TypedDict):
     invoice_amount: _PlainMoney
     shipment_date: _WrittenDate
     due_date: _WrittenDate
-    invoice_number: NotRequired[Annotated[str, Field(max_length=100, pattern=r"^[ -~]*$")] | None]
+    # Printable ASCII with no blank around it: what the model's folding leaves as it is.
+    invoice_number: NotRequired[
+        Annotated[str, Field(max_length=100, pattern=r"^([!-~]([ -~]*[!-~])?)?$")] | None
+    ]
 
 
 _PLAIN_ITEM = TypeAdapter(_PlainItem)

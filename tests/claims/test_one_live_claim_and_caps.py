@@ -51,6 +51,23 @@ async def test_an_invoice_in_a_live_claim_cannot_be_claimed_again_until_the_clai
     assert refiled["id"] != first["id"] and refiled["status"] == "documents_pending"
 
 
+@pytest.mark.parametrize("written", ["INV-2\u200b", "ＩＮＶ－２", "INV\u2060-2", " INV-2\u00a0"])
+async def test_an_invoice_number_written_in_another_form_of_the_same_characters_is_that_invoice(
+    apis: dict[str, httpx.AsyncClient], written: str
+) -> None:
+    """A zero-width space, a word joiner or full-width letters do not make another invoice: it
+    stays in its one live claim (it was claimed and paid again under each form)."""
+    claims = apis["claims"]
+    policy, buyer = await insured(apis["underwriting"])
+    holder = auth("policyholder", policy["policyholder_id"])
+    first = ok(await claims.post("/v1/claims", headers=holder,
+                                 json=filing(policy, buyer, INVOICES)), 201)  # fmt: skip
+    again = await claims.post("/v1/claims", headers=holder, json=filing(
+        policy, buyer, [{**INVOICES[1], "number": written}]))  # fmt: skip
+    assert again.status_code == 409 and again.json()["type"] == "invoice-already-claimed"
+    assert again.json()["claims"] == {"INV-2": first["id"]}
+
+
 async def test_a_claim_that_lapsed_frees_its_invoices_even_before_the_lapse_is_recorded(
     apis: dict[str, httpx.AsyncClient],
 ) -> None:

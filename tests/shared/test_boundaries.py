@@ -35,13 +35,18 @@ def test_no_service_imports_another() -> None:
 def test_rules_and_pure_shared_modules_import_no_framework() -> None:
     pure = [*ROOT.glob("services/*/rules.py"), *ROOT.glob("services/*/rules/*.py"),
             ROOT / "shared/money.py",
-            ROOT / "shared/calendar.py", ROOT / "shared/countries.py"]  # fmt: skip
+            ROOT / "shared/calendar.py", ROOT / "shared/countries.py", ROOT / "shared/text.py"]  # fmt: skip
     assert len(pure) >= 5
     for path in pure:
         for name in imports_of(path):
             assert name.split(".")[0] in PURE_ALLOWED, f"{path} imports {name}"
             if name.startswith("shared."):
-                assert name in {"shared.money", "shared.calendar", "shared.countries"}, name
+                assert name in {
+                    "shared.money",
+                    "shared.calendar",
+                    "shared.countries",
+                    "shared.text",
+                }, name
 
 
 def _persistence_imports(path: Path, service: str) -> set[str]:

@@ -4,11 +4,9 @@ which buyers are insurable, and what identifies a buyer."""
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from collections.abc import Sequence
 
-# Characters no registry prints (zero-width spaces and joiners, soft hyphens, direction marks).
-_INVISIBLE = "Cf"
+from shared.text import folded
 
 
 def registration_key(registration_number: str) -> str:
@@ -17,8 +15,7 @@ def registration_key(registration_number: str) -> str:
     every white space and invisible character dropped ("HRB 123", " hrb123 " and "HRB\u00a0123"
     are "HRB123"), letters in upper case. Punctuation is kept ("HRB-123" stays apart from
     "HRB123"): registries print it, and dropping it could join two numbers they tell apart."""
-    folded = unicodedata.normalize("NFKC", registration_number).upper()
-    return "".join(c for c in folded if not c.isspace() and unicodedata.category(c) != _INVISIBLE)
+    return "".join(c for c in folded(registration_number).upper() if not c.isspace())
 
 
 def country_covered(country: str, covered_countries: Sequence[str] | None) -> bool:
