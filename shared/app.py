@@ -599,10 +599,12 @@ def _declare_bearer_tokens(schema: dict[str, Any]) -> None:
 
 def _declare_everywhere(app: FastAPI, service: str, *statuses: int) -> None:
     """Declare answers any route can give (429 from the rate limit, 503 when the database or a
-    peer is unreachable) in every operation's OpenAPI responses, as problem+json: added to the
+    peer is unreachable; 413 on a route that takes a body, over its cap) in every operation's
+    OpenAPI responses, as problem+json: added to the
     generated document once, where a route has not declared them itself; then every
     problem+json answer lists the problem types of the catalogue its status carries here."""
     declared = problem_responses(*statuses, service=service)
+    too_large = problem_responses(413, service=service)[413]
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -613,6 +615,8 @@ def _declare_everywhere(app: FastAPI, service: str, *statuses: int) -> None:
                     if isinstance(operation, dict) and "responses" in operation:
                         for status, answer in declared.items():
                             operation["responses"].setdefault(str(status), copy.deepcopy(answer))
+                        if "requestBody" in operation:  # over the body cap
+                            operation["responses"].setdefault("413", copy.deepcopy(too_large))
             describe_problems(schema, service)
             _declare_bearer_tokens(schema)
             _declare_headers(schema)

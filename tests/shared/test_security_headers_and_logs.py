@@ -167,13 +167,14 @@ async def test_metrics_answer_only_a_service_token_and_the_probes_stay_open(
         assert (await uw.get(path)).status_code == 200, path
 
 
-def test_429_and_503_are_declared_on_every_route_of_every_service() -> None:
+def test_429_and_503_are_declared_on_every_route_and_413_on_every_route_with_a_body() -> None:
     missing = []
     for factory in (underwriting_app, claims_app, collections_app):
         spec = factory().openapi()
         for path, operations in spec["paths"].items():
             for method, operation in operations.items():
-                for status in ("429", "503"):
+                body = ("413",) if "requestBody" in operation else ()
+                for status in ("429", "503", *body):
                     declared = operation["responses"].get(status)
                     if declared is None or "application/problem+json" not in declared.get(
                         "content", {}
