@@ -488,13 +488,18 @@ async def raise_dispute(ctx: Context, claim_id: str, raised: DisputeCreate) -> D
     claim = await _claim(ctx, claim_id, lock=True)
     await _refresh_lapse(ctx, claim)
     held = await _next(ctx, claim, Act.RAISE_DISPUTE)
-    numbers = {
-        i.number for i in (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
+    shipped = {
+        i.number: i.shipment_date
+        for i in (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
     }
-    unknown = [n for n in raised.invoice_numbers if n not in numbers]
+    unknown = [n for n in raised.invoice_numbers if n not in shipped]
     if unknown:
         raise unprocessable(problems.UNKNOWN_INVOICE, f"not in this claim: {', '.join(unknown)}",
                             invoice_numbers=unknown)  # fmt: skip
+    first = min(shipped[n] for n in raised.invoice_numbers)
+    if raised.raised_on < first:
+        raise invalid(["body", "raised_on"], "a buyer disputes goods shipped: not before the "
+                      f"first shipment it names ({first.isoformat()})")  # fmt: skip
     dispute = Dispute(
         id=new_id("dsp"), created_at=utcnow(), claim_id=claim.id, raised_on=raised.raised_on,
         description=raised.description, invoice_numbers=list(dict.fromkeys(raised.invoice_numbers)),

@@ -218,6 +218,11 @@ async def test_late_notification_and_a_dispute_settled_for_the_buyer_exclude_inv
     unknown = await claims.post(f"/v1/claims/{claim['id']}/disputes", headers=holder, json={
         "raised_on": "2027-06-05", "description": "x", "invoice_numbers": ["NOPE"]})  # fmt: skip
     assert unknown.status_code == 422
+    # INV-2 shipped on 2027-03-20: a dispute over its goods is not raised before they left.
+    early = await claims.post(f"/v1/claims/{claim['id']}/disputes", headers=holder, json={
+        "raised_on": "2027-03-19", "description": "x", "invoice_numbers": ["INV-2"]})  # fmt: skip
+    assert early.status_code == 422 and early.json()["errors"][0]["loc"] == ["body", "raised_on"]
+    assert "2027-03-20" in early.json()["detail"]
     resolved = ok(await claims.post(
         f"/v1/claims/{claim['id']}/disputes/{dispute['id']}/resolution", headers=HANDLER,
         json={"outcome": "buyer"}), 200)  # fmt: skip
