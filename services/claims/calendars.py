@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from services.claims import repository as repo
-from services.claims import views
+from services.claims import rules, views
 from services.claims.models import CalendarDay
 from services.claims.schemas import CalendarDayRead, CalendarDaysRead, CalendarDayWrite
 from services.claims.service import Context
@@ -71,6 +71,7 @@ async def set_calendar_day(
     if not created:
         await repo.change_calendar_day(ctx.session, values)
     names = {d.day: d.name for d in package_days(country, day.year)}
+    await _redate_decisions(ctx, country, day)
     await ctx.session.commit()
     return views.staff_day(CalendarDay(**values), names.get(day)), created
 
@@ -81,4 +82,18 @@ async def remove_calendar_day(ctx: Context, country: str, day: dt.date) -> None:
     _calendar_year(day.year, ["path", "date"])
     if not await repo.remove_calendar_day(ctx.session, country, day):
         raise not_found("calendar correction", f"{country}/{day.isoformat()}")
+    await _redate_decisions(ctx, country, day)
     await ctx.session.commit()
+
+
+async def _redate_decisions(ctx: Context, country: str, day: dt.date) -> None:
+    """Every working-day deadline reads the corrected calendar (api.md): the claims on this
+    country's calendar whose decision is still to come and whose count of working days passes
+    over the corrected day take their decision due again, from the day their file was complete."""
+    for claim in await repo.claims_deciding_over(ctx.session, day):
+        if claim.terms["claims_calendar_country"] != country or claim.complete_on is None:
+            continue
+        corrections = await repo.calendar_corrections(ctx.session, country, claim.complete_on)
+        claim.decision_due = rules.decision_due(
+            claim.complete_on, ctx.settings.decision_working_days, country, corrections
+        )

@@ -26,6 +26,7 @@ from services.claims.models import (
     PolicyCaps,
 )
 from services.claims.rules import (
+    AWAITING_DECISION,
     COUNTS_AGAINST_CAPS,
     ClaimStatus,
     NotifiedRow,
@@ -327,6 +328,20 @@ async def calendar_corrections(
         )
     )
     return {day: working for day, working in rows.all()}
+
+
+async def claims_deciding_over(session: AsyncSession, day: dt.date) -> list[Claim]:
+    """The claims awaiting a decision whose count of working days passes over `day` (the file
+    complete before it, not counted itself; the decision due on or after it), locked: a
+    correction of `day` may move their decision due, one after the day due never does."""
+    query = (
+        select(Claim)
+        .where(Claim.status.in_(sorted(AWAITING_DECISION)), Claim.complete_on < day,
+               Claim.decision_due >= day)
+        .order_by(Claim.id)
+        .with_for_update()
+    )  # fmt: skip
+    return list((await session.execute(query)).scalars().all())
 
 
 async def calendar_days_in(

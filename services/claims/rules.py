@@ -50,6 +50,8 @@ LIVE = frozenset(S) - {S.REJECTED, S.LAPSED}
 # Counts against the caps: the indemnities of approved and paid claims use the policy year's
 # maximum liability and the single-buyer cap.
 COUNTS_AGAINST_CAPS = frozenset({S.APPROVED, S.PAID})
+# A claim whose file is complete and whose decision is still to come: its `decision_due` stands.
+AWAITING_DECISION = LIVE - DECIDED - {S.DOCUMENTS_PENDING}
 
 
 class Act(StrEnum):

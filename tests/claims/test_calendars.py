@@ -168,17 +168,33 @@ async def test_a_claims_decision_date_reads_the_calendar_staff_corrected(
     plain = await filed_and_completed()
     assert plain["decision_due"] == "2027-07-01"
 
-    # Staff declare Monday 2027-06-14 a holiday: the next file completed is due a day later.
+    # Staff declare Monday 2027-06-14 a holiday: the next file completed is due a day later,
+    # and so is the one awaiting its decision (every working-day deadline reads the correction).
     ok(await claims.put("/v1/calendars/CN/days/2027-06-14", headers=HANDLER,
                         json={"working": False, "reason": "regional closure"}), 201)  # fmt: skip
     moved = await filed_and_completed()
     assert moved["decision_due"] == "2027-07-02"
 
-    # And a Saturday worked in its place brings it back.
+    async def due(claim: dict[str, Any]) -> str:
+        read = ok(await claims.get(f"/v1/claims/{claim['id']}", headers=HANDLER), 200)
+        return str(read["decision_due"])
+
+    assert await due(plain) == "2027-07-02"
+
+    # And a Saturday worked in its place brings every one back.
     ok(await claims.put("/v1/calendars/CN/days/2027-06-19", headers=HANDLER,
                         json={"working": True, "reason": "make-up working day"}), 201)  # fmt: skip
     back = await filed_and_completed()
     assert back["decision_due"] == "2027-07-01"
-    # The first claim keeps the date it was given.
-    kept = ok(await claims.get(f"/v1/claims/{plain['id']}", headers=HANDLER), 200)
-    assert kept["decision_due"] == "2027-07-01"
+    assert [await due(c) for c in (plain, moved)] == ["2027-07-01", "2027-07-01"]
+    # Withdrawing that correction moves them again; a day after their due date moves none.
+    deleted = await claims.delete("/v1/calendars/CN/days/2027-06-19", headers=HANDLER)
+    assert deleted.status_code == 204
+    assert [await due(c) for c in (plain, moved, back)] == ["2027-07-02"] * 3
+    ok(await claims.put("/v1/calendars/CN/days/2027-07-05", headers=HANDLER,
+                        json={"working": False, "reason": "after them"}), 201)  # fmt: skip
+    assert [await due(c) for c in (plain, moved, back)] == ["2027-07-02"] * 3
+    # Another country's calendar is not theirs.
+    ok(await claims.put("/v1/calendars/DE/days/2027-06-15", headers=HANDLER,
+                        json={"working": False, "reason": "not CN"}), 201)  # fmt: skip
+    assert await due(plain) == "2027-07-02"
