@@ -417,6 +417,12 @@ def named_enum(component: str, values: Any, description: str = "") -> WithJsonSc
     return WithJsonSchema(_ref(component, schema))
 
 
+def _meaning(schema: dict[str, Any]) -> dict[str, Any]:
+    """What a schema says of its values (what a field adds, its title, default..., aside)."""
+    return {k: v for k, v in schema.items()
+            if k not in ("title", "description", "examples", "default")}  # fmt: skip
+
+
 def refer_to_components(node: Any, found: dict[str, Any] | None = None) -> dict[str, Any]:
     """Swap every marked schema of the OpenAPI document (in place) for a `$ref` to its named
     component; answer the components found, to be added to the document."""
@@ -424,7 +430,14 @@ def refer_to_components(node: Any, found: dict[str, Any] | None = None) -> dict[
     if isinstance(node, dict):
         component = node.get(COMPONENT_MARK)
         if isinstance(component, str):
-            found[component] = {k: v for k, v in node.items() if k != COMPONENT_MARK}
+            schema = {k: v for k, v in node.items() if k != COMPONENT_MARK}
+            before = found.get(component)
+            if before is not None and _meaning(before) != _meaning(schema):  # one name, one meaning
+                raise ValueError(
+                    f"two different schemas are published as {component!r}: "
+                    f"{_meaning(before)} and {_meaning(schema)}"
+                )
+            found[component] = schema
             node.clear()
             node["$ref"] = f"#/components/schemas/{component}"
         else:

@@ -22,7 +22,7 @@ _GradeCause = Literal["signal", "indicators", "country_risk"]
 _DecidedBy = Literal["engine", "underwriter"]
 # Published as named enums (one class each in a generated client).
 LimitChangeKind = Annotated[_LimitChangeKind, named_enum("LimitChangeKind", _LimitChangeKind)]
-LimitSource = Annotated[_LimitSource, named_enum("LimitSource", _LimitSource)]
+LimitSource = Annotated[_LimitSource, named_enum("LimitEntrySource", _LimitSource)]
 GradeCause = Annotated[_GradeCause, named_enum("GradeCause", _GradeCause)]
 DecidedBy = Annotated[_DecidedBy, named_enum("DecidedBy", _DecidedBy)]
 

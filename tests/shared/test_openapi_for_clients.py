@@ -184,3 +184,21 @@ def test_every_member_a_problem_is_raised_with_is_declared_in_the_problem_schema
                         sent[keyword.arg] = f"{path.relative_to(root)}:{node.lineno}"
     assert len(sent) >= 10
     assert {k: v for k, v in sent.items() if k not in declared} == {}
+
+
+def test_one_component_name_is_one_schema() -> None:
+    """Two enums once shared a name (`LimitSource`: a coverage answer's and a limit event's) and
+    the document published one of them for both; a second meaning under a name is refused."""
+    from shared.contracts import named_enum, refer_to_components
+
+    def marked(values: tuple[str, ...]) -> dict[str, Any]:
+        schema: dict[str, Any] = named_enum("Twice", values).json_schema
+        return dict(schema)
+
+    refer_to_components({"a": marked(("x",)), "b": {**marked(("x",)), "title": "B"}})
+    with pytest.raises(ValueError, match="Twice"):
+        refer_to_components({"a": marked(("x",)), "b": marked(("y",))})
+    schema = APPS["underwriting"]().openapi()
+    enums = schema["components"]["schemas"]
+    assert enums["LimitSource"]["enum"] == ["credit_limit", "discretionary"]
+    assert enums["LimitEntrySource"]["enum"] == ["request", "external", "change", "signal"]
