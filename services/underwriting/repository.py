@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
+    CompoundSelect,
     Date,
     Integer,
     Numeric,
@@ -123,11 +124,10 @@ def _policy_with_banks_statement(*extra: Any) -> Select[Any]:
 _POLICY_AND_BANKS = _policy_with_banks_statement()
 
 
-async def _policy_with_banks(session: AsyncSession, policy_id: str, *extra: Any) -> list[Any]:
-    """Rows of (the policy, one of its banks or None, `extra`…), its banks in the order they
-    were assigned: one statement."""
-    statement = _policy_with_banks_statement(*extra) if extra else _POLICY_AND_BANKS
-    return list((await session.execute(statement, {"policy_id": policy_id})).all())
+async def _policy_with_banks(session: AsyncSession, policy_id: str) -> list[Any]:
+    """Rows of (the policy, one of its banks or None), its banks in the order they were
+    assigned: one statement."""
+    return list((await session.execute(_POLICY_AND_BANKS, {"policy_id": policy_id})).all())
 
 
 async def policy_and_banks(
@@ -155,45 +155,49 @@ async def policy_of_signal(
 ) -> PolicyOfSignal | None:
     """The policy a signal on `buyer_id` names, with its banks and its open stop-shipment on the
     buyer, in one statement."""
-    stopped = exists().where(
-        StopShipment.policy_id == Policy.id,
-        StopShipment.buyer_id == buyer_id,
-        StopShipment.cleared_on.is_(None),
-    )
-    rows = await _policy_with_banks(session, policy_id, stopped)
+    rows = (await session.execute(
+        _POLICY_OF_SIGNAL, {"policy_id": policy_id, "buyer_id": buyer_id})).all()  # fmt: skip
     if not rows:
         return None
     banks = [row[1] for row in rows if row[1] is not None]
     return PolicyOfSignal(rows[0][0], banks, bool(rows[0][2]))
 
 
+_POLICY_OF_SIGNAL = _policy_with_banks_statement(
+    exists().where(StopShipment.policy_id == Policy.id,
+                   StopShipment.buyer_id == bindparam("buyer_id", type_=String),
+                   StopShipment.cleared_on.is_(None))
+)  # fmt: skip
+_BUYER = select(Buyer).where(Buyer.id == bindparam("buyer_id", type_=String))
+_BUYER_LOCKED = _BUYER.with_for_update()
+_BUYER_SHARED = _BUYER.with_for_update(read=True)
+
+
 async def buyer(session: AsyncSession, buyer_id: str, *, for_update: bool = False) -> Buyer | None:
-    statement = select(Buyer).where(Buyer.id == buyer_id)
-    if for_update:
-        statement = statement.with_for_update()
-    return (await session.execute(statement)).scalar_one_or_none()
+    statement = _BUYER_LOCKED if for_update else _BUYER
+    return (await session.execute(statement, {"buyer_id": buyer_id})).scalar_one_or_none()
 
 
 async def buyer_held_against_signals(session: AsyncSession, buyer_id: str) -> Buyer | None:
     """A buyer held FOR SHARE until the commit: a signal on it (which takes it FOR UPDATE,
     `buyer_to_grade`) waits for this change, or this change reads the buyer as the signal left
     it. Declarations and other readers (FOR KEY SHARE) are not held up."""
-    statement = select(Buyer).where(Buyer.id == buyer_id).with_for_update(read=True)
-    return (await session.execute(statement)).scalar_one_or_none()
+    return (await session.execute(_BUYER_SHARED, {"buyer_id": buyer_id})).scalar_one_or_none()
 
 
 async def buyer_to_grade(session: AsyncSession, buyer_id: str) -> tuple[Buyer, int | None] | None:
     """A buyer locked FOR UPDATE until the commit, with its country's risk level (None when the
     country is not listed), in one statement."""
-    row = (
-        await session.execute(
-            select(Buyer, CountryRisk.level)
-            .outerjoin(CountryRisk, CountryRisk.country == Buyer.country)
-            .where(Buyer.id == buyer_id)
-            .with_for_update(of=Buyer)
-        )
-    ).first()
+    row = (await session.execute(_BUYER_TO_GRADE, {"buyer_id": buyer_id})).first()
     return None if row is None else (row[0], row[1])
+
+
+_BUYER_TO_GRADE = (
+    select(Buyer, CountryRisk.level)
+    .outerjoin(CountryRisk, CountryRisk.country == Buyer.country)
+    .where(Buyer.id == bindparam("buyer_id", type_=String))
+    .with_for_update(of=Buyer)
+)
 
 
 class BuyerStanding(NamedTuple):
@@ -292,14 +296,17 @@ async def signals_of(
     """The buyer's signals observed after `after` (`rules.signals_counted_after`: the older ones
     weigh on no grade still to compute), so a buyer's thousandth signal costs what its first did;
     in the order observed, then recorded (the order `rules.counted_signals` reads them in)."""
-    rows = await session.execute(
-        select(BuyerSignal.kind, BuyerSignal.observed_on, BuyerSignal.policy_id,
-               BuyerSignal.creditor_id)
-        .where(BuyerSignal.buyer_id == buyer_id, BuyerSignal.observed_on > after,
-               BuyerSignal.weighed)
-        .order_by(BuyerSignal.observed_on, BuyerSignal.created_at, BuyerSignal.id)
-    )  # fmt: skip
+    rows = await session.execute(_SIGNALS_OF, {"buyer_id": buyer_id, "after": after})
     return [ObservedSignal(*row) for row in rows.all()]
+
+
+_SIGNALS_OF = (
+    select(BuyerSignal.kind, BuyerSignal.observed_on, BuyerSignal.policy_id,
+           BuyerSignal.creditor_id)
+    .where(BuyerSignal.buyer_id == bindparam("buyer_id", type_=String),
+           BuyerSignal.observed_on > bindparam("after", type_=Date), BuyerSignal.weighed)
+    .order_by(BuyerSignal.observed_on, BuyerSignal.created_at, BuyerSignal.id)
+)  # fmt: skip
 
 
 async def creditor_has_stake(session: AsyncSession, creditor_id: str, buyer_id: str) -> bool:
@@ -317,12 +324,16 @@ async def grade_entries_after(
     session: AsyncSession, buyer_id: str, day: dt.date
 ) -> list[BuyerGrade]:
     """The entries of a buyer's grade history dated after `day`, in the order they apply."""
-    rows = await session.execute(
-        select(BuyerGrade)
-        .where(BuyerGrade.buyer_id == buyer_id, BuyerGrade.graded_on > day)
-        .order_by(BuyerGrade.graded_on, BuyerGrade.created_at, BuyerGrade.id)
-    )
+    rows = await session.execute(_GRADE_ENTRIES_AFTER, {"buyer_id": buyer_id, "day": day})
     return list(rows.scalars())
+
+
+_GRADE_ENTRIES_AFTER = (
+    select(BuyerGrade)
+    .where(BuyerGrade.buyer_id == bindparam("buyer_id", type_=String),
+           BuyerGrade.graded_on > bindparam("day", type_=Date))
+    .order_by(BuyerGrade.graded_on, BuyerGrade.created_at, BuyerGrade.id)
+)  # fmt: skip
 
 
 async def grade_history(session: AsyncSession, buyer_id: str) -> list[BuyerGrade]:
@@ -406,14 +417,15 @@ async def history(
 
 
 async def open_stops(session: AsyncSession, policy_id: str, buyer_id: str) -> list[StopShipment]:
-    rows = await session.execute(
-        select(StopShipment).where(
-            StopShipment.policy_id == policy_id,
-            StopShipment.buyer_id == buyer_id,
-            StopShipment.cleared_on.is_(None),
-        )
-    )
+    rows = await session.execute(_OPEN_STOPS, {"policy_id": policy_id, "buyer_id": buyer_id})
     return list(rows.scalars())
+
+
+_OPEN_STOPS = select(StopShipment).where(
+    StopShipment.policy_id == bindparam("policy_id", type_=String),
+    StopShipment.buyer_id == bindparam("buyer_id", type_=String),
+    StopShipment.cleared_on.is_(None),
+)
 
 
 async def receivables_by_number(
@@ -1335,12 +1347,18 @@ async def parties_of_policy(session: AsyncSession, policy_id: str) -> list[Party
 async def parties_on_buyer(session: AsyncSession, buyer_id: str) -> list[Party]:
     """The parties that hear of a buyer's grade: the policyholders holding a limit or a limit
     request on it, and the banks assigned to those policies, each as its role."""
+    rows = await session.execute(_PARTIES_ON_BUYER, {"buyer_id": buyer_id})
+    return sorted(Party(role, party) for role, party in rows.all())
+
+
+def _parties_on_buyer_statement() -> CompoundSelect[str, str]:
+    buyer_id = bindparam("buyer_id", type_=String)
     held = select(CreditLimit.policy_id).where(CreditLimit.buyer_id == buyer_id).union(
         select(LimitRequest.policy_id).where(LimitRequest.buyer_id == buyer_id)).subquery()  # fmt: skip
-    rows = await session.execute(
-        select(literal("policyholder", String), Policy.policyholder_id)
-        .where(Policy.id.in_(select(held.c.policy_id))).union(
+    return select(literal("policyholder", String), Policy.policyholder_id).where(
+        Policy.id.in_(select(held.c.policy_id))).union(
             select(literal("bank", String), PolicyAssignment.bank_id).where(
-                PolicyAssignment.policy_id.in_(select(held.c.policy_id))))
-    )  # fmt: skip
-    return sorted(Party(role, party) for role, party in rows.all())
+                PolicyAssignment.policy_id.in_(select(held.c.policy_id))))  # fmt: skip
+
+
+_PARTIES_ON_BUYER = _parties_on_buyer_statement()
