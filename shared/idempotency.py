@@ -54,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.auth import Caller, CallerDep
 from shared.db import SessionDep, UTCDateTime, utcnow, write_first
+from shared.outbox import lease_on_write
 from shared.periodic import run_periodically
 from shared.problems import (
     IDEMPOTENCY_KEY_IN_USE,
@@ -254,6 +255,9 @@ class Command:
         `own_transactions`: the handler commits its work in transactions of its own
         (`shared.db.UnitsOfWork`), the request's holds only the key and its answer (so, on
         SQLite, it does not take the one write lock first)."""
+        if after_commit is not None:  # what the change puts in the outbox is sent by it
+            settings = self.request.app.state.settings
+            lease_on_write(self.session, dt.timedelta(seconds=settings.outbox_lease_seconds))
         key = self.request.headers.get(HEADER)
         if key is None:
             if not own_transactions:

@@ -20,12 +20,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
     or_,
     select,
     text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction
 
 from shared.db import UTCDateTime, new_id, utcnow
 from shared.http import ServiceClient
@@ -41,6 +43,13 @@ log = logging.getLogger("tci.outbox")
 MAX_ATTEMPTS = 100
 DEFAULT_LEASE = dt.timedelta(seconds=DEFAULT_OUTBOX_LEASE_SECONDS)
 PENDING = text("delivered_at IS NULL")
+# A session whose transactions' messages are leased to it as they are written (`lease_on_write`):
+# the lease period, its owner, the messages its open transaction wrote, and those committed and
+# not yet sent.
+_LEASE_ON_WRITE = "tci.outbox_lease_on_write"
+_OWNER = "tci.outbox_owner"
+_WRITING = "tci.outbox_writing"
+_OWNED = "tci.outbox_owned"
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -82,15 +91,59 @@ async def enqueue(
     idempotency_key: str,
     method: str = "POST",
 ) -> str:
-    """Write a message in the caller's transaction; it goes out once that transaction commits."""
-    ident = new_id("msg")
-    await session.execute(
-        table.insert().values(
-            id=ident, created_at=utcnow(), aggregate_id=aggregate_id, target=target,
-            method=method, path=path, body=body, idempotency_key=idempotency_key, attempts=0,
-        )
-    )  # fmt: skip
-    return ident
+    """Write a message in the caller's transaction; it goes out once that transaction commits
+    (leased to the session, when it said it delivers after its commit: `lease_on_write`)."""
+    info = session.sync_session.info
+    lease: dt.timedelta | None = info.get(_LEASE_ON_WRITE)
+    now = utcnow()
+    row = {
+        "id": new_id("msg"), "created_at": now, "aggregate_id": aggregate_id, "target": target,
+        "method": method, "path": path, "body": body, "idempotency_key": idempotency_key,
+        "attempts": 0, "lease_owner": None if lease is None else info[_OWNER],
+        "lease_until": None if lease is None else now + lease,
+    }  # fmt: skip
+    await session.execute(table.insert(), row)
+    if lease is not None:
+        info.setdefault(_WRITING, []).append((table, row))
+    return str(row["id"])
+
+
+def lease_on_write(session: AsyncSession, lease: dt.timedelta) -> None:
+    """The session delivers what its transactions put in the outbox once each commits
+    (`deliver`): their messages are leased to it as they are written, so the delivery sends them
+    without taking a lease in a transaction of its own, and no other run sends them meanwhile. If
+    the session never gets to send them (its process dies), the lease runs out and the
+    background loop does."""
+    session.sync_session.info[_LEASE_ON_WRITE] = lease
+    session.sync_session.info.setdefault(_OWNER, new_id("lease"))
+
+
+@event.listens_for(Session, "after_commit")
+def _owned_once_committed(session: Session) -> None:
+    written = session.info.pop(_WRITING, None)
+    if written:
+        session.info.setdefault(_OWNED, []).extend(written)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_uncommitted(session: Session, transaction: SessionTransaction) -> None:
+    """Messages of a transaction that rolled back were never written."""
+    if transaction.parent is None:
+        session.info.pop(_WRITING, None)
+
+
+def _take_owned(
+    session: AsyncSession, table: Table, aggregate_id: str | None
+) -> list[dict[str, Any]]:
+    """The committed messages of `table` (of one aggregate, or all) leased to the session as they
+    were written, taken off its list (oldest first)."""
+    owned: list[tuple[Table, dict[str, Any]]] = session.sync_session.info.get(_OWNED, [])
+    taken = [row for t, row in owned
+             if t is table and (aggregate_id is None or row["aggregate_id"] == aggregate_id)]  # fmt: skip
+    if taken:
+        ids = {row["id"] for row in taken}
+        owned[:] = [(t, row) for t, row in owned if t is not table or row["id"] not in ids]
+    return taken
 
 
 async def deliver(
@@ -110,9 +163,15 @@ async def deliver(
     The batch is claimed first with a lease (owner and until) in one committed statement over
     messages whose lease is free or expired, so that another replica's run skips them until each
     is marked; each mark commits, releases that message and renews the lease on the rest; what is
-    left unmarked (a failure half-way) is released at the end."""
-    owner = new_id("lease")
-    claimed = await _lease(session, table, owner, lease, aggregate_id, limit, max_attempts)
+    left unmarked (a failure half-way) is released at the end. Messages the session's own
+    transactions wrote leased to it (`lease_on_write`) are the batch instead, as they are: only
+    those of the aggregate (an older one still pending goes with the background loop)."""
+    claimed = _take_owned(session, table, aggregate_id)
+    if claimed:
+        owner = str(claimed[0]["lease_owner"])
+    else:
+        owner = new_id("lease")
+        claimed = await _lease(session, table, owner, lease, aggregate_id, limit, max_attempts)
     delivered: list[dict[str, Any]] = []
     unmarked = len(claimed)
     try:

@@ -198,3 +198,7 @@ async def test_a_claims_decision_date_reads_the_calendar_staff_corrected(
     ok(await claims.put("/v1/calendars/DE/days/2027-06-15", headers=HANDLER,
                         json={"working": False, "reason": "not CN"}), 201)  # fmt: skip
     assert await due(plain) == "2027-07-02"
+    # The calendar as it was for the tests after this one (the database is shared).
+    for day in ("CN/days/2027-06-14", "CN/days/2027-07-05", "DE/days/2027-06-15"):
+        assert (await claims.delete(f"/v1/calendars/{day}", headers=HANDLER)).status_code == 204
+    assert await due(plain) == "2027-07-01"

@@ -43,14 +43,15 @@ def peer_requests(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     monkeypatch.setattr(ServiceClient, "request", request)
 
 
-async def test_an_overdue_notification_sends_eight_statements_and_three_requests(
+async def test_an_overdue_notification_sends_seven_statements_and_two_requests(
     apis: dict[str, httpx.AsyncClient], engines: dict[str, AsyncEngine],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """Claim (1), what earlier notifications said of the invoices (their original due dates
     and first standing, read together: 2 before), the notification, its invoices, the signal
-    in the outbox, the answer; after the answer the delivery's lease and its mark. Underwriting
-    is asked for the policy and the buyer (at once) and told of the overdue, each once."""
+    in the outbox (leased to the request as it is written: no lease of its own after the
+    commit, 8 before), the answer; after the answer the delivery's mark. Underwriting is asked
+    for the policy and the buyer (in one call: 3 requests before) and told of the overdue."""
     claims, uw = apis["claims"], apis["underwriting"]
     policy, buyer = await insured(uw)
     holder = auth("policyholder", policy["policyholder_id"])
@@ -58,18 +59,19 @@ async def test_an_overdue_notification_sends_eight_statements_and_three_requests
         ok(await claims.post("/v1/overdue-notifications", headers=keyed(holder), json={
             "policy_id": policy["id"], "buyer_id": buyer["id"], "kind": "overdue",
             "invoices": INVOICES}), 201)  # fmt: skip
-    assert sorted(made) == ["GET buyers", "GET policies", "POST buyers"]
-    assert len(sent) <= 8, "\n".join(sent)
+    assert sorted(made) == ["GET policies", "POST buyers"]
+    assert len(sent) <= 7, "\n".join(sent)
 
 
-async def test_a_claim_filing_sends_ten_statements_and_three_requests(
+async def test_a_claim_filing_sends_nine_statements_and_two_requests(
     apis: dict[str, httpx.AsyncClient], engines: dict[str, AsyncEngine],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """Claim (1), the invoices' notified due dates, the claim, the hold on its invoices (the
     holders are read only when an invoice is held already: 11 before), the signal in the
-    outbox, the claim's invoices, the answer, the event; after the answer the delivery's lease
-    and its mark. Underwriting: the policy and the buyer, then the insolvency signal."""
+    outbox (leased as it is written: 10 before), the claim's invoices, the answer, the event;
+    after the answer the delivery's mark. Underwriting: the policy and the buyer in one call,
+    then the insolvency signal."""
     claims, uw = apis["claims"], apis["underwriting"]
     policy, buyer = await insured(uw)
     holder = auth("policyholder", policy["policyholder_id"])
@@ -77,9 +79,9 @@ async def test_a_claim_filing_sends_ten_statements_and_three_requests(
         ok(await claims.post("/v1/claims", headers=keyed(holder), json={
             "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
             "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
-    assert sorted(made) == ["GET buyers", "GET policies", "POST buyers"]
+    assert sorted(made) == ["GET policies", "POST buyers"]
     assert not [s for s in sent if "FROM claims.claimed_invoices" in s]
-    assert len(sent) <= 10, "\n".join(sent)
+    assert len(sent) <= 9, "\n".join(sent)
 
 
 async def test_a_document_sends_five_statements_and_no_request(
