@@ -33,7 +33,7 @@ from typing import Annotated, Any, Literal
 
 import httpx
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 from sqlalchemy import (
     JSON,
     Column,
@@ -202,6 +202,19 @@ class WebhookEndpointCreate(Schema):
     # both out (the endpoint is its own).
     party_role: PartyRole | None = None
     party_id: Ident | None = None
+
+
+def endpoint_create_model(event_types: Sequence[str]) -> type[WebhookEndpointCreate]:
+    """`WebhookEndpointCreate` as one service publishes it: its `event_types` items the named
+    enum `EventType` of the types it owns (a generated client has one enum; the service still
+    answers an unknown type with a 422 naming its types, `Webhooks._known_types`)."""
+    event_type = Annotated[str, Field(max_length=64),
+                           named_enum("EventType", tuple(event_types), "an event type of this service")]  # fmt: skip
+    model: type[WebhookEndpointCreate] = create_model(
+        "WebhookEndpointCreate", __base__=WebhookEndpointCreate,
+        event_types=(Annotated[list[event_type], Field(min_length=1, max_length=20)], ...),
+    )  # fmt: skip
+    return model
 
 
 class WebhookEndpointRead(BaseModel):

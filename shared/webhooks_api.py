@@ -22,6 +22,7 @@ from shared.webhooks import (
     WebhookEndpointCreated,
     WebhookEndpointRead,
     Webhooks,
+    endpoint_create_model,
 )
 
 PartyOrStaff = Annotated[
@@ -47,8 +48,6 @@ def webhook_router(hooks: Webhooks) -> APIRouter:
 
 
 def _add_endpoint_routes(router: APIRouter, hooks: Webhooks) -> None:
-    @router.post("", status_code=201, response_model=WebhookEndpointCreated,
-                 responses={**WRITE, **created_responses()})  # fmt: skip
     async def create_webhook_endpoint(
         body: WebhookEndpointCreate, request: Request, session: SessionDep,
         caller: PartyOrStaff, cmd: CommandDep,
@@ -60,6 +59,11 @@ def _add_endpoint_routes(router: APIRouter, hooks: Webhooks) -> None:
         return await cmd.run(lambda: hooks.register(session, caller, body, settings),
                              status_code=201,
                              location=lambda e: f"/v1/webhook-endpoints/{e.id}")  # fmt: skip
+
+    # The body as this service publishes it: its own event types as an enum.
+    create_webhook_endpoint.__annotations__["body"] = endpoint_create_model(hooks.event_types)
+    router.post("", status_code=201, response_model=WebhookEndpointCreated,
+                responses={**WRITE, **created_responses()})(create_webhook_endpoint)  # fmt: skip
 
     @router.get("", response_model=Page[WebhookEndpointRead], responses=READ)
     async def list_webhook_endpoints(

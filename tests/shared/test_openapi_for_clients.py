@@ -202,3 +202,16 @@ def test_one_component_name_is_one_schema() -> None:
     enums = schema["components"]["schemas"]
     assert enums["LimitSource"]["enum"] == ["credit_limit", "discretionary"]
     assert enums["LimitEntrySource"]["enum"] == ["request", "external", "change", "signal"]
+
+
+@pytest.mark.parametrize("service", APPS)
+def test_a_webhook_endpoints_event_types_are_the_services_own_enum(service: str) -> None:
+    """A generated client offers the service's event types, not any string."""
+    import importlib
+
+    owned = importlib.import_module(f"services.{service}.events").EVENT_TYPES
+    schema = APPS[service]().openapi()
+    components = schema["components"]["schemas"]
+    items = components["WebhookEndpointCreate"]["properties"]["event_types"]["items"]
+    assert items == {"$ref": "#/components/schemas/EventType"}
+    assert components["EventType"]["enum"] == list(owned)
