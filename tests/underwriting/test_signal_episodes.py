@@ -122,8 +122,30 @@ def test_another_creditor_counts_again_and_so_does_a_delay_after_the_creditors_c
                     owed("collection_paid", TODAY - 10 * DAY, "ph-2"),
                     seen("arrears_cleared", TODAY - 10 * DAY, "pol-1"),
                     owed("payment_delay", TODAY, "ph-1")]  # fmt: skip
-    assert rules.recent_signal_points(others_ended, today=TODAY) == D(0)  # 1 − 1, never below 0
+    # ph-2 had no delay to end: its cases paid offset nothing (it was 1 − 1).
+    assert rules.recent_signal_points(others_ended, today=TODAY) == D(1)
+    assert [counts for _, counts in rules.counted_signals(others_ended)] == [
+        True,
+        False,
+        False,
+        False,
+    ]
     assert rules.counted_signals(others_ended)[-1][1] is False
+
+
+def test_cases_paid_in_full_offset_only_a_delay_their_creditor_reported() -> None:
+    """A subrogation case's debt (or a claim's) was never a creditor's reported delay: the
+    buyer paying it takes nothing off the policy's default (it made a 6 a 5)."""
+    defaulted = [seen("payment_delay", TODAY - 40 * DAY, "pol-1"),
+                 seen("protracted_default", TODAY - 30 * DAY, "pol-1"),
+                 owed("collection_paid", TODAY - 5 * DAY, "ph-1")]  # fmt: skip
+    assert rules.recent_signal_points(defaulted, today=TODAY) == D(3)
+    assert rules.points_when_recorded(defaulted[-1], defaulted[:-1]) == D(0)
+    reported = [owed("payment_delay", TODAY - 20 * DAY, "ph-1"),
+                owed("collection_legal", TODAY - 15 * DAY, "ph-1"),
+                owed("collection_paid", TODAY - 5 * DAY, "ph-1")]  # fmt: skip
+    assert rules.recent_signal_points(reported, today=TODAY) == D(1)  # 1 + 1 − 1
+    assert rules.points_when_recorded(reported[-1], reported[:-1]) == D(-1)
 
 
 def test_the_claims_of_one_default_under_a_policy_weigh_as_one_until_its_arrears_are_cleared(

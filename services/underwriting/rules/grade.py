@@ -337,8 +337,11 @@ def counted_signals(signals: Iterable[SignalSeen]) -> list[tuple[ObservedSignal,
     case going to law), until the creditor's cases on the buyer are paid in full. Only the first
     signal of each kind counts, however many notifications, claims or cases (one per invoice, or
     one for them all) report it. Another policy or creditor reporting the buyer is more evidence
-    and counts again, and so does a delay reported again after it ended. Every other signal, and
-    one that names neither policy nor creditor, counts."""
+    and counts again, and so does a delay reported again after it ended. A signal that ends
+    delays (cases paid in full, arrears cleared) counts only when it ends one that was counted:
+    a creditor's cases paid offset the delay they reported, never a delay no one reported (a
+    subrogation case's debt, a claim's). Every other signal, and one that names neither policy
+    nor creditor, counts."""
     ongoing: set[tuple[str, str, str]] = set()
     marked: list[tuple[ObservedSignal, bool]] = []
     for signal in sorted((_observed(s) for s in signals), key=lambda s: s.observed_on):
@@ -350,7 +353,9 @@ def counted_signals(signals: Iterable[SignalSeen]) -> list[tuple[ObservedSignal,
         by = _ENDS.get(signal.kind)
         party = None if by is None else signal.party(by)
         if party is not None:
-            ongoing = {e for e in ongoing if e[1:] != (by, party)}
+            ended = {e for e in ongoing if e[1:] == (by, party)}
+            counts = bool(ended)
+            ongoing -= ended
         marked.append((signal, counts))
     return marked
 
