@@ -20,6 +20,18 @@ class CollectionsSettings(Settings):
         description="how many days after the day it is made a promise to pay may fall due",
         ge=1,
     )
+    # The rungs on which a case has gone to law (domain.md: legal at 45 days, a lawsuit at 90):
+    # reaching one tells underwriting, as a collector's legal filing does (`collection_legal`).
+    legal_stages: str = Field(
+        "legal,lawsuit",
+        alias="TCI_COLLECTIONS_LEGAL_STAGES",
+        description="the ladder stages (comma-separated) on which a case has gone to law",
+        pattern=r"^[a-z_]+(,[a-z_]+)*$",
+    )
+
+    def legal_stage_names(self) -> frozenset[str]:
+        return frozenset(self.legal_stages.split(","))
+
     # How often the escalation ladder is run for today (the daily scheduler; it is idempotent).
     outbox_interval_seconds: float = Field(
         5.0,

@@ -40,6 +40,16 @@ def legal_step_signal(
                        details=f"collection case {case_id} went to law")  # fmt: skip
 
 
+def legal_rung_signal(
+    case_id: str, creditor_id: str, stage: str, reached_on: dt.date
+) -> BuyerSignal:
+    """A case its ladder has put on a legal rung has gone to law, as a legal filing says
+    (`legal_step_signal`): observed on the day it reached the rung."""
+    return BuyerSignal(kind=LEGAL_SIGNAL, observed_on=reached_on, creditor_id=creditor_id,
+                       case_id=case_id,
+                       details=f"collection case {case_id} reached the {stage} rung")  # fmt: skip
+
+
 def paid_in_full_signal(
     case_id: str, creditor_id: str, closed: bool, received_on: dt.date, *, others_live: bool
 ) -> BuyerSignal | None:

@@ -395,6 +395,21 @@ async def move_stages(
     await session.execute(insert(cast(Table, Activity.__table__)), list(activities))
 
 
+async def cases_with_activity(
+    session: AsyncSession, case_ids: Sequence[str], kind: str
+) -> set[str]:
+    """Those of the cases with an activity of `kind` logged (a statement per thousand cases)."""
+    found: set[str] = set()
+    unique = sorted(set(case_ids))
+    for start in range(0, len(unique), 1000):
+        rows = await session.execute(
+            select(Activity.case_id).distinct()
+            .where(Activity.case_id.in_(unique[start : start + 1000]), Activity.kind == kind)
+        )  # fmt: skip
+        found.update(rows.scalars())
+    return found
+
+
 async def cases_heard_of(session: AsyncSession, case_ids: Sequence[str]) -> dict[str, Any]:
     """What an event tells of each case (its creditor, loss payees, buyer, claim, ladder, status):
     a statement per thousand cases (a statement's parameters are bounded)."""

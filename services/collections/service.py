@@ -151,6 +151,9 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
     await _announce_stage(ctx, case, previous=None, days_past_due=rules.days_past_due(
         oldest, ctx.today), reason="case opened")  # fmt: skip
     await _signal_opening(ctx, case)
+    if case.stage in ctx.settings.legal_stage_names():  # opened already on a legal rung
+        await _signal_underwriting(ctx, case.id, case.buyer_id, messages.legal_rung_signal(
+            case.id, case.creditor_id, case.stage, ctx.today), f"collections:legal:{case.id}")  # fmt: skip
     return await read_case(ctx, case)
 
 
@@ -218,16 +221,19 @@ async def _signal_opening(ctx: Context, case: Case) -> None:
     if rules.signal_on_opening(case.claim_id) is None:
         return
     signal = messages.mandate_signal(case.id, case.creditor_id, ctx.today)
-    await _signal_underwriting(ctx, case, signal, f"collections:mandate:{case.id}")
+    await _signal_underwriting(ctx, case.id, case.buyer_id, signal,
+                               f"collections:mandate:{case.id}")  # fmt: skip
 
 
-async def _signal_underwriting(ctx: Context, case: Case, signal: BuyerSignal, key: str) -> None:
+async def _signal_underwriting(
+    ctx: Context, case_id: str, buyer_id: str, signal: BuyerSignal, key: str
+) -> None:
     """Tell underwriting of the case's buyer through the outbox, in the change's transaction; the
     key (one per case and kind of signal) makes underwriting record it once however often it is
     sent."""
     await enqueue(
-        ctx.session, outbox, aggregate_id=case.id, target="underwriting",
-        path=messages.SIGNALS_PATH.format(buyer_id=case.buyer_id),
+        ctx.session, outbox, aggregate_id=case_id, target="underwriting",
+        path=messages.SIGNALS_PATH.format(buyer_id=buyer_id),
         body=signal.model_dump(mode="json", exclude_none=True), idempotency_key=key,
     )  # fmt: skip
 
@@ -749,13 +755,14 @@ async def _dispute_to_resolve(
 
 async def _signal_legal_step(ctx: Context, case: Case, done: ActivityCreate) -> None:
     """The case's first legal step tells underwriting the buyer would not pay amicably."""
-    if done.kind != messages.LEGAL_ACTIVITY:
-        return
+    if done.kind != messages.LEGAL_ACTIVITY or case.stage in ctx.settings.legal_stage_names():
+        return  # not a legal step, or the case went to law on its ladder already (said then)
     earlier = (await repo.activities_of(ctx.session, [case.id])).get(case.id, [])
     signal = messages.legal_step_signal(case.id, case.creditor_id, done.kind,
                                         [a.kind for a in earlier], done.occurred_on)  # fmt: skip
     if signal is not None:
-        await _signal_underwriting(ctx, case, signal, f"collections:legal:{case.id}")
+        await _signal_underwriting(ctx, case.id, case.buyer_id, signal,
+                                   f"collections:legal:{case.id}")  # fmt: skip
 
 
 async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) -> PaymentRead:
@@ -828,7 +835,8 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
                                                 case.closed_on or received.received_on,
                                                 others_live=others_live)  # fmt: skip
     if paid_in_full is not None:  # a case closes once: one signal
-        await _signal_underwriting(ctx, case, paid_in_full, f"collections:paid:{case.id}")
+        await _signal_underwriting(ctx, case.id, case.buyer_id, paid_in_full,
+                                   f"collections:paid:{case.id}")  # fmt: skip
     return views.payment_read(payment, case, left)
 
 
@@ -910,6 +918,26 @@ async def _record_moves(ctx: Context, moves: Sequence[rules.Move], as_of: dt.dat
          "details": {"from": m.from_stage, "to": m.to_stage, "days_past_due": m.days_past_due}}
         for m in moves])  # fmt: skip
     await _announce_moves(ctx, moves, as_of)
+    await _signal_gone_to_law(ctx, moves, as_of)
+
+
+async def _signal_gone_to_law(ctx: Context, moves: Sequence[rules.Move], as_of: dt.date) -> None:
+    """A case its ladder puts on a legal rung has gone to law: underwriting hears of it once per
+    case (`collection_legal`), unless a collector's legal filing on it said so already."""
+    legal = ctx.settings.legal_stage_names()
+    reached = [m for m in moves if m.to_stage in legal and m.from_stage not in legal]
+    if not reached:
+        return
+    ids = [m.case_id for m in reached]
+    cases = await repo.cases_heard_of(ctx.session, ids)
+    filed = await repo.cases_with_activity(ctx.session, ids, messages.LEGAL_ACTIVITY)
+    for move in reached:
+        if move.case_id in filed:
+            continue
+        case = cases[move.case_id]
+        signal = messages.legal_rung_signal(case.id, case.creditor_id, move.to_stage, as_of)
+        await _signal_underwriting(ctx, case.id, case.buyer_id, signal,
+                                   f"collections:legal:{case.id}")  # fmt: skip
 
 
 async def _climb_before_change(
