@@ -253,7 +253,8 @@ def test_a_collection_cases_legal_step_and_payment_in_full_reach_the_buyers_grad
     with httpx.Client(base_url=loop.urls["collections"], timeout=30) as collections:
         opened = collections.post("/v1/cases", headers=auth("policyholder", holder_id), json={
             "creditor_id": holder_id, "buyer_id": buyer["id"], "debtor_country": "DE",
-            "invoices": [{"number": "C-1", "amount": money("12000"), "due_date": day(-50)}]})  # fmt: skip
+            # 40 days past due: below the legal rung (45), which would tell underwriting itself.
+            "invoices": [{"number": "C-1", "amount": money("12000"), "due_date": day(-40)}]})  # fmt: skip
         assert opened.status_code == 201, opened.text
         case_id = opened.json()["id"]
         # The mandate: a payment delay (+1).
@@ -330,7 +331,8 @@ def test_two_claims_of_one_default_under_one_policy_move_the_grade_as_one_claim_
 def mandate(collections: httpx.Client, creditor: str, buyer_id: str, numbers: list[str]) -> str:
     opened = collections.post("/v1/cases", headers=auth("policyholder", creditor), json={
         "creditor_id": creditor, "buyer_id": buyer_id, "debtor_country": "DE",
-        "invoices": [{"number": n, "amount": money("1000"), "due_date": day(-50)}
+        # 40 days past due: below the legal rung (45), which would tell underwriting itself.
+        "invoices": [{"number": n, "amount": money("1000"), "due_date": day(-40)}
                      for n in numbers]})  # fmt: skip
     assert opened.status_code == 201, opened.text
     return opened.json()["id"]  # type: ignore[no-any-return]
