@@ -200,13 +200,14 @@ async def _limit_for(ctx: Context, policy_id: str, buyer_id: str) -> CreditLimit
 async def _grant(
     ctx: Context, request: LimitRequest, amount: Money, reason: str, parties: list[Party],
     max_credit_period_days: int, limit: CreditLimit | None = None,
-    history: list[LimitAmount] | None = None,
+    history: list[LimitAmount] | None = None, reduction_notice_days: int = 0,
 ) -> LimitChangeRead | None:  # fmt: skip
     """Announce a request's decision to the policy's `parties`, then put the decided amount, on
     the request's payment terms, in force: from today, or from tomorrow when it takes cover away
     (a lower amount or shorter terms, the policy's `max_credit_period_days` being the terms of an
-    amount granted without any). `limit`: the request's limit, locked already, with its
-    `history` (the entries not superseded) when it existed."""
+    amount granted without any), and a lower amount only after `reduction_notice_days` (an
+    underwriter's decision: `rules.grant_effective_from`). `limit`: the request's limit, locked
+    already, with its `history` (the entries not superseded) when it existed."""
     if limit is None:
         limit = await _limit_for(ctx, request.policy_id, request.buyer_id)
     if amount.is_positive():
@@ -222,6 +223,7 @@ async def _grant(
         current_terms=rules.terms_on(entries, ctx.today), amount=amount.amount,
         terms=request.payment_terms_days, today=ctx.today,
         max_credit_period_days=max_credit_period_days,
+        reduction_notice_days=reduction_notice_days,
     )  # fmt: skip
     if effective is None:
         return None
@@ -396,7 +398,8 @@ async def decide_request(ctx: Context, request_id: str, data: DecisionCreate) ->
     request.reasons = [*request.reasons, {"code": answer.code, "message": data.reason}]
     await _grant(ctx, request, decided, f"underwriter decision on {request.id}: {data.reason}",
                  await repo.parties_of_policy(ctx.session, policy.id),
-                 policy.max_credit_period_days)  # fmt: skip
+                 policy.max_credit_period_days,
+                 reduction_notice_days=policy.reduction_notice_days)  # fmt: skip
     await ctx.session.flush()
     return views.request_read(request, policy.currency)
 

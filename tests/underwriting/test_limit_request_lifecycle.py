@@ -248,3 +248,32 @@ async def test_a_request_on_a_buyer_whose_equity_is_in_another_currency_is_refer
     in_euros = await make_buyer(uw)  # equity 50,000,000 EUR: 10 % of it is 5,000,000
     capped = await request_limit(uw, policy, in_euros["id"], "200000")
     assert capped["status"] == "approved"
+
+
+async def test_an_underwriters_partial_approval_below_the_limit_in_force_waits_the_notice(
+    uw: httpx.AsyncClient,
+) -> None:
+    """The console trial's case: 800,000 in force, a request for 2,500,000 referred, partially
+    approved at 40,000: that is the insurer cutting the limit, which applies after the notice
+    period (domain.md), not from tomorrow; shipments until then keep the 800,000."""
+    policy = await make_policy(uw, reduction_notice_days=20)
+    buyer = await make_buyer(uw)
+    limit_id = (await request_limit(uw, policy, buyer["id"], "800000"))["limit_id"]
+    referred = await request_limit(uw, policy, buyer["id"], "2500000")
+    assert referred["status"] == "referred"
+    ok(await uw.post(f"/v1/limit-requests/{referred['id']}/decision", headers=UW, json={
+        "decision": "partially_approve", "amount": money("40000"),
+        "reason": "security for part only"}), 200)  # fmt: skip
+    limit = ok(await uw.get(f"/v1/limits/{limit_id}", headers=UW), 200)
+    [kept, cut] = sorted(limit["history"], key=lambda e: e["effective_from"])
+    today = dt.date.fromisoformat(kept["effective_from"])
+    assert (kept["amount"]["amount"], cut["amount"]["amount"]) == ("800000.00", "40000.00")
+    assert cut["effective_from"] == (today + dt.timedelta(days=20)).isoformat()
+    assert kept["effective_to"] == cut["effective_from"]
+    # Above the limit in force, an underwriter's grant applies at once.
+    again = await request_limit(uw, policy, buyer["id"], "3000000")
+    ok(await uw.post(f"/v1/limit-requests/{again['id']}/decision", headers=UW, json={
+        "decision": "partially_approve", "amount": money("900000"), "reason": "ok"}), 200)  # fmt: skip
+    latest = ok(await uw.get(f"/v1/limits/{limit_id}", headers=UW), 200)
+    assert {(e["amount"]["amount"], e["effective_from"]) for e in latest["history"]} == {
+        ("900000.00", today.isoformat())}  # fmt: skip

@@ -379,17 +379,24 @@ def grant_effective_from(
     terms: int | None,
     today: dt.date,
     max_credit_period_days: int,
+    reduction_notice_days: int = 0,
 ) -> dt.date | None:
     """When a granted amount (with its payment terms) takes effect: today, unless it takes cover
-    away — a lower amount or shorter terms apply only from tomorrow; None when it changes
-    nothing. Terms are compared as they apply (`terms_that_apply`)."""
+    away — a lower amount or shorter terms apply only from tomorrow, and an amount an
+    underwriter decided below the one in force only after `reduction_notice_days` (domain.md:
+    an underwriter's reduction applies by default after the notice period; the terms are the
+    policyholder's own ask); None when it changes nothing. Terms are compared as they apply
+    (`terms_that_apply`)."""
     if current is None:
         return today
     given = terms_that_apply(terms, max_credit_period_days)
     in_force = terms_that_apply(current_terms, max_credit_period_days)
     if amount == current and given == in_force:
         return None
-    if amount < current or given < in_force:
+    if amount < current:
+        return max(today + dt.timedelta(days=reduction_notice_days),
+                   earliest_reduction_date(today))  # fmt: skip
+    if given < in_force:
         return earliest_reduction_date(today)
     return today
 
