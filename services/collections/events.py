@@ -43,7 +43,10 @@ class RecoveryShares(Schema):
 
 class CasePaymentRecorded(EventData):
     """The debtor paid: the payment, credited oldest invoice first, shared between the collection
-    fee, the insurer (a paid claim's case) and the policyholder."""
+    fee, the insurer (a paid claim's case) and the policyholder. A payment a mandate recorded
+    that a paid claim's indemnity did not deduct is shared again when the claim takes the case
+    over: announced again (the same `payment_id`) with `reshared_after_claim` true, its new
+    `allocation`, the one it replaces in `previous_allocation`, and the case's outstanding now."""
 
     event_type = "case.payment_recorded"
     case_id: str
@@ -54,6 +57,8 @@ class CasePaymentRecorded(EventData):
     received_on: dt.date
     allocation: RecoveryShares
     outstanding_after: MoneyModel
+    reshared_after_claim: bool = False
+    previous_allocation: RecoveryShares | None = None
 
 
 _ClosedReason = Literal["paid_in_full", "settled_by_claim", "collected_by_another_case"]

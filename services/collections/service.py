@@ -330,14 +330,40 @@ async def _take_over(
     _subrogation_activity(ctx, case, _takeover_note(case, opening, share, takeover,
                                                     credited_before),
                           {"claim_id": opening.claim_id})  # fmt: skip
-    await _share_recovered_after_claim(ctx, case, takeover)
+    reshared = await _share_recovered_after_claim(ctx, case, takeover)
     await _hand_over_from_other_mandates(ctx, case, list(claimed))
     try:
         await ctx.session.flush()
     except IntegrityError:
         raise conflict(CASE_EXISTS, f"claim {opening.claim_id} already has a case") from None
+    await _announce_reshared(ctx, case, reshared)
     await _settle_status_after_takeover(ctx, case)
     return await read_case(ctx, case)
+
+
+async def _announce_reshared(
+    ctx: Context, case: Case, reshared: Sequence[tuple[Payment, tuple[Decimal, Decimal]]]
+) -> None:
+    """The parties of the case taken over (its loss payees now among them) hear of each payment
+    shared again after the claim (`case.payment_recorded`, `reshared_after_claim`): a partner
+    reconciling from events sees the split it now has."""
+    if not reshared:
+        return
+    c = case.currency
+    left = rules.outstanding(views.open_invoices(await _invoices(ctx, case.id)))
+    for payment, (insurer_was, policyholder_was) in reshared:
+        await announce(ctx.session, events, CasePaymentRecorded(
+            case_id=case.id, claim_id=case.claim_id, creditor_id=case.creditor_id,
+            payment_id=payment.id, amount=money_read(payment.amount, c),
+            received_on=payment.received_on,
+            allocation=RecoveryShares(fee=money_read(payment.fee, c),
+                                      insurer=money_read(payment.insurer, c),
+                                      policyholder=money_read(payment.policyholder, c)),
+            outstanding_after=money_read(left, c), reshared_after_claim=True,
+            previous_allocation=RecoveryShares(fee=money_read(payment.fee, c),
+                                               insurer=money_read(insurer_was, c),
+                                               policyholder=money_read(policyholder_was, c)),
+        ), subject_id=case.id, parties=_parties(case))  # fmt: skip
 
 
 async def _hand_over_from_other_mandates(ctx: Context, case: Case, numbers: list[str]) -> None:
@@ -497,12 +523,15 @@ def _takeover_note(
     return note
 
 
-async def _share_recovered_after_claim(ctx: Context, case: Case, takeover: rules.Takeover) -> None:
+async def _share_recovered_after_claim(
+    ctx: Context, case: Case, takeover: rules.Takeover
+) -> list[tuple[Payment, tuple[Decimal, Decimal]]]:
     """Each payment the mandate recorded that the claim's indemnity did not deduct (recorded
     after the claim read the mandate's recoveries) is shared again as a recovery after the paid
-    claim, to the cent, with an activity saying what it was and what it is now."""
+    claim, to the cent, with an activity saying what it was and what it is now. The payments
+    shared again, each with its (insurer, policyholder) shares before."""
     if not takeover.uncounted:
-        return
+        return []
     payments = sorted((await repo.payments_of(ctx.session, [case.id])).get(case.id, []),
                       key=lambda p: (p.created_at, p.id))  # fmt: skip
     booked = [rules.BookedPayment(p.id, [(c["invoice_number"], Decimal(c["amount"]))
@@ -510,6 +539,7 @@ async def _share_recovered_after_claim(ctx: Context, case: Case, takeover: rules
     parts = rules.recovered_after_claim(booked, takeover.counted)
     share = views.share_of(case)
     c = case.currency
+    reshared: list[tuple[Payment, tuple[Decimal, Decimal]]] = []
     for payment in payments:
         part = parts.get(payment.id)
         if part is None:
@@ -534,6 +564,8 @@ async def _share_recovered_after_claim(ctx: Context, case: Case, takeover: rules
             "was": {"insurer": str(was[0]), "policyholder": str(was[1])},
             "now": {"insurer": str(again.insurer.amount),
                     "policyholder": str(again.policyholder.amount)}})  # fmt: skip
+        reshared.append((payment, was))
+    return reshared
 
 
 async def recoveries(ctx: Context, creditor_id: str, buyer_id: str, currency: str) -> Recoveries:

@@ -153,6 +153,17 @@ async def test_a_recovery_on_the_mandate_after_the_claim_is_paid_is_shared_at_th
     read = ok(await book["collections"].get(f"/v1/cases/{case['id']}/payments/{before['id']}",
                                             headers=COLLECTOR), 200)  # fmt: skip
     assert read["allocation"]["insurer"] == money("6840.00")
+    # Announced again, with the split it replaces: a partner reconciling from events (or
+    # webhooks) sees what the policyholder keeps now.
+    feed = ok(await book["collections"].get("/v1/events?types=case.payment_recorded&limit=500",
+                                            headers=COLLECTOR), 200)["items"]  # fmt: skip
+    told = [e["data"] for e in feed if e["data"]["payment_id"] == before["id"]]
+    assert [(d["reshared_after_claim"], d["allocation"]["insurer"]["amount"],
+             d["allocation"]["policyholder"]["amount"]) for d in told] == [
+        (False, "0.00", "8100.00"), (True, "6840.00", "1260.00")]  # fmt: skip
+    assert told[1]["previous_allocation"] == {"fee": money("900.00"), "insurer": money("0.00"),
+                                              "policyholder": money("8100.00")}  # fmt: skip
+    assert (told[1]["claim_id"], told[1]["outstanding_after"]) == (claim["id"], money("81000.00"))
     # What the case recovers from now on is shared too.
     after = await recover(book, case["id"], "1000", "2027-06-10")
     assert after["allocation"] == {"fee": money("100.00"), "insurer": money("760.00"),
