@@ -118,6 +118,7 @@ async def test_each_payment_is_announced_and_the_last_closes_the_case(
         "case_id": case["id"], "claim_id": None, "creditor_id": creditor,
         "payment_id": first["id"], "amount": money("300.00"), "received_on": TODAY,
         "allocation": first["allocation"], "outstanding_after": money("700.00"),
+        "reshared_after_claim": False, "previous_allocation": None,
     }  # fmt: skip
     assert events[2]["data"]["payment_id"] == last["id"]
     assert events[2]["data"]["outstanding_after"] == money("0.00")
