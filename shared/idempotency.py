@@ -247,6 +247,7 @@ class Command:
         location: Callable[[Outcome], str] | None = None,
         after_commit: Callable[[Outcome], Awaitable[Outcome | None]] | None = None,
         own_transactions: bool = False,
+        on_replay: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     ) -> Response:
         """Run the handler, store its answer with the key, commit once. `after_commit` runs
         once the change is committed (not on a replay): sending what the change put in an outbox,
@@ -276,6 +277,7 @@ class Command:
         apart = self.dialect != "postgresql"
         claim = await (self._claim_apart if apart else self._claim)(named, print_)
         if isinstance(claim, Response):
+            await self._replayed(claim, on_replay)
             return claim
         try:
             if not own_transactions:
@@ -301,6 +303,25 @@ class Command:
         answered = self._respond(after, status_code, location)
         await self._store_again(named, claim, answered)
         return answered
+
+    async def _replayed(
+        self, answer: Response, on_replay: Callable[[dict[str, Any]], Awaitable[None]] | None
+    ) -> None:
+        """Before a success is replayed, `on_replay` sees it (the stored answer as JSON): what
+        the first request's commit left to do after it (an outbox message its process died
+        before sending) is done now, so a replay never answers ahead of its effect. A failure
+        there is logged; the replay answers as stored."""
+        if on_replay is None or answer.headers.get(REPLAYED_HEADER) != "true":
+            return
+        if not 200 <= answer.status_code < 300:
+            return
+        try:
+            stored = json.loads(bytes(answer.body))
+            if isinstance(stored, dict):
+                await on_replay(stored)
+        except Exception:
+            log.exception("after the replay of %s %s", self.request.method, self.request.url.path)
+            await self.session.rollback()
 
     async def _store_again(
         self, named: dict[str, str], claimed_at: dt.datetime, response: Response

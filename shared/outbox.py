@@ -155,6 +155,7 @@ async def deliver(
     limit: int = 100,
     max_attempts: int = MAX_ATTEMPTS,
     lease: dt.timedelta = DEFAULT_LEASE,
+    take_over: bool = False,
 ) -> list[dict[str, Any]]:
     """Send the undelivered messages (of one aggregate, or the oldest `limit`), each with its
     Idempotency-Key; a 2xx or 409 answer marks it delivered (not a 409 `idempotency-key-in-use`:
@@ -165,13 +166,17 @@ async def deliver(
     is marked; each mark commits, releases that message and renews the lease on the rest; what is
     left unmarked (a failure half-way) is released at the end. Messages the session's own
     transactions wrote leased to it (`lease_on_write`) are the batch instead, as they are: only
-    those of the aggregate (an older one still pending goes with the background loop)."""
+    those of the aggregate (an older one still pending goes with the background loop).
+    `take_over`: the aggregate's undelivered messages are taken whoever holds their lease (a
+    replay's: the request that wrote them may have died holding it; the receiver honours each
+    message's Idempotency-Key, so one sent twice is done once)."""
     claimed = _take_owned(session, table, aggregate_id)
     if claimed:
         owner = str(claimed[0]["lease_owner"])
     else:
         owner = new_id("lease")
-        claimed = await _lease(session, table, owner, lease, aggregate_id, limit, max_attempts)
+        claimed = await _lease(session, table, owner, lease, aggregate_id, limit, max_attempts,
+                               take_over=take_over and aggregate_id is not None)  # fmt: skip
     delivered: list[dict[str, Any]] = []
     unmarked = len(claimed)
     try:
@@ -208,17 +213,18 @@ async def deliver(
 
 async def _lease(
     session: AsyncSession, table: Table, owner: str, lease: dt.timedelta,
-    aggregate_id: str | None, limit: int, max_attempts: int,
+    aggregate_id: str | None, limit: int, max_attempts: int, *, take_over: bool = False,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Take up to `limit` pending messages whose lease is free or expired, oldest first, in one
-    committed statement; the rows taken, oldest first."""
+    """Take up to `limit` pending messages whose lease is free or expired (any, `take_over`),
+    oldest first, in one committed statement; the rows taken, oldest first."""
     now = utcnow()
+    free = or_(table.c.lease_until.is_(None), table.c.lease_until < now)
     pending = (
         select(table.c.id)
         .where(
             table.c.delivered_at.is_(None),
             table.c.attempts < max_attempts,
-            or_(table.c.lease_until.is_(None), table.c.lease_until < now),
+            *(() if take_over else (free,)),
         )
         .order_by(table.c.created_at, table.c.id)
         .limit(limit)

@@ -79,6 +79,7 @@ async def notify_overdue(
         lambda: notifications.notify_overdue(ctx, body), status_code=201,
         location=lambda n: f"/v1/overdue-notifications/{n.id}",
         after_commit=lambda n: uc.deliver_for(ctx, n),
+        on_replay=lambda stored: uc.redeliver(ctx, stored),
     )  # fmt: skip
 
 
@@ -108,6 +109,7 @@ async def file_claim(
     return await cmd.run(
         lambda: uc.file_claim(ctx, body), status_code=201, location=lambda c: f"/v1/claims/{c.id}",
         after_commit=lambda c: uc.deliver_for(ctx, c),
+        on_replay=lambda stored: uc.redeliver(ctx, stored),
     )  # fmt: skip
 
 
@@ -274,4 +276,5 @@ async def pay(
     ctx = context(request, session, caller, peers)
     # The answer names the subrogation case when collections opened it at once.
     return await cmd.run(lambda: uc.pay(ctx, claim_id),
-                         after_commit=lambda c: uc.deliver_for(ctx, c))  # fmt: skip
+                         after_commit=lambda c: uc.deliver_for(ctx, c),
+                         on_replay=lambda stored: uc.redeliver(ctx, stored))  # fmt: skip

@@ -923,6 +923,21 @@ async def deliver_for(ctx: Context, answer: Answer) -> Answer:
     return answer
 
 
+async def redeliver(ctx: Context, stored: dict[str, Any]) -> None:
+    """Before a replay answers: what the first request put in the outbox for the aggregate its
+    answer names and has not delivered yet (its process died after the commit) is sent now,
+    leases taken over, so the replay is not ahead of its effect (a stop-shipment, a withdrawal,
+    the subrogation case)."""
+    ident = stored.get("id")
+    if not isinstance(ident, str):
+        return
+    lease = dt.timedelta(seconds=ctx.settings.outbox_lease_seconds)
+    for message in await deliver(ctx.session, outbox, ctx.peers, aggregate_id=ident, lease=lease,
+                                 take_over=True):  # fmt: skip
+        await _record_case(ctx.session, message)
+    await ctx.session.commit()
+
+
 async def record_delivery(session: AsyncSession, message: dict[str, Any]) -> None:
     """What a delivered message tells the claim: the subrogation case's id."""
     await _record_case(session, message)

@@ -67,7 +67,8 @@ async def open_case(
     ctx = context(request, session, caller, peers)
     return await cmd.run(lambda: uc.open_case(ctx, body), status_code=201,
                          location=lambda c: f"/v1/cases/{c.id}",
-                         after_commit=lambda c: uc.deliver_for(ctx, c.id))  # fmt: skip
+                         after_commit=lambda c: uc.deliver_for(ctx, c.id),
+                         on_replay=lambda stored: uc.redeliver(ctx, stored))  # fmt: skip
 
 
 @router.get("/cases", response_model=CaseList, responses=READ)

@@ -238,6 +238,17 @@ async def _signal_underwriting(
     )  # fmt: skip
 
 
+async def redeliver(ctx: Context, stored: dict[str, Any]) -> None:
+    """Before a replayed opening answers: what the first request put in the outbox for the case
+    and has not delivered yet (its process died after the commit) is sent now, leases taken
+    over."""
+    ident = stored.get("id")
+    if isinstance(ident, str):
+        lease = dt.timedelta(seconds=ctx.settings.outbox_lease_seconds)
+        await deliver(ctx.session, outbox, ctx.peers, aggregate_id=ident, lease=lease,
+                      take_over=True)  # fmt: skip
+
+
 async def deliver_for(ctx: Context, aggregate_id: str) -> None:
     """After a commit: send what the change put in the outbox (the background loop retries what
     does not go through now)."""
