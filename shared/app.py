@@ -13,11 +13,11 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
@@ -27,6 +27,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData, text
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
@@ -66,6 +67,9 @@ log = logging.getLogger("tci.app")
 REQUEST_ID_HEADER = b"x-request-id"
 # A part of work committed in parts waits this long for a connection of its pool at most.
 UNITS_WAIT_SECONDS = 3600.0
+# While the shared rate-limit storage (Redis) is down, it is asked again this often (seconds);
+# meanwhile each process counts in its own memory.
+SHARED_RETRY_SECONDS = 5.0
 # Probes answer whoever asks (an orchestrator, a load balancer) and are never rate limited.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
 # Every answer: never sniffed, never stored by a cache, no referrer, nothing loaded or run.
@@ -193,7 +197,8 @@ class RequestContextMiddleware:
                 raise refusal[0]
         except Exception as exc:
             if not answer.started:
-                await _send_problem(answer.emit, self._problem_for(exc, scope, request_id))
+                await _send_problem(answer.emit, self._problem_for(exc, scope, request_id),
+                                    instance=scope.get("path"))  # fmt: skip
         finally:
             self._count(scope, answer.status, started)
             reset_request_id(token)
@@ -304,41 +309,60 @@ class RateLimits:
     """Requests per caller in fixed windows (the `limits` package): in this process's memory,
     or in Redis when a URL is given, so that every replica of a service counts against one
     budget. Three tiers, each a list of rates: `caller` (a token's subject), `anonymous` (the
-    client address when there is no valid token) and `service` (our own services)."""
+    client address when there is no valid token) and `service` (our own services). While Redis
+    cannot be reached, each process counts in its own memory (the limits hold per replica) and
+    asks Redis again every SHARED_RETRY_SECONDS; the outage is logged once when it starts and
+    once when it ends."""
 
     def __init__(
         self, service: str, *, caller: str, anonymous: str, service_tier: str,
         redis_url: str | None = None,
     ) -> None:  # fmt: skip
-        storage: Storage
+        self.local = FixedWindowRateLimiter(MemoryStorage())
+        self.shared: FixedWindowRateLimiter | None = None
+        storage: Storage = self.local.storage
         if redis_url:
             url = redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
             storage = RedisStorage(url, implementation="redispy", key_prefix="tci")
-        else:
-            storage = MemoryStorage()
+            self.shared = FixedWindowRateLimiter(storage)
         self.storage = storage
-        self.limiter = FixedWindowRateLimiter(storage)
+        self.limiter = self.shared or self.local
         self.service = service
         self.tiers: dict[str, list[RateLimitItem]] = {
             "caller": parse_many(caller) if caller.strip() else [],
             "anonymous": parse_many(anonymous) if anonymous.strip() else [],
             "service": parse_many(service_tier) if service_tier.strip() else [],
         }
-        self._warned = 0.0
+        self.shared_down_since: float | None = None  # time.monotonic() when Redis stopped answering
+        self._ask_shared_at = 0.0
 
     async def retry_after(self, tier: str, key: str) -> int | None:
         """Count one request; None if it is within every rate, else the seconds until the
-        window that refused it ends. A storage that fails (Redis down) admits the request."""
-        try:
-            for item in self.tiers[tier]:
-                if not await self.limiter.hit(item, self.service, tier, key):
-                    stats = await self.limiter.get_window_stats(item, self.service, tier, key)
-                    return max(1, math.ceil(stats.reset_time - time.time()))
-        except Exception as exc:  # the limiter's storage is down: serve rather than refuse
+        window that refused it ends. Counted in Redis when it answers, else in this process."""
+        if self.shared is not None:
             now = time.monotonic()
-            if now - self._warned > 60:
-                self._warned = now
-                log.warning("rate limit storage unavailable, not limiting: %s", exc)
+            if self.shared_down_since is None or now >= self._ask_shared_at:
+                try:
+                    wait = await self._count(self.shared, tier, key)
+                except Exception as exc:  # Redis is down: count here until it answers again
+                    if self.shared_down_since is None:
+                        self.shared_down_since = now
+                        log.warning("rate limit storage unavailable, counting per process until "
+                                    "it answers again: %s", exc)  # fmt: skip
+                    self._ask_shared_at = now + SHARED_RETRY_SECONDS
+                else:
+                    if self.shared_down_since is not None:
+                        log.warning("rate limit storage available again after %.0f s, counting "
+                                    "across replicas", now - self.shared_down_since)  # fmt: skip
+                        self.shared_down_since = None
+                    return wait
+        return await self._count(self.local, tier, key)
+
+    async def _count(self, limiter: FixedWindowRateLimiter, tier: str, key: str) -> int | None:
+        for item in self.tiers[tier]:
+            if not await limiter.hit(item, self.service, tier, key):
+                stats = await limiter.get_window_stats(item, self.service, tier, key)
+                return max(1, math.ceil(stats.reset_time - time.time()))
         return None
 
 
@@ -351,6 +375,15 @@ class RateLimitMiddleware:
         self.app = app
         self.limits = limits
         self.tokens = tokens
+        self._served: list[BaseRoute] | None = None
+
+    def _routes(self, scope: Scope) -> list[BaseRoute]:
+        """The app's routes, read once (the middleware is built at the first request, when
+        every router is included)."""
+        if self._served is None:
+            router = getattr(scope.get("app"), "router", None)
+            self._served = list(_served_routes(getattr(router, "routes", ())))
+        return self._served
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in UNLIMITED_PATHS:
@@ -360,10 +393,12 @@ class RateLimitMiddleware:
         if self.limits.tiers[tier]:
             wait = await self.limits.retry_after(tier, key)
             if wait is not None:
+                _find_route(scope, self._routes(scope))  # counted under the route it was for
                 await _send_problem(
                     send,
                     Problem(RATE_LIMITED, f"too many requests; retry in {wait} s"),
                     headers=[(b"retry-after", str(wait).encode())],
+                    instance=scope.get("path"),
                 )
                 return
         await self.app(scope, receive, send)
@@ -385,6 +420,34 @@ class RateLimitMiddleware:
         return "anonymous", str(client[0]) if client else "unknown"
 
 
+def _served_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """The routes an app serves, each router it included (FastAPI keeps one as a single route,
+    its own routes inside) opened up; one included under a prefix is kept whole (not matched)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        prefix = getattr(getattr(route, "include_context", None), "prefix", "")
+        if included is not None and not prefix:
+            yield from _served_routes(included.routes)
+        else:
+            yield route
+
+
+def _find_route(scope: Scope, routes: Sequence[BaseRoute]) -> None:
+    """Put the route a request is for in its scope, as the router would (a full match first,
+    else one that differs in the method only), for a request answered before routing (429):
+    the metrics then count it under its route template, not as `unmatched`."""
+    partial = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            scope["route"] = route
+            return
+        if match is Match.PARTIAL and partial is None:
+            partial = route
+    if partial is not None:
+        scope["route"] = partial
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -393,9 +456,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 async def _send_problem(
-    send: Send, problem: Problem, headers: Sequence[tuple[bytes, bytes]] = ()
-) -> None:
-    body = json.dumps(problem.body()).encode()
+    send: Send, problem: Problem, headers: Sequence[tuple[bytes, bytes]] = (),
+    instance: str | None = None,
+) -> None:  # fmt: skip
+    """`problem` as problem+json, its `instance` the request's path (as the app's own errors)."""
+    body = json.dumps(problem.body(instance)).encode()
     await send(
         {
             "type": "http.response.start",
@@ -684,14 +749,15 @@ def _add_probes(app: FastAPI, metrics: Metrics) -> None:
         tags=["operations"],
         responses=problem_responses(503),
     )
-    async def readyz(session: SessionDep) -> Response:
+    async def readyz(request: Request, session: SessionDep) -> Response:
         """The database answers."""
         try:
             await session.execute(text("SELECT 1"))
         except Exception as exc:
             log.warning("readiness check failed: %s", type(exc).__name__)
             problem = Problem(SERVICE_UNAVAILABLE, "the database does not answer")
-            return Response(json.dumps(problem.body()), status_code=503, media_type=PROBLEM_JSON)
+            body = json.dumps(problem.body(request.url.path))
+            return Response(body, status_code=503, media_type=PROBLEM_JSON)
         return Response(b'{"status":"ready"}', media_type="application/json")
 
     @app.get(

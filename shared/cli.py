@@ -5,18 +5,24 @@ stderr and exit code 2."""
 from __future__ import annotations
 
 import argparse
+import errno
+import importlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn
 
 from shared.settings import (
     SERVICE_PORTS,
     Settings,
+    database_url_refusal,
     default_database_url,
+    masked_url,
+    settings_refusal,
     shared_database_refusal,
 )
 
@@ -64,10 +70,7 @@ def _token(args: argparse.Namespace) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        reasons = "; ".join(
-            str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors()
-        )
-        print(f"tci token: the settings are not valid: {reasons}", file=sys.stderr)
+        print(f"tci token: the settings are not valid: {settings_refusal(exc)}", file=sys.stderr)
         return 2
     if args.ttl > settings.max_token_ttl_seconds:
         print(f"tci token: --ttl may be at most {settings.max_token_ttl_seconds} seconds "
@@ -86,15 +89,26 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _database_url(service: str) -> str:
-    specific = os.environ.get(f"TCI_{service.upper()}_DATABASE_URL")
-    return specific or os.environ.get("DATABASE_URL") or default_database_url(service)
+def _database_url(service: str) -> tuple[str, str]:
+    """The database URL of `service` and the variable it was read from."""
+    for variable in (f"TCI_{service.upper()}_DATABASE_URL", "DATABASE_URL"):
+        if os.environ.get(variable):
+            return os.environ[variable], variable
+    return default_database_url(service), "the default"
 
 
 def _database_urls(command: str, services: Sequence[str]) -> dict[str, str] | None:
     """The database URL of each service, or None (and why, on stderr) when they cannot serve
-    them: one SQLite file for two services, or an in-memory SQLite database."""
-    urls = {service: _database_url(service) for service in services}
+    them: not a URL, a database other than PostgreSQL or SQLite, one SQLite file for two
+    services, or an in-memory SQLite database."""
+    urls = {}
+    for service in services:
+        url, variable = _database_url(service)
+        refusal = database_url_refusal(url)
+        if refusal is not None:
+            print(f"tci {command}: {service}: {variable} {refusal}", file=sys.stderr)
+            return None
+        urls[service] = url
     refusal = shared_database_refusal(urls)
     if refusal is not None:
         print(f"tci {command}: {refusal}", file=sys.stderr)
@@ -143,12 +157,20 @@ def _up(args: argparse.Namespace) -> int:
     urls = _database_urls("up", list(SERVICE_PORTS))
     if urls is None:
         return 2
+    ports = {s: args.port_base + p - DOCUMENTED_BASE for s, p in SERVICE_PORTS.items()}
+    console_port = args.port_base
+    peer_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    peers = {f"TCI_{s.upper()}_URL": f"http://{peer_host}:{p}" for s, p in ports.items()}
+    # Whatever would make a server fail at its start is answered here, before any starts.
+    refusal = _settings_refusal(urls, peers, console_port) or _unservable(
+        args.host, [*ports.values(), console_port]
+    )
+    if refusal is not None:
+        print(f"tci up: {refusal}", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     os.makedirs("var", exist_ok=True)
-    ports = {s: args.port_base + p - DOCUMENTED_BASE for s, p in SERVICE_PORTS.items()}
-    peer_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
-    peers = {f"TCI_{s.upper()}_URL": f"http://{peer_host}:{p}" for s, p in ports.items()}
     children: dict[str, subprocess.Popen[bytes]] = {}
     probes: dict[str, str] = {}
     failure: str | None = None
@@ -167,9 +189,9 @@ def _up(args: argparse.Namespace) -> int:
         ]  # fmt: skip
         children[service] = subprocess.Popen(command, env=env, start_new_session=True)
         probes[service] = f"http://{peer_host}:{port}/readyz"
-        print(f"{service}: http://{args.host}:{port}  (database {urls[service]})", flush=True)
+        database = masked_url(urls[service])
+        print(f"{service}: http://{args.host}:{port}  (database {database})", flush=True)
     if failure is None and not stopping:  # the staff console, calling the services over HTTP
-        console_port = args.port_base
         command = [
             sys.executable, "-m", "uvicorn", "--factory", "console.main:create_app",
             "--host", args.host, "--port", str(console_port), "--no-access-log",
@@ -193,6 +215,54 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     failed = [c.returncode for c in children.values() if c.returncode not in (0, -signal.SIGTERM)]
     return 1 if failed else 0
+
+
+def _settings_refusal(
+    urls: Mapping[str, str], peers: Mapping[str, str], console_port: int
+) -> str | None:
+    """Why a server `tci up` would start refuses its settings (None: none does): each service's
+    settings and the console's, read from the environment each server will have."""
+    from pydantic import ValidationError
+
+    servers: dict[str, tuple[str, dict[str, Any]]] = {
+        service: (f"services.{service}.config:{service.capitalize()}Settings",
+                  {**peers, "DATABASE_URL": url})
+        for service, url in urls.items()
+    }  # fmt: skip
+    servers["console"] = (
+        "console.settings:ConsoleSettings",
+        {**peers, "TCI_CONSOLE_PORT": str(console_port)},
+    )
+    for name, (where, environment) in servers.items():
+        module, _, attribute = where.partition(":")
+        settings_class: type[Settings] = getattr(importlib.import_module(module), attribute)
+        try:
+            settings_class(**environment)
+        except ValidationError as exc:
+            return f"{name}: the settings are not valid: {settings_refusal(exc)}"
+    return None
+
+
+def _unservable(host: str, ports: Sequence[int]) -> str | None:
+    """Why a server could not listen on `host` at one of `ports` (None: each could): the host
+    is not an address of this machine, or a port is in use. Bound as uvicorn binds (IPv6 for
+    an address with a colon, SO_REUSEADDR), and let go at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for port in ports:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except (socket.gaierror, UnicodeError):
+                return f"--host {host}: not an address or a name this machine resolves"
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return (f"port {port} is in use (on {host}); stop what listens there or "
+                            "choose another --port-base")  # fmt: skip
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    return f"--host {host}: not an address of this machine"
+                return f"cannot listen on {host} port {port}: {exc.strerror}"
+    return None
 
 
 def _wait_ready(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_JWT_SECRET = "development-only-secret-do-not-use-in-production-0123456789"
@@ -84,6 +85,66 @@ def async_database_url(url: str) -> str:
         if url.startswith(plain):
             return driver + url[len(plain) :]
     return url
+
+
+# The drivers the services run on, once `async_database_url` has given a plain URL its driver.
+SUPPORTED_DRIVERS = frozenset({"postgresql+asyncpg", "sqlite+aiosqlite"})
+SUPPORTED_DATABASES = "postgresql://user@host/database or sqlite:///path/to/file.db"
+
+
+def database_url_refusal(url: str) -> str | None:
+    """Why the services cannot run on `url` (None: they can): it is not a URL at all, or it
+    names a database other than PostgreSQL or SQLite. The URL itself is not quoted (it may carry
+    a password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(async_database_url(url))
+    except (ArgumentError, ValueError):
+        return f"is not a database URL; the services run on {SUPPORTED_DATABASES}"
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        return (
+            f"is a {parsed.drivername}:// URL; the services run on PostgreSQL or SQLite only "
+            f"({SUPPORTED_DATABASES})"
+        )
+    return None
+
+
+def masked_url(url: str) -> str:
+    """A database URL fit to print or log: its password, if any, replaced by `***`."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):  # not a URL SQLAlchemy reads: mask what looks like one
+        return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+def settings_refusal(exc: ValidationError) -> str:
+    """A settings class's refusal in one line, each reason after the setting it is about."""
+    reasons = []
+    for error in exc.errors():
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        reasons.append(f"{where}: {message}" if where else message)
+    return "; ".join(reasons)
+
+
+def _rate_limit_refusal(value: str) -> str | None:
+    from limits import parse_many
+
+    if not value.strip():
+        return None
+    try:
+        parse_many(value)
+    except ValueError:
+        return (
+            f"{value!r} is not a list of rates in the `limits` notation "
+            '(e.g. "100/second;3000/minute"; empty: off)'
+        )
+    return None
 
 
 class Settings(BaseSettings):
@@ -256,6 +317,22 @@ class Settings(BaseSettings):
     webhook_batch_size: int = Field(10, alias="TCI_WEBHOOK_BATCH_SIZE", ge=1, le=1000)
     # How often a dispatcher looks for endpoints with events to deliver.
     webhook_poll_seconds: float = Field(1.0, alias="TCI_WEBHOOK_POLL_SECONDS", gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _refuse_unsupported_database(cls, value: str | None) -> str | None:
+        refusal = database_url_refusal(value) if value else None  # empty: the default
+        if refusal is not None:
+            raise ValueError(f"the database URL {refusal}")
+        return value
+
+    @field_validator("rate_limit", "rate_limit_anonymous", "rate_limit_service")
+    @classmethod
+    def _refuse_unreadable_rates(cls, value: str) -> str:
+        refusal = _rate_limit_refusal(value)
+        if refusal is not None:
+            raise ValueError(refusal)
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

@@ -352,15 +352,81 @@ def test_up_stops_the_servers_it_started_when_a_later_migration_fails(tmp_path: 
         (["deploy"], {}, "invalid choice: 'deploy'"),
         ([], {}, "required: COMMAND"),
         (["up", "--port-base", "70000"], {}, "--port-base"),
+        (["migrate"], {"DATABASE_URL": "::::"}, "DATABASE_URL is not a database URL"),
+        (["up"], {"DATABASE_URL": "::::"}, "DATABASE_URL is not a database URL"),
+        (["up"], {"TCI_CLAIMS_DATABASE_URL": "mysql://u:secret@db/tci"},
+         "claims: TCI_CLAIMS_DATABASE_URL is a mysql:// URL; the services run on PostgreSQL or "
+         "SQLite only (postgresql://"),
+        (["up"], {"TCI_RATE_LIMIT": "abc"}, "the settings are not valid: TCI_RATE_LIMIT: 'abc'"),
+        (["up"], {"TCI_MAX_TOKEN_TTL_SECONDS": "-1"},
+         "the settings are not valid: TCI_MAX_TOKEN_TTL_SECONDS: Input should be greater"),
+        (["up"], {"TCI_ENV": "production", "TCI_JWT_SECRET": "short"},
+         "TCI_JWT_SECRET must be at least 32 bytes"),
+        (["up"], {"TCI_CONSOLE_SESSION_TTL_SECONDS": "1"},
+         "console: the settings are not valid: TCI_CONSOLE_SESSION_TTL_SECONDS"),
+        (["up", "--host", "999.1.1.1"], {}, "--host 999.1.1.1: not an address or a name"),
+        (["up", "--host", "192.0.2.1"], {}, "--host 192.0.2.1: not an address of this machine"),
     ],
 )  # fmt: skip
 def test_bad_input_is_answered_in_one_line_with_exit_code_2(
-    args: list[str], env: dict[str, str], expected: str
+    args: list[str], env: dict[str, str], expected: str, tmp_path: Path
 ) -> None:
-    answer = tci(*args, env=environment(**env))
+    if args[:1] == ["up"] and "--port-base" not in args:
+        args = [*args, "--port-base", str(free_port_base())]
+    answer = tci(*args, env=environment(**env), cwd=tmp_path)
 
     assert answer.returncode == 2, answer
     assert answer.stdout == ""
     lines = answer.stderr.splitlines()
     assert len(lines) == 1, answer.stderr
     assert lines[0].startswith("tci") and expected in lines[0], lines[0]
+    assert "secret" not in lines[0]  # a password in a URL is never quoted
+    assert not (tmp_path / "var").exists()  # nothing was started or migrated
+
+
+@pytest.mark.parametrize("taken", [1, 2, 3, 0])  # a service's port, or the console's
+def test_up_names_a_port_in_use_before_starting_anything(tmp_path: Path, taken: int) -> None:
+    base = free_port_base()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", base + taken))
+        holder.listen()
+        answer = tci("up", "--port-base", str(base), cwd=tmp_path)
+
+    assert answer.returncode == 2, answer
+    assert answer.stdout == ""
+    assert answer.stderr.splitlines() == [
+        f"tci up: port {base + taken} is in use (on 127.0.0.1); stop what listens there or "
+        "choose another --port-base"
+    ]  # fmt: skip
+    ports = [base + offset for offset in range(4)]
+    assert servers_on(ports) == {} and not (tmp_path / "var").exists()
+
+
+@pytest.mark.postgres
+def test_up_prints_each_database_url_with_its_password_masked(
+    tmp_path: Path, scratch_database: Callable[[str], str]
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    # The test server trusts local connections: any password is accepted, and must not show.
+    url = make_url(scratch_database("claims")).set(password="DbPassw0rd")
+    env = environment(DATABASE_URL=url.render_as_string(hide_password=False))
+    base = free_port_base()
+    up = subprocess.Popen([*TCI, "up", "--port-base", str(base)], env=env, cwd=tmp_path,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          start_new_session=True)  # fmt: skip
+    try:
+        for port in SERVICE_PORTS.values():
+            wait_ready(f"http://127.0.0.1:{base + port - 8000}", up)
+        os.killpg(up.pid, signal.SIGINT)
+        output, _ = up.communicate(timeout=30)
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+    assert up.returncode == 0, output
+    assert "DbPassw0rd" not in output, output
+    masked = url.render_as_string(hide_password=True)
+    assert ":***@" in masked
+    for service, port in SERVICE_PORTS.items():
+        line = f"{service}: http://127.0.0.1:{base + port - 8000}  (database {masked})"
+        assert line in output.splitlines(), output

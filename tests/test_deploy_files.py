@@ -181,6 +181,52 @@ def test_the_caddyfile_is_valid_for_caddy(tmp_path: Path) -> None:
     assert result.returncode != 0
 
 
+def caddy_global_options() -> str:
+    """The Caddyfile's global options block (its first block), comments left out."""
+    text = "\n".join(line.split("#", 1)[0] for line in CADDYFILE.read_text().splitlines())
+    start = text.index("{")
+    depth = 0
+    for at in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[at], 0)
+        if depth == 0:
+            return text[start : at + 1]
+    raise AssertionError("the global options block is not closed")
+
+
+def test_the_proxy_bounds_what_a_client_may_send() -> None:
+    """The services (uvicorn) limit neither a request's header size nor the time to send it:
+    the proxy in front of every port does (README, "Deploying")."""
+    options = " ".join(caddy_global_options().split())
+    header_size = re.search(r"\bservers \{.*\bmax_header_size (\d+)KB\b", options)
+    assert header_size is not None and int(header_size[1]) <= 64, options
+    timeouts = re.search(r"\btimeouts \{([^}]*)\}", options)
+    assert timeouts is not None, options
+    bounded = dict(re.findall(r"\b(read_header|read_body|idle) (\d+[sm])\b", timeouts[1]))
+    seconds = {k: int(v[:-1]) * {"s": 1, "m": 60}[v[-1]] for k, v in bounded.items()}
+    assert set(seconds) == {"read_header", "read_body", "idle"}, timeouts[1]
+    assert seconds["read_header"] <= 30 and seconds["read_body"] <= 300 and seconds["idle"] <= 120
+
+
+def test_caddy_reads_the_limits_into_every_server(tmp_path: Path) -> None:
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        pytest.skip("caddy is not installed (Debian: apt-get install caddy)")
+    result = subprocess.run(
+        [caddy, "adapt", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    import json
+
+    servers = json.loads(result.stdout)["apps"]["http"]["servers"]
+    assert len(servers) == len(SERVICE_PORTS) + 2  # the services, the console, the health port
+    for name, server in servers.items():
+        assert 0 < server["max_header_bytes"] <= 64_000, name
+        assert 0 < server["read_header_timeout"] <= 30 * 10**9, name
+        assert 0 < server["read_timeout"] <= 300 * 10**9, name
+        assert 0 < server["idle_timeout"] <= 120 * 10**9, name
+
+
 # -- Dockerfile and build context ------------------------------------------------------------
 
 

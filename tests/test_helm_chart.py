@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.settings import SERVICE_PORTS
+from shared.settings import SERVICE_PORTS, Settings
 from tests.conftest import ROOT, SERVICES
 
 helm = pytest.importorskip("helm_python", reason="`make helm-check` installs helm-python-sdk")
@@ -278,6 +278,20 @@ def test_the_ingress_sends_each_host_to_its_service() -> None:
     assert routes == {
         hosts[s]: {"name": f"{RELEASE}-tci-{s}", "port": {"name": "http"}} for s in hosts
     }
+
+
+def test_the_ingress_caps_bodies_as_the_services_do_and_bounds_the_proxy_timeouts() -> None:
+    ingress = one(render(), "Ingress", f"{RELEASE}-tci")
+    annotations = ingress["metadata"]["annotations"]
+    # 16 MiB: TCI_MAX_BODY_BYTES' default (shared/settings.py)
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "16m"
+    assert Settings().max_body_bytes == 16 * 1024 * 1024
+    for timeout in ("proxy-send-timeout", "proxy-read-timeout"):
+        assert 0 < int(annotations[f"nginx.ingress.kubernetes.io/{timeout}"]) <= 300
+    # Annotations given at install are added to these, not in their place.
+    more = {"ingress": {"annotations": {"example.com/owner": "ops"}}}
+    merged = one(render(more), "Ingress", f"{RELEASE}-tci")["metadata"]["annotations"]
+    assert merged == {**annotations, "example.com/owner": "ops"}
 
 
 def test_the_graceful_shutdown_fits_in_the_termination_grace_period() -> None:

@@ -58,6 +58,7 @@ async def test_an_unreachable_database_or_peer_is_503_with_retry_after_never_500
             answer = await client.get(path)
             assert answer.status_code == 503, (path, answer.text)
             assert answer.json()["type"] == "service-unavailable"
+            assert answer.json()["instance"] == path  # as every other problem answer
             assert int(answer.headers["retry-after"]) >= 1
 
 

@@ -108,7 +108,7 @@ async def test_a_body_over_the_cap_is_413() -> None:
     settings = Settings(TCI_MAX_BODY_BYTES=1000)
     async with bare_app(settings) as client:
         response = await client.post("/healthz", content=b"x" * 2000)
-    problem(response, 413, "payload-too-large")
+    assert problem(response, 413, "payload-too-large")["instance"] == "/healthz"
 
 
 @pytest.mark.parametrize(

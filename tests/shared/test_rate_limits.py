@@ -4,12 +4,15 @@ counted per process, or across replicas in Redis when TCI_REDIS_URL is set."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import APIRouter
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import FixedWindowRateLimiter
 
 from services.collections.models import metadata as collections_metadata
 from shared.app import create_app
@@ -130,12 +133,52 @@ async def test_two_instances_without_redis_count_each_its_own() -> None:
         assert_rate_limited(await one.get("/v1/ping", headers=headers), 60)
 
 
-async def test_a_redis_that_does_not_answer_admits_requests_rather_than_failing_them() -> None:
-    async with limited_app(TCI_RATE_LIMIT="1/minute",
+async def test_while_redis_does_not_answer_each_process_counts_alone_and_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with limited_app(TCI_RATE_LIMIT="2/minute",
                            TCI_REDIS_URL="redis://127.0.0.1:1/0") as client:  # fmt: skip
+        headers, other = bearer(), bearer()
+        with caplog.at_level(logging.WARNING, logger="tci.app"):
+            codes = [(await client.get("/v1/ping", headers=headers)).status_code
+                     for _ in range(4)]  # fmt: skip
+            assert (await client.get("/v1/ping", headers=other)).status_code == 200
+        # Served, but never unlimited: the per-process budget holds while Redis is down.
+        assert codes == [200, 200, 429, 429]
+        down = [r for r in caplog.records if "rate limit storage unavailable" in r.message]
+        assert len(down) == 1, caplog.text  # once per outage, not per request
+        assert "counting per process" in down[0].message
+
+        # Redis answers again (here: a storage that works, asked when the retry is due).
+        limits = client._transport.app.state.rate_limits  # type: ignore[attr-defined]
+        limits.shared = FixedWindowRateLimiter(MemoryStorage())
+        limits._ask_shared_at = 0.0
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="tci.app"):
+            assert (await client.get("/v1/ping", headers=headers)).status_code == 200
+            assert (await client.get("/v1/ping", headers=headers)).status_code == 200
+        assert limits.shared_down_since is None
+        assert ["available again" in r.message for r in caplog.records] == [True], caplog.text
+
+
+def counted(metrics: str, route: str, status: str) -> float:
+    label = f'http_requests_total{{method="GET",route="{route}",service="collections",status="{status}"}} '
+    return sum(float(line.removeprefix(label)) for line in metrics.splitlines()
+               if line.startswith(label))  # fmt: skip
+
+
+async def test_a_429_is_counted_under_its_route_and_names_its_instance() -> None:
+    async with limited_app(TCI_RATE_LIMIT="1/minute") as client:
+        service = bearer("service")
+        before = (await client.get("/metrics", headers=service)).text
         headers = bearer()
-        assert [(await client.get("/v1/ping", headers=headers)).status_code
-                for _ in range(3)] == [200] * 3  # fmt: skip
+        assert (await client.get("/v1/ping", headers=headers)).status_code == 200
+        refused = await client.get("/v1/ping", headers=headers)
+        assert_rate_limited(refused, 60)
+        assert refused.json()["instance"] == "/v1/ping"
+        after = (await client.get("/metrics", headers=service)).text
+    assert counted(after, "/v1/ping", "429") - counted(before, "/v1/ping", "429") == 1
+    assert counted(after, "unmatched", "429") == counted(before, "unmatched", "429")
 
 
 async def test_a_rate_limited_write_stores_nothing(api: Any, monkeypatch: pytest.MonkeyPatch
