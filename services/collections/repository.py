@@ -382,6 +382,13 @@ async def climbing_cases(session: AsyncSession) -> list[StandingCase]:
     return [StandingCase(r[0], r[1], r[2], r[3]) for r in rows.all()]
 
 
+async def climbing_count(session: AsyncSession) -> int:
+    """How many cases climb their ladder, locked or not (`climbing_cases` skips those held)."""
+    counted = await session.execute(
+        select(func.count()).select_from(Case).where(Case.status.in_(CLIMBING)))  # fmt: skip
+    return int(counted.scalar_one())
+
+
 async def move_stages(
     session: AsyncSession, stages: Sequence[tuple[str, str]], activities: Sequence[dict[str, Any]]
 ) -> None:

@@ -198,3 +198,8 @@ class CaseMove(Schema):
 class EscalationResult(Schema):
     as_of: dt.date
     moved: list[CaseMove]
+    held_elsewhere: int = Field(
+        default=0,
+        description="open cases another run (or a payment, a dispute…) was changing at that "
+        "moment: left to it, and to the next run; not looked at by this one",
+    )

@@ -940,12 +940,16 @@ async def run_escalations(ctx: Context, as_of: dt.date) -> EscalationResult:
         ahead = f"the ladder is run as of today ({ctx.today}) or a day gone by, not {as_of}"
         raise invalid(["body", "as_of"], ahead)
     ladders = await repo.ladders(ctx.session)
-    moves = rules.escalations(await repo.climbing_cases(ctx.session), ladders, as_of)
+    climbing = await repo.climbing_cases(ctx.session)
+    moves = rules.escalations(climbing, ladders, as_of)
     await _record_moves(ctx, moves, as_of)
     moved = [CaseMove.model_construct(case_id=m.case_id, from_stage=m.from_stage,
                                       to_stage=m.to_stage, days_past_due=m.days_past_due)
              for m in moves]  # fmt: skip
-    return EscalationResult(as_of=as_of, moved=moved)
+    # The cases another transaction held were skipped: said, so that an empty `moved` is not
+    # read as "nothing to move" while a run beside this one is still moving them.
+    held = max(0, await repo.climbing_count(ctx.session) - len(climbing))
+    return EscalationResult(as_of=as_of, moved=moved, held_elsewhere=held)
 
 
 async def _record_moves(ctx: Context, moves: Sequence[rules.Move], as_of: dt.date) -> None:
