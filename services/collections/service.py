@@ -363,18 +363,29 @@ async def _announce_reshared(
     c = case.currency
     left = rules.outstanding(views.open_invoices(await _invoices(ctx, case.id)))
     for payment, (insurer_was, policyholder_was) in reshared:
-        await announce(ctx.session, events, CasePaymentRecorded(
-            case_id=case.id, claim_id=case.claim_id, creditor_id=case.creditor_id,
-            payment_id=payment.id, amount=money_read(payment.amount, c),
-            received_on=payment.received_on,
-            allocation=RecoveryShares(fee=money_read(payment.fee, c),
-                                      insurer=money_read(payment.insurer, c),
-                                      policyholder=money_read(payment.policyholder, c)),
-            outstanding_after=money_read(left, c), reshared_after_claim=True,
-            previous_allocation=RecoveryShares(fee=money_read(payment.fee, c),
-                                               insurer=money_read(insurer_was, c),
-                                               policyholder=money_read(policyholder_was, c)),
+        was = _shares(c, payment.fee, insurer_was, policyholder_was)
+        await announce(ctx.session, events, _payment_recorded(
+            case, payment, left, reshared_after_claim=True, previous_allocation=was,
         ), subject_id=case.id, parties=_parties(case))  # fmt: skip
+
+
+def _shares(currency: str, fee: Decimal, insurer: Decimal, policyholder: Decimal) -> RecoveryShares:
+    return RecoveryShares(fee=money_read(fee, currency), insurer=money_read(insurer, currency),
+                          policyholder=money_read(policyholder, currency))  # fmt: skip
+
+
+def _payment_recorded(
+    case: Case, payment: Payment, left: Decimal, **extra: Any
+) -> CasePaymentRecorded:
+    """`case.payment_recorded` of a payment as it is now shared, the case owing `left`."""
+    c = case.currency
+    return CasePaymentRecorded(
+        case_id=case.id, claim_id=case.claim_id, creditor_id=case.creditor_id,
+        payment_id=payment.id, amount=money_read(payment.amount, c),
+        received_on=payment.received_on,
+        allocation=_shares(c, payment.fee, payment.insurer, payment.policyholder),
+        outstanding_after=money_read(left, c), **extra,
+    )  # fmt: skip
 
 
 async def _hand_over_from_other_mandates(ctx: Context, case: Case, numbers: list[str]) -> None:
@@ -906,16 +917,8 @@ async def _announce_payment(
 ) -> None:
     """The case's creditor hears of the payment (`case.payment_recorded`) and, when it paid the
     case in full, that the case is closed (`case.closed`)."""
-    c = case.currency
-    await announce(ctx.session, events, CasePaymentRecorded(
-        case_id=case.id, claim_id=case.claim_id, creditor_id=case.creditor_id,
-        payment_id=payment.id, amount=money_read(payment.amount, c),
-        received_on=payment.received_on,
-        allocation=RecoveryShares(fee=money_read(payment.fee, c),
-                                  insurer=money_read(payment.insurer, c),
-                                  policyholder=money_read(payment.policyholder, c)),
-        outstanding_after=money_read(left, c),
-    ), subject_id=case.id, parties=_parties(case))  # fmt: skip
+    await announce(ctx.session, events, _payment_recorded(case, payment, left),
+                   subject_id=case.id, parties=_parties(case))  # fmt: skip
     if case.closed_on is not None and case.status == CaseStatus.CLOSED:
         await _announce_closed(ctx, case, "paid_in_full", recovered=recovered)
 
