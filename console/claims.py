@@ -45,11 +45,13 @@ async def calendar_of(upstream: Upstream, country: str, years: set[int]) -> dict
     """The working calendar the claims service keeps (its package days and staff corrections)."""
     corrections: dict[dt.date, bool] = {}
     for year in sorted(years):
-        try:
-            days = await upstream.get("claims", f"/v1/calendars/{country}/days", year=year)
-        except UpstreamRefused:
-            continue
-        corrections.update({dt.date.fromisoformat(d["date"]): d["working"] for d in days["items"]})
+        days = await upstream.optional(
+            upstream.get("claims", f"/v1/calendars/{country}/days", year=year)
+        )
+        if days is not None:
+            corrections.update(
+                {dt.date.fromisoformat(d["date"]): d["working"] for d in days["items"]}
+            )
     return corrections
 
 
@@ -57,10 +59,10 @@ async def days_left_of(upstream: Upstream, claims: list[dict[str, Any]], on: dt.
                        ) -> dict[str, int]:  # fmt: skip
     """Working days left to each undecided claim's decision, on its policy's claims calendar."""
     due = [c for c in claims if c.get("decision_due") and c["status"] in AWAITING_DECISION]
-    policy_ids = sorted({c["policy_id"] for c in due})
-    policies = await gather_all(*(upstream.get("underwriting", f"/v1/policies/{p}")
-                                  for p in policy_ids))  # fmt: skip
-    country_of = {p["id"]: p["claims_calendar_country"] for p in policies}
+    policies = await upstream.by_ids("underwriting", "/v1/policies",
+                                     {c["policy_id"] for c in due})  # fmt: skip
+    country_of = {p["id"]: p["claims_calendar_country"] for p in policies.values()}
+    due = [c for c in due if c["policy_id"] in country_of]  # a policy not read: left unsaid
     years: dict[str, set[int]] = {}
     for claim in due:
         end = dt.date.fromisoformat(claim["decision_due"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -24,7 +25,14 @@ DEFAULT_LOCALE = "en"
 # the currency of the buyer's indicators).
 FRACTION_FACTORS = ("dso_change", "overdue_ratio")
 MONEY_FACTORS = ("equity",)
+FRACTION_INDICATORS = ("overdue_ratio",)  # a buyer's indicators given as a fraction
 LANGUAGE_NAMES = {"en": "English", "zh-CN": "中文"}  # each in its own language, never translated
+# Chinese is sorted by pinyin (CLDR's zh collation) with the standard library alone: GB2312
+# orders its 3,755 level-1 characters (first byte 0xB0-0xD7) by pinyin. A character outside them
+# is sorted as a level-1 character read the same way (tests/console/test_country_names.py keeps
+# every country name covered).
+GB2312_LEVEL_1 = range(0xB0, 0xD8)
+PINYIN_AS = {"斐": "菲", "梵": "范", "汶": "问", "瑙": "脑", "珀": "破"}
 log = logging.getLogger("console.i18n")
 
 
@@ -109,6 +117,14 @@ class Translator:
             form = "other"
         return self(f"{key}[{form}]", n=self.number(n), **values)
 
+    def sort_key(self, text: str) -> bytes | str:
+        """What sorts `text` as the locale's readers look for it: Chinese by pinyin (GB2312's
+        order of its common characters), English by its letters, accents and case aside."""
+        if self.locale == "zh-CN":
+            return "".join(PINYIN_AS.get(ch, ch) for ch in text).encode("gb18030")
+        letters = unicodedata.normalize("NFKD", text)
+        return "".join(ch for ch in letters if not unicodedata.combining(ch)).casefold()
+
     def has(self, key: str) -> bool:
         return key in LOCALES[self.locale]
 
@@ -183,6 +199,17 @@ class Translator:
         money = indicators.get(name) if name in MONEY_FACTORS else None
         if isinstance(money, dict) and money.get("currency"):
             return self.money({"amount": value, "currency": money["currency"]})
+        return self.number(value)
+
+    def indicator(self, name: str, value: Any) -> str:
+        """A buyer's indicator as given (confirmed or declared): money as money, the overdue
+        ratio (a fraction) as a percentage, any other as a number; "—" when not given."""
+        if value is None:
+            return "—"
+        if isinstance(value, dict):
+            return self.money(value)
+        if name in FRACTION_INDICATORS:
+            return self.percent(value, fraction=True)
         return self.number(value)
 
     def percent(self, value: Any, *, fraction: bool = False) -> str:

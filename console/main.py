@@ -68,8 +68,12 @@ async def upstream_refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, UpstreamRefused)
     if exc.status == 401:
         return await sign_in_required(request, exc)
-    status = exc.status if exc.status in (403, 404, 503) else 502
-    return render(request, "error.html", status=status, slug=exc.slug, status_code=exc.status)
+    status = exc.status if exc.status in (403, 404, 429, 503) else 502
+    response = render(request, "error.html", status=status, slug=exc.slug,
+                      status_code=exc.status)  # fmt: skip
+    if exc.retry_after and status in (429, 503):
+        response.headers["Retry-After"] = exc.retry_after
+    return response
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -32,25 +32,21 @@ from shared.countries import country_codes
 router = APIRouter(prefix="/underwriting", dependencies=[PlainIds])
 DECISIONS = ("approve", "partially_approve", "refuse")
 SIGNAL_KINDS: tuple[str, ...] = UNDERWRITER_SIGNAL_KINDS  # the services send the others
-LIMIT_CHANGES = ("reduce", "withdraw")
+LIMIT_CHANGES = ("increase", "reduce", "withdraw")
+LIMIT_CHANGE_CHOSEN = "reduce"  # the change the form offers first (an underwriter's usual act)
 # A limit's history entries the services word themselves, in English (a request's outcome, a
 # signal's effect); the others carry the reason a person typed.
 SERVICE_WORDED_SOURCES = ("request", "signal")
 COUNTRY_RISK_LEVELS = (1, 2, 3, 4)  # the API's CountryRiskSet accepts these
+# A buyer's indicators (the API's IndicatorsIn), in the order the buyer's page lists them.
+INDICATORS = ("annual_revenue", "equity", "current_ratio", "dso_days", "dso_prior_year_days",
+              "overdue_ratio", "litigation_count", "management_changes_12m")  # fmt: skip
 
 
 async def buyers_by_id(upstream: Upstream, ids: set[str]) -> dict[str, dict[str, Any]]:
-    """The buyers named, read side by side (one that cannot be read is left out)."""
-
-    async def one(buyer_id: str) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = await upstream.get("underwriting", f"/v1/buyers/{buyer_id}")
-        except UpstreamRefused:
-            return None
-        return found
-
-    found = await gather_all(*(one(buyer_id) for buyer_id in sorted(ids)))
-    return {buyer["id"]: buyer for buyer in found if buyer is not None}
+    """The buyers named, read in one list request per hundred (a read refused is left out, and
+    the page says so)."""
+    return await upstream.by_ids("underwriting", "/v1/buyers", ids)
 
 
 def age_in_days(created_at: str, on: dt.date) -> int:
@@ -162,7 +158,11 @@ async def buyer_page(buyer_id: str, request: Request, _: UnderwriterDep,
         upstream.every("underwriting", f"{path}/grades", limit),
         upstream.every("underwriting", f"{path}/signals", limit),
     )
-    country_risk = await upstream.get("underwriting", f"/v1/country-risks/{buyer['country']}")
+    country_risk, policies = await gather_all(
+        upstream.get("underwriting", f"/v1/country-risks/{buyer['country']}"),
+        upstream.by_ids("underwriting", "/v1/policies",
+                        {s["policy_id"] for s in signals if s.get("policy_id")}),
+    )  # fmt: skip
     factors = buyer.get("grade_factors") or []
     return render(request, "underwriting/buyer.html", buyer=buyer, grades=grades,
                   signals=signals, country_risk=country_risk,
@@ -171,7 +171,24 @@ async def buyer_page(buyer_id: str, request: Request, _: UnderwriterDep,
                   signal_kinds=SIGNAL_KINDS, today=today(request).isoformat(),
                   highlighted=request.query_params.get("signal"),
                   limits_changed=_count(request.query_params.get("limits_changed")),
-                  service_callers=SERVICE_NAMES)  # fmt: skip
+                  service_callers=SERVICE_NAMES, indicator_names=INDICATORS,
+                  policies=policies)  # fmt: skip
+
+
+@router.post("/buyers/{buyer_id}/indicators/confirmation", dependencies=[CsrfDep])
+async def confirm_indicators(buyer_id: str, request: Request, _: UnderwriterDep,
+                             upstream: UpstreamDep, idempotency_key: FormKey = "") -> Response:  # fmt: skip
+    """Confirm what the policyholder declared about the buyer: the values then move its grade,
+    which the page shows again; a refusal is explained there."""
+    page = f"/underwriting/buyers/{buyer_id}"
+    try:
+        answer = await upstream.act("underwriting", f"/v1/buyers/{buyer_id}/indicators/confirmation",
+                                    None, key=idempotency_key)  # fmt: skip
+    except UpstreamRefused as refusal:
+        if refusal.status in (401, 404):
+            raise
+        return await form_refused(request, page, refusal)
+    return redirect(page, notice="form-replayed" if answer.replayed else "indicators-confirmed")
 
 
 @router.post("/buyers/{buyer_id}/signals", dependencies=[CsrfDep])
@@ -266,7 +283,10 @@ async def policy_page(policy_id: str, request: Request, _: UnderwriterDep,
 @router.get("/limits/{limit_id}/change")
 async def limit_change_page(limit_id: str, request: Request, _: UnderwriterDep,
                             upstream: UpstreamDep) -> Response:  # fmt: skip
-    """The form to reduce or withdraw a limit, with the rule on when a reduction applies."""
+    """The form to raise, reduce or withdraw a limit, with the rule on when each applies: an
+    increase from today, a reduction or withdrawal from tomorrow at the earliest, by default
+    once the policy's reduction notice has run (the date field's bound and default follow the
+    change chosen)."""
     credit_limit = await upstream.get("underwriting", f"/v1/limits/{limit_id}")
     policy = await upstream.get("underwriting", f"/v1/policies/{credit_limit['policy_id']}")
     names = await buyers_by_id(upstream, {credit_limit["buyer_id"]})
@@ -279,19 +299,20 @@ async def limit_change_page(limit_id: str, request: Request, _: UnderwriterDep,
     return render(request, "underwriting/limit_change.html", limit=credit_limit, policy=policy,
                   service_worded=SERVICE_WORDED_SOURCES,
                   buyer=names.get(credit_limit["buyer_id"]), changes=LIMIT_CHANGES,
-                  today=on.isoformat(), earliest=earliest_reduction_date(on).isoformat(),
+                  chosen=LIMIT_CHANGE_CHOSEN, today=on.isoformat(), earliest=earliest_reduction_date(on).isoformat(),
                   notice_ends=default_from.isoformat())  # fmt: skip
 
 
 def limit_change_body(change: str, amount: str, currency: str, effective_from: str,
                       reason: str, babel_locale: str) -> dict[str, Any] | None:  # fmt: skip
-    """What the API is sent, or None when the form is not complete: a reduction names its new
-    amount (as the locale writes one), a withdrawal sets it to zero; the date is the API's
-    default when left empty."""
+    """What the API is sent, or None when the form is not complete: an increase or a reduction
+    names its new amount (as the locale writes one; an increase above zero), a withdrawal sets
+    it to zero; the date is the API's default when left empty (an increase: today; a reduction:
+    after the notice period)."""
     if change not in LIMIT_CHANGES or not reason.strip():
         return None
     value = (Decimal(0) if change == "withdraw"
-             else typed_amount(amount, babel_locale, zero_allowed=True))  # fmt: skip
+             else typed_amount(amount, babel_locale, zero_allowed=change == "reduce"))  # fmt: skip
     if value is None:
         return None
     body: dict[str, Any] = {"new_amount": money_sent(value, currency), "reason": reason.strip()}
@@ -303,21 +324,39 @@ def limit_change_body(change: str, amount: str, currency: str, effective_from: s
     return body
 
 
+def goes_the_way_chosen(change: str, new_amount: Decimal, in_force: str) -> bool:
+    """An increase is above the amount in force the form showed, a reduction below it (the
+    service tells which a change is by its amount: a "reduction" above it would take effect as
+    an increase, today). True when the form did not say what was in force."""
+    try:
+        shown = Decimal(in_force)
+    except ArithmeticError:
+        return True
+    if change == "increase":
+        return new_amount > shown
+    return change != "reduce" or new_amount < shown
+
+
 @router.post("/limits/{limit_id}/change", dependencies=[CsrfDep])
 async def change_limit(
     limit_id: str, request: Request, _: UnderwriterDep, upstream: UpstreamDep,
     change: Annotated[str, Form()],
     currency: Annotated[str, Form()], policy_id: Annotated[str, Form()],
     amount: Annotated[str, Form()] = "", effective_from: Annotated[str, Form()] = "",
-    reason: Annotated[str, Form()] = "", idempotency_key: FormKey = "",
+    reason: Annotated[str, Form()] = "", in_force: Annotated[str, Form()] = "",
+    idempotency_key: FormKey = "",
 ) -> Response:  # fmt: skip
-    """Reduce or withdraw; a refusal (a retroactive reduction, above the single-buyer cap) is
-    explained on the form, a change recorded is shown in the policy's limit history."""
+    """Raise, reduce or withdraw; a refusal (a retroactive reduction, above the single-buyer
+    cap) is explained on the form, a change recorded is shown in the policy's limit history.
+    An amount that does not go the way chosen (an "increase" below what is in force) is sent
+    back, never recorded as the other."""
     form = f"/underwriting/limits/{limit_id}/change"
     body = limit_change_body(change, amount, currency, effective_from, reason,
                              translator(request).babel_locale)  # fmt: skip
     if body is None:
         return await form_sent_back(request, form, "limit-change-incomplete")
+    if not goes_the_way_chosen(change, Decimal(body["new_amount"]["amount"]), in_force):
+        return await form_sent_back(request, form, f"limit-change-not-{change}")
     try:
         answer = await upstream.act("underwriting", f"/v1/limits/{limit_id}/changes", body,
                                     key=idempotency_key)  # fmt: skip
@@ -334,9 +373,11 @@ async def change_limit(
 
 
 def country_names(t: Translator) -> dict[str, str]:
-    """Every country's name in the reader's language (from Babel's locale data)."""
+    """Every country's name in the reader's language: the catalogue's where it has one (Taiwan
+    in Chinese: 中国台湾), else Babel's locale data."""
     territories = Locale.parse(t.babel_locale).territories
-    return {code: territories.get(code, code) for code in country_codes()}
+    return {code: t(f"country.{code}") if t.has(f"country.{code}") else territories.get(code, code)
+            for code in country_codes()}  # fmt: skip
 
 
 @router.get("/countries")
@@ -359,8 +400,9 @@ async def countries_page(request: Request, _: UnderwriterDep, upstream: Upstream
     if query.get("notice") == "country-risk-set" and chosen:
         outcome = {"level": _count(query.get("level")), "regraded": _count(query.get("regraded")),
                    "changed": _count(query.get("changed"))}  # fmt: skip
+    t = translator(request)
     return render(request, "underwriting/countries.html", countries=sorted(
-                      names.items(), key=lambda pair: pair[1]), chosen=chosen, risk=risk,
+                      names.items(), key=lambda pair: t.sort_key(pair[1])), chosen=chosen, risk=risk,
                   buyers=buyers, levels=COUNTRY_RISK_LEVELS, outcome=outcome,
                   country_name=names.get(chosen or "", ""))  # fmt: skip
 

@@ -9,7 +9,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Form, Request
@@ -21,6 +21,8 @@ from shared.idempotency import REPLAYED_HEADER
 from shared.problems import Problem
 
 SERVICE_NAMES = ("underwriting", "claims", "collections")
+# The most ids one list read names (`?id=a&id=b`: the underwriting API's `IDS_PER_LIST`).
+IDS_PER_READ = 100
 # A form's key as the console makes them (`form_key`), or near enough; anything else a hand-made
 # form sends is replaced by a key of the console's own.
 FORM_KEY = re.compile(r"^[A-Za-z0-9-]{16,64}$")
@@ -40,9 +42,10 @@ class UpstreamRefused(Exception):
     a validation problem, the fields it names."""
 
     def __init__(self, status: int, slug: str, detail: str = "",
-                 errors: tuple[FieldError, ...] = ()) -> None:  # fmt: skip
+                 errors: tuple[FieldError, ...] = (), retry_after: str | None = None) -> None:  # fmt: skip
         super().__init__(f"{status} {slug}: {detail}")
         self.status, self.slug, self.detail, self.errors = status, slug, detail, errors
+        self.retry_after = retry_after  # a 429's or 503's `Retry-After`, passed on to the browser
 
 
 def build_clients(settings: ConsoleSettings) -> dict[str, ServiceClient]:
@@ -81,6 +84,8 @@ class Upstream:
 
     clients: Mapping[str, ServiceClient]
     token: str
+    # Why reads a page could do without were left out (their problems' slugs): the page says so.
+    unread: list[str] = field(default_factory=list)
 
     async def send(self, service: str, method: str, path: str, *, json: Any = None,
                    params: dict[str, Any] | None = None) -> Any:  # fmt: skip
@@ -107,7 +112,8 @@ class Upstream:
                 body = None
             detail = body.get("detail", "") if isinstance(body, dict) else ""
             raise UpstreamRefused(response.status_code, _slug_of(body, response.status_code),
-                                  str(detail or ""), _field_errors(body))  # fmt: skip
+                                  str(detail or ""), _field_errors(body),
+                                  response.headers.get("retry-after"))  # fmt: skip
         return response
 
     async def get(self, service: str, path: str, **params: Any) -> Any:
@@ -136,6 +142,28 @@ class Upstream:
                 break
         return items
 
+    async def by_ids(self, service: str, path: str, ids: set[str]) -> dict[str, Any]:
+        """The items of a list with the ids named (`?id=`), by id, read IDS_PER_READ at a time
+        (one request for a page's worth), side by side: never one request per item, which a
+        page of a hundred rows would pay for in the person's rate limit. A read refused is left
+        out and noted (`unread`); a 401 still signs the person out."""
+        wanted = sorted(ids)
+        chunks = [wanted[i : i + IDS_PER_READ] for i in range(0, len(wanted), IDS_PER_READ)]
+        pages = await gather_all(*(self.optional(self.every(service, path, len(chunk), id=chunk))
+                                   for chunk in chunks))  # fmt: skip
+        return {item["id"]: item for page in pages for item in page or []}
+
+    async def optional(self, read: Awaitable[T]) -> T | None:
+        """A read the page can show itself without (a name beside an id, a calendar's
+        corrections): None when refused, and the refusal noted for the page to say so."""
+        try:
+            return await read
+        except UpstreamRefused as refusal:
+            if refusal.status == 401:
+                raise
+            self.unread.append(refusal.slug)
+            return None
+
 
 def form_key() -> str:
     """A fresh key for one rendering of a form: sent again, the form is done once."""
@@ -163,7 +191,9 @@ def get_upstream(request: Request) -> Upstream:
     from console.session import require_caller
 
     _, token = require_caller(request)
-    return Upstream(request.app.state.clients, token)
+    upstream = Upstream(request.app.state.clients, token)
+    request.state.upstream = upstream  # its `unread`, for the page rendered
+    return upstream
 
 
 UpstreamDep = Annotated[Upstream, Depends(get_upstream)]

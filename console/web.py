@@ -29,7 +29,7 @@ from console.session import (
     signature,
     signed_in,
 )
-from console.upstream import UpstreamRefused, form_key
+from console.upstream import Upstream, UpstreamRefused, form_key
 from shared import signing
 
 HERE = Path(__file__).resolve().parent
@@ -307,6 +307,13 @@ def shown_refusal(request: Request, t: Translator, error: str | None) -> dict[st
             "fields": fields}  # fmt: skip
 
 
+def unread_reasons(request: Request) -> list[str]:
+    """Why reads this page could do without were left out (each problem's slug, once), for the
+    page to say that what it shows is incomplete: never a row half filled in silently."""
+    upstream: Upstream | None = getattr(request.state, "upstream", None)
+    return sorted(set(upstream.unread)) if upstream is not None else []
+
+
 def render(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
     t = translator(request)
     session = signed_in(request)
@@ -328,6 +335,7 @@ def render(request: Request, template: str, *, status: int = 200, **context: Any
         notice=_known(t, "notice", request.query_params.get("notice")),
         error=error,
         refusal=refusal,
+        unread=[t.problem(slug) for slug in unread_reasons(request)],
         **context,
     )
     response = HTMLResponse(page, status_code=status)

@@ -27,6 +27,24 @@
     links[next].focus();
     event.preventDefault();
   });
+  // A limit change's date: an increase may take effect today, a reduction or a withdrawal from
+  // tomorrow; a date still at one change's default moves to the other's.
+  document.addEventListener("change", function (event) {
+    var chosen = event.target;
+    if (!chosen || chosen.name !== "change" || !chosen.form) {
+      return;
+    }
+    var date = chosen.form.querySelector("input[data-min-increase]");
+    if (!date) {
+      return;
+    }
+    var kind = chosen.value === "increase" ? "increase" : "reduce";
+    var other = kind === "increase" ? "reduce" : "increase";
+    date.min = date.getAttribute("data-min-" + kind);
+    if (date.value === "" || date.value === date.getAttribute("data-default-" + other)) {
+      date.value = date.getAttribute("data-default-" + kind);
+    }
+  });
   document.addEventListener("htmx:afterSettle", function () {
     var main = document.getElementById("main");
     if (main) {

@@ -12,6 +12,7 @@ from services.underwriting import coverage as cov
 from services.underwriting import limits as lim
 from services.underwriting import service as uc
 from services.underwriting.schemas import (
+    IDS_PER_LIST,
     AssignmentCreate,
     AssignmentRead,
     BuyerCreate,
@@ -31,6 +32,7 @@ from services.underwriting.schemas import (
     ExposureList,
     ExternalLimitCreate,
     GradeHistoryList,
+    IdQuery,
     IndicatorsIn,
     LimitChangeCreate,
     LimitChangeRead,
@@ -63,6 +65,12 @@ from shared.problems import created_responses, problem_responses
 router = APIRouter(prefix="/v1", tags=["underwriting"])
 
 IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# `?id=a&id=b`: only the items with these ids (a page reads what it shows in one request).
+IdsQuery = Annotated[
+    list[IdQuery] | None,
+    Query(alias="id", max_length=IDS_PER_LIST,
+          description=f"only these ids (repeated, at most {IDS_PER_LIST})"),
+]  # fmt: skip
 Underwriter = Annotated[Caller, Depends(require("underwriter"))]
 Staff = Annotated[Caller, Depends(require("underwriter", "claims_handler", "collector"))]
 PolicyReader = Annotated[
@@ -111,10 +119,12 @@ async def create_policy(
 async def list_policies(
     request: Request, session: SessionDep, caller: PolicyReader, page: PageDep,
     policyholder_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    ids: IdsQuery = None,
 ) -> Page[PolicyRead]:  # fmt: skip
     """Staff: every policy (`?policyholder_id=` for one policyholder's); a policyholder its own;
-    a bank those assigned to it."""
-    return await uc.list_policies(context(request, session, caller), policyholder_id, page)
+    a bank those assigned to it. `?id=` (repeated) keeps those of the ids named."""
+    return await uc.list_policies(context(request, session, caller), policyholder_id, page,
+                                  ids=ids)  # fmt: skip
 
 
 @router.get("/policies/{policy_id}", response_model=PolicyRead, responses=READ)
@@ -216,11 +226,13 @@ async def find_buyers(
     request: Request, session: SessionDep, caller: PolicyholderOrStaff, page: PageDep,
     country: CountryCode | None = None,
     registration_number: Annotated[RegistrationNumberQuery | None, Query()] = None,
+    ids: IdsQuery = None,
 ) -> BuyerList:  # fmt: skip
     """Staff: every buyer. A policyholder: the buyers it registered or holds a limit or a limit
-    request on, or any buyer looked up by its exact `country` and `registration_number`."""
+    request on, or any buyer looked up by its exact `country` and `registration_number`.
+    `?id=` (repeated) keeps those of the ids named."""
     ctx = context(request, session, caller)
-    return await uc.list_buyers(ctx, country, registration_number, page)
+    return await uc.list_buyers(ctx, country, registration_number, page, ids=ids)
 
 
 @router.post("/buyers/{buyer_id}/indicators", response_model=BuyerRead, responses=WRITE)

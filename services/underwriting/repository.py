@@ -1199,11 +1199,15 @@ def _party_holds_buyer(party_id: str) -> Any:
 
 
 def buyers_listed(
-    *, country: str | None, registration_key: str | None, party_id: str | None
-) -> Any:
+    *, country: str | None, registration_key: str | None, party_id: str | None,
+    ids: Sequence[str] | None = None,
+) -> Any:  # fmt: skip
     """The buyers a list shows: every buyer for staff; for a policyholder (`party_id`) its own,
-    or any buyer looked up by its exact country and registration key (both given)."""
+    or any buyer looked up by its exact country and registration key (both given); with `ids`,
+    only those of them."""
     statement = select(Buyer)
+    if ids is not None:
+        statement = statement.where(Buyer.id.in_(set(ids)))
     if country:
         statement = statement.where(Buyer.country == country)
     if registration_key:
@@ -1247,10 +1251,13 @@ async def assignment(session: AsyncSession, assignment_id: str) -> PolicyAssignm
     return await session.get(PolicyAssignment, assignment_id)
 
 
-def policies_listed(*, policyholder_id: str | None, bank_id: str | None) -> Any:
+def policies_listed(*, policyholder_id: str | None, bank_id: str | None,
+                    ids: Sequence[str] | None = None) -> Any:  # fmt: skip
     """The policies a list shows: every policy (optionally one policyholder's), or those a bank
-    is assigned to."""
+    is assigned to; with `ids`, only those of them."""
     statement = select(Policy)
+    if ids is not None:
+        statement = statement.where(Policy.id.in_(set(ids)))
     if policyholder_id is not None:
         statement = statement.where(Policy.policyholder_id == policyholder_id)
     if bank_id is not None:

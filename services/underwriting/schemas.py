@@ -53,6 +53,11 @@ Days = Annotated[int, Strict(), Field(ge=0, le=3650)]
 CreditDays = Annotated[int, Strict(), Field(ge=1, le=3650)]
 NOT_BLANK = r"\S"  # at least one character that is not white space
 REGISTRATION_NUMBER_LENGTH = 100
+# A list read by ids (`?id=a&id=b`): at most this many in one request (each id up to 64
+# characters, so the address stays well within what a server reads of a request line).
+IDS_PER_LIST = 100
+IdQuery = Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                           pattern=r"^[A-Za-z0-9_.:-]+$")]  # fmt: skip
 
 
 def _registration_number(value: str) -> str:

@@ -225,7 +225,7 @@ def _banks_shown(caller: Caller, banks: list[str]) -> list[str]:
 
 
 async def list_policies(
-    ctx: Context, policyholder_id: str | None, page: PageRequest
+    ctx: Context, policyholder_id: str | None, page: PageRequest, *, ids: list[str] | None = None
 ) -> Page[PolicyRead]:
     """The policies a list shows the caller: staff every policy (or one policyholder's); a
     policyholder its own; a bank those assigned to it."""
@@ -235,7 +235,7 @@ async def list_policies(
         else:
             policyholder_id = ctx.caller.party_id or ""
     bank_id = ctx.caller.party_id or "" if ctx.caller.role == "bank" else None
-    statement = repo.policies_listed(policyholder_id=policyholder_id, bank_id=bank_id)
+    statement = repo.policies_listed(policyholder_id=policyholder_id, bank_id=bank_id, ids=ids)
     rows, cursor = await fetch_page(ctx.session, statement, page, created_at=Policy.created_at,
                                     ident=Policy.id)  # fmt: skip
     banks = await repo.bank_ids_of(ctx.session, [p.id for p in rows])
@@ -530,14 +530,15 @@ async def buyer_signal(ctx: Context, buyer_id: str, signal_id: str) -> BuyerSign
 
 
 async def list_buyers(
-    ctx: Context, country: str | None, registration_number: str | None, page: PageRequest
-) -> BuyerList:
+    ctx: Context, country: str | None, registration_number: str | None, page: PageRequest, *,
+    ids: list[str] | None = None,
+) -> BuyerList:  # fmt: skip
     """The buyers a list shows the caller: staff every buyer; a policyholder its own, or any
     buyer looked up by its exact country and registration number (however it is written: by its
     registration key)."""
     key = rules.registration_key(registration_number) if registration_number else None
     statement = repo.buyers_listed(
-        country=country, registration_key=key,
+        country=country, registration_key=key, ids=ids,
         party_id=ctx.caller.party_id or "" if ctx.caller.role == "policyholder" else None,
     )  # fmt: skip
     rows, cursor = await fetch_page(ctx.session, statement, page, created_at=Buyer.created_at,

@@ -34,8 +34,10 @@ def services(due: dt.date, statuses: tuple[str, ...] = STATUSES) -> httpx.MockTr
         if path == "/v1/claims":
             return httpx.Response(200, json={"items": [claim(s, due) for s in statuses],
                                              "next_cursor": None})  # fmt: skip
-        if path == "/v1/policies/pol_1":
-            return httpx.Response(200, json={"id": "pol_1", "claims_calendar_country": "DE"})
+        if path == "/v1/policies" and request.url.params.get_list("id") == ["pol_1"]:
+            return httpx.Response(200, json={"items": [{"id": "pol_1",
+                                                        "claims_calendar_country": "DE"}],
+                                             "next_cursor": None})  # fmt: skip
         if path.startswith("/v1/calendars/"):
             return httpx.Response(200, json={"items": [], "next_cursor": None})
         return httpx.Response(404, json={"type": "https://tci.example/problems/not-found"})

@@ -30,6 +30,7 @@ FIELD = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"')
 SERVICE_FORMS = {
     "/underwriting/requests/lrq_1/decision": {"decision": "refuse", "reason": "weak accounts"},
     "/underwriting/buyers/buy_1/signals": {"kind": "payment_delay", "observed_on": "2026-11-20"},
+    "/underwriting/buyers/buy_1/indicators/confirmation": {},
     "/underwriting/limits/lim_1/change": {"change": "withdraw", "currency": "EUR",
                                           "policy_id": "pol_1", "reason": "exposure"},
     "/claims/clm_1/assessment": {},

@@ -122,14 +122,16 @@ def test_an_underwriter_reduces_a_limit_a_retroactive_date_is_refused_and_the_hi
     person = tab()
     person.sign_in("underwriter", UNDERWRITER)
     page = person.open(f"/underwriting/policies/{eur['id']}")
-    page.get_by_role("link", name="Reduce or withdraw the limit on Rotterdam Trading B.V.").click()
+    page.get_by_role(
+        "link", name="Raise, reduce or withdraw the limit on Rotterdam Trading B.V."
+    ).click()
     page.wait_for_url(f"**/underwriting/limits/{limit['id']}/change")
     rule = page.locator(".rule").inner_text()
     assert "only to shipments on or after its effective date" in rule
     assert "reduction notice of 30 days" in rule
     no_serious_accessibility_violations(page)
 
-    page.get_by_label("Set a new amount").check()
+    page.get_by_label("Reduce the limit").check()
     page.get_by_label("New amount (EUR)").fill("300000")
     # Today is refused by the service (`earliest_reduction_date`): the date input's bound is
     # that rule's, so the browser holds the form back (the service's refusal of it, sent by
@@ -272,7 +274,7 @@ def test_the_underwriters_pages_in_chinese(tab: Any, console: Console) -> None:
     no_serious_accessibility_violations(page)
     limit = limit_of(console, "eur", "mueller")
     person.open(f"/underwriting/limits/{limit['id']}/change")
-    assert "降额何时生效" in page.content() and "30 天降额通知期" in page.content()
+    assert "变更何时生效" in page.content() and "30 天降额通知期" in page.content()
     person.screenshot("zh-underwriting-limit-change")
     person.open("/underwriting/countries?country=DE")
     assert page.locator("h1").inner_text() == "国家风险"

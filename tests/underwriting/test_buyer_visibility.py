@@ -183,3 +183,24 @@ async def test_a_buyer_registered_with_a_staff_token_carrying_a_party_id_is_not_
     holder = auth("policyholder", party)
     assert staff_made["id"] not in {b["id"] for b in await _all_pages(uw, holder, limit=100)}
     assert (await uw.get(f"/v1/buyers/{staff_made['id']}", headers=holder)).status_code == 404
+
+
+async def test_a_list_read_by_ids_answers_those_of_them_the_caller_may_see_in_one_request(
+    uw: httpx.AsyncClient,
+) -> None:
+    w = await _world(uw)
+    wanted = [w["registered"]["id"], w["nobodys"]["id"], w["of_b"]["id"], "buy_none"]
+    staff = ok(await uw.get("/v1/buyers", headers=auth("underwriter"),
+                            params={"id": wanted, "limit": 500}), 200)  # fmt: skip
+    assert {b["id"] for b in staff["items"]} == set(wanted[:3])
+    assert staff["next_cursor"] is None
+    # A policyholder's list stays its own: the ids only narrow it.
+    holder = ok(await uw.get("/v1/buyers", headers=auth("policyholder", w["a"]),
+                             params={"id": wanted}), 200)  # fmt: skip
+    assert [b["id"] for b in holder["items"]] == [w["registered"]["id"]]
+    policies = ok(await uw.get("/v1/policies", headers=auth("underwriter"),
+                               params={"id": [w["policy"]["id"], "pol_none"]}), 200)  # fmt: skip
+    assert [p["id"] for p in policies["items"]] == [w["policy"]["id"]]
+    too_many = await uw.get("/v1/buyers", headers=auth("underwriter"),
+                            params={"id": [f"buy_{n}" for n in range(101)]})  # fmt: skip
+    assert too_many.status_code == 422

@@ -1,0 +1,77 @@
+"""What a policyholder declared about a buyer is shown on the buyer's page beside what is
+confirmed, and an underwriter confirms it there: the values then move the grade (domain.md,
+Buyer: "Indicators that a policyholder supplies are kept as declared and move the grade only once
+an underwriter confirms them"). Against the services and the console as real processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import auth, unique
+from tests.console.conftest import Console, browser_missing
+from tests.console.test_browser import no_serious_accessibility_violations
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(browser_missing() is not None,
+                       reason=f"browser tests skipped: {browser_missing()}"),
+]  # fmt: skip
+
+
+def call(console: Console, method: str, path: str, headers: dict[str, str],
+         body: Any = None, expect: int = 200) -> Any:  # fmt: skip
+    answer = httpx.request(method, console.services["underwriting"] + path, json=body,
+                           headers=headers, timeout=30)  # fmt: skip
+    assert answer.status_code == expect, answer.text
+    return answer.json()
+
+
+def declared_buyer(console: Console) -> dict[str, Any]:
+    """A buyer a policyholder registered with nothing confirmed, then declared indicators on."""
+    holder = auth("policyholder", unique("ph-declares"))
+    buyer = call(console, "POST", "/v1/buyers", holder, {
+        "name": "Declared Trading GmbH", "country": "DE",
+        "registration_number": unique("HRB")}, expect=201)  # fmt: skip
+    call(console, "POST", f"/v1/buyers/{buyer['id']}/indicators", holder, {
+        "current_ratio": "0.7", "overdue_ratio": "0.35", "litigation_count": 3,
+        "equity": {"amount": "-50000.00", "currency": "EUR"}})  # fmt: skip
+    return buyer
+
+
+def test_an_underwriter_sees_the_declared_indicators_and_confirms_them_in_chinese(
+    tab: Any, console: Console
+) -> None:
+    buyer = declared_buyer(console)
+    before = call(console, "GET", f"/v1/buyers/{buyer['id']}", auth("underwriter"))
+    assert before["indicators_confirmed"] is False
+    person = tab("zh-CN")
+    person.sign_in("underwriter", "Zhao Min")
+    page = person.open(f"/underwriting/buyers/{buyer['id']}")
+    declared = page.locator("#declared-indicators")
+    assert declared.locator("h2").inner_text() == "投保人申报、尚未确认的指标"
+    rows = {r.split("\t")[0]: r.split("\t")[1:] for r in
+            declared.locator("tbody tr").all_inner_texts()}  # fmt: skip
+    assert rows["流动比率"] == ["—", "0.7"]
+    assert rows["逾期比例"] == ["—", "35%"]
+    assert rows["诉讼与处罚（12 个月）"] == ["—", "3"]
+    assert rows["净资产"][1].startswith("-€50,000.00")
+    assert rows["年营业收入"] == ["—", "—"]
+    no_serious_accessibility_violations(page)
+
+    declared.get_by_role("button", name="确认申报的数值").click()
+    page.get_by_text("申报的数值已确认，买方已重新评级。").wait_for()
+    assert page.locator("p.notice").inner_text() == "申报的数值已确认，买方已重新评级。"
+    assert page.locator("#declared-indicators").count() == 0
+    after = call(console, "GET", f"/v1/buyers/{buyer['id']}", auth("underwriter"))
+    assert after["indicators_confirmed"] is True
+    assert after["indicators"]["current_ratio"] == "0.7"
+    assert after["grade"] > before["grade"]  # weak figures, now counted
+    shown = page.locator("dl.facts").inner_text()
+    assert f"{after['grade']}" in shown and "是" in shown
+    person.open(f"/underwriting/buyers/{declared_buyer(console)['id']}")
+    person.screenshot(
+        "zh-underwriting-buyer-declared"
+    )  # last: a screenshot before a boosted form has htmx set a style the CSP refuses
