@@ -102,6 +102,7 @@ class _Statements:
     take_over: Any
     store: Any
     restore: Any
+    replace_answer: Any
     release: Any
 
 
@@ -152,6 +153,9 @@ def _statements(table: Table, dialect: str) -> _Statements:
         .where(
             match, t.c.created_at == bindparam("claimed_at"), t.c.status_code == bindparam("status")
         )
+        .values(body=bindparam("answer")),
+        replace_answer=update(t)
+        .where(match, t.c.status_code == bindparam("status"))
         .values(body=bindparam("answer")),
         release=delete(t).where(running),
     )
@@ -247,7 +251,7 @@ class Command:
         location: Callable[[Outcome], str] | None = None,
         after_commit: Callable[[Outcome], Awaitable[Outcome | None]] | None = None,
         own_transactions: bool = False,
-        on_replay: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        on_replay: Callable[[dict[str, Any]], Awaitable[BaseModel | None]] | None = None,
     ) -> Response:
         """Run the handler, store its answer with the key, commit once. `after_commit` runs
         once the change is committed (not on a replay): sending what the change put in an outbox,
@@ -277,8 +281,7 @@ class Command:
         apart = self.dialect != "postgresql"
         claim = await (self._claim_apart if apart else self._claim)(named, print_)
         if isinstance(claim, Response):
-            await self._replayed(claim, on_replay)
-            return claim
+            return await self._replayed(named, claim, on_replay)
         try:
             if not own_transactions:
                 await self._one_writer_at_a_time()
@@ -305,23 +308,35 @@ class Command:
         return answered
 
     async def _replayed(
-        self, answer: Response, on_replay: Callable[[dict[str, Any]], Awaitable[None]] | None
-    ) -> None:
+        self, named: dict[str, str], answer: Response,
+        on_replay: Callable[[dict[str, Any]], Awaitable[BaseModel | None]] | None,
+    ) -> Response:  # fmt: skip
         """Before a success is replayed, `on_replay` sees it (the stored answer as JSON): what
         the first request's commit left to do after it (an outbox message its process died
-        before sending) is done now, so a replay never answers ahead of its effect. A failure
-        there is logged; the replay answers as stored."""
+        before sending) is done now, so a replay never answers ahead of its effect. What it
+        returns, if anything, is the answer now (what the first request would have stored
+        again, had its process lived: the case a paid claim's debt went to), replayed and kept
+        for the next replay. A failure there is logged; the replay answers as stored."""
         if on_replay is None or answer.headers.get(REPLAYED_HEADER) != "true":
-            return
+            return answer
         if not 200 <= answer.status_code < 300:
-            return
+            return answer
         try:
             stored = json.loads(bytes(answer.body))
-            if isinstance(stored, dict):
-                await on_replay(stored)
+            now = await on_replay(stored) if isinstance(stored, dict) else None
+            if now is None:
+                return answer
+            body = now.model_dump_json()
+            await self.session.execute(self.statements.replace_answer, {
+                **named, "status": answer.status_code, "answer": body})  # fmt: skip
+            await self.session.commit()
         except Exception:
             log.exception("after the replay of %s %s", self.request.method, self.request.url.path)
             await self.session.rollback()
+            return answer
+        headers = {k: v for k, v in answer.headers.items() if k.lower() in ("location",)}
+        return Response(body, status_code=answer.status_code, media_type="application/json",
+                        headers={**headers, REPLAYED_HEADER: "true"})  # fmt: skip
 
     async def _store_again(
         self, named: dict[str, str], claimed_at: dt.datetime, response: Response

@@ -146,6 +146,9 @@ def _take_owned(
     return taken
 
 
+OnDelivered = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
+
+
 async def deliver(
     session: AsyncSession,
     table: Table,
@@ -156,6 +159,7 @@ async def deliver(
     max_attempts: int = MAX_ATTEMPTS,
     lease: dt.timedelta = DEFAULT_LEASE,
     take_over: bool = False,
+    on_delivered: OnDelivered | None = None,
 ) -> list[dict[str, Any]]:
     """Send the undelivered messages (of one aggregate, or the oldest `limit`), each with its
     Idempotency-Key; a 2xx or 409 answer marks it delivered (not a 409 `idempotency-key-in-use`:
@@ -169,7 +173,9 @@ async def deliver(
     those of the aggregate (an older one still pending goes with the background loop).
     `take_over`: the aggregate's undelivered messages are taken whoever holds their lease (a
     replay's: the request that wrote them may have died holding it; the receiver honours each
-    message's Idempotency-Key, so one sent twice is done once)."""
+    message's Idempotency-Key, so one sent twice is done once). `on_delivered` records what a
+    delivered message's answer tells the sender in the transaction that marks it delivered: the
+    mark and what it tells commit together (a process dying between them lost the news)."""
     claimed = _take_owned(session, table, aggregate_id)
     if claimed:
         owner = str(claimed[0]["lease_owner"])
@@ -190,6 +196,11 @@ async def deliver(
                 .where(table.c.id == row["id"], table.c.lease_owner == owner)
                 .values(**values, lease_owner=None, lease_until=None)
             )
+            answered = {**row, "response_status": values.get("response_status"),
+                        "response_body": values.get("response_body")}  # fmt: skip
+            marked = getattr(held, "rowcount", 1) == 1
+            if marked and on_delivered is not None and values.get("delivered_at") is not None:
+                await on_delivered(session, answered)
             if unmarked > 1:  # the rest stay ours for another lease period
                 await session.execute(
                     update(table)
@@ -198,13 +209,12 @@ async def deliver(
                 )
             await session.commit()
             unmarked -= 1
-            if getattr(held, "rowcount", 1) != 1:
+            if not marked:
                 log.warning("outbox message %s: its lease ran out before it was marked", row["id"])
                 continue
             count_outbox_attempt(table.schema or "", row["target"], _outcome(values, max_attempts))
             if values.get("delivered_at") is not None:
-                delivered.append({**row, "response_status": values["response_status"],
-                                  "response_body": values["response_body"]})  # fmt: skip
+                delivered.append(answered)
     finally:
         if unmarked:
             await _release(session, table, owner)
@@ -306,9 +316,6 @@ async def _release(session: AsyncSession, table: Table, owner: str) -> None:
         log.exception("releasing the outbox lease %s failed", owner)
 
 
-OnDelivered = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
-
-
 async def deliver_periodically(
     sessionmaker: async_sessionmaker[AsyncSession],
     table: Table,
@@ -323,9 +330,6 @@ async def deliver_periodically(
 
     async def deliver_pending() -> None:
         async with sessionmaker() as session:
-            for message in await deliver(session, table, clients, lease=lease):
-                if on_delivered is not None:
-                    await on_delivered(session, message)
-                    await session.commit()
+            await deliver(session, table, clients, lease=lease, on_delivered=on_delivered)
 
     await run_periodically("delivering the outbox", deliver_pending, every=every.total_seconds())

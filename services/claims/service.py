@@ -911,31 +911,48 @@ Answer = TypeVar("Answer", bound=BaseModel)
 async def deliver_for(ctx: Context, answer: Answer) -> Answer:
     """After a commit: send what the change to `answer` put in the outbox (the background loop
     retries what does not go through now); the answer with what the delivery told it (a paid
-    claim's subrogation case)."""
+    claim's subrogation case, recorded on the claim as its message is marked delivered)."""
     ident = getattr(answer, "id")  # noqa: B009  # every answer delivered for names its aggregate
-    case_id = None
-    lease = dt.timedelta(seconds=ctx.settings.outbox_lease_seconds)
-    for message in await deliver(ctx.session, outbox, ctx.peers, aggregate_id=ident, lease=lease):
-        case_id = await _record_case(ctx.session, message) or case_id
-    await ctx.session.commit()
+    case_id = await _deliver_recording(ctx, ident, take_over=False)
     if case_id is not None and isinstance(answer, ClaimRead):
         return answer.model_copy(update={"collection_case_id": case_id})
     return answer
 
 
-async def redeliver(ctx: Context, stored: dict[str, Any]) -> None:
+async def redeliver(ctx: Context, stored: dict[str, Any]) -> ClaimRead | None:
     """Before a replay answers: what the first request put in the outbox for the aggregate its
     answer names and has not delivered yet (its process died after the commit) is sent now,
     leases taken over, so the replay is not ahead of its effect (a stop-shipment, a withdrawal,
-    the subrogation case)."""
+    the subrogation case). A paid claim whose stored answer predates the news of its case (the
+    process died before storing it again) is answered with the case it names now."""
     ident = stored.get("id")
     if not isinstance(ident, str):
-        return
+        return None
+    await _deliver_recording(ctx, ident, take_over=True)
+    if "collection_case_id" not in stored or stored["collection_case_id"] is not None:
+        return None
+    claim = await repo.by_id(ctx.session, Claim, ident)
+    if claim is None or claim.collection_case_id is None:
+        return None
+    return ClaimRead.model_validate(stored).model_copy(
+        update={"collection_case_id": claim.collection_case_id})  # fmt: skip
+
+
+async def _deliver_recording(ctx: Context, aggregate_id: str, *, take_over: bool) -> str | None:
+    """Deliver the aggregate's pending messages, each answer's news recorded in the transaction
+    that marks its message delivered; the subrogation case recorded now, if any."""
+    recorded: list[str] = []
+
+    async def record(session: AsyncSession, message: dict[str, Any]) -> None:
+        case_id = await _record_case(session, message)
+        if case_id is not None:
+            recorded.append(case_id)
+
     lease = dt.timedelta(seconds=ctx.settings.outbox_lease_seconds)
-    for message in await deliver(ctx.session, outbox, ctx.peers, aggregate_id=ident, lease=lease,
-                                 take_over=True):  # fmt: skip
-        await _record_case(ctx.session, message)
+    await deliver(ctx.session, outbox, ctx.peers, aggregate_id=aggregate_id, lease=lease,
+                  take_over=take_over, on_delivered=record)  # fmt: skip
     await ctx.session.commit()
+    return recorded[-1] if recorded else None
 
 
 async def record_delivery(session: AsyncSession, message: dict[str, Any]) -> None:
