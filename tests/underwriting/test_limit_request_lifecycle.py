@@ -170,6 +170,9 @@ def act(amount: int, source: str, by_engine: bool = False) -> rules.LimitAct:
      ([act(500, "request", True), act(0, "change")], 0),  # a withdrawal
      ([act(500, "request", True), act(250, "signal")], 250),  # a halving
      ([act(500, "request", True), act(600, "change")], None),  # a raise is no reduction
+     # A person's decision or recorded limit below the amount before it is a cut too.
+     ([act(500, "request", True), act(40, "request")], 40),
+     ([act(500, "request", True), act(200, "external")], 200),
      # The engine's own grants since do not lift it, a person's do.
      ([act(500, "request", True), act(100, "change"), act(80, "request", True)], 100),
      ([act(500, "request", True), act(100, "change"), act(700, "request")], None),
@@ -270,6 +273,12 @@ async def test_an_underwriters_partial_approval_below_the_limit_in_force_waits_t
     assert (kept["amount"]["amount"], cut["amount"]["amount"]) == ("800000.00", "40000.00")
     assert cut["effective_from"] == (today + dt.timedelta(days=20)).isoformat()
     assert kept["effective_to"] == cut["effective_from"]
+    # The engine never undoes that cut on its own: a request for more, within the grade's
+    # ceiling, goes to an underwriter (the regression trial's open question).
+    more = await request_limit(uw, policy, buyer["id"], "100000")
+    assert more["status"] == "referred"
+    assert [r["code"] for r in more["reasons"]] == ["limit_reduced"]
+    assert "by an underwriter's decision" in more["reasons"][0]["message"]
     # Above the limit in force, an underwriter's grant applies at once.
     again = await request_limit(uw, policy, buyer["id"], "3000000")
     ok(await uw.post(f"/v1/limit-requests/{again['id']}/decision", headers=UW, json={

@@ -154,15 +154,17 @@ RISK_ACTION_SOURCES: Final = frozenset({
 
 
 def standing_reduction(acts: Sequence[LimitAct]) -> StandingReduction | None:
-    """The last reduction or withdrawal of a limit by an underwriter's change or a signal (each
-    act compared with the one recorded before it; `acts` in the order recorded), unless a person
-    has granted, recorded or raised an amount on it since (an underwriter's decision, a recorded
-    limit, a raise): the engine never undoes the insurer's risk action on its own, whether the
-    reduction is in force already or still to come."""
+    """The last reduction or withdrawal of a limit by an underwriter's change, a signal or any
+    other act of a person that lowered it (an underwriter's decision below the amount before it,
+    a lower recorded limit; each act compared with the one recorded before it; `acts` in the
+    order recorded), unless a person has granted, recorded or raised an amount on it since: the
+    engine never undoes the insurer's risk action on its own, whether the reduction is in force
+    already or still to come."""
     standing: StandingReduction | None = None
     previous: Decimal | None = None
     for act in acts:
-        if act.source in RISK_ACTION_SOURCES and previous is not None and act.amount < previous:
+        by_person_or_risk = act.source in RISK_ACTION_SOURCES or not act.by_engine
+        if by_person_or_risk and previous is not None and act.amount < previous:
             standing = StandingReduction(act.amount, act.effective_from, act.source)
         elif not act.by_engine and act.source != "signal":
             standing = None
@@ -230,6 +232,13 @@ def refusal_reasons(facts: RequestFacts, table: DecisionTable) -> tuple[Reason, 
     return tuple(Reason(code, message) for applies, code, message in rows if applies)
 
 
+# Who reduced a limit, as a referral names it (`StandingReduction.source`).
+_REDUCED_BY: Final[Mapping[str, str]] = {
+    "change": "an underwriter's change", "signal": "a risk signal",
+    "request": "an underwriter's decision", "external": "a recorded limit",
+}  # fmt: skip
+
+
 def referral_reasons(facts: RequestFacts, table: DecisionTable) -> tuple[Reason, ...]:
     """The referral rows of the decision table, every one that applies: a grade from the
     referral grade on, a country risk level from the referral level on, and an amount above what
@@ -252,7 +261,7 @@ def referral_reasons(facts: RequestFacts, table: DecisionTable) -> tuple[Reason,
         ))  # fmt: skip
     cut = facts.reduction
     if cut is not None and facts.amount.amount > cut.amount:
-        by = "an underwriter's change" if cut.source == "change" else "a risk signal"
+        by = _REDUCED_BY.get(cut.source, "an underwriter")
         reduced = Money(cut.amount, facts.amount.currency)
         done = "withdrawn" if cut.amount == 0 else f"reduced to {reduced}"
         reasons.append(Reason(
