@@ -127,6 +127,14 @@ class UnderwritingSettings(Settings):
         description="how many days a signal about a buyer weighs on its grade",
     )
 
+    aged_signals_interval_seconds: float = Field(
+        3600.0,
+        alias="TCI_UW_AGED_SIGNALS_INTERVAL_SECONDS",
+        gt=0,
+        description="how often buyers whose grade still counts a signal past its memory are "
+        "graded again (idempotent; a day's signals stop weighing the day after their last)",
+    )
+
     declared_credit_days_at_most: int = Field(
         365,
         alias="TCI_UW_DECLARED_CREDIT_DAYS_AT_MOST",

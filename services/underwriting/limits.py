@@ -664,6 +664,36 @@ async def record_signal(ctx: Context, buyer_id: str, data: SignalCreate) -> Sign
     )  # fmt: skip
 
 
+async def regrade_aged(ctx: Context) -> int:
+    """The buyers whose grade still counts a signal that has stopped weighing since they were
+    last graded (a signal weighs through its day + the memory, `rules.signals_counted_after`)
+    are graded again as of today, as a signal's grade change is: their grade history takes the
+    entry, the parties hear of a change, and a grade newly reaching the halving grades halves
+    their limits (a favourable signal forgotten may worsen a grade). Idempotent: a buyer graded
+    since is left alone. How many buyers were graded again."""
+    memory = ctx.settings.signal_memory_days
+    through = rules.signals_counted_after(ctx.today, memory)
+    since = through - dt.timedelta(days=memory + 1)  # a year of expiries back: a long outage
+    graded = 0
+    for buyer_id, graded_on, observed in await repo.buyers_with_signals_aged(
+        ctx.session, since=since, through=through
+    ):  # fmt: skip
+        if graded_on >= observed + dt.timedelta(days=memory + 1):  # graded once it was forgotten
+            continue
+        found = await repo.buyer_to_grade(ctx.session, buyer_id)
+        if found is None:
+            continue
+        buyer, level = found
+        before = buyer.grade
+        grade = await regrade(ctx, buyer, cause="signal", level=listed_level(ctx, level))
+        if rules.reaches_halving_grade(before, grade.grade,
+                                       halve_from_grade=ctx.settings.halve_from_grade):  # fmt: skip
+            await _halve_all(ctx, buyer, grade.grade)
+        graded += 1
+    await ctx.session.flush()
+    return graded
+
+
 async def _weighs(ctx: Context, buyer_id: str, data: SignalCreate) -> bool:
     """Whether the signal weighs on the buyer's grade (`rules.signal_weighs`), the creditor's
     stake read only for a signal that needs one."""

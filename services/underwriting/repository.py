@@ -309,6 +309,30 @@ _SIGNALS_OF = (
 )  # fmt: skip
 
 
+async def buyers_with_signals_aged(
+    session: AsyncSession, *, since: dt.date, through: dt.date
+) -> list[tuple[str, dt.date, dt.date]]:
+    """Each buyer (not insolvent) with a signal that weighed and was observed after `since` up to
+    `through` (signals no longer remembered today), with the day of its latest grade entry and
+    the latest such signal's day: a buyer last graded before that signal stopped weighing still
+    counts it."""
+    last_graded = (
+        select(BuyerGrade.buyer_id, func.max(BuyerGrade.graded_on).label("graded_on"))
+        .group_by(BuyerGrade.buyer_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Buyer.id, last_graded.c.graded_on, func.max(BuyerSignal.observed_on))
+        .join(BuyerSignal, BuyerSignal.buyer_id == Buyer.id)
+        .join(last_graded, last_graded.c.buyer_id == Buyer.id)
+        .where(BuyerSignal.weighed, BuyerSignal.observed_on > since,
+               BuyerSignal.observed_on <= through, Buyer.insolvent_since.is_(None))
+        .group_by(Buyer.id, last_graded.c.graded_on)
+        .order_by(Buyer.id)
+    )  # fmt: skip
+    return [(ident, graded_on, observed) for ident, graded_on, observed in rows.all()]
+
+
 async def creditor_has_stake(session: AsyncSession, creditor_id: str, buyer_id: str) -> bool:
     """Whether the creditor (a policyholder) holds a credit limit on the buyer under one of its
     own policies (`rules.signal_weighs`), in one statement: a limit the insurer granted an

@@ -83,7 +83,9 @@ def test_a_delay_counts_while_any_of_its_notifications_is_remembered() -> None:
     signals = [seen("overdue_notified", TODAY - (memory + 10) * DAY, "pol-1"),
                seen("overdue_notified", TODAY - 10 * DAY, "pol-1")]  # fmt: skip
     assert rules.recent_signal_points(signals, today=TODAY) == D(1)
-    assert rules.recent_signal_points(signals, today=TODAY + (memory - 10) * DAY) == D(0)
+    # The later notification weighs through its day + the memory, the last day included.
+    assert rules.recent_signal_points(signals, today=TODAY + (memory - 10) * DAY) == D(1)
+    assert rules.recent_signal_points(signals, today=TODAY + (memory - 9) * DAY) == D(0)
 
 
 def test_the_other_kinds_and_a_delay_naming_neither_policy_nor_creditor_count_each_signal() -> None:

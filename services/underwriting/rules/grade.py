@@ -300,9 +300,12 @@ def _opt(value: int | None) -> Decimal | None:
 
 
 def signals_counted_after(day: dt.date, memory_days: int = SIGNAL_MEMORY_DAYS) -> dt.date:
-    """The grade on `day` counts the signals observed after this date (within the memory): an
-    older signal no longer weighs on it, so a reader may leave it unread."""
-    return day - dt.timedelta(days=memory_days)
+    """The grade on `day` counts the signals observed after this date (within the memory): a
+    signal weighs from the day observed through that day + `memory_days`, the last day included
+    (domain.md: a period of N days after an anchor ends on anchor + N), so one observed on
+    2025-09-01 still weighs on 2026-09-01 and no longer on 2026-09-02; an older signal no longer
+    weighs on it, so a reader may leave it unread."""
+    return day - dt.timedelta(days=memory_days + 1)
 
 
 def _observed(signal: SignalSeen) -> ObservedSignal:
