@@ -64,7 +64,7 @@ from shared.db import UTCDateTime, new_id, utcnow
 from shared.events import SEQ, EventTables, Party, event_json, party_key_sql
 from shared.metrics import count_webhook_attempt
 from shared.pagination import Page, PageRequest
-from shared.periodic import run_periodically
+from shared.periodic import run_periodically, running
 from shared.problems import WEBHOOK_URL_REFUSED, invalid, not_found, unprocessable
 from shared.settings import Settings
 
@@ -632,13 +632,8 @@ class Webhooks:
     async def dispatching(self, app: Any, settings: Settings) -> AsyncIterator[None]:
         """The dispatcher at work for as long as the block runs (an app's lifespan): on the
         app's sessions, cancelled at the end."""
-        task = asyncio.create_task(self.dispatch_periodically(app.state.sessionmaker, settings))
-        try:
+        async with running(self.dispatch_periodically(app.state.sessionmaker, settings)):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _claim(
         self, sessionmaker: async_sessionmaker[AsyncSession], owner: str, limit: int,

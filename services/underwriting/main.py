@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -19,7 +18,7 @@ from services.underwriting.events import router as events_router
 from services.underwriting.models import events, metadata, webhooks
 from shared.app import create_app as create_service_app
 from shared.auth import Caller
-from shared.periodic import run_periodically
+from shared.periodic import run_periodically, running
 from shared.webhooks import Webhooks
 from shared.webhooks_api import webhook_router
 
@@ -63,11 +62,6 @@ def create_app(settings: UnderwritingSettings | None = None) -> FastAPI:
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI, settings: UnderwritingSettings) -> AsyncIterator[None]:
-    async with hooks.dispatching(app, settings):
-        task = asyncio.create_task(regrade_aged_periodically(app.state.sessionmaker, settings))
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    aged = regrade_aged_periodically(app.state.sessionmaker, settings)
+    async with hooks.dispatching(app, settings), running(aged):
+        yield
