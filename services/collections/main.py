@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -21,7 +20,7 @@ from shared.app import create_app as create_service_app
 from shared.auth import Caller
 from shared.outbox import deliver_periodically
 from shared.peers import build_peers
-from shared.periodic import run_periodically
+from shared.periodic import run_periodically, running
 from shared.webhooks import Webhooks
 from shared.webhooks_api import webhook_router
 
@@ -55,27 +54,18 @@ def create_app(settings: CollectionsSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.peers = build_peers(settings, "collections")
-        tasks = [
-            asyncio.create_task(escalate_daily(app.state.sessionmaker, settings)),
-            asyncio.create_task(hooks.dispatch_periodically(app.state.sessionmaker, settings)),
-            asyncio.create_task(
-                deliver_periodically(
-                    app.state.sessionmaker,
-                    outbox,
-                    app.state.peers,
-                    every=dt.timedelta(seconds=settings.outbox_interval_seconds),
-                    lease=dt.timedelta(seconds=settings.outbox_lease_seconds),
-                )
-            ),
-        ]
+        jobs = running(
+            escalate_daily(app.state.sessionmaker, settings),
+            hooks.dispatch_periodically(app.state.sessionmaker, settings),
+            deliver_periodically(
+                app.state.sessionmaker, outbox, app.state.peers,
+                every=dt.timedelta(seconds=settings.outbox_interval_seconds),
+                lease=dt.timedelta(seconds=settings.outbox_lease_seconds)),
+        )  # fmt: skip
         try:
-            yield
+            async with jobs:
+                yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             for client in app.state.peers.values():
                 await client.aclose()
 
