@@ -662,9 +662,13 @@ def _declare_bearer_tokens(schema: dict[str, Any]) -> None:
                     operation["security"] = [{"bearerAuth": []}]
 
 
+_BODY_METHODS = frozenset({"post", "put", "patch", "delete"})
+
+
 def _declare_everywhere(app: FastAPI, service: str, *statuses: int) -> None:
     """Declare answers any route can give (429 from the rate limit, 503 when the database or a
-    peer is unreachable; 413 on a route that takes a body, over its cap) in every operation's
+    peer is unreachable; 413 on a route that takes a body or may be sent one, over its cap) in
+    every operation's
     OpenAPI responses, as problem+json: added to the
     generated document once, where a route has not declared them itself; then every
     problem+json answer lists the problem types of the catalogue its status carries here."""
@@ -676,11 +680,13 @@ def _declare_everywhere(app: FastAPI, service: str, *statuses: int) -> None:
         if app.openapi_schema is None:
             schema = generate()
             for operations in schema.get("paths", {}).values():
-                for operation in operations.values():
+                for method, operation in operations.items():
                     if isinstance(operation, dict) and "responses" in operation:
                         for status, answer in declared.items():
                             operation["responses"].setdefault(str(status), copy.deepcopy(answer))
-                        if "requestBody" in operation:  # over the body cap
+                        # Over the body cap, read before any route: a body sent to a route
+                        # that takes none is refused the same.
+                        if "requestBody" in operation or method in _BODY_METHODS:
                             operation["responses"].setdefault("413", copy.deepcopy(too_large))
             describe_problems(schema, service)
             _declare_bearer_tokens(schema)

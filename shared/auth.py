@@ -38,7 +38,11 @@ class Caller:
 
     @property
     def scope(self) -> str:
-        """The identity idempotency keys are scoped to."""
+        """The identity idempotency keys are scoped to: a policyholder or a bank is its party,
+        whichever of its tokens it sends (a partner that renews its token and then retries is
+        the same caller, and its key still protects it); anyone else is its subject."""
+        if self.role in PARTY_ROLES and self.party_id:
+            return f"{self.role}::{self.party_id}"
         return f"{self.role}:{self.subject}:{self.party_id or ''}"
 
 

@@ -393,11 +393,16 @@ def _insert_selected_with_parties(
     events, heard = tables.events, tables.parties
     written = insert.returning(events.c.seq, events.c.subject_id).cte("written")
     parties = item.parties.subquery()
+    # In the order of the parties' key: each party's new rows go in at one place of its index,
+    # one after the other, where rows in the events' order would land all over it (a whole-book
+    # re-grade writes millions).
+    party = party_key_sql(parties.c.party_role, parties.c.party_id).label("party_key")
     heard_rows = heard.insert().from_select(
         ["party_id", "event_seq"],
-        select(party_key_sql(parties.c.party_role, parties.c.party_id), written.c.seq)
+        select(party, written.c.seq)
         .join(parties, parties.c.subject_id == written.c.subject_id)
-        .distinct(),
+        .distinct()
+        .order_by(party, written.c.seq),
     ).returning(heard.c.event_seq).cte("heard")  # fmt: skip
     counted = session.execute(select(
         select(func.count()).select_from(written).scalar_subquery(),

@@ -118,6 +118,10 @@ SINGLE_BUYER_CAP_EXCEEDED = _entry("single-buyer-cap-exceeded", 422,
                                    "Single-buyer cap exceeded",
                                    "a limit granted, recorded or changed by a person is above "
                                    "the policy's single-buyer cap", "underwriting")  # fmt: skip
+BUYER_NOT_COVERED = _entry("buyer-not-covered", 422, "Buyer not covered",
+                           "the buyer is insolvent, sanctioned (it or its country) or not "
+                           "insurable: no one may grant or raise a limit on it (a refusal, or a "
+                           "cut, is always possible)", "underwriting")  # fmt: skip
 RETROACTIVE_REDUCTION = _entry("retroactive-reduction", 422, "Retroactive reduction",
                                "a reduction or withdrawal of a limit applies only to shipments "
                                "from tomorrow on", "underwriting")  # fmt: skip

@@ -16,6 +16,7 @@ from services.underwriting.schemas import (
     AssignmentCreate,
     AssignmentRead,
     BuyerCreate,
+    BuyerGradedRead,
     BuyerList,
     BuyerRead,
     BuyerSignalList,
@@ -235,18 +236,19 @@ async def find_buyers(
     return await uc.list_buyers(ctx, country, registration_number, page, ids=ids)
 
 
-@router.post("/buyers/{buyer_id}/indicators", response_model=BuyerRead, responses=WRITE)
+@router.post("/buyers/{buyer_id}/indicators", response_model=BuyerGradedRead, responses=WRITE)
 async def update_indicators(
     buyer_id: IdPath, body: IndicatorsIn, request: Request, session: SessionDep,
     caller: Annotated[Caller, Depends(require("underwriter", "policyholder"))], cmd: CommandDep,
 ) -> Response:  # fmt: skip
-    """A policyholder's indicators are kept as declared; an underwriter's are confirmed and
-    regrade the buyer."""
+    """A policyholder's indicators are kept as declared; an underwriter's are confirmed: they
+    regrade the buyer, and its limits follow the new grade (halved when it newly reaches the
+    halving grade, each change listed)."""
     ctx = context(request, session, caller)
-    return await cmd.run(lambda: uc.update_indicators(ctx, buyer_id, body))
+    return await cmd.run(lambda: lim.update_indicators(ctx, buyer_id, body))
 
 
-@router.post("/buyers/{buyer_id}/indicators/confirmation", response_model=BuyerRead,
+@router.post("/buyers/{buyer_id}/indicators/confirmation", response_model=BuyerGradedRead,
              responses=WRITE)  # fmt: skip
 async def confirm_indicators(
     buyer_id: IdPath, request: Request, session: SessionDep, caller: Underwriter,
@@ -254,7 +256,7 @@ async def confirm_indicators(
 ) -> Response:  # fmt: skip
     """An underwriter confirms the declared indicators: they now move the grade."""
     ctx = context(request, session, caller)
-    return await cmd.run(lambda: uc.confirm_indicators(ctx, buyer_id))
+    return await cmd.run(lambda: lim.confirm_indicators(ctx, buyer_id))
 
 
 @router.post("/buyers/{buyer_id}/signals", status_code=201, response_model=SignalRead,

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from services.underwriting.models import events as tables
 from services.underwriting.rules.credit_limit import LimitRequestStatus
-from services.underwriting.schemas import DecisionReason
+from services.underwriting.schemas import CANCELLED_AMOUNTS, DecisionReason, ScheduledAmountRead
 from shared.contracts import MoneyModel, Schema, named_enum
 from shared.events import Event, EventData
 from shared.events_api import events_router
@@ -63,6 +63,9 @@ class LimitChanged(EventData):
     )
     reason: str
     source: LimitSource
+    cancelled: list[ScheduledAmountRead] = Field(
+        default_factory=list, description=CANCELLED_AMOUNTS
+    )
 
 
 class BuyerGradeChanged(EventData):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
 
@@ -14,6 +15,7 @@ from services.underwriting import repository as repo
 from services.underwriting import rules, views
 from services.underwriting import whole_book as book
 from services.underwriting.events import (
+    GradeCause,
     LimitChanged,
     LimitRequestDecided,
     LimitSource,
@@ -32,10 +34,12 @@ from services.underwriting.models import (
     events,
 )
 from services.underwriting.schemas import (
+    BuyerGradedRead,
     CountryRiskRead,
     DecisionCreate,
     DecisionReason,
     ExternalLimitCreate,
+    IndicatorsIn,
     LimitChangeCreate,
     LimitChangeRead,
     LimitList,
@@ -57,6 +61,8 @@ from services.underwriting.service import (
     policy_parties,
     regrade,
     signals_for,
+    stored_indicators,
+    visible_buyer,
     visible_policy,
 )
 from shared.calendar import in_history
@@ -68,6 +74,7 @@ from shared.money import Money, minor_units
 from shared.pagination import PageRequest, fetch_page
 from shared.problems import (
     ALREADY_DECIDED,
+    BUYER_NOT_COVERED,
     POLICY_INACTIVE,
     RETROACTIVE_REDUCTION,
     SINGLE_BUYER_CAP_EXCEEDED,
@@ -128,15 +135,18 @@ async def apply_limit_change(
     terms = payment_terms_days if payment_terms_days is not None else rules.terms_on(
         entries, effective_from)  # fmt: skip
     now = utcnow()
+    cancelled = []
     for entry in history:
         superseded, entry.effective_to = rules.entry_after_change(
             entry.effective_from, entry.effective_to, effective_from)  # fmt: skip
-        if superseded:
+        if superseded and entry.superseded_at is None:
             entry.superseded_at = now
+            if entry.effective_from > effective_from:
+                cancelled.append(entry)
     return await _put_amount(
         ctx, limit, old=old, new_amount=new_amount, effective_from=effective_from,
         effective_to=None, terms=terms, reason=reason, source=source, now=now, parties=parties,
-        decided_by=decided_by,
+        decided_by=decided_by, cancelled=cancelled,
     )  # fmt: skip
 
 
@@ -155,10 +165,11 @@ async def _put_amount(
     halving: bool = False,
     parties: list[Party] | None = None,
     decided_by: str | None = None,
+    cancelled: Sequence[LimitAmount] = (),
 ) -> LimitChangeRead:
     """An amount of the limit's history from `effective_from` until `effective_to` (the entries
-    it replaces already ended or superseded), heard of by the policy's parties (`limit.changed`,
-    from `old`)."""
+    it replaces already ended or superseded: `cancelled`, those that were to start later),
+    heard of by the policy's parties (`limit.changed`, from `old`)."""
     entry = LimitAmount(
         id=new_id("lam"), limit_id=limit.id, amount=new_amount.amount,
         payment_terms_days=terms, effective_from=effective_from, effective_to=effective_to,
@@ -168,17 +179,20 @@ async def _put_amount(
     ctx.session.add(entry)
     await ctx.session.flush()
     currency = new_amount.currency
+    scheduled = [views.scheduled_amount_read(e, currency)
+                 for e in sorted(cancelled, key=lambda e: e.effective_from)]  # fmt: skip
     changed = LimitChanged(
         limit_id=limit.id, policy_id=limit.policy_id, buyer_id=limit.buyer_id,
         change=limit_change_kind(old, new_amount.amount, halving=halving),
         previous_amount=None if old is None else money_read(old, currency),
         new_amount=money_read(new_amount.amount, currency), effective_from=effective_from,
-        payment_terms_days=terms, reason=reason, source=source,
+        payment_terms_days=terms, reason=reason, source=source, cancelled=scheduled,
     )  # fmt: skip
     if parties is None:
         parties = await repo.parties_of_policy(ctx.session, limit.policy_id)
     await announce(ctx.session, events, changed, subject_id=limit.id, parties=parties)
-    return views.limit_change_read(entry, limit, old, new_amount, effective_from, reason)
+    read = views.limit_change_read(entry, limit, old, new_amount, effective_from, reason)
+    return read.model_copy(update={"cancelled": scheduled}) if scheduled else read
 
 
 async def _limit_for(ctx: Context, policy_id: str, buyer_id: str) -> CreditLimit:
@@ -385,8 +399,11 @@ async def decide_request(ctx: Context, request_id: str, data: DecisionCreate) ->
     try:
         answer = rules.underwriter_decision(
             data.decision, requested=request.requested_amount, amount=given,
-            insolvent=buyer.grade >= ctx.settings.decision_table().insolvent_grade,
+            not_covered=await _why_not_covered(ctx, buyer, policy.id,
+                                               related=request.related_to_policyholder),
         )  # fmt: skip
+    except rules.BuyerNotCovered as refused:
+        raise unprocessable(BUYER_NOT_COVERED, refused.message) from None
     except rules.DecisionRefused as refused:
         raise invalid(["body", *refused.loc], refused.message) from None
     decided = Money(answer.decided, c)
@@ -431,8 +448,8 @@ async def record_external_limit(
     limit = await _limit_for(ctx, policy_id, data.buyer_id)
     history = await _history_of(ctx, limit.id)
     entries = views.history_entries(history)
-    _refuse_raise_on_insolvent_buyer(ctx, buyer, entries, amount.amount, data.effective_from,
-                                     ["body", "amount", "amount"])  # fmt: skip
+    await _refuse_raise_on_uncovered_buyer(ctx, buyer, policy_id, entries, amount.amount,
+                                           data.effective_from)  # fmt: skip
     terms = data.payment_terms_days or rules.terms_on(entries, data.effective_from)
     allowed_from = rules.recording_allowed_from(
         entries, amount=amount.amount, terms=terms, effective_from=data.effective_from,
@@ -488,8 +505,8 @@ async def change_limit(ctx: Context, limit_id: str, data: LimitChangeCreate) -> 
         _refuse_notice_past_policy_end(policy, effective, ctx.today)
     buyer = await repo.buyer(ctx.session, limit.buyer_id)
     assert buyer is not None
-    _refuse_raise_on_insolvent_buyer(ctx, buyer, entries, new_amount.amount, effective,
-                                     ["body", "new_amount", "amount"])  # fmt: skip
+    await _refuse_raise_on_uncovered_buyer(ctx, buyer, policy.id, entries, new_amount.amount,
+                                           effective)  # fmt: skip
     if not allowed and rules.is_reduction(current, new_amount.amount):
         raise unprocessable(
             RETROACTIVE_REDUCTION,
@@ -555,18 +572,34 @@ def _refuse_notice_past_policy_end(policy: Policy, effective_from: dt.date, toda
     )
 
 
-def _refuse_raise_on_insolvent_buyer(
-    ctx: Context, buyer: Buyer, entries: list[rules.HistoryEntry], new_amount: Decimal,
-    effective_from: dt.date, loc: list[str | int],
-) -> None:  # fmt: skip
-    """A person's new amount for an insolvent buyer's limit (changed or recorded) stands from
-    its date on: it may not be above what is in force on any of those days, so that it never
-    undoes the withdrawal the insolvency made."""
-    if rules.raises_an_insolvent_buyers_limit(
+async def _why_not_covered(
+    ctx: Context, buyer: Buyer, policy_id: str, *, related: bool = False
+) -> str | None:
+    """Why no person may grant or raise a limit on the buyer under the policy
+    (`rules.why_not_covered`: insolvent, sanctioned, or not insurable), None when one may."""
+    sanctioned, affiliate = await repo.buyer_barred(ctx.session, buyer.id, policy_id=policy_id)
+    return rules.why_not_covered(
         insolvent=buyer.grade >= ctx.settings.decision_table().insolvent_grade,
-        in_force=rules.lowest_in_force_from(entries, effective_from), new_amount=new_amount,
-    ):  # fmt: skip
-        raise invalid(loc, "the buyer is insolvent: its limit may be lowered, never raised")
+        sanctioned=sanctioned, legal_form=buyer.legal_form,
+        related_to_policyholder=related or affiliate,
+    )  # fmt: skip
+
+
+async def _refuse_raise_on_uncovered_buyer(
+    ctx: Context, buyer: Buyer, policy_id: str, entries: list[rules.HistoryEntry],
+    new_amount: Decimal, effective_from: dt.date,
+) -> None:  # fmt: skip
+    """A person's new amount for the limit of a buyer the insurer does not cover (changed or
+    recorded) stands from its date on: it may not be above what is in force on any of those
+    days, so that it never undoes the withdrawal an insolvency made, nor covers a sanctioned or
+    uninsurable buyer."""
+    in_force = rules.lowest_in_force_from(entries, effective_from)
+    if new_amount <= (in_force or Decimal(0)):
+        return  # a cut (or the same amount) is always allowed: no need to ask why
+    why = await _why_not_covered(ctx, buyer, policy_id)
+    if rules.raises_an_uncovered_buyers_limit(uncovered=why is not None, in_force=in_force,
+                                              new_amount=new_amount):  # fmt: skip
+        raise unprocessable(BUYER_NOT_COVERED, f"{why}: its limit may be lowered, never raised")
 
 
 async def limit_read(ctx: Context, limit: CreditLimit, currency: str) -> LimitRead:
@@ -684,14 +717,61 @@ async def regrade_aged(ctx: Context) -> int:
         if found is None:
             continue
         buyer, level = found
-        before = buyer.grade
-        grade = await regrade(ctx, buyer, cause="signal", level=listed_level(ctx, level))
-        if rules.reaches_halving_grade(before, grade.grade,
-                                       halve_from_grade=ctx.settings.halve_from_grade):  # fmt: skip
-            await _halve_all(ctx, buyer, grade.grade)
+        await _regrade_following(ctx, buyer, cause="signal", level=listed_level(ctx, level))
         graded += 1
     await ctx.session.flush()
     return graded
+
+
+async def _regrade_following(
+    ctx: Context, buyer: Buyer, *, cause: GradeCause, level: int | None = None
+) -> tuple[list[LimitChangeRead], list[LimitNotHalvedRead]]:
+    """The buyer graded again (`regrade`) and its limits following the new grade as after a
+    signal's: halved when it newly reaches the halving grade (`_halve_all`); the changes made
+    and the limits left at their amount."""
+    before = buyer.grade
+    grade = await regrade(ctx, buyer, cause=cause, level=level)
+    if rules.reaches_halving_grade(before, grade.grade,
+                                   halve_from_grade=ctx.settings.halve_from_grade):  # fmt: skip
+        return await _halve_all(ctx, buyer, grade.grade)
+    return [], []
+
+
+async def update_indicators(ctx: Context, buyer_id: str, data: IndicatorsIn) -> BuyerGradedRead:
+    """A policyholder declares indicators (kept, not graded) on its own buyers only; an
+    underwriter's are confirmed: they grade the buyer again, and its limits follow."""
+    buyer = await visible_buyer(ctx, buyer_id, for_update=True)
+    values = stored_indicators(data)
+    if ctx.caller.role == "policyholder":
+        buyer.declared_indicators = {**(buyer.declared_indicators or {}), **values}
+        changes: tuple[list[LimitChangeRead], list[LimitNotHalvedRead]] = ([], [])
+    else:
+        buyer.indicators = {**buyer.indicators, **values}
+        buyer.declared_indicators = None
+        changes = await _regrade_following(ctx, buyer, cause="indicators")
+    return await _graded_read(ctx, buyer, *changes)
+
+
+async def confirm_indicators(ctx: Context, buyer_id: str) -> BuyerGradedRead:
+    """An underwriter confirms the indicators a policyholder declared: they grade the buyer
+    again, and its limits follow."""
+    buyer = await repo.buyer(ctx.session, buyer_id, for_update=True)
+    if buyer is None:
+        raise not_found("buyer", buyer_id)
+    if buyer.declared_indicators:
+        buyer.indicators = {**buyer.indicators, **buyer.declared_indicators}
+        buyer.declared_indicators = None
+    changes = await _regrade_following(ctx, buyer, cause="indicators")
+    return await _graded_read(ctx, buyer, *changes)
+
+
+async def _graded_read(
+    ctx: Context, buyer: Buyer, changes: list[LimitChangeRead], left: list[LimitNotHalvedRead]
+) -> BuyerGradedRead:
+    await ctx.session.flush()
+    read = views.buyer_read(buyer, ctx.caller)
+    return BuyerGradedRead.model_construct(**dict(read), limit_changes=changes,
+                                           limits_not_halved=left)  # fmt: skip
 
 
 async def _weighs(ctx: Context, buyer_id: str, data: SignalCreate) -> bool:

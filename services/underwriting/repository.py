@@ -211,22 +211,30 @@ class BuyerStanding(NamedTuple):
     declared_affiliate: bool
 
 
-def _buyer_standing_statement() -> Select[Buyer, bool, int, bool]:
-    sanction = exists().where(or_(Sanction.buyer_id == Buyer.id, Sanction.country == Buyer.country))
+def _buyer_or_country_sanctioned() -> Any:
+    return exists().where(or_(Sanction.buyer_id == Buyer.id, Sanction.country == Buyer.country))
+
+
+def _declared_affiliate() -> Any:
+    """Whether the holder of the policy `:policy_id` declared the buyer an affiliate (a limit
+    request of its, under any of its policies, related to it)."""
     holder = (
         select(Policy.policyholder_id)
         .where(Policy.id == bindparam("policy_id", type_=String))
         .scalar_subquery()
     )
     declaring = aliased(Policy)
-    affiliate = exists().where(
+    return exists().where(
         LimitRequest.buyer_id == Buyer.id,
         LimitRequest.related_to_policyholder.is_(True),
         LimitRequest.policy_id == declaring.id,
         declaring.policyholder_id == holder,
     )
+
+
+def _buyer_standing_statement() -> Select[Buyer, bool, int, bool]:
     return (
-        select(Buyer, sanction, CountryRisk.level, affiliate)
+        select(Buyer, _buyer_or_country_sanctioned(), CountryRisk.level, _declared_affiliate())
         .outerjoin(CountryRisk, CountryRisk.country == Buyer.country)
         .where(Buyer.id == bindparam("buyer_id", type_=String))
         .with_for_update(read=True, key_share=True, of=Buyer)
@@ -234,6 +242,20 @@ def _buyer_standing_statement() -> Select[Buyer, bool, int, bool]:
 
 
 _BUYER_STANDING = _buyer_standing_statement()
+_BUYER_BARRED = select(_buyer_or_country_sanctioned(), _declared_affiliate()).where(
+    Buyer.id == bindparam("buyer_id", type_=String)
+)
+
+
+async def buyer_barred(
+    session: AsyncSession, buyer_id: str, *, policy_id: str
+) -> tuple[bool, bool]:
+    """Whether the buyer (or its country) is sanctioned, and whether the holder of the policy
+    declared it an affiliate, read without a lock (a person's act on a limit)."""
+    row = (
+        await session.execute(_BUYER_BARRED, {"buyer_id": buyer_id, "policy_id": policy_id})
+    ).first()
+    return (False, False) if row is None else (bool(row[0]), bool(row[1]))
 
 
 async def buyer_standing(

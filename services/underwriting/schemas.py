@@ -340,6 +340,20 @@ class SignalCreate(BuyerSignal):
     """A signal about a buyer (the model claims sends, `shared.contracts.BuyerSignal`)."""
 
 
+class ScheduledAmountRead(Schema):
+    """An amount of a limit's history that was to start on a later date."""
+
+    amount: MoneyModel
+    effective_from: dt.date
+    payment_terms_days: int | None
+
+
+CANCELLED_AMOUNTS = (
+    "the amounts scheduled to start after this change's date (a reduction, a halving after a "
+    "downgrade, an increase) that it replaces: they will not take effect"
+)
+
+
 class LimitChangeRead(Schema):
     id: str = Field(
         description="the entry of the limit's history this change put in force (for "
@@ -353,6 +367,9 @@ class LimitChangeRead(Schema):
     new_amount: MoneyModel
     effective_from: dt.date
     reason: str
+    cancelled: list[ScheduledAmountRead] = Field(
+        default_factory=list, description=CANCELLED_AMOUNTS
+    )
     unchanged: bool = Field(
         False,
         description="true when the amount, with its payment terms, was already in force from that "
@@ -366,6 +383,21 @@ class LimitNotHalvedRead(Schema):
     buyer_id: str
     reason: str = Field(description="why the downgrade left this limit as it is, as a code")
     message: str
+
+
+class BuyerGradedRead(BuyerRead):
+    """A buyer after its indicators changed: graded again when they were an underwriter's (or
+    confirmed by one), and its limits following the new grade as after a signal's."""
+
+    limit_changes: list[LimitChangeRead] = Field(
+        default_factory=list,
+        description="the limits the new grade changed (halved after the reduction notice period "
+        "when the buyer newly reaches the halving grade), each a change of its own",
+    )
+    limits_not_halved: list[LimitNotHalvedRead] = Field(
+        default_factory=list,
+        description="the limits that downgrade left at their amount, each with why",
+    )
 
 
 class SignalRead(_SignalFields):

@@ -292,7 +292,7 @@ def buyer_indicators(raw: dict[str, Any] | None) -> rules.Indicators:
     )
 
 
-def _stored_indicators(data: IndicatorsIn | None) -> dict[str, Any]:
+def stored_indicators(data: IndicatorsIn | None) -> dict[str, Any]:
     return {} if data is None else data.model_dump(mode="json", exclude_none=True)
 
 
@@ -438,7 +438,7 @@ def _registrant(caller: Caller) -> str:
 async def register_buyer(ctx: Context, data: BuyerCreate) -> BuyerRead:
     """A new buyer, graded at once. Indicators an underwriter gives are confirmed; those a
     policyholder declares are kept and move the grade only once an underwriter confirms them."""
-    indicators = _stored_indicators(data.indicators)
+    indicators = stored_indicators(data.indicators)
     confirmed = ctx.caller.role != "policyholder"
     buyer = Buyer(
         id=new_id("buy"),
@@ -544,33 +544,6 @@ async def list_buyers(
     rows, cursor = await fetch_page(ctx.session, statement, page, created_at=Buyer.created_at,
                                     ident=Buyer.id)  # fmt: skip
     return BuyerList(items=[views.buyer_read(b, ctx.caller) for b in rows], next_cursor=cursor)
-
-
-async def update_indicators(ctx: Context, buyer_id: str, data: IndicatorsIn) -> BuyerRead:
-    """A policyholder declares indicators (kept, not graded) on its own buyers only; an
-    underwriter's are confirmed and regrade the buyer."""
-    buyer = await visible_buyer(ctx, buyer_id, for_update=True)
-    values = _stored_indicators(data)
-    if ctx.caller.role == "policyholder":
-        buyer.declared_indicators = {**(buyer.declared_indicators or {}), **values}
-    else:
-        buyer.indicators = {**buyer.indicators, **values}
-        buyer.declared_indicators = None
-        await regrade(ctx, buyer, cause="indicators")
-    await ctx.session.flush()
-    return views.buyer_read(buyer, ctx.caller)
-
-
-async def confirm_indicators(ctx: Context, buyer_id: str) -> BuyerRead:
-    buyer = await repo.buyer(ctx.session, buyer_id, for_update=True)
-    if buyer is None:
-        raise not_found("buyer", buyer_id)
-    if buyer.declared_indicators:
-        buyer.indicators = {**buyer.indicators, **buyer.declared_indicators}
-        buyer.declared_indicators = None
-    await regrade(ctx, buyer, cause="indicators")
-    await ctx.session.flush()
-    return views.buyer_read(buyer, ctx.caller)
 
 
 async def get_country_risk(ctx: Context, country: str) -> CountryRiskRead:

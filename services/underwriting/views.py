@@ -41,6 +41,7 @@ from services.underwriting.schemas import (
     PremiumRead,
     ReasonRead,
     SanctionRead,
+    ScheduledAmountRead,
     SupersededEntryRead,
     WarningRead,
 )
@@ -241,6 +242,13 @@ def limit_read(
 def _entry_as_kept(entry: LimitAmount, currency: str) -> dict[str, Any]:
     return {**same_named(entry, _HISTORY_AS_KEPT), "amount": money_read(entry.amount, currency),
             "recorded_at": entry.created_at}  # fmt: skip
+
+
+def scheduled_amount_read(entry: LimitAmount, currency: str) -> ScheduledAmountRead:
+    return ScheduledAmountRead(
+        amount=MoneyModel.of(Money(entry.amount, currency)),
+        effective_from=entry.effective_from, payment_terms_days=entry.payment_terms_days,
+    )  # fmt: skip
 
 
 def limit_change_read(

@@ -351,14 +351,18 @@ async def apply_grades(
         .values(grade=regraded.c.grade_after, grade_factors=profiles.c.factors, graded_at=now)
         .execution_options(synchronize_session=False)
     )  # fmt: skip
+    # Written in the order of the buyers (their ids numbered in it): the history's index by buyer
+    # takes them one after the other, not all over it.
     entries = (
-        select(new_ids_sql(_dialect(session), "grd"), regraded.c.buyer_id,
+        select(new_ids_sql(_dialect(session), "grd", order_by=regraded.c.buyer_id),
+               regraded.c.buyer_id,
                _typed(session, today, Date()), regraded.c.grade_after, profiles.c.factors,
                Buyer.indicators, _typed(session, level, Integer()),
                literal_column("'country_risk'", String), _typed(session, by, String()),
                _typed(session, now, UTCDateTime()))
         .join(profiles, profiles.c.id == regraded.c.profile_id)
         .join(Buyer, and_(Buyer.id == regraded.c.buyer_id, book.ids(Buyer.id)))
+        .order_by(regraded.c.buyer_id)
     )  # fmt: skip
     await session.execute(insert(BuyerGrade).from_select(
         ["id", "buyer_id", "graded_on", "grade", "factors", "indicators", "country_risk_level",
@@ -520,11 +524,13 @@ async def halve(session: AsyncSession, *, by: str, now: dt.datetime) -> None:
         .values(effective_to=h.c.halving_from)
         .execution_options(synchronize_session=False)
     )  # fmt: skip
+    # In the order of the limits (ids numbered in it), as their index by limit takes them.
     entries = select(
-        new_ids_sql(_dialect(session), "lam"), h.c.limit_id, h.c.amount_after,
-        h.c.payment_terms_days, h.c.effective_from, h.c.effective_to, h.c.reason,
-        literal_column("'signal'", String), _typed(session, by, String()),
-        _typed(session, now, UTCDateTime()))  # fmt: skip
+        new_ids_sql(_dialect(session), "lam", order_by=(h.c.limit_id, h.c.effective_from)),
+        h.c.limit_id, h.c.amount_after, h.c.payment_terms_days, h.c.effective_from,
+        h.c.effective_to, h.c.reason, literal_column("'signal'", String),
+        _typed(session, by, String()), _typed(session, now, UTCDateTime()),
+    ).order_by(h.c.limit_id, h.c.effective_from)  # fmt: skip
     await session.execute(insert(LimitAmount).from_select(
         ["id", "limit_id", "amount", "payment_terms_days", "effective_from", "effective_to",
          "reason", "source", "decided_by", "created_at"], entries))  # fmt: skip
@@ -594,7 +600,10 @@ async def announce_halvings(session: AsyncSession, *, minor_units: Mapping[str, 
         "change": change, "previous_amount": money(h.c.amount_before),
         "new_amount": money(h.c.amount_after), "effective_from": h.c.effective_from,
         "payment_terms_days": h.c.payment_terms_days, "reason": h.c.reason,
-        "source": _const("signal")})  # fmt: skip
+        "source": _const("signal"),
+        # A halving supersedes the amounts it halves; it cancels none (`LimitChanged.cancelled`).
+        "cancelled": func.json_build_array() if dialect == "postgresql" else func.json_array(),
+    })  # fmt: skip
     rows = select(h.c.limit_id.label("subject_id"), data.label("data"))
     holders = select(h.c.limit_id.label("subject_id"), _const("policyholder").label("party_role"),
                      Policy.policyholder_id.label("party_id"),

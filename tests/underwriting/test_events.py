@@ -73,7 +73,7 @@ async def test_an_approved_request_announces_its_decision_then_its_new_limit_to_
     assert changed["data"] == {
         "limit_id": request["limit_id"], "policy_id": policy["id"], "buyer_id": buyer["id"],
         "change": "new", "previous_amount": None, "new_amount": money("50000.00"),
-        "effective_from": TODAY, "payment_terms_days": 60, "source": "request",
+        "effective_from": TODAY, "payment_terms_days": 60, "source": "request", "cancelled": [],
         "reason": f"limit request {request['id']}: approved",
     }  # fmt: skip
     for party in (auth("policyholder", holder), auth("bank", bank)):

@@ -123,7 +123,7 @@ async def test_a_referred_request_on_a_buyer_gone_insolvent_since_takes_only_a_r
     for decision, amount in (("approve", None), ("partially_approve", money("1000"))):
         body = {"decision": decision, "amount": amount, "reason": "a good customer"}
         refused = await uw.post(decide, headers=UW, json=body)
-        assert refused.status_code == 422 and refused.json()["type"] == "validation"
+        assert refused.status_code == 422 and refused.json()["type"] == "buyer-not-covered"
     body = {"decision": "refuse", "reason": "insolvent"}
     assert ok(await uw.post(decide, headers=UW, json=body), 200)["status"] == "refused"
 
@@ -143,7 +143,7 @@ async def test_a_limit_withdrawn_by_insolvency_may_not_be_raised_again(
     for amount in ("200000", "50000"):  # above what is in force today, above zero after
         body = {"new_amount": money(amount), "effective_from": later, "reason": "reinstated"}
         refused = await uw.post(changes, headers=UW, json=body)
-        assert refused.status_code == 422 and refused.json()["type"] == "validation"
+        assert refused.status_code == 422 and refused.json()["type"] == "buyer-not-covered"
     body = {"new_amount": money("0"), "effective_from": later, "reason": "withdrawn again"}
     ok(await uw.post(changes, headers=UW, json=body), 201)
 

@@ -50,10 +50,12 @@ async def test_a_grade_no_longer_counts_a_signal_the_day_after_its_memory_ends(
     assert judged["grade"] == buyer["grade"] + 1
     memory = uw_today.signal_memory_days
     last_day = OBSERVED + dt.timedelta(days=memory)
-    assert await sweep(uw, uw_today, last_day) == 0  # still weighs on its last day
+    # The sweep grades every buyer of the book due (other tests' too): this one's grade tells.
+    await sweep(uw, uw_today, last_day)  # still weighs on its last day
     read = ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=UW), 200)
     assert read["grade"] == buyer["grade"] + 1
-    assert await sweep(uw, uw_today, last_day + dt.timedelta(days=1)) == 1
+    assert await sweep(uw, uw_today, last_day + dt.timedelta(days=1)) >= 1
+    assert await sweep(uw, uw_today, last_day + dt.timedelta(days=1)) == 0  # nothing left to do
     read = ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=UW), 200)
     assert read["grade"] == buyer["grade"]
     history = ok(await uw.get(f"/v1/buyers/{buyer['id']}/grades", headers=UW), 200)["items"]
@@ -62,4 +64,6 @@ async def test_a_grade_no_longer_counts_a_signal_the_day_after_its_memory_ends(
         (last_day + dt.timedelta(days=1)).isoformat(),
     )
     # Graded since: left alone on the next turns.
-    assert await sweep(uw, uw_today, last_day + dt.timedelta(days=2)) == 0
+    await sweep(uw, uw_today, last_day + dt.timedelta(days=2))
+    again = ok(await uw.get(f"/v1/buyers/{buyer['id']}/grades", headers=UW), 200)["items"]
+    assert again == history

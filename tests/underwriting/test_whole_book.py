@@ -113,7 +113,7 @@ async def test_a_downgrade_regrades_every_buyer_of_the_country_halves_the_limits
         "limit_id": halved["data"]["limit_id"], "policy_id": policy["id"], "buyer_id": weak["id"],
         "change": "halving", "previous_amount": money("100000.01"),
         "new_amount": money("50000.01"), "effective_from": "2027-07-10",
-        "payment_terms_days": 90, "reason": reason, "source": "signal",
+        "payment_terms_days": 90, "reason": reason, "source": "signal", "cancelled": [],
     }  # fmt: skip
     expected = {e["id"] for e in events if e["data"]["buyer_id"] in (weak["id"], strong["id"])}
     for party in (auth("policyholder", holder), auth("bank", bank)):

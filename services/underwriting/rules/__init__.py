@@ -45,6 +45,7 @@ from services.underwriting.rules.credit_limit import (
     RECORDED_SOURCE,
     REFERRED,
     REFUSED,
+    BuyerNotCovered,
     DecisionRefused,
     DecisionTable,
     HistoryEntry,
@@ -125,9 +126,10 @@ from services.underwriting.rules.limit_changes import (
     insolvency_withdrawal_date,
     is_reduction,
     lapsing_message,
-    raises_an_insolvent_buyers_limit,
+    raises_an_uncovered_buyers_limit,
     reaches_halving_grade,
     signal_effect,
+    why_not_covered,
 )
 from services.underwriting.rules.policy import (
     country_covered,
@@ -169,6 +171,7 @@ __all__ = [
     "SIGNAL_MEMORY_DAYS",
     "ZERO",
     "Band",
+    "BuyerNotCovered",
     "Condition",
     "CoverageAnswer",
     "CoverageFacts",
@@ -248,7 +251,7 @@ __all__ = [
     "policy_open",
     "portfolio_health",
     "premium",
-    "raises_an_insolvent_buyers_limit",
+    "raises_an_uncovered_buyers_limit",
     "reaches_halving_grade",
     "recent_signal_points",
     "recent_signals",
@@ -267,5 +270,6 @@ __all__ = [
     "underwriter_decision",
     "unpaid_today",
     "unweighed_reason",
+    "why_not_covered",
     "within_single_buyer_cap",
 ]

@@ -511,6 +511,10 @@ class DecisionRefused(ValueError):
         self.message, self.loc = message, loc
 
 
+class BuyerNotCovered(DecisionRefused):
+    """A decision granting an amount on a buyer the insurer does not cover (`why_not_covered`)."""
+
+
 @dataclass(frozen=True)
 class UnderwriterDecision:
     status: LimitRequestStatus
@@ -519,12 +523,13 @@ class UnderwriterDecision:
 
 
 def underwriter_decision(
-    decision: str, *, requested: Decimal, amount: Decimal | None, insolvent: bool = False
+    decision: str, *, requested: Decimal, amount: Decimal | None, not_covered: str | None = None
 ) -> UnderwriterDecision:
     """An underwriter's final decision on a referred request: a refusal decides nothing (and
     takes no amount: one given with it leaves the intent unclear); an approval grants the requested amount or less (less is a partial approval), and a partial
-    approval needs an amount below the requested one; a buyer insolvent since the referral takes
-    only a refusal (insolvency withdraws every limit on it). The status it leaves is the
+    approval needs an amount below the requested one; a buyer the insurer does not cover (`not_covered`:
+    why, `why_not_covered`: insolvent, sanctioned or uninsurable since the referral) takes only a
+    refusal. The status it leaves is the
     transition table's. (The single-buyer cap is checked on the amount decided.)"""
     act = UnderwriterAct(decision)
     if act is UnderwriterAct.REFUSE:
@@ -532,8 +537,8 @@ def underwriter_decision(
             raise DecisionRefused("a refusal grants no amount: leave amount out to refuse, or "
                                   "approve or partially approve with it", ("amount",))  # fmt: skip
         return UnderwriterDecision(TRANSITIONS[act][S.REFERRED], Decimal(0), "underwriter_refused")
-    if insolvent:
-        raise DecisionRefused("the buyer is insolvent: only a refusal is possible", ("decision",))
+    if not_covered is not None:
+        raise BuyerNotCovered(f"{not_covered}: only a refusal is possible", ("decision",))
     if amount is None and act is UnderwriterAct.PARTIALLY_APPROVE:
         raise DecisionRefused("a partial approval needs an amount")
     decided = requested if amount is None else amount

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from services.underwriting.rules.grade import DEFAULT_GRADING
-from services.underwriting.rules.policy import policy_open
+from services.underwriting.rules.policy import insurable, policy_open
 from shared.calendar import days_after
 from shared.money import Money
 
@@ -53,14 +53,37 @@ def change_effective_from(
     return requested, requested >= today
 
 
-def raises_an_insolvent_buyers_limit(
-    *, insolvent: bool, in_force: Decimal | None, new_amount: Decimal
+def raises_an_uncovered_buyers_limit(
+    *, uncovered: bool, in_force: Decimal | None, new_amount: Decimal
 ) -> bool:
-    """Insolvency withdraws every limit on the buyer: a person may still lower one, never raise
-    it above what is in force on the change's date (`in_force`: the lowest amount in force from
-    that date on, `lowest_in_force_from`, as the new amount stands on each of those days and
-    would otherwise undo the withdrawal that follows it)."""
-    return insolvent and new_amount > (in_force or Decimal(0))
+    """A buyer the insurer does not cover (`why_not_covered`: insolvency withdraws every limit
+    on it; a sanctioned or uninsurable buyer is never covered): a person may still lower its
+    limit, never raise it above what is in force on the change's date (`in_force`: the lowest
+    amount in force from that date on, `lowest_in_force_from`, as the new amount stands on each
+    of those days and would otherwise undo the withdrawal that follows it)."""
+    return uncovered and new_amount > (in_force or Decimal(0))
+
+
+def why_not_covered(
+    *, insolvent: bool, sanctioned: bool, legal_form: str, related_to_policyholder: bool
+) -> str | None:
+    """Why no limit on the buyer may be granted or raised by anyone (the decision table's first
+    row): insolvent, sanctioned (it or its country), or not insurable; None when it may be."""
+    if insolvent:
+        return "the buyer is insolvent"
+    if sanctioned:
+        return "the buyer or its country is sanctioned"
+    if not insurable(legal_form, related_to_policyholder):
+        return (
+            "the buyer is not insurable ("
+            + (
+                "related to the policyholder"
+                if related_to_policyholder
+                else f"a {legal_form.replace('_', ' ')}"
+            )
+            + ")"
+        )
+    return None
 
 
 def insolvency_withdrawal_date(observed_on: dt.date, today: dt.date) -> dt.date:
