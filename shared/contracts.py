@@ -865,7 +865,8 @@ class CaseInvoice(Schema):
 
 class SettledInvoice(Schema):
     """An invoice of a paid claim that its credit notes, set-offs and recoveries left nothing
-    unpaid on: a mandate the claim takes over owes nothing on it any more."""
+    unpaid on, or that a dispute settled for the buyer found it does not owe: a mandate the
+    claim takes over owes nothing on it any more."""
 
     number: InvoiceNumber
     recovered_in_collections: NonNegativeMoney | None = Field(
@@ -894,8 +895,9 @@ class CaseOpening(Schema):
     loss_payee_ids: Annotated[list[Ident], Field(max_length=50)] = Field(default_factory=list)
     settled_invoices: Annotated[list[SettledInvoice], Field(max_length=1000)] = Field(
         default_factory=list,
-        description="from a paid claim: its invoices it left nothing unpaid on (not among "
-        "`invoices`); a mandate the claim takes over owes nothing on them",
+        description="from a paid claim: its invoices it left nothing unpaid on, or that a "
+        "dispute settled for the buyer (not among `invoices`); a mandate the claim takes over "
+        "owes nothing on them",
     )
     currency: CurrencyCode | None = None  # the invoices' currency (another is 422)
 

@@ -39,6 +39,7 @@ class ServiceClient:
         self._secret = jwt_secret
         self._caller_name = caller_name
         self._retries = retries
+        self._timeout_seconds = timeout_seconds
         self._token = ""
         self._token_renewal = 0.0  # monotonic time after which a fresh token is minted
         self._client = httpx.AsyncClient(
@@ -77,25 +78,41 @@ class ServiceClient:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         idempotent: bool | None = None,
+        timeout_seconds: float | None = None,
     ) -> httpx.Response:
         """Send a request; retried on a connection failure or 502–504 only when it is idempotent
-        (a GET, or a POST carrying an Idempotency-Key)."""
+        (a GET, or a POST carrying an Idempotency-Key). The call, its retries included, takes at
+        most the client's timeout (`TCI_HTTP_TIMEOUT_SECONDS`; `timeout_seconds`, when the caller
+        allows less): a peer that does not answer in that time is not asked again (it hangs, and
+        a retry would only wait as long again), and the caller answers 503 at once."""
         all_headers = self._headers(headers)
         if idempotent is None:
             idempotent = method.upper() == "GET" or "Idempotency-Key" in all_headers
+        budget = self._timeout_seconds if timeout_seconds is None else timeout_seconds
+        deadline = time.monotonic() + budget
         attempts = 1 + (self._retries if idempotent else 0)
         for attempt in range(attempts):
+            left = deadline - time.monotonic()
             try:
-                response = await self._send(method, path, json, params, all_headers)
+                if left <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout(left):
+                    response = await self._send(method, path, json, params, all_headers)
+            except (httpx.TimeoutException, TimeoutError):
+                # Answered 503 `service-unavailable` with Retry-After (shared.app adds it).
+                raise Problem(
+                    SERVICE_UNAVAILABLE, f"a peer service did not answer {path} within {budget:g} s"
+                ) from None
             except httpx.TransportError:
                 if attempt + 1 >= attempts:
-                    # Answered 503 `service-unavailable` with Retry-After (shared.app adds it).
                     raise Problem(
                         SERVICE_UNAVAILABLE, f"a peer service did not answer {path}"
                     ) from None
             else:
                 if response.status_code not in RETRYABLE or attempt + 1 >= attempts:
                     return response
+                if time.monotonic() + 0.1 * 2**attempt >= deadline:
+                    return response  # no time left to ask again: its answer stands
             await asyncio.sleep(0.1 * 2**attempt)
         raise AssertionError("unreachable")
 

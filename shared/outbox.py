@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -160,6 +161,7 @@ async def deliver(
     lease: dt.timedelta = DEFAULT_LEASE,
     take_over: bool = False,
     on_delivered: OnDelivered | None = None,
+    within_seconds: float | None = None,
 ) -> list[dict[str, Any]]:
     """Send the undelivered messages (of one aggregate, or the oldest `limit`), each with its
     Idempotency-Key; a 2xx or 409 answer marks it delivered (not a 409 `idempotency-key-in-use`:
@@ -175,7 +177,11 @@ async def deliver(
     replay's: the request that wrote them may have died holding it; the receiver honours each
     message's Idempotency-Key, so one sent twice is done once). `on_delivered` records what a
     delivered message's answer tells the sender in the transaction that marks it delivered: the
-    mark and what it tells commit together (a process dying between them lost the news)."""
+    mark and what it tells commit together (a process dying between them lost the news).
+    `within_seconds`: the whole run takes no longer (a request delivering after its commit does
+    not hold its answer on a peer that hangs): a send cut short is marked failed, and what is
+    left when the time is up is released, both for the background loop (or a replay)."""
+    deadline = None if within_seconds is None else time.monotonic() + within_seconds
     claimed = _take_owned(session, table, aggregate_id)
     if claimed:
         owner = str(claimed[0]["lease_owner"])
@@ -190,7 +196,10 @@ async def deliver(
             client = clients.get(row["target"])
             if client is None:
                 continue
-            values = await _send(client, row, max_attempts)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break  # released below, for the background loop
+            values = await _send(client, row, max_attempts, left)
             held = await session.execute(
                 update(table)
                 .where(table.c.id == row["id"], table.c.lease_owner == owner)
@@ -265,15 +274,18 @@ def _delivered(status: int, body: Any) -> bool:
     return status == 409 and not in_use
 
 
-async def _send(client: ServiceClient, row: Mapping[str, Any], max_attempts: int) -> dict[str, Any]:
-    """Send one message; the values that mark it (attempts, error, or delivery and answer)."""
+async def _send(
+    client: ServiceClient, row: Mapping[str, Any], max_attempts: int, within: float | None = None
+) -> dict[str, Any]:
+    """Send one message (within `within` seconds, when given: less than the client's own
+    timeout); the values that mark it (attempts, error, or delivery and answer)."""
     status: int | None = None
     body: Any = None
     error: str | None = None
     try:
         response = await client.request(
             row["method"], row["path"], json=row["body"],
-            headers={"Idempotency-Key": row["idempotency_key"]},
+            headers={"Idempotency-Key": row["idempotency_key"]}, timeout_seconds=within,
         )  # fmt: skip
         status = response.status_code
         try:

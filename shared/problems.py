@@ -87,7 +87,7 @@ IDEMPOTENCY_KEY_REUSED = _entry("idempotency-key-reused", 422, "Idempotency key 
                                 "request")  # fmt: skip
 IDEMPOTENCY_KEY_IN_USE = _entry("idempotency-key-in-use", 409, "Idempotency key in use",
                                 "a request with this Idempotency-Key is still being processed; "
-                                "retry later")  # fmt: skip
+                                "retry after `Retry-After` seconds")  # fmt: skip
 CURRENCY_MISMATCH = _entry("currency-mismatch", 422, "Currency mismatch",
                            "an amount is given in another currency than the policy's (or the "
                            "case's): there is no conversion; `loc` names the field")  # fmt: skip
@@ -176,7 +176,9 @@ CAPS_EXCEEDED = _entry("caps-exceeded", 409, "Caps exceeded",
                        "claim's indemnity; `cap_left` says how much", "claims")  # fmt: skip
 ASSESSMENT_OUTDATED = _entry("assessment-outdated", 409, "Assessment outdated",
                              "claims approved since the assessment leave less of the policy's "
-                             "caps than it assessed: assess the claim again", "claims")  # fmt: skip
+                             "caps, or of the buyer's credit limit (`limit_used_by` names those "
+                             "claims), than it assessed: assess the claim again",
+                             "claims")  # fmt: skip
 PLAN_EXCEEDS_DEBT = _entry("plan-exceeds-debt", 422, "Plan exceeds debt",
                            "the instalments of a payment plan add up to more than is owed",
                            "claims")  # fmt: skip
@@ -277,12 +279,18 @@ def invalid(loc: list[str | int], msg: str) -> Problem:
     return Problem(VALIDATION, msg, errors=[{"loc": loc, "msg": msg, "type": "value_error"}])
 
 
+# A request holding an Idempotency-Key finishes within a second or so, or its claim expires.
+_IN_USE_RETRY_AFTER_SECONDS = "1"
+
+
 def problem_response(
     problem: Problem, request: Request | None = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     headers = dict(headers or {})
     if problem.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
+    if problem.kind is IDEMPOTENCY_KEY_IN_USE:  # its twin is still running: when to ask again
+        headers.setdefault("Retry-After", _IN_USE_RETRY_AFTER_SECONDS)
     instance = request.url.path if request is not None else None
     return JSONResponse(
         problem.body(instance), status_code=problem.status, media_type=PROBLEM_JSON, headers=headers
@@ -392,6 +400,10 @@ def problem_components() -> dict[str, dict[str, Any]]:
         "end_date": {**date, "description": "`policy-inactive`: the day the policy ended"},
         "single_buyer_cap": {**money, "description": "`single-buyer-cap-exceeded`: the cap"},
         "cap_left": {**money, "description": "what the policy's caps leave"},
+        "limit_used_by": {"type": "object", "additionalProperties": money,
+                          "description": "`assessment-outdated`: the claims approved or paid on "
+                          "the policy and buyer, each with what it covered of the buyer's credit "
+                          "limit"},
         "outstanding": {**money, "description": "`overpayment`, `promise-exceeds-outstanding`: "
                         "what is outstanding"},
         "promised_open": {**money, "description": "`promise-exceeds-outstanding`: what the "

@@ -240,7 +240,18 @@ class Settings(BaseSettings):
         DEFAULT_OUTBOX_LEASE_SECONDS, alias="TCI_OUTBOX_LEASE_SECONDS", gt=0
     )
     http_timeout_seconds: float = Field(
-        10.0, alias="TCI_HTTP_TIMEOUT_SECONDS", description="timeout of a call to another service"
+        10.0,
+        alias="TCI_HTTP_TIMEOUT_SECONDS",
+        description="timeout of a call to another service, its retries included",
+        gt=0,
+    )
+    outbox_answer_wait_seconds: float = Field(
+        2.0,
+        alias="TCI_OUTBOX_ANSWER_WAIT_SECONDS",
+        description="how long an answer waits, after its commit, for the messages its change "
+        "put in the outbox to be delivered (a replay of its Idempotency-Key too); what is not "
+        "delivered by then is left to the background delivery",
+        gt=0,
     )
     log_level: str = Field(
         "INFO",

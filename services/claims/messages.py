@@ -81,17 +81,21 @@ def subrogation_case(
     debtor_country: str,
 ) -> CaseOpening | None:  # fmt: skip
     """The case a paid claim opens: the insurer recovers, from the buyer, the invoices still unpaid
-    after the reductions, with the indemnity it paid (collections shares recoveries by it; an
-    indemnity of nothing is a share of 0 %: the insurer bore none of the loss); none when nothing
-    is left unpaid. Each invoice says what the indemnity deducted as recovered by the
-    policyholder's own collection cases, and the invoices the reductions settled are named: a
-    mandate taken over then owes what the claim left unpaid, and shares what it recovered
-    beyond what the indemnity deducted."""
+    after the reductions and owed by the buyer (not those a dispute settled for the buyer: it
+    does not owe them, so they are neither collected nor part of the debt the insurer's share is
+    of), with the indemnity it paid (collections shares recoveries by it; an indemnity of nothing
+    is a share of 0 %: the insurer bore none of the loss); none when nothing is left owed. Each
+    invoice says what the indemnity deducted as recovered by the policyholder's own collection
+    cases, and the invoices the buyer owes nothing on (the reductions settled them, or a dispute
+    did for the buyer) are named: a mandate taken over then owes what the claim left owed, and
+    shares what it recovered beyond what the indemnity deducted."""
     assert claim.indemnity is not None
     unpaid = {line.number: line.unpaid.amount for line in assessment.invoices}
     counted = {line.number: money_read(line.recovered_in_collections.amount, claim.currency)
                for line in assessment.invoices}  # fmt: skip
-    owed = rules.subrogated_invoices(unpaid, {i.number: i.due_date for i in invoices})
+    not_owed = {line.number for line in assessment.invoices
+                if not rules.owed_by_buyer(line.exclusions)}  # fmt: skip
+    owed = rules.subrogated_invoices(unpaid, {i.number: i.due_date for i in invoices}, not_owed)
     if not owed:
         return None
     ladder: LadderName = claim.terms["collection_ladder"]
@@ -106,5 +110,5 @@ def subrogation_case(
                               due_date=o.due_date, recovered_in_collections=counted[o.number])
                   for o in owed],
         settled_invoices=[SettledInvoice(number=number, recovered_in_collections=counted[number])
-                          for number in rules.settled_invoices(unpaid)],
+                          for number in rules.settled_invoices(unpaid, not_owed)],
     )  # fmt: skip

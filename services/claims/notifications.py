@@ -77,6 +77,9 @@ def _check_notification(
         assert report.new_due_date is not None
         invoice, days = report.invoices[0], policy.max_extension_days
         first_due = original[invoice.number]
+        if report.new_due_date <= invoice.due_date:
+            raise invalid(["body", "new_due_date"],
+                          f"an extension moves the due date later: after {invoice.due_date}")  # fmt: skip
         if not rules.extension_allowed(invoice.due_date, report.new_due_date, days, first_due):
             latest = rules.latest_extension(first_due, days)
             raise unprocessable(

@@ -315,6 +315,20 @@ async def indemnities_in_year(
     return Decimal(policy_total or 0), Decimal(buyer_total or 0)
 
 
+async def claims_using_limit(
+    session: AsyncSession, claim: Claim, statuses: frozenset[ClaimStatus]
+) -> list[Claim]:
+    """The other claims on the claim's policy and buyer in these statuses (those whose
+    assessments use the buyer's limit), oldest first."""
+    rows = await session.execute(
+        select(Claim)
+        .where(Claim.policy_id == claim.policy_id, Claim.buyer_id == claim.buyer_id,
+               Claim.id != claim.id, Claim.status.in_(sorted(statuses)))
+        .order_by(Claim.created_at, Claim.id)
+    )  # fmt: skip
+    return list(rows.scalars())
+
+
 # ---------------------------------------------------------------- calendars
 
 

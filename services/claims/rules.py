@@ -6,7 +6,7 @@ and payment, and what payment hands to collections. No I/O, no framework."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
@@ -50,6 +50,11 @@ LIVE = frozenset(S) - {S.REJECTED, S.LAPSED}
 # Counts against the caps: the indemnities of approved and paid claims use the policy year's
 # maximum liability and the single-buyer cap.
 COUNTS_AGAINST_CAPS = frozenset({S.APPROVED, S.PAID})
+# Uses the buyer's credit limit: what the assessments of these claims covered is taken from the
+# limit an invoice of another claim on the same policy and buyer is covered up to (a limit is one
+# promise up to an amount, however the invoices are split into claims). A claim on hold, rejected
+# or lapsed holds none of it (a dispute sets its assessment aside; a rejection frees it).
+HOLDS_LIMIT = frozenset({S.ASSESSED, S.APPROVED, S.PAID})
 # A claim whose file is complete and whose decision is still to come: its `decision_due` stands.
 AWAITING_DECISION = LIVE - DECIDED - {S.DOCUMENTS_PENDING}
 
@@ -655,10 +660,41 @@ def declared_beyond_recorded(
     return reductions - min(declared_recovered, recorded_total)
 
 
+class LimitUse(NamedTuple):
+    """What another live claim on the same policy and buyer covered of the buyer's limit."""
+
+    claim_id: str
+    covered: Decimal
+
+
+def _limit_used_note(used: Sequence[LimitUse], currency: str) -> str:
+    """Which claims already use the limit, and how much of it."""
+    taken = [u for u in used if u.covered > 0]
+    if not taken:
+        return ""
+    total = Money(sum((u.covered for u in taken), ZERO), currency).rounded_text()
+    each = ", ".join(f"claim {u.claim_id} {Money(u.covered, currency).rounded_text()}"
+                     for u in taken)  # fmt: skip
+    return f"; {total} of the limit already used by other claims on the policy and buyer ({each})"
+
+
+def limit_refusal(lines: Sequence[tuple[Decimal, Decimal]], used_elsewhere: Decimal) -> bool:
+    """Whether an assessment's covered amounts (each invoice's limit in force and covered, in
+    shipment order) no longer fit the limit once other claims use `used_elsewhere` of it: an
+    invoice covers more than its limit less what those claims and the earlier invoices of this
+    one use (claims approved since the assessment took the part it counted on)."""
+    used = used_elsewhere
+    for limit_in_force, covered in lines:
+        if covered > 0 and covered > max(ZERO, limit_in_force - used):
+            return True
+        used += covered
+    return False
+
+
 def indemnity(
     facts: Sequence[InvoiceFacts], *, reductions: Decimal, terms: IndemnityTerms, currency: str,
     claim_exclusions: Sequence[str] = (), recorded: Mapping[str, Decimal] | None = None,
-    declared_recovered: Decimal = ZERO,
+    declared_recovered: Decimal = ZERO, limit_used: Sequence[LimitUse] = (),
 ) -> Indemnity:  # fmt: skip
     """domain.md's sum, each step recorded:
     0. each invoice counts for no more than the amount notified in time (`notified`; the note of
@@ -668,8 +704,10 @@ def indemnity(
        (`reductions`, of which `declared_recovered` recoveries, counted only beyond what was
        recorded), oldest first;
     2. eligible invoices (none under an exclusion of their own or of the whole claim) in shipment
-       order, each covered up to the limit in force on its shipment date less what earlier
-       eligible invoices of the claim already use: the insured loss;
+       order, each covered up to the limit in force on its shipment date less what other live
+       claims on the policy and buyer already cover of it (`limit_used`: a limit is one promise,
+       however the invoices are split into claims) and what earlier eligible invoices of the
+       claim use: the insured loss;
     3. × the indemnity percentage;
     4. − the deductible, not below zero; nothing if the insured loss is at or below the threshold;
     5. capped by what is left of the single-buyer cap and of the maximum liability;
@@ -687,7 +725,7 @@ def indemnity(
                                                      unpaid_total, currency)]))]  # fmt: skip
 
     lines: list[InvoiceLine] = []
-    used = ZERO
+    used = sum((u.covered for u in limit_used), ZERO)
     for f in sorted(facts, key=lambda f: _shipment_order(f.invoice)):
         unpaid = f.invoice.amount - reduced[f.invoice.number]
         excluded = (*exclusions_of(f), *claim_exclusions)
@@ -701,7 +739,8 @@ def indemnity(
     insured_loss = sum((line.covered for line in lines), ZERO)
     steps.append(Step(2, "insured_loss", insured_loss,
                       "eligible invoices in shipment order, each up to the limit in force on its "
-                      "shipment date less what earlier ones use"))  # fmt: skip
+                      "shipment date less what earlier ones use"
+                      + _limit_used_note(limit_used, currency)))  # fmt: skip
 
     amount = insured_loss * terms.indemnity_pct / Decimal(100)
     steps.append(Step(3, "indemnity_percentage", amount, f"× {terms.indemnity_pct}%"))
@@ -874,6 +913,19 @@ def caps_refusal(indemnity: Decimal | None, left: Decimal, *, paying: bool) -> R
     return Refusal.CAPS_EXCEEDED if paying else Refusal.ASSESSMENT_OUTDATED
 
 
+# The exclusions that say the buyer does not owe the invoice: a dispute settled in its favour
+# (domain.md: the invoice counts only if settled in the policyholder's favour). Every other
+# exclusion leaves the debt owed: the insurer did not cover it (notified late, not covered on its
+# shipment date, a currency or a claim the policy does not insure), but the buyer still has to
+# pay it, and what is recovered on it is shared as the indemnity bore the whole debt.
+NOT_OWED_BY_BUYER = frozenset({"dispute_settled_for_buyer"})
+
+
+def owed_by_buyer(exclusions: Iterable[str]) -> bool:
+    """Whether the buyer still owes an invoice under these exclusions."""
+    return NOT_OWED_BY_BUYER.isdisjoint(exclusions)
+
+
 class SubrogatedInvoice(NamedTuple):
     number: str
     unpaid: Decimal
@@ -881,18 +933,22 @@ class SubrogatedInvoice(NamedTuple):
 
 
 def subrogated_invoices(
-    unpaid: Mapping[str, Decimal], due_dates: Mapping[str, dt.date]
-) -> list[SubrogatedInvoice]:
+    unpaid: Mapping[str, Decimal], due_dates: Mapping[str, dt.date],
+    not_owed: Collection[str] = (),
+) -> list[SubrogatedInvoice]:  # fmt: skip
     """What payment hands to collections: each invoice of the claim still unpaid after the
-    reductions (in the assessment's order), with its due date; invoices paid in full stay."""
+    reductions (in the assessment's order), with its due date; invoices paid in full stay, and
+    so do those the buyer does not owe (`not_owed`: a dispute settled for it)."""
     return [SubrogatedInvoice(number, amount, due_dates[number])
-            for number, amount in unpaid.items() if amount > 0]  # fmt: skip
+            for number, amount in unpaid.items()
+            if amount > 0 and number not in not_owed]  # fmt: skip
 
 
-def settled_invoices(unpaid: Mapping[str, Decimal]) -> list[str]:
-    """The claim's invoices its reductions (credit notes, set-offs, recoveries) left nothing
-    unpaid on, in the assessment's order: a mandate the claim takes over owes nothing on them."""
-    return [number for number, amount in unpaid.items() if amount <= 0]
+def settled_invoices(unpaid: Mapping[str, Decimal], not_owed: Collection[str] = ()) -> list[str]:
+    """The claim's invoices the buyer owes nothing on, in the assessment's order: those its
+    reductions (credit notes, set-offs, recoveries) left nothing unpaid on, and those it does not
+    owe (`not_owed`); a mandate the claim takes over owes nothing on them."""
+    return [number for number, amount in unpaid.items() if amount <= 0 or number in not_owed]
 
 
 # What a document's first bytes must be for the type it is declared as (an upload is refused when

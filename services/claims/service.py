@@ -631,6 +631,7 @@ async def _write_assessment(
         nuclear_related=claim.nuclear_related, war_related=claim.war_related,
         political_risk_cover=terms.political_risk_cover,
     )  # fmt: skip
+    limit_used = await _limit_used(ctx, claim, rules.HOLDS_LIMIT)
     year_start, year_end = rules.policy_year(terms.start_date, claim.loss_date)
     paid_policy, paid_buyer = await repo.indemnities_in_year(
         ctx.session, claim, year_start, year_end
@@ -638,7 +639,7 @@ async def _write_assessment(
     result = rules.indemnity(
         facts, reductions=claim.reductions, currency=claim.currency,
         claim_exclusions=claim_exclusions, recorded=recorded,
-        declared_recovered=claim.declared_recovered,
+        declared_recovered=claim.declared_recovered, limit_used=limit_used,
         terms=rules.IndemnityTerms(
             indemnity_pct=rules.indemnity_pct_for(claim.cause, terms.indemnity_pct,
                                                   terms.political_indemnity_pct),
@@ -653,6 +654,19 @@ async def _write_assessment(
     claim.assessment = views.stored_assessment_json(assessment)
     claim.indemnity = result.amount.amount
     claim.assessed_by, claim.assessed_at = ctx.caller.subject, utcnow()
+
+
+async def _limit_used(
+    ctx: Context, claim: Claim, statuses: frozenset[rules.ClaimStatus]
+) -> list[rules.LimitUse]:
+    """What the other claims on the claim's policy and buyer in these statuses covered of the
+    buyer's limit (each assessment's insured loss: the sum of what it covered)."""
+    used = []
+    for other in await repo.claims_using_limit(ctx.session, claim, statuses):
+        assessment = views.stored_assessment(other)
+        if assessment is not None and assessment.insured_loss.amount > 0:
+            used.append(rules.LimitUse(other.id, assessment.insured_loss.amount))
+    return used
 
 
 async def _recorded_recoveries_if_reachable(
@@ -729,6 +743,7 @@ async def decide(ctx: Context, claim_id: str, verdict: DecisionCreate) -> ClaimR
         if unpayable is not None:
             raise _unpayable(claim, unpayable, "approved")
         await _check_caps_still_hold(ctx, claim, paying=False)
+        await _check_limit_still_holds(ctx, claim)
     elif claim.status == Status.APPROVED:
         decided, reason = await _reject_approved(ctx, claim, verdict.reason)
     else:
@@ -862,6 +877,33 @@ async def _check_caps_still_hold(ctx: Context, claim: Claim, *, paying: bool) ->
                    cap_left=cap_left)  # fmt: skip
 
 
+async def _check_limit_still_holds(ctx: Context, claim: Claim) -> None:
+    """An approval re-checks the buyer's credit limit as it re-checks the caps: claims on the
+    same policy and buyer approved or paid meanwhile (their assessments ran at the same time as
+    this one's, or it was assessed while they were not) may have taken the part of the limit the
+    assessment counted on; then the claim is not approved (409 `assessment-outdated`, naming
+    them): assessed again, it covers what they left, and its steps say so. The caller holds the
+    policy's caps (`_lock_with_policy_caps`), so approvals of one policy see each other."""
+    assessment = views.stored_assessment(claim)
+    if assessment is None:
+        return
+    used = await _limit_used(ctx, claim, rules.COUNTS_AGAINST_CAPS)
+    used_total = sum((u.covered for u in used), ZERO)
+    lines = [(line.limit_in_force.amount, line.covered.amount) for line in assessment.invoices]
+    if not rules.limit_refusal(lines, used_total):
+        return
+    by_claim = {u.claim_id: money_read(u.covered, claim.currency).model_dump(mode="json")
+                for u in used}  # fmt: skip
+    raise conflict(problems.ASSESSMENT_OUTDATED,
+                   "claims approved or paid on the policy and buyer use "
+                   f"{money_read(used_total, claim.currency).amount} {claim.currency} of the "
+                   "buyer's credit limit (" + ", ".join(
+                       f"claim {u.claim_id} {money_read(u.covered, claim.currency).amount}"
+                       for u in used) + "), which leaves less of it than this claim's "
+                   "assessment covers; assess the claim again",
+                   limit_used_by=by_claim)  # fmt: skip
+
+
 async def pay(ctx: Context, claim_id: str) -> ClaimRead:
     """Pay an approved claim once, if something can be paid on it (`_payability`) and the caps
     still hold with it; the debt passes to collections as a subrogation case (an outbox message
@@ -909,9 +951,11 @@ Answer = TypeVar("Answer", bound=BaseModel)
 
 
 async def deliver_for(ctx: Context, answer: Answer) -> Answer:
-    """After a commit: send what the change to `answer` put in the outbox (the background loop
-    retries what does not go through now); the answer with what the delivery told it (a paid
-    claim's subrogation case, recorded on the claim as its message is marked delivered)."""
+    """After a commit: send what the change to `answer` put in the outbox, waiting no longer
+    than `TCI_OUTBOX_ANSWER_WAIT_SECONDS` (the background loop retries what does not go through
+    now, a replay of the request's Idempotency-Key too); the answer with what the delivery told
+    it (a paid claim's subrogation case, recorded on the claim as its message is marked
+    delivered)."""
     ident = getattr(answer, "id")  # noqa: B009  # every answer delivered for names its aggregate
     case_id = await _deliver_recording(ctx, ident, take_over=False)
     if case_id is not None and isinstance(answer, ClaimRead):
@@ -950,7 +994,8 @@ async def _deliver_recording(ctx: Context, aggregate_id: str, *, take_over: bool
 
     lease = dt.timedelta(seconds=ctx.settings.outbox_lease_seconds)
     await deliver(ctx.session, outbox, ctx.peers, aggregate_id=aggregate_id, lease=lease,
-                  take_over=take_over, on_delivered=record)  # fmt: skip
+                  take_over=take_over, on_delivered=record,
+                  within_seconds=ctx.settings.outbox_answer_wait_seconds)  # fmt: skip
     await ctx.session.commit()
     return recorded[-1] if recorded else None
 

@@ -246,14 +246,17 @@ async def redeliver(ctx: Context, stored: dict[str, Any]) -> None:
     if isinstance(ident, str):
         lease = dt.timedelta(seconds=ctx.settings.outbox_lease_seconds)
         await deliver(ctx.session, outbox, ctx.peers, aggregate_id=ident, lease=lease,
-                      take_over=True)  # fmt: skip
+                      take_over=True,
+                      within_seconds=ctx.settings.outbox_answer_wait_seconds)  # fmt: skip
 
 
 async def deliver_for(ctx: Context, aggregate_id: str) -> None:
-    """After a commit: send what the change put in the outbox (the background loop retries what
-    does not go through now)."""
+    """After a commit: send what the change put in the outbox, waiting no longer than
+    `TCI_OUTBOX_ANSWER_WAIT_SECONDS` (the background loop retries what does not go through
+    now)."""
     lease = dt.timedelta(seconds=ctx.settings.outbox_lease_seconds)
-    await deliver(ctx.session, outbox, ctx.peers, aggregate_id=aggregate_id, lease=lease)
+    await deliver(ctx.session, outbox, ctx.peers, aggregate_id=aggregate_id, lease=lease,
+                  within_seconds=ctx.settings.outbox_answer_wait_seconds)  # fmt: skip
 
 
 def _share_given(opening: CaseCreate, currency: str) -> rules.InsurerShare | None:

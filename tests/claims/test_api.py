@@ -46,6 +46,16 @@ async def insured(uw: httpx.AsyncClient, **policy: Any) -> tuple[dict[str, Any],
     return p, buyer
 
 
+async def another_buyer(uw: httpx.AsyncClient, policy: dict[str, Any]) -> dict[str, Any]:
+    """Another buyer with a 100,000 limit of its own on the policy since 1 January (a buyer's
+    limit is used once, whatever the claims on it: two claims on the caps name two buyers)."""
+    buyer = await make_buyer(uw)
+    ok(await uw.post(f"/v1/policies/{policy['id']}/limits", headers=UW, json={
+        "buyer_id": buyer["id"], "amount": money("100000"), "effective_from": "2027-01-01",
+        "payment_terms_days": 90, "reason": "book migrated from the previous system"}), 201)  # fmt: skip
+    return buyer
+
+
 async def filed_claim(
     claims: httpx.AsyncClient, policy: dict[str, Any], buyer: dict[str, Any],
     holder: dict[str, str], **filing: Any,
@@ -236,6 +246,18 @@ async def test_late_notification_and_a_dispute_settled_for_the_buyer_exclude_inv
     assert lines["INV-1"]["covered"] == money("80000.00")
     assert assessed["indemnity"] == money("67000.00")  # 80,000 × 90% − 5,000
 
+    # Paid, the debt passes to collections: the buyer was found not to owe INV-2, so the case
+    # does not collect it (nor count it in the loss the insurer's share is of); OLD, notified
+    # late, is still owed by the buyer (its recovery is the policyholder's by the share).
+    ok(await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER,
+                         json={"decision": "approve", "reason": "ok"}), 200)  # fmt: skip
+    paid = ok(await claims.post(f"/v1/claims/{claim['id']}/payment", headers=HANDLER), 200)
+    case = ok(await apis["collections"].get(f"/v1/cases/{paid['collection_case_id']}",
+                                            headers=auth("collector")), 200)  # fmt: skip
+    assert sorted(i["number"] for i in case["invoices"]) == ["INV-1", "OLD"]
+    assert case["outstanding"] == money("100000.00")  # OLD's 20,000 left unpaid + INV-1
+    assert case["insurer_share_pct"] == "67"  # 67,000 of the 100,000 the buyer owes
+
 
 async def test_a_dispute_settled_for_the_buyer_still_excludes_its_invoice_claimed_again(
     apis: dict[str, httpx.AsyncClient],
@@ -390,6 +412,12 @@ async def test_an_extension_beyond_the_maximum_and_a_repayment_plan(
         **base, "kind": "extension_request", "invoices": [upcoming],
         "new_due_date": "2027-08-30"})  # fmt: skip
     assert refused.status_code == 422 and refused.json()["type"] == "extension-too-long"
+    for earlier in ("2027-06-30", "2027-06-01"):  # not a move later: no extension at all
+        backwards = await claims.post("/v1/overdue-notifications", headers=holder, json={
+            **base, "kind": "extension_request", "invoices": [upcoming],
+            "new_due_date": earlier})  # fmt: skip
+        assert backwards.status_code == 422 and backwards.json()["type"] == "validation"
+        assert backwards.json()["errors"][0]["loc"] == ["body", "new_due_date"]
     not_due = await claims.post("/v1/overdue-notifications", headers=holder, json={
         **base, "kind": "overdue", "invoices": [upcoming]})  # fmt: skip
     assert not_due.status_code == 422 and not_due.json()["type"] == "not-overdue"
@@ -532,9 +560,9 @@ async def test_an_approval_after_another_claim_used_the_caps_needs_a_new_assessm
     policy, buyer = await insured(uw, max_liability=money("100000"))
     holder = auth("policyholder", policy["policyholder_id"])
     filed = []
-    for number in ("A", "B"):
+    for number, on in (("A", buyer), ("B", await another_buyer(uw, policy))):
         claim = ok(await claims.post("/v1/claims", headers=holder, json={
-            "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
+            "policy_id": policy["id"], "buyer_id": on["id"], "cause": "insolvency",
             "event_date": "2027-06-01",
             "invoices": [invoice(f"{number}-1", "80000", "2027-03-01", "2027-04-30"),
                          invoice(f"{number}-2", "40000", "2027-03-20", "2027-05-19")]}), 201)  # fmt: skip

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from services.claims.models import Claim
 from shared.db import get_session
 from tests.builders import money, ok
-from tests.claims.test_api import INVOICES, complete, insured, invoice
+from tests.claims.test_api import INVOICES, another_buyer, complete, insured, invoice
 from tests.conftest import auth
 
 HANDLER = auth("claims_handler")
@@ -145,13 +145,14 @@ async def test_a_payment_the_caps_no_longer_leave_room_for_is_refused(
     apis: dict[str, httpx.AsyncClient],
 ) -> None:
     """Payment checks the caps again: an approved claim (here one recorded approved before the
-    caps were serialised) is not paid past the maximum liability."""
+    caps were serialised) is not paid past the maximum liability (two buyers: each claim is
+    within its own buyer's limit)."""
     claims = apis["claims"]
     policy, buyer = await insured(apis["underwriting"], max_liability=money("100000"))
     holder = auth("policyholder", policy["policyholder_id"])
     filed = []
-    for number in ("A", "B"):
-        claim = ok(await claims.post("/v1/claims", headers=holder, json=filing(policy, buyer, [
+    for number, on in (("A", buyer), ("B", await another_buyer(apis["underwriting"], policy))):
+        claim = ok(await claims.post("/v1/claims", headers=holder, json=filing(policy, on, [
             invoice(f"{number}-1", "80000", "2027-03-01", "2027-04-30"),
             invoice(f"{number}-2", "40000", "2027-03-20", "2027-05-19")])), 201)  # fmt: skip
         claim = await complete(claims, claim, holder)

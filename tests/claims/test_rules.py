@@ -69,6 +69,34 @@ def test_each_invoice_uses_the_limit_of_its_own_shipment_date() -> None:
     assert [line.covered for line in result.lines] == [D(30000), D(10000)]
 
 
+def test_other_claims_use_the_limit_before_this_claim_s_invoices() -> None:
+    """Limit 100,000, 80,000 of it covered by another live claim: an 80,000 invoice covers the
+    20,000 left, and the step names the claim."""
+    result = rules.indemnity([facts("B", "80000", DAY(2027, 3, 2), "100000")], reductions=D(0),
+                             terms=terms(), currency="EUR",
+                             limit_used=[rules.LimitUse("clm_a", D(80000))])  # fmt: skip
+    assert [line.covered for line in result.lines] == [D(20000)]
+    assert result.amount.amount == D("18000.00")
+    assert "claim clm_a 80000.00" in result.steps[1].note
+
+
+def test_an_approval_no_longer_fits_once_other_claims_use_the_limit() -> None:
+    lines = [(D(100000), D(60000)), (D(100000), D(20000))]
+    assert not rules.limit_refusal(lines, D(20000))
+    assert rules.limit_refusal(lines, D("20000.01"))
+    assert not rules.limit_refusal([(D(100000), D(0))], D(100000))
+
+
+def test_an_invoice_settled_for_the_buyer_is_not_passed_to_collections() -> None:
+    unpaid = {"D1": D(1000), "D2": D(2000), "LATE": D(500), "PAID": D(0)}
+    due = dict.fromkeys(unpaid, DAY(2027, 1, 1))
+    not_owed = {n for n, excluded in (("D1", ["dispute_settled_for_buyer"]),
+                                      ("LATE", ["notified_late"]))
+                if not rules.owed_by_buyer(excluded)}  # fmt: skip
+    assert [i.number for i in rules.subrogated_invoices(unpaid, due, not_owed)] == ["D2", "LATE"]
+    assert rules.settled_invoices(unpaid, not_owed) == ["D1", "PAID"]
+
+
 @pytest.mark.parametrize(("threshold", "expected"), [("10000", "0.00"), ("9999.99", "9000.00")])
 def test_nothing_is_paid_at_or_below_the_claim_threshold(threshold: str, expected: str) -> None:
     result = rules.indemnity([facts("A", "10000", DAY(2027, 1, 1), "50000")], reductions=D(0),

@@ -57,11 +57,13 @@ async def insured_policy(uw: httpx.AsyncClient, **terms: Any) -> dict[str, Any]:
         "deductible": money("0"), "claim_threshold": money("0"), **terms}))  # fmt: skip
 
 
-async def buyer_with_limit(uw: httpx.AsyncClient, policy: dict[str, Any]) -> str:
+async def buyer_with_limit(
+    uw: httpx.AsyncClient, policy: dict[str, Any], limit: str = "100000"
+) -> str:
     buyer = created(await uw.post("/v1/buyers", headers=UW, json={
         "name": "Concurrent GmbH", "country": "DE", "registration_number": unique("HRB")}))  # fmt: skip
     created(await uw.post(f"/v1/policies/{policy['id']}/limits", headers=UW, json={
-        "buyer_id": buyer["id"], "amount": money("100000"), "effective_from": day(-200),
+        "buyer_id": buyer["id"], "amount": money(limit), "effective_from": day(-200),
         "payment_terms_days": 90, "reason": "migrated"}))  # fmt: skip
     return str(buyer["id"])
 
@@ -73,10 +75,10 @@ def claim_body(policy: dict[str, Any], buyer_id: str, number: str) -> dict[str, 
                           "due_date": day(-40)}]}  # fmt: skip
 
 
-async def assessed_claim(
+async def complete_claim(
     claims: httpx.AsyncClient, policy: dict[str, Any], buyer_id: str, number: str
 ) -> str:
-    """A claim filed, every document uploaded (a tiny valid PDF each), assessed at 72,000."""
+    """A claim filed, every document uploaded (a tiny valid PDF each)."""
     holder = auth("policyholder", policy["policyholder_id"])
     claim = created(await claims.post("/v1/claims", headers=holder,
                                       json=claim_body(policy, buyer_id, number)))  # fmt: skip
@@ -84,6 +86,14 @@ async def assessed_claim(
         created(await claims.post(f"/v1/claims/{claim['id']}/documents", headers=holder,
                                   data={"kind": kind},
                                   files={"file": ("d.pdf", b"%PDF-1.4", "application/pdf")}))  # fmt: skip
+    return str(claim["id"])
+
+
+async def assessed_claim(
+    claims: httpx.AsyncClient, policy: dict[str, Any], buyer_id: str, number: str
+) -> str:
+    """A claim filed, every document uploaded, assessed at 72,000."""
+    claim = {"id": await complete_claim(claims, policy, buyer_id, number)}
     assessed = created(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER),
                        200)  # fmt: skip
     assert assessed["indemnity"] == money(str(INDEMNITY))
@@ -152,15 +162,98 @@ async def test_approvals_and_payments_at_once_never_pass_the_maximum_liability(
 async def test_approvals_and_payments_at_once_never_pass_the_single_buyer_cap(
     services: Services,
 ) -> None:
-    cap = Decimal(150000)  # two claims of 72,000 fit (144,000) on the one buyer
+    """One buyer's claims approved and paid at once never pass the single-buyer cap. A limit is
+    never above the cap, and what one buyer's claims cover together never passes its limit
+    (the next test), so with the indemnity percentage at 100 % the limit and the cap bind at
+    the same amount: whichever check refuses, the approved and paid indemnities stay within
+    both."""
+    cap = Decimal(150000)
     async with httpx.AsyncClient(base_url=services.urls["underwriting"], timeout=60) as uw, \
-            httpx.AsyncClient(base_url=services.urls["claims"], timeout=60) as claims:  # fmt: skip
-        policy = await insured_policy(uw, max_liability=money("5000000"),
+            httpx.AsyncClient(base_url=services.urls["claims"], timeout=120) as claims:  # fmt: skip
+        policy = await insured_policy(uw, max_liability=money("5000000"), indemnity_pct="100",
                                       single_buyer_cap=money(str(cap)))  # fmt: skip
-        buyer = await buyer_with_limit(uw, policy)
-        claim_ids = await limited([assessed_claim(claims, policy, buyer, f"INV-{n}")
+        buyer = await buyer_with_limit(uw, policy, str(cap))
+        claim_ids = await limited([complete_claim(claims, policy, buyer, f"INV-{n}")
                                    for n in range(20)])  # fmt: skip
-    await approve_and_pay_at_once(services, claim_ids, cap, "single-buyer cap")
+        assessed = await asyncio.gather(*(
+            claims.post(f"/v1/claims/{c}/assessment", headers=HANDLER) for c in claim_ids))  # fmt: skip
+        assert {a.status_code for a in assessed} == {200}, [a.text for a in assessed]
+
+        async def indemnities(status: str) -> Decimal:
+            bodies = await asyncio.gather(*(claims.get(f"/v1/claims/{c}", headers=HANDLER)
+                                            for c in claim_ids))  # fmt: skip
+            return Decimal(sum(Decimal(b.json()["indemnity"]["amount"])
+                               for b in bodies if b.json()["status"] == status))  # fmt: skip
+
+        approvals = await fire_at_once(claims, claim_ids, "decision")
+        answers = Counter(a.status_code for a in approvals)
+        approved = await indemnities("approved")
+        print(f"\nsingle-buyer cap: {FIRED} approvals fired over 20 claims: answers "
+              f"{dict(answers)}; approved {approved} against a cap of {cap}")  # fmt: skip
+        assert set(answers) <= {200, 409, 422}, answers
+        assert 0 < approved <= cap
+        payments = await fire_at_once(claims, claim_ids, "payment")
+        paid = await indemnities("paid")
+        print(f"single-buyer cap: {FIRED} payments fired: paid {paid}")
+        assert set(Counter(p.status_code for p in payments)) <= {200, 409, 422}
+        assert paid == approved <= cap
+
+
+async def test_claims_assessed_and_approved_at_once_never_cover_more_than_the_buyers_limit(
+    services: Services,
+) -> None:
+    """Twenty claims of one buyer, one 80,000 invoice each, on a 100,000 limit: assessed all at
+    once (an assessment running beside another does not see it, so several count on the whole
+    limit), then approvals fired at once: what the approved claims cover never passes the limit,
+    nor what is paid 90 % of it; claims assessed again one after another then approve what the
+    limit has left, and no more."""
+    limit = Decimal(100000)
+    async with httpx.AsyncClient(base_url=services.urls["underwriting"], timeout=60) as uw, \
+            httpx.AsyncClient(base_url=services.urls["claims"], timeout=120) as claims:  # fmt: skip
+        policy = await insured_policy(uw, max_liability=money("5000000"))
+        buyer = await buyer_with_limit(uw, policy)
+        claim_ids = await limited([complete_claim(claims, policy, buyer, f"LIM-{n}")
+                                   for n in range(20)])  # fmt: skip
+        assessed = await asyncio.gather(*(
+            claims.post(f"/v1/claims/{c}/assessment", headers=HANDLER) for c in claim_ids))  # fmt: skip
+        assert {a.status_code for a in assessed} == {200}, [a.text for a in assessed]
+        counted = Decimal(sum(Decimal(a.json()["assessment"]["insured_loss"]["amount"])
+                              for a in assessed))  # fmt: skip
+
+        async def covered(status: str) -> Decimal:
+            bodies = await asyncio.gather(*(claims.get(f"/v1/claims/{c}", headers=HANDLER)
+                                            for c in claim_ids))  # fmt: skip
+            return Decimal(sum(Decimal(b.json()["assessment"]["insured_loss"]["amount"])
+                               for b in bodies if b.json()["status"] == status))  # fmt: skip
+
+        approvals = await fire_at_once(claims, claim_ids, "decision")
+        answers = Counter(a.status_code for a in approvals)
+        refusals = Counter(a.json()["type"] for a in approvals if a.status_code != 200)
+        approved = await covered("approved")
+        print(f"\n20 claims of 80,000 assessed at once cover {counted} of a {limit} limit; "
+              f"{FIRED} approvals fired: answers {dict(answers)} {dict(refusals)}; approved "
+              f"claims cover {approved}")  # fmt: skip
+        assert set(answers) <= {200, 409, 422}, answers
+        assert set(refusals) <= {"assessment-outdated", "already-decided", "nil-indemnity"}
+        assert 0 < approved <= limit
+
+        payments = await fire_at_once(claims, claim_ids, "payment")
+        paid = await covered("paid")
+        paid_sum = sum(Decimal(p.json()["indemnity"]["amount"]) for p in payments
+                       if p.status_code == 200)  # fmt: skip
+        print(f"{FIRED} payments fired: paid claims cover {paid}, {paid_sum} paid")
+        assert paid == approved and paid_sum <= limit * Decimal("0.9")
+
+        for claim_id in claim_ids:  # one after another, each sees what the others left
+            state = (await claims.get(f"/v1/claims/{claim_id}", headers=HANDLER)).json()
+            if state["status"] != "assessed":
+                continue
+            again = created(await claims.post(f"/v1/claims/{claim_id}/assessment",
+                                              headers=HANDLER), 200)  # fmt: skip
+            if Decimal(again["indemnity"]["amount"]) > 0:
+                created(await claims.post(f"/v1/claims/{claim_id}/decision", headers=HANDLER,
+                                          json={"decision": "approve", "reason": "ok"}), 200)  # fmt: skip
+        assert paid + await covered("approved") == limit
 
 
 async def test_identical_filings_at_once_leave_one_live_claim_and_a_rejection_frees_it(

@@ -114,6 +114,7 @@ async def test_on_sqlite_a_twin_sent_while_the_first_runs_gets_409_and_a_later_o
     replay = await client.post(SLOW, json={"note": "a"}, headers=headers(key))
 
     assert twin.status_code == 409 and twin.json()["type"].endswith("idempotency-key-in-use")
+    assert twin.headers["Retry-After"] == "1"  # when to ask again
     assert other.status_code == 422 and other.json()["type"].endswith("idempotency-key-reused")
     assert answered.status_code == 201 and "idempotent-replayed" not in answered.headers
     assert replay.status_code == 201 and replay.headers["idempotent-replayed"] == "true"

@@ -279,6 +279,14 @@ def test_portfolio_health_warns_on_overdue_ratio_above_15_percent() -> None:
         [replace(invoices[0], amount=D(850)), replace(invoices[1], amount=D(150))], today=today
     )
     assert exactly.overdue_ratio == D("0.15") and exactly.warnings == ()
+    # Just above: warned, and the figure shown never reads as the threshold it passed.
+    barely = rules.portfolio_health(
+        [replace(invoices[0], amount=D("84999.99")), replace(invoices[1], amount=D("15000.01"))],
+        today=today,
+    )
+    [warning] = barely.warnings
+    assert warning.figure > warning.threshold == D("0.15")
+    assert warning.figure == D("0.1501") and "15.01%" in warning.message
 
 
 def test_portfolio_health_warns_per_buyer_still_owing_with_a_current_ratio_below_1_2() -> None:

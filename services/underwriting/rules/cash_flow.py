@@ -286,14 +286,23 @@ def portfolio_warnings(
     by more than its threshold, each weighed exactly and shown rounded."""
     warnings: list[Warning] = []
     if ratio is not None and ratio > Fraction(thresholds.overdue_ratio_warning):
-        limit, shown = thresholds.overdue_ratio_warning, _rounded(ratio, _SHARE)
+        limit = thresholds.overdue_ratio_warning
+        shown = _shown_above(ratio, limit)
         message = f"overdue ratio {shown * 100:.2f}% is above {limit * 100:.0f}%"
         warnings.append(Warning("overdue_ratio_high", shown, limit, message))
     if change is not None and change > Fraction(thresholds.dso_increase_warning):
-        limit, shown = thresholds.dso_increase_warning, _rounded(change, _SHARE)
+        limit = thresholds.dso_increase_warning
+        shown = _shown_above(change, limit)
         message = f"DSO rose {shown * 100:.2f}% year on year, above {limit * 100:.0f}%"
         warnings.append(Warning("dso_increase", shown, limit, message))
     return warnings
+
+
+def _shown_above(figure: Fraction, threshold: Decimal) -> Decimal:
+    """A figure above its threshold as a warning shows it: rounded once, and never onto (or
+    below) the threshold it passed (0.1500001 against 0.15 reads 0.1501, not 0.15)."""
+    shown = _rounded(figure, _SHARE)
+    return shown if shown > threshold else threshold + _SHARE
 
 
 def current_ratio_warnings(
