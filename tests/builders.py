@@ -72,6 +72,13 @@ async def make_buyer(client: httpx.AsyncClient, **overrides: Any) -> dict[str, A
     return ok(await client.post("/v1/buyers", json=body, headers=auth("underwriter")), 201)
 
 
+def weak_indicators(current_ratio: str = "0.5", overdue_ratio: str = "0.2") -> dict[str, Any]:
+    """Six points in Germany (country level 2): grade 7 (an overdue ratio above 30 % adds one)."""
+    return {"current_ratio": current_ratio, "dso_days": "40", "dso_prior_year_days": "40",
+            "overdue_ratio": overdue_ratio, "litigation_count": 0, "management_changes_12m": 0,
+            "equity": money("50000000")}  # fmt: skip
+
+
 async def request_limit(client: httpx.AsyncClient, policy: dict[str, Any], buyer_id: str,
                         amount: str, terms: int = 90) -> dict[str, Any]:  # fmt: skip
     response = await client.post(

@@ -12,26 +12,21 @@ import pytest
 
 from services.underwriting import rules
 from services.underwriting.schemas import CoverageRead
-from tests.builders import check, declared_on, make_buyer, make_policy, money, ok, request_limit
+from tests.builders import (
+    check,
+    declared_on,
+    make_buyer,
+    make_policy,
+    money,
+    ok,
+    request_limit,
+    weak_indicators,
+)
 from tests.conftest import auth, unique
+from tests.underwriting.conftest import PINNED_TODAY
 
 UW = auth("underwriter")
-TODAY = "2027-01-10"
-
-
-@pytest.fixture
-async def pinned(api: Any, monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
-    """The underwriting API with today pinned to 10 January 2027."""
-    monkeypatch.setenv("TCI_FIXED_TODAY", TODAY)
-    client: httpx.AsyncClient = await api.open("underwriting")
-    return client
-
-
-def weak_indicators(current_ratio: str = "0.5", overdue_ratio: str = "0.2") -> dict[str, Any]:
-    """Six points in Germany (country level 2): grade 7."""
-    return {"current_ratio": current_ratio, "dso_days": "40", "dso_prior_year_days": "40",
-            "overdue_ratio": overdue_ratio, "litigation_count": 0, "management_changes_12m": 0,
-            "equity": money("50000000")}  # fmt: skip
+TODAY = PINNED_TODAY
 
 
 async def test_a_signal_that_moves_a_buyer_to_grade_8_halves_its_limit_after_the_notice(

@@ -7,22 +7,14 @@ import datetime as dt
 from typing import Any
 
 import httpx
-import pytest
 
 from shared.calendar import today as business_today
 from tests.builders import declared_on, make_buyer, make_policy, money, ok, request_limit
 from tests.conftest import auth, unique
+from tests.underwriting.conftest import PINNED_TODAY
 
 UW = auth("underwriter")
-TODAY = "2027-01-10"
-
-
-@pytest.fixture
-async def pinned(api: Any, monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
-    """The underwriting API with today pinned to 10 January 2027."""
-    monkeypatch.setenv("TCI_FIXED_TODAY", TODAY)
-    client: httpx.AsyncClient = await api.open("underwriting")
-    return client
+TODAY = PINNED_TODAY
 
 
 def problem(response: httpx.Response, status: int, type_: str) -> dict[str, Any]:

@@ -9,26 +9,21 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.builders import check, make_buyer, make_policy, money, ok, request_limit
+from tests.builders import (
+    check,
+    make_buyer,
+    make_policy,
+    money,
+    ok,
+    request_limit,
+    weak_indicators,
+)
 from tests.conftest import auth, token, unique
 from tests.feed import events_since, mark
+from tests.underwriting.conftest import PINNED_TODAY
 
 UW = auth("underwriter")
-TODAY = "2027-01-10"
-
-
-@pytest.fixture
-async def pinned(api: Any, monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
-    monkeypatch.setenv("TCI_FIXED_TODAY", TODAY)
-    client: httpx.AsyncClient = await api.open("underwriting")
-    return client
-
-
-def weak(overdue_ratio: str = "0.2") -> dict[str, Any]:
-    """Six points in Germany (country level 2): grade 7; an overdue ratio above 30 % adds one."""
-    return {"current_ratio": "0.5", "dso_days": "40", "dso_prior_year_days": "40",
-            "overdue_ratio": overdue_ratio, "litigation_count": 0, "management_changes_12m": 0,
-            "equity": money("50000000")}  # fmt: skip
+TODAY = PINNED_TODAY
 
 
 async def _limit_amounts(uw: httpx.AsyncClient, limit_id: str) -> list[tuple[str, str | None]]:
@@ -43,7 +38,7 @@ async def test_indicators_that_bring_a_buyer_to_the_halving_grade_halve_its_limi
     uw = pinned
     policy = await make_policy(uw, reduction_notice_days=30)
     holder = auth("policyholder", policy["policyholder_id"])
-    buyer = await make_buyer(uw, indicators=weak())
+    buyer = await make_buyer(uw, indicators=weak_indicators())
     assert buyer["grade"] == 7
     limit = await request_limit(uw, policy, buyer["id"], "40000")
     assert limit["status"] == "approved"
@@ -170,7 +165,7 @@ async def test_a_change_that_replaces_a_scheduled_cut_says_the_cut_is_cancelled(
 ) -> None:
     uw = pinned
     policy = await make_policy(uw, reduction_notice_days=30)
-    buyer = await make_buyer(uw, indicators=weak())
+    buyer = await make_buyer(uw, indicators=weak_indicators())
     limit = await request_limit(uw, policy, buyer["id"], "40000")
     signal = ok(await uw.post(f"/v1/buyers/{buyer['id']}/signals", headers=UW, json={
         "kind": "court_judgment", "observed_on": TODAY, "details": "judgment"}), 201)  # fmt: skip
