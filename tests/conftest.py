@@ -243,6 +243,10 @@ def run_in_session(app: Any, session: AsyncSession) -> None:
 AppFactory = Callable[[str], Any]
 
 
+# How long an in-process peer call may take (see `api`): longer than any test.
+IN_PROCESS_PEER_SECONDS = 600.0
+
+
 @pytest.fixture
 async def api(engines: dict[str, AsyncEngine]) -> AsyncIterator[Callable[[str], httpx.AsyncClient]]:
     """`api("underwriting")`: an in-process client whose requests all run in one transaction
@@ -264,6 +268,9 @@ async def api(engines: dict[str, AsyncEngine]) -> AsyncIterator[Callable[[str], 
         session = AsyncSession(bind=connection, join_transaction_mode="create_savepoint",
                                expire_on_commit=False, autoflush=False)  # fmt: skip
         app = factories[service]()
+        # In process, a peer runs inside its caller's task: a time limit cancelling the call would
+        # cut the peer's work (in the test's one transaction) short. Real processes keep them.
+        app.state.settings.outbox_answer_wait_seconds = IN_PROCESS_PEER_SECONDS
 
         run_in_session(app, session)
         apps[service] = app
@@ -275,7 +282,8 @@ async def api(engines: dict[str, AsyncEngine]) -> AsyncIterator[Callable[[str], 
                     await open_service(peer)
                     peers[peer] = ServiceClient(
                         f"http://{peer}", jwt_secret=DEVELOPMENT_JWT_SECRET, caller_name=service,
-                        transport=httpx.ASGITransport(app=apps[peer]))  # fmt: skip
+                        transport=httpx.ASGITransport(app=apps[peer]),
+                        timeout_seconds=IN_PROCESS_PEER_SECONDS)  # fmt: skip
 
             async def peers_override() -> dict[str, ServiceClient]:
                 return peers

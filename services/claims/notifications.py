@@ -32,14 +32,15 @@ from shared.usecase import positive_amount_in
 
 def _check_notification(
     ctx: Context, report: NotificationCreate, policy: PolicyTerms, original: Mapping[str, dt.date],
-    notified_before: Collection[str],
+    notified_before: Collection[str], on_record: Mapping[str, dt.date],
 ) -> None:  # fmt: skip
     """A notified invoice was shipped (not after today, as a claimed one) while the policy was
     active (`rules.insured_by_policy`; arrears cleared on an invoice notified before are taken
     whenever it was shipped, so that a stop it started still ends); a plan is in the policy's
     currency, agreed from today on, and no more than the debt; an overdue is past due; an
-    extension is within what the policyholder may grant alone, from the invoice's original due
-    date (`original`, by number)."""
+    extension moves the due date later than the one on record (`on_record`: as notified or
+    extended before) and within what the policyholder may grant alone, from the invoice's
+    original due date (`original`, by number)."""
     for index, invoice in enumerate(report.invoices):
         where: list[str | int] = ["body", "invoices", index, "shipment_date"]
         shipped = invoice.shipment_date
@@ -77,9 +78,10 @@ def _check_notification(
         assert report.new_due_date is not None
         invoice, days = report.invoices[0], policy.max_extension_days
         first_due = original[invoice.number]
-        if report.new_due_date <= invoice.due_date:
-            raise invalid(["body", "new_due_date"],
-                          f"an extension moves the due date later: after {invoice.due_date}")  # fmt: skip
+        current = max(invoice.due_date, on_record.get(invoice.number, invoice.due_date))
+        if report.new_due_date <= current:
+            raise invalid(["body", "new_due_date"], "an extension moves the due date later: "
+                          f"after {current}, the due date on record")  # fmt: skip
         if not rules.extension_allowed(invoice.due_date, report.new_due_date, days, first_due):
             latest = rules.latest_extension(first_due, days)
             raise unprocessable(
@@ -102,7 +104,9 @@ async def notify_overdue(ctx: Context, report: NotificationCreate) -> Notificati
     )
     due = {i.number: rules.original_due_date(i.due_date, notices.original_due_dates.get(i.number))
            for i in report.invoices}  # fmt: skip
-    _check_notification(ctx, report, policy, due, notices.original_due_dates.keys())
+    on_record = {} if report.kind != "extension_request" else await repo.due_dates_on_record(
+        ctx.session, policy.id, report.buyer_id, [i.number for i in report.invoices])  # fmt: skip
+    _check_notification(ctx, report, policy, due, notices.original_due_dates.keys(), on_record)
     notification = OverdueNotification(
         id=new_id("ovn"), created_at=utcnow(), policy_id=policy.id, buyer_id=report.buyer_id,
         policyholder_id=policy.policyholder_id, currency=policy.currency, kind=report.kind,

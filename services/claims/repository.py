@@ -238,6 +238,22 @@ async def invoice_notices(
     return InvoiceNotices(earliest_due_dates(rows), first_overdue_late(rows))
 
 
+async def due_dates_on_record(
+    session: AsyncSession, policy_id: str, buyer_id: str, numbers: Sequence[str]
+) -> dict[str, dt.date]:
+    """Each invoice's latest due date the notifications on a (policy, buyer) recorded: the one
+    notified, or the one an extension moved it to."""
+    due = func.max(func.coalesce(OverdueNotification.new_due_date, NotifiedInvoice.due_date))
+    rows = await session.execute(
+        select(NotifiedInvoice.number, due)
+        .join(OverdueNotification)
+        .where(NotifiedInvoice.policy_id == policy_id, NotifiedInvoice.buyer_id == buyer_id,
+               NotifiedInvoice.number.in_(numbers))
+        .group_by(NotifiedInvoice.number)
+    )  # fmt: skip
+    return {number: day for number, day in rows.all()}
+
+
 def _insert(session: AsyncSession) -> Any:
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 

@@ -660,35 +660,73 @@ def declared_beyond_recorded(
     return reductions - min(declared_recovered, recorded_total)
 
 
+class UsedLine(NamedTuple):
+    """An eligible invoice of an assessment as the buyer's limit reads it: its place in shipment
+    order (shipment date, due date, number), the limit in force on its shipment date, and what
+    of it is unpaid and eligible (zero when excluded)."""
+
+    shipment_date: dt.date
+    due_date: dt.date
+    number: str
+    limit_in_force: Decimal
+    unpaid: Decimal
+
+
 class LimitUse(NamedTuple):
-    """What another live claim on the same policy and buyer covered of the buyer's limit."""
+    """What another live claim on the same policy and buyer covered of the buyer's limit (its
+    insured loss as assessed), and its eligible invoices (`lines`)."""
 
     claim_id: str
     covered: Decimal
+    lines: tuple[UsedLine, ...] = ()
 
 
-def _limit_used_note(used: Sequence[LimitUse], currency: str) -> str:
-    """Which claims already use the limit, and how much of it."""
+def _walk(lines: Sequence[UsedLine]) -> list[Decimal]:
+    """Each line covered up to the limit in force on its shipment date less what the lines
+    before it use (`lines` in shipment order): one claim's step 2."""
+    used, covered = ZERO, []
+    for line in lines:
+        taken = min(line.unpaid, max(ZERO, line.limit_in_force - used)) if line.unpaid > 0 else ZERO
+        covered.append(taken)
+        used += taken
+    return covered
+
+
+def _in_shipment_order(line: UsedLine) -> tuple[dt.date, dt.date, str]:
+    return (line.shipment_date, line.due_date, line.number)
+
+
+def limit_entitlement(own: Sequence[UsedLine], others: Sequence[LimitUse]) -> Decimal:
+    """What a claim's eligible invoices (`own`) may cover of the buyer's limit when other live
+    claims on the policy and buyer (`others`) use it too: a limit is one promise, however the
+    invoices are split into claims. All their invoices taken together in shipment order cover
+    what one claim of them all would (`_walk`); of that, the others keep what they were assessed
+    at, and this claim has the rest, never more than its invoices cover on their own. So the
+    claims together never cover more than one claim would, in whatever order they were
+    assessed, and a claim assessed after another gets what that one left of the limit on its
+    shipment dates (not what it left in the order of assessment)."""
+    alone = sum(_walk(sorted(own, key=_in_shipment_order)), ZERO)
+    if not others:
+        return alone
+    together = sorted([*own, *(line for use in others for line in use.lines)],
+                      key=_in_shipment_order)  # fmt: skip
+    left = sum(_walk(together), ZERO) - sum((use.covered for use in others), ZERO)
+    return min(alone, max(ZERO, left))
+
+
+def _limit_used_note(used: Sequence[LimitUse], cut: Decimal, currency: str) -> str:
+    """Which claims already use the limit, how much of it, and what that takes off this one."""
     taken = [u for u in used if u.covered > 0]
     if not taken:
         return ""
     total = Money(sum((u.covered for u in taken), ZERO), currency).rounded_text()
     each = ", ".join(f"claim {u.claim_id} {Money(u.covered, currency).rounded_text()}"
                      for u in taken)  # fmt: skip
-    return f"; {total} of the limit already used by other claims on the policy and buyer ({each})"
-
-
-def limit_refusal(lines: Sequence[tuple[Decimal, Decimal]], used_elsewhere: Decimal) -> bool:
-    """Whether an assessment's covered amounts (each invoice's limit in force and covered, in
-    shipment order) no longer fit the limit once other claims use `used_elsewhere` of it: an
-    invoice covers more than its limit less what those claims and the earlier invoices of this
-    one use (claims approved since the assessment took the part it counted on)."""
-    used = used_elsewhere
-    for limit_in_force, covered in lines:
-        if covered > 0 and covered > max(ZERO, limit_in_force - used):
-            return True
-        used += covered
-    return False
+    note = f"; {total} of the limit already used by other claims on the policy and buyer ({each})"
+    if cut > 0:
+        note += (f": {Money(cut, currency).rounded_text()} less for this claim, the latest "
+                 "shipments first")  # fmt: skip
+    return note
 
 
 def indemnity(
@@ -705,9 +743,9 @@ def indemnity(
        recorded), oldest first;
     2. eligible invoices (none under an exclusion of their own or of the whole claim) in shipment
        order, each covered up to the limit in force on its shipment date less what other live
-       claims on the policy and buyer already cover of it (`limit_used`: a limit is one promise,
-       however the invoices are split into claims) and what earlier eligible invoices of the
-       claim use: the insured loss;
+       eligible invoices of the claim use; of which other live claims on the policy and buyer
+       may take part (`limit_used`, `limit_entitlement`: a limit is one promise, however the
+       invoices are split into claims), the latest shipments first: the insured loss;
     3. × the indemnity percentage;
     4. − the deductible, not below zero; nothing if the insured loss is at or below the threshold;
     5. capped by what is left of the single-buyer cap and of the maximum liability;
@@ -724,23 +762,33 @@ def indemnity(
                   "; ".join([*over, _reductions_note(recorded_total, reductions, declared,
                                                      unpaid_total, currency)]))]  # fmt: skip
 
-    lines: list[InvoiceLine] = []
-    used = sum((u.covered for u in limit_used), ZERO)
-    for f in sorted(facts, key=lambda f: _shipment_order(f.invoice)):
-        unpaid = f.invoice.amount - reduced[f.invoice.number]
-        excluded = (*exclusions_of(f), *claim_exclusions)
-        covered = ZERO
-        if not excluded and unpaid > 0:
-            covered = min(unpaid, max(ZERO, f.limit_in_force - used))
-            used += covered
-        lines.append(InvoiceLine(f.invoice.number, f.invoice.amount, reduced[f.invoice.number],
-                                 min(f.invoice.amount, recorded.get(f.invoice.number, ZERO)),
-                                 unpaid, excluded, f.limit_in_force, covered))  # fmt: skip
+    ordered = sorted(facts, key=lambda f: _shipment_order(f.invoice))
+    excluded = {f.invoice.number: (*exclusions_of(f), *claim_exclusions) for f in ordered}
+    unpaid = {f.invoice.number: f.invoice.amount - reduced[f.invoice.number] for f in ordered}
+    own = [UsedLine(f.invoice.shipment_date, f.invoice.due_date, f.invoice.number,
+                    f.limit_in_force,
+                    ZERO if excluded[f.invoice.number] else unpaid[f.invoice.number])
+           for f in ordered]  # fmt: skip
+    covered = _walk(own)
+    # What other claims use of the limit takes off this one's, the latest shipments first.
+    cut = sum(covered, ZERO) - limit_entitlement(own, limit_used)
+    left_to_cut = cut
+    for index in reversed(range(len(covered))):
+        taken = min(covered[index], left_to_cut)
+        covered[index] -= taken
+        left_to_cut -= taken
+    lines = [
+        InvoiceLine(f.invoice.number, f.invoice.amount, reduced[f.invoice.number],
+                    min(f.invoice.amount, recorded.get(f.invoice.number, ZERO)),
+                    unpaid[f.invoice.number], excluded[f.invoice.number], f.limit_in_force,
+                    line_covered)
+        for f, line_covered in zip(ordered, covered, strict=True)
+    ]  # fmt: skip
     insured_loss = sum((line.covered for line in lines), ZERO)
     steps.append(Step(2, "insured_loss", insured_loss,
                       "eligible invoices in shipment order, each up to the limit in force on its "
                       "shipment date less what earlier ones use"
-                      + _limit_used_note(limit_used, currency)))  # fmt: skip
+                      + _limit_used_note(limit_used, cut, currency)))  # fmt: skip
 
     amount = insured_loss * terms.indemnity_pct / Decimal(100)
     steps.append(Step(3, "indemnity_percentage", amount, f"× {terms.indemnity_pct}%"))
@@ -847,7 +895,9 @@ def why_nil(assessed: AssessedSum) -> str:
         return "; ".join(
             f"invoice {line.number} is excluded: {', '.join(line.exclusions)}"
             if line.exclusions
-            else f"invoice {line.number} has no limit left in force on its shipment date"
+            else f"invoice {line.number} has none of the limit in force on its shipment date "
+            "left to cover it (there is none, or earlier invoices or other claims on the policy "
+            "and buyer use it all)"
             for line in unpaid
         )
     if assessed.insured_loss <= assessed.claim_threshold:

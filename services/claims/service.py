@@ -21,6 +21,7 @@ from services.claims.config import ClaimsSettings
 from services.claims.events import ClaimPaid, ClaimStatusChanged
 from services.claims.models import Claim, ClaimDocument, ClaimInvoice, Dispute, events, outbox
 from services.claims.schemas import (
+    AssessmentRead,
     ClaimCreate,
     ClaimList,
     ClaimRead,
@@ -660,13 +661,29 @@ async def _limit_used(
     ctx: Context, claim: Claim, statuses: frozenset[rules.ClaimStatus]
 ) -> list[rules.LimitUse]:
     """What the other claims on the claim's policy and buyer in these statuses covered of the
-    buyer's limit (each assessment's insured loss: the sum of what it covered)."""
-    used = []
-    for other in await repo.claims_using_limit(ctx.session, claim, statuses):
-        assessment = views.stored_assessment(other)
-        if assessment is not None and assessment.insured_loss.amount > 0:
-            used.append(rules.LimitUse(other.id, assessment.insured_loss.amount))
-    return used
+    buyer's limit (each assessment's insured loss), with their eligible invoices."""
+    others = [(other, views.stored_assessment(other))
+              for other in await repo.claims_using_limit(ctx.session, claim, statuses)]  # fmt: skip
+    assessed = [(other, assessment) for other, assessment in others if assessment is not None]
+    if not assessed:
+        return []
+    invoices = await repo.invoices_of(ctx.session, [other.id for other, _ in assessed])
+    return [rules.LimitUse(other.id, assessment.insured_loss.amount,
+                           _used_lines(assessment, invoices.get(other.id, [])))
+            for other, assessment in assessed]  # fmt: skip
+
+
+def _used_lines(
+    assessment: AssessmentRead, invoices: Sequence[ClaimInvoice]
+) -> tuple[rules.UsedLine, ...]:
+    """An assessment's invoices as the buyer's limit reads them (an excluded one unpaid for none
+    of it)."""
+    dated = {invoice.number: invoice for invoice in invoices}
+    return tuple(
+        rules.UsedLine(dated[line.number].shipment_date, dated[line.number].due_date, line.number,
+                       line.limit_in_force.amount, ZERO if line.exclusions else line.unpaid.amount)
+        for line in assessment.invoices if line.number in dated
+    )  # fmt: skip
 
 
 async def _recorded_recoveries_if_reachable(
@@ -878,30 +895,36 @@ async def _check_caps_still_hold(ctx: Context, claim: Claim, *, paying: bool) ->
 
 
 async def _check_limit_still_holds(ctx: Context, claim: Claim) -> None:
-    """An approval re-checks the buyer's credit limit as it re-checks the caps: claims on the
-    same policy and buyer approved or paid meanwhile (their assessments ran at the same time as
-    this one's, or it was assessed while they were not) may have taken the part of the limit the
-    assessment counted on; then the claim is not approved (409 `assessment-outdated`, naming
-    them): assessed again, it covers what they left, and its steps say so. The caller holds the
-    policy's caps (`_lock_with_policy_caps`), so approvals of one policy see each other."""
+    """An approval re-checks the buyer's credit limit as it re-checks the caps
+    (`rules.limit_entitlement`): claims on the same policy and buyer approved or paid meanwhile
+    may have taken part of the limit the assessment counted on (assessed at the same time as
+    this one, or while they were not); or part the assessment counted as used by other claims is
+    free again (one rejected, lapsed, or assessed again for less). Either way the claim is not
+    approved (409 `assessment-outdated`, naming the claims that use the limit now): assessed
+    again, it covers what they leave, and its steps say so. The caller holds the policy's caps
+    (`_lock_with_policy_caps`), so approvals of one policy see each other."""
     assessment = views.stored_assessment(claim)
     if assessment is None:
         return
-    used = await _limit_used(ctx, claim, rules.COUNTS_AGAINST_CAPS)
-    used_total = sum((u.covered for u in used), ZERO)
-    lines = [(line.limit_in_force.amount, line.covered.amount) for line in assessment.invoices]
-    if not rules.limit_refusal(lines, used_total):
-        return
-    by_claim = {u.claim_id: money_read(u.covered, claim.currency).model_dump(mode="json")
-                for u in used}  # fmt: skip
+    invoices = (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
+    own, assessed = _used_lines(assessment, invoices), assessment.insured_loss.amount
+    committed = await _limit_used(ctx, claim, rules.COUNTS_AGAINST_CAPS)
+    if rules.limit_entitlement(own, committed) < assessed:
+        why, used = "which leaves less of it than this claim's assessment covers", committed
+    else:
+        holding = await _limit_used(ctx, claim, rules.HOLDS_LIMIT)
+        if rules.limit_entitlement(own, holding) <= assessed:
+            return
+        why, used = "which leaves more of it than the assessment counted on", holding
+    c = claim.currency
+    taken = [u for u in used if u.covered > 0]
+    total = money_read(sum((u.covered for u in taken), ZERO), c).amount
+    each = ", ".join(f"claim {u.claim_id} {money_read(u.covered, c).amount}" for u in taken)
     raise conflict(problems.ASSESSMENT_OUTDATED,
-                   "claims approved or paid on the policy and buyer use "
-                   f"{money_read(used_total, claim.currency).amount} {claim.currency} of the "
-                   "buyer's credit limit (" + ", ".join(
-                       f"claim {u.claim_id} {money_read(u.covered, claim.currency).amount}"
-                       for u in used) + "), which leaves less of it than this claim's "
-                   "assessment covers; assess the claim again",
-                   limit_used_by=by_claim)  # fmt: skip
+                   f"claims on the policy and buyer use {total} {c} of the buyer's credit limit"
+                   + (f" ({each})" if taken else "") + f", {why}; assess the claim again",
+                   limit_used_by={u.claim_id: money_read(u.covered, c).model_dump(mode="json")
+                                  for u in taken})  # fmt: skip
 
 
 async def pay(ctx: Context, claim_id: str) -> ClaimRead:

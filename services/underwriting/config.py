@@ -87,12 +87,12 @@ class UnderwritingSettings(Settings):
     health_overdue_ratio_warning: Decimal = Field(
         DEFAULT_HEALTH.overdue_ratio_warning,
         alias="TCI_UW_HEALTH_OVERDUE_RATIO_WARNING",
-        description="portfolio health: warn when the overdue ratio reaches this",
+        description="portfolio health: warn when the overdue ratio is above this",
     )
     health_dso_increase_warning: Decimal = Field(
         DEFAULT_HEALTH.dso_increase_warning,
         alias="TCI_UW_HEALTH_DSO_INCREASE_WARNING",
-        description="portfolio health: warn when days sales outstanding rise by this much",
+        description="portfolio health: warn when days sales outstanding rise by more than this",
     )
     health_current_ratio_warning: Decimal = Field(
         DEFAULT_HEALTH.current_ratio_warning,

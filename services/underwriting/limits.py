@@ -141,7 +141,7 @@ async def apply_limit_change(
             entry.effective_from, entry.effective_to, effective_from)  # fmt: skip
         if superseded and entry.superseded_at is None:
             entry.superseded_at = now
-            if entry.effective_from > effective_from:
+            if entry.effective_from > ctx.today:  # scheduled, now never to take effect
                 cancelled.append(entry)
     return await _put_amount(
         ctx, limit, old=old, new_amount=new_amount, effective_from=effective_from,

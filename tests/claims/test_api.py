@@ -418,6 +418,11 @@ async def test_an_extension_beyond_the_maximum_and_a_repayment_plan(
             "new_due_date": earlier})  # fmt: skip
         assert backwards.status_code == 422 and backwards.json()["type"] == "validation"
         assert backwards.json()["errors"][0]["loc"] == ["body", "new_due_date"]
+    # Extended to 29 August: an extension stating the first due date again may not bring it back.
+    back = await claims.post("/v1/overdue-notifications", headers=holder, json={
+        **base, "kind": "extension_request", "invoices": [upcoming],
+        "new_due_date": "2027-08-01"})  # fmt: skip
+    assert back.status_code == 422 and "2027-08-29, the due date on record" in back.text
     not_due = await claims.post("/v1/overdue-notifications", headers=holder, json={
         **base, "kind": "overdue", "invoices": [upcoming]})  # fmt: skip
     assert not_due.status_code == 422 and not_due.json()["type"] == "not-overdue"

@@ -127,3 +127,25 @@ async def test_an_approval_whose_limit_was_taken_meanwhile_is_refused_until_asse
     assert (await assess(claims, second))["indemnity"] == money("18000.00")
     paid = [await approve_and_pay(claims, c) for c in (second,)]
     assert paid[0]["indemnity"] == money("18000.00")
+
+
+async def test_an_approval_counting_on_less_limit_than_is_free_now_is_refused_until_assessed_again(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    """The second claim was assessed while the first used 80,000 of the limit; the first is
+    rejected: approving the second as assessed would pay 18,000 where 72,000 is owed. Refused
+    (409 naming no claim now), assessed again it covers its whole invoice."""
+    claims = apis["claims"]
+    policy, buyer = await insured(apis["underwriting"], deductible=money("0"))
+    first = await complete_claim(claims, policy, buyer, "A", "2027-03-01")
+    second = await complete_claim(claims, policy, buyer, "B", "2027-03-02")
+    await assess(claims, first)
+    assert (await assess(claims, second))["indemnity"] == money("18000.00")
+    ok(await claims.post(f"/v1/claims/{first}/decision", headers=HANDLER,
+                         json={"decision": "reject", "reason": "not our risk"}), 200)  # fmt: skip
+    stale = await claims.post(f"/v1/claims/{second}/decision", headers=HANDLER,
+                              json={"decision": "approve", "reason": "ok"})  # fmt: skip
+    assert stale.status_code == 409 and stale.json()["type"] == "assessment-outdated", stale.text
+    assert stale.json()["limit_used_by"] == {}
+    assert (await assess(claims, second))["indemnity"] == money("72000.00")
+    assert (await approve_and_pay(claims, second))["indemnity"] == money("72000.00")

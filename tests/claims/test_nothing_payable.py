@@ -274,6 +274,7 @@ def test_why_nil_names_the_first_step_of_the_sum_that_leaves_nothing() -> None:
     mixed = (rules.AssessedLine("A", Decimal(100), ("notified_late",)),
              rules.AssessedLine("B", Decimal(50), ()), rules.AssessedLine("C", Decimal(0), ()))  # fmt: skip
     assert rules.why_nil(sums(lines=mixed, insured_loss=Decimal(0))) == (
-        "invoice A is excluded: notified_late; invoice B has no limit left in force on its "
-        "shipment date"
+        "invoice A is excluded: notified_late; invoice B has none of the limit in force on its "
+        "shipment date left to cover it (there is none, or earlier invoices or other claims on "
+        "the policy and buyer use it all)"
     )

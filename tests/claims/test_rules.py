@@ -69,22 +69,53 @@ def test_each_invoice_uses_the_limit_of_its_own_shipment_date() -> None:
     assert [line.covered for line in result.lines] == [D(30000), D(10000)]
 
 
+def used(number: str, unpaid: str, shipped: dt.date, limit: str) -> rules.UsedLine:
+    return rules.UsedLine(shipped, shipped + dt.timedelta(days=90), number, D(limit), D(unpaid))
+
+
 def test_other_claims_use_the_limit_before_this_claim_s_invoices() -> None:
-    """Limit 100,000, 80,000 of it covered by another live claim: an 80,000 invoice covers the
-    20,000 left, and the step names the claim."""
+    """Limit 100,000, 80,000 of it covered by another live claim's earlier shipment: an 80,000
+    invoice covers the 20,000 left, and the step names the claim."""
+    other = rules.LimitUse("clm_a", D(80000), (used("A", "80000", DAY(2027, 3, 1), "100000"),))
     result = rules.indemnity([facts("B", "80000", DAY(2027, 3, 2), "100000")], reductions=D(0),
-                             terms=terms(), currency="EUR",
-                             limit_used=[rules.LimitUse("clm_a", D(80000))])  # fmt: skip
+                             terms=terms(), currency="EUR", limit_used=[other])  # fmt: skip
     assert [line.covered for line in result.lines] == [D(20000)]
     assert result.amount.amount == D("18000.00")
     assert "claim clm_a 80000.00" in result.steps[1].note
 
 
-def test_an_approval_no_longer_fits_once_other_claims_use_the_limit() -> None:
-    lines = [(D(100000), D(60000)), (D(100000), D(20000))]
-    assert not rules.limit_refusal(lines, D(20000))
-    assert rules.limit_refusal(lines, D("20000.01"))
-    assert not rules.limit_refusal([(D(100000), D(0))], D(100000))
+def _split(first: list[rules.UsedLine], second: list[rules.UsedLine]) -> tuple[D, D]:
+    """Two claims assessed one after the other: what each covers of the limit."""
+    a = rules.limit_entitlement(first, [])
+    return a, rules.limit_entitlement(second, [rules.LimitUse("clm_a", a, tuple(first))])
+
+
+@pytest.mark.parametrize("later_first", [True, False])
+def test_claims_split_in_any_order_cover_what_one_claim_would(later_first: bool) -> None:
+    """A limit of 200,000 cut to 100,000 between two shipments (150,000, then 100,000): one claim
+    covers 150,000 (the second shipment found the limit used); split in two claims, assessed in
+    either order, they cover 150,000 too. Raised between them (100,000, then 200,000): 200,000."""
+    x = used("X", "150000", DAY(2027, 1, 10), "200000")
+    y = used("Y", "100000", DAY(2027, 3, 20), "100000")
+    assert rules.limit_entitlement([x, y], []) == D(150000)
+    first, second = ([y], [x]) if later_first else ([x], [y])
+    assert sum(_split(first, second)) == D(150000)
+    x = used("X", "100000", DAY(2027, 1, 10), "100000")
+    y = used("Y", "100000", DAY(2027, 3, 20), "200000")
+    assert rules.limit_entitlement([x, y], []) == D(200000)
+    first, second = ([y], [x]) if later_first else ([x], [y])
+    assert sum(_split(first, second)) == D(200000)
+
+
+def test_the_limit_another_claim_left_is_taken_the_latest_shipments_first() -> None:
+    other = rules.LimitUse("clm_a", D(70000), (used("A", "70000", DAY(2027, 1, 1), "100000"),))
+    result = rules.indemnity(
+        [facts("B", "20000", DAY(2027, 2, 1), "100000"),
+         facts("C", "20000", DAY(2027, 3, 1), "100000")],
+        reductions=D(0), terms=terms(), currency="EUR", limit_used=[other],
+    )  # fmt: skip
+    assert [line.covered for line in result.lines] == [D(20000), D(10000)]
+    assert "10000.00 less for this claim" in result.steps[1].note
 
 
 def test_an_invoice_settled_for_the_buyer_is_not_passed_to_collections() -> None:

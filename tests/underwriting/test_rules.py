@@ -286,7 +286,7 @@ def test_portfolio_health_warns_on_overdue_ratio_above_15_percent() -> None:
     )
     [warning] = barely.warnings
     assert warning.figure > warning.threshold == D("0.15")
-    assert warning.figure == D("0.1501") and "15.01%" in warning.message
+    assert warning.figure == D("0.1500001") and "15.00001%" in warning.message
 
 
 def test_portfolio_health_warns_per_buyer_still_owing_with_a_current_ratio_below_1_2() -> None:

@@ -125,7 +125,8 @@ async def test_no_person_records_or_grants_a_limit_on_an_uninsurable_buyer(
             "reason": "migrated"})  # fmt: skip
         assert recorded.status_code == 422, recorded.text
         assert recorded.json()["type"] == "buyer-not-covered"
-        assert f"not insurable (a {legal_form.replace('_', ' ')})" in recorded.text
+        article = "an" if legal_form == "individual" else "a"
+        assert f"not insurable ({article} {legal_form.replace('_', ' ')})" in recorded.text
 
 
 async def test_an_idempotency_key_protects_a_party_across_its_tokens_and_a_person_alone(
@@ -184,3 +185,11 @@ async def test_a_change_that_replaces_a_scheduled_cut_says_the_cut_is_cancelled(
     again = ok(await uw.post(f"/v1/limits/{limit['limit_id']}/changes", headers=UW, json={
         "new_amount": money("46000"), "effective_from": TODAY, "reason": "more"}), 201)  # fmt: skip
     assert again["cancelled"] == []
+    # A reduction scheduled, then another on the same date: the first never takes effect.
+    changes = f"/v1/limits/{limit['limit_id']}/changes"
+    cut = {"new_amount": money("30000"), "effective_from": "2027-03-01", "reason": "cut"}
+    assert ok(await uw.post(changes, headers=UW, json=cut), 201)["cancelled"] == []
+    deeper = ok(await uw.post(changes, headers=UW, json={**cut, "new_amount": money("20000")}),
+                201)  # fmt: skip
+    assert deeper["cancelled"] == [{"amount": money("30000.00"), "effective_from": "2027-03-01",
+                                    "payment_terms_days": 90}]  # fmt: skip

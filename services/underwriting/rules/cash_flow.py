@@ -190,6 +190,8 @@ def health_from_totals(
 
 _DAYS = Decimal("0.1")
 _SHARE = Decimal("0.0001")
+# The finest a warning's figure is shown, when the share's places would show its threshold.
+_FINEST = Decimal("1E-12")
 
 
 def _share(part: Decimal, whole: Decimal) -> Decimal:
@@ -288,21 +290,32 @@ def portfolio_warnings(
     if ratio is not None and ratio > Fraction(thresholds.overdue_ratio_warning):
         limit = thresholds.overdue_ratio_warning
         shown = _shown_above(ratio, limit)
-        message = f"overdue ratio {shown * 100:.2f}% is above {limit * 100:.0f}%"
+        message = f"overdue ratio {_percent(shown)}% is above {limit * 100:.0f}%"
         warnings.append(Warning("overdue_ratio_high", shown, limit, message))
     if change is not None and change > Fraction(thresholds.dso_increase_warning):
         limit = thresholds.dso_increase_warning
         shown = _shown_above(change, limit)
-        message = f"DSO rose {shown * 100:.2f}% year on year, above {limit * 100:.0f}%"
+        message = f"DSO rose {_percent(shown)}% year on year, above {limit * 100:.0f}%"
         warnings.append(Warning("dso_increase", shown, limit, message))
     return warnings
 
 
+def _percent(share: Decimal) -> str:
+    """A share as a percentage with two decimals, or as many as it has (15.00001)."""
+    whole, _, fraction = f"{share * 100:f}".partition(".")
+    return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
+
+
 def _shown_above(figure: Fraction, threshold: Decimal) -> Decimal:
-    """A figure above its threshold as a warning shows it: rounded once, and never onto (or
-    below) the threshold it passed (0.1500001 against 0.15 reads 0.1501, not 0.15)."""
-    shown = _rounded(figure, _SHARE)
-    return shown if shown > threshold else threshold + _SHARE
+    """A figure above its threshold as a warning shows it: rounded once, to the share's places
+    or as many more as it takes not to read as the threshold it passed (0.1500001 against 0.15
+    reads 0.1500001, not 0.15)."""
+    places = _SHARE
+    shown = _rounded(figure, places)
+    while shown <= threshold and places > _FINEST:
+        places = places / 10
+        shown = _rounded(figure, places)
+    return shown
 
 
 def current_ratio_warnings(

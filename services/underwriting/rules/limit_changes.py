@@ -79,11 +79,15 @@ def why_not_covered(
             + (
                 "related to the policyholder"
                 if related_to_policyholder
-                else f"a {legal_form.replace('_', ' ')}"
+                else _with_article(legal_form.replace("_", " "))
             )
             + ")"
         )
     return None
+
+
+def _with_article(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
 
 
 def insolvency_withdrawal_date(observed_on: dt.date, today: dt.date) -> dt.date:
