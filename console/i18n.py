@@ -26,6 +26,8 @@ DEFAULT_LOCALE = "en"
 FRACTION_FACTORS = ("dso_change", "overdue_ratio")
 MONEY_FACTORS = ("equity",)
 FRACTION_INDICATORS = ("overdue_ratio",)  # a buyer's indicators given as a fraction
+# A grade factor that is a flag (the insolvency's "true"), in the reader's words.
+FLAG_VALUES = {"true": "answer.yes", "false": "answer.no"}
 LANGUAGE_NAMES = {"en": "English", "zh-CN": "中文"}  # each in its own language, never translated
 # Chinese is sorted by pinyin (CLDR's zh collation) with the standard library alone: GB2312
 # orders its 3,755 level-1 characters (first byte 0xB0-0xD7) by pinyin. A character outside them
@@ -187,12 +189,14 @@ class Translator:
         return "—" if amount is None else format_decimal(amount, locale=self.babel_locale)
 
     def factor(self, row: dict[str, Any], buyer: dict[str, Any] | None = None) -> str:
-        """A grade factor's value, the same on every page: a fraction as a percentage, equity
-        as money in the currency of the buyer's indicators, any other as a number; "not known"
-        when the buyer has not given it."""
+        """A grade factor's value, the same on every page: a flag (the insolvency) as yes or no,
+        a fraction as a percentage, equity as money in the currency of the buyer's indicators,
+        any other as a number; "not known" when the buyer has not given it."""
         value, name = row.get("value"), row.get("factor")
         if value is None:
             return self("buyer.unknown")
+        if value in FLAG_VALUES:
+            return self(FLAG_VALUES[value])
         if name in FRACTION_FACTORS:
             return self.percent(value, fraction=True)
         indicators = (buyer or {}).get("indicators") or {}

@@ -24,10 +24,21 @@ from console.upstream import (
     UpstreamRefused,
     gather_all,
 )
-from console.web import PlainIds, form_refused, form_sent_back, redirect, render, today, translator
+from console.web import (
+    PlainIds,
+    form_refused,
+    form_sent_back,
+    redirect,
+    redirect_with_outcome,
+    render,
+    today,
+    translator,
+)
 from services.underwriting.rules.limit_changes import change_effective_from, earliest_reduction_date
+from services.underwriting.rules.policy import insurable
 from shared.contracts import UNDERWRITER_SIGNAL_KINDS
 from shared.countries import country_codes
+from shared.pagination import MAX_LIMIT
 
 router = APIRouter(prefix="/underwriting", dependencies=[PlainIds])
 DECISIONS = ("approve", "partially_approve", "refuse")
@@ -41,12 +52,59 @@ COUNTRY_RISK_LEVELS = (1, 2, 3, 4)  # the API's CountryRiskSet accepts these
 # A buyer's indicators (the API's IndicatorsIn), in the order the buyer's page lists them.
 INDICATORS = ("annual_revenue", "equity", "current_ratio", "dso_days", "dso_prior_year_days",
               "overdue_ratio", "litigation_count", "management_changes_12m")  # fmt: skip
+# The grade factor the API adds (value "true") when an insolvency grades the buyer: its grade
+# is then the insolvent grade, whatever the points.
+INSOLVENCY_FACTOR = "insolvency"
+# The engine's reason that the buyer is related to the policyholder (so not insurable under it).
+RELATED_REASON = "buyer_related"
 
 
 async def buyers_by_id(upstream: Upstream, ids: set[str]) -> dict[str, dict[str, Any]]:
     """The buyers named, read in one list request per hundred (a read refused is left out, and
     the page says so)."""
     return await upstream.by_ids("underwriting", "/v1/buyers", ids)
+
+
+def insolvent(buyer: dict[str, Any], on: dt.date) -> bool:
+    """The buyer is insolvent: its grade carries the insolvency factor, or its insolvency
+    began on or before `on`."""
+    if any(f.get("factor") == INSOLVENCY_FACTOR and f.get("value") == "true"
+           for f in buyer.get("grade_factors") or []):  # fmt: skip
+        return True
+    since = buyer.get("insolvent_since")
+    return isinstance(since, str) and dt.date.fromisoformat(since) <= on
+
+
+async def sanctions_read(upstream: Upstream) -> dict[str, Any] | None:
+    """The sanctions list, one read of the API's largest page (a page's only extra call for a
+    buyer's standing); None when it could not be read (the page says so)."""
+    found: dict[str, Any] | None = await upstream.optional(
+        upstream.get("underwriting", "/v1/sanctions", limit=MAX_LIMIT)
+    )
+    return found
+
+
+def buyer_standing(buyer: dict[str, Any] | None, sanctions: dict[str, Any] | None, on: dt.date,
+                   *, related: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Why no one may grant or raise a limit on the buyer (underwriting's `why_not_covered`):
+    `reasons`, each of insolvent, sanctioned (it or its country), not insurable (its legal form,
+    or `related` to the policyholder); and `sanctions_unknown` when the sanctions list was not
+    read whole and does not name it (then whether it is sanctioned is not said)."""
+    if buyer is None:
+        return {"reasons": [], "sanctions_unknown": False}
+    reasons = []
+    if insolvent(buyer, on):
+        reasons.append("insolvent")
+    listed = (sanctions or {}).get("items") or []
+    sanctioned = any(s.get("buyer_id") == buyer["id"] or s.get("country") == buyer["country"]
+                     for s in listed)  # fmt: skip
+    if sanctioned:
+        reasons.append("sanctioned")
+    legal_form = buyer.get("legal_form")
+    if legal_form and not insurable(legal_form, related):
+        reasons.append("not_insurable_related" if related else "not_insurable")
+    unknown = not sanctioned and (sanctions is None or bool(sanctions.get("next_cursor")))
+    return {"reasons": reasons, "sanctions_unknown": unknown}
 
 
 def age_in_days(created_at: str, on: dt.date) -> int:
@@ -86,14 +144,19 @@ async def request_page(request_id: str, request: Request, _: UnderwriterDep,
         upstream.get("underwriting", f"/v1/buyers/{limit_request['buyer_id']}"),
         upstream.get("underwriting", f"/v1/policies/{limit_request['policy_id']}"),
     )
-    country_risk, limits = await gather_all(
+    country_risk, limits, sanctions = await gather_all(
         upstream.get("underwriting", f"/v1/country-risks/{buyer['country']}"),
         limits_with_exposure(upstream, policy["id"], request.app.state.settings.console_list_limit),
+        sanctions_read(upstream),
     )
     names = await buyers_by_id(upstream, {row["limit"]["buyer_id"] for row in limits})
+    related = any(r.get("code") == RELATED_REASON for r in limit_request.get("reasons") or [])
     return render(request, "underwriting/request.html", limit_request=limit_request, buyer=buyer,
                   policy=policy, country_risk=country_risk, limits=limits, buyers=names,
-                  decisions=DECISIONS)  # fmt: skip
+                  decisions=DECISIONS,
+                  country_name=country_names(translator(request)).get(buyer["country"], ""),
+                  standing=buyer_standing(buyer, sanctions, today(request),
+                                          related=related))  # fmt: skip
 
 
 def decision_body(decision: str, amount: str, currency: str, reason: str,
@@ -165,12 +228,14 @@ async def buyer_page(buyer_id: str, request: Request, _: UnderwriterDep,
     )  # fmt: skip
     factors = buyer.get("grade_factors") or []
     return render(request, "underwriting/buyer.html", buyer=buyer, grades=grades,
+                  insolvent=insolvent(buyer, today(request)),
                   signals=signals, country_risk=country_risk,
                   country_name=country_names(translator(request)).get(buyer["country"], ""),
                   total_points=sum((Decimal(f["points"]) for f in factors), Decimal(0)),
                   signal_kinds=SIGNAL_KINDS, today=today(request).isoformat(),
                   highlighted=request.query_params.get("signal"),
                   limits_changed=_count(request.query_params.get("limits_changed")),
+                  limits_not_halved=_count(request.query_params.get("limits_not_halved")),
                   service_callers=SERVICE_NAMES, indicator_names=INDICATORS,
                   policies=policies)  # fmt: skip
 
@@ -179,7 +244,8 @@ async def buyer_page(buyer_id: str, request: Request, _: UnderwriterDep,
 async def confirm_indicators(buyer_id: str, request: Request, _: UnderwriterDep,
                              upstream: UpstreamDep, idempotency_key: FormKey = "") -> Response:  # fmt: skip
     """Confirm what the policyholder declared about the buyer: the values then move its grade,
-    which the page shows again; a refusal is explained there."""
+    which the page shows again with the limits the new grade changed (and those a halving left
+    as they are), as after a signal; a refusal is explained there."""
     page = f"/underwriting/buyers/{buyer_id}"
     try:
         answer = await upstream.act("underwriting", f"/v1/buyers/{buyer_id}/indicators/confirmation",
@@ -188,7 +254,8 @@ async def confirm_indicators(buyer_id: str, request: Request, _: UnderwriterDep,
         if refusal.status in (401, 404):
             raise
         return await form_refused(request, page, refusal)
-    return redirect(page, notice="form-replayed" if answer.replayed else "indicators-confirmed")
+    return redirect(page, notice="form-replayed" if answer.replayed else "indicators-confirmed",
+                    **limits_followed(answer.body))  # fmt: skip
 
 
 @router.post("/buyers/{buyer_id}/signals", dependencies=[CsrfDep])
@@ -218,8 +285,17 @@ async def record_signal(
         return await form_refused(request, page, refusal)
     recorded = answer.body
     return redirect(page, notice="form-replayed" if answer.replayed else "signal-recorded",
-                    signal=recorded["id"],
-                    limits_changed=str(len(recorded["limit_changes"])))  # fmt: skip
+                    signal=recorded["id"], **limits_followed(recorded))  # fmt: skip
+
+
+def limits_followed(graded: Any) -> dict[str, str | None]:
+    """How many limits a new grade changed (`limit_changes`) and how many a halving left as
+    they are (`limits_not_halved`), for the buyer's page to say: a signal's answer, or an
+    indicators' confirmation's."""
+    graded = graded if isinstance(graded, dict) else {}
+    not_halved = len(graded.get("limits_not_halved") or [])
+    return {"limits_changed": str(len(graded.get("limit_changes") or [])),
+            "limits_not_halved": str(not_halved) if not_halved else None}  # fmt: skip
 
 
 # ---------------------------------------------------------------- a policy
@@ -288,9 +364,13 @@ async def limit_change_page(limit_id: str, request: Request, _: UnderwriterDep,
     once the policy's reduction notice has run (the date field's bound and default follow the
     change chosen)."""
     credit_limit = await upstream.get("underwriting", f"/v1/limits/{limit_id}")
-    policy = await upstream.get("underwriting", f"/v1/policies/{credit_limit['policy_id']}")
-    names = await buyers_by_id(upstream, {credit_limit["buyer_id"]})
+    policy, names, sanctions = await gather_all(
+        upstream.get("underwriting", f"/v1/policies/{credit_limit['policy_id']}"),
+        buyers_by_id(upstream, {credit_limit["buyer_id"]}),
+        sanctions_read(upstream),
+    )
     on = today(request)
+    buyer = names.get(credit_limit["buyer_id"])
     # The service's own rule: a reduction or withdrawal applies from tomorrow at the earliest,
     # by default once the notice period has run (a withdrawal is a reduction to zero).
     default_from = change_effective_from(current=Decimal(1), new_amount=Decimal(0),
@@ -298,7 +378,7 @@ async def limit_change_page(limit_id: str, request: Request, _: UnderwriterDep,
                                          notice_days=policy["reduction_notice_days"])[0]  # fmt: skip
     return render(request, "underwriting/limit_change.html", limit=credit_limit, policy=policy,
                   service_worded=SERVICE_WORDED_SOURCES,
-                  buyer=names.get(credit_limit["buyer_id"]), changes=LIMIT_CHANGES,
+                  buyer=buyer, standing=buyer_standing(buyer, sanctions, on), changes=LIMIT_CHANGES,
                   chosen=LIMIT_CHANGE_CHOSEN, today=on.isoformat(), earliest=earliest_reduction_date(on).isoformat(),
                   notice_ends=default_from.isoformat())  # fmt: skip
 
@@ -349,7 +429,8 @@ async def change_limit(
     """Raise, reduce or withdraw; a refusal (a retroactive reduction, above the single-buyer
     cap) is explained on the form, a change recorded is shown in the policy's limit history.
     An amount that does not go the way chosen (an "increase" below what is in force) is sent
-    back, never recorded as the other."""
+    back, never recorded as the other. The amounts scheduled to start later that the change
+    replaced (`cancelled`) are named in the notice, as they will not take effect."""
     form = f"/underwriting/limits/{limit_id}/change"
     body = limit_change_body(change, amount, currency, effective_from, reason,
                              translator(request).babel_locale)  # fmt: skip
@@ -364,9 +445,10 @@ async def change_limit(
         if refusal.status in (401, 404):
             raise
         return await form_refused(request, form, refusal)
-    return redirect(f"/underwriting/policies/{policy_id}",
-                    notice="form-replayed" if answer.replayed else "limit-changed",
-                    limit=limit_id)  # fmt: skip
+    cancelled = (answer.body or {}).get("cancelled") or []
+    return redirect_with_outcome(request, f"/underwriting/policies/{policy_id}", "cancelled",
+                                 cancelled, limit=limit_id,
+                                 notice="form-replayed" if answer.replayed else "limit-changed")  # fmt: skip
 
 
 # ---------------------------------------------------------------- country risk

@@ -27,6 +27,8 @@ IDS_PER_READ = 100
 # form sends is replaced by a key of the console's own.
 FORM_KEY = re.compile(r"^[A-Za-z0-9-]{16,64}$")
 T = TypeVar("T")
+# A problem's members every problem has (RFC 9457's, and a validation problem's `errors`).
+PROBLEM_FIELDS = ("type", "title", "status", "detail", "instance", "errors")
 
 
 @dataclass(frozen=True)
@@ -38,14 +40,17 @@ class FieldError:
 
 
 class UpstreamRefused(Exception):
-    """A service answered with a problem: its HTTP status, its type's slug, its detail and, for
-    a validation problem, the fields it names."""
+    """A service answered with a problem: its HTTP status, its type's slug, its detail, for a
+    validation problem the fields it names, and the problem's other members (`members`: what a
+    problem type adds, such as `assessment-outdated`'s `limit_used_by`)."""
 
     def __init__(self, status: int, slug: str, detail: str = "",
-                 errors: tuple[FieldError, ...] = (), retry_after: str | None = None) -> None:  # fmt: skip
+                 errors: tuple[FieldError, ...] = (), retry_after: str | None = None,
+                 members: Mapping[str, Any] | None = None) -> None:  # fmt: skip
         super().__init__(f"{status} {slug}: {detail}")
         self.status, self.slug, self.detail, self.errors = status, slug, detail, errors
         self.retry_after = retry_after  # a 429's or 503's `Retry-After`, passed on to the browser
+        self.members: Mapping[str, Any] = members or {}
 
 
 def build_clients(settings: ConsoleSettings) -> dict[str, ServiceClient]:
@@ -76,6 +81,13 @@ def _field_errors(body: Any) -> tuple[FieldError, ...]:
         for e in found
         if isinstance(e, dict) and isinstance(e.get("loc"), list) and isinstance(e.get("msg"), str)
     )
+
+
+def _members(body: Any) -> dict[str, Any]:
+    """A problem's members beyond RFC 9457's own and the validation errors."""
+    if not isinstance(body, dict):
+        return {}
+    return {k: v for k, v in body.items() if k not in PROBLEM_FIELDS}
 
 
 @dataclass
@@ -113,7 +125,8 @@ class Upstream:
             detail = body.get("detail", "") if isinstance(body, dict) else ""
             raise UpstreamRefused(response.status_code, _slug_of(body, response.status_code),
                                   str(detail or ""), _field_errors(body),
-                                  response.headers.get("retry-after"))  # fmt: skip
+                                  response.headers.get("retry-after"),
+                                  _members(body))  # fmt: skip
         return response
 
     async def get(self, service: str, path: str, **params: Any) -> Any:

@@ -11,6 +11,7 @@ import hmac
 import json
 import re
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -58,6 +59,11 @@ REFUSAL_BYTES = 3000
 # the form sent again is a replay of the first, never done twice.
 FORM_COOKIE = "tci_console_form"
 FORM_BYTES = 3000
+# What a form's answer said beyond its notice (a limit change's `cancelled` amounts), carried to
+# the page the form leads to the same way (signed, short-lived, the last items left out and
+# counted as far as the cookie needs), shown there once: never in the address, where anyone
+# could plant a link saying what was not done.
+OUTCOME_COOKIE = "tci_console_outcome"
 NEVER_KEPT = ("csrf", "idempotency_key")
 # A refusal after which whether the form was done is not known yet (a 5xx: the service or its
 # peer did not answer in time), and the key still in use by the first sending.
@@ -103,17 +109,33 @@ async def plain_ids(request: Request) -> None:
 PlainIds = Depends(plain_ids)
 
 
+def claims_named(members: Mapping[str, Any]) -> list[list[Any]]:
+    """A refusal's `limit_used_by` (`assessment-outdated`: the other claims on the policy and
+    buyer, each with what it covered of the buyer's credit limit) as [claim id, money] pairs, in
+    the order the service named them; anything not shaped so is left out."""
+    used = members.get("limit_used_by")
+    if not isinstance(used, dict):
+        return []
+    return [[claim_id, {"amount": str(money["amount"]), "currency": str(money["currency"])}]
+            for claim_id, money in used.items()
+            if isinstance(claim_id, str) and PLAIN_ID.match(claim_id) and isinstance(money, dict)
+            and {"amount", "currency"} <= money.keys()]  # fmt: skip
+
+
 def sealed_refusal(secret: str, page: str, slug: str, refusal: UpstreamRefused) -> str | None:
-    """The refusal's detail and field errors for `page`, signed; the last field errors left out
-    (and counted), then the detail shortened, as far as the cookie needs. None when the service
-    said nothing more than its problem type."""
+    """The refusal's detail, field errors and the claims it names (`limit_used_by`) for `page`,
+    signed; the last field errors left out (and counted), then the detail shortened, then the
+    last claims left out (and counted), as far as the cookie needs. None when the service said
+    nothing more than its problem type."""
     errors = [{"loc": list(e.loc), "msg": e.msg} for e in refusal.errors]
+    used = claims_named(refusal.members)
     detail = full = refusal.detail.strip()
-    if not detail and not errors:
+    if not detail and not errors and not used:
         return None
-    left_off, kept = 0, len(full)
+    left_off, kept, used_left_off = 0, len(full), 0
     while True:
-        said = {"path": page, "slug": slug, "detail": detail, "errors": errors, "more": left_off}
+        said = {"path": page, "slug": slug, "detail": detail, "errors": errors, "more": left_off,
+                "limit_used_by": used, "more_claims": used_left_off}  # fmt: skip
         sealed = base64.urlsafe_b64encode(json.dumps(said).encode()).decode()
         if len(sealed) <= REFUSAL_BYTES:
             return f"{sealed}.{signature(secret, 'refusal', sealed)}"
@@ -123,6 +145,9 @@ def sealed_refusal(secret: str, page: str, slug: str, refusal: UpstreamRefused) 
         elif kept > 1:
             kept //= 2
             detail = full[:kept] + "…"
+        elif used:
+            used.pop()
+            used_left_off += 1
         else:
             return None
 
@@ -141,6 +166,38 @@ def _unsealed(secret: str, purpose: str, cookie: str | None) -> dict[str, Any] |
     except (binascii.Error, ValueError, zlib.error):
         return None
     return said if isinstance(said, dict) else None
+
+
+def redirect_with_outcome(request: Request, page: str, name: str, items: list[Any],
+                          **query: str | None) -> RedirectResponse:  # fmt: skip
+    """After a form: `page` with its notice (`query`), and the answer's `items` under `name`
+    for that page to show once (`answered` in its templates: `name` and `more`, how many
+    items the cookie had no room for)."""
+    response = redirect(page, **query)
+    if not items:
+        return response
+    settings = settings_of(request)
+    kept, more = list(items), 0
+    while kept:
+        sealed = _sealed(settings.jwt_secret, "outcome",
+                         {"path": page, "outcome": {name: kept, "more": more}})  # fmt: skip
+        if len(sealed) <= FORM_BYTES:
+            set_cookie(response, settings, OUTCOME_COOKIE, sealed, REFUSAL_SECONDS)
+            break
+        kept.pop()
+        more += 1
+    return response
+
+
+def shown_outcome(request: Request) -> dict[str, Any]:
+    """What the form just sent led this page to show (`redirect_with_outcome`), when the signed
+    cookie names this page; else nothing."""
+    said = _unsealed(settings_of(request).jwt_secret, "outcome",
+                     request.cookies.get(OUTCOME_COOKIE))  # fmt: skip
+    if said is None or said.get("path") != request.url.path:
+        return {}
+    outcome = said.get("outcome")
+    return outcome if isinstance(outcome, dict) else {}
 
 
 def sealed_form(secret: str, page: str, action: str, values: dict[str, str],
@@ -303,8 +360,11 @@ def shown_refusal(request: Request, t: Translator, error: str | None) -> dict[st
         name = form_field(e["loc"])
         if name:
             fields.setdefault(name, []).append(e["msg"])
+    used = said.get("limit_used_by")
     return {"detail": detail, "errors": errors, "more": int(said.get("more", 0)),
-            "fields": fields}  # fmt: skip
+            "fields": fields,
+            "limit_used_by": claims_named({"limit_used_by": dict(used)}) if isinstance(used, list)
+            else [], "more_claims": int(said.get("more_claims", 0))}  # fmt: skip
 
 
 def unread_reasons(request: Request) -> list[str]:
@@ -335,12 +395,13 @@ def render(request: Request, template: str, *, status: int = 200, **context: Any
         notice=_known(t, "notice", request.query_params.get("notice")),
         error=error,
         refusal=refusal,
+        answered=shown_outcome(request),
         unread=[t.problem(slug) for slug in unread_reasons(request)],
         **context,
     )
     response = HTMLResponse(page, status_code=status)
     response.headers["Content-Language"] = t.locale
-    for cookie in (REFUSAL_COOKIE, FORM_COOKIE):  # shown once, on the page it was for
+    for cookie in (REFUSAL_COOKIE, FORM_COOKIE, OUTCOME_COOKIE):  # shown once, on its page
         if cookie in request.cookies:
             response.delete_cookie(cookie, path="/")
     if status >= 400 and request.method != "GET":

@@ -5,11 +5,14 @@ an underwriter confirms them"). Against the services and the console as real pro
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import httpx
 import pytest
 
+from console.demo import WEAK
+from shared.calendar import today as business_today
 from tests.conftest import auth, unique
 from tests.console.conftest import Console, browser_missing
 from tests.console.test_browser import no_serious_accessibility_violations
@@ -63,7 +66,8 @@ def test_an_underwriter_sees_the_declared_indicators_and_confirms_them_in_chines
 
     declared.get_by_role("button", name="确认申报的数值").click()
     page.get_by_text("申报的数值已确认，买方已重新评级。").wait_for()
-    assert page.locator("p.notice").inner_text() == "申报的数值已确认，买方已重新评级。"
+    assert page.locator("p.notice").first.inner_text() == "申报的数值已确认，买方已重新评级。"
+    assert page.locator("#indicators-effect").inner_text() == "因此变动的限额：0 个。"
     assert page.locator("#declared-indicators").count() == 0
     after = call(console, "GET", f"/v1/buyers/{buyer['id']}", auth("underwriter"))
     assert after["indicators_confirmed"] is True
@@ -75,3 +79,33 @@ def test_an_underwriter_sees_the_declared_indicators_and_confirms_them_in_chines
     person.screenshot(
         "zh-underwriting-buyer-declared"
     )  # last: a screenshot before a boosted form has htmx set a style the CSP refuses
+
+
+def test_confirmed_indicators_that_halve_a_limit_are_followed_by_the_limits_they_changed(
+    tab: Any, console: Console
+) -> None:
+    """Declared figures bad enough for the halving grade, confirmed: the buyer's limit is halved
+    (the answer's `limit_changes`), and the page says how many limits the new grade changed, as
+    after a signal."""
+    today = business_today("Asia/Shanghai")
+    holder = auth("policyholder", unique("ph-declares"))
+    buyer = call(console, "POST", "/v1/buyers", holder, {
+        "name": "Halved Trading GmbH", "country": "DE",
+        "registration_number": unique("HRB")}, expect=201)  # fmt: skip
+    call(console, "POST", f"/v1/policies/{console.book.policies['eur']['id']}/limits",
+         auth("underwriter"), {"buyer_id": buyer["id"],
+                               "amount": {"amount": "200000", "currency": "EUR"},
+                               "effective_from": (today - dt.timedelta(days=30)).isoformat(),
+                               "reason": "migrated"}, expect=201)  # fmt: skip
+    call(console, "POST", f"/v1/buyers/{buyer['id']}/indicators", holder, {
+        **WEAK, "equity": {"amount": "-50000.00", "currency": "EUR"}})  # fmt: skip
+    person = tab()
+    person.sign_in("underwriter", "Li Wei")
+    page = person.open(f"/underwriting/buyers/{buyer['id']}")
+    page.get_by_role("button", name="Confirm the declared values").click()
+    page.get_by_text("The declared values are confirmed and the buyer graded again.").wait_for()
+    assert page.locator("#indicators-effect").inner_text() == "Limits changed because of it: 1."
+    limits = call(console, "GET", f"/v1/policies/{console.book.policies['eur']['id']}/limits"
+                  "?limit=500", auth("underwriter"))["items"]  # fmt: skip
+    [limit] = [item for item in limits if item["buyer_id"] == buyer["id"]]
+    assert [h["amount"]["amount"] for h in limit["history"]] == ["200000.00", "100000.00"]

@@ -92,3 +92,56 @@ def test_an_increase_takes_effect_today_and_a_reduction_is_bounded_from_tomorrow
     [raised] = [h for h in history(console, limit["id"]) if h["source"] == "change"]
     assert raised["amount"]["amount"] == "150000.00"
     assert raised["effective_from"] == today.isoformat()
+
+
+def test_a_change_that_replaces_a_scheduled_one_says_so_in_its_notice(
+    tab: Any, console: Console
+) -> None:
+    """A reduction from tomorrow replaces the one scheduled after the notice period (the
+    answer's `cancelled`): the notice after the form names the amount and the date that will not
+    take effect, as the console writes money and dates."""
+    today = business_today("Asia/Shanghai")
+    limit = recorded_limit(console, "100000")
+    scheduled = httpx.post(
+        f"{console.services['underwriting']}/v1/limits/{limit['id']}/changes", headers=UW,
+        timeout=10, json={"new_amount": {"amount": "60000.50", "currency": "EUR"},
+                          "reason": "trim after the notice"})  # fmt: skip
+    assert scheduled.status_code in (200, 201), scheduled.text
+    later = dt.date.fromisoformat(scheduled.json()["effective_from"])
+    assert later > today + dt.timedelta(days=1)
+    person = tab()
+    person.sign_in("underwriter", "Zhao Min")
+    page = person.open(f"/underwriting/limits/{limit['id']}/change")
+    page.get_by_label("Reduce the limit").check()
+    page.get_by_label("New amount (EUR)").fill("50,000")
+    page.get_by_label("Effective from").fill((today + dt.timedelta(days=1)).isoformat())
+    page.get_by_label("Reason").fill("court judgment")
+    page.get_by_role("button", name="Record the change").click()
+    page.get_by_text("The limit change is recorded").wait_for()
+    cancelled = page.locator("p.notice .cancelled").all_inner_texts()
+    assert cancelled == [f"The change to €60,000.50 scheduled for {later:%-d %b %Y} is "
+                         "cancelled: it will not take effect."]  # fmt: skip
+    person.open(f"/underwriting/policies/{console.book.policies['eur']['id']}")
+    assert page.locator("p.notice").count() == 0  # shown once
+
+
+def test_a_replaced_scheduled_change_is_named_in_chinese_too(console: Console) -> None:
+    from tests.console.test_idempotency import forms_of
+    from tests.console.test_refusals_explained import signed_in
+
+    today = business_today("Asia/Shanghai")
+    limit = recorded_limit(console, "100000")
+    scheduled = httpx.post(
+        f"{console.services['underwriting']}/v1/limits/{limit['id']}/changes", headers=UW,
+        timeout=10, json={"new_amount": {"amount": "70000", "currency": "EUR"},
+                          "reason": "trim after the notice"}).json()  # fmt: skip
+    form = f"/underwriting/limits/{limit['id']}/change"
+    with signed_in(console, "underwriter", "zh-CN") as client:
+        hidden = forms_of(client.get(form).text)[form]
+        done = client.post(form, data={**hidden, "change": "withdraw", "reason": "insolvency",
+                                       "effective_from": (today + dt.timedelta(days=1)).isoformat()})  # fmt: skip
+        assert done.status_code == 303, done.text
+        shown = client.get(done.headers["location"]).text
+    later = dt.date.fromisoformat(scheduled["effective_from"])
+    day = f"{later.year}年{later.month}月{later.day}日"
+    assert f"原定于{day}生效的€70,000.00限额变更已取消，不会生效。" in shown
