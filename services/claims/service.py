@@ -97,7 +97,7 @@ async def _filing_window(
     earlier due date (before an extension) keeps that date."""
     if filing.event_date is not None and filing.event_date > ctx.today:
         raise invalid(
-            ["body", "event_date"], "the date the event became known is not in the future"
+            ["body", "event_date"], "the date the event became known must not be in the future"
         )
     for index, invoice in enumerate(filing.invoices):
         if invoice.shipment_date > ctx.today:
