@@ -593,12 +593,11 @@ async def _refuse_raise_on_uncovered_buyer(
     recorded) stands from its date on: it may not be above what is in force on any of those
     days, so that it never undoes the withdrawal an insolvency made, nor covers a sanctioned or
     uninsurable buyer."""
-    in_force = rules.lowest_in_force_from(entries, effective_from)
-    if new_amount <= (in_force or Decimal(0)):
-        return  # a cut (or the same amount) is always allowed: no need to ask why
     why = await _why_not_covered(ctx, buyer, policy_id)
-    if rules.raises_an_uncovered_buyers_limit(uncovered=why is not None, in_force=in_force,
-                                              new_amount=new_amount):  # fmt: skip
+    if rules.raises_an_uncovered_buyers_limit(
+        uncovered=why is not None, new_amount=new_amount,
+        in_force=rules.lowest_in_force_from(entries, effective_from),
+    ):  # fmt: skip
         raise unprocessable(BUYER_NOT_COVERED, f"{why}: its limit may be lowered, never raised")
 
 
