@@ -104,8 +104,8 @@ async def file_claim(
 ) -> Response:  # fmt: skip
     """A claim within its filing window (else 422 `claim-time-barred` / `claim-too-early`)."""
     ctx = context(request, session, caller, peers)
-    # What the filing tells underwriting (an insolvency withdraws the buyer's limits) is sent
-    # before the answer goes, as a notification's stop-shipment is.
+    # What the filing tells underwriting (a protracted default is a payment delay) is sent before
+    # the answer goes, as a notification's stop-shipment is.
     return await cmd.run(
         lambda: uc.file_claim(ctx, body), status_code=201, location=lambda c: f"/v1/claims/{c.id}",
         after_commit=lambda c: uc.deliver_for(ctx, c),
@@ -262,9 +262,12 @@ async def decide(
 ) -> Response:  # fmt: skip
     """Approve (an assessed claim on which something can be paid: 422 `buyer-sanctioned` or
     `nil-indemnity` otherwise, the claim left assessed) or reject; deciding twice is 409
-    `already-decided`."""
+    `already-decided`. An approved insolvency claim tells underwriting of the insolvency before
+    the answer goes: the buyer is graded 10 and its limits withdrawn."""
     ctx = context(request, session, caller, peers)
-    return await cmd.run(lambda: uc.decide(ctx, claim_id, body))
+    return await cmd.run(lambda: uc.decide(ctx, claim_id, body),
+                         after_commit=lambda c: uc.deliver_for(ctx, c),
+                         on_replay=lambda stored: uc.redeliver(ctx, stored))  # fmt: skip
 
 
 @router.post("/claims/{claim_id}/payment", response_model=ClaimRead, responses=WRITE)

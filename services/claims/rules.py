@@ -250,12 +250,13 @@ def insured_by_policy(shipment_date: dt.date, start_date: dt.date, end_date: dt.
 
 SIGNAL_OVERDUE = "overdue_notified"
 SIGNAL_ARREARS_CLEARED = "arrears_cleared"
-# What a claim says of its buyer to underwriting: an insolvency withdraws its limits, a protracted
-# default counts as a payment delay (a political loss says nothing of the buyer).
-CLAIM_SIGNALS: Mapping[str, str] = {
-    "insolvency": "insolvency_filing",
-    "protracted_default": "payment_delay",
-}
+# What a claim says of its buyer to underwriting, and when. A protracted default is a payment delay
+# the insurer observes when the claim is filed. An insolvency is the policyholder's statement until
+# a handler approves the claim on its proof: only then does it grade the buyer 10 and withdraw every
+# limit on it, under every policy (domain.md: what a policyholder states moves a grade only once
+# confirmed). A political loss says nothing of the buyer.
+FILING_SIGNALS: Mapping[str, str] = {"protracted_default": "payment_delay"}
+APPROVAL_SIGNALS: Mapping[str, str] = {"insolvency": "insolvency_filing"}
 
 
 def notification_signal(
@@ -282,16 +283,22 @@ def arrears_outstanding(notified: Iterable[tuple[str, str, dt.date, dt.date]]) -
     return outstanding
 
 
-def claim_signal(
-    cause: str, event_date: dt.date | None, filed_on: dt.date
+def filing_signal(cause: str, filed_on: dt.date) -> tuple[str, dt.date] | None:
+    """The signal a claim sends about its buyer when it is filed, observed that day; None for a
+    cause that says nothing of the buyer until the claim is approved (`approval_signal`)."""
+    kind = FILING_SIGNALS.get(cause)
+    return None if kind is None else (kind, filed_on)
+
+
+def approval_signal(
+    cause: str, event_date: dt.date | None, approved_on: dt.date
 ) -> tuple[str, dt.date] | None:
-    """The signal a filed claim sends about its buyer, and the day it was observed: the day the
-    insolvency became known, else the filing day; None for a cause that says nothing of it."""
-    kind = CLAIM_SIGNALS.get(cause)
+    """The signal an approved claim sends about its buyer, and the day it was observed: for an
+    insolvency the day it became known (else the approval's); None for another cause."""
+    kind = APPROVAL_SIGNALS.get(cause)
     if kind is None:
         return None
-    observed = event_date if cause == "insolvency" and event_date is not None else filed_on
-    return kind, observed
+    return kind, approved_on if event_date is None else event_date
 
 
 def counts_as_late(
@@ -662,8 +669,8 @@ def declared_beyond_recorded(
 
 class UsedLine(NamedTuple):
     """An eligible invoice of an assessment as the buyer's limit reads it: its place in shipment
-    order (shipment date, due date, number), the limit in force on its shipment date, and what
-    of it is unpaid and eligible (zero when excluded)."""
+    order (shipment date, due date, number), the limit in force on its shipment date, and what of
+    it is unpaid and eligible (zero when excluded)."""
 
     shipment_date: dt.date
     due_date: dt.date
@@ -674,11 +681,13 @@ class UsedLine(NamedTuple):
 
 class LimitUse(NamedTuple):
     """What another live claim on the same policy and buyer covered of the buyer's limit (its
-    insured loss as assessed), and its eligible invoices (`lines`)."""
+    insured loss as assessed), its eligible invoices (`lines`), and whether it is approved or
+    paid (`committed`: what it covers is promised, whatever was shipped before it)."""
 
     claim_id: str
     covered: Decimal
     lines: tuple[UsedLine, ...] = ()
+    committed: bool = False
 
 
 def _walk(lines: Sequence[UsedLine]) -> list[Decimal]:
@@ -700,32 +709,44 @@ def limit_entitlement(own: Sequence[UsedLine], others: Sequence[LimitUse]) -> De
     """What a claim's eligible invoices (`own`) may cover of the buyer's limit when other live
     claims on the policy and buyer (`others`) use it too: a limit is one promise, however the
     invoices are split into claims. All their invoices taken together in shipment order cover
-    what one claim of them all would (`_walk`); of that, the others keep what they were assessed
-    at, and this claim has the rest, never more than its invoices cover on their own. So the
-    claims together never cover more than one claim would, in whatever order they were
-    assessed, and a claim assessed after another gets what that one left of the limit on its
-    shipment dates (not what it left in the order of assessment)."""
-    alone = sum(_walk(sorted(own, key=_in_shipment_order)), ZERO)
+    what one claim of them all would (`_walk`). Of that, the claims approved or paid keep what
+    they were promised; the rest goes to the claims not yet approved, this one among them, their
+    invoices walked together in shipment order (the earlier shipments first, whichever claim
+    they are in and in whatever order the claims were assessed; any cut falls on the latest).
+    This claim has what its invoices get there, never more than they cover on their own."""
+    ordered = sorted(own, key=_in_shipment_order)
+    alone = sum(_walk(ordered), ZERO)
     if not others:
         return alone
-    together = sorted([*own, *(line for use in others for line in use.lines)],
+    everyone = sorted([*own, *(line for use in others for line in use.lines)],
                       key=_in_shipment_order)  # fmt: skip
-    left = sum(_walk(together), ZERO) - sum((use.covered for use in others), ZERO)
-    return min(alone, max(ZERO, left))
+    left = sum(_walk(everyone), ZERO) - sum((u.covered for u in others if u.committed), ZERO)
+    pending = sorted([*((line, True) for line in own),
+                      *((line, False) for u in others if not u.committed for line in u.lines)],
+                     key=lambda entry: _in_shipment_order(entry[0]))  # fmt: skip
+    mine = ZERO
+    for covered, (_, is_own) in zip(_walk([line for line, _ in pending]), pending, strict=True):
+        taken = min(covered, max(ZERO, left))
+        left -= taken
+        mine += taken if is_own else ZERO
+    return min(alone, mine)
 
 
 def _limit_used_note(used: Sequence[LimitUse], cut: Decimal, currency: str) -> str:
-    """Which claims already use the limit, how much of it, and what that takes off this one."""
+    """Which claims already use the limit, how much of it (approved or paid, or as assessed), and
+    what that takes off this one."""
     taken = [u for u in used if u.covered > 0]
     if not taken:
         return ""
     total = Money(sum((u.covered for u in taken), ZERO), currency).rounded_text()
     each = ", ".join(f"claim {u.claim_id} {Money(u.covered, currency).rounded_text()}"
-                     for u in taken)  # fmt: skip
+                     + ("" if u.committed else " as assessed") for u in taken)  # fmt: skip
     note = f"; {total} of the limit already used by other claims on the policy and buyer ({each})"
     if cut > 0:
         note += (f": {Money(cut, currency).rounded_text()} less for this claim, the latest "
                  "shipments first")  # fmt: skip
+    else:
+        note += ": the earlier shipments are covered first, so nothing less for this claim"
     return note
 
 

@@ -227,17 +227,25 @@ async def file_claim(ctx: Context, filing: ClaimCreate) -> ClaimRead:
         due_date=invoice.due_date) for invoice in filing.invoices]  # fmt: skip
     ctx.session.add_all(invoices)
     await _announce_status(ctx, claim, None, parties=_parties_of(claim, policy.assigned_bank_ids))
-    said = rules.claim_signal(filing.cause, claim.event_date, ctx.today)
+    said = rules.filing_signal(filing.cause, ctx.today)
     if said is not None:
-        kind, observed = said
-        details = f"{filing.cause} claim {claim.id} under policy {policy.id}"
         # Under its policy: the claims of one default (one per invoice, or one for them all) are
         # one delay to the grade until the policy's arrears are cleared.
-        await signal_underwriting(ctx, claim.id, claim.buyer_id,
-                                  messages.signal(kind, observed, details, policy.id),
-                                  f"claims:claim-signal:{claim.id}")  # fmt: skip
+        await _signal_of_claim(ctx, claim, said, "claim-signal")
     await ctx.session.flush()
     return await _new_claim_read(ctx, claim, invoices)
+
+
+async def _signal_of_claim(
+    ctx: Context, claim: Claim, said: tuple[str, dt.date], step: str
+) -> None:
+    """Tell underwriting what the claim says of its buyer (`rules.filing_signal`,
+    `rules.approval_signal`), once per claim and step."""
+    kind, observed = said
+    details = f"{claim.cause} claim {claim.id} under policy {claim.policy_id}"
+    await signal_underwriting(ctx, claim.id, claim.buyer_id,
+                              messages.signal(kind, observed, details, claim.policy_id),
+                              f"claims:{step}:{claim.id}")  # fmt: skip
 
 
 async def _new_claim_read(ctx: Context, claim: Claim, invoices: list[ClaimInvoice]) -> ClaimRead:
@@ -632,7 +640,7 @@ async def _write_assessment(
         nuclear_related=claim.nuclear_related, war_related=claim.war_related,
         political_risk_cover=terms.political_risk_cover,
     )  # fmt: skip
-    limit_used = await _limit_used(ctx, claim, rules.HOLDS_LIMIT)
+    limit_used = await _limit_used(ctx, claim)
     year_start, year_end = rules.policy_year(terms.start_date, claim.loss_date)
     paid_policy, paid_buyer = await repo.indemnities_in_year(
         ctx.session, claim, year_start, year_end
@@ -657,19 +665,19 @@ async def _write_assessment(
     claim.assessed_by, claim.assessed_at = ctx.caller.subject, utcnow()
 
 
-async def _limit_used(
-    ctx: Context, claim: Claim, statuses: frozenset[rules.ClaimStatus]
-) -> list[rules.LimitUse]:
-    """What the other claims on the claim's policy and buyer in these statuses covered of the
-    buyer's limit (each assessment's insured loss), with their eligible invoices."""
-    others = [(other, views.stored_assessment(other))
-              for other in await repo.claims_using_limit(ctx.session, claim, statuses)]  # fmt: skip
+async def _limit_used(ctx: Context, claim: Claim) -> list[rules.LimitUse]:
+    """What the other live claims on the claim's policy and buyer (assessed, approved or paid)
+    covered of the buyer's limit (each assessment's insured loss), with their eligible invoices
+    and whether it is promised to them (approved or paid)."""
+    others = [(other, views.stored_assessment(other)) for other in
+              await repo.claims_using_limit(ctx.session, claim, rules.HOLDS_LIMIT)]  # fmt: skip
     assessed = [(other, assessment) for other, assessment in others if assessment is not None]
     if not assessed:
         return []
     invoices = await repo.invoices_of(ctx.session, [other.id for other, _ in assessed])
     return [rules.LimitUse(other.id, assessment.insured_loss.amount,
-                           _used_lines(assessment, invoices.get(other.id, [])))
+                           _used_lines(assessment, invoices.get(other.id, [])),
+                           committed=other.status in rules.COUNTS_AGAINST_CAPS)
             for other, assessment in assessed]  # fmt: skip
 
 
@@ -761,6 +769,9 @@ async def decide(ctx: Context, claim_id: str, verdict: DecisionCreate) -> ClaimR
             raise _unpayable(claim, unpayable, "approved")
         await _check_caps_still_hold(ctx, claim, paying=False)
         await _check_limit_still_holds(ctx, claim)
+        said = rules.approval_signal(claim.cause, claim.event_date, ctx.today)
+        if said is not None:  # the insolvency, its proof checked, reaches the buyer's grade
+            await _signal_of_claim(ctx, claim, said, "claim-approved")
     elif claim.status == Status.APPROVED:
         decided, reason = await _reject_approved(ctx, claim, verdict.reason)
     else:
@@ -896,26 +907,24 @@ async def _check_caps_still_hold(ctx: Context, claim: Claim, *, paying: bool) ->
 
 async def _check_limit_still_holds(ctx: Context, claim: Claim) -> None:
     """An approval re-checks the buyer's credit limit as it re-checks the caps
-    (`rules.limit_entitlement`): claims on the same policy and buyer approved or paid meanwhile
-    may have taken part of the limit the assessment counted on (assessed at the same time as
-    this one, or while they were not); or part the assessment counted as used by other claims is
-    free again (one rejected, lapsed, or assessed again for less). Either way the claim is not
-    approved (409 `assessment-outdated`, naming the claims that use the limit now): assessed
-    again, it covers what they leave, and its steps say so. The caller holds the policy's caps
+    (`rules.limit_entitlement`): other live claims on the same policy and buyer may have come
+    since the assessment with earlier shipments, or been approved or paid, taking part of the
+    limit it counted on; or part it counted as used by other claims is free again (one rejected,
+    lapsed, or assessed again for less). Either way the claim is not approved (409
+    `assessment-outdated`, naming the claims that use the limit now): assessed again, it covers
+    what they leave, and its steps say so. The caller holds the policy's caps
     (`_lock_with_policy_caps`), so approvals of one policy see each other."""
     assessment = views.stored_assessment(claim)
     if assessment is None:
         return
     invoices = (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
     own, assessed = _used_lines(assessment, invoices), assessment.insured_loss.amount
-    committed = await _limit_used(ctx, claim, rules.COUNTS_AGAINST_CAPS)
-    if rules.limit_entitlement(own, committed) < assessed:
-        why, used = "which leaves less of it than this claim's assessment covers", committed
-    else:
-        holding = await _limit_used(ctx, claim, rules.HOLDS_LIMIT)
-        if rules.limit_entitlement(own, holding) <= assessed:
-            return
-        why, used = "which leaves more of it than the assessment counted on", holding
+    used = await _limit_used(ctx, claim)
+    entitled = rules.limit_entitlement(own, used)
+    if entitled == assessed:
+        return
+    why = ("which leaves less of it than this claim's assessment covers" if entitled < assessed
+           else "which leaves more of it than the assessment counted on")  # fmt: skip
     c = claim.currency
     taken = [u for u in used if u.covered > 0]
     total = money_read(sum((u.covered for u in taken), ZERO), c).amount

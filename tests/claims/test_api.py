@@ -109,12 +109,11 @@ async def test_an_insolvency_claim_from_notification_to_the_subrogation_case(
 
     claim = await filed_claim(claims, policy, buyer, holder)
     assert claim["status"] == "documents_pending" and claim["filing_deadline"] == "2027-07-01"
-    # Underwriting heard of the insolvency: the buyer is graded 10, its limit withdrawn from
-    # tomorrow, while the shipments already made keep their cover (the assessment below).
-    graded = ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=UW), 200)
-    assert graded["grade"] == 10
-    withdrawn = ok(await check(uw, policy, buyer["id"], "1000", "2027-06-11", "2027-07-11"), 200)
-    assert "limit_withdrawn" in withdrawn["reasons"]
+    # The insolvency is the policyholder's statement until the claim is approved on its proof:
+    # the buyer's grade and limits stay as they were.
+    assert ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=UW), 200)["grade"] < 10
+    stopped = ok(await check(uw, policy, buyer["id"], "1000", "2027-06-11", "2027-07-11"), 200)
+    assert "limit_withdrawn" not in stopped["reasons"]
     assert claim["missing_documents"] == ["trade_contract", "proof_of_delivery", "invoice",
                                           "ageing_report", "statement_of_account",
                                           "insolvency_proof"]  # fmt: skip
@@ -141,6 +140,11 @@ async def test_an_insolvency_claim_from_notification_to_the_subrogation_case(
 
     approve = {"decision": "approve", "reason": "file complete, cover confirmed"}
     ok(await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER, json=approve), 200)
+    # Approved, the insolvency reached underwriting before the answer: the buyer is graded 10,
+    # its limit withdrawn from tomorrow, while the shipments already made keep their cover.
+    assert ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=UW), 200)["grade"] == 10
+    withdrawn = ok(await check(uw, policy, buyer["id"], "1000", "2027-06-11", "2027-07-11"), 200)
+    assert "limit_withdrawn" in withdrawn["reasons"]
     twice = await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER, json=approve)
     assert twice.status_code == 409 and twice.json()["type"] == "already-decided"
 
@@ -161,6 +165,32 @@ async def test_an_insolvency_claim_from_notification_to_the_subrogation_case(
     listed = ok(await collections.get(f"/v1/cases?claim_id={claim['id']}",
                                       headers=auth("collector")), 200)  # fmt: skip
     assert len(listed["items"]) == 1  # opened exactly once
+
+
+async def test_a_rejected_insolvency_claim_never_reaches_the_buyers_grade(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    """What a policyholder states of its buyer moves the grade only once confirmed: an insolvency
+    claim rejected leaves the buyer's grade and every limit on it (another policyholder's too)."""
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy, buyer = await insured(uw)
+    other = await make_policy(uw, start_date="2027-01-01", end_date="2027-12-31")
+    ok(await uw.post(f"/v1/policies/{other['id']}/limits", headers=UW, json={
+        "buyer_id": buyer["id"], "amount": money("50000"), "effective_from": "2027-01-01",
+        "payment_terms_days": 90, "reason": "book migrated from the previous system"}), 201)  # fmt: skip
+    before = ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=UW), 200)["grade"]
+    holder = auth("policyholder", policy["policyholder_id"])
+    claim = await complete(claims, await filed_claim(claims, policy, buyer, holder), holder)
+    ok(await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER), 200)
+    rejected = ok(await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER,
+                                    json={"decision": "reject", "reason": "no insolvency "
+                                          "proceedings found in the register"}), 200)  # fmt: skip
+    assert rejected["status"] == "rejected"
+    assert ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=UW), 200)["grade"] == before
+    for insured_by in (policy, other):
+        covered = ok(await check(uw, insured_by, buyer["id"], "1000", "2027-06-11", "2027-07-11"),
+                     200)  # fmt: skip
+        assert "limit_withdrawn" not in covered["reasons"], covered
 
 
 async def test_the_filing_window_refuses_late_and_early_claims_with_their_dates(

@@ -1,5 +1,5 @@
-"""The claim-filing path: what the filing tells underwriting is delivered before the answer is
-sent (a bank's check made once the policyholder has its 201 sees it), and underwriting's two
+"""The claim-filing path: what the filing tells underwriting (a protracted default's payment
+delay) is delivered before the answer is sent (a bank's check made once the policyholder has its 201 sees it), and underwriting's two
 reads (the policy and the buyer) are made at once, never cached."""
 
 from __future__ import annotations
@@ -46,12 +46,14 @@ async def test_the_signal_is_delivered_once_before_the_answer_is_sent(
     apis: dict[str, httpx.AsyncClient],
 ) -> None:
     """Drive the claims app at the ASGI level: when the answer's first byte is sent, the buyer's
-    signal has been delivered (2xx), once, and nothing more is sent after it."""
+    signal (a protracted default's payment delay) has been delivered (2xx), once, and nothing more
+    is sent after it."""
     claims, uw = apis["claims"], apis["underwriting"]
-    policy, buyer = await insured(uw)
+    policy, buyer = await insured(uw, protracted_default_wait_days=30)
     holder = auth("policyholder", policy["policyholder_id"])
     app = claims._transport.app  # type: ignore[attr-defined]
-    body = json.dumps(filing(policy, buyer["id"])).encode()
+    protracted = {**filing(policy, buyer["id"]), "cause": "protracted_default", "event_date": None}
+    body = json.dumps(protracted).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                (b"authorization", holder["Authorization"].encode()),
                (b"idempotency-key", b"file-once"), (b"host", b"claims")]  # fmt: skip

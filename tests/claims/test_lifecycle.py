@@ -122,13 +122,16 @@ def test_an_invoice_is_in_arrears_from_its_notification_past_due_until_it_is_cle
     assert rules.arrears_outstanding(again) == {"A", "B"}
 
 
-def test_an_insolvency_claim_signals_on_the_day_it_became_known_a_protracted_default_on_filing() -> (
-    None
-):
-    filed, known = DAY(2027, 5, 1), DAY(2027, 4, 20)
-    assert rules.claim_signal("insolvency", known, filed) == ("insolvency_filing", known)
-    assert rules.claim_signal("protracted_default", None, filed) == ("payment_delay", filed)
-    assert rules.claim_signal("political", known, filed) is None
+def test_a_protracted_default_signals_on_filing_an_insolvency_only_once_approved() -> None:
+    filed, known, approved = DAY(2027, 5, 1), DAY(2027, 4, 20), DAY(2027, 6, 3)
+    assert rules.filing_signal("protracted_default", filed) == ("payment_delay", filed)
+    assert rules.filing_signal("insolvency", filed) is None  # the policyholder's statement
+    assert rules.filing_signal("political", filed) is None
+    # Approved on its proof, the insolvency is observed on the day it became known.
+    assert rules.approval_signal("insolvency", known, approved) == ("insolvency_filing", known)
+    assert rules.approval_signal("insolvency", None, approved) == ("insolvency_filing", approved)
+    assert rules.approval_signal("protracted_default", None, approved) is None
+    assert rules.approval_signal("political", known, approved) is None
 
 
 def test_an_invoice_first_notified_late_counts_as_late_and_one_never_notified_by_its_deadline() -> (

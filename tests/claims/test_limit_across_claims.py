@@ -149,3 +149,35 @@ async def test_an_approval_counting_on_less_limit_than_is_free_now_is_refused_un
     assert stale.json()["limit_used_by"] == {}
     assert (await assess(claims, second))["indemnity"] == money("72000.00")
     assert (await approve_and_pay(claims, second))["indemnity"] == money("72000.00")
+
+
+@pytest.mark.parametrize("later_first", [True, False])
+async def test_the_earlier_shipment_covers_first_whichever_claim_is_assessed_first(
+    apis: dict[str, httpx.AsyncClient], later_first: bool
+) -> None:
+    """Limit 100,000; A (80,000) shipped before B (80,000), each in its own claim, both live:
+    A covers 80,000 and B the 20,000 left, in whichever order they are assessed and approved.
+    B assessed alone before A was assessed counted on the whole limit: its approval is refused
+    until it is assessed again."""
+    claims = apis["claims"]
+    policy, buyer = await insured(apis["underwriting"], deductible=money("0"))
+    earlier = await complete_claim(claims, policy, buyer, "A", "2027-03-01")
+    later = await complete_claim(claims, policy, buyer, "B", "2027-03-02")
+    if later_first:
+        assert (await assess(claims, later))["indemnity"] == money("72000.00")  # A not assessed
+    assert (await assess(claims, earlier))["indemnity"] == money("72000.00")
+    if later_first:
+        stale = await claims.post(f"/v1/claims/{later}/decision", headers=HANDLER,
+                                  json={"decision": "approve", "reason": "ok"})  # fmt: skip
+        assert stale.status_code == 409 and stale.json()["type"] == "assessment-outdated"
+        assert stale.json()["limit_used_by"] == {earlier: money("80000.00")}
+    assert (await assess(claims, later))["indemnity"] == money("18000.00")
+    for claim_id in (later, earlier):  # the later approved first keeps to its 20,000
+        ok(await claims.post(f"/v1/claims/{claim_id}/decision", headers=HANDLER,
+                             json={"decision": "approve", "reason": "ok"}), 200)  # fmt: skip
+    paid = {c: (await approve_and_pay_approved(claims, c))["indemnity"] for c in (earlier, later)}
+    assert paid == {earlier: money("72000.00"), later: money("18000.00")}
+
+
+async def approve_and_pay_approved(claims: httpx.AsyncClient, claim_id: str) -> dict[str, Any]:
+    return ok(await claims.post(f"/v1/claims/{claim_id}/payment", headers=HANDLER), 200)  # type: ignore[no-any-return]

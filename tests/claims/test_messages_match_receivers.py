@@ -86,7 +86,8 @@ def test_the_subrogation_case_says_what_the_indemnity_counted_and_which_invoices
 
 
 def test_every_signal_claims_sends_is_a_signal_underwriting_records() -> None:
-    kinds = {rules.SIGNAL_OVERDUE, rules.SIGNAL_ARREARS_CLEARED, *rules.CLAIM_SIGNALS.values()}
+    kinds = {rules.SIGNAL_OVERDUE, rules.SIGNAL_ARREARS_CLEARED, *rules.FILING_SIGNALS.values(),
+             *rules.APPROVAL_SIGNALS.values()}  # fmt: skip
     for kind in kinds:
         sent = messages.signal(kind, DAY(2027, 6, 1), f"{kind} of a claim", "pol-1")
         received = SignalCreate.model_validate(sent.model_dump(mode="json", exclude_none=True))

@@ -85,9 +85,11 @@ def test_other_claims_use_the_limit_before_this_claim_s_invoices() -> None:
 
 
 def _split(first: list[rules.UsedLine], second: list[rules.UsedLine]) -> tuple[D, D]:
-    """Two claims assessed one after the other: what each covers of the limit."""
+    """Two claims, the first approved (or paid) before the second was claimed: what each covers
+    of the limit."""
     a = rules.limit_entitlement(first, [])
-    return a, rules.limit_entitlement(second, [rules.LimitUse("clm_a", a, tuple(first))])
+    promised = rules.LimitUse("clm_a", a, tuple(first), committed=True)
+    return a, rules.limit_entitlement(second, [promised])
 
 
 @pytest.mark.parametrize("later_first", [True, False])
@@ -100,11 +102,58 @@ def test_claims_split_in_any_order_cover_what_one_claim_would(later_first: bool)
     assert rules.limit_entitlement([x, y], []) == D(150000)
     first, second = ([y], [x]) if later_first else ([x], [y])
     assert sum(_split(first, second)) == D(150000)
+    # Both live, neither approved: each covers its part of the one claim, in either order.
+    assessed = rules.LimitUse("clm_a", D(100000), (y,)), rules.LimitUse("clm_b", D(150000), (x,))
+    assert rules.limit_entitlement([x], [assessed[0]]) == D(150000)
+    assert rules.limit_entitlement([y], [assessed[1]]) == D(0)
     x = used("X", "100000", DAY(2027, 1, 10), "100000")
     y = used("Y", "100000", DAY(2027, 3, 20), "200000")
     assert rules.limit_entitlement([x, y], []) == D(200000)
     first, second = ([y], [x]) if later_first else ([x], [y])
     assert sum(_split(first, second)) == D(200000)
+
+
+def test_live_claims_share_the_limit_in_shipment_order_whichever_is_assessed_first() -> None:
+    """Limit 100,000; X1 80,000 shipped before X2 40,000, in two claims: X1 covers 80,000 and X2
+    the 20,000 left, whichever is assessed first (the other's assessment, taken alone, counted
+    the whole of its own invoices)."""
+    x1 = used("X1", "80000", DAY(2027, 1, 10), "100000")
+    x2 = used("X2", "40000", DAY(2027, 1, 30), "100000")
+    alone_1 = rules.LimitUse("clm_1", D(80000), (x1,))
+    alone_2 = rules.LimitUse("clm_2", D(40000), (x2,))
+    assert rules.limit_entitlement([x1], [alone_2]) == D(80000)
+    assert rules.limit_entitlement([x2], [alone_1]) == D(20000)
+
+
+def test_a_claim_approved_keeps_what_it_was_promised_and_the_earlier_shipments_cover_the_rest() -> (
+    None
+):
+    """X2 (40,000, shipped later) approved for all of it before X1 (80,000) was claimed: its
+    40,000 is promised, so X1 covers the 60,000 the limit leaves; a claim approved before the
+    limit was raised keeps its cover and takes none of the raise."""
+    x1 = used("X1", "80000", DAY(2027, 1, 10), "100000")
+    x2 = used("X2", "40000", DAY(2027, 1, 30), "100000")
+    promised = rules.LimitUse("clm_2", D(40000), (x2,), committed=True)
+    assert rules.limit_entitlement([x1], [promised]) == D(60000)
+    # X1 approved at 60,000; X3 (shipped between them, 30,000) is claimed next: nothing left.
+    first = rules.LimitUse("clm_1", D(60000), (x1,), committed=True)
+    x3 = used("X3", "30000", DAY(2027, 1, 20), "100000")
+    assert rules.limit_entitlement([x3], [first, promised]) == D(0)
+    # Raised to 150,000 for X4's shipment after them all: X4 covers the 50,000 of the raise.
+    x4 = used("X4", "70000", DAY(2027, 2, 10), "150000")
+    assert rules.limit_entitlement([x4], [first, promised]) == D(50000)
+
+
+def test_what_an_approved_claim_left_unused_goes_to_the_live_claims_never_above_the_limit() -> None:
+    """X1 (80,000) approved for 50,000 only (a claim since rejected took the rest then): X2
+    (40,000) and X3 (30,000), both live, share the 50,000 the limit leaves in shipment order."""
+    x1 = used("X1", "80000", DAY(2027, 1, 10), "100000")
+    x2 = used("X2", "40000", DAY(2027, 1, 20), "100000")
+    x3 = used("X3", "30000", DAY(2027, 1, 30), "100000")
+    promised = rules.LimitUse("clm_1", D(50000), (x1,), committed=True)
+    live_2, live_3 = rules.LimitUse("clm_2", D(0), (x2,)), rules.LimitUse("clm_3", D(0), (x3,))
+    assert rules.limit_entitlement([x2], [promised, live_3]) == D(40000)
+    assert rules.limit_entitlement([x3], [promised, live_2]) == D(10000)
 
 
 def test_the_limit_another_claim_left_is_taken_the_latest_shipments_first() -> None:

@@ -71,14 +71,14 @@ async def test_a_claim_filing_sends_nine_statements_and_two_requests(
     holders are read only when an invoice is held already: 11 before), the signal in the
     outbox (leased as it is written: 10 before), the claim's invoices, the answer, the event;
     after the answer the delivery's mark. Underwriting: the policy and the buyer in one call,
-    then the insolvency signal."""
+    then the protracted default's payment delay (an insolvency's signal waits for the approval)."""
     claims, uw = apis["claims"], apis["underwriting"]
-    policy, buyer = await insured(uw)
+    policy, buyer = await insured(uw, protracted_default_wait_days=30)
     holder = auth("policyholder", policy["policyholder_id"])
     with statements_sent(engines["claims"]) as sent, peer_requests(monkeypatch) as made:
         ok(await claims.post("/v1/claims", headers=keyed(holder), json={
-            "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
-            "event_date": "2027-06-01", "invoices": INVOICES}), 201)  # fmt: skip
+            "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "protracted_default",
+            "invoices": INVOICES}), 201)  # fmt: skip
     assert sorted(made) == ["GET policies", "POST buyers"]
     assert not [s for s in sent if "FROM claims.claimed_invoices" in s]
     assert len(sent) <= 9, "\n".join(sent)

@@ -207,8 +207,9 @@ def test_a_bank_check_made_once_the_policyholder_has_its_answer_sees_what_it_sta
     services: Services,
 ) -> None:
     """domain.md: a notification starts stop-shipment (underwriting hears of it), and an
-    insolvency withdraws the buyer's limit: a bank checking right after the policyholder's 201
-    sees both (claims tells underwriting before it answers, not after)."""
+    insolvency, once its claim is approved on its proof, withdraws the buyer's limit: a bank
+    checking right after the policyholder's 201, or the handler's approval, sees it (claims tells
+    underwriting before it answers, not after)."""
     today = business_today("Asia/Shanghai")
 
     def day(offset: int) -> str:
@@ -249,6 +250,18 @@ def test_a_bank_check_made_once_the_policyholder_has_its_answer_sees_what_it_sta
                 "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
                 "event_date": day(-2), "invoices": invoices})  # fmt: skip
             assert filed.status_code == 201, filed.text
+            assert reasons() == ["stop_shipment"]  # the insolvency is not confirmed yet
+            claim, handler = filed.json(), auth("claims_handler")
+            for kind in claim["missing_documents"]:
+                assert claims.post(f"/v1/claims/{claim['id']}/documents", headers=holder,
+                                   data={"kind": kind}, files={"file": (
+                                       "scan.pdf", b"%PDF-1.4 scanned", "application/pdf")},
+                                   ).status_code == 201  # fmt: skip
+            assessed = claims.post(f"/v1/claims/{claim['id']}/assessment", headers=handler)
+            assert assessed.status_code == 200, assessed.text
+            approved = claims.post(f"/v1/claims/{claim['id']}/decision", headers=handler,
+                                   json={"decision": "approve", "reason": "proof checked"})  # fmt: skip
+            assert approved.status_code == 200, approved.text
             assert "limit_withdrawn" in reasons()
 
 
