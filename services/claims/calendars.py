@@ -43,7 +43,8 @@ async def calendar_days(ctx: Context, country: str, year: int | None) -> Calenda
     )
     for day in corrected:
         known = days.get(day.day)
-        days[day.day] = views.staff_day(day, known.name if known else None)
+        days[day.day] = views.staff_day(day, known.name if known else None,
+                                        to_staff=ctx.caller.is_staff)  # fmt: skip
     return CalendarDaysRead(country=country, year=year, items=[days[d] for d in sorted(days)])
 
 
@@ -73,7 +74,7 @@ async def set_calendar_day(
     names = {d.day: d.name for d in package_days(country, day.year)}
     await _redate_decisions(ctx, country, day)
     await ctx.session.commit()
-    return views.staff_day(CalendarDay(**values), names.get(day)), created
+    return views.staff_day(CalendarDay(**values), names.get(day), to_staff=True), created
 
 
 async def remove_calendar_day(ctx: Context, country: str, day: dt.date) -> None:

@@ -284,7 +284,7 @@ class CalendarDayRead(Schema):
     source: CalendarSource
     name: str | None = Field(None, description="the package's name of the day, if it has one")
     reason: str | None = None
-    set_by: str | None = None
+    set_by: str | None = Field(None, description="who corrected the day: shown to staff only")
     set_at: dt.datetime | None = None
 
 

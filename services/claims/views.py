@@ -201,11 +201,12 @@ def assessment_read(
     )  # fmt: skip
 
 
-def staff_day(day: CalendarDay, name: str | None) -> CalendarDayRead:
-    """A day as staff corrected it (with the package's name of it, if any)."""
+def staff_day(day: CalendarDay, name: str | None, *, to_staff: bool) -> CalendarDayRead:
+    """A day as staff corrected it (with the package's name of it, if any); who corrected it is
+    shown to staff only (`to_staff`)."""
     return CalendarDayRead(country=day.country, date=day.day, working=day.working, source="staff",
-                           name=name, reason=day.reason, set_by=day.set_by,
-                           set_at=day.set_at)  # fmt: skip
+                           name=name, reason=day.reason,
+                           set_by=day.set_by if to_staff else None, set_at=day.set_at)  # fmt: skip
 
 
 def refusal_problem(refused: rules.Refused, claim: Claim, missing: Sequence[str] = ()) -> Problem:

@@ -85,12 +85,19 @@ async def test_the_calendar_lists_package_days_and_staff_corrections_with_their_
     reader = auth("policyholder", "ph-calendar")
     after = ok(await claims.get("/v1/calendars/CN/days?year=2027", headers=reader), 200)
     days = {d["date"]: d for d in after["items"]}
-    assert days["2027-02-20"] == {**replaced, "set_at": days["2027-02-20"]["set_at"]}
+    # Who corrected a day is staff's business: a policyholder sees what and why, not who.
+    assert days["2027-02-20"] == {
+        **replaced,
+        "set_at": days["2027-02-20"]["set_at"],
+        "set_by": None,
+    }
     assert days["2027-02-11"]["source"] == "staff" and days["2027-02-11"]["working"] is False
     assert days["2027-02-08"]["source"] == "holidays"
     assert [d["date"] for d in after["items"]] == sorted(days)
     one = ok(await claims.get("/v1/calendars/CN/days/2027-02-11", headers=reader), 200)
-    assert one["source"] == "staff"
+    assert one["source"] == "staff" and one["set_by"] is None
+    staff = ok(await claims.get("/v1/calendars/CN/days/2027-02-11", headers=HANDLER), 200)
+    assert staff["set_by"] == holiday["set_by"] and staff["set_by"]
 
     gone = await claims.delete("/v1/calendars/CN/days/2027-02-20", headers=HANDLER)
     assert gone.status_code == 204
