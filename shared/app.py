@@ -57,6 +57,7 @@ from shared.problems import (
     Problem,
     describe_problems,
     install_problem_handlers,
+    is_json_media,
     problem_components,
     problem_responses,
 )
@@ -261,11 +262,7 @@ class RequestContextMiddleware:
 
 
 def _is_json(scope: Scope) -> bool:
-    content_type = _header(scope, b"content-type")
-    if content_type is None:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or media.endswith("+json")
+    return is_json_media(_header(scope, b"content-type"))
 
 
 def _checked_json(receive: Receive, refusal: list[Exception]) -> Receive:
@@ -529,7 +526,7 @@ def create_app(
         app.include_router(router)
     _add_probes(app, metrics)
     _add_docs(app, title)
-    _declare_everywhere(app, service, 429, 503)
+    _declare_everywhere(app, service, 413, 422, 429, 503)
     refusal_in_one_line(app)
     return app
 
@@ -662,32 +659,24 @@ def _declare_bearer_tokens(schema: dict[str, Any]) -> None:
                     operation["security"] = [{"bearerAuth": []}]
 
 
-_BODY_METHODS = frozenset({"post", "put", "patch", "delete"})
-
-
 def _declare_everywhere(app: FastAPI, service: str, *statuses: int) -> None:
-    """Declare answers any route can give (429 from the rate limit, 503 when the database or a
-    peer is unreachable; 413 on a route that takes a body or may be sent one, over its cap) in
-    every operation's
-    OpenAPI responses, as problem+json: added to the
-    generated document once, where a route has not declared them itself; then every
+    """Declare the answers the shared checks give on any route, in every operation's OpenAPI
+    responses as problem+json, where a route has not declared them itself: 413 (the body cap,
+    read before any route, so a body sent to a route that takes none is refused the same), 422
+    (the app-wide parameter check: any query parameter, declared or not, must be storable
+    text), 429 (the rate limit) and 503 (the database or a peer unreachable); then every
     problem+json answer lists the problem types of the catalogue its status carries here."""
     declared = problem_responses(*statuses, service=service)
-    too_large = problem_responses(413, service=service)[413]
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
             for operations in schema.get("paths", {}).values():
-                for method, operation in operations.items():
+                for operation in operations.values():
                     if isinstance(operation, dict) and "responses" in operation:
                         for status, answer in declared.items():
                             operation["responses"].setdefault(str(status), copy.deepcopy(answer))
-                        # Over the body cap, read before any route: a body sent to a route
-                        # that takes none is refused the same.
-                        if "requestBody" in operation or method in _BODY_METHODS:
-                            operation["responses"].setdefault("413", copy.deepcopy(too_large))
             describe_problems(schema, service)
             _declare_bearer_tokens(schema)
             _declare_headers(schema)

@@ -59,7 +59,14 @@ def decode_token(
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite number of seconds: an int or a float, not a boolean; an integer too large for a
+    float (10**400) is none, as infinity is."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _verify(
@@ -93,7 +100,10 @@ def _verify(
         raise unauthorized("the bearer token is not valid")
     for name in ("exp", "iat", "nbf"):
         if name in claims and not _is_number(claims[name]):
-            raise unauthorized(f"the bearer token's {name!r} claim must be a number")
+            raise unauthorized(
+                f"the bearer token's {name!r} claim must be a finite number of "
+                "seconds since the epoch"
+            )
     current = time.time() if now is None else now
     expires = float(claims["exp"])
     if expires + leeway_seconds < current:

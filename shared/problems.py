@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("tci.problems")
@@ -327,7 +328,44 @@ def validation_problem(errors: list[dict[str, Any]] | Any) -> Problem:
     return Problem(VALIDATION, f"invalid input: {first}", errors=items)
 
 
+def is_json_media(content_type: str | None) -> bool:
+    """A `Content-Type` naming JSON: `application/json` or a `+json` type, any parameters."""
+    if content_type is None:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def body_not_json(request: Request, problem: Problem) -> Problem:
+    """A JSON body refused as a whole (`loc` is the body itself) when it was not sent as JSON:
+    the route read no JSON at all, so the problem says to send `Content-Type: application/json`
+    rather than repeat what the parser says of a body it never parsed."""
+    content_type = request.headers.get("content-type")
+    errors = problem.extra.get("errors") or []
+    if is_json_media(content_type) or not any(e["loc"] == ["body"] for e in errors):
+        return problem
+    sent = content_type.split(";", 1)[0].strip() if content_type else ""
+    detail = ("the body must be JSON sent with Content-Type: application/json; it was sent "
+              + (f"as {sent!r}" if sent else "without a Content-Type"))  # fmt: skip
+    fixed = [{**e, "msg": detail} if e["loc"] == ["body"] else e for e in errors]
+    return Problem(VALIDATION, detail, errors=fixed)
+
+
 _STATUS_TYPES = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: PAYLOAD_TOO_LARGE}
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the request's path is served with, as the app's router matches it (RFC 9110:
+    a 405's `Allow` lists them all; the router's own 405 names only the first route it matched,
+    though a path is often served by two: `GET` and `POST /v1/policies`)."""
+    routes = request.app.router.routes
+
+    def served(method: str) -> bool:
+        asked = {**request.scope, "method": method}
+        return any(route.matches(asked)[0] is Match.FULL for route in routes)
+
+    return [method for method in HTTP_METHODS if served(method)]
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -339,7 +377,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem_response(validation_problem(exc.errors()), request)
+        return problem_response(body_not_json(request, validation_problem(exc.errors())), request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -353,8 +391,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         kind = _STATUS_TYPES.get(exc.status_code, HTTP_ERROR)
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         problem = Problem(kind, detail, status=exc.status_code)
-        # Keep what the exception says in its headers (a 405's `Allow`, for one).
-        return problem_response(problem, request, exc.headers)
+        # Keep what the exception says in its headers; a 405's `Allow` names every method served.
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
+        return problem_response(problem, request, headers)
 
 
 def answered_with(status: int, service: str | None = None) -> list[ProblemType]:

@@ -4,9 +4,11 @@ outside development), a CSRF token on every form, and each role kept to its own 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 
 import httpx
+import jwt
 import pytest
 
 from console.main import create_app
@@ -82,6 +84,20 @@ async def test_each_role_sees_only_its_own_pages_and_no_session_goes_to_sign_in(
 
 async def test_a_forged_or_expired_session_is_no_session(client: httpx.AsyncClient) -> None:
     client.cookies.set(SESSION_COOKIE, "not-a-token")
+    answer = await client.get("/cases")
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/sign-in")
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+async def test_a_signed_session_whose_time_claim_is_a_huge_integer_is_no_session(
+    client: httpx.AsyncClient, claim: str
+) -> None:
+    now = int(time.time())
+    claims = {"sub": "Wang Fang", "role": "collector", "iat": now, "exp": now + 600}
+    claims[claim] = 10**400
+    client.cookies.set(
+        SESSION_COOKIE, jwt.encode(claims, DEVELOPMENT_JWT_SECRET, algorithm="HS256")
+    )
     answer = await client.get("/cases")
     assert answer.status_code == 303 and answer.headers["location"].startswith("/sign-in")
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from decimal import Decimal
+from importlib import import_module
 from typing import Any
 
 import httpx
@@ -88,11 +90,66 @@ async def test_unknown_route_and_method_are_problems() -> None:
         assert not_allowed.headers["allow"] == "GET"
 
 
+UNUSUAL_METHODS = ("PATCH", "PUT", "DELETE", "POST", "GET")
+
+
+@pytest.mark.parametrize("service", ["underwriting", "claims", "collections"])
+async def test_a_405_allows_every_method_its_path_serves(service: str) -> None:
+    """RFC 9110: `Allow` lists every method the resource takes (`PUT /v1/policies` is GET, POST;
+    `PUT /v1/buyers/{id}/signals` is GET, POST), not only those of the first route matched."""
+    app = import_module(f"services.{service}.main").create_app()
+    paths = app.openapi()["paths"]
+    checked = 0
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as client:  # fmt: skip
+        for template, operations in paths.items():
+            served = {m.upper() for m in operations if m.upper() in UNUSUAL_METHODS}
+            missing = next(m for m in UNUSUAL_METHODS if m not in served)
+            path = re.sub(r"\{[^}]+\}", "x1", template)
+            answer = await client.request(missing, path, headers=auth("service"))
+            problem(answer, 405, "method-not-allowed")
+            allowed = {m.strip() for m in answer.headers["allow"].split(",")}
+            assert allowed == served, (missing, template)
+            checked += len(served) > 1
+    assert checked > 0
+
+
 async def test_an_unreadable_body_is_422() -> None:
     async with bare_app() as client:
         for body, kind in ((b"\xff\xfe{", "application/json"), (b"{not json", "application/json")):
             answer = await client.post("/boom-body", content=body, headers={"content-type": kind})
             assert problem(answer, 422, "validation")["errors"][0]["loc"][0] == "body"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "named"),
+    [
+        ("application/xml", b"<name>x</name>", "'application/xml'"),
+        ("application/x-www-form-urlencoded", b"name=x", "'application/x-www-form-urlencoded'"),
+        ("text/plain; charset=utf-8", b'{"name": "x"}', "'text/plain'"),
+        ("multipart/form-data; boundary=b", b"--b--", "'multipart/form-data'"),
+        (None, b'{"name": "x"}', "without a Content-Type"),
+        (None, b"", "without a Content-Type"),
+    ],
+)  # fmt: skip
+async def test_a_json_route_sent_another_content_type_says_to_send_application_json(
+    content_type: str | None, body: bytes, named: str
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    async with bare_app() as client:
+        answer = await client.post("/boom-body", content=body, headers=headers)
+    refused = problem(answer, 422, "validation")
+    assert "Content-Type: application/json" in refused["detail"] and named in refused["detail"]
+    assert refused["errors"][0]["loc"] == ["body"]
+    assert "application/json" in refused["errors"][0]["msg"]
+
+
+async def test_a_json_body_of_the_wrong_shape_keeps_its_own_message() -> None:
+    async with bare_app() as client:
+        answer = await client.post("/boom-body", json=[1])
+    refused = problem(answer, 422, "validation")
+    assert "Content-Type" not in refused["detail"]
+    assert "valid dictionary" in refused["detail"]
 
 
 async def test_metrics_count_requests_by_route_template() -> None:

@@ -1,7 +1,7 @@
 """Nothing leaked in headers or logs, and bodies refused precisely (api.md, 2026-11-23): security
 headers on every answer, documents as attachments, no `Server`, no access lines with
 `--no-access-log`, no bound parameters in a failed statement's text, /metrics for `service`
-tokens only, 429/503 declared everywhere, 413 for a chunked body over the cap, 422 for duplicate
+tokens only, 413/422/429/503 declared everywhere, 413 for a chunked body over the cap, 422 for duplicate
 JSON keys, and nothing stored when a body is refused."""
 
 from __future__ import annotations
@@ -167,20 +167,59 @@ async def test_metrics_answer_only_a_service_token_and_the_probes_stay_open(
         assert (await uw.get(path)).status_code == 200, path
 
 
-def test_429_and_503_are_declared_on_every_route_and_413_on_every_route_with_a_body() -> None:
+SHARED_CHECK_STATUSES = (
+    "413",  # the body cap, read before any route: a body sent to a GET is refused the same
+    "422",  # the parameter check: any query parameter, declared or not, must be storable text
+    "429",  # the rate limit
+    "503",  # the database or a peer out of reach
+)
+
+
+def _operations() -> list[tuple[str, str, str, dict[str, Any]]]:
+    return [
+        (service, method, path, operation)
+        for service, factory in (("underwriting", underwriting_app), ("claims", claims_app),
+                                 ("collections", collections_app))
+        for path, operations in factory().openapi()["paths"].items()
+        for method, operation in operations.items()
+    ]  # fmt: skip
+
+
+def test_every_status_a_shared_check_answers_is_declared_on_every_route() -> None:
+    """api.md: every status a route can answer is declared in its OpenAPI responses; the shared
+    middleware and the app-wide parameter check answer 413, 422, 429 and 503 on any route, and
+    the bearer token 401 on any route that asks for one, the Idempotency-Key 409 (a replay while
+    the first is still running) on any route that takes one."""
     missing = []
-    for factory in (underwriting_app, claims_app, collections_app):
-        spec = factory().openapi()
-        for path, operations in spec["paths"].items():
-            for method, operation in operations.items():
-                body = ("413",) if "requestBody" in operation else ()
-                for status in ("429", "503", *body):
-                    declared = operation["responses"].get(status)
-                    if declared is None or "application/problem+json" not in declared.get(
-                        "content", {}
-                    ):
-                        missing.append(f"{method.upper()} {path} {status}")
+    for service, method, path, operation in _operations():
+        token = ("401",) if operation.get("security") else ()
+        headers = {p["name"] for p in operation.get("parameters", ()) if p["in"] == "header"}
+        key = ("409",) if "Idempotency-Key" in headers else ()
+        for status in (*SHARED_CHECK_STATUSES, *token, *key):
+            declared = operation["responses"].get(status)
+            if declared is None or "application/problem+json" not in declared.get("content", {}):
+                missing.append(f"{service}: {method.upper()} {path} {status}")
     assert missing == []
+
+
+async def test_a_nul_in_any_query_parameter_is_a_422_every_route_declares(api: Any) -> None:
+    undeclared = []
+    for service, method, path, operation in _operations():
+        client: httpx.AsyncClient = await api.open(service)
+        concrete = path.replace("{", "").replace("}", "")
+        answer = await client.request(method.upper(), concrete, params={"x": "\x00"},
+                                      headers=auth("service"))  # fmt: skip
+        assert answer.status_code == 422, (service, method, path, answer.text[:300])
+        assert answer.json()["errors"][0]["loc"] == ["query", "x"]
+        if "422" not in operation["responses"]:
+            undeclared.append(f"{service}: {method.upper()} {path}")
+    assert undeclared == []
+
+
+async def test_a_get_sent_a_body_over_the_cap_is_a_413() -> None:
+    async with bare_app(TCI_MAX_BODY_BYTES=1000) as client:
+        answer = await client.request("GET", "/v1/boom", content=b"x" * 2000)
+    assert answer.status_code == 413 and answer.json()["type"] == "payload-too-large"
 
 
 async def test_a_chunked_body_over_the_cap_is_413_not_422() -> None:
