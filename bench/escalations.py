@@ -34,21 +34,23 @@ async def load(dsn: str, cases: int) -> None:
     conn = await asyncpg.connect(dsn)
     now = dt.datetime.now(dt.UTC)
     ids = [new_id("case") for _ in range(cases)]
+    # Each case's oldest invoice 1 to 120 days past due as of the run, the case opened (as a
+    # mandate is: on a debt past due) the day after it fell due, on the first rung.
+    oldest = {case: AS_OF - dt.timedelta(days=random.randrange(1, 121)) for case in ids}
     await conn.copy_records_to_table(
         "cases", schema_name="collections",
         columns=["id", "created_at", "creditor_id", "buyer_id", "debtor_country", "currency",
                  "ladder", "stage", "status", "fee_pct", "opened_on", "created_by"],
         records=[(c, now, f"ph-{i % 500}", f"buy-{i}", "DE", "EUR",
                   random.choice(["reminder_15_30_45", "legal_30_60_90"]), "new", "open",
-                  Decimal(10), AS_OF - dt.timedelta(days=100), "bench")
+                  Decimal(10), oldest[c] + dt.timedelta(days=1), "bench")
                  for i, c in enumerate(ids)],
     )  # fmt: skip
     invoices = []
     for case in ids:
-        due = AS_OF - dt.timedelta(days=random.randrange(0, 120))
         for n in range(2):
             invoices.append((new_id("cinv"), case, f"N-{n}", Decimal(1000),
-                             due + dt.timedelta(days=10 * n), Decimal(0)))  # fmt: skip
+                             oldest[case] + dt.timedelta(days=10 * n), Decimal(0)))  # fmt: skip
     await conn.copy_records_to_table(
         "case_invoices",
         schema_name="collections",

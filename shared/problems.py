@@ -184,7 +184,10 @@ PLAN_EXCEEDS_DEBT = _entry("plan-exceeds-debt", 422, "Plan exceeds debt",
                            "the instalments of a payment plan add up to more than is owed",
                            "claims")  # fmt: skip
 NOT_OVERDUE = _entry("not-overdue", 422, "Not overdue",
-                     "an overdue notification names an invoice that is not past due", "claims")  # fmt: skip
+                     "an overdue notification names an invoice that is not past due, or a "
+                     "mandate (a collection case with no claim) names none that is past due, "
+                     "so there is no debt to collect yet (`oldest_due_date` names its oldest "
+                     "due date)", "claims", "collections")  # fmt: skip
 EXTENSION_TOO_LONG = _entry("extension-too-long", 422, "Extension too long",
                             "the policyholder moves a due date on its own by at most the "
                             "policy's maximum extension", "claims")  # fmt: skip
@@ -468,11 +471,14 @@ def problem_components() -> dict[str, dict[str, Any]]:
         "case_id": {**text, "description": "`case-exists`: the case already open"},
         "buyer_id": {**text, "description": "`buyer-sanctioned`: the buyer under sanctions"},
         "loc": {"type": "array", "items": {"anyOf": [text, {"type": "integer"}]},
-                "description": "`currency-mismatch`: the field in the other currency"},
+                "description": "`currency-mismatch`: the field in the other currency; "
+                "`not-overdue`: the due date that is not past due"},
         "expected_currency": {**text, "description": "`currency-mismatch`: the currency "
                               "expected"},
         "max_new_due_date": {**date, "description": "`extension-too-long`: the latest due "
                              "date the policyholder may set on its own"},
+        "oldest_due_date": {**date, "description": "`not-overdue` on a mandate: the oldest due "
+                            "date of its invoices, none of them past due"},
     }  # fmt: skip
     field_error = {
         "type": "object",

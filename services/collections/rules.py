@@ -193,10 +193,19 @@ def act_of_payment(outstanding_after: Decimal) -> CaseAct:
 MANDATE_SIGNAL: Final = "payment_delay"
 
 
-def signal_on_opening(claim_id: str | None) -> Literal["payment_delay"] | None:
-    """The buyer signal a case sends when it opens: a mandate (no claim) is a payment delay; a
-    paid claim's recovery sends none."""
-    return MANDATE_SIGNAL if claim_id is None else None
+def signal_on_opening(
+    claim_id: str | None, *, days_past_due: int
+) -> Literal["payment_delay"] | None:  # fmt: skip
+    """The buyer signal a case sends when it opens: a mandate (no claim) on a debt past due is a
+    payment delay; a debt not yet due is no delay (such a mandate is refused:
+    `mandate_refused`); a paid claim's recovery sends none."""
+    return MANDATE_SIGNAL if claim_id is None and days_past_due > 0 else None
+
+
+def mandate_refused(oldest_due: dt.date, today: dt.date) -> bool:
+    """A mandate collects a debt the buyer is late on: one whose oldest invoice is not past due
+    today (due today or later) has nothing to collect yet and is refused."""
+    return days_past_due(oldest_due, today) == 0
 
 
 # ---------------------------------------------------------------- ladders and stages

@@ -55,6 +55,7 @@ from shared.problems import (
     CASE_EXISTS,
     CURRENCY_MISMATCH,
     NO_OPEN_DISPUTE,
+    NOT_OVERDUE,
     OVERPAYMENT,
     PROMISE_EXCEEDS_OUTSTANDING,
     conflict,
@@ -95,8 +96,9 @@ async def _rungs_of(ctx: Context, name: str) -> list[rules.Rung]:
 
 
 async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
-    """A mandate from a policyholder (as creditor) or, from the claims service, the recovery of a
-    paid claim (one case per claim: a second is 409 `case-exists` naming the first)."""
+    """A mandate from a policyholder (as creditor), on a debt past due (else 422 `not-overdue`),
+    or, from the claims service, the recovery of a paid claim (one case per claim: a second is
+    409 `case-exists` naming the first)."""
     if ctx.caller.role == "policyholder" and opening.creditor_id != ctx.caller.party_id:
         raise invalid(["body", "creditor_id"], "a policyholder opens cases as its own creditor")
     if opening.claim_id is not None and ctx.caller.role == "policyholder":
@@ -115,6 +117,10 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
         positive_amount_in(invoice.amount, currency, ["body", "invoices", index, "amount"],
                            whose="the case's first invoice")  # fmt: skip
     share = _share_given(opening, currency)  # given only with a claim (the schema checks)
+    oldest = min(i.due_date for i in opening.invoices)
+    days = rules.days_past_due(oldest, ctx.today)
+    if opening.claim_id is None:
+        _refuse_if_not_past_due(ctx, opening, oldest)
     # One live case collects a debt: the creditor's cases on the buyer are opened and taken
     # over one at a time, each seeing those before it.
     await repo.serialise_cases_of(ctx.session, opening.creditor_id, opening.buyer_id)
@@ -129,11 +135,10 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
         mandate = await _mandate_for(ctx, opening, claimed)
         if mandate is not None:
             return await _take_over(ctx, mandate, opening, share, claimed)
-    oldest = min(i.due_date for i in opening.invoices)
     case = Case(
         id=new_id("case"), created_at=utcnow(), creditor_id=opening.creditor_id,
         buyer_id=opening.buyer_id, debtor_country=opening.debtor_country, currency=currency,
-        ladder=opening.ladder, stage=rules.stage_on(ladder, rules.days_past_due(oldest, ctx.today)),
+        ladder=opening.ladder, stage=rules.stage_on(ladder, days),
         status=CaseStatus.OPEN, claim_id=opening.claim_id,
         loss_payee_ids=list(opening.loss_payee_ids),
         insurer_share_numerator=None if share is None else str(share.paid),
@@ -148,13 +153,26 @@ async def open_case(ctx: Context, opening: CaseCreate) -> CaseRead:
         await ctx.session.flush()
     except IntegrityError:  # a concurrent twin opened the claim's case first
         raise conflict(CASE_EXISTS, f"claim {opening.claim_id} already has a case") from None
-    await _announce_stage(ctx, case, previous=None, days_past_due=rules.days_past_due(
-        oldest, ctx.today), reason="case opened")  # fmt: skip
-    await _signal_opening(ctx, case)
+    await _announce_stage(ctx, case, previous=None, days_past_due=days, reason="case opened")
+    await _signal_opening(ctx, case, days)
     if case.stage in ctx.settings.legal_stage_names():  # opened already on a legal rung
         await _signal_underwriting(ctx, case.id, case.buyer_id, messages.legal_rung_signal(
             case.id, case.creditor_id, case.stage, ctx.today), f"collections:legal:{case.id}")  # fmt: skip
     return await read_case(ctx, case)
+
+
+def _refuse_if_not_past_due(ctx: Context, opening: CaseCreate, oldest: dt.date) -> None:
+    """A mandate collects a debt the buyer is late on (`rules.mandate_refused`): one none of
+    whose invoices is past due yet is 422 `not-overdue`, naming its oldest due date (there is
+    nothing to collect, and no payment delay to tell underwriting of)."""
+    if not rules.mandate_refused(oldest, ctx.today):
+        return
+    index = next(n for n, i in enumerate(opening.invoices) if i.due_date == oldest)
+    raise unprocessable(NOT_OVERDUE, f"no invoice of the mandate is past due: the oldest is due "
+                        f"{oldest.isoformat()}, not before today ({ctx.today.isoformat()}); a "
+                        "mandate collects a debt once it is overdue",
+                        loc=["body", "invoices", index, "due_date"],
+                        oldest_due_date=oldest.isoformat())  # fmt: skip
 
 
 async def _refuse_if_collected(ctx: Context, opening: CaseCreate) -> None:
@@ -216,9 +234,10 @@ def _add_invoices(
                                         claimed=claimed))  # fmt: skip
 
 
-async def _signal_opening(ctx: Context, case: Case) -> None:
-    """Tell underwriting what the new case says of the buyer (a mandate: a payment delay)."""
-    if rules.signal_on_opening(case.claim_id) is None:
+async def _signal_opening(ctx: Context, case: Case, days_past_due: int) -> None:
+    """Tell underwriting what the new case says of the buyer (a mandate on a debt past due: a
+    payment delay)."""
+    if rules.signal_on_opening(case.claim_id, days_past_due=days_past_due) is None:
         return
     signal = messages.mandate_signal(case.id, case.creditor_id, ctx.today)
     await _signal_underwriting(ctx, case.id, case.buyer_id, signal,

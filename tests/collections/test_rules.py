@@ -208,8 +208,8 @@ def test_days_past_due_count_from_the_oldest_invoice_not_paid_in_full() -> None:
 
 
 def test_a_mandate_signals_a_payment_delay_and_a_paid_claims_case_signals_nothing() -> None:
-    assert rules.signal_on_opening(None) == "payment_delay"
-    assert rules.signal_on_opening("clm_1") is None
+    assert rules.signal_on_opening(None, days_past_due=1) == "payment_delay"
+    assert rules.signal_on_opening("clm_1", days_past_due=1) is None
 
 
 def test_the_insurer_share_is_the_indemnity_paid_over_the_whole_unpaid_debt_exactly() -> None:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from services.collections import rules
+from shared.calendar import today as business_today
 from shared.money import Money
 from tests.builders import make_buyer, money, ok
 from tests.conftest import Services, auth, unique
@@ -23,6 +24,11 @@ pytestmark = [pytest.mark.e2e]
 FIRED = 40
 
 
+def day(offset: int) -> str:
+    """A day from the services' today (a mandate collects a debt past due)."""
+    return (business_today("Asia/Shanghai") + dt.timedelta(days=offset)).isoformat()
+
+
 async def test_mandates_fired_at_once_for_one_debt_open_one_case_and_name_it_to_the_rest(
     services: Services,
 ) -> None:
@@ -30,8 +36,8 @@ async def test_mandates_fired_at_once_for_one_debt_open_one_case_and_name_it_to_
         buyer = await make_buyer(uw)
     creditor = unique("ph")
     body = {"creditor_id": creditor, "buyer_id": buyer["id"], "debtor_country": "DE",
-            "invoices": [{"number": "INV-1", "amount": money("6000"), "due_date": "2027-01-10"},
-                         {"number": "INV-2", "amount": money("4000"), "due_date": "2027-02-10"}]}  # fmt: skip
+            "invoices": [{"number": "INV-1", "amount": money("6000"), "due_date": day(-40)},
+                         {"number": "INV-2", "amount": money("4000"), "due_date": day(-10)}]}  # fmt: skip
     holder = auth("policyholder", creditor)
     async with httpx.AsyncClient(base_url=services.urls["collections"], timeout=120) as client:
         answers = await asyncio.gather(*(client.post("/v1/cases", headers=holder, json=body)
@@ -92,7 +98,7 @@ async def test_promises_fired_at_once_never_promise_together_more_than_the_case_
         buyer = await make_buyer(uw)
     creditor = unique("ph")
     body = {"creditor_id": creditor, "buyer_id": buyer["id"], "debtor_country": "DE",
-            "invoices": [{"number": "INV-1", "amount": money("1000"), "due_date": "2027-01-10"}]}  # fmt: skip
+            "invoices": [{"number": "INV-1", "amount": money("1000"), "due_date": day(-10)}]}  # fmt: skip
     collector = auth("collector")
     async with httpx.AsyncClient(base_url=services.urls["collections"], timeout=120) as client:
         case = ok(await client.post("/v1/cases", headers=auth("policyholder", creditor),

@@ -153,6 +153,8 @@ def _types(spec: dict[str, Any], path: str, method: str, status: int) -> list[st
         ("claims", "/v1/claims/{claim_id}/payment", "post", 409, {"not-approved"}),
         ("claims", "/v1/claims/{claim_id}/payment", "post", 502, {"upstream-error"}),
         ("claims", "/v1/claims/{claim_id}/documents", "post", 415, {"unsupported-media-type"}),
+        ("collections", "/v1/cases", "post", 422,
+         {"not-overdue", "currency-mismatch", "validation"}),
         ("collections", "/v1/cases/{case_id}/payments", "post", 422,
          {"overpayment", "currency-mismatch", "no-open-dispute"}),
         ("collections", "/v1/cases/{case_id}/activities", "post", 409, {"case-closed"}),
