@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, WithJsonSchema, model_validator
 
 from services.collections.rules import CaseStatus
 from shared.contracts import (
@@ -130,9 +130,29 @@ class PaymentCreate(Schema):
 
 
 class AllocationRead(Schema):
+    """What one recovery gives each party, the three adding up to it. A case shares its whole
+    recovery so far as one amount: each recovery takes what the shares of the case's total after it
+    (the fee rounded half-up once, then the insurer's exact part, rounded half-up once) exceed
+    what the earlier recoveries were given, so a case's fee and parts are those of its whole
+    recovery to the cent, and one recovery's may differ by a cent from its own rounding."""
+
     fee: MoneyModel
     insurer: MoneyModel
     policyholder: MoneyModel
+
+
+# A decimal kept as given, any number of places (a percentage given as the share may have many).
+_DecimalText = Annotated[str, WithJsonSchema({"type": "string", "format": "decimal",
+                                              "pattern": r"^[0-9]+(\.[0-9]+)?$"})]  # fmt: skip
+
+
+class ShareFraction(Schema):
+    """The insurer's share of recoveries, exactly: `numerator` / `denominator`."""
+
+    numerator: _DecimalText = Field(description="the indemnity paid (or the percentage given)")
+    denominator: _DecimalText = Field(
+        description="the unpaid debt the indemnity was paid against (or 100)"
+    )
 
 
 class CreditRead(Schema):
@@ -163,7 +183,14 @@ class CaseRead(Schema):
     stage: Stage
     status: CaseStatusName
     claim_id: str | None
-    insurer_share_pct: Percent | None
+    insurer_share_pct: Percent | None = Field(
+        description="the insurer's share shown as a percentage, rounded to 4 places (none before a "
+        "claim); recoveries are shared by `insurer_share` exactly"
+    )
+    insurer_share: ShareFraction | None = Field(
+        description="the insurer's share as the exact fraction recoveries are shared by (none "
+        "before a claim)"
+    )
     fee_pct: Percent
     opened_on: dt.date
     closed_on: dt.date | None

@@ -103,6 +103,8 @@ def case_answer(
         "claim_id": case.claim_id,
         "insurer_share_pct": None if share is None
         else plain_decimal(share.pct(SHARE_PCT_SHOWN_PLACES)),
+        "insurer_share": None if share is None
+        else {"numerator": plain_decimal(share.paid), "denominator": plain_decimal(share.of)},
         "fee_pct": plain_decimal(case.fee_pct),
         "opened_on": case.opened_on, "closed_on": case.closed_on,
         "days_past_due": days,

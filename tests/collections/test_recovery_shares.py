@@ -103,7 +103,8 @@ async def test_a_case_opened_with_the_indemnity_paid_shares_recoveries_exactly(
     client, buyer_id = cases
     case = ok(await client.post("/v1/cases", headers=auth("service"), json=subrogation(
         buyer_id, indemnity_paid=money("85000.00"))), 201)  # fmt: skip
-    assert case["insurer_share_pct"] == "70.8333"  # shown rounded; shared exactly
+    assert case["insurer_share_pct"] == "70.8333"  # shown rounded; shared exactly, by
+    assert case["insurer_share"] == {"numerator": "85000", "denominator": "120000"}
     paid = ok(await client.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
                                 json={"amount": money("33333.33"),
                                       "received_on": "2027-06-10"}), 201)  # fmt: skip
@@ -117,6 +118,8 @@ async def test_a_case_opened_with_a_percentage_of_many_decimals_keeps_it_exactly
     client, buyer_id = cases
     case = ok(await client.post("/v1/cases", headers=auth("service"), json=subrogation(
         buyer_id, insurer_share_pct="33.333333333333333333333333333333333333")), 201)  # fmt: skip
+    assert case["insurer_share"] == {"numerator": "33.333333333333333333333333333333333333",
+                                     "denominator": "100"}  # fmt: skip
     paid = ok(await client.post(f"/v1/cases/{case['id']}/payments", headers=COLLECTOR,
                                 json={"amount": money("20.45"), "received_on": "2027-06-10"}),
               201)  # fmt: skip
