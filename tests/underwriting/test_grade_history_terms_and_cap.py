@@ -128,11 +128,14 @@ async def test_an_insolvency_claim_on_discretionary_cover_is_indemnified(
         {"number": "INV-2", "amount": money("40000"), "shipment_date": "2027-03-20",
          "due_date": "2027-05-19"},
     ]  # fmt: skip
+    # The insurer learned of the insolvency (a court's notice): the buyer is at grade 10 today.
+    ok(await uw.post(f"/v1/buyers/{buyer['id']}/signals", headers=UW, json={
+        "kind": "insolvency_filing", "observed_on": "2027-06-01",
+        "details": "insolvency proceedings opened"}), 201)  # fmt: skip
+    assert ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=UW), 200)["grade"] == 10
     claim = ok(await claims.post("/v1/claims", headers=holder, json={
         "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "insolvency",
         "event_date": "2027-06-01", "invoices": invoices}), 201)  # fmt: skip
-    # The claim told underwriting of the insolvency: the buyer is at grade 10 today.
-    assert ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=UW), 200)["grade"] == 10
     for kind in claim["missing_documents"]:
         ok(await claims.post(f"/v1/claims/{claim['id']}/documents", headers=holder,
                              data={"kind": kind},
