@@ -621,10 +621,17 @@ async def assess(ctx: Context, claim_id: str) -> ClaimRead:
     claim = await _claim(ctx, claim_id, lock=True)
     await _refresh_lapse(ctx, claim)
     assessed = await _next(ctx, claim, Act.ASSESS)
+    previous, was = Status(claim.status), claim.indemnity
     invoices = (await repo.invoices_of(ctx.session, [claim.id])).get(claim.id, [])
     coverage = await _coverage(ctx, claim, invoices)
     await _write_assessment(ctx, claim, invoices, coverage, await _recorded_recoveries(ctx, claim))
     await _enter(ctx, claim, assessed)
+    if previous == assessed.status and was is not None and claim.indemnity != was:
+        # Assessed again for another sum: the parties hear the indemnity they now count on.
+        c = claim.currency
+        await _announce_status(ctx, claim, previous, reason=(
+            f"assessed again: the indemnity is {money_read(claim.indemnity, c).amount} {c}, "
+            f"was {money_read(was, c).amount} {c}"))  # fmt: skip
     await ctx.session.flush()
     return await read_claim(ctx, claim)
 

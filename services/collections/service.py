@@ -455,7 +455,9 @@ async def _hand_over_from_other_mandates(ctx: Context, case: Case, numbers: list
 async def _settle_status_after_takeover(ctx: Context, case: Case) -> None:
     """The mandate taken over owes what the claim left unpaid less what it recovered since
     (`rules.status_after_takeover`): owing nothing it closes (its disputes moot), owing something
-    it collects, held while a dispute raised on it is open; its creditor hears of a change."""
+    it collects, held while a dispute raised on it is open. Its parties (the claim's loss payees
+    now among them) hear that it is the claim's recovery (`case.stage_changed` with the claim,
+    its status changed or not), as they hear of a paid claim's case opened."""
     unpaid = views.open_invoices(await _invoices(ctx, case.id))
     still_open = rules.open_disputes(views.logged(await _activities(ctx, case.id)))
     before = (case.stage, CaseStatus(case.status))
@@ -463,14 +465,14 @@ async def _settle_status_after_takeover(ctx: Context, case: Case) -> None:
     if case.status == CaseStatus.CLOSED:
         await _moot_open_disputes(ctx, case, ctx.today, f"claim {case.claim_id} paid: the case "
                                   "owes nothing once taken over")  # fmt: skip
-    if case.status == before[1]:
-        return
-    case.closed_on = ctx.today if case.status == CaseStatus.CLOSED else None
+    closes = case.status != before[1] and case.status == CaseStatus.CLOSED
+    if case.status != before[1]:
+        case.closed_on = ctx.today if closes else None
     days = rules.days_past_due(rules.oldest_unpaid_due(unpaid), ctx.today)
-    reason = (f"claim {case.claim_id} paid: taken over owing nothing" if case.closed_on
+    reason = (f"claim {case.claim_id} paid: taken over owing nothing" if closes
               else f"claim {case.claim_id} paid: taken over, owing what the claim left unpaid")  # fmt: skip
     await _announce_stage(ctx, case, previous=before, days_past_due=days, reason=reason)
-    if case.closed_on is not None:
+    if closes:
         await _announce_closed(ctx, case, "settled_by_claim", recovered=await _recovered(ctx, case))
     await ctx.session.flush()
 

@@ -17,6 +17,7 @@ from shared.db import get_session
 from tests.builders import money, ok
 from tests.claims.test_api import complete, insured, invoice
 from tests.conftest import auth
+from tests.feed import of_type, read_feed
 
 HANDLER = auth("claims_handler")
 
@@ -181,3 +182,25 @@ async def test_the_earlier_shipment_covers_first_whichever_claim_is_assessed_fir
 
 async def approve_and_pay_approved(claims: httpx.AsyncClient, claim_id: str) -> dict[str, Any]:
     return ok(await claims.post(f"/v1/claims/{claim_id}/payment", headers=HANDLER), 200)  # type: ignore[no-any-return]
+
+
+async def test_a_claim_assessed_again_for_another_sum_is_announced(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    """The later shipment's claim assessed alone (72,000), then the earlier one: assessed again it
+    is owed 18,000, and its parties hear so (assessed → assessed, the indemnity and why); assessed
+    once more for the same sum, nothing new is announced."""
+    claims = apis["claims"]
+    policy, buyer = await insured(apis["underwriting"], deductible=money("0"))
+    holder = auth("policyholder", policy["policyholder_id"])
+    earlier = await complete_claim(claims, policy, buyer, "A", "2027-03-01")
+    later = await complete_claim(claims, policy, buyer, "B", "2027-03-02")
+    await assess(claims, later)
+    await assess(claims, earlier)
+    await assess(claims, later)
+    await assess(claims, later)
+    heard = [e["data"] for e in of_type(await read_feed(claims, holder), "claim.status_changed")
+             if e["data"]["claim_id"] == later and e["data"]["status"] == "assessed"]  # fmt: skip
+    assert [(e["previous_status"], e["indemnity"]) for e in heard] == [
+        ("under_review", money("72000.00")), ("assessed", money("18000.00"))]  # fmt: skip
+    assert heard[1]["reason"] == "assessed again: the indemnity is 18000.00 EUR, was 72000.00 EUR"

@@ -52,3 +52,29 @@ async def test_a_mandate_names_no_loss_payee(cases: httpx.AsyncClient, api: Any)
                                json=_opening(creditor, buyer["id"], loss_payee_ids=["bank-x"]))  # fmt: skip
     assert refused.status_code == 422
     assert "loss_payee_ids" in refused.json()["detail"]
+
+
+async def test_the_banks_of_the_claims_policy_hear_of_the_mandate_it_takes_over(
+    cases: httpx.AsyncClient, api: Any
+) -> None:
+    """The policyholder's mandate collected part of the debt; the claim paid, its case is that
+    mandate taken over: the banks of the claim's policy hear that it is the claim's recovery (the
+    case, the claim, its stage), as they hear of a paid claim's case opened."""
+    creditor, bank = unique("ph"), unique("bank")
+    buyer = await make_buyer(api("underwriting"))
+    mandate = ok(await cases.post("/v1/cases", headers=auth("policyholder", creditor),
+                                  json=_opening(creditor, buyer["id"])), 201)  # fmt: skip
+    ok(await cases.post(f"/v1/cases/{mandate['id']}/payments", headers=auth("collector"),
+                        json={"amount": money("100"), "received_on": TODAY}), 201)  # fmt: skip
+    claim_id = unique("clm")
+    taken = ok(await cases.post("/v1/cases", headers=auth("service"), json=_opening(
+        creditor, buyer["id"], claim_id=claim_id, indemnity_paid=money("810"),
+        loss_payee_ids=[bank])), 201)  # fmt: skip
+    assert taken["id"] == mandate["id"] and taken["status"] == "open"
+    [heard] = await read_feed(cases, auth("bank", bank))
+    assert heard["type"] == "case.stage_changed"
+    assert (heard["data"]["case_id"], heard["data"]["claim_id"]) == (mandate["id"], claim_id)
+    assert heard["data"]["previous_status"] == heard["data"]["status"] == "open"
+    assert heard["data"]["reason"] == (
+        f"claim {claim_id} paid: taken over, owing what the claim left unpaid"
+    )
