@@ -626,11 +626,12 @@ async def assess(ctx: Context, claim_id: str) -> ClaimRead:
     coverage = await _coverage(ctx, claim, invoices)
     await _write_assessment(ctx, claim, invoices, coverage, await _recorded_recoveries(ctx, claim))
     await _enter(ctx, claim, assessed)
-    if previous == assessed.status and was is not None and claim.indemnity != was:
+    now = claim.indemnity
+    if previous == assessed.status and was is not None and now is not None and now != was:
         # Assessed again for another sum: the parties hear the indemnity they now count on.
         c = claim.currency
         await _announce_status(ctx, claim, previous, reason=(
-            f"assessed again: the indemnity is {money_read(claim.indemnity, c).amount} {c}, "
+            f"assessed again: the indemnity is {money_read(now, c).amount} {c}, "
             f"was {money_read(was, c).amount} {c}"))  # fmt: skip
     await ctx.session.flush()
     return await read_claim(ctx, claim)
