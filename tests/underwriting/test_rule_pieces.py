@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from services.underwriting.rules import cash_flow, coverage, credit_limit
+from services.underwriting.rules import cash_flow, coverage, credit_limit, grade
 from services.underwriting.rules.credit_limit import DEFAULT_DECISION_TABLE as TABLE
 from services.underwriting.rules.premium import payment_fault
 from shared.money import Money
@@ -79,6 +79,30 @@ def test_dso_change_needs_a_dso_a_year_ago_other_than_zero() -> None:
     assert cash_flow.dso_change(D(60), None) is None
     assert cash_flow.dso_change(D(60), D(0)) is None
     assert cash_flow.dso_change(None, D(50)) is None
+
+
+def test_a_dso_risen_from_zero_scores_and_warns_as_a_rise_beyond_every_band() -> None:
+    """A year ago nothing was outstanding (DSO 0); today 1,000 is, on sales of 1,000: DSO 365
+    has risen beyond any share. The grade scores it as a rise above 20% (2 points, not the half
+    point of a figure not known) and portfolio health warns of it; 0 then and 0 now is no rise."""
+    risen = grade.Indicators(dso_days=D(365), dso_prior_year_days=D(0))
+    [factor] = [f for f in grade.grade_buyer(risen, country_risk_level=1).factors
+                if f.factor == "dso_change"]  # fmt: skip
+    assert (factor.value, factor.points, factor.note) == (None, D(2), "scored: risen from zero")
+    flat = grade.Indicators(dso_days=D(0), dso_prior_year_days=D(0))
+    assert flat.dso_change == D(0)
+    totals = cash_flow.HealthTotals(
+        outstanding=D(1000), outstanding_prior_year=D(0), sales=D(1000),
+        sales_prior_year=D(600), overdue=D(0), ageing=(), largest_buyers={},
+    )  # fmt: skip
+    health = cash_flow.health_from_totals(totals)
+    assert (health.dso_days, health.dso_prior_year_days, health.dso_change) == (
+        D("365.0"), D("0.0"), None)  # fmt: skip
+    [warning] = health.warnings
+    assert (warning.code, warning.figure) == ("dso_increase", D("365.0"))
+    assert (
+        warning.message == "DSO rose from 0 days a year ago to 365.0 days, above 20% year on year"
+    )
 
 
 def test_the_warnings_weigh_the_exact_figures_never_the_rounded_ones_shown() -> None:

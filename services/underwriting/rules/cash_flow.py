@@ -166,6 +166,7 @@ def health_from_totals(
     current = exact_dso(totals.outstanding, totals.sales, window)
     prior = exact_dso(totals.outstanding_prior_year, totals.sales_prior_year, window)
     change = _exact_change(current, prior)
+    from_zero = prior == 0 and current is not None and current > 0
     ratio = None if totals.outstanding <= 0 else (
         Fraction(totals.overdue) / Fraction(totals.outstanding))  # fmt: skip
     largest, top_share = concentration(
@@ -183,6 +184,7 @@ def health_from_totals(
         top_buyers_share=top_share,
         warnings=(
             *portfolio_warnings(ratio, change, thresholds),
+            *dso_from_zero_warning(current if from_zero else None, thresholds),
             *current_ratio_warnings(sorted(ratios), ratios, thresholds),
         ),
     )
@@ -298,6 +300,17 @@ def portfolio_warnings(
         message = f"DSO rose {_percent(shown)}% year on year, above {limit * 100:.0f}%"
         warnings.append(Warning("dso_increase", shown, limit, message))
     return warnings
+
+
+def dso_from_zero_warning(current: Fraction | None, thresholds: HealthThresholds) -> list[Warning]:
+    """A DSO of zero a year ago and above it now (`current`) has risen beyond any share: its
+    warning shows the DSO it rose to (its change year on year has no figure)."""
+    if current is None:
+        return []
+    shown = _rounded(current, _DAYS)
+    message = (f"DSO rose from 0 days a year ago to {shown} days, above "
+               f"{thresholds.dso_increase_warning * 100:.0f}% year on year")  # fmt: skip
+    return [Warning("dso_increase", shown, thresholds.dso_increase_warning, message)]
 
 
 def _percent(share: Decimal) -> str:

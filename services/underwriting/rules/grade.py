@@ -209,8 +209,12 @@ class Indicators:
 
     @property
     def dso_change(self) -> Decimal | None:
-        if self.dso_days is None or not self.dso_prior_year_days:
+        """DSO's change year on year, a share; not known without both figures. From a DSO of
+        zero a year ago, any DSO today is a rise beyond every band (infinite), none is none."""
+        if self.dso_days is None or self.dso_prior_year_days is None:
             return None
+        if not self.dso_prior_year_days:
+            return ZERO if not self.dso_days else Decimal("Infinity")
         return (self.dso_days - self.dso_prior_year_days) / self.dso_prior_year_days
 
 
@@ -279,12 +283,13 @@ def grade_buyer(
         value = values[factor.name]
         if value is None:
             points, note = table.unknown_points, "not known"
+        elif value.is_infinite():
+            points, note = factor.points(value), "scored: risen from zero"
         else:
             points, note = factor.points(value), "scored"
         total += points
-        factors.append(
-            GradeFactor(factor.name, None if value is None else str(value), points, note)
-        )
+        shown = None if value is None or value.is_infinite() else str(value)
+        factors.append(GradeFactor(factor.name, shown, points, note))
     if signals is not None and signals.points:
         total += signals.points
         factors.append(GradeFactor("signals", str(signals.points), signals.points, signals.note()))
