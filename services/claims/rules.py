@@ -669,14 +669,15 @@ def declared_beyond_recorded(
 
 class UsedLine(NamedTuple):
     """An eligible invoice of an assessment as the buyer's limit reads it: its place in shipment
-    order (shipment date, due date, number), the limit in force on its shipment date, and what of
-    it is unpaid and eligible (zero when excluded)."""
+    order (shipment date, due date, number), the limit in force on its shipment date, what of it
+    is unpaid and eligible (zero when excluded), and what its assessment covered."""
 
     shipment_date: dt.date
     due_date: dt.date
     number: str
     limit_in_force: Decimal
     unpaid: Decimal
+    covered: Decimal = ZERO
 
 
 class LimitUse(NamedTuple):
@@ -710,10 +711,13 @@ def limit_entitlement(own: Sequence[UsedLine], others: Sequence[LimitUse]) -> De
     claims on the policy and buyer (`others`) use it too: a limit is one promise, however the
     invoices are split into claims. All their invoices taken together in shipment order cover
     what one claim of them all would (`_walk`). Of that, the claims approved or paid keep what
-    they were promised; the rest goes to the claims not yet approved, this one among them, their
-    invoices walked together in shipment order (the earlier shipments first, whichever claim
-    they are in and in whatever order the claims were assessed; any cut falls on the latest).
-    This claim has what its invoices get there, never more than they cover on their own."""
+    they were promised; the rest goes to the claims not yet approved, this one among them: all
+    the invoices walked in shipment order again, a promised one using what its claim's
+    assessment covered, any other covered up to the limit in force on its shipment date less
+    what the invoices before it use (the earlier shipments first, whichever claim they are in
+    and in whatever order the claims were assessed), the latest of them cut first when the
+    promises leave less. This claim has what its invoices get there, never more than they
+    cover on their own."""
     ordered = sorted(own, key=_in_shipment_order)
     alone = sum(_walk(ordered), ZERO)
     if not others:
@@ -721,14 +725,20 @@ def limit_entitlement(own: Sequence[UsedLine], others: Sequence[LimitUse]) -> De
     everyone = sorted([*own, *(line for use in others for line in use.lines)],
                       key=_in_shipment_order)  # fmt: skip
     left = sum(_walk(everyone), ZERO) - sum((u.covered for u in others if u.committed), ZERO)
-    pending = sorted([*((line, True) for line in own),
-                      *((line, False) for u in others if not u.committed for line in u.lines)],
-                     key=lambda entry: _in_shipment_order(entry[0]))  # fmt: skip
-    mine = ZERO
-    for covered, (_, is_own) in zip(_walk([line for line, _ in pending]), pending, strict=True):
-        taken = min(covered, max(ZERO, left))
+    lines = sorted([*((line, "own") for line in own),
+                    *((line, "promised" if u.committed else "other")
+                      for u in others for line in u.lines)],
+                   key=lambda entry: _in_shipment_order(entry[0]))  # fmt: skip
+    used, mine = ZERO, ZERO
+    for line, whose in lines:
+        if whose == "promised":
+            used += line.covered
+            continue
+        taken = min(line.unpaid, max(ZERO, line.limit_in_force - used), max(ZERO, left))
+        taken = max(ZERO, taken)
+        used += taken
         left -= taken
-        mine += taken if is_own else ZERO
+        mine += taken if whose == "own" else ZERO
     return min(alone, mine)
 
 

@@ -697,7 +697,8 @@ def _used_lines(
     dated = {invoice.number: invoice for invoice in invoices}
     return tuple(
         rules.UsedLine(dated[line.number].shipment_date, dated[line.number].due_date, line.number,
-                       line.limit_in_force.amount, ZERO if line.exclusions else line.unpaid.amount)
+                       line.limit_in_force.amount, ZERO if line.exclusions else line.unpaid.amount,
+                       line.covered.amount)
         for line in assessment.invoices if line.number in dated
     )  # fmt: skip
 

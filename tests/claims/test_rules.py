@@ -133,10 +133,10 @@ def test_a_claim_approved_keeps_what_it_was_promised_and_the_earlier_shipments_c
     limit was raised keeps its cover and takes none of the raise."""
     x1 = used("X1", "80000", DAY(2027, 1, 10), "100000")
     x2 = used("X2", "40000", DAY(2027, 1, 30), "100000")
-    promised = rules.LimitUse("clm_2", D(40000), (x2,), committed=True)
+    promised = rules.LimitUse("clm_2", D(40000), (x2._replace(covered=D(40000)),), committed=True)
     assert rules.limit_entitlement([x1], [promised]) == D(60000)
     # X1 approved at 60,000; X3 (shipped between them, 30,000) is claimed next: nothing left.
-    first = rules.LimitUse("clm_1", D(60000), (x1,), committed=True)
+    first = rules.LimitUse("clm_1", D(60000), (x1._replace(covered=D(60000)),), committed=True)
     x3 = used("X3", "30000", DAY(2027, 1, 20), "100000")
     assert rules.limit_entitlement([x3], [first, promised]) == D(0)
     # Raised to 150,000 for X4's shipment after them all: X4 covers the 50,000 of the raise.
@@ -150,10 +150,27 @@ def test_what_an_approved_claim_left_unused_goes_to_the_live_claims_never_above_
     x1 = used("X1", "80000", DAY(2027, 1, 10), "100000")
     x2 = used("X2", "40000", DAY(2027, 1, 20), "100000")
     x3 = used("X3", "30000", DAY(2027, 1, 30), "100000")
-    promised = rules.LimitUse("clm_1", D(50000), (x1,), committed=True)
+    promised = rules.LimitUse("clm_1", D(50000), (x1._replace(covered=D(50000)),), committed=True)
     live_2, live_3 = rules.LimitUse("clm_2", D(0), (x2,)), rules.LimitUse("clm_3", D(0), (x3,))
     assert rules.limit_entitlement([x2], [promised, live_3]) == D(40000)
     assert rules.limit_entitlement([x3], [promised, live_2]) == D(10000)
+
+
+def test_a_shipment_made_when_an_approved_claim_used_the_whole_limit_covers_nothing() -> None:
+    """Limit 50,000, raised to 150,000 between the second and third shipments. The first claim
+    (I1, 50,000) is approved at 50,000: I2, shipped while that used the whole 50,000, covers
+    nothing; I3, shipped after the raise, covers 100,000, in whatever order I2 and I3 are
+    claimed and assessed (as one claim of the three: 150,000)."""
+    i1 = used("I1", "50000", DAY(2027, 1, 10), "50000")
+    i2 = used("I2", "50000", DAY(2027, 1, 25), "50000")
+    i3 = used("I3", "100000", DAY(2027, 2, 15), "150000")
+    assert rules.limit_entitlement([i1, i2, i3], []) == D(150000)
+    first = rules.LimitUse("clm_1", D(50000), (i1._replace(covered=D(50000)),), committed=True)
+    assert rules.limit_entitlement([i2], [first]) == D(0)
+    assert rules.limit_entitlement([i3], [first]) == D(100000)
+    second, third = rules.LimitUse("clm_2", D(0), (i2,)), rules.LimitUse("clm_3", D(0), (i3,))
+    assert rules.limit_entitlement([i2], [first, third]) == D(0)
+    assert rules.limit_entitlement([i3], [first, second]) == D(100000)
 
 
 def test_the_limit_another_claim_left_is_taken_the_latest_shipments_first() -> None:
