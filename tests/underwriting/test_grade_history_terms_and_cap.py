@@ -49,6 +49,25 @@ async def insolvent_since(uw: httpx.AsyncClient, buyer_id: str, observed_on: str
     assert signal["grade"] == 10
 
 
+@pytest.mark.parametrize("earlier_first", [True, False])
+async def test_discretionary_cover_reads_the_earliest_insolvency_whatever_order_it_is_heard_in(
+    uw: httpx.AsyncClient, earlier_first: bool
+) -> None:
+    """Two insolvency filings on one buyer, observed on 1 and 5 June, heard in either order: the
+    buyer is insolvent from 1 June, so a shipment of 3 June is not covered by discretion, one of
+    31 May is."""
+    policy = await discretionary_policy(uw)
+    buyer = await make_buyer(uw)
+    for day in ["2027-06-01", "2027-06-05"] if earlier_first else ["2027-06-05", "2027-06-01"]:
+        await insolvent_since(uw, buyer["id"], day)
+    assert ok(await uw.get(f"/v1/buyers/{buyer['id']}", headers=UW), 200)["insolvent_since"] == (
+        "2027-06-01")  # fmt: skip
+    before, after = [ok(await uw.post("/v1/coverage-checks", headers=UW, json=item(
+        policy, buyer["id"], "1000", shipped, "2027-08-01")), 200) for shipped in (
+        "2027-05-31", "2027-06-03")]  # fmt: skip
+    assert before["covered"] is True and after["covered"] is False
+
+
 def item(policy: dict[str, Any], buyer_id: str, amount: str, shipped: str, due: str
          ) -> dict[str, Any]:  # fmt: skip
     return {"policy_id": policy["id"], "buyer_id": buyer_id, "invoice_amount": money(amount),

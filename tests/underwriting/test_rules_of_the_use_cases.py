@@ -74,10 +74,12 @@ def test_a_management_change_on_a_count_not_known_never_makes_the_grade_better()
     assert after_grade >= before_grade
 
 
-def test_a_buyer_is_insolvent_from_its_first_insolvency_filing() -> None:
+def test_a_buyer_is_insolvent_from_the_earliest_insolvency_filing_in_any_order() -> None:
     first = dt.date(2027, 1, 5)
     assert rules.insolvent_since_after_signal("insolvency_filing", TODAY, None) == TODAY
     assert rules.insolvent_since_after_signal("insolvency_filing", TODAY, first) == first
+    # Heard of later, an earlier filing moves the insolvency back to its day.
+    assert rules.insolvent_since_after_signal("insolvency_filing", first, TODAY) == first
     assert rules.insolvent_since_after_signal("court_judgment", TODAY, None) is None
 
 

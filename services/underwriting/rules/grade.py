@@ -467,7 +467,8 @@ def indicators_after_signal(kind: str, indicators: Mapping[str, Any]) -> dict[st
 def insolvent_since_after_signal(
     kind: str, observed_on: dt.date, insolvent_since: dt.date | None
 ) -> dt.date | None:
-    """A buyer is insolvent from the day its first insolvency filing was observed."""
-    if kind == "insolvency_filing" and insolvent_since is None:
-        return observed_on
-    return insolvent_since
+    """A buyer is insolvent from the earliest day an insolvency filing was observed, in whatever
+    order the filings arrive (a claim approved later may have known of it earlier)."""
+    if kind != "insolvency_filing":
+        return insolvent_since
+    return observed_on if insolvent_since is None else min(insolvent_since, observed_on)
