@@ -105,6 +105,14 @@ ALREADY_ASSIGNED = _entry("already-assigned", 409, "Already assigned",
 BUYER_EXISTS = _entry("buyer-exists", 409, "Buyer exists",
                       "a buyer with this country and registration number is already registered; "
                       "`existing_buyer_id` names it", "underwriting")  # fmt: skip
+DECLARER_REQUIRED = _entry("declarer-required", 409, "Declarer required",
+                           "several policyholders' declarations of indicators on the buyer are "
+                           "pending; `policyholder_id` names the one to confirm "
+                           "(`pending_declarers` lists them)", "underwriting")  # fmt: skip
+NO_PENDING_DECLARATION = _entry("no-pending-declaration", 409, "No pending declaration",
+                                "the policyholder named has no pending declaration of "
+                                "indicators on the buyer (`pending_declarers` lists those "
+                                "that have)", "underwriting")  # fmt: skip
 POLICY_OVERLAP = _entry("policy-overlap", 409, "Policy overlap",
                         "the policyholder already has a policy in this currency whose dates "
                         "overlap; `existing_policy_id` names it", "underwriting")  # fmt: skip
@@ -428,6 +436,10 @@ def problem_components() -> dict[str, dict[str, Any]]:
         "instance": {**text, "description": "the request's path"},
         "existing_policy_id": {**text, "description": "`policy-overlap`: the policy it overlaps"},
         "existing_buyer_id": {**text, "description": "`buyer-exists`: the buyer already known"},
+        "pending_declarers": {"type": "array", "items": {"type": ["string", "null"]},
+                              "description": "`declarer-required`, `no-pending-declaration`: "
+                              "the policyholders whose declarations are pending (null: one "
+                              "declared before they were kept per policyholder)"},
         "existing_sanction_id": {**text, "description": "`sanction-exists`: the listing already "
                                  "there (lifting it lifts the sanction)"},
         "filing_deadline": {**date, "description": "the last day a claim may be filed"},

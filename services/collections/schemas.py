@@ -142,8 +142,7 @@ class AllocationRead(Schema):
 
 
 # A decimal kept as given, any number of places (a percentage given as the share may have many).
-_DecimalText = Annotated[str, WithJsonSchema({"type": "string", "format": "decimal",
-                                              "pattern": r"^[0-9]+(\.[0-9]+)?$"})]  # fmt: skip
+_DecimalText = Annotated[str, WithJsonSchema({"type": "string", "format": "decimal"})]
 
 
 class ShareFraction(Schema):

@@ -34,6 +34,7 @@ from services.underwriting.schemas import (
     ExternalLimitCreate,
     GradeHistoryList,
     IdQuery,
+    IndicatorsConfirm,
     IndicatorsIn,
     LimitChangeCreate,
     LimitChangeRead,
@@ -252,11 +253,15 @@ async def update_indicators(
              responses=WRITE)  # fmt: skip
 async def confirm_indicators(
     buyer_id: IdPath, request: Request, session: SessionDep, caller: Underwriter,
-    cmd: CommandDep,
+    cmd: CommandDep, body: IndicatorsConfirm | None = None,
 ) -> Response:  # fmt: skip
-    """An underwriter confirms the declared indicators: they now move the grade."""
+    """An underwriter confirms the indicators one policyholder declared: they now move the
+    grade, and its limits follow. The body's `policyholder_id` names the declaration (null: the
+    one kept unattributed); without it (or without a body), the buyer's only pending one. Several
+    pending and none named: 409 `declarer-required` (`pending_declarers` lists them); a
+    declarer named with nothing pending: 409 `no-pending-declaration`."""
     ctx = context(request, session, caller)
-    return await cmd.run(lambda: lim.confirm_indicators(ctx, buyer_id))
+    return await cmd.run(lambda: lim.confirm_indicators(ctx, buyer_id, body))
 
 
 @router.post("/buyers/{buyer_id}/signals", status_code=201, response_model=SignalRead,

@@ -27,6 +27,7 @@ from services.underwriting.models import (
     Buyer,
     BuyerSignal,
     CreditLimit,
+    IndicatorDeclaration,
     LimitAmount,
     LimitRequest,
     Policy,
@@ -39,6 +40,7 @@ from services.underwriting.schemas import (
     DecisionCreate,
     DecisionReason,
     ExternalLimitCreate,
+    IndicatorsConfirm,
     IndicatorsIn,
     LimitChangeCreate,
     LimitChangeRead,
@@ -55,6 +57,7 @@ from services.underwriting.schemas import (
 from services.underwriting.service import (
     Context,
     buyer_indicators,
+    declare_indicators,
     grade_profile,
     listed_level,
     owned_policy_and_parties,
@@ -75,6 +78,8 @@ from shared.pagination import PageRequest, fetch_page
 from shared.problems import (
     ALREADY_DECIDED,
     BUYER_NOT_COVERED,
+    DECLARER_REQUIRED,
+    NO_PENDING_DECLARATION,
     POLICY_INACTIVE,
     RETROACTIVE_REDUCTION,
     SINGLE_BUYER_CAP_EXCEEDED,
@@ -737,38 +742,75 @@ async def _regrade_following(
 
 
 async def update_indicators(ctx: Context, buyer_id: str, data: IndicatorsIn) -> BuyerGradedRead:
-    """A policyholder declares indicators (kept, not graded) on its own buyers only; an
-    underwriter's are confirmed: they grade the buyer again, and its limits follow."""
+    """A policyholder declares indicators (kept as its own declaration, not graded) on its own
+    buyers only; an underwriter's are confirmed: they grade the buyer again, and its limits
+    follow, and the declarations still pending are superseded by them."""
     buyer = await visible_buyer(ctx, buyer_id, for_update=True)
     values = stored_indicators(data)
     if ctx.caller.role == "policyholder":
-        buyer.declared_indicators = {**(buyer.declared_indicators or {}), **values}
+        party = ctx.caller.party_id or ""
+        own = await repo.declarations_of(ctx.session, [buyer.id], policyholder_id=party)
+        declared = declare_indicators(ctx, buyer, values, next(iter(own.get(buyer.id, [])), None))
         changes: tuple[list[LimitChangeRead], list[LimitNotHalvedRead]] = ([], [])
-    else:
-        buyer.indicators = {**buyer.indicators, **values}
-        buyer.declared_indicators = None
-        changes = await _regrade_following(ctx, buyer, cause="indicators")
-    return await _graded_read(ctx, buyer, *changes)
+        return await _graded_read(ctx, buyer, [declared], *changes)
+    buyer.indicators = {**buyer.indicators, **values}
+    pending = await repo.declarations_of(ctx.session, [buyer.id], pending_only=True)
+    for declaration in pending.get(buyer.id, []):
+        _decide(ctx, declaration, "superseded")
+    changes = await _regrade_following(ctx, buyer, cause="indicators")
+    return await _graded_read(ctx, buyer, [], *changes)
 
 
-async def confirm_indicators(ctx: Context, buyer_id: str) -> BuyerGradedRead:
-    """An underwriter confirms the indicators a policyholder declared: they grade the buyer
-    again, and its limits follow."""
+async def confirm_indicators(
+    ctx: Context, buyer_id: str, data: IndicatorsConfirm | None = None
+) -> BuyerGradedRead:
+    """An underwriter confirms the indicators one policyholder declared: they grade the buyer
+    again, and its limits follow. `policyholder_id` names the declaration (null: the one kept
+    unattributed); not named, the only pending one. Several pending and none named is a 409
+    (`declarer-required`), as is a declarer named with nothing pending; none pending and none
+    named grades the buyer again on what is confirmed."""
     buyer = await repo.buyer(ctx.session, buyer_id, for_update=True)
     if buyer is None:
         raise not_found("buyer", buyer_id)
-    if buyer.declared_indicators:
-        buyer.indicators = {**buyer.indicators, **buyer.declared_indicators}
-        buyer.declared_indicators = None
+    found = await repo.declarations_of(ctx.session, [buyer.id], pending_only=True)
+    pending = found.get(buyer.id, [])
+    declarers = [d.policyholder_id for d in pending]
+    named = data is not None and "policyholder_id" in data.model_fields_set
+    if named:
+        assert data is not None
+        chosen = [d for d in pending if d.policyholder_id == data.policyholder_id]
+        if not chosen:
+            raise conflict(NO_PENDING_DECLARATION, "the policyholder named has no pending "
+                           "declaration of indicators on this buyer",
+                           pending_declarers=declarers)  # fmt: skip
+    elif len(pending) > 1:
+        raise conflict(DECLARER_REQUIRED, "several policyholders' declarations are pending: name "
+                       "the one to confirm by its `policyholder_id`",
+                       pending_declarers=declarers)  # fmt: skip
+    else:
+        chosen = pending
+    for declaration in chosen:
+        buyer.indicators = {**buyer.indicators, **declaration.indicators}
+        _decide(ctx, declaration, "confirmed")
     changes = await _regrade_following(ctx, buyer, cause="indicators")
-    return await _graded_read(ctx, buyer, *changes)
+    left = [d for d in pending if d not in chosen]
+    return await _graded_read(ctx, buyer, left, *changes)
+
+
+def _decide(ctx: Context, declaration: IndicatorDeclaration, status: str) -> None:
+    """A pending declaration confirmed or superseded, by whom and when (kept: who declared the
+    figures now confirmed stays known)."""
+    declaration.status = status
+    declaration.decided_by = ctx.caller.subject
+    declaration.decided_at = utcnow()
 
 
 async def _graded_read(
-    ctx: Context, buyer: Buyer, changes: list[LimitChangeRead], left: list[LimitNotHalvedRead]
-) -> BuyerGradedRead:
+    ctx: Context, buyer: Buyer, declarations: Sequence[IndicatorDeclaration],
+    changes: list[LimitChangeRead], left: list[LimitNotHalvedRead],
+) -> BuyerGradedRead:  # fmt: skip
     await ctx.session.flush()
-    read = views.buyer_read(buyer, ctx.caller)
+    read = views.buyer_read(buyer, ctx.caller, declarations)
     return BuyerGradedRead.model_construct(**dict(read), limit_changes=changes,
                                            limits_not_halved=left)  # fmt: skip
 

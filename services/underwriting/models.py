@@ -143,14 +143,36 @@ class Buyer(Timestamped, Base):
     registration_number: Mapped[str] = mapped_column(String(100))  # as written
     registration_key: Mapped[str | None] = mapped_column(String(100))
     legal_form: Mapped[str] = mapped_column(String(20))
-    # Indicators an underwriter confirmed (they move the grade) and those a policyholder declared.
+    # Indicators an underwriter confirmed (they move the grade); those a policyholder declared are
+    # each policyholder's own (`IndicatorDeclaration`).
     indicators: Mapped[dict[str, Any]] = mapped_column(JSON)
-    declared_indicators: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     grade: Mapped[int] = mapped_column(Integer)
     grade_factors: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     insolvent_since: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     registered_by: Mapped[str] = mapped_column(String(200))
     graded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class IndicatorDeclaration(Timestamped, Base):
+    """The indicators one policyholder declared on a buyer (domain.md, Buyer: kept as declared,
+    they move the grade only once an underwriter confirms them), one row per buyer and declaring
+    policyholder: who declared them and when, and what became of them. `pending` until an
+    underwriter confirms them (`confirmed`: merged into the buyer's indicators) or gives
+    figures of their own (`superseded`); declaring again starts a pending declaration anew
+    (merged into one still pending). `policyholder_id` null: declared before migration un0016
+    by a party it could not name."""
+
+    __tablename__ = "indicator_declarations"
+    __table_args__ = (UniqueConstraint("buyer_id", "policyholder_id"),)
+
+    buyer_id: Mapped[str] = mapped_column(ForeignKey("buyers.id"))
+    policyholder_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    indicators: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20))
+    declared_by: Mapped[str] = mapped_column(String(200))
+    declared_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class BuyerGrade(Timestamped, Base):

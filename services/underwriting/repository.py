@@ -50,6 +50,7 @@ from services.underwriting.models import (
     BuyerSignal,
     CountryRisk,
     CreditLimit,
+    IndicatorDeclaration,
     LimitAmount,
     LimitRequest,
     Policy,
@@ -517,14 +518,26 @@ async def exposures_of_buyers(
     return {buyer_id: Decimal(total) for buyer_id, total in rows.all()}
 
 
-async def indicators_of(
-    session: AsyncSession, buyer_ids: Sequence[str]
-) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
-    """Each buyer's confirmed and declared indicators."""
+async def declarations_of(
+    session: AsyncSession, buyer_ids: Sequence[str], *, policyholder_id: str | None = None,
+    pending_only: bool = False, for_update: bool = False,
+) -> dict[str, list[IndicatorDeclaration]]:  # fmt: skip
+    """Each buyer's indicator declarations (oldest declared first): all, or only those of
+    `policyholder_id` (named: its own), only the pending ones if asked."""
+    statement = select(IndicatorDeclaration).where(IndicatorDeclaration.buyer_id.in_(buyer_ids))
+    if policyholder_id is not None:
+        statement = statement.where(IndicatorDeclaration.policyholder_id == policyholder_id)
+    if pending_only:
+        statement = statement.where(IndicatorDeclaration.status == "pending")
+    if for_update:
+        statement = statement.with_for_update()
+    found: dict[str, list[IndicatorDeclaration]] = defaultdict(list)
     rows = await session.execute(
-        select(Buyer.id, Buyer.indicators, Buyer.declared_indicators).where(Buyer.id.in_(buyer_ids))
+        statement.order_by(IndicatorDeclaration.declared_at, IndicatorDeclaration.id)
     )
-    return {ident: (confirmed, declared) for ident, confirmed, declared in rows.all()}
+    for declaration in rows.scalars():
+        found[declaration.buyer_id].append(declaration)
+    return found
 
 
 async def turnover(
@@ -750,12 +763,14 @@ def _summed(expression: Any, label: str) -> Any:
 
 
 def portfolio_health_statements(
-    policy_id: str, today: dt.date, thresholds: HealthThresholds, dialect: str = "postgresql"
-) -> tuple[Any, Any]:
+    policy_id: str, today: dt.date, thresholds: HealthThresholds, dialect: str = "postgresql",
+    *, policyholder_id: str | None = None,
+) -> tuple[Any, Any]:  # fmt: skip
     """rules.health_totals in SQL: one aggregate of the policy's receivables (outstanding today
     and a year ago, the sales windows, overdue, ageing), and the buyers still owing, ranked by
-    what they owe (ties by id), each with its indicators: the `top_buyers` first, then those
-    with a current ratio (the rules' warnings read it)."""
+    what they owe (ties by id), each with its confirmed indicators and those the policy's
+    `policyholder_id` declared (never another policyholder's): the `top_buyers` first, then
+    those with a current ratio (the rules' warnings read it)."""
     prior = today - dt.timedelta(days=PRIOR_YEAR_DAYS)
     window = dt.timedelta(days=thresholds.sales_window_days)
     now, then = _outstanding_on(today, dialect), _outstanding_on(prior, dialect)
@@ -780,14 +795,18 @@ def portfolio_health_statements(
         .having(func.sum(now) > literal_column("0"))
         .subquery("per_buyer")
     )  # fmt: skip
+    own = aliased(IndicatorDeclaration, name="own_declaration")
     has_ratio = or_(
         Buyer.indicators["current_ratio"].as_string().is_not(None),
-        Buyer.declared_indicators["current_ratio"].as_string().is_not(None),
+        own.indicators["current_ratio"].as_string().is_not(None),
     )
     buyers = (
         select(per_buyer.c.buyer_id, type_coerce(per_buyer.c.owed, Amount()), per_buyer.c.place,
-               Buyer.indicators, Buyer.declared_indicators)
+               Buyer.indicators, own.indicators)
         .join(Buyer, Buyer.id == per_buyer.c.buyer_id)
+        .outerjoin(own, and_(own.buyer_id == per_buyer.c.buyer_id,
+                             own.policyholder_id == bindparam("policyholder_id", policyholder_id,
+                                                              type_=String())))
         .where(or_(per_buyer.c.place <= thresholds.top_buyers, has_ratio))
         .order_by(per_buyer.c.place)
     )  # fmt: skip
@@ -797,17 +816,18 @@ def portfolio_health_statements(
 @dataclass(frozen=True)
 class HealthFigures:
     """What portfolio health reads: the sums, and the indicators of the buyers still owing
-    that have a current ratio (confirmed and declared)."""
+    that have a current ratio (confirmed, and declared by the policy's policyholder)."""
 
     totals: HealthTotals
     indicators: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]
 
 
 async def portfolio_health_figures(
-    session: AsyncSession, policy_id: str, today: dt.date, thresholds: HealthThresholds
+    session: AsyncSession, policy: Policy, today: dt.date, thresholds: HealthThresholds
 ) -> HealthFigures:
     dialect = session.get_bind().dialect.name
-    totals, buyers = portfolio_health_statements(policy_id, today, thresholds, dialect)
+    totals, buyers = portfolio_health_statements(policy.id, today, thresholds, dialect,
+                                                 policyholder_id=policy.policyholder_id)  # fmt: skip
     sums = (await session.execute(totals)).one()
     names = ["not_due", *(name for name, _, _ in thresholds.buckets)]
     largest: dict[str, Decimal] = {}

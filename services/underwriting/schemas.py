@@ -196,6 +196,37 @@ class IndicatorsIn(Schema):
     management_changes_12m: Count | None = None
 
 
+DeclarationStatus = Annotated[
+    Literal["pending", "confirmed", "superseded"],
+    named_enum("DeclarationStatus", ("pending", "confirmed", "superseded")),
+]
+
+
+class IndicatorDeclarationRead(Schema):
+    """Indicators one policyholder declared on a buyer, with who declared them and when."""
+
+    policyholder_id: str | None = Field(
+        description="the declaring policyholder; null: declared before declarations were kept "
+        "per policyholder, by a party not known"
+    )
+    indicators: IndicatorsIn
+    status: DeclarationStatus = Field(
+        description="`pending` until an underwriter confirms it (`confirmed`: it now moves the "
+        "grade) or gives figures of their own (`superseded`)"
+    )
+    declared_by: str = Field(description="the token subject that declared it")
+    declared_at: dt.datetime
+    decided_by: str | None = Field(None, description="staff only: who confirmed or superseded it")
+    decided_at: dt.datetime | None = None
+
+
+class IndicatorsConfirm(Schema):
+    """Which declaration an underwriter confirms: `policyholder_id` names its declarer (null: the
+    unattributed one); omitted, the buyer's only pending declaration."""
+
+    policyholder_id: str | None = Field(None, max_length=64)
+
+
 class BuyerCreate(Schema):
     name: NameText
     country: CountryCode
@@ -222,8 +253,19 @@ class BuyerRead(Schema):
     insolvent_since: dt.date | None = None
     grade_factors: list[GradeFactorRead] | None = None
     indicators: IndicatorsIn | None = None
-    declared_indicators: IndicatorsIn | None = None
-    indicators_confirmed: bool
+    declared_indicators: IndicatorsIn | None = Field(
+        None,
+        description="a policyholder: what it declared, while pending; staff: the pending "
+        "declaration when there is exactly one (each is in `declarations`)",
+    )
+    declarations: list[IndicatorDeclarationRead] | None = Field(
+        None,
+        description="staff: every pending declaration, each with its declarer; a "
+        "policyholder: its own declaration (whatever became of it), never another's",
+    )
+    indicators_confirmed: bool = Field(
+        description="staff: no declaration is pending; a policyholder: its own is not pending"
+    )
 
 
 class BuyerStandingRead(Schema):

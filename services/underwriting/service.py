@@ -16,6 +16,7 @@ from services.underwriting.models import (
     Buyer,
     BuyerGrade,
     BuyerSignal,
+    IndicatorDeclaration,
     Policy,
     PolicyAssignment,
     PolicyRow,
@@ -448,7 +449,6 @@ async def register_buyer(ctx: Context, data: BuyerCreate) -> BuyerRead:
         registration_key=rules.registration_key(data.registration_number),
         legal_form=data.legal_form,
         indicators=indicators if confirmed else {},
-        declared_indicators=None if confirmed or not indicators else indicators,
         grade=0,
         grade_factors=[],
         registered_by=_registrant(ctx.caller),
@@ -465,7 +465,29 @@ async def register_buyer(ctx: Context, data: BuyerCreate) -> BuyerRead:
         raise _duplicate_buyer(existing.id if existing else "")
     await _record_grade(ctx, buyer, cause="registration", graded_on=ctx.today, signals=[],
                         level=level, registered=True)  # fmt: skip
-    return views.buyer_read(buyer, ctx.caller)
+    declared = [] if confirmed or not indicators else [declare_indicators(ctx, buyer, indicators)]
+    return views.buyer_read(buyer, ctx.caller, declared)
+
+
+def declare_indicators(
+    ctx: Context, buyer: Buyer, values: dict[str, Any],
+    declaration: IndicatorDeclaration | None = None,
+) -> IndicatorDeclaration:  # fmt: skip
+    """The calling policyholder's declaration on the buyer, with who declared it and when: its
+    pending one with these values added, else (none yet, or one decided) these values pending."""
+    now = utcnow()
+    if declaration is None:
+        declaration = IndicatorDeclaration(
+            id=new_id("dcl"), buyer_id=buyer.id, policyholder_id=ctx.caller.party_id,
+            indicators={}, status="pending", created_at=now)  # fmt: skip
+        ctx.session.add(declaration)
+    pending = declaration.status == "pending"
+    declaration.indicators = {**declaration.indicators, **values} if pending else dict(values)
+    declaration.status = "pending"
+    declaration.declared_by = ctx.caller.subject
+    declaration.declared_at = now
+    declaration.decided_by = declaration.decided_at = None
+    return declaration
 
 
 def _duplicate_buyer(buyer_id: str) -> Problem:
@@ -492,7 +514,21 @@ async def visible_buyer(ctx: Context, buyer_id: str, *, for_update: bool = False
 
 
 async def get_buyer(ctx: Context, buyer_id: str) -> BuyerRead:
-    return views.buyer_read(await visible_buyer(ctx, buyer_id), ctx.caller)
+    [read] = await buyer_reads(ctx, [await visible_buyer(ctx, buyer_id)])
+    return read
+
+
+async def buyer_reads(ctx: Context, buyers: Sequence[Buyer]) -> list[BuyerRead]:
+    """The buyers as the caller reads them, each with the indicator declarations it may see
+    (`views.declarations_seen`: staff the pending ones, a policyholder its own), read at once."""
+    declarations: dict[str, list[IndicatorDeclaration]] = {}
+    if buyers and ctx.caller.is_staff:
+        declarations = await repo.declarations_of(ctx.session, [b.id for b in buyers],
+                                                  pending_only=True)  # fmt: skip
+    elif buyers and ctx.caller.role == "policyholder" and ctx.caller.party_id:
+        declarations = await repo.declarations_of(ctx.session, [b.id for b in buyers],
+                                                  policyholder_id=ctx.caller.party_id)  # fmt: skip
+    return [views.buyer_read(b, ctx.caller, declarations.get(b.id, ())) for b in buyers]
 
 
 async def grade_history(ctx: Context, buyer_id: str, page: PageRequest) -> GradeHistoryList:
@@ -543,7 +579,7 @@ async def list_buyers(
     )  # fmt: skip
     rows, cursor = await fetch_page(ctx.session, statement, page, created_at=Buyer.created_at,
                                     ident=Buyer.id)  # fmt: skip
-    return BuyerList(items=[views.buyer_read(b, ctx.caller) for b in rows], next_cursor=cursor)
+    return BuyerList(items=await buyer_reads(ctx, rows), next_cursor=cursor)
 
 
 async def get_country_risk(ctx: Context, country: str) -> CountryRiskRead:
@@ -692,7 +728,7 @@ async def portfolio_health(ctx: Context, policy_id: str) -> PortfolioHealthRead:
     policy = await owned_policy(ctx, policy_id)
     thresholds = ctx.settings.health_thresholds()
     # The sums come from SQL aggregates (rules.health_totals' twin); the rule computes the rest.
-    figures = await repo.portfolio_health_figures(ctx.session, policy.id, ctx.today, thresholds)
+    figures = await repo.portfolio_health_figures(ctx.session, policy, ctx.today, thresholds)
     ratios = {buyer_id: ratio for buyer_id, (confirmed, declared) in figures.indicators.items()
               if (ratio := rules.current_ratio_that_counts(confirmed, declared)) is not None}  # fmt: skip
     health = health_from_totals(figures.totals, thresholds=thresholds, current_ratios=ratios)

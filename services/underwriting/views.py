@@ -14,6 +14,7 @@ from services.underwriting.models import (
     BuyerGrade,
     BuyerSignal,
     CreditLimit,
+    IndicatorDeclaration,
     LimitAmount,
     LimitRequest,
     Policy,
@@ -32,6 +33,7 @@ from services.underwriting.schemas import (
     GradeEntryRead,
     GradeFactorRead,
     HistoryRead,
+    IndicatorDeclarationRead,
     IndicatorsIn,
     LimitChangeRead,
     LimitRead,
@@ -112,9 +114,15 @@ def factors_json(grade: rules.Grade) -> list[dict[str, Any]]:
     ]
 
 
-def buyer_read(buyer: Buyer, caller: Caller) -> BuyerRead:
-    """A buyer with its grade; staff also see the factors and the indicators behind it."""
+def buyer_read(
+    buyer: Buyer, caller: Caller, declarations: Sequence[IndicatorDeclaration] = ()
+) -> BuyerRead:
+    """A buyer with its grade; staff also see the factors and the indicators behind it, and every
+    pending declaration with its declarer; a policyholder only its own declaration
+    (`declarations`: those the caller may see, `declarations_seen`)."""
     staff = caller.is_staff
+    seen = declarations_seen(declarations, caller)
+    pending = [d for d in seen if d.status == "pending"]
     return BuyerRead(
         id=buyer.id,
         created_at=buyer.created_at,
@@ -126,11 +134,33 @@ def buyer_read(buyer: Buyer, caller: Caller) -> BuyerRead:
         insolvent_since=buyer.insolvent_since,
         grade_factors=[GradeFactorRead(**f) for f in buyer.grade_factors] if staff else None,
         indicators=IndicatorsIn(**buyer.indicators) if staff and buyer.indicators else None,
-        declared_indicators=IndicatorsIn(**buyer.declared_indicators)
-        if staff and buyer.declared_indicators
-        else None,
-        indicators_confirmed=not buyer.declared_indicators,
+        declared_indicators=IndicatorsIn(**pending[0].indicators) if len(pending) == 1 else None,
+        declarations=[declaration_read(d, caller) for d in seen],
+        indicators_confirmed=not pending,
     )
+
+
+def declarations_seen(
+    declarations: Sequence[IndicatorDeclaration], caller: Caller
+) -> list[IndicatorDeclaration]:
+    """What a caller sees of a buyer's declarations: staff, the pending ones; a policyholder, its
+    own only (whatever became of it); anyone else, none."""
+    if caller.is_staff:
+        return [d for d in declarations if d.status == "pending"]
+    if caller.role == "policyholder" and caller.party_id:
+        return [d for d in declarations if d.policyholder_id == caller.party_id]
+    return []
+
+
+def declaration_read(declaration: IndicatorDeclaration, caller: Caller) -> IndicatorDeclarationRead:
+    return IndicatorDeclarationRead(
+        policyholder_id=declaration.policyholder_id,
+        indicators=IndicatorsIn(**declaration.indicators),
+        status=declaration.status,
+        declared_by=declaration.declared_by, declared_at=declaration.declared_at,
+        decided_by=declaration.decided_by if caller.is_staff else None,
+        decided_at=declaration.decided_at,
+    )  # fmt: skip
 
 
 def grade_entry_read(entry: BuyerGrade, caller: Caller) -> GradeEntryRead:

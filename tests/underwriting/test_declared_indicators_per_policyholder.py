@@ -1,0 +1,105 @@
+"""Indicators a policyholder declares are its own (domain.md, Buyer: "kept as declared and move the
+grade only once an underwriter confirms them"; api.md 2026-11-23: "A party's token sees only what is
+its own"): kept per buyer and declaring policyholder with who declared them and when, read back by
+their declarer only, never counted in another policyholder's portfolio health, and confirmed by an
+underwriter one declarer at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.builders import make_policy, money, ok, request_limit
+from tests.conftest import auth, unique
+
+
+async def _book(uw: httpx.AsyncClient, policy: dict[str, Any], buyer_id: str) -> None:
+    """A receivable still owed on the buyer, so that portfolio health weighs it."""
+    ok(await uw.post(f"/v1/policies/{policy['id']}/declarations",
+                     headers=auth("policyholder", policy["policyholder_id"]), json={
+        "invoices": [{"number": unique("I"), "buyer_id": buyer_id, "amount": money("10000"),
+                      "shipment_date": "2026-03-01", "due_date": "2026-05-01"}]}), 201)  # fmt: skip
+
+
+async def _two_declarers(uw: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """ph-x registers a buyer; ph-y requests a limit on it; both owe receivables on it."""
+    x, y = await make_policy(uw), await make_policy(uw)
+    buyer = ok(await uw.post("/v1/buyers", headers=auth("policyholder", x["policyholder_id"]),
+                             json={"name": "Shared Buyer", "country": "DE",
+                                   "registration_number": unique("HRB")}), 201)  # fmt: skip
+    await request_limit(uw, y, buyer["id"], "10000")
+    await _book(uw, x, buyer["id"])
+    await _book(uw, y, buyer["id"])
+    return x, y, buyer["id"]
+
+
+def _ratio_warnings(health: dict[str, Any]) -> list[str]:
+    return [w["figure"] for w in health["warnings"] if w["code"] == "buyer_current_ratio_low"]
+
+
+async def _health(uw: httpx.AsyncClient, policy: dict[str, Any]) -> dict[str, Any]:
+    holder = auth("policyholder", policy["policyholder_id"])
+    return ok(await uw.get(f"/v1/policies/{policy['id']}/portfolio-health", headers=holder), 200)
+
+
+async def test_one_policyholders_declaration_never_reaches_anothers_health_nor_replaces_it(
+    uw: httpx.AsyncClient,
+) -> None:
+    x, y, buyer = await _two_declarers(uw)
+    hx, hy = auth("policyholder", x["policyholder_id"]), auth("policyholder", y["policyholder_id"])
+    ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=hx, json={"current_ratio": "0.31"}),
+       200)  # fmt: skip
+    assert _ratio_warnings(await _health(uw, y)) == []  # ph-x's figure is not ph-y's
+    assert _ratio_warnings(await _health(uw, x)) == ["0.31"]
+    seen_by_y = ok(await uw.get(f"/v1/buyers/{buyer}", headers=hy), 200)
+    assert seen_by_y["declared_indicators"] is None and seen_by_y["declarations"] == []
+    assert seen_by_y["indicators_confirmed"] is True  # nothing of ph-y's is pending
+    ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=hy, json={"current_ratio": "3.0"}),
+       200)  # fmt: skip
+    assert _ratio_warnings(await _health(uw, x)) == ["0.31"]  # ph-y's figure hides nothing
+    assert _ratio_warnings(await _health(uw, y)) == []
+    # Each reads back its own declaration, with who declared it and when.
+    mine = ok(await uw.get(f"/v1/buyers/{buyer}", headers=hx), 200)
+    [own] = mine["declarations"]
+    assert own["policyholder_id"] == x["policyholder_id"] and own["status"] == "pending"
+    assert own["indicators"]["current_ratio"] == "0.31" and own["declared_at"]
+    assert mine["declared_indicators"]["current_ratio"] == "0.31"
+    assert mine["indicators_confirmed"] is False
+
+
+async def test_the_underwriter_sees_each_declaration_with_its_declarer_and_confirms_one_by_name(
+    uw: httpx.AsyncClient,
+) -> None:
+    x, y, buyer = await _two_declarers(uw)
+    hx, hy = auth("policyholder", x["policyholder_id"]), auth("policyholder", y["policyholder_id"])
+    underwriter = auth("underwriter")
+    ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=hx, json={"current_ratio": "0.31"}),
+       200)  # fmt: skip
+    ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=hy, json={"current_ratio": "3.0"}),
+       200)  # fmt: skip
+    staff = ok(await uw.get(f"/v1/buyers/{buyer}", headers=underwriter), 200)
+    assert {(d["policyholder_id"], d["indicators"]["current_ratio"])
+            for d in staff["declarations"]} == {(x["policyholder_id"], "0.31"),
+                                                (y["policyholder_id"], "3")}  # fmt: skip
+    assert staff["indicators_confirmed"] is False and staff["declared_indicators"] is None
+    confirm = f"/v1/buyers/{buyer}/indicators/confirmation"
+    unnamed = await uw.post(confirm, headers=underwriter)
+    assert unnamed.status_code == 409, unnamed.text
+    assert unnamed.json()["type"].endswith("declarer-required")
+    assert set(unnamed.json()["pending_declarers"]) == {x["policyholder_id"], y["policyholder_id"]}
+    nobody = await uw.post(confirm, headers=underwriter, json={"policyholder_id": "ph-nobody"})
+    assert nobody.status_code == 409 and nobody.json()["type"].endswith("no-pending-declaration")
+    confirmed = ok(await uw.post(confirm, headers=underwriter,
+                                 json={"policyholder_id": x["policyholder_id"]}), 200)  # fmt: skip
+    assert confirmed["indicators"]["current_ratio"] == "0.31"
+    assert [d["policyholder_id"] for d in confirmed["declarations"]] == [y["policyholder_id"]]
+    # ph-x's declaration is kept as confirmed, by whom it was declared; ph-y's still pending.
+    [own] = ok(await uw.get(f"/v1/buyers/{buyer}", headers=hx), 200)["declarations"]
+    assert own["status"] == "confirmed" and own["decided_at"] and own["decided_by"] is None
+    # The insurer's confirmed figure now counts for every policy on the buyer.
+    assert _ratio_warnings(await _health(uw, y)) == ["0.31"]
+    # With one pending, the route needs no name (its contract for the ordinary case).
+    ok(await uw.post(confirm, headers=underwriter), 200)
+    after = ok(await uw.get(f"/v1/buyers/{buyer}", headers=underwriter), 200)
+    assert after["indicators"]["current_ratio"] == "3" and after["indicators_confirmed"] is True
