@@ -18,21 +18,23 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import Field
 from sqlalchemy import MetaData, text
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from shared.auth import VerifiedTokens, require
-from shared.contracts import refer_to_components, refuse_unstorable_parameters
+from shared.contracts import Schema, refer_to_components, refuse_unstorable_parameters
 from shared.db import (
     Reader,
     SessionDep,
@@ -41,12 +43,15 @@ from shared.db import (
     is_sqlite,
     is_unavailable,
 )
+from shared.events import Event
+from shared.events_api import declare_webhooks, only_declared_webhook_answers
 from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
-from shared.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER, purge_periodically
+from shared.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER, get_command, purge_periodically
 from shared.logging import configure_logging, reset_request_id, set_request_id
 from shared.metrics import Metrics, forget_worker, read_when_scraped, serve_metrics_port
 from shared.migrations import refusal_in_one_line, refuse_unmigrated
 from shared.outbox import MAX_ATTEMPTS as OUTBOX_MAX_ATTEMPTS
+from shared.peers import get_peers
 from shared.problems import (
     INTERNAL_ERROR,
     PAYLOAD_TOO_LARGE,
@@ -63,6 +68,7 @@ from shared.problems import (
 )
 from shared.settings import Settings
 from shared.tracing import start_tracing, stop_tracing, trace_engine
+from shared.webhooks import WebhookTestEvent
 
 log = logging.getLogger("tci.app")
 REQUEST_ID_HEADER = b"x-request-id"
@@ -493,8 +499,11 @@ def create_app(
     title: str,
     description: str,
     lifespan: Lifespan | None = None,
+    events: Sequence[type[Event]] = (),
 ) -> FastAPI:
-    """A service app: its routers behind the shared middleware, error mapping and probes."""
+    """A service app: its routers behind the shared middleware, error mapping and probes; the
+    `events` it announces published as webhooks (with the test message an endpoint can ask
+    for)."""
     configure_logging(service, settings.log_level, settings.log_format)
     metrics = Metrics(service)
     app = FastAPI(
@@ -524,6 +533,8 @@ def create_app(
     install_problem_handlers(app)
     for router in routers:
         app.include_router(router)
+    if events:
+        declare_webhooks(app.webhooks, [*events, WebhookTestEvent])
     _add_probes(app, metrics)
     _add_docs(app, title)
     _declare_everywhere(app, service, 413, 422, 429, 503)
@@ -672,15 +683,28 @@ def _declare_everywhere(app: FastAPI, service: str, *statuses: int) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            for operations in schema.get("paths", {}).values():
-                for operation in operations.values():
+            # What a route's dependencies can answer, wherever it takes them: a command (the
+            # Idempotency-Key honoured) 409 `idempotency-key-in-use`; a route calling a peer
+            # 502 `upstream-error` (shared.peers: any answer but 429, 503, 504).
+            commands = routes_depending_on(app, get_command)
+            by_dependency = {
+                409: commands,
+                502: routes_depending_on(app, get_peers),
+            }
+            for path, operations in schema.get("paths", {}).items():
+                for method, operation in operations.items():
                     if isinstance(operation, dict) and "responses" in operation:
-                        for status, answer in declared.items():
+                        answers = dict(declared)
+                        for dependent_status, routes in by_dependency.items():
+                            if (method, path) in routes:
+                                answers.update(problem_responses(dependent_status, service=service))
+                        for status, answer in answers.items():
                             operation["responses"].setdefault(str(status), copy.deepcopy(answer))
             describe_problems(schema, service)
             _declare_bearer_tokens(schema)
-            _declare_headers(schema)
+            _declare_headers(schema, commands)
             _declare_components(schema)
+            only_declared_webhook_answers(schema)
         return app.openapi_schema or generate()
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -702,20 +726,35 @@ def _declare_components(schema: dict[str, Any]) -> None:
                     variant["format"] = "binary"
 
 
-# The checks answer without changing anything: they take no Idempotency-Key (api.md).
-NOT_COMMANDS = frozenset({"check_coverage", "check_coverage_batch"})
+def routes_depending_on(app: FastAPI, call: Callable[..., Any]) -> set[tuple[str, str]]:
+    """The (method, path) of every route of `app` whose dependencies include `call`, as the
+    OpenAPI document names them (`post`, `/v1/cases`)."""
+    return {
+        (method.lower(), str(context.path_format))
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.original_route, APIRoute)
+        and _depends_on(context.original_route.dependant, call)
+        for method in context.methods or ()
+    }
 
 
-def _declare_headers(schema: dict[str, Any]) -> None:
-    """The headers every answer carries (`X-Request-ID`; `Retry-After` on 429 and 503) and, on a
-    state-changing POST, the optional `Idempotency-Key` and the `Idempotent-Replayed` of a
-    replayed answer, so a generated client can read and send them."""
+def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
+
+
+def _declare_headers(schema: dict[str, Any], commands: set[tuple[str, str]]) -> None:
+    """The headers every answer carries (`X-Request-ID`; `Retry-After` on 429 and 503, and on a
+    command's 409, `idempotency-key-in-use` telling when to ask again) and, on a command (a
+    route honouring an Idempotency-Key: it runs through `CommandDep`), the optional
+    `Idempotency-Key` and the `Idempotent-Replayed` of a replayed answer, so a generated client
+    can read and send them."""
     text = {"type": "string"}
-    for operations in schema.get("paths", {}).values():
+    retry_after = {"schema": {"type": "integer"}, "description": "seconds to wait"}
+    for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             if not isinstance(operation, dict):
                 continue
-            command = method == "post" and operation.get("operationId") not in NOT_COMMANDS
+            command = (method, path) in commands
             if command:
                 operation.setdefault("parameters", []).append({
                     "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
@@ -725,19 +764,27 @@ def _declare_headers(schema: dict[str, Any]) -> None:
             for status, answer in operation.get("responses", {}).items():
                 headers = answer.setdefault("headers", {})
                 headers["X-Request-ID"] = {"schema": text, "description": "quote it to support"}
-                if status in ("429", "503"):
-                    headers["Retry-After"] = {"schema": {"type": "integer"},
-                                              "description": "seconds to wait"}  # fmt: skip
+                if status in ("429", "503") or (command and status == "409"):
+                    headers["Retry-After"] = dict(retry_after)
                 if command and status.startswith("2"):
                     headers[REPLAYED_HEADER] = {"schema": {"type": "string", "enum": ["true"]},
                                                 "description": "the answer is a replay"}  # fmt: skip
 
 
+class Health(Schema):
+    status: str = Field(description="`ok`: the process is alive", examples=["ok"])
+
+
+# The Prometheus text format, as a generated client reads it: text.
+METRICS_ANSWER = {"description": "the metrics in the Prometheus text format",
+                  "content": {"text/plain": {"schema": {"type": "string"}}}}  # fmt: skip
+
+
 def _add_probes(app: FastAPI, metrics: Metrics) -> None:
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
+    @app.get("/healthz", tags=["operations"], response_model=Health)
+    async def healthz() -> Response:
         """The process is alive."""
-        return {"status": "ok"}
+        return Response(b'{"status":"ok"}', media_type="application/json")
 
     @app.get(
         "/readyz",
@@ -760,7 +807,7 @@ def _add_probes(app: FastAPI, metrics: Metrics) -> None:
         tags=["operations"],
         response_class=Response,
         dependencies=[Depends(require())],
-        responses=problem_responses(401, 403),
+        responses={200: METRICS_ANSWER, **problem_responses(401, 403)},
     )
     async def prometheus_metrics() -> Response:
         """Request counts and latency, business counters, outbox and webhook deliveries and

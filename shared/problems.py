@@ -78,8 +78,9 @@ SERVICE_UNAVAILABLE = _entry("service-unavailable", 503, "Service unavailable",
 INTERNAL_ERROR = _entry("internal-error", 500, "Internal error",
                         "an unexpected error; the detail quotes the request id to report")  # fmt: skip
 UPSTREAM_ERROR = _entry("upstream-error", 502, "Upstream error",
-                        "a peer service answered what it should not; `upstream_body` or "
-                        "`upstream_error` says what it answered")  # fmt: skip
+                        "a peer service answered what it should not; `detail` names the peer "
+                        "and its status, and `upstream_error` its problem in short when it "
+                        "answered one")  # fmt: skip
 HTTP_ERROR = _entry("http-error", 400, "HTTP error",
                     "any other HTTP error the web framework raises, with its own status (none "
                     "is expected)")  # fmt: skip
@@ -445,8 +446,12 @@ def problem_components() -> dict[str, dict[str, Any]]:
         "filing_deadline": {**date, "description": "the last day a claim may be filed"},
         "first_filing_date": {**date, "description": "`claim-too-early`: the first day"},
         "status_now": {**text, "description": "the status the resource is in now"},
-        "upstream_body": {**text, "description": "`upstream-error`: what the peer answered"},
-        "upstream_error": {"type": "object", "description": "`upstream-error`: the peer's problem"},
+        "upstream_error": {
+            "type": "object", "title": "UpstreamProblem",
+            "properties": {"type": text, "title": text, "status": {"type": "integer"},
+                           "detail": text},
+            "description": "`upstream-error`: the peer's problem in short (its type, title, "
+            "status and the start of its detail), when it answered one"},
         "decided_status": {**text, "description": "`already-decided`: the decision taken"},
         "missing_documents": {"type": "array", "items": text,
                               "description": "`documents-missing`: the kinds still missing"},

@@ -61,7 +61,7 @@ from standardwebhooks import Webhook
 from shared.auth import Caller
 from shared.contracts import Ident, Schema, named_enum
 from shared.db import UTCDateTime, new_id, utcnow
-from shared.events import SEQ, EventTables, Party, event_json, party_key_sql
+from shared.events import SEQ, Event, EventTables, Party, event_json, party_key_sql
 from shared.metrics import count_webhook_attempt
 from shared.pagination import Page, PageRequest
 from shared.periodic import run_periodically, running
@@ -191,6 +191,18 @@ def webhook_tables(metadata: MetaData) -> WebhookTables:
 
 
 # ---------------------------------------------------------------- schemas
+
+
+class WebhookTestData(Schema):
+    endpoint_id: str
+
+
+class WebhookTestEvent(Event):
+    """The message `POST /v1/webhook-endpoints/{id}/test` sends: signed as any event, its id a
+    message id of its own (`msg_...`: no event of the feed)."""
+
+    type: Literal["webhook.test"]
+    data: WebhookTestData
 
 
 class WebhookEndpointCreate(Schema):

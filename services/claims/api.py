@@ -48,14 +48,18 @@ Policyholder = Annotated[Caller, Depends(require("policyholder"))]
 Handler = Annotated[Caller, Depends(require("claims_handler"))]
 HolderOrHandler = Annotated[Caller, Depends(require("policyholder", "claims_handler"))]
 READ = problem_responses(401, 403, 404, 422)
-WRITE = problem_responses(401, 403, 404, 409, 422, 502, 503)
+# A route calling a peer (it takes `PeersDep`) declares 502 too: `shared.app` adds it.
+WRITE = problem_responses(401, 403, 404, 409, 422, 503)
 CREATE = {**WRITE, **created_responses()}  # a 201 names the new resource in Location
 
 
-def context(request: Request, session: SessionDep, caller: Caller, peers: Any) -> uc.Context:
+def context(
+    request: Request, session: SessionDep, caller: Caller, peers: PeersDep | None = None
+) -> uc.Context:
+    """The use case's context; `peers` only for a route that calls a peer (it depends on them)."""
     settings: ClaimsSettings = request.app.state.settings
     return uc.Context(session=session, caller=caller, today=settings.today(), settings=settings,
-                      peers=peers)  # fmt: skip
+                      peers=peers or {})  # fmt: skip
 
 
 # ---------------------------------------------------------------- overdue notifications
@@ -86,12 +90,9 @@ async def notify_overdue(
 @router.get("/overdue-notifications/{notification_id}", response_model=NotificationRead,
             responses=READ)  # fmt: skip
 async def get_notification(
-    notification_id: IdPath, request: Request, session: SessionDep, caller: HolderOrHandler,
-    peers: PeersDep,
-) -> NotificationRead:  # fmt: skip
-    return await notifications.get_notification(
-        context(request, session, caller, peers), notification_id
-    )
+    notification_id: IdPath, request: Request, session: SessionDep, caller: HolderOrHandler
+) -> NotificationRead:
+    return await notifications.get_notification(context(request, session, caller), notification_id)
 
 
 # ---------------------------------------------------------------- claims
@@ -115,21 +116,20 @@ async def file_claim(
 
 @router.get("/claims", response_model=ClaimList, responses=READ)
 async def list_claims(
-    request: Request, session: SessionDep, caller: HolderOrHandler, peers: PeersDep,
-    page: PageDep, status: Annotated[ClaimStatus | None, Query()] = None,
+    request: Request, session: SessionDep, caller: HolderOrHandler, page: PageDep,
+    status: Annotated[ClaimStatus | None, Query()] = None,
     policy_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ClaimList:  # fmt: skip
     """A policyholder's own claims, or every claim for a claims handler; oldest first."""
-    ctx = context(request, session, caller, peers)
+    ctx = context(request, session, caller)
     return await uc.list_claims(ctx, page, status=status, policy_id=policy_id)
 
 
 @router.get("/claims/{claim_id}", response_model=ClaimRead, responses=READ)
 async def get_claim(
-    claim_id: IdPath, request: Request, session: SessionDep, caller: HolderOrHandler,
-    peers: PeersDep,
-) -> ClaimRead:  # fmt: skip
-    return await uc.get_claim(context(request, session, caller, peers), claim_id)
+    claim_id: IdPath, request: Request, session: SessionDep, caller: HolderOrHandler
+) -> ClaimRead:
+    return await uc.get_claim(context(request, session, caller), claim_id)
 
 
 DOCUMENT_PARTS = ("kind", "file")
@@ -150,12 +150,12 @@ async def one_document_per_upload(request: Request) -> None:
                         **created_responses()})  # fmt: skip
 async def add_document(
     claim_id: IdPath, request: Request, session: SessionDep, caller: Policyholder,
-    peers: PeersDep, cmd: CommandDep, _: Annotated[None, Depends(one_document_per_upload)],
+    cmd: CommandDep, _: Annotated[None, Depends(one_document_per_upload)],
     kind: Annotated[DocumentKind, Form()], file: Annotated[UploadFile, File()],
 ) -> Response:  # fmt: skip
     """Attach a document (multipart `kind` + `file`); the last missing one moves the claim to
     `under_review` with its decision date."""
-    ctx = context(request, session, caller, peers)
+    ctx = context(request, session, caller)
     content_type = (file.content_type or "").split(";")[0].strip().lower()
     # Read one byte more than a document may have, so that the use case can tell it is too large.
     content = await file.read(ctx.settings.max_document_bytes + 1)
@@ -187,10 +187,10 @@ DOCUMENT: dict[str, Any] = {
             responses={200: DOCUMENT, **READ})  # fmt: skip
 async def download_document(
     claim_id: IdPath, document_id: IdPath, request: Request, session: SessionDep,
-    caller: HolderOrHandler, peers: PeersDep,
+    caller: HolderOrHandler,
 ) -> Response:  # fmt: skip
     """The document as it was uploaded (its SHA-256 in `ETag`)."""
-    found = await uc.document(context(request, session, caller, peers), claim_id, document_id)
+    found = await uc.document(context(request, session, caller), claim_id, document_id)
     # Never rendered by a browser: an attachment, not sniffed (nosniff and a `default-src
     # 'none'` policy come from the middleware), cached by the caller alone.
     return Response(found.content, media_type=found.content_type, headers={
@@ -215,19 +215,19 @@ def attachment(filename: str) -> str:
             responses=READ)  # fmt: skip
 async def get_dispute(
     claim_id: IdPath, dispute_id: IdPath, request: Request, session: SessionDep,
-    caller: HolderOrHandler, peers: PeersDep,
+    caller: HolderOrHandler,
 ) -> DisputeRead:  # fmt: skip
-    return await uc.dispute(context(request, session, caller, peers), claim_id, dispute_id)
+    return await uc.dispute(context(request, session, caller), claim_id, dispute_id)
 
 
 @router.post("/claims/{claim_id}/disputes", status_code=201, response_model=DisputeRead,
              responses=CREATE)  # fmt: skip
 async def raise_dispute(
     claim_id: IdPath, body: DisputeCreate, request: Request, session: SessionDep,
-    caller: HolderOrHandler, peers: PeersDep, cmd: CommandDep,
+    caller: HolderOrHandler, cmd: CommandDep,
 ) -> Response:  # fmt: skip
     """The buyer disputes invoices: the claim holds (`on_hold`) until each dispute is settled."""
-    ctx = context(request, session, caller, peers)
+    ctx = context(request, session, caller)
     return await cmd.run(lambda: uc.raise_dispute(ctx, claim_id, body), status_code=201,
                          location=lambda d: f"/v1/claims/{claim_id}/disputes/{d.id}")  # fmt: skip
 
@@ -236,11 +236,11 @@ async def raise_dispute(
              responses=WRITE)  # fmt: skip
 async def resolve_dispute(
     claim_id: IdPath, dispute_id: IdPath, body: DisputeResolve, request: Request,
-    session: SessionDep, caller: Handler, peers: PeersDep, cmd: CommandDep,
+    session: SessionDep, caller: Handler, cmd: CommandDep,
 ) -> Response:  # fmt: skip
     """Settled for the policyholder (the invoices count) or the buyer (they are excluded); the
     claim resumes once no dispute is open."""
-    ctx = context(request, session, caller, peers)
+    ctx = context(request, session, caller)
     return await cmd.run(lambda: uc.resolve_dispute(ctx, claim_id, dispute_id, body))
 
 

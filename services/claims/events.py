@@ -61,6 +61,8 @@ class ClaimPaidEvent(Event):
 
 ClaimsEvent = Annotated[ClaimStatusChangedEvent | ClaimPaidEvent, Field(discriminator="type")]
 EVENT_TYPES = (ClaimStatusChanged.event_type, ClaimPaid.event_type)
+# Each type's event, as a webhook delivers it (OpenAPI's `webhooks`).
+EVENTS = (ClaimStatusChangedEvent, ClaimPaidEvent)
 
 
 class ClaimsEventList(Schema):

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.claims.api import router
 from services.claims.calendar_api import router as calendar_router
 from services.claims.config import ClaimsSettings
-from services.claims.events import EVENT_TYPES
+from services.claims.events import EVENT_TYPES, EVENTS
 from services.claims.events import router as events_router
 from services.claims.models import events, metadata, outbox, webhooks
 from services.claims.service import lapse_overdue, record_delivery
@@ -73,4 +73,5 @@ def create_app(settings: ClaimsSettings | None = None) -> FastAPI:
         title="TCI claims",
         description="Overdue notifications, claims, documents, exclusions, indemnity, payment.",
         lifespan=lifespan,
+        events=EVENTS,
     )

@@ -38,7 +38,13 @@ from shared.db import new_id, utcnow
 from shared.events import Party, announce, bank, policyholder
 from shared.outbox import deliver, enqueue
 from shared.pagination import PageRequest, fetch_page
-from shared.peers import fetch_buyer, fetch_policy, fetch_policy_and_buyer, upstream_problem
+from shared.peers import (
+    fetch_buyer,
+    fetch_policy,
+    fetch_policy_and_buyer,
+    short_problem,
+    upstream_problem,
+)
 from shared.problems import Problem, conflict, invalid, not_found, unprocessable
 from shared.usecase import Context as UseCaseContext
 from shared.usecase import money_read, non_negative_amount_in, positive_amount_in
@@ -726,7 +732,7 @@ async def _recorded_recoveries(ctx: Context, claim: Claim) -> dict[str, Decimal]
     if response.status_code == 404:  # a creditor with no collection case: nothing recovered
         return {}
     if response.status_code != 200:
-        raise upstream_problem(response.status_code, "collections", response.text)
+        raise upstream_problem(response, "collections")
     return Recoveries.model_validate(response.json()).by_number()
 
 
@@ -748,13 +754,13 @@ async def _coverage(ctx: Context, claim: Claim, invoices: Sequence[ClaimInvoice]
         "POST", messages.COVERAGE_BATCH_PATH, json={"items": items}
     )
     if response.status_code != 200:
-        raise upstream_problem(response.status_code, "underwriting", response.text)
+        raise upstream_problem(response, "underwriting")
     out: dict[str, CoverageReply] = {}
     for invoice, result in zip(invoices, response.json()["results"], strict=True):
         if "error" in result:
             raise Problem(problems.UPSTREAM_ERROR,
                           f"underwriting could not check invoice {invoice.number}",
-                          upstream_error=result["error"])  # fmt: skip
+                          upstream_error=short_problem(result["error"]))  # fmt: skip
         out[invoice.number] = CoverageReply.model_validate(result)
     return Coverage(out, original)
 

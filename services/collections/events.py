@@ -99,6 +99,8 @@ CollectionsEvent = Annotated[
     Field(discriminator="type"),
 ]
 EVENT_TYPES = (CaseStageChanged.event_type, CasePaymentRecorded.event_type, CaseClosed.event_type)
+# Each type's event, as a webhook delivers it (OpenAPI's `webhooks`).
+EVENTS = (CaseStageChangedEvent, CasePaymentRecordedEvent, CaseClosedEvent)
 
 
 class CollectionsEventList(Schema):

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.collections import service as uc
 from services.collections.api import router
 from services.collections.config import CollectionsSettings
-from services.collections.events import EVENT_TYPES
+from services.collections.events import EVENT_TYPES, EVENTS
 from services.collections.events import router as events_router
 from services.collections.models import events, metadata, outbox, webhooks
 from shared.app import create_app as create_service_app
@@ -77,4 +77,5 @@ def create_app(settings: CollectionsSettings | None = None) -> FastAPI:
         title="TCI collections",
         description="Debt-collection cases on escalation ladders, activities, recoveries.",
         lifespan=lifespan,
+        events=EVENTS,
     )

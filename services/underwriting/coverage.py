@@ -4,6 +4,7 @@ session), its batch, and a policy's exposure page."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Annotated, Any, NamedTuple, NotRequired
 
@@ -102,7 +103,7 @@ async def check_coverage_batch(
     valid: list[repo.BatchItem] = []
     for index, item in enumerate(parsed):
         if isinstance(item, Problem):
-            results[index] = {"index": index, "error": item.body()}
+            results[index] = item_error(index, item)
         else:
             valid.append(repo.BatchItem(index, item.policy_id, item.buyer_id,
                                         item.shipment_date, item.invoice_number))  # fmt: skip
@@ -117,12 +118,31 @@ async def check_coverage_batch(
             try:
                 results[index] = _coverage_answer(caller, item, row)
             except Problem as problem:
-                results[index] = {"index": index, "error": problem.body()}
+                results[index] = item_error(index, problem)
     missing = [index for index, result in enumerate(results) if result is None]
     if missing:  # every item has its row; anything else is a bug, not an answer
         raise RuntimeError(f"no coverage row for batch items {missing[:10]}")
     count_coverage("batch", results)  # type: ignore[arg-type]
     return results  # type: ignore[return-value]
+
+
+def item_error(index: int, problem: Problem) -> dict[str, Any]:
+    """A batch item's answer when the single check of it would have been `problem`: the same
+    problem, each field it names (`loc`, of its `errors` and its own) located in the batch's
+    body, `["body", "items", <index>, ...]`, as a validation of the whole body would."""
+    error = problem.body()
+    if "loc" in error:
+        error["loc"] = _in_item(index, error["loc"])
+    if "errors" in error:
+        error["errors"] = [{**e, "loc": _in_item(index, e["loc"])} for e in error["errors"]]
+    return {"index": index, "error": error}
+
+
+def _in_item(index: int, loc: Sequence[str | int]) -> list[str | int]:
+    """A field of a single check's body (`["body", "invoice_amount", ...]`) as a field of the
+    batch's item `index`."""
+    inside = loc[1:] if loc[:1] == ["body"] or loc[:1] == ("body",) else loc
+    return ["body", "items", index, *inside]
 
 
 def batch_items(raw_items: list[Any]) -> list[Item | Problem]:

@@ -134,6 +134,9 @@ UnderwritingEvent = Annotated[
 PAYLOADS = (LimitRequestDecided, LimitChanged, BuyerGradeChanged, StopShipmentStarted,
             StopShipmentCleared)  # fmt: skip
 EVENT_TYPES = tuple(p.event_type for p in PAYLOADS)
+# Each type's event, as a webhook delivers it (OpenAPI's `webhooks`).
+EVENTS = (LimitRequestDecidedEvent, LimitChangedEvent, BuyerGradeChangedEvent,
+          StopShipmentStartedEvent, StopShipmentClearedEvent)  # fmt: skip
 
 
 class UnderwritingEventList(Schema):

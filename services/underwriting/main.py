@@ -13,7 +13,7 @@ from services.underwriting import limits as lim
 from services.underwriting import service as uc
 from services.underwriting.api import coverage_router, router
 from services.underwriting.config import UnderwritingSettings
-from services.underwriting.events import EVENT_TYPES
+from services.underwriting.events import EVENT_TYPES, EVENTS
 from services.underwriting.events import router as events_router
 from services.underwriting.models import events, metadata, webhooks
 from shared.app import create_app as create_service_app
@@ -57,6 +57,7 @@ def create_app(settings: UnderwritingSettings | None = None) -> FastAPI:
         title="TCI underwriting",
         description="Policies, buyers and grades, credit limits, coverage checks.",
         lifespan=lambda app: _lifespan(app, settings),
+        events=EVENTS,
     )
 
 

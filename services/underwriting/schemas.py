@@ -616,10 +616,12 @@ class CoverageBatchCreate(Schema):
 
 
 class CoverageItemError(Schema):
-    """A batch item answered with the problem the single check would have answered."""
+    """A batch item answered with the problem the single check would have answered (its status
+    too), each field it names located in the batch's body: `["body", "items", <index>, ...]`;
+    a `validation` problem names each field in `errors`."""
 
     index: int
-    error: Annotated[dict[str, Any], component_ref("Problem")]
+    error: Annotated[dict[str, Any], component_ref("ValidationProblem")]
 
 
 class CoverageBatchRead(Schema):

@@ -215,15 +215,21 @@ def bank_checks_coverage(flow: Flow) -> None:
     assert covered.covered_amount.amount == "30000.00"
     assert covered.insured_amount.amount == "27000.00"  # the policy's default 90 %
     assert covered.reasons == [m.CoverageReason.PARTIALLY_COVERED]
-    items = [item(flow.trade_buyer.id, "10000", 1, 61), item("buy_unknown", "1", 1, 61)]
+    items = [item(flow.trade_buyer.id, "10000", 1, 61), item("buy_unknown", "1", 1, 61),
+             item(flow.trade_buyer.id, "0", 1, 61)]  # fmt: skip
     batch = u.api.coverage.check_coverage_batch.sync_detailed(
         client=bank, body=m.CoverageBatchCreate(items=items))  # fmt: skip
-    first, second = answer(batch, 200, m.CoverageBatchRead).results
+    first, second, third = answer(batch, 200, m.CoverageBatchRead).results
     assert isinstance(first, m.CoverageRead) and first.fully_covered
     assert first.covered_amount.amount == "10000.00"
     assert isinstance(second, m.CoverageItemError) and second.index == 1
-    assert isinstance(second.error, m.Problem)
+    assert isinstance(second.error, m.ValidationProblem)
     assert (second.error.type_, second.error.status) == ("not-found", 404)
+    # An item's field errors are typed, and name the item in the batch's body.
+    assert isinstance(third, m.CoverageItemError) and third.error.type_ == "validation"
+    [field] = third.error.errors
+    assert isinstance(field, m.FieldError)
+    assert field.loc == ["body", "items", 2, "invoice_amount", "amount"]
     # A business rule refuses a due date before its shipment date: a 422 of its own type.
     refused = u.api.coverage.check_coverage.sync_detailed(
         client=bank, body=item(flow.trade_buyer.id, "100", 10, 5))  # fmt: skip
@@ -385,3 +391,35 @@ def test_the_generator_printed_no_warning_for_any_service(clients: Clients) -> N
         assert generated.output.strip() == f"Generating {generated.package.__path__[0]}", (
             generated.output
         )
+
+
+def test_the_probes_and_each_webhook_parse_with_the_generated_models(clients: Clients) -> None:
+    """`/healthz` is a typed answer, `/metrics` text; every event type a webhook delivers has its
+    generated model, which parses a delivery (an event as the feed lists it, the same body)."""
+    import httpx
+
+    from tests.conftest import token
+
+    for service, generated in clients.generated.items():
+        package = generated.package
+        health = package.api.operations.healthz.sync_detailed(
+            client=clients.client(service, "service")
+        )
+        assert answer(health, 200, package.models.Health).status == "ok"
+        scraped = package.api.operations.prometheus_metrics.sync_detailed(
+            client=clients.client(service, "service"))  # fmt: skip
+        assert scraped.status_code == 200 and isinstance(scraped.parsed, str)
+        document = httpx.get(f"{clients.services.urls[service]}/openapi.json", timeout=30).json()
+        models = {}
+        for event_type, hook in document["webhooks"].items():
+            ref = hook["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            models[event_type] = getattr(package.models, ref.rsplit("/", 1)[1])
+        feed = httpx.get(f"{clients.services.urls[service]}/v1/events?limit=500", timeout=30,
+                         headers={"Authorization": f"Bearer {token('service')}"})  # fmt: skip
+        assert feed.status_code == 200, feed.text
+        for delivered in feed.json()["items"]:
+            parsed = models[delivered["type"]].from_dict(delivered)
+            assert (parsed.id, parsed.type_) == (delivered["id"], delivered["type"])
+            # Every member of the payload is a typed attribute of the model (none left over).
+            assert set(parsed.data.to_dict()) == set(delivered["data"]), delivered["type"]
+            assert not getattr(parsed.data, "additional_properties", {}), delivered["type"]

@@ -569,3 +569,40 @@ async def test_a_case_paid_in_full_closes_on_the_last_day_it_received_money(
     assert last["case_status"] == "closed"
     seen = ok(await cases.get(f"/v1/cases/{case['id']}", headers=COLLECTOR), 200)
     assert seen["closed_on"] == "2027-03-18"
+
+
+async def test_a_case_whose_buyer_underwriting_cannot_read_is_a_declared_bad_gateway(
+    cases: httpx.AsyncClient,
+) -> None:
+    """Underwriting answering an error page to the buyer's read: 502 `upstream-error`, declared
+    in the route's OpenAPI answers, with nothing of the page passed on."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    from shared.http import ServiceClient
+    from shared.peers import get_peers
+    from shared.settings import DEVELOPMENT_JWT_SECRET
+
+    async def error_page(request: Any) -> HTMLResponse:
+        return HTMLResponse("<html><h1>Internal Server Error</h1></html>", status_code=500)
+
+    broken = ServiceClient(
+        "http://underwriting", jwt_secret=DEVELOPMENT_JWT_SECRET, caller_name="collections",
+        transport=httpx.ASGITransport(app=Starlette(routes=[Route("/{path:path}", error_page)])),
+    )  # fmt: skip
+    app = cases._transport.app  # type: ignore[attr-defined]
+    working = app.dependency_overrides[get_peers]
+    app.dependency_overrides[get_peers] = lambda: {"underwriting": broken}
+    creditor = unique("ph")
+    try:
+        answer = await cases.post("/v1/cases", headers=auth("policyholder", creditor),
+                                  json=mandate(creditor))  # fmt: skip
+    finally:
+        app.dependency_overrides[get_peers] = working
+        await broken.aclose()
+    assert answer.status_code == 502, answer.text
+    problem = answer.json()
+    assert problem["type"] == "upstream-error" and "<html" not in answer.text
+    declared = app.openapi()["paths"]["/v1/cases"]["post"]["responses"]
+    assert "upstream-error" in declared["502"]["x-problem-types"]

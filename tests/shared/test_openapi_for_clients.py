@@ -7,14 +7,29 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from services.claims.main import create_app as claims_app
 from services.collections.main import create_app as collections_app
 from services.underwriting.main import create_app as underwriting_app
+from shared.idempotency import get_command
+from shared.peers import get_peers
 
 APPS: dict[str, Callable[[], Any]] = {
     "underwriting": underwriting_app, "claims": claims_app, "collections": collections_app,
 }  # fmt: skip
+
+
+def _depends_on(dependant: Any, call: Any) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
+
+
+def _routes_depending_on(app: Any, call: Any) -> set[tuple[str, str]]:
+    """The (method, path) of every route whose dependencies include `call`."""
+    return {(method.lower(), context.path_format) for context in iter_route_contexts(app.routes)
+            if isinstance(context.original_route, APIRoute)
+            and _depends_on(context.original_route.dependant, call)
+            for method in context.methods}  # fmt: skip
 
 
 def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -42,14 +57,20 @@ def test_every_v1_operation_declares_the_bearer_token_and_the_probes_do_not(serv
 def test_every_answer_declares_its_request_id_and_a_command_its_idempotency_headers(
     service: str,
 ) -> None:
-    for path, method, operation in _operations(APPS[service]().openapi()):
-        command = method == "post" and not path.startswith("/v1/coverage-checks")
+    app = APPS[service]()
+    commands = _routes_depending_on(app, get_command)
+    for path, method, operation in _operations(app.openapi()):
+        command = (method, path) in commands
         sent = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
         assert ("Idempotency-Key" in sent) == command, (method, path)
+        # A command's twin still running is 409 `idempotency-key-in-use`, with Retry-After.
+        if command:
+            assert "idempotency-key-in-use" in operation["responses"]["409"]["x-problem-types"]
         for status, answer in operation["responses"].items():
             headers = answer.get("headers", {})
             assert "X-Request-ID" in headers, (method, path, status)
-            assert ("Retry-After" in headers) == (status in ("429", "503")), (method, path, status)
+            waits = status in ("429", "503") or (command and status == "409")
+            assert ("Retry-After" in headers) == waits, (method, path, status)
             replayed = command and status.startswith("2")
             assert ("Idempotent-Replayed" in headers) == replayed, (method, path, status)
 
@@ -161,6 +182,9 @@ def test_uploads_are_binary_and_the_batch_answer_is_typed() -> None:
         {"$ref": "#/components/schemas/CoverageRead"},
         {"$ref": "#/components/schemas/CoverageItemError"},
     ]
+    # An item's error is a problem whose validation `errors` are typed, as the single check's.
+    error = underwriting["components"]["schemas"]["CoverageItemError"]["properties"]["error"]
+    assert error["$ref"] == "#/components/schemas/ValidationProblem"
 
 
 def test_every_member_a_problem_is_raised_with_is_declared_in_the_problem_schema() -> None:
@@ -215,3 +239,65 @@ def test_a_webhook_endpoints_event_types_are_the_services_own_enum(service: str)
     items = components["WebhookEndpointCreate"]["properties"]["event_types"]["items"]
     assert items == {"$ref": "#/components/schemas/EventType"}
     assert components["EventType"]["enum"] == list(owned)
+
+
+@pytest.mark.parametrize("service", APPS)
+def test_every_route_that_calls_a_peer_declares_502_and_no_other_does(service: str) -> None:
+    """A peer's unexpected answer is 502 `upstream-error` on any route that calls a peer (it
+    depends on the peers' clients), and only there."""
+    app = APPS[service]()
+    calling = _routes_depending_on(app, get_peers)
+    for path, method, operation in _operations(app.openapi()):
+        declared = operation["responses"].get("502")
+        assert (declared is not None) == ((method, path) in calling), (method, path)
+        if declared is not None:
+            assert declared["x-problem-types"] == ["upstream-error"]
+    if service == "collections":  # a case opened reads its buyer from underwriting
+        assert ("post", "/v1/cases") in calling
+
+
+def test_every_route_that_reads_a_peer_depends_on_the_peers() -> None:
+    """The routes that call underwriting or collections, by their use cases."""
+    claims = _routes_depending_on(claims_app(), get_peers)
+    assert claims == {("post", "/v1/overdue-notifications"), ("post", "/v1/claims"),
+                      ("post", "/v1/claims/{claim_id}/assessment"),
+                      ("post", "/v1/claims/{claim_id}/decision"),
+                      ("post", "/v1/claims/{claim_id}/payment")}  # fmt: skip
+    assert _routes_depending_on(collections_app(), get_peers) == {("post", "/v1/cases")}
+    assert _routes_depending_on(underwriting_app(), get_peers) == set()
+
+
+@pytest.mark.parametrize("service", APPS)
+def test_the_probes_and_metrics_declare_what_they_answer(service: str) -> None:
+    schema = APPS[service]().openapi()
+    metrics = schema["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert metrics == {"text/plain": {"schema": {"type": "string"}}}
+    health = schema["paths"]["/healthz"]["get"]["responses"]["200"]["content"]
+    ref = health["application/json"]["schema"]["$ref"]
+    component = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert component["required"] == ["status"]
+    assert component["properties"]["status"]["type"] == "string"
+
+
+@pytest.mark.parametrize("service", APPS)
+def test_each_event_type_is_a_webhook_with_its_event_schema_and_the_standard_headers(
+    service: str,
+) -> None:
+    import importlib
+
+    owned = importlib.import_module(f"services.{service}.events").EVENT_TYPES
+    schema = APPS[service]().openapi()
+    assert schema["openapi"].startswith("3.1")
+    webhooks = schema["webhooks"]
+    assert set(owned) <= set(webhooks)
+    components = schema["components"]["schemas"]
+    for event_type, hook in webhooks.items():
+        operation = hook["post"]
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        event = components[ref.rsplit("/", 1)[1]]
+        assert event["properties"]["type"]["const"] == event_type, event_type
+        assert {"id", "type", "occurred_at", "data"} <= set(event["required"])
+        headers = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
+        assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+        assert all(p["required"] for p in headers.values())
+        assert {s for s in operation["responses"]} <= {"2XX", "default"}, event_type

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shared.http import ServiceClient
@@ -47,6 +47,50 @@ async def test_a_peer_answering_wrongly_is_a_bad_gateway(status: int) -> None:
         await fetch_policy({"underwriting": peer}, "pol-1")
     await peer.aclose()
     assert (raised.value.status, raised.value.type) == (502, "upstream-error")
+
+
+def _peer_saying(status: int, body: bytes, content_type: str) -> ServiceClient:
+    """An underwriting peer that answers every request with `status` and `body`."""
+
+    async def answer(request: Request) -> Response:
+        return Response(body, status_code=status, media_type=content_type)
+
+    app = Starlette(routes=[Route("/{path:path}", answer, methods=["GET", "POST"])])
+    return ServiceClient("http://underwriting", jwt_secret=DEVELOPMENT_JWT_SECRET,
+                         caller_name="claims", transport=httpx.ASGITransport(app=app))  # fmt: skip
+
+
+async def test_a_bad_gateway_passes_on_no_page_a_peer_answered_that_is_not_a_problem() -> None:
+    """An HTML error page (a proxy's, a crash's) is the operators' to read, in the logs: the
+    partner is told which peer answered what status, and nothing of the page."""
+    page = b"<html><body><h1>500 Internal Server Error</h1>" + b"x" * 5000 + b"</body></html>"
+    peer = _peer_saying(500, page, "text/html")
+    with pytest.raises(Problem) as raised:
+        await fetch_policy({"underwriting": peer}, "pol-1")
+    await peer.aclose()
+    body = raised.value.body()
+    assert (body["status"], body["type"]) == (502, "upstream-error")
+    assert "underwriting answered 500" in body["detail"]
+    assert set(body) == {"type", "title", "status", "detail"}
+
+
+async def test_a_bad_gateway_passes_on_the_peers_problem_in_short() -> None:
+    """A peer's problem+json is passed on as a problem: its type, title, status and a short
+    detail, nothing else it carried."""
+    problem = {"type": "validation", "title": "Unprocessable Entity", "status": 422,
+               "detail": "d" * 5000, "errors": [{"loc": ["body"], "msg": "x" * 5000}],
+               "secret_thing": "y"}  # fmt: skip
+    peer = _peer_saying(422, json.dumps(problem).encode(), "application/problem+json")
+    with pytest.raises(Problem) as raised:
+        await fetch_policy({"underwriting": peer}, "pol-1")
+    await peer.aclose()
+    body = raised.value.body()
+    assert (body["status"], body["type"]) == (502, "upstream-error")
+    assert "upstream_body" not in body
+    passed = body["upstream_error"]
+    assert set(passed) == {"type", "title", "status", "detail"}
+    assert (passed["type"], passed["status"]) == ("validation", 422)
+    assert len(passed["detail"]) <= 300 and passed["detail"].startswith("ddd")
 
 
 class _CannedPeer:

@@ -262,3 +262,37 @@ async def test_a_request_on_a_buyer_once_declared_an_affiliate_is_refused_withou
     again = await request_limit(uw, policy, buyer["id"], "10000")
     assert again["status"] == "refused" and again["limit_id"] is None
     assert [r["code"] for r in again["reasons"]] == ["buyer_related"]
+
+
+async def test_a_batch_items_error_names_the_item_in_each_loc(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An item's error is located in the batch's body (`["body", "items", <index>, ...]`), as a
+    validation of the whole body would locate it, not as if the item were the body."""
+    monkeypatch.setenv("TCI_FIXED_TODAY", TODAY)
+    uw: httpx.AsyncClient = await api.open("underwriting")
+    policy = await make_policy(uw)
+    holder = auth("policyholder", policy["policyholder_id"])
+    buyer = await make_buyer(uw)
+    await request_limit(uw, policy, buyer["id"], "10000")
+    item = {"policy_id": policy["id"], "buyer_id": buyer["id"], "invoice_amount": money("100"),
+            "shipment_date": "2027-02-01", "due_date": "2027-03-01"}  # fmt: skip
+    items: list[Any] = [
+        item,
+        {**item, "invoice_amount": {"amount": "-1", "currency": "EUR"}},
+        {**item, "invoice_amount": money("100", "USD")},
+        {"policy_id": policy["id"]},
+    ]
+    results = ok(await uw.post("/v1/coverage-checks/batch", json={"items": items},
+                               headers=holder), 200)["results"]  # fmt: skip
+    assert "covered" in results[0]
+    negative = results[1]["error"]
+    assert negative["type"] == "validation"
+    assert [e["loc"] for e in negative["errors"]] == [["body", "items", 1, "invoice_amount",
+                                                       "amount"]]  # fmt: skip
+    mismatch = results[2]["error"]
+    assert mismatch["type"] == "currency-mismatch"
+    assert mismatch["loc"] == ["body", "items", 2, "invoice_amount", "amount"]
+    missing = results[3]["error"]
+    assert {tuple(e["loc"][:3]) for e in missing["errors"]} == {("body", "items", 3)}
+    assert {e["loc"][3] for e in missing["errors"]} >= {"buyer_id", "invoice_amount"}

@@ -189,6 +189,12 @@ def items(books: dict[str, Any]) -> list[Any]:
     ]  # fmt: skip
 
 
+def in_item(index: int, loc: list[Any]) -> list[Any]:
+    """A field of the single check's body as the same field of the batch's item `index`."""
+    assert loc[0] == "body", loc
+    return ["body", "items", index, *loc[1:]]
+
+
 async def answers_match_single_checks(
     uw: httpx.AsyncClient, batch: list[Any], headers: dict[str, str]
 ) -> list[dict[str, Any]]:
@@ -205,20 +211,24 @@ async def answers_match_single_checks(
         assert error["status"] == single.status_code, (index, item, error, problem)
         assert error["type"] == problem["type"], (index, item, error, problem)
         if problem["type"] == "validation":
-            # The item's own validation, located as the single check locates it (from the
-            # body); its messages name the item's model for an item that is not an object.
+            # The item's own validation, located in the batch's body (the single check locates
+            # it in its own); its messages name the item's model for an item not an object.
             try:
                 CoverageCheckCreate.model_validate(item)
             except ValidationError as exc:
-                located = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+                located = [{**e, "loc": ("body", "items", index, *e["loc"])} for e in exc.errors()]
                 assert error == validation_problem(located).body(), (index, item)
             else:
                 raise AssertionError(f"item {index} is valid: {item!r}")
             assert [{k: v for k, v in e.items() if k != "msg"} for e in error["errors"]] == [
-                {k: v for k, v in e.items() if k != "msg"} for e in problem["errors"]
+                {k: v for k, v in e.items() if k != "msg"} | {"loc": in_item(index, e["loc"])}
+                for e in problem["errors"]
             ] or error["errors"][0]["type"] == "model_type", (index, item)
         else:
-            assert error == {k: v for k, v in problem.items() if k != "instance"}, (index, item)
+            single_error = {k: v for k, v in problem.items() if k != "instance"}
+            if "loc" in single_error:
+                single_error["loc"] = in_item(index, single_error["loc"])
+            assert error == single_error, (index, item)
     return list(results)
 
 
