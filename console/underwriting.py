@@ -243,13 +243,18 @@ async def buyer_page(buyer_id: str, request: Request, _: UnderwriterDep,
 @router.post("/buyers/{buyer_id}/indicators/confirmation", dependencies=[CsrfDep])
 async def confirm_indicators(buyer_id: str, request: Request, _: UnderwriterDep,
                              upstream: UpstreamDep, idempotency_key: FormKey = "",
-                             policyholder_id: Annotated[str, Form()] = "") -> Response:  # fmt: skip
-    """Confirm what one policyholder (`policyholder_id`; none: the only or the unattributed
-    declaration) declared about the buyer: the values then move its grade, which the page shows
-    again with the limits the new grade changed (and those a halving left as they are), as after
-    a signal; a refusal is explained there."""
+                             policyholder_id: Annotated[str, Form()] = "",
+                             unattributed: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+    """Confirm what one policyholder (`policyholder_id`; `unattributed`: the declaration kept
+    from before declarations were per policyholder) declared about the buyer: the values then
+    move its grade, which the page shows again with the limits the new grade changed (and those
+    a halving left as they are), as after a signal; a refusal is explained there."""
     page = f"/underwriting/buyers/{buyer_id}"
-    body = {"policyholder_id": policyholder_id.strip()} if policyholder_id.strip() else None
+    body: dict[str, str | None] | None = None
+    if policyholder_id.strip():
+        body = {"policyholder_id": policyholder_id.strip()}
+    elif unattributed:
+        body = {"policyholder_id": None}
     try:
         answer = await upstream.act("underwriting", f"/v1/buyers/{buyer_id}/indicators/confirmation",
                                     body, key=idempotency_key)  # fmt: skip

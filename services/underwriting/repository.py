@@ -806,7 +806,8 @@ def portfolio_health_statements(
         .join(Buyer, Buyer.id == per_buyer.c.buyer_id)
         .outerjoin(own, and_(own.buyer_id == per_buyer.c.buyer_id,
                              own.policyholder_id == bindparam("policyholder_id", policyholder_id,
-                                                              type_=String())))
+                                                              type_=String()),
+                             own.status == "pending"))  # confirmed: in the buyer's; superseded: none
         .where(or_(per_buyer.c.place <= thresholds.top_buyers, has_ratio))
         .order_by(per_buyer.c.place)
     )  # fmt: skip

@@ -1,6 +1,7 @@
-"""Migration un0016: the indicators declared in a buyer's one slot become a pending declaration of
-the party that registered the buyer (a party id), else one kept unattributed (registered by
-`role:subject`); buyers with nothing declared get none. Downgrading puts them back in the slot."""
+"""Migration un0016: the indicators declared in a buyer's one slot, which every policyholder wrote
+into, become one pending declaration kept unattributed (no party's own, the buyer's registrant's
+no more than another's); buyers with nothing declared get none. Downgrading puts them back in the
+slot."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ _SLOT = Table("buyers", MetaData(schema="underwriting"), Column("id", String),
               Column("declared_indicators", JSON))  # fmt: skip
 
 
-async def test_declared_indicators_become_the_registering_partys_declaration(
+async def test_declared_indicators_become_an_unattributed_declaration(
     scratch_database: Any,
 ) -> None:
     url = scratch_database("underwriting")
@@ -39,7 +40,7 @@ async def test_declared_indicators_become_the_registering_partys_declaration(
             table.c.buyer_id, table.c.policyholder_id, table.c.indicators, table.c.status,
             table.c.declared_by))).all()  # fmt: skip
     assert sorted(tuple(r) for r in rows) == [
-        ("buy_1", "ph-1", {"current_ratio": "0.31"}, "pending", "migration:un0016"),
+        ("buy_1", None, {"current_ratio": "0.31"}, "pending", "migration:un0016"),
         ("buy_2", None, {"dso_days": "40"}, "pending", "migration:un0016"),
     ]
     _migrate(downgrade, "underwriting", url, "un0015")

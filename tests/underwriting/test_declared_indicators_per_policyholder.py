@@ -103,3 +103,21 @@ async def test_the_underwriter_sees_each_declaration_with_its_declarer_and_confi
     ok(await uw.post(confirm, headers=underwriter), 200)
     after = ok(await uw.get(f"/v1/buyers/{buyer}", headers=underwriter), 200)
     assert after["indicators"]["current_ratio"] == "3" and after["indicators_confirmed"] is True
+
+
+async def test_a_declaration_superseded_by_the_underwriters_figures_counts_no_more(
+    uw: httpx.AsyncClient,
+) -> None:
+    """ph-x declared a current ratio of 0.31; the underwriter enters figures of their own (no
+    current ratio among them): ph-x's declaration is superseded, and its portfolio health warns
+    on it no more."""
+    x, _, buyer = await _two_declarers(uw)
+    hx = auth("policyholder", x["policyholder_id"])
+    ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=hx, json={"current_ratio": "0.31"}),
+       200)  # fmt: skip
+    assert _ratio_warnings(await _health(uw, x)) == ["0.31"]
+    ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=auth("underwriter"),
+                     json={"equity": money("500000")}), 200)  # fmt: skip
+    [own] = ok(await uw.get(f"/v1/buyers/{buyer}", headers=hx), 200)["declarations"]
+    assert own["status"] == "superseded"
+    assert _ratio_warnings(await _health(uw, x)) == []

@@ -3,10 +3,12 @@
 longer in one slot of the buyer (`buyers.declared_indicators`) that every policyholder overwrote and
 read
 
-Each buyer's declared indicators become one pending declaration, attributed to the party that
-registered the buyer when a party did (`registered_by` a party id, not `role:subject`), else kept
-unattributed (`policyholder_id` null: an underwriter may still confirm it). Who declared it and when
-were never recorded: `declared_by` is `migration:un0016` and `declared_at` the migration's time.
+Each buyer's declared indicators become one pending declaration kept unattributed
+(`policyholder_id` null: an underwriter may still confirm it, naming it by a null): every
+policyholder wrote into that one slot, so it is no party's own, and giving it to the party that
+registered the buyer would show that party (and its portfolio health) another's figures. Who
+declared it and when were never recorded: `declared_by` is `migration:un0016` and `declared_at`
+the migration's time.
 Downgrade puts each buyer's pending declarations back in its one slot (the latest declared last).
 
 Revision ID: un0016
@@ -37,11 +39,9 @@ def _schema() -> str | None:
     return None if op.get_bind().dialect.name == "sqlite" else SCHEMA
 
 
-def _buyers(*, with_declared: bool = True) -> sa.Table:
-    columns = [sa.Column("id", sa.String), sa.Column("registered_by", sa.String)]
-    if with_declared:
-        columns.append(sa.Column("declared_indicators", sa.JSON))
-    return sa.Table("buyers", sa.MetaData(), *columns, schema=_schema())
+def _buyers() -> sa.Table:
+    return sa.Table("buyers", sa.MetaData(), sa.Column("id", sa.String),
+                    sa.Column("declared_indicators", sa.JSON), schema=_schema())  # fmt: skip
 
 
 def _declarations() -> sa.Table:
@@ -84,11 +84,10 @@ def upgrade() -> None:
     now = shared.db.utcnow()
     rows = [
         {"id": shared.db.new_id("dcl"), "created_at": now, "buyer_id": buyer_id,
-         "policyholder_id": None if ":" in (registrant or ":") else registrant,
-         "indicators": _json(declared), "status": "pending",
+         "policyholder_id": None, "indicators": _json(declared), "status": "pending",
          "declared_by": "migration:un0016", "declared_at": now}
-        for buyer_id, registrant, declared in bind.execute(
-            sa.select(buyers.c.id, buyers.c.registered_by, buyers.c.declared_indicators)
+        for buyer_id, declared in bind.execute(
+            sa.select(buyers.c.id, buyers.c.declared_indicators)
             .where(buyers.c.declared_indicators.is_not(None)))
         if _json(declared)
     ]  # fmt: skip
