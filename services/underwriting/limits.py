@@ -747,6 +747,10 @@ async def update_indicators(ctx: Context, buyer_id: str, data: IndicatorsIn) -> 
     follow, and the declarations still pending are superseded by them."""
     buyer = await visible_buyer(ctx, buyer_id, for_update=True)
     values = stored_indicators(data)
+    if not values:
+        raise invalid(
+            ["body"], "name at least one indicator: a declaration of nothing says nothing"
+        )
     if ctx.caller.role == "policyholder":
         party = ctx.caller.party_id or ""
         own = await repo.declarations_of(ctx.session, [buyer.id], policyholder_id=party)

@@ -121,3 +121,16 @@ async def test_a_declaration_superseded_by_the_underwriters_figures_counts_no_mo
     [own] = ok(await uw.get(f"/v1/buyers/{buyer}", headers=hx), 200)["declarations"]
     assert own["status"] == "superseded"
     assert _ratio_warnings(await _health(uw, x)) == []
+
+
+async def test_a_declaration_of_nothing_is_refused(uw: httpx.AsyncClient) -> None:
+    """`{}` (or only nulls) declares nothing: 422, and nothing is left pending for an underwriter
+    to confirm."""
+    x, _, buyer = await _two_declarers(uw)
+    for who in (auth("policyholder", x["policyholder_id"]), auth("underwriter")):
+        for body in ({}, {"current_ratio": None}):
+            refused = await uw.post(f"/v1/buyers/{buyer}/indicators", headers=who, json=body)
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["errors"][0]["loc"] == ["body"]
+    staff = ok(await uw.get(f"/v1/buyers/{buyer}", headers=auth("underwriter")), 200)
+    assert staff["declarations"] == [] and staff["indicators_confirmed"] is True
