@@ -735,7 +735,6 @@ def limit_entitlement(own: Sequence[UsedLine], others: Sequence[LimitUse]) -> De
             used += line.covered
             continue
         taken = min(line.unpaid, max(ZERO, line.limit_in_force - used), max(ZERO, left))
-        taken = max(ZERO, taken)
         used += taken
         left -= taken
         mine += taken if whose == "own" else ZERO

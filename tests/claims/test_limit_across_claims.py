@@ -46,10 +46,18 @@ async def assess(claims: httpx.AsyncClient, claim_id: str) -> dict[str, Any]:
     return ok(await claims.post(f"/v1/claims/{claim_id}/assessment", headers=HANDLER), 200)
 
 
+async def approve(claims: httpx.AsyncClient, claim_id: str) -> httpx.Response:
+    return await claims.post(f"/v1/claims/{claim_id}/decision", headers=HANDLER,
+                             json={"decision": "approve", "reason": "ok"})  # fmt: skip
+
+
+async def pay(claims: httpx.AsyncClient, claim_id: str) -> dict[str, Any]:
+    return ok(await claims.post(f"/v1/claims/{claim_id}/payment", headers=HANDLER), 200)  # type: ignore[no-any-return]
+
+
 async def approve_and_pay(claims: httpx.AsyncClient, claim_id: str) -> dict[str, Any]:
-    ok(await claims.post(f"/v1/claims/{claim_id}/decision", headers=HANDLER,
-                         json={"decision": "approve", "reason": "ok"}), 200)  # fmt: skip
-    return ok(await claims.post(f"/v1/claims/{claim_id}/payment", headers=HANDLER), 200)
+    ok(await approve(claims, claim_id), 200)
+    return await pay(claims, claim_id)
 
 
 def step(assessed: dict[str, Any], name: str) -> dict[str, Any]:
@@ -116,10 +124,8 @@ async def test_an_approval_whose_limit_was_taken_meanwhile_is_refused_until_asse
     await status(first, "under_review")
     assert (await assess(claims, second))["indemnity"] == money("72000.00")
     await status(first, "assessed")
-    ok(await claims.post(f"/v1/claims/{first}/decision", headers=HANDLER,
-                         json={"decision": "approve", "reason": "ok"}), 200)  # fmt: skip
-    refused = await claims.post(f"/v1/claims/{second}/decision", headers=HANDLER,
-                                json={"decision": "approve", "reason": "ok"})  # fmt: skip
+    ok(await approve(claims, first), 200)
+    refused = await approve(claims, second)
     assert refused.status_code == 409, refused.text
     assert refused.json()["type"] == "assessment-outdated"
     assert refused.json()["limit_used_by"] == {first: money("80000.00")}
@@ -144,8 +150,7 @@ async def test_an_approval_counting_on_less_limit_than_is_free_now_is_refused_un
     assert (await assess(claims, second))["indemnity"] == money("18000.00")
     ok(await claims.post(f"/v1/claims/{first}/decision", headers=HANDLER,
                          json={"decision": "reject", "reason": "not our risk"}), 200)  # fmt: skip
-    stale = await claims.post(f"/v1/claims/{second}/decision", headers=HANDLER,
-                              json={"decision": "approve", "reason": "ok"})  # fmt: skip
+    stale = await approve(claims, second)
     assert stale.status_code == 409 and stale.json()["type"] == "assessment-outdated", stale.text
     assert stale.json()["limit_used_by"] == {}
     assert (await assess(claims, second))["indemnity"] == money("72000.00")
@@ -168,20 +173,14 @@ async def test_the_earlier_shipment_covers_first_whichever_claim_is_assessed_fir
         assert (await assess(claims, later))["indemnity"] == money("72000.00")  # A not assessed
     assert (await assess(claims, earlier))["indemnity"] == money("72000.00")
     if later_first:
-        stale = await claims.post(f"/v1/claims/{later}/decision", headers=HANDLER,
-                                  json={"decision": "approve", "reason": "ok"})  # fmt: skip
+        stale = await approve(claims, later)
         assert stale.status_code == 409 and stale.json()["type"] == "assessment-outdated"
         assert stale.json()["limit_used_by"] == {earlier: money("80000.00")}
     assert (await assess(claims, later))["indemnity"] == money("18000.00")
     for claim_id in (later, earlier):  # the later approved first keeps to its 20,000
-        ok(await claims.post(f"/v1/claims/{claim_id}/decision", headers=HANDLER,
-                             json={"decision": "approve", "reason": "ok"}), 200)  # fmt: skip
-    paid = {c: (await approve_and_pay_approved(claims, c))["indemnity"] for c in (earlier, later)}
+        ok(await approve(claims, claim_id), 200)
+    paid = {c: (await pay(claims, c))["indemnity"] for c in (earlier, later)}
     assert paid == {earlier: money("72000.00"), later: money("18000.00")}
-
-
-async def approve_and_pay_approved(claims: httpx.AsyncClient, claim_id: str) -> dict[str, Any]:
-    return ok(await claims.post(f"/v1/claims/{claim_id}/payment", headers=HANDLER), 200)  # type: ignore[no-any-return]
 
 
 async def test_a_claim_assessed_again_for_another_sum_is_announced(
