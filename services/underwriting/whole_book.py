@@ -113,11 +113,14 @@ notices = _temporary(
     Column("reason", Text, nullable=False),
 )
 # One row per amount halved (`rules.halves`): a limit's amount running on the halving's date
-# (`halving_from`) and each one scheduled to start later, each until its own end.
+# (`halving_from`) and each one scheduled to start later, each until its own end; the amount
+# halved (`amount_id`, starting on `amount_from`) is ended or superseded by its id.
 halvings = _temporary(
     "book_halvings",
     Column("limit_id", String(40), primary_key=True),
     Column("effective_from", Date, primary_key=True),
+    Column("amount_id", String(40), nullable=False),
+    Column("amount_from", Date, nullable=False),
     Column("policy_id", String(40), nullable=False),
     Column("buyer_id", String(40), nullable=False),
     Column("currency", String(3), nullable=False),
@@ -459,9 +462,9 @@ async def collect_halvings(
         sibling.source == SIGNAL_SOURCE, sibling.created_at == amount.created_at,
         sibling.amount > zero, sibling.effective_from <= _typed(session, today, Date()))  # fmt: skip
     statement = (
-        select(ml.c.limit_id, starts, ml.c.policy_id, ml.c.buyer_id, ml.c.currency,
-               amount.amount, half, amount.payment_terms_days, n.c.effective_from,
-               amount.effective_to, n.c.reason)
+        select(ml.c.limit_id, starts, amount.id, amount.effective_from, ml.c.policy_id,
+               ml.c.buyer_id, ml.c.currency, amount.amount, half, amount.payment_terms_days,
+               n.c.effective_from, amount.effective_to, n.c.reason)
         .select_from(ml)
         .join(n, and_(n.c.grade_before == ml.c.grade_before,
                       n.c.grade_after == ml.c.grade_after,
@@ -473,7 +476,8 @@ async def collect_halvings(
                or_(amount.source != SIGNAL_SOURCE, its_halving_started))
     )  # fmt: skip
     await session.execute(insert(halvings).from_select(
-        ["limit_id", "effective_from", "policy_id", "buyer_id", "currency", "amount_before",
+        ["limit_id", "effective_from", "amount_id", "amount_from", "policy_id", "buyer_id",
+         "currency", "amount_before",
          "amount_after", "payment_terms_days", "halving_from", "effective_to", "reason"],
         statement))  # fmt: skip
     limits = select(func.count(func.distinct(halvings.c.limit_id)))
@@ -487,40 +491,33 @@ async def policy_currencies(session: AsyncSession) -> list[str]:
     return list(rows.scalars())
 
 
-def _among_halved(session: AsyncSession, limit_id: Any) -> Any:
-    """The condition that a limit id column is one of the limits to halve. On PostgreSQL as
-    `= ANY(ARRAY(…))`, which reads the column's index once per limit to halve, whatever the
-    planner guesses of a temporary table's rows: a join it plans as a hash or a merge join reads
-    the whole book's entries (or a large part of their index) once per slice."""
+def _halved_amounts(session: AsyncSession, which: Any) -> Any:
+    """The condition that `LimitAmount` is one of the amounts halved that `which` (a condition on
+    `halvings`) selects, read by id. On PostgreSQL as `= ANY(ARRAY(…))`, which reads the
+    primary key once per amount, whatever the planner guesses of a temporary table's rows: a
+    join it plans as a hash or a merge join reads the whole book's amounts once per slice."""
+    ids = select(halvings.c.amount_id).where(which)
     if _dialect(session) == "postgresql":
-        return limit_id == any_(func.array(select(halvings.c.limit_id).scalar_subquery()))
-    return limit_id.in_(select(halvings.c.limit_id))
+        return LimitAmount.id == any_(func.array(ids.scalar_subquery()))
+    return LimitAmount.id.in_(ids)
 
 
 async def halve(session: AsyncSession, *, by: str, now: dt.datetime) -> None:
     """Each amount to halve takes its half, as `limits._halve` does one by one: the one running
-    on the halving's date ends there, one starting later is superseded, and each half keeps the
-    terms and the end of the amount it replaces; amounts of zero, and the halves of a halving
-    still to come (not among the halvings), stay as they are."""
+    on the halving's date ends there, one starting later (on it or after) is superseded, and
+    each half keeps the terms and the end of the amount it replaces; amounts of zero, and the
+    halves of a halving still to come (not among the halvings), stay as they are."""
     h = halvings
-    of_halved = _among_halved(session, LimitAmount.limit_id)
-    halved_amount = LimitAmount.amount > literal(0, Amount())
     await session.execute(
         update(LimitAmount)
-        .where(LimitAmount.superseded_at.is_(None), of_halved, halved_amount,
-               exists().where(h.c.limit_id == LimitAmount.limit_id,
-                              h.c.effective_from == LimitAmount.effective_from,
-                              LimitAmount.effective_from >= h.c.halving_from))
+        .where(_halved_amounts(session, h.c.amount_from >= h.c.halving_from))
         .values(superseded_at=now)
         .execution_options(synchronize_session=False)
     )  # fmt: skip
     await session.execute(
         update(LimitAmount)
-        .where(h.c.limit_id == LimitAmount.limit_id, h.c.effective_from == h.c.halving_from,
-               LimitAmount.superseded_at.is_(None), of_halved, halved_amount,
-               LimitAmount.effective_from < h.c.halving_from,
-               or_(LimitAmount.effective_to.is_(None),
-                   LimitAmount.effective_to > h.c.halving_from))
+        .where(h.c.amount_id == LimitAmount.id, h.c.amount_from < h.c.halving_from,
+               _halved_amounts(session, h.c.amount_from < h.c.halving_from))
         .values(effective_to=h.c.halving_from)
         .execution_options(synchronize_session=False)
     )  # fmt: skip
