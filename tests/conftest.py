@@ -334,6 +334,9 @@ def _free_port() -> int:
 @dataclass
 class Services:
     urls: dict[str, str]
+    # The database they write, on the test backend: for a test that sets up a state no route
+    # makes (what a migration left behind).
+    database: str | None = None
 
 
 @dataclass
@@ -427,7 +430,7 @@ def services() -> Iterator[Services]:
         database, urls, env={"TCI_UW_COVERAGE_BATCH_CHUNK": "3", "TCI_UW_REGRADE_SLICE_BUYERS": "3"}
     )
     try:
-        yield Services(urls)
+        yield Services(urls, database)
     finally:
         running.stop()
         b.drop_database(database)

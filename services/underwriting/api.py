@@ -244,7 +244,9 @@ async def update_indicators(
 ) -> Response:  # fmt: skip
     """A policyholder's indicators are kept as declared; an underwriter's are confirmed: they
     regrade the buyer, and its limits follow the new grade (halved when it newly reaches the
-    halving grade, each change listed)."""
+    halving grade, each change listed). They supersede a pending declaration only when they give
+    every indicator it declares; one declaring others stays pending, as declared, and is listed
+    in `declarations`."""
     ctx = context(request, session, caller)
     return await cmd.run(lambda: lim.update_indicators(ctx, buyer_id, body))
 
@@ -259,7 +261,9 @@ async def confirm_indicators(
     grade, and its limits follow. The body's `policyholder_id` names the declaration (null: the
     one kept unattributed); without it (or without a body), the buyer's only pending one. Several
     pending and none named: 409 `declarer-required` (`pending_declarers` lists them); a
-    declarer named with nothing pending: 409 `no-pending-declaration`."""
+    declarer named with nothing pending: 409 `no-pending-declaration`; none pending and none
+    named: the buyer as it is. The grade history takes an entry only when the buyer's
+    indicators change."""
     ctx = context(request, session, caller)
     return await cmd.run(lambda: lim.confirm_indicators(ctx, buyer_id, body))
 

@@ -744,7 +744,8 @@ async def _regrade_following(
 async def update_indicators(ctx: Context, buyer_id: str, data: IndicatorsIn) -> BuyerGradedRead:
     """A policyholder declares indicators (kept as its own declaration, not graded) on its own
     buyers only; an underwriter's are confirmed: they grade the buyer again, and its limits
-    follow, and the declarations still pending are superseded by them."""
+    follow. A pending declaration whose every indicator the underwriter's figures give is
+    superseded by them; one declaring others stays pending, as declared (the answer lists it)."""
     buyer = await visible_buyer(ctx, buyer_id, for_update=True)
     values = stored_indicators(data)
     if not values:
@@ -758,11 +759,15 @@ async def update_indicators(ctx: Context, buyer_id: str, data: IndicatorsIn) -> 
         changes: tuple[list[LimitChangeRead], list[LimitNotHalvedRead]] = ([], [])
         return await _graded_read(ctx, buyer, [declared], *changes)
     buyer.indicators = {**buyer.indicators, **values}
-    pending = await repo.declarations_of(ctx.session, [buyer.id], pending_only=True)
-    for declaration in pending.get(buyer.id, []):
-        _decide(ctx, declaration, "superseded")
+    found = await repo.declarations_of(ctx.session, [buyer.id], pending_only=True)
+    left: list[IndicatorDeclaration] = []
+    for declaration in found.get(buyer.id, []):
+        if rules.declaration_decided(declaration.indicators, values):
+            _decide(ctx, declaration, "superseded")
+        else:
+            left.append(declaration)
     changes = await _regrade_following(ctx, buyer, cause="indicators")
-    return await _graded_read(ctx, buyer, [], *changes)
+    return await _graded_read(ctx, buyer, left, *changes)
 
 
 async def confirm_indicators(
@@ -772,7 +777,8 @@ async def confirm_indicators(
     again, and its limits follow. `policyholder_id` names the declaration (null: the one kept
     unattributed); not named, the only pending one. Several pending and none named is a 409
     (`declarer-required`), as is a declarer named with nothing pending; none pending and none
-    named grades the buyer again on what is confirmed."""
+    named answers the buyer as it is. Only a confirmation that changes the buyer's indicators
+    grades it again (a grade history entry says something changed)."""
     buyer = await repo.buyer(ctx.session, buyer_id, for_update=True)
     if buyer is None:
         raise not_found("buyer", buyer_id)
@@ -793,10 +799,14 @@ async def confirm_indicators(
                        pending_declarers=declarers)  # fmt: skip
     else:
         chosen = pending
+    confirmed = dict(buyer.indicators)
     for declaration in chosen:
-        buyer.indicators = {**buyer.indicators, **declaration.indicators}
+        confirmed.update(declaration.indicators)
         _decide(ctx, declaration, "confirmed")
-    changes = await _regrade_following(ctx, buyer, cause="indicators")
+    changes: tuple[list[LimitChangeRead], list[LimitNotHalvedRead]] = ([], [])
+    if confirmed != buyer.indicators:
+        buyer.indicators = confirmed
+        changes = await _regrade_following(ctx, buyer, cause="indicators")
     left = [d for d in pending if d not in chosen]
     return await _graded_read(ctx, buyer, left, *changes)
 

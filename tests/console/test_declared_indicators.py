@@ -5,15 +5,19 @@ an underwriter confirms them"). Against the services and the console as real pro
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
 from console.demo import WEAK
+from services.underwriting.models import IndicatorDeclaration
 from shared.calendar import today as business_today
-from tests.conftest import auth, unique
+from shared.db import build_engine, build_sessionmaker, new_id, utcnow
+from tests.conftest import Services, auth, backend, unique
 from tests.console.conftest import Console, browser_missing
 from tests.console.test_browser import no_serious_accessibility_violations
 
@@ -109,3 +113,64 @@ def test_confirmed_indicators_that_halve_a_limit_are_followed_by_the_limits_they
                   "?limit=500", auth("underwriter"))["items"]  # fmt: skip
     [limit] = [item for item in limits if item["buyer_id"] == buyer["id"]]
     assert [h["amount"]["amount"] for h in limit["history"]] == ["200000.00", "100000.00"]
+
+
+def left_by_un0016(services: Services, buyer_id: str, indicators: dict[str, Any]) -> None:
+    """A declaration as migration un0016 left a buyer's one declared slot, written straight into
+    the services' database (no route makes one): pending, unattributed (`policyholder_id` null).
+    Written from a thread of its own: Playwright's sync API holds this one's event loop."""
+    assert services.database is not None
+
+    async def insert() -> None:
+        engine = build_engine(backend().url_for(services.database or "", "underwriting"),
+                              pool_size=1)  # fmt: skip
+        try:
+            async with build_sessionmaker(engine)() as session:
+                now = utcnow()
+                session.add(IndicatorDeclaration(
+                    id=new_id("dcl"), created_at=now, buyer_id=buyer_id, policyholder_id=None,
+                    indicators=indicators, status="pending", declared_by="migration:un0016",
+                    declared_at=now))  # fmt: skip
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, insert()).result()
+
+
+def test_an_underwriter_confirms_the_unattributed_declaration_by_naming_it(
+    tab: Any, console: Console, services: Services
+) -> None:
+    """Beside a policyholder's own pending declaration, the one un0016 kept unattributed: the
+    route refuses to guess which one is meant (409 `declarer-required`), and the console's
+    button for the unattributed one names it (a null `policyholder_id`): that one is confirmed,
+    the policyholder's stays pending."""
+    holder_id = unique("ph-declares")
+    holder, underwriter = auth("policyholder", holder_id), auth("underwriter")
+    buyer = call(console, "POST", "/v1/buyers", holder, {
+        "name": "Unattributed Trading GmbH", "country": "DE",
+        "registration_number": unique("HRB")}, expect=201)  # fmt: skip
+    left_by_un0016(services, buyer["id"], {"current_ratio": "0.7", "litigation_count": 3})
+    call(console, "POST", f"/v1/buyers/{buyer['id']}/indicators", holder,
+         {"current_ratio": "3.0"})  # fmt: skip
+    unnamed = call(console, "POST", f"/v1/buyers/{buyer['id']}/indicators/confirmation",
+                   underwriter, expect=409)  # fmt: skip
+    assert unnamed["type"].endswith("declarer-required")
+    assert set(unnamed["pending_declarers"]) == {None, holder_id}
+
+    person = tab()
+    person.sign_in("underwriter", "Li Wei")
+    page = person.open(f"/underwriting/buyers/{buyer['id']}")
+    declared = page.locator("#declared-indicators")
+    assert declared.locator("thead th").all_inner_texts()[2:] == [
+        "Declared · —", f"Declared · {holder_id}"]  # fmt: skip
+    declared.get_by_role("button", name="Confirm the declared values · —", exact=True).click()
+    page.get_by_text("The declared values are confirmed and the buyer graded again.").wait_for()
+    after = call(console, "GET", f"/v1/buyers/{buyer['id']}", underwriter)
+    assert after["indicators"]["current_ratio"] == "0.7"
+    assert after["indicators"]["litigation_count"] == 3
+    assert [d["policyholder_id"] for d in after["declarations"]] == [holder_id]
+    assert after["indicators_confirmed"] is False
+    buttons = page.locator("#declared-indicators button").all_inner_texts()
+    assert buttons == ["Confirm the declared values"]  # the policyholder's, alone now

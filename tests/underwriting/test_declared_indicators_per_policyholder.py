@@ -38,6 +38,11 @@ def _ratio_warnings(health: dict[str, Any]) -> list[str]:
     return [w["figure"] for w in health["warnings"] if w["code"] == "buyer_current_ratio_low"]
 
 
+def _given(declaration: dict[str, Any]) -> dict[str, Any]:
+    """The indicators a declaration gives (those it leaves unknown are null)."""
+    return {k: v for k, v in declaration["indicators"].items() if v is not None}
+
+
 async def _health(uw: httpx.AsyncClient, policy: dict[str, Any]) -> dict[str, Any]:
     holder = auth("policyholder", policy["policyholder_id"])
     return ok(await uw.get(f"/v1/policies/{policy['id']}/portfolio-health", headers=holder), 200)
@@ -105,22 +110,75 @@ async def test_the_underwriter_sees_each_declaration_with_its_declarer_and_confi
     assert after["indicators"]["current_ratio"] == "3" and after["indicators_confirmed"] is True
 
 
-async def test_a_declaration_superseded_by_the_underwriters_figures_counts_no_more(
+async def test_a_declaration_is_superseded_only_by_the_underwriters_figures_for_all_it_declares(
     uw: httpx.AsyncClient,
 ) -> None:
-    """ph-x declared a current ratio of 0.31; the underwriter enters figures of their own (no
-    current ratio among them): ph-x's declaration is superseded, and its portfolio health warns
-    on it no more."""
+    """ph-x declared a current ratio of 0.31; the underwriter enters figures of their own. Equity
+    alone decides nothing ph-x declared: its declaration stays pending (kept as declared, and the
+    answer lists it). A current ratio then decides all it declared: it is superseded, and its
+    portfolio health warns on it no more."""
     x, _, buyer = await _two_declarers(uw)
-    hx = auth("policyholder", x["policyholder_id"])
+    hx, underwriter = auth("policyholder", x["policyholder_id"]), auth("underwriter")
     ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=hx, json={"current_ratio": "0.31"}),
        200)  # fmt: skip
     assert _ratio_warnings(await _health(uw, x)) == ["0.31"]
-    ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=auth("underwriter"),
-                     json={"equity": money("500000")}), 200)  # fmt: skip
+    entered = ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=underwriter,
+                               json={"equity": money("500000")}), 200)  # fmt: skip
+    assert [d["policyholder_id"] for d in entered["declarations"]] == [x["policyholder_id"]]
+    assert entered["indicators_confirmed"] is False
     [own] = ok(await uw.get(f"/v1/buyers/{buyer}", headers=hx), 200)["declarations"]
-    assert own["status"] == "superseded"
+    assert own["status"] == "pending" and _given(own) == {"current_ratio": "0.31"}
+    assert _ratio_warnings(await _health(uw, x)) == ["0.31"]
+    covered = ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=underwriter,
+                               json={"current_ratio": "1.5"}), 200)  # fmt: skip
+    assert covered["declarations"] == [] and covered["indicators_confirmed"] is True
+    [own] = ok(await uw.get(f"/v1/buyers/{buyer}", headers=hx), 200)["declarations"]
+    assert own["status"] == "superseded" and own["decided_at"]
     assert _ratio_warnings(await _health(uw, x)) == []
+
+
+async def test_the_underwriters_figures_supersede_one_declarer_and_leave_anothers_pending(
+    uw: httpx.AsyncClient,
+) -> None:
+    """ph-x declared a current ratio only, ph-y a current ratio and equity; the underwriter's
+    current ratio decides all of ph-x's declaration, not ph-y's equity: ph-x's is superseded,
+    ph-y's stays pending whole and can still be confirmed."""
+    x, y, buyer = await _two_declarers(uw)
+    hx, hy = auth("policyholder", x["policyholder_id"]), auth("policyholder", y["policyholder_id"])
+    underwriter = auth("underwriter")
+    ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=hx, json={"current_ratio": "0.31"}),
+       200)  # fmt: skip
+    ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=hy,
+                     json={"current_ratio": "0.9", "equity": money("-1000")}), 200)  # fmt: skip
+    entered = ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=underwriter,
+                               json={"current_ratio": "1.5"}), 200)  # fmt: skip
+    [left] = entered["declarations"]
+    assert left["policyholder_id"] == y["policyholder_id"] and left["status"] == "pending"
+    assert _given(left) == {"current_ratio": "0.9", "equity": money("-1000.00")}
+    [of_x] = ok(await uw.get(f"/v1/buyers/{buyer}", headers=hx), 200)["declarations"]
+    assert of_x["status"] == "superseded"
+    [of_y] = ok(await uw.get(f"/v1/buyers/{buyer}", headers=hy), 200)["declarations"]
+    assert of_y["status"] == "pending"
+    confirmed = ok(await uw.post(f"/v1/buyers/{buyer}/indicators/confirmation",
+                                 headers=underwriter), 200)  # fmt: skip
+    assert confirmed["indicators"]["equity"] == money("-1000.00")
+    assert confirmed["indicators_confirmed"] is True
+
+
+async def test_a_confirmation_with_nothing_pending_adds_no_grade_entry(
+    uw: httpx.AsyncClient,
+) -> None:
+    """Nothing pending and none named: the answer is the buyer as it is, and its grade history
+    takes no entry, however often it is sent."""
+    _, _, buyer = await _two_declarers(uw)
+    underwriter = auth("underwriter")
+    before = ok(await uw.get(f"/v1/buyers/{buyer}/grades", headers=underwriter), 200)["items"]
+    for _ in range(2):
+        answer = ok(await uw.post(f"/v1/buyers/{buyer}/indicators/confirmation",
+                                  headers=underwriter), 200)  # fmt: skip
+        assert answer["limit_changes"] == [] and answer["indicators_confirmed"] is True
+    after = ok(await uw.get(f"/v1/buyers/{buyer}/grades", headers=underwriter), 200)["items"]
+    assert [e["id"] for e in after] == [e["id"] for e in before]
 
 
 async def test_a_declaration_of_nothing_is_refused(uw: httpx.AsyncClient) -> None:

@@ -133,6 +133,7 @@ from services.underwriting.rules.limit_changes import (
 )
 from services.underwriting.rules.policy import (
     country_covered,
+    declaration_decided,
     first_repeated,
     insurable,
     policy_open,
@@ -216,6 +217,7 @@ __all__ = [
     "covers_from",
     "current_ratio_that_counts",
     "decide_limit_request",
+    "declaration_decided",
     "declared_credit_days",
     "dso",
     "earliest_declared_day",

@@ -4,7 +4,7 @@ which buyers are insurable, and what identifies a buyer."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from shared.text import folded
 
@@ -21,6 +21,13 @@ def registration_key(registration_number: str) -> str:
 def country_covered(country: str, covered_countries: Sequence[str] | None) -> bool:
     """A policy covers the buyer countries it lists; a policy that lists none covers all."""
     return covered_countries is None or country in covered_countries
+
+
+def declaration_decided(declared: Collection[str], entered: Collection[str]) -> bool:
+    """A policyholder's pending declaration of indicators is decided by an underwriter's own
+    figures (superseded) only when they give every indicator it declares; one that declares
+    others stays pending, as declared, for an underwriter to confirm or supersede."""
+    return set(declared) <= set(entered)
 
 
 def first_repeated(items: Sequence[str]) -> tuple[int, str] | None:
