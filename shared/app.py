@@ -519,6 +519,9 @@ def create_app(
         generate_unique_id_function=_operation_id,
         # One schema per model for requests and answers alike (no `-Input`/`-Output` twins).
         separate_input_output_schemas=False,
+        # A path with a trailing slash is a 404 naming the path meant (`without_trailing_slash`),
+        # not a 307 with no body.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.service = service

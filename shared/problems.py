@@ -380,6 +380,20 @@ def allowed_methods(request: Request) -> list[str]:
     return [method for method in HTTP_METHODS if served(method)]
 
 
+def without_trailing_slash(request: Request) -> str | None:
+    """The path the request meant when it is served only without its trailing slash (the
+    services do not redirect: a 307 answers with no body, and behind a proxy with the wrong
+    scheme), else None."""
+    path = request.url.path
+    if len(path) < 2 or not path.endswith("/"):
+        return None
+    meant = path.rstrip("/")
+    asked = {**request.scope, "path": meant}
+    if any(route.matches(asked)[0] is not Match.NONE for route in request.app.router.routes):
+        return meant
+    return None
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Every error the app answers is problem+json; unexpected ones are handled by the middleware."""
 
@@ -402,6 +416,9 @@ def install_problem_handlers(app: FastAPI) -> None:
             )
         kind = _STATUS_TYPES.get(exc.status_code, HTTP_ERROR)
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        meant = without_trailing_slash(request) if exc.status_code == 404 else None
+        if meant is not None:
+            detail = f"no resource at {request.url.path}: the path is {meant}, without the slash"
         problem = Problem(kind, detail, status=exc.status_code)
         # Keep what the exception says in its headers; a 405's `Allow` names every method served.
         headers = dict(exc.headers or {})

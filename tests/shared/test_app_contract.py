@@ -114,6 +114,22 @@ async def test_a_405_allows_every_method_its_path_serves(service: str) -> None:
     assert checked > 0
 
 
+@pytest.mark.parametrize("service", ["underwriting", "claims", "collections"])
+async def test_a_trailing_slash_is_a_404_naming_the_path_meant(service: str) -> None:
+    """No 307 with an empty body (and an `http` Location behind a TLS proxy): the problem says
+    which path was meant; a path served by no route at all is a plain 404."""
+    app = import_module(f"services.{service}.main").create_app()
+    first = next(iter(app.openapi()["paths"]))
+    path = re.sub(r"\{[^}]+\}", "x1", first)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as client:  # fmt: skip
+        answer = await client.get(path + "/", headers=auth("service"))
+        assert path in problem(answer, 404)["detail"]
+        assert "location" not in answer.headers
+        unknown = await client.get("/v1/nothing-here/", headers=auth("service"))
+        assert "without the slash" not in problem(unknown, 404)["detail"]
+
+
 async def test_an_unreadable_body_is_422() -> None:
     async with bare_app() as client:
         for body, kind in ((b"\xff\xfe{", "application/json"), (b"{not json", "application/json")):

@@ -207,8 +207,8 @@ def test_a_declared_payment_is_observed_by_today_within_the_amount_and_dated() -
     assert fault("100", tomorrow) == ("paid_on", f"must not be after today ({TODAY})")
     assert fault("0", tomorrow) == ("paid_on", f"must not be after today ({TODAY})")
     assert fault("500.01", yesterday) == ("paid_amount", "must be between zero and the amount")
-    assert fault("100", None) == ("paid_on", "a payment needs its date")
-    assert fault(None, tomorrow) == ("paid_amount", "a payment date needs the amount paid")
+    assert fault("100", None) == ("paid_on", "must be given when anything was paid")
+    assert fault(None, tomorrow) == ("paid_amount", "must be given with the payment date")
 
 
 # ---------------------------------------------------------------- a limit's history from a day on

@@ -25,10 +25,10 @@ def payment_fault(
         if paid_amount < 0 or paid_amount > amount:
             return "paid_amount", "must be between zero and the amount"
         if paid_amount > 0 and paid_on is None:
-            return "paid_on", "a payment needs its date"
+            return "paid_on", "must be given when anything was paid"
     if paid_on is not None:
         if paid_amount is None:
-            return "paid_amount", "a payment date needs the amount paid"
+            return "paid_amount", "must be given with the payment date"
         if paid_on > today:
             return "paid_on", f"must not be after today ({today.isoformat()})"
     return None
