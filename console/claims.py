@@ -24,6 +24,10 @@ STATUSES = ("documents_pending", "under_review", "on_hold", "assessed", "approve
 # A claim still waiting for its decision (the working days left to it are counted for these only).
 AWAITING_DECISION = ("documents_pending", "under_review", "on_hold", "assessed")
 DECIDED_NOTICE = {"approve": "claim-approved", "reject": "claim-rejected"}
+# An act whose answer says its signal about the buyer has not reached underwriting yet
+# (`buyer_signal.delivery`: `pending`) is done all the same; its notice says the grade lags.
+SIGNAL_PENDING_NOTICE = {"claim-approved": "claim-approved-signal-pending",
+                         "paid": "paid-signal-pending"}  # fmt: skip
 DISPUTE_OUTCOMES = ("policyholder", "buyer")
 DOWNLOAD_HEADERS = ("content-type", "content-disposition", "content-length")
 
@@ -146,7 +150,12 @@ async def _act(request: Request, upstream: Upstream, claim_id: str, path: str, b
         if refusal.status in (401, 404):
             raise
         return await form_refused(request, page, refusal)
-    return redirect(page, notice="form-replayed" if answer.replayed else done)
+    if answer.replayed:
+        return redirect(page, notice="form-replayed")
+    signal = answer.body.get("buyer_signal") if isinstance(answer.body, dict) else None
+    if isinstance(signal, dict) and signal.get("delivery") == "pending":
+        done = SIGNAL_PENDING_NOTICE.get(done, done)
+    return redirect(page, notice=done)
 
 
 @router.post("/{claim_id}/assessment", dependencies=[CsrfDep])

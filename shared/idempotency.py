@@ -252,10 +252,14 @@ class Command:
         after_commit: Callable[[Outcome], Awaitable[Outcome | None]] | None = None,
         own_transactions: bool = False,
         on_replay: Callable[[dict[str, Any]], Awaitable[BaseModel | None]] | None = None,
+        replay_recovers: Callable[[Outcome, Outcome], bool] | None = None,
     ) -> Response:
         """Run the handler, store its answer with the key, commit once. `after_commit` runs
         once the change is committed (not on a replay): sending what the change put in an outbox,
-        say; the answer it returns, if any, is answered instead (what the delivery told it). It
+        say; the answer it returns, if any, is answered instead (what the delivery told it), and
+        stored again for a replay, unless `replay_recovers(first, after)` says all it changed is
+        what `on_replay` works out again before any replay answers (a delivery it reads from the
+        outbox): then the answer stored first stands, and no statement is spent on it. It
         cannot undo the change, so a failure there is logged and the answer stands.
         `own_transactions`: the handler commits its work in transactions of its own
         (`shared.db.UnitsOfWork`), the request's holds only the key and its answer (so, on
@@ -304,7 +308,8 @@ class Command:
         if after is outcome:
             return response
         answered = self._respond(after, status_code, location)
-        await self._store_again(named, claim, answered)
+        if replay_recovers is None or not replay_recovers(outcome, after):
+            await self._store_again(named, claim, answered)
         return answered
 
     async def _replayed(

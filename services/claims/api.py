@@ -110,7 +110,7 @@ async def file_claim(
     return await cmd.run(
         lambda: uc.file_claim(ctx, body), status_code=201, location=lambda c: f"/v1/claims/{c.id}",
         after_commit=lambda c: uc.deliver_for(ctx, c),
-        on_replay=lambda stored: uc.redeliver(ctx, stored),
+        on_replay=lambda stored: uc.redeliver(ctx, stored), replay_recovers=uc.replay_recovers,
     )  # fmt: skip
 
 
@@ -267,7 +267,8 @@ async def decide(
     ctx = context(request, session, caller, peers)
     return await cmd.run(lambda: uc.decide(ctx, claim_id, body),
                          after_commit=lambda c: uc.deliver_for(ctx, c),
-                         on_replay=lambda stored: uc.redeliver(ctx, stored))  # fmt: skip
+                         on_replay=lambda stored: uc.redeliver(ctx, stored),
+                         replay_recovers=uc.replay_recovers)  # fmt: skip
 
 
 @router.post("/claims/{claim_id}/payment", response_model=ClaimRead, responses=WRITE)
@@ -280,4 +281,5 @@ async def pay(
     # The answer names the subrogation case when collections opened it at once.
     return await cmd.run(lambda: uc.pay(ctx, claim_id),
                          after_commit=lambda c: uc.deliver_for(ctx, c),
-                         on_replay=lambda stored: uc.redeliver(ctx, stored))  # fmt: skip
+                         on_replay=lambda stored: uc.redeliver(ctx, stored),
+                         replay_recovers=uc.replay_recovers)  # fmt: skip

@@ -24,6 +24,7 @@ from services.claims.models import (
     NotifiedInvoice,
     OverdueNotification,
     PolicyCaps,
+    outbox,
 )
 from services.claims.rules import (
     AWAITING_DECISION,
@@ -39,6 +40,16 @@ Row = TypeVar("Row", bound=Base)
 
 async def by_id(session: AsyncSession, model: type[Row], ident: str) -> Row | None:
     return await session.get(model, ident)
+
+
+async def signals_pending(session: AsyncSession, aggregate_id: str) -> set[str]:
+    """The kinds of the signals about the buyer that the aggregate wrote for underwriting and the
+    outbox has not delivered yet (a claim writes one of each kind at most)."""
+    pending = select(outbox.c.body).where(
+        outbox.c.aggregate_id == aggregate_id, outbox.c.target == "underwriting",
+        outbox.c.delivered_at.is_(None),
+    )  # fmt: skip
+    return {str(body.get("kind")) for body in (await session.execute(pending)).scalars()}
 
 
 async def claim(session: AsyncSession, claim_id: str, *, lock: bool = False) -> Claim | None:

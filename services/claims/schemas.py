@@ -18,6 +18,7 @@ from shared.contracts import (
     NonNegativeMoney,
     PositiveMoney,
     Schema,
+    SignalKindField,
     bounded_total,
     named_enum,
 )
@@ -34,6 +35,7 @@ _ClaimStatus = Literal[
 _NotificationKind = Literal["overdue", "extension_request", "repayment_plan", "arrears_cleared"]
 _Decision = Literal["approve", "reject"]
 _DisputeOutcome = Literal["policyholder", "buyer"]
+_SignalDelivery = Literal["delivered", "pending"]
 # Each published once, as a named enum, for requests and answers alike.
 Cause = Annotated[_Cause, named_enum("ClaimCause", _Cause)]
 DocumentKind = Annotated[_DocumentKind, named_enum("DocumentKind", _DocumentKind)]
@@ -41,6 +43,12 @@ ClaimStatus = Annotated[_ClaimStatus, named_enum("ClaimStatus", _ClaimStatus)]
 NotificationKind = Annotated[_NotificationKind, named_enum("NotificationKind", _NotificationKind)]
 Decision = Annotated[_Decision, named_enum("ClaimDecision", _Decision)]
 DisputeOutcome = Annotated[_DisputeOutcome, named_enum("DisputeOutcome", _DisputeOutcome)]
+SignalDelivery = Annotated[_SignalDelivery, named_enum(
+    "SignalDelivery", _SignalDelivery,
+    "`delivered`: underwriting took the signal before this answer was sent (the buyer's grade "
+    "and limits already follow it); `pending`: underwriting refused it or could not be reached "
+    "in time, so the grade does not follow it yet: the signal is kept and sent again until "
+    "underwriting takes it (a replay of the request's Idempotency-Key sends it first)")]  # fmt: skip
 
 
 class InvoiceIn(Schema):
@@ -228,6 +236,15 @@ class ClaimInvoiceRead(Schema):
     due_date: dt.date
 
 
+class BuyerSignalSent(Schema):
+    """What an act on a claim told underwriting of the claim's buyer, and whether underwriting
+    has it yet."""
+
+    kind: SignalKindField
+    observed_on: dt.date
+    delivery: SignalDelivery
+
+
 class ClaimRead(Schema):
     id: str
     created_at: dt.datetime
@@ -255,6 +272,14 @@ class ClaimRead(Schema):
     decided_by: str | None
     paid_on: dt.date | None
     collection_case_id: str | None
+    buyer_signal: BuyerSignalSent | None = Field(
+        None,
+        description="on the answer of an act that tells underwriting of the claim's buyer (and "
+        "its replays): a protracted-default claim filed (`payment_delay`), an insolvency claim "
+        "approved (`insolvency_filing`), a claim paid (`claim_paid`, `protracted_default`), with "
+        "whether underwriting has it yet; null on a read and on an act that tells it nothing. "
+        "The act stands either way",
+    )
 
 
 class ClaimList(Schema):

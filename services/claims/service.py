@@ -22,6 +22,7 @@ from services.claims.events import ClaimPaid, ClaimStatusChanged
 from services.claims.models import Claim, ClaimDocument, ClaimInvoice, Dispute, events, outbox
 from services.claims.schemas import (
     AssessmentRead,
+    BuyerSignalSent,
     ClaimCreate,
     ClaimList,
     ClaimRead,
@@ -33,7 +34,7 @@ from services.claims.schemas import (
     InvoiceIn,
 )
 from shared import problems
-from shared.contracts import BuyerFacts, CoverageReply, PolicyTerms, Recoveries
+from shared.contracts import BuyerFacts, BuyerSignal, CoverageReply, PolicyTerms, Recoveries
 from shared.db import new_id, utcnow
 from shared.events import Party, announce, bank, policyholder
 from shared.outbox import deliver, enqueue
@@ -83,13 +84,15 @@ def _own(ctx: Context, policy: PolicyTerms) -> PolicyTerms:
 
 
 async def signal_underwriting(
-    ctx: Context, aggregate_id: str, buyer_id: str, signal: BaseModel, key: str
-) -> None:
-    """Tell underwriting of a buyer (through the outbox, after the commit)."""
+    ctx: Context, aggregate_id: str, buyer_id: str, signal: BuyerSignal, key: str
+) -> BuyerSignalSent:
+    """Tell underwriting of a buyer (through the outbox, after the commit): what the answer says
+    of it, pending until the delivery after the commit says otherwise (`deliver_for`)."""
     await enqueue(ctx.session, outbox, aggregate_id=aggregate_id, target="underwriting",
                   path=messages.SIGNALS_PATH.format(buyer_id=buyer_id),
                   body=signal.model_dump(mode="json", exclude_none=True),
                   idempotency_key=key)  # fmt: skip
+    return BuyerSignalSent(kind=signal.kind, observed_on=signal.observed_on, delivery="pending")
 
 
 # ---------------------------------------------------------------- claims
@@ -234,24 +237,31 @@ async def file_claim(ctx: Context, filing: ClaimCreate) -> ClaimRead:
     ctx.session.add_all(invoices)
     await _announce_status(ctx, claim, None, parties=_parties_of(claim, policy.assigned_bank_ids))
     said = rules.filing_signal(filing.cause, ctx.today)
+    sent = None
     if said is not None:
         # Under its policy: the claims of one default (one per invoice, or one for them all) are
         # one delay to the grade until the policy's arrears are cleared.
-        await _signal_of_claim(ctx, claim, said, "claim-signal")
+        sent = await _signal_of_claim(ctx, claim, said, "claim-signal")
     await ctx.session.flush()
-    return await _new_claim_read(ctx, claim, invoices)
+    return _telling(await _new_claim_read(ctx, claim, invoices), sent)
 
 
 async def _signal_of_claim(
     ctx: Context, claim: Claim, said: tuple[str, dt.date], step: str
-) -> None:
+) -> BuyerSignalSent:
     """Tell underwriting what the claim says of its buyer (`rules.filing_signal`,
     `rules.approval_signal`), once per claim and step."""
     kind, observed = said
     details = f"{claim.cause} claim {claim.id} under policy {claim.policy_id}"
-    await signal_underwriting(ctx, claim.id, claim.buyer_id,
-                              messages.signal(kind, observed, details, claim.policy_id),
-                              f"claims:{step}:{claim.id}")  # fmt: skip
+    return await signal_underwriting(ctx, claim.id, claim.buyer_id,
+                                     messages.signal(kind, observed, details, claim.policy_id),
+                                     f"claims:{step}:{claim.id}")  # fmt: skip
+
+
+def _telling(read: ClaimRead, sent: BuyerSignalSent | None) -> ClaimRead:
+    """The answer of an act on a claim, with what it told underwriting of the buyer, if anything
+    (a read tells nothing)."""
+    return read if sent is None else read.model_copy(update={"buyer_signal": sent})
 
 
 async def _new_claim_read(ctx: Context, claim: Claim, invoices: list[ClaimInvoice]) -> ClaimRead:
@@ -777,6 +787,7 @@ async def decide(ctx: Context, claim_id: str, verdict: DecisionCreate) -> ClaimR
     claim = await _lock_with_policy_caps(ctx, claim_id)
     await _refresh_lapse(ctx, claim)
     reason = verdict.reason
+    sent = None
     if verdict.decision == "approve":
         decided = await _next(ctx, claim, Act.APPROVE)
         unpayable = (await _payability(ctx, claim)).unpayable
@@ -786,7 +797,7 @@ async def decide(ctx: Context, claim_id: str, verdict: DecisionCreate) -> ClaimR
         await _check_limit_still_holds(ctx, claim)
         said = rules.approval_signal(claim.cause, claim.event_date, ctx.today)
         if said is not None:  # the insolvency, its proof checked, reaches the buyer's grade
-            await _signal_of_claim(ctx, claim, said, "claim-approved")
+            sent = await _signal_of_claim(ctx, claim, said, "claim-approved")
     elif claim.status == Status.APPROVED:
         decided, reason = await _reject_approved(ctx, claim, verdict.reason)
     else:
@@ -796,7 +807,7 @@ async def decide(ctx: Context, claim_id: str, verdict: DecisionCreate) -> ClaimR
     claim.decision_reason = reason
     claim.decided_by, claim.decided_at = ctx.caller.subject, utcnow()
     await ctx.session.flush()
-    return await read_claim(ctx, claim)
+    return _telling(await read_claim(ctx, claim), sent)
 
 
 async def _reject_approved(ctx: Context, claim: Claim, given: str) -> tuple[rules.ClaimState, str]:
@@ -979,9 +990,10 @@ async def pay(ctx: Context, claim_id: str) -> ClaimRead:
         amount=money_read(claim.indemnity, claim.currency), paid_on=ctx.today,
     ), subject_id=claim.id, parties=parties)  # fmt: skip
     said = messages.paid_claim_signal(claim)
+    sent = None
     if said is not None:  # the closed loop: the loss reaches the buyer's grade
-        await signal_underwriting(ctx, claim.id, claim.buyer_id, said,
-                                  f"claims:claim-paid:{claim.id}")  # fmt: skip
+        sent = await signal_underwriting(ctx, claim.id, claim.buyer_id, said,
+                                         f"claims:claim-paid:{claim.id}")  # fmt: skip
     case = messages.subrogation_case(claim, assessment, invoices, buyer.country)
     if case is not None:
         await enqueue(ctx.session, outbox, aggregate_id=claim.id, target="collections",
@@ -989,7 +1001,7 @@ async def pay(ctx: Context, claim_id: str) -> ClaimRead:
                                                                      exclude_none=True),
                       idempotency_key=f"claims:subrogation:{claim.id}")  # fmt: skip
     await ctx.session.flush()
-    return await read_claim(ctx, claim)
+    return _telling(await read_claim(ctx, claim), sent)
 
 
 # ---------------------------------------------------------------- after the commit
@@ -1002,12 +1014,27 @@ async def deliver_for(ctx: Context, answer: Answer) -> Answer:
     than `TCI_OUTBOX_ANSWER_WAIT_SECONDS` (the background loop retries what does not go through
     now, a replay of the request's Idempotency-Key too); the answer with what the delivery told
     it (a paid claim's subrogation case, recorded on the claim as its message is marked
-    delivered)."""
+    delivered; the buyer's signal, delivered). Only the change's own messages are sent here
+    (`shared.outbox.deliver`)."""
     ident = getattr(answer, "id")  # noqa: B009  # every answer delivered for names its aggregate
-    case_id = await _deliver_recording(ctx, ident, take_over=False)
-    if case_id is not None and isinstance(answer, ClaimRead):
-        return answer.model_copy(update={"collection_case_id": case_id})
-    return answer
+    delivered = await _deliver_recording(ctx, ident, take_over=False)
+    if not isinstance(answer, ClaimRead):
+        return answer
+    news: dict[str, Any] = {}
+    if delivered.case_id is not None:
+        news["collection_case_id"] = delivered.case_id
+    if answer.buyer_signal is not None and answer.buyer_signal.kind in delivered.signals:
+        news["buyer_signal"] = answer.buyer_signal.model_copy(update={"delivery": "delivered"})
+    return answer.model_copy(update=news) if news else answer
+
+
+def replay_recovers(first: Answer, after: Answer) -> bool:
+    """Whether all the delivery after the commit changed in an answer is its signal's delivery,
+    which `redeliver` reads from the outbox before a replay answers (the answer stored first
+    then stands: storing it again would cost the filing a statement)."""
+    if not isinstance(first, ClaimRead) or not isinstance(after, ClaimRead):
+        return False
+    return first.model_copy(update={"buyer_signal": after.buyer_signal}) == after
 
 
 async def redeliver(ctx: Context, stored: dict[str, Any]) -> ClaimRead | None:
@@ -1015,23 +1042,38 @@ async def redeliver(ctx: Context, stored: dict[str, Any]) -> ClaimRead | None:
     answer names and has not delivered yet (its process died after the commit) is sent now,
     leases taken over, so the replay is not ahead of its effect (a stop-shipment, a withdrawal,
     the subrogation case). A paid claim whose stored answer predates the news of its case (the
-    process died before storing it again) is answered with the case it names now."""
+    process died before storing it again, or collections was down) is answered with the case it
+    names now; an answer whose signal about the buyer was stored pending says it is delivered
+    once the outbox holds it delivered (the first answer may have said so already:
+    `replay_recovers`)."""
     ident = stored.get("id")
     if not isinstance(ident, str):
         return None
     await _deliver_recording(ctx, ident, take_over=True)
-    if "collection_case_id" not in stored or stored["collection_case_id"] is not None:
-        return None
-    claim = await repo.by_id(ctx.session, Claim, ident)
-    if claim is None or claim.collection_case_id is None:
-        return None
-    return ClaimRead.model_validate(stored).model_copy(
-        update={"collection_case_id": claim.collection_case_id})  # fmt: skip
+    news: dict[str, Any] = {}
+    if "collection_case_id" in stored and stored["collection_case_id"] is None:
+        claim = await repo.by_id(ctx.session, Claim, ident)
+        if claim is not None and claim.collection_case_id is not None:
+            news["collection_case_id"] = claim.collection_case_id
+    signal = stored.get("buyer_signal")
+    if isinstance(signal, dict) and signal.get("delivery") == "pending":
+        still = await repo.signals_pending(ctx.session, ident)
+        if signal.get("kind") not in still:  # delivered since, or just now
+            news["buyer_signal"] = {**signal, "delivery": "delivered"}
+    return ClaimRead.model_validate({**stored, **news}) if news else None
 
 
-async def _deliver_recording(ctx: Context, aggregate_id: str, *, take_over: bool) -> str | None:
+class Delivered(NamedTuple):
+    """What a delivery after an act told its answer: the subrogation case recorded now, if any;
+    the kinds of the signals underwriting took."""
+
+    case_id: str | None
+    signals: set[str]
+
+
+async def _deliver_recording(ctx: Context, aggregate_id: str, *, take_over: bool) -> Delivered:
     """Deliver the aggregate's pending messages, each answer's news recorded in the transaction
-    that marks its message delivered; the subrogation case recorded now, if any."""
+    that marks its message delivered."""
     recorded: list[str] = []
 
     async def record(session: AsyncSession, message: dict[str, Any]) -> None:
@@ -1040,11 +1082,12 @@ async def _deliver_recording(ctx: Context, aggregate_id: str, *, take_over: bool
             recorded.append(case_id)
 
     lease = dt.timedelta(seconds=ctx.settings.outbox_lease_seconds)
-    await deliver(ctx.session, outbox, ctx.peers, aggregate_id=aggregate_id, lease=lease,
-                  take_over=take_over, on_delivered=record,
-                  within_seconds=ctx.settings.outbox_answer_wait_seconds)  # fmt: skip
+    sent = await deliver(ctx.session, outbox, ctx.peers, aggregate_id=aggregate_id, lease=lease,
+                         take_over=take_over, on_delivered=record,
+                         within_seconds=ctx.settings.outbox_answer_wait_seconds)  # fmt: skip
     await ctx.session.commit()
-    return recorded[-1] if recorded else None
+    return Delivered(recorded[-1] if recorded else None,
+                     {str(m["body"].get("kind")) for m in sent if m["target"] == "underwriting"})  # fmt: skip
 
 
 async def record_delivery(session: AsyncSession, message: dict[str, Any]) -> None:

@@ -262,6 +262,8 @@ def test_a_bank_check_made_once_the_policyholder_has_its_answer_sees_what_it_sta
             approved = claims.post(f"/v1/claims/{claim['id']}/decision", headers=handler,
                                    json={"decision": "approve", "reason": "proof checked"})  # fmt: skip
             assert approved.status_code == 200, approved.text
+            assert approved.json()["buyer_signal"] == {
+                "kind": "insolvency_filing", "observed_on": day(-2), "delivery": "delivered"}  # fmt: skip
             assert "limit_withdrawn" in reasons()
 
 
