@@ -991,6 +991,8 @@ async def set_country_risk(
     (but finishing a run cut short)."""
     async with units.hold(_regrade_lock_key(country)):
         async with units.open() as session:
+            # Every grading at the level before is committed first: the run takes it up.
+            await repo.hold_country_level(session, country)
             risk = await repo.country_risk_for_update(
                 session, country, level=ctx.settings.default_country_risk_level,
                 updated_by=ctx.caller.subject,

@@ -188,9 +188,35 @@ async def buyer_held_against_signals(session: AsyncSession, buyer_id: str) -> Bu
 
 async def buyer_to_grade(session: AsyncSession, buyer_id: str) -> tuple[Buyer, int | None] | None:
     """A buyer locked FOR UPDATE until the commit, with its country's risk level (None when the
-    country is not listed), in one statement."""
+    country is not listed) read under the country's level lock (`country_level_to_grade`)."""
+    if _postgresql(session):
+        # The buyer and the level lock in one statement; the level in the next, whose snapshot
+        # is taken once the lock is held.
+        row = (await session.execute(_BUYER_TO_GRADE_LOCKED, {"buyer_id": buyer_id})).first()
+        if row is None:
+            return None
+        level = await session.execute(_COUNTRY_LEVEL, {"country": row[0].country})
+        return row[0], level.scalar_one_or_none()
     row = (await session.execute(_BUYER_TO_GRADE, {"buyer_id": buyer_id})).first()
     return None if row is None else (row[0], row[1])
+
+
+def _postgresql(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# A country's level lock (PostgreSQL, transaction-scoped, keyed by the country): held shared by
+# every transaction that grades a buyer at the level it reads, from before it reads it to its
+# commit, and exclusively by the setting of a new level while it commits the level and notes
+# when its re-grade began (`hold_country_level`). A buyer graded at the old level is thus
+# committed before the re-grade's start, which then takes it up; one graded after reads the new
+# level (domain.md: every buyer of the country re-graded).
+_LEVEL_LOCK_CLASS = 7413
+
+
+def _level_lock(country: Any, *, shared: bool) -> Any:
+    take = func.pg_advisory_xact_lock_shared if shared else func.pg_advisory_xact_lock
+    return take(literal_column(str(_LEVEL_LOCK_CLASS), Integer), func.hashtext(country))
 
 
 _BUYER_TO_GRADE = (
@@ -199,6 +225,29 @@ _BUYER_TO_GRADE = (
     .where(Buyer.id == bindparam("buyer_id", type_=String))
     .with_for_update(of=Buyer)
 )
+_BUYER_TO_GRADE_LOCKED = (
+    select(Buyer, _level_lock(Buyer.country, shared=True))
+    .where(Buyer.id == bindparam("buyer_id", type_=String))
+    .with_for_update(of=Buyer)
+)
+_COUNTRY_LEVEL = select(CountryRisk.level).where(
+    CountryRisk.country == bindparam("country", type_=String)
+)
+
+
+async def country_level_to_grade(session: AsyncSession, country: str) -> int | None:
+    """A country's risk level (None when not listed) for grading a buyer of it in this
+    transaction: read under the country's level lock, held shared until the commit."""
+    if _postgresql(session):
+        await session.execute(select(_level_lock(bindparam("country", country), shared=True)))
+    return (await session.execute(_COUNTRY_LEVEL, {"country": country})).scalar_one_or_none()
+
+
+async def hold_country_level(session: AsyncSession, country: str) -> None:
+    """The country's level lock, exclusively until the commit: every grading at the level
+    before waits for it, and is committed before (PostgreSQL; one writer at a time elsewhere)."""
+    if _postgresql(session):
+        await session.execute(select(_level_lock(bindparam("country", country), shared=False)))
 
 
 class BuyerStanding(NamedTuple):

@@ -298,8 +298,9 @@ def stored_indicators(data: IndicatorsIn | None) -> dict[str, Any]:
 
 
 async def country_level(ctx: Context, country: str) -> int:
-    risk = await repo.country_risk(ctx.session, country)
-    return listed_level(ctx, None if risk is None else risk.level)
+    """The level a buyer of `country` is graded at in this transaction
+    (`repo.country_level_to_grade`)."""
+    return listed_level(ctx, await repo.country_level_to_grade(ctx.session, country))
 
 
 def listed_level(ctx: Context, level: int | None) -> int:

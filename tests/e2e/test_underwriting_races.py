@@ -268,3 +268,37 @@ async def test_one_limit_recorded_fifty_times_at_once_is_recorded_once_and_uncha
     assert committed(entries, limit_id) == 1
     assert committed("select count(*) from underwriting.events where subject_id = %s "
                      "and type = 'limit.changed'", limit_id) == 1  # fmt: skip
+
+
+def level_graded_at(buyer: dict[str, Any]) -> str | None:
+    """The country risk level a buyer's current grade was worked out at (its factor)."""
+    return next((f["value"] for f in buyer["grade_factors"] or [] if f["factor"] == "country_risk_level"),
+                None)  # fmt: skip
+
+
+async def test_a_buyer_graded_while_its_country_takes_a_new_level_ends_graded_at_it(
+    services: Services,
+) -> None:
+    """Signals (each grading its buyer at the level it reads) fired together with new levels of
+    the buyers' country: whichever commits first, every buyer ends graded at the country's new
+    level (domain.md: a level change re-grades every buyer of that country). A grading that read
+    the old level and committed after the re-grade began was left at it for good (the run takes
+    only the buyers graded before it began)."""
+    country = "TG"
+    weak = {"current_ratio": "0.7", "dso_days": "40", "dso_prior_year_days": "40",
+            "overdue_ratio": "0.2", "litigation_count": 0, "management_changes_12m": 0,
+            "equity": money("1000000")}  # fmt: skip
+    observed = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    async with httpx.AsyncClient(base_url=services.urls["underwriting"], timeout=60) as uw:
+        buyers = [await make_buyer(uw, country=country, indicators=weak) for _ in range(16)]
+        for level in (3, 4, 2, 4, 3):
+            fired = [uw.post(f"/v1/buyers/{b['id']}/signals", headers=UW, json={
+                         "kind": "registry_change", "observed_on": observed,
+                         "details": "fired with the level"}) for b in buyers]  # fmt: skip
+            fired.insert(len(fired) // 3, uw.put(f"/v1/country-risks/{country}", headers=UW,
+                                                 json={"level": level}))  # fmt: skip
+            for answer in await asyncio.gather(*fired):
+                assert answer.status_code in (200, 201), answer.text
+            for b in buyers:
+                read = (await uw.get(f"/v1/buyers/{b['id']}", headers=UW)).json()
+                assert level_graded_at(read) == str(level), (level, read["grade"])

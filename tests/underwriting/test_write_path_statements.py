@@ -52,16 +52,17 @@ async def test_a_declaration_of_one_invoice_sends_four_statements(
     assert len(sent) <= 4, "\n".join(sent)
 
 
-async def test_a_buyer_registration_sends_five_statements(
+async def test_a_buyer_registration_sends_six_statements(
     uw: httpx.AsyncClient, engines: dict[str, AsyncEngine]
 ) -> None:
-    """Claim (1), the country risk, the buyer (its insert is the duplicate check), its first
-    grade, the answer."""
+    """Claim (1), the country's level lock (held shared: a new level of the country waits for
+    this grading at the level before), the country risk, the buyer (its insert is the duplicate
+    check), its first grade, the answer."""
     body = {"name": "Buyer Co", "country": "DE", "registration_number": unique("HRB"),
             "indicators": {"current_ratio": "2.5", "equity": money("50000000")}}  # fmt: skip
     with statements_sent(engines["underwriting"]) as sent:
         ok(await uw.post("/v1/buyers", headers=keyed(auth("underwriter")), json=body), 201)
-    assert len(sent) <= 5, "\n".join(sent)
+    assert len(sent) <= 6, "\n".join(sent)
 
 
 async def test_a_key_already_answered_is_replayed_and_a_key_free_is_claimed_in_one_statement(
@@ -98,10 +99,10 @@ async def _signal_from_claims(
     return answer, sent
 
 
-async def test_an_overdue_notified_signal_sends_twelve_statements(
+async def test_an_overdue_notified_signal_sends_thirteen_statements(
     uw: httpx.AsyncClient, engines: dict[str, AsyncEngine]
 ) -> None:
-    """Claim (1), the buyer locked with its country's risk level, the policy with its banks and
+    """Claim (1), the buyer locked with its country's level lock, then the level, the policy with its banks and
     whether a stop is open, the buyer's recent signals, its grade entries after the day
     observed, the buyer's new grade, its grade entry, the parties on the buyer (the grade
     moved), the signal (inserted once, with the grade it led to), the stop, the answer, the
@@ -109,14 +110,14 @@ async def test_an_overdue_notified_signal_sends_twelve_statements(
     the policy's parties each read on their own.)"""
     answer, sent = await _signal_from_claims(uw, engines, "overdue_notified")
     assert answer["stop_shipment"] is True and answer["grade"] > answer["grade_before"]
-    assert len(sent) <= 12, "\n".join(sent)
+    assert len(sent) <= 13, "\n".join(sent)
     assert not [s for s in sent if s.lstrip().startswith("UPDATE underwriting.buyer_signals")]
 
 
-async def test_an_insolvency_filing_signal_sends_fifteen_statements(
+async def test_an_insolvency_filing_signal_sends_sixteen_statements(
     uw: httpx.AsyncClient, engines: dict[str, AsyncEngine]
 ) -> None:
-    """Claim (1), the buyer locked with its country's risk level, the policy with its banks and
+    """Claim (1), the buyer locked with its country's level lock, then the level, the policy with its banks and
     open stop, the recent signals, the later grade entries, the buyer (insolvent, graded 10) in
     one update, its grade entry, the parties on the buyer, its limits locked with their
     policies and banks, their histories (read once), the signal, the entry ended, the
@@ -125,18 +126,18 @@ async def test_an_insolvency_filing_signal_sends_fifteen_statements(
     answer, sent = await _signal_from_claims(uw, engines, "insolvency_filing")
     assert answer["grade"] == 10 and len(answer["limit_changes"]) == 1
     assert answer["limit_changes"][0]["new_amount"] == money("0.00")
-    assert len(sent) <= 15, "\n".join(sent)
+    assert len(sent) <= 16, "\n".join(sent)
 
 
-async def test_arrears_cleared_with_no_stop_open_sends_nine_statements(
+async def test_arrears_cleared_with_no_stop_open_sends_ten_statements(
     uw: httpx.AsyncClient, engines: dict[str, AsyncEngine]
 ) -> None:
-    """Claim (1), the buyer with its level, the policy (no stop open: no stop is read), the
+    """Claim (1), the buyer with its country's level lock, its level, the policy (no stop open: no stop is read), the
     recent signals, the later grade entries, the buyer's grading time, its grade entry, the
     signal, the answer; the grade did not move, so no one hears of it and no event is written."""
     answer, sent = await _signal_from_claims(uw, engines, "arrears_cleared")
     assert answer["stop_shipment"] is False and answer["grade"] == answer["grade_before"]
-    assert len(sent) <= 9, "\n".join(sent)
+    assert len(sent) <= 10, "\n".join(sent)
 
 
 async def test_an_exposure_page_sums_the_receivables_of_its_own_buyers_only(
