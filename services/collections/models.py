@@ -120,7 +120,14 @@ class Payment(Base):
     recorded_by: Mapped[str] = mapped_column(String(200))
     # The paid claim whose share split this payment (none: a mandate's, before any claim): the
     # case's recoveries under one share are shared as their total is (`rules.share_recovery`).
+    # A mandate's payment the claim's indemnity did not deduct is split by the claim's share
+    # when the claim takes the mandate over, and is the claim's from then on.
     claim_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Of a mandate's payment shared again when a paid claim took the mandate over, what was
+    # recovered on the claim's invoices after the claim counted the mandate's recoveries: the
+    # part of it the claim's share splits (`rules.recovered_after_claim`). None: a payment
+    # recorded under its claim's share, whose part is what it credited to the claim's invoices.
+    recovered_after_claim: Mapped[Decimal | None] = mapped_column(Amount(), nullable=True)
 
 
 class LadderRung(Base):

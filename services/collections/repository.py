@@ -296,16 +296,19 @@ def _summed(column: Any) -> Any:
 
 async def shared_so_far(
     session: AsyncSession, case_id: str, claim_id: str | None
-) -> tuple[Decimal, Decimal, Decimal]:
+) -> tuple[Decimal, Decimal, Decimal, Decimal]:
     """What the case's payments split by the claim's share (none: before any claim) came to:
-    their amount, fee and insurer's part, each summed."""
+    their amount, fee and insurer's part, each summed; and what of the mandate's payments shared
+    again when the claim took the case over its indemnity had deducted (not recovered after it)."""
+    counted = Payment.amount - func.coalesce(Payment.recovered_after_claim, Payment.amount)
     found = await session.execute(
-        select(_summed(Payment.amount), _summed(Payment.fee), _summed(Payment.insurer))
+        select(_summed(Payment.amount), _summed(Payment.fee), _summed(Payment.insurer),
+               _summed(counted))
         .where(Payment.case_id == case_id,
                Payment.claim_id.is_(None) if claim_id is None else Payment.claim_id == claim_id)
     )  # fmt: skip
-    amount, fee, insurer = found.one()
-    return Decimal(amount), Decimal(fee), Decimal(insurer)
+    amount, fee, insurer, deducted = found.one()
+    return Decimal(amount), Decimal(fee), Decimal(insurer), Decimal(deducted)
 
 
 async def mandate_recoveries(

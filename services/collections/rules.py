@@ -671,15 +671,19 @@ def recovered_after_claim(
 
 
 def share_recovered_after_claim(
-    payment: Money, fee: Money, part: Decimal, *, fee_pct: Decimal, share: InsurerShare | None
-) -> Allocation:
+    payment: Money, fee: Money, part: Decimal, *, fee_pct: Decimal, share: InsurerShare | None,
+    earlier: Shared | None = None,
+) -> Allocation:  # fmt: skip
     """A recovery a mandate recorded before a paid claim took it over, shared again as a
     recovery after the claim (`part` of it the claim's indemnity did not deduct): the fee stays
-    as recorded; the insurer's part is what `share_recovery` gives it of `part` (all of the
-    payment: exactly its split as a subrogation case's); the policyholder's is the rest, so the
-    three still add up to the payment."""
-    after_claim = payment if part >= payment.amount else Money(part, payment.currency)
-    insurer = share_recovery(after_claim, fee_pct=fee_pct, share=share).insurer
+    as recorded; the insurer's part is what `share_recovery` gives it of `part` after the
+    `earlier` recoveries shared again (all of the payment: exactly its split as a subrogation
+    case's), so that those shared again in sequence are shared as their total recovered after
+    the claim is, to the cent; the policyholder's is the rest, so the three still add up to the
+    payment. The next one's `earlier` is `earlier.plus(payment, this, part)`."""
+    on_claim = payment if part >= payment.amount else Money(part, payment.currency)
+    insurer = share_recovery(payment, fee_pct=fee_pct, share=share, earlier=earlier,
+                             claimed=on_claim).insurer  # fmt: skip
     insurer = min(insurer, payment - fee)
     return Allocation(fee=fee, insurer=insurer, policyholder=payment - fee - insurer)
 

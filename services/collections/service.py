@@ -574,8 +574,12 @@ async def _share_recovered_after_claim(
 ) -> list[tuple[Payment, tuple[Decimal, Decimal]]]:
     """Each payment the mandate recorded that the claim's indemnity did not deduct (recorded
     after the claim read the mandate's recoveries) is shared again as a recovery after the paid
-    claim, to the cent, with an activity saying what it was and what it is now. The payments
-    shared again, each with its (insurer, policyholder) shares before."""
+    claim, in the order recorded, each knowing what the earlier ones were given, so that together
+    they are shared as their whole recovered after the claim is, to the cent; with an activity
+    saying what it was and what it is now. Each is the claim's from then on (`claim_id`, keeping
+    what of it was recovered after the claim), so that what the case recovers later is shared
+    with them as one amount. The payments shared again, each with its (insurer, policyholder)
+    shares before."""
     if not takeover.uncounted:
         return []
     payments = sorted((await repo.payments_of(ctx.session, [case.id])).get(case.id, []),
@@ -585,6 +589,7 @@ async def _share_recovered_after_claim(
     parts = rules.recovered_after_claim(booked, takeover.counted)
     share = views.share_of(case)
     c = case.currency
+    earlier = rules.Shared.nothing(c)
     reshared: list[tuple[Payment, tuple[Decimal, Decimal]]] = []
     for payment in payments:
         part = parts.get(payment.id)
@@ -593,8 +598,10 @@ async def _share_recovered_after_claim(
         was = (payment.insurer, payment.policyholder)
         again = rules.share_recovered_after_claim(
             Money(payment.amount, c), Money(payment.fee, c), part, fee_pct=case.fee_pct,
-            share=share,
+            share=share, earlier=earlier,
         )  # fmt: skip
+        earlier = earlier.plus(Money(payment.amount, c), again, Money(part, c))
+        payment.claim_id, payment.recovered_after_claim = case.claim_id, part
         if (again.insurer.amount, again.policyholder.amount) == was:
             continue
         payment.insurer, payment.policyholder = again.insurer.amount, again.policyholder.amount
@@ -876,11 +883,10 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
     for credit in credits:
         by_number[credit.invoice_number].paid += credit.amount
     left = credits[-1].outstanding_after  # a payment above zero credits at least one invoice
-    so_far, fee_so_far, insurer_so_far = (
-        Money(x, case.currency)
-        for x in await repo.shared_so_far(ctx.session, case.id, case.claim_id)
-    )
-    on_claim, claimed_before = await _recovered_on_claim(ctx, case, invoices, credits)
+    *summed, deducted = await repo.shared_so_far(ctx.session, case.id, case.claim_id)
+    so_far, fee_so_far, insurer_so_far = (Money(x, case.currency) for x in summed)
+    on_claim, claimed_before = await _recovered_on_claim(ctx, case, invoices, credits,
+                                                         so_far=so_far, deducted=deducted)  # fmt: skip
     share = rules.share_recovery(
         Money(amount, case.currency), fee_pct=case.fee_pct, share=views.share_of(case),
         earlier=rules.Shared(so_far, fee_so_far, insurer_so_far, claimed_before),
@@ -919,21 +925,30 @@ async def record_payment(ctx: Context, case_id: str, received: PaymentCreate) ->
 
 
 async def _recovered_on_claim(
-    ctx: Context, case: Case, invoices: Sequence[CaseInvoice], credits: Sequence[rules.Credit]
+    ctx: Context, case: Case, invoices: Sequence[CaseInvoice], credits: Sequence[rules.Credit],
+    *, so_far: Money, deducted: Decimal,
 ) -> tuple[Money | None, Money | None]:  # fmt: skip
-    """What of a payment, and of the case's earlier payments under its claim's share, was
-    credited to the claim's invoices (`rules.claimed_part`); (None, None): all of it, as on a case
-    whose invoices are all the claim's (or a mandate's, no claim: nothing is shared)."""
+    """What of a payment, and of the case's earlier payments under its claim's share (`so_far`,
+    of which its indemnity `deducted` from the mandate's payments shared again), the claim's
+    share splits: what was credited to the claim's invoices (`rules.claimed_part`), of a payment
+    shared again what was recovered after the claim; (None, None): all of it, as on a case whose
+    invoices are all the claim's and recoveries all after it (or a mandate's, no claim: nothing
+    is shared)."""
     numbers = {i.number for i in invoices if i.claimed}
-    if case.claim_id is None or len(numbers) == len(invoices):
+    if case.claim_id is None:
         return None, None
     c = case.currency
-    earlier = [(str(x["invoice_number"]), Decimal(x["amount"]))
-               for p in await _payments(ctx, case.id) if p.claim_id == case.claim_id
-               for x in p.credited]  # fmt: skip
+    if len(numbers) == len(invoices):
+        return None, (None if deducted == 0 else Money(so_far.amount - deducted, c))
+    earlier = ZERO
+    for p in await _payments(ctx, case.id):
+        if p.claim_id != case.claim_id:
+            continue
+        earlier += (p.recovered_after_claim if p.recovered_after_claim is not None else
+                    rules.claimed_part([(str(x["invoice_number"]), Decimal(x["amount"]))
+                                        for x in p.credited], numbers))  # fmt: skip
     now = [(x.invoice_number, x.amount) for x in credits]
-    return (Money(rules.claimed_part(now, numbers), c),
-            Money(rules.claimed_part(earlier, numbers), c))  # fmt: skip
+    return Money(rules.claimed_part(now, numbers), c), Money(earlier, c)
 
 
 async def _announce_payment(

@@ -16,8 +16,10 @@ import httpx
 
 from services.claims.models import outbox
 from services.claims.service import record_delivery
+from services.collections import rules
 from shared.db import get_session
 from shared.http import ServiceClient
+from shared.money import Money
 from shared.outbox import deliver
 from shared.peers import get_peers
 from shared.settings import DEVELOPMENT_JWT_SECRET
@@ -301,3 +303,42 @@ async def test_a_recovery_on_an_invoice_outside_the_claim_is_the_policyholders_a
         ("INV-1", "80000.00"), ("INV-3", "20000.00")]  # fmt: skip
     assert allocations(await case_of(book, case["id"])) == [
         ("100000.00", "10000.00", "60300.00", "29700.00")]  # fmt: skip
+
+
+def totals(payments: list[tuple[str, str, str, str]]) -> tuple[str, str, str, str]:
+    """What the payments (amount, fee, insurer, policyholder) come to, each part summed."""
+    return tuple(str(sum((Decimal(p[k]) for p in payments), Decimal("0.00")))  # type: ignore[return-value]
+                 for k in range(4))  # fmt: skip
+
+
+async def test_recoveries_shared_again_and_after_share_the_whole_recovery_after_the_claim(
+    book: dict[str, Any],
+) -> None:
+    """The trial's case: 10,000 recovered before the claim, which pays 85,000 against 110,000
+    unpaid. Nineteen recoveries of 1,000.01 after the payment, before collections hears of it,
+    then 100.00 after the takeover: the case shares the 19,100.19 recovered after the claim as
+    one amount, fee 1,910.02, insurer 17,190.17 × 85,000 / 110,000 = 13,283.31, policyholder
+    3,906.86 (each 1,000.01 shared again on its own gave the insurer 695.46, 0.03 short in all,
+    and the 100.00 then 69.55 on its own: the gap never caught up)."""
+    case = await mandate(book, "10000")
+    claim = await approved_claim(book)
+    assert claim["indemnity"] == money("85000.00")
+    await paid_while_collections_is_down(book, claim["id"])
+    for _ in range(19):
+        await recover(book, case["id"], "1000.01", "2027-06-10")
+    await deliver_the_claims_messages(book["claims"])
+    taken = await case_of(book, case["id"])
+    assert taken["claim_id"] == claim["id"]
+    before, *shared_again = allocations(taken)
+    assert before == ("10000.00", "1000.00", "0.00", "9000.00")
+    assert totals(shared_again) == ("19000.19", "1900.02", "13213.77", "3886.40")
+    share = rules.InsurerShare(Decimal("85000.00"), Decimal("110000.00"))
+    whole = rules.share_recovery(Money(Decimal("19000.19"), "EUR"), fee_pct=Decimal(10),
+                                 share=share)  # fmt: skip
+    assert totals(shared_again)[1:] == tuple(str(x.amount) for x in whole)
+    await recover(book, case["id"], "100.00", "2027-06-10")
+    _, *after_claim = allocations(await case_of(book, case["id"]))
+    assert totals(after_claim) == ("19100.19", "1910.02", "13283.31", "3906.86")
+    whole = rules.share_recovery(Money(Decimal("19100.19"), "EUR"), fee_pct=Decimal(10),
+                                 share=share)  # fmt: skip
+    assert totals(after_claim)[1:] == tuple(str(x.amount) for x in whole)

@@ -321,3 +321,104 @@ def test_only_the_part_credited_to_the_claims_invoices_is_shared_with_the_insure
 
 def split_as_today(amount: str, share: rules.InsurerShare) -> rules.Allocation:
     return rules.share_recovery(Money(D(amount), "EUR"), fee_pct=FEE, share=share)
+
+
+async def test_a_taken_over_mandate_shares_what_it_recovered_after_the_claim_as_one_amount(
+    cases: tuple[httpx.AsyncClient, str],
+) -> None:
+    """30,000 then nineteen recoveries of 1,000.01 on the mandate; the claim counted 30,500 of
+    them on INV-1 and paid 76,000 against 49,500 + 40,000 unpaid. Recovered after it: 500.01 of
+    the first 1,000.01 and all of the other eighteen, 18,500.19, then 100.00 once taken over.
+    The insurer has the parts of 18,500.19 and then of 18,600.19 shared as one amount (14,138.69
+    and 14,215.12), not the sum of each recovery's own (764.25 for each whole 1,000.01: 14,138.63,
+    0.06 short); each recovery still adds up, its fee kept as recorded, and the fee of the
+    19,100.19 recovered since the first 1,000.01 is that of their total, 1,910.02."""
+    client, buyer_id = cases
+    creditor = unique("ph")
+    body = subrogation(buyer_id)
+    mandate = ok(await client.post("/v1/cases", headers=auth("policyholder", creditor), json={
+        **{k: body[k] for k in ("buyer_id", "debtor_country", "invoices")},
+        "creditor_id": creditor}), 201)  # fmt: skip
+    for amount in ["30000.00"] + ["1000.01"] * 19:
+        ok(await client.post(f"/v1/cases/{mandate['id']}/payments", headers=COLLECTOR,
+                             json={"amount": money(amount), "received_on": "2027-06-10"}), 201)  # fmt: skip
+    first, second = body["invoices"]
+    taken = ok(await client.post("/v1/cases", headers=auth("service"), json={
+        **body, "creditor_id": creditor, "indemnity_paid": money("76000.00"),
+        "invoices": [{**first, "amount": money("49500.00"),
+                      "recovered_in_collections": money("30500.00")},
+                     {**second, "recovered_in_collections": money("0.00")}]}), 201)  # fmt: skip
+    assert taken["id"] == mandate["id"]
+    share = rules.InsurerShare(D("76000.00"), D("89500.00"))
+
+    def shared_as_one(amount: str) -> D:
+        return rules.share_recovery(
+            Money(D(amount), "EUR"), fee_pct=FEE, share=share
+        ).insurer.amount
+
+    def summed(case: dict[str, Any]) -> dict[str, D]:
+        for p in case["payments"]:
+            a = p["allocation"]
+            assert sum(D(a[k]["amount"]) for k in ("fee", "insurer", "policyholder")) == D(
+                p["amount"]["amount"])  # fmt: skip
+        return {k: sum(D(p["allocation"][k]["amount"]) for p in case["payments"][1:])
+                for k in ("fee", "insurer", "policyholder")}  # fmt: skip
+
+    assert shared_as_one("18500.19") == D("14138.69")
+    assert summed(taken)["insurer"] == D("14138.69")
+    ok(await client.post(f"/v1/cases/{mandate['id']}/payments", headers=COLLECTOR,
+                         json={"amount": money("100.00"), "received_on": "2027-06-10"}), 201)  # fmt: skip
+    seen = ok(await client.get(f"/v1/cases/{mandate['id']}", headers=COLLECTOR), 200)
+    assert shared_as_one("18600.19") == D("14215.12")
+    assert summed(seen) == {"fee": D("1910.02"), "insurer": D("14215.12"),
+                            "policyholder": D("2975.05")}  # fmt: skip
+    assert seen["payments"][0]["allocation"]["insurer"] == money("0.00")
+
+
+async def test_what_a_mandate_recovered_after_the_claim_counts_once_beside_an_invoice_outside_it(
+    cases: tuple[httpx.AsyncClient, str],
+) -> None:
+    """A mandate on K1 (80,000) and K3 (20,000), three recoveries of 1,000.01 on K1; a claim on
+    K1 alone counted 1,500 of them and takes it over with 90% to the insurer. Recovered after
+    it on K1: 500.02 of the second and all of the third, then 10,000.05: 11,500.08, whose
+    insurer's part shared as one amount is (11,500.08 − 1,150.01) × 90% = 9,315.06 (each shared
+    on its own: 9,315.07). Then 86,999.92 pays the case in full, 66,999.92 of it on K1 and K3's
+    20,000 the policyholder's after the fee: 78,500 recovered on K1 after the claim, the
+    insurer's part (78,500 − 7,850) × 90% = 63,585; the 499.99 of the second the claim counted
+    is none of it."""
+    client, buyer_id = cases
+    creditor = unique("ph")
+    k1 = {"number": "K1", "amount": money("80000"), "due_date": "2026-10-15"}
+    k3 = {"number": "K3", "amount": money("20000"), "due_date": "2026-11-01"}
+    opened = ok(await client.post("/v1/cases", headers=auth("policyholder", creditor), json={
+        "creditor_id": creditor, "buyer_id": buyer_id, "debtor_country": "DE",
+        "invoices": [k1, k3]}), 201)  # fmt: skip
+
+    async def recover(amount: str) -> dict[str, Any]:
+        return ok(await client.post(f"/v1/cases/{opened['id']}/payments", headers=COLLECTOR,
+                                    json={"amount": money(amount), "received_on": "2027-06-10"}),
+                  201)  # fmt: skip
+
+    async def summed() -> dict[str, D]:
+        seen = ok(await client.get(f"/v1/cases/{opened['id']}", headers=COLLECTOR), 200)
+        assert seen["payments"][0]["allocation"]["insurer"] == money("0.00")
+        return {k: sum(D(p["allocation"][k]["amount"]) for p in seen["payments"])
+                for k in ("fee", "insurer", "policyholder")}  # fmt: skip
+
+    def insurer_of(recovered_after_claim: str) -> D:
+        return rules.share_recovery(Money(D(recovered_after_claim), "EUR"), fee_pct=FEE,
+                                    share=rules.InsurerShare.from_pct(D(90))).insurer.amount  # fmt: skip
+
+    for _ in range(3):
+        await recover("1000.01")
+    ok(await client.post("/v1/cases", headers=auth("service"), json={
+        "creditor_id": creditor, "buyer_id": buyer_id, "debtor_country": "DE",
+        "claim_id": unique("clm"), "insurer_share_pct": "90",
+        "invoices": [{**k1, "amount": money("78500"),
+                      "recovered_in_collections": money("1500")}]}), 201)  # fmt: skip
+    await recover("10000.05")
+    assert (await summed())["insurer"] == insurer_of("11500.08") == D("9315.06")
+    assert (await recover("86999.92"))["case_status"] == "closed"
+    assert await summed() == {"fee": D("10000.00"), "insurer": D("63585.00"),
+                              "policyholder": D("26415.00")}  # fmt: skip
+    assert insurer_of("78500.00") == D("63585.00")

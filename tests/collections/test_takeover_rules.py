@@ -147,3 +147,20 @@ def test_a_mandate_taken_over_owing_something_holds_while_a_dispute_is_open() ->
     it and not resolved holds it."""
     assert rules.status_after_takeover(D("0.01"), disputes_open=1) is CaseStatus.ON_HOLD
     assert rules.status_after_takeover(D(5), disputes_open=2) is CaseStatus.ON_HOLD
+
+
+def test_payments_shared_again_in_sequence_share_their_total_recovered_after_the_claim() -> None:
+    """Nineteen payments of 1,000.01 shared again one after another, each knowing what the
+    earlier ones were given: the insurer has the part of their 19,000.19 shared once (17,100.17
+    × 76,000 / 90,000 = 14,440.14), not nineteen times 760.01 (14,440.19); each keeps its fee."""
+    payment, fee = Money(D("1000.01"), "EUR"), Money(D("100.00"), "EUR")
+    earlier = rules.Shared.nothing("EUR")
+    insurer = D("0.00")
+    for _ in range(19):
+        again = rules.share_recovered_after_claim(payment, fee, payment.amount, fee_pct=FEE,
+                                                  share=SHARE, earlier=earlier)  # fmt: skip
+        assert again.fee == fee and again.fee + again.insurer + again.policyholder == payment
+        earlier = earlier.plus(payment, again)
+        insurer += again.insurer.amount
+    assert insurer == D("14440.14") == rules.share_recovery(
+        Money(D("19000.19"), "EUR"), fee_pct=FEE, share=SHARE).insurer.amount  # fmt: skip

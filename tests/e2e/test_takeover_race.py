@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import Counter
+from decimal import Decimal
 
 import httpx
 import pytest
 
+from services.collections import rules
 from shared.calendar import today as business_today
+from shared.money import Money
 from tests.builders import money
 from tests.conftest import Services, auth, unique
 
@@ -74,3 +77,64 @@ async def test_recoveries_racing_the_takeover_of_their_mandate_are_all_shared(
     assert splits == {("30000.00", "3000.00", "0.00", "27000.00"): 1,
                       ("1000.00", "100.00", "760.00", "140.00"): RECOVERIES}  # fmt: skip
     assert taken["outstanding"] == money(f"{90000 - 1000 * RECOVERIES}.00")
+
+
+ODD_RECOVERIES = 30  # of 1,000.01 each: each shared on its own, the insurer has a cent too many
+
+
+async def test_recoveries_racing_the_takeover_share_their_whole_total_to_the_cent(
+    services: Services,
+) -> None:
+    """As above, with thirty recoveries of 1,000.01 fired with the takeover among them: those
+    recorded before it are shared again by it, the rest after it, and together they are shared as
+    their 30,000.30 is: fee 3,000.03, insurer 27,000.27 × 76,000 / 90,000 = 22,800.23,
+    policyholder 4,200.04 (each shared on its own, the insurer had 760.01 each: 22,800.30)."""
+    async with httpx.AsyncClient(base_url=services.urls["underwriting"], timeout=60) as uw:
+        buyer = (await uw.post("/v1/buyers", headers=auth("underwriter"), json={
+            "name": "Race GmbH", "country": "DE", "registration_number": unique("HRB")})).json()  # fmt: skip
+    creditor = unique("ph")
+    invoices = [{"number": "A", "amount": money("80000"), "due_date": day(-40)},
+                {"number": "B", "amount": money("40000"), "due_date": day(-20)}]  # fmt: skip
+    async with httpx.AsyncClient(base_url=services.urls["collections"], timeout=120) as cases:
+        opened = await cases.post("/v1/cases", headers=auth("policyholder", creditor), json={
+            "creditor_id": creditor, "buyer_id": buyer["id"], "debtor_country": "DE",
+            "invoices": invoices})  # fmt: skip
+        assert opened.status_code == 201, opened.text
+        case_id = opened.json()["id"]
+        first = await cases.post(f"/v1/cases/{case_id}/payments", headers=COLLECTOR,
+                                 json={"amount": money("30000"), "received_on": day(0)})  # fmt: skip
+        assert first.status_code == 201, first.text
+        takeover = {"creditor_id": creditor, "buyer_id": buyer["id"], "debtor_country": "DE",
+                    "claim_id": unique("clm"), "indemnity_paid": money("76000.00"),
+                    "invoices": [{**invoices[0], "amount": money("50000.00"),
+                                  "recovered_in_collections": money("30000.00")},
+                                 {**invoices[1], "recovered_in_collections": money("0.00")}]}  # fmt: skip
+        requests = [cases.post(f"/v1/cases/{case_id}/payments", headers=COLLECTOR,
+                               json={"amount": money("1000.01"), "received_on": day(0)})
+                    for _ in range(ODD_RECOVERIES)]  # fmt: skip
+        requests.insert(ODD_RECOVERIES // 3, cases.post("/v1/cases", headers=auth("service"),
+                                                        json=takeover))  # fmt: skip
+        answers = await asyncio.gather(*requests)
+        assert Counter(a.status_code for a in answers) == {201: ODD_RECOVERIES + 1}, [
+            a.text for a in answers if a.status_code != 201
+        ]
+        taken = (await cases.get(f"/v1/cases/{case_id}", headers=COLLECTOR)).json()
+    shared_again = [a for a in taken["activities"] if "shared again" in (a["note"] or "")]
+    print(f"\n{ODD_RECOVERIES} recoveries of 1,000.01 raced the takeover: {len(shared_again)} "
+          f"shared again by it, {ODD_RECOVERIES - len(shared_again)} after")  # fmt: skip
+    before, *after_claim = taken["payments"]
+    assert (before["amount"]["amount"], before["allocation"]["insurer"]["amount"]) == (
+        "30000.00", "0.00")  # fmt: skip
+    for p in after_claim:
+        a = p["allocation"]
+        assert sum(Decimal(a[k]["amount"]) for k in ("fee", "insurer", "policyholder")) == Decimal(
+            p["amount"]["amount"]) == Decimal("1000.01")  # fmt: skip
+    parts = {k: sum((Decimal(p["allocation"][k]["amount"]) for p in after_claim), Decimal(0))
+             for k in ("fee", "insurer", "policyholder")}  # fmt: skip
+    assert parts == {"fee": Decimal("3000.03"), "insurer": Decimal("22800.23"),
+                     "policyholder": Decimal("4200.04")}  # fmt: skip
+    whole = rules.share_recovery(Money(Decimal("30000.30"), "EUR"), fee_pct=Decimal(10),
+                                 share=rules.InsurerShare(Decimal(76000), Decimal(90000)))  # fmt: skip
+    assert parts == {"fee": whole.fee.amount, "insurer": whole.insurer.amount,
+                     "policyholder": whole.policyholder.amount}  # fmt: skip
+    assert taken["outstanding"] == money("59999.70")
