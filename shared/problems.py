@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -354,6 +354,8 @@ def body_not_json(request: Request, problem: Problem) -> Problem:
     rather than repeat what the parser says of a body it never parsed."""
     content_type = request.headers.get("content-type")
     errors = problem.extra.get("errors") or []
+    if _expects_form(request):
+        return _body_not_form(content_type, problem, errors)
     if is_json_media(content_type) or not any(e["loc"] == ["body"] for e in errors):
         return problem
     sent = content_type.split(";", 1)[0].strip() if content_type else ""
@@ -361,6 +363,23 @@ def body_not_json(request: Request, problem: Problem) -> Problem:
               + (f"as {sent!r}" if sent else "without a Content-Type"))  # fmt: skip
     fixed = [{**e, "msg": detail} if e["loc"] == ["body"] else e for e in errors]
     return Problem(VALIDATION, detail, errors=fixed)
+
+
+def _expects_form(request: Request) -> bool:
+    """Whether the route matched reads its body as a form (`multipart/form-data`: an upload)."""
+    body = getattr(request.scope.get("route"), "body_field", None)
+    return body is not None and isinstance(body.field_info, params.Form)
+
+
+def _body_not_form(content_type: str | None, problem: Problem, errors: list[Any]) -> Problem:
+    """A form's fields all missing because the body was not sent as a form (JSON, say): the
+    problem says to send `multipart/form-data` rather than list every field as required."""
+    sent = content_type.split(";", 1)[0].strip().lower() if content_type else ""
+    if sent == "multipart/form-data" or not errors or any(e["loc"][:1] != ["body"] for e in errors):
+        return problem
+    detail = ("the body must be a form sent with Content-Type: multipart/form-data; it was sent "
+              + (f"as {sent!r}" if sent else "without a Content-Type"))  # fmt: skip
+    return Problem(VALIDATION, detail, errors=[{**e, "msg": detail} for e in errors])
 
 
 _STATUS_TYPES = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: PAYLOAD_TOO_LARGE}

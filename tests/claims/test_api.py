@@ -954,3 +954,18 @@ async def test_a_claim_or_a_case_whose_amounts_add_up_to_10_14_or_more_is_refuse
         "invoices": [{"number": f"BIG-{n}", "amount": money(largest), "due_date": "2027-04-30"}
                      for n in (1, 2)]})  # fmt: skip
     assert case.status_code == 422 and "must add up to less than 10^14" in case.json()["detail"]
+
+
+async def test_a_document_sent_as_json_is_told_to_send_a_form(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    """An upload's fields sent as JSON are not each "required": the answer says to send the form
+    as multipart/form-data."""
+    policy, buyer = await insured(apis["underwriting"])
+    holder = auth("policyholder", policy["policyholder_id"])
+    claim = await filed_claim(apis["claims"], policy, buyer, holder)
+    answer = await apis["claims"].post(f"/v1/claims/{claim['id']}/documents", headers=holder,
+                                       json={"kind": "invoice", "file": "invoice.pdf"})  # fmt: skip
+    body = ok(answer, 422)
+    assert "multipart/form-data" in body["detail"] and "'application/json'" in body["detail"]
+    assert {tuple(e["loc"]) for e in body["errors"]} == {("body", "kind"), ("body", "file")}
