@@ -547,7 +547,8 @@ def underwriter_decision(
     if decided > requested:
         raise DecisionRefused("must not exceed the requested amount")
     if act is UnderwriterAct.PARTIALLY_APPROVE and decided == requested:
-        raise DecisionRefused("a partial approval is below the requested amount")
+        raise DecisionRefused("must be below the requested amount for a partial approval; approve "
+                              "to grant all of it")  # fmt: skip
     if decided == requested:
         return UnderwriterDecision(TRANSITIONS[act][S.REFERRED], decided, "underwriter_approved")
     partial = TRANSITIONS[UnderwriterAct.PARTIALLY_APPROVE][S.REFERRED]
