@@ -125,13 +125,13 @@ async def queue(request: Request, _: UnderwriterDep, upstream: UpstreamDep) -> R
 
 async def limits_with_exposure(upstream: Upstream, policy_id: str, limit: int
                                ) -> list[dict[str, Any]]:  # fmt: skip
-    """The policy's limits, each with its exposure and headroom when it has a limit in force."""
-    limits, exposure = await gather_all(
-        upstream.every("underwriting", f"/v1/policies/{policy_id}/limits", limit),
-        upstream.every("underwriting", f"/v1/policies/{policy_id}/exposure", limit),
-    )
-    exposure_of = {row["limit_id"]: row for row in exposure}
-    return [{"limit": item, "exposure": exposure_of.get(item["id"])} for item in limits]
+    """The policy's limits, each with its buyer's exposure and headroom: the exposure of exactly
+    the listed limits' buyers (it lists the buyers owed without a limit too, by buyer id),
+    matched by buyer; an exposure read refused is left out, and the page says so."""
+    limits = await upstream.every("underwriting", f"/v1/policies/{policy_id}/limits", limit)
+    exposure_of = await upstream.by_ids("underwriting", f"/v1/policies/{policy_id}/exposure",
+                                        {item["buyer_id"] for item in limits}, key="buyer_id")  # fmt: skip
+    return [{"limit": item, "exposure": exposure_of.get(item["buyer_id"])} for item in limits]
 
 
 @router.get("/requests/{request_id}")

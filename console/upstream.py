@@ -155,16 +155,19 @@ class Upstream:
                 break
         return items
 
-    async def by_ids(self, service: str, path: str, ids: set[str]) -> dict[str, Any]:
-        """The items of a list with the ids named (`?id=`), by id, read IDS_PER_READ at a time
+    async def by_ids(self, service: str, path: str, ids: set[str], *,
+                     key: str = "id") -> dict[str, Any]:  # fmt: skip
+        """The items of a list with the ids named (`?id=`, or the `key` its items are named by:
+        `?buyer_id=`), by that id, read IDS_PER_READ at a time
         (one request for a page's worth), side by side: never one request per item, which a
         page of a hundred rows would pay for in the person's rate limit. A read refused is left
         out and noted (`unread`); a 401 still signs the person out."""
         wanted = sorted(ids)
         chunks = [wanted[i : i + IDS_PER_READ] for i in range(0, len(wanted), IDS_PER_READ)]
-        pages = await gather_all(*(self.optional(self.every(service, path, len(chunk), id=chunk))
+        pages = await gather_all(*(self.optional(self.every(service, path, len(chunk),
+                                                            **{key: chunk}))
                                    for chunk in chunks))  # fmt: skip
-        return {item["id"]: item for page in pages for item in page or []}
+        return {item[key]: item for page in pages for item in page or []}
 
     async def optional(self, read: Awaitable[T]) -> T | None:
         """A read the page can show itself without (a name beside an id, a calendar's

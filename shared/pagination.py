@@ -1,4 +1,5 @@
-"""Lists: `?limit=&cursor=` pages ordered by `created_at`, then `id`, with an opaque cursor: the
+"""Lists: `?limit=&cursor=` pages ordered by `created_at`, then `id` (or by an id of the list's
+own: `KeyPageRequest`), with an opaque cursor: the
 position of the last item shown, signed for the one list that issued it (its service and
 route path template, e.g. collections' `/v1/cases`) with a key every replica derives from the JWT secret. A cursor of
 another list, an altered one and a hand-made one are a 422."""
@@ -49,10 +50,44 @@ def _purpose(list_path: str) -> str:
     return f"cursor {list_path}"
 
 
+class KeyPageRequest(BaseModel):
+    """A page of a list ordered by an id of its own rather than by `created_at` (the exposure's
+    buyers, by buyer id): its cursor names the last id shown."""
+
+    limit: int
+    after: str | None
+    list_path: str = Field("", repr=False)
+    secret: str = Field("", repr=False)
+
+    def cursor(self, key: str) -> str:
+        """The cursor of the page after the item of this id, in this list."""
+        return _signed([key], list_path=self.list_path, secret=self.secret)
+
+
+def _signed(position: list[str], *, list_path: str, secret: str) -> str:
+    raw = json.dumps(position, separators=(",", ":")).encode()
+    encoded = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return signing.sign(secret, _purpose(list_path), encoded)
+
+
+def _position(cursor: str, *, list_path: str, secret: str) -> Any:
+    """The position a cursor signed for this list carries (ValueError: not one)."""
+    signed = signing.verified(secret, _purpose(list_path), cursor)
+    if signed is None:
+        raise ValueError
+    padded = signed + "=" * (-len(signed) % 4)
+    return json.loads(base64.urlsafe_b64decode(padded.encode()))
+
+
+_NOT_A_CURSOR = (ValueError, TypeError, OverflowError, RecursionError, binascii.Error)
+
+
+def _not_a_cursor() -> Exception:
+    return invalid(["query", "cursor"], "not a cursor issued by this API")
+
+
 def encode_cursor(created_at: dt.datetime, ident: str, *, list_path: str, secret: str) -> str:
-    raw = json.dumps([created_at.isoformat(), ident], separators=(",", ":")).encode()
-    position = base64.urlsafe_b64encode(raw).decode().rstrip("=")
-    return signing.sign(secret, _purpose(list_path), position)
+    return _signed([created_at.isoformat(), ident], list_path=list_path, secret=secret)
 
 
 def decode_cursor(cursor: str, *, list_path: str, secret: str) -> tuple[dt.datetime, str]:
@@ -60,34 +95,58 @@ def decode_cursor(cursor: str, *, list_path: str, secret: str) -> tuple[dt.datet
     list's, altered, hand-made): signed for this list, a timezone-aware moment that still is one
     in UTC, and an id that is storable text."""
     try:
-        position = signing.verified(secret, _purpose(list_path), cursor)
-        if position is None:
-            raise ValueError
-        padded = position + "=" * (-len(position) % 4)
-        created_at, ident = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        created_at, ident = _position(cursor, list_path=list_path, secret=secret)
         moment = dt.datetime.fromisoformat(created_at)
         if moment.tzinfo is None or not isinstance(ident, str) or unstorable_text(ident):
             raise ValueError
         return moment.astimezone(dt.UTC), ident
-    except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error):
-        raise invalid(["query", "cursor"], "not a cursor issued by this API") from None
+    except _NOT_A_CURSOR:
+        raise _not_a_cursor() from None
+
+
+def decode_key_cursor(cursor: str, *, list_path: str, secret: str) -> str:
+    """The id a `KeyPageRequest`'s cursor names, or a 422 as `decode_cursor`."""
+    try:
+        [key] = _position(cursor, list_path=list_path, secret=secret)
+        if not isinstance(key, str) or unstorable_text(key):
+            raise ValueError
+        return key
+    except _NOT_A_CURSOR:
+        raise _not_a_cursor() from None
+
+
+def _list_of(request: Request) -> tuple[str, str]:
+    """The list a request reads, the service's route (its path template, whatever the actual
+    path: the same list for every buyer's history), and the secret its cursors are signed with."""
+    template = getattr(request.scope.get("route"), "path", request.url.path)
+    secret: str = request.app.state.settings.jwt_secret
+    return f"{request.app.state.service}:{template}", secret
+
+
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+CursorQuery = Annotated[str | None, Query(max_length=512)]
 
 
 async def page_request(
-    request: Request,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    request: Request, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
 ) -> PageRequest:
-    """The page asked for; its list is the service's route (its path template, whatever the
-    actual path: the same list for every buyer's history)."""
-    template = getattr(request.scope.get("route"), "path", request.url.path)
-    list_path = f"{request.app.state.service}:{template}"
-    secret: str = request.app.state.settings.jwt_secret
+    """The page asked for."""
+    list_path, secret = _list_of(request)
     after = decode_cursor(cursor, list_path=list_path, secret=secret) if cursor else None
     return PageRequest(limit=limit, after=after, list_path=list_path, secret=secret)
 
 
+async def key_page_request(
+    request: Request, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> KeyPageRequest:
+    """The page asked for, of a list ordered by an id of its own."""
+    list_path, secret = _list_of(request)
+    after = decode_key_cursor(cursor, list_path=list_path, secret=secret) if cursor else None
+    return KeyPageRequest(limit=limit, after=after, list_path=list_path, secret=secret)
+
+
 PageDep = Annotated[PageRequest, Depends(page_request)]
+KeyPageDep = Annotated[KeyPageRequest, Depends(key_page_request)]
 
 
 # The parameters of a page's statement: how many rows (one more than the page shows, to know

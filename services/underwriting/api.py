@@ -61,7 +61,7 @@ from shared.auth import Caller, require
 from shared.contracts import CountryCode, json_data
 from shared.db import ReaderDep, ReadSessionDep, SessionDep, UnitsOfWorkDep
 from shared.idempotency import CommandDep
-from shared.pagination import Page, PageDep
+from shared.pagination import KeyPageDep, Page, PageDep
 from shared.problems import created_responses, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["underwriting"])
@@ -72,6 +72,11 @@ IdsQuery = Annotated[
     list[IdQuery] | None,
     Query(alias="id", max_length=IDS_PER_LIST,
           description=f"only these ids (repeated, at most {IDS_PER_LIST})"),
+]  # fmt: skip
+BuyerIdsQuery = Annotated[
+    list[IdQuery] | None,
+    Query(alias="buyer_id", max_length=IDS_PER_LIST,
+          description=f"only these buyers (repeated, at most {IDS_PER_LIST})"),
 ]  # fmt: skip
 Underwriter = Annotated[Caller, Depends(require("underwriter"))]
 Staff = Annotated[Caller, Depends(require("underwriter", "claims_handler", "collector"))]
@@ -459,10 +464,19 @@ async def premium(
 @router.get("/policies/{policy_id}/exposure", response_model=ExposureList, responses=READ)
 async def exposure(
     policy_id: IdPath, request: Request, session: SessionDep, caller: PolicyholderOrStaff,
-    page: PageDep,
+    page: KeyPageDep, buyer_ids: BuyerIdsQuery = None,
 ) -> ExposureList:  # fmt: skip
-    """Per buyer: limit in force, exposure and headroom."""
-    return await cov.exposure_page(context(request, session, caller), policy_id, page)
+    """Per buyer of the policy's book, a credit limit granted on it or receivables declared
+    (covered by the discretionary limit, or by nothing): the limit a coverage check of a
+    shipment today counts, with its source, the exposure and the headroom. `?buyer_id=`
+    (repeated) keeps those of the buyers named.
+
+    Ordered by buyer id, not by `created_at` (a page then reads only its own buyers' books,
+    however large the policy's): the cursor names the last buyer shown, so a buyer coming into
+    the book between two pages is on a later page when its id comes after the cursor, and on
+    none when before; no buyer already in the book is skipped or repeated."""
+    ctx = context(request, session, caller)
+    return await cov.exposure_page(ctx, policy_id, page, buyer_ids)
 
 
 @router.get("/policies/{policy_id}/portfolio-health", response_model=PortfolioHealthRead,

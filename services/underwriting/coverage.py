@@ -14,7 +14,6 @@ from typing_extensions import TypedDict  # pydantic's own on Python 3.11
 from services.underwriting import repository as repo
 from services.underwriting import rules, views
 from services.underwriting.config import UnderwritingSettings
-from services.underwriting.limits import limits_page
 from services.underwriting.schemas import (
     CoverageCheckCreate,
     ExposureList,
@@ -34,7 +33,7 @@ from shared.contracts import (
 from shared.db import Reader
 from shared.metrics import count_coverage
 from shared.money import Money, MoneyError, minor_units
-from shared.pagination import PageRequest
+from shared.pagination import KeyPageRequest
 from shared.problems import (
     DUE_BEFORE_SHIPMENT,
     Problem,
@@ -260,21 +259,24 @@ def _coverage_answer(caller: Caller, item: Item, row: repo.CoverageRow) -> dict[
     return views.coverage_json(item.policy_id, item.buyer_id, rules.assess_coverage(facts))
 
 
-async def exposure_page(ctx: Context, policy_id: str, page: PageRequest) -> ExposureList:
-    """Per buyer: the limit in force today, the exposure (declared, unpaid) and the headroom."""
+async def exposure_page(
+    ctx: Context, policy_id: str, page: KeyPageRequest, buyer_ids: list[str] | None = None
+) -> ExposureList:
+    """Per buyer of the policy's book (a limit granted on it, or receivables declared), by buyer
+    id, of the `buyer_ids` only when named: the limit a coverage check of a shipment today
+    counts (`rules.limit_that_counts`: the credit limit's amount in force, or the discretionary
+    limit, or none) with its source, the exposure (declared, unpaid) and the headroom; a page
+    read in one statement, over its own buyers' books only."""
     policy = await owned_policy(ctx, policy_id)
-    limits, cursor = await limits_page(ctx, policy_id, page)
-    histories = await repo.history(ctx.session, [lim.id for lim in limits])
-    # Only the page's buyers' receivables are summed (rules.exposure in SQL, as the coverage
-    # check sums them), never the policy's whole book.
-    exposures = await repo.exposures_of_buyers(ctx.session, policy.id,
-                                                [lim.buyer_id for lim in limits], ctx.today)  # fmt: skip
+    rows, cursor = await repo.exposure_page(ctx.session, policy.id, ctx.today, page, buyer_ids)
+    whole_turnover = policy.cover_type == "whole_turnover"
     items = []
-    for lim in limits:
-        entries = views.history_entries(histories.get(lim.id, []))
-        in_force = rules.within_single_buyer_cap(
-            rules.amount_in_force(entries, ctx.today) or Decimal(0), policy.single_buyer_cap
-        )
-        used = exposures.get(lim.buyer_id, Decimal(0))
-        items.append(views.exposure_read(lim, in_force, used, policy.currency))
+    for row in rows:
+        limit = rules.limit_that_counts(rules.LimitOnDay(
+            ctx.today, policy.max_credit_period_days, whole_turnover, policy.discretionary_limit,
+            row.buyer_grade, row.decided_on is not None, row.decided_on, row.limit_terms_days,
+            row.limit_amount, policy.single_buyer_cap,
+        ))  # fmt: skip
+        items.append(views.exposure_read(row.buyer_id, row.limit_id, limit, row.exposure,
+                                         policy.currency))  # fmt: skip
     return ExposureList(items=items, next_cursor=cursor)

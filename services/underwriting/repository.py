@@ -33,6 +33,7 @@ from sqlalchemy import (
     select,
     text,
     type_coerce,
+    union,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY as postgresql_array
@@ -64,6 +65,7 @@ from services.underwriting.rules import LimitRequestStatus, ObservedSignal, Turn
 from services.underwriting.rules.cash_flow import PRIOR_YEAR_DAYS, HealthThresholds, HealthTotals
 from shared.db import Amount, Query, Reader, take_turns, utcnow
 from shared.events import Party
+from shared.pagination import KeyPageRequest
 
 
 async def policy(session: AsyncSession, policy_id: str) -> Policy | None:
@@ -548,23 +550,6 @@ async def existing_buyer_ids(session: AsyncSession, buyer_ids: Sequence[str]) ->
         )
         found.update(rows.scalars())
     return found
-
-
-async def exposures_of_buyers(
-    session: AsyncSession, policy_id: str, buyer_ids: Sequence[str], today: dt.date
-) -> dict[str, Decimal]:
-    """rules.exposure of each of these buyers under the policy, every shipment date counted:
-    their receivables unpaid today, summed in one statement over those buyers' receivables only
-    (a buyer with none is left out)."""
-    if not buyer_ids:
-        return {}
-    unpaid = type_coerce(func.sum(_unpaid_today(bindparam("today", today, type_=Date))), Amount())
-    rows = await session.execute(
-        select(Receivable.buyer_id, unpaid)
-        .where(Receivable.policy_id == policy_id, Receivable.buyer_id.in_(set(buyer_ids)))
-        .group_by(Receivable.buyer_id)
-    )
-    return {buyer_id: Decimal(total) for buyer_id, total in rows.all()}
 
 
 async def declarations_of(
@@ -1256,6 +1241,108 @@ async def coverage_row(
          "today": today, "invoice_number": invoice_number, "bank_id": bank_id},
     )  # fmt: skip
     return NO_BOOKS if values is None else CoverageRow._make(values)
+
+
+class ExposureRow(NamedTuple):
+    """A buyer of a policy's book as the exposure page reads it: what `rules.limit_that_counts`
+    needs for a shipment today, and the exposure (a row of `_EXPOSURE_PAGE`)."""
+
+    buyer_id: str
+    limit_id: str | None  # the credit limit granted on it (one with a history of amounts)
+    decided_on: dt.date | None  # the insurer's first decision on it (a refusal too)
+    limit_amount: Decimal | None  # the limit's amount in force today
+    limit_terms_days: int | None
+    buyer_grade: int  # today's
+    exposure: Decimal
+
+
+def _exposure_page(*, named: bool) -> Select[Any]:
+    """A page of a policy's book, by buyer id: the buyers with a credit limit granted (an amount
+    in its history, in force or not) and those with receivables declared (paid or not), each
+    once, with the books `rules.limit_that_counts` reads for a shipment today
+    (`_coverage_columns`'s pieces) and `rules.exposure` of every shipment date; `named`: only
+    the buyers of the parameter `buyer_ids`.
+
+    A page costs what its own buyers cost, however large the book: its buyers are the first
+    `page_size` after `after_buyer` of the two index ranges, the policy's limits (its unique
+    (policy, buyer) key) and its receivables (`ix_receivables_policy_buyer_shipment`), each read
+    from the cursor on in buyer order, only as far as the page needs; each buyer's exposure is
+    summed over its own receivables (its range of that index). A buyer one more than the page
+    is read too, to tell whether a page follows (the last column: more); its books are not."""
+    policy_id = bindparam("policy_id", type_=String)
+    today = bindparam("today", type_=Date)
+    size = bindparam("page_size", type_=Integer)
+
+    def after_cursor(buyer_id: Any) -> list[Any]:
+        chosen = [buyer_id > bindparam("after_buyer", type_=String)]
+        if named:
+            chosen.append(buyer_id.in_(bindparam("buyer_ids", expanding=True, type_=String)))
+        return chosen
+
+    granted = exists().where(LimitAmount.limit_id == CreditLimit.id)
+    with_limit = (
+        select(CreditLimit.buyer_id)
+        .where(CreditLimit.policy_id == policy_id, *after_cursor(CreditLimit.buyer_id), granted)
+        .order_by(CreditLimit.buyer_id)
+        .limit(size + 1)
+        .subquery("with_limit")
+    )
+    declared = (
+        select(Receivable.buyer_id)
+        .distinct()
+        .where(Receivable.policy_id == policy_id, *after_cursor(Receivable.buyer_id))
+        .order_by(Receivable.buyer_id)
+        .limit(size + 1)
+        .subquery("declared")
+    )
+    either = union(select(with_limit.c.buyer_id), select(declared.c.buyer_id)).subquery("either")
+    following = (
+        select(either.c.buyer_id).order_by(either.c.buyer_id).limit(size + 1).cte("following")
+    )
+    page = select(following.c.buyer_id).order_by(following.c.buyer_id).limit(size).subquery("page")
+    exposure = (
+        select(func.coalesce(func.sum(_unpaid_today(today)), literal_column("0")))
+        .where(Receivable.policy_id == policy_id, Receivable.buyer_id == page.c.buyer_id)
+        .scalar_subquery()
+    )
+    more = select(func.count()).select_from(following).scalar_subquery() > size
+    return (
+        select(
+            page.c.buyer_id,
+            case((granted, CreditLimit.id)).label("limit_id"),
+            CreditLimit.decided_on,
+            type_coerce(_limit_in_force(LimitAmount.amount, today), Amount()),
+            _limit_in_force(LimitAmount.payment_terms_days, today),
+            # rules.grade_on: from today on, today's grade (`_grade_on`'s first branch).
+            Buyer.grade,
+            type_coerce(exposure, Amount()),
+            more,
+        )
+        .select_from(page)
+        .join(Buyer, Buyer.id == page.c.buyer_id)
+        .outerjoin(CreditLimit, and_(CreditLimit.policy_id == policy_id,
+                                     CreditLimit.buyer_id == page.c.buyer_id))
+        .order_by(page.c.buyer_id)
+    )  # fmt: skip
+
+
+_EXPOSURE_PAGE = {named: _exposure_page(named=named) for named in (False, True)}
+
+
+async def exposure_page(
+    session: AsyncSession, policy_id: str, today: dt.date, page: KeyPageRequest,
+    buyer_ids: Sequence[str] | None = None,
+) -> tuple[list[ExposureRow], str | None]:  # fmt: skip
+    """One page of the policy's book (`_exposure_page`), of the `buyer_ids` only when named,
+    and the cursor of the next."""
+    # The first page is the one after "", which comes before every id.
+    params: dict[str, Any] = {"policy_id": policy_id, "today": today, "page_size": page.limit,
+                              "after_buyer": page.after or ""}  # fmt: skip
+    if buyer_ids is not None:
+        params["buyer_ids"] = sorted(set(buyer_ids))
+    rows = (await session.execute(_EXPOSURE_PAGE[buyer_ids is not None], params)).all()
+    cursor = page.cursor(rows[-1].buyer_id) if rows and rows[-1][-1] else None
+    return [ExposureRow._make(row[:-1]) for row in rows], cursor
 
 
 class BatchItem(NamedTuple):

@@ -632,11 +632,24 @@ class CoverageBatchRead(Schema):
 
 
 class ExposureRead(Schema):
+    """A buyer of the policy's book: one with a credit limit granted, or receivables declared
+    (covered by the discretionary limit, or not at all)."""
+
     buyer_id: str
-    limit_id: str
-    limit_in_force: MoneyModel
-    exposure: MoneyModel
-    headroom: MoneyModel
+    limit_id: str | None = Field(
+        description="the credit limit granted on the buyer (`GET .../limits`); null: none"
+    )
+    limit_in_force: MoneyModel = Field(
+        description="the limit a coverage check of a shipment today counts (`limit_source`), "
+        "within the single-buyer cap; zero when none does"
+    )
+    limit_source: LimitSource | None = Field(
+        description="as a coverage check of a shipment today answers it: `credit_limit`, "
+        "`discretionary` (no decision of the insurer on the buyer, whole-turnover cover), or "
+        "null: no limit covers the buyer today"
+    )
+    exposure: MoneyModel = Field(description="its declared receivables unpaid today")
+    headroom: MoneyModel = Field(description="the limit in force less the exposure, at least zero")
 
 
 class ExposureList(Schema):

@@ -301,11 +301,14 @@ def limit_change_read(
 
 
 def exposure_read(
-    limit: CreditLimit, in_force: Decimal, used: Decimal, currency: str
-) -> ExposureRead:
+    buyer_id: str, limit_id: str | None, limit: rules.LimitThatCounts, used: Decimal,
+    currency: str,
+) -> ExposureRead:  # fmt: skip
+    """A buyer's exposure under the limit that counts today (none: zero, no headroom)."""
+    in_force = limit.amount or Decimal(0)
     return ExposureRead(
-        buyer_id=limit.buyer_id, limit_id=limit.id,
-        limit_in_force=money_read(in_force, currency), exposure=money_read(used, currency),
+        buyer_id=buyer_id, limit_id=limit_id, limit_in_force=money_read(in_force, currency),
+        limit_source=limit.source, exposure=money_read(used, currency),
         headroom=money_read(max(Decimal(0), in_force - used), currency),
     )  # fmt: skip
 

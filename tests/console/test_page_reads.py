@@ -17,7 +17,8 @@ import httpx
 from console.main import create_app
 from console.session import SESSION_COOKIE
 from console.settings import ConsoleSettings
-from console.upstream import IDS_PER_READ, SERVICE_NAMES
+from console.underwriting import limits_with_exposure
+from console.upstream import IDS_PER_READ, SERVICE_NAMES, Upstream
 from shared.auth import mint_token
 from shared.http import ServiceClient
 from shared.settings import DEVELOPMENT_JWT_SECRET
@@ -123,3 +124,53 @@ async def test_a_page_whose_own_read_is_rate_limited_answers_429_with_retry_afte
     assert page.status_code == 429
     assert page.headers["Retry-After"] == "1"
     assert "Too many requests; wait a moment." in page.text
+
+
+class PolicyBook:
+    """A policy's limits (a limit on every other buyer, the newest buyers' first) and its
+    exposure, which lists every buyer of the book by buyer id: those with a limit and those only
+    owed (`?buyer_id=`: those named)."""
+
+    def __init__(self, buyers: int) -> None:
+        self.ids = [f"buy_{n:03}" for n in range(buyers)]
+        self.limited = self.ids[::-2]
+        self.asked: list[httpx.Request] = []
+
+    def exposure(self, buyer_id: str) -> dict[str, Any]:
+        limit = f"lim_{buyer_id[4:]}" if buyer_id in self.limited else None
+        return {"buyer_id": buyer_id, "limit_id": limit,
+                "exposure": {"amount": f"{buyer_id[4:]}.00", "currency": "EUR"}}  # fmt: skip
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.asked.append(request)
+        path, params = request.url.path, request.url.params
+        if path == "/v1/policies/pol_1/limits":
+            items = [{"id": f"lim_{b[4:]}", "buyer_id": b} for b in self.limited]
+            return httpx.Response(200, json={"items": items[: int(params["limit"])],
+                                             "next_cursor": None})  # fmt: skip
+        if path == "/v1/policies/pol_1/exposure":
+            named = params.get_list("buyer_id")
+            book = [b for b in self.ids if not named or b in named]
+            return httpx.Response(200, json={
+                "items": [self.exposure(b) for b in book[: int(params["limit"])]],
+                "next_cursor": None})  # fmt: skip
+        return httpx.Response(404, json={"type": "https://tci.example/problems/not-found"})
+
+
+async def test_a_policys_limits_read_their_own_buyers_exposure_matched_by_buyer() -> None:
+    """The exposure lists buyers owed without a limit too, by buyer id: the limits shown read the
+    exposure of exactly their buyers (`?buyer_id=`, a list read per hundred), each matched by
+    its buyer, not the exposure list's first page."""
+    book = PolicyBook(buyers=300)
+    clients = {name: ServiceClient(f"http://{name}.test", jwt_secret=DEVELOPMENT_JWT_SECRET,
+                                   caller_name="console", transport=httpx.MockTransport(book))
+               for name in SERVICE_NAMES}  # fmt: skip
+    token = mint_token(DEVELOPMENT_JWT_SECRET, role="underwriter", subject="u", ttl_seconds=600)
+    rows = await limits_with_exposure(Upstream(clients, token), "pol_1", 120)
+    assert [row["limit"]["buyer_id"] for row in rows] == book.limited[:120]
+    assert all(row["exposure"] == book.exposure(row["limit"]["buyer_id"]) for row in rows)
+    reads = [
+        r.url.params.get_list("buyer_id") for r in book.asked if r.url.path.endswith("/exposure")
+    ]
+    assert sorted(len(named) for named in reads) == [120 - IDS_PER_READ, IDS_PER_READ]
+    assert sorted(b for named in reads for b in named) == sorted(book.limited[:120])

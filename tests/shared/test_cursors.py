@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.builders import make_buyer, make_policy, request_limit
 from tests.conftest import auth, unique
 
 UW = auth("underwriter")
@@ -80,3 +81,24 @@ async def test_a_hand_made_cursor_is_refused(uw: httpx.AsyncClient, moment: str)
     raw = base64.urlsafe_b64encode(json.dumps([moment, "x"]).encode()).decode().rstrip("=")
     for made in (raw, f"{raw}.AAAAAAAAAAAAAAAA"):
         refused(await uw.get("/v1/buyers", params={"country": "IS", "cursor": made}, headers=UW))
+
+
+async def test_the_exposure_lists_cursor_naming_a_buyer_is_refused_by_another_list(
+    uw: httpx.AsyncClient,
+) -> None:
+    """The exposure list pages by buyer id: its cursor, naming the last buyer shown, is signed
+    for it as any list's is; another list's cursor is refused by it, and a hand-made one."""
+    policy = await make_policy(uw)
+    for _ in range(2):
+        await request_limit(uw, policy, (await make_buyer(uw))["id"], "10000")
+    path = f"/v1/policies/{policy['id']}/exposure"
+    first = (await uw.get(path, params={"limit": 1}, headers=UW)).json()
+    cursor = first["next_cursor"]
+    assert cursor and len(cursor) < 120
+    rest = (await uw.get(path, params={"limit": 1, "cursor": cursor}, headers=UW)).json()
+    assert len(rest["items"]) == 1 and rest["items"] != first["items"]
+    refused(await uw.get("/v1/buyers", params={"cursor": cursor}, headers=UW))
+    _, buyers = await buyers_cursor(uw)
+    refused(await uw.get(path, params={"cursor": buyers}, headers=UW))
+    made = base64.urlsafe_b64encode(json.dumps([first["items"][0]["buyer_id"]]).encode())
+    refused(await uw.get(path, params={"cursor": made.decode().rstrip("=")}, headers=UW))

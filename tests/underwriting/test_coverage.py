@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from services.underwriting import rules
-from services.underwriting.schemas import CoverageRead
+from services.underwriting.schemas import IDS_PER_LIST, CoverageRead
 from tests.builders import (
     check,
     declared_on,
@@ -175,6 +175,190 @@ async def test_each_exposure_page_shows_its_buyers_unpaid_receivables_as_the_rul
         for buyer in (owed, waiting, idle)
     }  # fmt: skip
     assert shown == expected == {owed: "45000.25", waiting: "8000.00", idle: "0.00"}
+
+
+async def _exposure_pages(
+    uw: httpx.AsyncClient, policy: dict[str, Any], headers: dict[str, str], size: int
+) -> list[list[dict[str, Any]]]:
+    """Every page of a policy's exposure, `size` items at a time, following the cursors."""
+    pages: list[list[dict[str, Any]]] = []
+    cursor = None
+    while True:
+        page = ok(await uw.get(f"/v1/policies/{policy['id']}/exposure", headers=headers,
+                               params={"limit": size, **({"cursor": cursor} if cursor else {})}),
+                  200)  # fmt: skip
+        pages.append(page["items"])
+        if (cursor := page["next_cursor"]) is None:
+            return pages
+        assert len(page["items"]) == size  # a cursor only after a full page
+
+
+def _invoice(number: str, buyer_id: str, amount: str, **paid: Any) -> dict[str, Any]:
+    return {"number": number, "buyer_id": buyer_id, "amount": money(amount),
+            "shipment_date": "2026-12-01", "due_date": "2027-02-01", **paid}  # fmt: skip
+
+
+async def test_the_exposure_page_lists_every_buyer_owed_with_the_cover_a_check_today_counts(
+    pinned: httpx.AsyncClient,
+) -> None:
+    """Not only the buyers with a credit limit: a buyer covered by the discretionary limit, one
+    whose discretionary cover a refusal ended, and one graded insolvent are listed with their
+    declared receivables, each with the limit (and its source) a coverage check of a shipment
+    today counts, and the headroom it leaves."""
+    uw = pinned
+    policy = await make_policy(uw, discretionary_limit=money("20000"))
+    holder = auth("policyholder", policy["policyholder_id"])
+    named, discretionary, refused, insolvent, paid_off, unowed = [
+        await make_buyer(uw) for _ in range(6)
+    ]
+    granted = await request_limit(uw, policy, named["id"], "100000")
+    assert granted["status"] == "approved"
+    refusal = await request_limit(uw, policy, refused["id"], "10000", terms=200)
+    assert refusal["status"] == "refused"
+    # A refusal on a buyer owed nothing grants nothing: not in the book.
+    unowed_refusal = await request_limit(uw, policy, unowed["id"], "10000", terms=200)
+    assert unowed_refusal["status"] == "refused"
+    ok(await uw.post(f"/v1/policies/{policy['id']}/declarations", headers=holder, json={
+        "invoices": [
+            _invoice("N-1", named["id"], "30000"),
+            _invoice("D-1", discretionary["id"], "12000"),
+            _invoice("D-2", discretionary["id"], "3000"),
+            _invoice("R-1", refused["id"], "5000"),
+            _invoice("I-1", insolvent["id"], "2000"),
+            _invoice("P-1", paid_off["id"], "4000", paid_amount=money("4000"),
+                     paid_on="2027-01-05"),
+        ]}), 201)  # fmt: skip
+    ok(await uw.post(f"/v1/buyers/{insolvent['id']}/signals", headers=UW, json={
+        "kind": "insolvency_filing", "observed_on": TODAY}), 201)  # fmt: skip
+    # Another policyholder's receivables on the same buyer are not this policy's exposure.
+    other = await make_policy(uw, discretionary_limit=money("20000"))
+    ok(await uw.post(f"/v1/policies/{other['id']}/declarations",
+                     headers=auth("policyholder", other["policyholder_id"]),
+                     json={"invoices": [_invoice("O-1", named["id"], "999")]}), 201)  # fmt: skip
+
+    [items] = await _exposure_pages(uw, policy, holder, 50)
+    shown = {i["buyer_id"]: (i["limit_source"], i["limit_in_force"]["amount"],
+                             i["exposure"]["amount"], i["headroom"]["amount"]) for i in items}  # fmt: skip
+    assert shown == {
+        named["id"]: ("credit_limit", "100000.00", "30000.00", "70000.00"),
+        discretionary["id"]: ("discretionary", "20000.00", "15000.00", "5000.00"),
+        refused["id"]: (None, "0.00", "5000.00", "0.00"),
+        insolvent["id"]: (None, "0.00", "2000.00", "0.00"),
+        paid_off["id"]: ("discretionary", "20000.00", "0.00", "20000.00"),
+    }
+    assert len(items) == len(shown)
+    limit_ids = {i["buyer_id"]: i["limit_id"] for i in items}
+    assert limit_ids[named["id"]] == granted["limit_id"]
+    assert {limit_ids[b["id"]] for b in (discretionary, refused, insolvent, paid_off)} == {None}
+    # The limit and its source are those a coverage check of a shipment today counts.
+    for item in items:
+        answer = ok(await check(uw, policy, item["buyer_id"], "1", TODAY, "2027-02-10"), 200)
+        assert answer["limit_source"] == item["limit_source"]
+        assert (answer["limit_in_force"] or money("0.00")) == item["limit_in_force"]
+    # Staff read the same page.
+    assert (await _exposure_pages(uw, policy, UW, 50)) == [items]
+
+
+async def test_a_named_buyers_policy_lists_a_buyer_owed_without_a_limit_as_uncovered(
+    pinned: httpx.AsyncClient,
+) -> None:
+    policy = await make_policy(pinned, cover_type="named_buyers",
+                               discretionary_limit=money("20000"))  # fmt: skip
+    holder = auth("policyholder", policy["policyholder_id"])
+    buyer = await make_buyer(pinned)
+    ok(await pinned.post(f"/v1/policies/{policy['id']}/declarations", headers=holder,
+                         json={"invoices": [_invoice("U-1", buyer["id"], "8000")]}), 201)  # fmt: skip
+    [[item]] = await _exposure_pages(pinned, policy, holder, 50)
+    assert item["buyer_id"] == buyer["id"] and item["limit_id"] is None
+    assert item["limit_source"] is None and item["limit_in_force"] == money("0.00")
+    assert item["exposure"] == money("8000.00") and item["headroom"] == money("0.00")
+
+
+async def test_exposure_pages_run_over_the_book_by_buyer_id_each_buyer_once(
+    pinned: httpx.AsyncClient,
+) -> None:
+    """The pages run over the union of the buyers with a limit granted and those with
+    receivables declared, by buyer id, each buyer once (one with a limit and receivables too;
+    one whose only limit was refused and who owes nothing is not in the book). Between two
+    pages, a limit or a receivable on a buyer shown neither repeats it nor skips another, and a
+    buyer new to the book is on a later page when its id comes after the page's cursor, on
+    none when it comes before."""
+    uw = pinned
+    policy = await make_policy(uw, discretionary_limit=money("10000"))
+    holder = auth("policyholder", policy["policyholder_id"])
+    ids = sorted([(await make_buyer(uw))["id"] for _ in range(12)])
+
+    async def declare(*invoices: tuple[str, int, str]) -> None:
+        ok(await uw.post(f"/v1/policies/{policy['id']}/declarations", headers=holder, json={
+            "invoices": [_invoice(n, ids[b], a) for n, b, a in invoices]}), 201)  # fmt: skip
+
+    async def grant(b: int) -> None:
+        assert (await request_limit(uw, policy, ids[b], "50000"))["status"] == "approved"
+
+    for b in (0, 3, 7, 5, 9):
+        await grant(b)
+    await declare(("A-2", 2, "2000"), ("A-3", 3, "3000"), ("A-6", 6, "6000"),
+                  ("A-4", 4, "4000"), ("A-9", 9, "9000"))  # fmt: skip
+    refusal = await request_limit(uw, policy, ids[8], "10000", terms=200)
+    assert refusal["status"] == "refused"
+
+    book = [ids[b] for b in (0, 2, 3, 4, 5, 6, 7, 9)]
+    assert [i["buyer_id"] for page in await _exposure_pages(uw, policy, holder, 50)
+            for i in page] == book  # fmt: skip
+    pages = await _exposure_pages(uw, policy, holder, 3)
+    assert [[i["buyer_id"] for i in page] for page in pages] == [book[0:3], book[3:6], book[6:]]
+
+    first = ok(await uw.get(f"/v1/policies/{policy['id']}/exposure", headers=holder,
+                            params={"limit": 3}), 200)  # fmt: skip
+    assert [i["buyer_id"] for i in first["items"]] == [ids[0], ids[2], ids[3]]
+    await grant(2)  # shown, declared only until now
+    await declare(("B-0", 0, "700"),  # shown, with a limit
+                  ("B-1", 1, "100"),  # new to the book, before the cursor: on no page
+                  ("B-8", 8, "800"))  # its limit refused, now owed: after the cursor  # fmt: skip
+    await grant(10)  # new to the book, after the cursor
+    shown = [i["buyer_id"] for i in first["items"]]
+    cursor = first["next_cursor"]
+    while cursor is not None:
+        page = ok(await uw.get(f"/v1/policies/{policy['id']}/exposure", headers=holder,
+                               params={"limit": 3, "cursor": cursor}), 200)  # fmt: skip
+        shown += [i["buyer_id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+    assert shown == [ids[b] for b in (0, 2, 3, 4, 5, 6, 7, 8, 9, 10)]
+
+
+async def test_the_exposure_of_the_buyers_named_lists_those_of_them_in_the_book(
+    pinned: httpx.AsyncClient,
+) -> None:
+    """`?buyer_id=` (repeated): the buyers named that are in the book, by id, paged as the
+    whole book is; a buyer named outside the book (no limit, nothing declared) is not listed."""
+    uw = pinned
+    policy = await make_policy(uw, discretionary_limit=money("10000"))
+    holder = auth("policyholder", policy["policyholder_id"])
+    ids = sorted([(await make_buyer(uw))["id"] for _ in range(5)])
+    for b in (0, 1, 3):
+        await request_limit(uw, policy, ids[b], "50000")
+    ok(await uw.post(f"/v1/policies/{policy['id']}/declarations", headers=holder, json={
+        "invoices": [_invoice("C-4", ids[4], "4000"), _invoice("C-1", ids[1], "1000")]}),
+       201)  # fmt: skip
+    named = [ids[4], ids[2], ids[1], ids[0]]
+    page = ok(await uw.get(f"/v1/policies/{policy['id']}/exposure", headers=holder,
+                           params={"buyer_id": named}), 200)  # fmt: skip
+    assert [(i["buyer_id"], i["exposure"]["amount"]) for i in page["items"]] == [
+        (ids[0], "0.00"), (ids[1], "1000.00"), (ids[4], "4000.00")]  # fmt: skip
+    assert page["next_cursor"] is None
+    first = ok(await uw.get(f"/v1/policies/{policy['id']}/exposure", headers=UW,
+                            params={"buyer_id": named, "limit": 2}), 200)  # fmt: skip
+    assert [i["buyer_id"] for i in first["items"]] == [ids[0], ids[1]]
+    rest = ok(await uw.get(f"/v1/policies/{policy['id']}/exposure", headers=UW,
+                           params={"buyer_id": named, "limit": 2,
+                                   "cursor": first["next_cursor"]}), 200)  # fmt: skip
+    assert [i["buyer_id"] for i in rest["items"]] == [ids[4]] and rest["next_cursor"] is None
+    too_many = await uw.get(
+        f"/v1/policies/{policy['id']}/exposure",
+        headers=UW,
+        params={"buyer_id": [f"buy_{n}" for n in range(IDS_PER_LIST + 1)]},
+    )
+    assert too_many.status_code == 422
 
 
 async def test_a_batch_read_in_many_chunks_answers_every_item_in_order(

@@ -188,6 +188,22 @@ def test_without_a_limit_the_discretionary_limit_counts_until_a_decision_superse
     assert coverage.limit_that_counts(insolvent) == (None, None, 180, False)
 
 
+def test_a_buyers_limit_on_a_day_is_the_limit_a_check_of_a_shipment_that_day_counts() -> None:
+    """The exposure page's facts (`LimitOnDay`, no receivable) give `limit_that_counts` the
+    answer the coverage check's facts give."""
+    for facts_of_check in (
+        cover_facts(single_buyer_cap=D(60000)),
+        cover_facts(has_limit=True, limit_amount=D(0)),
+        cover_facts(has_limit=False, limit_amount=None, decided_on=None),
+        cover_facts(has_limit=True, limit_amount=None, decided_on=dt.date(2027, 2, 15)),
+        cover_facts(has_limit=False, limit_amount=None, decided_on=None, buyer_grade=10),
+        cover_facts(has_limit=False, limit_amount=None, decided_on=None, whole_turnover=False),
+    ):
+        on_day = coverage.LimitOnDay(*(getattr(facts_of_check, name)
+                                       for name in coverage.LimitOnDay._fields))  # fmt: skip
+        assert coverage.limit_that_counts(on_day) == coverage.limit_that_counts(facts_of_check)
+
+
 def test_the_covered_amount_is_the_receivable_up_to_the_headroom_above_the_exposure() -> None:
     assert coverage.covered_amount(D(30000), D(100000), D(80000)) == D(20000)
     assert coverage.covered_amount(D(30000), D(100000), D(0)) == D(30000)

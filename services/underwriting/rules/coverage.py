@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from services.underwriting.rules.credit_limit import within_single_buyer_cap
 from services.underwriting.rules.grade import DEFAULT_GRADING
@@ -227,6 +227,51 @@ def book_outcome(facts: CoverageFacts) -> tuple[bool, bool, bool, bool, bool]:
     )
 
 
+class LimitFacts(Protocol):
+    """What `limit_that_counts` reads: a coverage check's facts (`CoverageFacts`), or a buyer's
+    limit on a day without a receivable (`LimitOnDay`: the exposure page's)."""
+
+    @property
+    def shipment_date(self) -> dt.date: ...
+    @property
+    def max_credit_period_days(self) -> int: ...
+    @property
+    def whole_turnover(self) -> bool: ...
+    @property
+    def discretionary_limit(self) -> Decimal: ...
+    @property
+    def buyer_grade(self) -> int: ...
+    @property
+    def has_limit(self) -> bool: ...
+    @property
+    def decided_on(self) -> dt.date | None: ...
+    @property
+    def limit_terms_days(self) -> int | None: ...
+    @property
+    def limit_amount(self) -> Decimal | None: ...
+    @property
+    def single_buyer_cap(self) -> Decimal | None: ...
+    @property
+    def insolvent_grade(self) -> int: ...
+
+
+class LimitOnDay(NamedTuple):
+    """A buyer's limit under a policy on a day (`shipment_date`: a shipment on that day), read
+    from the books as a coverage check reads them, for `limit_that_counts`."""
+
+    shipment_date: dt.date
+    max_credit_period_days: int
+    whole_turnover: bool
+    discretionary_limit: Decimal
+    buyer_grade: int
+    has_limit: bool
+    decided_on: dt.date | None
+    limit_terms_days: int | None
+    limit_amount: Decimal | None
+    single_buyer_cap: Decimal | None = None
+    insolvent_grade: int = DEFAULT_GRADING.insolvent_grade
+
+
 class LimitThatCounts(NamedTuple):
     amount: Decimal | None  # None: no limit
     source: str | None  # "credit_limit" or "discretionary"
@@ -234,7 +279,7 @@ class LimitThatCounts(NamedTuple):
     superseded: bool  # the discretionary limit would open, but a limit was decided
 
 
-def limit_that_counts(facts: CoverageFacts) -> LimitThatCounts:
+def limit_that_counts(facts: LimitFacts) -> LimitThatCounts:
     """The limit a receivable is checked against: the credit limit's amount in force on the
     shipment date, whose payment terms (when shorter) bound the policy's maximum credit period;
     without one, the discretionary limit — open under whole-turnover cover, when it is above
