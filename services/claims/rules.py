@@ -122,6 +122,7 @@ REFUSALS: Mapping[Act, tuple[tuple[frozenset[ClaimStatus], Refusal], ...]] = {
                  (frozenset({S.LAPSED}), Refusal.CLAIM_LAPSED),
                  (frozenset({S.DOCUMENTS_PENDING}), Refusal.DOCUMENTS_MISSING)),
     Act.APPROVE: ((DECIDED, Refusal.ALREADY_DECIDED), (frozenset({S.LAPSED}), Refusal.CLAIM_LAPSED),
+                  (frozenset({S.ON_HOLD}), Refusal.CLAIM_ON_HOLD),
                   (_OTHERS_THAN_ASSESSED, Refusal.NOT_ASSESSED)),
     Act.REJECT: ((DECIDED, Refusal.ALREADY_DECIDED), (frozenset({S.LAPSED}), Refusal.CLAIM_LAPSED)),
     Act.REJECT_UNPAYABLE: ((frozenset({S.PAID, S.REJECTED}), Refusal.ALREADY_DECIDED),
@@ -588,18 +589,32 @@ def dispute_outcomes(disputes: Iterable[tuple[Sequence[str], str | None]]) -> di
     return outcome
 
 
-def indemnity_pct_for(cause: str, indemnity_pct: Decimal, political_pct: Decimal) -> Decimal:
-    """A political loss is indemnified at the political percentage, any other at the policy's."""
-    return political_pct if cause == "political" else indemnity_pct
+def political_loss(cause: str, *, war_related: bool, political_risk_cover: bool) -> bool:
+    """A loss the political-risk cover pays: a political cause, or a war under that cover
+    (domain.md: the cover's risks are FX transfer restrictions, war, import bans; war is
+    excluded only without it)."""
+    return cause == "political" or (war_related and political_risk_cover)
+
+
+def indemnity_pct_for(
+    cause: str, indemnity_pct: Decimal, political_pct: Decimal, *, war_related: bool = False,
+    political_risk_cover: bool = False,
+) -> Decimal:  # fmt: skip
+    """A political loss (`political_loss`) is indemnified at the political percentage, any
+    other at the policy's."""
+    political = political_loss(cause, war_related=war_related,
+                               political_risk_cover=political_risk_cover)  # fmt: skip
+    return political_pct if political else indemnity_pct
 
 
 @dataclass(frozen=True)
 class IndemnityTerms:
-    indemnity_pct: Decimal
+    indemnity_pct: Decimal  # the political percentage for a political loss
     deductible: Decimal
     claim_threshold: Decimal
     single_buyer_cap_left: Decimal | None  # None: no cap
     max_liability_left: Decimal
+    political: bool = False  # a political loss: `indemnity_pct` is the political percentage
 
 
 @dataclass(frozen=True)
@@ -821,7 +836,8 @@ def indemnity(
                       + _limit_used_note(limit_used, cut, currency)))  # fmt: skip
 
     amount = insured_loss * terms.indemnity_pct / Decimal(100)
-    steps.append(Step(3, "indemnity_percentage", amount, f"× {terms.indemnity_pct}%"))
+    which = " (the political percentage: a political loss)" if terms.political else ""
+    steps.append(Step(3, "indemnity_percentage", amount, f"× {terms.indemnity_pct}%{which}"))
 
     if insured_loss <= terms.claim_threshold:
         amount = ZERO

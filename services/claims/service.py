@@ -674,8 +674,11 @@ async def _write_assessment(
         claim_exclusions=claim_exclusions, recorded=recorded,
         declared_recovered=claim.declared_recovered, limit_used=limit_used,
         terms=rules.IndemnityTerms(
-            indemnity_pct=rules.indemnity_pct_for(claim.cause, terms.indemnity_pct,
-                                                  terms.political_indemnity_pct),
+            indemnity_pct=rules.indemnity_pct_for(
+                claim.cause, terms.indemnity_pct, terms.political_indemnity_pct,
+                war_related=claim.war_related, political_risk_cover=terms.political_risk_cover),
+            political=rules.political_loss(claim.cause, war_related=claim.war_related,
+                                           political_risk_cover=terms.political_risk_cover),
             deductible=terms.deductible.amount,
             claim_threshold=terms.claim_threshold.amount,
             single_buyer_cap_left=None if terms.single_buyer_cap is None

@@ -255,6 +255,10 @@ async def test_late_notification_and_a_dispute_settled_for_the_buyer_exclude_inv
     assert dispute["claim_status"] == "on_hold"
     held = await claims.post(f"/v1/claims/{claim['id']}/assessment", headers=HANDLER)
     assert held.status_code == 409 and held.json()["type"] == "claim-on-hold"
+    # Approving it is refused for the same rule (the dispute), not as "not assessed".
+    approving = await claims.post(f"/v1/claims/{claim['id']}/decision", headers=HANDLER,
+                                  json={"decision": "approve", "reason": "proof checked"})  # fmt: skip
+    assert approving.status_code == 409 and approving.json()["type"] == "claim-on-hold"
     unknown = await claims.post(f"/v1/claims/{claim['id']}/disputes", headers=holder, json={
         "raised_on": "2027-06-05", "description": "x", "invoice_numbers": ["NOPE"]})  # fmt: skip
     assert unknown.status_code == 422
@@ -635,6 +639,13 @@ async def test_political_loss_is_paid_at_its_own_rate_and_war_or_nuclear_are_exc
                                cause="political", war_related=True)  # fmt: skip
     assert political["indemnity"] == money("75000.00")  # 100,000 × 80% − 5,000
     assert political["assessment"]["claim_exclusions"] == []
+    assert "political percentage" in political["assessment"]["steps"][2]["note"]
+    # A war under political cover is a political loss (domain.md: the cover's risks are FX
+    # transfer restrictions, war, import bans): paid at the political percentage too.
+    at_war = await assessed({"political_risk_cover": True, "political_indemnity_pct": "75"},
+                            cause="insolvency", war_related=True)  # fmt: skip
+    assert at_war["indemnity"] == money("70000.00")  # 100,000 × 75% − 5,000
+    assert at_war["assessment"]["claim_exclusions"] == []
     war = await assessed({}, cause="insolvency", war_related=True)
     assert war["indemnity"] == money("0.00")
     assert war["assessment"]["claim_exclusions"] == ["war_without_political_cover"]

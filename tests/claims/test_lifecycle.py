@@ -68,7 +68,7 @@ def test_an_assessed_claim_is_approved_then_paid_and_any_undecided_one_may_be_re
     (S.REJECTED, Act.APPROVE, Refusal.ALREADY_DECIDED),
     (S.LAPSED, Act.REJECT, Refusal.CLAIM_LAPSED),
     (S.UNDER_REVIEW, Act.APPROVE, Refusal.NOT_ASSESSED),
-    (S.ON_HOLD, Act.APPROVE, Refusal.NOT_ASSESSED),
+    (S.ON_HOLD, Act.APPROVE, Refusal.CLAIM_ON_HOLD),  # the dispute, not the assessment
     (S.PAID, Act.PAY, Refusal.ALREADY_PAID),
     (S.ASSESSED, Act.PAY, Refusal.NOT_APPROVED),
     (S.REJECTED, Act.PAY, Refusal.NOT_APPROVED),
