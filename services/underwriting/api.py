@@ -393,7 +393,9 @@ async def record_external_limit(
     caller: Underwriter, cmd: CommandDep,
 ) -> Response:  # fmt: skip
     """Record a limit granted outside the engine, possibly from a past date, not after the
-    policy's end; recording again what is already in force changes nothing (`unchanged`)."""
+    policy's end; recording again what is already in force changes nothing (`unchanged`). A
+    lower amount or shorter terms apply from tomorrow at the earliest (422
+    `retroactive-reduction` names the day): goods shipped until today stay covered."""
     ctx = context(request, session, caller)
     return await cmd.run(lambda: lim.record_external_limit(ctx, policy_id, body), status_code=201,
                          location=lambda lim: f"/v1/limits/{lim.id}")  # fmt: skip

@@ -431,8 +431,8 @@ async def record_external_limit(
 ) -> RecordedLimitRead:
     """A limit granted outside the engine (a migrated book), possibly from a past date: a first
     recording or a raise may start in the past, but the cover already answered stands
-    (`rules.recording_allowed_from`): a migration may correct what it recorded from today on,
-    what this system granted from tomorrow on. Its date is not after the policy's end; the
+    (`rules.recording_allowed_from`): a recording may lower what is in force from tomorrow on
+    only, whoever granted it. Its date is not after the policy's end; the
     amount already in force from that date on, with its terms, is not recorded again (a
     migration replayed: `unchanged`, no entry, no event)."""
     policy = await repo.policy(ctx.session, policy_id)
@@ -464,7 +464,7 @@ async def record_external_limit(
         raise unprocessable(
             RETROACTIVE_REDUCTION,
             "a recorded limit may not lower the amount or shorten the terms in force on a day "
-            "already past (nor today, for an amount this system granted)",
+            "already past, nor today: goods shipped today stay covered",
             earliest_effective_from=allowed_from.isoformat(),
         )
     unchanged = rules.changes_nothing(entries, amount=amount.amount, terms=terms,

@@ -199,8 +199,9 @@ async def test_recording_again_with_terms_equal_to_the_policys_maximum_changes_n
         assert entries(replayed) == [("50000.00", PAST, None)]
     assert await events_since(uw, since) == []
 
-    shorter = ok(await record(uw, policy, buyer, "50000", TODAY, payment_terms_days=90), 201)
-    assert shorter["unchanged"] is False  # shorter terms are a change
+    tomorrow = (dt.date.fromisoformat(TODAY) + dt.timedelta(days=1)).isoformat()
+    shorter = ok(await record(uw, policy, buyer, "50000", tomorrow, payment_terms_days=90), 201)
+    assert shorter["unchanged"] is False  # shorter terms are a change (from tomorrow on)
 
 
 async def test_a_reduction_with_no_date_on_a_policy_ending_within_the_notice_period_is_refused(

@@ -18,6 +18,7 @@ from tests.builders import check, declared_on, make_buyer, make_policy, money, o
 from tests.conftest import auth
 
 TODAY = "2027-06-10"
+TOMORROW = "2027-06-11"
 D_200 = "2026-11-22"  # 200 days before today
 D_100 = "2027-03-02"  # 100 days before today
 UW = auth("underwriter")
@@ -65,10 +66,10 @@ async def test_a_recorded_limit_may_not_lower_a_recorded_amount_on_days_already_
     ok(await record(uw, policy, buyer["id"], "100000", D_200), 201)  # a first recording, past
     assert await covered_on(uw, policy, buyer["id"], D_100) == money("100000.00")
 
-    refused_as_retroactive(await record(uw, policy, buyer["id"], "50000", D_200), TODAY)
-    refused_as_retroactive(await record(uw, policy, buyer["id"], "50000", D_100), TODAY)
+    refused_as_retroactive(await record(uw, policy, buyer["id"], "50000", D_200), TOMORROW)
+    refused_as_retroactive(await record(uw, policy, buyer["id"], "50000", D_100), TOMORROW)
     refused_as_retroactive(await record(uw, policy, buyer["id"], "100000", D_100,
-                                        payment_terms_days=30), TODAY)  # shorter terms  # fmt: skip
+                                        payment_terms_days=30), TOMORROW)  # shorter terms  # fmt: skip
 
     assert await covered_on(uw, policy, buyer["id"], D_100) == money("100000.00")
     limit = await the_limit(uw, policy)
@@ -76,9 +77,13 @@ async def test_a_recorded_limit_may_not_lower_a_recorded_amount_on_days_already_
         (money("100000.00"), D_200)]  # fmt: skip
     assert limit["superseded"] == []
 
-    ok(await record(uw, policy, buyer["id"], "50000", TODAY), 201)  # today is not past yet
+    # Nor today: goods shipped today stay covered (domain.md: a reduction applies at least
+    # from tomorrow), whoever granted the amount in force.
+    refused_as_retroactive(await record(uw, policy, buyer["id"], "50000", TODAY), TOMORROW)
+    ok(await record(uw, policy, buyer["id"], "50000", TOMORROW), 201)
     assert await covered_on(uw, policy, buyer["id"], D_100) == money("100000.00")
-    assert await covered_on(uw, policy, buyer["id"], TODAY) == money("50000.00")
+    assert await covered_on(uw, policy, buyer["id"], TODAY) == money("100000.00")
+    assert await covered_on(uw, policy, buyer["id"], TOMORROW) == money("50000.00")
 
 
 async def test_the_days_past_since_an_entry_was_recorded_stand_as_they_were_answered(
@@ -89,7 +94,8 @@ async def test_the_days_past_since_an_entry_was_recorded_stand_as_they_were_answ
     with declared_on(uw, dt.date(2027, 3, 1)):
         ok(await record(uw, policy, buyer["id"], "100000", "2027-01-01"), 201)
     # Recorded on 1 March; a shipment of 1 April was answered 100,000 on 1 April.
-    refused_as_retroactive(await record(uw, policy, buyer["id"], "50000", "2027-04-01"), TODAY)
+    refused_as_retroactive(await record(uw, policy, buyer["id"], "50000", "2027-04-01"),
+                           TOMORROW)  # fmt: skip
     assert await covered_on(uw, policy, buyer["id"], "2027-04-01") == money("100000.00")
 
 
@@ -119,13 +125,14 @@ async def test_an_entry_replaced_from_the_day_it_starts_stays_visible_as_superse
 ) -> None:
     policy = await make_policy(uw)
     buyer = await make_buyer(uw)
-    ok(await record(uw, policy, buyer["id"], "100000", TODAY), 201)
-    recorded = ok(await record(uw, policy, buyer["id"], "80000", TODAY), 201)  # a correction
+    ok(await record(uw, policy, buyer["id"], "100000", TOMORROW), 201)
+    # A correction before it starts.
+    recorded = ok(await record(uw, policy, buyer["id"], "80000", TOMORROW), 201)
 
     assert [h["amount"] for h in recorded["history"]] == [money("80000.00")]
     assert [(h["amount"], h["effective_from"]) for h in recorded["superseded"]] == [
-        (money("100000.00"), TODAY)]  # fmt: skip
-    assert recorded["amount_in_force"] == money("80000.00")
+        (money("100000.00"), TOMORROW)]  # fmt: skip
+    assert recorded["amount_in_force"] is None  # nothing in force before tomorrow
 
 
 async def test_a_recorded_limit_keeps_this_systems_grant_until_tomorrow_and_names_that_day(
@@ -180,14 +187,16 @@ def test_a_recording_is_allowed_from_the_first_day_whose_cover_does_not_stand() 
     recorded = [entry(100, jan, None, recorded=True)]
     assert allowed_from([], 50, jan) is None  # a first recording may start in the past
     assert allowed_from(recorded, 150, jan) is None  # raising is always allowed
-    assert allowed_from(recorded, 50, jan) == today  # past days stand; today may be corrected
-    assert allowed_from(recorded, 50, today) is None
-    assert allowed_from(recorded, 100, mar, terms=30) == today  # shorter terms take cover too
+    tomorrow = today + dt.timedelta(days=1)
+    assert allowed_from(recorded, 50, jan) == tomorrow  # past days and today stand
+    assert allowed_from(recorded, 50, today) == tomorrow  # goods shipped today stay covered
+    assert allowed_from(recorded, 50, tomorrow) is None
+    assert allowed_from(recorded, 100, mar, terms=30) == tomorrow  # shorter terms take cover too
     # Terms left out are the policy's maximum credit period: the same terms, not longer ones.
     assert allowed_from(recorded, 100, jan, terms=180) is None
     granted = [entry(100, jan, None, recorded=False, terms=90)]
-    assert allowed_from(granted, 50, today) == today + dt.timedelta(days=1)
+    assert allowed_from(granted, 50, today) == tomorrow
     ended = [entry(100, jan, mar, recorded=True), entry(40, mar, may, recorded=True),
              entry(60, may, None, recorded=True)]  # fmt: skip
-    assert allowed_from(ended, 50, jan) == today  # lower than the 60 from May
+    assert allowed_from(ended, 50, jan) == tomorrow  # lower than the 60 from May
     assert allowed_from(ended, 70, jan) == mar  # lower only than the 100 of January–February

@@ -413,10 +413,10 @@ def grant_effective_from(
 def cover_stands_until(entry: HistoryEntry, today: dt.date) -> dt.date:
     """The cover an entry of a limit's history gave stands on its days before this date: the
     history as known at the end of each day stands, so a day already past keeps the amount and
-    terms answered for it. An amount this system granted also keeps today (a reduction applies
-    from tomorrow on); one recorded from elsewhere (a migrated book) may still be corrected from
-    today on, as a migration replays what it recorded."""
-    return today if entry.recorded_elsewhere else earliest_reduction_date(today)
+    terms answered for it, and so does today, whoever granted it (domain.md: a reduction or
+    withdrawal applies at least from tomorrow: goods already shipped stay covered; an amount
+    recorded from elsewhere covered today's shipments as much as one this system granted)."""
+    return earliest_reduction_date(today)
 
 
 def recording_allowed_from(
