@@ -448,7 +448,8 @@ async def record_external_limit(
     _refuse_after_policy_end(policy, data.effective_from)
     if data.payment_terms_days and data.payment_terms_days > policy.max_credit_period_days:
         raise invalid(["body", "payment_terms_days"],
-                      "must not exceed the policy's maximum credit period")  # fmt: skip
+                      "must not exceed the policy's maximum credit period "
+                      f"({policy.max_credit_period_days} days)")  # fmt: skip
     _refuse_above_cap(policy, amount)
     limit = await _limit_for(ctx, policy_id, data.buyer_id)
     history = await _history_of(ctx, limit.id)

@@ -160,6 +160,10 @@ def test_the_equity_share_names_no_figure_and_equity_not_positive_is_said_so() -
         assert refused.status == rules.REFUSED
         assert codes(refused) == {"above_equity_share"}
         assert "zero or negative" in refused.reasons[0].message
+    # A positive equity whose share rounds to nothing is not said to be zero or negative.
+    tiny = rules.decide_limit_request(facts(equity=Money.of("0.04", "EUR")))
+    assert tiny.status == rules.REFUSED and codes(tiny) == {"above_equity_share"}
+    assert "zero or negative" not in tiny.reasons[0].message
 
 
 def test_equity_known_in_another_currency_is_weighed_by_an_underwriter() -> None:

@@ -299,7 +299,7 @@ def caps_below_amount(facts: RequestFacts, table: DecisionTable) -> list[tuple[M
             # The figure is not named: a policyholder sees a buyer's grade, never its factors.
             message = (
                 f"{facts.amount} is above {table.equity_share_pct}% of the buyer's equity"
-                if share.is_positive()
+                if facts.equity.is_positive()  # a tiny equity's share may round to nothing
                 else "the buyer's equity is zero or negative: nothing is granted against it"
             )
             caps.append((share, Reason("above_equity_share", message)))
