@@ -268,6 +268,22 @@ async def test_a_taken_over_mandate_shares_only_what_it_recovers_after_the_claim
     assert parts == {"fee": D("3333.33"), "insurer": D("21250.00"), "policyholder": D("8750.00")}
 
 
+K1 = {"number": "K1", "amount": money("80000"), "due_date": "2026-10-15"}
+K3 = {"number": "K3", "amount": money("20000"), "due_date": "2026-11-01"}
+
+
+async def mandate_on_k1_and_k3(
+    client: httpx.AsyncClient, buyer_id: str
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A policyholder's mandate on K1 (80,000, due 15 October) and K3 (20,000, due 1 November):
+    its creditor, the case, and K1 (the invoice a claim takes it over on)."""
+    creditor = unique("ph")
+    opened = ok(await client.post("/v1/cases", headers=auth("policyholder", creditor), json={
+        "creditor_id": creditor, "buyer_id": buyer_id, "debtor_country": "DE",
+        "invoices": [K1, K3]}), 201)  # fmt: skip
+    return creditor, opened, K1
+
+
 async def test_a_taken_over_mandate_shares_with_the_insurer_only_what_it_recovers_on_the_claims_invoices(
     cases: tuple[httpx.AsyncClient, str],
 ) -> None:
@@ -276,12 +292,7 @@ async def test_a_taken_over_mandate_shares_with_the_insurer_only_what_it_recover
     it. 100,000 recovered: fee 10,000, insurer 90% of K1's 72,000 after the fee = 64,800,
     policyholder K1's remaining 7,200 and K3's 18,000 = 25,200 (not 81,000 and 9,000)."""
     client, buyer_id = cases
-    creditor = unique("ph")
-    k1 = {"number": "K1", "amount": money("80000"), "due_date": "2026-10-15"}
-    k3 = {"number": "K3", "amount": money("20000"), "due_date": "2026-11-01"}
-    opened = ok(await client.post("/v1/cases", headers=auth("policyholder", creditor), json={
-        "creditor_id": creditor, "buyer_id": buyer_id, "debtor_country": "DE",
-        "invoices": [k1, k3]}), 201)  # fmt: skip
+    creditor, opened, k1 = await mandate_on_k1_and_k3(client, buyer_id)
     taken = ok(await client.post("/v1/cases", headers=auth("service"), json={
         "creditor_id": creditor, "buyer_id": buyer_id, "debtor_country": "DE",
         "claim_id": unique("clm"), "invoices": [k1], "insurer_share_pct": "90"}), 201)  # fmt: skip
@@ -387,12 +398,7 @@ async def test_what_a_mandate_recovered_after_the_claim_counts_once_beside_an_in
     insurer's part (78,500 − 7,850) × 90% = 63,585; the 499.99 of the second the claim counted
     is none of it."""
     client, buyer_id = cases
-    creditor = unique("ph")
-    k1 = {"number": "K1", "amount": money("80000"), "due_date": "2026-10-15"}
-    k3 = {"number": "K3", "amount": money("20000"), "due_date": "2026-11-01"}
-    opened = ok(await client.post("/v1/cases", headers=auth("policyholder", creditor), json={
-        "creditor_id": creditor, "buyer_id": buyer_id, "debtor_country": "DE",
-        "invoices": [k1, k3]}), 201)  # fmt: skip
+    creditor, opened, k1 = await mandate_on_k1_and_k3(client, buyer_id)
 
     async def recover(amount: str) -> dict[str, Any]:
         return ok(await client.post(f"/v1/cases/{opened['id']}/payments", headers=COLLECTOR,
