@@ -116,11 +116,11 @@ def decode_key_cursor(cursor: str, *, list_path: str, secret: str) -> str:
 
 
 def _list_of(request: Request) -> tuple[str, str]:
-    """The list a request reads, the service's route (its path template, whatever the actual
-    path: the same list for every buyer's history), and the secret its cursors are signed with."""
-    template = getattr(request.scope.get("route"), "path", request.url.path)
+    """The list a request reads, the service's path as asked (one policy's exposure, one buyer's
+    history: a cursor of another's list would skip its items before the cursor's place), and the
+    secret its cursors are signed with."""
     secret: str = request.app.state.settings.jwt_secret
-    return f"{request.app.state.service}:{template}", secret
+    return f"{request.app.state.service}:{request.url.path}", secret
 
 
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT)]

@@ -133,8 +133,10 @@ BUYER_NOT_COVERED = _entry("buyer-not-covered", 422, "Buyer not covered",
                            "insurable: no one may grant or raise a limit on it (a refusal, or a "
                            "cut, is always possible)", "underwriting")  # fmt: skip
 RETROACTIVE_REDUCTION = _entry("retroactive-reduction", 422, "Retroactive reduction",
-                               "a reduction or withdrawal of a limit applies only to shipments "
-                               "from tomorrow on", "underwriting")  # fmt: skip
+                               "a reduction or withdrawal of a limit, or shorter payment terms, "
+                               "applies only to shipments from tomorrow on "
+                               "(`earliest_effective_from` names the first day allowed)",
+                               "underwriting")  # fmt: skip
 POLICY_INACTIVE = _entry("policy-inactive", 422, "Policy inactive",
                          "the policy has ended (`end_date`): a limit on it no longer changes, as "
                          "a limit request on it is refused (`policy_inactive`)",

@@ -18,6 +18,7 @@ from shared.contracts import (
     CaseOpening,
     CoverageCheck,
     LadderName,
+    PolicyTerms,
     SettledInvoice,
     SignalKind,
 )
@@ -49,9 +50,13 @@ PAID_CLAIM_SIGNALS: Mapping[str, SignalKind] = {
 
 def paid_claim_signal(claim: Claim) -> BuyerSignal | None:
     """The signal a paid claim sends about its buyer, observed on the day it was paid, with its
-    policy; none for a cause that says nothing of the buyer."""
+    policy; none for a cause that says nothing of the buyer, nor for a loss paid as political (a
+    war under political cover: `rules.political_loss`)."""
     kind = PAID_CLAIM_SIGNALS.get(claim.cause)
     if kind is None or claim.paid_on is None:
+        return None
+    cover = PolicyTerms.model_validate(claim.terms).political_risk_cover
+    if rules.political_loss(claim.cause, war_related=claim.war_related, political_risk_cover=cover):
         return None
     details = f"{claim.cause} claim {claim.id} paid under policy {claim.policy_id}"
     return signal(kind, claim.paid_on, details, claim.policy_id)

@@ -284,10 +284,14 @@ def arrears_outstanding(notified: Iterable[tuple[str, str, dt.date, dt.date]]) -
     return outstanding
 
 
-def filing_signal(cause: str, filed_on: dt.date) -> tuple[str, dt.date] | None:
+def filing_signal(
+    cause: str, filed_on: dt.date, *, political: bool = False
+) -> tuple[str, dt.date] | None:
     """The signal a claim sends about its buyer when it is filed, observed that day; None for a
-    cause that says nothing of the buyer until the claim is approved (`approval_signal`)."""
-    kind = FILING_SIGNALS.get(cause)
+    cause that says nothing of the buyer until the claim is approved (`approval_signal`), and
+    for a political loss (`political_loss`: a war under political cover too), whose default is
+    the war's, not the buyer's payment behaviour."""
+    kind = None if political else FILING_SIGNALS.get(cause)
     return None if kind is None else (kind, filed_on)
 
 

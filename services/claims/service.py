@@ -236,7 +236,9 @@ async def file_claim(ctx: Context, filing: ClaimCreate) -> ClaimRead:
         due_date=invoice.due_date) for invoice in filing.invoices]  # fmt: skip
     ctx.session.add_all(invoices)
     await _announce_status(ctx, claim, None, parties=_parties_of(claim, policy.assigned_bank_ids))
-    said = rules.filing_signal(filing.cause, ctx.today)
+    political = rules.political_loss(filing.cause, war_related=filing.war_related,
+                                     political_risk_cover=policy.political_risk_cover)  # fmt: skip
+    said = rules.filing_signal(filing.cause, ctx.today, political=political)
     sent = None
     if said is not None:
         # Under its policy: the claims of one default (one per invoice, or one for them all) are

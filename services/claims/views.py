@@ -217,7 +217,8 @@ def refusal_problem(refused: rules.Refused, claim: Claim, missing: Sequence[str]
     if refused.refusal is r.ALREADY_PAID:
         return conflict(ALREADY_PAID, f"the claim was paid on {claim.paid_on}")
     if refused.refusal is r.CLAIM_ON_HOLD:
-        return conflict(CLAIM_ON_HOLD, "a dispute is open: the claim holds until it is settled")
+        return conflict(CLAIM_ON_HOLD, "a dispute is open: the claim holds until it is settled",
+                        status_now=status)  # fmt: skip
     if refused.refusal is r.CLAIM_LAPSED:
         return unprocessable(CLAIM_LAPSED, f"documents were due by {claim.documents_due}; the "
                              "claim has lapsed with documents missing",

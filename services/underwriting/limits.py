@@ -745,8 +745,9 @@ async def _regrade_following(
 async def update_indicators(ctx: Context, buyer_id: str, data: IndicatorsIn) -> BuyerGradedRead:
     """A policyholder declares indicators (kept as its own declaration, not graded) on its own
     buyers only; an underwriter's are confirmed: they grade the buyer again, and its limits
-    follow. A pending declaration whose every indicator the underwriter's figures give is
-    superseded by them; one declaring others stays pending, as declared (the answer lists it)."""
+    follow (unless they are the figures it has already). A pending declaration of any indicator
+    the underwriter's figures give is superseded by them (confirmed later, it would put an older
+    figure back); one declaring none of them stays pending, as declared (the answer lists it)."""
     buyer = await visible_buyer(ctx, buyer_id, for_update=True)
     values = stored_indicators(data)
     if not values:
@@ -759,7 +760,9 @@ async def update_indicators(ctx: Context, buyer_id: str, data: IndicatorsIn) -> 
         declared = declare_indicators(ctx, buyer, values, next(iter(own.get(buyer.id, [])), None))
         changes: tuple[list[LimitChangeRead], list[LimitNotHalvedRead]] = ([], [])
         return await _graded_read(ctx, buyer, [declared], *changes)
-    buyer.indicators = {**buyer.indicators, **values}
+    entered = {**buyer.indicators, **values}
+    unchanged = entered == buyer.indicators
+    buyer.indicators = entered
     found = await repo.declarations_of(ctx.session, [buyer.id], pending_only=True)
     left: list[IndicatorDeclaration] = []
     for declaration in found.get(buyer.id, []):
@@ -767,7 +770,9 @@ async def update_indicators(ctx: Context, buyer_id: str, data: IndicatorsIn) -> 
             _decide(ctx, declaration, "superseded")
         else:
             left.append(declaration)
-    changes = await _regrade_following(ctx, buyer, cause="indicators")
+    changes = ([], [])
+    if not unchanged:  # figures the buyer already has grade nothing again (no history entry)
+        changes = await _regrade_following(ctx, buyer, cause="indicators")
     return await _graded_read(ctx, buyer, left, *changes)
 
 

@@ -980,3 +980,40 @@ async def test_a_document_sent_as_json_is_told_to_send_a_form(
     body = ok(answer, 422)
     assert "multipart/form-data" in body["detail"] and "'application/json'" in body["detail"]
     assert {tuple(e["loc"]) for e in body["errors"]} == {("body", "kind"), ("body", "file")}
+
+
+async def test_a_war_default_under_political_cover_says_nothing_of_the_buyers_payments(
+    apis: dict[str, httpx.AsyncClient],
+) -> None:
+    """A protracted default caused by war, under political cover, is a political loss (paid at
+    the political percentage): like a political claim it sends underwriting no payment delay at
+    filing and no loss at payment."""
+    claims, uw = apis["claims"], apis["underwriting"]
+    policy = await make_policy(uw, start_date="2026-11-01", end_date="2027-10-31",
+                               political_risk_cover=True, political_indemnity_pct="80")  # fmt: skip
+    buyer = await make_buyer(uw)
+    ok(await uw.post(f"/v1/policies/{policy['id']}/limits", headers=UW, json={
+        "buyer_id": buyer["id"], "amount": money("100000"), "effective_from": "2026-11-01",
+        "payment_terms_days": 90, "reason": "book migrated"}), 201)  # fmt: skip
+    holder = auth("policyholder", policy["policyholder_id"])
+    late = invoice("WAR", "10000", "2026-11-01", "2026-12-10")  # the window opened 8 June 2027
+    with declared_on(claims, dt.date(2027, 1, 5)):  # notified in time
+        ok(await claims.post("/v1/overdue-notifications", headers=holder, json={
+            "policy_id": policy["id"], "buyer_id": buyer["id"], "kind": "overdue",
+            "invoices": [late]}), 201)  # fmt: skip
+    filed = ok(await claims.post("/v1/claims", headers=holder, json={
+        "policy_id": policy["id"], "buyer_id": buyer["id"], "cause": "protracted_default",
+        "war_related": True, "invoices": [late]}), 201)  # fmt: skip
+    assert filed["buyer_signal"] is None
+    filed = await complete(claims, filed, holder)
+    assessed = ok(await claims.post(f"/v1/claims/{filed['id']}/assessment", headers=HANDLER), 200)
+    assert "political percentage" in assessed["assessment"]["steps"][2]["note"]
+    ok(await claims.post(f"/v1/claims/{filed['id']}/decision", headers=HANDLER,
+                         json={"decision": "approve", "reason": "war damage proven"}), 200)  # fmt: skip
+    paid = ok(await claims.post(f"/v1/claims/{filed['id']}/payment", headers=HANDLER), 200)
+    assert paid["status"] == "paid" and paid["buyer_signal"] is None
+    # Underwriting heard of the overdue (a stop-shipment) and of collections' own case, never of
+    # the claim as a payment default.
+    kinds = {x["kind"] for x in ok(await uw.get(f"/v1/buyers/{buyer['id']}/signals",
+                                                headers=UW), 200)["items"]}  # fmt: skip
+    assert not kinds & {"payment_delay", "protracted_default", "claim_paid"}, kinds

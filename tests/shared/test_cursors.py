@@ -102,3 +102,8 @@ async def test_the_exposure_lists_cursor_naming_a_buyer_is_refused_by_another_li
     refused(await uw.get(path, params={"cursor": buyers}, headers=UW))
     made = base64.urlsafe_b64encode(json.dumps([first["items"][0]["buyer_id"]]).encode())
     refused(await uw.get(path, params={"cursor": made.decode().rstrip("=")}, headers=UW))
+    # Nor another policy's exposure: from its place, it would skip that list's first buyers.
+    other = await make_policy(uw)
+    await request_limit(uw, other, (await make_buyer(uw))["id"], "10000")
+    refused(await uw.get(f"/v1/policies/{other['id']}/exposure", params={"cursor": cursor},
+                         headers=UW))  # fmt: skip

@@ -140,21 +140,22 @@ async def test_a_declaration_is_superseded_only_by_the_underwriters_figures_for_
 async def test_the_underwriters_figures_supersede_one_declarer_and_leave_anothers_pending(
     uw: httpx.AsyncClient,
 ) -> None:
-    """ph-x declared a current ratio only, ph-y a current ratio and equity; the underwriter's
-    current ratio decides all of ph-x's declaration, not ph-y's equity: ph-x's is superseded,
-    ph-y's stays pending whole and can still be confirmed."""
+    """ph-x declared a current ratio and a DSO, ph-y equity only; the underwriter's current ratio
+    decides one of ph-x's figures: ph-x's declaration is superseded (confirmed later, it would put
+    the older 0.31 back over 1.5), ph-y's stays pending whole and can still be confirmed, the
+    underwriter's figure standing."""
     x, y, buyer = await _two_declarers(uw)
     hx, hy = auth("policyholder", x["policyholder_id"]), auth("policyholder", y["policyholder_id"])
     underwriter = auth("underwriter")
-    ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=hx, json={"current_ratio": "0.31"}),
-       200)  # fmt: skip
+    ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=hx,
+                     json={"current_ratio": "0.31", "dso_days": "100"}), 200)  # fmt: skip
     ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=hy,
-                     json={"current_ratio": "0.9", "equity": money("-1000")}), 200)  # fmt: skip
+                     json={"equity": money("-1000")}), 200)  # fmt: skip
     entered = ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=underwriter,
                                json={"current_ratio": "1.5"}), 200)  # fmt: skip
     [left] = entered["declarations"]
     assert left["policyholder_id"] == y["policyholder_id"] and left["status"] == "pending"
-    assert _given(left) == {"current_ratio": "0.9", "equity": money("-1000.00")}
+    assert _given(left) == {"equity": money("-1000.00")}
     [of_x] = ok(await uw.get(f"/v1/buyers/{buyer}", headers=hx), 200)["declarations"]
     assert of_x["status"] == "superseded"
     [of_y] = ok(await uw.get(f"/v1/buyers/{buyer}", headers=hy), 200)["declarations"]
@@ -162,7 +163,22 @@ async def test_the_underwriters_figures_supersede_one_declarer_and_leave_another
     confirmed = ok(await uw.post(f"/v1/buyers/{buyer}/indicators/confirmation",
                                  headers=underwriter), 200)  # fmt: skip
     assert confirmed["indicators"]["equity"] == money("-1000.00")
+    assert confirmed["indicators"]["current_ratio"] == "1.5"  # the underwriter's stands
     assert confirmed["indicators_confirmed"] is True
+
+
+async def test_the_underwriters_figures_the_buyer_has_already_add_no_grade_entry(
+    uw: httpx.AsyncClient,
+) -> None:
+    _, _, buyer = await _two_declarers(uw)
+    underwriter = auth("underwriter")
+    ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=underwriter,
+                     json={"current_ratio": "2.5"}), 200)  # fmt: skip
+    before = ok(await uw.get(f"/v1/buyers/{buyer}/grades", headers=underwriter), 200)["items"]
+    ok(await uw.post(f"/v1/buyers/{buyer}/indicators", headers=underwriter,
+                     json={"current_ratio": "2.5"}), 200)  # fmt: skip
+    after = ok(await uw.get(f"/v1/buyers/{buyer}/grades", headers=underwriter), 200)["items"]
+    assert [e["id"] for e in after] == [e["id"] for e in before]
 
 
 async def test_a_confirmation_with_nothing_pending_adds_no_grade_entry(

@@ -25,9 +25,10 @@ def country_covered(country: str, covered_countries: Sequence[str] | None) -> bo
 
 def declaration_decided(declared: Collection[str], entered: Collection[str]) -> bool:
     """A policyholder's pending declaration of indicators is decided by an underwriter's own
-    figures (superseded) only when they give every indicator it declares; one that declares
-    others stays pending, as declared, for an underwriter to confirm or supersede."""
-    return set(declared) <= set(entered)
+    figures (superseded) when they give any indicator it declares: confirmed later as a whole,
+    it would put back an older figure over the underwriter's. One that declares none of them
+    stays pending, as declared, for an underwriter to confirm or supersede."""
+    return not set(declared).isdisjoint(entered)
 
 
 def first_repeated(items: Sequence[str]) -> tuple[int, str] | None:
