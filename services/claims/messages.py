@@ -55,7 +55,8 @@ def paid_claim_signal(claim: Claim) -> BuyerSignal | None:
     kind = PAID_CLAIM_SIGNALS.get(claim.cause)
     if kind is None or claim.paid_on is None:
         return None
-    cover = PolicyTerms.model_validate(claim.terms).political_risk_cover
+    # The terms the claim was filed under (none kept on a claim filed before they were).
+    cover = claim.terms is not None and PolicyTerms.model_validate(claim.terms).political_risk_cover
     if rules.political_loss(claim.cause, war_related=claim.war_related, political_risk_cover=cover):
         return None
     details = f"{claim.cause} claim {claim.id} paid under policy {claim.policy_id}"
