@@ -249,9 +249,9 @@ async def update_indicators(
 ) -> Response:  # fmt: skip
     """A policyholder's indicators are kept as declared; an underwriter's are confirmed: they
     regrade the buyer, and its limits follow the new grade (halved when it newly reaches the
-    halving grade, each change listed). They supersede a pending declaration only when they give
-    every indicator it declares; one declaring others stays pending, as declared, and is listed
-    in `declarations`."""
+    halving grade, each change listed). They supersede a pending declaration of any indicator
+    they give (confirmed later, it would put an older figure back); one declaring none of them
+    stays pending, as declared, and is listed in `declarations`."""
     ctx = context(request, session, caller)
     return await cmd.run(lambda: lim.update_indicators(ctx, buyer_id, body))
 

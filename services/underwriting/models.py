@@ -158,7 +158,7 @@ class IndicatorDeclaration(Timestamped, Base):
     they move the grade only once an underwriter confirms them), one row per buyer and declaring
     policyholder: who declared them and when, and what became of them. `pending` until an
     underwriter confirms them (`confirmed`: merged into the buyer's indicators) or gives
-    figures of their own for every indicator they declare (`superseded`; figures for only some
+    figures of their own for any indicator they declare (`superseded`; figures for none of them
     leave it pending, as declared); declaring again starts a pending declaration anew
     (merged into one still pending). `policyholder_id` null: declared before migration un0016
     by a party it could not name."""

@@ -212,8 +212,9 @@ class IndicatorDeclarationRead(Schema):
     indicators: IndicatorsIn
     status: DeclarationStatus = Field(
         description="`pending` until an underwriter confirms it (`confirmed`: it now moves the "
-        "grade) or gives figures of their own for every indicator it declares (`superseded`; "
-        "figures for only some leave it pending, as declared)"
+        "grade) or gives figures of their own for any indicator it declares (`superseded`: "
+        "confirmed later, it would put an older figure back; figures for none of them leave it "
+        "pending, as declared)"
     )
     declared_by: str = Field(description="the token subject that declared it")
     declared_at: dt.datetime
